@@ -1,0 +1,67 @@
+"""Every event type, and one adapter that parses any of them by ``event_type``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Discriminator, TypeAdapter
+
+from billing_contracts.events.payments import (
+    PAYMENT_EVENTS,
+    Customer,
+    PaymentCancelledV1,
+    PaymentCreatedV1,
+    PaymentData,
+    PaymentExpiredV1,
+    PaymentFailedV1,
+    PaymentPendingV1,
+    PaymentSnapshot,
+    PaymentSucceededV1,
+)
+from billing_contracts.events.providers import (
+    PROVIDER_EVENTS,
+    ProviderPaymentFailedV1,
+    ProviderPaymentOutcome,
+    ProviderPaymentSucceededV1,
+)
+
+AnyEvent = Annotated[
+    PaymentCreatedV1
+    | PaymentPendingV1
+    | PaymentSucceededV1
+    | PaymentFailedV1
+    | PaymentExpiredV1
+    | PaymentCancelledV1
+    | ProviderPaymentSucceededV1
+    | ProviderPaymentFailedV1,
+    Discriminator("event_type"),
+]
+
+ANY_EVENT: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+
+EVENT_CLASSES = {cls.model_fields["event_type"].default: cls for cls in (*PAYMENT_EVENTS, *PROVIDER_EVENTS)}
+
+
+def parse_event(raw: bytes | str) -> AnyEvent:
+    """Parse a JSON event of any known type; raise ``pydantic.ValidationError`` otherwise."""
+    return ANY_EVENT.validate_json(raw)
+
+
+__all__ = [
+    "ANY_EVENT",
+    "EVENT_CLASSES",
+    "AnyEvent",
+    "Customer",
+    "PaymentCancelledV1",
+    "PaymentCreatedV1",
+    "PaymentData",
+    "PaymentExpiredV1",
+    "PaymentFailedV1",
+    "PaymentPendingV1",
+    "PaymentSnapshot",
+    "PaymentSucceededV1",
+    "ProviderPaymentFailedV1",
+    "ProviderPaymentOutcome",
+    "ProviderPaymentSucceededV1",
+    "parse_event",
+]

@@ -1,0 +1,44 @@
+"""Events published by providers-svc: what a provider told us about a payment."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from billing_contracts.envelope import EventBase
+
+
+class ProviderPaymentOutcome(BaseModel):
+    """The provider's verdict on one payment attempt, in our units (minor units + ISO 4217)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    payment_id: str
+    provider: str
+    provider_transaction_id: str
+    provider_reference: str | None = None
+    amount: int
+    currency: str
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+
+class _ProviderEvent(EventBase):
+    source: str = "providers"
+    data: ProviderPaymentOutcome
+
+
+class ProviderPaymentSucceededV1(_ProviderEvent):
+    """The provider confirmed (captured) the payment through a verified callback."""
+
+    event_type: Literal["provider.payment.succeeded"] = "provider.payment.succeeded"
+
+
+class ProviderPaymentFailedV1(_ProviderEvent):
+    """The provider declined or cancelled the payment through a verified callback."""
+
+    event_type: Literal["provider.payment.failed"] = "provider.payment.failed"
+
+
+PROVIDER_EVENTS: tuple[type[_ProviderEvent], ...] = (ProviderPaymentSucceededV1, ProviderPaymentFailedV1)

@@ -1,0 +1,41 @@
+"""``/healthz`` (alive), ``/readyz`` (dependencies reachable) and ``/metrics`` on every process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from billing_runtime.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+Check = Callable[[], Awaitable[None]]
+
+
+def add_health_routes(app: web.Application, metrics: Metrics, checks: dict[str, Check]) -> None:
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_request: web.Request) -> web.Response:
+        results: dict[str, str] = {}
+        ok = True
+        for name, check in checks.items():
+            try:
+                await asyncio.wait_for(check(), timeout=2)
+                results[name] = "ok"
+            except Exception as exc:  # readiness reports any failure as "not ready", never a 500
+                log.warning("readiness check %s failed: %s", name, exc)
+                results[name] = "unavailable"
+                ok = False
+        return web.json_response(
+            {"status": "ok" if ok else "unavailable", "checks": results},
+            status=200 if ok else 503,
+            headers=None if ok else {"Retry-After": "5"},
+        )
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics.handler)

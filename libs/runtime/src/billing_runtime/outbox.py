@@ -1,0 +1,172 @@
+"""Transactional outbox: events are rows written in the same transaction as the state change; a relay
+publishes them with publisher confirms and deletes them only afterwards (at-least-once, never lost)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from billing_contracts.envelope import EventBase, utcnow
+from billing_contracts.routing import routing_key
+from billing_runtime.bus.base import Bus, Message
+from billing_runtime.db import UTCDateTime, is_postgres
+
+log = logging.getLogger(__name__)
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    """The ``outbox`` table of a service (migrated by that service's Alembic)."""
+    return Table(
+        "outbox",
+        metadata,
+        # BIGINT on PostgreSQL; INTEGER on SQLite so the column is its autoincrementing rowid.
+        Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+        Column("event_id", String(64), nullable=False, unique=True),
+        Column("routing_key", String(255), nullable=False),
+        Column("body", Text(), nullable=False),
+        Column("created_at", UTCDateTime(), nullable=False),
+        Column("claimed_until", UTCDateTime(), nullable=True),
+        Column("claim_token", String(32), nullable=True),
+    )
+
+
+def outbox_row(event: EventBase) -> dict[str, object]:
+    """The outbox row for an event (its routing key derives from source, type and version)."""
+    return {
+        "event_id": event.event_id,
+        "routing_key": routing_key(event.source, event.event_type, event.schema_version),
+        "body": event.model_dump_json(),
+        "created_at": utcnow(),
+    }
+
+
+async def write_events(session: AsyncSession, table: Table, events: list[EventBase], channel: str | None) -> None:
+    """Insert the events into the outbox inside the caller's transaction and, on PostgreSQL, queue a
+    NOTIFY that is delivered to relays only if the transaction commits."""
+    if not events:
+        return
+    await session.execute(table.insert(), [outbox_row(e) for e in events])
+    if channel and session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.execute(select(func.pg_notify(channel, "")))
+
+
+class OutboxRelay:
+    """Claims due rows with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so any number of relays
+    can run), publishes them, then deletes exactly the rows it still holds the lease on."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        table: Table,
+        bus: Bus,
+        *,
+        batch_size: int = 200,
+        poll_interval: float = 1.0,
+        lease: timedelta = timedelta(seconds=30),
+        on_published: Callable[[int], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.table = table
+        self.bus = bus
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.lease = lease
+        self.on_published = on_published
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Ask the relay to look at the outbox now (called after a commit that wrote events)."""
+        self._wake.set()
+
+    async def backlog(self) -> int:
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(self.table))).scalar_one())
+
+    async def _claim(self) -> tuple[str, list[tuple[int, str, str, str]]]:
+        t = self.table
+        token = secrets.token_hex(8)
+        now = utcnow()
+        due = (
+            select(t.c.id)
+            .where((t.c.claimed_until.is_(None)) | (t.c.claimed_until < now))
+            .order_by(t.c.id)
+            .limit(self.batch_size)
+        )
+        if is_postgres(self.engine):
+            due = due.with_for_update(skip_locked=True)
+        stmt = (
+            update(t)
+            .where(t.c.id.in_(due.scalar_subquery()))
+            .values(claim_token=token, claimed_until=now + self.lease)
+            .returning(t.c.id, t.c.event_id, t.c.routing_key, t.c.body)
+        )
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return token, sorted((r.id, r.event_id, r.routing_key, r.body) for r in rows)
+
+    async def run_once(self) -> int:
+        """Publish one batch; return how many events were published."""
+        token, rows = await self._claim()
+        if not rows:
+            return 0
+        published: list[int] = []
+        failed: list[int] = []
+        for row_id, event_id, key, body in rows:
+            # In id order, one at a time: events of one aggregate reach the broker in commit order.
+            try:
+                await self.bus.publish(Message(routing_key=key, body=body.encode(), message_id=event_id))
+            except Exception:
+                log.warning("publishing %s failed; it stays in the outbox", event_id, exc_info=True)
+                failed = [r[0] for r in rows if r[0] not in published]
+                break
+            published.append(row_id)
+        t = self.table
+        async with self.engine.begin() as conn:
+            if published:
+                await conn.execute(delete(t).where(t.c.id.in_(published), t.c.claim_token == token))
+            if failed:
+                await conn.execute(
+                    update(t).where(t.c.id.in_(failed), t.c.claim_token == token).values(claimed_until=None)
+                )
+        if self.on_published is not None and published:
+            self.on_published(len(published))
+        if failed:
+            raise ConnectionError(f"{len(failed)} events not published")
+        return len(published)
+
+    async def run(self) -> None:
+        """Relay forever: drain, then sleep until woken or the poll interval passes."""
+        backoff = self.poll_interval
+        while True:
+            try:
+                count = await self.run_once()
+            except Exception:
+                log.warning("outbox relay pass failed; retrying in %.1fs", backoff, exc_info=True)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            backoff = self.poll_interval
+            if count >= self.batch_size:
+                continue
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+            self._wake.clear()
+
+
+async def listen_for_notifications(url: str, channel: str, callback: Callable[[], None]) -> Callable[[], object]:
+    """Subscribe to PostgreSQL NOTIFY on ``channel`` with a dedicated asyncpg connection.
+
+    Returns an async closer. Polling still runs beside it, so a lost notification only delays an event.
+    """
+    import asyncpg  # local import: SQLite deployments never need it
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    await conn.add_listener(channel, lambda *_args: callback())
+    return conn.close

@@ -1,0 +1,153 @@
+"""The per-process plumbing of a service: engine, bus, outbox relay, consumers and background tasks,
+opened and closed by one aiohttp cleanup context so nothing lives at module level."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from billing_runtime.bus import Bus, Handler, create_bus
+from billing_runtime.db import create_engine, is_postgres, make_sessionmaker, ping
+from billing_runtime.metrics import Metrics
+from billing_runtime.outbox import OutboxRelay, listen_for_notifications
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Consumer:
+    queue: str
+    binding_keys: list[str]
+    handler: Handler
+
+
+@dataclass
+class Plumbing:
+    """Build it in ``create_app``; register consumers and tasks; then ``app.cleanup_ctx.append(p.ctx)``.
+
+    ``engine``/``bus`` may be given (tests, embedded mode with one shared in-process bus); what is
+    given is not closed here, what is created here is.
+    """
+
+    service: str
+    database_url: str
+    metrics: Metrics
+    bus_url: str = "memory://"
+    outbox: Table | None = None
+    run_relay: bool = True
+    poll_interval: float = 1.0
+    engine: AsyncEngine | None = None
+    bus: Bus | None = None
+    _owns_engine: bool = field(default=False, init=False)
+    _owns_bus: bool = field(default=False, init=False)
+    _consumers: list[_Consumer] = field(default_factory=list, init=False)
+    _tasks: list[tuple[str, Callable[[], Awaitable[None]]]] = field(default_factory=list, init=False)
+    relay: OutboxRelay | None = field(default=None, init=False)
+    sessionmaker: async_sessionmaker[AsyncSession] | None = field(default=None, init=False)
+
+    @property
+    def notify_channel(self) -> str:
+        return f"outbox_{self.service.replace('-', '_')}"
+
+    def add_consumer(self, queue: str, binding_keys: list[str], handler: Handler) -> None:
+        self._consumers.append(_Consumer(queue, binding_keys, handler))
+
+    def add_task(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
+        """A background loop started after the engine and bus are open, cancelled before they close."""
+        self._tasks.append((name, factory))
+
+    def wake_relay(self) -> None:
+        if self.relay is not None:
+            self.relay.wake()
+
+    async def check_database(self) -> None:
+        assert self.engine is not None
+        await ping(self.engine)
+
+    async def check_bus(self) -> None:
+        assert self.bus is not None
+        await self.bus.check()
+
+    def open_engine(self) -> AsyncEngine:
+        if self.engine is None:
+            self.engine = create_engine(self.database_url)
+            self._owns_engine = True
+        self.sessionmaker = make_sessionmaker(self.engine)
+        return self.engine
+
+    async def ctx(self, _app: web.Application) -> AsyncIterator[None]:
+        engine = self.open_engine()
+        needs_bus = self.outbox is not None or bool(self._consumers)
+        if needs_bus and self.bus is None:
+            self.bus = create_bus(self.bus_url)
+            self._owns_bus = True
+            await self.bus.start()
+        tasks: list[asyncio.Task[None]] = []
+        closers: list[Callable[[], object]] = []
+        try:
+            if self.outbox is not None and self.run_relay:
+                assert self.bus is not None
+                self.relay = OutboxRelay(
+                    engine,
+                    self.outbox,
+                    self.bus,
+                    poll_interval=self.poll_interval,
+                    on_published=self.metrics.outbox_published.inc,
+                )
+                if is_postgres(engine):
+                    closers.append(
+                        await listen_for_notifications(self.database_url, self.notify_channel, self.relay.wake)
+                    )
+                tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.service}:relay"))
+                tasks.append(asyncio.create_task(self._watch_backlog(), name=f"{self.service}:backlog"))
+            for consumer in self._consumers:
+                assert self.bus is not None
+                await self.bus.subscribe(consumer.queue, consumer.binding_keys, consumer.handler)
+            for name, factory in self._tasks:
+                tasks.append(asyncio.create_task(self._guard(name, factory), name=f"{self.service}:{name}"))
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if self.relay is not None:
+                # One last pass so events committed by the final requests leave before we stop.
+                with contextlib.suppress(Exception):
+                    await self.relay.run_once()
+            for close in closers:
+                with contextlib.suppress(Exception):
+                    result = close()
+                    if asyncio.iscoroutine(result):
+                        await result
+            if self._owns_bus and self.bus is not None:
+                await self.bus.close()
+            if self._owns_engine:
+                await engine.dispose()
+
+    async def _guard(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
+        # A background loop that crashes is restarted after a pause rather than dying silently.
+        while True:
+            try:
+                await factory()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s background task %s crashed; restarting in 1s", self.service, name)
+                await asyncio.sleep(1)
+
+    async def _watch_backlog(self) -> None:
+        assert self.relay is not None
+        while True:
+            with contextlib.suppress(Exception):
+                self.metrics.outbox_backlog.set(await self.relay.backlog())
+            await asyncio.sleep(5)
