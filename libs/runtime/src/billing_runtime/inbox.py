@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from billing_contracts.envelope import utcnow
 from sqlalchemy import Column, MetaData, String, Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_contracts.envelope import utcnow
 from billing_runtime.db import UTCDateTime
 
 

@@ -36,7 +36,13 @@ def sign_internal(
     ttl: int = 60,
 ) -> str:
     now = int(time.time())
-    claims: dict[str, object] = {"iss": issuer, "aud": audience, "iat": now, "exp": now + ttl, "purpose": _PURPOSE}
+    claims: dict[str, object] = {
+        "iss": issuer,
+        "aud": audience,
+        "iat": now,
+        "exp": now + ttl,
+        "purpose": _PURPOSE,
+    }
     if tenant_id is not None:
         claims["tenant_id"] = tenant_id
     if tenant_name is not None:
@@ -47,7 +53,11 @@ def sign_internal(
 def verify_internal(secret: str, token: str, *, audience: str) -> Caller:
     try:
         claims = jwt.decode(
-            token, secret, algorithms=[_ALGORITHM], audience=audience, options={"require": ["exp", "iss", "aud"]}
+            token,
+            secret,
+            algorithms=[_ALGORITHM],
+            audience=audience,
+            options={"require": ["exp", "iss", "aud"]},
         )
     except jwt.PyJWTError as exc:
         raise ProblemError(401, "unauthorized", "Invalid internal credentials") from exc

@@ -10,11 +10,23 @@ import secrets
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text, delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-
 from billing_contracts.envelope import EventBase, utcnow
 from billing_contracts.routing import routing_key
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
 from billing_runtime.bus.base import Bus, Message
 from billing_runtime.db import UTCDateTime, is_postgres
 

@@ -8,29 +8,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-
 from billing_contracts.problems import FieldError, ProblemDetails
+
+from billing_runtime.errors import TITLES as _TITLES
+from billing_runtime.errors import ProblemError
 from billing_runtime.keys import request_id_key
 
 log = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
-_TITLES = {
-    400: "Bad request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not found",
-    405: "Method not allowed",
-    409: "Conflict",
-    413: "Payload too large",
-    415: "Unsupported media type",
-    422: "Validation failed",
-    429: "Too many requests",
-    500: "Internal server error",
-    502: "Bad gateway",
-    503: "Service unavailable",
-}
 
 _CODES = {
     400: "bad_request",
@@ -47,28 +34,6 @@ _CODES = {
     502: "bad_gateway",
     503: "service_unavailable",
 }
-
-
-class ProblemError(Exception):
-    """An expected error with an HTTP status and a stable ``code``. 500 is reserved for bugs."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        detail: str | None = None,
-        *,
-        title: str | None = None,
-        errors: list[FieldError] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(detail or code)
-        self.status = status
-        self.code = code
-        self.detail = detail
-        self.title = title or _TITLES.get(status, "Error")
-        self.errors = errors
-        self.headers = headers or {}
 
 
 def validation_error(errors: list[FieldError], detail: str | None = None) -> ProblemError:
@@ -105,7 +70,13 @@ def problem_response(
 
 def from_error(request: web.Request, error: ProblemError) -> web.Response:
     return problem_response(
-        request, error.status, error.code, error.detail, title=error.title, errors=error.errors, headers=error.headers
+        request,
+        error.status,
+        error.code,
+        error.detail,
+        title=error.title,
+        errors=error.errors,
+        headers=error.headers,
     )
 
 

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
+from billing_contracts.envelope import EventBase
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing_contracts.envelope import EventBase
 from billing_runtime.outbox import write_events
 
 

@@ -13,8 +13,8 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractRobustConnection,
 )
-
 from billing_contracts.routing import DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE
+
 from billing_runtime.bus.base import Handler, Message
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,60 @@
+"""The payment state machine: every status change in the service goes through ``check_transition``.
+
+PAY-1  Terminal statuses (SUCCEEDED, FAILED, EXPIRED, CANCELLED, REFUNDED) never change, except that
+       SUCCEEDED and PARTIALLY_REFUNDED move forward through refunds.
+PAY-2  Only a verified provider outcome moves a payment to SUCCEEDED or FAILED.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from payments_svc.domain.errors import InvalidState
+
+
+class PaymentStatus(StrEnum):
+    CREATED = "CREATED"
+    PROVIDER_PENDING = "PROVIDER_PENDING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    EXPIRED = "EXPIRED"
+    CANCELLED = "CANCELLED"
+    PARTIALLY_REFUNDED = "PARTIALLY_REFUNDED"
+    REFUNDED = "REFUNDED"
+
+
+S = PaymentStatus
+
+TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
+    S.CREATED: frozenset({S.PROVIDER_PENDING, S.EXPIRED, S.CANCELLED}),
+    S.PROVIDER_PENDING: frozenset({S.SUCCEEDED, S.FAILED, S.EXPIRED, S.CANCELLED}),
+    S.SUCCEEDED: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),
+    S.PARTIALLY_REFUNDED: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),
+    S.FAILED: frozenset(),
+    S.EXPIRED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.REFUNDED: frozenset(),
+}
+
+PAYABLE = frozenset({S.CREATED, S.PROVIDER_PENDING})
+TERMINAL = frozenset({S.SUCCEEDED, S.FAILED, S.EXPIRED, S.CANCELLED, S.PARTIALLY_REFUNDED, S.REFUNDED})
+
+# The public event each status change announces.
+EVENT_FOR_STATUS: dict[PaymentStatus, str] = {
+    S.CREATED: "payment.created",
+    S.PROVIDER_PENDING: "payment.pending",
+    S.SUCCEEDED: "payment.succeeded",
+    S.FAILED: "payment.failed",
+    S.EXPIRED: "payment.expired",
+    S.CANCELLED: "payment.cancelled",
+}
+
+
+def can_transition(current: PaymentStatus, target: PaymentStatus) -> bool:
+    return target in TRANSITIONS[current]
+
+
+def check_transition(current: PaymentStatus, target: PaymentStatus) -> None:
+    """Raise ``InvalidState`` (409) unless ``current → target`` is an allowed move."""
+    if not can_transition(current, target):
+        raise InvalidState(f"A payment in status {current} cannot become {target}.")
