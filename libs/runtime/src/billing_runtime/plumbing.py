@@ -84,7 +84,7 @@ class Plumbing:
 
     async def ctx(self, _app: web.Application) -> AsyncIterator[None]:
         engine = self.open_engine()
-        needs_bus = self.outbox is not None or bool(self._consumers)
+        needs_bus = (self.outbox is not None and self.run_relay) or bool(self._consumers)
         if needs_bus and self.bus is None:
             self.bus = create_bus(self.bus_url)
             self._owns_bus = True

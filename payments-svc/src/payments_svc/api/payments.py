@@ -1,0 +1,173 @@
+"""Handlers of ``/v1/payments`` and ``/v1/events``: parse, call a use case, serialize."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+from billing_runtime.errors import ProblemError
+from billing_runtime.internal_auth import caller_key, require_tenant
+from billing_runtime.problems import read_json_object
+
+from payments_svc.api.schemas import parse, query_int, query_text
+from payments_svc.db.repositories import EventRepository, PaymentRepository
+from payments_svc.domain.commands import PaymentCreate
+from payments_svc.domain.errors import NotFound
+from payments_svc.domain.payment import PaymentStatus
+from payments_svc.events.mapping import payment_json
+from payments_svc.keys import lifecycle_deps_key
+from payments_svc.services.idempotency import IdempotentRequest, run_idempotent
+from payments_svc.services.lifecycle import cancel_payment
+from payments_svc.services.payments import create_payment
+from payments_svc.services.uow import PaymentsUnitOfWork
+
+_IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
+_ID = re.compile(r"^[a-z]{2,8}_[0-9a-z]{1,40}$")
+_EVENT_ID = re.compile(r"^evt_[A-Za-z0-9_\-]{1,60}$")
+
+
+def _idempotency_key(request: web.Request) -> str:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        raise ProblemError(400, "idempotency_key_missing", "The Idempotency-Key header is required.")
+    if not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise ProblemError(400, "idempotency_key_invalid", "Idempotency-Key must be 1-255 printable ASCII characters.")
+    return key
+
+
+def _json(status: int, text: str, *, replayed: bool = False) -> web.Response:
+    response = web.Response(status=status, text=text, content_type="application/json")
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _payment_id(request: web.Request) -> str:
+    payment_id = request.match_info["payment_id"]
+    if not _ID.fullmatch(payment_id):
+        raise NotFound()
+    return payment_id
+
+
+async def create(request: web.Request) -> web.Response:
+    tenant_id = require_tenant(request)
+    key = _idempotency_key(request)
+    body = await read_json_object(request)
+    cmd = parse(PaymentCreate, body)
+    deps = request.app[lifecycle_deps_key]
+    merchant_name = request[caller_key].tenant_name
+
+    async def work(uow: PaymentsUnitOfWork) -> tuple[int, dict[str, object]]:
+        payment = await create_payment(uow, tenant_id, merchant_name, cmd, deps.checkout_base_url)
+        return 201, payment_json(payment, deps.checkout_base_url)
+
+    req = IdempotentRequest(tenant_id, request.method, request.path, key, body)
+    stored = await run_idempotent(deps.uow, req, work)
+    return _json(stored.status, stored.body, replayed=stored.replayed)
+
+
+async def get(request: web.Request) -> web.Response:
+    tenant_id = require_tenant(request)
+    deps = request.app[lifecycle_deps_key]
+    async with deps.uow() as uow:
+        payment = await PaymentRepository(uow.session, tenant_id).get(_payment_id(request))
+    if payment is None:
+        raise NotFound()
+    return web.json_response(payment_json(payment, deps.checkout_base_url))
+
+
+async def list_(request: web.Request) -> web.Response:
+    tenant_id = require_tenant(request)
+    deps = request.app[lifecycle_deps_key]
+    q = request.query
+    limit = query_int(q.get("limit"), "limit", default=20, lo=1, hi=100)
+    offset = query_int(q.get("offset"), "offset", default=0, lo=0, hi=100_000_000)
+    status = q.get("status")
+    if status is not None and status not in PaymentStatus.__members__:
+        raise ProblemError(422, "validation_error", f"status must be one of {', '.join(PaymentStatus)}")
+    order_id = query_text(q.get("order_id"), "order_id", max_length=128)
+    async with deps.uow() as uow:
+        rows = await PaymentRepository(uow.session, tenant_id).list(
+            limit=limit + 1, offset=offset, status=status, order_id=order_id
+        )
+    return web.json_response(
+        {
+            "object": "list",
+            "data": [payment_json(p, deps.checkout_base_url) for p in rows[:limit]],
+            "limit": limit,
+            "offset": offset,
+            "has_more": len(rows) > limit,
+        }
+    )
+
+
+async def cancel(request: web.Request) -> web.Response:
+    tenant_id = require_tenant(request)
+    deps = request.app[lifecycle_deps_key]
+    payment = await cancel_payment(deps, tenant_id, _payment_id(request))
+    return web.json_response(payment_json(payment, deps.checkout_base_url))
+
+
+async def history(request: web.Request) -> web.Response:
+    """``GET /v1/payments/{id}/history``: the append-only status history (an extension of API.md)."""
+    tenant_id = require_tenant(request)
+    deps = request.app[lifecycle_deps_key]
+    payment_id = _payment_id(request)
+    async with deps.uow() as uow:
+        repo = PaymentRepository(uow.session, tenant_id)
+        if await repo.get(payment_id) is None:
+            raise NotFound()
+        changes = await repo.history(payment_id)
+    return web.json_response(
+        {
+            "object": "list",
+            "data": [
+                {
+                    "from_status": c.from_status,
+                    "to_status": c.to_status,
+                    "actor": c.actor,
+                    "reason": c.reason,
+                    "event_id": c.event_id,
+                    "created_at": c.created_at.isoformat().replace("+00:00", "Z"),
+                }
+                for c in changes
+            ],
+        }
+    )
+
+
+async def events(request: web.Request) -> web.Response:
+    tenant_id = require_tenant(request)
+    deps = request.app[lifecycle_deps_key]
+    q = request.query
+    limit = query_int(q.get("limit"), "limit", default=20, lo=1, hi=100)
+    type_ = query_text(q.get("type"), "type", max_length=64)
+    after = q.get("after")
+    if after is not None and not _EVENT_ID.fullmatch(after):
+        raise ProblemError(422, "validation_error", "after must be an event id")
+    async with deps.uow() as uow:
+        repo = EventRepository(uow.session, tenant_id)
+        after_seq = 0
+        if after is not None:
+            seq = await repo.seq_of(after)
+            if seq is None:
+                raise NotFound("event")
+            after_seq = seq
+        rows = await repo.list_after(after_seq, limit=limit + 1, type_=type_)
+    return web.json_response(
+        {
+            "object": "list",
+            "data": [
+                {
+                    "id": e.id,
+                    "object": "event",
+                    "type": e.type,
+                    "created_at": e.created_at.isoformat().replace("+00:00", "Z"),
+                    "data": e.data,
+                }
+                for e in rows[:limit]
+            ],
+            "limit": limit,
+            "has_more": len(rows) > limit,
+        }
+    )

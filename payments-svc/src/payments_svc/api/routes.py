@@ -1,0 +1,19 @@
+"""The route table of payments-svc."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from payments_svc.api import checkout, payments
+
+
+def setup_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_post("/v1/payments", payments.create)
+    r.add_get("/v1/payments", payments.list_)
+    r.add_get("/v1/payments/{payment_id}", payments.get)
+    r.add_post("/v1/payments/{payment_id}/cancel", payments.cancel)
+    r.add_get("/v1/payments/{payment_id}/history", payments.history)
+    r.add_get("/v1/events", payments.events)
+    r.add_get("/v1/checkout/{token}", checkout.view)
+    r.add_post("/v1/checkout/{token}/pay", checkout.pay_)

@@ -1,0 +1,153 @@
+"""Every query of payments-svc. Tenant repositories filter by tenant in their base statement, so no
+query can forget tenancy; the few cross-tenant lookups (checkout token, sweeper) are named as such."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Select, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from payments_svc.db.models import IdempotencyKey, Payment, PaymentStatusChange, TenantEvent
+
+
+class PaymentRepository:
+    def __init__(self, session: AsyncSession, tenant_id: str) -> None:
+        self.session = session
+        self.tenant_id = tenant_id
+
+    def _base(self) -> Select[tuple[Payment]]:
+        return select(Payment).where(Payment.tenant_id == self.tenant_id)
+
+    async def get(self, payment_id: str, *, for_update: bool = False) -> Payment | None:
+        stmt = self._base().where(Payment.id == payment_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def list(self, *, limit: int, offset: int, status: str | None, order_id: str | None) -> list[Payment]:
+        stmt = self._base()
+        if status is not None:
+            stmt = stmt.where(Payment.status == status)
+        if order_id is not None:
+            stmt = stmt.where(Payment.order_id == order_id)
+        stmt = stmt.order_by(Payment.created_at.desc(), Payment.id.desc()).limit(limit).offset(offset)
+        return list((await self.session.execute(stmt)).scalars())
+
+    def add(self, payment: Payment) -> None:
+        self.session.add(payment)
+
+    def add_history(self, change: PaymentStatusChange) -> None:
+        self.session.add(change)
+
+    async def history(self, payment_id: str) -> list[PaymentStatusChange]:
+        stmt = (
+            select(PaymentStatusChange)
+            .join(Payment, Payment.id == PaymentStatusChange.payment_id)
+            .where(Payment.tenant_id == self.tenant_id, PaymentStatusChange.payment_id == payment_id)
+            .order_by(PaymentStatusChange.id)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+
+async def payment_by_checkout_token(session: AsyncSession, token: str, *, for_update: bool = False) -> Payment | None:
+    """Cross-tenant on purpose: the checkout token alone is the payer's credential."""
+    stmt = select(Payment).where(Payment.checkout_token == token)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def payments_due_for_expiry(
+    session: AsyncSession, now: datetime, statuses: list[str], limit: int
+) -> list[Payment]:
+    """Cross-tenant on purpose (the sweeper). SKIP LOCKED lets several sweepers share the work."""
+    stmt = (
+        select(Payment)
+        .where(Payment.status.in_(statuses), Payment.expires_at <= now)
+        .order_by(Payment.expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+class EventRepository:
+    def __init__(self, session: AsyncSession, tenant_id: str) -> None:
+        self.session = session
+        self.tenant_id = tenant_id
+
+    async def seq_of(self, event_id: str) -> int | None:
+        stmt = select(TenantEvent.seq).where(TenantEvent.tenant_id == self.tenant_id, TenantEvent.id == event_id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def list_after(self, after_seq: int, *, limit: int, type_: str | None) -> list[TenantEvent]:
+        stmt = select(TenantEvent).where(TenantEvent.tenant_id == self.tenant_id, TenantEvent.seq > after_seq)
+        if type_ is not None:
+            stmt = stmt.where(TenantEvent.type == type_)
+        stmt = stmt.order_by(TenantEvent.seq).limit(limit)
+        return list((await self.session.execute(stmt)).scalars())
+
+
+class IdempotencyRepository:
+    def __init__(self, session: AsyncSession, tenant_id: str) -> None:
+        self.session = session
+        self.tenant_id = tenant_id
+
+    async def insert_in_flight(
+        self, method: str, path: str, key: str, fingerprint: str, now: datetime, locked_until: datetime
+    ) -> bool:
+        """Claim the key; False when a row for it already exists (never raises on the race)."""
+        values = {
+            "tenant_id": self.tenant_id,
+            "method": method,
+            "path": path,
+            "key": key,
+            "fingerprint": fingerprint,
+            "locked_until": locked_until,
+            "created_at": now,
+        }
+        dialect = self.session.bind.dialect.name if self.session.bind is not None else "postgresql"
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        result = await self.session.execute(insert(IdempotencyKey).values(**values).on_conflict_do_nothing())
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def get(self, method: str, path: str, key: str) -> IdempotencyKey | None:
+        stmt = select(IdempotencyKey).where(
+            IdempotencyKey.tenant_id == self.tenant_id,
+            IdempotencyKey.method == method,
+            IdempotencyKey.path == path,
+            IdempotencyKey.key == key,
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def take_over(self, row_id: int, stale_lock: datetime, new_lock: datetime) -> bool:
+        """Re-claim an in-flight key whose holder died (its lock expired); only one taker wins."""
+        stmt = (
+            update(IdempotencyKey)
+            .where(IdempotencyKey.id == row_id, IdempotencyKey.locked_until == stale_lock)
+            .where(IdempotencyKey.completed_at.is_(None))
+            .values(locked_until=new_lock)
+        )
+        return bool((await self.session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+
+    async def complete(self, row_id: int, status: int, body: str, now: datetime) -> None:
+        stmt = (
+            update(IdempotencyKey)
+            .where(IdempotencyKey.id == row_id)
+            .values(response_status=status, response_body=body, completed_at=now, locked_until=None)
+        )
+        await self.session.execute(stmt)
+
+    async def release(self, row_id: int) -> None:
+        """Forget an in-flight key whose request failed before any effect, so a retry runs afresh."""
+        await self.session.execute(
+            delete(IdempotencyKey).where(IdempotencyKey.id == row_id, IdempotencyKey.completed_at.is_(None))
+        )
+
+
+async def delete_idempotency_keys_before(session: AsyncSession, cutoff: datetime) -> int:
+    result = await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff))
+    return int(result.rowcount)  # type: ignore[attr-defined]

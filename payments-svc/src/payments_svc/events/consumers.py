@@ -1,0 +1,36 @@
+"""Consumers of bus events: provider outcomes move payments (idempotent through the inbox)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from billing_contracts.events import ProviderPaymentFailedV1, ProviderPaymentSucceededV1, parse_event
+from billing_runtime.bus import Message
+from billing_runtime.metrics import Metrics
+from pydantic import ValidationError
+
+from payments_svc.services.lifecycle import LifecycleDeps, apply_provider_outcome
+
+log = logging.getLogger(__name__)
+
+PROVIDER_EVENTS_QUEUE = "payments.provider-events"
+PROVIDER_EVENT_KEYS = ["providers.provider.payment.*.v1"]
+
+
+def provider_outcome_handler(deps: LifecycleDeps, metrics: Metrics) -> Callable[[Message], Awaitable[None]]:
+    async def handle(message: Message) -> None:
+        try:
+            event = parse_event(message.body)
+        except ValidationError:
+            # A message we can never parse would poison the queue: count it and drop it.
+            log.error("unparseable event %s on %s", message.message_id, message.routing_key)
+            metrics.events_consumed.labels("unknown", "rejected").inc()
+            return
+        if not isinstance(event, ProviderPaymentSucceededV1 | ProviderPaymentFailedV1):
+            metrics.events_consumed.labels(event.event_type, "ignored").inc()
+            return
+        await apply_provider_outcome(deps, event)
+        metrics.events_consumed.labels(event.event_type, "applied").inc()
+
+    return handle

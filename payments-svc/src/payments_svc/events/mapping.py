@@ -1,0 +1,48 @@
+"""Domain → contract: the public payment object and the events that carry it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from billing_contracts.events import EVENT_CLASSES, Customer, PaymentData, PaymentSnapshot
+from billing_contracts.events.payments import _PaymentEvent
+
+from payments_svc.db.models import Payment
+
+
+def snapshot(payment: Payment, checkout_base_url: str) -> PaymentSnapshot:
+    return PaymentSnapshot(
+        id=payment.id,
+        status=payment.status,
+        amount=payment.amount,
+        currency=payment.currency,
+        amount_refunded=payment.amount_refunded,
+        order_id=payment.order_id,
+        description=payment.description,
+        customer=Customer(**payment.customer) if payment.customer else None,
+        metadata=payment.metadata_ or {},
+        provider=payment.provider,
+        provider_reference=payment.provider_reference,
+        checkout_token=payment.checkout_token,
+        checkout_url=f"{checkout_base_url}/c/{payment.checkout_token}",
+        return_url=payment.return_url,
+        failure_code=payment.failure_code,
+        failure_message=payment.failure_message,
+        created_at=payment.created_at,
+        updated_at=payment.updated_at,
+        expires_at=payment.expires_at,
+    )
+
+
+def payment_json(payment: Payment, checkout_base_url: str) -> dict[str, Any]:
+    """The public payment object exactly as API.md shows it."""
+    return snapshot(payment, checkout_base_url).model_dump(mode="json")
+
+
+def payment_event(event_type: str, payment: Payment, checkout_base_url: str, *, correlation_id: str | None = None):  # type: ignore[no-untyped-def]
+    cls: type[_PaymentEvent] = EVENT_CLASSES[event_type]  # type: ignore[assignment]
+    return cls(
+        tenant_id=payment.tenant_id,
+        correlation_id=correlation_id,
+        data=PaymentData(payment=snapshot(payment, checkout_base_url)),
+    )

@@ -1,0 +1,104 @@
+"""Idempotent POSTs: Stripe semantics with the IETF draft's status codes.
+
+IDEM-1  The key is claimed in its own short transaction; the effect and the stored response then
+        commit together in one transaction, so a stored response always means the effect happened
+        and a missing one means it did not.
+IDEM-2  A claim whose holder died (lock expired, nothing committed) may be taken over by one retry.
+IDEM-3  Requests rejected by validation never reach the claim, so they are not stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from billing_contracts.envelope import utcnow
+from billing_runtime.errors import ProblemError
+
+from payments_svc.db.repositories import IdempotencyRepository
+from payments_svc.services.uow import PaymentsUnitOfWork
+
+LOCK_TIMEOUT = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class IdempotentRequest:
+    tenant_id: str
+    method: str
+    path: str
+    key: str
+    body: dict[str, Any]
+
+    @property
+    def fingerprint(self) -> str:
+        canonical = json.dumps(self.body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    body: str
+    replayed: bool
+
+
+Work = Callable[[PaymentsUnitOfWork], Awaitable[tuple[int, dict[str, Any]]]]
+
+
+async def _claim(uow_factory: Callable[[], PaymentsUnitOfWork], req: IdempotentRequest) -> int | StoredResponse:
+    now = utcnow()
+    async with uow_factory() as uow:
+        repo = IdempotencyRepository(uow.session, req.tenant_id)
+        inserted = await repo.insert_in_flight(req.method, req.path, req.key, req.fingerprint, now, now + LOCK_TIMEOUT)
+        row = await repo.get(req.method, req.path, req.key)
+        assert row is not None
+        if inserted:
+            await uow.commit()
+            return row.id
+        if row.fingerprint != req.fingerprint:
+            raise ProblemError(
+                422,
+                "idempotency_key_reused",
+                "This Idempotency-Key was already used with a different request body.",
+            )
+        if row.completed_at is not None and row.response_status is not None and row.response_body is not None:
+            return StoredResponse(row.response_status, row.response_body, replayed=True)
+        if row.locked_until is not None and row.locked_until > now:
+            raise ProblemError(
+                409,
+                "idempotency_key_in_use",
+                "A request with this Idempotency-Key is still being processed; retry later.",
+                headers={"Retry-After": "1"},
+            )
+        stale = row.locked_until
+        assert stale is not None
+        if not await repo.take_over(row.id, stale, now + LOCK_TIMEOUT):
+            raise ProblemError(409, "idempotency_key_in_use", "Another retry took this Idempotency-Key over.")
+        await uow.commit()
+        return row.id
+
+
+async def run_idempotent(
+    uow_factory: Callable[[], PaymentsUnitOfWork], req: IdempotentRequest, work: Work
+) -> StoredResponse:
+    """Run ``work`` at most once per key; replay its stored response to every retry."""
+    claim = await _claim(uow_factory, req)
+    if isinstance(claim, StoredResponse):
+        return claim
+    try:
+        async with uow_factory() as uow:
+            status, body = await work(uow)
+            text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+            await IdempotencyRepository(uow.session, req.tenant_id).complete(claim, status, text, utcnow())
+            await uow.commit()
+            return StoredResponse(status, text, replayed=False)
+    except BaseException:
+        # The effect rolled back with its transaction, so the key is free for an honest retry.
+        async with uow_factory() as uow:
+            await IdempotencyRepository(uow.session, req.tenant_id).release(claim)
+            await uow.commit()
+        raise

@@ -1,0 +1,111 @@
+"""Payment use cases. Each takes an open Unit of Work and leaves committing to its caller, except the
+ones named ``*_and_commit``/run by a consumer or sweeper, which own their transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from billing_contracts.envelope import utcnow
+from billing_contracts.problems import FieldError
+from billing_runtime.errors import ProblemError
+from billing_runtime.ids import new_id, new_token
+
+from payments_svc.db.models import Payment, PaymentStatusChange
+from payments_svc.db.repositories import PaymentRepository
+from payments_svc.domain.commands import PaymentCreate
+from payments_svc.domain.errors import InvalidState
+from payments_svc.domain.money import amount_problem, currency_of
+from payments_svc.domain.payment import EVENT_FOR_STATUS, PaymentStatus, check_transition
+from payments_svc.events.mapping import payment_event
+from payments_svc.services.uow import PaymentsUnitOfWork
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who moved a payment: ``tenant``, ``payer``, ``provider:<name>``, ``sweeper``."""
+
+    name: str
+    reason: str | None = None
+
+
+def record_status(
+    uow: PaymentsUnitOfWork, payment: Payment, target: PaymentStatus, actor: Actor, checkout_base_url: str
+) -> None:
+    """The one place a status changes: checks the move, stamps it, writes history and the event."""
+    previous = PaymentStatus(payment.status) if payment.status else None
+    if previous is not None:
+        check_transition(previous, target)
+    now = utcnow()
+    payment.status = target
+    payment.updated_at = now
+    event = payment_event(EVENT_FOR_STATUS[target], payment, checkout_base_url)
+    uow.emit(event)
+    uow.session.add(
+        PaymentStatusChange(
+            payment_id=payment.id,
+            from_status=previous,
+            to_status=target,
+            actor=actor.name,
+            reason=actor.reason,
+            event_id=event.event_id,
+            created_at=now,
+        )
+    )
+
+
+def validate_amount(cmd: PaymentCreate) -> None:
+    currency = currency_of(cmd.currency)
+    if currency is None:
+        raise ProblemError(
+            422,
+            "validation_error",
+            f"currency {cmd.currency} is not supported",
+            errors=[FieldError(field="currency", message="is not a supported currency")],
+        )
+    problem = amount_problem(currency, cmd.amount)
+    if problem is not None:
+        raise ProblemError(
+            422, "validation_error", f"amount {problem}", errors=[FieldError(field="amount", message=problem)]
+        )
+
+
+async def create_payment(
+    uow: PaymentsUnitOfWork, tenant_id: str, merchant_name: str | None, cmd: PaymentCreate, checkout_base_url: str
+) -> Payment:
+    validate_amount(cmd)
+    now = utcnow()
+    payment = Payment(
+        id=new_id("pay"),
+        tenant_id=tenant_id,
+        status="",
+        amount=cmd.amount,
+        currency=cmd.currency,
+        amount_refunded=0,
+        order_id=cmd.order_id,
+        description=cmd.description,
+        customer=cmd.customer.model_dump(exclude_none=True) if cmd.customer else None,
+        metadata_=dict(cmd.metadata),
+        allowed_providers=list(dict.fromkeys(cmd.providers)) if cmd.providers else None,
+        checkout_token=new_token(24),
+        return_url=cmd.return_url,
+        merchant_name=merchant_name,
+        created_at=now,
+        updated_at=now,
+        expires_at=now + timedelta(seconds=cmd.expires_in),
+    )
+    PaymentRepository(uow.session, tenant_id).add(payment)
+    record_status(uow, payment, PaymentStatus.CREATED, Actor("tenant"), checkout_base_url)
+    await uow.session.flush()
+    return payment
+
+
+def is_expired(payment: Payment, now: datetime | None = None) -> bool:
+    return payment.expires_at <= (now or utcnow())
+
+
+def ensure_payable(payment: Payment) -> None:
+    if payment.status not in (PaymentStatus.CREATED, PaymentStatus.PROVIDER_PENDING):
+        raise InvalidState(f"The payment is {payment.status} and can no longer be paid.")
+    if is_expired(payment):
+        raise InvalidState("The payment has expired.")

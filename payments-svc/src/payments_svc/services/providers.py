@@ -1,0 +1,44 @@
+"""What payments-svc needs from providers-svc, as a port. The HTTP adapter lives in ``api/``-free
+``services/providers_http.py`` so tests and the embedded mode can swap transports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    name: str
+    display_name: str
+
+
+@dataclass(frozen=True)
+class StartedPayment:
+    provider_transaction_id: str
+    redirect_url: str
+    provider_reference: str | None
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    payment_id: str
+    provider: str
+    amount: int
+    currency: str
+    order_id: str
+    description: str | None
+    return_url: str
+    expires_at: datetime
+    customer: dict[str, Any] | None
+
+
+class ProvidersPort(Protocol):
+    async def available(self, tenant_id: str, currency: str) -> list[ProviderInfo]: ...
+
+    async def start(self, tenant_id: str, request: StartRequest) -> StartedPayment: ...
+
+    async def cancel(self, tenant_id: str, payment_id: str) -> bool:
+        """True when nothing can be paid any more at any provider; False when a provider has the money."""
+        ...

@@ -1,0 +1,86 @@
+"""HTTP adapter of ``ProvidersPort``: calls providers-svc's internal API with an internal token."""
+
+from __future__ import annotations
+
+import logging
+
+import aiohttp
+from billing_runtime.errors import ProblemError
+from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
+
+from payments_svc.services.providers import ProviderInfo, StartedPayment, StartRequest
+
+log = logging.getLogger(__name__)
+
+
+def _unavailable() -> ProblemError:
+    return ProblemError(
+        503, "provider_unavailable", "The payment provider service is unavailable.", headers={"Retry-After": "5"}
+    )
+
+
+class HttpProviders:
+    """Opened and closed by the app's cleanup context (its ClientSession must live inside a loop)."""
+
+    def __init__(self, base_url: str, internal_secret: str, timeout: float) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.internal_secret = internal_secret
+        self.timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _headers(self, tenant_id: str) -> dict[str, str]:
+        token = sign_internal(self.internal_secret, issuer="payments", audience="providers", tenant_id=tenant_id)
+        return {INTERNAL_HEADER: token}
+
+    async def _call(self, method: str, path: str, tenant_id: str, **kwargs: object) -> tuple[int, dict]:  # type: ignore[type-arg]
+        try:
+            assert self._session is not None, "open() first"
+            async with self._session.request(
+                method, self.base_url + path, headers=self._headers(tenant_id), **kwargs
+            ) as response:
+                body = await response.json(content_type=None)
+                return response.status, body if isinstance(body, dict) else {}
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+            log.warning("providers-svc %s %s failed: %s", method, path, exc)
+            raise _unavailable() from exc
+
+    async def available(self, tenant_id: str, currency: str) -> list[ProviderInfo]:
+        status, body = await self._call("GET", "/internal/providers", tenant_id, params={"currency": currency})
+        if status != 200:
+            raise _unavailable()
+        return [ProviderInfo(p["name"], p.get("display_name", p["name"])) for p in body.get("data", [])]
+
+    async def start(self, tenant_id: str, request: StartRequest) -> StartedPayment:
+        payload = {
+            "payment_id": request.payment_id,
+            "provider": request.provider,
+            "amount": request.amount,
+            "currency": request.currency,
+            "order_id": request.order_id,
+            "description": request.description,
+            "return_url": request.return_url,
+            "expires_at": request.expires_at.isoformat(),
+            "customer": request.customer,
+        }
+        status, body = await self._call("POST", "/internal/payments/start", tenant_id, json=payload)
+        if status == 200:
+            return StartedPayment(body["provider_transaction_id"], body["redirect_url"], body.get("provider_reference"))
+        if status in (409, 422):
+            raise ProblemError(status, body.get("code", "provider_rejected"), body.get("detail"))
+        raise _unavailable()
+
+    async def cancel(self, tenant_id: str, payment_id: str) -> bool:
+        status, _body = await self._call("POST", f"/internal/payments/{payment_id}/cancel", tenant_id)
+        if status == 200:
+            return True
+        if status == 409:
+            return False
+        raise _unavailable()

@@ -1,0 +1,31 @@
+"""Background loops of the worker: expire overdue payments, prune old idempotency keys."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from billing_contracts.envelope import utcnow
+
+from payments_svc.db.repositories import delete_idempotency_keys_before
+from payments_svc.services.lifecycle import LifecycleDeps, expire_due
+
+log = logging.getLogger(__name__)
+
+
+async def expiry_loop(deps: LifecycleDeps, interval: float) -> None:
+    while True:
+        while await expire_due(deps) > 0:
+            pass
+        await asyncio.sleep(interval)
+
+
+async def idempotency_pruning_loop(deps: LifecycleDeps, retention: timedelta, interval: float = 3600) -> None:
+    while True:
+        async with deps.uow() as uow:
+            removed = await delete_idempotency_keys_before(uow.session, utcnow() - retention)
+            await uow.commit()
+        if removed:
+            log.info("pruned %d idempotency keys older than %s", removed, retention)
+        await asyncio.sleep(interval)
