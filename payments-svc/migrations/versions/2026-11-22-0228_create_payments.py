@@ -5,10 +5,9 @@ Revises:
 Create Date: 2026-11-22 02:28:16.489747
 """
 
-from alembic import op
-import sqlalchemy as sa
 import billing_runtime.db
-
+import sqlalchemy as sa
+from alembic import op
 
 revision = "0001"
 down_revision = None

@@ -60,6 +60,9 @@ def problem_response(
         instance=request.path if request is not None else None,
         request_id=request.get(request_id_key) if request is not None else None,
     )
+    if status == 503 and not any(k.lower() == "retry-after" for k in (headers or {})):
+        # API.md: every 503 tells the client when to come back.
+        headers = {**(headers or {}), "Retry-After": "5"}
     return web.Response(
         status=status,
         body=body.model_dump_json(exclude_none=True).encode(),

@@ -17,6 +17,6 @@ class ServiceSettings(BaseSettings):
     # amqp://guest:guest@127.0.0.1:5672/ in the distributed mode; memory:// in the embedded mode.
     bus_url: str = "memory://"
     # Shared by the gateway and the services it calls, to sign and verify internal tokens.
-    internal_secret: SecretStr = SecretStr("dev-internal-secret-change-me")
+    internal_secret: SecretStr = SecretStr("dev-internal-secret-change-me-0123456789")
     outbox_poll_interval: float = 1.0
     log_level: str = "INFO"

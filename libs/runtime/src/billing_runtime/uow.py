@@ -48,10 +48,9 @@ class UnitOfWork:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        try:
-            await self.session.rollback()
-        finally:
-            await self.session.close()
+        # close() rolls back anything uncommitted; unlike rollback() it does not expire loaded objects,
+        # so what a read-only block loaded stays readable after it.
+        await self.session.close()
 
     def emit(self, event: EventBase) -> None:
         """Queue an event; it is written to the outbox when (and only if) the UoW commits."""

@@ -1,0 +1,159 @@
+"""payments-svc fixtures: a real PostgreSQL database per run (migrated by Alembic), emptied before each
+test; the app with an in-memory bus and a recording fake of the providers port."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from billing_runtime.bus import MemoryBus
+from billing_runtime.db import create_engine
+from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
+from billing_runtime.testing import create_test_database, drop_test_database, truncate_all
+from payments_svc.app import create_app
+from payments_svc.db.models import metadata
+from payments_svc.services.providers import ProviderInfo, StartedPayment, StartRequest
+from payments_svc.settings import Settings
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+SERVICE_ROOT = Path(__file__).resolve().parents[1]
+INTERNAL_SECRET = "test-internal-secret-0123456789abcdef"
+
+
+@dataclass
+class FakeProviders:
+    """Stands in for providers-svc behind the port; records every call."""
+
+    names: list[str] = field(default_factory=lambda: ["sandbox", "other"])
+    cancellable: bool = True
+    unavailable: bool = False
+    started: list[tuple[str, StartRequest]] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+
+    def _check(self) -> None:
+        if self.unavailable:
+            from billing_runtime.errors import ProblemError
+
+            raise ProblemError(503, "provider_unavailable", "down")
+
+    async def available(self, tenant_id: str, currency: str) -> list[ProviderInfo]:
+        self._check()
+        return [ProviderInfo(n, n.title()) for n in self.names]
+
+    async def start(self, tenant_id: str, request: StartRequest) -> StartedPayment:
+        self._check()
+        self.started.append((tenant_id, request))
+        txn = f"ptx_{request.payment_id}_{request.provider}"
+        return StartedPayment(txn, f"http://127.0.0.1:9/{request.provider}/{txn}", None)
+
+    async def cancel(self, tenant_id: str, payment_id: str) -> bool:
+        self._check()
+        self.cancelled.append(payment_id)
+        return self.cancellable
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    url = await create_test_database("payments", SERVICE_ROOT)
+    yield url
+    await drop_test_database(url)
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def clean_db(engine: AsyncEngine) -> AsyncEngine:
+    await truncate_all(engine, metadata)
+    return engine
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        internal_secret=INTERNAL_SECRET,
+        checkout_base_url="http://127.0.0.1:8080",
+        sweep_interval=3600,
+        outbox_poll_interval=0.05,
+    )
+
+
+@pytest.fixture
+def providers() -> FakeProviders:
+    return FakeProviders()
+
+
+@pytest.fixture
+def bus() -> MemoryBus:
+    return MemoryBus()
+
+
+@pytest.fixture
+async def app(settings: Settings, clean_db: AsyncEngine, bus: MemoryBus, providers: FakeProviders):  # type: ignore[no-untyped-def]
+    await bus.start()
+    app = create_app(settings, engine=clean_db, bus=bus, providers=providers)
+    yield app
+    await bus.close()
+
+
+@pytest.fixture
+async def client(aiohttp_client, app):  # type: ignore[no-untyped-def]
+    return await aiohttp_client(app)
+
+
+@pytest.fixture
+def auth() -> Callable[..., dict[str, str]]:
+    def make(tenant: str | None = "ten_a", name: str | None = "Shop A", **extra: str) -> dict[str, str]:
+        token = sign_internal(
+            INTERNAL_SECRET, issuer="gateway", audience="payments", tenant_id=tenant, tenant_name=name
+        )
+        return {INTERNAL_HEADER: token, **extra}
+
+    return make
+
+
+@pytest.fixture
+def count(clean_db: AsyncEngine) -> Callable[..., Any]:
+    async def count_rows(table_name: str) -> int:
+        table = metadata.tables[table_name]
+        async with clean_db.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
+
+    return count_rows
+
+
+def payment_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"amount": 5000, "currency": "USD", "order_id": "order-1"}
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture
+def new_payment(client, auth):  # type: ignore[no-untyped-def]
+    counter = itertools.count(1)
+
+    async def create(tenant: str = "ten_a", **overrides: Any) -> dict[str, Any]:
+        key = f"key-{next(counter)}"
+        response = await client.post(
+            "/v1/payments", json=payment_body(**overrides), headers=auth(tenant, **{"Idempotency-Key": key})
+        )
+        assert response.status == 201, await response.text()
+        return await response.json()
+
+    return create
+
+
+@pytest.fixture
+def make_body() -> Callable[..., dict[str, Any]]:
+    return payment_body

@@ -1,0 +1,83 @@
+import asyncio
+from datetime import timedelta
+
+from billing_contracts.envelope import utcnow
+from billing_contracts.events import parse_event
+from payments_svc.db.models import Payment
+from payments_svc.keys import lifecycle_deps_key
+from payments_svc.services.lifecycle import expire_due
+from sqlalchemy import update
+
+
+async def _make_overdue(engine, payment_id: str) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(Payment.__table__).where(Payment.id == payment_id).values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+
+
+class TestExpiry:
+    async def test_overdue_created_payment_expires_with_an_event(
+        self, app, client, auth, new_payment, clean_db
+    ) -> None:
+        payment = await new_payment()
+        fresh = await new_payment(order_id="fresh")
+        await _make_overdue(clean_db, payment["id"])
+        assert await expire_due(app[lifecycle_deps_key]) == 1
+        got = await (await client.get(f"/v1/payments/{payment['id']}", headers=auth())).json()
+        assert got["status"] == "EXPIRED"
+        assert (await (await client.get(f"/v1/payments/{fresh['id']}", headers=auth())).json())["status"] == "CREATED"
+        events = await (await client.get("/v1/events?type=payment.expired", headers=auth())).json()
+        assert [e["data"]["payment"]["id"] for e in events["data"]] == [payment["id"]]
+        assert await expire_due(app[lifecycle_deps_key]) == 0
+
+    async def test_pending_payment_expires_only_if_the_provider_lets_go(
+        self, app, client, auth, new_payment, clean_db, providers
+    ) -> None:
+        payment = await new_payment()
+        await client.post(
+            f"/v1/checkout/{payment['checkout_token']}/pay", json={"provider": "sandbox"}, headers=auth(None, None)
+        )
+        await _make_overdue(clean_db, payment["id"])
+        providers.cancellable = False
+        assert await expire_due(app[lifecycle_deps_key]) == 0
+        providers.cancellable = True
+        assert await expire_due(app[lifecycle_deps_key]) == 1
+        assert providers.cancelled == [payment["id"], payment["id"]]
+
+
+class TestEventLog:
+    async def test_after_cursor_and_type_filter(self, client, auth, new_payment) -> None:
+        for i in range(3):
+            await new_payment(order_id=f"o{i}")
+        everything = await (await client.get("/v1/events?limit=2", headers=auth())).json()
+        assert everything["has_more"] is True
+        rest = await (await client.get(f"/v1/events?after={everything['data'][-1]['id']}", headers=auth())).json()
+        assert len(rest["data"]) == 1 and rest["has_more"] is False
+        assert all(e["object"] == "event" for e in everything["data"] + rest["data"])
+        none = await (await client.get("/v1/events?type=payment.succeeded", headers=auth())).json()
+        assert none["data"] == []
+
+    async def test_bad_cursor_is_422(self, client, auth) -> None:
+        response = await client.get("/v1/events?after=pay_123", headers=auth())
+        assert response.status == 422
+
+
+class TestOutboxRelay:
+    async def test_relay_publishes_each_event_once_and_empties_the_outbox(
+        self, client, auth, new_payment, bus, count
+    ) -> None:
+        received = []
+
+        async def collect(message) -> None:
+            received.append(parse_event(message.body))
+
+        await bus.subscribe("test.collector", ["payments.#"], collect)
+        payment = await new_payment()
+        for _ in range(100):
+            if received and await count("outbox") == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert [(e.event_type, e.data.payment.id) for e in received] == [("payment.created", payment["id"])]
+        assert await count("outbox") == 0
+        assert await count("events") == 1

@@ -1,0 +1,119 @@
+"""Provider outcome events move payments exactly once (inbox), and only along the state machine."""
+
+from billing_contracts.events import ProviderPaymentFailedV1, ProviderPaymentOutcome, ProviderPaymentSucceededV1
+from billing_runtime.bus import Message
+from billing_runtime.metrics import Metrics
+from payments_svc.db.models import PaymentStatusChange
+from payments_svc.events.consumers import provider_outcome_handler
+from payments_svc.keys import lifecycle_deps_key
+from sqlalchemy import select
+
+
+async def _pending_payment(client, auth, new_payment):
+    created = await new_payment()
+    await client.post(
+        f"/v1/checkout/{created['checkout_token']}/pay", json={"provider": "sandbox"}, headers=auth(None, None)
+    )
+    return created
+
+
+def _outcome(payment, cls=ProviderPaymentSucceededV1, **overrides):
+    data = {
+        "payment_id": payment["id"],
+        "provider": "sandbox",
+        "provider_transaction_id": "ptx_1",
+        "provider_reference": "sb_ref_1",
+        "amount": payment["amount"],
+        "currency": payment["currency"],
+    }
+    data.update(overrides)
+    return cls(tenant_id="ten_a", data=ProviderPaymentOutcome(**data))
+
+
+def _message(event) -> Message:
+    return Message(
+        routing_key=f"providers.{event.event_type}.v1", body=event.model_dump_json().encode(), message_id=event.event_id
+    )
+
+
+async def _status(client, auth, payment) -> dict:
+    return await (await client.get(f"/v1/payments/{payment['id']}", headers=auth())).json()
+
+
+class TestProviderOutcomes:
+    async def test_success_moves_to_succeeded_and_announces_it(self, app, client, auth, new_payment) -> None:
+        payment = await _pending_payment(client, auth, new_payment)
+        handle = provider_outcome_handler(app[lifecycle_deps_key], Metrics("t"))
+        await handle(_message(_outcome(payment)))
+        after = await _status(client, auth, payment)
+        assert after["status"] == "SUCCEEDED"
+        assert after["provider_reference"] == "sb_ref_1"
+        events = await (await client.get("/v1/events?type=payment.succeeded", headers=auth())).json()
+        assert len(events["data"]) == 1
+        assert events["data"][0]["data"]["payment"]["status"] == "SUCCEEDED"
+
+    async def test_duplicate_delivery_is_applied_once(self, app, client, auth, new_payment, count) -> None:
+        payment = await _pending_payment(client, auth, new_payment)
+        handle = provider_outcome_handler(app[lifecycle_deps_key], Metrics("t"))
+        message = _message(_outcome(payment))
+        for _ in range(3):
+            await handle(message)
+        assert await count("inbox") == 1
+        events = await (await client.get("/v1/events?type=payment.succeeded", headers=auth())).json()
+        assert len(events["data"]) == 1
+
+    async def test_failure_records_the_reason(self, app, client, auth, new_payment) -> None:
+        payment = await _pending_payment(client, auth, new_payment)
+        handle = provider_outcome_handler(app[lifecycle_deps_key], Metrics("t"))
+        event = _outcome(payment, ProviderPaymentFailedV1, failure_code="card_declined", failure_message="Declined")
+        await handle(_message(event))
+        after = await _status(client, auth, payment)
+        assert (after["status"], after["failure_code"], after["failure_message"]) == (
+            "FAILED",
+            "card_declined",
+            "Declined",
+        )
+
+    async def test_amount_mismatch_never_succeeds(self, app, client, auth, new_payment, clean_db) -> None:
+        payment = await _pending_payment(client, auth, new_payment)
+        handle = provider_outcome_handler(app[lifecycle_deps_key], Metrics("t"))
+        await handle(_message(_outcome(payment, amount=1)))
+        assert (await _status(client, auth, payment))["status"] == "PROVIDER_PENDING"
+        async with clean_db.connect() as conn:
+            reasons = (await conn.execute(select(PaymentStatusChange.reason))).scalars().all()
+        assert any(r and r.startswith("anomaly") for r in reasons)
+
+    async def test_success_after_cancel_is_recorded_not_applied(self, app, client, auth, new_payment) -> None:
+        payment = await new_payment()
+        await client.post(f"/v1/payments/{payment['id']}/cancel", headers=auth())
+        handle = provider_outcome_handler(app[lifecycle_deps_key], Metrics("t"))
+        await handle(_message(_outcome(payment)))
+        assert (await _status(client, auth, payment))["status"] == "CANCELLED"
+
+    async def test_second_outcome_does_not_flip_a_final_state(self, app, client, auth, new_payment) -> None:
+        payment = await _pending_payment(client, auth, new_payment)
+        handle = provider_outcome_handler(app[lifecycle_deps_key], Metrics("t"))
+        await handle(_message(_outcome(payment)))
+        await handle(_message(_outcome(payment, ProviderPaymentFailedV1)))
+        assert (await _status(client, auth, payment))["status"] == "SUCCEEDED"
+
+    async def test_outcome_for_another_tenants_payment_is_ignored(self, app, client, auth, new_payment) -> None:
+        payment = await _pending_payment(client, auth, new_payment)
+        handle = provider_outcome_handler(app[lifecycle_deps_key], Metrics("t"))
+        foreign = ProviderPaymentSucceededV1(tenant_id="ten_b", data=_outcome(payment).data)
+        await handle(_message(foreign))
+        assert (await _status(client, auth, payment))["status"] == "PROVIDER_PENDING"
+
+    async def test_unparseable_message_is_dropped(self, app) -> None:
+        handle = provider_outcome_handler(app[lifecycle_deps_key], Metrics("t"))
+        await handle(Message(routing_key="providers.x.v1", body=b"{not json", message_id="m1"))
+
+    async def test_bus_delivers_outcomes_to_the_worker(self, app, client, auth, new_payment, bus) -> None:
+        payment = await _pending_payment(client, auth, new_payment)
+        event = _outcome(payment)
+        await bus.publish(_message(event))
+        for _ in range(100):
+            if (await _status(client, auth, payment))["status"] == "SUCCEEDED":
+                break
+            await __import__("asyncio").sleep(0.02)
+        assert (await _status(client, auth, payment))["status"] == "SUCCEEDED"
