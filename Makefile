@@ -1,0 +1,49 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both install what they need first.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+SYNCED := $(VENV)/.synced
+MEMBERS := $(wildcard */pyproject.toml libs/*/pyproject.toml)
+
+.PHONY: install run test test-fast bench services lint distributed-migrate clean
+
+# uv itself comes from PyPI into a private venv, so nothing is needed beyond python3.
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# The whole workspace, pinned by uv.lock.
+$(SYNCED): $(UV) uv.lock pyproject.toml $(MEMBERS)
+	$(UV) sync --all-packages --frozen
+	@touch $@
+
+install: $(SYNCED)
+
+## Start the whole platform in the embedded mode (one process, SQLite files under .data/).
+run: install
+	$(VENV)/bin/billing-embedded
+
+services:
+	@bash tests/ensure_services.sh
+
+## The whole suite: unit, PostgreSQL, RabbitMQ, embedded and distributed end-to-end.
+test: install services
+	$(VENV)/bin/pytest
+
+## Everything but the slow tests (broker restarts, process spawning).
+test-fast: install services
+	$(VENV)/bin/pytest -m "not slow"
+
+## Throughput and latency against a bare asyncpg baseline (distributed mode); not part of `make test`.
+bench: install services
+	$(VENV)/bin/python tests/bench/run.py
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .data

@@ -1,0 +1,33 @@
+"""Golden samples must keep parsing forever; never edit one, add a new file instead."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from billing_contracts import EVENT_CLASSES, parse_event
+from billing_contracts.routing import routing_key
+
+GOLDEN = Path(__file__).parent / "golden"
+FILES = sorted(GOLDEN.glob("*.json"))
+
+
+def test_every_event_type_has_a_golden_sample() -> None:
+    covered = {f.name.rsplit(".v", 1)[0] for f in FILES}
+    assert set(EVENT_CLASSES) <= covered
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_golden_sample_parses_and_round_trips(path: Path) -> None:
+    raw = path.read_text()
+    event = parse_event(raw)
+    assert path.name == f"{event.event_type}.v{event.schema_version}.json"
+    assert parse_event(event.model_dump_json()) == event
+    assert routing_key(event.source, event.event_type, event.schema_version).endswith(f"{event.event_type}.v1")
+
+
+def test_unknown_fields_are_ignored() -> None:
+    raw = json.loads((GOLDEN / "payment.created.v1.json").read_text())
+    raw["added_later"] = True
+    raw["data"]["payment"]["new_field"] = 1
+    assert parse_event(json.dumps(raw)).event_type == "payment.created"
