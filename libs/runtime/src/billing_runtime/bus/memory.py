@@ -1,4 +1,11 @@
-"""In-process bus for the embedded mode: same semantics as RabbitMQ (fan-out by topic, retries, DLQ)."""
+"""In-process bus for the embedded mode: the same semantics as the RabbitMQ bus (topic fan-out,
+bounded retries, then dead letters), with ``publish`` as the confirm.
+
+``publish`` returns only after every matching consumer handled the message (or, when a handler
+failed, after the retry was scheduled). The outbox deletes its row only after ``publish`` returns, so
+a successfully handled event can never be lost by stopping the process; what sits in memory is only a
+retry of a handler that already failed once, and ``close`` gives those a chance to finish.
+"""
 
 from __future__ import annotations
 
@@ -13,81 +20,60 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class _Queue:
-    name: str
+class _Subscription:
+    queue: str
     binding_keys: list[str]
     handler: Handler
-    pending: asyncio.Queue[tuple[Message, int]] = field(default_factory=asyncio.Queue)
-    task: asyncio.Task[None] | None = None
 
 
+@dataclass
 class MemoryBus:
-    """Queues live in memory: anything unconsumed when the process stops is still in the outbox-less
-    window only between ``publish`` and handling, which is why every publisher uses an outbox and
-    deletes the row only after ``publish`` returned; an embedded restart replays nothing it lost there
-    except the events the relay already handed over. Use RabbitMQ where that window matters.
-    """
-
-    def __init__(self, *, max_deliveries: int = 5, retry_delay: float = 0.2) -> None:
-        self._queues: dict[str, _Queue] = {}
-        self.max_deliveries = max_deliveries
-        self.retry_delay = retry_delay
-        self.dead_letters: list[tuple[str, Message]] = []
-        self._started = False
+    max_deliveries: int = 5
+    retry_delay: float = 0.2
+    dead_letters: list[tuple[str, Message]] = field(default_factory=list)
+    _subscriptions: dict[str, _Subscription] = field(default_factory=dict)
+    _retries: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def start(self) -> None:
-        self._started = True
-        for queue in self._queues.values():
-            self._ensure_worker(queue)
+        return None
 
     async def close(self) -> None:
-        # Let in-flight handling finish so an accepted event is not dropped mid-way on shutdown.
-        for queue in self._queues.values():
+        deadline = asyncio.get_running_loop().time() + 5
+        # A retry may schedule the next one, so wait until none is left (or the deadline passes).
+        while self._retries and asyncio.get_running_loop().time() < deadline:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(queue.pending.join(), timeout=5)
-        for queue in self._queues.values():
-            if queue.task is not None:
-                queue.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await queue.task
-                queue.task = None
-        self._started = False
+                await asyncio.wait(set(self._retries), timeout=deadline - asyncio.get_running_loop().time())
+        for task in list(self._retries):
+            task.cancel()
 
     async def publish(self, message: Message) -> None:
-        for queue in self._queues.values():
-            if any(topic_matches(key, message.routing_key) for key in queue.binding_keys):
-                queue.pending.put_nowait((message, 1))
+        for sub in list(self._subscriptions.values()):
+            if any(topic_matches(key, message.routing_key) for key in sub.binding_keys):
+                await self._deliver(sub, message, 1)
 
     async def subscribe(self, queue: str, binding_keys: list[str], handler: Handler) -> None:
-        existing = self._queues.get(queue)
-        if existing is None:
-            existing = _Queue(queue, list(binding_keys), handler)
-            self._queues[queue] = existing
-        else:
-            existing.binding_keys.extend(k for k in binding_keys if k not in existing.binding_keys)
-            existing.handler = handler
-        if self._started:
-            self._ensure_worker(existing)
+        existing = self._subscriptions.get(queue)
+        keys = list(binding_keys) if existing is None else [*existing.binding_keys, *binding_keys]
+        # Re-subscribing a queue (a restarted consumer) replaces its handler, as a new AMQP consumer would.
+        self._subscriptions[queue] = _Subscription(queue, list(dict.fromkeys(keys)), handler)
 
     async def check(self) -> None:
         return None
 
-    def _ensure_worker(self, queue: _Queue) -> None:
-        if queue.task is None or queue.task.done():
-            queue.task = asyncio.get_running_loop().create_task(self._work(queue), name=f"bus:{queue.name}")
+    async def _deliver(self, sub: _Subscription, message: Message, delivery: int) -> None:
+        try:
+            await sub.handler(message)
+        except Exception:
+            log.exception("handler of %s failed on %s (delivery %d)", sub.queue, message.message_id, delivery)
+            if delivery >= self.max_deliveries:
+                self.dead_letters.append((sub.queue, message))
+                return
+            task = asyncio.get_running_loop().create_task(self._retry(sub.queue, message, delivery + 1))
+            self._retries.add(task)
+            task.add_done_callback(self._retries.discard)
 
-    async def _work(self, queue: _Queue) -> None:
-        while True:
-            message, delivery = await queue.pending.get()
-            try:
-                await queue.handler(message)
-            except Exception:
-                log.exception("handler of %s failed on %s (delivery %d)", queue.name, message.message_id, delivery)
-                if delivery >= self.max_deliveries:
-                    self.dead_letters.append((queue.name, message))
-                else:
-                    asyncio.get_running_loop().call_later(
-                        self.retry_delay * delivery, queue.pending.put_nowait, (message, delivery + 1)
-                    )
-            finally:
-                queue.pending.task_done()
+    async def _retry(self, queue: str, message: Message, delivery: int) -> None:
+        await asyncio.sleep(self.retry_delay * delivery)
+        sub = self._subscriptions.get(queue)
+        if sub is not None:
+            await self._deliver(sub, message, delivery)

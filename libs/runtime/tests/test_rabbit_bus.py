@@ -1,0 +1,149 @@
+"""The RabbitMQ bus against the real broker: delivery, dead-lettering, and a broker restart in the
+middle of publishing with nothing lost and nothing applied twice."""
+
+import asyncio
+import contextlib
+import subprocess
+
+import aio_pika
+import pytest
+from sqlalchemy import func, select
+
+from billing_runtime.bus import Message
+from billing_runtime.bus.rabbit import RabbitBus
+from billing_runtime.db import make_sessionmaker
+from billing_runtime.inbox import record_once
+from billing_runtime.outbox import OutboxRelay
+from billing_runtime.uow import UnitOfWork
+
+pytestmark = pytest.mark.rabbitmq
+
+
+async def _delete_queues(url: str, *names: str) -> None:
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        for name in names:
+            with contextlib.suppress(Exception):
+                await channel.queue_delete(name)
+
+
+@pytest.fixture
+async def buses(rabbit_url, queue_name):
+    publisher, consumer = RabbitBus(rabbit_url, retry_delay=0.05), RabbitBus(rabbit_url, retry_delay=0.05)
+    await publisher.start()
+    await consumer.start()
+    yield publisher, consumer
+    await consumer.close()
+    await publisher.close()
+    await _delete_queues(rabbit_url, queue_name, f"{queue_name}.dlq")
+
+
+async def _wait_for(predicate, timeout: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+class TestRabbitBus:
+    async def test_published_event_reaches_the_bound_queue_once(self, buses, queue_name) -> None:
+        publisher, consumer = buses
+        got: list[Message] = []
+
+        async def handler(message: Message) -> None:
+            got.append(message)
+
+        await consumer.subscribe(queue_name, [f"{queue_name}.#"], handler)
+        await publisher.publish(Message(f"{queue_name}.thing.v1", b'{"x":1}', "evt_1"))
+        await publisher.publish(Message("elsewhere.thing.v1", b"{}", "evt_2"))
+
+        async def arrived() -> bool:
+            return len(got) >= 1
+
+        await _wait_for(arrived)
+        await asyncio.sleep(0.3)
+        assert [(m.message_id, m.body) for m in got] == [("evt_1", b'{"x":1}')]
+
+    async def test_failing_handler_is_retried_then_dead_lettered(self, buses, queue_name, rabbit_url) -> None:
+        publisher, consumer = buses
+        attempts: list[str] = []
+
+        async def handler(message: Message) -> None:
+            attempts.append(message.message_id)
+            raise RuntimeError("poison")
+
+        await consumer.subscribe(queue_name, [f"{queue_name}.#"], handler)
+        await publisher.publish(Message(f"{queue_name}.poison.v1", b"{}", "evt_poison"))
+        connection = await aio_pika.connect(rabbit_url)
+        async with connection:
+            channel = await connection.channel()
+
+            async def dead_lettered() -> bool:
+                queue = await channel.declare_queue(f"{queue_name}.dlq", passive=True)
+                return queue.declaration_result.message_count == 1
+
+            await _wait_for(dead_lettered)
+        assert len(attempts) == consumer.max_deliveries + 1 or len(attempts) == consumer.max_deliveries
+
+
+@pytest.mark.slow
+class TestBrokerRestart:
+    async def test_restart_mid_publishing_loses_nothing_and_applies_nothing_twice(
+        self, engine, schema, buses, queue_name
+    ) -> None:
+        publisher, consumer = buses
+        sessionmaker = make_sessionmaker(engine)
+
+        async def apply(message: Message) -> None:
+            async with UnitOfWork(sessionmaker, schema.outbox) as uow:
+                if await record_once(uow.session, schema.inbox, "test", message.message_id):
+                    await uow.session.execute(schema.applied.insert().values(event_id=message.message_id))
+                await uow.commit()
+
+        await consumer.subscribe(queue_name, [f"{queue_name}.#"], apply)
+        total = 300
+        rows = [
+            {"event_id": f"evt_{i:04d}", "routing_key": f"{queue_name}.e.v1", "body": "{}", "created_at": _now()}
+            for i in range(total)
+        ]
+        async with engine.begin() as conn:
+            await conn.execute(schema.outbox.insert(), rows)
+        relay = OutboxRelay(engine, schema.outbox, publisher, batch_size=10, poll_interval=0.1)
+        relay_task = asyncio.create_task(relay.run())
+
+        async def applied() -> int:
+            async with engine.connect() as conn:
+                return (await conn.execute(select(func.count()).select_from(schema.applied))).scalar_one()
+
+        async def some_applied() -> bool:
+            return await applied() >= 30
+
+        try:
+            await _wait_for(some_applied)
+            await asyncio.to_thread(subprocess.run, ["rabbitmqctl", "stop_app"], check=True, capture_output=True)
+            await asyncio.sleep(1)
+            await asyncio.to_thread(subprocess.run, ["rabbitmqctl", "start_app"], check=True, capture_output=True)
+            await asyncio.to_thread(
+                subprocess.run, ["rabbitmqctl", "await_startup"], check=True, capture_output=True
+            )
+
+            async def all_applied() -> bool:
+                return await applied() >= total
+
+            await _wait_for(all_applied, timeout=90)
+        finally:
+            relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay_task
+        async with engine.connect() as conn:
+            ids = (await conn.execute(select(schema.applied.c.event_id))).scalars().all()
+            left = (await conn.execute(select(func.count()).select_from(schema.outbox))).scalar_one()
+        assert sorted(ids) == [r["event_id"] for r in rows]
+        assert left == 0
+
+
+def _now():
+    from billing_contracts.envelope import utcnow
+
+    return utcnow()
