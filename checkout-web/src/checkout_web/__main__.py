@@ -1,0 +1,26 @@
+"""``checkout-web serve``: the hosted payment page as its own process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Sequence
+
+from billing_runtime.running import configure_logging, serve
+
+from checkout_web.app import create_app
+from checkout_web.settings import Settings
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="checkout-web", description="Hosted payment page and checkout.js")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="serve the pages (settings from CHECKOUT_* environment variables)")
+    parser.parse_args(argv)
+    settings = Settings()
+    configure_logging(settings.log_level)
+    asyncio.run(serve([(create_app(settings), settings.host, settings.port)]))
+
+
+if __name__ == "__main__":
+    main()

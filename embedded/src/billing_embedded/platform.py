@@ -1,0 +1,115 @@
+"""The embedded platform: every service in one process, each on its own port with its own SQLite file,
+sharing one in-process bus. Settings come from each service's own environment variables first (so
+ports and URLs are overridable); cross-references are then made consistent."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+import checkout_web
+import gateway
+import payments_svc
+import providers_svc
+from billing_runtime.bus import MemoryBus
+from billing_runtime.migrations import upgrade
+from billing_embedded.secrets_file import load_or_create
+from checkout_web.app import create_app as create_checkout
+from checkout_web.settings import Settings as CheckoutSettings
+from gateway.app import create_app as create_gateway
+from gateway.settings import Settings as GatewaySettings
+from payments_svc.app import create_app as create_payments
+from payments_svc.settings import Settings as PaymentsSettings
+from providers_svc.app import create_app as create_providers
+from providers_svc.settings import Settings as ProvidersSettings
+
+
+def _root(package: object) -> Path:
+    # src/<package>/__init__.py → the service folder holding alembic.ini and migrations/.
+    return Path(package.__file__).resolve().parents[2]  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class EmbeddedConfig:
+    gateway: GatewaySettings
+    payments: PaymentsSettings
+    providers: ProvidersSettings
+    checkout: CheckoutSettings
+    admin_token: str
+    data_dir: Path
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.gateway.host}:{self.gateway.port}"
+
+    @property
+    def checkout_url(self) -> str:
+        return f"http://{self.checkout.host}:{self.checkout.port}"
+
+
+def build_config(data_dir: Path) -> EmbeddedConfig:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    keys = load_or_create(data_dir)
+    admin_token = os.environ.get("BILLING_ADMIN_TOKEN") or keys["admin_token"]
+    internal = keys["internal_secret"]
+
+    def sqlite(name: str) -> str:
+        return f"sqlite+aiosqlite:///{(data_dir / f'{name}.db').resolve()}"
+
+    checkout = CheckoutSettings(bus_url="memory://")
+    gw = GatewaySettings(
+        database_url=sqlite("gateway"),
+        internal_secret=internal,
+        admin_token=admin_token,
+        jwt_keys=os.environ.get("GATEWAY_JWT_KEYS") or {"embedded": keys["jwt_key"]},
+    )
+    gateway_url = f"http://{gw.host}:{gw.port}"
+    checkout = checkout.model_copy(update={"gateway_url": gateway_url})
+    payments = PaymentsSettings(database_url=sqlite("payments"), internal_secret=internal, bus_url="memory://")
+    providers = ProvidersSettings(
+        database_url=sqlite("providers"),
+        internal_secret=internal,
+        bus_url="memory://",
+        sandbox_secret=os.environ.get("PROVIDERS_SANDBOX_SECRET") or keys["sandbox_secret"],
+    )
+    payments = payments.model_copy(
+        update={
+            "providers_url": f"http://{providers.host}:{providers.port}",
+            "checkout_base_url": os.environ.get("PAYMENTS_CHECKOUT_BASE_URL") or f"http://{checkout.host}:{checkout.port}",
+        }
+    )
+    providers = providers.model_copy(update={"public_gateway_url": os.environ.get("PROVIDERS_PUBLIC_GATEWAY_URL") or gateway_url})
+    gw = gw.model_copy(
+        update={
+            "payments_url": f"http://{payments.host}:{payments.port}",
+            "providers_url": f"http://{providers.host}:{providers.port}",
+        }
+    )
+    return EmbeddedConfig(gw, payments, providers, checkout, admin_token, data_dir)
+
+
+async def migrate(config: EmbeddedConfig) -> None:
+    """Bring every SQLite file to the latest schema (idempotent; runs on every start)."""
+    for package, url in (
+        (gateway, config.gateway.database_url),
+        (payments_svc, config.payments.database_url),
+        (providers_svc, config.providers.database_url),
+    ):
+        await asyncio.to_thread(upgrade, _root(package), url)
+
+
+def build_apps(config: EmbeddedConfig, bus: MemoryBus) -> list[tuple[web.Application, str, int]]:
+    """Public entry first: on shutdown it stops taking requests before the services behind it stop."""
+    return [
+        (create_gateway(config.gateway), config.gateway.host, config.gateway.port),
+        (create_checkout(config.checkout), config.checkout.host, config.checkout.port),
+        (create_payments(config.payments, bus=bus), config.payments.host, config.payments.port),
+        (create_providers(config.providers, bus=bus), config.providers.host, config.providers.port),
+    ]
+
+
+__all__ = ["EmbeddedConfig", "build_apps", "build_config", "checkout_web", "migrate"]

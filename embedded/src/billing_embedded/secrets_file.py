@@ -1,0 +1,27 @@
+"""Secrets of an embedded installation, generated on first start and kept in the data directory so a
+restart keeps issued JWTs, checkout links and the admin token valid."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+_NAMES = ("admin_token", "internal_secret", "jwt_key", "sandbox_secret")
+
+
+def load_or_create(data_dir: Path) -> dict[str, str]:
+    path = data_dir / "secrets.json"
+    stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    changed = False
+    for name in _NAMES:
+        if not stored.get(name):
+            stored[name] = secrets.token_urlsafe(32)
+            changed = True
+    if changed:
+        # Owner-only from the first byte: the file holds every key of the installation.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(stored, f, indent=2)
+    return stored
