@@ -1,0 +1,273 @@
+"""Start the platform as real processes and drive it through the gateway only.
+
+``embedded``: one ``billing-embedded`` process (SQLite files, in-process bus).
+``distributed``: one process per service role on PostgreSQL (a database per service) and RabbitMQ.
+Every port is picked free on 127.0.0.1; nothing listens or connects elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import pytest
+
+from billing_runtime.testing import PG_DSN, require_port, require_rabbitmq
+
+BIN = Path(sys.executable).parent
+INTERNAL_SECRET = "e2e-internal-secret-0123456789abcdef0123"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Platform:
+    mode: str
+    gateway_url: str
+    checkout_url: str
+    admin_token: str
+    processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    logs: list[Path] = field(default_factory=list)
+    log_files: list[object] = field(default_factory=list)
+
+    def stop(self) -> dict[str, int | None]:
+        codes: dict[str, int | None] = {}
+        for _name, proc in self.processes:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for name, proc in self.processes:
+            try:
+                codes[name] = proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                codes[name] = None
+        for f in self.log_files:
+            f.close()  # type: ignore[attr-defined]
+        return codes
+
+
+def _spawn(platform: Platform, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+    log = log_dir / f"{name}.log"
+    platform.logs.append(log)
+    out = log.open("wb")
+    platform.log_files.append(out)
+    proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+    platform.processes.append((name, proc))
+
+
+def _wait_ready(platform: Platform, urls: list[str], timeout: float = 60) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    pending = list(urls)
+    while pending:
+        for name, proc in platform.processes:
+            if proc.poll() is not None:
+                logs = "\n".join(p.read_text()[-3000:] for p in platform.logs)
+                raise RuntimeError(f"{name} exited with {proc.returncode} while starting:\n{logs}")
+        url = pending[0]
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 (loopback URL we built)
+                if r.status == 200:
+                    pending.pop(0)
+                    continue
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            logs = "\n".join(p.read_text()[-3000:] for p in platform.logs)
+            raise RuntimeError(f"{url} not ready after {timeout}s:\n{logs}")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def embedded_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    data = tmp_path_factory.mktemp("embedded")
+    ports = {k: free_port() for k in ("GATEWAY", "CHECKOUT", "PAYMENTS", "PROVIDERS")}
+    admin = secrets.token_urlsafe(24)
+    env = {f"{k}_PORT": str(v) for k, v in ports.items()}
+    env.update(
+        BILLING_DATA_DIR=str(data),
+        BILLING_ADMIN_TOKEN=admin,
+        PROVIDERS_SANDBOX_PENDING_DELAY="1",
+        PAYMENTS_OUTBOX_POLL_INTERVAL="0.2",
+    )
+    platform = Platform(
+        "embedded", f"http://127.0.0.1:{ports['GATEWAY']}", f"http://127.0.0.1:{ports['CHECKOUT']}", admin
+    )
+    _spawn(platform, "embedded", [str(BIN / "billing-embedded")], env, data)
+    try:
+        _wait_ready(platform, [f"http://127.0.0.1:{p}/readyz" for p in ports.values()])
+        yield platform
+    finally:
+        platform.stop()
+
+
+async def _create_databases(names: list[str]) -> None:
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        for name in names:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def _drop_databases(names: list[str]) -> None:
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        for name in names:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def distributed_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    require_port("127.0.0.1", 5432, "PostgreSQL")
+    rabbit = require_rabbitmq()
+    logs = tmp_path_factory.mktemp("distributed")
+    suffix = f"e2e_{os.getpid()}"
+    dbs = {svc: f"{svc}_{suffix}" for svc in ("gateway", "payments", "providers")}
+    asyncio.run(_create_databases(list(dbs.values())))
+    base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    p = {k: free_port() for k in ("gateway", "checkout", "payments", "payments_worker", "providers", "providers_worker")}
+    admin = secrets.token_urlsafe(24)
+    gateway_url = f"http://127.0.0.1:{p['gateway']}"
+    common = {"BILLING_LOG_LEVEL": "INFO"}
+    env = {
+        "gateway": {
+            "GATEWAY_PORT": str(p["gateway"]),
+            "GATEWAY_DATABASE_URL": f"{base}/{dbs['gateway']}",
+            "GATEWAY_INTERNAL_SECRET": INTERNAL_SECRET,
+            "GATEWAY_ADMIN_TOKEN": admin,
+            "GATEWAY_JWT_KEYS": "e2e:" + "k" * 40,
+            "GATEWAY_PAYMENTS_URL": f"http://127.0.0.1:{p['payments']}",
+            "GATEWAY_PROVIDERS_URL": f"http://127.0.0.1:{p['providers']}",
+        },
+        "payments": {
+            "PAYMENTS_DATABASE_URL": f"{base}/{dbs['payments']}",
+            "PAYMENTS_BUS_URL": rabbit,
+            "PAYMENTS_INTERNAL_SECRET": INTERNAL_SECRET,
+            "PAYMENTS_PROVIDERS_URL": f"http://127.0.0.1:{p['providers']}",
+            "PAYMENTS_CHECKOUT_BASE_URL": f"http://127.0.0.1:{p['checkout']}",
+            "PAYMENTS_OUTBOX_POLL_INTERVAL": "0.5",
+        },
+        "providers": {
+            "PROVIDERS_DATABASE_URL": f"{base}/{dbs['providers']}",
+            "PROVIDERS_BUS_URL": rabbit,
+            "PROVIDERS_INTERNAL_SECRET": INTERNAL_SECRET,
+            "PROVIDERS_PUBLIC_GATEWAY_URL": gateway_url,
+            "PROVIDERS_SANDBOX_SECRET": "e2e-sandbox-secret-0123456789abcdef",
+            "PROVIDERS_SANDBOX_PENDING_DELAY": "1",
+        },
+        "checkout": {"CHECKOUT_PORT": str(p["checkout"]), "CHECKOUT_GATEWAY_URL": gateway_url},
+    }
+    platform = Platform("distributed", gateway_url, f"http://127.0.0.1:{p['checkout']}", admin)
+    try:
+        for svc, script in (("gateway", "gateway"), ("payments", "payments-svc"), ("providers", "providers-svc")):
+            subprocess.run([str(BIN / script), "migrate"], env={**os.environ, **env[svc]}, check=True)
+        _spawn(platform, "gateway", [str(BIN / "gateway"), "api"], {**common, **env["gateway"]}, logs)
+        # payments split into its two roles, as on Kubernetes: stateless API and the worker.
+        _spawn(platform, "payments-api", [str(BIN / "payments-svc"), "api"],
+               {**common, **env["payments"], "PAYMENTS_PORT": str(p["payments"])}, logs)
+        _spawn(platform, "payments-worker", [str(BIN / "payments-svc"), "worker"],
+               {**common, **env["payments"], "PAYMENTS_PORT": str(p["payments_worker"])}, logs)
+        _spawn(platform, "providers", [str(BIN / "providers-svc"), "all"],
+               {**common, **env["providers"], "PROVIDERS_PORT": str(p["providers"]),
+                "PROVIDERS_WORKER_PORT": str(p["providers_worker"])}, logs)
+        _spawn(platform, "checkout", [str(BIN / "checkout-web"), "serve"], {**common, **env["checkout"]}, logs)
+        _wait_ready(
+            platform,
+            [f"http://127.0.0.1:{p[k]}/readyz" for k in ("gateway", "payments", "payments_worker", "providers", "checkout")],
+        )
+        yield platform
+    finally:
+        platform.stop()
+        asyncio.run(_drop_databases(list(dbs.values())))
+
+
+@pytest.fixture(params=["embedded", "distributed"])
+def platform(request: pytest.FixtureRequest) -> Platform:
+    return request.getfixturevalue(f"{request.param}_platform")
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        yield session
+
+
+@dataclass
+class TenantClient:
+    """A tenant backend as it would code against API.md: JWT, idempotency keys, polling."""
+
+    http: aiohttp.ClientSession
+    platform: Platform
+    app_name: str
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    async def create_payment(self, key: str, **body: object) -> dict:
+        payload = {"amount": 5000, "currency": "USD", "order_id": "order-1", **body}
+        async with self.http.post(
+            f"{self.platform.gateway_url}/v1/payments", json=payload, headers={**self.auth, "Idempotency-Key": key}
+        ) as r:
+            assert r.status == 201, await r.text()
+            return await r.json()
+
+    async def payment(self, payment_id: str) -> dict:
+        async with self.http.get(f"{self.platform.gateway_url}/v1/payments/{payment_id}", headers=self.auth) as r:
+            assert r.status == 200, await r.text()
+            return await r.json()
+
+    async def wait_for_status(self, payment_id: str, wanted: str, timeout: float = 30) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            payment = await self.payment(payment_id)
+            if payment["status"] == wanted or time.monotonic() > deadline:
+                return payment
+            await asyncio.sleep(0.1)
+
+    async def events(self, **query: str) -> list[dict]:
+        async with self.http.get(f"{self.platform.gateway_url}/v1/events", params=query, headers=self.auth) as r:
+            assert r.status == 200, await r.text()
+            return (await r.json())["data"]
+
+
+@pytest.fixture
+def new_tenant(platform: Platform, http: aiohttp.ClientSession):  # type: ignore[no-untyped-def]
+    async def make() -> TenantClient:
+        app_name = f"shop-{secrets.token_hex(4)}"
+        async with http.post(
+            f"{platform.gateway_url}/admin/tenants",
+            json={"app_name": app_name, "display_name": f"Shop {app_name}"},
+            headers={"Authorization": f"Bearer {platform.admin_token}"},
+        ) as r:
+            assert r.status == 201, await r.text()
+            secret = (await r.json())["secret"]
+        async with http.post(
+            f"{platform.gateway_url}/v1/auth/token", json={"app_name": app_name, "secret": secret}
+        ) as r:
+            assert r.status == 200, await r.text()
+            token = (await r.json())["access_token"]
+        return TenantClient(http, platform, app_name, token)
+
+    return make
