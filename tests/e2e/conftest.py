@@ -94,27 +94,39 @@ def _wait_ready(platform: Platform, urls: list[str], timeout: float = 60) -> Non
         time.sleep(0.2)
 
 
-@pytest.fixture(scope="session")
-def embedded_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    data = tmp_path_factory.mktemp("embedded")
-    ports = {k: free_port() for k in ("GATEWAY", "CHECKOUT", "PAYMENTS", "PROVIDERS")}
-    admin = secrets.token_urlsafe(24)
+def start_embedded(data: Path, ports: dict[str, int], admin: str | None = None) -> Platform:
+    """One ``billing-embedded`` process on ``ports`` with its data in ``data``; returns once ready."""
     env = {f"{k}_PORT": str(v) for k, v in ports.items()}
-    env.update(
-        BILLING_DATA_DIR=str(data),
-        BILLING_ADMIN_TOKEN=admin,
-        PROVIDERS_SANDBOX_PENDING_DELAY="1",
-        PAYMENTS_OUTBOX_POLL_INTERVAL="0.2",
-    )
+    env.update(BILLING_DATA_DIR=str(data), PROVIDERS_SANDBOX_PENDING_DELAY="1", PAYMENTS_OUTBOX_POLL_INTERVAL="0.2")
+    if admin is not None:
+        env["BILLING_ADMIN_TOKEN"] = admin
     platform = Platform(
-        "embedded", f"http://127.0.0.1:{ports['GATEWAY']}", f"http://127.0.0.1:{ports['CHECKOUT']}", admin
+        "embedded", f"http://127.0.0.1:{ports['GATEWAY']}", f"http://127.0.0.1:{ports['CHECKOUT']}", admin or ""
     )
     _spawn(platform, "embedded", [str(BIN / "billing-embedded")], env, data)
     try:
         _wait_ready(platform, [f"http://127.0.0.1:{p}/readyz" for p in ports.values()])
-        yield platform
-    finally:
+    except BaseException:
         platform.stop()
+        raise
+    return platform
+
+
+def embedded_ports() -> dict[str, int]:
+    return {k: free_port() for k in ("GATEWAY", "CHECKOUT", "PAYMENTS", "PROVIDERS")}
+
+
+@pytest.fixture(scope="session")
+def embedded_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    platform = start_embedded(tmp_path_factory.mktemp("embedded"), embedded_ports(), secrets.token_urlsafe(24))
+    yield platform
+    platform.stop()
+
+
+@pytest.fixture
+def embedded_starter():  # type: ignore[no-untyped-def]
+    """For tests that stop and restart the embedded platform themselves."""
+    return start_embedded, embedded_ports
 
 
 async def _create_databases(names: list[str]) -> None:
