@@ -1,0 +1,126 @@
+"""The one interface every payment provider adapter implements, and the registry that holds them.
+
+What varies per provider and does *not* belong here: the callback protocol. Each provider's callbacks
+live in ``api/callbacks/<provider>.py`` (Click's prepare/complete, Payme's JSON-RPC, Stripe's events),
+verify that provider's signature, and hand a verdict to ``services.callbacks``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from providers_svc.domain.transactions import Transaction, TransactionStatus
+
+
+@dataclass(frozen=True)
+class StartResult:
+    """Where to send the payer, and the provider's id for the attempt when it assigns one up front
+    (Stripe's PaymentIntent/Checkout Session id, Octo's payment UUID). Click and Payme assign theirs
+    only in their callbacks, so they return None here."""
+
+    redirect_url: str
+    provider_reference: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusResult:
+    """The provider's own view of a transaction (used by reconciliation to heal missed callbacks)."""
+
+    status: TransactionStatus
+    provider_reference: str | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    status: Literal["pending", "succeeded", "failed"]
+    provider_refund_id: str | None = None
+    failure_message: str | None = None
+
+
+class ProviderError(Exception):
+    """Base of every error an adapter raises on purpose."""
+
+
+class ProviderUnavailableError(ProviderError):
+    """The provider could not be reached or answered with a server error. Nothing was done on our side,
+    and the operation is safe to retry (every adapter call is idempotent on our transaction id)."""
+
+
+class ProviderRejectedError(ProviderError):
+    """The provider refused the request for a business reason (amount limits, closed account...)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class OperationNotSupportedError(ProviderError):
+    """The provider (or this adapter, so far) cannot do the operation at all."""
+
+
+class PaymentProvider(Protocol):
+    """One payment provider, as the use cases see it.
+
+    Contract for implementations:
+    - Amounts cross this boundary as integer minor units plus ISO 4217 code; an adapter converts to the
+      provider's units (Payme tiyin, Click/Octo so'm decimals) and back, nowhere else.
+    - Every call is idempotent on ``txn.id``: use it as the provider's idempotency key / merchant
+      transaction id, so a retry after a timeout never creates a second attempt at the provider.
+    - Credentials come from the adapter's constructor (built in ``create_app``), never from globals.
+    - Raise ``ProviderUnavailableError`` for network/5xx failures, ``ProviderRejectedError`` for
+      business refusals, ``OperationNotSupportedError`` for what the provider cannot do.
+    """
+
+    @property
+    def name(self) -> str:
+        """Stable identifier: the ``provider`` field of requests, events and ``/billing/<name>``."""
+        ...
+
+    @property
+    def display_name(self) -> str: ...
+
+    @property
+    def currencies(self) -> frozenset[str]:
+        """ISO 4217 codes this provider can charge in."""
+        ...
+
+    async def start(self, txn: Transaction) -> StartResult:
+        """Create the attempt at the provider (or just build its pay URL) and say where the payer goes."""
+        ...
+
+    async def cancel(self, txn: Transaction) -> bool:
+        """Make sure the provider will not take money for ``txn``. True when it will not (cancelled now,
+        or never started, or already declined); False when it already took the money or is capturing."""
+        ...
+
+    async def fetch_status(self, txn: Transaction) -> StatusResult:
+        """Ask the provider what happened to ``txn``."""
+        ...
+
+    async def refund(self, txn: Transaction, *, refund_id: str, amount: int, reason: str | None) -> RefundResult:
+        """Refund ``amount`` minor units of a succeeded ``txn``; ``refund_id`` dedupes retries."""
+        ...
+
+
+class ProviderRegistry:
+    """The enabled adapters by name, built once in ``create_app``."""
+
+    def __init__(self, providers: Iterable[PaymentProvider]) -> None:
+        self._providers: dict[str, PaymentProvider] = {}
+        for provider in providers:
+            if provider.name in self._providers:
+                raise ValueError(f"provider {provider.name!r} registered twice")
+            self._providers[provider.name] = provider
+
+    def get(self, name: str) -> PaymentProvider | None:
+        return self._providers.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._providers)
+
+    def for_currency(self, currency: str | None) -> list[PaymentProvider]:
+        return [p for _, p in sorted(self._providers.items()) if currency is None or currency in p.currencies]

@@ -1,0 +1,51 @@
+"""Internal API called by payments-svc (docs/INTERNAL.md). Every route needs a tenant in the token."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from billing_runtime.internal_auth import require_tenant
+from billing_runtime.problems import read_json_object
+
+from providers_svc.api.schemas import ProvidersQuery, StartPaymentRequest, parse, transaction_json
+from providers_svc.keys import metrics_key, registry_key, settings_key, uow_factory_key
+from providers_svc.services import transactions
+from providers_svc.services.transactions import StartPayment
+
+
+async def list_providers(request: web.Request) -> web.Response:
+    require_tenant(request)
+    query = parse(ProvidersQuery, dict(request.query))
+    providers = transactions.list_providers(request.app[registry_key], query.currency)
+    return web.json_response({"data": [{"name": p.name, "display_name": p.display_name} for p in providers]})
+
+
+async def start_payment(request: web.Request) -> web.Response:
+    tenant_id = require_tenant(request)
+    body = parse(StartPaymentRequest, await read_json_object(request))
+    started = await transactions.start_payment(
+        request.app[uow_factory_key],
+        request.app[registry_key],
+        StartPayment(
+            tenant_id=tenant_id,
+            payment_id=body.payment_id,
+            provider=body.provider,
+            amount=body.amount,
+            currency=body.currency,
+            order_id=body.order_id,
+            description=body.description,
+            return_url=str(body.return_url) if body.return_url is not None else None,
+            expires_at=body.expires_at,
+        ),
+        default_ttl=request.app[settings_key].default_transaction_ttl,
+    )
+    if started.created:
+        request.app[metrics_key].transactions_started.labels(body.provider).inc()
+    return web.json_response(transaction_json(started.transaction))
+
+
+async def cancel_payment(request: web.Request) -> web.Response:
+    tenant_id = require_tenant(request)
+    await transactions.cancel_payment(
+        request.app[uow_factory_key], request.app[registry_key], tenant_id, request.match_info["payment_id"]
+    )
+    return web.json_response({"cancelled": True})

@@ -1,0 +1,139 @@
+"""The composition root: ``create_app`` builds everything the service needs, nothing lives at module level."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+
+import aiohttp
+from aiohttp import web
+from billing_runtime.app import service_app
+from billing_runtime.bus import Bus
+from billing_runtime.plumbing import Plumbing
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from providers_svc.adapters.base import PaymentProvider, ProviderRegistry
+from providers_svc.adapters.sandbox import NAME as SANDBOX
+from providers_svc.adapters.sandbox import SandboxProvider
+from providers_svc.api.middlewares import unavailable_middleware
+from providers_svc.api.routes import setup_routes
+from providers_svc.db.models import outbox
+from providers_svc.keys import (
+    bank_key,
+    callback_sender_key,
+    http_client_key,
+    metrics_key,
+    plumbing_key,
+    registry_key,
+    settings_key,
+    templates_key,
+    uow_factory_key,
+)
+from providers_svc.metrics import ProvidersMetrics
+from providers_svc.sandbox.bank import CallbackSender, SandboxBank
+from providers_svc.sandbox.pages import new_templates
+from providers_svc.services.uow import ProvidersUnitOfWork
+from providers_svc.settings import Settings
+
+ROLES = frozenset({"api", "worker"})
+
+
+def build_registry(settings: Settings, bank: SandboxBank) -> ProviderRegistry:
+    """The adapters named in ``settings.enabled_providers``; an unknown name stops the start-up."""
+    factories = {
+        SANDBOX: lambda: SandboxProvider(
+            page_base=settings.payer_page_base, currencies=frozenset(settings.sandbox_currencies), bank=bank
+        ),
+    }
+    providers: list[PaymentProvider] = []
+    for name in settings.enabled_providers:
+        if name not in factories:
+            raise ValueError(f"unknown provider {name!r} in enabled_providers (known: {sorted(factories)})")
+        providers.append(factories[name]())
+    return ProviderRegistry(providers)
+
+
+async def _http_client(app: web.Application) -> AsyncIterator[None]:
+    # One client session for outgoing calls (sandbox callbacks now, provider APIs later).
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=app[settings_key].provider_timeout)) as s:
+        app[http_client_key] = s
+        yield
+
+
+def create_app(
+    settings: Settings,
+    *,
+    engine: AsyncEngine | None = None,
+    bus: Bus | None = None,
+    roles: Iterable[str] = ("api", "worker"),
+) -> web.Application:
+    """The providers-svc application.
+
+    ``roles``: ``api`` serves the internal API, provider callbacks and the sandbox payer page;
+    ``worker`` runs the outbox relay and the sandbox bank's callback sender. Both serve health routes.
+    ``engine``/``bus`` may be shared (tests, the embedded runner); what is given is not closed here.
+    """
+    role_set = frozenset(roles)
+    if not role_set or not role_set <= ROLES:
+        raise ValueError(f"roles must be a non-empty subset of {sorted(ROLES)}, got {sorted(role_set)}")
+    worker = "worker" in role_set
+
+    metrics = ProvidersMetrics()
+    plumbing = Plumbing(
+        service="providers",
+        database_url=settings.database_url,
+        metrics=metrics,
+        bus_url=settings.bus_url,
+        # The api role writes the outbox (through the unit of work) but only the worker relays it.
+        outbox=outbox if worker else None,
+        poll_interval=settings.outbox_poll_interval,
+        engine=engine,
+        bus=bus,
+    )
+    checks = {"database": plumbing.check_database}
+    if worker:
+        checks["bus"] = plumbing.check_bus
+    app = service_app(
+        metrics,
+        checks=checks,
+        internal_secret=settings.internal_secret.get_secret_value(),
+        internal_audience="providers",
+        public_prefixes=("/billing/", "/sandbox/"),
+    )
+
+    def new_uow() -> ProvidersUnitOfWork:
+        assert plumbing.sessionmaker is not None, "the database opens with the application"
+        return ProvidersUnitOfWork(
+            plumbing.sessionmaker, outbox, notify_channel=plumbing.notify_channel, on_commit=plumbing.wake_relay
+        )
+
+    sender = CallbackSender(
+        new_uow,
+        lambda: app[http_client_key],
+        url=settings.sandbox_callback_url,
+        secret=settings.sandbox_secret.get_secret_value(),
+        retry_schedule=list(settings.sandbox_callback_retry_schedule),
+        max_attempts=settings.sandbox_callback_max_attempts,
+        timeout=settings.sandbox_callback_timeout,
+        poll_interval=settings.sandbox_callback_poll_interval,
+        metrics=metrics,
+    )
+    bank = SandboxBank(new_uow, pending_delay=settings.sandbox_pending_delay, on_decision=sender.wake)
+
+    app[settings_key] = settings
+    app[metrics_key] = metrics
+    app[plumbing_key] = plumbing
+    app[uow_factory_key] = new_uow
+    app[bank_key] = bank
+    app[callback_sender_key] = sender
+    app[registry_key] = build_registry(settings, bank)
+    app[templates_key] = new_templates()
+
+    # Order matters: cleanup runs in reverse, so background tasks stop before the HTTP client closes.
+    app.cleanup_ctx.append(_http_client)
+    app.cleanup_ctx.append(plumbing.ctx)
+    if worker and SANDBOX in settings.enabled_providers:
+        plumbing.add_task("sandbox-callbacks", sender.run)
+    if "api" in role_set:
+        app.middlewares.append(unavailable_middleware)
+        setup_routes(app)
+    return app

@@ -1,0 +1,103 @@
+"""Tables of providers-svc. ``metadata`` is what Alembic (``migrations/env.py``) and the tests use."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from billing_runtime.db import UTCDateTime, new_metadata
+from billing_runtime.inbox import inbox_table
+from billing_runtime.outbox import outbox_table
+from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    metadata = new_metadata()
+
+
+class ProviderTransactionRow(Base):
+    """One payment attempt at one provider; ``status`` only ever leaves ``pending`` once (PRV-3)."""
+
+    __tablename__ = "provider_transactions"
+    __table_args__ = (
+        # PRV-2: a payment has at most one transaction per provider, so start is idempotent.
+        UniqueConstraint("payment_id", "provider"),
+        CheckConstraint("status IN ('pending', 'succeeded', 'failed', 'cancelled')", name="status"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        Index("ix_provider_transactions_tenant_payment", "tenant_id", "payment_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    payment_id: Mapped[str] = mapped_column(String(64))
+    provider: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))
+    order_id: Mapped[str | None] = mapped_column(String(128))
+    description: Mapped[str | None] = mapped_column(Text)
+    return_url: Mapped[str | None] = mapped_column(Text)
+    redirect_url: Mapped[str | None] = mapped_column(Text)
+    provider_reference: Mapped[str | None] = mapped_column(String(255))
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ProviderEventRow(Base):
+    """The raw-event inbox: every verified provider callback, once per provider event id (PRV-1)."""
+
+    __tablename__ = "provider_events"
+    __table_args__ = (UniqueConstraint("provider", "external_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(255))
+    event_type: Mapped[str | None] = mapped_column(String(64))
+    transaction_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    # The body exactly as received (after signature verification), for audits and replays.
+    payload: Mapped[str] = mapped_column(Text)
+    # What the callback did (domain.transactions.CallbackResult); set in the same transaction.
+    result: Mapped[str | None] = mapped_column(String(32))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SandboxChargeRow(Base):
+    """The sandbox bank's ledger: at most one decision per transaction (PRV-6), and the callback it owes.
+
+    Persisted so a restart never loses a scheduled callback (PRV-7).
+    """
+
+    __tablename__ = "sandbox_charges"
+    __table_args__ = (
+        CheckConstraint("outcome IN ('succeed', 'decline', 'pending', 'cancelled')", name="outcome"),
+        # Only callbacks still owed are indexed: the sender scans nothing that was delivered long ago.
+        Index(
+            "ix_sandbox_charges_owed",
+            "due_at",
+            postgresql_where=text("delivered_at IS NULL AND gave_up_at IS NULL"),
+            sqlite_where=text("delivered_at IS NULL AND gave_up_at IS NULL"),
+        ),
+    )
+
+    transaction_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    # The callback: its event id stays the same across retries so the receiver can dedupe on it.
+    event_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    callback_body: Mapped[str | None] = mapped_column(Text)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    gave_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+metadata = Base.metadata
+outbox = outbox_table(metadata)
+inbox = inbox_table(metadata)

@@ -1,0 +1,328 @@
+"""Every query of the service. Repositories are built from a session by the unit of work; they may
+flush, never commit."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from billing_runtime.ids import new_id
+from sqlalchemy import Select, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from providers_svc.db.models import ProviderEventRow, ProviderTransactionRow, SandboxChargeRow
+from providers_svc.domain.transactions import Transaction, TransactionStatus
+
+
+def _is_postgres(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
+
+
+async def _insert_ignore(session: AsyncSession, model: type[Any], values: dict[str, Any]) -> bool:
+    """``INSERT ... ON CONFLICT DO NOTHING``; True when the row was inserted (as inbox.record_once)."""
+    insert = pg_insert if _is_postgres(session) else sqlite_insert
+    result = await session.execute(insert(model).values(**values).on_conflict_do_nothing())
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def to_transaction(row: ProviderTransactionRow) -> Transaction:
+    return Transaction(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        payment_id=row.payment_id,
+        provider=row.provider,
+        amount=row.amount,
+        currency=row.currency,
+        status=TransactionStatus(row.status),
+        order_id=row.order_id,
+        description=row.description,
+        return_url=row.return_url,
+        redirect_url=row.redirect_url,
+        provider_reference=row.provider_reference,
+        failure_code=row.failure_code,
+        failure_message=row.failure_message,
+        expires_at=row.expires_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+@dataclass(frozen=True)
+class NewTransaction:
+    tenant_id: str
+    payment_id: str
+    provider: str
+    amount: int
+    currency: str
+    order_id: str | None
+    description: str | None
+    return_url: str | None
+    expires_at: datetime
+
+
+class TenantTransactionRepository:
+    """Provider transactions of one tenant. Every statement starts from ``_base()``, which is already
+    filtered by tenant, so no query here can reach another tenant's rows (PRV-9)."""
+
+    def __init__(self, session: AsyncSession, tenant_id: str) -> None:
+        self._session = session
+        self._tenant_id = tenant_id
+
+    def _base(self) -> Select[tuple[ProviderTransactionRow]]:
+        return select(ProviderTransactionRow).where(ProviderTransactionRow.tenant_id == self._tenant_id)
+
+    async def create_once(self, new: NewTransaction, now: datetime) -> bool:
+        """Insert unless ``(payment_id, provider)`` exists already (whoever owns it); True if inserted."""
+        return await _insert_ignore(
+            self._session,
+            ProviderTransactionRow,
+            {
+                "id": new_id("ptx"),
+                "tenant_id": new.tenant_id,
+                "payment_id": new.payment_id,
+                "provider": new.provider,
+                "amount": new.amount,
+                "currency": new.currency,
+                "status": TransactionStatus.PENDING.value,
+                "order_id": new.order_id,
+                "description": new.description,
+                "return_url": new.return_url,
+                "expires_at": new.expires_at,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+
+    async def get_for_payment(self, payment_id: str, provider: str) -> Transaction | None:
+        stmt = self._base().where(
+            ProviderTransactionRow.payment_id == payment_id, ProviderTransactionRow.provider == provider
+        )
+        row = (await self._session.execute(stmt.execution_options(populate_existing=True))).scalar_one_or_none()
+        return to_transaction(row) if row is not None else None
+
+    async def list_for_payment(self, payment_id: str) -> list[Transaction]:
+        stmt = self._base().where(ProviderTransactionRow.payment_id == payment_id).order_by(ProviderTransactionRow.id)
+        rows = (await self._session.execute(stmt.execution_options(populate_existing=True))).scalars().all()
+        return [to_transaction(r) for r in rows]
+
+    async def set_started(self, txn_id: str, redirect_url: str, provider_reference: str | None, now: datetime) -> None:
+        """Store where the payer goes; the first writer wins so every caller returns the same URL."""
+        await self._session.execute(
+            update(ProviderTransactionRow)
+            .where(
+                ProviderTransactionRow.tenant_id == self._tenant_id,
+                ProviderTransactionRow.id == txn_id,
+                ProviderTransactionRow.redirect_url.is_(None),
+            )
+            .values(redirect_url=redirect_url, provider_reference=provider_reference, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def cancel_if_pending(self, txn_id: str, now: datetime) -> bool:
+        """pending → cancelled, guarded in the database; False when the transaction had already moved."""
+        result = await self._session.execute(
+            update(ProviderTransactionRow)
+            .where(
+                ProviderTransactionRow.tenant_id == self._tenant_id,
+                ProviderTransactionRow.id == txn_id,
+                ProviderTransactionRow.status == TransactionStatus.PENDING.value,
+            )
+            .values(status=TransactionStatus.CANCELLED.value, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+class TransactionRepository:
+    """Lookups by transaction id, for provider callbacks and the sandbox bank: the provider echoes our
+    transaction id and the tenant comes from the row, never from the caller."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, txn_id: str) -> Transaction | None:
+        stmt = select(ProviderTransactionRow).where(ProviderTransactionRow.id == txn_id)
+        row = (await self._session.execute(stmt.execution_options(populate_existing=True))).scalar_one_or_none()
+        return to_transaction(row) if row is not None else None
+
+    async def settle(
+        self,
+        txn_id: str,
+        status: TransactionStatus,
+        *,
+        provider_reference: str | None,
+        failure_code: str | None,
+        failure_message: str | None,
+        now: datetime,
+    ) -> bool:
+        """pending → final, guarded in the database (PRV-3); False when it was already final."""
+        values: dict[str, Any] = {
+            "status": status.value,
+            "failure_code": failure_code,
+            "failure_message": failure_message,
+            "updated_at": now,
+        }
+        if provider_reference is not None:
+            values["provider_reference"] = provider_reference
+        result = await self._session.execute(
+            update(ProviderTransactionRow)
+            .where(
+                ProviderTransactionRow.id == txn_id,
+                ProviderTransactionRow.status == TransactionStatus.PENDING.value,
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class IncomingEvent:
+    provider: str
+    external_id: str
+    event_type: str | None
+    transaction_id: str | None
+    payload: str
+
+
+class ProviderEventRepository:
+    """The raw-event inbox (``provider_events``)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def record_once(self, event: IncomingEvent, now: datetime) -> str | None:
+        """Insert the event; return its row id, or None when ``(provider, external_id)`` was seen before."""
+        row_id = new_id("pev")
+        inserted = await _insert_ignore(
+            self._session,
+            ProviderEventRow,
+            {
+                "id": row_id,
+                "provider": event.provider,
+                "external_id": event.external_id,
+                "event_type": event.event_type,
+                "transaction_id": event.transaction_id,
+                "payload": event.payload,
+                "received_at": now,
+            },
+        )
+        return row_id if inserted else None
+
+    async def set_result(self, row_id: str, result: str) -> None:
+        await self._session.execute(
+            update(ProviderEventRow)
+            .where(ProviderEventRow.id == row_id)
+            .values(result=result)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def list_for_transaction(self, txn_id: str) -> Sequence[ProviderEventRow]:
+        stmt = (
+            select(ProviderEventRow)
+            .where(ProviderEventRow.transaction_id == txn_id)
+            .order_by(ProviderEventRow.received_at, ProviderEventRow.id)
+        )
+        return (await self._session.execute(stmt)).scalars().all()
+
+
+@dataclass(frozen=True)
+class ChargeDecision:
+    transaction_id: str
+    outcome: str
+    event_id: str | None
+    callback_body: str | None
+    due_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DueCallback:
+    transaction_id: str
+    event_id: str
+    body: str
+    attempts: int
+
+
+class SandboxChargeRepository:
+    """The sandbox bank's ledger (``sandbox_charges``) and its callback queue."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def decide_once(self, decision: ChargeDecision, now: datetime) -> bool:
+        """Record the bank's decision unless one exists: the unique key is what makes a concurrent
+        "pay" and "cancel" exclusive (PRV-6)."""
+        return await _insert_ignore(
+            self._session,
+            SandboxChargeRow,
+            {
+                "transaction_id": decision.transaction_id,
+                "outcome": decision.outcome,
+                "event_id": decision.event_id,
+                "callback_body": decision.callback_body,
+                "due_at": decision.due_at,
+                "attempts": 0,
+                "created_at": now,
+            },
+        )
+
+    async def get(self, txn_id: str) -> SandboxChargeRow | None:
+        stmt = select(SandboxChargeRow).where(SandboxChargeRow.transaction_id == txn_id)
+        return (await self._session.execute(stmt.execution_options(populate_existing=True))).scalar_one_or_none()
+
+    async def claim_due(self, now: datetime, *, limit: int, lease: timedelta) -> tuple[str, list[DueCallback]]:
+        """Lease up to ``limit`` due callbacks (SKIP LOCKED on PostgreSQL, so senders never collide);
+        the attempt is counted at claim time, so a sender that dies mid-call still counts it."""
+        t = SandboxChargeRow
+        token = secrets.token_hex(8)
+        due = (
+            select(t.transaction_id)
+            .where(
+                t.due_at.is_not(None),
+                t.due_at <= now,
+                t.delivered_at.is_(None),
+                t.gave_up_at.is_(None),
+                (t.claimed_until.is_(None)) | (t.claimed_until < now),
+            )
+            .order_by(t.due_at)
+            .limit(limit)
+        )
+        if _is_postgres(self._session):
+            due = due.with_for_update(skip_locked=True)
+        stmt = (
+            update(t)
+            .where(t.transaction_id.in_(due.scalar_subquery()))
+            .values(claim_token=token, claimed_until=now + lease, attempts=t.attempts + 1)
+            .returning(t.transaction_id, t.event_id, t.callback_body, t.attempts)
+            .execution_options(synchronize_session=False)
+        )
+        rows = (await self._session.execute(stmt)).all()
+        return token, [
+            DueCallback(transaction_id=r[0], event_id=r[1], body=r[2], attempts=r[3])
+            for r in sorted(rows, key=lambda r: r[0])
+        ]
+
+    async def mark_delivered(self, txn_id: str, token: str, status: int, now: datetime) -> None:
+        await self._release(txn_id, token, delivered_at=now, last_status=status, last_error=None)
+
+    async def schedule_retry(
+        self, txn_id: str, token: str, *, due_at: datetime, status: int | None, error: str
+    ) -> None:
+        await self._release(txn_id, token, due_at=due_at, last_status=status, last_error=error[:2000])
+
+    async def give_up(self, txn_id: str, token: str, *, status: int | None, error: str, now: datetime) -> None:
+        await self._release(txn_id, token, gave_up_at=now, last_status=status, last_error=error[:2000])
+
+    async def _release(self, txn_id: str, token: str, **values: Any) -> None:
+        # Only the holder of the lease may record the attempt; a sender whose lease ran out changes nothing.
+        await self._session.execute(
+            update(SandboxChargeRow)
+            .where(SandboxChargeRow.transaction_id == txn_id, SandboxChargeRow.claim_token == token)
+            .values(claim_token=None, claimed_until=None, **values)
+            .execution_options(synchronize_session=False)
+        )

@@ -1,0 +1,24 @@
+"""Every ``web.AppKey`` of the service in one place (everything is built in ``create_app``)."""
+
+from __future__ import annotations
+
+import aiohttp
+import jinja2
+from aiohttp import web
+from billing_runtime.plumbing import Plumbing
+
+from providers_svc.adapters.base import ProviderRegistry
+from providers_svc.metrics import ProvidersMetrics
+from providers_svc.sandbox.bank import CallbackSender, SandboxBank
+from providers_svc.services.uow import UowFactory
+from providers_svc.settings import Settings
+
+settings_key = web.AppKey("settings", Settings)
+metrics_key = web.AppKey("metrics", ProvidersMetrics)
+plumbing_key = web.AppKey("plumbing", Plumbing)
+uow_factory_key = web.AppKey("uow_factory", UowFactory)
+registry_key = web.AppKey("registry", ProviderRegistry)
+bank_key = web.AppKey("sandbox_bank", SandboxBank)
+callback_sender_key = web.AppKey("sandbox_callback_sender", CallbackSender)
+templates_key = web.AppKey("templates", jinja2.Environment)
+http_client_key = web.AppKey("http_client", aiohttp.ClientSession)

@@ -1,0 +1,31 @@
+"""The service's Prometheus metrics: the shared ones plus provider callbacks and the sandbox bank."""
+
+from __future__ import annotations
+
+from billing_runtime.metrics import Metrics
+from prometheus_client import Counter
+
+
+class ProvidersMetrics(Metrics):
+    """One registry per application (no process-global state)."""
+
+    def __init__(self) -> None:
+        super().__init__("providers")
+        self.transactions_started = Counter(
+            "provider_transactions_started_total",
+            "Provider transactions created by a start request",
+            ["provider"],
+            registry=self.registry,
+        )
+        self.callbacks_received = Counter(
+            "provider_callbacks_total",
+            "Provider callbacks received, by what they did",
+            ["provider", "result"],
+            registry=self.registry,
+        )
+        self.sandbox_callbacks_sent = Counter(
+            "sandbox_bank_callback_attempts_total",
+            "Callbacks the sandbox bank tried to deliver, by result",
+            ["result"],
+            registry=self.registry,
+        )

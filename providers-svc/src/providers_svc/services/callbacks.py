@@ -1,0 +1,127 @@
+"""What a verified provider callback does, whatever the provider: record it, then move the transaction
+and publish the outcome, all in one unit of work."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from billing_contracts.envelope import utcnow
+from billing_contracts.events.providers import (
+    ProviderPaymentFailedV1,
+    ProviderPaymentOutcome,
+    ProviderPaymentSucceededV1,
+)
+
+from providers_svc.db.repositories import IncomingEvent
+from providers_svc.domain.transactions import CallbackResult, Transaction, Verdict, late_verdict_result
+from providers_svc.services.uow import ProvidersUnitOfWork, UowFactory
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProviderNotice:
+    """A provider's callback after its signature was verified, in our terms (minor units, our ids)."""
+
+    provider: str
+    external_id: str
+    event_type: str
+    transaction_id: str
+    # None: an event type we record but do not act on.
+    verdict: Verdict | None
+    amount: int | None
+    currency: str | None
+    payload: str
+    provider_reference: str | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+
+async def handle_notice(
+    uow_factory: UowFactory, notice: ProviderNotice, *, clock: Callable[[], datetime] = utcnow
+) -> CallbackResult:
+    """Record ``notice`` once and apply it. Nothing is written for an unknown transaction or a notice
+    whose amount disagrees with ours; a duplicate writes nothing either (PRV-1, PRV-4)."""
+    now = clock()
+    async with uow_factory() as uow:
+        txn = await uow.transactions.get(notice.transaction_id)
+        if txn is None or txn.provider != notice.provider:
+            return CallbackResult.UNKNOWN_TRANSACTION
+        if notice.verdict is not None and (notice.amount, notice.currency) != (txn.amount, txn.currency):
+            # PRV-8: never report an outcome for money we did not ask for.
+            log.error(
+                "%s callback %s for %s claims %s %s, transaction is %s %s",
+                notice.provider,
+                notice.external_id,
+                txn.id,
+                notice.amount,
+                notice.currency,
+                txn.amount,
+                txn.currency,
+            )
+            return CallbackResult.AMOUNT_MISMATCH
+        row_id = await uow.provider_events.record_once(
+            IncomingEvent(
+                provider=notice.provider,
+                external_id=notice.external_id,
+                event_type=notice.event_type,
+                transaction_id=txn.id,
+                payload=notice.payload,
+            ),
+            now,
+        )
+        if row_id is None:
+            return CallbackResult.DUPLICATE
+        if notice.verdict is None:
+            result = CallbackResult.IGNORED
+        else:
+            result = await _apply(uow, txn, notice, notice.verdict, row_id, now)
+        await uow.provider_events.set_result(row_id, result.value)
+        await uow.commit()
+    return result
+
+
+async def _apply(
+    uow: ProvidersUnitOfWork, txn: Transaction, notice: ProviderNotice, verdict: Verdict, row_id: str, now: datetime
+) -> CallbackResult:
+    failed = verdict is Verdict.FAILED
+    moved = await uow.transactions.settle(
+        txn.id,
+        verdict.status,
+        provider_reference=notice.provider_reference,
+        failure_code=notice.failure_code if failed else None,
+        failure_message=notice.failure_message if failed else None,
+        now=now,
+    )
+    if not moved:
+        # PRV-3: a final state never flips. The event row keeps the provider's word for the record.
+        current = await uow.transactions.get(txn.id)
+        assert current is not None
+        result = late_verdict_result(current.status, verdict)
+        level = logging.ERROR if result is CallbackResult.CONFLICT else logging.INFO
+        log.log(
+            level,
+            "%s says %s for %s, already %s: %s",
+            notice.provider,
+            verdict.value,
+            txn.id,
+            current.status.value,
+            result.value,
+        )
+        return result
+    outcome = ProviderPaymentOutcome(
+        payment_id=txn.payment_id,
+        provider=txn.provider,
+        provider_transaction_id=txn.id,
+        provider_reference=notice.provider_reference or txn.provider_reference,
+        amount=txn.amount,
+        currency=txn.currency,
+        failure_code=notice.failure_code if failed else None,
+        failure_message=notice.failure_message if failed else None,
+    )
+    event_cls = ProviderPaymentFailedV1 if failed else ProviderPaymentSucceededV1
+    uow.emit(event_cls(tenant_id=txn.tenant_id, correlation_id=txn.payment_id, causation_id=row_id, data=outcome))
+    return CallbackResult.APPLIED

@@ -1,0 +1,170 @@
+"""Use cases behind the internal API: list providers, start a payment at a provider, cancel it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from billing_contracts.envelope import utcnow
+from billing_runtime.problems import ProblemError
+
+from providers_svc.adapters.base import (
+    PaymentProvider,
+    ProviderRegistry,
+    ProviderRejectedError,
+    ProviderUnavailableError,
+)
+from providers_svc.db.repositories import NewTransaction
+from providers_svc.domain.transactions import Transaction, TransactionStatus
+from providers_svc.services.uow import UowFactory
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+_RETRY_AFTER = {"Retry-After": "5"}
+
+
+@dataclass(frozen=True)
+class StartPayment:
+    tenant_id: str
+    payment_id: str
+    provider: str
+    amount: int
+    currency: str
+    order_id: str | None
+    description: str | None
+    return_url: str | None
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Started:
+    transaction: Transaction
+    created: bool
+
+
+def list_providers(registry: ProviderRegistry, currency: str | None) -> list[PaymentProvider]:
+    """Providers that accept ``currency`` (every enabled one when None). Per-tenant provider accounts
+    will narrow this further when they exist."""
+    return registry.for_currency(currency)
+
+
+def _provider_for(registry: ProviderRegistry, name: str, currency: str) -> PaymentProvider:
+    provider = registry.get(name)
+    if provider is None:
+        raise ProblemError(422, "unknown_provider", f"Provider {name!r} is not available")
+    if currency not in provider.currencies:
+        raise ProblemError(422, "currency_not_supported", f"Provider {name!r} does not accept {currency}")
+    return provider
+
+
+def _same_request(txn: Transaction, cmd: StartPayment) -> bool:
+    return txn.amount == cmd.amount and txn.currency == cmd.currency
+
+
+async def start_payment(
+    uow_factory: UowFactory,
+    registry: ProviderRegistry,
+    cmd: StartPayment,
+    *,
+    default_ttl: int,
+    clock: Clock = utcnow,
+) -> Started:
+    """Create (or find) the transaction for ``(payment_id, provider)`` and make sure the provider has
+    started it. Idempotent: every repeat returns the same transaction and redirect URL (PRV-2).
+
+    The provider is called outside any database transaction: the row is committed first, then the
+    adapter runs (idempotent on the transaction id), then the first redirect URL stored wins. A crash or
+    a provider outage in between leaves a row without a redirect URL that the next retry completes.
+    """
+    provider = _provider_for(registry, cmd.provider, cmd.currency)
+    now = clock()
+    async with uow_factory() as uow:
+        repo = uow.tenant_transactions(cmd.tenant_id)
+        txn = await repo.get_for_payment(cmd.payment_id, cmd.provider)
+        created = False
+        if txn is None:
+            created = await repo.create_once(
+                NewTransaction(
+                    tenant_id=cmd.tenant_id,
+                    payment_id=cmd.payment_id,
+                    provider=cmd.provider,
+                    amount=cmd.amount,
+                    currency=cmd.currency,
+                    order_id=cmd.order_id,
+                    description=cmd.description,
+                    return_url=cmd.return_url,
+                    expires_at=cmd.expires_at or now + timedelta(seconds=default_ttl),
+                ),
+                now,
+            )
+            txn = await repo.get_for_payment(cmd.payment_id, cmd.provider)
+            await uow.commit()
+    # None here: the pair exists but belongs to another tenant (payment ids are global).
+    if txn is None or not _same_request(txn, cmd):
+        raise ProblemError(
+            409, "payment_conflict", "A provider transaction for this payment exists with different parameters"
+        )
+    if txn.redirect_url is not None:
+        return Started(txn, created)
+    if txn.status is not TransactionStatus.PENDING:
+        # Cancelled while its provider was unreachable: never open an attempt for a closed transaction.
+        raise ProblemError(409, "transaction_closed", f"The provider transaction is {txn.status.value}")
+
+    try:
+        result = await provider.start(txn)
+    except ProviderUnavailableError as exc:
+        log.warning("provider %s unavailable starting %s: %s", provider.name, txn.id, exc)
+        raise ProblemError(503, "provider_unavailable", "The provider is unavailable", headers=_RETRY_AFTER) from exc
+    except ProviderRejectedError as exc:
+        raise ProblemError(422, "provider_rejected", str(exc)) from exc
+
+    async with uow_factory() as uow:
+        repo = uow.tenant_transactions(cmd.tenant_id)
+        await repo.set_started(txn.id, result.redirect_url, result.provider_reference, clock())
+        stored = await repo.get_for_payment(cmd.payment_id, cmd.provider)
+        await uow.commit()
+    assert stored is not None
+    return Started(stored, created)
+
+
+async def cancel_payment(
+    uow_factory: UowFactory, registry: ProviderRegistry, tenant_id: str, payment_id: str, *, clock: Clock = utcnow
+) -> None:
+    """Cancel every pending transaction of the payment at its provider, then here (PRV-5).
+
+    Raises 409 ``not_cancellable`` when a provider already took (or is taking) the money. Providers
+    are asked first, outside any database transaction; the local move is a guarded pending → cancelled,
+    so a success callback that lands in between wins and is reported as not cancellable.
+    """
+    async with uow_factory() as uow:
+        transactions = await uow.tenant_transactions(tenant_id).list_for_payment(payment_id)
+    if any(t.status is TransactionStatus.SUCCEEDED for t in transactions):
+        raise ProblemError(409, "not_cancellable", "The provider has already taken the payment")
+    pending = [t for t in transactions if t.status is TransactionStatus.PENDING]
+    for txn in pending:
+        provider = registry.get(txn.provider)
+        if provider is None:
+            raise ProblemError(
+                503, "provider_unavailable", f"Provider {txn.provider!r} is not enabled", headers=_RETRY_AFTER
+            )
+        try:
+            cancelled = await provider.cancel(txn)
+        except ProviderUnavailableError as exc:
+            raise ProblemError(
+                503, "provider_unavailable", "The provider is unavailable", headers=_RETRY_AFTER
+            ) from exc
+        if not cancelled:
+            raise ProblemError(409, "not_cancellable", "The provider has already taken the payment")
+    if not pending:
+        return
+    async with uow_factory() as uow:
+        repo = uow.tenant_transactions(tenant_id)
+        for txn in pending:
+            await repo.cancel_if_pending(txn.id, clock())
+        after = await repo.list_for_payment(payment_id)
+        await uow.commit()
+    if any(t.status is TransactionStatus.SUCCEEDED for t in after):
+        raise ProblemError(409, "not_cancellable", "The provider has already taken the payment")

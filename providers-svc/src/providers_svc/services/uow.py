@@ -1,0 +1,33 @@
+"""The service's unit of work: billing_runtime's UnitOfWork with this service's repositories."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from billing_runtime.uow import UnitOfWork
+
+from providers_svc.db.repositories import (
+    ProviderEventRepository,
+    SandboxChargeRepository,
+    TenantTransactionRepository,
+    TransactionRepository,
+)
+
+
+class ProvidersUnitOfWork(UnitOfWork):
+    """``async with uow: ...; await uow.commit()``; events emitted inside land in the outbox atomically."""
+
+    transactions: TransactionRepository
+    provider_events: ProviderEventRepository
+    sandbox_charges: SandboxChargeRepository
+
+    def _open(self) -> None:
+        self.transactions = TransactionRepository(self.session)
+        self.provider_events = ProviderEventRepository(self.session)
+        self.sandbox_charges = SandboxChargeRepository(self.session)
+
+    def tenant_transactions(self, tenant_id: str) -> TenantTransactionRepository:
+        return TenantTransactionRepository(self.session, tenant_id)
+
+
+UowFactory = Callable[[], ProvidersUnitOfWork]

@@ -1,0 +1,80 @@
+"""Settings of providers-svc, read from ``PROVIDERS_*`` environment variables (built once in ``__main__``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from billing_runtime.settings import ServiceSettings
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+DEFAULT_SANDBOX_CURRENCIES = (
+    "AED,AUD,CAD,CHF,CNY,CZK,DKK,EUR,GBP,HUF,INR,JPY,KGS,KRW,KZT,NOK,PLN,RUB,SEK,TJS,TRY,USD,UZS"
+)
+
+
+def _split_csv(value: object) -> object:
+    # Environment variables carry lists as "a,b,c"; a list given in code is taken as is.
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(ServiceSettings):
+    """Every knob of the service. Secrets are ``SecretStr`` so they never reach logs or reprs."""
+
+    model_config = SettingsConfigDict(env_prefix="PROVIDERS_", extra="ignore")
+
+    port: int = 8002
+    # The worker process (relay + sandbox bank sender) serves only health routes, on its own port.
+    worker_port: int = 8102
+    database_url: str = "sqlite+aiosqlite:///./providers.db"
+
+    # Where payers and providers reach us: the gateway. Payer page links and sandbox callbacks use it.
+    public_gateway_url: str = "http://127.0.0.1:8000"
+    enabled_providers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["sandbox"])
+    # A start request without ``expires_at`` gets this lifetime (the public API's default too).
+    default_transaction_ttl: int = Field(default=1800, ge=60, le=86400)
+    # Timeout of one call to a provider's API (real providers; the sandbox answers in-process).
+    provider_timeout: float = Field(default=15.0, gt=0)
+
+    # The sandbox "bank".
+    sandbox_secret: SecretStr = SecretStr("dev-sandbox-secret-change-me")
+    sandbox_signature_tolerance: int = Field(default=300, ge=1)
+    sandbox_pending_delay: float = Field(default=3.0, ge=0)
+    sandbox_currencies: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: _split_csv(DEFAULT_SANDBOX_CURRENCIES)  # type: ignore[return-value]
+    )
+    # Seconds to wait before the 1st, 2nd, ... retry of an undelivered callback; the last value repeats.
+    sandbox_callback_retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0]
+    )
+    # After this many failed attempts the bank gives up (reconciliation is the safety net past that).
+    sandbox_callback_max_attempts: int = Field(default=100, ge=1)
+    sandbox_callback_timeout: float = Field(default=10.0, gt=0)
+    sandbox_callback_poll_interval: float = Field(default=0.5, gt=0)
+
+    @field_validator("enabled_providers", "sandbox_currencies", "sandbox_callback_retry_schedule", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("sandbox_currencies")
+    @classmethod
+    def _upper(cls, value: list[str]) -> list[str]:
+        return [code.upper() for code in value]
+
+    @field_validator("sandbox_callback_retry_schedule")
+    @classmethod
+    def _non_empty_positive(cls, value: list[float]) -> list[float]:
+        if not value or any(delay < 0 for delay in value):
+            raise ValueError("needs at least one delay, none negative")
+        return value
+
+    @property
+    def payer_page_base(self) -> str:
+        return self.public_gateway_url.rstrip("/") + "/sandbox/pay/"
+
+    @property
+    def sandbox_callback_url(self) -> str:
+        return self.public_gateway_url.rstrip("/") + "/billing/sandbox"
