@@ -1,0 +1,33 @@
+"""``gateway migrate`` (alembic upgrade head) and ``gateway api`` (serve)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from billing_runtime.migrations import upgrade
+from billing_runtime.running import configure_logging, serve
+
+from gateway.app import create_app
+from gateway.settings import Settings
+
+# gateway/src/gateway/__main__.py → gateway/ (where alembic.ini lives)
+SERVICE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="gateway", description="The billing platform's public gateway.")
+    parser.add_argument("command", choices=["migrate", "api"])
+    args = parser.parse_args(argv)
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    if args.command == "migrate":
+        upgrade(SERVICE_ROOT, settings.database_url)
+    else:
+        asyncio.run(serve([(create_app(settings), settings.host, settings.port)]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""``POST /v1/auth/token``: a tenant exchanges its app name and secret for an access token."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from billing_contracts.envelope import utcnow
+from billing_runtime.problems import ProblemError
+
+from gateway.db.uow import UnitOfWork
+from gateway.keys import secret_hasher_key, sessionmaker_key, token_codec_key
+from gateway.schemas import TokenRequest, parse, read_json_body
+from gateway.tenants import authenticate_app
+
+
+async def issue_token(request: web.Request) -> web.Response:
+    body = parse(TokenRequest, await read_json_body(request))
+    tenant = await authenticate_app(
+        UnitOfWork(request.app[sessionmaker_key]), request.app[secret_hasher_key], body.app_name, body.secret, utcnow()
+    )
+    if tenant is None:
+        # One answer for an unknown app and a wrong secret: the caller learns nothing about which.
+        raise ProblemError(401, "invalid_credentials", "Unknown app_name or wrong secret")
+    codec = request.app[token_codec_key]
+    return web.json_response(
+        {"access_token": codec.issue(tenant.id), "token_type": "Bearer", "expires_in": codec.ttl},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def add_token_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/auth/token", issue_token)

@@ -1,0 +1,100 @@
+"""``/admin``: the platform operator's API for tenants, behind the admin bearer token."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from billing_contracts.envelope import utcnow
+from billing_runtime.problems import ProblemError
+
+from gateway.auth import bearer_token
+from gateway.db.uow import UnitOfWork
+from gateway.keys import secret_hasher_key, sessionmaker_key, settings_key, token_codec_key
+from gateway.schemas import Page, TenantCreate, parse, read_json_body, tenant_json
+from gateway.tenants import TenantWithSecret, create_tenant, get_tenant, list_tenants, rotate_secret
+
+# Responses that carry a secret must not be kept by any cache on the way.
+_NO_STORE = {"Cache-Control": "no-store"}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def require_admin(request: web.Request) -> None:
+    """401 without a valid admin token; 403 for a valid tenant token (authenticated, not allowed)."""
+    token = bearer_token(request)
+    admin_token = request.app[settings_key].admin_token
+    if token is not None and admin_token is not None:
+        # Digests first, so the comparison does not even reveal the token's length.
+        given = hashlib.sha256(token.encode()).digest()
+        if hmac.compare_digest(given, hashlib.sha256(admin_token.get_secret_value().encode()).digest()):
+            return
+    if token is not None:
+        try:
+            request.app[token_codec_key].verify(token)
+        except ProblemError:
+            pass
+        else:
+            raise ProblemError(403, "forbidden", "Tenant tokens cannot use the admin API")
+    raise ProblemError(401, "unauthorized", "A valid admin token is required", headers={"WWW-Authenticate": "Bearer"})
+
+
+def _admin_only(handler: Handler) -> Handler:
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        require_admin(request)
+        return await handler(request)
+
+    return wrapped
+
+
+def _uow(request: web.Request) -> UnitOfWork:
+    return UnitOfWork(request.app[sessionmaker_key])
+
+
+def _with_secret(issued: TenantWithSecret) -> dict[str, object]:
+    return {**tenant_json(issued.tenant), "secret": issued.secret}
+
+
+async def create(request: web.Request) -> web.Response:
+    cmd = parse(TenantCreate, await read_json_body(request))
+    issued = await create_tenant(_uow(request), request.app[secret_hasher_key], cmd, utcnow())
+    return web.json_response(_with_secret(issued), status=201, headers=_NO_STORE)
+
+
+async def list_(request: web.Request) -> web.Response:
+    page = parse(Page, dict(request.query))
+    tenants, has_more = await list_tenants(_uow(request), limit=page.limit, offset=page.offset)
+    return web.json_response(
+        {
+            "object": "list",
+            "data": [tenant_json(t) for t in tenants],
+            "limit": page.limit,
+            "offset": page.offset,
+            "has_more": has_more,
+        }
+    )
+
+
+async def retrieve(request: web.Request) -> web.Response:
+    tenant = await get_tenant(_uow(request), request.match_info["tenant_id"])
+    return web.json_response(tenant_json(tenant))
+
+
+async def rotate(request: web.Request) -> web.Response:
+    issued = await rotate_secret(
+        _uow(request),
+        request.app[secret_hasher_key],
+        request.match_info["tenant_id"],
+        grace=request.app[settings_key].secret_grace_period,
+        now=utcnow(),
+    )
+    return web.json_response(_with_secret(issued), headers=_NO_STORE)
+
+
+def add_admin_routes(app: web.Application) -> None:
+    app.router.add_post("/admin/tenants", _admin_only(create))
+    app.router.add_get("/admin/tenants", _admin_only(list_))
+    app.router.add_get("/admin/tenants/{tenant_id}", _admin_only(retrieve))
+    app.router.add_post("/admin/tenants/{tenant_id}/rotate-secret", _admin_only(rotate))

@@ -1,0 +1,94 @@
+"""The gateway's composition root: ``create_app`` builds everything the process needs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from argon2 import PasswordHasher
+from billing_runtime.app import service_app
+from billing_runtime.plumbing import Plumbing
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.access_tokens import add_token_routes
+from gateway.admin import add_admin_routes
+from gateway.auth import TokenCodec
+from gateway.db.unavailable import database_unavailable_middleware
+from gateway.keys import (
+    metrics_key,
+    rate_limiter_key,
+    secret_hasher_key,
+    sessionmaker_key,
+    settings_key,
+    tenant_names_key,
+    token_codec_key,
+    upstreams_key,
+)
+from gateway.metrics import GatewayMetrics
+from gateway.proxy import add_proxy_routes
+from gateway.ratelimit import RateLimiter
+from gateway.settings import Settings
+from gateway.tenant_secrets import SecretHasher
+from gateway.tenants import TenantNameCache
+from gateway.upstreams import PAYMENTS, PROVIDERS, close_upstreams, open_upstreams
+
+
+def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.Application:
+    """The gateway application. ``engine`` is used (and left open) when given, as tests and the
+    embedded runner may do; otherwise one is created from ``settings.database_url`` and disposed."""
+    metrics = GatewayMetrics()
+    plumbing = Plumbing(service="gateway", database_url=settings.database_url, metrics=metrics, engine=engine)
+
+    async def check_payments() -> None:
+        await app[upstreams_key][PAYMENTS].check()
+
+    async def check_providers() -> None:
+        await app[upstreams_key][PROVIDERS].check()
+
+    app = service_app(
+        metrics,
+        checks={"database": plumbing.check_database, PAYMENTS: check_payments, PROVIDERS: check_providers},
+        # The gateway is the public edge: it signs internal tokens, it never accepts them.
+        internal_secret=None,
+        internal_audience="gateway",
+        body_limit=settings.body_limit,
+    )
+    app.middlewares.append(database_unavailable_middleware)
+
+    app[settings_key] = settings
+    app[metrics_key] = metrics
+    app[token_codec_key] = TokenCodec(
+        {kid: key.get_secret_value() for kid, key in settings.jwt_keys.items()},
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        ttl=settings.token_ttl,
+    )
+    app[secret_hasher_key] = SecretHasher(
+        PasswordHasher(
+            time_cost=settings.argon2_time_cost,
+            memory_cost=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+        )
+    )
+    app[tenant_names_key] = TenantNameCache(settings.tenant_cache_ttl)
+    app[rate_limiter_key] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+
+    async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+        # Runs after plumbing.ctx has opened the engine and its sessionmaker.
+        assert plumbing.sessionmaker is not None
+        app[sessionmaker_key] = plumbing.sessionmaker
+        yield
+
+    async def upstreams_ctx(app: web.Application) -> AsyncIterator[None]:
+        app[upstreams_key] = upstreams = open_upstreams(settings)
+        try:
+            yield
+        finally:
+            await close_upstreams(upstreams)
+
+    app.cleanup_ctx.extend([plumbing.ctx, database_ctx, upstreams_ctx])
+
+    add_admin_routes(app)
+    add_token_routes(app)
+    add_proxy_routes(app)
+    return app

@@ -1,0 +1,114 @@
+"""Tenant access tokens: HS256 JWTs with a key id, issued by ``/v1/auth/token`` and required on the
+tenant routes. The algorithm is pinned here, never taken from the token."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Literal
+
+import jwt
+from aiohttp import web
+from billing_runtime.problems import ProblemError
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+ALGORITHM = "HS256"
+PURPOSE = "tenant_access"
+_REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
+
+
+class TenantAccessClaims(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    sub: str
+    tenant_id: str
+    purpose: Literal["tenant_access"]
+
+
+def _unauthorized(code: str, detail: str) -> ProblemError:
+    error = "invalid_request" if code == "unauthorized" else "invalid_token"
+    return ProblemError(401, code, detail, headers={"WWW-Authenticate": f'Bearer error="{error}"'})
+
+
+def missing_credentials() -> ProblemError:
+    return _unauthorized("unauthorized", "Authorization: Bearer <token> is required")
+
+
+def invalid_token() -> ProblemError:
+    return _unauthorized("invalid_token", "The access token is invalid")
+
+
+class TokenCodec:
+    """Signs with the first (active) key; verifies with whichever key the token's ``kid`` names."""
+
+    def __init__(self, keys: Mapping[str, str], *, issuer: str, audience: str, ttl: int) -> None:
+        if not keys:
+            raise ValueError("at least one signing key is required")
+        self._keys = dict(keys)
+        self._active_kid = next(iter(self._keys))
+        self._issuer = issuer
+        self._audience = audience
+        self.ttl = ttl
+
+    def issue(self, tenant_id: str, *, now: int | None = None) -> str:
+        issued_at = int(time.time()) if now is None else now
+        claims = {
+            "sub": tenant_id,
+            "tenant_id": tenant_id,
+            "iss": self._issuer,
+            "aud": self._audience,
+            "iat": issued_at,
+            "exp": issued_at + self.ttl,
+            "purpose": PURPOSE,
+        }
+        return jwt.encode(claims, self._keys[self._active_kid], algorithm=ALGORITHM, headers={"kid": self._active_kid})
+
+    def verify(self, token: str) -> str:
+        """The tenant id of a valid token; a 401 problem for anything else."""
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.PyJWTError as exc:
+            raise invalid_token() from exc
+        key = self._keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise invalid_token()
+        try:
+            payload = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self._audience,
+                issuer=self._issuer,
+                options={"require": _REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise _unauthorized("token_expired", "The access token has expired") from exc
+        except jwt.PyJWTError as exc:
+            raise invalid_token() from exc
+        try:
+            claims = TenantAccessClaims.model_validate(payload)
+        except ValidationError as exc:
+            raise invalid_token() from exc
+        if claims.sub != claims.tenant_id:
+            raise invalid_token()
+        return claims.tenant_id
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The token of an ``Authorization: Bearer`` header; None when there is no such header."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise missing_credentials()
+    return token
+
+
+def authenticate_tenant(request: web.Request, codec: TokenCodec) -> str:
+    """The tenant id from the request's access token, or a 401 problem."""
+    token = bearer_token(request)
+    if token is None:
+        raise missing_credentials()
+    return codec.verify(token)

@@ -1,0 +1,20 @@
+"""The gateway's Prometheus metrics: the shared HTTP ones plus upstream failures and throttling."""
+
+from __future__ import annotations
+
+from billing_runtime.metrics import Metrics
+from prometheus_client import Counter
+
+
+class GatewayMetrics(Metrics):
+    def __init__(self) -> None:
+        super().__init__("gateway")
+        self.upstream_failures = Counter(
+            "gateway_upstream_failures_total",
+            "Proxied requests answered 503 because the upstream was unreachable or too slow",
+            ["upstream", "reason"],
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "gateway_rate_limited_total", "Requests refused by the per-tenant rate limit", registry=self.registry
+        )

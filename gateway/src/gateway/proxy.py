@@ -1,0 +1,150 @@
+"""Forwarding: which public paths go to which upstream, with what credentials, and how answers and
+failures come back. Upstream problem+json bodies are passed through unchanged."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import ClientError, web
+from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
+from billing_runtime.keys import request_id_key
+from billing_runtime.middlewares import REQUEST_ID_HEADER
+from billing_runtime.problems import ProblemError
+
+from gateway.auth import authenticate_tenant, invalid_token
+from gateway.db.uow import UnitOfWork
+from gateway.keys import (
+    metrics_key,
+    rate_limiter_key,
+    sessionmaker_key,
+    settings_key,
+    tenant_names_key,
+    token_codec_key,
+    upstreams_key,
+)
+from gateway.tenants import tenant_display_name
+from gateway.upstreams import PAYMENTS, PROVIDERS
+
+log = logging.getLogger(__name__)
+
+FORWARDED_REQUEST_HEADERS = (
+    "Content-Type",
+    "Idempotency-Key",
+    "Stripe-Signature",
+    "Sandbox-Signature",
+    "Accept",
+    "Accept-Language",
+)
+RETURNED_RESPONSE_HEADERS = ("Content-Type", "Idempotent-Replayed", "Retry-After", "Location")
+UPSTREAM_RETRY_AFTER = "2"
+
+
+@dataclass(frozen=True)
+class ProxyRoute:
+    """``prefix`` and everything below it go to ``upstream`` with the same path and query."""
+
+    prefix: str
+    upstream: str
+    # A tenant access token is required and the internal token names that tenant.
+    tenant: bool
+    # The upstream gets an X-Internal-Auth token (tenant routes always do).
+    internal: bool
+    # The client's Authorization header is passed on (Payme authenticates its callbacks with Basic auth).
+    pass_authorization: bool = False
+
+
+ROUTES = (
+    ProxyRoute("/v1/payments", PAYMENTS, tenant=True, internal=True),
+    ProxyRoute("/v1/refunds", PAYMENTS, tenant=True, internal=True),
+    ProxyRoute("/v1/events", PAYMENTS, tenant=True, internal=True),
+    # The checkout token in the path is the payer's only credential.
+    ProxyRoute("/v1/checkout", PAYMENTS, tenant=False, internal=True),
+    # Provider callbacks and the sandbox bank's pages: providers authenticate by their own signatures.
+    ProxyRoute("/billing", PROVIDERS, tenant=False, internal=False, pass_authorization=True),
+    ProxyRoute("/sandbox", PROVIDERS, tenant=False, internal=False),
+)
+
+
+def add_proxy_routes(app: web.Application) -> None:
+    for route in ROUTES:
+        handler = _forwarder(route)
+        app.router.add_route("*", route.prefix, handler)
+        app.router.add_route("*", route.prefix + "/{tail:.*}", handler)
+
+
+def _forwarder(route: ProxyRoute) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        return await forward(request, route)
+
+    return handler
+
+
+def _is_safe_path(request: web.Request) -> bool:
+    # aiohttp routes on the decoded path but we forward the raw one, and it normalizes neither dot
+    # segments nor encoded slashes: either could steer a request past its prefix on the upstream.
+    raw_path = request.raw_path.partition("?")[0].lower()
+    if "%2f" in raw_path or "%5c" in raw_path or "\\" in request.path:
+        return False
+    return not any(segment in (".", "..") for segment in request.path.split("/"))
+
+
+async def forward(request: web.Request, route: ProxyRoute) -> web.Response:
+    if not _is_safe_path(request):
+        raise ProblemError(404, "not_found", "No such route")
+    app = request.app
+    tenant_id = tenant_name = None
+    if route.tenant:
+        tenant_id = authenticate_tenant(request, app[token_codec_key])
+        _throttle(request, tenant_id)
+        uow = UnitOfWork(app[sessionmaker_key])
+        tenant_name = await tenant_display_name(uow, app[tenant_names_key], tenant_id)
+        if tenant_name is None:  # a well-signed token for a tenant that no longer exists
+            raise invalid_token()
+    # Bounded by client_max_size whether or not the client sent a Content-Length (413 beyond it).
+    body = await request.read()
+
+    headers = {name: request.headers[name] for name in FORWARDED_REQUEST_HEADERS if name in request.headers}
+    if route.pass_authorization and "Authorization" in request.headers:
+        headers["Authorization"] = request.headers["Authorization"]
+    headers[REQUEST_ID_HEADER] = request[request_id_key]
+    upstream = app[upstreams_key][route.upstream]
+    if route.internal:
+        headers[INTERNAL_HEADER] = sign_internal(
+            app[settings_key].internal_secret.get_secret_value(),
+            issuer="gateway",
+            audience=upstream.name,
+            tenant_id=tenant_id,
+            tenant_name=tenant_name,
+        )
+
+    try:
+        async with upstream.session.request(
+            request.method,
+            upstream.url(request.raw_path),
+            data=body or None,
+            headers=headers,
+            allow_redirects=False,
+        ) as response:
+            payload = await response.read()
+            status = response.status
+            returned = {name: response.headers[name] for name in RETURNED_RESPONSE_HEADERS if name in response.headers}
+    except (ClientError, TimeoutError) as exc:
+        reason = "timeout" if isinstance(exc, TimeoutError) else "unreachable"
+        app[metrics_key].upstream_failures.labels(upstream.name, reason).inc()
+        log.warning("%s %s: upstream %s %s: %r", request.method, request.path, upstream.name, reason, exc)
+        raise ProblemError(
+            503,
+            "upstream_unavailable",
+            f"The {upstream.name} service is unavailable; retry later",
+            headers={"Retry-After": UPSTREAM_RETRY_AFTER},
+        ) from exc
+    return web.Response(status=status, body=payload, headers=returned)
+
+
+def _throttle(request: web.Request, tenant_id: str) -> None:
+    wait = request.app[rate_limiter_key].acquire(tenant_id)
+    if wait is not None:
+        request.app[metrics_key].rate_limited.inc()
+        raise ProblemError(429, "rate_limited", "Too many requests for this tenant", headers={"Retry-After": str(wait)})

@@ -1,0 +1,108 @@
+"""HTTP request models and the JSON shapes the gateway answers with."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+from aiohttp import web
+from billing_contracts.problems import FieldError
+from billing_runtime.problems import ProblemError, read_json_object, validation_error
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from gateway.db.models import Tenant
+
+APP_NAME_PATTERN = r"^[a-z0-9-]{3,64}$"
+_CONTROL_OR_SURROGATE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+_FRIENDLY_MESSAGES = {
+    "app_name": "must be 3-64 characters of a-z, 0-9 and '-'",
+    "display_name": "must be a string of 1-200 characters",
+}
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _utf8(value: str) -> str:
+    # JSON may carry lone surrogates (\ud800), which no database or hash function can encode.
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValueError("must be valid UTF-8 text") from None
+    return value
+
+
+def _printable(value: str) -> str:
+    if _CONTROL_OR_SURROGATE.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+class TenantCreate(BaseModel):
+    model_config = ConfigDict(strict=True)
+
+    app_name: Annotated[str, StringConstraints(pattern=APP_NAME_PATTERN)]
+    display_name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_printable)
+    ]
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(strict=True)
+
+    app_name: Annotated[str, AfterValidator(_utf8)]
+    secret: Annotated[str, AfterValidator(_utf8)]
+
+
+class Page(BaseModel):
+    """``limit``/``offset`` query parameters, as in the payments list."""
+
+    limit: int = Field(default=20, ge=1, le=100)
+    offset: int = Field(default=0, ge=0, le=2**31 - 1)
+
+
+async def read_json_body(request: web.Request) -> dict[str, Any]:
+    """``read_json_object`` that also answers 400, not 500, for JSON nested too deep to decode."""
+    try:
+        return await read_json_object(request)
+    except RecursionError as exc:
+        raise ProblemError(400, "invalid_json", "Body is nested too deeply") from exc
+
+
+def parse(model: type[ModelT], data: Any) -> ModelT:
+    """Validate ``data`` or raise a 422 problem naming every invalid field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [_field_error(error) for error in exc.errors()]
+        raise validation_error(errors, f"{errors[0].field} {errors[0].message}") from exc
+
+
+def _field_error(error: Any) -> FieldError:
+    field = ".".join(str(part) for part in error["loc"]) or "body"
+    if error["type"] == "missing":
+        message = "is required"
+    elif error["type"] == "value_error":
+        message = str(error["ctx"]["error"])
+    else:
+        message = _FRIENDLY_MESSAGES.get(field, error["msg"])
+    return FieldError(field=field, message=message)
+
+
+def rfc3339(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def tenant_json(tenant: Tenant) -> dict[str, Any]:
+    return {
+        "id": tenant.id,
+        "object": "tenant",
+        "app_name": tenant.app_name,
+        "display_name": tenant.display_name,
+        "previous_secret_expires_at": rfc3339(tenant.previous_secret_expires_at),
+        "created_at": rfc3339(tenant.created_at),
+        "updated_at": rfc3339(tenant.updated_at),
+    }

@@ -1,0 +1,105 @@
+"""The gateway's settings, read from ``GATEWAY_*`` environment variables (the admin token also from
+``BILLING_ADMIN_TOKEN``). Built once in ``__main__`` (or by the embedded runner / tests) and passed down."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Annotated, Any
+
+from billing_runtime.settings import ServiceSettings
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+# HS256 keys shorter than the hash output are brute-forceable (RFC 7518 §3.2); PyJWT warns below this.
+MIN_HMAC_KEY_BYTES = 32
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", validate_by_name=True)
+
+    port: int = 8000
+    database_url: str = "sqlite+aiosqlite:///./gateway.db"
+
+    # None disables the admin API (every /admin request is 401); there is deliberately no default token.
+    admin_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("GATEWAY_ADMIN_TOKEN", "BILLING_ADMIN_TOKEN")
+    )
+
+    # kid → HMAC secret. The first key signs; every key verifies (add a new key first to rotate).
+    # From the environment: "kid1:secret1,kid2:secret2" or a JSON object.
+    jwt_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(
+        default_factory=lambda: {"dev": SecretStr("dev-gateway-jwt-key-change-me-0123456789")}
+    )
+    jwt_issuer: str = "billing-gateway"
+    jwt_audience: str = "billing-api"
+    token_ttl: int = Field(default=86400, gt=0)
+
+    # How long a rotated-out tenant secret keeps working (seconds or ISO 8601 duration).
+    secret_grace_period: timedelta = timedelta(hours=24)
+
+    # argon2id cost (RFC 9106 "low memory" profile by default). Hashes record their own parameters,
+    # so changing these affects new hashes only.
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=64 * 1024, ge=8)
+    argon2_parallelism: int = Field(default=4, ge=1)
+
+    payments_url: str = "http://127.0.0.1:8001"
+    providers_url: str = "http://127.0.0.1:8002"
+    # Seconds for a whole upstream exchange, and for opening its connection.
+    upstream_timeout: float = Field(default=20.0, gt=0)
+    upstream_connect_timeout: float = Field(default=3.0, gt=0)
+    # Display names of tenants are cached this long (seconds) so proxied calls need no database query.
+    tenant_cache_ttl: float = Field(default=30.0, ge=0)
+
+    # Token bucket per tenant, per gateway replica: sustained requests/second and burst size. 0 disables.
+    rate_limit_per_second: float = Field(default=50.0, ge=0)
+    rate_limit_burst: int = Field(default=100, ge=1)
+
+    body_limit: int = Field(default=64 * 1024, gt=0)
+
+    @field_validator("jwt_keys", mode="before")
+    @classmethod
+    def _parse_jwt_keys(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("{"):
+            return json.loads(text)
+        keys: dict[str, str] = {}
+        for pair in filter(None, (part.strip() for part in text.split(","))):
+            kid, sep, secret = pair.partition(":")
+            if not sep:
+                raise ValueError("jwt_keys must look like 'kid1:secret1,kid2:secret2'")
+            keys[kid.strip()] = secret.strip()
+        return keys
+
+    @field_validator("jwt_keys")
+    @classmethod
+    def _check_jwt_keys(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        if not value:
+            raise ValueError("at least one JWT signing key is required")
+        for kid, secret in value.items():
+            if not kid:
+                raise ValueError("a JWT key id must not be empty")
+            if len(secret.get_secret_value().encode()) < MIN_HMAC_KEY_BYTES:
+                raise ValueError(f"JWT key {kid!r} must be at least {MIN_HMAC_KEY_BYTES} bytes")
+        return value
+
+    @field_validator("secret_grace_period", mode="before")
+    @classmethod
+    def _seconds_from_env(cls, value: Any) -> Any:
+        # Environment values are strings; pydantic reads a bare number as seconds only if it is a number.
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                return value
+        return value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _empty_admin_token_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            return None
+        return value

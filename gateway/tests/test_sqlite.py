@@ -1,0 +1,54 @@
+"""The embedded mode runs the gateway on SQLite: the same app, migrated by the same Alembic scripts."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from billing_runtime.migrations import upgrade_async
+from gateway.app import create_app
+
+from .support import FakeUpstream, admin_headers, bearer
+
+GATEWAY_ROOT = Path(__file__).resolve().parents[1]
+
+
+class TestSQLite:
+    async def test_tenant_lifecycle_and_proxying(
+        self,
+        tmp_path: Path,
+        make_settings: Callable[..., Any],
+        aiohttp_client: Callable[..., Awaitable[Any]],
+        payments: FakeUpstream,
+    ) -> None:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+        await upgrade_async(GATEWAY_ROOT, url)
+        client = await aiohttp_client(create_app(make_settings(database_url=url, secret_grace_period=0)))
+
+        resp = await client.post(
+            "/admin/tenants", json={"app_name": "shop-1", "display_name": "S"}, headers=admin_headers()
+        )
+        assert resp.status == 201
+        tenant = await resp.json()
+        resp = await client.post(
+            "/admin/tenants", json={"app_name": "shop-1", "display_name": "S"}, headers=admin_headers()
+        )
+        assert resp.status == 409
+
+        resp = await client.post(f"/admin/tenants/{tenant['id']}/rotate-secret", headers=admin_headers())
+        rotated = await resp.json()
+        assert rotated["previous_secret_expires_at"].endswith("Z")
+        old = await client.post("/v1/auth/token", json={"app_name": "shop-1", "secret": tenant["secret"]})
+        assert old.status == 401
+        new = await client.post("/v1/auth/token", json={"app_name": "shop-1", "secret": rotated["secret"]})
+        assert new.status == 200
+        token = (await new.json())["access_token"]
+
+        resp = await client.get("/v1/payments?limit=1", headers=bearer(token))
+        assert resp.status == 200
+        assert payments.last.caller("payments").tenant_id == tenant["id"]
+
+        listed = await (await client.get("/admin/tenants", headers=admin_headers())).json()
+        assert [t["id"] for t in listed["data"]] == [tenant["id"]]
+        assert (await client.get("/readyz")).status == 200
