@@ -51,9 +51,7 @@ def create_app(
 
     def uow() -> PaymentsUnitOfWork:
         assert plumbing.sessionmaker is not None
-        return PaymentsUnitOfWork(
-            plumbing.sessionmaker, outbox, notify_channel=plumbing.notify_channel, on_commit=plumbing.wake_relay
-        )
+        return PaymentsUnitOfWork(plumbing.sessionmaker, outbox, on_commit=plumbing.after_commit)
 
     http_providers = None
     if providers is None:

@@ -103,7 +103,7 @@ def create_app(
     def new_uow() -> ProvidersUnitOfWork:
         assert plumbing.sessionmaker is not None, "the database opens with the application"
         return ProvidersUnitOfWork(
-            plumbing.sessionmaker, outbox, notify_channel=plumbing.notify_channel, on_commit=plumbing.wake_relay
+            plumbing.sessionmaker, outbox, on_commit=plumbing.after_commit
         )
 
     sender = CallbackSender(

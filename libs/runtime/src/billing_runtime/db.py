@@ -75,9 +75,10 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
 
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
-    return create_async_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
-    )
+    # No pool_pre_ping: it costs a round trip on every checkout (two per request on the hot path).
+    # A connection the server dropped fails its first statement instead; SQLAlchemy then invalidates
+    # the pool, the request answers 503, and its transaction never committed, so nothing is half-done.
+    return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

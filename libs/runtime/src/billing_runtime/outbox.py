@@ -59,14 +59,16 @@ def outbox_row(event: EventBase) -> dict[str, object]:
     }
 
 
-async def write_events(session: AsyncSession, table: Table, events: list[EventBase], channel: str | None) -> None:
-    """Insert the events into the outbox inside the caller's transaction and, on PostgreSQL, queue a
-    NOTIFY that is delivered to relays only if the transaction commits."""
+async def write_events(session: AsyncSession, table: Table, events: list[EventBase]) -> None:
+    """Insert the events into the outbox inside the caller's transaction.
+
+    No NOTIFY here on purpose: PostgreSQL serializes the commits of every transaction that issued a
+    NOTIFY (a global lock held through the WAL flush), which would cap throughput at one fsync per
+    commit. Relays are woken after the commit instead (``Plumbing.after_commit``).
+    """
     if not events:
         return
     await session.execute(table.insert(), [outbox_row(e) for e in events])
-    if channel and session.bind is not None and session.bind.dialect.name == "postgresql":
-        await session.execute(select(func.pg_notify(channel, "")))
 
 
 class OutboxRelay:
@@ -170,6 +172,31 @@ class OutboxRelay:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
             self._wake.clear()
+
+
+class Notifier:
+    """Sends ``NOTIFY <channel>`` on its own connection after commits, coalescing bursts: while one
+    NOTIFY is in flight, any number of further requests collapse into one more."""
+
+    def __init__(self, url: str, channel: str) -> None:
+        self.url = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        self.channel = channel
+        self._wanted = asyncio.Event()
+
+    def request(self) -> None:
+        self._wanted.set()
+
+    async def run(self) -> None:
+        import asyncpg  # local import: SQLite deployments never need it
+
+        conn = await asyncpg.connect(self.url)
+        try:
+            while True:
+                await self._wanted.wait()
+                self._wanted.clear()
+                await conn.execute(f'NOTIFY "{self.channel}"')
+        finally:
+            await conn.close()
 
 
 async def listen_for_notifications(url: str, channel: str, callback: Callable[[], None]) -> Callable[[], object]:

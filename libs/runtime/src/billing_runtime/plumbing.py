@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from billing_runtime.bus import Bus, Handler, create_bus
 from billing_runtime.db import create_engine, is_postgres, make_sessionmaker, ping
 from billing_runtime.metrics import Metrics
-from billing_runtime.outbox import OutboxRelay, listen_for_notifications
+from billing_runtime.outbox import Notifier, OutboxRelay, listen_for_notifications
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class Plumbing:
     _consumers: list[_Consumer] = field(default_factory=list, init=False)
     _tasks: list[tuple[str, Callable[[], Awaitable[None]]]] = field(default_factory=list, init=False)
     relay: OutboxRelay | None = field(default=None, init=False)
+    notifier: Notifier | None = field(default=None, init=False)
     sessionmaker: async_sessionmaker[AsyncSession] | None = field(default=None, init=False)
 
     @property
@@ -63,9 +64,13 @@ class Plumbing:
         """A background loop started after the engine and bus are open, cancelled before they close."""
         self._tasks.append((name, factory))
 
-    def wake_relay(self) -> None:
+    def after_commit(self) -> None:
+        """Called by a UoW whose commit wrote events: wake this process's relay and, on PostgreSQL,
+        the relays of other processes (API processes usually run none of their own)."""
         if self.relay is not None:
             self.relay.wake()
+        if self.notifier is not None:
+            self.notifier.request()
 
     async def check_database(self) -> None:
         assert self.engine is not None
@@ -92,6 +97,9 @@ class Plumbing:
         tasks: list[asyncio.Task[None]] = []
         closers: list[Callable[[], object]] = []
         try:
+            if self.outbox is not None and is_postgres(engine):
+                self.notifier = Notifier(self.database_url, self.notify_channel)
+                tasks.append(asyncio.create_task(self._guard("notifier", self.notifier.run), name=f"{self.service}:notify"))
             if self.outbox is not None and self.run_relay:
                 assert self.bus is not None
                 self.relay = OutboxRelay(

@@ -27,12 +27,10 @@ class UnitOfWork:
         sessionmaker: async_sessionmaker[AsyncSession],
         outbox: Table,
         *,
-        notify_channel: str | None = None,
         on_commit: Callable[[], None] | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._outbox = outbox
-        self._notify_channel = notify_channel
         self._on_commit = on_commit
         self._events: list[EventBase] = []
 
@@ -62,7 +60,7 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         await self._before_commit(self._events)
-        await write_events(self.session, self._outbox, self._events, self._notify_channel)
+        await write_events(self.session, self._outbox, self._events)
         await self.session.commit()
         wrote = bool(self._events)
         self._events = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Select, delete, select, update
+from sqlalchemy import Select, delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -98,8 +98,9 @@ class IdempotencyRepository:
 
     async def insert_in_flight(
         self, method: str, path: str, key: str, fingerprint: str, now: datetime, locked_until: datetime
-    ) -> bool:
-        """Claim the key; False when a row for it already exists (never raises on the race)."""
+    ) -> int | None:
+        """Claim the key and return the new row's id; None when a row for it already exists (never
+        raises on the race)."""
         values = {
             "tenant_id": self.tenant_id,
             "method": method,
@@ -111,8 +112,14 @@ class IdempotencyRepository:
         }
         dialect = self.session.bind.dialect.name if self.session.bind is not None else "postgresql"
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        result = await self.session.execute(insert(IdempotencyKey).values(**values).on_conflict_do_nothing())
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        stmt = insert(IdempotencyKey).values(**values).on_conflict_do_nothing().returning(IdempotencyKey.id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def relax_durability(self) -> None:
+        """Let this transaction commit without waiting for its WAL flush (PostgreSQL only). Only for
+        writes whose loss in a crash is harmless, such as an idempotency claim with no effect yet."""
+        if self.session.bind is not None and self.session.bind.dialect.name == "postgresql":
+            await self.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
     async def get(self, method: str, path: str, key: str) -> IdempotencyKey | None:
         stmt = select(IdempotencyKey).where(

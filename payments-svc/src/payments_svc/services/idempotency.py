@@ -5,6 +5,7 @@ IDEM-1  The key is claimed in its own short transaction; the effect and the stor
         and a missing one means it did not.
 IDEM-2  A claim whose holder died (lock expired, nothing committed) may be taken over by one retry.
 IDEM-3  Requests rejected by validation never reach the claim, so they are not stored.
+IDEM-4  The claim commits without waiting for durability; only the effect's commit must be durable.
 """
 
 from __future__ import annotations
@@ -53,12 +54,15 @@ async def _claim(uow_factory: Callable[[], PaymentsUnitOfWork], req: IdempotentR
     now = utcnow()
     async with uow_factory() as uow:
         repo = IdempotencyRepository(uow.session, req.tenant_id)
-        inserted = await repo.insert_in_flight(req.method, req.path, req.key, req.fingerprint, now, now + LOCK_TIMEOUT)
+        # IDEM-4: a claim lost in a crash is harmless (no effect ran; the retry claims again), so the
+        # claim need not wait for its WAL flush; the effect's own commit is fully durable.
+        await repo.relax_durability()
+        claimed = await repo.insert_in_flight(req.method, req.path, req.key, req.fingerprint, now, now + LOCK_TIMEOUT)
+        if claimed is not None:
+            await uow.commit()
+            return claimed
         row = await repo.get(req.method, req.path, req.key)
         assert row is not None
-        if inserted:
-            await uow.commit()
-            return row.id
         if row.fingerprint != req.fingerprint:
             raise ProblemError(
                 422,

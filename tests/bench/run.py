@@ -1,0 +1,279 @@
+"""``make bench``: create-payment through the gateway (distributed mode: gateway → payments-svc on
+PostgreSQL, relay to RabbitMQ) against the bare asyncpg baseline, measured in the same run.
+
+For each target: payments/s at saturation (closed loop, 64 clients), p50/p99 latency at a fixed offered
+rate of 200/s (open loop), peak RSS per server process; then the ratios. All traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+BIN = Path(sys.executable).parent
+HERE = Path(__file__).resolve().parent
+PG = os.environ.get("BILLING_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+RABBIT = os.environ.get("BILLING_TEST_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/")
+SECRET = "bench-internal-secret-0123456789abcdef0123"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pg_url(db: str) -> str:
+    return PG.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1) + "/" + db
+
+
+async def recreate(db: str) -> None:
+    conn = await asyncpg.connect(PG)
+    await conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    await conn.execute(f'CREATE DATABASE "{db}"')
+    await conn.close()
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+
+    def peak_rss_mib(self) -> float:
+        try:
+            for line in Path(f"/proc/{self.popen.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return float("nan")
+
+
+def spawn(name: str, argv: list[str], env: dict[str, str], logs: Path) -> Proc:
+    out = (logs / f"{name}.log").open("wb")
+    return Proc(name, subprocess.Popen(argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT))
+
+
+def wait_ready(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 (loopback)
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready")
+
+
+def stop(procs: list[Proc]) -> None:
+    for p in procs:
+        if p.popen.poll() is None:
+            p.popen.send_signal(signal.SIGINT)
+    for p in procs:
+        try:
+            p.popen.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.popen.kill()
+
+
+class Load:
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        self.url = url
+        self.headers = headers
+        self.counter = itertools.count()
+        self.errors = 0
+
+    async def one(self, session: aiohttp.ClientSession) -> float:
+        n = next(self.counter)
+        body = {"amount": 5000, "currency": "USD", "order_id": f"o-{n}"}
+        headers = {**self.headers, "Idempotency-Key": f"bench-{os.getpid()}-{n}-{secrets.token_hex(4)}"}
+        started = time.perf_counter()
+        async with session.post(self.url, json=body, headers=headers) as r:
+            await r.read()
+            if r.status != 201:
+                self.errors += 1
+        return time.perf_counter() - started
+
+    async def closed_loop(self, clients: int, seconds: float) -> float:
+        """Payments/s with ``clients`` concurrent clients, each sending the next request on completion."""
+        connector = aiohttp.TCPConnector(limit=clients)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            for _ in range(50):  # warm-up
+                await self.one(session)
+            done = 0
+            deadline = time.perf_counter() + seconds
+
+            async def client() -> None:
+                nonlocal done
+                while time.perf_counter() < deadline:
+                    await self.one(session)
+                    done += 1
+
+            started = time.perf_counter()
+            await asyncio.gather(*(client() for _ in range(clients)))
+            return done / (time.perf_counter() - started)
+
+    async def open_loop(self, rate: float, seconds: float) -> tuple[float, float, float]:
+        """p50, p99 (ms) and achieved rate when requests start on a fixed schedule, whatever the latency."""
+        connector = aiohttp.TCPConnector(limit=1000)
+        latencies: list[float] = []
+        async with aiohttp.ClientSession(connector=connector) as session:
+            tasks = []
+            started = time.perf_counter()
+            total = int(rate * seconds)
+            for i in range(total):
+                delay = started + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(self.one(session)))
+            latencies = list(await asyncio.gather(*tasks))
+            elapsed = time.perf_counter() - started
+        latencies.sort()
+        p50 = statistics.median(latencies) * 1000
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+        return p50, p99, total / elapsed
+
+
+async def measure(label: str, load: Load, procs: list[Proc], args: argparse.Namespace) -> dict[str, object]:
+    throughput = await load.closed_loop(64, args.seconds)
+    p50, p99, achieved = await load.open_loop(args.rate, args.seconds)
+    result = {
+        "target": label,
+        "saturated_payments_per_s": round(throughput, 1),
+        "p50_ms_at_rate": round(p50, 2),
+        "p99_ms_at_rate": round(p99, 2),
+        "offered_rate": args.rate,
+        "achieved_rate": round(achieved, 1),
+        "errors": load.errors,
+        "peak_rss_mib": {p.name: round(p.peak_rss_mib(), 1) for p in procs},
+    }
+    print(json.dumps(result), flush=True)
+    return result
+
+
+async def bench_baseline(args: argparse.Namespace, logs: Path) -> dict[str, object]:
+    await recreate("bench_baseline")
+    port = free_port()
+    dsn = PG.rsplit("/", 1)[0] + "/bench_baseline"
+    procs = [spawn("baseline", [sys.executable, str(HERE / "baseline.py"), dsn, str(port)], {}, logs)]
+    try:
+        await asyncio.to_thread(wait_ready_post, f"http://127.0.0.1:{port}/v1/payments")
+        return await measure("baseline", Load(f"http://127.0.0.1:{port}/v1/payments", {}), procs, args)
+    finally:
+        stop(procs)
+
+
+def wait_ready_post(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    body = json.dumps({"amount": 1, "currency": "USD", "order_id": "warm"}).encode()
+    while time.monotonic() < deadline:
+        try:
+            req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})  # noqa: S310
+            with urllib.request.urlopen(req, timeout=2) as r:  # noqa: S310 (loopback)
+                if r.status == 201:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready")
+
+
+async def bench_platform(args: argparse.Namespace, logs: Path) -> dict[str, object]:
+    for db in ("bench_gateway", "bench_payments", "bench_providers"):
+        await recreate(db)
+    gp, pp, wp, vp, vwp = free_port(), free_port(), free_port(), free_port(), free_port()
+    admin = secrets.token_urlsafe(24)
+    gw_env = {
+        "GATEWAY_PORT": str(gp),
+        "GATEWAY_DATABASE_URL": pg_url("bench_gateway"),
+        "GATEWAY_INTERNAL_SECRET": SECRET,
+        "GATEWAY_ADMIN_TOKEN": admin,
+        "GATEWAY_JWT_KEYS": "bench:" + "b" * 40,
+        "GATEWAY_PAYMENTS_URL": f"http://127.0.0.1:{pp}",
+        "GATEWAY_PROVIDERS_URL": f"http://127.0.0.1:{vp}",
+        "GATEWAY_RATE_LIMIT_PER_SECOND": "0",
+        "GATEWAY_LOG_LEVEL": "WARNING",
+    }
+    pay_env = {
+        "PAYMENTS_DATABASE_URL": pg_url("bench_payments"),
+        "PAYMENTS_BUS_URL": RABBIT,
+        "PAYMENTS_INTERNAL_SECRET": SECRET,
+        "PAYMENTS_LOG_LEVEL": "WARNING",
+    }
+    prov_env = {
+        "PROVIDERS_DATABASE_URL": pg_url("bench_providers"),
+        "PROVIDERS_BUS_URL": RABBIT,
+        "PROVIDERS_INTERNAL_SECRET": SECRET,
+        "PROVIDERS_PORT": str(vp),
+        "PROVIDERS_WORKER_PORT": str(vwp),
+        "PROVIDERS_LOG_LEVEL": "WARNING",
+    }
+    for script, env in (("gateway", gw_env), ("payments-svc", pay_env), ("providers-svc", prov_env)):
+        subprocess.run([str(BIN / script), "migrate"], env={**os.environ, **env}, check=True)
+    procs = [
+        spawn("gateway", [str(BIN / "gateway"), "api"], gw_env, logs),
+        spawn("payments-api", [str(BIN / "payments-svc"), "api"], {**pay_env, "PAYMENTS_PORT": str(pp)}, logs),
+        spawn("payments-worker", [str(BIN / "payments-svc"), "worker"], {**pay_env, "PAYMENTS_PORT": str(wp)}, logs),
+        spawn("providers", [str(BIN / "providers-svc"), "all"], prov_env, logs),
+    ]
+    try:
+        for port in (gp, pp, wp):
+            await asyncio.to_thread(wait_ready, f"http://127.0.0.1:{port}/readyz")
+        gw = f"http://127.0.0.1:{gp}"
+        async with aiohttp.ClientSession() as s:
+            async with s.post(f"{gw}/admin/tenants", json={"app_name": "bench", "display_name": "Bench"},
+                              headers={"Authorization": f"Bearer {admin}"}) as r:
+                secret = (await r.json())["secret"]
+            async with s.post(f"{gw}/v1/auth/token", json={"app_name": "bench", "secret": secret}) as r:
+                token = (await r.json())["access_token"]
+        load = Load(f"{gw}/v1/payments", {"Authorization": f"Bearer {token}"})
+        return await measure("platform (gateway → payments-svc)", load, procs, args)
+    finally:
+        stop(procs)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=200.0)
+    args = parser.parse_args()
+    logs = Path("bench-results")
+    logs.mkdir(exist_ok=True)
+    base = await bench_baseline(args, logs)
+    ours = await bench_platform(args, logs)
+    ratio = ours["saturated_payments_per_s"] / base["saturated_payments_per_s"]  # type: ignore[operator]
+    summary = {
+        "baseline": base,
+        "platform": ours,
+        "throughput_ratio": round(ratio, 3),
+        "targets": {"throughput_ratio>=0.35": ratio >= 0.35, "p99_ms<=50": ours["p99_ms_at_rate"] <= 50},  # type: ignore[operator]
+    }
+    (logs / "create_payment.json").write_text(json.dumps(summary, indent=2))
+    print()
+    print(f"{'':38}{'baseline':>12}{'platform':>12}")
+    print(f"{'payments/s at saturation (64 clients)':38}{base['saturated_payments_per_s']:>12}{ours['saturated_payments_per_s']:>12}")
+    print(f"{'p50 ms at ' + str(args.rate) + '/s':38}{base['p50_ms_at_rate']:>12}{ours['p50_ms_at_rate']:>12}")
+    print(f"{'p99 ms at ' + str(args.rate) + '/s':38}{base['p99_ms_at_rate']:>12}{ours['p99_ms_at_rate']:>12}")
+    print(f"throughput ratio platform/baseline: {ratio:.1%} (target ≥ 35%)")
+    print(f"peak RSS MiB: baseline {base['peak_rss_mib']}, platform {ours['peak_rss_mib']}")
+    print(f"errors: baseline {base['errors']}, platform {ours['errors']}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
