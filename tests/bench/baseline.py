@@ -42,12 +42,20 @@ def make_app(dsn: str) -> web.Application:
         async with request.app[pool_key].acquire() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO payments VALUES ($1, $2, 'CREATED', $3, $4, $5, $6, $7)",
-                payment_id, "ten_bench", body["amount"], body["currency"], body["order_id"], now,
+                payment_id,
+                "ten_bench",
+                body["amount"],
+                body["currency"],
+                body["order_id"],
+                now,
                 now + timedelta(minutes=30),
             )
             await conn.execute(
                 "INSERT INTO outbox (event_id, routing_key, body, created_at) VALUES ($1, $2, $3, $4)",
-                "evt_" + secrets.token_hex(12), "payments.payment.created.v1", json.dumps(body), now,
+                "evt_" + secrets.token_hex(12),
+                "payments.payment.created.v1",
+                json.dumps(body),
+                now,
             )
         return web.json_response({"id": payment_id, "status": "CREATED"}, status=201)
 

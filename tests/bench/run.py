@@ -237,8 +237,11 @@ async def bench_platform(args: argparse.Namespace, logs: Path) -> dict[str, obje
             await asyncio.to_thread(wait_ready, f"http://127.0.0.1:{port}/readyz")
         gw = f"http://127.0.0.1:{gp}"
         async with aiohttp.ClientSession() as s:
-            async with s.post(f"{gw}/admin/tenants", json={"app_name": "bench", "display_name": "Bench"},
-                              headers={"Authorization": f"Bearer {admin}"}) as r:
+            async with s.post(
+                f"{gw}/admin/tenants",
+                json={"app_name": "bench", "display_name": "Bench"},
+                headers={"Authorization": f"Bearer {admin}"},
+            ) as r:
                 secret = (await r.json())["secret"]
             async with s.post(f"{gw}/v1/auth/token", json={"app_name": "bench", "secret": secret}) as r:
                 token = (await r.json())["access_token"]
@@ -267,7 +270,9 @@ async def main() -> None:
     (logs / "create_payment.json").write_text(json.dumps(summary, indent=2))
     print()
     print(f"{'':38}{'baseline':>12}{'platform':>12}")
-    print(f"{'payments/s at saturation (64 clients)':38}{base['saturated_payments_per_s']:>12}{ours['saturated_payments_per_s']:>12}")
+    print(
+        f"{'payments/s at saturation (64 clients)':38}{base['saturated_payments_per_s']:>12}{ours['saturated_payments_per_s']:>12}"
+    )
     print(f"{'p50 ms at ' + str(args.rate) + '/s':38}{base['p50_ms_at_rate']:>12}{ours['p50_ms_at_rate']:>12}")
     print(f"{'p99 ms at ' + str(args.rate) + '/s':38}{base['p99_ms_at_rate']:>12}{ours['p99_ms_at_rate']:>12}")
     print(f"throughput ratio platform/baseline: {ratio:.1%} (target ≥ 35%)")

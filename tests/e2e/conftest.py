@@ -157,7 +157,9 @@ def distributed_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
     dbs = {svc: f"{svc}_{suffix}" for svc in ("gateway", "payments", "providers")}
     asyncio.run(_create_databases(list(dbs.values())))
     base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    p = {k: free_port() for k in ("gateway", "checkout", "payments", "payments_worker", "providers", "providers_worker")}
+    p = {
+        k: free_port() for k in ("gateway", "checkout", "payments", "payments_worker", "providers", "providers_worker")
+    }
     admin = secrets.token_urlsafe(24)
     gateway_url = f"http://127.0.0.1:{p['gateway']}"
     common = {"BILLING_LOG_LEVEL": "INFO"}
@@ -195,17 +197,39 @@ def distributed_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
             subprocess.run([str(BIN / script), "migrate"], env={**os.environ, **env[svc]}, check=True)
         _spawn(platform, "gateway", [str(BIN / "gateway"), "api"], {**common, **env["gateway"]}, logs)
         # payments split into its two roles, as on Kubernetes: stateless API and the worker.
-        _spawn(platform, "payments-api", [str(BIN / "payments-svc"), "api"],
-               {**common, **env["payments"], "PAYMENTS_PORT": str(p["payments"])}, logs)
-        _spawn(platform, "payments-worker", [str(BIN / "payments-svc"), "worker"],
-               {**common, **env["payments"], "PAYMENTS_PORT": str(p["payments_worker"])}, logs)
-        _spawn(platform, "providers", [str(BIN / "providers-svc"), "all"],
-               {**common, **env["providers"], "PROVIDERS_PORT": str(p["providers"]),
-                "PROVIDERS_WORKER_PORT": str(p["providers_worker"])}, logs)
+        _spawn(
+            platform,
+            "payments-api",
+            [str(BIN / "payments-svc"), "api"],
+            {**common, **env["payments"], "PAYMENTS_PORT": str(p["payments"])},
+            logs,
+        )
+        _spawn(
+            platform,
+            "payments-worker",
+            [str(BIN / "payments-svc"), "worker"],
+            {**common, **env["payments"], "PAYMENTS_PORT": str(p["payments_worker"])},
+            logs,
+        )
+        _spawn(
+            platform,
+            "providers",
+            [str(BIN / "providers-svc"), "all"],
+            {
+                **common,
+                **env["providers"],
+                "PROVIDERS_PORT": str(p["providers"]),
+                "PROVIDERS_WORKER_PORT": str(p["providers_worker"]),
+            },
+            logs,
+        )
         _spawn(platform, "checkout", [str(BIN / "checkout-web"), "serve"], {**common, **env["checkout"]}, logs)
         _wait_ready(
             platform,
-            [f"http://127.0.0.1:{p[k]}/readyz" for k in ("gateway", "payments", "payments_worker", "providers", "checkout")],
+            [
+                f"http://127.0.0.1:{p[k]}/readyz"
+                for k in ("gateway", "payments", "payments_worker", "providers", "checkout")
+            ],
         )
         yield platform
     finally:

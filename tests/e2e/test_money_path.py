@@ -86,15 +86,19 @@ class TestMoneyPath:
     async def test_forged_provider_callback_changes_nothing(self, platform, new_tenant, http) -> None:
         tenant = await new_tenant()
         payment = await tenant.create_payment("k")
-        async with http.post(f"{platform.checkout_url}/c/{payment['checkout_token']}/pay", data={"provider": "sandbox"},
-                             allow_redirects=False) as r:
+        async with http.post(
+            f"{platform.checkout_url}/c/{payment['checkout_token']}/pay",
+            data={"provider": "sandbox"},
+            allow_redirects=False,
+        ) as r:
             ptx = re.search(r"(ptx_[0-9a-z]+)", r.headers["Location"]).group(1)
         body = (
             '{"id": "sbevt_forged", "type": "payment.succeeded", "transaction": "%s", "amount": 5000,'
             ' "currency": "USD", "created": 1700000000}' % ptx
         )
         async with http.post(
-            f"{platform.gateway_url}/billing/sandbox", data=body,
+            f"{platform.gateway_url}/billing/sandbox",
+            data=body,
             headers={"Content-Type": "application/json", "Sandbox-Signature": "t=1700000000,v1=" + "0" * 64},
         ) as r:
             assert 400 <= r.status < 500

@@ -79,10 +79,13 @@ def build_config(data_dir: Path) -> EmbeddedConfig:
     payments = payments.model_copy(
         update={
             "providers_url": f"http://{providers.host}:{providers.port}",
-            "checkout_base_url": os.environ.get("PAYMENTS_CHECKOUT_BASE_URL") or f"http://{checkout.host}:{checkout.port}",
+            "checkout_base_url": os.environ.get("PAYMENTS_CHECKOUT_BASE_URL")
+            or f"http://{checkout.host}:{checkout.port}",
         }
     )
-    providers = providers.model_copy(update={"public_gateway_url": os.environ.get("PROVIDERS_PUBLIC_GATEWAY_URL") or gateway_url})
+    providers = providers.model_copy(
+        update={"public_gateway_url": os.environ.get("PROVIDERS_PUBLIC_GATEWAY_URL") or gateway_url}
+    )
     gw = gw.model_copy(
         update={
             "payments_url": f"http://{payments.host}:{payments.port}",

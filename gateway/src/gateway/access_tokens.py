@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 from billing_contracts.envelope import utcnow
-from billing_runtime.problems import ProblemError
+from billing_runtime.problems import ProblemError, read_json_object
 
 from gateway.db.uow import UnitOfWork
 from gateway.keys import secret_hasher_key, sessionmaker_key, token_codec_key
-from gateway.schemas import TokenRequest, parse, read_json_body
+from gateway.schemas import TokenRequest, parse
 from gateway.tenants import authenticate_app
 
 
 async def issue_token(request: web.Request) -> web.Response:
-    body = parse(TokenRequest, await read_json_body(request))
+    body = parse(TokenRequest, await read_json_object(request))
     tenant = await authenticate_app(
         UnitOfWork(request.app[sessionmaker_key]), request.app[secret_hasher_key], body.app_name, body.secret, utcnow()
     )

@@ -8,12 +8,12 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from billing_contracts.envelope import utcnow
-from billing_runtime.problems import ProblemError
+from billing_runtime.problems import ProblemError, read_json_object
 
 from gateway.auth import bearer_token
 from gateway.db.uow import UnitOfWork
 from gateway.keys import secret_hasher_key, sessionmaker_key, settings_key, token_codec_key
-from gateway.schemas import Page, TenantCreate, parse, read_json_body, tenant_json
+from gateway.schemas import Page, TenantCreate, parse, tenant_json
 from gateway.tenants import TenantWithSecret, create_tenant, get_tenant, list_tenants, rotate_secret
 
 # Responses that carry a secret must not be kept by any cache on the way.
@@ -58,7 +58,7 @@ def _with_secret(issued: TenantWithSecret) -> dict[str, object]:
 
 
 async def create(request: web.Request) -> web.Response:
-    cmd = parse(TenantCreate, await read_json_body(request))
+    cmd = parse(TenantCreate, await read_json_object(request))
     issued = await create_tenant(_uow(request), request.app[secret_hasher_key], cmd, utcnow())
     return web.json_response(_with_secret(issued), status=201, headers=_NO_STORE)
 

@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.access_tokens import add_token_routes
 from gateway.admin import add_admin_routes
 from gateway.auth import TokenCodec
-from gateway.db.unavailable import database_unavailable_middleware
 from gateway.keys import (
     metrics_key,
     rate_limiter_key,
@@ -53,7 +52,6 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.
         internal_audience="gateway",
         body_limit=settings.body_limit,
     )
-    app.middlewares.append(database_unavailable_middleware)
 
     app[settings_key] = settings
     app[metrics_key] = metrics

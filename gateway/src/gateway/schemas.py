@@ -6,9 +6,8 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
-from aiohttp import web
 from billing_contracts.problems import FieldError
-from billing_runtime.problems import ProblemError, read_json_object, validation_error
+from billing_runtime.problems import validation_error
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from gateway.db.models import Tenant
@@ -60,14 +59,6 @@ class Page(BaseModel):
 
     limit: int = Field(default=20, ge=1, le=100)
     offset: int = Field(default=0, ge=0, le=2**31 - 1)
-
-
-async def read_json_body(request: web.Request) -> dict[str, Any]:
-    """``read_json_object`` that also answers 400, not 500, for JSON nested too deep to decode."""
-    try:
-        return await read_json_object(request)
-    except RecursionError as exc:
-        raise ProblemError(400, "invalid_json", "Body is nested too deeply") from exc
 
 
 def parse(model: type[ModelT], data: Any) -> ModelT:

@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from billing_contracts import EVENT_CLASSES, parse_event
 from billing_contracts.routing import routing_key
 

@@ -5,8 +5,6 @@ import json
 import time
 
 import pytest
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError as LibError
-
 from billing_contracts.signing import (
     WebhookVerificationError,
     generate_secret,
@@ -14,6 +12,8 @@ from billing_contracts.signing import (
     signature_header,
     verify,
 )
+from standardwebhooks.webhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError as LibError
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 BODY = b'{"id":"evt_1","type":"payment.succeeded"}'
@@ -22,7 +22,11 @@ BODY = b'{"id":"evt_1","type":"payment.succeeded"}'
 class TestAgainstTheReferenceVerifier:
     def test_reference_library_accepts_our_signature(self) -> None:
         ts = int(time.time())
-        headers = {"webhook-id": "evt_1", "webhook-timestamp": str(ts), "webhook-signature": sign(SECRET, "evt_1", ts, BODY)}
+        headers = {
+            "webhook-id": "evt_1",
+            "webhook-timestamp": str(ts),
+            "webhook-signature": sign(SECRET, "evt_1", ts, BODY),
+        }
         assert Webhook(SECRET).verify(BODY, headers) == json.loads(BODY)
 
     def test_reference_library_accepts_either_secret_during_rotation(self) -> None:
@@ -30,7 +34,9 @@ class TestAgainstTheReferenceVerifier:
         new = generate_secret()
         header = signature_header([SECRET, new], "evt_1", ts, BODY)
         for secret in (SECRET, new):
-            Webhook(secret).verify(BODY, {"webhook-id": "evt_1", "webhook-timestamp": str(ts), "webhook-signature": header})
+            Webhook(secret).verify(
+                BODY, {"webhook-id": "evt_1", "webhook-timestamp": str(ts), "webhook-signature": header}
+            )
 
     @pytest.mark.parametrize("tamper", ["body", "id", "secret"])
     def test_reference_library_rejects_tampering(self, tamper: str) -> None:

@@ -9,13 +9,12 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from sqlalchemy import Column, MetaData, String, Table
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from billing_runtime.db import create_engine, new_metadata
 from billing_runtime.inbox import inbox_table
 from billing_runtime.outbox import outbox_table
 from billing_runtime.testing import PG_DSN, require_port, require_rabbitmq, truncate_all
+from sqlalchemy import Column, MetaData, String, Table
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 class Schema:

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from billing_runtime.bus import Message, MemoryBus
+from billing_runtime.bus import MemoryBus, Message
 
 
 class TestMemoryBus:

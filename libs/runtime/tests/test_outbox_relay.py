@@ -3,22 +3,27 @@ concurrent relays never publish the same row, and a failing broker loses nothing
 
 import asyncio
 
-from sqlalchemy import func, select
-
+from billing_contracts.envelope import utcnow
 from billing_contracts.events import PaymentData, PaymentSnapshot
 from billing_contracts.events.payments import PaymentCreatedV1
-from billing_contracts.envelope import utcnow
-from billing_runtime.bus import Message, MemoryBus
+from billing_runtime.bus import MemoryBus, Message
 from billing_runtime.db import make_sessionmaker
 from billing_runtime.outbox import OutboxRelay
 from billing_runtime.uow import UnitOfWork
+from sqlalchemy import func, select
 
 
 def _event(i: int) -> PaymentCreatedV1:
     now = utcnow()
     snap = PaymentSnapshot(
-        id=f"pay_{i}", status="CREATED", amount=100, currency="USD", order_id=str(i),
-        created_at=now, updated_at=now, expires_at=now,
+        id=f"pay_{i}",
+        status="CREATED",
+        amount=100,
+        currency="USD",
+        order_id=str(i),
+        created_at=now,
+        updated_at=now,
+        expires_at=now,
     )
     return PaymentCreatedV1(tenant_id="ten_a", data=PaymentData(payment=snap))
 

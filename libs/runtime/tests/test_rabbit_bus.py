@@ -7,14 +7,13 @@ import subprocess
 
 import aio_pika
 import pytest
-from sqlalchemy import func, select
-
 from billing_runtime.bus import Message
 from billing_runtime.bus.rabbit import RabbitBus
 from billing_runtime.db import make_sessionmaker
 from billing_runtime.inbox import record_once
 from billing_runtime.outbox import OutboxRelay
 from billing_runtime.uow import UnitOfWork
+from sqlalchemy import func, select
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -124,9 +123,7 @@ class TestBrokerRestart:
             await asyncio.to_thread(subprocess.run, ["rabbitmqctl", "stop_app"], check=True, capture_output=True)
             await asyncio.sleep(1)
             await asyncio.to_thread(subprocess.run, ["rabbitmqctl", "start_app"], check=True, capture_output=True)
-            await asyncio.to_thread(
-                subprocess.run, ["rabbitmqctl", "await_startup"], check=True, capture_output=True
-            )
+            await asyncio.to_thread(subprocess.run, ["rabbitmqctl", "await_startup"], check=True, capture_output=True)
 
             async def all_applied() -> bool:
                 return await applied() >= total

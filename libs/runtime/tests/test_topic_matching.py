@@ -1,5 +1,4 @@
 import pytest
-
 from billing_runtime.bus import topic_matches
 
 

@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from providers_svc.adapters.base import PaymentProvider, ProviderRegistry
 from providers_svc.adapters.sandbox import NAME as SANDBOX
 from providers_svc.adapters.sandbox import SandboxProvider
-from providers_svc.api.middlewares import unavailable_middleware
 from providers_svc.api.routes import setup_routes
 from providers_svc.db.models import outbox
 from providers_svc.keys import (
@@ -102,9 +101,7 @@ def create_app(
 
     def new_uow() -> ProvidersUnitOfWork:
         assert plumbing.sessionmaker is not None, "the database opens with the application"
-        return ProvidersUnitOfWork(
-            plumbing.sessionmaker, outbox, on_commit=plumbing.after_commit
-        )
+        return ProvidersUnitOfWork(plumbing.sessionmaker, outbox, on_commit=plumbing.after_commit)
 
     sender = CallbackSender(
         new_uow,
@@ -134,6 +131,5 @@ def create_app(
     if worker and SANDBOX in settings.enabled_providers:
         plumbing.add_task("sandbox-callbacks", sender.run)
     if "api" in role_set:
-        app.middlewares.append(unavailable_middleware)
         setup_routes(app)
     return app

@@ -38,7 +38,7 @@ class TestDatabaseDown:
         assert response.status == 503
         assert response.headers["Retry-After"] == "5"
         assert response.content_type == "application/problem+json"
-        assert (await response.json())["code"] == "service_unavailable"
+        assert (await response.json())["code"] == "database_unavailable"
 
     async def test_callback_is_503_in_sandbox_format(self, down_client: Any, sandbox_callback: Any) -> None:
         callback = sandbox_callback("ptx_whatever")

@@ -24,7 +24,8 @@ def add_health_routes(app: web.Application, metrics: Metrics, checks: dict[str, 
         ok = True
         for name, check in checks.items():
             try:
-                await asyncio.wait_for(check(), timeout=2)
+                async with asyncio.timeout(2):
+                    await check()
                 results[name] = "ok"
             except Exception as exc:  # readiness reports any failure as "not ready", never a 500
                 log.warning("readiness check %s failed: %s", name, exc)

@@ -169,9 +169,16 @@ class OutboxRelay:
             backoff = self.poll_interval
             if count >= self.batch_size:
                 continue
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+            await wait_or_timeout(self._wake, self.poll_interval)
             self._wake.clear()
+
+
+async def wait_or_timeout(event: asyncio.Event, seconds: float) -> None:
+    """Wait for ``event`` at most ``seconds``. Not ``asyncio.wait_for``: on Python 3.11 it can swallow
+    a cancellation that arrives as the wait completes, leaving a background loop unstoppable."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
 
 
 class Notifier:

@@ -99,7 +99,9 @@ class Plumbing:
         try:
             if self.outbox is not None and is_postgres(engine):
                 self.notifier = Notifier(self.database_url, self.notify_channel)
-                tasks.append(asyncio.create_task(self._guard("notifier", self.notifier.run), name=f"{self.service}:notify"))
+                tasks.append(
+                    asyncio.create_task(self._guard("notifier", self.notifier.run), name=f"{self.service}:notify")
+                )
             if self.outbox is not None and self.run_relay:
                 assert self.bus is not None
                 self.relay = OutboxRelay(

@@ -13,6 +13,7 @@ from billing_contracts.problems import FieldError, ProblemDetails
 from billing_runtime.errors import TITLES as _TITLES
 from billing_runtime.errors import ProblemError
 from billing_runtime.keys import request_id_key
+from billing_runtime.outages import is_database_outage
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,16 @@ async def problem_middleware(
         detail = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
         return problem_response(request, exc.status, code, detail, headers=headers)
-    except Exception:
+    except Exception as exc:
+        if is_database_outage(exc):
+            log.warning("database unavailable on %s %s: %r", request.method, request.path, exc)
+            return problem_response(
+                request,
+                503,
+                "database_unavailable",
+                "The database is unavailable; retry later.",
+                headers={"Retry-After": "5"},
+            )
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem_response(request, 500, "internal_error", "An unexpected error occurred.")
 
@@ -112,7 +122,8 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: absurdly deep nesting is malformed input, not a server fault.
         raise ProblemError(400, "invalid_json", "Body is not valid JSON") from exc
     if not isinstance(data, dict):
         raise ProblemError(400, "invalid_json", "Body must be a JSON object")

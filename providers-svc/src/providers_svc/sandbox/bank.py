@@ -9,7 +9,6 @@ It shares the service's database for convenience, but behaves like an outside pa
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -21,6 +20,7 @@ from enum import StrEnum
 import aiohttp
 from billing_contracts.envelope import utcnow
 from billing_runtime.ids import new_id
+from billing_runtime.outbox import wait_or_timeout
 
 from providers_svc.adapters.base import StatusResult
 from providers_svc.adapters.sandbox import FAILURE_MESSAGES, SIGNATURE_HEADER, sign
@@ -246,8 +246,7 @@ class CallbackSender:
             sent = await self.run_once()
             if sent >= self._batch_size:
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
+            await wait_or_timeout(self._wake, self._poll_interval)
             self._wake.clear()
 
     async def run_once(self) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
+from billing_runtime.outages import is_database_outage
 from pydantic import ValidationError
 
 from providers_svc.adapters.sandbox import (
@@ -16,7 +17,6 @@ from providers_svc.adapters.sandbox import (
     SandboxCallback,
     verify,
 )
-from providers_svc.api.middlewares import is_unavailable
 from providers_svc.domain.transactions import CallbackResult, Verdict
 from providers_svc.keys import metrics_key, settings_key, uow_factory_key
 from providers_svc.services.callbacks import ProviderNotice, handle_notice
@@ -80,7 +80,7 @@ async def sandbox_callback(request: web.Request) -> web.Response:
     try:
         result = await handle_notice(request.app[uow_factory_key], _notice(event, payload))
     except Exception as exc:
-        if not is_unavailable(exc):
+        if not is_database_outage(exc):
             raise
         # Nothing was committed; the bank retries.
         log.warning("sandbox callback %s not processed: %s", event.id, exc)
