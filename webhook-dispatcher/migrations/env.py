@@ -1,0 +1,4 @@
+from billing_runtime.migrations import run_env
+from webhook_dispatcher.db.models import metadata
+
+run_env(metadata)
