@@ -2,7 +2,6 @@
 renamed event cannot silently leave a consumer listening to nothing."""
 
 import pytest
-
 from billing_contracts import EVENT_CLASSES, routing_key
 from billing_runtime.bus import topic_matches
 from payments_svc.events.consumers import PROVIDER_EVENT_KEYS

@@ -22,7 +22,6 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
-
 from billing_runtime.testing import PG_DSN, require_port, require_rabbitmq
 
 BIN = Path(sys.executable).parent
@@ -82,7 +81,7 @@ def _wait_ready(platform: Platform, urls: list[str], timeout: float = 60) -> Non
                 raise RuntimeError(f"{name} exited with {proc.returncode} while starting:\n{logs}")
         url = pending[0]
         try:
-            with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 (loopback URL we built)
+            with urllib.request.urlopen(url, timeout=2) as r:
                 if r.status == 200:
                     pending.pop(0)
                     continue

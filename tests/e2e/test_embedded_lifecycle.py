@@ -38,12 +38,12 @@ async def test_ctrl_c_exits_cleanly_and_data_survives_a_restart(tmp_path: Path, 
 
     second = start_embedded(tmp_path, ports)
     try:
-        async with aiohttp.ClientSession() as http:
-            # The JWT issued before the restart still works (keys persisted), and so does the payment.
-            async with http.get(
-                f"{gateway}/v1/payments/{payment['id']}", headers={"Authorization": f"Bearer {token}"}
-            ) as r:
-                assert r.status == 200
-                assert (await r.json())["id"] == payment["id"]
+        # The JWT issued before the restart still works (keys persisted), and so does the payment.
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{gateway}/v1/payments/{payment['id']}", headers={"Authorization": f"Bearer {token}"}) as r,
+        ):
+            assert r.status == 200
+            assert (await r.json())["id"] == payment["id"]
     finally:
         assert second.stop() == {"embedded": 0}

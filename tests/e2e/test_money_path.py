@@ -2,6 +2,7 @@
 provider page → signed provider callback → payment event → status API."""
 
 import asyncio
+import json
 import re
 
 import pytest
@@ -92,9 +93,15 @@ class TestMoneyPath:
             allow_redirects=False,
         ) as r:
             ptx = re.search(r"(ptx_[0-9a-z]+)", r.headers["Location"]).group(1)
-        body = (
-            '{"id": "sbevt_forged", "type": "payment.succeeded", "transaction": "%s", "amount": 5000,'
-            ' "currency": "USD", "created": 1700000000}' % ptx
+        body = json.dumps(
+            {
+                "id": "sbevt_forged",
+                "type": "payment.succeeded",
+                "transaction": ptx,
+                "amount": 5000,
+                "currency": "USD",
+                "created": 1700000000,
+            }
         )
         async with http.post(
             f"{platform.gateway_url}/billing/sandbox",

@@ -6,9 +6,10 @@ import asyncio
 import os
 from pathlib import Path
 
-from billing_embedded.platform import EmbeddedConfig, build_apps, build_config, migrate
 from billing_runtime.bus import MemoryBus
 from billing_runtime.running import configure_logging, serve
+
+from billing_embedded.platform import EmbeddedConfig, build_apps, build_config, migrate
 
 
 def banner(config: EmbeddedConfig) -> str:

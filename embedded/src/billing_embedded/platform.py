@@ -9,15 +9,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiohttp import web
-
 import checkout_web
-import gateway
 import payments_svc
 import providers_svc
+from aiohttp import web
 from billing_runtime.bus import MemoryBus
 from billing_runtime.migrations import upgrade
-from billing_embedded.secrets_file import load_or_create
 from checkout_web.app import create_app as create_checkout
 from checkout_web.settings import Settings as CheckoutSettings
 from gateway.app import create_app as create_gateway
@@ -26,6 +23,9 @@ from payments_svc.app import create_app as create_payments
 from payments_svc.settings import Settings as PaymentsSettings
 from providers_svc.app import create_app as create_providers
 from providers_svc.settings import Settings as ProvidersSettings
+
+import gateway
+from billing_embedded.secrets_file import load_or_create
 
 
 def _root(package: object) -> Path:

@@ -2,6 +2,7 @@
 concurrent relays never publish the same row, and a failing broker loses nothing."""
 
 import asyncio
+import contextlib
 
 from billing_contracts.envelope import utcnow
 from billing_contracts.events import PaymentData, PaymentSnapshot
@@ -89,10 +90,8 @@ class TestOutboxRelay:
         await _write(engine, schema, [_event(i) for i in range(5)])
         bus = RecordingBus(fail_after=2)
         relay = OutboxRelay(engine, schema.outbox, bus)
-        try:
+        with contextlib.suppress(ConnectionError):
             await relay.run_once()
-        except ConnectionError:
-            pass
         assert await _backlog(engine, schema) == 3
         bus.fail_after = None
         assert await relay.run_once() == 3

@@ -1,12 +1,11 @@
 """The shared error middleware: expected errors, malformed input, outages and bugs."""
 
 from aiohttp import web
-from sqlalchemy import exc as sa_exc
-
 from billing_runtime.app import service_app
 from billing_runtime.errors import ProblemError
 from billing_runtime.metrics import Metrics
 from billing_runtime.problems import read_json_object
+from sqlalchemy import exc as sa_exc
 
 
 def _app() -> web.Application:

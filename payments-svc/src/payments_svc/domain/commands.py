@@ -1,4 +1,5 @@
-"""Commands as tenants and payers send them. Strict: no coercion (``"5000"`` and ``50.0`` are not amounts), unknown fields
+"""Commands as tenants and payers send them. Strict: no coercion (``"5000"`` and ``50.0`` are not
+amounts), unknown fields
 rejected, strings free of control characters (PostgreSQL cannot store NUL; logs should not carry them)."""
 
 from __future__ import annotations
