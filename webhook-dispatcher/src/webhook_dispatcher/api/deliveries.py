@@ -1,0 +1,65 @@
+"""Handlers of ``/v1/webhook-deliveries``: the delivery log and manual retries."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from billing_runtime.internal_auth import require_tenant
+
+from webhook_dispatcher.api.schemas import (
+    delivery_detail_json,
+    delivery_json,
+    page,
+    query_choice,
+    query_int,
+    valid_id,
+)
+from webhook_dispatcher.domain.errors import NotFound
+from webhook_dispatcher.domain.event_types import PUBLIC_EVENT_TYPES
+from webhook_dispatcher.keys import deps_key
+from webhook_dispatcher.services import deliveries
+
+STATUSES = ("pending", "succeeded", "failed")
+
+
+def _delivery_id(request: web.Request) -> str:
+    delivery_id = request.match_info["delivery_id"]
+    if not valid_id(delivery_id):
+        raise NotFound("webhook delivery")
+    return delivery_id
+
+
+async def list_(request: web.Request) -> web.Response:
+    tenant_id = require_tenant(request)
+    q = request.query
+    limit = query_int(q.get("limit"), "limit", default=20, lo=1, hi=100)
+    offset = query_int(q.get("offset"), "offset", default=0, lo=0, hi=100_000_000)
+    status = query_choice(q.get("status"), "status", STATUSES)
+    event_type = query_choice(q.get("event_type"), "event_type", PUBLIC_EVENT_TYPES)
+    endpoint_id = q.get("endpoint_id")
+    if endpoint_id is not None and not valid_id(endpoint_id):
+        # An id that cannot exist matches nothing, like an id of another tenant.
+        return web.json_response(page([], limit=limit, offset=offset, has_more=False))
+    rows = await deliveries.list_deliveries(
+        request.app[deps_key],
+        tenant_id,
+        limit=limit + 1,
+        offset=offset,
+        endpoint_id=endpoint_id,
+        status=status,
+        event_type=event_type,
+    )
+    return web.json_response(
+        page([delivery_json(d) for d in rows[:limit]], limit=limit, offset=offset, has_more=len(rows) > limit)
+    )
+
+
+async def get(request: web.Request) -> web.Response:
+    tenant_id = require_tenant(request)
+    detail = await deliveries.get_delivery(request.app[deps_key], tenant_id, _delivery_id(request))
+    return web.json_response(delivery_detail_json(detail.delivery, detail.event, detail.attempts))
+
+
+async def retry(request: web.Request) -> web.Response:
+    tenant_id = require_tenant(request)
+    delivery = await deliveries.retry_delivery(request.app[deps_key], tenant_id, _delivery_id(request))
+    return web.json_response(delivery_json(delivery), status=202)

@@ -1,0 +1,159 @@
+"""The composition root of webhook-dispatcher: ``create_app`` wires settings, plumbing, the delivery
+worker and routes. Roles: ``api`` serves ``/v1/webhook-*``; ``worker`` consumes domain events and
+delivers webhooks. One process may hold both; any number of workers may share one database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from datetime import timedelta
+
+import aiohttp
+from aiohttp import web
+from billing_runtime.app import service_app
+from billing_runtime.bus import Bus
+from billing_runtime.metrics import Metrics
+from billing_runtime.outbox import Notifier, listen_for_notifications
+from billing_runtime.plumbing import Plumbing
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from webhook_dispatcher.api.routes import setup_routes
+from webhook_dispatcher.crypto import SecretBox
+from webhook_dispatcher.db.models import outbox
+from webhook_dispatcher.events.consumers import EVENT_BINDING_KEYS, EVENTS_QUEUE, events_handler
+from webhook_dispatcher.keys import deps_key, dispatcher_key, plumbing_key, settings_key
+from webhook_dispatcher.metrics import WebhookMetrics
+from webhook_dispatcher.services.deps import WebhookDeps
+from webhook_dispatcher.services.dispatcher import DispatchConfig, Dispatcher
+from webhook_dispatcher.services.transport import create_client_session
+from webhook_dispatcher.services.uow import WebhooksUnitOfWork
+from webhook_dispatcher.settings import Settings
+
+INTERNAL_AUDIENCE = "webhooks"
+# PostgreSQL NOTIFY channel: "deliveries became due", so workers in other processes start at once
+# instead of at their next poll.
+WAKE_CHANNEL = "webhooks_deliveries"
+
+
+def dispatch_config(settings: Settings) -> DispatchConfig:
+    return DispatchConfig(
+        schedule=settings.schedule,
+        jitter=settings.retry_jitter,
+        max_retry_after=settings.max_retry_after,
+        request_timeout=settings.request_timeout,
+        lease=timedelta(seconds=settings.lease_seconds),
+        per_endpoint=settings.max_concurrency_per_endpoint,
+        concurrency=settings.worker_concurrency,
+        poll_interval=settings.dispatch_poll_interval,
+        disable_after=timedelta(hours=settings.disable_after_hours),
+        excerpt_bytes=settings.response_excerpt_bytes,
+    )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    engine: AsyncEngine | None = None,
+    bus: Bus | None = None,
+    roles: Iterable[str] = ("api", "worker"),
+) -> web.Application:
+    roles = set(roles)
+    if settings.encryption_key is None:
+        raise ValueError("WEBHOOKS_ENCRYPTION_KEY is required (generate one with cryptography's Fernet.generate_key())")
+    box = SecretBox(settings.encryption_key.get_secret_value())
+    metrics = Metrics("webhooks")
+    webhook_metrics = WebhookMetrics(metrics)
+    plumbing = Plumbing(
+        service="webhooks",
+        database_url=settings.database_url,
+        bus_url=settings.bus_url,
+        metrics=metrics,
+        # Nothing is published yet: no relay. The unit of work still has its outbox table.
+        outbox=None,
+        engine=engine,
+        bus=bus,
+    )
+
+    def uow() -> WebhooksUnitOfWork:
+        assert plumbing.sessionmaker is not None
+        return WebhooksUnitOfWork(plumbing.sessionmaker, outbox, on_commit=plumbing.after_commit)
+
+    client: list[aiohttp.ClientSession] = []
+
+    def session() -> aiohttp.ClientSession:
+        return client[0]
+
+    dispatcher: Dispatcher | None = None
+    if "worker" in roles:
+        dispatcher = Dispatcher(uow, box, dispatch_config(settings), webhook_metrics, session)
+    postgres = settings.database_url.startswith("postgresql")
+    notifier = Notifier(settings.database_url, WAKE_CHANNEL) if postgres else None
+
+    def wake() -> None:
+        if dispatcher is not None:
+            dispatcher.wake()
+        if notifier is not None:
+            notifier.request()
+
+    deps = WebhookDeps(
+        uow=uow,
+        box=box,
+        allow_http=settings.allow_http,
+        ssrf_guard=settings.ssrf_guard,
+        allowed_hosts=settings.allowed_host_set,
+        rotation_grace=timedelta(hours=settings.secret_rotation_grace_hours),
+        wake=wake,
+    )
+    if notifier is not None:
+        plumbing.add_task("notify", notifier.run)
+
+    checks = {"database": plumbing.check_database}
+    if "worker" in roles:
+        checks["bus"] = plumbing.check_bus
+    app = service_app(
+        metrics,
+        checks=checks,
+        internal_secret=settings.internal_secret.get_secret_value(),
+        internal_audience=INTERNAL_AUDIENCE,
+    )
+    app[settings_key] = settings
+    app[plumbing_key] = plumbing
+    app[deps_key] = deps
+
+    if dispatcher is not None:
+        app[dispatcher_key] = dispatcher
+        worker = dispatcher
+
+        async def http_client(_app: web.Application) -> AsyncIterator[None]:
+            # Opened before the plumbing (cleanup contexts run in order), so the delivery loop
+            # always finds it; closed after the loop has stopped.
+            client.append(
+                create_client_session(
+                    guard=settings.ssrf_guard,
+                    allowed_hosts=settings.allowed_host_set,
+                    limit=settings.worker_concurrency,
+                )
+            )
+            yield
+            await client.pop().close()
+
+        app.cleanup_ctx.append(http_client)
+        plumbing.add_consumer(EVENTS_QUEUE, EVENT_BINDING_KEYS, events_handler(deps, metrics))
+        plumbing.add_task("dispatch", worker.run)
+        plumbing.add_task("backlog", worker.watch_backlog)
+    app.cleanup_ctx.append(plumbing.ctx)
+    if dispatcher is not None and postgres:
+        woken = dispatcher
+
+        async def listen(_app: web.Application) -> AsyncIterator[None]:
+            # Polling still runs beside it, so a lost notification only delays a delivery.
+            close = await listen_for_notifications(settings.database_url, WAKE_CHANNEL, woken.wake)
+            yield
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result
+
+        app.cleanup_ctx.append(listen)
+    if "api" in roles:
+        setup_routes(app)
+    return app

@@ -1,0 +1,15 @@
+"""Expected outcomes with their HTTP status and stable code (rendered as problem+json)."""
+
+from __future__ import annotations
+
+from billing_runtime.errors import ProblemError
+
+
+class NotFound(ProblemError):
+    def __init__(self, what: str) -> None:
+        super().__init__(404, "not_found", f"No such {what}.")
+
+
+class InvalidState(ProblemError):
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(409, code, detail)

@@ -1,0 +1,66 @@
+"""Use cases of ``/v1/webhook-deliveries``: the log and manual retries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from billing_contracts.envelope import utcnow
+
+from webhook_dispatcher.db.models import Attempt, Delivery, WebhookEvent
+from webhook_dispatcher.domain.errors import InvalidState, NotFound
+from webhook_dispatcher.services.deps import WebhookDeps
+
+
+@dataclass(frozen=True)
+class DeliveryDetail:
+    delivery: Delivery
+    event: WebhookEvent
+    attempts: list[Attempt]
+
+
+async def list_deliveries(
+    deps: WebhookDeps,
+    tenant_id: str,
+    *,
+    limit: int,
+    offset: int,
+    endpoint_id: str | None,
+    status: str | None,
+    event_type: str | None,
+) -> list[Delivery]:
+    async with deps.uow() as uow:
+        return await uow.deliveries(tenant_id).list(
+            limit=limit, offset=offset, endpoint_id=endpoint_id, status=status, event_type=event_type
+        )
+
+
+async def get_delivery(deps: WebhookDeps, tenant_id: str, delivery_id: str) -> DeliveryDetail:
+    async with deps.uow() as uow:
+        repo = uow.deliveries(tenant_id)
+        delivery = await repo.get(delivery_id)
+        if delivery is None:
+            raise NotFound("webhook delivery")
+        event = await repo.event(delivery.event_id)
+        attempts = await repo.attempts(delivery.id)
+    assert event is not None
+    return DeliveryDetail(delivery, event, attempts)
+
+
+async def retry_delivery(deps: WebhookDeps, tenant_id: str, delivery_id: str) -> Delivery:
+    """One more attempt now. A pending delivery is simply brought forward."""
+    async with deps.uow() as uow:
+        delivery = await uow.deliveries(tenant_id).get(delivery_id, for_update=True)
+        if delivery is None:
+            raise NotFound("webhook delivery")
+        endpoint = await uow.endpoints(tenant_id).get(delivery.endpoint_id)
+        if endpoint is None or not endpoint.enabled:
+            raise InvalidState("endpoint_disabled", "The delivery's endpoint is disabled or deleted.")
+        now = utcnow()
+        if delivery.status != "pending":
+            delivery.status = "pending"
+            delivery.manual = True
+        delivery.next_attempt_at = now
+        delivery.updated_at = now
+        await uow.commit()
+    deps.wake()
+    return delivery

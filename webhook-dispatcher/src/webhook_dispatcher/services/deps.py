@@ -1,0 +1,25 @@
+"""What the use cases need, built once by ``create_app``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from webhook_dispatcher.crypto import SecretBox
+from webhook_dispatcher.services.uow import WebhooksUnitOfWork
+
+
+@dataclass(frozen=True)
+class WebhookDeps:
+    uow: Callable[[], WebhooksUnitOfWork]
+    box: SecretBox
+    allow_http: bool
+    # When set, IP-literal URLs in blocked ranges are refused at creation (the connect-time guard
+    # still decides for names, whose addresses can change).
+    ssrf_guard: bool
+    allowed_hosts: frozenset[str]
+    rotation_grace: timedelta
+    # Called after a commit that made deliveries due: wakes this process's dispatcher and, on
+    # PostgreSQL, every worker process (NOTIFY).
+    wake: Callable[[], None]

@@ -1,0 +1,83 @@
+"""Turn one event into its stored body and one pending delivery per matching endpoint, inside the
+caller's transaction (WHK-1: the delivery rows exist before any attempt is made)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from billing_contracts.envelope import utcnow
+from billing_runtime.ids import new_id
+
+from webhook_dispatcher.db.models import Delivery, Endpoint, WebhookEvent
+from webhook_dispatcher.domain.event_types import matches
+from webhook_dispatcher.services.uow import WebhooksUnitOfWork
+
+
+def rfc3339(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def event_body(event_id: str, event_type: str, created_at: datetime, data: dict[str, Any]) -> str:
+    """The public body (API.md); serialized once, so every attempt signs and sends the same bytes."""
+    return json.dumps(
+        {"id": event_id, "type": event_type, "created_at": rfc3339(created_at), "data": data},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+async def fan_out(
+    uow: WebhooksUnitOfWork,
+    *,
+    tenant_id: str,
+    event_id: str,
+    event_type: str,
+    created_at: datetime,
+    data: dict[str, Any],
+    only: Endpoint | None = None,
+    exclude: str | None = None,
+) -> list[Delivery]:
+    """Store the event and its deliveries: to ``only`` when given (``webhook.test``), otherwise to every
+    enabled endpoint of the tenant whose filter takes the type (minus ``exclude``)."""
+    now = utcnow()
+    repo = uow.deliveries(tenant_id)
+    repo.add_event(
+        WebhookEvent(
+            id=event_id,
+            tenant_id=tenant_id,
+            type=event_type,
+            body=event_body(event_id, event_type, created_at, data),
+            created_at=now,
+        )
+    )
+    # No ORM relationships (lazy loading is banned), so the unit of work cannot order the inserts:
+    # the event goes first explicitly.
+    await uow.session.flush()
+    if only is not None:
+        targets = [only]
+    else:
+        targets = [
+            e for e in await uow.endpoints(tenant_id).enabled() if e.id != exclude and matches(e.events, event_type)
+        ]
+    deliveries = [
+        Delivery(
+            id=new_id("wd"),
+            tenant_id=tenant_id,
+            endpoint_id=endpoint.id,
+            event_id=event_id,
+            event_type=event_type,
+            status="pending",
+            attempt_count=0,
+            manual=False,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        for endpoint in targets
+    ]
+    for delivery in deliveries:
+        repo.add(delivery)
+    await uow.session.flush()
+    return deliveries

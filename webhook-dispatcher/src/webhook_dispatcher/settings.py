@@ -1,0 +1,75 @@
+"""webhook-dispatcher settings (env prefix ``WEBHOOKS_``)."""
+
+from __future__ import annotations
+
+from billing_runtime.settings import ServiceSettings
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+# Svix's schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, then give up.
+DEFAULT_RETRY_SCHEDULE = "0,5,300,1800,7200,18000,36000,36000"
+
+
+def _floats(raw: str) -> list[float]:
+    return [float(part) for part in raw.split(",") if part.strip()]
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="WEBHOOKS_", extra="ignore")
+
+    port: int = 8003
+    database_url: str = "sqlite+aiosqlite:///./.data/webhooks.db"
+    # Fernet key (url-safe base64 of 32 bytes) that encrypts signing secrets at rest. Required:
+    # there is deliberately no default, so a deployment can never run on a key published in the repo.
+    encryption_key: SecretStr | None = None
+    # Seconds before attempt 1, 2, ...: the first entry delays the first attempt (0 = at once), each
+    # later one follows a failure; after the last entry's attempt fails the delivery is failed.
+    # Tests use a schedule in fractions of a second ("0,0.1,0.2").
+    retry_schedule: str = DEFAULT_RETRY_SCHEDULE
+    # Each delay is stretched by a random factor in [1, 1 + jitter] so that endpoints that failed
+    # together do not all come back at the same instant.
+    retry_jitter: float = Field(default=0.2, ge=0)
+    # A Retry-After (429/503) longer than the schedule's delay is honoured up to this many seconds.
+    max_retry_after: float = 6 * 3600
+    request_timeout: float = Field(default=10.0, gt=0)
+    # A claimed delivery belongs to its worker for this long; must exceed request_timeout so that a live
+    # worker never loses a claim mid-request (which would let another worker send the same attempt).
+    lease_seconds: float = 60.0
+    max_concurrency_per_endpoint: int = Field(default=4, ge=1)
+    # 0 makes a worker that consumes events but never delivers (used by tests to stage a backlog).
+    worker_concurrency: int = Field(default=64, ge=0)
+    dispatch_poll_interval: float = 1.0
+    secret_rotation_grace_hours: float = 24.0
+    # An endpoint without a single success for this long is disabled (Svix: 5 days).
+    disable_after_hours: float = 5 * 24.0
+    # SSRF guard: refuse private, loopback, link-local... addresses at connect time. Off in the embedded
+    # mode (its tenants are on the same machine) and in tests; on in the distributed mode.
+    ssrf_guard: bool = True
+    # Comma-separated hosts (names or IP literals) exempt from the guard, e.g. "127.0.0.1,localhost".
+    allowed_hosts: str = ""
+    # https only unless this is set (embedded mode and tests deliver to http://127.0.0.1).
+    allow_http: bool = False
+    # Response bodies are kept up to this many bytes per attempt (API.md: the first 2 KiB).
+    response_excerpt_bytes: int = Field(default=2048, ge=0, le=65536)
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str) -> str:
+        delays = _floats(value)
+        if not delays or any(d < 0 for d in delays):
+            raise ValueError("retry_schedule must be a comma-separated list of non-negative seconds")
+        return value
+
+    @model_validator(mode="after")
+    def _lease_outlives_request(self) -> Settings:
+        if self.lease_seconds <= self.request_timeout:
+            raise ValueError("lease_seconds must be greater than request_timeout")
+        return self
+
+    @property
+    def schedule(self) -> list[float]:
+        return _floats(self.retry_schedule)
+
+    @property
+    def allowed_host_set(self) -> frozenset[str]:
+        return frozenset(h.strip().lower().strip("[]") for h in self.allowed_hosts.split(",") if h.strip())
