@@ -67,7 +67,17 @@ async def providers(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> Fak
 
 
 @pytest.fixture
-def make_settings(database_url: str, payments: FakeUpstream, providers: FakeUpstream) -> Callable[..., Settings]:
+async def webhooks(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> FakeUpstream:
+    fake = FakeUpstream()
+    server = await aiohttp_server(fake.app)
+    fake.url = str(server.make_url("/")).rstrip("/")
+    return fake
+
+
+@pytest.fixture
+def make_settings(
+    database_url: str, payments: FakeUpstream, providers: FakeUpstream, webhooks: FakeUpstream
+) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "database_url": database_url,
@@ -78,6 +88,7 @@ def make_settings(database_url: str, payments: FakeUpstream, providers: FakeUpst
             "jwt_audience": JWT_AUDIENCE,
             "payments_url": payments.url,
             "providers_url": providers.url,
+            "webhooks_url": webhooks.url,
             "upstream_timeout": 5.0,
             "rate_limit_per_second": 0,
             # Cheap argon2 parameters keep the suite fast; the algorithm and code paths are the same.

@@ -23,7 +23,12 @@ class TestHealth:
     async def test_readyz_checks_database_and_upstreams(self, gateway: Gateway) -> None:
         resp = await gateway.client.get("/readyz")
         assert resp.status == 200
-        assert (await resp.json())["checks"] == {"database": "ok", "payments": "ok", "providers": "ok"}
+        assert (await resp.json())["checks"] == {
+            "database": "ok",
+            "payments": "ok",
+            "providers": "ok",
+            "webhooks": "ok",
+        }
 
     async def test_readyz_reports_an_unhealthy_upstream(self, gateway: Gateway, providers: FakeUpstream) -> None:
         providers.healthy = False
@@ -37,7 +42,12 @@ class TestHealth:
         gateway = await make_gateway(payments_url=f"http://127.0.0.1:{closed_port()}")
         resp = await gateway.client.get("/readyz")
         assert resp.status == 503
-        assert (await resp.json())["checks"] == {"database": "ok", "payments": "unavailable", "providers": "ok"}
+        assert (await resp.json())["checks"] == {
+            "database": "ok",
+            "payments": "unavailable",
+            "providers": "ok",
+            "webhooks": "ok",
+        }
 
 
 class TestRequestIds:

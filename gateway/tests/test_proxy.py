@@ -49,6 +49,32 @@ class TestTenantRoutes:
         assert "Authorization" not in received.headers
         assert providers.received == []
 
+    @pytest.mark.parametrize(
+        ("method", "path"),
+        [
+            ("GET", "/v1/webhook-endpoints"),
+            ("POST", "/v1/webhook-endpoints/we_1/rotate-secret"),
+            ("DELETE", "/v1/webhook-endpoints/we_1"),
+            ("GET", "/v1/webhook-deliveries?endpoint_id=we_1&status=failed"),
+            ("POST", "/v1/webhook-deliveries/wd_1/retry"),
+        ],
+    )
+    async def test_webhook_routes_go_to_the_dispatcher_with_its_audience(
+        self, gateway: Gateway, payments: FakeUpstream, webhooks: FakeUpstream, method: str, path: str
+    ) -> None:
+        tenant, token = await gateway.tenant_with_token()
+        resp = await gateway.client.request(method, path, headers=bearer(token))
+        assert resp.status == 200
+        received = webhooks.last
+        assert (received.method, received.path_qs) == (method, path)
+        assert received.caller("webhooks").tenant_id == tenant["id"]
+        assert payments.received == []
+
+    async def test_webhook_routes_require_a_tenant_token(self, gateway: Gateway, webhooks: FakeUpstream) -> None:
+        resp = await gateway.client.get("/v1/webhook-endpoints")
+        assert resp.status == 401
+        assert webhooks.received == []
+
     async def test_post_forwards_raw_body_and_listed_headers_only(
         self, gateway: Gateway, payments: FakeUpstream
     ) -> None:

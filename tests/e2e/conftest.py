@@ -8,6 +8,7 @@ Every port is picked free on 127.0.0.1; nothing listens or connects elsewhere.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import secrets
 import signal
@@ -112,7 +113,7 @@ def start_embedded(data: Path, ports: dict[str, int], admin: str | None = None) 
 
 
 def embedded_ports() -> dict[str, int]:
-    return {k: free_port() for k in ("GATEWAY", "CHECKOUT", "PAYMENTS", "PROVIDERS")}
+    return {k: free_port() for k in ("GATEWAY", "CHECKOUT", "PAYMENTS", "PROVIDERS", "WEBHOOKS")}
 
 
 @pytest.fixture(scope="session")
@@ -153,12 +154,11 @@ def distributed_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
     rabbit = require_rabbitmq()
     logs = tmp_path_factory.mktemp("distributed")
     suffix = f"e2e_{os.getpid()}"
-    dbs = {svc: f"{svc}_{suffix}" for svc in ("gateway", "payments", "providers")}
+    dbs = {svc: f"{svc}_{suffix}" for svc in ("gateway", "payments", "providers", "webhooks")}
     asyncio.run(_create_databases(list(dbs.values())))
     base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    p = {
-        k: free_port() for k in ("gateway", "checkout", "payments", "payments_worker", "providers", "providers_worker")
-    }
+    roles = ("gateway", "checkout", "payments", "payments_worker", "providers", "providers_worker")
+    p = {k: free_port() for k in (*roles, "webhooks", "webhooks_worker")}
     admin = secrets.token_urlsafe(24)
     gateway_url = f"http://127.0.0.1:{p['gateway']}"
     common = {"BILLING_LOG_LEVEL": "INFO"}
@@ -171,6 +171,7 @@ def distributed_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
             "GATEWAY_JWT_KEYS": "e2e:" + "k" * 40,
             "GATEWAY_PAYMENTS_URL": f"http://127.0.0.1:{p['payments']}",
             "GATEWAY_PROVIDERS_URL": f"http://127.0.0.1:{p['providers']}",
+            "GATEWAY_WEBHOOKS_URL": f"http://127.0.0.1:{p['webhooks']}",
         },
         "payments": {
             "PAYMENTS_DATABASE_URL": f"{base}/{dbs['payments']}",
@@ -189,10 +190,26 @@ def distributed_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
             "PROVIDERS_SANDBOX_PENDING_DELAY": "1",
         },
         "checkout": {"CHECKOUT_PORT": str(p["checkout"]), "CHECKOUT_GATEWAY_URL": gateway_url},
+        "webhooks": {
+            "WEBHOOKS_DATABASE_URL": f"{base}/{dbs['webhooks']}",
+            "WEBHOOKS_BUS_URL": rabbit,
+            "WEBHOOKS_INTERNAL_SECRET": INTERNAL_SECRET,
+            "WEBHOOKS_ENCRYPTION_KEY": base64.urlsafe_b64encode(b"e2e-fernet-key-0123456789abcdef!").decode(),
+            # The guard stays on; the tenant's test receiver on loopback is the one allowed host.
+            "WEBHOOKS_SSRF_GUARD": "true",
+            "WEBHOOKS_ALLOWED_HOSTS": "127.0.0.1",
+            "WEBHOOKS_ALLOW_HTTP": "true",
+            "WEBHOOKS_RETRY_SCHEDULE": "0,1,2,4",
+        },
     }
     platform = Platform("distributed", gateway_url, f"http://127.0.0.1:{p['checkout']}", admin)
     try:
-        for svc, script in (("gateway", "gateway"), ("payments", "payments-svc"), ("providers", "providers-svc")):
+        for svc, script in (
+            ("gateway", "gateway"),
+            ("payments", "payments-svc"),
+            ("providers", "providers-svc"),
+            ("webhooks", "webhook-dispatcher"),
+        ):
             subprocess.run([str(BIN / script), "migrate"], env={**os.environ, **env[svc]}, check=True)
         _spawn(platform, "gateway", [str(BIN / "gateway"), "api"], {**common, **env["gateway"]}, logs)
         # payments split into its two roles, as on Kubernetes: stateless API and the worker.
@@ -223,11 +240,34 @@ def distributed_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
             logs,
         )
         _spawn(platform, "checkout", [str(BIN / "checkout-web"), "serve"], {**common, **env["checkout"]}, logs)
+        # The dispatcher too: its API (endpoints, deliveries) and its worker (consumer and sender).
+        _spawn(
+            platform,
+            "webhooks-api",
+            [str(BIN / "webhook-dispatcher"), "api"],
+            {**common, **env["webhooks"], "WEBHOOKS_PORT": str(p["webhooks"])},
+            logs,
+        )
+        _spawn(
+            platform,
+            "webhooks-worker",
+            [str(BIN / "webhook-dispatcher"), "worker"],
+            {**common, **env["webhooks"], "WEBHOOKS_PORT": str(p["webhooks_worker"])},
+            logs,
+        )
         _wait_ready(
             platform,
             [
                 f"http://127.0.0.1:{p[k]}/readyz"
-                for k in ("gateway", "payments", "payments_worker", "providers", "checkout")
+                for k in (
+                    "payments",
+                    "payments_worker",
+                    "providers",
+                    "checkout",
+                    "webhooks",
+                    "webhooks_worker",
+                    "gateway",
+                )
             ],
         )
         yield platform

@@ -12,6 +12,7 @@ from pathlib import Path
 import checkout_web
 import payments_svc
 import providers_svc
+import webhook_dispatcher
 from aiohttp import web
 from billing_runtime.bus import MemoryBus
 from billing_runtime.migrations import upgrade
@@ -23,6 +24,8 @@ from payments_svc.app import create_app as create_payments
 from payments_svc.settings import Settings as PaymentsSettings
 from providers_svc.app import create_app as create_providers
 from providers_svc.settings import Settings as ProvidersSettings
+from webhook_dispatcher.app import create_app as create_webhooks
+from webhook_dispatcher.settings import Settings as WebhooksSettings
 
 import gateway
 from billing_embedded.secrets_file import load_or_create
@@ -38,6 +41,7 @@ class EmbeddedConfig:
     gateway: GatewaySettings
     payments: PaymentsSettings
     providers: ProvidersSettings
+    webhooks: WebhooksSettings
     checkout: CheckoutSettings
     admin_token: str
     data_dir: Path
@@ -86,13 +90,24 @@ def build_config(data_dir: Path) -> EmbeddedConfig:
     providers = providers.model_copy(
         update={"public_gateway_url": os.environ.get("PROVIDERS_PUBLIC_GATEWAY_URL") or gateway_url}
     )
+    # Tenants of an embedded platform live on the same machine (often on 127.0.0.1 over http), so
+    # the SSRF guard that protects a distributed deployment is off here unless the environment says so.
+    webhooks = WebhooksSettings(
+        database_url=sqlite("webhooks"),
+        internal_secret=internal,
+        bus_url="memory://",
+        encryption_key=os.environ.get("WEBHOOKS_ENCRYPTION_KEY") or keys["webhooks_encryption_key"],
+        ssrf_guard=os.environ.get("WEBHOOKS_SSRF_GUARD", "false").lower() == "true",
+        allow_http=True,
+    )
     gw = gw.model_copy(
         update={
             "payments_url": f"http://{payments.host}:{payments.port}",
             "providers_url": f"http://{providers.host}:{providers.port}",
+            "webhooks_url": f"http://{webhooks.host}:{webhooks.port}",
         }
     )
-    return EmbeddedConfig(gw, payments, providers, checkout, admin_token, data_dir)
+    return EmbeddedConfig(gw, payments, providers, webhooks, checkout, admin_token, data_dir)
 
 
 async def migrate(config: EmbeddedConfig) -> None:
@@ -101,6 +116,7 @@ async def migrate(config: EmbeddedConfig) -> None:
         (gateway, config.gateway.database_url),
         (payments_svc, config.payments.database_url),
         (providers_svc, config.providers.database_url),
+        (webhook_dispatcher, config.webhooks.database_url),
     ):
         await asyncio.to_thread(upgrade, _root(package), url)
 
@@ -112,6 +128,7 @@ def build_apps(config: EmbeddedConfig, bus: MemoryBus) -> list[tuple[web.Applica
         (create_checkout(config.checkout), config.checkout.host, config.checkout.port),
         (create_payments(config.payments, bus=bus), config.payments.host, config.payments.port),
         (create_providers(config.providers, bus=bus), config.providers.host, config.providers.port),
+        (create_webhooks(config.webhooks, bus=bus), config.webhooks.host, config.webhooks.port),
     ]
 
 

@@ -3,12 +3,15 @@ restart keeps issued JWTs, checkout links and the admin token valid."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
 from pathlib import Path
 
 _NAMES = ("admin_token", "internal_secret", "jwt_key", "sandbox_secret")
+# Encrypts webhook signing secrets at rest; Fernet wants url-safe base64 of exactly 32 bytes.
+_FERNET_KEY = "webhooks_encryption_key"
 
 
 def load_or_create(data_dir: Path) -> dict[str, str]:
@@ -19,6 +22,9 @@ def load_or_create(data_dir: Path) -> dict[str, str]:
         if not stored.get(name):
             stored[name] = secrets.token_urlsafe(32)
             changed = True
+    if not stored.get(_FERNET_KEY):
+        stored[_FERNET_KEY] = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+        changed = True
     if changed:
         # Owner-only from the first byte: the file holds every key of the installation.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

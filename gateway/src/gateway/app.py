@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from argon2 import PasswordHasher
@@ -29,7 +29,7 @@ from gateway.ratelimit import RateLimiter
 from gateway.settings import Settings
 from gateway.tenant_secrets import SecretHasher
 from gateway.tenants import TenantNameCache
-from gateway.upstreams import PAYMENTS, PROVIDERS, close_upstreams, open_upstreams
+from gateway.upstreams import PAYMENTS, PROVIDERS, WEBHOOKS, close_upstreams, open_upstreams
 
 
 def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.Application:
@@ -38,15 +38,18 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.
     metrics = GatewayMetrics()
     plumbing = Plumbing(service="gateway", database_url=settings.database_url, metrics=metrics, engine=engine)
 
-    async def check_payments() -> None:
-        await app[upstreams_key][PAYMENTS].check()
+    def upstream_check(name: str) -> Callable[[], Awaitable[None]]:
+        async def check() -> None:
+            await app[upstreams_key][name].check()
 
-    async def check_providers() -> None:
-        await app[upstreams_key][PROVIDERS].check()
+        return check
 
     app = service_app(
         metrics,
-        checks={"database": plumbing.check_database, PAYMENTS: check_payments, PROVIDERS: check_providers},
+        checks={
+            "database": plumbing.check_database,
+            **{name: upstream_check(name) for name in (PAYMENTS, PROVIDERS, WEBHOOKS)},
+        },
         # The gateway is the public edge: it signs internal tokens, it never accepts them.
         internal_secret=None,
         internal_audience="gateway",

@@ -25,7 +25,7 @@ from gateway.keys import (
     upstreams_key,
 )
 from gateway.tenants import tenant_display_name
-from gateway.upstreams import PAYMENTS, PROVIDERS
+from gateway.upstreams import PAYMENTS, PROVIDERS, WEBHOOKS
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,8 @@ ROUTES = (
     ProxyRoute("/v1/payments", PAYMENTS, tenant=True, internal=True),
     ProxyRoute("/v1/refunds", PAYMENTS, tenant=True, internal=True),
     ProxyRoute("/v1/events", PAYMENTS, tenant=True, internal=True),
+    ProxyRoute("/v1/webhook-endpoints", WEBHOOKS, tenant=True, internal=True),
+    ProxyRoute("/v1/webhook-deliveries", WEBHOOKS, tenant=True, internal=True),
     # The checkout token in the path is the payer's only credential.
     ProxyRoute("/v1/checkout", PAYMENTS, tenant=False, internal=True),
     # Provider callbacks and the sandbox bank's pages: providers authenticate by their own signatures.

@@ -46,6 +46,7 @@ class Settings(ServiceSettings):
 
     payments_url: str = "http://127.0.0.1:8001"
     providers_url: str = "http://127.0.0.1:8002"
+    webhooks_url: str = "http://127.0.0.1:8003"
     # Seconds for a whole upstream exchange, and for opening its connection.
     upstream_timeout: float = Field(default=20.0, gt=0)
     upstream_connect_timeout: float = Field(default=3.0, gt=0)
