@@ -22,7 +22,8 @@ class EndpointRepository:
     async def get(self, endpoint_id: str, *, for_update: bool = False) -> Endpoint | None:
         stmt = self._base().where(Endpoint.id == endpoint_id)
         if for_update:
-            stmt = stmt.with_for_update()
+            # NO KEY UPDATE: these rows' keys never change, and it does not block foreign-key inserts.
+            stmt = stmt.with_for_update(key_share=True)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def list(self, *, limit: int, offset: int) -> list[Endpoint]:
@@ -60,7 +61,8 @@ class DeliveryRepository:
     async def get(self, delivery_id: str, *, for_update: bool = False) -> Delivery | None:
         stmt = self._base().where(Delivery.id == delivery_id)
         if for_update:
-            stmt = stmt.with_for_update()
+            # NO KEY UPDATE: these rows' keys never change, and it does not block foreign-key inserts.
+            stmt = stmt.with_for_update(key_share=True)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def list(

@@ -36,6 +36,8 @@ from webhook_dispatcher.services.uow import WebhooksUnitOfWork
 log = logging.getLogger(__name__)
 
 USER_AGENT = "billing-webhooks/1.0"
+# How stale an endpoint's last_success_at may get before a success refreshes it (and locks the row).
+HEALTHY_WINDOW = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,9 @@ class Claimed:
     secrets: list[str]
     manual: bool
     token: str
+    # The endpoint was healthy when claimed (not failing, a success within the last minute): a success
+    # then changes nothing on the endpoint row, so recording it need not lock that row (WHK-10).
+    endpoint_healthy: bool = False
 
 
 @dataclass(frozen=True)
@@ -189,7 +194,10 @@ class Dispatcher:
                 return []
             lock = select(Endpoint).where(Endpoint.id.in_(endpoint_ids))
             if postgres:
-                lock = lock.with_for_update(skip_locked=True)
+                # NO KEY UPDATE, not UPDATE: inserting a delivery takes KEY SHARE on its endpoint
+                # (the foreign key), and a plain FOR UPDATE here would skip every endpoint that is
+                # receiving new events, starving exactly the busiest endpoints.
+                lock = lock.with_for_update(skip_locked=True, key_share=True)
             endpoints = {e.id: e for e in (await session.execute(lock)).scalars()}
             busy_stmt = (
                 select(Delivery.endpoint_id, func.count())
@@ -218,7 +226,7 @@ class Dispatcher:
                     .limit(free)
                 )
                 if postgres:
-                    pick = pick.with_for_update(skip_locked=True)
+                    pick = pick.with_for_update(skip_locked=True, key_share=True)
                 ids = list((await session.execute(pick)).scalars())
                 chosen.extend(ids)
                 budget -= len(ids)
@@ -261,6 +269,9 @@ class Dispatcher:
             secrets=keys,
             manual=delivery.manual,
             token=token,
+            endpoint_healthy=endpoint.failing_since is None
+            and endpoint.last_success_at is not None
+            and now - endpoint.last_success_at < HEALTHY_WINDOW,
         )
 
     # -- one attempt ------------------------------------------------------------------------------
@@ -324,9 +335,13 @@ class Dispatcher:
         async with self.uow() as uow:
             session = uow.session
             # Endpoint before delivery: the order the API's endpoint updates lock in, so no deadlock.
-            endpoint = await uow.endpoints(item.tenant_id).get(item.endpoint_id, for_update=True)
+            # The hot path (success on a healthy endpoint) skips the endpoint row entirely: locking it
+            # would serialize every attempt to one endpoint behind one another (WHK-10).
+            endpoint = None
+            if not (verdict.succeeded and item.endpoint_healthy):
+                endpoint = await uow.endpoints(item.tenant_id).get(item.endpoint_id, for_update=True)
             held = select(Delivery).where(Delivery.id == item.delivery_id, Delivery.claim_token == item.token)
-            delivery = (await session.execute(held.with_for_update())).scalar_one_or_none()
+            delivery = (await session.execute(held.with_for_update(key_share=True))).scalar_one_or_none()
             if delivery is None:
                 log.warning("lost the lease on delivery %s; its attempt is not recorded", item.delivery_id)
                 return None

@@ -1,0 +1,323 @@
+"""Webhook benchmark (part of ``make bench``), distributed mode on PostgreSQL and RabbitMQ:
+
+1. deliveries/s: N payment events published on the bus, fanned out by the dispatcher to one endpoint
+   whose receiver (in this process, on 127.0.0.1) answers 200 at once; time until all N arrived.
+2. callback → webhook latency: the full platform; payments are created and started beforehand, then
+   signed sandbox callbacks hit the gateway at a fixed 100/s and the receiver timestamps each
+   ``payment.succeeded`` webhook; p50/p99 of (arrival - callback sent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import secrets
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aio_pika
+import aiohttp
+from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from billing_contracts.events import PaymentCreatedV1, PaymentData, PaymentSnapshot
+from providers_svc.adapters.sandbox import sign as sandbox_sign
+from run import BIN, RABBIT, SECRET, Proc, free_port, pg_url, recreate, spawn, stop, wait_ready
+
+FERNET_KEY = base64.urlsafe_b64encode(b"bench-fernet-key-0123456789abcde").decode()
+SANDBOX_SECRET = "bench-sandbox-secret-0123456789abcdef"
+
+
+class Receiver:
+    """The tenant's endpoint: answers 200 immediately, remembers when each event arrived."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[str, float] = {}
+        self.by_payment: dict[str, float] = {}
+        self.count = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = json.loads(await request.read())
+        now = time.perf_counter()
+        self.count += 1
+        self.arrivals.setdefault(body["id"], now)
+        if body["type"] == "payment.succeeded":
+            self.by_payment.setdefault(body["data"]["payment"]["id"], now)
+        return web.Response(status=200)
+
+    async def start(self) -> tuple[web.AppRunner, str]:
+        app = web.Application()
+        app.router.add_post("/hook", self.handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        return runner, f"http://127.0.0.1:{port}/hook"
+
+
+def webhooks_env(db: str, port: int) -> dict[str, str]:
+    return {
+        "WEBHOOKS_DATABASE_URL": pg_url(db),
+        "WEBHOOKS_BUS_URL": RABBIT,
+        "WEBHOOKS_INTERNAL_SECRET": SECRET,
+        "WEBHOOKS_ENCRYPTION_KEY": FERNET_KEY,
+        "WEBHOOKS_SSRF_GUARD": "true",
+        "WEBHOOKS_ALLOWED_HOSTS": "127.0.0.1",
+        "WEBHOOKS_ALLOW_HTTP": "true",
+        "WEBHOOKS_PORT": str(port),
+        "WEBHOOKS_LOG_LEVEL": "WARNING",
+    }
+
+
+async def purge_service_queues() -> None:
+    """Events left in the durable service queues by earlier runs would be consumed first and skew
+    the figures; this broker is the machine's own, so empty them before the services start."""
+    connection = await aio_pika.connect(RABBIT)
+    async with connection:
+        channel = await connection.channel()
+        for name in ("webhooks.events", "payments.provider-events"):
+            try:
+                queue = await channel.declare_queue(name, passive=True)
+            except aio_pika.exceptions.ChannelClosed:
+                channel = await connection.channel()
+                continue
+            await queue.purge()
+
+
+async def start_platform(logs: Path) -> tuple[list[Proc], str, str]:
+    """Every service as its own process; returns (processes, gateway URL, admin token)."""
+    await purge_service_queues()
+    for db in ("benchwh_gateway", "benchwh_payments", "benchwh_providers", "benchwh_webhooks"):
+        await recreate(db)
+    ports = {k: free_port() for k in ("gw", "pay", "payw", "prov", "provw", "wh", "whw")}
+    admin = secrets.token_urlsafe(24)
+    gw = f"http://127.0.0.1:{ports['gw']}"
+    envs = {
+        "gateway": {
+            "GATEWAY_PORT": str(ports["gw"]),
+            "GATEWAY_DATABASE_URL": pg_url("benchwh_gateway"),
+            "GATEWAY_INTERNAL_SECRET": SECRET,
+            "GATEWAY_ADMIN_TOKEN": admin,
+            "GATEWAY_JWT_KEYS": "bench:" + "b" * 40,
+            "GATEWAY_PAYMENTS_URL": f"http://127.0.0.1:{ports['pay']}",
+            "GATEWAY_PROVIDERS_URL": f"http://127.0.0.1:{ports['prov']}",
+            "GATEWAY_WEBHOOKS_URL": f"http://127.0.0.1:{ports['wh']}",
+            "GATEWAY_RATE_LIMIT_PER_SECOND": "0",
+            "GATEWAY_LOG_LEVEL": "WARNING",
+        },
+        "payments-svc": {
+            "PAYMENTS_DATABASE_URL": pg_url("benchwh_payments"),
+            "PAYMENTS_BUS_URL": RABBIT,
+            "PAYMENTS_INTERNAL_SECRET": SECRET,
+            "PAYMENTS_PROVIDERS_URL": f"http://127.0.0.1:{ports['prov']}",
+            "PAYMENTS_LOG_LEVEL": "WARNING",
+        },
+        "providers-svc": {
+            "PROVIDERS_DATABASE_URL": pg_url("benchwh_providers"),
+            "PROVIDERS_BUS_URL": RABBIT,
+            "PROVIDERS_INTERNAL_SECRET": SECRET,
+            "PROVIDERS_PUBLIC_GATEWAY_URL": gw,
+            "PROVIDERS_SANDBOX_SECRET": SANDBOX_SECRET,
+            "PROVIDERS_PORT": str(ports["prov"]),
+            "PROVIDERS_WORKER_PORT": str(ports["provw"]),
+            "PROVIDERS_LOG_LEVEL": "WARNING",
+        },
+        "webhook-dispatcher": webhooks_env("benchwh_webhooks", ports["wh"]),
+    }
+    import subprocess
+
+    for script, env in envs.items():
+        subprocess.run([str(BIN / script), "migrate"], env={**os.environ, **env}, check=True)
+    procs = [
+        spawn("gateway", [str(BIN / "gateway"), "api"], envs["gateway"], logs),
+        spawn(
+            "payments-api",
+            [str(BIN / "payments-svc"), "api"],
+            {**envs["payments-svc"], "PAYMENTS_PORT": str(ports["pay"])},
+            logs,
+        ),
+        spawn(
+            "payments-worker",
+            [str(BIN / "payments-svc"), "worker"],
+            {**envs["payments-svc"], "PAYMENTS_PORT": str(ports["payw"])},
+            logs,
+        ),
+        spawn("providers", [str(BIN / "providers-svc"), "all"], envs["providers-svc"], logs),
+        spawn("webhooks-api", [str(BIN / "webhook-dispatcher"), "api"], envs["webhook-dispatcher"], logs),
+        spawn(
+            "webhooks-worker",
+            [str(BIN / "webhook-dispatcher"), "worker"],
+            webhooks_env("benchwh_webhooks", ports["whw"]),
+            logs,
+        ),
+    ]
+    for key in ("pay", "payw", "prov", "wh", "whw", "gw"):
+        await asyncio.to_thread(wait_ready, f"http://127.0.0.1:{ports[key]}/readyz")
+    return procs, gw, admin
+
+
+async def tenant_token(http: aiohttp.ClientSession, gw: str, admin: str) -> tuple[str, str]:
+    name = f"bench-{secrets.token_hex(3)}"
+    async with http.post(
+        f"{gw}/admin/tenants",
+        json={"app_name": name, "display_name": "Bench"},
+        headers={"Authorization": f"Bearer {admin}"},
+    ) as r:
+        tenant = await r.json()
+    async with http.post(f"{gw}/v1/auth/token", json={"app_name": name, "secret": tenant["secret"]}) as r:
+        return tenant["id"], (await r.json())["access_token"]
+
+
+async def add_endpoint(http: aiohttp.ClientSession, gw: str, token: str, url: str, events: list[str]) -> None:
+    async with http.post(
+        f"{gw}/v1/webhook-endpoints", json={"url": url, "events": events}, headers={"Authorization": f"Bearer {token}"}
+    ) as r:
+        assert r.status == 201, await r.text()
+
+
+async def deliveries_per_second(
+    http: aiohttp.ClientSession, gw: str, admin: str, receiver: Receiver, url: str, n: int
+) -> float:
+    tenant_id, token = await tenant_token(http, gw, admin)
+    await add_endpoint(http, gw, token, url, ["payment.created"])
+    now = datetime.now(UTC)
+    connection = await aio_pika.connect(RABBIT)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.declare_exchange("billing.events", aio_pika.ExchangeType.TOPIC, durable=True)
+        bodies = []
+        for i in range(n):
+            snap = PaymentSnapshot(
+                id=f"pay_bench{i}",
+                status="CREATED",
+                amount=5000,
+                currency="USD",
+                order_id=str(i),
+                created_at=now,
+                updated_at=now,
+                expires_at=now,
+            )
+            event = PaymentCreatedV1(tenant_id=tenant_id, data=PaymentData(payment=snap))
+            bodies.append((event.event_id, event.model_dump_json().encode()))
+        before = receiver.count
+        started = time.perf_counter()
+        for event_id, body in bodies:
+            await exchange.publish(
+                aio_pika.Message(body=body, message_id=event_id, delivery_mode=2),
+                routing_key="payments.payment.created.v1",
+            )
+        import asyncpg
+
+        db = await asyncpg.connect(pg_url("benchwh_webhooks").replace("postgresql+asyncpg", "postgresql"))
+        last = 0.0
+        while receiver.count - before < n:
+            if time.perf_counter() - started > 300:
+                break
+            if os.environ.get("BENCH_TRACE") and time.perf_counter() - last > 1:
+                last = time.perf_counter()
+                rows = await db.fetchval("select count(*) from webhook_deliveries")
+                print(f"t={last - started:5.1f}s ingested={rows} delivered={receiver.count - before}", flush=True)
+            await asyncio.sleep(0.01)
+        await db.close()
+        elapsed = time.perf_counter() - started
+    return (receiver.count - before) / elapsed
+
+
+async def callback_latency(
+    http: aiohttp.ClientSession, gw: str, admin: str, receiver: Receiver, url: str, rate: float, n: int
+) -> tuple[float, float, int]:
+    _, token = await tenant_token(http, gw, admin)
+    await add_endpoint(http, gw, token, url, ["payment.succeeded"])
+    auth = {"Authorization": f"Bearer {token}"}
+    prepared = []
+    for i in range(n):  # not timed: create and start each payment at the sandbox provider
+        async with http.post(
+            f"{gw}/v1/payments",
+            json={"amount": 5000, "currency": "USD", "order_id": f"l{i}"},
+            headers={**auth, "Idempotency-Key": f"lat-{i}-{secrets.token_hex(3)}"},
+        ) as r:
+            payment = await r.json()
+        async with http.post(f"{gw}/v1/checkout/{payment['checkout_token']}/pay", json={"provider": "sandbox"}) as r:
+            ptx = (await r.json())["redirect_url"].rsplit("/", 1)[1]
+        prepared.append((payment["id"], ptx))
+    await asyncio.sleep(2)  # let the payment.pending traffic drain
+    sent: dict[str, float] = {}
+
+    async def callback(payment_id: str, ptx: str) -> None:
+        body = json.dumps(
+            {
+                "id": f"sbevt_{secrets.token_hex(8)}",
+                "type": "payment.succeeded",
+                "transaction": ptx,
+                "amount": 5000,
+                "currency": "USD",
+                "created": int(time.time()),
+            }
+        ).encode()
+        sent[payment_id] = time.perf_counter()
+        async with http.post(
+            f"{gw}/billing/sandbox",
+            data=body,
+            headers={"Content-Type": "application/json", "Sandbox-Signature": sandbox_sign(SANDBOX_SECRET, body)},
+        ) as r:
+            assert r.status == 200, await r.text()
+
+    started = time.perf_counter()
+    tasks = []
+    for i, (payment_id, ptx) in enumerate(prepared):
+        delay = started + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(callback(payment_id, ptx)))
+    await asyncio.gather(*tasks)
+    deadline = time.perf_counter() + 60
+    while time.perf_counter() < deadline and not all(p in receiver.by_payment for p, _ in prepared):
+        await asyncio.sleep(0.05)
+    latencies = sorted((receiver.by_payment[p] - sent[p]) * 1000 for p, _ in prepared if p in receiver.by_payment)
+    if not latencies:
+        return float("nan"), float("nan"), 0
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return statistics.median(latencies), p99, len(latencies)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=3000)
+    parser.add_argument("--payments", type=int, default=500)
+    parser.add_argument("--rate", type=float, default=100.0)
+    args = parser.parse_args()
+    logs = Path("bench-results")
+    logs.mkdir(exist_ok=True)
+    receiver = Receiver()
+    runner, url = await receiver.start()
+    procs, gw, admin = await start_platform(logs)
+    try:
+        async with aiohttp.ClientSession() as http:
+            dps = await deliveries_per_second(http, gw, admin, receiver, url, args.events)
+            p50, p99, got = await callback_latency(http, gw, admin, receiver, url, args.rate, args.payments)
+        rss = {p.name: round(p.peak_rss_mib(), 1) for p in procs}
+    finally:
+        stop(procs)
+        await runner.cleanup()
+    summary = {
+        "deliveries_per_s": round(dps, 1),
+        "callback_to_webhook_p50_ms": round(p50, 1),
+        "callback_to_webhook_p99_ms": round(p99, 1),
+        "rate": args.rate,
+        "payments": args.payments,
+        "webhooks_received": got,
+        "peak_rss_mib": rss,
+        "targets": {"deliveries_per_s>=1000": dps >= 1000, "p99_ms<250": p99 < 250},
+    }
+    (logs / "webhooks.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
