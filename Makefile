@@ -37,9 +37,10 @@ test: install services
 test-fast: install services
 	$(VENV)/bin/pytest -m "not slow"
 
-## Throughput and latency against a bare asyncpg baseline (distributed mode); not part of `make test`.
+## Throughput and latency (distributed mode); not part of `make test`. Results in bench-results/.
 bench: install services
 	$(VENV)/bin/python tests/bench/run.py
+	$(VENV)/bin/python tests/bench/webhooks.py
 
 lint: install
 	$(VENV)/bin/ruff check .
