@@ -22,7 +22,7 @@ class Settings(ServiceSettings):
     # Fernet key (url-safe base64 of 32 bytes) that encrypts signing secrets at rest. Required:
     # there is deliberately no default, so a deployment can never run on a key published in the repo.
     encryption_key: SecretStr | None = None
-    # Seconds before attempt 1, 2, ...: the first entry delays the first attempt (0 = at once), each
+    # Seconds before attempt 1, 2, ...: the first entry must be 0 (the first attempt is immediate), each
     # later one follows a failure; after the last entry's attempt fails the delivery is failed.
     # Tests use a schedule in fractions of a second ("0,0.1,0.2").
     retry_schedule: str = DEFAULT_RETRY_SCHEDULE
@@ -58,6 +58,9 @@ class Settings(ServiceSettings):
         delays = _floats(value)
         if not delays or any(d < 0 for d in delays):
             raise ValueError("retry_schedule must be a comma-separated list of non-negative seconds")
+        if delays[0] != 0:
+            # A delivery is due the moment it is stored (WHK-1); only retries wait.
+            raise ValueError("retry_schedule must start with 0: the first attempt is immediate")
         return value
 
     @model_validator(mode="after")

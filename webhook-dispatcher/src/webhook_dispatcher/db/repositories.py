@@ -26,6 +26,16 @@ class EndpointRepository:
             stmt = stmt.with_for_update(key_share=True)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def clear_failing(self, endpoint_id: str, now: datetime) -> None:
+        """Record a success on an endpoint that is marked failing; a no-op (and no row lock) otherwise."""
+        await self.session.execute(
+            update(Endpoint)
+            .where(
+                Endpoint.tenant_id == self.tenant_id, Endpoint.id == endpoint_id, Endpoint.failing_since.is_not(None)
+            )
+            .values(failing_since=None, last_success_at=now)
+        )
+
     async def list(self, *, limit: int, offset: int) -> list[Endpoint]:
         stmt = self._base().order_by(Endpoint.created_at.desc(), Endpoint.id.desc()).limit(limit).offset(offset)
         return list((await self.session.execute(stmt)).scalars())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -29,6 +30,13 @@ def _check_events(value: list[str]) -> list[str]:
     return list(dict.fromkeys(value))
 
 
+def _printable(value: str | None) -> str | None:
+    # PostgreSQL text cannot hold NUL; other control characters have no business in a description.
+    if value is not None and any((ord(c) < 0x20 and c not in "\t\n") or c == "\x7f" for c in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
 class EndpointCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -38,6 +46,7 @@ class EndpointCreate(BaseModel):
     enabled: bool = True
 
     _events = field_validator("events")(_check_events)
+    _description = field_validator("description")(_printable)
 
 
 class EndpointUpdate(BaseModel):
@@ -61,6 +70,8 @@ class EndpointUpdate(BaseModel):
     def _events(cls, value: list[str] | None) -> list[str] | None:
         return None if value is None else _check_events(value)
 
+    _description = field_validator("description")(_printable)
+
 
 class Replay(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -75,6 +86,15 @@ class Replay(BaseModel):
         if not isinstance(value, str):
             raise ValueError("must be an RFC 3339 timestamp")
         return value
+
+    @field_validator("since")
+    @classmethod
+    def _in_range(cls, value: datetime) -> datetime:
+        # 0001-01-01T00:00:00+14:00 is valid RFC 3339 but has no UTC equivalent in Python's range.
+        try:
+            return value.astimezone(UTC)
+        except OverflowError as exc:
+            raise ValueError("is out of range") from exc
 
 
 def url_problem(url: str, *, allow_http: bool, guard: bool, allowed_hosts: frozenset[str]) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
@@ -35,7 +36,9 @@ def parse_retry_after(value: str | None) -> float | None:
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    # ASCII digits only: str.isdigit() also accepts "²", which float() then rejects (a crash that would
+    # leave the attempt unrecorded and the delivery re-sent forever).
+    if re.fullmatch(r"[0-9]{1,10}", value):
         return float(value)
     try:
         when = parsedate_to_datetime(value)

@@ -55,10 +55,13 @@ async def retry_delivery(deps: WebhookDeps, tenant_id: str, delivery_id: str) ->
         endpoint = await uow.endpoints(tenant_id).get(delivery.endpoint_id)
         if endpoint is None or not endpoint.enabled:
             raise InvalidState("endpoint_disabled", "The delivery's endpoint is disabled or deleted.")
+        if delivery.status == "pending":
+            # It is already scheduled; bringing it forward would spend a step of its retry schedule
+            # (or be overwritten by an attempt in flight). Retry is for deliveries that ended.
+            raise InvalidState("delivery_pending", "The delivery is still being retried automatically.")
         now = utcnow()
-        if delivery.status != "pending":
-            delivery.status = "pending"
-            delivery.manual = True
+        delivery.status = "pending"
+        delivery.manual = True
         delivery.next_attempt_at = now
         delivery.updated_at = now
         await uow.commit()

@@ -281,7 +281,19 @@ class Dispatcher:
         self.metrics.attempt_latency.observe(result.latency)
         if result.refused:
             self.metrics.refused.inc()
-        outcome = await self.record(item, result)
+        try:
+            outcome = await self.record(item, result)
+        except Exception:
+            # Whatever the receiver sent must never make an attempt unrecordable: that would leave the
+            # claim to expire and the delivery to be re-sent forever without a log (WHK-3, WHK-4).
+            log.exception("recording the attempt of %s failed; recording it as an error", item.delivery_id)
+            fallback = AttemptResult(
+                started_at=result.started_at,
+                latency=result.latency,
+                status=None,
+                error="the receiver's response could not be recorded",
+            )
+            outcome = await self.record(item, fallback)
         if outcome is not None:
             self.metrics.deliveries.labels(outcome).inc()
 
@@ -304,7 +316,8 @@ class Dispatcher:
                 excerpt = await _read_up_to(response, self.config.excerpt_bytes)
                 error = None
                 if 300 <= response.status < 400:
-                    location = response.headers.get("Location", "")[:200]
+                    # The receiver controls this header: make it storable text (no NUL, no lone surrogates).
+                    location = _clean(response.headers.get("Location", "")[:200])
                     error = f"redirect not followed (Location: {location})"
                 return AttemptResult(
                     started_at=started_at,
@@ -329,6 +342,7 @@ class Dispatcher:
     async def record(self, item: Claimed, result: AttemptResult) -> str | None:
         """Write the attempt and the delivery's next state, only if this worker still holds the lease
         (WHK-4). Returns the delivery's outcome: succeeded, retrying or failed."""
+        clear_failing = False
         redirected = result.status is not None and 300 <= result.status < 400
         verdict = judge(None if redirected else result.status, result.retry_after)
         now = utcnow()
@@ -372,6 +386,10 @@ class Dispatcher:
                 if endpoint is not None:
                     endpoint.last_success_at = now
                     endpoint.failing_since = None
+                else:
+                    # Unlocked path: an attempt that failed since the claim may have set failing_since;
+                    # cleared below in its own transaction, keeping the endpoint-then-delivery lock order.
+                    clear_failing = True
             else:
                 delay = None
                 # A disabled or deleted endpoint gets no further attempts, whatever the schedule says.
@@ -398,6 +416,10 @@ class Dispatcher:
                     elif now - endpoint.failing_since >= self.config.disable_after:
                         await self._disable(uow, endpoint, "failing", now)
             await uow.commit()
+        if clear_failing:
+            async with self.uow() as uow:
+                await uow.endpoints(item.tenant_id).clear_failing(item.endpoint_id, now)
+                await uow.commit()
         return outcome
 
     async def _disable(self, uow: WebhooksUnitOfWork, endpoint: Endpoint, reason: str, now: datetime) -> None:
@@ -449,6 +471,11 @@ async def _read_up_to(response: aiohttp.ClientResponse, limit: int) -> bytes:
             break
         data += chunk
     return data
+
+
+def _clean(text: str) -> str:
+    """Any receiver-controlled string as text PostgreSQL can store."""
+    return text.encode("utf-8", errors="replace").decode("utf-8").replace("\x00", "\ufffd")
 
 
 def _text(raw: bytes) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,8 @@ from webhook_dispatcher.domain.addresses import refusal_reason
 
 if TYPE_CHECKING:
     from aiohttp.tracing import Trace
+
+log = logging.getLogger(__name__)
 
 
 class AddressRefused(OSError):
@@ -38,7 +41,9 @@ class GuardedConnector(aiohttp.TCPConnector):
         for result in results:
             reason = refusal_reason(result["host"])
             if reason is not None:
-                raise AddressRefused(f"refused by SSRF guard: {host} resolves to {result['host']} ({reason})")
+                # The tenant sees the attempt's error: name the category, never the internal address.
+                log.warning("SSRF guard refused %s: resolves to %s (%s)", host, result["host"], reason)
+                raise AddressRefused(f"refused by SSRF guard: {host} resolves to a disallowed address ({reason})")
         return results
 
 
