@@ -25,10 +25,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billing_runtime.bus.base import Bus, Message
 from billing_runtime.db import UTCDateTime, is_postgres
+from billing_runtime.writes import InsertRows
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +60,16 @@ def outbox_row(event: EventBase) -> dict[str, object]:
     }
 
 
-async def write_events(session: AsyncSession, table: Table, events: list[EventBase]) -> None:
-    """Insert the events into the outbox inside the caller's transaction.
+def outbox_insert(table: Table, events: list[EventBase]) -> InsertRows:
+    """The statement that writes the events into the outbox, inside the caller's transaction.
+
+    One INSERT for all of them, so their ids follow the emit order the relay publishes in.
 
     No NOTIFY here on purpose: PostgreSQL serializes the commits of every transaction that issued a
     NOTIFY (a global lock held through the WAL flush), which would cap throughput at one fsync per
     commit. Relays are woken after the commit instead (``Plumbing.after_commit``).
     """
-    if not events:
-        return
-    await session.execute(table.insert(), [outbox_row(e) for e in events])
+    return InsertRows(table, [outbox_row(e) for e in events])
 
 
 class OutboxRelay:

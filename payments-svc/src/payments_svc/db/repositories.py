@@ -4,7 +4,9 @@ query can forget tenancy; the few cross-tenant lookups (checkout token, sweeper)
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+from billing_runtime.writes import InsertRows, UpdateRows
 from sqlalchemy import Select, delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -36,8 +38,12 @@ class PaymentRepository:
         stmt = stmt.order_by(Payment.created_at.desc(), Payment.id.desc()).limit(limit).offset(offset)
         return list((await self.session.execute(stmt)).scalars())
 
-    def add(self, payment: Payment) -> None:
-        self.session.add(payment)
+    def insert(self, payment: Payment) -> InsertRows:
+        """The INSERT of a new payment, for ``uow.write``: queued rather than ``session.add``ed, so that
+        it rides in the commit's single round trip and skips the ORM flush."""
+        if payment.tenant_id != self.tenant_id:
+            raise ValueError("payment of another tenant")
+        return InsertRows(Payment.__table__, [_column_values(payment)])
 
     def add_history(self, change: PaymentStatusChange) -> None:
         self.session.add(change)
@@ -50,6 +56,25 @@ class PaymentRepository:
             .order_by(PaymentStatusChange.id)
         )
         return list((await self.session.execute(stmt)).scalars())
+
+
+def _column_values(obj: Payment) -> dict[str, Any]:
+    # Keyed by column (``metadata``), read by attribute (``metadata_``).
+    return {prop.columns[0].key: getattr(obj, prop.key) for prop in Payment.__mapper__.column_attrs}
+
+
+def history_insert(change: PaymentStatusChange) -> InsertRows:
+    """The INSERT of a history row, for ``uow.write`` (its payment is checked by the caller)."""
+    row = {
+        "payment_id": change.payment_id,
+        "from_status": change.from_status,
+        "to_status": change.to_status,
+        "actor": change.actor,
+        "reason": change.reason,
+        "event_id": change.event_id,
+        "created_at": change.created_at,
+    }
+    return InsertRows(PaymentStatusChange.__table__, [row])
 
 
 async def payment_by_checkout_token(session: AsyncSession, token: str, *, for_update: bool = False) -> Payment | None:
@@ -140,13 +165,13 @@ class IdempotencyRepository:
         )
         return bool((await self.session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
 
-    async def complete(self, row_id: int, status: int, body: str, now: datetime) -> None:
-        stmt = (
-            update(IdempotencyKey)
-            .where(IdempotencyKey.id == row_id)
-            .values(response_status=status, response_body=body, completed_at=now, locked_until=None)
+    def complete(self, row_id: int, status: int, body: str, now: datetime) -> UpdateRows:
+        """The UPDATE that stores the response, for ``uow.write`` (it commits with the effect, IDEM-1)."""
+        return UpdateRows(
+            IdempotencyKey.__table__,
+            where={"id": row_id, "tenant_id": self.tenant_id},
+            values={"response_status": status, "response_body": body, "completed_at": now, "locked_until": None},
         )
-        await self.session.execute(stmt)
 
     async def release(self, row_id: int) -> None:
         """Forget an in-flight key whose request failed before any effect, so a retry runs afresh."""

@@ -97,7 +97,7 @@ async def run_idempotent(
         async with uow_factory() as uow:
             status, body = await work(uow)
             text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-            await IdempotencyRepository(uow.session, req.tenant_id).complete(claim, status, text, utcnow())
+            uow.write(IdempotencyRepository(uow.session, req.tenant_id).complete(claim, status, text, utcnow()))
             await uow.commit()
             return StoredResponse(status, text, replayed=False)
     except BaseException:
