@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from billing_runtime.writes import InsertRows, UpdateRows
-from sqlalchemy import Select, delete, select, text, update
+from sqlalchemy import Select, delete, func, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -136,15 +136,20 @@ class IdempotencyRepository:
             "created_at": now,
         }
         dialect = self.session.bind.dialect.name if self.session.bind is not None else "postgresql"
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        stmt = insert(IdempotencyKey).values(**values).on_conflict_do_nothing().returning(IdempotencyKey.id)
+        if dialect != "postgresql":
+            stmt = sqlite_insert(IdempotencyKey).values(**values).on_conflict_do_nothing()
+            return (await self.session.execute(stmt.returning(IdempotencyKey.id))).scalar_one_or_none()
+        # IDEM-4: a claim lost in a crash is harmless (no effect ran; the retry claims again), so its
+        # commit need not wait for the WAL flush. set_config(..., true) is SET LOCAL as an expression:
+        # in RETURNING it runs inside the INSERT (no extra round trip) and holds until this claim's
+        # transaction commits. With no row inserted nothing is written, so nothing needs relaxing.
+        stmt = (
+            pg_insert(IdempotencyKey)
+            .values(**values)
+            .on_conflict_do_nothing()
+            .returning(IdempotencyKey.id, func.set_config("synchronous_commit", "off", true()))
+        )
         return (await self.session.execute(stmt)).scalar_one_or_none()
-
-    async def relax_durability(self) -> None:
-        """Let this transaction commit without waiting for its WAL flush (PostgreSQL only). Only for
-        writes whose loss in a crash is harmless, such as an idempotency claim with no effect yet."""
-        if self.session.bind is not None and self.session.bind.dialect.name == "postgresql":
-            await self.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
     async def get(self, method: str, path: str, key: str) -> IdempotencyKey | None:
         stmt = select(IdempotencyKey).where(
