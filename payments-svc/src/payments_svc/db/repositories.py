@@ -59,21 +59,35 @@ class PaymentRepository:
         return list((await self.session.execute(stmt)).scalars())
 
 
+@functools.cache
+def _payment_columns() -> tuple[tuple[str, str], ...]:
+    # (column key, attribute): the ``metadata`` column is the ``metadata_`` attribute.
+    return tuple((prop.columns[0].key, prop.key) for prop in Payment.__mapper__.column_attrs)
+
+
 def _column_values(obj: Payment) -> dict[str, Any]:
-    # Keyed by column (``metadata``), read by attribute (``metadata_``).
-    return {prop.columns[0].key: getattr(obj, prop.key) for prop in Payment.__mapper__.column_attrs}
+    return {column: getattr(obj, attr) for column, attr in _payment_columns()}
 
 
-def history_insert(change: PaymentStatusChange) -> InsertRows:
+def history_insert(
+    *,
+    payment_id: str,
+    from_status: str | None,
+    to_status: str,
+    actor: str,
+    reason: str | None,
+    event_id: str | None,
+    created_at: datetime,
+) -> InsertRows:
     """The INSERT of a history row, for ``uow.write`` (its payment is checked by the caller)."""
     row = {
-        "payment_id": change.payment_id,
-        "from_status": change.from_status,
-        "to_status": change.to_status,
-        "actor": change.actor,
-        "reason": change.reason,
-        "event_id": change.event_id,
-        "created_at": change.created_at,
+        "payment_id": payment_id,
+        "from_status": from_status,
+        "to_status": to_status,
+        "actor": actor,
+        "reason": reason,
+        "event_id": event_id,
+        "created_at": created_at,
     }
     return InsertRows(PaymentStatusChange.__table__, [row])
 

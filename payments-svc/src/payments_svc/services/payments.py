@@ -11,7 +11,7 @@ from billing_contracts.problems import FieldError
 from billing_runtime.errors import ProblemError
 from billing_runtime.ids import new_id, new_token
 
-from payments_svc.db.models import Payment, PaymentStatusChange
+from payments_svc.db.models import Payment
 from payments_svc.db.repositories import PaymentRepository, history_insert
 from payments_svc.domain.commands import PaymentCreate
 from payments_svc.domain.errors import InvalidState
@@ -50,15 +50,13 @@ def record_status(
     uow.emit(event)
     uow.write(
         history_insert(
-            PaymentStatusChange(
-                payment_id=payment.id,
-                from_status=previous,
-                to_status=target,
-                actor=actor.name,
-                reason=actor.reason,
-                event_id=event.event_id,
-                created_at=now,
-            )
+            payment_id=payment.id,
+            from_status=previous,
+            to_status=target,
+            actor=actor.name,
+            reason=actor.reason,
+            event_id=event.event_id,
+            created_at=now,
         )
     )
 
