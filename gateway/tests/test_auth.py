@@ -184,6 +184,15 @@ class TestTokenCodec:
             codec.verify(token)
         assert caught.value.code == "token_expired"
 
+    def test_remembered_token_still_expires(self) -> None:
+        codec = self._codec()
+        token = codec.issue(TENANT, now=int(time.time()) - 59)
+        assert codec.verify(token) == TENANT
+        time.sleep(1.1)
+        with pytest.raises(ProblemError) as caught:
+            codec.verify(token)
+        assert caught.value.code == "token_expired"
+
     def test_no_keys_is_refused(self) -> None:
         with pytest.raises(ValueError, match="signing key"):
             self._codec(keys={})

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 from argon2 import PasswordHasher
 from billing_runtime.app import service_app
+from billing_runtime.internal_auth import InternalSigner
 from billing_runtime.plumbing import Plumbing
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -14,6 +15,7 @@ from gateway.access_tokens import add_token_routes
 from gateway.admin import add_admin_routes
 from gateway.auth import TokenCodec
 from gateway.keys import (
+    internal_signer_key,
     metrics_key,
     rate_limiter_key,
     secret_hasher_key,
@@ -64,6 +66,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.
         audience=settings.jwt_audience,
         ttl=settings.token_ttl,
     )
+    app[internal_signer_key] = InternalSigner(settings.internal_secret.get_secret_value(), issuer="gateway")
     app[secret_hasher_key] = SecretHasher(
         PasswordHasher(
             time_cost=settings.argon2_time_cost,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from billing_runtime.internal_auth import InternalSigner
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.auth import TokenCodec
@@ -21,3 +22,4 @@ secret_hasher_key = web.AppKey("secret_hasher", SecretHasher)
 tenant_names_key = web.AppKey("tenant_names", TenantNameCache)
 rate_limiter_key = web.AppKey("rate_limiter", RateLimiter)
 upstreams_key: web.AppKey[dict[str, Upstream]] = web.AppKey("upstreams")
+internal_signer_key = web.AppKey("internal_signer", InternalSigner)

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import ClientError, web
-from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
+from billing_runtime.internal_auth import INTERNAL_HEADER
 from billing_runtime.keys import request_id_key
 from billing_runtime.middlewares import REQUEST_ID_HEADER
 from billing_runtime.problems import ProblemError
@@ -16,10 +16,10 @@ from billing_runtime.problems import ProblemError
 from gateway.auth import authenticate_tenant, invalid_token
 from gateway.db.uow import UnitOfWork
 from gateway.keys import (
+    internal_signer_key,
     metrics_key,
     rate_limiter_key,
     sessionmaker_key,
-    settings_key,
     tenant_names_key,
     token_codec_key,
     upstreams_key,
@@ -113,12 +113,8 @@ async def forward(request: web.Request, route: ProxyRoute) -> web.Response:
     headers[REQUEST_ID_HEADER] = request[request_id_key]
     upstream = app[upstreams_key][route.upstream]
     if route.internal:
-        headers[INTERNAL_HEADER] = sign_internal(
-            app[settings_key].internal_secret.get_secret_value(),
-            issuer="gateway",
-            audience=upstream.name,
-            tenant_id=tenant_id,
-            tenant_name=tenant_name,
+        headers[INTERNAL_HEADER] = app[internal_signer_key].token(
+            audience=upstream.name, tenant_id=tenant_id, tenant_name=tenant_name
         )
 
     try:

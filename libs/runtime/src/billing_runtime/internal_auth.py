@@ -15,6 +15,8 @@ from billing_runtime.problems import ProblemError
 INTERNAL_HEADER = "X-Internal-Auth"
 _PURPOSE = "internal"
 _ALGORITHM = "HS256"
+# Bound on remembered verified tokens; past it the memo is simply emptied.
+_VERIFIED_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class Caller:
     service: str
     tenant_id: str | None
     tenant_name: str | None = None
+    # When the credential naming this caller expires (unix seconds).
+    expires_at: int = 0
 
 
 def sign_internal(
@@ -50,6 +54,41 @@ def sign_internal(
     return jwt.encode(claims, secret, algorithm=_ALGORITHM)
 
 
+class InternalSigner:
+    """Signs internal tokens for one issuer and reuses each while more than half its life remains.
+
+    Signing per request was a visible share of the gateway's work; a token names only the issuer,
+    audience and tenant (no request data), so one per (audience, tenant) at a time is as good. The
+    receiving side remembers the verified ones (``internal_auth_middleware``).
+    """
+
+    def __init__(self, secret: str, *, issuer: str, ttl: int = 60, max_entries: int = 10_000) -> None:
+        self._secret = secret
+        self._issuer = issuer
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._tokens: dict[tuple[str, str | None, str | None], tuple[str, float]] = {}
+
+    def token(self, *, audience: str, tenant_id: str | None, tenant_name: str | None = None) -> str:
+        key = (audience, tenant_id, tenant_name)
+        now = time.time()
+        cached = self._tokens.get(key)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        token = sign_internal(
+            self._secret,
+            issuer=self._issuer,
+            audience=audience,
+            tenant_id=tenant_id,
+            tenant_name=tenant_name,
+            ttl=self._ttl,
+        )
+        if len(self._tokens) >= self._max_entries:
+            self._tokens.clear()
+        self._tokens[key] = (token, now + self._ttl / 2)
+        return token
+
+
 def verify_internal(secret: str, token: str, *, audience: str) -> Caller:
     try:
         claims = jwt.decode(
@@ -63,7 +102,12 @@ def verify_internal(secret: str, token: str, *, audience: str) -> Caller:
         raise ProblemError(401, "unauthorized", "Invalid internal credentials") from exc
     if claims.get("purpose") != _PURPOSE:
         raise ProblemError(401, "unauthorized", "Invalid internal credentials")
-    return Caller(service=str(claims["iss"]), tenant_id=claims.get("tenant_id"), tenant_name=claims.get("tenant_name"))
+    return Caller(
+        service=str(claims["iss"]),
+        tenant_id=claims.get("tenant_id"),
+        tenant_name=claims.get("tenant_name"),
+        expires_at=int(claims["exp"]),
+    )
 
 
 caller_key = web.RequestKey("caller", Caller)
@@ -72,7 +116,13 @@ caller_key = web.RequestKey("caller", Caller)
 def internal_auth_middleware(
     secret: str, audience: str, *, public_prefixes: tuple[str, ...]
 ) -> Callable[[web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]], Awaitable[web.StreamResponse]]:
-    """Require an internal token on every path except the public ones (health, provider callbacks...)."""
+    """Require an internal token on every path except the public ones (health, provider callbacks...).
+
+    Verified tokens are remembered until they expire (callers reuse them, see ``InternalSigner``):
+    the secret is fixed for this middleware, so a token that verified once verifies again until its
+    ``exp``, which is checked on every use.
+    """
+    verified: dict[str, Caller] = {}
 
     @web.middleware
     async def middleware(
@@ -83,7 +133,13 @@ def internal_auth_middleware(
         token = request.headers.get(INTERNAL_HEADER)
         if not token:
             raise ProblemError(401, "unauthorized", "Missing internal credentials")
-        request[caller_key] = verify_internal(secret, token, audience=audience)
+        caller = verified.get(token)
+        if caller is None or caller.expires_at <= time.time():
+            caller = verify_internal(secret, token, audience=audience)
+            if len(verified) >= _VERIFIED_MAX:
+                verified.clear()
+            verified[token] = caller
+        request[caller_key] = caller
         return await handler(request)
 
     return middleware

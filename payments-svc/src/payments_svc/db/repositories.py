@@ -3,9 +3,12 @@ query can forget tenancy; the few cross-tenant lookups (checkout token, sweeper)
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, delete, select, text, update
+from billing_runtime.writes import InsertRows, UpdateRows
+from sqlalchemy import Insert, Select, bindparam, delete, func, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,8 +39,12 @@ class PaymentRepository:
         stmt = stmt.order_by(Payment.created_at.desc(), Payment.id.desc()).limit(limit).offset(offset)
         return list((await self.session.execute(stmt)).scalars())
 
-    def add(self, payment: Payment) -> None:
-        self.session.add(payment)
+    def insert(self, payment: Payment) -> InsertRows:
+        """The INSERT of a new payment, for ``uow.write``: queued rather than ``session.add``ed, so that
+        it rides in the commit's single round trip and skips the ORM flush."""
+        if payment.tenant_id != self.tenant_id:
+            raise ValueError("payment of another tenant")
+        return InsertRows(Payment.__table__, [_column_values(payment)])
 
     def add_history(self, change: PaymentStatusChange) -> None:
         self.session.add(change)
@@ -50,6 +57,39 @@ class PaymentRepository:
             .order_by(PaymentStatusChange.id)
         )
         return list((await self.session.execute(stmt)).scalars())
+
+
+@functools.cache
+def _payment_columns() -> tuple[tuple[str, str], ...]:
+    # (column key, attribute): the ``metadata`` column is the ``metadata_`` attribute.
+    return tuple((prop.columns[0].key, prop.key) for prop in Payment.__mapper__.column_attrs)
+
+
+def _column_values(obj: Payment) -> dict[str, Any]:
+    return {column: getattr(obj, attr) for column, attr in _payment_columns()}
+
+
+def history_insert(
+    *,
+    payment_id: str,
+    from_status: str | None,
+    to_status: str,
+    actor: str,
+    reason: str | None,
+    event_id: str | None,
+    created_at: datetime,
+) -> InsertRows:
+    """The INSERT of a history row, for ``uow.write`` (its payment is checked by the caller)."""
+    row = {
+        "payment_id": payment_id,
+        "from_status": from_status,
+        "to_status": to_status,
+        "actor": actor,
+        "reason": reason,
+        "event_id": event_id,
+        "created_at": created_at,
+    }
+    return InsertRows(PaymentStatusChange.__table__, [row])
 
 
 async def payment_by_checkout_token(session: AsyncSession, token: str, *, for_update: bool = False) -> Payment | None:
@@ -111,15 +151,10 @@ class IdempotencyRepository:
             "created_at": now,
         }
         dialect = self.session.bind.dialect.name if self.session.bind is not None else "postgresql"
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        stmt = insert(IdempotencyKey).values(**values).on_conflict_do_nothing().returning(IdempotencyKey.id)
-        return (await self.session.execute(stmt)).scalar_one_or_none()
-
-    async def relax_durability(self) -> None:
-        """Let this transaction commit without waiting for its WAL flush (PostgreSQL only). Only for
-        writes whose loss in a crash is harmless, such as an idempotency claim with no effect yet."""
-        if self.session.bind is not None and self.session.bind.dialect.name == "postgresql":
-            await self.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        if dialect != "postgresql":
+            stmt = sqlite_insert(IdempotencyKey).values(**values).on_conflict_do_nothing()
+            return (await self.session.execute(stmt.returning(IdempotencyKey.id))).scalar_one_or_none()
+        return (await self.session.execute(_pg_claim(), values)).scalar_one_or_none()
 
     async def get(self, method: str, path: str, key: str) -> IdempotencyKey | None:
         stmt = select(IdempotencyKey).where(
@@ -140,19 +175,38 @@ class IdempotencyRepository:
         )
         return bool((await self.session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
 
-    async def complete(self, row_id: int, status: int, body: str, now: datetime) -> None:
-        stmt = (
-            update(IdempotencyKey)
-            .where(IdempotencyKey.id == row_id)
-            .values(response_status=status, response_body=body, completed_at=now, locked_until=None)
+    def complete(self, row_id: int, status: int, body: str, now: datetime) -> UpdateRows:
+        """The UPDATE that stores the response, for ``uow.write`` (it commits with the effect, IDEM-1)."""
+        return UpdateRows(
+            IdempotencyKey.__table__,
+            where={"id": row_id, "tenant_id": self.tenant_id},
+            values={"response_status": status, "response_body": body, "completed_at": now, "locked_until": None},
         )
-        await self.session.execute(stmt)
 
     async def release(self, row_id: int) -> None:
         """Forget an in-flight key whose request failed before any effect, so a retry runs afresh."""
         await self.session.execute(
             delete(IdempotencyKey).where(IdempotencyKey.id == row_id, IdempotencyKey.completed_at.is_(None))
         )
+
+
+@functools.cache
+def _pg_claim() -> Insert:
+    """The PostgreSQL claim, built once (it is on every create's path; only the values change).
+
+    IDEM-4: a claim lost in a crash is harmless (no effect ran; the retry claims again), so its commit
+    need not wait for the WAL flush. set_config(..., true) is SET LOCAL as an expression: in RETURNING
+    it runs inside the INSERT (no extra round trip) and holds until this claim's transaction commits.
+    With no row inserted nothing is written, so nothing needs relaxing.
+    """
+    table = IdempotencyKey.__table__
+    columns = ("tenant_id", "method", "path", "key", "fingerprint", "locked_until", "created_at")
+    return (
+        pg_insert(table)
+        .values({c: bindparam(c, type_=table.c[c].type) for c in columns})
+        .on_conflict_do_nothing()
+        .returning(table.c.id, func.set_config("synchronous_commit", "off", true()))
+    )
 
 
 async def delete_idempotency_keys_before(session: AsyncSession, cutoff: datetime) -> int:

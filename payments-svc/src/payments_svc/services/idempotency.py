@@ -53,10 +53,10 @@ Work = Callable[[PaymentsUnitOfWork], Awaitable[tuple[int, dict[str, Any]]]]
 async def _claim(uow_factory: Callable[[], PaymentsUnitOfWork], req: IdempotentRequest) -> int | StoredResponse:
     now = utcnow()
     async with uow_factory() as uow:
+        # IDEM-1: the claim is its own transaction, in one round trip: a single INSERT that commits
+        # itself. Everything after it here is a read or a single conditional UPDATE, each safe alone.
+        await uow.autocommit()
         repo = IdempotencyRepository(uow.session, req.tenant_id)
-        # IDEM-4: a claim lost in a crash is harmless (no effect ran; the retry claims again), so the
-        # claim need not wait for its WAL flush; the effect's own commit is fully durable.
-        await repo.relax_durability()
         claimed = await repo.insert_in_flight(req.method, req.path, req.key, req.fingerprint, now, now + LOCK_TIMEOUT)
         if claimed is not None:
             await uow.commit()
@@ -97,7 +97,7 @@ async def run_idempotent(
         async with uow_factory() as uow:
             status, body = await work(uow)
             text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-            await IdempotencyRepository(uow.session, req.tenant_id).complete(claim, status, text, utcnow())
+            uow.write(IdempotencyRepository(uow.session, req.tenant_id).complete(claim, status, text, utcnow()))
             await uow.commit()
             return StoredResponse(status, text, replayed=False)
     except BaseException:

@@ -11,8 +11,8 @@ from billing_contracts.problems import FieldError
 from billing_runtime.errors import ProblemError
 from billing_runtime.ids import new_id, new_token
 
-from payments_svc.db.models import Payment, PaymentStatusChange
-from payments_svc.db.repositories import PaymentRepository
+from payments_svc.db.models import Payment
+from payments_svc.db.repositories import PaymentRepository, history_insert
 from payments_svc.domain.commands import PaymentCreate
 from payments_svc.domain.errors import InvalidState
 from payments_svc.domain.money import amount_problem, currency_of
@@ -32,17 +32,24 @@ class Actor:
 def record_status(
     uow: PaymentsUnitOfWork, payment: Payment, target: PaymentStatus, actor: Actor, checkout_base_url: str
 ) -> None:
-    """The one place a status changes: checks the move, stamps it, writes history and the event."""
+    """The one place a status changes: checks the move, stamps it, writes history and the event.
+
+    A payment with no status yet is new and is inserted here; an existing one is a loaded ORM object
+    whose change is flushed at commit. Every row is written by ``uow.commit`` (PAY-3)."""
     previous = PaymentStatus(payment.status) if payment.status else None
     if previous is not None:
         check_transition(previous, target)
     now = utcnow()
     payment.status = target
     payment.updated_at = now
+    if previous is None:
+        # A new payment: its row is inserted with its first status, ahead of the history row that
+        # refers to it (the order matters on SQLite, where queued writes run one by one).
+        uow.write(PaymentRepository(uow.session, payment.tenant_id).insert(payment))
     event = payment_event(EVENT_FOR_STATUS[target], payment, checkout_base_url)
     uow.emit(event)
-    uow.session.add(
-        PaymentStatusChange(
+    uow.write(
+        history_insert(
             payment_id=payment.id,
             from_status=previous,
             to_status=target,
@@ -94,9 +101,7 @@ async def create_payment(
         updated_at=now,
         expires_at=now + timedelta(seconds=cmd.expires_in),
     )
-    PaymentRepository(uow.session, tenant_id).add(payment)
     record_status(uow, payment, PaymentStatus.CREATED, Actor("tenant"), checkout_base_url)
-    await uow.session.flush()
     return payment
 
 

@@ -1,0 +1,67 @@
+"""Queued writes: one atomic statement on PostgreSQL, one by one on SQLite, same results either way."""
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from billing_runtime.db import create_engine, make_sessionmaker
+from billing_runtime.writes import InsertRows, UpdateRows, execute_together
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _row(event_id: str) -> dict[str, object]:
+    return {"event_id": event_id, "routing_key": "payments.payment.created.v1", "body": "{}", "created_at": NOW}
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+async def any_engine(request, engine, schema, tmp_path) -> AsyncIterator[AsyncEngine]:  # type: ignore[no-untyped-def]
+    if request.param == "postgresql":
+        yield engine
+        return
+    lite = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'writes.db'}")
+    async with lite.begin() as conn:
+        await conn.run_sync(schema.metadata.create_all)
+    yield lite
+    await lite.dispose()
+
+
+async def _outbox(engine: AsyncEngine, schema) -> list[tuple[str, str | None]]:  # type: ignore[no-untyped-def]
+    t = schema.outbox
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(t.c.event_id, t.c.claim_token).order_by(t.c.id))
+        return [(r.event_id, r.claim_token) for r in rows]
+
+
+class TestExecuteTogether:
+    async def test_writes_land_together_and_rows_keep_their_order(self, any_engine, schema) -> None:
+        async with make_sessionmaker(any_engine)() as session:
+            await execute_together(session, [InsertRows(schema.outbox, [_row("e0")])])
+            await session.commit()
+        async with make_sessionmaker(any_engine)() as session:
+            writes = [
+                InsertRows(schema.outbox, [_row("e1"), _row("e2"), _row("e3")]),
+                InsertRows(schema.applied, [{"event_id": "e1"}]),
+                UpdateRows(schema.outbox, where={"event_id": "e0"}, values={"claim_token": "t"}),
+            ]
+            await execute_together(session, writes)
+            await session.commit()
+        assert await _outbox(any_engine, schema) == [("e0", "t"), ("e1", None), ("e2", None), ("e3", None)]
+
+    async def test_one_failing_write_leaves_nothing_behind(self, any_engine, schema) -> None:
+        async with make_sessionmaker(any_engine)() as session:
+            await execute_together(session, [InsertRows(schema.outbox, [_row("dup")])])
+            await session.commit()
+        async with make_sessionmaker(any_engine)() as session:
+            with pytest.raises(sa_exc.IntegrityError):
+                await execute_together(
+                    session,
+                    [InsertRows(schema.applied, [{"event_id": "x"}]), InsertRows(schema.outbox, [_row("dup")])],
+                )
+            await session.rollback()
+        async with any_engine.connect() as conn:
+            assert (await conn.execute(select(schema.applied.c.event_id))).all() == []
+        assert await _outbox(any_engine, schema) == [("dup", None)]
