@@ -48,10 +48,17 @@ class TestRabbitConsumer:
 
     @pytest.fixture(autouse=True)
     async def _drop_queues(self) -> AsyncIterator[None]:
-        # The durable queue would otherwise keep collecting every payments event other suites publish.
+        # The durable queue lives on the machine's broker: before the test it may hold events left by
+        # earlier runs (which the consumer would work through first), and afterwards it would keep
+        # collecting every payments event other suites publish. Start and end without it.
+        await _delete_queues()
         yield
-        connection = await aio_pika.connect(require_rabbitmq())
-        async with connection:
-            channel = await connection.channel()
-            for name in (EVENTS_QUEUE, f"{EVENTS_QUEUE}.dlq"):
-                await channel.queue_delete(name)
+        await _delete_queues()
+
+
+async def _delete_queues() -> None:
+    connection = await aio_pika.connect(require_rabbitmq())
+    async with connection:
+        channel = await connection.channel()
+        for name in (EVENTS_QUEUE, f"{EVENTS_QUEUE}.dlq"):
+            await channel.queue_delete(name)
