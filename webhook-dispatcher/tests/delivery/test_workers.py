@@ -117,9 +117,16 @@ class TestCrashSafety:
         assert hook.hits[0].headers["webhook-id"] == claimed.event_id == delivery["event_id"]
         # A waking up late cannot record anything: it no longer holds the lease.
         assert await dead.record(claimed, AttemptResult(started_at=utcnow(), latency=0.1, status=200)) is None
+
+        # The receiver counts the request as it arrives; worker B records it once the answer is back.
+        async def recorded() -> bool:
+            detail = await (await api.get(f"/v1/webhook-deliveries/{delivery['id']}", headers=auth())).json()
+            return detail["status"] == "succeeded"
+
+        await eventually(recorded, 5)
         detail = await (await api.get(f"/v1/webhook-deliveries/{delivery['id']}", headers=auth())).json()
-        assert detail["status"] == "succeeded"
         assert len(detail["attempts"]) == 1
+        assert len(hook.hits) == 1
 
 
 class TestCrossProcessWake:
