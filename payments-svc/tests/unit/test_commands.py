@@ -1,6 +1,6 @@
 import pytest
 from billing_runtime.errors import ProblemError
-from payments_svc.api.schemas import parse
+from billing_runtime.validation import parse
 from payments_svc.domain.commands import PaymentCreate
 
 BASE = {"amount": 5000, "currency": "USD", "order_id": "o-1"}

@@ -6,8 +6,8 @@ import re
 
 from aiohttp import web
 from billing_runtime.problems import read_json_object
+from billing_runtime.validation import parse
 
-from payments_svc.api.schemas import parse
 from payments_svc.domain.commands import CheckoutPay
 from payments_svc.domain.errors import NotFound
 from payments_svc.keys import checkout_deps_key

@@ -8,8 +8,8 @@ from aiohttp import web
 from billing_runtime.errors import ProblemError
 from billing_runtime.internal_auth import caller_key, require_tenant
 from billing_runtime.problems import read_json_object
+from billing_runtime.validation import parse, query_int, query_text
 
-from payments_svc.api.schemas import parse, query_int, query_text
 from payments_svc.db.repositories import EventRepository, PaymentRepository
 from payments_svc.domain.commands import PaymentCreate
 from payments_svc.domain.errors import NotFound

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 from billing_runtime.internal_auth import require_tenant
+from billing_runtime.validation import query_choice, query_int
 
-from webhook_dispatcher.api.schemas import (
-    delivery_detail_json,
-    delivery_json,
-    page,
-    query_choice,
-    query_int,
-    valid_id,
-)
+from webhook_dispatcher.api.schemas import delivery_detail_json, delivery_json, page, valid_id
 from webhook_dispatcher.domain.errors import NotFound
 from webhook_dispatcher.domain.event_types import PUBLIC_EVENT_TYPES
 from webhook_dispatcher.keys import deps_key

@@ -5,8 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 from billing_runtime.internal_auth import require_tenant
 from billing_runtime.problems import read_json_object
+from billing_runtime.validation import parse, query_int
 
-from webhook_dispatcher.api.schemas import delivery_json, endpoint_json, page, parse, query_int, valid_id
+from webhook_dispatcher.api.schemas import delivery_json, endpoint_json, page, valid_id
 from webhook_dispatcher.domain.commands import EndpointCreate, EndpointUpdate, Replay
 from webhook_dispatcher.domain.errors import NotFound
 from webhook_dispatcher.keys import deps_key

@@ -6,9 +6,7 @@ import json
 import re
 from typing import Any, TypeVar
 
-from billing_contracts.problems import FieldError
-from billing_runtime.errors import ProblemError
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from webhook_dispatcher.db.models import Attempt, Delivery, Endpoint, WebhookEvent
 from webhook_dispatcher.services.fanout import rfc3339
@@ -17,50 +15,9 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 _ID = re.compile(r"^[a-z]{2,8}_[0-9a-z]{1,40}$")
 
 
-def field_errors(exc: ValidationError) -> list[FieldError]:
-    errors = []
-    for err in exc.errors(include_url=False, include_input=False):
-        field = ".".join(str(p) for p in err["loc"]) or "body"
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown field"
-        errors.append(FieldError(field=field, message=message))
-    return errors
-
-
-def parse(model: type[ModelT], data: dict[str, Any]) -> ModelT:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        errors = field_errors(exc)
-        raise ProblemError(422, "validation_error", f"{errors[0].field}: {errors[0].message}", errors=errors) from exc
-
-
 def valid_id(raw: str) -> bool:
     """Ids that cannot exist answer 404 without a query."""
     return bool(_ID.fullmatch(raw))
-
-
-def query_int(raw: str | None, name: str, *, default: int, lo: int, hi: int) -> int:
-    if raw is None:
-        return default
-    if not re.fullmatch(r"[0-9]{1,9}", raw) or not lo <= int(raw) <= hi:
-        message = f"must be an integer from {lo} to {hi}"
-        raise ProblemError(
-            422, "validation_error", f"{name} {message}", errors=[FieldError(field=name, message=message)]
-        )
-    return int(raw)
-
-
-def query_choice(raw: str | None, name: str, choices: frozenset[str] | tuple[str, ...]) -> str | None:
-    if raw is None:
-        return None
-    if raw not in choices:
-        message = f"must be one of {', '.join(sorted(choices))}"
-        raise ProblemError(
-            422, "validation_error", f"{name} {message}", errors=[FieldError(field=name, message=message)]
-        )
-    return raw
 
 
 def _time(value: Any) -> str | None:

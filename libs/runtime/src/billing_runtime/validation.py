@@ -1,4 +1,5 @@
-"""HTTP input parsing: body → command (422 naming every bad field), query parameters."""
+"""Turning untrusted input into validated values: a body into a pydantic model, query parameters into
+ints, bounded text or one of a set. Every failure is a 422 naming the field. Pure (no aiohttp)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import re
 from typing import Any, TypeVar
 
 from billing_contracts.problems import FieldError
-from billing_runtime.errors import ProblemError
 from pydantic import BaseModel, ValidationError
+
+from billing_runtime.errors import ProblemError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -51,6 +53,17 @@ def query_text(raw: str | None, name: str, *, max_length: int) -> str | None:
         return None
     if not raw or len(raw) > max_length or _CONTROL.search(raw):
         message = f"must be 1-{max_length} printable characters"
+        raise ProblemError(
+            422, "validation_error", f"{name} {message}", errors=[FieldError(field=name, message=message)]
+        )
+    return raw
+
+
+def query_choice(raw: str | None, name: str, choices: frozenset[str] | tuple[str, ...]) -> str | None:
+    if raw is None:
+        return None
+    if raw not in choices:
+        message = f"must be one of {', '.join(sorted(choices))}"
         raise ProblemError(
             422, "validation_error", f"{name} {message}", errors=[FieldError(field=name, message=message)]
         )
