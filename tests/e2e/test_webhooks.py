@@ -74,8 +74,16 @@ class TestWebhooks:
         # The webhook's id is the event's id in the tenant's event log.
         log_ids = {e["id"] for e in await tenant.events()}
         assert {b["id"] for b in bodies} <= log_ids
-        async with http.get(
-            f"{platform.gateway_url}/v1/webhook-deliveries", params={"endpoint_id": endpoint["id"]}, headers=tenant.auth
-        ) as r:
-            deliveries = (await r.json())["data"]
-        assert {d["status"] for d in deliveries} <= {"succeeded", "SUCCEEDED"}
+        # The receiver sees a webhook before the dispatcher records its answer: wait for the records.
+        deadline = time.monotonic() + 15
+        while True:
+            async with http.get(
+                f"{platform.gateway_url}/v1/webhook-deliveries",
+                params={"endpoint_id": endpoint["id"]},
+                headers=tenant.auth,
+            ) as r:
+                statuses = {d["status"] for d in (await r.json())["data"]}
+            if statuses == {"succeeded"} or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        assert statuses == {"succeeded"}
