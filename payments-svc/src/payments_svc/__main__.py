@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 from pathlib import Path
 
-from billing_runtime.migrations import upgrade
-from billing_runtime.running import configure_logging, serve
+from billing_runtime.running import service_main
 
 from payments_svc.app import create_app
 from payments_svc.settings import Settings
@@ -16,17 +13,7 @@ SERVICE_ROOT = Path(__file__).resolve().parents[2]
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="payments-svc")
-    parser.add_argument("command", choices=["migrate", "api", "worker", "all"])
-    args = parser.parse_args(argv)
-    settings = Settings()
-    configure_logging(settings.log_level)
-    if args.command == "migrate":
-        upgrade(SERVICE_ROOT, settings.database_url)
-        return
-    roles = {"api": ("api",), "worker": ("worker",), "all": ("api", "worker")}[args.command]
-    app = create_app(settings, roles=roles)
-    asyncio.run(serve([(app, settings.host, settings.port)]))
+    service_main("payments-svc", argv, settings_factory=Settings, create_app=create_app, service_root=SERVICE_ROOT)
 
 
 if __name__ == "__main__":

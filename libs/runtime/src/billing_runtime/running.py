@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
+
+from billing_runtime.migrations import upgrade
+from billing_runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -45,3 +50,27 @@ async def serve(
         # In start order: the public entry, listed first, stops taking requests before what it calls.
         for runner in runners:
             await runner.cleanup()
+
+
+def service_main(
+    prog: str,
+    argv: list[str] | None,
+    *,
+    settings_factory: Callable[[], ServiceSettings],
+    create_app: Callable[..., web.Application],
+    service_root: Path,
+) -> None:
+    """The ``<service> migrate | api | worker | all`` command line shared by the services whose API and
+    worker roles run on one port each (``all`` = both roles in one process)."""
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("command", choices=["migrate", "api", "worker", "all"])
+    args = parser.parse_args(argv)
+    # Settings are read from the environment here, once, and passed down (never a global).
+    settings = settings_factory()
+    configure_logging(settings.log_level)
+    if args.command == "migrate":
+        upgrade(service_root, settings.database_url)
+        return
+    roles = {"api": ("api",), "worker": ("worker",), "all": ("api", "worker")}[args.command]
+    app = create_app(settings, roles=roles)
+    asyncio.run(serve([(app, settings.host, settings.port)]))
