@@ -25,6 +25,7 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+import uvloop
 
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent
@@ -282,4 +283,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    uvloop.run(main())  # the load generator on the services' loop, for both targets

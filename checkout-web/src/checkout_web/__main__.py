@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Sequence
 
-from billing_runtime.running import configure_logging, serve
+from billing_runtime.running import configure_logging, run, serve
 
 from checkout_web.app import create_app
 from checkout_web.settings import Settings
@@ -19,7 +18,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.parse_args(argv)
     settings = Settings()
     configure_logging(settings.log_level)
-    asyncio.run(serve([(create_app(settings), settings.host, settings.port)]))
+    run(serve([(create_app(settings), settings.host, settings.port)]))
 
 
 if __name__ == "__main__":

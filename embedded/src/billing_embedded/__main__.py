@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 
 from billing_runtime.bus import MemoryBus
 from billing_runtime.running import configure_logging, serve
+from billing_runtime.running import run as run_loop
 
 from billing_embedded.platform import EmbeddedConfig, build_apps, build_config, migrate
 
@@ -51,7 +51,7 @@ async def run() -> None:
 
 def main() -> None:
     configure_logging(os.environ.get("BILLING_LOG_LEVEL", "WARNING"))
-    asyncio.run(run())
+    run_loop(run())
 
 
 if __name__ == "__main__":

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
 
 from billing_runtime.migrations import upgrade
-from billing_runtime.running import configure_logging, serve
+from billing_runtime.running import configure_logging, run, serve
 
 from gateway.app import create_app
 from gateway.settings import Settings
@@ -26,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "migrate":
         upgrade(SERVICE_ROOT, settings.database_url)
     else:
-        asyncio.run(serve([(create_app(settings), settings.host, settings.port)]))
+        run(serve([(create_app(settings), settings.host, settings.port)]))
 
 
 if __name__ == "__main__":

@@ -38,7 +38,13 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.
     """The gateway application. ``engine`` is used (and left open) when given, as tests and the
     embedded runner may do; otherwise one is created from ``settings.database_url`` and disposed."""
     metrics = GatewayMetrics()
-    plumbing = Plumbing(service="gateway", database_url=settings.database_url, metrics=metrics, engine=engine)
+    plumbing = Plumbing(
+        service="gateway",
+        database_url=settings.database_url,
+        pool_size=settings.database_pool_size,
+        metrics=metrics,
+        engine=engine,
+    )
 
     def upstream_check(name: str) -> Callable[[], Awaitable[None]]:
         async def check() -> None:

@@ -40,6 +40,7 @@ def create_app(
     plumbing = Plumbing(
         service="payments",
         database_url=settings.database_url,
+        pool_size=settings.database_pool_size,
         bus_url=settings.bus_url,
         metrics=metrics,
         outbox=outbox,

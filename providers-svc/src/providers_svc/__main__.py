@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
 
 from billing_runtime.migrations import upgrade
-from billing_runtime.running import configure_logging, serve
+from billing_runtime.running import configure_logging, run, serve
 
 from providers_svc.app import create_app
 from providers_svc.settings import Settings
@@ -38,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
         apps = [(create_app(settings, roles=("api",)), settings.host, settings.port)]
     else:
         apps = [(create_app(settings), settings.host, settings.port)]
-    asyncio.run(serve(apps))
+    run(serve(apps))
 
 
 if __name__ == "__main__":

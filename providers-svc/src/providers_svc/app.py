@@ -80,6 +80,7 @@ def create_app(
     plumbing = Plumbing(
         service="providers",
         database_url=settings.database_url,
+        pool_size=settings.database_pool_size,
         metrics=metrics,
         bus_url=settings.bus_url,
         # The api role writes the outbox (through the unit of work) but only the worker relays it.

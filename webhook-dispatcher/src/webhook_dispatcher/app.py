@@ -66,6 +66,7 @@ def create_app(
     plumbing = Plumbing(
         service="webhooks",
         database_url=settings.database_url,
+        pool_size=settings.database_pool_size,
         bus_url=settings.bus_url,
         metrics=metrics,
         # Nothing is published yet: no relay. The unit of work still has its outbox table.

@@ -63,7 +63,7 @@ def _sqlite_begin_immediate(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> AsyncEngine:
     """Create an async engine for ``postgresql+asyncpg://`` or ``sqlite+aiosqlite://`` URLs."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, echo=echo)
@@ -75,10 +75,11 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
 
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
+    # A fixed pool (no overflow; see ServiceSettings.database_pool_size).
     # No pool_pre_ping: it costs a round trip on every checkout (two per request on the hot path).
     # A connection the server dropped fails its first statement instead; SQLAlchemy then invalidates
     # the pool, the request answers 503, and its transaction never committed, so nothing is half-done.
-    return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=0, pool_recycle=1800)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

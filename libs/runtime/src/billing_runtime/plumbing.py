@@ -39,6 +39,7 @@ class Plumbing:
     service: str
     database_url: str
     metrics: Metrics
+    pool_size: int = 20
     bus_url: str = "memory://"
     outbox: Table | None = None
     run_relay: bool = True
@@ -82,7 +83,7 @@ class Plumbing:
 
     def open_engine(self) -> AsyncEngine:
         if self.engine is None:
-            self.engine = create_engine(self.database_url)
+            self.engine = create_engine(self.database_url, pool_size=self.pool_size)
             self._owns_engine = True
         self.sessionmaker = make_sessionmaker(self.engine)
         return self.engine

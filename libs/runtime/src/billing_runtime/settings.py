@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -14,6 +14,10 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     database_url: str = "sqlite+aiosqlite:///./service.db"
+    # Connections each process keeps open (PostgreSQL). A fixed pool, no overflow: overflow
+    # connections are closed as soon as they are returned, and reconnecting under load (a backend
+    # fork plus asyncpg's setup queries per connection) cost more than waiting for a pooled one.
+    database_pool_size: int = Field(default=20, ge=1, le=500)
     # amqp://guest:guest@127.0.0.1:5672/ in the distributed mode; memory:// in the embedded mode.
     bus_url: str = "memory://"
     # Shared by the gateway and the services it calls, to sign and verify internal tokens.
