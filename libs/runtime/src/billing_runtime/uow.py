@@ -9,10 +9,18 @@ from typing import Self
 
 from billing_contracts.envelope import EventBase
 from sqlalchemy import Engine, Table
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from billing_runtime.db import is_postgres
 from billing_runtime.outbox import outbox_insert
-from billing_runtime.writes import Write, execute_together
+from billing_runtime.writes import (
+    InsertRows,
+    UpdateRows,
+    Write,
+    execute_alone,
+    execute_guarded,
+    execute_together,
+)
 
 
 class UnitOfWork:
@@ -76,6 +84,17 @@ class UnitOfWork:
         return list(self._events)
 
     async def commit(self) -> None:
+        await self._commit(None)
+
+    async def commit_unless_exists(self, guard: InsertRows) -> bool:
+        """Commit this unit together with the one-row ``guard`` insert, or write nothing at all if a
+        row with the guard's unique key already exists; True when committed. On PostgreSQL, a unit
+        that only queued writes and events (nothing read or added) is then one round trip: the
+        "claim a key and apply the effect" of an idempotent request, for instance. The queued writes
+        and events must be plain ``InsertRows``/``UpdateRows`` (see ``execute_guarded``)."""
+        return await self._commit(guard)
+
+    async def _commit(self, guard: InsertRows | None) -> bool:
         await self._before_commit(self._events)
         writes = self._writes
         if self._events:
@@ -83,18 +102,36 @@ class UnitOfWork:
         session = self.session
         if session.new or session.dirty or session.deleted:
             await session.flush()
-        elif writes and not session.in_transaction():
+        elif not session.in_transaction() and (writes or guard is not None):
             # Nothing was read or written yet, so the writes are this unit's whole transaction, and on
-            # PostgreSQL execute_together makes them one statement, which is atomic and durable on its
-            # own: let it commit itself and spare the BEGIN and COMMIT round trips.
+            # PostgreSQL they are one statement, atomic and durable on its own: let it commit itself
+            # and spare the BEGIN and COMMIT round trips; plain writes even skip the session.
+            bind = session.bind
+            if isinstance(bind, AsyncEngine) and is_postgres(bind) and _all_plain(writes):
+                if not await execute_alone(bind, _plain(writes), guard):
+                    return self._discard()
+                return self._committed()
             await self.autocommit()
-        await execute_together(session, writes)
+        if guard is None:
+            await execute_together(session, writes)
+        elif not await execute_guarded(session, guard, _plain(writes)):
+            await self.rollback()
+            return False
         await session.commit()
+        return self._committed()
+
+    def _committed(self) -> bool:
         wrote = bool(self._events)
         self._events = []
         self._writes = []
         if wrote and self._on_commit is not None:
             self._on_commit()
+        return True
+
+    def _discard(self) -> bool:
+        self._events = []
+        self._writes = []
+        return False
 
     async def _before_commit(self, events: list[EventBase]) -> None:
         """Hook for subclasses that keep more per-event rows (e.g. the tenant event log): queue them
@@ -104,3 +141,14 @@ class UnitOfWork:
         self._events = []
         self._writes = []
         await self.session.rollback()
+
+
+def _all_plain(writes: list[Write]) -> bool:
+    return all(isinstance(w, InsertRows | UpdateRows) for w in writes)
+
+
+def _plain(writes: list[Write]) -> list[InsertRows | UpdateRows]:
+    plain = [w for w in writes if isinstance(w, InsertRows | UpdateRows)]
+    if len(plain) != len(writes):
+        raise TypeError("a guarded commit takes only InsertRows/UpdateRows writes")
+    return plain

@@ -9,12 +9,16 @@ the values change. Any Core INSERT/UPDATE/DELETE may be queued as well, at the u
 from __future__ import annotations
 
 import functools
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Delete, Insert, Table, Update, and_, bindparam
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import CTE, Delete, Insert, Select, Table, Update, and_, bindparam, exists, func, select, union_all
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.sql import ClauseElement
 
 
 @dataclass(frozen=True)
@@ -120,3 +124,126 @@ async def execute_together(session: AsyncSession, writes: Sequence[Write]) -> No
             ]
         )
     await session.execute(stmt, params or None)
+
+
+# Guarded writes: the writes happen only if a guard row could be inserted.
+
+
+def _guard_insert(shape: _Shape, prefix: str, dialect: str) -> Insert:
+    _kind, table, keys, _count = shape
+    assert isinstance(table, Table)
+    build = pg_insert if dialect == "postgresql" else sqlite_insert
+    return (
+        build(table)
+        .values({k: bindparam(f"{prefix}0_{k}", type_=table.c[k].type) for k in keys})
+        .on_conflict_do_nothing()
+        .returning(table.c[keys[0]])
+    )
+
+
+def _if_guard(shape: _Shape, prefix: str, guard: CTE) -> Insert | Update:
+    """The write of ``shape``, made to do nothing unless the guard CTE inserted its row."""
+    kind, table, *rest = shape
+    assert isinstance(table, Table)
+    inserted = exists(select(guard))
+    if kind == "update":
+        return _statement(shape, prefix).where(inserted)  # type: ignore[union-attr]
+    keys, count = rest
+    rows = [
+        select(*(bindparam(f"{prefix}{r}_{k}", type_=table.c[k].type) for k in keys)).where(inserted)
+        for r in range(count)
+    ]
+    return table.insert().from_select(list(keys), rows[0] if count == 1 else union_all(*rows))
+
+
+@functools.lru_cache(maxsize=256)
+def _guarded(guard: _Shape, shapes: tuple[_Shape, ...]) -> Select[tuple[int]]:
+    g = _guard_insert(guard, "g_", "postgresql").cte("g")
+    parts = [_if_guard(shape, f"w{i}_", g).cte(f"w{i}") for i, shape in enumerate(shapes)]
+    return select(func.count()).select_from(g).add_cte(*parts)
+
+
+async def execute_guarded(session: AsyncSession, guard: InsertRows, writes: Sequence[InsertRows | UpdateRows]) -> bool:
+    """Insert the one-row ``guard`` unless a row with the same unique key exists; only if it was
+    inserted, run ``writes`` too. True when it was. Either way in the session's transaction.
+
+    It fuses "claim a key, then write the effect" into one statement on PostgreSQL (a single
+    INSERT ... ON CONFLICT DO NOTHING in a CTE, and every write conditional on it), so the common
+    case of a fresh key costs one round trip and is atomic: the guard row and the effect commit
+    together or not at all. A concurrent insert of the same key waits for the first one's
+    transaction and then finds the row (PostgreSQL's speculative insertion), so exactly one caller
+    gets True. On SQLite the guard runs first and the writes one by one after it, in order.
+    The same restrictions as ``execute_together`` apply to ``writes``.
+    """
+    if len(guard.rows) != 1:
+        raise ValueError("the guard is exactly one row")
+    guard_shape = _shape(guard)
+    dialect = session.get_bind().dialect.name
+    if dialect != "postgresql":
+        inserted = await session.execute(_guard_insert(guard_shape, "g_", dialect), _params(guard, "g_"))
+        if inserted.first() is None:
+            return False
+        for write in writes:
+            await session.execute(_statement(_shape(write), "w0_"), _params(write, "w0_"))
+        return True
+    params = _params(guard, "g_")
+    for i, write in enumerate(writes):
+        params.update(_params(write, f"w{i}_"))
+    stmt = _guarded(guard_shape, tuple(_shape(write) for write in writes))
+    return bool((await session.execute(stmt, params)).scalar_one())
+
+
+# Alone: a unit whose only statement is the writes, outside any transaction.
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A statement compiled once to driver SQL, with its parameters' order and bind processors."""
+
+    sql: str
+    names: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+    def args(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            params[name] if process is None else process(params[name])
+            for name, process in zip(self.names, self.processors, strict=True)
+        )
+
+
+@functools.lru_cache(maxsize=256)
+def _prepared(stmt: ClauseElement, dialect: Dialect) -> _Prepared:
+    compiled = stmt.compile(dialect=dialect)
+    names = tuple(compiled.positiontup or ())
+    processors = tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names)
+    return _Prepared(str(compiled), names, processors)
+
+
+async def execute_alone(
+    engine: AsyncEngine, writes: Sequence[InsertRows | UpdateRows], guard: InsertRows | None = None
+) -> bool:
+    """``execute_together`` (or, with a ``guard``, ``execute_guarded``) as a transaction of its own,
+    on PostgreSQL: the single statement commits itself (no BEGIN/COMMIT round trips), and it is
+    compiled once per shape and sent as driver SQL, skipping the ORM session and SQLAlchemy's
+    per-execution compilation and parameter processing, which cost more than the round trip on the
+    hot path. Errors are still SQLAlchemy's (wrapped, connection invalidated on disconnect)."""
+    if engine.dialect.name != "postgresql":
+        raise ValueError("execute_alone is for PostgreSQL; elsewhere use a session")
+    shapes = tuple(_shape(write) for write in writes)
+    params: dict[str, Any] = {}
+    for i, write in enumerate(writes):
+        params.update(_params(write, f"w{i}_"))
+    if guard is not None:
+        if len(guard.rows) != 1:
+            raise ValueError("the guard is exactly one row")
+        params.update(_params(guard, "g_"))
+        stmt: ClauseElement = _guarded(_shape(guard), shapes)
+    elif shapes:
+        stmt = _chained(shapes)
+    else:
+        return True
+    prepared = _prepared(stmt, engine.dialect)
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        result = await conn.exec_driver_sql(prepared.sql, prepared.args(params))
+        return bool(result.scalar_one()) if guard is not None else True

@@ -62,7 +62,8 @@ async def create(request: web.Request) -> web.Response:
         return 201, payment_json(payment, deps.checkout_base_url)
 
     req = IdempotentRequest(tenant_id, request.method, request.path, key, body)
-    stored = await run_idempotent(deps.uow, req, work)
+    # Creating a payment only writes this service's rows, so the key is claimed in the same statement.
+    stored = await run_idempotent(deps.uow, req, work, local_effect=True)
     return _json(stored.status, stored.body, replayed=stored.replayed)
 
 

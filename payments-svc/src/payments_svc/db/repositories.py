@@ -183,6 +183,25 @@ class IdempotencyRepository:
             values={"response_status": status, "response_body": body, "completed_at": now, "locked_until": None},
         )
 
+    def completed(
+        self, method: str, path: str, key: str, fingerprint: str, status: int, body: str, now: datetime
+    ) -> InsertRows:
+        """A key claimed and completed at once, as the guard of a fused commit (IDEM-5): the row is
+        inserted with its response, together with the effect, or not at all."""
+        row = {
+            "tenant_id": self.tenant_id,
+            "method": method,
+            "path": path,
+            "key": key,
+            "fingerprint": fingerprint,
+            "locked_until": None,
+            "response_status": status,
+            "response_body": body,
+            "created_at": now,
+            "completed_at": now,
+        }
+        return InsertRows(IdempotencyKey.__table__, [row])
+
     async def release(self, row_id: int) -> None:
         """Forget an in-flight key whose request failed before any effect, so a retry runs afresh."""
         await self.session.execute(

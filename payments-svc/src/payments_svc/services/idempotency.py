@@ -6,6 +6,12 @@ IDEM-1  The key is claimed in its own short transaction; the effect and the stor
 IDEM-2  A claim whose holder died (lock expired, nothing committed) may be taken over by one retry.
 IDEM-3  Requests rejected by validation never reach the claim, so they are not stored.
 IDEM-4  The claim commits without waiting for durability; only the effect's commit must be durable.
+IDEM-5  An effect that touches nothing outside this service's database (``local_effect``) skips the
+        separate claim: it runs first, and its writes commit in one statement together with the key
+        row, inserted already completed, or not at all if the key exists. That is IDEM-1 with the
+        claim and the effect in one transaction (one round trip on PostgreSQL). A key that exists
+        sends the request down the two-phase path (replay, 422, 409 or take-over), so a retry racing
+        the first request waits for its commit and then replays it.
 """
 
 from __future__ import annotations
@@ -86,17 +92,43 @@ async def _claim(uow_factory: Callable[[], PaymentsUnitOfWork], req: IdempotentR
         return row.id
 
 
-async def run_idempotent(
+async def _fused(
     uow_factory: Callable[[], PaymentsUnitOfWork], req: IdempotentRequest, work: Work
+) -> StoredResponse | None:
+    """IDEM-5: the effect and its completed key in one commit; None when the key already exists."""
+    async with uow_factory() as uow:
+        status, body = await work(uow)
+        text = _dumps(body)
+        repo = IdempotencyRepository(uow.session, req.tenant_id)
+        key_row = repo.completed(req.method, req.path, req.key, req.fingerprint, status, text, utcnow())
+        if await uow.commit_unless_exists(key_row):
+            return StoredResponse(status, text, replayed=False)
+    return None
+
+
+def _dumps(body: dict[str, Any]) -> str:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+async def run_idempotent(
+    uow_factory: Callable[[], PaymentsUnitOfWork], req: IdempotentRequest, work: Work, *, local_effect: bool = False
 ) -> StoredResponse:
-    """Run ``work`` at most once per key; replay its stored response to every retry."""
+    """Run ``work`` at most once per key; replay its stored response to every retry.
+
+    ``local_effect``: ``work`` only reads and queues writes and events on its unit of work (no calls
+    to other services, nothing that cannot be undone by not committing), so it may run before the key
+    is claimed (IDEM-5)."""
+    if local_effect:
+        done = await _fused(uow_factory, req, work)
+        if done is not None:
+            return done
     claim = await _claim(uow_factory, req)
     if isinstance(claim, StoredResponse):
         return claim
     try:
         async with uow_factory() as uow:
             status, body = await work(uow)
-            text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+            text = _dumps(body)
             uow.write(IdempotencyRepository(uow.session, req.tenant_id).complete(claim, status, text, utcnow()))
             await uow.commit()
             return StoredResponse(status, text, replayed=False)
