@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 from billing_runtime.db import create_engine, make_sessionmaker
-from billing_runtime.writes import InsertRows, UpdateRows, execute_together
+from billing_runtime.writes import InsertRows, UpdateRows, execute_alone, execute_guarded, execute_together
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -65,3 +65,68 @@ class TestExecuteTogether:
         async with any_engine.connect() as conn:
             assert (await conn.execute(select(schema.applied.c.event_id))).all() == []
         assert await _outbox(any_engine, schema) == [("dup", None)]
+
+
+class TestExecuteGuarded:
+    """The guard row and the writes land together, or nothing does when the guard's key exists."""
+
+    async def test_a_new_guard_lets_the_writes_through(self, any_engine, schema) -> None:
+        async with make_sessionmaker(any_engine)() as session:
+            writes = [InsertRows(schema.outbox, [_row("e1"), _row("e2")])]
+            assert await execute_guarded(session, InsertRows(schema.applied, [{"event_id": "k"}]), writes) is True
+            await session.commit()
+        assert await _outbox(any_engine, schema) == [("e1", None), ("e2", None)]
+
+    async def test_an_existing_guard_writes_nothing(self, any_engine, schema) -> None:
+        async with make_sessionmaker(any_engine)() as session:
+            await execute_together(
+                session, [InsertRows(schema.applied, [{"event_id": "k"}]), InsertRows(schema.outbox, [_row("e0")])]
+            )
+            await session.commit()
+        async with make_sessionmaker(any_engine)() as session:
+            writes = [
+                InsertRows(schema.outbox, [_row("e1")]),
+                UpdateRows(schema.outbox, where={"event_id": "e0"}, values={"claim_token": "t"}),
+            ]
+            assert await execute_guarded(session, InsertRows(schema.applied, [{"event_id": "k"}]), writes) is False
+            await session.commit()
+        assert await _outbox(any_engine, schema) == [("e0", None)]
+
+    async def test_the_guard_is_one_row(self, any_engine, schema) -> None:
+        async with make_sessionmaker(any_engine)() as session:
+            with pytest.raises(ValueError, match="exactly one row"):
+                await execute_guarded(session, InsertRows(schema.applied, [{"event_id": "a"}, {"event_id": "b"}]), [])
+
+
+class TestExecuteAlone:
+    """PostgreSQL only: the statement commits itself, with the same values as through the session."""
+
+    async def test_writes_commit_on_their_own_with_typed_values(self, engine, schema) -> None:
+        later = datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC)
+        rows = [{**_row("e1"), "created_at": later}, _row("e2")]
+        assert await execute_alone(engine, [InsertRows(schema.outbox, rows)]) is True
+        async with engine.connect() as conn:
+            stored = (await conn.execute(select(schema.outbox.c.event_id, schema.outbox.c.created_at))).all()
+        assert sorted(stored) == [("e1", later), ("e2", NOW)]
+
+    async def test_guard_decides_and_a_second_call_writes_nothing(self, engine, schema) -> None:
+        guard = InsertRows(schema.applied, [{"event_id": "k"}])
+        assert await execute_alone(engine, [InsertRows(schema.outbox, [_row("e1")])], guard) is True
+        assert await execute_alone(engine, [InsertRows(schema.outbox, [_row("e2")])], guard) is False
+        assert await _outbox(engine, schema) == [("e1", None)]
+
+    async def test_a_failing_write_takes_the_guard_with_it(self, engine, schema) -> None:
+        assert await execute_alone(engine, [InsertRows(schema.outbox, [_row("dup")])]) is True
+        guard = InsertRows(schema.applied, [{"event_id": "k"}])
+        with pytest.raises(sa_exc.IntegrityError):
+            await execute_alone(engine, [InsertRows(schema.outbox, [_row("dup")])], guard)
+        async with engine.connect() as conn:
+            assert (await conn.execute(select(schema.applied.c.event_id))).all() == []
+
+    async def test_is_refused_outside_postgresql(self, tmp_path, schema) -> None:
+        lite = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'alone.db'}")
+        try:
+            with pytest.raises(ValueError, match="PostgreSQL"):
+                await execute_alone(lite, [InsertRows(schema.outbox, [_row("e1")])])
+        finally:
+            await lite.dispose()

@@ -96,6 +96,34 @@ class TestIdempotency:
         )
         assert await count("payments") == 1
 
+    async def test_create_stores_the_key_completed_with_its_response(self, client, auth, make_body, clean_db) -> None:
+        # IDEM-5: the key row is inserted already completed, in the payment's own commit: it is never
+        # seen in flight, and its stored response is the one the client got.
+        from payments_svc.db.models import IdempotencyKey
+
+        response = await client.post("/v1/payments", json=make_body(), headers=auth(**{"Idempotency-Key": "one"}))
+        assert response.status == 201
+        async with clean_db.connect() as conn:
+            row = (await conn.execute(select(IdempotencyKey.__table__))).one()
+        assert (row.key, row.response_status, row.locked_until) == ("one", 201, None)
+        assert row.completed_at is not None
+        assert __import__("json").loads(row.response_body) == await response.json()
+
+    async def test_concurrent_creates_with_one_key_all_get_the_one_payment(
+        self, client, auth, make_body, count
+    ) -> None:
+        # The losers of the race wait for the winner's commit, then replay it: no 409 for a create.
+        headers = auth(**{"Idempotency-Key": "race-all"})
+        responses = await asyncio.gather(
+            *(client.post("/v1/payments", json=make_body(), headers=headers) for _ in range(12))
+        )
+        assert [r.status for r in responses] == [201] * 12
+        ids = {(await r.json())["id"] for r in responses}
+        assert len(ids) == 1
+        assert sum("Idempotent-Replayed" not in r.headers for r in responses) == 1
+        assert await count("payments") == 1
+        assert await count("idempotency_keys") == 1
+
     async def test_in_flight_key_gets_409_then_a_stale_lock_is_taken_over(
         self, client, auth, make_body, clean_db
     ) -> None:
