@@ -26,10 +26,9 @@ from billing_runtime.writes import (
 class UnitOfWork:
     """``async with uow: ...; await uow.commit()``. Leaving the block without commit rolls back.
 
-    Services subclass it to hang their repositories on ``self`` in ``_open``.
+    Services subclass it to hang their repositories on ``self`` in ``_open``. The session is opened
+    on first use: a unit that only queues writes never needs one (see ``_commit``).
     """
-
-    session: AsyncSession
 
     def __init__(
         self,
@@ -43,9 +42,16 @@ class UnitOfWork:
         self._on_commit = on_commit
         self._events: list[EventBase] = []
         self._writes: list[Write] = []
+        self._session: AsyncSession | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            self._session = self._sessionmaker()
+        return self._session
 
     async def __aenter__(self) -> Self:
-        self.session = self._sessionmaker()
+        self._session = None
         self._events = []
         self._writes = []
         self._open()
@@ -59,7 +65,8 @@ class UnitOfWork:
     ) -> None:
         # close() rolls back anything uncommitted; unlike rollback() it does not expire loaded objects,
         # so what a read-only block loaded stays readable after it.
-        await self.session.close()
+        if self._session is not None:
+            await self._session.close()
 
     def emit(self, event: EventBase) -> None:
         """Queue an event; it is written to the outbox when (and only if) the UoW commits."""
@@ -99,18 +106,23 @@ class UnitOfWork:
         writes = self._writes
         if self._events:
             writes = [*writes, outbox_insert(self._outbox, self._events)]
+        touched = self._session is not None and (
+            self._session.in_transaction() or self._session.new or self._session.dirty or self._session.deleted
+        )
+        if not touched:
+            # Nothing was read or added: the writes are this unit's whole transaction, and on
+            # PostgreSQL they are one statement, atomic and durable on its own. It commits itself (no
+            # BEGIN and COMMIT round trips), sent without a session at all.
+            engine = self._sessionmaker.kw.get("bind")
+            if isinstance(engine, AsyncEngine) and is_postgres(engine) and _all_plain(writes):
+                if not await execute_alone(engine, _plain(writes), guard):
+                    return self._discard()
+                return self._committed()
         session = self.session
         if session.new or session.dirty or session.deleted:
             await session.flush()
         elif not session.in_transaction() and (writes or guard is not None):
-            # Nothing was read or written yet, so the writes are this unit's whole transaction, and on
-            # PostgreSQL they are one statement, atomic and durable on its own: let it commit itself
-            # and spare the BEGIN and COMMIT round trips; plain writes even skip the session.
-            bind = session.bind
-            if isinstance(bind, AsyncEngine) and is_postgres(bind) and _all_plain(writes):
-                if not await execute_alone(bind, _plain(writes), guard):
-                    return self._discard()
-                return self._committed()
+            # Nothing was read or written yet: on PostgreSQL the single statement below commits itself.
             await self.autocommit()
         if guard is None:
             await execute_together(session, writes)
@@ -140,7 +152,8 @@ class UnitOfWork:
     async def rollback(self) -> None:
         self._events = []
         self._writes = []
-        await self.session.rollback()
+        if self._session is not None:
+            await self._session.rollback()
 
 
 def _all_plain(writes: list[Write]) -> bool:

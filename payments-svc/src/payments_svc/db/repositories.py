@@ -39,13 +39,6 @@ class PaymentRepository:
         stmt = stmt.order_by(Payment.created_at.desc(), Payment.id.desc()).limit(limit).offset(offset)
         return list((await self.session.execute(stmt)).scalars())
 
-    def insert(self, payment: Payment) -> InsertRows:
-        """The INSERT of a new payment, for ``uow.write``: queued rather than ``session.add``ed, so that
-        it rides in the commit's single round trip and skips the ORM flush."""
-        if payment.tenant_id != self.tenant_id:
-            raise ValueError("payment of another tenant")
-        return InsertRows(Payment.__table__, [_column_values(payment)])
-
     def add_history(self, change: PaymentStatusChange) -> None:
         self.session.add(change)
 
@@ -183,25 +176,6 @@ class IdempotencyRepository:
             values={"response_status": status, "response_body": body, "completed_at": now, "locked_until": None},
         )
 
-    def completed(
-        self, method: str, path: str, key: str, fingerprint: str, status: int, body: str, now: datetime
-    ) -> InsertRows:
-        """A key claimed and completed at once, as the guard of a fused commit (IDEM-5): the row is
-        inserted with its response, together with the effect, or not at all."""
-        row = {
-            "tenant_id": self.tenant_id,
-            "method": method,
-            "path": path,
-            "key": key,
-            "fingerprint": fingerprint,
-            "locked_until": None,
-            "response_status": status,
-            "response_body": body,
-            "created_at": now,
-            "completed_at": now,
-        }
-        return InsertRows(IdempotencyKey.__table__, [row])
-
     async def release(self, row_id: int) -> None:
         """Forget an in-flight key whose request failed before any effect, so a retry runs afresh."""
         await self.session.execute(
@@ -231,3 +205,29 @@ def _pg_claim() -> Insert:
 async def delete_idempotency_keys_before(session: AsyncSession, cutoff: datetime) -> int:
     result = await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff))
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def payment_insert(payment: Payment) -> InsertRows:
+    """The INSERT of a new payment, for ``uow.write``: queued rather than ``session.add``ed, so that
+    it rides in the commit's single statement, skipping the ORM flush (and the session)."""
+    return InsertRows(Payment.__table__, [_column_values(payment)])
+
+
+def completed_idempotency_key(
+    tenant_id: str, method: str, path: str, key: str, fingerprint: str, status: int, body: str, now: datetime
+) -> InsertRows:
+    """A key claimed and completed at once, as the guard of a fused commit (IDEM-5): the row is
+    inserted with its response, together with the effect, or not at all."""
+    row = {
+        "tenant_id": tenant_id,
+        "method": method,
+        "path": path,
+        "key": key,
+        "fingerprint": fingerprint,
+        "locked_until": None,
+        "response_status": status,
+        "response_body": body,
+        "created_at": now,
+        "completed_at": now,
+    }
+    return InsertRows(IdempotencyKey.__table__, [row])

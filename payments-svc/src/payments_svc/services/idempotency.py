@@ -26,7 +26,7 @@ from typing import Any
 from billing_contracts.envelope import utcnow
 from billing_runtime.errors import ProblemError
 
-from payments_svc.db.repositories import IdempotencyRepository
+from payments_svc.db.repositories import IdempotencyRepository, completed_idempotency_key
 from payments_svc.services.uow import PaymentsUnitOfWork
 
 LOCK_TIMEOUT = timedelta(seconds=60)
@@ -99,8 +99,9 @@ async def _fused(
     async with uow_factory() as uow:
         status, body = await work(uow)
         text = _dumps(body)
-        repo = IdempotencyRepository(uow.session, req.tenant_id)
-        key_row = repo.completed(req.method, req.path, req.key, req.fingerprint, status, text, utcnow())
+        key_row = completed_idempotency_key(
+            req.tenant_id, req.method, req.path, req.key, req.fingerprint, status, text, utcnow()
+        )
         if await uow.commit_unless_exists(key_row):
             return StoredResponse(status, text, replayed=False)
     return None

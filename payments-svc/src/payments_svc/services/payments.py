@@ -12,7 +12,7 @@ from billing_runtime.errors import ProblemError
 from billing_runtime.ids import new_id, new_token
 
 from payments_svc.db.models import Payment
-from payments_svc.db.repositories import PaymentRepository, history_insert
+from payments_svc.db.repositories import history_insert, payment_insert
 from payments_svc.domain.commands import PaymentCreate
 from payments_svc.domain.errors import InvalidState
 from payments_svc.domain.money import amount_problem, currency_of
@@ -45,7 +45,7 @@ def record_status(
     if previous is None:
         # A new payment: its row is inserted with its first status, ahead of the history row that
         # refers to it (the order matters on SQLite, where queued writes run one by one).
-        uow.write(PaymentRepository(uow.session, payment.tenant_id).insert(payment))
+        uow.write(payment_insert(payment))
     event = payment_event(EVENT_FOR_STATUS[target], payment, checkout_base_url)
     uow.emit(event)
     uow.write(
