@@ -184,6 +184,16 @@ class Dispatcher:
         return self.config.per_endpoint * LEASE_DEPTH
 
     @property
+    def _refill_mark(self) -> int:
+        # An endpoint is topped up once half its depth is left, so each claim brings at least half a
+        # depth of its deliveries instead of a few at a time.
+        return max(1, self.depth // 2)
+
+    @property
+    def _max_held(self) -> int:
+        return self.config.concurrency * HELD_PER_SLOT
+
+    @property
     def _min_lease_left(self) -> float:
         # An attempt starts only if its lease outlives the request by a margin, so no other worker
         # can take the delivery over while the request is in flight (WHK-3).
@@ -199,7 +209,7 @@ class Dispatcher:
             while True:
                 # Cleared before claiming, so a wake-up that arrives meanwhile is not lost.
                 self._wake.clear()
-                room = min(self.config.batch, self.config.concurrency * HELD_PER_SLOT - sum(self._held.values()))
+                room = min(self.config.batch, self._max_held - sum(self._held.values()))
                 claimed: list[Claimed] = []
                 if room > 0:
                     try:
@@ -251,11 +261,15 @@ class Dispatcher:
         task.add_done_callback(self._tasks.discard)
 
     def _done_with(self, item: Claimed) -> None:
+        before = self._held[item.endpoint_id]
         self._held[item.endpoint_id] -= 1
         if self._held[item.endpoint_id] <= 0:
             del self._held[item.endpoint_id]
-        # Room for the next claim.
-        self._wake.set()
+        # Wake the claim loop only when this made room it was waiting for: the endpoint fell below its
+        # top-up mark, or this worker had reached its overall limit. Not on every completion, which
+        # would cost a claim transaction per attempt.
+        if before == self._refill_mark or sum(self._held.values()) + 1 == self._max_held:
+            self._wake.set()
 
     async def _drain(self) -> None:
         """On shutdown let in-flight attempts finish briefly and hand back what was never started; the
@@ -349,7 +363,7 @@ class Dispatcher:
         lease_deadline = time.monotonic() + self.config.lease.total_seconds()
         token = self.worker_id + secrets.token_hex(10)
         depth = self.depth
-        full = [endpoint_id for endpoint_id, n in held.items() if n >= depth]
+        full = [endpoint_id for endpoint_id, n in held.items() if n >= self._refill_mark]
         due = (
             (Delivery.status == "pending")
             & (Delivery.next_attempt_at <= now)
@@ -407,17 +421,14 @@ class Dispatcher:
                     )
                 ).scalars()
             )
+            eligible = [e for e in endpoint_ids if e in endpoints and e not in taken]
+            # An even share each (the batch is not spent on the first endpoint's backlog), oldest first.
+            share = max(1, limit // max(1, len(eligible)))
             quotas: dict[str, int] = {}
-            budget = limit
-            for endpoint_id in endpoint_ids:
-                if endpoint_id not in endpoints or endpoint_id in taken:
-                    continue
-                quota = min(depth - held.get(endpoint_id, 0), budget)
+            for endpoint_id in eligible[:limit]:
+                quota = min(depth - held.get(endpoint_id, 0), share)
                 if quota > 0:
                     quotas[endpoint_id] = quota
-                    budget -= quota
-                if budget <= 0:
-                    break
             if not quotas:
                 return []
             until = now + self.config.lease
@@ -685,7 +696,7 @@ class Dispatcher:
                 outcomes[n] = outcome
             if changes:
                 await session.execute(RECORD_DELIVERY, [{**c, "updated_at": now} for c in changes])
-                await session.execute(insert(Attempt), attempts)
+                await session.execute(insert(Attempt.__table__), attempts)
             if releases:
                 await session.execute(RELEASE_DELIVERY, releases)
             for endpoint_id, reason in disabling.items():

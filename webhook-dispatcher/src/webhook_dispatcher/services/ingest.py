@@ -81,9 +81,10 @@ async def ingest_events(deps: WebhookDeps, events: list[EventBase]) -> list[int]
                         delivery_row(event.tenant_id, endpoint_id, event.event_id, event.event_type, now)
                     )
                     created[n] += 1
-        await session.execute(insert(WebhookEvent), event_rows)
+        # Core inserts of the tables, not the ORM bulk path: compiled once and cached.
+        await session.execute(insert(WebhookEvent.__table__), event_rows)
         if delivery_rows:
-            await session.execute(insert(Delivery), delivery_rows)
+            await session.execute(insert(Delivery.__table__), delivery_rows)
         await uow.commit()
     if any(created):
         deps.wake()
