@@ -132,9 +132,10 @@ class OutboxRelay:
         if not rows:
             return 0
         # In id order on one channel: events of one aggregate reach the broker in commit order. The
-        # confirms are awaited together (one disk sync each on a quorum queue, which one at a time
-        # capped a relay near 100 events/s). A failed event stays for the next pass, after any later
-        # one that got through; consumers are idempotent and state changes guarded, as for redeliveries.
+        # confirms (a disk sync each on a quorum queue) are awaited together, not one after the other:
+        # in the webhook bench that took the callback → payments hop from ~3 s to a few hundred ms at
+        # 100/s. A failed event stays for the next pass, after any later one that got through;
+        # consumers are idempotent and state changes guarded, as for redeliveries.
         results = await self.bus.publish_many(
             [Message(routing_key=key, body=body.encode(), message_id=event_id) for _, event_id, key, body in rows]
         )
