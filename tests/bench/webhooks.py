@@ -208,10 +208,17 @@ async def deliveries_per_second(
             bodies.append((event.event_id, event.model_dump_json().encode()))
         before = receiver.count
         started = time.perf_counter()
-        for event_id, body in bodies:
-            await exchange.publish(
-                aio_pika.Message(body=body, message_id=event_id, delivery_mode=2),
-                routing_key="payments.payment.created.v1",
+        # Confirms awaited together per chunk: one publish at a time, each waiting for its confirm,
+        # caps this load generator near 500 events/s, below what is being measured.
+        for chunk in range(0, n, 500):
+            await asyncio.gather(
+                *(
+                    exchange.publish(
+                        aio_pika.Message(body=body, message_id=event_id, delivery_mode=2),
+                        routing_key="payments.payment.created.v1",
+                    )
+                    for event_id, body in bodies[chunk : chunk + 500]
+                )
             )
         import asyncpg
 

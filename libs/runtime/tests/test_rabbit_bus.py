@@ -64,6 +64,24 @@ class TestRabbitBus:
         await asyncio.sleep(0.3)
         assert [(m.message_id, m.body) for m in got] == [("evt_1", b'{"x":1}')]
 
+    async def test_a_batch_reaches_the_queue_in_publish_order(self, buses, queue_name) -> None:
+        publisher, consumer = buses
+        got: list[str] = []
+
+        async def handler(message: Message) -> None:
+            got.append(message.message_id)
+
+        await consumer.subscribe(queue_name, [f"{queue_name}.#"], handler)
+        ids = [f"evt_{i:03d}" for i in range(200)]
+        results = await publisher.publish_many([Message(f"{queue_name}.thing.v1", b"{}", i) for i in ids])
+        assert results == [None] * len(ids)
+
+        async def arrived() -> bool:
+            return len(got) >= len(ids)
+
+        await _wait_for(arrived)
+        assert got == ids
+
     async def test_failing_handler_is_retried_then_dead_lettered(self, buses, queue_name, rabbit_url) -> None:
         publisher, consumer = buses
         attempts: list[str] = []

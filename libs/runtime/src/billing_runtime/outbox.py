@@ -131,17 +131,21 @@ class OutboxRelay:
         token, rows = await self._claim()
         if not rows:
             return 0
-        published: list[int] = []
-        failed: list[int] = []
-        for row_id, event_id, key, body in rows:
-            # In id order, one at a time: events of one aggregate reach the broker in commit order.
-            try:
-                await self.bus.publish(Message(routing_key=key, body=body.encode(), message_id=event_id))
-            except Exception:
-                log.warning("publishing %s failed; it stays in the outbox", event_id, exc_info=True)
-                failed = [r[0] for r in rows if r[0] not in published]
-                break
-            published.append(row_id)
+        # In id order on one channel: events of one aggregate reach the broker in commit order. The
+        # confirms (a disk sync each on a quorum queue) are awaited together, not one after the other:
+        # in the webhook bench that took the callback → payments hop from ~3 s to a few hundred ms at
+        # 100/s. A failed event stays for the next pass, after any later one that got through;
+        # consumers are idempotent and state changes guarded, as for redeliveries.
+        results = await self.bus.publish_many(
+            [Message(routing_key=key, body=body.encode(), message_id=event_id) for _, event_id, key, body in rows]
+        )
+        published = [row[0] for row, error in zip(rows, results, strict=True) if error is None]
+        failed = [row[0] for row, error in zip(rows, results, strict=True) if error is not None]
+        if failed:
+            first = next(error for error in results if error is not None)
+            log.warning(
+                "publishing %d of %d events failed; they stay in the outbox", len(failed), len(rows), exc_info=first
+            )
         t = self.table
         async with self.engine.begin() as conn:
             if published:

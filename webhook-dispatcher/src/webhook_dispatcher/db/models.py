@@ -8,7 +8,7 @@ from datetime import datetime
 from billing_runtime.db import UTCDateTime, new_metadata
 from billing_runtime.inbox import inbox_table
 from billing_runtime.outbox import outbox_table
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # BIGINT on PostgreSQL, INTEGER (the rowid alias, so it autoincrements) on SQLite.
@@ -71,7 +71,15 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("event_id", "endpoint_id", name="uq_webhook_deliveries_event_endpoint"),
         Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
-        Index("ix_webhook_deliveries_endpoint_status", "endpoint_id", "status", "claimed_until"),
+        # An endpoint's oldest due deliveries, read by the claim without touching the rest of its backlog.
+        Index("ix_webhook_deliveries_endpoint_due", "endpoint_id", "status", "next_attempt_at", "id"),
+        # Only leased rows (a handful at any time): whose endpoints another worker holds.
+        Index(
+            "ix_webhook_deliveries_leased",
+            "endpoint_id",
+            postgresql_where=text("claim_token IS NOT NULL"),
+            sqlite_where=text("claim_token IS NOT NULL"),
+        ),
         Index("ix_webhook_deliveries_tenant_created", "tenant_id", "created_at", "id"),
     )
 

@@ -5,22 +5,32 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from billing_contracts.envelope import EventBase
 from billing_contracts.events import parse_event
 from billing_runtime.bus import Message
 from billing_runtime.metrics import Metrics
 from pydantic import ValidationError
 
 from webhook_dispatcher.domain.event_types import is_forwarded
+from webhook_dispatcher.services.batching import GroupCommit
 from webhook_dispatcher.services.deps import WebhookDeps
-from webhook_dispatcher.services.ingest import ingest_event
+from webhook_dispatcher.services.ingest import ingest_events
 
 log = logging.getLogger(__name__)
 
 EVENTS_QUEUE = "webhooks.events"
 EVENT_BINDING_KEYS = ["payments.#"]
+# Events stored per transaction at most; the broker's prefetch (64) bounds it in practice.
+INGEST_BATCH = 128
 
 
 def events_handler(deps: WebhookDeps, metrics: Metrics) -> Callable[[Message], Awaitable[None]]:
+    # The bus calls the handler once per message, concurrently up to its prefetch; a message is
+    # acknowledged when its handler returns, i.e. only after the batch holding it committed.
+    batches: GroupCommit[EventBase, int] = GroupCommit(
+        lambda events: ingest_events(deps, events), max_batch=INGEST_BATCH
+    )
+
     async def handle(message: Message) -> None:
         try:
             event = parse_event(message.body)
@@ -32,7 +42,7 @@ def events_handler(deps: WebhookDeps, metrics: Metrics) -> Callable[[Message], A
         if not is_forwarded(event.event_type):
             metrics.events_consumed.labels(event.event_type, "ignored").inc()
             return
-        await ingest_event(deps, event)
+        await batches.submit(event)
         metrics.events_consumed.labels(event.event_type, "stored").inc()
 
     return handle

@@ -1,9 +1,10 @@
 """The delivery worker: claims due deliveries with leases, makes one signed HTTP attempt each, records
 it and schedules what comes next. Any number of workers may run against one database (WHK-3, WHK-4).
 
-Modelled on Polar's ``webhook/tasks.py`` (one attempt per task, the log written after the request),
-with the outbox relay's lease pattern instead of a job queue: the database is the queue, so a crash
-anywhere loses nothing and a dead worker's claim simply expires.
+Modelled on Polar's ``webhook/tasks.py`` (one attempt per request, the log written after it), with the
+outbox relay's lease pattern instead of a job queue: the database is the queue, so a crash anywhere
+loses nothing and a dead worker's claim simply expires. Claims and records are batched: one
+transaction leases many deliveries, one transaction records many attempts.
 """
 
 from __future__ import annotations
@@ -11,24 +12,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
 import time
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import aiohttp
 from billing_contracts.envelope import new_event_id, utcnow
 from billing_contracts.signing import signature_header
+from billing_runtime.db import UTCDateTime
 from billing_runtime.outbox import wait_or_timeout
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, Row, bindparam, func, insert, select, text, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from webhook_dispatcher.crypto import SecretBox
 from webhook_dispatcher.db.models import Attempt, Delivery, Endpoint, WebhookEvent
 from webhook_dispatcher.db.repositories import due_stats
 from webhook_dispatcher.domain.event_types import ENDPOINT_DISABLED
-from webhook_dispatcher.domain.schedule import judge, next_delay
+from webhook_dispatcher.domain.schedule import Verdict, judge, next_delay
 from webhook_dispatcher.metrics import WebhookMetrics
+from webhook_dispatcher.services.batching import GroupCommit
 from webhook_dispatcher.services.fanout import fan_out, rfc3339
 from webhook_dispatcher.services.transport import AddressRefused
 from webhook_dispatcher.services.uow import WebhooksUnitOfWork
@@ -38,6 +45,46 @@ log = logging.getLogger(__name__)
 USER_AGENT = "billing-webhooks/1.0"
 # How stale an endpoint's last_success_at may get before a success refreshes it (and locks the row).
 HEALTHY_WINDOW = timedelta(seconds=60)
+# Deliveries of one endpoint a worker leases ahead, per slot of its concurrency cap: enough to keep the
+# cap busy while the previous batch is being recorded and the next one claimed.
+LEASE_DEPTH = 16
+# Deliveries a worker holds leased (queued, in flight or being recorded) per unit of its concurrency.
+HELD_PER_SLOT = 4
+
+_deliveries = Delivery.__table__
+# Each endpoint's oldest due deliveries (SKIP LOCKED), leased and returned with their bodies: one
+# statement for a whole batch. The LATERAL subquery walks ix_webhook_deliveries_endpoint_due, so it
+# reads only the rows it leases, whatever the endpoint's backlog.
+LEASE_SQL = text(
+    """
+    UPDATE webhook_deliveries AS d
+    SET claim_token = :token, claimed_until = :until
+    FROM (
+        SELECT p.id
+        FROM unnest(CAST(:endpoints AS varchar[]), CAST(:quotas AS integer[])) AS q(endpoint_id, quota)
+        CROSS JOIN LATERAL (
+            SELECT w.id FROM webhook_deliveries AS w
+            WHERE w.endpoint_id = q.endpoint_id AND w.status = 'pending' AND w.next_attempt_at <= :now
+              AND (w.claimed_until IS NULL OR w.claimed_until < :now)
+            ORDER BY w.next_attempt_at, w.id
+            LIMIT q.quota
+            FOR NO KEY UPDATE SKIP LOCKED
+        ) AS p
+    ) AS picked, webhook_events AS e
+    WHERE d.id = picked.id AND e.id = d.event_id
+    RETURNING d.id, d.tenant_id, d.endpoint_id, d.event_id, d.manual, d.next_attempt_at, e.body
+    """
+).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("until", type_=UTCDateTime()))
+# Executed with one parameter set per attempt (executemany: one round trip on asyncpg); the SET
+# columns are the keys of those sets, plus the lease and manual flag cleared for every one.
+RECORD_DELIVERY = (
+    update(_deliveries)
+    .where(_deliveries.c.id == bindparam("b_id"))
+    .values(claim_token=None, claimed_until=None, manual=False)
+)
+RELEASE_DELIVERY = (
+    update(_deliveries).where(_deliveries.c.id == bindparam("b_id")).values(claim_token=None, claimed_until=None)
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +99,8 @@ class DispatchConfig:
     poll_interval: float
     disable_after: timedelta
     excerpt_bytes: int
+    # Deliveries leased per claim transaction, and attempts recorded per record transaction, at most.
+    batch: int = 128
 
 
 @dataclass(frozen=True)
@@ -70,6 +119,8 @@ class Claimed:
     # The endpoint was healthy when claimed (not failing, a success within the last minute): a success
     # then changes nothing on the endpoint row, so recording it need not lock that row (WHK-10).
     endpoint_healthy: bool = False
+    # time.monotonic() when the lease ends (taken before the claim began, so never late).
+    lease_deadline: float = math.inf
 
 
 @dataclass(frozen=True)
@@ -84,6 +135,19 @@ class AttemptResult:
 
 
 class Dispatcher:
+    """One per worker process. Three things run side by side:
+
+    - the claim loop leases due deliveries in batches, one transaction per batch, and queues them per
+      endpoint;
+    - sends start from those queues, at most ``per_endpoint`` at a time per endpoint and
+      ``concurrency`` in all;
+    - outcomes are recorded in batches (``GroupCommit``), one transaction per batch.
+
+    Per-endpoint cap across workers (WHK-8): a worker leases an endpoint's deliveries only while no
+    other worker holds a live lease on any of them (checked with the endpoint row locked), so at any
+    moment one worker owns an endpoint's traffic and enforces its cap locally.
+    """
+
     def __init__(
         self,
         uow: Callable[[], WebhooksUnitOfWork],
@@ -97,11 +161,45 @@ class Dispatcher:
         self.config = config
         self.metrics = metrics
         self.client = client
+        # Prefix of every claim token this instance takes: how it tells its own leases from another
+        # worker's (tokens are 32 characters: this, then 20 random hex digits per claim).
+        self.worker_id = secrets.token_hex(6)
         self._wake = asyncio.Event()
-        self._in_flight: set[asyncio.Task[None]] = set()
+        # Leased and not yet started, per endpoint, in claim order (next_attempt_at, id).
+        self._queues: dict[str, deque[Claimed]] = {}
+        self._sending: Counter[str] = Counter()
+        # Leased by this instance and not yet recorded or released, per endpoint.
+        self._held: Counter[str] = Counter()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._recorder: GroupCommit[tuple[Claimed, AttemptResult | None], str | None] = GroupCommit(
+            self.record_batch, max_batch=config.batch
+        )
 
     def wake(self) -> None:
         self._wake.set()
+
+    @property
+    def depth(self) -> int:
+        """How many deliveries of one endpoint this worker leases ahead of sending them."""
+        return self.config.per_endpoint * LEASE_DEPTH
+
+    @property
+    def _refill_mark(self) -> int:
+        # An endpoint is topped up once half its depth is left, so each claim brings at least half a
+        # depth of its deliveries instead of a few at a time.
+        return max(1, self.depth // 2)
+
+    @property
+    def _max_held(self) -> int:
+        return self.config.concurrency * HELD_PER_SLOT
+
+    @property
+    def _min_lease_left(self) -> float:
+        # An attempt starts only if its lease outlives the request by a margin, so no other worker
+        # can take the delivery over while the request is in flight (WHK-3).
+        return self.config.request_timeout + min(
+            1.0, (self.config.lease.total_seconds() - self.config.request_timeout) / 2
+        )
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -111,178 +209,131 @@ class Dispatcher:
             while True:
                 # Cleared before claiming, so a wake-up that arrives meanwhile is not lost.
                 self._wake.clear()
-                free = self.config.concurrency - len(self._in_flight)
+                room = min(self.config.batch, self._max_held - sum(self._held.values()))
                 claimed: list[Claimed] = []
-                if free > 0:
+                if room > 0:
                     try:
-                        claimed = await self.claim(free)
+                        claimed = await self.claim(room, held=self._held)
                     except Exception:
                         log.warning("claiming deliveries failed; retrying in %.1fs", backoff, exc_info=True)
                         await asyncio.sleep(backoff)
                         backoff = min(backoff * 2, 30.0)
                         continue
                     backoff = self.config.poll_interval
-                for item in claimed:
-                    task = asyncio.create_task(self._attempt_safely(item), name=f"webhook:{item.delivery_id}")
-                    self._in_flight.add(task)
-                    task.add_done_callback(self._finished)
-                self.metrics.in_flight.set(len(self._in_flight))
-                if not claimed or len(claimed) >= free:
+                    self._accept(claimed)
+                if not claimed:
                     await wait_or_timeout(self._wake, self.config.poll_interval)
         finally:
             await self._drain()
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
-        self.metrics.in_flight.set(len(self._in_flight))
-        # A freed slot (and a freed per-endpoint slot) may let the next due delivery go.
-        self._wake.set()
+    def _accept(self, claimed: list[Claimed]) -> None:
+        for item in claimed:
+            self._queues.setdefault(item.endpoint_id, deque()).append(item)
+            self._held[item.endpoint_id] += 1
+        self._pump()
+
+    def _pump(self) -> None:
+        """Start every attempt the caps allow, endpoints taken round-robin."""
+        for endpoint_id in list(self._queues):
+            queue = self._queues.pop(endpoint_id)
+            while (
+                queue
+                and self._sending[endpoint_id] < self.config.per_endpoint
+                and self._sending.total() < self.config.concurrency
+            ):
+                if queue[0].lease_deadline - time.monotonic() < self._min_lease_left:
+                    # Waited too long behind slow requests: hand the rest back, in order, rather than
+                    # send it on a lease that could expire mid-request.
+                    self._spawn(self._release(list(queue)), f"webhook-release:{endpoint_id}")
+                    queue.clear()
+                    break
+                item = queue.popleft()
+                self._sending[endpoint_id] += 1
+                self._spawn(self._attempt_safely(item), f"webhook:{item.delivery_id}")
+            if queue:
+                # Re-inserted at the end: the next pump serves the other endpoints first.
+                self._queues[endpoint_id] = queue
+        self.metrics.in_flight.set(self._sending.total())
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _done_with(self, item: Claimed) -> None:
+        before = self._held[item.endpoint_id]
+        self._held[item.endpoint_id] -= 1
+        if self._held[item.endpoint_id] <= 0:
+            del self._held[item.endpoint_id]
+        # Wake the claim loop only when this made room it was waiting for: the endpoint fell below its
+        # top-up mark, or this worker had reached its overall limit. Not on every completion, which
+        # would cost a claim transaction per attempt.
+        if before == self._refill_mark or sum(self._held.values()) + 1 == self._max_held:
+            self._wake.set()
 
     async def _drain(self) -> None:
-        """On shutdown let in-flight attempts finish briefly; the rest are cancelled and their leases
-        expire, so another worker makes them again with the same webhook-id (WHK-4)."""
-        if self._in_flight:
-            await asyncio.wait(set(self._in_flight), timeout=min(5.0, self.config.request_timeout))
-        for task in list(self._in_flight):
+        """On shutdown let in-flight attempts finish briefly and hand back what was never started; the
+        rest are cancelled and their leases expire, so another worker makes them again with the same
+        webhook-id (WHK-4)."""
+        queued = [item for queue in self._queues.values() for item in queue]
+        self._queues.clear()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=min(5.0, self.config.request_timeout))
+        for task in list(self._tasks):
             task.cancel()
-        for task in list(self._in_flight):
+        for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if queued:
+            with contextlib.suppress(Exception):
+                await self.record_batch([(item, None) for item in queued])
 
     async def run_once(self) -> int:
         """Claim and complete one batch (tests and tools); return how many attempts were made."""
-        claimed = await self.claim(self.config.concurrency)
-        await asyncio.gather(*(self._attempt_safely(c) for c in claimed))
+        claimed = await self.claim(self.config.batch)
+        caps: dict[str, asyncio.Semaphore] = {}
+
+        async def one(item: Claimed) -> None:
+            async with caps.setdefault(item.endpoint_id, asyncio.Semaphore(self.config.per_endpoint)):
+                result = await self.send(item)
+            await self._record(item, result)
+
+        await asyncio.gather(*(one(item) for item in claimed))
         return len(claimed)
 
     async def _attempt_safely(self, item: Claimed) -> None:
         try:
-            await self.attempt(item)
+            try:
+                result = await self.send(item)
+            finally:
+                self._sending[item.endpoint_id] -= 1
+                if self._sending[item.endpoint_id] <= 0:
+                    del self._sending[item.endpoint_id]
+                self._pump()
+            await self._record(item, result)
         except asyncio.CancelledError:
             raise
         except Exception:
             # The claim stays until its lease expires; then the attempt is made again.
             log.exception("attempt of delivery %s crashed", item.delivery_id)
+        finally:
+            self._done_with(item)
 
-    # -- claiming ---------------------------------------------------------------------------------
+    async def _release(self, items: list[Claimed]) -> None:
+        try:
+            await asyncio.gather(*(self._recorder.submit((item, None)) for item in items))
+        except Exception:
+            log.warning("handing back %d leased deliveries failed; their leases expire", len(items), exc_info=True)
+        finally:
+            for item in items:
+                self._done_with(item)
 
-    async def claim(self, limit: int) -> list[Claimed]:
-        """Lease up to ``limit`` due deliveries, at most ``per_endpoint`` in flight per endpoint.
-
-        The endpoint rows are locked (SKIP LOCKED) while their in-flight count is read and their
-        deliveries are leased, so two workers can never both fill the same endpoint's free slots.
-        SQLite (embedded mode, one process) takes the write lock at BEGIN instead.
-        """
-        now = utcnow()
-        token = secrets.token_hex(16)
-        unclaimed = (Delivery.claimed_until.is_(None)) | (Delivery.claimed_until < now)
-        due = (Delivery.status == "pending") & (Delivery.next_attempt_at <= now) & unclaimed
-        rows: list[tuple[Delivery, Endpoint, WebhookEvent]] = []
-        async with self.uow() as uow:
-            session = uow.session
-            postgres = session.get_bind().dialect.name == "postgresql"
-            candidates = (
-                select(Delivery.endpoint_id)
-                .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
-                .where(due, Endpoint.enabled.is_(True), Endpoint.deleted_at.is_(None))
-                .group_by(Delivery.endpoint_id)
-                .order_by(func.min(Delivery.next_attempt_at))
-                .limit(max(limit, 1) * 4)
-            )
-            endpoint_ids = list((await session.execute(candidates)).scalars())
-            if not endpoint_ids:
-                return []
-            lock = select(Endpoint).where(Endpoint.id.in_(endpoint_ids))
-            if postgres:
-                # NO KEY UPDATE, not UPDATE: inserting a delivery takes KEY SHARE on its endpoint
-                # (the foreign key), and a plain FOR UPDATE here would skip every endpoint that is
-                # receiving new events, starving exactly the busiest endpoints.
-                lock = lock.with_for_update(skip_locked=True, key_share=True)
-            endpoints = {e.id: e for e in (await session.execute(lock)).scalars()}
-            busy_stmt = (
-                select(Delivery.endpoint_id, func.count())
-                .where(
-                    Delivery.endpoint_id.in_(list(endpoints)),
-                    Delivery.status == "pending",
-                    Delivery.claimed_until >= now,
-                )
-                .group_by(Delivery.endpoint_id)
-            )
-            busy = {endpoint_id: int(n) for endpoint_id, n in (await session.execute(busy_stmt)).all()}
-            budget = limit
-            chosen: list[str] = []
-            for endpoint_id in endpoint_ids:
-                if budget <= 0:
-                    break
-                if endpoint_id not in endpoints:
-                    continue
-                free = min(self.config.per_endpoint - busy.get(endpoint_id, 0), budget)
-                if free <= 0:
-                    continue
-                pick = (
-                    select(Delivery.id)
-                    .where(Delivery.endpoint_id == endpoint_id, due)
-                    .order_by(Delivery.next_attempt_at, Delivery.id)
-                    .limit(free)
-                )
-                if postgres:
-                    pick = pick.with_for_update(skip_locked=True, key_share=True)
-                ids = list((await session.execute(pick)).scalars())
-                chosen.extend(ids)
-                budget -= len(ids)
-            if not chosen:
-                return []
-            await session.execute(
-                update(Delivery)
-                .where(Delivery.id.in_(chosen))
-                .values(claim_token=token, claimed_until=now + self.config.lease)
-                .execution_options(synchronize_session=False)
-            )
-            loaded = await session.execute(
-                select(Delivery, Endpoint, WebhookEvent)
-                .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
-                .join(WebhookEvent, WebhookEvent.id == Delivery.event_id)
-                .where(Delivery.id.in_(chosen))
-                .execution_options(populate_existing=True)
-            )
-            rows = [(d, e, ev) for d, e, ev in loaded.all()]
-            await uow.commit()
-        return [self._claimed(d, e, ev, token, now) for d, e, ev in rows]
-
-    def _claimed(
-        self, delivery: Delivery, endpoint: Endpoint, event: WebhookEvent, token: str, now: datetime
-    ) -> Claimed:
-        keys = [self.box.decrypt(endpoint.secret_encrypted)]
-        if (
-            endpoint.previous_secret_encrypted is not None
-            and endpoint.previous_secret_expires_at is not None
-            and endpoint.previous_secret_expires_at > now
-        ):
-            keys.append(self.box.decrypt(endpoint.previous_secret_encrypted))
-        return Claimed(
-            delivery_id=delivery.id,
-            tenant_id=delivery.tenant_id,
-            endpoint_id=endpoint.id,
-            event_id=event.id,
-            url=endpoint.url,
-            body=event.body.encode(),
-            secrets=keys,
-            manual=delivery.manual,
-            token=token,
-            endpoint_healthy=endpoint.failing_since is None
-            and endpoint.last_success_at is not None
-            and now - endpoint.last_success_at < HEALTHY_WINDOW,
-        )
-
-    # -- one attempt ------------------------------------------------------------------------------
-
-    async def attempt(self, item: Claimed) -> None:
-        result = await self.send(item)
+    async def _record(self, item: Claimed, result: AttemptResult) -> None:
         self.metrics.attempt_latency.observe(result.latency)
         if result.refused:
             self.metrics.refused.inc()
         try:
-            outcome = await self.record(item, result)
+            outcome = await self._recorder.submit((item, result))
         except Exception:
             # Whatever the receiver sent must never make an attempt unrecordable: that would leave the
             # claim to expire and the delivery to be re-sent forever without a log (WHK-3, WHK-4).
@@ -293,9 +344,190 @@ class Dispatcher:
                 status=None,
                 error="the receiver's response could not be recorded",
             )
-            outcome = await self.record(item, fallback)
+            outcome = await self._recorder.submit((item, fallback))
         if outcome is not None:
             self.metrics.deliveries.labels(outcome).inc()
+
+    # -- claiming ---------------------------------------------------------------------------------
+
+    async def claim(self, limit: int, *, held: Mapping[str, int] | None = None) -> list[Claimed]:
+        """Lease up to ``limit`` due deliveries in one transaction, at most ``depth`` per endpoint
+        counting the ``held`` ones, and only of endpoints no other worker holds a lease on (WHK-8).
+
+        The endpoint rows are locked (SKIP LOCKED) while the other workers' leases are checked and the
+        deliveries leased, so two workers can never both take one endpoint. SQLite (embedded mode, one
+        process) takes the write lock at BEGIN instead.
+        """
+        held = held or {}
+        now = utcnow()
+        lease_deadline = time.monotonic() + self.config.lease.total_seconds()
+        token = self.worker_id + secrets.token_hex(10)
+        depth = self.depth
+        full = [endpoint_id for endpoint_id, n in held.items() if n >= self._refill_mark]
+        due = (
+            (Delivery.status == "pending")
+            & (Delivery.next_attempt_at <= now)
+            & (Delivery.claimed_until.is_(None) | (Delivery.claimed_until < now))
+        )
+        # Live leases of other workers (few rows: a partial index holds only leased deliveries).
+        theirs = (
+            Delivery.claim_token.is_not(None)
+            & (Delivery.status == "pending")
+            & (Delivery.claimed_until >= now)
+            & ~Delivery.claim_token.startswith(self.worker_id)
+        )
+        async with self.uow() as uow:
+            session = uow.session
+            postgres = session.get_bind().dialect.name == "postgresql"
+            # The oldest due deliveries only (index on status, next_attempt_at), never the whole backlog;
+            # endpoints this worker cannot take now are left out first, so they cannot crowd out the
+            # others (a worker never idles while an endpoint it could serve has due deliveries).
+            window = (
+                select(Delivery.endpoint_id, Delivery.next_attempt_at)
+                .where(
+                    due,
+                    Delivery.endpoint_id.not_in(full),
+                    Delivery.endpoint_id.not_in(select(Delivery.endpoint_id).where(theirs)),
+                )
+                .order_by(Delivery.next_attempt_at)
+                .limit(limit * 4)
+                .subquery()
+            )
+            candidates = (
+                select(window.c.endpoint_id)
+                .group_by(window.c.endpoint_id)
+                .order_by(func.min(window.c.next_attempt_at))
+                .limit(limit)
+            )
+            endpoint_ids = list((await session.execute(candidates)).scalars())
+            if not endpoint_ids:
+                return []
+            lock = select(Endpoint).where(
+                Endpoint.id.in_(endpoint_ids), Endpoint.enabled.is_(True), Endpoint.deleted_at.is_(None)
+            )
+            if postgres:
+                # NO KEY UPDATE, not UPDATE: inserting a delivery takes KEY SHARE on its endpoint
+                # (the foreign key), and a plain FOR UPDATE here would skip every endpoint that is
+                # receiving new events, starving exactly the busiest endpoints.
+                lock = lock.with_for_update(skip_locked=True, key_share=True)
+            endpoints = {e.id: e for e in (await session.execute(lock)).scalars()}
+            if not endpoints:
+                return []
+            # Authoritative, under the endpoint locks: a claim that committed before we locked is seen.
+            taken = set(
+                (
+                    await session.execute(
+                        select(Delivery.endpoint_id).where(Delivery.endpoint_id.in_(list(endpoints)), theirs).distinct()
+                    )
+                ).scalars()
+            )
+            eligible = [e for e in endpoint_ids if e in endpoints and e not in taken]
+            # An even share each (the batch is not spent on the first endpoint's backlog), oldest first.
+            share = max(1, limit // max(1, len(eligible)))
+            quotas: dict[str, int] = {}
+            for endpoint_id in eligible[:limit]:
+                quota = min(depth - held.get(endpoint_id, 0), share)
+                if quota > 0:
+                    quotas[endpoint_id] = quota
+            if not quotas:
+                return []
+            until = now + self.config.lease
+            if postgres:
+                rows = await self._lease_postgres(session, quotas, token, now, until)
+            else:
+                rows = await self._lease_portable(session, quotas, due, token, until)
+            await uow.commit()
+        keys: dict[str, list[str]] = {}
+        rows.sort(key=lambda r: (r.endpoint_id, r.next_attempt_at, r.id))
+        claimed = []
+        for row in rows:
+            endpoint = endpoints[row.endpoint_id]
+            if endpoint.id not in keys:
+                keys[endpoint.id] = self._keys(endpoint, now)
+            claimed.append(
+                Claimed(
+                    delivery_id=row.id,
+                    tenant_id=row.tenant_id,
+                    endpoint_id=endpoint.id,
+                    event_id=row.event_id,
+                    url=endpoint.url,
+                    body=row.body.encode(),
+                    secrets=keys[endpoint.id],
+                    manual=row.manual,
+                    token=token,
+                    endpoint_healthy=endpoint.failing_since is None
+                    and endpoint.last_success_at is not None
+                    and now - endpoint.last_success_at < HEALTHY_WINDOW,
+                    lease_deadline=lease_deadline,
+                )
+            )
+        return claimed
+
+    @staticmethod
+    async def _lease_postgres(
+        session: AsyncSession, quotas: dict[str, int], token: str, now: datetime, until: datetime
+    ) -> list[Row[Any]]:
+        """Pick each endpoint's oldest due deliveries (SKIP LOCKED), lease them and load their bodies:
+        one statement for every endpoint of the batch."""
+        result = await session.execute(
+            LEASE_SQL,
+            {
+                "endpoints": list(quotas),
+                "quotas": list(quotas.values()),
+                "token": token,
+                "now": now,
+                "until": until,
+            },
+        )
+        return list(result.all())
+
+    @staticmethod
+    async def _lease_portable(
+        session: AsyncSession, quotas: dict[str, int], due: ColumnElement[bool], token: str, until: datetime
+    ) -> list[Row[Any]]:
+        chosen: list[str] = []
+        for endpoint_id, quota in quotas.items():
+            pick = (
+                select(Delivery.id)
+                .where(Delivery.endpoint_id == endpoint_id, due)
+                .order_by(Delivery.next_attempt_at, Delivery.id)
+                .limit(quota)
+            )
+            chosen.extend((await session.execute(pick)).scalars())
+        if not chosen:
+            return []
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(chosen))
+            .values(claim_token=token, claimed_until=until)
+            .execution_options(synchronize_session=False)
+        )
+        loaded = await session.execute(
+            select(
+                Delivery.id,
+                Delivery.tenant_id,
+                Delivery.endpoint_id,
+                Delivery.event_id,
+                Delivery.manual,
+                Delivery.next_attempt_at,
+                WebhookEvent.body,
+            )
+            .join(WebhookEvent, WebhookEvent.id == Delivery.event_id)
+            .where(Delivery.id.in_(chosen))
+        )
+        return list(loaded.all())
+
+    def _keys(self, endpoint: Endpoint, now: datetime) -> list[str]:
+        keys = [self.box.decrypt(endpoint.secret_encrypted)]
+        if (
+            endpoint.previous_secret_encrypted is not None
+            and endpoint.previous_secret_expires_at is not None
+            and endpoint.previous_secret_expires_at > now
+        ):
+            keys.append(self.box.decrypt(endpoint.previous_secret_encrypted))
+        return keys
+
+    # -- one attempt ------------------------------------------------------------------------------
 
     async def send(self, item: Claimed) -> AttemptResult:
         timestamp = int(time.time())
@@ -340,87 +572,138 @@ class Dispatcher:
             return AttemptResult(started_at, time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}")
 
     async def record(self, item: Claimed, result: AttemptResult) -> str | None:
-        """Write the attempt and the delivery's next state, only if this worker still holds the lease
-        (WHK-4). Returns the delivery's outcome: succeeded, retrying or failed."""
-        clear_failing = False
-        redirected = result.status is not None and 300 <= result.status < 400
-        verdict = judge(None if redirected else result.status, result.retry_after)
+        """Record one attempt (see ``record_batch``)."""
+        return (await self.record_batch([(item, result)]))[0]
+
+    async def record_batch(self, entries: list[tuple[Claimed, AttemptResult | None]]) -> list[str | None]:
+        """Write each attempt and its delivery's next state in one transaction, each only if this
+        worker still holds that delivery's lease (WHK-4); an entry without a result hands its lease
+        back untouched. Returns each delivery's outcome (succeeded, retrying, failed), or None for a
+        lost lease or a hand-back."""
         now = utcnow()
+        outcomes: list[str | None] = [None] * len(entries)
+        verdicts: dict[int, Verdict] = {}
+        for n, (_, result) in enumerate(entries):
+            if result is not None:
+                redirected = result.status is not None and 300 <= result.status < 400
+                verdicts[n] = judge(None if redirected else result.status, result.retry_after)
+        # The hot path (a success on a healthy endpoint) leaves the endpoint row alone unless it was
+        # marked failing meanwhile: locking it would serialize every attempt to one endpoint (WHK-10).
+        locked_ids = {
+            entries[n][0].endpoint_id
+            for n, v in verdicts.items()
+            if not (v.succeeded and entries[n][0].endpoint_healthy)
+        }
+        unlocked_ids = {entries[n][0].endpoint_id for n in verdicts} - locked_ids
         async with self.uow() as uow:
             session = uow.session
-            # Endpoint before delivery: the order the API's endpoint updates lock in, so no deadlock.
-            # The hot path (success on a healthy endpoint) skips the endpoint row entirely: locking it
-            # would serialize every attempt to one endpoint behind one another (WHK-10).
-            endpoint = None
-            if not (verdict.succeeded and item.endpoint_healthy):
-                endpoint = await uow.endpoints(item.tenant_id).get(item.endpoint_id, for_update=True)
-            held = select(Delivery).where(Delivery.id == item.delivery_id, Delivery.claim_token == item.token)
-            delivery = (await session.execute(held.with_for_update(key_share=True))).scalar_one_or_none()
-            if delivery is None:
-                log.warning("lost the lease on delivery %s; its attempt is not recorded", item.delivery_id)
-                return None
-            number = delivery.attempt_count + 1
-            session.add(
-                Attempt(
-                    delivery_id=delivery.id,
-                    number=number,
-                    started_at=result.started_at,
-                    outcome="succeeded" if verdict.succeeded else "failed",
-                    status_code=result.status,
-                    error=result.error,
-                    latency_ms=round(result.latency * 1000),
-                    response_body=result.response_body,
-                    manual=item.manual,
-                )
-            )
-            delivery.attempt_count = number
-            delivery.last_attempt_at = result.started_at
-            delivery.last_status_code = result.status
-            delivery.last_error = result.error
-            delivery.claim_token = None
-            delivery.claimed_until = None
-            delivery.updated_at = now
-            if verdict.succeeded:
-                outcome = "succeeded"
-                delivery.status, delivery.next_attempt_at, delivery.manual = "succeeded", None, False
-                if endpoint is not None:
-                    endpoint.last_success_at = now
-                    endpoint.failing_since = None
-                else:
-                    # Unlocked path: an attempt that failed since the claim may have set failing_since;
-                    # cleared below in its own transaction, keeping the endpoint-then-delivery lock order.
-                    clear_failing = True
-            else:
-                delay = None
-                # A disabled or deleted endpoint gets no further attempts, whatever the schedule says.
-                live = endpoint is not None and endpoint.enabled
-                if live and not verdict.gone and not item.manual:
-                    delay = next_delay(
-                        self.config.schedule,
-                        number,
-                        jitter=self.config.jitter,
-                        retry_after=verdict.retry_after,
-                        max_retry_after=self.config.max_retry_after,
+            endpoints: dict[str, Endpoint] = {}
+            if verdicts:
+                # Endpoints before deliveries, each in id order: the order the API's endpoint updates and
+                # every other recorder lock in, so no deadlock.
+                stmt = (
+                    select(Endpoint)
+                    .where(
+                        Endpoint.id.in_(locked_ids)
+                        | (Endpoint.id.in_(unlocked_ids) & Endpoint.failing_since.is_not(None))
                     )
-                if delay is None:
-                    outcome = "failed"
-                    delivery.status, delivery.next_attempt_at, delivery.manual = "failed", None, False
+                    .order_by(Endpoint.id)
+                    .with_for_update(key_share=True)
+                )
+                endpoints = {e.id: e for e in (await session.execute(stmt)).scalars()}
+            held_stmt = (
+                select(Delivery.id, Delivery.attempt_count)
+                .where(tuple_(Delivery.id, Delivery.claim_token).in_([(i.delivery_id, i.token) for i, _ in entries]))
+                .order_by(Delivery.id)
+                .with_for_update(key_share=True)
+            )
+            counts = {delivery_id: count for delivery_id, count in (await session.execute(held_stmt)).all()}
+            attempts: list[dict[str, Any]] = []
+            changes: list[dict[str, Any]] = []
+            releases: list[dict[str, Any]] = []
+            disabling: dict[str, str] = {}
+            # In the order the requests started, so an endpoint's failing mark follows its history.
+            order = sorted(range(len(entries)), key=lambda n: entries[n][1].started_at if entries[n][1] else now)
+            for n in order:
+                item, result = entries[n]
+                if item.delivery_id not in counts:
+                    if result is not None:
+                        log.warning("lost the lease on delivery %s; its attempt is not recorded", item.delivery_id)
+                    continue
+                count = counts.pop(item.delivery_id)
+                if result is None:
+                    releases.append({"b_id": item.delivery_id})
+                    continue
+                verdict = verdicts[n]
+                number = count + 1
+                endpoint = endpoints.get(item.endpoint_id)
+                if endpoint is not None and (endpoint.deleted_at is not None or endpoint.tenant_id != item.tenant_id):
+                    endpoint = None
+                attempts.append(
+                    {
+                        "delivery_id": item.delivery_id,
+                        "number": number,
+                        "started_at": result.started_at,
+                        "outcome": "succeeded" if verdict.succeeded else "failed",
+                        "status_code": result.status,
+                        "error": result.error,
+                        "latency_ms": round(result.latency * 1000),
+                        "response_body": result.response_body,
+                        "manual": item.manual,
+                    }
+                )
+                next_attempt_at = None
+                if verdict.succeeded:
+                    outcome = status = "succeeded"
+                    if endpoint is not None:
+                        endpoint.last_success_at = now
+                        endpoint.failing_since = None
                 else:
-                    outcome = "retrying"
-                    delivery.next_attempt_at = now + timedelta(seconds=delay)
-                if endpoint is not None and endpoint.enabled:
-                    if endpoint.failing_since is None:
-                        endpoint.failing_since = now
-                    if verdict.gone:
-                        await self._disable(uow, endpoint, "gone", now)
-                    elif now - endpoint.failing_since >= self.config.disable_after:
-                        await self._disable(uow, endpoint, "failing", now)
+                    delay = None
+                    # A disabled or deleted endpoint gets no further attempts, whatever the schedule says.
+                    live = endpoint is not None and endpoint.enabled and endpoint.id not in disabling
+                    if live and not verdict.gone and not item.manual:
+                        delay = next_delay(
+                            self.config.schedule,
+                            number,
+                            jitter=self.config.jitter,
+                            retry_after=verdict.retry_after,
+                            max_retry_after=self.config.max_retry_after,
+                        )
+                    if delay is None:
+                        outcome = status = "failed"
+                    else:
+                        outcome, status = "retrying", "pending"
+                        next_attempt_at = now + timedelta(seconds=delay)
+                    if endpoint is not None and endpoint.enabled and endpoint.id not in disabling:
+                        if endpoint.failing_since is None:
+                            endpoint.failing_since = now
+                        if verdict.gone:
+                            disabling[endpoint.id] = "gone"
+                        elif now - endpoint.failing_since >= self.config.disable_after:
+                            disabling[endpoint.id] = "failing"
+                changes.append(
+                    {
+                        "b_id": item.delivery_id,
+                        "attempt_count": number,
+                        "last_attempt_at": result.started_at,
+                        "last_status_code": result.status,
+                        "last_error": result.error,
+                        "status": status,
+                        "next_attempt_at": next_attempt_at,
+                    }
+                )
+                outcomes[n] = outcome
+            if changes:
+                await session.execute(RECORD_DELIVERY, [{**c, "updated_at": now} for c in changes])
+                await session.execute(insert(Attempt.__table__), attempts)
+            if releases:
+                await session.execute(RELEASE_DELIVERY, releases)
+            for endpoint_id, reason in disabling.items():
+                # After the deliveries' own updates: the retries just scheduled fail with the endpoint.
+                await self._disable(uow, endpoints[endpoint_id], reason, now)
             await uow.commit()
-        if clear_failing:
-            async with self.uow() as uow:
-                await uow.endpoints(item.tenant_id).clear_failing(item.endpoint_id, now)
-                await uow.commit()
-        return outcome
+        return outcomes
 
     async def _disable(self, uow: WebhooksUnitOfWork, endpoint: Endpoint, reason: str, now: datetime) -> None:
         """Disable the endpoint, give up its pending deliveries, and tell the tenant's other endpoints

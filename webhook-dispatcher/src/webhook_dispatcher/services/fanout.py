@@ -28,6 +28,23 @@ def event_body(event_id: str, event_type: str, created_at: datetime, data: dict[
     )
 
 
+def delivery_row(tenant_id: str, endpoint_id: str, event_id: str, event_type: str, now: datetime) -> dict[str, Any]:
+    """A new pending delivery, due at once (the first entry of the retry schedule is 0)."""
+    return {
+        "id": new_id("wd"),
+        "tenant_id": tenant_id,
+        "endpoint_id": endpoint_id,
+        "event_id": event_id,
+        "event_type": event_type,
+        "status": "pending",
+        "attempt_count": 0,
+        "manual": False,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 async def fan_out(
     uow: WebhooksUnitOfWork,
     *,
@@ -61,22 +78,7 @@ async def fan_out(
         targets = [
             e for e in await uow.endpoints(tenant_id).enabled() if e.id != exclude and matches(e.events, event_type)
         ]
-    deliveries = [
-        Delivery(
-            id=new_id("wd"),
-            tenant_id=tenant_id,
-            endpoint_id=endpoint.id,
-            event_id=event_id,
-            event_type=event_type,
-            status="pending",
-            attempt_count=0,
-            manual=False,
-            next_attempt_at=now,
-            created_at=now,
-            updated_at=now,
-        )
-        for endpoint in targets
-    ]
+    deliveries = [Delivery(**delivery_row(tenant_id, endpoint.id, event_id, event_type, now)) for endpoint in targets]
     for delivery in deliveries:
         repo.add(delivery)
     await uow.session.flush()

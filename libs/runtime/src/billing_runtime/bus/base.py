@@ -35,6 +35,11 @@ class Bus(Protocol):
         """Return only once the broker has taken responsibility for the message."""
         ...
 
+    async def publish_many(self, messages: list[Message]) -> list[BaseException | None]:
+        """Publish in order; return, per message, None once the broker took it or the error that
+        kept it from doing so (a message after a failed one may be left unattempted: an error too)."""
+        ...
+
     async def subscribe(self, queue: str, binding_keys: list[str], handler: Handler) -> None: ...
 
     async def check(self) -> None:

@@ -51,6 +51,21 @@ class MemoryBus:
             if any(topic_matches(key, message.routing_key) for key in sub.binding_keys):
                 await self._deliver(sub, message, 1)
 
+    async def publish_many(self, messages: list[Message]) -> list[BaseException | None]:
+        # One at a time: each publish runs the consumers, and in-process they must see events in order.
+        results: list[BaseException | None] = []
+        for message in messages:
+            if results and results[-1] is not None:
+                results.append(ConnectionError("not published: an earlier message failed"))
+                continue
+            try:
+                await self.publish(message)
+            except Exception as exc:
+                results.append(exc)
+            else:
+                results.append(None)
+        return results
+
     async def subscribe(self, queue: str, binding_keys: list[str], handler: Handler) -> None:
         existing = self._subscriptions.get(queue)
         keys = list(binding_keys) if existing is None else [*existing.binding_keys, *binding_keys]

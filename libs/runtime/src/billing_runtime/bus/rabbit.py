@@ -64,11 +64,28 @@ class RabbitBus:
             self._connection = None
 
     async def publish(self, message: Message) -> None:
+        await self._publish(await self._publisher(), message)
+
+    async def publish_many(self, messages: list[Message]) -> list[BaseException | None]:
+        """All on the one confirming channel, without waiting in between: the broker routes them in
+        publish order (AMQP keeps a channel's order) and the confirms, a disk sync each on a quorum
+        queue, are awaited together instead of one after the other."""
+        exchange = await self._publisher()
+        results = await asyncio.gather(*(self._publish(exchange, m) for m in messages), return_exceptions=True)
+        for result in results:
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+        return [r if isinstance(r, BaseException) else None for r in results]
+
+    async def _publisher(self) -> AbstractExchange:
         async with self._lock:
             if self._publish_channel is None or self._publish_channel.is_closed:
                 await self._open_publisher()
             exchange = self._exchange
         assert exchange is not None
+        return exchange
+
+    async def _publish(self, exchange: AbstractExchange, message: Message) -> None:
         # mandatory=False: an event nobody subscribes to yet is not an error for the publisher.
         await exchange.publish(
             aio_pika.Message(

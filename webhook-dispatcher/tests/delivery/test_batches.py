@@ -1,0 +1,174 @@
+"""Batched claiming, sending and recording: one claim transaction leases many deliveries, one record
+transaction writes many outcomes, and every invariant of the one-at-a-time path still holds."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from billing_contracts.events import PaymentCreatedV1
+from webhook_dispatcher.keys import deps_key, dispatcher_key
+from webhook_dispatcher.services.ingest import ingest_events
+
+
+async def _endpoint(api, auth, url: str) -> dict:  # type: ignore[no-untyped-def]
+    response = await api.post("/v1/webhook-endpoints", json={"url": url}, headers=auth())
+    assert response.status == 201
+    return dict(await response.json())
+
+
+async def _deliveries(api, auth, **query: str) -> list[dict]:  # type: ignore[no-untyped-def]
+    # Not the deliveries_of fixture: it starts an app with a delivering worker of its own.
+    response = await api.get("/v1/webhook-deliveries", params={"limit": "100", **query}, headers=auth())
+    return list((await response.json())["data"])
+
+
+async def _idle_dispatcher(start_app, **overrides):  # type: ignore[no-untyped-def]
+    """A worker that consumes events but never claims on its own: its dispatcher is driven by hand."""
+    app = await start_app(roles=("worker",), worker_concurrency=0, **overrides)
+    return app.app[dispatcher_key]
+
+
+class TestRecordBatch:
+    async def test_a_batch_with_mixed_outcomes_records_each_attempt(self, start_app, auth, receiver, publish) -> None:
+        api = await start_app(roles=("api",))
+        ok, broken, gone, moved = (
+            await receiver(),
+            await receiver(default=500),
+            await receiver(default=410),
+            await receiver(default=(302, {"Location": "/x"})),
+        )
+        endpoints = {name: await _endpoint(api, auth, r.url) for name, r in [("ok", ok), ("broken", broken)]}
+        endpoints["gone"] = await _endpoint(api, auth, gone.url)
+        endpoints["moved"] = await _endpoint(api, auth, moved.url)
+        dispatcher = await _idle_dispatcher(start_app)
+        await publish()
+        claimed = await dispatcher.claim(100)
+        assert len(claimed) == 4
+        results = await asyncio.gather(*(dispatcher.send(item) for item in claimed))
+
+        outcomes = await dispatcher.record_batch(list(zip(claimed, results, strict=True)))
+
+        by_endpoint = {item.endpoint_id: outcome for item, outcome in zip(claimed, outcomes, strict=True)}
+        assert by_endpoint == {
+            endpoints["ok"]["id"]: "succeeded",
+            endpoints["broken"]["id"]: "retrying",
+            endpoints["gone"]["id"]: "failed",
+            endpoints["moved"]["id"]: "retrying",
+        }
+        for name, status, code in [("ok", "succeeded", 200), ("broken", "pending", 500), ("gone", "failed", 410)]:
+            [row] = await _deliveries(api, auth, endpoint_id=endpoints[name]["id"], event_type="payment.succeeded")
+            detail = await (await api.get(f"/v1/webhook-deliveries/{row['id']}", headers=auth())).json()
+            assert detail["status"] == status
+            assert [(a["number"], a["status_code"]) for a in detail["attempts"]] == [(1, code)]
+            assert detail["attempt_count"] == 1
+        [row] = await _deliveries(api, auth, endpoint_id=endpoints["moved"]["id"], event_type="payment.succeeded")
+        detail = await (await api.get(f"/v1/webhook-deliveries/{row['id']}", headers=auth())).json()
+        assert "redirect not followed" in detail["attempts"][0]["error"]
+        state = await (await api.get(f"/v1/webhook-endpoints/{endpoints['gone']['id']}", headers=auth())).json()
+        assert (state["enabled"], state["disabled_reason"]) == (False, "gone")
+        # Disabling in the same transaction told the tenant's other endpoints.
+        assert len(await _deliveries(api, auth, event_type="endpoint.disabled")) == 3
+        # Recorded once: the leases were released with the record, so nothing is recorded twice.
+        assert await dispatcher.record_batch(list(zip(claimed, results, strict=True))) == [None] * 4
+
+    async def test_a_handed_back_lease_is_claimed_again_without_an_attempt(
+        self, start_app, auth, receiver, publish
+    ) -> None:
+        api = await start_app(roles=("api",))
+        hook = await receiver()
+        await _endpoint(api, auth, hook.url)
+        dispatcher = await _idle_dispatcher(start_app)
+        await publish()
+        [first] = await dispatcher.claim(10)
+        assert await dispatcher.claim(10) == []
+        assert await dispatcher.record_batch([(first, None)]) == [None]
+        [again] = await dispatcher.claim(10)
+        assert again.delivery_id == first.delivery_id
+        assert again.token != first.token
+        [row] = await _deliveries(api, auth)
+        assert row["attempt_count"] == 0
+        assert hook.hits == []
+
+
+class TestClaimBatch:
+    async def test_two_dispatchers_claiming_at_once_never_share_a_delivery_or_an_endpoint(
+        self, start_app, auth, receiver, publish
+    ) -> None:
+        api = await start_app(roles=("api",))
+        for _ in range(4):
+            await _endpoint(api, auth, (await receiver()).url)
+        first, second = await _idle_dispatcher(start_app), await _idle_dispatcher(start_app)
+        for _ in range(10):
+            await publish(event_type=PaymentCreatedV1)
+
+        a, b = await asyncio.gather(first.claim(25), second.claim(25))
+
+        assert not {c.delivery_id for c in a} & {c.delivery_id for c in b}
+        # Each endpoint's traffic belongs to one worker at a time (WHK-8).
+        assert not {c.endpoint_id for c in a} & {c.endpoint_id for c in b}
+        # The rest goes to each endpoint's owner (the other worker gets none of it).
+        rest_a, rest_b = await first.claim(100), await second.claim(100)
+        assert {c.endpoint_id for c in rest_a} <= {c.endpoint_id for c in a}
+        assert {c.endpoint_id for c in rest_b} <= {c.endpoint_id for c in b}
+        assert len({c.delivery_id for c in [*a, *b, *rest_a, *rest_b]}) == 40
+
+    async def test_an_endpoint_held_by_another_worker_does_not_crowd_out_the_others(
+        self, start_app, auth, receiver, publish
+    ) -> None:
+        api = await start_app(roles=("api",))
+        busy = await _endpoint(api, auth, (await receiver()).url)
+        first, second = await _idle_dispatcher(start_app), await _idle_dispatcher(start_app)
+        for _ in range(5):
+            await publish(event_type=PaymentCreatedV1)
+        quiet = await _endpoint(api, auth, (await receiver()).url)
+        await api.post(f"/v1/webhook-endpoints/{quiet['id']}/test", headers=auth())
+        [held] = await first.claim(1)
+        assert held.endpoint_id == busy["id"]
+
+        # The busy endpoint's deliveries are older, but the first worker holds it: the second gets
+        # the other endpoint's delivery instead of idling.
+        [taken] = await second.claim(1)
+
+        assert taken.endpoint_id == quiet["id"]
+        assert await second.claim(10) == []
+
+
+class TestSendBatch:
+    async def test_the_per_endpoint_cap_holds_within_one_claimed_batch(
+        self, start_app, auth, receiver, publish, eventually
+    ) -> None:
+        api = await start_app(roles=("api",))
+        slow = await receiver(delay=0.05)
+        await _endpoint(api, auth, slow.url)
+        stage = await start_app(roles=("worker",), worker_concurrency=0)
+        del stage
+        for _ in range(12):
+            await publish(event_type=PaymentCreatedV1)
+        await start_app(roles=("worker",), max_concurrency_per_endpoint=3)
+
+        async def done() -> bool:
+            rows = await _deliveries(api, auth)
+            return Counter(r["status"] for r in rows)["succeeded"] == 12
+
+        await eventually(done, 10)
+        assert slow.max_concurrent == 3
+        assert len(slow.hits) == 12
+
+
+class TestIngestBatch:
+    async def test_one_transaction_stores_a_batch_once_even_with_duplicates(
+        self, start_app, auth, receiver, make_event, count
+    ) -> None:
+        api = await start_app(roles=("api",), worker_concurrency=0)
+        await _endpoint(api, auth, (await receiver()).url)
+        deps = api.app[deps_key]
+        seen, fresh = make_event(event_type=PaymentCreatedV1), make_event(event_type=PaymentCreatedV1)
+        other_tenant = make_event("ten_b", event_type=PaymentCreatedV1)
+        assert await ingest_events(deps, [seen]) == [1]
+
+        created = await ingest_events(deps, [seen, fresh, fresh, other_tenant])
+
+        assert created == [0, 1, 0, 0]
+        assert await count("webhook_events") == 3
+        assert await count("webhook_deliveries") == 2
