@@ -7,7 +7,7 @@ from pathlib import Path
 
 from billing_runtime.bus import MemoryBus
 from billing_runtime.running import configure_logging, serve
-from billing_runtime.running import run as run_loop
+from billing_runtime.running import run as run_loop  # `run` here is the platform's own coroutine
 
 from billing_embedded.platform import EmbeddedConfig, build_apps, build_config, migrate
 

@@ -129,6 +129,14 @@ async def execute_together(session: AsyncSession, writes: Sequence[Write]) -> No
 # Guarded writes: the writes happen only if a guard row could be inserted.
 
 
+def _chained_params(writes: Sequence[InsertRows | UpdateRows], guard: InsertRows | None) -> dict[str, Any]:
+    """The values of a chained (or guarded) statement, keyed as ``_chained``/``_guarded`` name them."""
+    params = _params(guard, "g_") if guard is not None else {}
+    for i, write in enumerate(writes):
+        params.update(_params(write, f"w{i}_"))
+    return params
+
+
 def _guard_insert(shape: _Shape, prefix: str, dialect: str) -> Insert:
     _kind, table, keys, _count = shape
     assert isinstance(table, Table)
@@ -186,9 +194,7 @@ async def execute_guarded(session: AsyncSession, guard: InsertRows, writes: Sequ
         for write in writes:
             await session.execute(_statement(_shape(write), "w0_"), _params(write, "w0_"))
         return True
-    params = _params(guard, "g_")
-    for i, write in enumerate(writes):
-        params.update(_params(write, f"w{i}_"))
+    params = _chained_params(writes, guard)
     stmt = _guarded(guard_shape, tuple(_shape(write) for write in writes))
     return bool((await session.execute(stmt, params)).scalar_one())
 
@@ -230,13 +236,10 @@ async def execute_alone(
     if engine.dialect.name != "postgresql":
         raise ValueError("execute_alone is for PostgreSQL; elsewhere use a session")
     shapes = tuple(_shape(write) for write in writes)
-    params: dict[str, Any] = {}
-    for i, write in enumerate(writes):
-        params.update(_params(write, f"w{i}_"))
+    params = _chained_params(writes, guard)
     if guard is not None:
         if len(guard.rows) != 1:
             raise ValueError("the guard is exactly one row")
-        params.update(_params(guard, "g_"))
         stmt: ClauseElement = _guarded(_shape(guard), shapes)
     elif shapes:
         stmt = _chained(shapes)
