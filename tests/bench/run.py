@@ -28,6 +28,7 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+import cpu  # the bench's own helper, beside this file (the script's directory is on sys.path)
 import uvloop
 
 BIN = Path(sys.executable).parent
@@ -115,8 +116,9 @@ class Load:
                 self.errors += 1
         return time.perf_counter() - started
 
-    async def closed_loop(self, clients: int, seconds: float) -> float:
-        """Payments/s with ``clients`` concurrent clients, each sending the next request on completion."""
+    async def closed_loop(self, clients: int, seconds: float, procs: list[Proc]) -> tuple[float, dict[str, float]]:
+        """Payments/s with ``clients`` concurrent clients, each sending the next request on completion,
+        and the CPU milliseconds each process group spent per payment meanwhile."""
         connector = aiohttp.TCPConnector(limit=clients)
         async with aiohttp.ClientSession(connector=connector) as session:
             for _ in range(50):  # warm-up
@@ -130,9 +132,12 @@ class Load:
                     await self.one(session)
                     done += 1
 
+            groups = {"load generator": os.getpid(), **{p.name: p.popen.pid for p in procs}}
+            before = cpu.snapshot(groups)
             started = time.perf_counter()
             await asyncio.gather(*(client() for _ in range(clients)))
-            return done / (time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            return done / elapsed, cpu.per_unit_ms(before, cpu.snapshot(groups), done)
 
     async def open_loop(self, rate: float, seconds: float) -> tuple[float, float, float]:
         """p50, p99 (ms) and achieved rate when requests start on a fixed schedule, whatever the latency."""
@@ -156,7 +161,7 @@ class Load:
 
 
 async def measure(label: str, load: Load, procs: list[Proc], args: argparse.Namespace) -> dict[str, object]:
-    throughput = await load.closed_loop(64, args.seconds)
+    throughput, cpu_ms = await load.closed_loop(64, args.seconds, procs)
     p50, p99, achieved = await load.open_loop(args.rate, args.seconds)
     result = {
         "target": label,
@@ -166,6 +171,7 @@ async def measure(label: str, load: Load, procs: list[Proc], args: argparse.Name
         "offered_rate": args.rate,
         "achieved_rate": round(achieved, 1),
         "errors": load.errors,
+        "cpu_ms_per_payment_at_saturation": cpu_ms,
         "peak_rss_mib": {p.name: round(p.peak_rss_mib(), 1) for p in procs},
     }
     print(json.dumps(result), flush=True)
@@ -306,6 +312,8 @@ async def main() -> None:
     print(f"{'p99 ms at ' + str(args.rate) + '/s':38}{base['p99_ms_at_rate']:>12}{ours['p99_ms_at_rate']:>12}")
     print(f"throughput ratio platform/baseline: {ratio:.1%} (target ≥ 35%)")
     print(f"peak RSS MiB: baseline {base['peak_rss_mib']}, platform {ours['peak_rss_mib']}")
+    print(f"CPU ms per payment at saturation: baseline {cpu.describe(base['cpu_ms_per_payment_at_saturation'])}")  # type: ignore[arg-type]
+    print(f"                                  platform {cpu.describe(ours['cpu_ms_per_payment_at_saturation'])}")  # type: ignore[arg-type]
     print(f"errors: baseline {base['errors']}, platform {ours['errors']}")
 
 
