@@ -64,6 +64,18 @@ class TestRabbitBus:
         await asyncio.sleep(0.3)
         assert [(m.message_id, m.body) for m in got] == [("evt_1", b'{"x":1}')]
 
+    async def test_an_event_nobody_subscribes_to_is_dropped_by_the_broker_not_sent_back(self, buses) -> None:
+        publisher, _ = buses
+        returned: list[object] = []
+        await publisher.publish(Message("warmup.thing.v1", b"{}", "evt_0"))  # opens the publishing channel
+        publisher._publish_channel.return_callbacks.add(lambda _channel, message: returned.append(message))
+
+        # Confirmed: with mandatory publishing the broker would have sent the message back before this.
+        assert await publisher.publish_many([Message("nobody.listens.v1", b'{"x":1}', "evt_1")]) == [None]
+        await publisher.publish(Message("nobody.listens.v1", b"{}", "evt_2"))
+
+        assert returned == []
+
     async def test_a_batch_reaches_the_queue_in_publish_order(self, buses, queue_name) -> None:
         publisher, consumer = buses
         got: list[str] = []

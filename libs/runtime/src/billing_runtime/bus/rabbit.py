@@ -86,7 +86,8 @@ class RabbitBus:
         return exchange
 
     async def _publish(self, exchange: AbstractExchange, message: Message) -> None:
-        # mandatory=False: an event nobody subscribes to yet is not an error for the publisher.
+        # mandatory=False (aio-pika's default is True): an event nobody subscribes to yet is not an error
+        # for the publisher, and the broker would otherwise send every such message back in full.
         await exchange.publish(
             aio_pika.Message(
                 body=message.body,
@@ -96,6 +97,7 @@ class RabbitBus:
                 headers=dict(message.headers),
             ),
             routing_key=message.routing_key,
+            mandatory=False,
             timeout=self.publish_timeout,
         )
 
