@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
@@ -23,6 +24,7 @@ def run(main: Coroutine[Any, Any, None]) -> None:
     """``asyncio.run`` on uvloop where it is installed (every service entry point goes through here):
     the services spend much of each request in the event loop and its socket calls, which libuv does
     in C. Falls back to the standard loop elsewhere (e.g. Windows)."""
+    settle_heap()
     try:
         import uvloop
     except ImportError:  # pragma: no cover - only on platforms without uvloop
@@ -30,6 +32,22 @@ def run(main: Coroutine[Any, Any, None]) -> None:
         return
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main)
+
+
+# Young-generation collections every this many allocations instead of CPython's 700: a request
+# allocates hundreds of short-lived objects, and the default had the collector running several times
+# per request (~4 % of payments-api's CPU under load, measured with py-spy --native).
+GC_GEN0_THRESHOLD = 10_000
+
+
+def settle_heap() -> None:
+    """Move what exists at start-up (imported modules, classes, compiled SQL) out of the cyclic garbage
+    collector's view (``gc.freeze``): it lives as long as the process, and rescanning it in every full
+    collection is pure cost. Collection itself stays on for what requests create."""
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
 def configure_logging(level: str = "INFO") -> None:
