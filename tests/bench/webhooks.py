@@ -27,6 +27,7 @@ import uvloop
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cpu
 from billing_contracts.events import PaymentCreatedV1, PaymentData, PaymentSnapshot
 from providers_svc.adapters.sandbox import sign as sandbox_sign
 from run import BIN, RABBIT, SECRET, Proc, free_port, pg_url, recreate, spawn, stop, wait_ready
@@ -238,8 +239,15 @@ async def deliveries_per_second(
 
 
 async def callback_latency(
-    http: aiohttp.ClientSession, gw: str, admin: str, receiver: Receiver, url: str, rate: float, n: int
-) -> tuple[float, float, int]:
+    http: aiohttp.ClientSession,
+    gw: str,
+    admin: str,
+    receiver: Receiver,
+    url: str,
+    rate: float,
+    n: int,
+    groups: dict[str, int],
+) -> tuple[float, float, int, dict[str, float]]:
     _, token = await tenant_token(http, gw, admin)
     await add_endpoint(http, gw, token, url, ["payment.succeeded"])
     auth = {"Authorization": f"Bearer {token}"}
@@ -276,6 +284,7 @@ async def callback_latency(
         ) as r:
             assert r.status == 200, await r.text()
 
+    before = cpu.snapshot(groups)
     started = time.perf_counter()
     tasks = []
     for i, (payment_id, ptx) in enumerate(prepared):
@@ -287,11 +296,12 @@ async def callback_latency(
     deadline = time.perf_counter() + 60
     while time.perf_counter() < deadline and not all(p in receiver.by_payment for p, _ in prepared):
         await asyncio.sleep(0.05)
+    cpu_ms = cpu.per_unit_ms(before, cpu.snapshot(groups), n)
     latencies = sorted((receiver.by_payment[p] - sent[p]) * 1000 for p, _ in prepared if p in receiver.by_payment)
     if not latencies:
-        return float("nan"), float("nan"), 0
+        return float("nan"), float("nan"), 0, cpu_ms
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return statistics.median(latencies), p99, len(latencies)
+    return statistics.median(latencies), p99, len(latencies), cpu_ms
 
 
 async def main() -> None:
@@ -307,8 +317,13 @@ async def main() -> None:
     procs, gw, admin = await start_platform(logs)
     try:
         async with aiohttp.ClientSession() as http:
+            groups = {"load generator + receiver": os.getpid(), **{p.name: p.popen.pid for p in procs}}
+            before = cpu.snapshot(groups)
             dps = await deliveries_per_second(http, gw, admin, receiver, url, args.events)
-            p50, p99, got = await callback_latency(http, gw, admin, receiver, url, args.rate, args.payments)
+            cpu_per_delivery = cpu.per_unit_ms(before, cpu.snapshot(groups), args.events)
+            p50, p99, got, cpu_per_payment = await callback_latency(
+                http, gw, admin, receiver, url, args.rate, args.payments, groups
+            )
         rss = {p.name: round(p.peak_rss_mib(), 1) for p in procs}
     finally:
         stop(procs)
@@ -320,6 +335,9 @@ async def main() -> None:
         "rate": args.rate,
         "payments": args.payments,
         "webhooks_received": got,
+        # CPU per unit of work over each phase, by process: where a 2-core budget goes.
+        "cpu_ms_per_delivery": cpu_per_delivery,
+        "cpu_ms_per_callback_to_webhook": cpu_per_payment,
         "peak_rss_mib": rss,
         "targets": {"deliveries_per_s>=1000": dps >= 1000, "p99_ms<250": p99 < 250},
     }
