@@ -5,9 +5,17 @@ from datetime import UTC, datetime
 
 import pytest
 from billing_runtime.db import create_engine, make_sessionmaker
-from billing_runtime.writes import InsertRows, UpdateRows, execute_alone, execute_guarded, execute_together
+from billing_runtime.writes import (
+    InsertRows,
+    UpdateRows,
+    execute_alone,
+    execute_guarded,
+    execute_statement_alone,
+    execute_together,
+)
+from sqlalchemy import String, any_, bindparam, delete, select
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -122,6 +130,16 @@ class TestExecuteAlone:
             await execute_alone(engine, [InsertRows(schema.outbox, [_row("dup")])], guard)
         async with engine.connect() as conn:
             assert (await conn.execute(select(schema.applied.c.event_id))).all() == []
+
+    async def test_one_prepared_statement_returns_its_rows_and_an_array_parameter_matches_a_list(
+        self, engine, schema
+    ) -> None:
+        await execute_alone(engine, [InsertRows(schema.outbox, [_row("e1"), _row("e2"), _row("e3")])])
+        t = schema.outbox
+        stmt = delete(t).where(t.c.event_id == any_(bindparam("ids", type_=ARRAY(String())))).returning(t.c.event_id)
+        assert sorted(await execute_statement_alone(engine, stmt, {"ids": ["e1", "e3", "nope"]})) == [("e1",), ("e3",)]
+        assert await execute_statement_alone(engine, stmt, {"ids": ["e1"]}) == []  # the same SQL, reused
+        assert [event_id for event_id, _ in await _outbox(engine, schema)] == ["e2"]
 
     async def test_is_refused_outside_postgresql(self, tmp_path, schema) -> None:
         lite = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'alone.db'}")

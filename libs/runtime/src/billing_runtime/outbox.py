@@ -20,16 +20,21 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    any_,
+    bindparam,
     delete,
     func,
+    null,
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import ClauseElement
 
 from billing_runtime.bus.base import Bus, Message
 from billing_runtime.db import UTCDateTime, is_postgres
-from billing_runtime.writes import InsertRows
+from billing_runtime.writes import InsertRows, execute_statement_alone
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +100,7 @@ class OutboxRelay:
         self.lease = lease
         self.on_published = on_published
         self._wake = asyncio.Event()
+        self._statements = _PostgresStatements(table) if is_postgres(engine) else None
 
     def wake(self) -> None:
         """Ask the relay to look at the outbox now (called after a commit that wrote events)."""
@@ -108,6 +114,10 @@ class OutboxRelay:
         t = self.table
         token = secrets.token_hex(8)
         now = utcnow()
+        if self._statements is not None:
+            params = {"now": now, "limit": self.batch_size, "token": token, "until": now + self.lease}
+            rows = await execute_statement_alone(self.engine, self._statements.claim, params)
+            return token, sorted(rows)  # type: ignore[arg-type]
         due = (
             select(t.c.id)
             .where((t.c.claimed_until.is_(None)) | (t.c.claimed_until < now))
@@ -146,6 +156,21 @@ class OutboxRelay:
             log.warning(
                 "publishing %d of %d events failed; they stay in the outbox", len(failed), len(rows), exc_info=first
             )
+        await self._settle(token, published, failed)
+        if self.on_published is not None and published:
+            self.on_published(len(published))
+        if failed:
+            raise ConnectionError(f"{len(failed)} events not published")
+        return len(published)
+
+    async def _settle(self, token: str, published: list[int], failed: list[int]) -> None:
+        """Delete what was published and hand back what was not, only rows this pass still leases."""
+        if self._statements is not None:
+            if published:
+                await execute_statement_alone(self.engine, self._statements.delete, {"ids": published, "token": token})
+            if failed:
+                await execute_statement_alone(self.engine, self._statements.release, {"ids": failed, "token": token})
+            return
         t = self.table
         async with self.engine.begin() as conn:
             if published:
@@ -154,11 +179,6 @@ class OutboxRelay:
                 await conn.execute(
                     update(t).where(t.c.id.in_(failed), t.c.claim_token == token).values(claimed_until=None)
                 )
-        if self.on_published is not None and published:
-            self.on_published(len(published))
-        if failed:
-            raise ConnectionError(f"{len(failed)} events not published")
-        return len(published)
 
     async def run(self) -> None:
         """Relay forever: drain, then sleep until woken or the poll interval passes."""
@@ -176,6 +196,34 @@ class OutboxRelay:
                 continue
             await wait_or_timeout(self._wake, self.poll_interval)
             self._wake.clear()
+
+
+class _PostgresStatements:
+    """The relay's statements on PostgreSQL, built once per relay: each runs as a transaction of its
+    own (``execute_statement_alone``), so a pass costs three round trips (claim, publish, delete)
+    instead of seven, and no per-pass SQL compilation. At a few events per pass, as on every
+    low-rate hop of the money path, that overhead was most of the relay's cost."""
+
+    def __init__(self, t: Table) -> None:
+        ids = bindparam("ids", type_=ARRAY(BigInteger()))
+        token = bindparam("token", type_=String())
+        due = (
+            select(t.c.id)
+            .where(t.c.claimed_until.is_(None) | (t.c.claimed_until < bindparam("now", type_=t.c.claimed_until.type)))
+            .order_by(t.c.id)
+            .limit(bindparam("limit", type_=Integer()))
+            .with_for_update(skip_locked=True)
+        )
+        self.claim: ClauseElement = (
+            update(t)
+            .where(t.c.id.in_(due.scalar_subquery()))
+            .values(claim_token=token, claimed_until=bindparam("until", type_=t.c.claimed_until.type))
+            .returning(t.c.id, t.c.event_id, t.c.routing_key, t.c.body)
+        )
+        self.delete: ClauseElement = delete(t).where(t.c.id == any_(ids), t.c.claim_token == token)
+        self.release: ClauseElement = (
+            update(t).where(t.c.id == any_(ids), t.c.claim_token == token).values(claimed_until=null())
+        )
 
 
 async def wait_or_timeout(event: asyncio.Event, seconds: float) -> None:

@@ -245,8 +245,21 @@ async def execute_alone(
         stmt = _chained(shapes)
     else:
         return True
+    rows = await execute_statement_alone(engine, stmt, params)
+    return bool(rows[0][0]) if guard is not None else True
+
+
+async def execute_statement_alone(
+    engine: AsyncEngine, stmt: ClauseElement, params: Mapping[str, Any]
+) -> list[tuple[Any, ...]]:
+    """Run one statement as a transaction of its own on PostgreSQL (it commits itself: no BEGIN and
+    COMMIT round trips) and return its rows, if any (raw driver values: no result processing).
+
+    ``stmt`` must be built once and reused (it is compiled once per object, then sent as driver SQL),
+    with every value a ``bindparam`` named in ``params``; a list goes in as one array parameter
+    (``= ANY(...)``), never as an IN list whose length would change the SQL."""
     prepared = _prepared(stmt, engine.dialect)
     async with engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         result = await conn.exec_driver_sql(prepared.sql, prepared.args(params))
-        return bool(result.scalar_one()) if guard is not None else True
+        return [tuple(row) for row in result.fetchall()] if result.returns_rows else []
