@@ -149,7 +149,10 @@ def create_app(
 
         async def listen(_app: web.Application) -> AsyncIterator[None]:
             # Polling still runs beside it, so a lost notification only delays a delivery.
-            close = await listen_for_notifications(settings.database_url, WAKE_CHANNEL, woken.wake)
+            # Its own NOTIFYs are skipped: whoever sent them has already woken this worker directly.
+            close = await listen_for_notifications(
+                settings.database_url, WAKE_CHANNEL, woken.wake, ignore=notifier.sent if notifier else None
+            )
             yield
             result = close()
             if asyncio.iscoroutine(result):

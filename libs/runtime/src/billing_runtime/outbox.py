@@ -249,14 +249,22 @@ class Notifier:
         self.channel = channel
         self.min_interval = min_interval
         self._wanted = asyncio.Event()
+        # The PostgreSQL backend that sends our NOTIFYs, once connected: a listener in the same process
+        # can tell its own notifications (the process already woke itself) from other processes'.
+        self.server_pid: int | None = None
 
     def request(self) -> None:
         self._wanted.set()
+
+    def sent(self, pid: int) -> bool:
+        """Whether a notification from backend ``pid`` is one of ours."""
+        return pid == self.server_pid
 
     async def run(self) -> None:
         import asyncpg  # local import: SQLite deployments never need it
 
         conn = await asyncpg.connect(self.url)
+        self.server_pid = conn.get_server_pid()
         try:
             while True:
                 await self._wanted.wait()
@@ -267,13 +275,20 @@ class Notifier:
             await conn.close()
 
 
-async def listen_for_notifications(url: str, channel: str, callback: Callable[[], None]) -> Callable[[], object]:
-    """Subscribe to PostgreSQL NOTIFY on ``channel`` with a dedicated asyncpg connection.
+async def listen_for_notifications(
+    url: str, channel: str, callback: Callable[[], None], *, ignore: Callable[[int], bool] | None = None
+) -> Callable[[], object]:
+    """Subscribe to PostgreSQL NOTIFY on ``channel`` with a dedicated asyncpg connection; ``ignore``
+    drops notifications by the sending backend's pid (e.g. ``Notifier.sent``: this process's own).
 
     Returns an async closer. Polling still runs beside it, so a lost notification only delays an event.
     """
     import asyncpg  # local import: SQLite deployments never need it
 
+    def on_notify(_conn: object, pid: int, _channel: str, _payload: str) -> None:
+        if ignore is None or not ignore(pid):
+            callback()
+
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
-    await conn.add_listener(channel, lambda *_args: callback())
+    await conn.add_listener(channel, on_notify)
     return conn.close

@@ -66,11 +66,13 @@ class Plumbing:
         self._tasks.append((name, factory))
 
     def after_commit(self) -> None:
-        """Called by a UoW whose commit wrote events: wake this process's relay and, on PostgreSQL,
-        the relays of other processes (API processes usually run none of their own)."""
+        """Called by a UoW whose commit wrote events: wake this process's relay or, in a process that
+        runs none (an API process), on PostgreSQL, the relays of other processes. Any one relay
+        publishes every row, so a process with its own sends no NOTIFY (one statement and a wake-up of
+        every listener saved per burst of commits)."""
         if self.relay is not None:
             self.relay.wake()
-        if self.notifier is not None:
+        elif self.notifier is not None:
             self.notifier.request()
 
     async def check_database(self) -> None:
@@ -98,7 +100,7 @@ class Plumbing:
         tasks: list[asyncio.Task[None]] = []
         closers: list[Callable[[], object]] = []
         try:
-            if self.outbox is not None and is_postgres(engine):
+            if self.outbox is not None and not self.run_relay and is_postgres(engine):
                 self.notifier = Notifier(self.database_url, self.notify_channel)
                 tasks.append(
                     asyncio.create_task(self._guard("notifier", self.notifier.run), name=f"{self.service}:notify")

@@ -1,0 +1,59 @@
+"""Wake-ups over PostgreSQL NOTIFY/LISTEN on the real server: a listener hears other processes'
+notifications and, when told, skips the ones its own process sent (which already woke it directly)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+from billing_runtime.outbox import Notifier, listen_for_notifications
+from billing_runtime.testing import PG_DSN, require_port
+
+
+@contextlib.asynccontextmanager
+async def running(notifier: Notifier) -> AsyncIterator[Notifier]:
+    task = asyncio.create_task(notifier.run())
+    try:
+        while notifier.server_pid is None:
+            await asyncio.sleep(0.01)
+        yield notifier
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@pytest.fixture
+def channel() -> str:
+    require_port("127.0.0.1", 5432, "PostgreSQL")
+    return f"wake_{secrets.token_hex(4)}"
+
+
+async def test_a_listener_skips_its_own_processes_notifications_but_hears_the_others(channel) -> None:
+    heard = asyncio.Event()
+    async with running(Notifier(PG_DSN, channel)) as ours, running(Notifier(PG_DSN, channel)) as theirs:
+        close = await listen_for_notifications(PG_DSN, channel, heard.set, ignore=ours.sent)
+        try:
+            ours.request()
+            await asyncio.sleep(0.3)  # delivered on loopback within milliseconds, had it not been skipped
+            assert not heard.is_set()
+            theirs.request()
+            async with asyncio.timeout(5):
+                await heard.wait()
+        finally:
+            await close()
+
+
+async def test_without_a_filter_every_notification_wakes_the_listener(channel) -> None:
+    heard = asyncio.Event()
+    async with running(Notifier(PG_DSN, channel)) as ours:
+        close = await listen_for_notifications(PG_DSN, channel, heard.set)
+        try:
+            ours.request()
+            async with asyncio.timeout(5):
+                await heard.wait()
+        finally:
+            await close()
