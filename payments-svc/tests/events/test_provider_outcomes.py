@@ -1,5 +1,7 @@
 """Provider outcome events move payments exactly once (inbox), and only along the state machine."""
 
+import asyncio
+
 from billing_contracts.events import ProviderPaymentFailedV1, ProviderPaymentOutcome, ProviderPaymentSucceededV1
 from billing_runtime.bus import Message
 from billing_runtime.metrics import Metrics
@@ -61,6 +63,36 @@ class TestProviderOutcomes:
         assert await count("inbox") == 1
         events = await (await client.get("/v1/events?type=payment.succeeded", headers=auth())).json()
         assert len(events["data"]) == 1
+
+    async def test_concurrent_redeliveries_apply_once(self, app, client, auth, new_payment, count, clean_db) -> None:
+        payment = await _pending_payment(client, auth, new_payment)
+        handle = provider_outcome_handler(app[lifecycle_deps_key], Metrics("t"))
+        message = _message(_outcome(payment))
+        await asyncio.gather(*(handle(message) for _ in range(5)))
+        assert await count("inbox") == 1
+        async with clean_db.connect() as conn:
+            moves = (
+                (
+                    await conn.execute(
+                        select(PaymentStatusChange.to_status).where(PaymentStatusChange.payment_id == payment["id"])
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        assert moves.count("SUCCEEDED") == 1
+        events = await (await client.get("/v1/events?type=payment.succeeded", headers=auth())).json()
+        assert len(events["data"]) == 1
+
+    async def test_a_redelivered_anomaly_is_recorded_once(self, app, client, auth, new_payment, clean_db) -> None:
+        payment = await _pending_payment(client, auth, new_payment)
+        handle = provider_outcome_handler(app[lifecycle_deps_key], Metrics("t"))
+        message = _message(_outcome(payment, amount=1))
+        await handle(message)
+        await handle(message)
+        async with clean_db.connect() as conn:
+            reasons = (await conn.execute(select(PaymentStatusChange.reason))).scalars().all()
+        assert len([r for r in reasons if r and r.startswith("anomaly")]) == 1
 
     async def test_failure_records_the_reason(self, app, client, auth, new_payment) -> None:
         payment = await _pending_payment(client, auth, new_payment)

@@ -9,6 +9,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_runtime.db import UTCDateTime
+from billing_runtime.writes import InsertRows
 
 
 def inbox_table(metadata: MetaData) -> Table:
@@ -30,3 +31,9 @@ async def record_once(session: AsyncSession, table: Table, consumer: str, messag
     stmt = insert(table).values(**values).on_conflict_do_nothing()
     result = await session.execute(stmt)
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def inbox_row(table: Table, consumer: str, message_id: str) -> InsertRows:
+    """The inbox row for a message, as the guard of ``UnitOfWork.commit_unless_exists``: the unit's
+    writes commit with it only if the message was never processed."""
+    return InsertRows(table, [{"consumer": consumer, "message_id": message_id, "received_at": utcnow()}])

@@ -62,6 +62,13 @@ def _column_values(obj: Payment) -> dict[str, Any]:
     return {column: getattr(obj, attr) for column, attr in _payment_columns()}
 
 
+def payment_update(payment: Payment, columns: tuple[str, ...]) -> UpdateRows:
+    """The UPDATE of ``columns`` of a payment, with the values its object holds now, for ``uow.write``
+    (a payment loaded and then expunged, whose change must be guarded with the rest of its unit)."""
+    values = _column_values(payment)
+    return UpdateRows(Payment.__table__, {"id": payment.id}, {column: values[column] for column in columns})
+
+
 def history_insert(
     *,
     payment_id: str,
