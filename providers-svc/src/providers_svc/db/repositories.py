@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from billing_runtime.ids import new_id
+from billing_runtime.writes import InsertRows, UpdateRows
 from sqlalchemy import Select, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -145,8 +146,10 @@ class TransactionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def get(self, txn_id: str) -> Transaction | None:
+    async def get(self, txn_id: str, *, for_update: bool = False) -> Transaction | None:
         stmt = select(ProviderTransactionRow).where(ProviderTransactionRow.id == txn_id)
+        if for_update:
+            stmt = stmt.with_for_update()
         row = (await self._session.execute(stmt.execution_options(populate_existing=True))).scalar_one_or_none()
         return to_transaction(row) if row is not None else None
 
@@ -161,24 +164,46 @@ class TransactionRepository:
         now: datetime,
     ) -> bool:
         """pending → final, guarded in the database (PRV-3); False when it was already final."""
-        values: dict[str, Any] = {
-            "status": status.value,
-            "failure_code": failure_code,
-            "failure_message": failure_message,
-            "updated_at": now,
-        }
-        if provider_reference is not None:
-            values["provider_reference"] = provider_reference
-        result = await self._session.execute(
+        write = settle_update(
+            txn_id,
+            status,
+            provider_reference=provider_reference,
+            failure_code=failure_code,
+            failure_message=failure_message,
+            now=now,
+        )
+        stmt = (
             update(ProviderTransactionRow)
-            .where(
-                ProviderTransactionRow.id == txn_id,
-                ProviderTransactionRow.status == TransactionStatus.PENDING.value,
-            )
-            .values(**values)
+            .where(*(ProviderTransactionRow.__table__.c[k] == v for k, v in write.where.items()))
+            .values(**write.values)
             .execution_options(synchronize_session=False)
         )
+        result = await self._session.execute(stmt)
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def settle_update(
+    txn_id: str,
+    status: TransactionStatus,
+    *,
+    provider_reference: str | None,
+    failure_code: str | None,
+    failure_message: str | None,
+    now: datetime,
+) -> UpdateRows:
+    """The write that moves a pending transaction to its final ``status`` (PRV-3: only while pending),
+    for ``uow.write`` or ``TransactionRepository.settle``."""
+    values: dict[str, Any] = {
+        "status": status.value,
+        "failure_code": failure_code,
+        "failure_message": failure_message,
+        "updated_at": now,
+    }
+    if provider_reference is not None:
+        values["provider_reference"] = provider_reference
+    return UpdateRows(
+        ProviderTransactionRow.__table__, {"id": txn_id, "status": TransactionStatus.PENDING.value}, values
+    )
 
 
 @dataclass(frozen=True)
@@ -199,19 +224,8 @@ class ProviderEventRepository:
     async def record_once(self, event: IncomingEvent, now: datetime) -> str | None:
         """Insert the event; return its row id, or None when ``(provider, external_id)`` was seen before."""
         row_id = new_id("pev")
-        inserted = await _insert_ignore(
-            self._session,
-            ProviderEventRow,
-            {
-                "id": row_id,
-                "provider": event.provider,
-                "external_id": event.external_id,
-                "event_type": event.event_type,
-                "transaction_id": event.transaction_id,
-                "payload": event.payload,
-                "received_at": now,
-            },
-        )
+        row = provider_event_insert(row_id, event, now, None).rows[0]
+        inserted = await _insert_ignore(self._session, ProviderEventRow, dict(row))
         return row_id if inserted else None
 
     async def set_result(self, row_id: str, result: str) -> None:
@@ -326,3 +340,20 @@ class SandboxChargeRepository:
             .values(claim_token=None, claimed_until=None, **values)
             .execution_options(synchronize_session=False)
         )
+
+
+def provider_event_insert(row_id: str, event: IncomingEvent, now: datetime, result: str | None) -> InsertRows:
+    """The ``provider_events`` row of an incoming event; as the guard of
+    ``UnitOfWork.commit_unless_exists`` it makes the unit's writes happen once per
+    ``(provider, external_id)``."""
+    row = {
+        "id": row_id,
+        "provider": event.provider,
+        "external_id": event.external_id,
+        "event_type": event.event_type,
+        "transaction_id": event.transaction_id,
+        "payload": event.payload,
+        "received_at": now,
+        "result": result,
+    }
+    return InsertRows(ProviderEventRow.__table__, [row])

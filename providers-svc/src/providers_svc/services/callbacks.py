@@ -14,9 +14,16 @@ from billing_contracts.events.providers import (
     ProviderPaymentOutcome,
     ProviderPaymentSucceededV1,
 )
+from billing_runtime.ids import new_id
 
-from providers_svc.db.repositories import IncomingEvent
-from providers_svc.domain.transactions import CallbackResult, Transaction, Verdict, late_verdict_result
+from providers_svc.db.repositories import IncomingEvent, provider_event_insert, settle_update
+from providers_svc.domain.transactions import (
+    CallbackResult,
+    Transaction,
+    TransactionStatus,
+    Verdict,
+    late_verdict_result,
+)
 from providers_svc.services.uow import ProvidersUnitOfWork, UowFactory
 
 log = logging.getLogger(__name__)
@@ -44,10 +51,15 @@ async def handle_notice(
     uow_factory: UowFactory, notice: ProviderNotice, *, clock: Callable[[], datetime] = utcnow
 ) -> CallbackResult:
     """Record ``notice`` once and apply it. Nothing is written for an unknown transaction or a notice
-    whose amount disagrees with ours; a duplicate writes nothing either (PRV-1, PRV-4)."""
+    whose amount disagrees with ours; a duplicate writes nothing either (PRV-1, PRV-4).
+
+    The transaction is read under its row lock and the outcome decided in memory; then the event row
+    (with its result), the transaction's move and the outcome event are one statement, all of it
+    conditional on the event row being new. Four round trips (BEGIN, the locking read, the writes,
+    COMMIT) instead of seven: every payment's callback comes through here."""
     now = clock()
     async with uow_factory() as uow:
-        txn = await uow.transactions.get(notice.transaction_id)
+        txn = await uow.transactions.get(notice.transaction_id, for_update=True)
         if txn is None or txn.provider != notice.provider:
             return CallbackResult.UNKNOWN_TRANSACTION
         if notice.verdict is not None and (notice.amount, notice.currency) != (txn.amount, txn.currency):
@@ -63,55 +75,54 @@ async def handle_notice(
                 txn.currency,
             )
             return CallbackResult.AMOUNT_MISMATCH
-        row_id = await uow.provider_events.record_once(
-            IncomingEvent(
-                provider=notice.provider,
-                external_id=notice.external_id,
-                event_type=notice.event_type,
-                transaction_id=txn.id,
-                payload=notice.payload,
-            ),
-            now,
-        )
-        if row_id is None:
-            return CallbackResult.DUPLICATE
+        row_id = new_id("pev")
         if notice.verdict is None:
             result = CallbackResult.IGNORED
+        elif txn.status is TransactionStatus.PENDING:
+            _apply(uow, txn, notice, notice.verdict, row_id, now)
+            result = CallbackResult.APPLIED
         else:
-            result = await _apply(uow, txn, notice, notice.verdict, row_id, now)
-        await uow.provider_events.set_result(row_id, result.value)
-        await uow.commit()
-    return result
-
-
-async def _apply(
-    uow: ProvidersUnitOfWork, txn: Transaction, notice: ProviderNotice, verdict: Verdict, row_id: str, now: datetime
-) -> CallbackResult:
-    failed = verdict is Verdict.FAILED
-    moved = await uow.transactions.settle(
-        txn.id,
-        verdict.status,
-        provider_reference=notice.provider_reference,
-        failure_code=notice.failure_code if failed else None,
-        failure_message=notice.failure_message if failed else None,
-        now=now,
-    )
-    if not moved:
-        # PRV-3: a final state never flips. The event row keeps the provider's word for the record.
-        current = await uow.transactions.get(txn.id)
-        assert current is not None
-        result = late_verdict_result(current.status, verdict)
+            # PRV-3: a final state never flips. The event row keeps the provider's word for the record.
+            result = late_verdict_result(txn.status, notice.verdict)
+        event = IncomingEvent(
+            provider=notice.provider,
+            external_id=notice.external_id,
+            event_type=notice.event_type,
+            transaction_id=txn.id,
+            payload=notice.payload,
+        )
+        if not await uow.commit_unless_exists(provider_event_insert(row_id, event, now, result.value)):
+            return CallbackResult.DUPLICATE
+    if result not in (CallbackResult.APPLIED, CallbackResult.IGNORED):
         level = logging.ERROR if result is CallbackResult.CONFLICT else logging.INFO
+        assert notice.verdict is not None
         log.log(
             level,
             "%s says %s for %s, already %s: %s",
             notice.provider,
-            verdict.value,
+            notice.verdict.value,
             txn.id,
-            current.status.value,
+            txn.status.value,
             result.value,
         )
-        return result
+    return result
+
+
+def _apply(
+    uow: ProvidersUnitOfWork, txn: Transaction, notice: ProviderNotice, verdict: Verdict, row_id: str, now: datetime
+) -> None:
+    """Queue pending → final and the outcome event (the caller holds the transaction's row lock)."""
+    failed = verdict is Verdict.FAILED
+    uow.write(
+        settle_update(
+            txn.id,
+            verdict.status,
+            provider_reference=notice.provider_reference,
+            failure_code=notice.failure_code if failed else None,
+            failure_message=notice.failure_message if failed else None,
+            now=now,
+        )
+    )
     outcome = ProviderPaymentOutcome(
         payment_id=txn.payment_id,
         provider=txn.provider,
@@ -124,4 +135,3 @@ async def _apply(
     )
     event_cls = ProviderPaymentFailedV1 if failed else ProviderPaymentSucceededV1
     uow.emit(event_cls(tenant_id=txn.tenant_id, correlation_id=txn.payment_id, causation_id=row_id, data=outcome))
-    return CallbackResult.APPLIED
