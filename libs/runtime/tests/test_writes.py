@@ -12,6 +12,7 @@ from billing_runtime.writes import (
     execute_guarded,
     execute_statement_alone,
     execute_together,
+    fetch_prepared,
 )
 from sqlalchemy import String, any_, bindparam, delete, select
 from sqlalchemy import exc as sa_exc
@@ -141,6 +142,21 @@ class TestExecuteAlone:
         assert await execute_statement_alone(engine, stmt, {"ids": ["e1"]}) == []  # the same SQL, reused
         assert [event_id for event_id, _ in await _outbox(engine, schema)] == ["e2"]
 
+    async def test_a_prepared_read_returns_typed_rows_by_column_key_on_both_databases(self, engine, schema, tmp_path):
+        t = schema.outbox
+        query = select(t.c.event_id, t.c.created_at).where(t.c.event_id == bindparam("id")).with_for_update()
+        lite = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'read.db'}")
+        try:
+            async with lite.begin() as conn:
+                await conn.run_sync(schema.metadata.create_all)
+            for db in (engine, lite):
+                await execute_together_on(db, [InsertRows(t, [_row("e1"), _row("e2")])])
+                async with make_sessionmaker(db)() as session, session.begin():
+                    assert await fetch_prepared(session, query, {"id": "e2"}) == [{"event_id": "e2", "created_at": NOW}]
+                    assert await fetch_prepared(session, query, {"id": "none"}) == []
+        finally:
+            await lite.dispose()
+
     async def test_is_refused_outside_postgresql(self, tmp_path, schema) -> None:
         lite = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'alone.db'}")
         try:
@@ -148,3 +164,8 @@ class TestExecuteAlone:
                 await execute_alone(lite, [InsertRows(schema.outbox, [_row("e1")])])
         finally:
             await lite.dispose()
+
+
+async def execute_together_on(engine: AsyncEngine, writes) -> None:  # type: ignore[no-untyped-def]
+    async with make_sessionmaker(engine)() as session, session.begin():
+        await execute_together(session, writes)

@@ -7,7 +7,7 @@ import functools
 from datetime import datetime
 from typing import Any
 
-from billing_runtime.writes import InsertRows, UpdateRows
+from billing_runtime.writes import InsertRows, UpdateRows, fetch_prepared
 from sqlalchemy import Insert, Select, bindparam, delete, func, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -50,6 +50,26 @@ class PaymentRepository:
             .order_by(PaymentStatusChange.id)
         )
         return list((await self.session.execute(stmt)).scalars())
+
+
+@functools.cache
+def _payment_for_update() -> Select[Any]:
+    table = Payment.__table__
+    return (
+        select(*table.c)
+        .where(table.c.id == bindparam("id"), table.c.tenant_id == bindparam("tenant_id"))
+        .with_for_update()
+    )
+
+
+async def payment_for_update(session: AsyncSession, tenant_id: str, payment_id: str) -> Payment | None:
+    """The payment, its row locked until the session's transaction ends, as an object outside the
+    session: changes to it are never flushed, they go out as explicit writes (``payment_update``).
+    Without the ORM's loading machinery: this read is on the path of every provider outcome."""
+    rows = await fetch_prepared(session, _payment_for_update(), {"id": payment_id, "tenant_id": tenant_id})
+    if not rows:
+        return None
+    return Payment(**{attr: rows[0][column] for column, attr in _payment_columns()})
 
 
 @functools.cache

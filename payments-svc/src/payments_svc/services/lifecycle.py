@@ -15,6 +15,7 @@ from payments_svc.db.models import Payment, inbox
 from payments_svc.db.repositories import (
     PaymentRepository,
     history_insert,
+    payment_for_update,
     payment_update,
     payments_due_for_expiry,
 )
@@ -69,13 +70,12 @@ async def apply_provider_outcome(
     outcome = event.data
     async with deps.uow() as uow:
         seen = inbox_row(inbox, PROVIDER_EVENTS_CONSUMER, event.event_id)
-        payment = await PaymentRepository(uow.session, event.tenant_id).get(outcome.payment_id, for_update=True)
+        # Outside the session: its changes go out as an explicit UPDATE, guarded like the rest.
+        payment = await payment_for_update(uow.session, event.tenant_id, outcome.payment_id)
         if payment is None:
             log.error("provider event %s names unknown payment %s", event.event_id, outcome.payment_id)
             await uow.commit_unless_exists(seen)
             return
-        # Changes to the loaded row are queued as an explicit UPDATE, guarded like the rest, never flushed.
-        uow.session.expunge(payment)
         succeeded = isinstance(event, ProviderPaymentSucceededV1)
         anomaly = _anomaly(payment, outcome.amount, outcome.currency, outcome.provider, succeeded)
         if anomaly is not None:

@@ -3,15 +3,17 @@ flush, never commit."""
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from billing_runtime.ids import new_id
-from billing_runtime.writes import InsertRows, UpdateRows
-from sqlalchemy import Select, select, update
+from billing_runtime.writes import InsertRows, UpdateRows, fetch_prepared
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,7 +33,13 @@ async def _insert_ignore(session: AsyncSession, model: type[Any], values: dict[s
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def to_transaction(row: ProviderTransactionRow) -> Transaction:
+@functools.cache
+def _transaction_for_update() -> Select[Any]:
+    table = ProviderTransactionRow.__table__
+    return select(*table.c).where(table.c.id == bindparam("id")).with_for_update()
+
+
+def to_transaction(row: ProviderTransactionRow | SimpleNamespace) -> Transaction:
     return Transaction(
         id=row.id,
         tenant_id=row.tenant_id,
@@ -146,12 +154,16 @@ class TransactionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def get(self, txn_id: str, *, for_update: bool = False) -> Transaction | None:
+    async def get(self, txn_id: str) -> Transaction | None:
         stmt = select(ProviderTransactionRow).where(ProviderTransactionRow.id == txn_id)
-        if for_update:
-            stmt = stmt.with_for_update()
         row = (await self._session.execute(stmt.execution_options(populate_existing=True))).scalar_one_or_none()
         return to_transaction(row) if row is not None else None
+
+    async def get_for_update(self, txn_id: str) -> Transaction | None:
+        """The transaction, its row locked until the unit's transaction ends. Read without the ORM
+        (every callback starts here), so it is never in the session: change it with writes."""
+        rows = await fetch_prepared(self._session, _transaction_for_update(), {"id": txn_id})
+        return to_transaction(SimpleNamespace(**rows[0])) if rows else None
 
     async def settle(
         self,

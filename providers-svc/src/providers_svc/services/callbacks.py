@@ -59,7 +59,7 @@ async def handle_notice(
     COMMIT) instead of seven: every payment's callback comes through here."""
     now = clock()
     async with uow_factory() as uow:
-        txn = await uow.transactions.get(notice.transaction_id, for_update=True)
+        txn = await uow.transactions.get_for_update(notice.transaction_id)
         if txn is None or txn.provider != notice.provider:
             return CallbackResult.UNKNOWN_TRANSACTION
         if notice.verdict is not None and (notice.amount, notice.currency) != (txn.amount, txn.currency):
