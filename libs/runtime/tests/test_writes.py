@@ -144,7 +144,12 @@ class TestExecuteAlone:
 
     async def test_a_prepared_read_returns_typed_rows_by_column_key_on_both_databases(self, engine, schema, tmp_path):
         t = schema.outbox
-        query = select(t.c.event_id, t.c.created_at).where(t.c.event_id == bindparam("id")).with_for_update()
+        # A value the statement carries itself (``!= "elsewhere"``) beside the named one.
+        query = (
+            select(t.c.event_id, t.c.created_at)
+            .where(t.c.event_id == bindparam("id"), t.c.routing_key != "elsewhere")
+            .with_for_update()
+        )
         lite = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'read.db'}")
         try:
             async with lite.begin() as conn:

@@ -45,6 +45,12 @@ class UnitOfWork:
         self._session: AsyncSession | None = None
 
     @property
+    def engine(self) -> AsyncEngine | None:
+        """The engine the unit's sessions bind to (for statements that run outside its transaction)."""
+        bind = self._sessionmaker.kw.get("bind")
+        return bind if isinstance(bind, AsyncEngine) else None
+
+    @property
     def session(self) -> AsyncSession:
         if self._session is None:
             self._session = self._sessionmaker()
@@ -113,8 +119,8 @@ class UnitOfWork:
             # Nothing was read or added: the writes are this unit's whole transaction, and on
             # PostgreSQL they are one statement, atomic and durable on its own. It commits itself (no
             # BEGIN and COMMIT round trips), sent without a session at all.
-            engine = self._sessionmaker.kw.get("bind")
-            if isinstance(engine, AsyncEngine) and is_postgres(engine) and _all_plain(writes):
+            engine = self.engine
+            if engine is not None and is_postgres(engine) and _all_plain(writes):
                 if not await execute_alone(engine, _plain(writes), guard):
                     return self._discard()
                 return self._committed()

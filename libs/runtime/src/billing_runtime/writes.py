@@ -212,13 +212,15 @@ class _Prepared:
     sql: str
     names: tuple[str, ...]
     processors: tuple[Callable[[Any], Any] | None, ...]
+    # The values the statement itself carries (``column == "pending"``), for names not in ``params``.
+    fixed: Mapping[str, Any]
     columns: tuple[str, ...] = ()
     results: tuple[Callable[[Any], Any] | None, ...] = ()
 
     def args(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        values = (params[name] if name in params else self.fixed[name] for name in self.names)
         return tuple(
-            params[name] if process is None else process(params[name])
-            for name, process in zip(self.names, self.processors, strict=True)
+            value if process is None else process(value) for value, process in zip(values, self.processors, strict=True)
         )
 
 
@@ -227,13 +229,15 @@ def _prepared(stmt: ClauseElement, dialect: Dialect) -> _Prepared:
     compiled = stmt.compile(dialect=dialect)
     names = tuple(compiled.positiontup or ())
     processors = tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names)
+    fixed = {n: compiled.binds[n].value for n in names if not compiled.binds[n].required}
     if not isinstance(stmt, Select):
-        return _Prepared(str(compiled), names, processors)
+        return _Prepared(str(compiled), names, processors, fixed)
     selected = list(stmt.selected_columns)
     return _Prepared(
         str(compiled),
         names,
         processors,
+        fixed,
         tuple(c.key for c in selected),
         tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in selected),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import secrets
@@ -26,7 +27,23 @@ from billing_contracts.envelope import new_event_id, utcnow
 from billing_contracts.signing import signature_header
 from billing_runtime.db import UTCDateTime
 from billing_runtime.outbox import wait_or_timeout
-from sqlalchemy import ColumnElement, Row, bindparam, func, insert, select, text, tuple_, update
+from billing_runtime.writes import execute_statement_alone
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Row,
+    Select,
+    String,
+    all_,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from webhook_dispatcher.crypto import SecretBox
@@ -85,6 +102,40 @@ RECORD_DELIVERY = (
 RELEASE_DELIVERY = (
     update(_deliveries).where(_deliveries.c.id == bindparam("b_id")).values(claim_token=None, claimed_until=None)
 )
+
+
+@functools.cache
+def _candidates() -> Select[tuple[str]]:
+    """The endpoints with the oldest due deliveries, up to ``:limit``, among the ``:window`` oldest due
+    deliveries of endpoints neither in ``:full`` nor leased by a worker other than ``:worker``: the
+    claim's first step on PostgreSQL, built once and sent as prepared driver SQL."""
+    d = _deliveries.c
+    now = bindparam("now", type_=UTCDateTime())
+    theirs = (
+        d.claim_token.is_not(None)
+        & (d.status == "pending")
+        & (d.claimed_until >= now)
+        & ~d.claim_token.startswith(bindparam("worker", type_=String()))
+    )
+    window = (
+        select(d.endpoint_id, d.next_attempt_at)
+        .where(
+            (d.status == "pending"),
+            d.next_attempt_at <= now,
+            d.claimed_until.is_(None) | (d.claimed_until < now),
+            d.endpoint_id != all_(bindparam("full", type_=ARRAY(String()))),
+            d.endpoint_id.not_in(select(d.endpoint_id).where(theirs)),
+        )
+        .order_by(d.next_attempt_at)
+        .limit(bindparam("window", type_=Integer()))
+        .subquery()
+    )
+    return (
+        select(window.c.endpoint_id)
+        .group_by(window.c.endpoint_id)
+        .order_by(func.min(window.c.next_attempt_at))
+        .limit(bindparam("limit", type_=Integer()))
+    )
 
 
 @dataclass(frozen=True)
@@ -377,31 +428,39 @@ class Dispatcher:
             & ~Delivery.claim_token.startswith(self.worker_id)
         )
         async with self.uow() as uow:
-            session = uow.session
-            postgres = session.get_bind().dialect.name == "postgresql"
+            engine = uow.engine
+            postgres = engine is not None and engine.dialect.name == "postgresql"
             # The oldest due deliveries only (index on status, next_attempt_at), never the whole backlog;
             # endpoints this worker cannot take now are left out first, so they cannot crowd out the
             # others (a worker never idles while an endpoint it could serve has due deliveries).
-            window = (
-                select(Delivery.endpoint_id, Delivery.next_attempt_at)
-                .where(
-                    due,
-                    Delivery.endpoint_id.not_in(full),
-                    Delivery.endpoint_id.not_in(select(Delivery.endpoint_id).where(theirs)),
+            if postgres:
+                assert engine is not None
+                # Advisory (re-checked under the locks below), so outside the transaction: a claim that
+                # finds nothing, the usual end of a claim loop, is then one statement, not three.
+                params = {"now": now, "worker": self.worker_id, "full": full, "window": limit * 4, "limit": limit}
+                endpoint_ids = [row[0] for row in await execute_statement_alone(engine, _candidates(), params)]
+            else:
+                window = (
+                    select(Delivery.endpoint_id, Delivery.next_attempt_at)
+                    .where(
+                        due,
+                        Delivery.endpoint_id.not_in(full),
+                        Delivery.endpoint_id.not_in(select(Delivery.endpoint_id).where(theirs)),
+                    )
+                    .order_by(Delivery.next_attempt_at)
+                    .limit(limit * 4)
+                    .subquery()
                 )
-                .order_by(Delivery.next_attempt_at)
-                .limit(limit * 4)
-                .subquery()
-            )
-            candidates = (
-                select(window.c.endpoint_id)
-                .group_by(window.c.endpoint_id)
-                .order_by(func.min(window.c.next_attempt_at))
-                .limit(limit)
-            )
-            endpoint_ids = list((await session.execute(candidates)).scalars())
+                candidates = (
+                    select(window.c.endpoint_id)
+                    .group_by(window.c.endpoint_id)
+                    .order_by(func.min(window.c.next_attempt_at))
+                    .limit(limit)
+                )
+                endpoint_ids = list((await uow.session.execute(candidates)).scalars())
             if not endpoint_ids:
                 return []
+            session = uow.session
             lock = select(Endpoint).where(
                 Endpoint.id.in_(endpoint_ids), Endpoint.enabled.is_(True), Endpoint.deleted_at.is_(None)
             )
