@@ -253,6 +253,26 @@ async def _execute_prepared(session: AsyncSession, stmt: ClauseElement, params: 
     return list(result.fetchall()) if result.returns_rows else []
 
 
+async def fetch_alone(engine: AsyncEngine, query: Select[Any], params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``fetch_prepared`` outside any transaction (PostgreSQL): a read that needs no lock and no
+    consistency with writes after it costs one round trip."""
+    prepared = _prepared(query, engine.dialect)
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        result = await conn.exec_driver_sql(prepared.sql, prepared.args(params))
+        return _typed_rows(prepared, result.fetchall())
+
+
+def _typed_rows(prepared: _Prepared, rows: Sequence[Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            key: value if process is None else process(value)
+            for key, process, value in zip(prepared.columns, prepared.results, row, strict=True)
+        }
+        for row in rows
+    ]
+
+
 async def fetch_prepared(session: AsyncSession, query: Select[Any], params: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Run ``query`` (built once and reused, every value a named ``bindparam``) in the session's
     transaction and return its rows as dicts by column key, with the columns' types applied, but
@@ -261,13 +281,7 @@ async def fetch_prepared(session: AsyncSession, query: Select[Any], params: Mapp
     conn = await session.connection()
     prepared = _prepared(query, conn.dialect)
     result = await conn.exec_driver_sql(prepared.sql, prepared.args(params))
-    return [
-        {
-            key: value if process is None else process(value)
-            for key, process, value in zip(prepared.columns, prepared.results, row, strict=True)
-        }
-        for row in result.fetchall()
-    ]
+    return _typed_rows(prepared, result.fetchall())
 
 
 async def execute_alone(

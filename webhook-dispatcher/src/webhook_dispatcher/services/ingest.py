@@ -6,10 +6,16 @@ events, their inbox rows and their deliveries, instead of one transaction per ev
 
 from __future__ import annotations
 
+from typing import Any
+
 from billing_contracts.envelope import EventBase, utcnow
-from sqlalchemy import insert, select
+from billing_runtime.db import UTCDateTime
+from billing_runtime.writes import execute_statement_alone, fetch_alone
+from sqlalchemy import String, any_, bindparam, insert, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from webhook_dispatcher.db.models import Delivery, Endpoint, WebhookEvent, inbox
 from webhook_dispatcher.domain.event_types import matches
@@ -28,6 +34,13 @@ async def ingest_event(deps: WebhookDeps, event: EventBase) -> int:
 async def ingest_events(deps: WebhookDeps, events: list[EventBase]) -> list[int]:
     """Store every event of the batch that was never seen before, and its deliveries, in one
     transaction (WHK-1, WHK-2); return the number of deliveries created per event, in order."""
+    async with deps.uow() as uow:
+        engine = uow.engine
+    if engine is not None and engine.dialect.name == "postgresql":
+        created = await _ingest_postgres(engine, events)
+        if any(created):
+            deps.wake()
+        return created
     now = utcnow()
     created = [0] * len(events)
     async with deps.uow() as uow:
@@ -88,4 +101,80 @@ async def ingest_events(deps: WebhookDeps, events: list[EventBase]) -> list[int]
         await uow.commit()
     if any(created):
         deps.wake()
+    return created
+
+
+# PostgreSQL: the endpoints are read first (outside the transaction: as if the batch had arrived a
+# moment earlier), then the whole batch is one statement that commits itself, whatever its size: the
+# inbox rows and, only for the ids that were new, the events and their deliveries. Two round trips a
+# batch instead of six; at a steady trickle of events every batch is small and this is its cost.
+_ENDPOINTS = (
+    select(Endpoint.id, Endpoint.tenant_id, Endpoint.events)
+    .where(
+        Endpoint.tenant_id == any_(bindparam("tenants", type_=ARRAY(String()))),
+        Endpoint.enabled.is_(True),
+        Endpoint.deleted_at.is_(None),
+    )
+    .order_by(Endpoint.created_at, Endpoint.id)
+)
+_INGEST = text(
+    """
+    WITH fresh AS (
+        INSERT INTO inbox (consumer, message_id, received_at)
+        SELECT :consumer, i, :now FROM unnest(CAST(:ids AS varchar[])) AS i
+        ON CONFLICT DO NOTHING
+        RETURNING message_id
+    ), stored AS (
+        INSERT INTO webhook_events (id, tenant_id, type, body, created_at)
+        SELECT e.id, e.tenant_id, e.type, e.body, :now
+        FROM unnest(CAST(:ids AS varchar[]), CAST(:tenants AS varchar[]), CAST(:types AS varchar[]),
+                    CAST(:bodies AS text[])) AS e(id, tenant_id, type, body)
+        WHERE e.id IN (SELECT message_id FROM fresh)
+    ), fanned AS (
+        INSERT INTO webhook_deliveries (id, tenant_id, endpoint_id, event_id, event_type, status,
+                                        attempt_count, manual, next_attempt_at, created_at, updated_at)
+        SELECT d.id, d.tenant_id, d.endpoint_id, d.event_id, d.event_type, 'pending', 0, false, :now, :now, :now
+        FROM unnest(CAST(:d_ids AS varchar[]), CAST(:d_tenants AS varchar[]), CAST(:d_endpoints AS varchar[]),
+                    CAST(:d_events AS varchar[]), CAST(:d_types AS varchar[]))
+             AS d(id, tenant_id, endpoint_id, event_id, event_type)
+        WHERE d.event_id IN (SELECT message_id FROM fresh)
+    )
+    SELECT message_id FROM fresh
+    """
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+async def _ingest_postgres(engine: AsyncEngine, events: list[EventBase]) -> list[int]:
+    created = [0] * len(events)
+    first: dict[str, int] = {}
+    for n, event in enumerate(events):
+        # A batch may hold the same event twice (a redelivery): only its first copy counts.
+        first.setdefault(event.event_id, n)
+    batch = [events[n] for n in first.values()]
+    endpoints = await fetch_alone(engine, _ENDPOINTS, {"tenants": sorted({e.tenant_id for e in batch})})
+    now = utcnow()
+    deliveries: list[dict[str, Any]] = []
+    fanned: dict[str, int] = {}
+    for event in batch:
+        for endpoint in endpoints:
+            if endpoint["tenant_id"] == event.tenant_id and matches(endpoint["events"], event.event_type):
+                deliveries.append(delivery_row(event.tenant_id, endpoint["id"], event.event_id, event.event_type, now))
+                fanned[event.event_id] = fanned.get(event.event_id, 0) + 1
+    params = {
+        "consumer": EVENTS_CONSUMER,
+        "now": now,
+        "ids": [e.event_id for e in batch],
+        "tenants": [e.tenant_id for e in batch],
+        "types": [e.event_type for e in batch],
+        "bodies": [
+            event_body(e.event_id, e.event_type, e.occurred_at, e.model_dump(mode="json")["data"]) for e in batch
+        ],
+        "d_ids": [d["id"] for d in deliveries],
+        "d_tenants": [d["tenant_id"] for d in deliveries],
+        "d_endpoints": [d["endpoint_id"] for d in deliveries],
+        "d_events": [d["event_id"] for d in deliveries],
+        "d_types": [d["event_type"] for d in deliveries],
+    }
+    for (event_id,) in await execute_statement_alone(engine, _INGEST, params):
+        created[first[event_id]] = fanned.get(event_id, 0)
     return created
