@@ -7,6 +7,7 @@ import asyncio
 from collections import Counter
 
 from billing_contracts.events import PaymentCreatedV1
+from sqlalchemy import text
 from webhook_dispatcher.keys import deps_key, dispatcher_key
 from webhook_dispatcher.services.ingest import ingest_events
 
@@ -71,6 +72,44 @@ class TestRecordBatch:
         assert len(await _deliveries(api, auth, event_type="endpoint.disabled")) == 3
         # Recorded once: the leases were released with the record, so nothing is recorded twice.
         assert await dispatcher.record_batch(list(zip(claimed, results, strict=True))) == [None] * 4
+
+    async def test_successes_on_a_healthy_endpoint_are_recorded_in_one_statement_and_clear_a_new_failing_mark(
+        self, start_app, auth, receiver, publish, clean_db
+    ) -> None:
+        api = await start_app(roles=("api",))
+        endpoint = await _endpoint(api, auth, (await receiver()).url)
+        dispatcher = await _idle_dispatcher(start_app)
+        await publish()
+        first = await dispatcher.claim(10)
+        await dispatcher.record_batch([(item, await dispatcher.send(item)) for item in first])  # now healthy
+        await publish()
+        await publish()
+        claimed = await dispatcher.claim(10)
+        assert len(claimed) == 2
+        assert all(item.endpoint_healthy for item in claimed)
+        results = [await dispatcher.send(item) for item in claimed]
+        # An earlier failure, recorded meanwhile elsewhere, marked the endpoint failing.
+        async with clean_db.begin() as conn:
+            await conn.execute(text("UPDATE webhook_endpoints SET failing_since = now()"))
+
+        assert await dispatcher.record_batch(list(zip(claimed, results, strict=True))) == ["succeeded"] * 2
+
+        for item in claimed:
+            detail = await (await api.get(f"/v1/webhook-deliveries/{item.delivery_id}", headers=auth())).json()
+            assert detail["status"] == "succeeded"
+            assert [(a["number"], a["status_code"], a["outcome"]) for a in detail["attempts"]] == [
+                (1, 200, "succeeded")
+            ]
+        async with clean_db.connect() as conn:
+            marks = (await conn.execute(text("SELECT failing_since FROM webhook_endpoints"))).scalars().all()
+            leases = (
+                await conn.execute(text("SELECT count(*) FROM webhook_deliveries WHERE claim_token IS NOT NULL"))
+            ).scalar()
+        assert marks == [None]
+        assert leases == 0
+        assert endpoint["id"] == claimed[0].endpoint_id
+        # The leases went with the record: recording again writes nothing.
+        assert await dispatcher.record_batch(list(zip(claimed, results, strict=True))) == [None, None]
 
     async def test_a_handed_back_lease_is_claimed_again_without_an_attempt(
         self, start_app, auth, receiver, publish
