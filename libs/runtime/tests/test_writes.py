@@ -7,6 +7,7 @@ import pytest
 from billing_runtime.db import create_engine, make_sessionmaker
 from billing_runtime.writes import (
     InsertRows,
+    Precondition,
     UpdateRows,
     execute_alone,
     execute_guarded,
@@ -14,7 +15,7 @@ from billing_runtime.writes import (
     execute_together,
     fetch_prepared,
 )
-from sqlalchemy import String, any_, bindparam, delete, select
+from sqlalchemy import String, any_, bindparam, delete, exists, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -101,6 +102,26 @@ class TestExecuteGuarded:
             await session.commit()
         assert await _outbox(any_engine, schema) == [("e0", None)]
 
+    async def test_a_precondition_must_hold_for_anything_to_be_written(self, any_engine, schema) -> None:
+        t = schema.outbox
+        # "Row e0 is still unclaimed", checked (and on PostgreSQL locked) inside the statement.
+        unclaimed = exists(
+            select(t.c.id).where(t.c.event_id == bindparam("c_event"), t.c.claim_token.is_(None)).with_for_update()
+        )
+        async with make_sessionmaker(any_engine)() as session:
+            await execute_together(session, [InsertRows(t, [_row("e0")])])
+            await session.commit()
+        claim = UpdateRows(t, where={"event_id": "e0"}, values={"claim_token": "mine"})
+        for key, expected in (("k1", True), ("k2", False)):  # the first claim makes the second's condition false
+            async with make_sessionmaker(any_engine)() as session:
+                guard = InsertRows(schema.applied, [{"event_id": key}])
+                written = await execute_guarded(session, guard, [claim], Precondition(unclaimed, {"c_event": "e0"}))
+                await session.commit()
+            assert written is expected
+        async with any_engine.connect() as conn:
+            assert (await conn.execute(select(schema.applied.c.event_id))).scalars().all() == ["k1"]
+        assert await _outbox(any_engine, schema) == [("e0", "mine")]
+
     async def test_the_guard_is_one_row(self, any_engine, schema) -> None:
         async with make_sessionmaker(any_engine)() as session:
             with pytest.raises(ValueError, match="exactly one row"):
@@ -123,6 +144,18 @@ class TestExecuteAlone:
         assert await execute_alone(engine, [InsertRows(schema.outbox, [_row("e1")])], guard) is True
         assert await execute_alone(engine, [InsertRows(schema.outbox, [_row("e2")])], guard) is False
         assert await _outbox(engine, schema) == [("e1", None)]
+
+    async def test_a_failed_precondition_writes_nothing_alone_either(self, engine, schema) -> None:
+        t = schema.outbox
+        absent = exists(select(t.c.id).where(t.c.event_id == bindparam("c_event")).with_for_update())
+        guard = InsertRows(schema.applied, [{"event_id": "k"}])
+        writes = [InsertRows(t, [_row("e1")])]
+        assert await execute_alone(engine, writes, guard, Precondition(absent, {"c_event": "nope"})) is False
+        assert await _outbox(engine, schema) == []
+        assert await execute_alone(engine, writes, guard, Precondition(absent, {"c_event": "e1"})) is False
+        await execute_alone(engine, [InsertRows(t, [_row("e0")])])
+        assert await execute_alone(engine, writes, guard, Precondition(absent, {"c_event": "e0"})) is True
+        assert [event_id for event_id, _ in await _outbox(engine, schema)] == ["e0", "e1"]
 
     async def test_a_failing_write_takes_the_guard_with_it(self, engine, schema) -> None:
         assert await execute_alone(engine, [InsertRows(schema.outbox, [_row("dup")])]) is True

@@ -8,6 +8,7 @@ from billing_runtime.metrics import Metrics
 from payments_svc.db.models import PaymentStatusChange
 from payments_svc.events.consumers import provider_outcome_handler
 from payments_svc.keys import lifecycle_deps_key
+from payments_svc.services import lifecycle
 from sqlalchemy import select
 
 
@@ -93,6 +94,33 @@ class TestProviderOutcomes:
         async with clean_db.connect() as conn:
             reasons = (await conn.execute(select(PaymentStatusChange.reason))).scalars().all()
         assert len([r for r in reasons if r and r.startswith("anomaly")]) == 1
+
+    async def test_a_payment_that_moves_between_read_and_write_is_decided_again(
+        self, app, client, auth, new_payment, clean_db, monkeypatch
+    ) -> None:
+        payment = await _pending_payment(client, auth, new_payment)
+        handle = provider_outcome_handler(app[lifecycle_deps_key], Metrics("t"))
+        real = lifecycle.payment_snapshot
+        raced: list[bool] = []
+
+        async def snapshot_then_race(uow, tenant_id, payment_id):  # type: ignore[no-untyped-def]
+            snap = await real(uow, tenant_id, payment_id)
+            if not raced:
+                raced.append(True)
+                # Between this read and its write, a decline for the same payment is applied.
+                await handle(_message(_outcome(payment, ProviderPaymentFailedV1)))
+            return snap
+
+        monkeypatch.setattr(lifecycle, "payment_snapshot", snapshot_then_race)
+        await handle(_message(_outcome(payment)))
+
+        assert (await _status(client, auth, payment))["status"] == "FAILED"
+        async with clean_db.connect() as conn:
+            rows = (await conn.execute(select(PaymentStatusChange.to_status, PaymentStatusChange.reason))).all()
+        assert [to for to, reason in rows if not (reason or "").startswith("anomaly")].count("SUCCEEDED") == 0
+        assert len([reason for _, reason in rows if (reason or "").startswith("anomaly")]) == 1
+        succeeded = await (await client.get("/v1/events?type=payment.succeeded", headers=auth())).json()
+        assert succeeded["data"] == []
 
     async def test_failure_records_the_reason(self, app, client, auth, new_payment) -> None:
         payment = await _pending_payment(client, auth, new_payment)

@@ -15,6 +15,7 @@ from billing_runtime.db import is_postgres
 from billing_runtime.outbox import outbox_insert
 from billing_runtime.writes import (
     InsertRows,
+    Precondition,
     UpdateRows,
     Write,
     execute_alone,
@@ -99,15 +100,16 @@ class UnitOfWork:
     async def commit(self) -> None:
         await self._commit(None)
 
-    async def commit_unless_exists(self, guard: InsertRows) -> bool:
+    async def commit_unless_exists(self, guard: InsertRows, precondition: Precondition | None = None) -> bool:
         """Commit this unit together with the one-row ``guard`` insert, or write nothing at all if a
         row with the guard's unique key already exists; True when committed. On PostgreSQL, a unit
         that only queued writes and events (nothing read or added) is then one round trip: the
         "claim a key and apply the effect" of an idempotent request, for instance. The queued writes
-        and events must be plain ``InsertRows``/``UpdateRows`` (see ``execute_guarded``)."""
-        return await self._commit(guard)
+        and events must be plain ``InsertRows``/``UpdateRows`` (see ``execute_guarded``). With a
+        ``precondition``, nothing is written either unless it holds (False: a duplicate, or it failed)."""
+        return await self._commit(guard, precondition)
 
-    async def _commit(self, guard: InsertRows | None) -> bool:
+    async def _commit(self, guard: InsertRows | None, precondition: Precondition | None = None) -> bool:
         await self._before_commit(self._events)
         writes = self._writes
         if self._events:
@@ -121,7 +123,7 @@ class UnitOfWork:
             # BEGIN and COMMIT round trips), sent without a session at all.
             engine = self.engine
             if engine is not None and is_postgres(engine) and _all_plain(writes):
-                if not await execute_alone(engine, _plain(writes), guard):
+                if not await execute_alone(engine, _plain(writes), guard, precondition):
                     return self._discard()
                 return self._committed()
         session = self.session
@@ -132,7 +134,7 @@ class UnitOfWork:
             await self.autocommit()
         if guard is None:
             await execute_together(session, writes)
-        elif not await execute_guarded(session, guard, _plain(writes)):
+        elif not await execute_guarded(session, guard, _plain(writes), precondition):
             await self.rollback()
             return False
         await session.commit()

@@ -39,6 +39,20 @@ class UpdateRows:
     values: Mapping[str, Any]
 
 
+@dataclass(frozen=True)
+class Precondition:
+    """A condition the database must still satisfy for a guarded unit to write anything: an
+    ``exists(...)`` clause built once (every value a named ``bindparam``) and this use's values.
+
+    It is checked inside the guarded statement, before the guard row is inserted. A ``FOR UPDATE``
+    in it locks the rows it finds and, on PostgreSQL, re-checks them after waiting for a concurrent
+    writer, so "the payment is still in the state I read it in" holds for the whole statement:
+    optimistic concurrency without a BEGIN, a locking read and a COMMIT."""
+
+    clause: ClauseElement
+    params: Mapping[str, Any]
+
+
 Write = InsertRows | UpdateRows | Insert | Update | Delete
 _Shape = tuple[Hashable, ...]
 
@@ -131,24 +145,28 @@ async def execute_together(session: AsyncSession, writes: Sequence[Write]) -> No
 # Guarded writes: the writes happen only if a guard row could be inserted.
 
 
-def _chained_params(writes: Sequence[InsertRows | UpdateRows], guard: InsertRows | None) -> dict[str, Any]:
+def _chained_params(
+    writes: Sequence[InsertRows | UpdateRows], guard: InsertRows | None, precondition: Precondition | None = None
+) -> dict[str, Any]:
     """The values of a chained (or guarded) statement, keyed as ``_chained``/``_guarded`` name them."""
     params = _params(guard, "g_") if guard is not None else {}
+    if precondition is not None:
+        params.update(precondition.params)
     for i, write in enumerate(writes):
         params.update(_params(write, f"w{i}_"))
     return params
 
 
-def _guard_insert(shape: _Shape, prefix: str, dialect: str) -> Insert:
+def _guard_insert(shape: _Shape, prefix: str, dialect: str, condition: ClauseElement | None = None) -> Insert:
     _kind, table, keys, _count = shape
     assert isinstance(table, Table)
     build = pg_insert if dialect == "postgresql" else sqlite_insert
-    return (
-        build(table)
-        .values({k: bindparam(f"{prefix}0_{k}", type_=table.c[k].type) for k in keys})
-        .on_conflict_do_nothing()
-        .returning(table.c[keys[0]])
-    )
+    values = {k: bindparam(f"{prefix}0_{k}", type_=table.c[k].type) for k in keys}
+    if condition is None:
+        insert = build(table).values(values)
+    else:
+        insert = build(table).from_select(list(keys), select(*values.values()).where(condition))
+    return insert.on_conflict_do_nothing().returning(table.c[keys[0]])
 
 
 def _if_guard(shape: _Shape, prefix: str, guard: CTE) -> Insert | Update:
@@ -167,13 +185,18 @@ def _if_guard(shape: _Shape, prefix: str, guard: CTE) -> Insert | Update:
 
 
 @functools.lru_cache(maxsize=256)
-def _guarded(guard: _Shape, shapes: tuple[_Shape, ...]) -> Select[tuple[int]]:
-    g = _guard_insert(guard, "g_", "postgresql").cte("g")
+def _guarded(guard: _Shape, shapes: tuple[_Shape, ...], condition: ClauseElement | None = None) -> Select[tuple[int]]:
+    g = _guard_insert(guard, "g_", "postgresql", condition).cte("g")
     parts = [_if_guard(shape, f"w{i}_", g).cte(f"w{i}") for i, shape in enumerate(shapes)]
     return select(func.count()).select_from(g).add_cte(*parts)
 
 
-async def execute_guarded(session: AsyncSession, guard: InsertRows, writes: Sequence[InsertRows | UpdateRows]) -> bool:
+async def execute_guarded(
+    session: AsyncSession,
+    guard: InsertRows,
+    writes: Sequence[InsertRows | UpdateRows],
+    precondition: Precondition | None = None,
+) -> bool:
     """Insert the one-row ``guard`` unless a row with the same unique key exists; only if it was
     inserted, run ``writes`` too. True when it was. Either way in the session's transaction.
 
@@ -183,21 +206,25 @@ async def execute_guarded(session: AsyncSession, guard: InsertRows, writes: Sequ
     together or not at all. A concurrent insert of the same key waits for the first one's
     transaction and then finds the row (PostgreSQL's speculative insertion), so exactly one caller
     gets True. On SQLite the guard runs first and the writes one by one after it, in order.
-    The same restrictions as ``execute_together`` apply to ``writes``.
+    The same restrictions as ``execute_together`` apply to ``writes``. With a ``precondition`` the
+    guard is inserted only if it holds too (so False means: a duplicate, or the condition failed).
     """
     if len(guard.rows) != 1:
         raise ValueError("the guard is exactly one row")
     guard_shape = _shape(guard)
     dialect = session.get_bind().dialect.name
     if dialect != "postgresql":
-        inserted = await session.execute(_guard_insert(guard_shape, "g_", dialect), _params(guard, "g_"))
+        condition = precondition.clause if precondition is not None else None
+        guard_params = {**_params(guard, "g_"), **(precondition.params if precondition is not None else {})}
+        inserted = await session.execute(_guard_insert(guard_shape, "g_", dialect, condition), guard_params)
         if inserted.first() is None:
             return False
         for write in writes:
             await session.execute(_statement(_shape(write), "w0_"), _params(write, "w0_"))
         return True
-    params = _chained_params(writes, guard)
-    stmt = _guarded(guard_shape, tuple(_shape(write) for write in writes))
+    params = _chained_params(writes, guard, precondition)
+    condition = precondition.clause if precondition is not None else None
+    stmt = _guarded(guard_shape, tuple(_shape(write) for write in writes), condition)
     return bool((await _execute_prepared(session, stmt, params))[0][0])
 
 
@@ -285,7 +312,10 @@ async def fetch_prepared(session: AsyncSession, query: Select[Any], params: Mapp
 
 
 async def execute_alone(
-    engine: AsyncEngine, writes: Sequence[InsertRows | UpdateRows], guard: InsertRows | None = None
+    engine: AsyncEngine,
+    writes: Sequence[InsertRows | UpdateRows],
+    guard: InsertRows | None = None,
+    precondition: Precondition | None = None,
 ) -> bool:
     """``execute_together`` (or, with a ``guard``, ``execute_guarded``) as a transaction of its own,
     on PostgreSQL: the single statement commits itself (no BEGIN/COMMIT round trips), and it is
@@ -295,11 +325,12 @@ async def execute_alone(
     if engine.dialect.name != "postgresql":
         raise ValueError("execute_alone is for PostgreSQL; elsewhere use a session")
     shapes = tuple(_shape(write) for write in writes)
-    params = _chained_params(writes, guard)
+    params = _chained_params(writes, guard, precondition)
     if guard is not None:
         if len(guard.rows) != 1:
             raise ValueError("the guard is exactly one row")
-        stmt: ClauseElement = _guarded(_shape(guard), shapes)
+        condition = precondition.clause if precondition is not None else None
+        stmt: ClauseElement = _guarded(_shape(guard), shapes, condition)
     elif shapes:
         stmt = _chained(shapes)
     else:

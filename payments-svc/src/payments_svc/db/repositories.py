@@ -4,16 +4,18 @@ query can forget tenancy; the few cross-tenant lookups (checkout token, sweeper)
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from billing_runtime.writes import InsertRows, UpdateRows, fetch_prepared
-from sqlalchemy import Insert, Select, bindparam, delete, func, select, true, update
+from billing_runtime.uow import UnitOfWork
+from billing_runtime.writes import InsertRows, Precondition, UpdateRows, fetch_alone, fetch_prepared
+from sqlalchemy import ColumnElement, Insert, Select, bindparam, delete, exists, func, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from payments_svc.db.models import IdempotencyKey, Payment, PaymentStatusChange, TenantEvent
+from payments_svc.db.models import IdempotencyKey, Payment, PaymentStatusChange, TenantEvent, inbox
 
 
 class PaymentRepository:
@@ -53,23 +55,53 @@ class PaymentRepository:
 
 
 @functools.cache
-def _payment_for_update() -> Select[Any]:
+def _payment_by_id() -> Select[Any]:
     table = Payment.__table__
-    return (
-        select(*table.c)
-        .where(table.c.id == bindparam("id"), table.c.tenant_id == bindparam("tenant_id"))
+    return select(*table.c).where(table.c.id == bindparam("id"), table.c.tenant_id == bindparam("tenant_id"))
+
+
+async def payment_snapshot(uow: UnitOfWork, tenant_id: str, payment_id: str) -> Payment | None:
+    """The payment as it is now, unlocked, as an object outside the session: changes to it are never
+    flushed, they go out as explicit writes (``payment_update``) guarded by ``payment_unchanged``.
+    On PostgreSQL outside any transaction and without the ORM's loading machinery: this read is on
+    the path of every provider outcome."""
+    params = {"id": payment_id, "tenant_id": tenant_id}
+    engine = uow.engine
+    if engine is not None and engine.dialect.name == "postgresql":
+        rows = await fetch_alone(engine, _payment_by_id(), params)
+    else:
+        rows = await fetch_prepared(uow.session, _payment_by_id(), params)
+    if not rows:
+        return None
+    return Payment(**{attr: rows[0][column] for column, attr in _payment_columns()})
+
+
+@functools.cache
+def _payment_as_read() -> ColumnElement[bool]:
+    table = Payment.__table__
+    return exists(
+        select(table.c.id)
+        .where(
+            table.c.id == bindparam("c_payment_id"),
+            table.c.status == bindparam("c_status"),
+            table.c.updated_at == bindparam("c_updated_at", type_=table.c.updated_at.type),
+        )
         .with_for_update()
     )
 
 
-async def payment_for_update(session: AsyncSession, tenant_id: str, payment_id: str) -> Payment | None:
-    """The payment, its row locked until the session's transaction ends, as an object outside the
-    session: changes to it are never flushed, they go out as explicit writes (``payment_update``).
-    Without the ORM's loading machinery: this read is on the path of every provider outcome."""
-    rows = await fetch_prepared(session, _payment_for_update(), {"id": payment_id, "tenant_id": tenant_id})
-    if not rows:
-        return None
-    return Payment(**{attr: rows[0][column] for column, attr in _payment_columns()})
+def payment_unchanged(payment: Payment) -> Precondition:
+    """ "The payment is still exactly as read" (every change stamps ``updated_at``), checked with its
+    row locked in the statement that writes: taken before changing the object."""
+    params = {"c_payment_id": payment.id, "c_status": payment.status, "c_updated_at": payment.updated_at}
+    return Precondition(_payment_as_read(), params)
+
+
+async def was_consumed(uow_factory: Callable[[], UnitOfWork], consumer: str, message_id: str) -> bool:
+    """Whether the inbox holds ``message_id`` for ``consumer`` (a guarded write that wrote nothing)."""
+    async with uow_factory() as uow:
+        stmt = select(inbox.c.message_id).where(inbox.c.consumer == consumer, inbox.c.message_id == message_id)
+        return (await uow.session.execute(stmt)).first() is not None
 
 
 @functools.cache

@@ -15,9 +15,11 @@ from payments_svc.db.models import Payment, inbox
 from payments_svc.db.repositories import (
     PaymentRepository,
     history_insert,
-    payment_for_update,
+    payment_snapshot,
+    payment_unchanged,
     payment_update,
     payments_due_for_expiry,
+    was_consumed,
 )
 from payments_svc.domain.errors import InvalidState, NotFound
 from payments_svc.domain.payment import PaymentStatus
@@ -62,48 +64,70 @@ async def apply_provider_outcome(
 ) -> None:
     """Move the payment on a verified provider outcome, exactly once per event (inbox).
 
-    The payment is read under its row lock, the outcome decided in memory, and every write (the
-    payment's new state, its history row, the tenant event, the outbox row) goes out in the same
-    statement as the inbox row, each conditional on that row being new: a redelivered event writes
-    nothing. Four round trips (BEGIN, the locking read, the writes, COMMIT) and no ORM flush, instead
-    of six; this consumer is on the path of every payment outcome."""
+    The payment is read (no lock, no transaction), the outcome decided in memory, and every write
+    (the payment's new state, its history row, the tenant event, the outbox row) goes out in one
+    statement with the inbox row, all of it conditional on the inbox row being new and on the
+    payment being, under its row lock, exactly as it was read. A redelivered event writes nothing; a
+    payment that moved meanwhile (a cancel, another outcome) is read again and decided again. Two
+    round trips on PostgreSQL; this consumer is on the path of every payment outcome."""
     outcome = event.data
-    async with deps.uow() as uow:
-        seen = inbox_row(inbox, PROVIDER_EVENTS_CONSUMER, event.event_id)
-        # Outside the session: its changes go out as an explicit UPDATE, guarded like the rest.
-        payment = await payment_for_update(uow.session, event.tenant_id, outcome.payment_id)
-        if payment is None:
-            log.error("provider event %s names unknown payment %s", event.event_id, outcome.payment_id)
-            await uow.commit_unless_exists(seen)
+    seen = inbox_row(inbox, PROVIDER_EVENTS_CONSUMER, event.event_id)
+    for _ in range(OUTCOME_ATTEMPTS):
+        async with deps.uow() as uow:
+            payment = await payment_snapshot(uow, event.tenant_id, outcome.payment_id)
+            if payment is None:
+                log.error("provider event %s names unknown payment %s", event.event_id, outcome.payment_id)
+                await uow.commit_unless_exists(seen)
+                return
+            unchanged = payment_unchanged(payment)
+            _decide(uow, payment, event, deps.checkout_base_url)
+            if await uow.commit_unless_exists(seen, unchanged):
+                return
+        if await was_consumed(deps.uow, PROVIDER_EVENTS_CONSUMER, event.event_id):
             return
-        succeeded = isinstance(event, ProviderPaymentSucceededV1)
-        anomaly = _anomaly(payment, outcome.amount, outcome.currency, outcome.provider, succeeded)
-        if anomaly is not None:
-            # Money moved in a way the payment does not allow: keep it on record for reconciliation
-            # instead of bending the state machine (PAY-1).
-            log.error("payment %s: %s (event %s)", payment.id, anomaly, event.event_id)
-            uow.write(
-                history_insert(
-                    payment_id=payment.id,
-                    from_status=payment.status,
-                    to_status=payment.status,
-                    actor=f"provider:{outcome.provider}",
-                    reason=f"anomaly: {anomaly}",
-                    event_id=event.event_id,
-                    created_at=utcnow(),
-                )
+    # Redelivered by the bus after a pause (nack), and decided again then.
+    raise RuntimeError(f"payment {outcome.payment_id} kept changing while applying event {event.event_id}")
+
+
+# A payment moves a handful of times in its life, so a few rounds always settle a conflict.
+OUTCOME_ATTEMPTS = 5
+
+
+def _decide(
+    uow: PaymentsUnitOfWork,
+    payment: Payment,
+    event: ProviderPaymentSucceededV1 | ProviderPaymentFailedV1,
+    checkout_base_url: str,
+) -> None:
+    """Queue what the outcome does to the payment as it was read (nothing, when it does nothing)."""
+    outcome = event.data
+    succeeded = isinstance(event, ProviderPaymentSucceededV1)
+    anomaly = _anomaly(payment, outcome.amount, outcome.currency, outcome.provider, succeeded)
+    if anomaly is not None:
+        # Money moved in a way the payment does not allow: keep it on record for reconciliation
+        # instead of bending the state machine (PAY-1).
+        log.error("payment %s: %s (event %s)", payment.id, anomaly, event.event_id)
+        uow.write(
+            history_insert(
+                payment_id=payment.id,
+                from_status=payment.status,
+                to_status=payment.status,
+                actor=f"provider:{outcome.provider}",
+                reason=f"anomaly: {anomaly}",
+                event_id=event.event_id,
+                created_at=utcnow(),
             )
-        elif payment.status == PaymentStatus.PROVIDER_PENDING:
-            payment.provider_reference = outcome.provider_reference or payment.provider_reference
-            actor = Actor(f"provider:{outcome.provider}", outcome.failure_message)
-            if succeeded:
-                record_status(uow, payment, PaymentStatus.SUCCEEDED, actor, deps.checkout_base_url)
-            else:
-                payment.failure_code = outcome.failure_code or "provider_declined"
-                payment.failure_message = outcome.failure_message or "The provider declined the payment."
-                record_status(uow, payment, PaymentStatus.FAILED, actor, deps.checkout_base_url)
-            uow.write(payment_update(payment, OUTCOME_COLUMNS))
-        await uow.commit_unless_exists(seen)
+        )
+    elif payment.status == PaymentStatus.PROVIDER_PENDING:
+        payment.provider_reference = outcome.provider_reference or payment.provider_reference
+        actor = Actor(f"provider:{outcome.provider}", outcome.failure_message)
+        if succeeded:
+            record_status(uow, payment, PaymentStatus.SUCCEEDED, actor, checkout_base_url)
+        else:
+            payment.failure_code = outcome.failure_code or "provider_declined"
+            payment.failure_message = outcome.failure_message or "The provider declined the payment."
+            record_status(uow, payment, PaymentStatus.FAILED, actor, checkout_base_url)
+        uow.write(payment_update(payment, OUTCOME_COLUMNS))
 
 
 # What an outcome changes on a payment (``record_status`` stamps the first two).
