@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from providers_svc.adapters.sandbox import SIGNATURE_HEADER, sign
+from providers_svc.services import callbacks
 
 TENANT_A = "ten_aaaaaaaaaaaaaaaa"
 
@@ -149,6 +150,55 @@ class TestFailureCallback:
             event = json.loads(row["body"])
             expected = "succeeded" if event["event_type"] == "provider.payment.succeeded" else "failed"
             assert statuses[event["data"]["provider_transaction_id"]] == expected
+
+    async def test_a_transaction_that_moves_between_read_and_write_is_decided_again(
+        self, started: tuple[Any, dict], sandbox_callback: Any, db_read: Any, monkeypatch: Any
+    ) -> None:
+        client, payment = started
+        ptx = payment["provider_transaction_id"]
+        real = callbacks.transaction_snapshot
+        raced: list[bool] = []
+
+        async def snapshot_then_race(uow: Any, txn_id: str) -> Any:
+            snap = await real(uow, txn_id)
+            if not raced:
+                raced.append(True)
+                # Between this read and its write, a decline for the same transaction is applied.
+                ko = sandbox_callback(ptx, type_="payment.failed", event_id="sbevt_ko", failure_code="card_declined")
+                assert (await post(client, ko)).status == 200
+            return snap
+
+        monkeypatch.setattr(callbacks, "transaction_snapshot", snapshot_then_race)
+        assert (await post(client, sandbox_callback(ptx, event_id="sbevt_ok"))).status == 200
+
+        [txn] = await db_read("transactions")
+        assert (txn["status"], txn["failure_code"]) == ("failed", "card_declined")
+        [row] = await db_read("outbox")
+        assert json.loads(row["body"])["event_type"] == "provider.payment.failed"
+        results = {row["external_id"]: row["result"] for row in await db_read("events")}
+        assert results == {"sbevt_ko": "applied", "sbevt_ok": "conflict"}
+
+    async def test_a_transaction_that_keeps_moving_is_answered_503_and_nothing_is_written(
+        self, started: tuple[Any, dict], sandbox_callback: Any, db_read: Any, monkeypatch: Any
+    ) -> None:
+        client, payment = started
+        ptx = payment["provider_transaction_id"]
+        real = callbacks.transaction_snapshot
+
+        async def snapshot_then_race(uow: Any, txn_id: str) -> Any:
+            snap = await real(uow, txn_id)
+            monkeypatch.setattr(callbacks, "transaction_snapshot", real)
+            ko = sandbox_callback(ptx, type_="payment.failed", event_id="sbevt_ko")
+            assert (await post(client, ko)).status == 200
+            return snap
+
+        monkeypatch.setattr(callbacks, "NOTICE_ATTEMPTS", 1)
+        monkeypatch.setattr(callbacks, "transaction_snapshot", snapshot_then_race)
+        response = await post(client, sandbox_callback(ptx, event_id="sbevt_ok"))
+
+        assert response.status == 503
+        assert response.headers["Retry-After"] == "1"
+        assert {row["external_id"] for row in await db_read("events")} == {"sbevt_ko"}
 
 
 class TestRejectedCallbacks:

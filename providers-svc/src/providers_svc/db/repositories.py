@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import functools
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
 from billing_runtime.ids import new_id
-from billing_runtime.writes import InsertRows, UpdateRows, fetch_prepared
-from sqlalchemy import Select, bindparam, select, update
+from billing_runtime.uow import UnitOfWork
+from billing_runtime.writes import InsertRows, Precondition, UpdateRows, fetch_alone, fetch_prepared
+from sqlalchemy import ColumnElement, Select, bindparam, exists, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,9 +35,51 @@ async def _insert_ignore(session: AsyncSession, model: type[Any], values: dict[s
 
 
 @functools.cache
-def _transaction_for_update() -> Select[Any]:
+def _transaction_by_id() -> Select[Any]:
     table = ProviderTransactionRow.__table__
-    return select(*table.c).where(table.c.id == bindparam("id")).with_for_update()
+    return select(*table.c).where(table.c.id == bindparam("id"))
+
+
+async def transaction_snapshot(uow: UnitOfWork, txn_id: str) -> Transaction | None:
+    """The transaction as it is now, unlocked; change it only with writes guarded by
+    ``transaction_unchanged``. On PostgreSQL outside any transaction and without the ORM's loading
+    machinery: every provider callback starts here."""
+    engine = uow.engine
+    if engine is not None and engine.dialect.name == "postgresql":
+        rows = await fetch_alone(engine, _transaction_by_id(), {"id": txn_id})
+    else:
+        rows = await fetch_prepared(uow.session, _transaction_by_id(), {"id": txn_id})
+    return to_transaction(SimpleNamespace(**rows[0])) if rows else None
+
+
+@functools.cache
+def _transaction_as_read() -> ColumnElement[bool]:
+    table = ProviderTransactionRow.__table__
+    return exists(
+        select(table.c.id)
+        .where(
+            table.c.id == bindparam("c_txn_id"),
+            table.c.status == bindparam("c_status"),
+            table.c.updated_at == bindparam("c_updated_at", type_=table.c.updated_at.type),
+        )
+        .with_for_update()
+    )
+
+
+def transaction_unchanged(txn: Transaction) -> Precondition:
+    """ "The transaction is still exactly as read" (every change stamps ``updated_at``), checked with
+    its row locked in the statement that writes."""
+    params = {"c_txn_id": txn.id, "c_status": txn.status.value, "c_updated_at": txn.updated_at}
+    return Precondition(_transaction_as_read(), params)
+
+
+async def provider_event_seen(uow_factory: Callable[[], UnitOfWork], provider: str, external_id: str) -> bool:
+    """Whether ``(provider, external_id)`` was recorded (a guarded write that wrote nothing)."""
+    async with uow_factory() as uow:
+        stmt = select(ProviderEventRow.id).where(
+            ProviderEventRow.provider == provider, ProviderEventRow.external_id == external_id
+        )
+        return (await uow.session.execute(stmt)).first() is not None
 
 
 def to_transaction(row: ProviderTransactionRow | SimpleNamespace) -> Transaction:
@@ -158,12 +201,6 @@ class TransactionRepository:
         stmt = select(ProviderTransactionRow).where(ProviderTransactionRow.id == txn_id)
         row = (await self._session.execute(stmt.execution_options(populate_existing=True))).scalar_one_or_none()
         return to_transaction(row) if row is not None else None
-
-    async def get_for_update(self, txn_id: str) -> Transaction | None:
-        """The transaction, its row locked until the unit's transaction ends. Read without the ORM
-        (every callback starts here), so it is never in the session: change it with writes."""
-        rows = await fetch_prepared(self._session, _transaction_for_update(), {"id": txn_id})
-        return to_transaction(SimpleNamespace(**rows[0])) if rows else None
 
     async def settle(
         self,

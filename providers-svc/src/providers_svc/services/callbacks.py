@@ -16,7 +16,14 @@ from billing_contracts.events.providers import (
 )
 from billing_runtime.ids import new_id
 
-from providers_svc.db.repositories import IncomingEvent, provider_event_insert, settle_update
+from providers_svc.db.repositories import (
+    IncomingEvent,
+    provider_event_insert,
+    provider_event_seen,
+    settle_update,
+    transaction_snapshot,
+    transaction_unchanged,
+)
 from providers_svc.domain.transactions import (
     CallbackResult,
     Transaction,
@@ -47,65 +54,84 @@ class ProviderNotice:
     failure_message: str | None = None
 
 
+class TransactionBusy(Exception):
+    """The transaction kept changing while a callback was being applied: nothing was written, and the
+    provider should send it again (it retries callbacks that are not acknowledged)."""
+
+
+# A transaction moves a handful of times in its life, so a few rounds always settle a conflict.
+NOTICE_ATTEMPTS = 5
+
+
 async def handle_notice(
     uow_factory: UowFactory, notice: ProviderNotice, *, clock: Callable[[], datetime] = utcnow
 ) -> CallbackResult:
     """Record ``notice`` once and apply it. Nothing is written for an unknown transaction or a notice
     whose amount disagrees with ours; a duplicate writes nothing either (PRV-1, PRV-4).
 
-    The transaction is read under its row lock and the outcome decided in memory; then the event row
-    (with its result), the transaction's move and the outcome event are one statement, all of it
-    conditional on the event row being new. Four round trips (BEGIN, the locking read, the writes,
-    COMMIT) instead of seven: every payment's callback comes through here."""
-    now = clock()
-    async with uow_factory() as uow:
-        txn = await uow.transactions.get_for_update(notice.transaction_id)
-        if txn is None or txn.provider != notice.provider:
-            return CallbackResult.UNKNOWN_TRANSACTION
-        if notice.verdict is not None and (notice.amount, notice.currency) != (txn.amount, txn.currency):
-            # PRV-8: never report an outcome for money we did not ask for.
-            log.error(
-                "%s callback %s for %s claims %s %s, transaction is %s %s",
-                notice.provider,
-                notice.external_id,
-                txn.id,
-                notice.amount,
-                notice.currency,
-                txn.amount,
-                txn.currency,
+    The transaction is read (no lock, no transaction) and the outcome decided in memory; then the
+    event row (with its result), the transaction's move and the outcome event are one statement, all
+    of it conditional on the event row being new and on the transaction being, under its row lock,
+    exactly as it was read. If it moved meanwhile the notice is decided again. Two round trips on
+    PostgreSQL instead of seven: every payment's callback comes through here."""
+    for _ in range(NOTICE_ATTEMPTS):
+        now = clock()
+        async with uow_factory() as uow:
+            txn = await transaction_snapshot(uow, notice.transaction_id)
+            if txn is None or txn.provider != notice.provider:
+                return CallbackResult.UNKNOWN_TRANSACTION
+            if notice.verdict is not None and (notice.amount, notice.currency) != (txn.amount, txn.currency):
+                # PRV-8: never report an outcome for money we did not ask for.
+                log.error(
+                    "%s callback %s for %s claims %s %s, transaction is %s %s",
+                    notice.provider,
+                    notice.external_id,
+                    txn.id,
+                    notice.amount,
+                    notice.currency,
+                    txn.amount,
+                    txn.currency,
+                )
+                return CallbackResult.AMOUNT_MISMATCH
+            row_id = new_id("pev")
+            if notice.verdict is None:
+                result = CallbackResult.IGNORED
+            elif txn.status is TransactionStatus.PENDING:
+                _apply(uow, txn, notice, notice.verdict, row_id, now)
+                result = CallbackResult.APPLIED
+            else:
+                # PRV-3: a final state never flips. The event row keeps the provider's word for the record.
+                result = late_verdict_result(txn.status, notice.verdict)
+            event = IncomingEvent(
+                provider=notice.provider,
+                external_id=notice.external_id,
+                event_type=notice.event_type,
+                transaction_id=txn.id,
+                payload=notice.payload,
             )
-            return CallbackResult.AMOUNT_MISMATCH
-        row_id = new_id("pev")
-        if notice.verdict is None:
-            result = CallbackResult.IGNORED
-        elif txn.status is TransactionStatus.PENDING:
-            _apply(uow, txn, notice, notice.verdict, row_id, now)
-            result = CallbackResult.APPLIED
-        else:
-            # PRV-3: a final state never flips. The event row keeps the provider's word for the record.
-            result = late_verdict_result(txn.status, notice.verdict)
-        event = IncomingEvent(
-            provider=notice.provider,
-            external_id=notice.external_id,
-            event_type=notice.event_type,
-            transaction_id=txn.id,
-            payload=notice.payload,
-        )
-        if not await uow.commit_unless_exists(provider_event_insert(row_id, event, now, result.value)):
+            recorded = provider_event_insert(row_id, event, now, result.value)
+            if await uow.commit_unless_exists(recorded, transaction_unchanged(txn)):
+                _log_late(notice, txn, result)
+                return result
+        if await provider_event_seen(uow_factory, notice.provider, notice.external_id):
             return CallbackResult.DUPLICATE
-    if result not in (CallbackResult.APPLIED, CallbackResult.IGNORED):
-        level = logging.ERROR if result is CallbackResult.CONFLICT else logging.INFO
-        assert notice.verdict is not None
-        log.log(
-            level,
-            "%s says %s for %s, already %s: %s",
-            notice.provider,
-            notice.verdict.value,
-            txn.id,
-            txn.status.value,
-            result.value,
-        )
-    return result
+    raise TransactionBusy(notice.transaction_id)
+
+
+def _log_late(notice: ProviderNotice, txn: Transaction, result: CallbackResult) -> None:
+    if result in (CallbackResult.APPLIED, CallbackResult.IGNORED):
+        return
+    assert notice.verdict is not None
+    level = logging.ERROR if result is CallbackResult.CONFLICT else logging.INFO
+    log.log(
+        level,
+        "%s says %s for %s, already %s: %s",
+        notice.provider,
+        notice.verdict.value,
+        txn.id,
+        txn.status.value,
+        result.value,
+    )
 
 
 def _apply(

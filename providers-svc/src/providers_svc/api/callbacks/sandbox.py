@@ -19,7 +19,7 @@ from providers_svc.adapters.sandbox import (
 )
 from providers_svc.domain.transactions import CallbackResult, Verdict
 from providers_svc.keys import metrics_key, settings_key, uow_factory_key
-from providers_svc.services.callbacks import ProviderNotice, handle_notice
+from providers_svc.services.callbacks import ProviderNotice, TransactionBusy, handle_notice
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,10 @@ async def sandbox_callback(request: web.Request) -> web.Response:
         return _answer(400, "invalid_payload")
     try:
         result = await handle_notice(request.app[uow_factory_key], _notice(event, payload))
+    except TransactionBusy:
+        # Nothing was committed; the bank retries.
+        log.warning("sandbox callback %s not processed: its transaction kept changing", event.id)
+        return _answer(503, "temporarily_unavailable", **{"Retry-After": "1"})
     except Exception as exc:
         if not is_database_outage(exc):
             raise
