@@ -20,6 +20,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -27,7 +28,7 @@ from billing_contracts.envelope import new_event_id, utcnow
 from billing_contracts.signing import signature_header
 from billing_runtime.db import UTCDateTime
 from billing_runtime.outbox import wait_or_timeout
-from billing_runtime.writes import execute_statement_alone
+from billing_runtime.writes import execute_statement_alone, fetch_prepared
 from sqlalchemy import (
     ColumnElement,
     Integer,
@@ -35,6 +36,7 @@ from sqlalchemy import (
     Select,
     String,
     all_,
+    any_,
     bindparam,
     func,
     insert,
@@ -172,6 +174,43 @@ async def _record_successes(
             log.warning("lost the lease on delivery %s; its attempt is not recorded", item.delivery_id)
             outcomes.append(None)
     return outcomes
+
+
+@functools.cache
+def _lock_endpoints() -> Select[Any]:
+    """The enabled endpoints among ``:ids``, locked, skipping those another claim holds. NO KEY UPDATE,
+    not UPDATE: inserting a delivery takes KEY SHARE on its endpoint (the foreign key), and a plain
+    FOR UPDATE here would skip every endpoint that is receiving new events, starving exactly the
+    busiest endpoints."""
+    e = Endpoint.__table__.c
+    return (
+        select(*Endpoint.__table__.c)
+        .where(
+            e.id == any_(bindparam("ids", type_=ARRAY(String()))),
+            e.enabled.is_(True),
+            e.deleted_at.is_(None),
+        )
+        .with_for_update(skip_locked=True, key_share=True)
+    )
+
+
+@functools.cache
+def _taken_endpoints() -> Select[Any]:
+    """Which of the endpoints ``:ids`` have deliveries under a live lease of a worker other than
+    ``:worker``."""
+    d = _deliveries.c
+    now = bindparam("now", type_=UTCDateTime())
+    return (
+        select(d.endpoint_id)
+        .where(
+            d.endpoint_id == any_(bindparam("ids", type_=ARRAY(String()))),
+            d.claim_token.is_not(None),
+            d.status == "pending",
+            d.claimed_until >= now,
+            ~d.claim_token.startswith(bindparam("worker", type_=String())),
+        )
+        .distinct()
+    )
 
 
 @functools.cache
@@ -531,25 +570,32 @@ class Dispatcher:
             if not endpoint_ids:
                 return []
             session = uow.session
-            lock = select(Endpoint).where(
-                Endpoint.id.in_(endpoint_ids), Endpoint.enabled.is_(True), Endpoint.deleted_at.is_(None)
-            )
+            endpoints: dict[str, Any]
             if postgres:
-                # NO KEY UPDATE, not UPDATE: inserting a delivery takes KEY SHARE on its endpoint
-                # (the foreign key), and a plain FOR UPDATE here would skip every endpoint that is
-                # receiving new events, starving exactly the busiest endpoints.
-                lock = lock.with_for_update(skip_locked=True, key_share=True)
-            endpoints = {e.id: e for e in (await session.execute(lock)).scalars()}
-            if not endpoints:
-                return []
-            # Authoritative, under the endpoint locks: a claim that committed before we locked is seen.
-            taken = set(
-                (
-                    await session.execute(
-                        select(Delivery.endpoint_id).where(Delivery.endpoint_id.in_(list(endpoints)), theirs).distinct()
-                    )
-                ).scalars()
-            )
+                # Driver SQL compiled once, rows without the ORM (what is read is only looked at).
+                rows = await fetch_prepared(session, _lock_endpoints(), {"ids": endpoint_ids})
+                endpoints = {row["id"]: SimpleNamespace(**row) for row in rows}
+                if not endpoints:
+                    return []
+                # Authoritative, under the endpoint locks: a claim that committed before we locked is seen.
+                params = {"ids": list(endpoints), "now": now, "worker": self.worker_id}
+                taken = {row["endpoint_id"] for row in await fetch_prepared(session, _taken_endpoints(), params)}
+            else:
+                lock = select(Endpoint).where(
+                    Endpoint.id.in_(endpoint_ids), Endpoint.enabled.is_(True), Endpoint.deleted_at.is_(None)
+                )
+                endpoints = {e.id: e for e in (await session.execute(lock)).scalars()}
+                if not endpoints:
+                    return []
+                taken = set(
+                    (
+                        await session.execute(
+                            select(Delivery.endpoint_id)
+                            .where(Delivery.endpoint_id.in_(list(endpoints)), theirs)
+                            .distinct()
+                        )
+                    ).scalars()
+                )
             eligible = [e for e in endpoint_ids if e in endpoints and e not in taken]
             # An even share each (the batch is not spent on the first endpoint's backlog), oldest first.
             share = max(1, limit // max(1, len(eligible)))
