@@ -202,34 +202,6 @@ class TransactionRepository:
         row = (await self._session.execute(stmt.execution_options(populate_existing=True))).scalar_one_or_none()
         return to_transaction(row) if row is not None else None
 
-    async def settle(
-        self,
-        txn_id: str,
-        status: TransactionStatus,
-        *,
-        provider_reference: str | None,
-        failure_code: str | None,
-        failure_message: str | None,
-        now: datetime,
-    ) -> bool:
-        """pending → final, guarded in the database (PRV-3); False when it was already final."""
-        write = settle_update(
-            txn_id,
-            status,
-            provider_reference=provider_reference,
-            failure_code=failure_code,
-            failure_message=failure_message,
-            now=now,
-        )
-        stmt = (
-            update(ProviderTransactionRow)
-            .where(*(ProviderTransactionRow.__table__.c[k] == v for k, v in write.where.items()))
-            .values(**write.values)
-            .execution_options(synchronize_session=False)
-        )
-        result = await self._session.execute(stmt)
-        return bool(result.rowcount)  # type: ignore[attr-defined]
-
 
 def settle_update(
     txn_id: str,
@@ -241,7 +213,7 @@ def settle_update(
     now: datetime,
 ) -> UpdateRows:
     """The write that moves a pending transaction to its final ``status`` (PRV-3: only while pending),
-    for ``uow.write`` or ``TransactionRepository.settle``."""
+    for ``uow.write``."""
     values: dict[str, Any] = {
         "status": status.value,
         "failure_code": failure_code,
@@ -269,21 +241,6 @@ class ProviderEventRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
-
-    async def record_once(self, event: IncomingEvent, now: datetime) -> str | None:
-        """Insert the event; return its row id, or None when ``(provider, external_id)`` was seen before."""
-        row_id = new_id("pev")
-        row = provider_event_insert(row_id, event, now, None).rows[0]
-        inserted = await _insert_ignore(self._session, ProviderEventRow, dict(row))
-        return row_id if inserted else None
-
-    async def set_result(self, row_id: str, result: str) -> None:
-        await self._session.execute(
-            update(ProviderEventRow)
-            .where(ProviderEventRow.id == row_id)
-            .values(result=result)
-            .execution_options(synchronize_session=False)
-        )
 
     async def list_for_transaction(self, txn_id: str) -> Sequence[ProviderEventRow]:
         stmt = (
