@@ -25,6 +25,20 @@ async def post(client: Any, callback: Any) -> Any:
     return await client.post("/billing/sandbox", data=callback.body, headers=callback.headers)
 
 
+def _race_once(monkeypatch: Any, client: Any, rival: Any) -> None:
+    """The next callback's read of its transaction is followed at once by ``rival`` being applied,
+    before that callback writes: the transaction moves between its read and its write."""
+    real = callbacks.transaction_snapshot
+
+    async def snapshot_then_race(uow: Any, txn_id: str) -> Any:
+        snap = await real(uow, txn_id)
+        monkeypatch.setattr(callbacks, "transaction_snapshot", real)
+        assert (await post(client, rival)).status == 200
+        return snap
+
+    monkeypatch.setattr(callbacks, "transaction_snapshot", snapshot_then_race)
+
+
 class TestSuccessCallback:
     async def test_moves_the_transaction_and_writes_one_event(
         self, started: tuple[Any, dict], sandbox_callback: Any, db_read: Any
@@ -156,19 +170,8 @@ class TestFailureCallback:
     ) -> None:
         client, payment = started
         ptx = payment["provider_transaction_id"]
-        real = callbacks.transaction_snapshot
-        raced: list[bool] = []
-
-        async def snapshot_then_race(uow: Any, txn_id: str) -> Any:
-            snap = await real(uow, txn_id)
-            if not raced:
-                raced.append(True)
-                # Between this read and its write, a decline for the same transaction is applied.
-                ko = sandbox_callback(ptx, type_="payment.failed", event_id="sbevt_ko", failure_code="card_declined")
-                assert (await post(client, ko)).status == 200
-            return snap
-
-        monkeypatch.setattr(callbacks, "transaction_snapshot", snapshot_then_race)
+        ko = sandbox_callback(ptx, type_="payment.failed", event_id="sbevt_ko", failure_code="card_declined")
+        _race_once(monkeypatch, client, ko)
         assert (await post(client, sandbox_callback(ptx, event_id="sbevt_ok"))).status == 200
 
         [txn] = await db_read("transactions")
@@ -183,17 +186,8 @@ class TestFailureCallback:
     ) -> None:
         client, payment = started
         ptx = payment["provider_transaction_id"]
-        real = callbacks.transaction_snapshot
-
-        async def snapshot_then_race(uow: Any, txn_id: str) -> Any:
-            snap = await real(uow, txn_id)
-            monkeypatch.setattr(callbacks, "transaction_snapshot", real)
-            ko = sandbox_callback(ptx, type_="payment.failed", event_id="sbevt_ko")
-            assert (await post(client, ko)).status == 200
-            return snap
-
         monkeypatch.setattr(callbacks, "NOTICE_ATTEMPTS", 1)
-        monkeypatch.setattr(callbacks, "transaction_snapshot", snapshot_then_race)
+        _race_once(monkeypatch, client, sandbox_callback(ptx, type_="payment.failed", event_id="sbevt_ko"))
         response = await post(client, sandbox_callback(ptx, event_id="sbevt_ok"))
 
         assert response.status == 503

@@ -13,7 +13,21 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import CTE, Delete, Insert, Select, Table, Update, and_, bindparam, exists, func, select, union_all
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    Delete,
+    Insert,
+    Select,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    exists,
+    func,
+    select,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
@@ -51,6 +65,22 @@ class Precondition:
 
     clause: ClauseElement
     params: Mapping[str, Any]
+
+
+@functools.lru_cache(maxsize=64)
+def _row_as_read(table: Table, columns: tuple[str, ...]) -> ColumnElement[bool]:
+    first = table.c[columns[0]]
+    return exists(
+        select(first)
+        .where(*(table.c[c] == bindparam(f"c_{c}", type_=table.c[c].type) for c in columns))
+        .with_for_update()
+    )
+
+
+def row_unchanged(table: Table, values: Mapping[str, Any]) -> Precondition:
+    """ "The row of ``table`` with these values is still there": with its key and a version (status,
+    ``updated_at``) among them, "the row is exactly as it was read", checked with the row locked."""
+    return Precondition(_row_as_read(table, tuple(values)), {f"c_{column}": v for column, v in values.items()})
 
 
 Write = InsertRows | UpdateRows | Insert | Update | Delete

@@ -9,8 +9,15 @@ from datetime import datetime
 from typing import Any
 
 from billing_runtime.uow import UnitOfWork
-from billing_runtime.writes import InsertRows, Precondition, UpdateRows, fetch_alone, fetch_prepared
-from sqlalchemy import ColumnElement, Insert, Select, bindparam, delete, exists, func, select, true, update
+from billing_runtime.writes import (
+    InsertRows,
+    Precondition,
+    UpdateRows,
+    fetch_alone,
+    fetch_prepared,
+    row_unchanged,
+)
+from sqlalchemy import Insert, Select, bindparam, delete, func, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -76,25 +83,12 @@ async def payment_snapshot(uow: UnitOfWork, tenant_id: str, payment_id: str) -> 
     return Payment(**{attr: rows[0][column] for column, attr in _payment_columns()})
 
 
-@functools.cache
-def _payment_as_read() -> ColumnElement[bool]:
-    table = Payment.__table__
-    return exists(
-        select(table.c.id)
-        .where(
-            table.c.id == bindparam("c_payment_id"),
-            table.c.status == bindparam("c_status"),
-            table.c.updated_at == bindparam("c_updated_at", type_=table.c.updated_at.type),
-        )
-        .with_for_update()
-    )
-
-
 def payment_unchanged(payment: Payment) -> Precondition:
     """ "The payment is still exactly as read" (every change stamps ``updated_at``), checked with its
     row locked in the statement that writes: taken before changing the object."""
-    params = {"c_payment_id": payment.id, "c_status": payment.status, "c_updated_at": payment.updated_at}
-    return Precondition(_payment_as_read(), params)
+    return row_unchanged(
+        Payment.__table__, {"id": payment.id, "status": payment.status, "updated_at": payment.updated_at}
+    )
 
 
 async def was_consumed(uow_factory: Callable[[], UnitOfWork], consumer: str, message_id: str) -> bool:

@@ -13,8 +13,15 @@ from typing import Any
 
 from billing_runtime.ids import new_id
 from billing_runtime.uow import UnitOfWork
-from billing_runtime.writes import InsertRows, Precondition, UpdateRows, fetch_alone, fetch_prepared
-from sqlalchemy import ColumnElement, Select, bindparam, exists, select, update
+from billing_runtime.writes import (
+    InsertRows,
+    Precondition,
+    UpdateRows,
+    fetch_alone,
+    fetch_prepared,
+    row_unchanged,
+)
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,25 +59,11 @@ async def transaction_snapshot(uow: UnitOfWork, txn_id: str) -> Transaction | No
     return to_transaction(SimpleNamespace(**rows[0])) if rows else None
 
 
-@functools.cache
-def _transaction_as_read() -> ColumnElement[bool]:
-    table = ProviderTransactionRow.__table__
-    return exists(
-        select(table.c.id)
-        .where(
-            table.c.id == bindparam("c_txn_id"),
-            table.c.status == bindparam("c_status"),
-            table.c.updated_at == bindparam("c_updated_at", type_=table.c.updated_at.type),
-        )
-        .with_for_update()
-    )
-
-
 def transaction_unchanged(txn: Transaction) -> Precondition:
     """ "The transaction is still exactly as read" (every change stamps ``updated_at``), checked with
     its row locked in the statement that writes."""
-    params = {"c_txn_id": txn.id, "c_status": txn.status.value, "c_updated_at": txn.updated_at}
-    return Precondition(_transaction_as_read(), params)
+    values = {"id": txn.id, "status": txn.status.value, "updated_at": txn.updated_at}
+    return row_unchanged(ProviderTransactionRow.__table__, values)
 
 
 async def provider_event_seen(uow_factory: Callable[[], UnitOfWork], provider: str, external_id: str) -> bool:
