@@ -4,11 +4,14 @@ transaction writes many outcomes, and every invariant of the one-at-a-time path 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 from collections import Counter
 
 from billing_contracts.events import PaymentCreatedV1
 from sqlalchemy import text
 from webhook_dispatcher.keys import deps_key, dispatcher_key
+from webhook_dispatcher.services.dispatcher import Dispatcher
 from webhook_dispatcher.services.ingest import ingest_events
 
 
@@ -128,6 +131,33 @@ class TestRecordBatch:
         [row] = await _deliveries(api, auth)
         assert row["attempt_count"] == 0
         assert hook.hits == []
+
+    async def test_deliveries_queued_until_their_lease_is_nearly_over_are_handed_back_unsent_in_order(
+        self, start_app, auth, receiver, publish
+    ) -> None:
+        api = await start_app(roles=("api",))
+        hook = await receiver()
+        await _endpoint(api, auth, hook.url)
+        idle = await _idle_dispatcher(start_app)
+        # One that may send (the idle one's zero concurrency never starts anything), with no loop of its own.
+        config = dataclasses.replace(idle.config, concurrency=4)
+        dispatcher = Dispatcher(idle.uow, idle.box, config, idle.metrics, idle.client)
+        for _ in range(3):
+            await publish()
+        claimed = await dispatcher.claim(10)
+        assert len(claimed) == 3
+        # As if they had waited behind slow requests: too little lease left to start one safely (WHK-3).
+        late = [dataclasses.replace(item, lease_deadline=time.monotonic() + 0.01) for item in claimed]
+
+        dispatcher._accept(late)
+        await asyncio.gather(*list(dispatcher._tasks))
+
+        assert hook.hits == []
+        assert all(row["attempt_count"] == 0 for row in await _deliveries(api, auth))
+        assert dispatcher._held == Counter()
+        again = await dispatcher.claim(10)
+        assert [item.delivery_id for item in again] == [item.delivery_id for item in claimed]
+        assert {item.token for item in again}.isdisjoint({item.token for item in claimed})
 
 
 class TestClaimBatch:
