@@ -42,6 +42,7 @@ from sqlalchemy import (
     insert,
     select,
     text,
+    true,
     tuple_,
     update,
 )
@@ -174,6 +175,23 @@ async def _record_successes(
             log.warning("lost the lease on delivery %s; its attempt is not recorded", item.delivery_id)
             outcomes.append(None)
     return outcomes
+
+
+def _portable_filters(now: datetime, worker_id: str) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """(due, theirs): a delivery due now, and one under a live lease of another worker (few rows: a
+    partial index holds only leased deliveries). Built per claim, for SQLite."""
+    due = (
+        (Delivery.status == "pending")
+        & (Delivery.next_attempt_at <= now)
+        & (Delivery.claimed_until.is_(None) | (Delivery.claimed_until < now))
+    )
+    theirs = (
+        Delivery.claim_token.is_not(None)
+        & (Delivery.status == "pending")
+        & (Delivery.claimed_until >= now)
+        & ~Delivery.claim_token.startswith(worker_id)
+    )
+    return due, theirs
 
 
 @functools.cache
@@ -524,21 +542,11 @@ class Dispatcher:
         token = self.worker_id + secrets.token_hex(10)
         depth = self.depth
         full = [endpoint_id for endpoint_id, n in held.items() if n >= self._refill_mark]
-        due = (
-            (Delivery.status == "pending")
-            & (Delivery.next_attempt_at <= now)
-            & (Delivery.claimed_until.is_(None) | (Delivery.claimed_until < now))
-        )
-        # Live leases of other workers (few rows: a partial index holds only leased deliveries).
-        theirs = (
-            Delivery.claim_token.is_not(None)
-            & (Delivery.status == "pending")
-            & (Delivery.claimed_until >= now)
-            & ~Delivery.claim_token.startswith(self.worker_id)
-        )
         async with self.uow() as uow:
             engine = uow.engine
             postgres = engine is not None and engine.dialect.name == "postgresql"
+            # On PostgreSQL the same conditions are in statements built once (``_candidates`` & co.).
+            due, theirs = _portable_filters(now, self.worker_id) if not postgres else (true(), true())
             # The oldest due deliveries only (index on status, next_attempt_at), never the whole backlog;
             # endpoints this worker cannot take now are left out first, so they cannot crowd out the
             # others (a worker never idles while an endpoint it could serve has due deliveries).
