@@ -25,7 +25,7 @@ def inbox_table(metadata: MetaData) -> Table:
 
 async def record_once(session: AsyncSession, table: Table, consumer: str, message_id: str) -> bool:
     """Insert the id inside the caller's transaction; False if it was already there (a duplicate)."""
-    values = {"consumer": consumer, "message_id": message_id, "received_at": utcnow()}
+    values = inbox_row(table, consumer, message_id).rows[0]
     dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = insert(table).values(**values).on_conflict_do_nothing()

@@ -3,12 +3,12 @@ outbox inside that same transaction, together with the writes queued on it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from billing_contracts.envelope import EventBase
-from sqlalchemy import Engine, Table
+from sqlalchemy import Engine, Select, Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from billing_runtime.db import is_postgres
@@ -21,6 +21,8 @@ from billing_runtime.writes import (
     execute_alone,
     execute_guarded,
     execute_together,
+    fetch_alone,
+    fetch_prepared,
 )
 
 
@@ -50,6 +52,15 @@ class UnitOfWork:
         """The engine the unit's sessions bind to (for statements that run outside its transaction)."""
         bind = self._sessionmaker.kw.get("bind")
         return bind if isinstance(bind, AsyncEngine) else None
+
+    async def read_unlocked(self, query: Select[Any], params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """A read the unit decides on without locking (its writes then carry a ``Precondition``): on
+        PostgreSQL outside any transaction, so a unit whose writes are one statement stays two round
+        trips; elsewhere in the unit's session. ``query`` as for ``fetch_prepared``."""
+        engine = self.engine
+        if engine is not None and is_postgres(engine):
+            return await fetch_alone(engine, query, params)
+        return await fetch_prepared(self.session, query, params)
 
     @property
     def session(self) -> AsyncSession:

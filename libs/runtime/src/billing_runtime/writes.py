@@ -67,6 +67,10 @@ class Precondition:
     params: Mapping[str, Any]
 
 
+def _condition(precondition: Precondition | None) -> ClauseElement | None:
+    return precondition.clause if precondition is not None else None
+
+
 @functools.lru_cache(maxsize=64)
 def _row_as_read(table: Table, columns: tuple[str, ...]) -> ColumnElement[bool]:
     first = table.c[columns[0]]
@@ -160,7 +164,7 @@ async def execute_together(session: AsyncSession, writes: Sequence[Write]) -> No
             params.update(_params(write, f"w{i}_"))
     if all(isinstance(write, InsertRows | UpdateRows) for write in writes):
         stmt = _chained(tuple(_shape(write) for write in writes))  # type: ignore[arg-type]
-        await _execute_prepared(session, stmt, params)
+        await _run_in(session, stmt, params)
         return
     else:
         stmt = _chain(
@@ -244,18 +248,18 @@ async def execute_guarded(
     guard_shape = _shape(guard)
     dialect = session.get_bind().dialect.name
     if dialect != "postgresql":
-        condition = precondition.clause if precondition is not None else None
         guard_params = {**_params(guard, "g_"), **(precondition.params if precondition is not None else {})}
-        inserted = await session.execute(_guard_insert(guard_shape, "g_", dialect, condition), guard_params)
+        stmt = _guard_insert(guard_shape, "g_", dialect, _condition(precondition))
+        inserted = await session.execute(stmt, guard_params)
         if inserted.first() is None:
             return False
         for write in writes:
             await session.execute(_statement(_shape(write), "w0_"), _params(write, "w0_"))
         return True
     params = _chained_params(writes, guard, precondition)
-    condition = precondition.clause if precondition is not None else None
-    stmt = _guarded(guard_shape, tuple(_shape(write) for write in writes), condition)
-    return bool((await _execute_prepared(session, stmt, params))[0][0])
+    stmt = _guarded(guard_shape, tuple(_shape(write) for write in writes), _condition(precondition))
+    _, rows = await _run_in(session, stmt, params)
+    return bool(rows[0][0])
 
 
 # Alone: a unit whose only statement is the writes, outside any transaction.
@@ -300,24 +304,25 @@ def _prepared(stmt: ClauseElement, dialect: Dialect) -> _Prepared:
     )
 
 
-async def _execute_prepared(session: AsyncSession, stmt: ClauseElement, params: Mapping[str, Any]) -> list[Any]:
+async def _run_in(session: AsyncSession, stmt: ClauseElement, params: Mapping[str, Any]) -> tuple[_Prepared, list[Any]]:
     """``stmt`` (built once and reused) in the session's transaction, as driver SQL compiled once: no
     per-execution cache-key walk of the statement, which for a chained or guarded statement of many
     parameters cost more than the round trip. Raw rows back."""
     conn = await session.connection()
     prepared = _prepared(stmt, conn.dialect)
     result = await conn.exec_driver_sql(prepared.sql, prepared.args(params))
-    return list(result.fetchall()) if result.returns_rows else []
+    return prepared, list(result.fetchall()) if result.returns_rows else []
 
 
-async def fetch_alone(engine: AsyncEngine, query: Select[Any], params: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """``fetch_prepared`` outside any transaction (PostgreSQL): a read that needs no lock and no
-    consistency with writes after it costs one round trip."""
-    prepared = _prepared(query, engine.dialect)
+async def _run_alone(
+    engine: AsyncEngine, stmt: ClauseElement, params: Mapping[str, Any]
+) -> tuple[_Prepared, list[Any]]:
+    """``_run_in`` as a transaction of its own (the statement commits itself: no BEGIN and COMMIT)."""
+    prepared = _prepared(stmt, engine.dialect)
     async with engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         result = await conn.exec_driver_sql(prepared.sql, prepared.args(params))
-        return _typed_rows(prepared, result.fetchall())
+        return prepared, list(result.fetchall()) if result.returns_rows else []
 
 
 def _typed_rows(prepared: _Prepared, rows: Sequence[Any]) -> list[dict[str, Any]]:
@@ -333,12 +338,15 @@ def _typed_rows(prepared: _Prepared, rows: Sequence[Any]) -> list[dict[str, Any]
 async def fetch_prepared(session: AsyncSession, query: Select[Any], params: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Run ``query`` (built once and reused, every value a named ``bindparam``) in the session's
     transaction and return its rows as dicts by column key, with the columns' types applied, but
-    without the ORM: for the locking reads on the hot paths, where loading ORM objects through
+    without the ORM: for the reads on the hot paths, where loading ORM objects through
     ``session.execute`` cost more than the query."""
-    conn = await session.connection()
-    prepared = _prepared(query, conn.dialect)
-    result = await conn.exec_driver_sql(prepared.sql, prepared.args(params))
-    return _typed_rows(prepared, result.fetchall())
+    return _typed_rows(*await _run_in(session, query, params))
+
+
+async def fetch_alone(engine: AsyncEngine, query: Select[Any], params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``fetch_prepared`` outside any transaction (PostgreSQL): a read that needs no lock and no
+    consistency with writes after it costs one round trip."""
+    return _typed_rows(*await _run_alone(engine, query, params))
 
 
 async def execute_alone(
@@ -359,8 +367,7 @@ async def execute_alone(
     if guard is not None:
         if len(guard.rows) != 1:
             raise ValueError("the guard is exactly one row")
-        condition = precondition.clause if precondition is not None else None
-        stmt: ClauseElement = _guarded(_shape(guard), shapes, condition)
+        stmt: ClauseElement = _guarded(_shape(guard), shapes, _condition(precondition))
     elif shapes:
         stmt = _chained(shapes)
     else:
@@ -378,8 +385,5 @@ async def execute_statement_alone(
     ``stmt`` must be built once and reused (it is compiled once per object, then sent as driver SQL),
     with every value a ``bindparam`` named in ``params``; a list goes in as one array parameter
     (``= ANY(...)``), never as an IN list whose length would change the SQL."""
-    prepared = _prepared(stmt, engine.dialect)
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        result = await conn.exec_driver_sql(prepared.sql, prepared.args(params))
-        return [tuple(row) for row in result.fetchall()] if result.returns_rows else []
+    _, rows = await _run_alone(engine, stmt, params)
+    return [tuple(row) for row in rows]

@@ -13,8 +13,6 @@ from billing_runtime.writes import (
     InsertRows,
     Precondition,
     UpdateRows,
-    fetch_alone,
-    fetch_prepared,
     row_unchanged,
 )
 from sqlalchemy import Insert, Select, bindparam, delete, func, select, true, update
@@ -72,12 +70,7 @@ async def payment_snapshot(uow: UnitOfWork, tenant_id: str, payment_id: str) -> 
     flushed, they go out as explicit writes (``payment_update``) guarded by ``payment_unchanged``.
     On PostgreSQL outside any transaction and without the ORM's loading machinery: this read is on
     the path of every provider outcome."""
-    params = {"id": payment_id, "tenant_id": tenant_id}
-    engine = uow.engine
-    if engine is not None and engine.dialect.name == "postgresql":
-        rows = await fetch_alone(engine, _payment_by_id(), params)
-    else:
-        rows = await fetch_prepared(uow.session, _payment_by_id(), params)
+    rows = await uow.read_unlocked(_payment_by_id(), {"id": payment_id, "tenant_id": tenant_id})
     if not rows:
         return None
     return Payment(**{attr: rows[0][column] for column, attr in _payment_columns()})
@@ -110,7 +103,7 @@ def _column_values(obj: Payment) -> dict[str, Any]:
 
 def payment_update(payment: Payment, columns: tuple[str, ...]) -> UpdateRows:
     """The UPDATE of ``columns`` of a payment, with the values its object holds now, for ``uow.write``
-    (a payment loaded and then expunged, whose change must be guarded with the rest of its unit)."""
+    (a payment read outside the session, whose change is guarded with the rest of its unit)."""
     values = _column_values(payment)
     return UpdateRows(Payment.__table__, {"id": payment.id}, {column: values[column] for column in columns})
 

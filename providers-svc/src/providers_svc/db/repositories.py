@@ -17,8 +17,6 @@ from billing_runtime.writes import (
     InsertRows,
     Precondition,
     UpdateRows,
-    fetch_alone,
-    fetch_prepared,
     row_unchanged,
 )
 from sqlalchemy import Select, bindparam, select, update
@@ -51,11 +49,7 @@ async def transaction_snapshot(uow: UnitOfWork, txn_id: str) -> Transaction | No
     """The transaction as it is now, unlocked; change it only with writes guarded by
     ``transaction_unchanged``. On PostgreSQL outside any transaction and without the ORM's loading
     machinery: every provider callback starts here."""
-    engine = uow.engine
-    if engine is not None and engine.dialect.name == "postgresql":
-        rows = await fetch_alone(engine, _transaction_by_id(), {"id": txn_id})
-    else:
-        rows = await fetch_prepared(uow.session, _transaction_by_id(), {"id": txn_id})
+    rows = await uow.read_unlocked(_transaction_by_id(), {"id": txn_id})
     return to_transaction(SimpleNamespace(**rows[0])) if rows else None
 
 

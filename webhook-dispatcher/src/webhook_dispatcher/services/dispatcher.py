@@ -42,7 +42,6 @@ from sqlalchemy import (
     insert,
     select,
     text,
-    true,
     tuple_,
     update,
 )
@@ -179,7 +178,7 @@ async def _record_successes(
 
 def _portable_filters(now: datetime, worker_id: str) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     """(due, theirs): a delivery due now, and one under a live lease of another worker (few rows: a
-    partial index holds only leased deliveries). Built per claim, for SQLite."""
+    partial index holds only leased deliveries). For SQLite."""
     due = (
         (Delivery.status == "pending")
         & (Delivery.next_attempt_at <= now)
@@ -545,8 +544,6 @@ class Dispatcher:
         async with self.uow() as uow:
             engine = uow.engine
             postgres = engine is not None and engine.dialect.name == "postgresql"
-            # On PostgreSQL the same conditions are in statements built once (``_candidates`` & co.).
-            due, theirs = _portable_filters(now, self.worker_id) if not postgres else (true(), true())
             # The oldest due deliveries only (index on status, next_attempt_at), never the whole backlog;
             # endpoints this worker cannot take now are left out first, so they cannot crowd out the
             # others (a worker never idles while an endpoint it could serve has due deliveries).
@@ -557,6 +554,9 @@ class Dispatcher:
                 params = {"now": now, "worker": self.worker_id, "full": full, "window": limit * 4, "limit": limit}
                 endpoint_ids = [row[0] for row in await execute_statement_alone(engine, _candidates(), params)]
             else:
+                # Built per claim, and kept for the steps below (on PostgreSQL the same conditions are
+                # in statements built once: ``_candidates``, ``_taken_endpoints``, ``LEASE_SQL``).
+                due, theirs = _portable_filters(now, self.worker_id)
                 window = (
                     select(Delivery.endpoint_id, Delivery.next_attempt_at)
                     .where(
