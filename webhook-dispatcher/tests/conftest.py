@@ -31,6 +31,8 @@ from webhook_dispatcher.settings import Settings
 SERVICE_ROOT = Path(__file__).resolve().parents[1]
 INTERNAL_SECRET = "test-internal-secret-0123456789abcdef"
 ENCRYPTION_KEY = Fernet.generate_key().decode()
+# Port 9 (discard) on loopback: connections are refused at once, and nothing leaves the machine.
+NOBODY_LISTENS = "http://127.0.0.1:9/hook"
 
 
 @pytest.fixture(scope="session")
@@ -129,6 +131,8 @@ class Receiver:
     hits: list[Hit] = field(default_factory=list)
     concurrent: int = 0
     max_concurrent: int = 0
+    # Set by tests whose receiver is meant to see requests it cannot verify (e.g. a wrong secret).
+    unsigned_ok: bool = False
 
     def verify(self, headers: dict[str, str], body: bytes) -> bool:
         for secret in self.secrets:
@@ -145,8 +149,14 @@ class Receiver:
 
 @pytest.fixture
 def receiver(aiohttp_server):  # type: ignore[no-untyped-def]
+    """Receivers for one test. At the end every request any of them got must have passed the reference
+    verifier (unless made with ``unsigned_ok=True``), so a signing regression fails every delivery test,
+    not only the ones that look at signatures."""
+    made: list[Receiver] = []
+
     async def make(path: str = "/hook", **kwargs: Any) -> Receiver:
         state = Receiver(**kwargs)
+        made.append(state)
 
         async def handle(request: web.Request) -> web.StreamResponse:
             body = await request.read()
@@ -170,13 +180,34 @@ def receiver(aiohttp_server):  # type: ignore[no-untyped-def]
         state.url = f"http://127.0.0.1:{server.port}{path}"
         return state
 
-    return make
+    yield make
+    unverified = [
+        (r.url, h.headers.get("webhook-id")) for r in made if not r.unsigned_ok for h in r.hits if not h.verified
+    ]
+    assert not unverified, f"requests the standardwebhooks verifier rejected: {unverified}"
+
+
+@pytest.fixture
+def endpoint_at(auth):  # type: ignore[no-untyped-def]
+    """Create an endpoint on ``api`` (any app this test started) delivering to ``hook``, and hand its
+    secret to the receiver so that every request it gets is verified."""
+
+    async def create(api, hook: Receiver, *, url: str | None = None, tenant: str = "ten_a", **body: Any):  # type: ignore[no-untyped-def]
+        response = await api.post("/v1/webhook-endpoints", json={"url": url or hook.url, **body}, headers=auth(tenant))
+        assert response.status == 201, await response.text()
+        created = await response.json()
+        hook.secrets.append(created["secret"])
+        return created
+
+    return create
 
 
 @pytest.fixture
 def create_endpoint(client, auth):  # type: ignore[no-untyped-def]
     async def create(receiver: Receiver | None = None, *, tenant: str = "ten_a", **body: Any) -> dict[str, Any]:
-        payload = {"url": receiver.url if receiver else "https://example.com/hook", **body}
+        # Without a receiver: a loopback port nobody listens on. Tests send traffic only to loopback,
+        # and this worker runs with the SSRF guard off, so a public name here would really be called.
+        payload = {"url": receiver.url if receiver else NOBODY_LISTENS, **body}
         response = await client.post("/v1/webhook-endpoints", json=payload, headers=auth(tenant))
         assert response.status == 201, await response.text()
         created = await response.json()

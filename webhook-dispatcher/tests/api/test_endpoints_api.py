@@ -10,7 +10,7 @@ class TestCreateEndpoint:
     async def test_returns_secret_once_and_encrypts_it_at_rest(self, client, auth, clean_db) -> None:
         response = await client.post(
             "/v1/webhook-endpoints",
-            json={"url": "https://example.com/hook", "events": ["payment.succeeded"], "description": "shop"},
+            json={"url": "https://shop.example/hook", "events": ["payment.succeeded"], "description": "shop"},
             headers=auth(),
         )
         assert response.status == 201
@@ -30,23 +30,23 @@ class TestCreateEndpoint:
         assert body["secret"].removeprefix("whsec_") not in stored
 
     async def test_defaults_to_every_event(self, client, auth) -> None:
-        response = await client.post("/v1/webhook-endpoints", json={"url": "https://example.com/h"}, headers=auth())
+        response = await client.post("/v1/webhook-endpoints", json={"url": "https://shop.example/h"}, headers=auth())
         assert (await response.json())["events"] == ["*"]
 
     @pytest.mark.parametrize(
         ("body", "field"),
         [
-            ({"url": "ftp://example.com/h"}, "url"),
+            ({"url": "ftp://shop.example/h"}, "url"),
             ({"url": "not a url"}, "url"),
             ({"url": "https://"}, "url"),
-            ({"url": "https://user:pw@example.com/h"}, "url"),
-            ({"url": "https://example.com/h", "events": ["payment.exploded"]}, "events"),
-            ({"url": "https://example.com/h", "events": []}, "events"),
-            ({"url": "https://example.com/h", "events": ["*", "payment.created"]}, "events"),
-            ({"url": "https://example.com/h", "events": "payment.created"}, "events"),
-            ({"url": "https://example.com/h", "events": ["webhook.test"]}, "events"),
-            ({"url": "https://example.com/h", "enabled": "yes"}, "enabled"),
-            ({"url": "https://example.com/h", "colour": "red"}, "colour"),
+            ({"url": "https://user:pw@shop.example/h"}, "url"),
+            ({"url": "https://shop.example/h", "events": ["payment.exploded"]}, "events"),
+            ({"url": "https://shop.example/h", "events": []}, "events"),
+            ({"url": "https://shop.example/h", "events": ["*", "payment.created"]}, "events"),
+            ({"url": "https://shop.example/h", "events": "payment.created"}, "events"),
+            ({"url": "https://shop.example/h", "events": ["webhook.test"]}, "events"),
+            ({"url": "https://shop.example/h", "enabled": "yes"}, "enabled"),
+            ({"url": "https://shop.example/h", "colour": "red"}, "colour"),
             ({"url": 42}, "url"),
             ({}, "url"),
         ],
@@ -61,7 +61,7 @@ class TestCreateEndpoint:
 
     async def test_http_refused_unless_allowed(self, start_app, auth) -> None:
         client = await start_app(allow_http=False)
-        response = await client.post("/v1/webhook-endpoints", json={"url": "http://example.com/h"}, headers=auth())
+        response = await client.post("/v1/webhook-endpoints", json={"url": "http://shop.example/h"}, headers=auth())
         assert response.status == 422
         assert (await response.json())["errors"][0]["message"] == "must use https"
 

@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import time
 from collections import Counter
+from typing import Any
 
 from billing_contracts.events import PaymentCreatedV1
 from sqlalchemy import text
@@ -15,10 +16,13 @@ from webhook_dispatcher.services.dispatcher import Dispatcher
 from webhook_dispatcher.services.ingest import ingest_events
 
 
-async def _endpoint(api, auth, url: str) -> dict:  # type: ignore[no-untyped-def]
-    response = await api.post("/v1/webhook-endpoints", json={"url": url}, headers=auth())
+async def _endpoint(api, auth, hook: Any) -> dict:  # type: ignore[no-untyped-def]
+    """An endpoint at ``hook``, whose secret the receiver then verifies every request with."""
+    response = await api.post("/v1/webhook-endpoints", json={"url": hook.url}, headers=auth())
     assert response.status == 201
-    return dict(await response.json())
+    created = dict(await response.json())
+    hook.secrets.append(created["secret"])
+    return created
 
 
 async def _deliveries(api, auth, **query: str) -> list[dict]:  # type: ignore[no-untyped-def]
@@ -42,9 +46,9 @@ class TestRecordBatch:
             await receiver(default=410),
             await receiver(default=(302, {"Location": "/x"})),
         )
-        endpoints = {name: await _endpoint(api, auth, r.url) for name, r in [("ok", ok), ("broken", broken)]}
-        endpoints["gone"] = await _endpoint(api, auth, gone.url)
-        endpoints["moved"] = await _endpoint(api, auth, moved.url)
+        endpoints = {name: await _endpoint(api, auth, r) for name, r in [("ok", ok), ("broken", broken)]}
+        endpoints["gone"] = await _endpoint(api, auth, gone)
+        endpoints["moved"] = await _endpoint(api, auth, moved)
         dispatcher = await _idle_dispatcher(start_app)
         await publish()
         claimed = await dispatcher.claim(100)
@@ -80,7 +84,7 @@ class TestRecordBatch:
         self, start_app, auth, receiver, publish, clean_db
     ) -> None:
         api = await start_app(roles=("api",))
-        endpoint = await _endpoint(api, auth, (await receiver()).url)
+        endpoint = await _endpoint(api, auth, (await receiver()))
         dispatcher = await _idle_dispatcher(start_app)
         await publish()
         first = await dispatcher.claim(10)
@@ -119,7 +123,7 @@ class TestRecordBatch:
     ) -> None:
         api = await start_app(roles=("api",))
         hook = await receiver()
-        await _endpoint(api, auth, hook.url)
+        await _endpoint(api, auth, hook)
         dispatcher = await _idle_dispatcher(start_app)
         await publish()
         [first] = await dispatcher.claim(10)
@@ -137,7 +141,7 @@ class TestRecordBatch:
     ) -> None:
         api = await start_app(roles=("api",))
         hook = await receiver()
-        await _endpoint(api, auth, hook.url)
+        await _endpoint(api, auth, hook)
         idle = await _idle_dispatcher(start_app)
         # One that may send (the idle one's zero concurrency never starts anything), with no loop of its own.
         config = dataclasses.replace(idle.config, concurrency=4)
@@ -166,7 +170,7 @@ class TestClaimBatch:
     ) -> None:
         api = await start_app(roles=("api",))
         for _ in range(4):
-            await _endpoint(api, auth, (await receiver()).url)
+            await _endpoint(api, auth, (await receiver()))
         first, second = await _idle_dispatcher(start_app), await _idle_dispatcher(start_app)
         for _ in range(10):
             await publish(event_type=PaymentCreatedV1)
@@ -186,11 +190,11 @@ class TestClaimBatch:
         self, start_app, auth, receiver, publish
     ) -> None:
         api = await start_app(roles=("api",))
-        busy = await _endpoint(api, auth, (await receiver()).url)
+        busy = await _endpoint(api, auth, (await receiver()))
         first, second = await _idle_dispatcher(start_app), await _idle_dispatcher(start_app)
         for _ in range(5):
             await publish(event_type=PaymentCreatedV1)
-        quiet = await _endpoint(api, auth, (await receiver()).url)
+        quiet = await _endpoint(api, auth, (await receiver()))
         await api.post(f"/v1/webhook-endpoints/{quiet['id']}/test", headers=auth())
         [held] = await first.claim(1)
         assert held.endpoint_id == busy["id"]
@@ -209,7 +213,7 @@ class TestSendBatch:
     ) -> None:
         api = await start_app(roles=("api",))
         slow = await receiver(delay=0.05)
-        await _endpoint(api, auth, slow.url)
+        await _endpoint(api, auth, slow)
         stage = await start_app(roles=("worker",), worker_concurrency=0)
         del stage
         for _ in range(12):
@@ -230,7 +234,7 @@ class TestIngestBatch:
         self, start_app, auth, receiver, make_event, count
     ) -> None:
         api = await start_app(roles=("api",), worker_concurrency=0)
-        await _endpoint(api, auth, (await receiver()).url)
+        await _endpoint(api, auth, (await receiver()))
         deps = api.app[deps_key]
         seen, fresh = make_event(event_type=PaymentCreatedV1), make_event(event_type=PaymentCreatedV1)
         other_tenant = make_event("ten_b", event_type=PaymentCreatedV1)

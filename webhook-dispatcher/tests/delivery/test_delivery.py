@@ -92,6 +92,7 @@ class TestSigning:
         rotated = await (
             await client.post(f"/v1/webhook-endpoints/{created['id']}/rotate-secret", headers=auth())
         ).json()
+        hook.secrets.append(rotated["secret"])
         await client.post(f"/v1/webhook-endpoints/{created['id']}/test", headers=auth())
         for _ in range(200):
             if hook.hits:
@@ -178,10 +179,12 @@ class TestFanOut:
 
 class TestRetries:
     @pytest.mark.slow
-    async def test_fails_then_succeeds_following_the_schedule(self, start_app, auth, receiver, publish) -> None:
+    async def test_fails_then_succeeds_following_the_schedule(
+        self, endpoint_at, start_app, auth, receiver, publish
+    ) -> None:
         client = await start_app(retry_schedule="0,0.3,0.6,5")
         hook = await receiver(responses=[500, 502], default=200)
-        await client.post("/v1/webhook-endpoints", json={"url": hook.url}, headers=auth())
+        await endpoint_at(client, hook)
         event = await publish()
         delivery = await _only_delivery(client, auth)
         detail = await _wait(client, auth, delivery["id"], "succeeded")
@@ -254,10 +257,10 @@ class TestRetries:
         assert len(detail["attempts"]) == 4
 
     @pytest.mark.slow
-    async def test_retry_after_is_honoured(self, start_app, auth, receiver, publish) -> None:
+    async def test_retry_after_is_honoured(self, endpoint_at, start_app, auth, receiver, publish) -> None:
         client = await start_app(retry_schedule="0,0.05,0.05")
         hook = await receiver(responses=[(503, {"Retry-After": "1"})], default=200)
-        await client.post("/v1/webhook-endpoints", json={"url": hook.url}, headers=auth())
+        await endpoint_at(client, hook)
         await publish()
         delivery = await _only_delivery(client, auth)
         await _wait(client, auth, delivery["id"], "succeeded")
@@ -312,14 +315,14 @@ class TestDisabling:
         assert body["data"]["endpoint"]["disabled_reason"] == "gone"
 
     @pytest.mark.slow
-    async def test_an_endpoint_failing_for_too_long_is_disabled(self, start_app, auth, receiver, publish) -> None:
+    async def test_an_endpoint_failing_for_too_long_is_disabled(
+        self, endpoint_at, start_app, auth, receiver, publish
+    ) -> None:
         client = await start_app(retry_schedule="0,0.3,0.3,0.3,0.3,0.3", disable_after_hours=0.5 / 3600)
         failing = await receiver(default=500)
         watcher = await receiver()
-        bad = await (await client.post("/v1/webhook-endpoints", json={"url": failing.url}, headers=auth())).json()
-        await client.post(
-            "/v1/webhook-endpoints", json={"url": watcher.url, "events": ["endpoint.disabled"]}, headers=auth()
-        )
+        bad = await endpoint_at(client, failing)
+        await endpoint_at(client, watcher, events=["endpoint.disabled"])
         await publish()
         for _ in range(300):
             state = await (await client.get(f"/v1/webhook-endpoints/{bad['id']}", headers=auth())).json()

@@ -36,10 +36,10 @@ class TestHostileResponses:
 
 
 class TestManualRetry:
-    async def test_retry_of_a_pending_delivery_is_409(self, start_app, auth, receiver, publish) -> None:
+    async def test_retry_of_a_pending_delivery_is_409(self, endpoint_at, start_app, auth, receiver, publish) -> None:
         client = await start_app(retry_schedule="0,3600,3600")
         hook = await receiver(default=500)
-        await client.post("/v1/webhook-endpoints", json={"url": hook.url}, headers=auth())
+        await endpoint_at(client, hook)
         await publish()
         for _ in range(200):
             rows = (await (await client.get("/v1/webhook-deliveries", headers=auth())).json())["data"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from typing import Any
 
 import pytest
 from billing_contracts.envelope import utcnow
@@ -15,10 +16,13 @@ from webhook_dispatcher.services.dispatcher import AttemptResult, Dispatcher
 from webhook_dispatcher.services.uow import WebhooksUnitOfWork
 
 
-async def _create(client, auth, url: str) -> dict:  # type: ignore[no-untyped-def]
-    response = await client.post("/v1/webhook-endpoints", json={"url": url}, headers=auth())
+async def _create(client, auth, hook: Any) -> dict:  # type: ignore[no-untyped-def]
+    """An endpoint at ``hook``, whose secret the receiver then verifies every request with."""
+    response = await client.post("/v1/webhook-endpoints", json={"url": hook.url}, headers=auth())
     assert response.status == 201
-    return dict(await response.json())
+    created = dict(await response.json())
+    hook.secrets.append(created["secret"])
+    return created
 
 
 async def _statuses(client, auth) -> Counter[str]:  # type: ignore[no-untyped-def]
@@ -36,11 +40,11 @@ class TestFairness:
             await start_app(roles=("worker",), max_concurrency_per_endpoint=2)
         slow = await receiver(delay=0.25)
         fast = await receiver()
-        await _create(api, auth, slow.url)
+        await _create(api, auth, slow)
         for _ in range(8):
             await publish()
         # Another endpoint is not starved by the slow one.
-        fast_endpoint = await _create(api, auth, fast.url)
+        fast_endpoint = await _create(api, auth, fast)
         await api.post(f"/v1/webhook-endpoints/{fast_endpoint['id']}/test", headers=auth())
 
         async def done() -> bool:
@@ -60,7 +64,7 @@ class TestManyWorkers:
         api = await start_app(roles=("api",))
         hooks = [await receiver(delay=0.01) for _ in range(3)]
         for hook in hooks:
-            await _create(api, auth, hook.url)
+            await _create(api, auth, hook)
         events = [make_event(event_type=PaymentCreatedV1) for _ in range(30)]
         # Stored first (no worker yet), so both workers start on the same backlog.
         consumer = await start_app(roles=("worker",), worker_concurrency=0)
@@ -87,7 +91,7 @@ class TestCrashSafety:
     ) -> None:
         api = await start_app(roles=("api",), request_timeout=0.5, lease_seconds=1)
         hook = await receiver()
-        endpoint = await _create(api, auth, hook.url)
+        endpoint = await _create(api, auth, hook)
         delivery = await (await api.post(f"/v1/webhook-endpoints/{endpoint['id']}/test", headers=auth())).json()
 
         # Worker A claims the delivery and "dies" before sending: nothing else happens on its side.
@@ -136,7 +140,7 @@ class TestCrossProcessWake:
         await start_app(roles=("worker",), dispatch_poll_interval=3600)
         await asyncio.sleep(0.2)
         hook = await receiver()
-        endpoint = await _create(api, auth, hook.url)
+        endpoint = await _create(api, auth, hook)
         await api.post(f"/v1/webhook-endpoints/{endpoint['id']}/test", headers=auth())
 
         async def delivered() -> bool:
