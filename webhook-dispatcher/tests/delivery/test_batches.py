@@ -7,10 +7,13 @@ import asyncio
 import dataclasses
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from billing_contracts.events import PaymentCreatedV1
-from sqlalchemy import text
+from sqlalchemy import text, update
+from webhook_dispatcher.db.models import Endpoint
 from webhook_dispatcher.keys import deps_key, dispatcher_key
 from webhook_dispatcher.services.dispatcher import Dispatcher
 from webhook_dispatcher.services.ingest import ingest_events
@@ -84,7 +87,7 @@ class TestRecordBatch:
         self, start_app, auth, receiver, publish, clean_db
     ) -> None:
         api = await start_app(roles=("api",))
-        endpoint = await _endpoint(api, auth, (await receiver()))
+        endpoint = await _endpoint(api, auth, await receiver())
         dispatcher = await _idle_dispatcher(start_app)
         await publish()
         first = await dispatcher.claim(10)
@@ -170,7 +173,7 @@ class TestClaimBatch:
     ) -> None:
         api = await start_app(roles=("api",))
         for _ in range(4):
-            await _endpoint(api, auth, (await receiver()))
+            await _endpoint(api, auth, await receiver())
         first, second = await _idle_dispatcher(start_app), await _idle_dispatcher(start_app)
         for _ in range(10):
             await publish(event_type=PaymentCreatedV1)
@@ -190,11 +193,11 @@ class TestClaimBatch:
         self, start_app, auth, receiver, publish
     ) -> None:
         api = await start_app(roles=("api",))
-        busy = await _endpoint(api, auth, (await receiver()))
+        busy = await _endpoint(api, auth, await receiver())
         first, second = await _idle_dispatcher(start_app), await _idle_dispatcher(start_app)
         for _ in range(5):
             await publish(event_type=PaymentCreatedV1)
-        quiet = await _endpoint(api, auth, (await receiver()))
+        quiet = await _endpoint(api, auth, await receiver())
         await api.post(f"/v1/webhook-endpoints/{quiet['id']}/test", headers=auth())
         [held] = await first.claim(1)
         assert held.endpoint_id == busy["id"]
@@ -205,6 +208,42 @@ class TestClaimBatch:
 
         assert taken.endpoint_id == quiet["id"]
         assert await second.claim(10) == []
+
+    @pytest.mark.parametrize(
+        ("change", "reason"),
+        [
+            ({"enabled": False, "disabled_reason": "manual"}, "endpoint disabled (manual)"),
+            ({"deleted_at": datetime.now(UTC)}, "endpoint deleted"),
+        ],
+    )
+    async def test_due_deliveries_left_behind_by_a_disabling_are_given_up_not_left_to_clog_the_claim(
+        self, start_app, auth, receiver, publish, clean_db, change, reason
+    ) -> None:
+        api = await start_app(roles=("api",))
+        gone = await _endpoint(api, auth, await receiver())
+        dispatcher = await _idle_dispatcher(start_app)
+        for _ in range(10):
+            await publish(event_type=PaymentCreatedV1)
+        # Disabled (or deleted) without its pending deliveries being given up: what an ingest that read
+        # the endpoint just before a concurrent disabling committed leaves behind.
+        async with clean_db.begin() as conn:
+            await conn.execute(update(Endpoint).where(Endpoint.id == gone["id"]).values(**change))
+        live = await _endpoint(api, auth, await receiver())
+        await api.post(f"/v1/webhook-endpoints/{live['id']}/test", headers=auth())
+
+        # The orphans are older than the live endpoint's delivery and fill the claim's whole window
+        # (4 x limit): before, every claim found only them, skipped them, and leased nothing, forever.
+        claimed = await dispatcher.claim(2) or await dispatcher.claim(2)
+
+        assert [item.endpoint_id for item in claimed] == [live["id"]]
+        async with clean_db.connect() as conn:
+            rows = (
+                await conn.execute(
+                    text("SELECT status, last_error, claim_token FROM webhook_deliveries WHERE endpoint_id = :id"),
+                    {"id": gone["id"]},
+                )
+            ).all()
+        assert rows == [("failed", reason, None)] * 10
 
 
 class TestSendBatch:
@@ -234,7 +273,7 @@ class TestIngestBatch:
         self, start_app, auth, receiver, make_event, count
     ) -> None:
         api = await start_app(roles=("api",), worker_concurrency=0)
-        await _endpoint(api, auth, (await receiver()))
+        await _endpoint(api, auth, await receiver())
         deps = api.app[deps_key]
         seen, fresh = make_event(event_type=PaymentCreatedV1), make_event(event_type=PaymentCreatedV1)
         other_tenant = make_event("ten_b", event_type=PaymentCreatedV1)

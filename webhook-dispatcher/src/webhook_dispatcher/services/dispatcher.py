@@ -581,45 +581,47 @@ class Dispatcher:
             endpoints: dict[str, Any]
             if postgres:
                 # Driver SQL compiled once, rows without the ORM (what is read is only looked at).
-                rows = await fetch_prepared(session, _lock_endpoints(), {"ids": endpoint_ids})
-                endpoints = {row["id"]: SimpleNamespace(**row) for row in rows}
-                if not endpoints:
-                    return []
-                # Authoritative, under the endpoint locks: a claim that committed before we locked is seen.
-                params = {"ids": list(endpoints), "now": now, "worker": self.worker_id}
-                taken = {row["endpoint_id"] for row in await fetch_prepared(session, _taken_endpoints(), params)}
+                locked = await fetch_prepared(session, _lock_endpoints(), {"ids": endpoint_ids})
+                endpoints = {row["id"]: SimpleNamespace(**row) for row in locked}
             else:
                 lock = select(Endpoint).where(
                     Endpoint.id.in_(endpoint_ids), Endpoint.enabled.is_(True), Endpoint.deleted_at.is_(None)
                 )
                 endpoints = {e.id: e for e in (await session.execute(lock)).scalars()}
-                if not endpoints:
-                    return []
-                taken = set(
-                    (
-                        await session.execute(
-                            select(Delivery.endpoint_id)
-                            .where(Delivery.endpoint_id.in_(list(endpoints)), theirs)
-                            .distinct()
-                        )
-                    ).scalars()
-                )
-            eligible = [e for e in endpoint_ids if e in endpoints and e not in taken]
-            # An even share each (the batch is not spent on the first endpoint's backlog), oldest first.
-            share = max(1, limit // max(1, len(eligible)))
+            # The lock skips an endpoint another claim holds, and one disabled or deleted whose deliveries
+            # are still due: those the disabling missed (stored by an ingest that raced it) are given up
+            # here, so they cannot sit in the due window forever.
+            skipped = [endpoint_id for endpoint_id in endpoint_ids if endpoint_id not in endpoints]
+            given_up = await self._give_up_orphans(session, skipped, now) if skipped else 0
             quotas: dict[str, int] = {}
-            for endpoint_id in eligible[:limit]:
-                quota = min(depth - held.get(endpoint_id, 0), share)
-                if quota > 0:
-                    quotas[endpoint_id] = quota
-            if not quotas:
+            if endpoints:
+                # Authoritative, under the endpoint locks: a claim that committed before we locked is seen.
+                if postgres:
+                    params = {"ids": list(endpoints), "now": now, "worker": self.worker_id}
+                    found = await fetch_prepared(session, _taken_endpoints(), params)
+                    taken = {row["endpoint_id"] for row in found}
+                else:
+                    mine = select(Delivery.endpoint_id).where(Delivery.endpoint_id.in_(list(endpoints)), theirs)
+                    taken = set((await session.execute(mine.distinct())).scalars())
+                eligible = [e for e in endpoint_ids if e in endpoints and e not in taken]
+                # An even share each (the batch is not spent on the first endpoint's backlog), oldest first.
+                share = max(1, limit // max(1, len(eligible)))
+                for endpoint_id in eligible[:limit]:
+                    quota = min(depth - held.get(endpoint_id, 0), share)
+                    if quota > 0:
+                        quotas[endpoint_id] = quota
+            rows: list[Row[Any]] = []
+            if quotas:
+                until = now + self.config.lease
+                if postgres:
+                    rows = await self._lease_postgres(session, quotas, token, now, until)
+                else:
+                    rows = await self._lease_portable(session, quotas, due, token, until)
+            if not rows and not given_up:
                 return []
-            until = now + self.config.lease
-            if postgres:
-                rows = await self._lease_postgres(session, quotas, token, now, until)
-            else:
-                rows = await self._lease_portable(session, quotas, due, token, until)
             await uow.commit()
+        if given_up:
+            self.metrics.deliveries.labels("failed").inc(given_up)
         keys: dict[str, list[str]] = {}
         rows.sort(key=lambda r: (r.endpoint_id, r.next_attempt_at, r.id))
         claimed = []
@@ -645,6 +647,44 @@ class Dispatcher:
                 )
             )
         return claimed
+
+    @staticmethod
+    async def _give_up_orphans(session: AsyncSession, endpoint_ids: list[str], now: datetime) -> int:
+        """Fail the due deliveries of those of ``endpoint_ids`` that are disabled or deleted, as disabling
+        them did (``fail_pending``); returns how many. The endpoints are locked first (SKIP LOCKED), so a
+        disabling still in progress is left to finish its own work, and the lock order (endpoint, then
+        its deliveries) is the one every writer uses."""
+        gone = (
+            select(Endpoint.id, Endpoint.deleted_at, Endpoint.disabled_reason)
+            .where(Endpoint.id.in_(endpoint_ids), Endpoint.enabled.is_(False) | Endpoint.deleted_at.is_not(None))
+            .with_for_update(skip_locked=True, key_share=True)
+        )
+        by_reason: dict[str, list[str]] = {}
+        for endpoint_id, deleted_at, disabled_reason in (await session.execute(gone)).all():
+            reason = (
+                "endpoint deleted"
+                if deleted_at is not None
+                else f"endpoint disabled ({disabled_reason})"
+                if disabled_reason
+                else "endpoint disabled"
+            )
+            by_reason.setdefault(reason, []).append(endpoint_id)
+        count = 0
+        for reason, ids in by_reason.items():
+            result = await session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.endpoint_id.in_(ids),
+                    Delivery.status == "pending",
+                    Delivery.claimed_until.is_(None) | (Delivery.claimed_until < now),
+                )
+                .values(status="failed", next_attempt_at=None, last_error=reason, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            count += result.rowcount  # type: ignore[attr-defined]
+        if count:
+            log.warning("gave up %d due deliveries of disabled or deleted endpoints %s", count, endpoint_ids)
+        return count
 
     @staticmethod
     async def _lease_postgres(
