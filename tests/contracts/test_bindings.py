@@ -4,13 +4,15 @@ renamed event cannot silently leave a consumer listening to nothing."""
 import pytest
 from billing_contracts import EVENT_CLASSES, routing_key
 from billing_runtime.bus import topic_matches
-from payments_svc.events.consumers import PROVIDER_EVENT_KEYS
+from payments_svc.events.consumers import LOGGED_EVENT_KEYS, PROVIDER_EVENT_KEYS
+from webhook_dispatcher.domain.event_types import PUBLIC_EVENT_TYPES
+from webhook_dispatcher.events.consumers import EVENT_BINDING_KEYS
 
 KNOWN_KEYS = [
     routing_key(cls.model_fields["source"].default, event_type, 1) for event_type, cls in EVENT_CLASSES.items()
 ]
 
-BINDINGS = {"payments-svc": PROVIDER_EVENT_KEYS}
+BINDINGS = {"payments-svc": [*PROVIDER_EVENT_KEYS, *LOGGED_EVENT_KEYS], "webhook-dispatcher": EVENT_BINDING_KEYS}
 
 
 @pytest.mark.parametrize(("consumer", "binding"), [(c, b) for c, keys in BINDINGS.items() for b in keys])
@@ -21,3 +23,20 @@ def test_binding_matches_a_contract_event(consumer: str, binding: str) -> None:
 def test_payments_receives_both_provider_outcomes() -> None:
     wanted = {"providers.provider.payment.succeeded.v1", "providers.provider.payment.failed.v1"}
     assert {k for k in KNOWN_KEYS if any(topic_matches(b, k) for b in PROVIDER_EVENT_KEYS)} == wanted
+
+
+def test_the_dispatcher_receives_every_public_event_of_another_service_and_none_of_its_own() -> None:
+    """A new public event contract (refund.*, dispute.*) reaches tenants' endpoints with no dispatcher
+    change; ``endpoint.disabled`` it fans out itself, so it must not come back from the bus."""
+    public = {
+        routing_key(cls.model_fields["source"].default, event_type, 1)
+        for event_type, cls in EVENT_CLASSES.items()
+        if event_type in PUBLIC_EVENT_TYPES
+    }
+    received = {k for k in KNOWN_KEYS if any(topic_matches(b, k) for b in EVENT_BINDING_KEYS)}
+    assert received == {k for k in public if not k.startswith("webhooks.")}
+    assert "payments.payment.succeeded.v1" in received
+
+
+def test_the_event_log_receives_endpoint_disabled() -> None:
+    assert any(topic_matches(b, "webhooks.endpoint.disabled.v1") for b in LOGGED_EVENT_KEYS)

@@ -87,3 +87,38 @@ class TestWebhooks:
                 break
             await asyncio.sleep(0.1)
         assert statuses == {"succeeded"}
+
+    async def test_an_endpoint_answering_410_is_disabled_and_the_tenant_told_by_webhook_and_event_log(
+        self, platform, new_tenant, http, aiohttp_server
+    ) -> None:
+        async def gone(request: web.Request) -> web.Response:
+            return web.Response(status=410)
+
+        app = web.Application()
+        app.router.add_post("/hook", gone)
+        server = await aiohttp_server(app, host="127.0.0.1")
+        tenant = await new_tenant()
+        async with http.post(
+            f"{platform.gateway_url}/v1/webhook-endpoints",
+            json={"url": f"http://127.0.0.1:{server.port}/hook"},
+            headers=tenant.auth,
+        ) as r:
+            assert r.status == 201, await r.text()
+            endpoint = await r.json()
+        async with http.post(
+            f"{platform.gateway_url}/v1/webhook-endpoints/{endpoint['id']}/test", headers=tenant.auth
+        ) as r:
+            assert r.status in (200, 201, 202), await r.text()
+
+        # The dispatcher disables it on the 410 and publishes endpoint.disabled; payments-svc logs it.
+        deadline = time.monotonic() + 30
+        logged: list[dict] = []
+        while time.monotonic() < deadline and not logged:
+            logged = await tenant.events(type="endpoint.disabled")
+            await asyncio.sleep(0.1)
+        [event] = logged
+        assert event["data"]["endpoint"]["id"] == endpoint["id"]
+        assert event["data"]["endpoint"]["disabled_reason"] == "gone"
+        async with http.get(f"{platform.gateway_url}/v1/webhook-endpoints/{endpoint['id']}", headers=tenant.auth) as r:
+            state = await r.json()
+        assert (state["enabled"], state["disabled_reason"]) == (False, "gone")

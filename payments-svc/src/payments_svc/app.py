@@ -16,7 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from payments_svc.api.routes import setup_routes
 from payments_svc.db.models import outbox
-from payments_svc.events.consumers import PROVIDER_EVENT_KEYS, PROVIDER_EVENTS_QUEUE, provider_outcome_handler
+from payments_svc.events.consumers import (
+    LOGGED_EVENT_KEYS,
+    LOGGED_EVENTS_QUEUE,
+    PROVIDER_EVENT_KEYS,
+    PROVIDER_EVENTS_QUEUE,
+    logged_event_handler,
+    provider_outcome_handler,
+)
 from payments_svc.keys import checkout_deps_key, lifecycle_deps_key, plumbing_key, settings_key
 from payments_svc.services.checkout import CheckoutDeps
 from payments_svc.services.lifecycle import LifecycleDeps
@@ -89,6 +96,7 @@ def create_app(
 
     if "worker" in roles:
         plumbing.add_consumer(PROVIDER_EVENTS_QUEUE, PROVIDER_EVENT_KEYS, provider_outcome_handler(lifecycle, metrics))
+        plumbing.add_consumer(LOGGED_EVENTS_QUEUE, LOGGED_EVENT_KEYS, logged_event_handler(lifecycle, metrics))
         plumbing.add_task("expiry", lambda: expiry_loop(lifecycle, settings.sweep_interval))
         plumbing.add_task(
             "idempotency-pruning",

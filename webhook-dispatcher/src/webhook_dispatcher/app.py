@@ -70,8 +70,10 @@ def create_app(
         pool_size=settings.database_pool_size,
         bus_url=settings.bus_url,
         metrics=metrics,
-        # Nothing is published yet: no relay. The unit of work still has its outbox table.
-        outbox=None,
+        # The worker publishes what it decides on its own (``endpoint.disabled``, for the tenant's event
+        # log) and relays it; the API role emits nothing, so it runs no relay and no notifier.
+        outbox=outbox if "worker" in roles else None,
+        poll_interval=settings.outbox_poll_interval,
         engine=engine,
         bus=bus,
     )

@@ -39,6 +39,8 @@ class Settings(ServiceSettings):
     # 0 makes a worker that consumes events but never delivers (used by tests to stage a backlog).
     worker_concurrency: int = Field(default=64, ge=0)
     dispatch_poll_interval: float = 1.0
+    # The outbox relay's fallback poll (it is woken at once by the commits of its own process).
+    outbox_poll_interval: float = Field(default=1.0, gt=0)
     # Deliveries leased per claim transaction and attempts recorded per record transaction, at most.
     dispatch_batch_size: int = Field(default=128, ge=1, le=1000)
     secret_rotation_grace_hours: float = 24.0

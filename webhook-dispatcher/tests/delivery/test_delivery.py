@@ -8,8 +8,9 @@ import json
 import time
 
 import pytest
-from billing_contracts.events import PaymentCreatedV1
+from billing_contracts.events import EndpointDisabledV1, PaymentCreatedV1, parse_event
 from billing_contracts.signing import sign
+from billing_runtime.bus import Message
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 
@@ -292,8 +293,14 @@ class TestRetries:
 
 class TestDisabling:
     async def test_410_disables_the_endpoint_and_tells_the_others(
-        self, client, auth, receiver, create_endpoint, publish, deliveries_of, wait_status
+        self, client, auth, receiver, create_endpoint, publish, deliveries_of, wait_status, bus, eventually
     ) -> None:
+        published: list[Message] = []
+
+        async def collect(message: Message) -> None:
+            published.append(message)
+
+        await bus.subscribe("test.event-log", ["webhooks.#"], collect)
         gone = await receiver(default=410)
         watcher = await receiver()
         endpoint = await create_endpoint(gone)
@@ -313,6 +320,18 @@ class TestDisabling:
         assert body["type"] == "endpoint.disabled"
         assert body["data"]["endpoint"]["id"] == endpoint["id"]
         assert body["data"]["endpoint"]["disabled_reason"] == "gone"
+        # The same event, under the same id, leaves through the outbox for the tenant's event log.
+
+        async def relayed() -> bool:
+            return bool(published)
+
+        await eventually(relayed, 5)
+        [message] = published
+        assert message.routing_key == "webhooks.endpoint.disabled.v1"
+        event = parse_event(message.body)
+        assert isinstance(event, EndpointDisabledV1)
+        assert (event.event_id, event.tenant_id) == (body["id"], "ten_a")
+        assert event.model_dump(mode="json")["data"] == body["data"]
 
     @pytest.mark.slow
     async def test_an_endpoint_failing_for_too_long_is_disabled(

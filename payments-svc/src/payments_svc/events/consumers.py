@@ -1,21 +1,31 @@
-"""Consumers of bus events: provider outcomes move payments (idempotent through the inbox)."""
+"""Consumers of bus events: provider outcomes move payments; other services' tenant-facing events join
+the tenant's event log (both idempotent through the inbox)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
 
-from billing_contracts.events import ProviderPaymentFailedV1, ProviderPaymentSucceededV1, parse_event
+from billing_contracts.events import (
+    EndpointDisabledV1,
+    ProviderPaymentFailedV1,
+    ProviderPaymentSucceededV1,
+    parse_event,
+)
 from billing_runtime.bus import Message
 from billing_runtime.metrics import Metrics
 from pydantic import ValidationError
 
+from payments_svc.services.event_log import log_foreign_event
 from payments_svc.services.lifecycle import LifecycleDeps, apply_provider_outcome
 
 log = logging.getLogger(__name__)
 
 PROVIDER_EVENTS_QUEUE = "payments.provider-events"
 PROVIDER_EVENT_KEYS = ["providers.provider.payment.*.v1"]
+# Events of other services that belong in the tenant's event log.
+LOGGED_EVENTS_QUEUE = "payments.logged-events"
+LOGGED_EVENT_KEYS = ["webhooks.endpoint.disabled.v1"]
 
 
 def provider_outcome_handler(deps: LifecycleDeps, metrics: Metrics) -> Callable[[Message], Awaitable[None]]:
@@ -32,5 +42,22 @@ def provider_outcome_handler(deps: LifecycleDeps, metrics: Metrics) -> Callable[
             return
         await apply_provider_outcome(deps, event)
         metrics.events_consumed.labels(event.event_type, "applied").inc()
+
+    return handle
+
+
+def logged_event_handler(deps: LifecycleDeps, metrics: Metrics) -> Callable[[Message], Awaitable[None]]:
+    async def handle(message: Message) -> None:
+        try:
+            event = parse_event(message.body)
+        except ValidationError:
+            log.error("unparseable event %s on %s", message.message_id, message.routing_key)
+            metrics.events_consumed.labels("unknown", "rejected").inc()
+            return
+        if not isinstance(event, EndpointDisabledV1):
+            metrics.events_consumed.labels(event.event_type, "ignored").inc()
+            return
+        logged = await log_foreign_event(deps.uow, event)
+        metrics.events_consumed.labels(event.event_type, "logged" if logged else "duplicate").inc()
 
     return handle

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from billing_contracts.events import EVENT_CLASSES
 
 WEBHOOK_TEST = "webhook.test"
@@ -25,13 +27,29 @@ PUBLIC_EVENT_TYPES: frozenset[str] = frozenset(
     }
 )
 
-# The bus events that become webhooks: every public type a contract class exists for (payment.* today;
-# refund.* and dispute.* join automatically once their contracts are registered).
-FORWARDED_SOURCES = frozenset({"payments"})
+# This service's own source: the events it publishes (``endpoint.disabled``) it fans out itself when it
+# writes them, so it never consumes them back from the bus.
+OWN_SOURCE = "webhooks"
 
 
-def is_forwarded(event_type: str) -> bool:
-    return event_type in PUBLIC_EVENT_TYPES and event_type in EVENT_CLASSES
+@functools.cache
+def forwarded_types() -> dict[str, str]:
+    """The bus events that become webhooks, by type, with their source: every public type a contract
+    exists for (payment.* today; refund.* and dispute.* join once their contracts are registered)."""
+    return {
+        event_type: cls.model_fields["source"].default
+        for event_type, cls in EVENT_CLASSES.items()
+        if event_type in PUBLIC_EVENT_TYPES and cls.model_fields["source"].default != OWN_SOURCE
+    }
+
+
+def binding_keys() -> list[str]:
+    """What the dispatcher's queue binds: every source of a forwarded type (a new source needs no code)."""
+    return [f"{source}.#" for source in sorted(set(forwarded_types().values()))]
+
+
+def is_forwarded(event_type: str, source: str) -> bool:
+    return forwarded_types().get(event_type) == source
 
 
 def matches(filter_: list[str], event_type: str) -> bool:

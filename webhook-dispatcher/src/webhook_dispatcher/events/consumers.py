@@ -1,4 +1,5 @@
-"""The bus consumer: every payment event (refunds and disputes join by binding key later)."""
+"""The bus consumer: every public event of another service (payment.* today; refund.* and dispute.* as
+soon as their contracts exist)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from billing_runtime.bus import Message
 from billing_runtime.metrics import Metrics
 from pydantic import ValidationError
 
-from webhook_dispatcher.domain.event_types import is_forwarded
+from webhook_dispatcher.domain.event_types import binding_keys, is_forwarded
 from webhook_dispatcher.services.batching import GroupCommit
 from webhook_dispatcher.services.deps import WebhookDeps
 from webhook_dispatcher.services.ingest import ingest_events
@@ -19,7 +20,7 @@ from webhook_dispatcher.services.ingest import ingest_events
 log = logging.getLogger(__name__)
 
 EVENTS_QUEUE = "webhooks.events"
-EVENT_BINDING_KEYS = ["payments.#"]
+EVENT_BINDING_KEYS = binding_keys()
 # Events stored per transaction at most; the broker's prefetch (64) bounds it in practice.
 INGEST_BATCH = 128
 
@@ -39,7 +40,7 @@ def events_handler(deps: WebhookDeps, metrics: Metrics) -> Callable[[Message], A
             log.error("unparseable event %s on %s", message.message_id, message.routing_key)
             metrics.events_consumed.labels("unknown", "rejected").inc()
             return
-        if not is_forwarded(event.event_type):
+        if not is_forwarded(event.event_type, event.source):
             metrics.events_consumed.labels(event.event_type, "ignored").inc()
             return
         await batches.submit(event)

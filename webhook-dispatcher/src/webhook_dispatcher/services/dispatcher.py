@@ -24,7 +24,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
-from billing_contracts.envelope import new_event_id, utcnow
+from billing_contracts.envelope import utcnow
+from billing_contracts.events import DisabledEndpoint, EndpointDisabledData, EndpointDisabledV1
 from billing_contracts.signing import signature_header
 from billing_runtime.db import UTCDateTime
 from billing_runtime.outbox import wait_or_timeout
@@ -51,11 +52,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from webhook_dispatcher.crypto import SecretBox
 from webhook_dispatcher.db.models import Attempt, Delivery, Endpoint, WebhookEvent
 from webhook_dispatcher.db.repositories import due_stats
-from webhook_dispatcher.domain.event_types import ENDPOINT_DISABLED
 from webhook_dispatcher.domain.schedule import Verdict, judge, next_delay
 from webhook_dispatcher.metrics import WebhookMetrics
 from webhook_dispatcher.services.batching import GroupCommit
-from webhook_dispatcher.services.fanout import fan_out, rfc3339
+from webhook_dispatcher.services.fanout import fan_out
 from webhook_dispatcher.services.transport import AddressRefused
 from webhook_dispatcher.services.uow import WebhooksUnitOfWork
 
@@ -938,29 +938,36 @@ class Dispatcher:
         return outcomes
 
     async def _disable(self, uow: WebhooksUnitOfWork, endpoint: Endpoint, reason: str, now: datetime) -> None:
-        """Disable the endpoint, give up its pending deliveries, and tell the tenant's other endpoints
-        (``endpoint.disabled``), all in the caller's transaction (WHK-6)."""
+        """Disable the endpoint, give up its pending deliveries, and tell the tenant: ``endpoint.disabled``
+        to its other endpoints and, through the outbox, to its event log (one event, one id), all in the
+        caller's transaction (WHK-6)."""
         log.warning("disabling webhook endpoint %s (%s)", endpoint.id, reason)
         endpoint.enabled = False
         endpoint.disabled_reason = reason
         endpoint.updated_at = now
         await uow.endpoints(endpoint.tenant_id).fail_pending(endpoint.id, f"endpoint disabled ({reason})", now)
+        event = EndpointDisabledV1(
+            tenant_id=endpoint.tenant_id,
+            occurred_at=now,
+            data=EndpointDisabledData(
+                endpoint=DisabledEndpoint(
+                    id=endpoint.id,
+                    url=endpoint.url,
+                    description=endpoint.description,
+                    disabled_reason=reason,
+                    failing_since=endpoint.failing_since,
+                    disabled_at=now,
+                )
+            ),
+        )
+        uow.emit(event)
         await fan_out(
             uow,
             tenant_id=endpoint.tenant_id,
-            event_id=new_event_id(),
-            event_type=ENDPOINT_DISABLED,
+            event_id=event.event_id,
+            event_type=event.event_type,
             created_at=now,
-            data={
-                "endpoint": {
-                    "id": endpoint.id,
-                    "url": endpoint.url,
-                    "description": endpoint.description,
-                    "disabled_reason": reason,
-                    "failing_since": rfc3339(endpoint.failing_since) if endpoint.failing_since else None,
-                    "disabled_at": rfc3339(now),
-                }
-            },
+            data=event.model_dump(mode="json")["data"],
             exclude=endpoint.id,
         )
 

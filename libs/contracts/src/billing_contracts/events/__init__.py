@@ -24,6 +24,12 @@ from billing_contracts.events.providers import (
     ProviderPaymentOutcome,
     ProviderPaymentSucceededV1,
 )
+from billing_contracts.events.webhooks import (
+    WEBHOOK_EVENTS,
+    DisabledEndpoint,
+    EndpointDisabledData,
+    EndpointDisabledV1,
+)
 
 AnyEvent = Annotated[
     PaymentCreatedV1
@@ -33,13 +39,16 @@ AnyEvent = Annotated[
     | PaymentExpiredV1
     | PaymentCancelledV1
     | ProviderPaymentSucceededV1
-    | ProviderPaymentFailedV1,
+    | ProviderPaymentFailedV1
+    | EndpointDisabledV1,
     Discriminator("event_type"),
 ]
 
 ANY_EVENT: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
 
-EVENT_CLASSES = {cls.model_fields["event_type"].default: cls for cls in (*PAYMENT_EVENTS, *PROVIDER_EVENTS)}
+EVENT_CLASSES = {
+    cls.model_fields["event_type"].default: cls for cls in (*PAYMENT_EVENTS, *PROVIDER_EVENTS, *WEBHOOK_EVENTS)
+}
 
 
 def parse_event(raw: bytes | str) -> AnyEvent:
@@ -52,6 +61,9 @@ __all__ = [
     "EVENT_CLASSES",
     "AnyEvent",
     "Customer",
+    "DisabledEndpoint",
+    "EndpointDisabledData",
+    "EndpointDisabledV1",
     "PaymentCancelledV1",
     "PaymentCreatedV1",
     "PaymentData",
