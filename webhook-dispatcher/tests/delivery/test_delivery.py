@@ -6,12 +6,15 @@ import asyncio
 import base64
 import json
 import time
+from datetime import UTC, datetime
 
 import pytest
 from billing_contracts.events import EndpointDisabledV1, PaymentCreatedV1, parse_event
 from billing_contracts.signing import sign
 from billing_runtime.bus import Message
+from sqlalchemy import text
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from webhook_dispatcher.keys import dispatcher_key
 
 
 class TestSigning:
@@ -239,6 +242,34 @@ class TestRetries:
         )
         assert (await response.json())["replayed"] == 2
 
+    async def test_replay_takes_only_deliveries_created_since_the_cut_off(
+        self, client, auth, receiver, create_endpoint, publish, deliveries_of, wait_status, clean_db
+    ) -> None:
+        hook = await receiver(default=500)
+        endpoint = await create_endpoint(hook)
+        await publish()
+        await publish()
+        old, recent = sorted(await deliveries_of(), key=lambda d: d["id"])
+        for delivery in (old, recent):
+            await wait_status(delivery["id"], "failed")
+        async with clean_db.begin() as conn:
+            await conn.execute(
+                text("UPDATE webhook_deliveries SET created_at = :at WHERE id = :id"),
+                {"at": datetime(2026, 1, 1, tzinfo=UTC), "id": old["id"]},
+            )
+        hook.default = 200
+
+        response = await client.post(
+            f"/v1/webhook-endpoints/{endpoint['id']}/replay", json={"since": "2026-06-01T00:00:00Z"}, headers=auth()
+        )
+
+        assert (await response.json())["replayed"] == 1
+        await wait_status(recent["id"], "succeeded")
+        await _sleep(0.3)
+        detail = await (await client.get(f"/v1/webhook-deliveries/{old['id']}", headers=auth())).json()
+        assert detail["status"] == "failed"
+        assert len(detail["attempts"]) == 3
+
     async def test_a_manual_retry_that_fails_is_one_attempt(
         self, client, auth, receiver, create_endpoint, publish, deliveries_of, wait_status
     ) -> None:
@@ -371,6 +402,32 @@ class TestMetrics:
         assert "webhook_attempt_duration_seconds_count 1.0" in text
         assert "webhook_due_backlog" in text
         assert "webhook_oldest_pending_age_seconds" in text
+
+    async def test_backlog_gauges_count_due_deliveries_and_their_age(
+        self, start_app, auth, endpoint_at, receiver, publish, clean_db
+    ) -> None:
+        # A worker that consumes but never delivers: the deliveries stay due.
+        app = await start_app(worker_concurrency=0)
+        await endpoint_at(app, await receiver())
+        for _ in range(3):
+            await publish()
+        async with clean_db.begin() as conn:
+            await conn.execute(text("UPDATE webhook_deliveries SET next_attempt_at = now() - interval '90 seconds'"))
+        dispatcher = app.app[dispatcher_key]
+        watcher = asyncio.create_task(dispatcher.watch_backlog(interval=0.05))
+        try:
+            for _ in range(100):
+                metrics = await (await app.get("/metrics")).text()
+                if "webhook_due_backlog 3.0" in metrics:
+                    break
+                await _sleep(0.02)
+        finally:
+            watcher.cancel()
+        assert "webhook_due_backlog 3.0" in metrics
+        [age] = [
+            float(line.split()[1]) for line in metrics.splitlines() if line.startswith("webhook_oldest_pending_age")
+        ]
+        assert 90 <= age < 120
 
 
 async def _sleep(seconds: float) -> None:
