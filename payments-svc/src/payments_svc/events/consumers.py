@@ -3,23 +3,19 @@ the tenant's event log (both idempotent through the inbox)."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 
 from billing_contracts.events import (
     EndpointDisabledV1,
     ProviderPaymentFailedV1,
     ProviderPaymentSucceededV1,
-    parse_event,
 )
 from billing_runtime.bus import Message
+from billing_runtime.consuming import parse_or_drop
 from billing_runtime.metrics import Metrics
-from pydantic import ValidationError
 
 from payments_svc.services.event_log import log_foreign_event
 from payments_svc.services.lifecycle import LifecycleDeps, apply_provider_outcome
-
-log = logging.getLogger(__name__)
 
 PROVIDER_EVENTS_QUEUE = "payments.provider-events"
 PROVIDER_EVENT_KEYS = ["providers.provider.payment.*.v1"]
@@ -30,12 +26,8 @@ LOGGED_EVENT_KEYS = ["webhooks.endpoint.disabled.v1"]
 
 def provider_outcome_handler(deps: LifecycleDeps, metrics: Metrics) -> Callable[[Message], Awaitable[None]]:
     async def handle(message: Message) -> None:
-        try:
-            event = parse_event(message.body)
-        except ValidationError:
-            # A message we can never parse would poison the queue: count it and drop it.
-            log.error("unparseable event %s on %s", message.message_id, message.routing_key)
-            metrics.events_consumed.labels("unknown", "rejected").inc()
+        event = parse_or_drop(message, metrics)
+        if event is None:
             return
         if not isinstance(event, ProviderPaymentSucceededV1 | ProviderPaymentFailedV1):
             metrics.events_consumed.labels(event.event_type, "ignored").inc()
@@ -48,11 +40,8 @@ def provider_outcome_handler(deps: LifecycleDeps, metrics: Metrics) -> Callable[
 
 def logged_event_handler(deps: LifecycleDeps, metrics: Metrics) -> Callable[[Message], Awaitable[None]]:
     async def handle(message: Message) -> None:
-        try:
-            event = parse_event(message.body)
-        except ValidationError:
-            log.error("unparseable event %s on %s", message.message_id, message.routing_key)
-            metrics.events_consumed.labels("unknown", "rejected").inc()
+        event = parse_or_drop(message, metrics)
+        if event is None:
             return
         if not isinstance(event, EndpointDisabledV1):
             metrics.events_consumed.labels(event.event_type, "ignored").inc()

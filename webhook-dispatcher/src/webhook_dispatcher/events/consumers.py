@@ -3,21 +3,17 @@ soon as their contracts exist)."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 
 from billing_contracts.envelope import EventBase
-from billing_contracts.events import parse_event
 from billing_runtime.bus import Message
+from billing_runtime.consuming import parse_or_drop
 from billing_runtime.metrics import Metrics
-from pydantic import ValidationError
 
 from webhook_dispatcher.domain.event_types import binding_keys, is_forwarded
 from webhook_dispatcher.services.batching import GroupCommit
 from webhook_dispatcher.services.deps import WebhookDeps
 from webhook_dispatcher.services.ingest import ingest_events
-
-log = logging.getLogger(__name__)
 
 EVENTS_QUEUE = "webhooks.events"
 EVENT_BINDING_KEYS = binding_keys()
@@ -33,12 +29,8 @@ def events_handler(deps: WebhookDeps, metrics: Metrics) -> Callable[[Message], A
     )
 
     async def handle(message: Message) -> None:
-        try:
-            event = parse_event(message.body)
-        except ValidationError:
-            # A message we can never parse would poison the queue: count it and drop it.
-            log.error("unparseable event %s on %s", message.message_id, message.routing_key)
-            metrics.events_consumed.labels("unknown", "rejected").inc()
+        event = parse_or_drop(message, metrics)
+        if event is None:
             return
         if not is_forwarded(event.event_type, event.source):
             metrics.events_consumed.labels(event.event_type, "ignored").inc()
