@@ -107,6 +107,7 @@ def create_app(
         allowed_hosts=settings.allowed_host_set,
         rotation_grace=timedelta(hours=settings.secret_rotation_grace_hours),
         wake=wake,
+        metrics=webhook_metrics,
     )
     if notifier is not None:
         plumbing.add_task("notify", notifier.run)

@@ -244,6 +244,9 @@ class TestClaimBatch:
                 )
             ).all()
         assert rows == [("failed", reason, None)] * 10
+        label = "deleted" if "deleted" in reason else "disabled"
+        registry = dispatcher.metrics.base.registry
+        assert registry.get_sample_value("webhook_deliveries_given_up_total", {"reason": label}) == 10
 
 
 class TestSendBatch:

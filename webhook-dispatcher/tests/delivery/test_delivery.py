@@ -364,6 +364,35 @@ class TestDisabling:
         assert (event.event_id, event.tenant_id) == (body["id"], "ten_a")
         assert event.model_dump(mode="json")["data"] == body["data"]
 
+    @pytest.mark.parametrize(("action", "reason"), [("disable", "disabled"), ("delete", "deleted")])
+    async def test_disabling_or_deleting_an_endpoint_gives_up_its_pending_deliveries(
+        self, start_app, auth, endpoint_at, receiver, publish, eventually, action, reason
+    ) -> None:
+        client = await start_app(retry_schedule="0,3600")
+        endpoint = await endpoint_at(client, await receiver(default=500))
+        await publish()
+        rows: list[dict] = []
+
+        async def attempted_once() -> bool:
+            nonlocal rows
+            rows = (await (await client.get("/v1/webhook-deliveries", headers=auth())).json())["data"]
+            return bool(rows) and rows[0]["attempt_count"] == 1
+
+        await eventually(attempted_once)
+        [delivery] = rows
+        assert delivery["status"] == "pending"  # its next attempt is an hour away
+        url = f"/v1/webhook-endpoints/{endpoint['id']}"
+        if action == "disable":
+            assert (await client.patch(url, json={"enabled": False}, headers=auth())).status == 200
+        else:
+            assert (await client.delete(url, headers=auth())).status == 200
+
+        detail = await (await client.get(f"/v1/webhook-deliveries/{delivery['id']}", headers=auth())).json()
+        assert (detail["status"], detail["last_error"]) == ("failed", f"endpoint {reason}")
+        assert len(detail["attempts"]) == 1
+        metrics = await (await client.get("/metrics")).text()
+        assert f'webhook_deliveries_given_up_total{{reason="{reason}"}} 1.0' in metrics
+
     @pytest.mark.slow
     async def test_an_endpoint_failing_for_too_long_is_disabled(
         self, endpoint_at, start_app, auth, receiver, publish

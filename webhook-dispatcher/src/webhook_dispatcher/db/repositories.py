@@ -47,9 +47,9 @@ class EndpointRepository:
     def add(self, endpoint: Endpoint) -> None:
         self.session.add(endpoint)
 
-    async def fail_pending(self, endpoint_id: str, reason: str, now: datetime) -> None:
-        """Give up the endpoint's pending deliveries (it was disabled or deleted)."""
-        await self.session.execute(
+    async def fail_pending(self, endpoint_id: str, reason: str, now: datetime) -> int:
+        """Give up the endpoint's pending deliveries (it was disabled or deleted); returns how many."""
+        result = await self.session.execute(
             update(Delivery)
             .where(
                 Delivery.tenant_id == self.tenant_id,
@@ -58,6 +58,7 @@ class EndpointRepository:
             )
             .values(status="failed", next_attempt_at=None, last_error=reason, updated_at=now)
         )
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 class DeliveryRepository:

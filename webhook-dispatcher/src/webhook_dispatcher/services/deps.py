@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from webhook_dispatcher.crypto import SecretBox
+from webhook_dispatcher.metrics import WebhookMetrics
 from webhook_dispatcher.services.uow import WebhooksUnitOfWork
 
 
@@ -23,3 +24,4 @@ class WebhookDeps:
     # Called after a commit that made deliveries due: wakes this process's dispatcher and, on
     # PostgreSQL, every worker process (NOTIFY).
     wake: Callable[[], None]
+    metrics: WebhookMetrics

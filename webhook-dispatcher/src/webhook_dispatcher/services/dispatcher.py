@@ -592,7 +592,7 @@ class Dispatcher:
             # are still due: those the disabling missed (stored by an ingest that raced it) are given up
             # here, so they cannot sit in the due window forever.
             skipped = [endpoint_id for endpoint_id in endpoint_ids if endpoint_id not in endpoints]
-            given_up = await self._give_up_orphans(session, skipped, now) if skipped else 0
+            given_up = await self._give_up_orphans(session, skipped, now) if skipped else Counter()
             quotas: dict[str, int] = {}
             if endpoints:
                 # Authoritative, under the endpoint locks: a claim that committed before we locked is seen.
@@ -620,8 +620,8 @@ class Dispatcher:
             if not rows and not given_up:
                 return []
             await uow.commit()
-        if given_up:
-            self.metrics.deliveries.labels("failed").inc(given_up)
+        for label, count in given_up.items():
+            self.metrics.given_up.labels(label).inc(count)
         keys: dict[str, list[str]] = {}
         rows.sort(key=lambda r: (r.endpoint_id, r.next_attempt_at, r.id))
         claimed = []
@@ -649,18 +649,19 @@ class Dispatcher:
         return claimed
 
     @staticmethod
-    async def _give_up_orphans(session: AsyncSession, endpoint_ids: list[str], now: datetime) -> int:
+    async def _give_up_orphans(session: AsyncSession, endpoint_ids: list[str], now: datetime) -> Counter[str]:
         """Fail the due deliveries of those of ``endpoint_ids`` that are disabled or deleted, as disabling
-        them did (``fail_pending``); returns how many. The endpoints are locked first (SKIP LOCKED), so a
-        disabling still in progress is left to finish its own work, and the lock order (endpoint, then
-        its deliveries) is the one every writer uses."""
+        them did (``fail_pending``); returns how many, by ``given_up`` label. The endpoints are locked first
+        (SKIP LOCKED), so a disabling still in progress is left to finish its own work, and the lock order
+        (endpoint, then its deliveries) is the one every writer uses."""
         gone = (
             select(Endpoint.id, Endpoint.deleted_at, Endpoint.disabled_reason)
             .where(Endpoint.id.in_(endpoint_ids), Endpoint.enabled.is_(False) | Endpoint.deleted_at.is_not(None))
             .with_for_update(skip_locked=True, key_share=True)
         )
-        by_reason: dict[str, list[str]] = {}
+        by_reason: dict[tuple[str, str], list[str]] = {}
         for endpoint_id, deleted_at, disabled_reason in (await session.execute(gone)).all():
+            label = "deleted" if deleted_at is not None else "disabled"
             reason = (
                 "endpoint deleted"
                 if deleted_at is not None
@@ -668,9 +669,9 @@ class Dispatcher:
                 if disabled_reason
                 else "endpoint disabled"
             )
-            by_reason.setdefault(reason, []).append(endpoint_id)
-        count = 0
-        for reason, ids in by_reason.items():
+            by_reason.setdefault((label, reason), []).append(endpoint_id)
+        counts: Counter[str] = Counter()
+        for (label, reason), ids in by_reason.items():
             result = await session.execute(
                 update(Delivery)
                 .where(
@@ -681,10 +682,10 @@ class Dispatcher:
                 .values(status="failed", next_attempt_at=None, last_error=reason, updated_at=now)
                 .execution_options(synchronize_session=False)
             )
-            count += result.rowcount  # type: ignore[attr-defined]
-        if count:
-            log.warning("gave up %d due deliveries of disabled or deleted endpoints %s", count, endpoint_ids)
-        return count
+            counts[label] += result.rowcount  # type: ignore[attr-defined]
+        if counts:
+            log.warning("gave up %s due deliveries of disabled or deleted endpoints %s", dict(counts), endpoint_ids)
+        return counts
 
     @staticmethod
     async def _lease_postgres(
@@ -931,21 +932,24 @@ class Dispatcher:
                 await session.execute(insert(Attempt.__table__), attempts)
             if releases:
                 await session.execute(RELEASE_DELIVERY, releases)
+            given_up = 0
             for endpoint_id, reason in disabling.items():
                 # After the deliveries' own updates: the retries just scheduled fail with the endpoint.
-                await self._disable(uow, endpoints[endpoint_id], reason, now)
+                given_up += await self._disable(uow, endpoints[endpoint_id], reason, now)
             await uow.commit()
+        self.metrics.given_up.labels("disabled").inc(given_up)
         return outcomes
 
-    async def _disable(self, uow: WebhooksUnitOfWork, endpoint: Endpoint, reason: str, now: datetime) -> None:
+    async def _disable(self, uow: WebhooksUnitOfWork, endpoint: Endpoint, reason: str, now: datetime) -> int:
         """Disable the endpoint, give up its pending deliveries, and tell the tenant: ``endpoint.disabled``
         to its other endpoints and, through the outbox, to its event log (one event, one id), all in the
-        caller's transaction (WHK-6)."""
+        caller's transaction (WHK-6). Returns how many pending deliveries were given up."""
         log.warning("disabling webhook endpoint %s (%s)", endpoint.id, reason)
         endpoint.enabled = False
         endpoint.disabled_reason = reason
         endpoint.updated_at = now
-        await uow.endpoints(endpoint.tenant_id).fail_pending(endpoint.id, f"endpoint disabled ({reason})", now)
+        repo = uow.endpoints(endpoint.tenant_id)
+        given_up = await repo.fail_pending(endpoint.id, f"endpoint disabled ({reason})", now)
         event = EndpointDisabledV1(
             tenant_id=endpoint.tenant_id,
             occurred_at=now,
@@ -970,6 +974,7 @@ class Dispatcher:
             data=event.model_dump(mode="json")["data"],
             exclude=endpoint.id,
         )
+        return given_up
 
     # -- metrics ----------------------------------------------------------------------------------
 

@@ -70,6 +70,7 @@ async def list_endpoints(deps: WebhookDeps, tenant_id: str, *, limit: int, offse
 async def update_endpoint(deps: WebhookDeps, tenant_id: str, endpoint_id: str, cmd: EndpointUpdate) -> Endpoint:
     if cmd.url is not None:
         _check_url(deps, cmd.url)
+    given_up = 0
     async with deps.uow() as uow:
         repo = uow.endpoints(tenant_id)
         endpoint = await repo.get(endpoint_id, for_update=True)
@@ -91,9 +92,10 @@ async def update_endpoint(deps: WebhookDeps, tenant_id: str, endpoint_id: str, c
                 endpoint.failing_since = None
             else:
                 endpoint.disabled_reason = "manual"
-                await repo.fail_pending(endpoint.id, "endpoint disabled", now)
+                given_up = await repo.fail_pending(endpoint.id, "endpoint disabled", now)
         endpoint.updated_at = now
         await uow.commit()
+    deps.metrics.given_up.labels("disabled").inc(given_up)
     return endpoint
 
 
@@ -107,8 +109,9 @@ async def delete_endpoint(deps: WebhookDeps, tenant_id: str, endpoint_id: str) -
         endpoint.deleted_at = now
         endpoint.enabled = False
         endpoint.updated_at = now
-        await repo.fail_pending(endpoint.id, "endpoint deleted", now)
+        given_up = await repo.fail_pending(endpoint.id, "endpoint deleted", now)
         await uow.commit()
+    deps.metrics.given_up.labels("deleted").inc(given_up)
 
 
 async def rotate_secret(deps: WebhookDeps, tenant_id: str, endpoint_id: str) -> WithSecret:
