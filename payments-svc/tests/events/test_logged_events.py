@@ -53,3 +53,8 @@ class TestLoggedEvents:
         assert logged["data"] == event.model_dump(mode="json")["data"]
         assert logged["data"]["endpoint"]["disabled_reason"] == "gone"
         assert await _logged(client, auth, "ten_b") == []
+        # Skipped by the inbox, not refused by the log's unique id (that would fail, be retried and end
+        # in the dead letters).
+        metrics = await (await client.get("/metrics")).text()
+        assert 'outcome="duplicate"} 1.0' in metrics
+        assert bus.dead_letters == []

@@ -73,6 +73,8 @@ def create_app(
         # The worker publishes what it decides on its own (``endpoint.disabled``, for the tenant's event
         # log) and relays it; the API role emits nothing, so it runs no relay and no notifier.
         outbox=outbox if "worker" in roles else None,
+        # Only the worker's own commits emit, and they wake its relay directly: nobody to listen for.
+        relay_listens=False,
         poll_interval=settings.outbox_poll_interval,
         engine=engine,
         bus=bus,

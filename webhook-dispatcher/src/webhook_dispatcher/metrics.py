@@ -25,10 +25,10 @@ class WebhookMetrics:
         self.oldest_pending_age = Gauge(
             "webhook_oldest_pending_age_seconds", "How long the oldest due delivery has been waiting", registry=registry
         )
-        # Pending deliveries failed without an attempt: reason disabled | deleted (their endpoint's).
+        # Pending deliveries failed with no further attempt: reason disabled | deleted (their endpoint's).
         self.given_up = Counter(
             "webhook_deliveries_given_up_total",
-            "Pending deliveries failed without an attempt because their endpoint was disabled or deleted",
+            "Pending deliveries failed with no further attempt because their endpoint was disabled or deleted",
             ["reason"],
             registry=registry,
         )

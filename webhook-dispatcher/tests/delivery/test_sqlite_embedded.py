@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from billing_contracts.events import PaymentCreatedV1
 from billing_runtime.bus import MemoryBus
 from billing_runtime.migrations import upgrade_async
+from sqlalchemy import select, update
 from webhook_dispatcher.app import create_app
+from webhook_dispatcher.db.models import Delivery, Endpoint
+from webhook_dispatcher.keys import dispatcher_key, plumbing_key
 
 SERVICE_ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,4 +37,34 @@ class TestSqlite:
         await eventually(delivered, 10)
         assert hook.ids() == [event.event_id, event.event_id]
         assert all(hit.verified for hit in hook.hits)
+        await bus.close()
+
+    async def test_pending_deliveries_of_an_endpoint_disabled_behind_their_back_are_given_up_on_sqlite(
+        self, tmp_path, aiohttp_client, settings_factory, auth, endpoint_at, receiver, make_event, as_message
+    ) -> None:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'webhooks.db'}"
+        await upgrade_async(SERVICE_ROOT, url)
+        bus = MemoryBus()
+        await bus.start()
+        # A worker that consumes but never delivers on its own: its dispatcher is driven by hand.
+        client = await aiohttp_client(create_app(settings_factory(database_url=url, worker_concurrency=0), bus=bus))
+        gone = await endpoint_at(client, await receiver())
+        for _ in range(10):
+            await bus.publish(as_message(make_event(event_type=PaymentCreatedV1)))
+        engine = client.app[plumbing_key].engine
+        async with engine.begin() as conn:
+            await conn.execute(update(Endpoint).where(Endpoint.id == gone["id"]).values(enabled=False))
+        live = await endpoint_at(client, await receiver())
+        await client.post(f"/v1/webhook-endpoints/{live['id']}/test", headers=auth())
+
+        claimed = await client.app[dispatcher_key].claim(2)
+
+        assert [item.endpoint_id for item in claimed] == [live["id"]]
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(Delivery.status, Delivery.last_error).where(Delivery.endpoint_id == gone["id"])
+                )
+            ).all()
+        assert rows == [("failed", "endpoint disabled")] * 10
         await bus.close()

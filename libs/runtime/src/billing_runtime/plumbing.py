@@ -43,6 +43,9 @@ class Plumbing:
     bus_url: str = "memory://"
     outbox: Table | None = None
     run_relay: bool = True
+    # Whether the relay listens for other processes' NOTIFYs (PostgreSQL): only worth a connection when
+    # processes without a relay of their own (API roles) write to this outbox.
+    relay_listens: bool = True
     poll_interval: float = 1.0
     engine: AsyncEngine | None = None
     bus: Bus | None = None
@@ -114,7 +117,7 @@ class Plumbing:
                     poll_interval=self.poll_interval,
                     on_published=self.metrics.outbox_published.inc,
                 )
-                if is_postgres(engine):
+                if is_postgres(engine) and self.relay_listens:
                     closers.append(
                         await listen_for_notifications(self.database_url, self.notify_channel, self.relay.wake)
                     )

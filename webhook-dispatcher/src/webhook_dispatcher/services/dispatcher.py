@@ -533,7 +533,8 @@ class Dispatcher:
 
         The endpoint rows are locked (SKIP LOCKED) while the other workers' leases are checked and the
         deliveries leased, so two workers can never both take one endpoint. SQLite (embedded mode, one
-        process) takes the write lock at BEGIN instead.
+        process) takes the write lock at BEGIN instead. Pending deliveries of a candidate found disabled
+        or deleted are given up in the same transaction (``_give_up_orphans``).
         """
         held = held or {}
         now = utcnow()
@@ -622,6 +623,10 @@ class Dispatcher:
             await uow.commit()
         for label, count in given_up.items():
             self.metrics.given_up.labels(label).inc(count)
+        if not rows:
+            # Only orphans were found, and they are gone from the due window now: claim again at once
+            # rather than idle a poll interval (each round fails some rows, so this ends).
+            return await self.claim(limit, held=held)
         keys: dict[str, list[str]] = {}
         rows.sort(key=lambda r: (r.endpoint_id, r.next_attempt_at, r.id))
         claimed = []
@@ -650,10 +655,10 @@ class Dispatcher:
 
     @staticmethod
     async def _give_up_orphans(session: AsyncSession, endpoint_ids: list[str], now: datetime) -> Counter[str]:
-        """Fail the due deliveries of those of ``endpoint_ids`` that are disabled or deleted, as disabling
-        them did (``fail_pending``); returns how many, by ``given_up`` label. The endpoints are locked first
-        (SKIP LOCKED), so a disabling still in progress is left to finish its own work, and the lock order
-        (endpoint, then its deliveries) is the one every writer uses."""
+        """Fail the unleased pending deliveries of those of ``endpoint_ids`` that are disabled or deleted,
+        as disabling them did (``fail_pending``); returns how many, by ``given_up`` label. The endpoints
+        are locked first (SKIP LOCKED), so a disabling still in progress is left to finish its own work,
+        and the lock order (endpoint, then its deliveries) is the one every writer uses."""
         gone = (
             select(Endpoint.id, Endpoint.deleted_at, Endpoint.disabled_reason)
             .where(Endpoint.id.in_(endpoint_ids), Endpoint.enabled.is_(False) | Endpoint.deleted_at.is_not(None))
@@ -662,11 +667,13 @@ class Dispatcher:
         by_reason: dict[tuple[str, str], list[str]] = {}
         for endpoint_id, deleted_at, disabled_reason in (await session.execute(gone)).all():
             label = "deleted" if deleted_at is not None else "disabled"
+            # The texts ``fail_pending``'s callers write: a tenant's own disabling is plain, the
+            # dispatcher's says why (``_disable``).
             reason = (
                 "endpoint deleted"
                 if deleted_at is not None
                 else f"endpoint disabled ({disabled_reason})"
-                if disabled_reason
+                if disabled_reason not in (None, "manual")
                 else "endpoint disabled"
             )
             by_reason.setdefault((label, reason), []).append(endpoint_id)
@@ -682,9 +689,10 @@ class Dispatcher:
                 .values(status="failed", next_attempt_at=None, last_error=reason, updated_at=now)
                 .execution_options(synchronize_session=False)
             )
-            counts[label] += result.rowcount  # type: ignore[attr-defined]
-        if counts:
-            log.warning("gave up %s due deliveries of disabled or deleted endpoints %s", dict(counts), endpoint_ids)
+            failed = int(result.rowcount)  # type: ignore[attr-defined]
+            if failed:
+                counts[label] += failed
+                log.warning("gave up %d pending deliveries of %s (%s)", failed, ids, reason)
         return counts
 
     @staticmethod
