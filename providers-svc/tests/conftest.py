@@ -84,7 +84,7 @@ def settings(database_url: str) -> Settings:
 
 @pytest.fixture
 async def bus() -> AsyncIterator[MemoryBus]:
-    memory_bus = MemoryBus(retry_delay=0.01)
+    memory_bus = MemoryBus()
     await memory_bus.start()
     yield memory_bus
     await memory_bus.close()
