@@ -64,6 +64,28 @@ class TestRabbitBus:
         await asyncio.sleep(0.3)
         assert [(m.message_id, m.body) for m in got] == [("evt_1", b'{"x":1}')]
 
+    async def test_not_ready_once_the_broker_cancels_the_consumer(self, buses, queue_name, rabbit_url) -> None:
+        _, consumer = buses
+
+        async def handler(message: Message) -> None:
+            return None
+
+        await consumer.subscribe(queue_name, [f"{queue_name}.#"], handler)
+        await consumer.check()
+        # Deleting the queue makes the broker cancel its consumer; the connection stays up.
+        await _delete_queues(rabbit_url, queue_name)
+
+        async def not_ready() -> bool:
+            try:
+                await consumer.check()
+            except ConnectionError:
+                return True
+            return False
+
+        await _wait_for(not_ready)
+        with pytest.raises(ConnectionError, match=f"not consuming from {queue_name}"):
+            await consumer.check()
+
     async def test_an_event_nobody_subscribes_to_is_dropped_by_the_broker_not_sent_back(self, buses) -> None:
         publisher, _ = buses
         returned: list[object] = []

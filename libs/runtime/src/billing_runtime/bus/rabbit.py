@@ -7,6 +7,7 @@ import asyncio
 import logging
 
 import aio_pika
+import aiormq
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
@@ -41,6 +42,8 @@ class RabbitBus:
         self._publish_channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
         self._consumer_channels: list[AbstractChannel] = []
+        # (queue, its channel, the consumer tag): what ``check`` verifies is still consuming.
+        self._consumers: list[tuple[str, AbstractChannel, str]] = []
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -141,8 +144,19 @@ class RabbitBus:
             else:
                 await incoming.ack()
 
-        await main.consume(on_message)
+        tag = await main.consume(on_message)
+        self._consumers.append((queue, channel, tag))
 
     async def check(self) -> None:
+        """Ready only while connected and every subscription still has its consumer: the broker cancels
+        a consumer on its own (its queue deleted, say), and aio-pika only takes it up again once the
+        queue exists, so a worker could otherwise look ready while consuming nothing."""
         if self._connection is None or self._connection.is_closed:
             raise ConnectionError("RabbitMQ connection is closed")
+        for queue, channel, tag in self._consumers:
+            try:
+                consuming = tag in (await channel.get_underlay_channel()).consumers
+            except aiormq.exceptions.AMQPError:
+                consuming = False
+            if channel.is_closed or not consuming:
+                raise ConnectionError(f"not consuming from {queue} (consumer cancelled or channel closed)")
