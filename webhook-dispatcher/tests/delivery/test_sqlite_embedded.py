@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from billing_contracts.events import PaymentCreatedV1
 from billing_runtime.bus import MemoryBus
 from billing_runtime.migrations import upgrade_async
@@ -15,15 +16,27 @@ from webhook_dispatcher.keys import dispatcher_key, plumbing_key
 SERVICE_ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture
+async def sqlite_app(tmp_path, aiohttp_client, settings_factory):  # type: ignore[no-untyped-def]
+    """Start the app (api + worker) on a migrated SQLite file with an in-process bus; returns
+    ``(client, bus)``."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'webhooks.db'}"
+    await upgrade_async(SERVICE_ROOT, url)
+    bus = MemoryBus()
+    await bus.start()
+
+    async def start(**overrides):  # type: ignore[no-untyped-def]
+        return await aiohttp_client(create_app(settings_factory(database_url=url, **overrides), bus=bus)), bus
+
+    yield start
+    await bus.close()
+
+
 class TestSqlite:
     async def test_event_is_delivered_on_sqlite(
-        self, tmp_path, aiohttp_client, settings_factory, auth, receiver, make_event, as_message, eventually
+        self, sqlite_app, auth, receiver, make_event, as_message, eventually
     ) -> None:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'webhooks.db'}"
-        await upgrade_async(SERVICE_ROOT, url)
-        bus = MemoryBus()
-        await bus.start()
-        client = await aiohttp_client(create_app(settings_factory(database_url=url), bus=bus))
+        client, bus = await sqlite_app()
         hook = await receiver(responses=[500], default=200)
         created = await (await client.post("/v1/webhook-endpoints", json={"url": hook.url}, headers=auth())).json()
         hook.secrets.append(created["secret"])
@@ -37,17 +50,12 @@ class TestSqlite:
         await eventually(delivered, 10)
         assert hook.ids() == [event.event_id, event.event_id]
         assert all(hit.verified for hit in hook.hits)
-        await bus.close()
 
     async def test_pending_deliveries_of_an_endpoint_disabled_behind_their_back_are_given_up_on_sqlite(
-        self, tmp_path, aiohttp_client, settings_factory, auth, endpoint_at, receiver, make_event, as_message
+        self, sqlite_app, auth, endpoint_at, receiver, make_event, as_message
     ) -> None:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'webhooks.db'}"
-        await upgrade_async(SERVICE_ROOT, url)
-        bus = MemoryBus()
-        await bus.start()
         # A worker that consumes but never delivers on its own: its dispatcher is driven by hand.
-        client = await aiohttp_client(create_app(settings_factory(database_url=url, worker_concurrency=0), bus=bus))
+        client, bus = await sqlite_app(worker_concurrency=0)
         gone = await endpoint_at(client, await receiver())
         for _ in range(10):
             await bus.publish(as_message(make_event(event_type=PaymentCreatedV1)))
@@ -67,4 +75,3 @@ class TestSqlite:
                 )
             ).all()
         assert rows == [("failed", "endpoint disabled")] * 10
-        await bus.close()
