@@ -9,6 +9,7 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from webhook_dispatcher.db.models import Attempt, Delivery, Endpoint, WebhookEvent
+from webhook_dispatcher.domain.giving_up import given_up_reason
 
 
 class EndpointRepository:
@@ -47,13 +48,15 @@ class EndpointRepository:
     def add(self, endpoint: Endpoint) -> None:
         self.session.add(endpoint)
 
-    async def fail_pending(self, endpoint_id: str, reason: str, now: datetime) -> int:
-        """Give up the endpoint's pending deliveries (it was disabled or deleted); returns how many."""
+    async def fail_pending(self, endpoint: Endpoint, now: datetime) -> int:
+        """Give up the pending deliveries of ``endpoint``, just disabled or deleted (the reason each
+        records follows from its state); returns how many."""
+        reason = given_up_reason(deleted=endpoint.deleted_at is not None, disabled_reason=endpoint.disabled_reason)
         result = await self.session.execute(
             update(Delivery)
             .where(
                 Delivery.tenant_id == self.tenant_id,
-                Delivery.endpoint_id == endpoint_id,
+                Delivery.endpoint_id == endpoint.id,
                 Delivery.status == "pending",
             )
             .values(status="failed", next_attempt_at=None, last_error=reason, updated_at=now)

@@ -52,6 +52,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from webhook_dispatcher.crypto import SecretBox
 from webhook_dispatcher.db.models import Attempt, Delivery, Endpoint, WebhookEvent
 from webhook_dispatcher.db.repositories import due_stats
+from webhook_dispatcher.domain.giving_up import given_up_label, given_up_reason
 from webhook_dispatcher.domain.schedule import Verdict, judge, next_delay
 from webhook_dispatcher.metrics import WebhookMetrics
 from webhook_dispatcher.services.batching import GroupCommit
@@ -666,16 +667,9 @@ class Dispatcher:
         )
         by_reason: dict[tuple[str, str], list[str]] = {}
         for endpoint_id, deleted_at, disabled_reason in (await session.execute(gone)).all():
-            label = "deleted" if deleted_at is not None else "disabled"
-            # The texts ``fail_pending``'s callers write: a tenant's own disabling is plain, the
-            # dispatcher's says why (``_disable``).
-            reason = (
-                "endpoint deleted"
-                if deleted_at is not None
-                else f"endpoint disabled ({disabled_reason})"
-                if disabled_reason not in (None, "manual")
-                else "endpoint disabled"
-            )
+            deleted = deleted_at is not None
+            label = given_up_label(deleted=deleted)
+            reason = given_up_reason(deleted=deleted, disabled_reason=disabled_reason)
             by_reason.setdefault((label, reason), []).append(endpoint_id)
         counts: Counter[str] = Counter()
         for (label, reason), ids in by_reason.items():
@@ -945,7 +939,7 @@ class Dispatcher:
                 # After the deliveries' own updates: the retries just scheduled fail with the endpoint.
                 given_up += await self._disable(uow, endpoints[endpoint_id], reason, now)
             await uow.commit()
-        self.metrics.given_up.labels("disabled").inc(given_up)
+        self.metrics.given_up.labels(given_up_label(deleted=False)).inc(given_up)
         return outcomes
 
     async def _disable(self, uow: WebhooksUnitOfWork, endpoint: Endpoint, reason: str, now: datetime) -> int:
@@ -956,8 +950,7 @@ class Dispatcher:
         endpoint.enabled = False
         endpoint.disabled_reason = reason
         endpoint.updated_at = now
-        repo = uow.endpoints(endpoint.tenant_id)
-        given_up = await repo.fail_pending(endpoint.id, f"endpoint disabled ({reason})", now)
+        given_up = await uow.endpoints(endpoint.tenant_id).fail_pending(endpoint, now)
         event = EndpointDisabledV1(
             tenant_id=endpoint.tenant_id,
             occurred_at=now,

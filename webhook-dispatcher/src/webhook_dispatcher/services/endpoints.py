@@ -14,6 +14,7 @@ from webhook_dispatcher.db.models import Delivery, Endpoint
 from webhook_dispatcher.domain.commands import EndpointCreate, EndpointUpdate, Replay, url_problem
 from webhook_dispatcher.domain.errors import InvalidState, NotFound
 from webhook_dispatcher.domain.event_types import WEBHOOK_TEST
+from webhook_dispatcher.domain.giving_up import given_up_label
 from webhook_dispatcher.services.deps import WebhookDeps
 from webhook_dispatcher.services.fanout import fan_out
 
@@ -92,10 +93,10 @@ async def update_endpoint(deps: WebhookDeps, tenant_id: str, endpoint_id: str, c
                 endpoint.failing_since = None
             else:
                 endpoint.disabled_reason = "manual"
-                given_up = await repo.fail_pending(endpoint.id, "endpoint disabled", now)
+                given_up = await repo.fail_pending(endpoint, now)
         endpoint.updated_at = now
         await uow.commit()
-    deps.metrics.given_up.labels("disabled").inc(given_up)
+    deps.metrics.given_up.labels(given_up_label(deleted=False)).inc(given_up)
     return endpoint
 
 
@@ -109,9 +110,9 @@ async def delete_endpoint(deps: WebhookDeps, tenant_id: str, endpoint_id: str) -
         endpoint.deleted_at = now
         endpoint.enabled = False
         endpoint.updated_at = now
-        given_up = await repo.fail_pending(endpoint.id, "endpoint deleted", now)
+        given_up = await repo.fail_pending(endpoint, now)
         await uow.commit()
-    deps.metrics.given_up.labels("deleted").inc(given_up)
+    deps.metrics.given_up.labels(given_up_label(deleted=True)).inc(given_up)
 
 
 async def rotate_secret(deps: WebhookDeps, tenant_id: str, endpoint_id: str) -> WithSecret:

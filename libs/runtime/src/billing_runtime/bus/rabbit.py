@@ -41,8 +41,8 @@ class RabbitBus:
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
-        self._consumer_channels: list[AbstractChannel] = []
-        # (queue, its channel, the consumer tag): what ``check`` verifies is still consuming.
+        # (queue, its channel, the consumer tag) per subscription: closed by ``close``, and what ``check``
+        # verifies is still consuming (closing the connection closes a channel whose subscribe failed).
         self._consumers: list[tuple[str, AbstractChannel, str]] = []
         self._lock = asyncio.Lock()
 
@@ -58,10 +58,10 @@ class RabbitBus:
         )
 
     async def close(self) -> None:
-        for channel in self._consumer_channels:
+        for _, channel, _ in self._consumers:
             if not channel.is_closed:
                 await channel.close()
-        self._consumer_channels.clear()
+        self._consumers.clear()
         if self._connection is not None:
             await self._connection.close()
             self._connection = None
@@ -108,7 +108,6 @@ class RabbitBus:
         assert self._connection is not None, "start() first"
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=self.prefetch)
-        self._consumer_channels.append(channel)
         exchange = await channel.declare_exchange(EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
         dlx = await channel.declare_exchange(DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
         dlq = await channel.declare_queue(f"{queue}.dlq", durable=True, arguments={"x-queue-type": "quorum"})
