@@ -22,7 +22,6 @@ import inspect
 import os
 import re
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -42,7 +41,7 @@ import pytest
 from aiohttp import web
 from billing_contracts.events import PaymentCreatedV1, PaymentData, PaymentSnapshot
 from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
-from billing_runtime.testing import PG_DSN, require_port, require_rabbitmq
+from billing_runtime.testing import PG_DSN, require_port, scratch_vhost
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from webhook_dispatcher.app import INTERNAL_AUDIENCE
 from webhook_dispatcher.services.dispatcher import HELD_PER_SLOT
@@ -238,20 +237,10 @@ async def _admin(sql: str) -> None:
 @pytest.fixture
 def rabbit() -> Iterator[str]:
     """A RabbitMQ virtual host of this test's own (as the bench does): the dispatcher's queue name is
-    fixed, and on the broker's shared vhost other tests' workers could consume (and other tests purge or
-    delete) the very queue this test counts on. Needs rabbitmqctl beside the broker, as ``.ci/run`` does
-    to start it: without it the test fails, it never skips."""
-    shared = require_rabbitmq()
-    ctl = shutil.which("rabbitmqctl")
-    if ctl is None:
-        raise RuntimeError("rabbitmqctl is not on PATH: the crash-safety test needs it for a vhost of its own")
-    name = f"webhooks-crash-{os.getpid()}-{secrets.token_hex(3)}"
-    subprocess.run([ctl, "add_vhost", name], check=True, capture_output=True)
-    try:
-        subprocess.run([ctl, "set_permissions", "-p", name, "guest", ".*", ".*", ".*"], check=True, capture_output=True)
-        yield shared.rstrip("/") + "/" + name
-    finally:
-        subprocess.run([ctl, "delete_vhost", name], check=False, capture_output=True)
+    fixed, and even within this run's vhost another test's workers could consume (or purge or delete)
+    the very queue this test counts on."""
+    with scratch_vhost(f"webhooks-crash-{os.getpid()}-{secrets.token_hex(3)}") as url:
+        yield url
 
 
 @pytest.fixture

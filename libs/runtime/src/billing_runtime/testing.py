@@ -3,9 +3,14 @@ and broker reachability that fails loudly (tests never skip because a server is 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import socket
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import asyncpg
 from sqlalchemy import MetaData, text
@@ -14,7 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from billing_runtime.migrations import upgrade_async
 
 PG_DSN = os.environ.get("BILLING_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-RABBIT_URL = os.environ.get("BILLING_TEST_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/")
+# The broker the tests use, without a virtual host: each test run (and a test that needs one of its own)
+# works in a vhost it creates (``scratch_vhost``), so concurrent runs never share a queue.
+RABBIT_BASE_URL = "amqp://guest:guest@127.0.0.1:5672/"
+RABBIT_URL_ENV = "BILLING_TEST_RABBIT_URL"
 
 
 def _sqlalchemy_url(dsn: str, database: str) -> str:
@@ -70,5 +78,33 @@ async def truncate_all(engine: AsyncEngine, metadata: MetaData) -> None:
 
 
 def require_rabbitmq() -> str:
+    """The URL of this test run's vhost (set by the root conftest), failing when the broker is down."""
     require_port("127.0.0.1", 5672, "RabbitMQ")
-    return RABBIT_URL
+    return os.environ.get(RABBIT_URL_ENV, RABBIT_BASE_URL)
+
+
+def rabbit_url_for(vhost: str) -> str:
+    return RABBIT_BASE_URL + quote(vhost, safe="")
+
+
+@contextlib.contextmanager
+def scratch_vhost(name: str) -> Iterator[str]:
+    """A RabbitMQ virtual host of the caller's own, deleted afterwards; yields its URL. Queue names are
+    fixed per service, so on a shared vhost another test run's workers could consume (or its tests purge
+    or delete) the queues a test counts on. Needs rabbitmqctl beside the broker, as ``.ci/run`` has to
+    start it: without it this fails, it never skips."""
+    require_port("127.0.0.1", 5672, "RabbitMQ")
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is None:
+        raise RuntimeError("rabbitmqctl is not on PATH: the tests need it for RabbitMQ vhosts of their own")
+    _rabbitmqctl(ctl, "add_vhost", name)
+    try:
+        _rabbitmqctl(ctl, "set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+        yield rabbit_url_for(name)
+    finally:
+        _rabbitmqctl(ctl, "delete_vhost", name, check=False)
+
+
+def _rabbitmqctl(ctl: str, *args: str, check: bool = True) -> None:
+    # The arguments are ours (vhost names the tests make), never outside input.
+    subprocess.run([ctl, *args], check=check, capture_output=True)  # noqa: S603
