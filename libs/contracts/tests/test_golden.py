@@ -20,7 +20,9 @@ def test_every_event_type_has_a_golden_sample() -> None:
 def test_golden_sample_parses_and_round_trips(path: Path) -> None:
     raw = path.read_text()
     event = parse_event(raw)
-    assert path.name == f"{event.event_type}.v{event.schema_version}.json"
+    # ``<type>.v<version>.json``, or ``<type>.v<version>.<variant>.json`` for a later shape of one version
+    # (optional fields added within it).
+    assert path.name.startswith(f"{event.event_type}.v{event.schema_version}.")
     assert parse_event(event.model_dump_json()) == event
     assert routing_key(event.source, event.event_type, event.schema_version).endswith(f"{event.event_type}.v1")
 
@@ -30,3 +32,10 @@ def test_unknown_fields_are_ignored() -> None:
     raw["added_later"] = True
     raw["data"]["payment"]["new_field"] = 1
     assert parse_event(json.dumps(raw)).event_type == "payment.created"
+
+
+def test_optional_fields_added_within_v1_default_for_old_samples() -> None:
+    old = parse_event((GOLDEN / "payment.succeeded.v1.json").read_text())
+    new = parse_event((GOLDEN / "payment.succeeded.v1.livemode-sequence.json").read_text())
+    assert (old.livemode, old.data.payment.livemode, old.data.payment.sequence) == (False, False, 0)
+    assert (new.livemode, new.data.payment.livemode, new.data.payment.sequence) == (True, True, 3)

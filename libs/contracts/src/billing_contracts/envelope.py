@@ -31,6 +31,9 @@ class EventBase(BaseModel):
     schema_version: int = 1
     occurred_at: datetime = Field(default_factory=utcnow)
     tenant_id: str
+    # The tenant's mode (API.md "Test mode and live mode"): every event carries it, and so does every
+    # webhook made from one. Optional within v1: samples written before it read as test mode.
+    livemode: bool = False
     correlation_id: str | None = None
     causation_id: str | None = None
     # Which bounded context published it; also the first segment of the routing key.

@@ -6,6 +6,13 @@ from typing import Annotated
 
 from pydantic import Discriminator, TypeAdapter
 
+from billing_contracts.events.anomalies import (
+    ANOMALY_EVENTS,
+    Anomaly,
+    AnomalyKind,
+    PaymentAnomalyRecordedV1,
+    ProviderAnomalyRecordedV1,
+)
 from billing_contracts.events.payments import (
     PAYMENT_EVENTS,
     Customer,
@@ -40,14 +47,17 @@ AnyEvent = Annotated[
     | PaymentCancelledV1
     | ProviderPaymentSucceededV1
     | ProviderPaymentFailedV1
-    | EndpointDisabledV1,
+    | EndpointDisabledV1
+    | ProviderAnomalyRecordedV1
+    | PaymentAnomalyRecordedV1,
     Discriminator("event_type"),
 ]
 
 ANY_EVENT: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
 
 EVENT_CLASSES = {
-    cls.model_fields["event_type"].default: cls for cls in (*PAYMENT_EVENTS, *PROVIDER_EVENTS, *WEBHOOK_EVENTS)
+    cls.model_fields["event_type"].default: cls
+    for cls in (*PAYMENT_EVENTS, *PROVIDER_EVENTS, *WEBHOOK_EVENTS, *ANOMALY_EVENTS)
 }
 
 
@@ -59,11 +69,14 @@ def parse_event(raw: bytes | str) -> AnyEvent:
 __all__ = [
     "ANY_EVENT",
     "EVENT_CLASSES",
+    "Anomaly",
+    "AnomalyKind",
     "AnyEvent",
     "Customer",
     "DisabledEndpoint",
     "EndpointDisabledData",
     "EndpointDisabledV1",
+    "PaymentAnomalyRecordedV1",
     "PaymentCancelledV1",
     "PaymentCreatedV1",
     "PaymentData",
@@ -72,6 +85,7 @@ __all__ = [
     "PaymentPendingV1",
     "PaymentSnapshot",
     "PaymentSucceededV1",
+    "ProviderAnomalyRecordedV1",
     "ProviderPaymentFailedV1",
     "ProviderPaymentOutcome",
     "ProviderPaymentSucceededV1",

@@ -42,6 +42,10 @@ class PaymentSnapshot(BaseModel):
     return_url: str | None = None
     failure_code: str | None = None
     failure_message: str | None = None
+    livemode: bool = False
+    # Grows with every change of the payment (API.md): a receiver drops an event whose sequence is not
+    # above the last one it applied. Optional within v1 (0 in samples written before it).
+    sequence: int = 0
     created_at: datetime
     updated_at: datetime
     expires_at: datetime

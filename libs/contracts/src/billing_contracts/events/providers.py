@@ -22,6 +22,7 @@ class ProviderPaymentOutcome(BaseModel):
     currency: str
     failure_code: str | None = None
     failure_message: str | None = None
+    livemode: bool = False
 
 
 class _ProviderEvent(EventBase):
