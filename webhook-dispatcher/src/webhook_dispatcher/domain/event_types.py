@@ -44,8 +44,10 @@ def forwarded_types() -> dict[str, str]:
 
 
 def binding_keys() -> list[str]:
-    """What the dispatcher's queue binds: every source of a forwarded type (a new source needs no code)."""
-    return [f"{source}.#" for source in sorted(set(forwarded_types().values()))]
+    """What the dispatcher's queue binds: each forwarded type from its source, any schema version (a new
+    public contract needs no code). Not the whole source: its internal events (anomalies) are not for
+    tenants and would only cost the dispatcher a parse and a drop each."""
+    return [f"{source}.{event_type}.*" for event_type, source in sorted(forwarded_types().items())]
 
 
 def is_forwarded(event_type: str, source: str) -> bool:
