@@ -5,7 +5,7 @@ import asyncio
 
 from aiohttp import web
 from billing_runtime.app import service_app
-from billing_runtime.internal_auth import INTERNAL_HEADER, InternalSigner, caller_key, sign_internal
+from billing_runtime.internal_auth import INTERNAL_HEADER, InternalSigner, caller_key, sign_internal, verify_internal
 from billing_runtime.metrics import Metrics
 
 SECRET = "internal-test-secret-0123456789abcdef"
@@ -45,3 +45,19 @@ class TestInternalAuthMiddleware:
         client = await aiohttp_client(_app())
         token = sign_internal(SECRET, issuer="gateway", audience="providers", tenant_id="ten_a")
         assert (await client.get("/v1/who", headers={INTERNAL_HEADER: token})).status == 401
+
+
+def test_the_tenant_mode_travels_in_the_token() -> None:
+    live = verify_internal(
+        SECRET,
+        sign_internal(SECRET, issuer="gateway", audience="payments", tenant_id="t", livemode=True),
+        audience="payments",
+    )
+    test = verify_internal(
+        SECRET, sign_internal(SECRET, issuer="gateway", audience="payments", tenant_id="t"), audience="payments"
+    )
+    assert (live.livemode, test.livemode) == (True, False)
+    signer = InternalSigner(SECRET, issuer="gateway")
+    assert signer.token(audience="payments", tenant_id="t", livemode=True) != signer.token(
+        audience="payments", tenant_id="t"
+    )

@@ -26,6 +26,8 @@ class Caller:
     service: str
     tenant_id: str | None
     tenant_name: str | None = None
+    # The tenant's mode (API.md "Test mode and live mode"): what it creates is live or test for life.
+    livemode: bool = False
     # When the credential naming this caller expires (unix seconds).
     expires_at: int = 0
 
@@ -37,6 +39,7 @@ def sign_internal(
     audience: str,
     tenant_id: str | None,
     tenant_name: str | None = None,
+    livemode: bool = False,
     ttl: int = 60,
 ) -> str:
     now = int(time.time())
@@ -51,6 +54,8 @@ def sign_internal(
         claims["tenant_id"] = tenant_id
     if tenant_name is not None:
         claims["tenant_name"] = tenant_name
+    if tenant_id is not None:
+        claims["livemode"] = livemode
     return jwt.encode(claims, secret, algorithm=_ALGORITHM)
 
 
@@ -67,10 +72,12 @@ class InternalSigner:
         self._issuer = issuer
         self._ttl = ttl
         self._max_entries = max_entries
-        self._tokens: dict[tuple[str, str | None, str | None], tuple[str, float]] = {}
+        self._tokens: dict[tuple[str, str | None, str | None, bool], tuple[str, float]] = {}
 
-    def token(self, *, audience: str, tenant_id: str | None, tenant_name: str | None = None) -> str:
-        key = (audience, tenant_id, tenant_name)
+    def token(
+        self, *, audience: str, tenant_id: str | None, tenant_name: str | None = None, livemode: bool = False
+    ) -> str:
+        key = (audience, tenant_id, tenant_name, livemode)
         now = time.time()
         cached = self._tokens.get(key)
         if cached is not None and cached[1] > now:
@@ -81,6 +88,7 @@ class InternalSigner:
             audience=audience,
             tenant_id=tenant_id,
             tenant_name=tenant_name,
+            livemode=livemode,
             ttl=self._ttl,
         )
         if len(self._tokens) >= self._max_entries:
@@ -106,6 +114,7 @@ def verify_internal(secret: str, token: str, *, audience: str) -> Caller:
         service=str(claims["iss"]),
         tenant_id=claims.get("tenant_id"),
         tenant_name=claims.get("tenant_name"),
+        livemode=claims.get("livemode") is True,
         expires_at=int(claims["exp"]),
     )
 
