@@ -76,6 +76,7 @@ class TestSuccessCallback:
             "currency": "USD",
             "failure_code": None,
             "failure_message": None,
+            "livemode": False,
         }
 
     async def test_duplicate_is_acknowledged_and_ignored(
