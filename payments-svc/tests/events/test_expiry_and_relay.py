@@ -5,14 +5,16 @@ from billing_contracts.envelope import utcnow
 from billing_contracts.events import parse_event
 from payments_svc.db.models import Payment
 from payments_svc.keys import lifecycle_deps_key
-from payments_svc.services.lifecycle import expire_due
+from payments_svc.services.lifecycle import ExpiryPass, expire_due
 from sqlalchemy import update
 
 
 async def _make_overdue(engine, payment_id: str) -> None:
     async with engine.begin() as conn:
         await conn.execute(
-            update(Payment.__table__).where(Payment.id == payment_id).values(expires_at=utcnow() - timedelta(seconds=1))
+            update(Payment.__table__)
+            .where(Payment.id == payment_id)
+            .values(expires_at=utcnow() - timedelta(seconds=1), sweep_at=utcnow() - timedelta(seconds=1))
         )
 
 
@@ -23,13 +25,13 @@ class TestExpiry:
         payment = await new_payment()
         fresh = await new_payment(order_id="fresh")
         await _make_overdue(clean_db, payment["id"])
-        assert await expire_due(app[lifecycle_deps_key]) == 1
+        assert (await expire_due(app[lifecycle_deps_key])).expired == 1
         got = await (await client.get(f"/v1/payments/{payment['id']}", headers=auth())).json()
         assert got["status"] == "EXPIRED"
         assert (await (await client.get(f"/v1/payments/{fresh['id']}", headers=auth())).json())["status"] == "CREATED"
         events = await (await client.get("/v1/events?type=payment.expired", headers=auth())).json()
         assert [e["data"]["payment"]["id"] for e in events["data"]] == [payment["id"]]
-        assert await expire_due(app[lifecycle_deps_key]) == 0
+        assert (await expire_due(app[lifecycle_deps_key])).expired == 0
 
     async def test_pending_payment_expires_only_if_the_provider_lets_go(
         self, app, client, auth, new_payment, clean_db, providers
@@ -40,9 +42,12 @@ class TestExpiry:
         )
         await _make_overdue(clean_db, payment["id"])
         providers.cancellable = False
-        assert await expire_due(app[lifecycle_deps_key]) == 0
+        assert (await expire_due(app[lifecycle_deps_key])).expired == 0
         providers.cancellable = True
-        assert await expire_due(app[lifecycle_deps_key]) == 1
+        # Backed off: not asked again until its next attempt is due.
+        assert await expire_due(app[lifecycle_deps_key]) == ExpiryPass(claimed=0, expired=0)
+        await _make_overdue(clean_db, payment["id"])
+        assert (await expire_due(app[lifecycle_deps_key])).expired == 1
         assert providers.cancelled == [payment["id"], payment["id"]]
 
 
