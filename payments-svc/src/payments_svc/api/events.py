@@ -9,7 +9,7 @@ from billing_runtime.errors import ProblemError
 from billing_runtime.internal_auth import require_tenant
 from billing_runtime.validation import query_int, query_text
 
-from payments_svc.db.repositories import EventRepository
+from payments_svc.db.event_log import EventRepository
 from payments_svc.domain.errors import NotFound
 from payments_svc.keys import lifecycle_deps_key
 from payments_svc.services.event_log import place_committed_events

@@ -28,8 +28,8 @@ from billing_contracts.envelope import EventBase
 from billing_runtime.inbox import inbox_row
 from billing_runtime.writes import InsertRows
 
+from payments_svc.db.event_log import place_events
 from payments_svc.db.models import TenantEvent, inbox
-from payments_svc.db.repositories import place_events
 from payments_svc.services.uow import PaymentsUnitOfWork, event_log_row
 
 LOGGED_EVENTS_CONSUMER = "payments.logged-events"
