@@ -212,7 +212,7 @@ SWEEP_RETRY_MAX = timedelta(hours=1)
 
 
 def _sweep_delay(attempts: int) -> timedelta:
-    return min(SWEEP_RETRY_FIRST * 2 ** min(attempts, 16), SWEEP_RETRY_MAX)
+    return min(SWEEP_RETRY_FIRST * (1 << min(attempts, 16)), SWEEP_RETRY_MAX)
 
 
 @functools.cache

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from billing_contracts.envelope import utcnow
@@ -120,7 +121,7 @@ def record_anomaly(
     )
 
 
-def _row(anomaly: Anomaly, event: ProviderOutcome, livemode: bool, raw: bytes | None, now: Any) -> dict[str, Any]:
+def _row(anomaly: Anomaly, event: ProviderOutcome, livemode: bool, raw: bytes | None, now: datetime) -> dict[str, Any]:
     return {
         "id": anomaly.anomaly_id,
         "tenant_id": event.tenant_id,

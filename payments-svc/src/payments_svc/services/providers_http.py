@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import aiohttp
 from billing_runtime.errors import ProblemError
@@ -96,12 +97,12 @@ class HttpProviders:
         raise _unavailable()
 
 
-def _provider_mode(entry: dict) -> bool | None:  # type: ignore[type-arg]
+def _provider_mode(entry: dict[str, Any]) -> bool | None:
     """Whether providers-svc marks the provider live (``livemode``) or test (``environment``)."""
     livemode = entry.get("livemode")
     if isinstance(livemode, bool):
         return livemode
     environment = entry.get("environment")
     if environment in ("test", "production"):
-        return environment == "production"
+        return bool(environment == "production")
     return None
