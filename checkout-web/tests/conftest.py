@@ -59,6 +59,7 @@ class FakeGateway:
             "return_url": "https://shop.example/thanks",
             "expires_at": "2026-11-22T10:00:00Z",
             "failure_message": None,
+            "livemode": False,
             **overrides,
         }
         return token

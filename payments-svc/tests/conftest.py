@@ -34,6 +34,8 @@ class FakeProviders:
     unavailable: bool = False
     started: list[tuple[str, StartRequest]] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
+    # The livemode every call carried, in call order.
+    modes: list[bool] = field(default_factory=list)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def _check(self) -> None:
@@ -42,18 +44,21 @@ class FakeProviders:
 
             raise ProblemError(503, "provider_unavailable", "down")
 
-    async def available(self, tenant_id: str, currency: str) -> list[ProviderInfo]:
+    async def available(self, tenant_id: str, currency: str, *, livemode: bool) -> list[ProviderInfo]:
         self._check()
+        self.modes.append(livemode)
         return [ProviderInfo(n, n.title()) for n in self.names]
 
-    async def start(self, tenant_id: str, request: StartRequest) -> StartedPayment:
+    async def start(self, tenant_id: str, request: StartRequest, *, livemode: bool) -> StartedPayment:
         self._check()
+        self.modes.append(livemode)
         self.started.append((tenant_id, request))
         txn = f"ptx_{request.payment_id}_{request.provider}"
         return StartedPayment(txn, f"http://127.0.0.1:9/{request.provider}/{txn}", None)
 
-    async def cancel(self, tenant_id: str, payment_id: str) -> bool:
+    async def cancel(self, tenant_id: str, payment_id: str, *, livemode: bool) -> bool:
         self._check()
+        self.modes.append(livemode)
         self.cancelled.append(payment_id)
         return self.cancellable
 
@@ -114,9 +119,16 @@ async def client(aiohttp_client, app):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def auth() -> Callable[..., dict[str, str]]:
-    def make(tenant: str | None = "ten_a", name: str | None = "Shop A", **extra: str) -> dict[str, str]:
+    def make(
+        tenant: str | None = "ten_a", name: str | None = "Shop A", *, livemode: bool = False, **extra: str
+    ) -> dict[str, str]:
         token = sign_internal(
-            INTERNAL_SECRET, issuer="gateway", audience="payments", tenant_id=tenant, tenant_name=name
+            INTERNAL_SECRET,
+            issuer="gateway",
+            audience="payments",
+            tenant_id=tenant,
+            tenant_name=name,
+            livemode=livemode,
         )
         return {INTERNAL_HEADER: token, **extra}
 
@@ -143,11 +155,10 @@ def payment_body(**overrides: Any) -> dict[str, Any]:
 def new_payment(client, auth):  # type: ignore[no-untyped-def]
     counter = itertools.count(1)
 
-    async def create(tenant: str = "ten_a", **overrides: Any) -> dict[str, Any]:
+    async def create(tenant: str = "ten_a", *, livemode: bool = False, **overrides: Any) -> dict[str, Any]:
         key = f"key-{next(counter)}"
-        response = await client.post(
-            "/v1/payments", json=payment_body(**overrides), headers=auth(tenant, **{"Idempotency-Key": key})
-        )
+        headers = auth(tenant, livemode=livemode, **{"Idempotency-Key": key})
+        response = await client.post("/v1/payments", json=payment_body(**overrides), headers=headers)
         assert response.status == 201, await response.text()
         return await response.json()
 

@@ -48,6 +48,13 @@ class Checkout(BaseModel):
     return_url: str | None = None
     expires_at: datetime | None = None
     failure_message: str | None = None
+    # API.md's test and live mode. None when the gateway does not say: the page then shows no test
+    # banner, since telling a payer "no real money moves" about a live payment is the dangerous mistake.
+    livemode: bool | None = None
+
+    @property
+    def test_mode(self) -> bool:
+        return self.livemode is False
 
 
 class PayResult(BaseModel):

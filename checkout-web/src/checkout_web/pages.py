@@ -39,9 +39,18 @@ def message_page(
     link: Link | None = None,
     summary: Mapping[str, Any] | None = None,
     detail: str | None = None,
+    test_mode: bool = False,
 ) -> web.Response:
     """A page that explains something in words: never a traceback, never raw JSON."""
-    context = {"title": title, "message": message, "tone": tone, "link": link, "summary": summary, "detail": detail}
+    context = {
+        "title": title,
+        "message": message,
+        "tone": tone,
+        "link": link,
+        "summary": summary,
+        "detail": detail,
+        "test_mode": test_mode,
+    }
     return render(request, "message.html", context, status=status)
 
 

@@ -74,6 +74,7 @@ def _finished_page(request: web.Request, checkout: Checkout, *, status: int = 20
         link=_return_link(checkout),
         summary=_summary(checkout),
         detail=checkout.failure_message if checkout.status == "FAILED" else None,
+        test_mode=checkout.test_mode,
     )
 
 
@@ -89,6 +90,7 @@ async def checkout_page(request: web.Request) -> web.Response:
         "pay_url": _url(request, "pay", token),
         "return_url": _url(request, "return_page", token),
         "expires": _expires(checkout.expires_at),
+        "test_mode": checkout.test_mode,
     }
     return render(request, "pay.html", context)
 
@@ -148,6 +150,7 @@ async def return_page(request: web.Request) -> web.Response:
         "return_link": _return_link(checkout),
         "checkout_url": _url(request, "checkout", token),
         "copy_table": copy_table(merchant),
+        "test_mode": checkout.test_mode,
     }
     return render(request, "return.html", context)
 

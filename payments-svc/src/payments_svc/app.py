@@ -25,7 +25,9 @@ from payments_svc.events.consumers import (
     provider_outcome_handler,
 )
 from payments_svc.keys import checkout_deps_key, lifecycle_deps_key, plumbing_key, settings_key
+from payments_svc.metrics import PaymentMetrics
 from payments_svc.services.checkout import CheckoutDeps
+from payments_svc.services.event_log import sequencer_loop
 from payments_svc.services.lifecycle import LifecycleDeps
 from payments_svc.services.providers import ProvidersPort
 from payments_svc.services.providers_http import HttpProviders
@@ -67,7 +69,12 @@ def create_app(
             settings.providers_url, settings.internal_secret.get_secret_value(), settings.provider_timeout
         )
     port: ProvidersPort = providers if providers is not None else http_providers  # type: ignore[assignment]
-    lifecycle = LifecycleDeps(uow=uow, providers=port, checkout_base_url=settings.checkout_base_url.rstrip("/"))
+    lifecycle = LifecycleDeps(
+        uow=uow,
+        providers=port,
+        checkout_base_url=settings.checkout_base_url.rstrip("/"),
+        metrics=PaymentMetrics(metrics),
+    )
     checkout = CheckoutDeps(uow=uow, providers=port, checkout_base_url=lifecycle.checkout_base_url)
 
     checks = {"database": plumbing.check_database}
@@ -98,6 +105,7 @@ def create_app(
         plumbing.add_consumer(PROVIDER_EVENTS_QUEUE, PROVIDER_EVENT_KEYS, provider_outcome_handler(lifecycle, metrics))
         plumbing.add_consumer(LOGGED_EVENTS_QUEUE, LOGGED_EVENT_KEYS, logged_event_handler(lifecycle, metrics))
         plumbing.add_task("expiry", lambda: expiry_loop(lifecycle, settings.sweep_interval))
+        plumbing.add_task("event-log", lambda: sequencer_loop(uow, settings.event_log_interval))
         plumbing.add_task(
             "idempotency-pruning",
             lambda: idempotency_pruning_loop(lifecycle, timedelta(hours=settings.idempotency_retention_hours)),

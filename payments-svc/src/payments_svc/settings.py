@@ -17,3 +17,5 @@ class Settings(ServiceSettings):
     provider_timeout: float = 10.0
     sweep_interval: float = 5.0
     idempotency_retention_hours: int = 48
+    # Seconds between the worker's event-log sequencer passes (PostgreSQL; see services/event_log.py).
+    event_log_interval: float = 1.0

@@ -9,15 +9,14 @@ from datetime import timedelta
 from billing_contracts.envelope import utcnow
 
 from payments_svc.db.repositories import delete_idempotency_keys_before
-from payments_svc.services.lifecycle import LifecycleDeps, expire_due
+from payments_svc.services.lifecycle import LifecycleDeps, sweep_overdue
 
 log = logging.getLogger(__name__)
 
 
 async def expiry_loop(deps: LifecycleDeps, interval: float) -> None:
     while True:
-        while await expire_due(deps) > 0:
-            pass
+        await sweep_overdue(deps)
         await asyncio.sleep(interval)
 
 

@@ -1,16 +1,18 @@
-"""Handlers of ``/v1/payments`` and ``/v1/events``: parse, call a use case, serialize."""
+"""Handlers of ``/v1/payments``: parse, call a use case, serialize."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from aiohttp import web
+from billing_contracts.problems import FieldError
 from billing_runtime.errors import ProblemError
 from billing_runtime.internal_auth import caller_key, require_tenant
 from billing_runtime.problems import read_json_object
 from billing_runtime.validation import parse, query_int, query_text
 
-from payments_svc.db.repositories import EventRepository, PaymentRepository
+from payments_svc.db.repositories import PaymentRepository
 from payments_svc.domain.commands import PaymentCreate
 from payments_svc.domain.errors import NotFound
 from payments_svc.domain.payment import PaymentStatus
@@ -18,12 +20,11 @@ from payments_svc.events.mapping import payment_json
 from payments_svc.keys import lifecycle_deps_key
 from payments_svc.services.idempotency import IdempotentRequest, run_idempotent
 from payments_svc.services.lifecycle import cancel_payment
-from payments_svc.services.payments import create_payment
+from payments_svc.services.payments import Creator, create_payment
 from payments_svc.services.uow import PaymentsUnitOfWork
 
 _IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
 _ID = re.compile(r"^[a-z]{2,8}_[0-9a-z]{1,40}$")
-_EVENT_ID = re.compile(r"^evt_[A-Za-z0-9_\-]{1,60}$")
 
 
 def _idempotency_key(request: web.Request) -> str:
@@ -55,10 +56,12 @@ async def create(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     cmd = parse(PaymentCreate, body)
     deps = request.app[lifecycle_deps_key]
-    merchant_name = request[caller_key].tenant_name
+    caller = request[caller_key]
+    # The tenant's mode travels in the gateway's token; the payment keeps it for life.
+    creator = Creator(tenant_id, caller.tenant_name, caller.livemode)
 
     async def work(uow: PaymentsUnitOfWork) -> tuple[int, dict[str, object]]:
-        payment = await create_payment(uow, tenant_id, merchant_name, cmd, deps.checkout_base_url)
+        payment = await create_payment(uow, creator, cmd, deps.checkout_base_url)
         return 201, payment_json(payment, deps.checkout_base_url)
 
     req = IdempotentRequest(tenant_id, request.method, request.path, key, body)
@@ -82,24 +85,67 @@ async def list_(request: web.Request) -> web.Response:
     deps = request.app[lifecycle_deps_key]
     q = request.query
     limit = query_int(q.get("limit"), "limit", default=20, lo=1, hi=100)
-    offset = query_int(q.get("offset"), "offset", default=0, lo=0, hi=100_000_000)
+    # Capped: an offset is a scan of everything before it (cursors are not).
+    offset = query_int(q.get("offset"), "offset", default=0, lo=0, hi=MAX_OFFSET)
     status = q.get("status")
     if status is not None and status not in PaymentStatus.__members__:
         raise ProblemError(422, "validation_error", f"status must be one of {', '.join(PaymentStatus)}")
     order_id = query_text(q.get("order_id"), "order_id", max_length=128)
+    after, before = (
+        _list_cursor(q.get("starting_after"), "starting_after"),
+        _list_cursor(q.get("ending_before"), "ending_before"),
+    )
+    if after is not None and before is not None:
+        raise ProblemError(422, "validation_error", "starting_after and ending_before cannot be combined")
+    if (after is not None or before is not None) and offset:
+        raise ProblemError(422, "validation_error", "offset cannot be combined with a cursor")
     async with deps.uow() as uow:
-        rows = await PaymentRepository(uow.session, tenant_id).list(
-            limit=limit + 1, offset=offset, status=status, order_id=order_id
+        repo = PaymentRepository(uow.session, tenant_id)
+        starting_after = await _cursor_position(repo, after)
+        ending_before = await _cursor_position(repo, before)
+        rows = await repo.list(
+            limit=limit + 1,
+            offset=offset,
+            status=status,
+            order_id=order_id,
+            starting_after=starting_after,
+            ending_before=ending_before,
         )
+    # ending_before reads towards newer payments: the extra row is then the first one, not the last.
+    page = rows[-limit:] if ending_before is not None else rows[:limit]
     return web.json_response(
         {
             "object": "list",
-            "data": [payment_json(p, deps.checkout_base_url) for p in rows[:limit]],
+            "data": [payment_json(p, deps.checkout_base_url) for p in page],
             "limit": limit,
             "offset": offset,
             "has_more": len(rows) > limit,
         }
     )
+
+
+MAX_OFFSET = 10_000
+
+
+def _list_cursor(raw: str | None, name: str) -> str | None:
+    if raw is not None and not _ID.fullmatch(raw):
+        raise ProblemError(
+            422,
+            "validation_error",
+            f"{name} must be a payment id",
+            errors=[FieldError(field=name, message="must be a payment id")],
+        )
+    return raw
+
+
+async def _cursor_position(repo: PaymentRepository, payment_id: str | None) -> tuple[datetime, str] | None:
+    if payment_id is None:
+        return None
+    position = await repo.cursor_of(payment_id)
+    if position is None:
+        # Also for another tenant's payment: never reveal which.
+        raise NotFound()
+    return position
 
 
 async def cancel(request: web.Request) -> web.Response:
@@ -133,42 +179,5 @@ async def history(request: web.Request) -> web.Response:
                 }
                 for c in changes
             ],
-        }
-    )
-
-
-async def events(request: web.Request) -> web.Response:
-    tenant_id = require_tenant(request)
-    deps = request.app[lifecycle_deps_key]
-    q = request.query
-    limit = query_int(q.get("limit"), "limit", default=20, lo=1, hi=100)
-    type_ = query_text(q.get("type"), "type", max_length=64)
-    after = q.get("after")
-    if after is not None and not _EVENT_ID.fullmatch(after):
-        raise ProblemError(422, "validation_error", "after must be an event id")
-    async with deps.uow() as uow:
-        repo = EventRepository(uow.session, tenant_id)
-        after_seq = 0
-        if after is not None:
-            seq = await repo.seq_of(after)
-            if seq is None:
-                raise NotFound("event")
-            after_seq = seq
-        rows = await repo.list_after(after_seq, limit=limit + 1, type_=type_)
-    return web.json_response(
-        {
-            "object": "list",
-            "data": [
-                {
-                    "id": e.id,
-                    "object": "event",
-                    "type": e.type,
-                    "created_at": e.created_at.isoformat().replace("+00:00", "Z"),
-                    "data": e.data,
-                }
-                for e in rows[:limit]
-            ],
-            "limit": limit,
-            "has_more": len(rows) > limit,
         }
     )

@@ -8,8 +8,22 @@ from typing import Any
 from billing_runtime.db import UTCDateTime, new_metadata
 from billing_runtime.inbox import inbox_table
 from billing_runtime.outbox import outbox_table
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from payments_svc.domain.payment import PaymentStatus
 
 # BIGINT on PostgreSQL, INTEGER (the rowid alias, so it autoincrements) on SQLite.
 AutoId = BigInteger().with_variant(Integer(), "sqlite")
@@ -29,12 +43,20 @@ class Payment(Base):
     __table_args__ = (
         Index("ix_payments_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_payments_tenant_order", "tenant_id", "order_id"),
-        Index("ix_payments_status_expires", "status", "expires_at"),
+        # The sweeper's queue: overdue payments by when they are next due for an expiry attempt.
+        Index("ix_payments_status_sweep", "status", "sweep_at"),
+        CheckConstraint(f"status IN ({', '.join(repr(str(s)) for s in PaymentStatus)})", name="status"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("amount_refunded >= 0 AND amount_refunded <= amount", name="amount_refunded_bounds"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(40))
+    # The tenant's mode when the payment was created, for the payment's whole life (API.md).
+    livemode: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(24))
+    # Grows by one with every change a receiver can see (API.md ``sequence``), in the same UPDATE.
+    sequence: Mapped[int] = mapped_column(BigInteger, default=0)
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -55,6 +77,10 @@ class Payment(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When the sweeper next tries to expire the payment (``expires_at`` at first; pushed back on every
+    # attempt, so payments a provider will not let go never starve the ones behind them).
+    sweep_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sweep_attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class PaymentStatusChange(Base):
@@ -96,11 +122,45 @@ class TenantEvent(Base):
     """The tenant's event log (``GET /v1/events``): every event we publish, kept for backfill."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_tenant_seq", "tenant_id", "seq"),)
+    __table_args__ = (
+        # PostgreSQL: the log's order, and the rows the sequencer has yet to place (both partial, so an
+        # insert touches only the second). SQLite orders by seq (ix_events_tenant_seq, migration 0002).
+        Index("ix_events_tenant_position", "tenant_id", "position", postgresql_where=text("position IS NOT NULL")),
+        Index("ix_events_unsequenced", "seq", postgresql_where=text("position IS NULL")),
+    )
 
+    # Taken at insert, visible at commit: not an order a poller can page by (see services/event_log.py).
     seq: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    # The place in the tenant's log, given after commit by the sequencer (PostgreSQL; None until then).
+    position: Mapped[int | None] = mapped_column(BigInteger)
     id: Mapped[str] = mapped_column(String(64), unique=True)
     tenant_id: Mapped[str] = mapped_column(String(40))
+    livemode: Mapped[bool] = mapped_column(Boolean, default=False)
     type: Mapped[str] = mapped_column(String(64))
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PaymentAnomaly(Base):
+    """Evidence of money the state machine refused (a verified success it could not apply): written
+    with the consumed event's inbox row, the raw event kept, for reconciliation."""
+
+    __tablename__ = "anomalies"
+    __table_args__ = (Index("ix_anomalies_tenant_created", "tenant_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    livemode: Mapped[bool] = mapped_column(Boolean, default=False)
+    kind: Mapped[str] = mapped_column(String(40))
+    payment_id: Mapped[str] = mapped_column(String(40), index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    expected_amount: Mapped[int | None] = mapped_column(BigInteger)
+    expected_currency: Mapped[str | None] = mapped_column(String(3))
+    payment_status: Mapped[str | None] = mapped_column(String(24))
+    # The consumed bus event: its id, and the event itself as received.
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    event: Mapped[dict[str, Any]] = mapped_column(JSON)
+    detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from billing_runtime.uow import UnitOfWork
@@ -15,12 +15,24 @@ from billing_runtime.writes import (
     UpdateRows,
     row_unchanged,
 )
-from sqlalchemy import Insert, Select, bindparam, delete, func, select, true, update
+from sqlalchemy import (
+    Insert,
+    Select,
+    Update,
+    bindparam,
+    delete,
+    func,
+    select,
+    true,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from payments_svc.db.models import IdempotencyKey, Payment, PaymentStatusChange, TenantEvent, inbox
+from payments_svc.db.models import IdempotencyKey, Payment, PaymentStatusChange, inbox
+from payments_svc.domain.payment import PaymentStatus
 
 
 class PaymentRepository:
@@ -37,14 +49,41 @@ class PaymentRepository:
             stmt = stmt.with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def list(self, *, limit: int, offset: int, status: str | None, order_id: str | None) -> list[Payment]:
+    async def list(
+        self,
+        *,
+        limit: int,
+        offset: int,
+        status: str | None,
+        order_id: str | None,
+        starting_after: tuple[datetime, str] | None = None,
+        ending_before: tuple[datetime, str] | None = None,
+    ) -> list[Payment]:
+        """Newest first, by (created_at, id): a total order, so a cursor (the (created_at, id) of a
+        payment, from ``cursor_of``) pages stably even when payments share a ``created_at``.
+        ``ending_before`` reads the page before the cursor backwards (on the index) and turns it."""
+        position = tuple_(Payment.created_at, Payment.id)
         stmt = self._base()
         if status is not None:
             stmt = stmt.where(Payment.status == status)
         if order_id is not None:
             stmt = stmt.where(Payment.order_id == order_id)
+        if ending_before is not None:
+            stmt = stmt.where(position > tuple_(*ending_before)).order_by(Payment.created_at, Payment.id)
+            rows = list((await self.session.execute(stmt.limit(limit).offset(offset))).scalars())
+            return rows[::-1]
+        if starting_after is not None:
+            stmt = stmt.where(position < tuple_(*starting_after))
         stmt = stmt.order_by(Payment.created_at.desc(), Payment.id.desc()).limit(limit).offset(offset)
         return list((await self.session.execute(stmt)).scalars())
+
+    async def cursor_of(self, payment_id: str) -> tuple[datetime, str] | None:
+        """The list position of one of the tenant's payments (None when it has no such payment)."""
+        stmt = select(Payment.created_at, Payment.id).where(
+            Payment.tenant_id == self.tenant_id, Payment.id == payment_id
+        )
+        row = (await self.session.execute(stmt)).first()
+        return None if row is None else (row.created_at, row.id)
 
     def add_history(self, change: PaymentStatusChange) -> None:
         self.session.add(change)
@@ -139,35 +178,51 @@ async def payment_by_checkout_token(session: AsyncSession, token: str, *, for_up
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def payments_due_for_expiry(
-    session: AsyncSession, now: datetime, statuses: list[str], limit: int
-) -> list[Payment]:
-    """Cross-tenant on purpose (the sweeper). SKIP LOCKED lets several sweepers share the work."""
+async def claim_due_for_expiry(
+    session: AsyncSession, now: datetime, limit: int
+) -> list[tuple[str, str, str | None, bool]]:
+    """Cross-tenant on purpose (the sweeper): up to ``limit`` payable payments due for an expiry
+    attempt, as (id, tenant, provider transaction, livemode), each pushed back for its next attempt in the
+    caller's transaction (SKIP LOCKED lets several sweepers share the work). The delay doubles with
+    every attempt, from ``SWEEP_RETRY_FIRST`` up to ``SWEEP_RETRY_MAX``: a payment its provider will
+    not let go is retried, ever more rarely, behind every other overdue payment."""
+    table = Payment.__table__
     stmt = (
-        select(Payment)
-        .where(Payment.status.in_(statuses), Payment.expires_at <= now)
-        .order_by(Payment.expires_at)
+        select(table.c.id, table.c.tenant_id, table.c.provider_transaction_id, table.c.livemode, table.c.sweep_attempts)
+        .where(table.c.status.in_(_PAYABLE), table.c.sweep_at <= now)
+        .order_by(table.c.sweep_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    return list((await session.execute(stmt)).scalars())
+    rows = (await session.execute(stmt)).all()
+    if rows:
+        await session.execute(
+            _push_back(),
+            [
+                {"b_id": row.id, "b_at": now + _sweep_delay(row.sweep_attempts), "b_attempts": row.sweep_attempts + 1}
+                for row in rows
+            ],
+        )
+    return [(row.id, row.tenant_id, row.provider_transaction_id, row.livemode) for row in rows]
 
 
-class EventRepository:
-    def __init__(self, session: AsyncSession, tenant_id: str) -> None:
-        self.session = session
-        self.tenant_id = tenant_id
+_PAYABLE = (PaymentStatus.CREATED, PaymentStatus.PROVIDER_PENDING)
+SWEEP_RETRY_FIRST = timedelta(seconds=30)
+SWEEP_RETRY_MAX = timedelta(hours=1)
 
-    async def seq_of(self, event_id: str) -> int | None:
-        stmt = select(TenantEvent.seq).where(TenantEvent.tenant_id == self.tenant_id, TenantEvent.id == event_id)
-        return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def list_after(self, after_seq: int, *, limit: int, type_: str | None) -> list[TenantEvent]:
-        stmt = select(TenantEvent).where(TenantEvent.tenant_id == self.tenant_id, TenantEvent.seq > after_seq)
-        if type_ is not None:
-            stmt = stmt.where(TenantEvent.type == type_)
-        stmt = stmt.order_by(TenantEvent.seq).limit(limit)
-        return list((await self.session.execute(stmt)).scalars())
+def _sweep_delay(attempts: int) -> timedelta:
+    return min(SWEEP_RETRY_FIRST * (1 << min(attempts, 16)), SWEEP_RETRY_MAX)
+
+
+@functools.cache
+def _push_back() -> Update:
+    table = Payment.__table__
+    return (
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(sweep_at=bindparam("b_at"), sweep_attempts=bindparam("b_attempts"))
+    )
 
 
 class IdempotencyRepository:

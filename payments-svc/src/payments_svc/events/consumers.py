@@ -32,7 +32,7 @@ def provider_outcome_handler(deps: LifecycleDeps, metrics: Metrics) -> Callable[
         if not isinstance(event, ProviderPaymentSucceededV1 | ProviderPaymentFailedV1):
             metrics.events_consumed.labels(event.event_type, "ignored").inc()
             return
-        await apply_provider_outcome(deps, event)
+        await apply_provider_outcome(deps, event, message.body)
         metrics.events_consumed.labels(event.event_type, "applied").inc()
 
     return handle

@@ -28,6 +28,8 @@ def snapshot(payment: Payment, checkout_base_url: str) -> PaymentSnapshot:
         return_url=payment.return_url,
         failure_code=payment.failure_code,
         failure_message=payment.failure_message,
+        livemode=payment.livemode,
+        sequence=payment.sequence,
         created_at=payment.created_at,
         updated_at=payment.updated_at,
         expires_at=payment.expires_at,
@@ -43,6 +45,7 @@ def payment_event(event_type: str, payment: Payment, checkout_base_url: str, *, 
     cls: type[_PaymentEvent] = EVENT_CLASSES[event_type]  # type: ignore[assignment]
     return cls(
         tenant_id=payment.tenant_id,
+        livemode=payment.livemode,
         correlation_id=correlation_id,
         data=PaymentData(payment=snapshot(payment, checkout_base_url)),
     )

@@ -33,8 +33,19 @@ async def _load(deps: CheckoutDeps, token: str) -> Payment:
     return payment
 
 
+# Providers that only ever play the provider's side (no money moves): never offered to a live payment,
+# whatever providers-svc lists (it filters them out for a live token too; this is the second lock).
+TEST_PROVIDERS = frozenset({"sandbox"})
+
+
+def is_test_provider(name: str, info: ProviderInfo | None = None) -> bool:
+    return name in TEST_PROVIDERS or (info is not None and info.livemode is False)
+
+
 async def _allowed_providers(deps: CheckoutDeps, payment: Payment) -> list[ProviderInfo]:
-    available = await deps.providers.available(payment.tenant_id, payment.currency)
+    available = await deps.providers.available(payment.tenant_id, payment.currency, livemode=payment.livemode)
+    if payment.livemode:
+        available = [p for p in available if not is_test_provider(p.name, p)]
     if payment.allowed_providers is None:
         return available
     wanted = set(payment.allowed_providers)
@@ -48,6 +59,7 @@ async def checkout_view(deps: CheckoutDeps, token: str) -> dict[str, Any]:
     providers = await _allowed_providers(deps, payment) if payable else []
     currency = currency_of(payment.currency)
     return {
+        "livemode": payment.livemode,
         "status": payment.status,
         "amount": payment.amount,
         "currency": payment.currency,
@@ -67,6 +79,12 @@ async def pay(deps: CheckoutDeps, token: str, provider: str) -> str:
     """Start (or resume) the payment at ``provider``; return where to send the payer."""
     payment = await _load(deps, token)
     ensure_payable(payment)
+    if payment.livemode and is_test_provider(provider):
+        raise ProblemError(
+            422,
+            "test_provider_in_live_mode",
+            f"{provider} is a test provider: it never moves a live payment.",
+        )
     if payment.status == PaymentStatus.PROVIDER_PENDING and payment.provider != provider:
         # One provider per payment: a second one could take the payer's money a second time.
         raise InvalidState(f"This payment is already being paid with {payment.provider}.")
@@ -89,6 +107,7 @@ async def pay(deps: CheckoutDeps, token: str, provider: str) -> str:
             expires_at=payment.expires_at,
             customer=payment.customer,
         ),
+        livemode=payment.livemode,
     )
     async with deps.uow() as uow:
         locked = await PaymentRepository(uow.session, payment.tenant_id).get(payment.id, for_update=True)

@@ -42,6 +42,9 @@ def record_status(
     now = utcnow()
     payment.status = target
     payment.updated_at = now
+    # Every change a receiver sees grows the sequence; an existing payment's is written by the same
+    # UPDATE as its status (an ORM flush, or ``payment_update`` with "sequence" among its columns).
+    payment.sequence = (payment.sequence or 0) + 1
     if previous is None:
         # A new payment: its row is inserted with its first status, ahead of the history row that
         # refers to it (the order matters on SQLite, where queued writes run one by one).
@@ -77,15 +80,27 @@ def validate_amount(cmd: PaymentCreate) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Creator:
+    """The tenant creating a payment, as its internal token names it."""
+
+    tenant_id: str
+    merchant_name: str | None
+    livemode: bool
+
+
 async def create_payment(
-    uow: PaymentsUnitOfWork, tenant_id: str, merchant_name: str | None, cmd: PaymentCreate, checkout_base_url: str
+    uow: PaymentsUnitOfWork, creator: Creator, cmd: PaymentCreate, checkout_base_url: str
 ) -> Payment:
     validate_amount(cmd)
     now = utcnow()
+    expires_at = now + timedelta(seconds=cmd.expires_in)
     payment = Payment(
         id=new_id("pay"),
-        tenant_id=tenant_id,
+        tenant_id=creator.tenant_id,
+        livemode=creator.livemode,
         status="",
+        sequence=0,
         amount=cmd.amount,
         currency=cmd.currency,
         amount_refunded=0,
@@ -96,10 +111,12 @@ async def create_payment(
         allowed_providers=list(dict.fromkeys(cmd.providers)) if cmd.providers else None,
         checkout_token=new_token(24),
         return_url=cmd.return_url,
-        merchant_name=merchant_name,
+        merchant_name=creator.merchant_name,
         created_at=now,
         updated_at=now,
-        expires_at=now + timedelta(seconds=cmd.expires_in),
+        expires_at=expires_at,
+        sweep_at=expires_at,
+        sweep_attempts=0,
     )
     record_status(uow, payment, PaymentStatus.CREATED, Actor("tenant"), checkout_base_url)
     return payment

@@ -12,6 +12,9 @@ from typing import Any, Protocol
 class ProviderInfo:
     name: str
     display_name: str
+    # False for a test provider (the sandbox, a simulator, a test account), which never moves a live
+    # payment; None when providers-svc does not say.
+    livemode: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -35,10 +38,13 @@ class StartRequest:
 
 
 class ProvidersPort(Protocol):
-    async def available(self, tenant_id: str, currency: str) -> list[ProviderInfo]: ...
+    """Every call names the payment's mode: providers-svc offers and moves a live payment only through
+    live accounts (API.md "Test mode and live mode")."""
 
-    async def start(self, tenant_id: str, request: StartRequest) -> StartedPayment: ...
+    async def available(self, tenant_id: str, currency: str, *, livemode: bool) -> list[ProviderInfo]: ...
 
-    async def cancel(self, tenant_id: str, payment_id: str) -> bool:
+    async def start(self, tenant_id: str, request: StartRequest, *, livemode: bool) -> StartedPayment: ...
+
+    async def cancel(self, tenant_id: str, payment_id: str, *, livemode: bool) -> bool:
         """True when nothing can be paid any more at any provider; False when a provider has the money."""
         ...

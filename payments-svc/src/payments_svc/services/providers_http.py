@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import aiohttp
 from billing_runtime.errors import ProblemError
@@ -36,15 +37,21 @@ class HttpProviders:
             await self._session.close()
             self._session = None
 
-    def _headers(self, tenant_id: str) -> dict[str, str]:
-        token = sign_internal(self.internal_secret, issuer="payments", audience="providers", tenant_id=tenant_id)
+    def _headers(self, tenant_id: str, livemode: bool) -> dict[str, str]:
+        # The payment's mode travels in the token: providers-svc serves a live payment only through
+        # live accounts, whatever the request's body says.
+        token = sign_internal(
+            self.internal_secret, issuer="payments", audience="providers", tenant_id=tenant_id, livemode=livemode
+        )
         return {INTERNAL_HEADER: token}
 
-    async def _call(self, method: str, path: str, tenant_id: str, **kwargs: object) -> tuple[int, dict]:  # type: ignore[type-arg]
+    async def _call(  # type: ignore[type-arg]
+        self, method: str, path: str, tenant_id: str, livemode: bool, **kwargs: object
+    ) -> tuple[int, dict]:
         try:
             assert self._session is not None, "open() first"
             async with self._session.request(
-                method, self.base_url + path, headers=self._headers(tenant_id), **kwargs
+                method, self.base_url + path, headers=self._headers(tenant_id, livemode), **kwargs
             ) as response:
                 body = await response.json(content_type=None)
                 return response.status, body if isinstance(body, dict) else {}
@@ -52,13 +59,17 @@ class HttpProviders:
             log.warning("providers-svc %s %s failed: %s", method, path, exc)
             raise _unavailable() from exc
 
-    async def available(self, tenant_id: str, currency: str) -> list[ProviderInfo]:
-        status, body = await self._call("GET", "/internal/providers", tenant_id, params={"currency": currency})
+    async def available(self, tenant_id: str, currency: str, *, livemode: bool) -> list[ProviderInfo]:
+        status, body = await self._call(
+            "GET", "/internal/providers", tenant_id, livemode, params={"currency": currency}
+        )
         if status != 200:
             raise _unavailable()
-        return [ProviderInfo(p["name"], p.get("display_name", p["name"])) for p in body.get("data", [])]
+        return [
+            ProviderInfo(p["name"], p.get("display_name", p["name"]), _provider_mode(p)) for p in body.get("data", [])
+        ]
 
-    async def start(self, tenant_id: str, request: StartRequest) -> StartedPayment:
+    async def start(self, tenant_id: str, request: StartRequest, *, livemode: bool) -> StartedPayment:
         payload = {
             "payment_id": request.payment_id,
             "provider": request.provider,
@@ -70,17 +81,28 @@ class HttpProviders:
             "expires_at": request.expires_at.isoformat(),
             "customer": request.customer,
         }
-        status, body = await self._call("POST", "/internal/payments/start", tenant_id, json=payload)
+        status, body = await self._call("POST", "/internal/payments/start", tenant_id, livemode, json=payload)
         if status == 200:
             return StartedPayment(body["provider_transaction_id"], body["redirect_url"], body.get("provider_reference"))
         if status in (409, 422):
             raise ProblemError(status, body.get("code", "provider_rejected"), body.get("detail"))
         raise _unavailable()
 
-    async def cancel(self, tenant_id: str, payment_id: str) -> bool:
-        status, _body = await self._call("POST", f"/internal/payments/{payment_id}/cancel", tenant_id)
+    async def cancel(self, tenant_id: str, payment_id: str, *, livemode: bool) -> bool:
+        status, _body = await self._call("POST", f"/internal/payments/{payment_id}/cancel", tenant_id, livemode)
         if status == 200:
             return True
         if status == 409:
             return False
         raise _unavailable()
+
+
+def _provider_mode(entry: dict[str, Any]) -> bool | None:
+    """Whether providers-svc marks the provider live (``livemode``) or test (``environment``)."""
+    livemode = entry.get("livemode")
+    if isinstance(livemode, bool):
+        return livemode
+    environment = entry.get("environment")
+    if environment in ("test", "production"):
+        return bool(environment == "production")
+    return None

@@ -1,0 +1,71 @@
+"""Queries of the tenant event log (``GET /v1/events``) and of its sequencer (see
+``services/event_log.py`` for why the log is paged by a position given after commit)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from sqlalchemy import TextClause, func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from payments_svc.db.models import TenantEvent
+
+
+class EventRepository:
+    def __init__(self, session: AsyncSession, tenant_id: str) -> None:
+        self.session = session
+        self.tenant_id = tenant_id
+
+    async def position_of(self, event_id: str) -> int | None:
+        """Where the event sits in the log (None when unknown, or not placed yet)."""
+        stmt = select(_log_order(self.session)).where(
+            TenantEvent.tenant_id == self.tenant_id, TenantEvent.id == event_id
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def list_after(self, position: int, *, limit: int, type_: str | None) -> list[TenantEvent]:
+        """The placed events after ``position``, in log order."""
+        order = _log_order(self.session)
+        stmt = select(TenantEvent).where(TenantEvent.tenant_id == self.tenant_id, order > position)
+        if type_ is not None:
+            stmt = stmt.where(TenantEvent.type == type_)
+        stmt = stmt.order_by(order).limit(limit)
+        return list((await self.session.execute(stmt)).scalars())
+
+
+def _log_order(session: AsyncSession) -> InstrumentedAttribute[Any]:
+    # SQLite serializes writers: there seq is taken in commit order, and the log pages by it.
+    return TenantEvent.position if _dialect(session) == "postgresql" else TenantEvent.seq
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind is not None else "postgresql"
+
+
+# Serializes the sequencer passes of every process (pg_advisory_xact_lock key: "evlog" in ASCII).
+_SEQUENCER_LOCK = 0x65766C6F67
+
+
+async def place_events(session: AsyncSession, limit: int) -> int:
+    """Give the oldest unplaced events of the log their positions, in seq order; how many. PostgreSQL.
+
+    Under a lock held until the caller commits, so passes run one at a time and each takes its
+    positions after the one before it committed: a position becomes visible only after every lower
+    one (see ``services/event_log.py``)."""
+    await session.execute(select(func.pg_advisory_xact_lock(_SEQUENCER_LOCK)))
+    result = await session.execute(_place(), {"limit": limit})
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+@functools.cache
+def _place() -> TextClause:
+    # nextval in the outer query of an ordered one is evaluated after the sort, so positions follow seq.
+    return text(
+        "UPDATE events SET position = placed.position FROM ("
+        "  SELECT seq, nextval('events_position_seq') AS position FROM ("
+        "    SELECT seq FROM events WHERE position IS NULL ORDER BY seq LIMIT :limit FOR UPDATE"
+        "  ) AS due ORDER BY seq"
+        ") AS placed WHERE events.seq = placed.seq"
+    )

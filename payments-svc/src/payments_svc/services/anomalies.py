@@ -1,0 +1,153 @@
+"""Evidence of money: a verified provider outcome the state machine refuses (a success for a payment
+already final or never started, for another amount, currency or mode, or from another provider) never
+moves the payment (PAY-1); it is recorded instead, for reconciliation, in the same statement as the
+consumed event's inbox row (PAY-5): an ``anomalies`` row keeping the event as received, a history row,
+and ``payment.anomaly.recorded`` through the outbox (internal: never a webhook, never in the log)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from billing_contracts.envelope import utcnow
+from billing_contracts.events import (
+    Anomaly,
+    PaymentAnomalyRecordedV1,
+    ProviderPaymentFailedV1,
+    ProviderPaymentSucceededV1,
+)
+from billing_contracts.events.anomalies import AnomalyKind
+from billing_runtime.ids import new_id
+from billing_runtime.writes import InsertRows
+
+from payments_svc.db.models import Payment, PaymentAnomaly
+from payments_svc.db.repositories import history_insert
+from payments_svc.domain.payment import PaymentStatus
+from payments_svc.services.uow import PaymentsUnitOfWork
+
+ProviderOutcome = ProviderPaymentSucceededV1 | ProviderPaymentFailedV1
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why an outcome cannot be applied: the anomaly's kind and a sentence for people."""
+
+    kind: AnomalyKind
+    detail: str
+
+
+def refusal(payment: Payment | None, event: ProviderOutcome) -> Refusal | None:
+    """The anomaly ``event`` is for ``payment`` as read, or None when the state machine may apply it
+    (or it is a decline that changes nothing and moved no money)."""
+    outcome = event.data
+    succeeded = isinstance(event, ProviderPaymentSucceededV1)
+    if payment is None:
+        if succeeded:
+            return Refusal("unexpected_outcome", "provider success for a payment that does not exist")
+        return None
+    if payment.provider is not None and outcome.provider != payment.provider:
+        detail = f"outcome from {outcome.provider}, but the payment is with {payment.provider}"
+        return Refusal("provider_mismatch", detail)
+    if outcome.livemode != payment.livemode:
+        # The sandbox (a test provider) never moves a live payment, and a live account never a test one.
+        detail = f"{_mode(outcome.livemode)}-mode outcome for a {_mode(payment.livemode)} payment"
+        return Refusal("unexpected_outcome", detail)
+    if not succeeded:
+        return None
+    if outcome.currency != payment.currency:
+        return Refusal("currency_mismatch", f"provider captured {outcome.currency}, payment is in {payment.currency}")
+    if outcome.amount != payment.amount:
+        return Refusal(
+            "amount_mismatch",
+            f"provider captured {outcome.amount} {outcome.currency}, payment is {payment.amount} {payment.currency}",
+        )
+    if payment.status == PaymentStatus.CREATED:
+        return Refusal("success_for_unstarted_payment", "provider success for a payment never started here")
+    if payment.status != PaymentStatus.PROVIDER_PENDING:
+        return Refusal("success_for_final_payment", f"provider success after the payment became {payment.status}")
+    return None
+
+
+def _mode(livemode: bool) -> str:
+    return "live" if livemode else "test"
+
+
+def record_anomaly(
+    uow: PaymentsUnitOfWork,
+    payment: Payment | None,
+    event: ProviderOutcome,
+    found: Refusal,
+    raw: bytes | None = None,
+) -> None:
+    """Queue the anomaly's rows and event on ``uow`` (they commit with its inbox row, or not at all)."""
+    outcome = event.data
+    now = utcnow()
+    anomaly = Anomaly(
+        anomaly_id=new_id("anm"),
+        kind=found.kind,
+        payment_id=outcome.payment_id,
+        provider=outcome.provider,
+        provider_transaction_id=outcome.provider_transaction_id,
+        provider_reference=outcome.provider_reference,
+        amount=outcome.amount,
+        currency=outcome.currency,
+        outcome="succeeded" if isinstance(event, ProviderPaymentSucceededV1) else "failed",
+        expected_amount=payment.amount if payment is not None else None,
+        expected_currency=payment.currency if payment is not None else None,
+        payment_status=payment.status if payment is not None else None,
+        evidence_id=event.event_id,
+        detail=found.detail,
+    )
+    livemode = payment.livemode if payment is not None else event.livemode
+    uow.write(InsertRows(PaymentAnomaly.__table__, [_row(anomaly, event, livemode, raw, now)]))
+    if payment is not None:
+        uow.write(
+            history_insert(
+                payment_id=payment.id,
+                from_status=payment.status,
+                to_status=payment.status,
+                actor=f"provider:{outcome.provider}",
+                reason=f"anomaly: {found.detail}",
+                event_id=event.event_id,
+                created_at=now,
+            )
+        )
+    uow.emit(
+        PaymentAnomalyRecordedV1(
+            tenant_id=event.tenant_id, livemode=livemode, causation_id=event.event_id, data=anomaly
+        )
+    )
+
+
+def _row(anomaly: Anomaly, event: ProviderOutcome, livemode: bool, raw: bytes | None, now: datetime) -> dict[str, Any]:
+    return {
+        "id": anomaly.anomaly_id,
+        "tenant_id": event.tenant_id,
+        "livemode": livemode,
+        "kind": anomaly.kind,
+        "payment_id": anomaly.payment_id,
+        "provider": anomaly.provider,
+        "amount": anomaly.amount,
+        "currency": anomaly.currency,
+        "expected_amount": anomaly.expected_amount,
+        "expected_currency": anomaly.expected_currency,
+        "payment_status": anomaly.payment_status,
+        "event_id": event.event_id,
+        "event": _as_received(event, raw),
+        "detail": anomaly.detail,
+        "created_at": now,
+    }
+
+
+def _as_received(event: ProviderOutcome, raw: bytes | None) -> dict[str, Any]:
+    # The message as it came off the bus (fields this version does not know included), else the event.
+    if raw is not None:
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            return body
+    return event.model_dump(mode="json")

@@ -1,0 +1,85 @@
+"""The payments table refuses what no code path may write (migration 0002), on PostgreSQL and on the
+embedded mode's SQLite alike: a status outside the state machine, a non-positive amount, a refund
+beyond the amount."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from billing_contracts.envelope import utcnow
+from billing_runtime.db import create_engine
+from billing_runtime.migrations import upgrade_async
+from payments_svc.db.models import Payment
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+SERVICE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _row(**overrides: Any) -> dict[str, Any]:
+    now = utcnow()
+    row = {
+        "id": "pay_1",
+        "tenant_id": "ten_a",
+        "livemode": False,
+        "status": "CREATED",
+        "sequence": 1,
+        "amount": 5000,
+        "currency": "USD",
+        "amount_refunded": 0,
+        "order_id": "o1",
+        "metadata_": {},
+        "checkout_token": "tok_1",
+        "created_at": now,
+        "updated_at": now,
+        "expires_at": now,
+        "sweep_at": now,
+        "sweep_attempts": 0,
+    }
+    row.update(overrides)
+    return row
+
+
+BAD = [
+    {"status": "PAID"},
+    {"amount": 0},
+    {"amount": -5},
+    {"amount_refunded": -1},
+    {"amount_refunded": 5001},
+]
+
+
+async def _insert(engine: AsyncEngine, **overrides: Any) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(insert(Payment.__table__), [_columns(_row(**overrides))])
+
+
+def _columns(row: dict[str, Any]) -> dict[str, Any]:
+    return {("metadata" if k == "metadata_" else k): v for k, v in row.items()}
+
+
+class TestPostgres:
+    @pytest.mark.parametrize("bad", BAD)
+    async def test_a_row_outside_the_rules_is_refused(self, clean_db, bad) -> None:
+        with pytest.raises(IntegrityError):
+            await _insert(clean_db, **bad)
+
+    async def test_a_good_row_is_accepted(self, clean_db) -> None:
+        await _insert(clean_db, status="PARTIALLY_REFUNDED", amount_refunded=5000)
+
+
+class TestSqlite:
+    async def test_the_migrated_sqlite_file_refuses_them_too(self, tmp_path) -> None:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'payments.db'}"
+        await upgrade_async(SERVICE_ROOT, url)
+        engine = create_engine(url)
+        try:
+            await _insert(engine)
+            for i, bad in enumerate(BAD):
+                with pytest.raises(IntegrityError):
+                    await _insert(engine, id=f"pay_{i + 2}", checkout_token=f"tok_{i + 2}", **bad)
+        finally:
+            await engine.dispose()
