@@ -29,7 +29,7 @@ class WithSecret:
 
 
 def _check_url(deps: WebhookDeps, url: str) -> None:
-    problem = url_problem(url, allow_http=deps.allow_http, guard=deps.ssrf_guard, allowed_hosts=deps.allowed_hosts)
+    problem = url_problem(url, allow_http=deps.allow_http, policy=deps.address_policy)
     if problem is not None:
         raise validation_error([FieldError(field="url", message=problem)], f"url {problem}")
 
