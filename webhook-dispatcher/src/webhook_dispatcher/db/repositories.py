@@ -121,7 +121,7 @@ class DeliveryRepository:
                 Delivery.created_at >= since,
                 Delivery.status.in_(statuses),
             )
-            .values(status="pending", manual=True, next_attempt_at=now, updated_at=now)
+            .values(status="pending", manual=True, resume_at=None, next_attempt_at=now, updated_at=now)
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
 
