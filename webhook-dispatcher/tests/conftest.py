@@ -104,8 +104,10 @@ async def client(start_app):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def auth() -> Callable[..., dict[str, str]]:
-    def make(tenant: str = "ten_a") -> dict[str, str]:
-        token = sign_internal(INTERNAL_SECRET, issuer="gateway", audience=INTERNAL_AUDIENCE, tenant_id=tenant)
+    def make(tenant: str = "ten_a", *, livemode: bool = False) -> dict[str, str]:
+        token = sign_internal(
+            INTERNAL_SECRET, issuer="gateway", audience=INTERNAL_AUDIENCE, tenant_id=tenant, livemode=livemode
+        )
         return {INTERNAL_HEADER: token}
 
     return make

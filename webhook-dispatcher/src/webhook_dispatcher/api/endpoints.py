@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
-from billing_runtime.internal_auth import require_tenant
+from billing_runtime.internal_auth import caller_key, require_tenant
 from billing_runtime.problems import read_json_object
 from billing_runtime.validation import parse, query_int
 
@@ -24,7 +24,8 @@ def _endpoint_id(request: web.Request) -> str:
 async def create(request: web.Request) -> web.Response:
     tenant_id = require_tenant(request)
     cmd = parse(EndpointCreate, await read_json_object(request))
-    created = await endpoints.create_endpoint(request.app[deps_key], tenant_id, cmd)
+    livemode = request[caller_key].livemode
+    created = await endpoints.create_endpoint(request.app[deps_key], tenant_id, cmd, livemode=livemode)
     return web.json_response(endpoint_json(created.endpoint, created.secret), status=201)
 
 

@@ -33,6 +33,7 @@ def endpoint_json(endpoint: Endpoint, secret: str | None = None) -> dict[str, An
         "description": endpoint.description,
         "enabled": endpoint.enabled,
         "disabled_reason": endpoint.disabled_reason,
+        "livemode": endpoint.livemode,
         "created_at": _time(endpoint.created_at),
         "updated_at": _time(endpoint.updated_at),
     }
@@ -54,6 +55,7 @@ def delivery_json(delivery: Delivery) -> dict[str, Any]:
         "last_attempt_at": _time(delivery.last_attempt_at),
         "last_status_code": delivery.last_status_code,
         "last_error": delivery.last_error,
+        "livemode": delivery.livemode,
         "created_at": _time(delivery.created_at),
         "updated_at": _time(delivery.updated_at),
     }

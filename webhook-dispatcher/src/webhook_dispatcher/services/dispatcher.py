@@ -977,6 +977,7 @@ class Dispatcher:
         given_up = await uow.endpoints(endpoint.tenant_id).fail_pending(endpoint, now)
         event = EndpointDisabledV1(
             tenant_id=endpoint.tenant_id,
+            livemode=endpoint.livemode,
             occurred_at=now,
             data=EndpointDisabledData(
                 endpoint=DisabledEndpoint(
@@ -996,6 +997,7 @@ class Dispatcher:
             event_id=event.event_id,
             event_type=event.event_type,
             created_at=now,
+            livemode=endpoint.livemode,
             data=event.model_dump(mode="json")["data"],
             exclude=endpoint.id,
         )

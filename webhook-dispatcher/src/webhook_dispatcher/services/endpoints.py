@@ -34,7 +34,8 @@ def _check_url(deps: WebhookDeps, url: str) -> None:
         raise validation_error([FieldError(field="url", message=problem)], f"url {problem}")
 
 
-async def create_endpoint(deps: WebhookDeps, tenant_id: str, cmd: EndpointCreate) -> WithSecret:
+async def create_endpoint(deps: WebhookDeps, tenant_id: str, cmd: EndpointCreate, *, livemode: bool) -> WithSecret:
+    """A new endpoint in the tenant's mode (``livemode``: from the caller's internal token)."""
     _check_url(deps, cmd.url)
     secret = generate_secret(SECRET_BYTES)
     now = utcnow()
@@ -46,6 +47,7 @@ async def create_endpoint(deps: WebhookDeps, tenant_id: str, cmd: EndpointCreate
         events=cmd.events,
         enabled=cmd.enabled,
         secret_encrypted=deps.box.encrypt(secret),
+        livemode=livemode,
         created_at=now,
         updated_at=now,
     )
@@ -145,6 +147,7 @@ async def send_test(deps: WebhookDeps, tenant_id: str, endpoint_id: str) -> Deli
             event_id=event_id,
             event_type=WEBHOOK_TEST,
             created_at=utcnow(),
+            livemode=endpoint.livemode,
             data={"endpoint_id": endpoint.id, "message": "This is a test event from the billing platform."},
             only=endpoint,
         )
