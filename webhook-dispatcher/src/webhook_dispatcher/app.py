@@ -107,6 +107,8 @@ def create_app(
         allow_http=settings.allow_http,
         address_policy=settings.address_policy,
         rotation_grace=timedelta(hours=settings.secret_rotation_grace_hours),
+        max_endpoints_per_tenant=settings.max_endpoints_per_tenant,
+        replay_batch_size=settings.replay_batch_size,
         wake=wake,
         metrics=webhook_metrics,
     )

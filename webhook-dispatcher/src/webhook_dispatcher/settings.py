@@ -70,6 +70,12 @@ class Settings(ServiceSettings):
     platform_addresses: str = DEFAULT_PLATFORM_ADDRESSES
     # https only unless this is set (embedded mode and tests deliver to http://127.0.0.1).
     allow_http: bool = False
+    # Endpoints a tenant may have (enabled or disabled; deleted ones do not count): fan-out work per
+    # event is bounded by it. Beyond it, creating one is 409 endpoint_limit_reached.
+    max_endpoints_per_tenant: int = Field(default=20, ge=1, le=10_000)
+    # A replay queues its deliveries in transactions of at most this many rows, so replaying a tenant
+    # with a million deliveries holds neither a long statement nor them all in memory.
+    replay_batch_size: int = Field(default=500, ge=1, le=10_000)
     # Response bodies are kept up to this many bytes per attempt (API.md: the first 2 KiB).
     response_excerpt_bytes: int = Field(default=2048, ge=0, le=65536)
 

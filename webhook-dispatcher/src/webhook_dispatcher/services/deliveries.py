@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from billing_contracts.envelope import utcnow
 
 from webhook_dispatcher.db.models import Attempt, Delivery, WebhookEvent
+from webhook_dispatcher.db.repositories import Cursor
 from webhook_dispatcher.domain.errors import InvalidState, NotFound
 from webhook_dispatcher.services.deps import WebhookDeps
 
@@ -27,10 +28,12 @@ async def list_deliveries(
     endpoint_id: str | None,
     status: str | None,
     event_type: str | None,
+    cursor: Cursor | None = None,
 ) -> list[Delivery]:
+    """Newest first; raises ``UnknownCursor`` for a cursor naming no delivery of the tenant."""
     async with deps.uow() as uow:
         return await uow.deliveries(tenant_id).list(
-            limit=limit, offset=offset, endpoint_id=endpoint_id, status=status, event_type=event_type
+            limit=limit, offset=offset, endpoint_id=endpoint_id, status=status, event_type=event_type, cursor=cursor
         )
 
 

@@ -21,6 +21,8 @@ class WebhookDeps:
     # decides for names, whose addresses can change).
     address_policy: AddressPolicy
     rotation_grace: timedelta
+    max_endpoints_per_tenant: int
+    replay_batch_size: int
     # Called after a commit that made deliveries due: wakes this process's dispatcher and, on
     # PostgreSQL, every worker process (NOTIFY).
     wake: Callable[[], None]
