@@ -1,6 +1,8 @@
-"""The embedded mode's SSRF guard: on, with loopback allowed for a newcomer's receiver (the first test
-of test_webhooks.py proves that), and every port of the platform itself refused: a tenant cannot make
-the dispatcher call the gateway or a service and read the answer in its delivery log."""
+"""The webhook SSRF guard in both modes: receivers on loopback are let through (the embedded mode
+allows loopback for a newcomer's receiver, the distributed one here allow-lists 127.0.0.1; the first
+test of test_webhooks.py proves it), and every port of the platform itself is refused whatever is
+allowed: a tenant cannot make the dispatcher call the gateway or a service and read the answer in its
+delivery log."""
 
 import asyncio
 import time
@@ -9,11 +11,6 @@ from urllib.parse import urlsplit
 import pytest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-@pytest.fixture
-def platform(embedded_platform):  # type: ignore[no-untyped-def]
-    return embedded_platform
 
 
 async def test_the_platforms_own_ports_are_refused(platform, new_tenant, http) -> None:  # type: ignore[no-untyped-def]
