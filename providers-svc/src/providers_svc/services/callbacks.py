@@ -123,8 +123,7 @@ async def handle_notice(
                 else:
                     # PRV-3: a final state never flips. The event row keeps the provider's word for the record.
                     result = late_verdict_result(txn.status, notice.verdict)
-            if kind is not None:
-                _record_anomaly(uow, txn, notice, kind, row_id, now)
+            anomaly = _record_anomaly(uow, txn, notice, kind, row_id, now) if kind is not None else None
             event = IncomingEvent(
                 provider=notice.provider,
                 external_id=notice.external_id,
@@ -135,6 +134,14 @@ async def handle_notice(
             recorded = provider_event_insert(row_id, event, now, result.value)
             if await uow.commit_unless_exists(recorded, transaction_unchanged(txn)):
                 _log_late(notice, txn, result)
+                if anomaly is not None:
+                    log.error(
+                        "anomaly %s (%s): %s (provider event %s)",
+                        anomaly.anomaly_id,
+                        anomaly.kind,
+                        anomaly.detail,
+                        notice.external_id,
+                    )
                 return Handled(result, kind)
         seen, stored = await provider_event_seen(uow_factory, notice.provider, notice.external_id)
         if seen:
@@ -147,14 +154,14 @@ async def handle_notice(
 
 def _record_anomaly(
     uow: ProvidersUnitOfWork, txn: Transaction, notice: ProviderNotice, kind: str, row_id: str, now: datetime
-) -> None:
+) -> Anomaly:
+    """Queue the anomaly's row and its event on ``uow`` (written only with the callback's event row)."""
     assert notice.verdict is not None
     anomaly_id = new_id("anm")
     detail = (
         f"{notice.provider} says {notice.verdict.value} for {notice.amount} {notice.currency}; "
         f"transaction {txn.id} is {txn.status.value} for {txn.amount} {txn.currency}"
     )
-    log.error("anomaly %s (%s): %s (provider event %s)", anomaly_id, kind, detail, notice.external_id)
     uow.write(
         anomaly_insert(
             NewAnomaly(
@@ -194,10 +201,12 @@ def _record_anomaly(
             data=anomaly,
         )
     )
+    return anomaly
 
 
 def _log_late(notice: ProviderNotice, txn: Transaction, result: CallbackResult) -> None:
-    if result in (CallbackResult.APPLIED, CallbackResult.IGNORED):
+    if result in (CallbackResult.APPLIED, CallbackResult.IGNORED, CallbackResult.AMOUNT_MISMATCH):
+        # A mismatch is logged as its anomaly.
         return
     assert notice.verdict is not None
     level = logging.ERROR if result is CallbackResult.CONFLICT else logging.INFO
