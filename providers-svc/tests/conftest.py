@@ -22,6 +22,7 @@ from billing_runtime.testing import create_test_database, drop_test_database, tr
 from providers_svc.adapters.sandbox import SIGNATURE_HEADER, sign
 from providers_svc.app import create_app
 from providers_svc.db.models import (
+    AnomalyRow,
     ProviderEventRow,
     ProviderTransactionRow,
     SandboxChargeRow,
@@ -116,8 +117,11 @@ def internal_headers() -> Callable[..., dict[str, str]]:
         secret: str = INTERNAL_SECRET,
         audience: str = "providers",
         issuer: str = "payments",
+        livemode: bool = False,
     ) -> dict[str, str]:
-        token = sign_internal(secret, issuer=issuer, audience=audience, tenant_id=tenant_id, tenant_name="Shop")
+        token = sign_internal(
+            secret, issuer=issuer, audience=audience, tenant_id=tenant_id, tenant_name="Shop", livemode=livemode
+        )
         return {INTERNAL_HEADER: token}
 
     return headers
@@ -205,12 +209,13 @@ def sandbox_callback() -> Callable[..., SignedCallback]:
 
 @pytest.fixture
 def db_read(engine: AsyncEngine) -> Callable[..., Awaitable[list[Any]]]:
-    """``await db_read("outbox"|"transactions"|"events"|"charges")``: the rows, as the database holds them."""
+    """``await db_read("outbox"|"transactions"|"events"|"charges"|"anomalies")``: the rows as stored."""
     tables: dict[str, Any] = {
         "outbox": outbox,
         "transactions": ProviderTransactionRow.__table__,
         "events": ProviderEventRow.__table__,
         "charges": SandboxChargeRow.__table__,
+        "anomalies": AnomalyRow.__table__,
     }
 
     async def read(name: str) -> list[Any]:

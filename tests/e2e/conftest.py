@@ -198,6 +198,8 @@ def distributed_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
             # The guard stays on; the tenant's test receiver on loopback is the one allowed host.
             "WEBHOOKS_SSRF_GUARD": "true",
             "WEBHOOKS_ALLOWED_HOSTS": "127.0.0.1",
+            # Every listener of this platform: refused whatever the allow-list says.
+            "WEBHOOKS_PLATFORM_ADDRESSES": ",".join(f"127.0.0.1:{port}" for port in p.values()),
             "WEBHOOKS_ALLOW_HTTP": "true",
             "WEBHOOKS_RETRY_SCHEDULE": "0,1,2,4",
         },

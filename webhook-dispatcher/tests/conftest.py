@@ -62,7 +62,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "internal_secret": INTERNAL_SECRET,
         "encryption_key": ENCRYPTION_KEY,
         "allow_http": True,
-        "ssrf_guard": False,
+        # Receivers listen on loopback; the guard itself is on, as in every mode.
+        "allow_loopback": True,
         "retry_schedule": "0,0.1,0.2",
         "retry_jitter": 0,
         "request_timeout": 2,
@@ -103,8 +104,10 @@ async def client(start_app):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def auth() -> Callable[..., dict[str, str]]:
-    def make(tenant: str = "ten_a") -> dict[str, str]:
-        token = sign_internal(INTERNAL_SECRET, issuer="gateway", audience=INTERNAL_AUDIENCE, tenant_id=tenant)
+    def make(tenant: str = "ten_a", *, livemode: bool = False) -> dict[str, str]:
+        token = sign_internal(
+            INTERNAL_SECRET, issuer="gateway", audience=INTERNAL_AUDIENCE, tenant_id=tenant, livemode=livemode
+        )
         return {INTERNAL_HEADER: token}
 
     return make
@@ -203,7 +206,7 @@ def endpoint_at(auth):  # type: ignore[no-untyped-def]
 def create_endpoint(client, auth):  # type: ignore[no-untyped-def]
     async def create(receiver: Receiver | None = None, *, tenant: str = "ten_a", **body: Any) -> dict[str, Any]:
         # Without a receiver: a loopback port nobody listens on. Tests send traffic only to loopback,
-        # and this worker runs with the SSRF guard off, so a public name here would really be called.
+        # and this worker allows loopback, so that is all it can reach, but a public name would be called.
         payload = {"url": receiver.url if receiver else NOBODY_LISTENS, **body}
         response = await client.post("/v1/webhook-endpoints", json=payload, headers=auth(tenant))
         assert response.status == 201, await response.text()

@@ -29,8 +29,18 @@ def banner(config: EmbeddedConfig) -> str:
     curl -s -X POST {gw}/v1/auth/token -H 'Content-Type: application/json' \\
          -d '{{"app_name": "shop-1", "secret": "<secret from the answer above>"}}'
 
+{_webhooks_note(config)}
   The README walks through the rest of the money path. Ctrl-C stops it cleanly.
 """
+
+
+def _webhooks_note(config: EmbeddedConfig) -> str:
+    if config.webhooks.allow_loopback:
+        return (
+            "  Webhooks may reach receivers on this machine (WEBHOOKS_ALLOW_LOOPBACK=true), except the\n"
+            "  platform's own ports; set WEBHOOKS_ALLOW_LOOPBACK=false to refuse loopback too.\n"
+        )
+    return "  Webhooks to loopback are refused (WEBHOOKS_ALLOW_LOOPBACK=false).\n"
 
 
 async def run() -> None:

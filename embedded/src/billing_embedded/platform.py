@@ -90,14 +90,15 @@ def build_config(data_dir: Path) -> EmbeddedConfig:
     providers = providers.model_copy(
         update={"public_gateway_url": os.environ.get("PROVIDERS_PUBLIC_GATEWAY_URL") or gateway_url}
     )
-    # Tenants of an embedded platform live on the same machine (often on 127.0.0.1 over http), so
-    # the SSRF guard that protects a distributed deployment is off here unless the environment says so.
+    # The SSRF guard is on here too. A newcomer's receiver on this machine (http://127.0.0.1:...)
+    # must work, so loopback is allowed unless WEBHOOKS_ALLOW_LOOPBACK says otherwise (the banner
+    # says which); every port of the platform itself stays refused whatever it says.
     webhooks = WebhooksSettings(
         database_url=sqlite("webhooks"),
         internal_secret=internal,
         bus_url="memory://",
         encryption_key=os.environ.get("WEBHOOKS_ENCRYPTION_KEY") or keys["webhooks_encryption_key"],
-        ssrf_guard=os.environ.get("WEBHOOKS_SSRF_GUARD", "false").lower() == "true",
+        allow_loopback=os.environ.get("WEBHOOKS_ALLOW_LOOPBACK", "true").lower() == "true",
         allow_http=True,
     )
     gw = gw.model_copy(
@@ -105,6 +106,13 @@ def build_config(data_dir: Path) -> EmbeddedConfig:
             "payments_url": f"http://{payments.host}:{payments.port}",
             "providers_url": f"http://{providers.host}:{providers.port}",
             "webhooks_url": f"http://{webhooks.host}:{webhooks.port}",
+        }
+    )
+    listeners = [(s.host, s.port) for s in (gw, checkout, payments, providers, webhooks)]
+    extra = os.environ.get("WEBHOOKS_PLATFORM_ADDRESSES", "")
+    webhooks = webhooks.model_copy(
+        update={
+            "platform_addresses": ",".join([*(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in listeners), extra])
         }
     )
     return EmbeddedConfig(gw, payments, providers, webhooks, checkout, admin_token, data_dir)

@@ -23,6 +23,12 @@ class ProvidersMetrics(Metrics):
             ["provider", "result"],
             registry=self.registry,
         )
+        self.anomalies = Counter(
+            "provider_anomalies_total",
+            "Anomalies recorded: verified provider callbacks carrying money the transaction could not take",
+            ["provider", "kind"],
+            registry=self.registry,
+        )
         self.sandbox_callbacks_sent = Counter(
             "sandbox_bank_callback_attempts_total",
             "Callbacks the sandbox bank tried to deliver, by result",

@@ -105,9 +105,10 @@ def create_app(
         uow=uow,
         box=box,
         allow_http=settings.allow_http,
-        ssrf_guard=settings.ssrf_guard,
-        allowed_hosts=settings.allowed_host_set,
+        address_policy=settings.address_policy,
         rotation_grace=timedelta(hours=settings.secret_rotation_grace_hours),
+        max_endpoints_per_tenant=settings.max_endpoints_per_tenant,
+        replay_batch_size=settings.replay_batch_size,
         wake=wake,
         metrics=webhook_metrics,
     )
@@ -134,13 +135,7 @@ def create_app(
         async def http_client(_app: web.Application) -> AsyncIterator[None]:
             # Opened before the plumbing (cleanup contexts run in order), so the delivery loop
             # always finds it; closed after the loop has stopped.
-            client.append(
-                create_client_session(
-                    guard=settings.ssrf_guard,
-                    allowed_hosts=settings.allowed_host_set,
-                    limit=settings.worker_concurrency,
-                )
-            )
+            client.append(create_client_session(policy=settings.address_policy, limit=settings.worker_concurrency))
             yield
             await client.pop().close()
 

@@ -6,8 +6,15 @@ from billing_runtime.settings import ServiceSettings
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from webhook_dispatcher.domain.addresses import AddressPolicy, parse_host_ports
+
 # Svix's schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, then give up.
 DEFAULT_RETRY_SCHEDULE = "0,5,300,1800,7200,18000,36000,36000"
+
+
+# The default ports of every process of the platform (gateway, payments, providers and its worker,
+# this dispatcher, checkout), on loopback.
+DEFAULT_PLATFORM_ADDRESSES = ",".join(f"127.0.0.1:{port}" for port in (8000, 8001, 8002, 8003, 8080, 8101, 8102, 8103))
 
 
 def _floats(raw: str) -> list[float]:
@@ -46,13 +53,29 @@ class Settings(ServiceSettings):
     secret_rotation_grace_hours: float = 24.0
     # An endpoint without a single success for this long is disabled (Svix: 5 days).
     disable_after_hours: float = 5 * 24.0
-    # SSRF guard: refuse private, loopback, link-local... addresses at connect time. Off in the embedded
-    # mode (its tenants are on the same machine) and in tests; on in the distributed mode.
+    # SSRF guard: private, loopback, link-local... addresses are refused at connect time, in every mode.
+    # It cannot be turned off (false stops the start-up, so an old configuration is not silently
+    # loosened); allow_loopback and allowed_hosts are the explicit exceptions.
     ssrf_guard: bool = True
-    # Comma-separated hosts (names or IP literals) exempt from the guard, e.g. "127.0.0.1,localhost".
+    # Lets webhooks reach loopback (127.0.0.0/8, ::1): a receiver on this machine, for a local demo
+    # (`make run` turns it on and says so). The platform's own ports stay refused.
+    allow_loopback: bool = False
+    # Comma-separated hosts (names or IP literals) exempt from the address classes, e.g. a receiver on
+    # a private network. The platform's own ports stay refused.
     allowed_hosts: str = ""
+    # The platform's own listeners (host:port, comma-separated; names are resolved at connect time),
+    # refused whatever the two settings above say: a tenant must never reach the gateway, a service
+    # or checkout through a webhook and read its answer. A loopback or 0.0.0.0 entry covers every
+    # loopback address on that port. This dispatcher's own host:port is always added.
+    platform_addresses: str = DEFAULT_PLATFORM_ADDRESSES
     # https only unless this is set (embedded mode and tests deliver to http://127.0.0.1).
     allow_http: bool = False
+    # Endpoints a tenant may have (enabled or disabled; deleted ones do not count): fan-out work per
+    # event is bounded by it. Beyond it, creating one is 409 endpoint_limit_reached.
+    max_endpoints_per_tenant: int = Field(default=20, ge=1, le=10_000)
+    # A replay queues its deliveries in transactions of at most this many rows, so replaying a tenant
+    # with a million deliveries holds neither a long statement nor them all in memory.
+    replay_batch_size: int = Field(default=500, ge=1, le=10_000)
     # Response bodies are kept up to this many bytes per attempt (API.md: the first 2 KiB).
     response_excerpt_bytes: int = Field(default=2048, ge=0, le=65536)
 
@@ -65,6 +88,22 @@ class Settings(ServiceSettings):
         if delays[0] != 0:
             # A delivery is due the moment it is stored (WHK-1); only retries wait.
             raise ValueError("retry_schedule must start with 0: the first attempt is immediate")
+        return value
+
+    @field_validator("ssrf_guard")
+    @classmethod
+    def _guard_stays_on(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError(
+                "the SSRF guard cannot be turned off; set WEBHOOKS_ALLOW_LOOPBACK=true for receivers on this "
+                "machine or WEBHOOKS_ALLOWED_HOSTS for named hosts"
+            )
+        return value
+
+    @field_validator("platform_addresses")
+    @classmethod
+    def _valid_platform_addresses(cls, value: str) -> str:
+        parse_host_ports(value)
         return value
 
     @model_validator(mode="after")
@@ -80,3 +119,12 @@ class Settings(ServiceSettings):
     @property
     def allowed_host_set(self) -> frozenset[str]:
         return frozenset(h.strip().lower().strip("[]") for h in self.allowed_hosts.split(",") if h.strip())
+
+    @property
+    def address_policy(self) -> AddressPolicy:
+        own = {(self.host.strip("[]").lower(), self.port)}
+        return AddressPolicy(
+            allow_loopback=self.allow_loopback,
+            allowed_hosts=self.allowed_host_set,
+            platform=parse_host_ports(self.platform_addresses) | own,
+        )

@@ -68,8 +68,8 @@ class TestCreateEndpoint:
     @pytest.mark.parametrize(
         "url", ["https://127.0.0.1/h", "https://[::1]/h", "https://169.254.169.254/latest", "https://10.0.0.1/h"]
     )
-    async def test_guarded_mode_refuses_blocked_ip_literals_at_creation(self, start_app, auth, url) -> None:
-        client = await start_app(ssrf_guard=True)
+    async def test_blocked_ip_literals_are_refused_at_creation(self, start_app, auth, url) -> None:
+        client = await start_app(allow_loopback=False)
         response = await client.post("/v1/webhook-endpoints", json={"url": url}, headers=auth())
         assert response.status == 422
         assert "points to a" in (await response.json())["detail"]

@@ -35,6 +35,7 @@ class TestSigning:
             "id": event.event_id,
             "type": "payment.succeeded",
             "created_at": event.occurred_at.isoformat().replace("+00:00", "Z"),
+            "livemode": False,
             "data": {"payment": event.model_dump(mode="json")["data"]["payment"]},
         }
         assert detail["event"] == body

@@ -35,22 +35,6 @@ class TestHostileResponses:
         assert "redirect not followed" in detail["attempts"][0]["error"]
 
 
-class TestManualRetry:
-    async def test_retry_of_a_pending_delivery_is_409(self, endpoint_at, start_app, auth, receiver, publish) -> None:
-        client = await start_app(retry_schedule="0,3600,3600")
-        hook = await receiver(default=500)
-        await endpoint_at(client, hook)
-        await publish()
-        for _ in range(200):
-            rows = (await (await client.get("/v1/webhook-deliveries", headers=auth())).json())["data"]
-            if rows and rows[0]["attempt_count"] >= 1:
-                break
-            await __import__("asyncio").sleep(0.02)
-        response = await client.post(f"/v1/webhook-deliveries/{rows[0]['id']}/retry", headers=auth())
-        assert response.status == 409
-        assert (await response.json())["code"] == "delivery_pending"
-
-
 class TestFailingMark:
     async def test_success_on_a_healthy_endpoint_clears_a_stale_failure_mark(
         self, client, receiver, create_endpoint, publish, deliveries_of, wait_status, clean_db

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ class TestSqlite:
         hook = await receiver(responses=[500], default=200)
         created = await (await client.post("/v1/webhook-endpoints", json={"url": hook.url}, headers=auth())).json()
         hook.secrets.append(created["secret"])
-        event = make_event()
+        event = make_event(livemode=True)
         await bus.publish(as_message(event))
 
         async def delivered() -> bool:
@@ -50,6 +51,9 @@ class TestSqlite:
         await eventually(delivered, 10)
         assert hook.ids() == [event.event_id, event.event_id]
         assert all(hit.verified for hit in hook.hits)
+        assert all(json.loads(hit.body)["livemode"] is True for hit in hook.hits)
+        [row] = (await (await client.get("/v1/webhook-deliveries", headers=auth())).json())["data"]
+        assert row["livemode"] is True
 
     async def test_pending_deliveries_of_an_endpoint_disabled_behind_their_back_are_given_up_on_sqlite(
         self, sqlite_app, auth, endpoint_at, receiver, make_event, as_message

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from webhook_dispatcher.domain.addresses import refusal_reason
+from webhook_dispatcher.domain.addresses import AddressPolicy, is_platform_address, parse_host_ports, refusal_reason
 
 REFUSED = [
     ("127.0.0.1", "loopback"),
@@ -64,3 +64,63 @@ def test_refused(address: str, reason: str) -> None:
 @pytest.mark.parametrize("address", ALLOWED)
 def test_allowed(address: str) -> None:
     assert refusal_reason(address) is None
+
+
+class TestPlatformAddresses:
+    PLATFORM = frozenset({("127.0.0.1", 8000), ("0.0.0.0", 8001), ("10.1.2.3", 8002), ("::1", 8003)})
+
+    @pytest.mark.parametrize(
+        ("address", "port"),
+        [
+            ("127.0.0.1", 8000),
+            ("127.0.0.2", 8000),
+            ("::1", 8000),
+            ("::ffff:127.0.0.1", 8000),
+            ("127.0.0.1", 8001),
+            ("::1", 8001),
+            ("10.1.2.3", 8002),
+            ("::ffff:10.1.2.3", 8002),
+            ("127.0.0.1", 8003),
+            ("::1", 8003),
+        ],
+    )
+    def test_platform_listeners(self, address: str, port: int) -> None:
+        assert is_platform_address(address, port, self.PLATFORM)
+
+    @pytest.mark.parametrize(
+        ("address", "port"), [("127.0.0.1", 8009), ("10.1.2.3", 8000), ("10.1.2.4", 8002), ("8.8.8.8", 8000)]
+    )
+    def test_other_listeners(self, address: str, port: int) -> None:
+        assert not is_platform_address(address, port, self.PLATFORM)
+
+    def test_parse(self) -> None:
+        assert parse_host_ports(" 127.0.0.1:8000, [::1]:8001,Gateway:80 ,") == {
+            ("127.0.0.1", 8000),
+            ("::1", 8001),
+            ("gateway", 80),
+        }
+
+
+class TestPolicy:
+    def test_platform_first_whatever_is_allowed(self) -> None:
+        policy = AddressPolicy(
+            allow_loopback=True, allowed_hosts=frozenset({"localhost"}), platform=frozenset({("127.0.0.1", 8000)})
+        )
+        assert policy.refusal("localhost", "::1", 8000) == "a port of the platform itself"
+        assert policy.refusal("localhost", "::1", 9000) is None
+
+    def test_allow_loopback_allows_only_loopback(self) -> None:
+        policy = AddressPolicy(allow_loopback=True)
+        assert policy.refusal("h", "127.0.0.1", 9000) is None
+        assert policy.refusal("h", "::ffff:127.0.0.5", 9000) is None
+        assert policy.refusal("h", "10.0.0.1", 9000) == "private address"
+        assert policy.refusal("h", "169.254.169.254", 80) == "link-local address"
+
+    def test_default_refuses_loopback(self) -> None:
+        assert AddressPolicy().refusal("localhost", "::1", 9000) == "loopback address"
+        assert AddressPolicy().refusal("example.com", "93.184.216.34", 443) is None
+
+    def test_allowed_hosts_by_name(self) -> None:
+        policy = AddressPolicy(allowed_hosts=frozenset({"receiver.internal"}))
+        assert policy.refusal("Receiver.Internal.", "10.0.0.7", 443) is None
+        assert policy.refusal("other.internal", "10.0.0.7", 443) == "private address"

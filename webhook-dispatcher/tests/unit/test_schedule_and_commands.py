@@ -9,6 +9,7 @@ from email.utils import format_datetime
 import pytest
 from billing_contracts.envelope import utcnow
 from webhook_dispatcher.crypto import SecretBox, generate_key
+from webhook_dispatcher.domain.addresses import AddressPolicy
 from webhook_dispatcher.domain.commands import url_problem
 from webhook_dispatcher.domain.event_types import matches
 from webhook_dispatcher.domain.schedule import judge, next_delay, parse_retry_after
@@ -93,14 +94,27 @@ class TestUrls:
         ],
     )
     def test_guarded(self, url: str, problem: str | None) -> None:
-        assert url_problem(url, allow_http=False, guard=True, allowed_hosts=frozenset()) == problem
+        assert url_problem(url, allow_http=False, policy=AddressPolicy()) == problem
 
-    def test_allow_list_and_unguarded(self) -> None:
-        assert (
-            url_problem("https://127.0.0.1/", allow_http=False, guard=True, allowed_hosts=frozenset({"127.0.0.1"}))
-            is None
+    def test_allow_list_and_loopback(self) -> None:
+        allowed = AddressPolicy(allowed_hosts=frozenset({"127.0.0.1"}))
+        assert url_problem("https://127.0.0.1/", allow_http=False, policy=allowed) is None
+        loopback = AddressPolicy(allow_loopback=True)
+        assert url_problem("http://[::1]:9000/", allow_http=True, policy=loopback) is None
+        assert url_problem("http://10.0.0.1/", allow_http=True, policy=loopback) == "points to a private address"
+
+    @pytest.mark.parametrize(
+        "url",
+        ["http://127.0.0.1:8000/", "http://127.0.0.2:8000/x", "http://[::1]:8000/", "http://[::ffff:127.0.0.1]:8000/"],
+    )
+    def test_platform_ports_are_refused_whatever_is_allowed(self, url: str) -> None:
+        policy = AddressPolicy(
+            allow_loopback=True,
+            allowed_hosts=frozenset({"127.0.0.1", "::1", "127.0.0.2", "::ffff:127.0.0.1"}),
+            platform=frozenset({("127.0.0.1", 8000)}),
         )
-        assert url_problem("http://10.0.0.1/", allow_http=True, guard=False, allowed_hosts=frozenset()) is None
+        assert url_problem(url, allow_http=True, policy=policy) == "points to a port of the platform itself"
+        assert url_problem(url.replace(":8000", ":8009"), allow_http=True, policy=policy) is None
 
 
 class TestFilters:

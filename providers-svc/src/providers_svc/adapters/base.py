@@ -88,6 +88,12 @@ class PaymentProvider(Protocol):
         """ISO 4217 codes this provider can charge in."""
         ...
 
+    @property
+    def test_only(self) -> bool:
+        """True for a provider that moves no real money (the sandbox, the simulators): it is never
+        offered to, started for, or believed about a live tenant's payment."""
+        ...
+
     async def start(self, txn: Transaction) -> StartResult:
         """Create the attempt at the provider (or just build its pay URL) and say where the payer goes."""
         ...
@@ -122,5 +128,11 @@ class ProviderRegistry:
     def names(self) -> list[str]:
         return sorted(self._providers)
 
-    def for_currency(self, currency: str | None) -> list[PaymentProvider]:
-        return [p for _, p in sorted(self._providers.items()) if currency is None or currency in p.currencies]
+    def for_currency(self, currency: str | None, *, livemode: bool = False) -> list[PaymentProvider]:
+        """The providers that accept ``currency`` (any when None); for a live caller, only those that
+        move real money."""
+        return [
+            p
+            for _, p in sorted(self._providers.items())
+            if (currency is None or currency in p.currencies) and not (livemode and p.test_only)
+        ]

@@ -128,6 +128,10 @@ class SandboxProvider:
     def currencies(self) -> frozenset[str]:
         return self._currencies
 
+    @property
+    def test_only(self) -> bool:
+        return True
+
     async def start(self, txn: Transaction) -> StartResult:
         return StartResult(redirect_url=self._page_base + txn.id, provider_reference=None)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
-from billing_runtime.internal_auth import require_tenant
+from billing_runtime.internal_auth import caller_key, require_tenant
 from billing_runtime.problems import read_json_object
 
 from providers_svc.api.schemas import ProvidersQuery, StartPaymentRequest, parse, transaction_json
@@ -15,7 +15,8 @@ from providers_svc.services.transactions import StartPayment
 async def list_providers(request: web.Request) -> web.Response:
     require_tenant(request)
     query = parse(ProvidersQuery, dict(request.query))
-    providers = transactions.list_providers(request.app[registry_key], query.currency)
+    livemode = request[caller_key].livemode
+    providers = transactions.list_providers(request.app[registry_key], query.currency, livemode=livemode)
     return web.json_response({"data": [{"name": p.name, "display_name": p.display_name} for p in providers]})
 
 
@@ -35,6 +36,7 @@ async def start_payment(request: web.Request) -> web.Response:
             description=body.description,
             return_url=str(body.return_url) if body.return_url is not None else None,
             expires_at=body.expires_at,
+            livemode=request[caller_key].livemode,
         ),
         default_ttl=request.app[settings_key].default_transaction_ttl,
     )

@@ -7,7 +7,7 @@ from datetime import datetime
 from billing_runtime.db import UTCDateTime, new_metadata
 from billing_runtime.inbox import inbox_table
 from billing_runtime.outbox import outbox_table
-from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Index, Integer, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -33,6 +33,8 @@ class ProviderTransactionRow(Base):
     provider: Mapped[str] = mapped_column(String(32))
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
+    # The tenant's mode, from the caller's token at start: a test-only provider never moves a live one.
+    livemode: Mapped[bool] = mapped_column(Boolean, server_default=false())
     status: Mapped[str] = mapped_column(String(16))
     order_id: Mapped[str | None] = mapped_column(String(128))
     description: Mapped[str | None] = mapped_column(Text)
@@ -62,6 +64,31 @@ class ProviderEventRow(Base):
     # What the callback did (domain.transactions.CallbackResult); set in the same transaction.
     result: Mapped[str | None] = mapped_column(String(32))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AnomalyRow(Base):
+    """Evidence of money a verified callback brought that the transaction could not take (PRV-11): the
+    provider's word against ours, linked to the raw event that carried it; one per provider event."""
+
+    __tablename__ = "anomalies"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(48))
+    provider: Mapped[str] = mapped_column(String(32))
+    # The provider_events row holding the raw body; unique, so one provider event makes one anomaly.
+    provider_event_id: Mapped[str] = mapped_column(String(32), unique=True)
+    transaction_id: Mapped[str] = mapped_column(String(32), index=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    payment_id: Mapped[str] = mapped_column(String(64))
+    livemode: Mapped[bool] = mapped_column(Boolean)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    amount: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    expected_amount: Mapped[int] = mapped_column(BigInteger)
+    expected_currency: Mapped[str] = mapped_column(String(3))
+    transaction_status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class SandboxChargeRow(Base):

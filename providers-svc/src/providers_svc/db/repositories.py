@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from providers_svc.db.models import ProviderEventRow, ProviderTransactionRow, SandboxChargeRow
+from providers_svc.db.models import AnomalyRow, ProviderEventRow, ProviderTransactionRow, SandboxChargeRow
 from providers_svc.domain.transactions import Transaction, TransactionStatus
 
 
@@ -60,13 +60,17 @@ def transaction_unchanged(txn: Transaction) -> Precondition:
     return row_unchanged(ProviderTransactionRow.__table__, values)
 
 
-async def provider_event_seen(uow_factory: Callable[[], UnitOfWork], provider: str, external_id: str) -> bool:
-    """Whether ``(provider, external_id)`` was recorded (a guarded write that wrote nothing)."""
+async def provider_event_seen(
+    uow_factory: Callable[[], UnitOfWork], provider: str, external_id: str
+) -> tuple[bool, str | None]:
+    """Whether ``(provider, external_id)`` was recorded (a guarded write that wrote nothing), and the
+    result stored with it."""
     async with uow_factory() as uow:
-        stmt = select(ProviderEventRow.id).where(
+        stmt = select(ProviderEventRow.result).where(
             ProviderEventRow.provider == provider, ProviderEventRow.external_id == external_id
         )
-        return (await uow.session.execute(stmt)).first() is not None
+        row = (await uow.session.execute(stmt)).first()
+        return (False, None) if row is None else (True, row[0])
 
 
 def to_transaction(row: ProviderTransactionRow | SimpleNamespace) -> Transaction:
@@ -88,6 +92,7 @@ def to_transaction(row: ProviderTransactionRow | SimpleNamespace) -> Transaction
         expires_at=row.expires_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        livemode=bool(row.livemode),
     )
 
 
@@ -102,6 +107,7 @@ class NewTransaction:
     description: str | None
     return_url: str | None
     expires_at: datetime
+    livemode: bool = False
 
 
 class TenantTransactionRepository:
@@ -127,6 +133,7 @@ class TenantTransactionRepository:
                 "provider": new.provider,
                 "amount": new.amount,
                 "currency": new.currency,
+                "livemode": new.livemode,
                 "status": TransactionStatus.PENDING.value,
                 "order_id": new.order_id,
                 "description": new.description,
@@ -350,3 +357,39 @@ def provider_event_insert(row_id: str, event: IncomingEvent, now: datetime, resu
         "result": result,
     }
     return InsertRows(ProviderEventRow.__table__, [row])
+
+
+@dataclass(frozen=True)
+class NewAnomaly:
+    anomaly_id: str
+    kind: str
+    provider_event_id: str
+    transaction: Transaction
+    outcome: str | None
+    amount: int | None
+    currency: str | None
+    detail: str | None
+
+
+def anomaly_insert(new: NewAnomaly, now: datetime) -> InsertRows:
+    """The ``anomalies`` row, queued beside the provider event row that is its evidence."""
+    txn = new.transaction
+    row = {
+        "id": new.anomaly_id,
+        "kind": new.kind,
+        "provider": txn.provider,
+        "provider_event_id": new.provider_event_id,
+        "transaction_id": txn.id,
+        "tenant_id": txn.tenant_id,
+        "payment_id": txn.payment_id,
+        "livemode": txn.livemode,
+        "outcome": new.outcome,
+        "amount": new.amount,
+        "currency": new.currency,
+        "expected_amount": txn.amount,
+        "expected_currency": txn.currency,
+        "transaction_status": txn.status.value,
+        "detail": new.detail,
+        "created_at": now,
+    }
+    return InsertRows(AnomalyRow.__table__, [row])

@@ -43,7 +43,8 @@ class CallbackResult(StrEnum):
     CONFLICT = "conflict"  # the provider contradicts a final state that involves money: needs a human
     IGNORED = "ignored"  # an event type we do not act on
     UNKNOWN_TRANSACTION = "unknown_transaction"
-    AMOUNT_MISMATCH = "amount_mismatch"
+    AMOUNT_MISMATCH = "amount_mismatch"  # the amount or currency is not the transaction's: recorded, no effect
+    LIVEMODE_REFUSED = "livemode_refused"  # a test-only provider spoke of a live transaction: no effect
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ class Transaction:
     expires_at: datetime
     created_at: datetime
     updated_at: datetime
+    # The tenant's mode (API.md): a test-only provider (the sandbox) never moves a live transaction.
+    livemode: bool = False
 
     def is_expired(self, now: datetime) -> bool:
         return now >= self.expires_at
@@ -81,3 +84,18 @@ def late_verdict_result(current: TransactionStatus, verdict: Verdict) -> Callbac
     # Money taken for a transaction we consider failed/cancelled, or a decline of one we reported
     # as paid: either way our records and the provider's disagree about money.
     return CallbackResult.CONFLICT
+
+
+def anomaly_kind(txn: Transaction, verdict: Verdict, amount: int | None, currency: str | None) -> str | None:
+    """The anomaly (billing_contracts ``AnomalyKind``) a verified verdict is evidence of, or None.
+
+    Money that disagrees with ours, and a verdict contradicting a final state that involves money
+    (a success for a failed or cancelled transaction, a decline of one we reported as paid). A verdict
+    repeating the one the transaction has, or a failure for a cancelled one, moves no money: not one."""
+    if currency != txn.currency:
+        return "currency_mismatch"
+    if amount != txn.amount:
+        return "amount_mismatch"
+    if not txn.status.is_final or late_verdict_result(txn.status, verdict) is not CallbackResult.CONFLICT:
+        return None
+    return "success_for_final_payment" if verdict is Verdict.SUCCEEDED else "unexpected_outcome"

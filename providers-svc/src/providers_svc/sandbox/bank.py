@@ -54,6 +54,8 @@ class PageState(StrEnum):
     PAID = "paid"
     PROCESSING = "processing"
     DECLINED = "declined"
+    # A live tenant's transaction: the sandbox moves no real money, so it never decides one.
+    LIVE = "live"
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class PageView:
 def _page_state(txn: Transaction | None, charge: SandboxChargeRow | None, now: datetime) -> PageState:
     if txn is None:
         return PageState.UNKNOWN
+    if txn.livemode:
+        return PageState.LIVE
     if charge is not None and charge.outcome == PayerChoice.PENDING.value and txn.status is TransactionStatus.SUCCEEDED:
         return PageState.PAID
     if charge is not None:

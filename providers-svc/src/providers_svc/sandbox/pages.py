@@ -23,7 +23,11 @@ _MESSAGES = {
     PageState.PAID: ("Payment completed", "This payment has already been completed."),
     PageState.PROCESSING: ("Payment processing", "This payment is being processed by the bank."),
     PageState.DECLINED: ("Payment declined", "The bank declined this payment."),
+    PageState.LIVE: ("Not a test payment", "The sandbox takes test payments only. Nothing was charged."),
 }
+
+# Answers other than 200 for a page that cannot be paid.
+_STATUS = {PageState.UNKNOWN: 404, PageState.LIVE: 403}
 
 _HEADERS = {
     "Cache-Control": "no-store",
@@ -63,7 +67,7 @@ def _message(request: web.Request, view: PageView, status: int = 200) -> web.Res
 async def pay_page(request: web.Request) -> web.Response:
     view = await request.app[bank_key].view(request.match_info["transaction_id"])
     if view.state is not PageState.PAYABLE:
-        return _message(request, view, 404 if view.state is PageState.UNKNOWN else 200)
+        return _message(request, view, _STATUS.get(view.state, 200))
     txn = view.transaction
     assert txn is not None
     return _render(
@@ -92,7 +96,7 @@ async def pay_submit(request: web.Request) -> web.StreamResponse:
         )
     recorded, view = await request.app[bank_key].decide(request.match_info["transaction_id"], choice)
     if not recorded:
-        return _message(request, view, 404 if view.state is PageState.UNKNOWN else 200)
+        return _message(request, view, _STATUS.get(view.state, 200))
     assert view.transaction is not None
     if view.transaction.return_url is None:
         return _render(

@@ -7,8 +7,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from billing_contracts.envelope import utcnow
+from billing_contracts.events.anomalies import Anomaly, AnomalyKind, ProviderAnomalyRecordedV1
 from billing_contracts.events.providers import (
     ProviderPaymentFailedV1,
     ProviderPaymentOutcome,
@@ -18,6 +20,8 @@ from billing_runtime.ids import new_id
 
 from providers_svc.db.repositories import (
     IncomingEvent,
+    NewAnomaly,
+    anomaly_insert,
     provider_event_insert,
     provider_event_seen,
     settle_update,
@@ -29,6 +33,7 @@ from providers_svc.domain.transactions import (
     Transaction,
     TransactionStatus,
     Verdict,
+    anomaly_kind,
     late_verdict_result,
 )
 from providers_svc.services.uow import ProvidersUnitOfWork, UowFactory
@@ -52,6 +57,17 @@ class ProviderNotice:
     provider_reference: str | None = None
     failure_code: str | None = None
     failure_message: str | None = None
+    # From a provider that moves no real money (the sandbox, the simulators): never acts on a live
+    # transaction, whatever it says (API.md "Test mode and live mode").
+    test_only: bool = False
+
+
+@dataclass(frozen=True)
+class Handled:
+    """What a callback did, and the anomaly it recorded (None: none, or it was recorded before)."""
+
+    result: CallbackResult
+    anomaly: str | None = None
 
 
 class TransactionBusy(Exception):
@@ -65,43 +81,49 @@ NOTICE_ATTEMPTS = 5
 
 async def handle_notice(
     uow_factory: UowFactory, notice: ProviderNotice, *, clock: Callable[[], datetime] = utcnow
-) -> CallbackResult:
-    """Record ``notice`` once and apply it. Nothing is written for an unknown transaction or a notice
-    whose amount disagrees with ours; a duplicate writes nothing either (PRV-1, PRV-4).
+) -> Handled:
+    """Record ``notice`` once and apply it. Nothing is written for an unknown transaction, nor for a
+    test-only provider's word on a live one; a duplicate writes nothing either (PRV-1, PRV-4, PRV-12).
 
     The transaction is read (no lock, no transaction) and the outcome decided in memory; then the
     event row (with its result), the transaction's move and the outcome event are one statement, all
     of it conditional on the event row being new and on the transaction being, under its row lock,
     exactly as it was read. If it moved meanwhile the notice is decided again. Two round trips on
-    PostgreSQL instead of seven: every payment's callback comes through here."""
+    PostgreSQL instead of seven: every payment's callback comes through here.
+
+    A verdict that is evidence of money we cannot apply (other money than ours, or a contradiction of
+    a final state) is recorded as an anomaly in that same statement: its row, linked to the event
+    row that keeps the raw body, and a ``provider.anomaly.recorded`` event (PRV-8, PRV-11)."""
     for _ in range(NOTICE_ATTEMPTS):
         now = clock()
         async with uow_factory() as uow:
             txn = await transaction_snapshot(uow, notice.transaction_id)
             if txn is None or txn.provider != notice.provider:
-                return CallbackResult.UNKNOWN_TRANSACTION
-            if notice.verdict is not None and (notice.amount, notice.currency) != (txn.amount, txn.currency):
-                # PRV-8: never report an outcome for money we did not ask for.
+                return Handled(CallbackResult.UNKNOWN_TRANSACTION)
+            if notice.test_only and txn.livemode:
                 log.error(
-                    "%s callback %s for %s claims %s %s, transaction is %s %s",
+                    "%s callback %s speaks of live transaction %s: refused",
                     notice.provider,
                     notice.external_id,
                     txn.id,
-                    notice.amount,
-                    notice.currency,
-                    txn.amount,
-                    txn.currency,
                 )
-                return CallbackResult.AMOUNT_MISMATCH
+                return Handled(CallbackResult.LIVEMODE_REFUSED)
             row_id = new_id("pev")
+            kind: str | None = None
             if notice.verdict is None:
                 result = CallbackResult.IGNORED
-            elif txn.status is TransactionStatus.PENDING:
-                _apply(uow, txn, notice, notice.verdict, row_id, now)
-                result = CallbackResult.APPLIED
             else:
-                # PRV-3: a final state never flips. The event row keeps the provider's word for the record.
-                result = late_verdict_result(txn.status, notice.verdict)
+                kind = anomaly_kind(txn, notice.verdict, notice.amount, notice.currency)
+                if kind in ("amount_mismatch", "currency_mismatch"):
+                    # PRV-8: never report an outcome for money we did not ask for.
+                    result = CallbackResult.AMOUNT_MISMATCH
+                elif txn.status is TransactionStatus.PENDING:
+                    _apply(uow, txn, notice, notice.verdict, row_id, now)
+                    result = CallbackResult.APPLIED
+                else:
+                    # PRV-3: a final state never flips. The event row keeps the provider's word for the record.
+                    result = late_verdict_result(txn.status, notice.verdict)
+            anomaly = _record_anomaly(uow, txn, notice, kind, row_id, now) if kind is not None else None
             event = IncomingEvent(
                 provider=notice.provider,
                 external_id=notice.external_id,
@@ -112,14 +134,79 @@ async def handle_notice(
             recorded = provider_event_insert(row_id, event, now, result.value)
             if await uow.commit_unless_exists(recorded, transaction_unchanged(txn)):
                 _log_late(notice, txn, result)
-                return result
-        if await provider_event_seen(uow_factory, notice.provider, notice.external_id):
-            return CallbackResult.DUPLICATE
+                if anomaly is not None:
+                    log.error(
+                        "anomaly %s (%s): %s (provider event %s)",
+                        anomaly.anomaly_id,
+                        anomaly.kind,
+                        anomaly.detail,
+                        notice.external_id,
+                    )
+                return Handled(result, kind)
+        seen, stored = await provider_event_seen(uow_factory, notice.provider, notice.external_id)
+        if seen:
+            # A repeat answers as the first did where the provider must see a refusal again.
+            if stored == CallbackResult.AMOUNT_MISMATCH.value:
+                return Handled(CallbackResult.AMOUNT_MISMATCH)
+            return Handled(CallbackResult.DUPLICATE)
     raise TransactionBusy(notice.transaction_id)
 
 
+def _record_anomaly(
+    uow: ProvidersUnitOfWork, txn: Transaction, notice: ProviderNotice, kind: str, row_id: str, now: datetime
+) -> Anomaly:
+    """Queue the anomaly's row and its event on ``uow`` (written only with the callback's event row)."""
+    assert notice.verdict is not None
+    anomaly_id = new_id("anm")
+    detail = (
+        f"{notice.provider} says {notice.verdict.value} for {notice.amount} {notice.currency}; "
+        f"transaction {txn.id} is {txn.status.value} for {txn.amount} {txn.currency}"
+    )
+    uow.write(
+        anomaly_insert(
+            NewAnomaly(
+                anomaly_id=anomaly_id,
+                kind=kind,
+                provider_event_id=row_id,
+                transaction=txn,
+                outcome=notice.verdict.value,
+                amount=notice.amount,
+                currency=notice.currency,
+                detail=detail,
+            ),
+            now,
+        )
+    )
+    anomaly = Anomaly(
+        anomaly_id=anomaly_id,
+        kind=cast("AnomalyKind", kind),
+        payment_id=txn.payment_id,
+        provider=txn.provider,
+        provider_transaction_id=txn.id,
+        provider_reference=notice.provider_reference or txn.provider_reference,
+        amount=notice.amount,
+        currency=notice.currency,
+        outcome=notice.verdict.value,
+        expected_amount=txn.amount,
+        expected_currency=txn.currency,
+        evidence_id=row_id,
+        detail=detail,
+    )
+    uow.emit(
+        ProviderAnomalyRecordedV1(
+            tenant_id=txn.tenant_id,
+            livemode=txn.livemode,
+            correlation_id=txn.payment_id,
+            causation_id=row_id,
+            data=anomaly,
+        )
+    )
+    return anomaly
+
+
 def _log_late(notice: ProviderNotice, txn: Transaction, result: CallbackResult) -> None:
-    if result in (CallbackResult.APPLIED, CallbackResult.IGNORED):
+    if result in (CallbackResult.APPLIED, CallbackResult.IGNORED, CallbackResult.AMOUNT_MISMATCH):
+        # A mismatch is logged as its anomaly.
         return
     assert notice.verdict is not None
     level = logging.ERROR if result is CallbackResult.CONFLICT else logging.INFO
@@ -150,6 +237,7 @@ def _apply(
         )
     )
     outcome = ProviderPaymentOutcome(
+        livemode=txn.livemode,
         payment_id=txn.payment_id,
         provider=txn.provider,
         provider_transaction_id=txn.id,
@@ -160,4 +248,12 @@ def _apply(
         failure_message=notice.failure_message if failed else None,
     )
     event_cls = ProviderPaymentFailedV1 if failed else ProviderPaymentSucceededV1
-    uow.emit(event_cls(tenant_id=txn.tenant_id, correlation_id=txn.payment_id, causation_id=row_id, data=outcome))
+    uow.emit(
+        event_cls(
+            tenant_id=txn.tenant_id,
+            livemode=txn.livemode,
+            correlation_id=txn.payment_id,
+            causation_id=row_id,
+            data=outcome,
+        )
+    )

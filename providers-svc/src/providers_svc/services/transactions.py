@@ -37,6 +37,8 @@ class StartPayment:
     description: str | None
     return_url: str | None
     expires_at: datetime | None
+    # The tenant's mode, from the caller's internal token (never from the request body).
+    livemode: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,23 +47,26 @@ class Started:
     created: bool
 
 
-def list_providers(registry: ProviderRegistry, currency: str | None) -> list[PaymentProvider]:
-    """Providers that accept ``currency`` (every enabled one when None). Per-tenant provider accounts
-    will narrow this further when they exist."""
-    return registry.for_currency(currency)
+def list_providers(registry: ProviderRegistry, currency: str | None, *, livemode: bool) -> list[PaymentProvider]:
+    """Providers that accept ``currency`` (every enabled one when None); a live caller is never
+    offered a test-only one. Per-tenant provider accounts will narrow this further when they exist."""
+    return registry.for_currency(currency, livemode=livemode)
 
 
-def _provider_for(registry: ProviderRegistry, name: str, currency: str) -> PaymentProvider:
+def _provider_for(registry: ProviderRegistry, name: str, currency: str, *, livemode: bool) -> PaymentProvider:
     provider = registry.get(name)
     if provider is None:
         raise ProblemError(422, "unknown_provider", f"Provider {name!r} is not available")
+    if livemode and provider.test_only:
+        # API.md: the sandbox and the simulators never move a live payment, whatever the caller sends.
+        raise ProblemError(422, "test_provider_in_livemode", f"Provider {name!r} takes test payments only")
     if currency not in provider.currencies:
         raise ProblemError(422, "currency_not_supported", f"Provider {name!r} does not accept {currency}")
     return provider
 
 
 def _same_request(txn: Transaction, cmd: StartPayment) -> bool:
-    return txn.amount == cmd.amount and txn.currency == cmd.currency
+    return txn.amount == cmd.amount and txn.currency == cmd.currency and txn.livemode == cmd.livemode
 
 
 async def start_payment(
@@ -79,7 +84,7 @@ async def start_payment(
     adapter runs (idempotent on the transaction id), then the first redirect URL stored wins. A crash or
     a provider outage in between leaves a row without a redirect URL that the next retry completes.
     """
-    provider = _provider_for(registry, cmd.provider, cmd.currency)
+    provider = _provider_for(registry, cmd.provider, cmd.currency, livemode=cmd.livemode)
     now = clock()
     async with uow_factory() as uow:
         repo = uow.tenant_transactions(cmd.tenant_id)
@@ -97,6 +102,7 @@ async def start_payment(
                     description=cmd.description,
                     return_url=cmd.return_url,
                     expires_at=cmd.expires_at or now + timedelta(seconds=default_ttl),
+                    livemode=cmd.livemode,
                 ),
                 now,
             )

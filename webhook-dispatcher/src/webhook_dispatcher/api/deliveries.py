@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 from billing_runtime.internal_auth import require_tenant
-from billing_runtime.validation import query_choice, query_int
+from billing_runtime.validation import query_choice
 
-from webhook_dispatcher.api.schemas import delivery_detail_json, delivery_json, page, valid_id
+from webhook_dispatcher.api.schemas import delivery_detail_json, delivery_json, list_query, unknown_cursor, valid_id
+from webhook_dispatcher.db.repositories import UnknownCursor
 from webhook_dispatcher.domain.errors import NotFound
 from webhook_dispatcher.domain.event_types import PUBLIC_EVENT_TYPES
 from webhook_dispatcher.keys import deps_key
@@ -25,26 +26,27 @@ def _delivery_id(request: web.Request) -> str:
 async def list_(request: web.Request) -> web.Response:
     tenant_id = require_tenant(request)
     q = request.query
-    limit = query_int(q.get("limit"), "limit", default=20, lo=1, hi=100)
-    offset = query_int(q.get("offset"), "offset", default=0, lo=0, hi=100_000_000)
+    query = list_query(q)
     status = query_choice(q.get("status"), "status", STATUSES)
     event_type = query_choice(q.get("event_type"), "event_type", PUBLIC_EVENT_TYPES)
     endpoint_id = q.get("endpoint_id")
     if endpoint_id is not None and not valid_id(endpoint_id):
         # An id that cannot exist matches nothing, like an id of another tenant.
-        return web.json_response(page([], limit=limit, offset=offset, has_more=False))
-    rows = await deliveries.list_deliveries(
-        request.app[deps_key],
-        tenant_id,
-        limit=limit + 1,
-        offset=offset,
-        endpoint_id=endpoint_id,
-        status=status,
-        event_type=event_type,
-    )
-    return web.json_response(
-        page([delivery_json(d) for d in rows[:limit]], limit=limit, offset=offset, has_more=len(rows) > limit)
-    )
+        return web.json_response(query.page([], delivery_json))
+    try:
+        rows = await deliveries.list_deliveries(
+            request.app[deps_key],
+            tenant_id,
+            limit=query.fetch,
+            offset=query.offset,
+            endpoint_id=endpoint_id,
+            status=status,
+            event_type=event_type,
+            cursor=query.cursor,
+        )
+    except UnknownCursor as exc:
+        raise unknown_cursor(query) from exc
+    return web.json_response(query.page(rows, delivery_json))
 
 
 async def get(request: web.Request) -> web.Response:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from aiohttp import web
-from billing_runtime.internal_auth import require_tenant
+from billing_runtime.internal_auth import caller_key, require_tenant
 from billing_runtime.problems import read_json_object
-from billing_runtime.validation import parse, query_int
+from billing_runtime.validation import parse
 
-from webhook_dispatcher.api.schemas import delivery_json, endpoint_json, page, valid_id
+from webhook_dispatcher.api.schemas import delivery_json, endpoint_json, list_query, unknown_cursor, valid_id
+from webhook_dispatcher.db.repositories import UnknownCursor
 from webhook_dispatcher.domain.commands import EndpointCreate, EndpointUpdate, Replay
 from webhook_dispatcher.domain.errors import NotFound
 from webhook_dispatcher.keys import deps_key
@@ -24,18 +25,21 @@ def _endpoint_id(request: web.Request) -> str:
 async def create(request: web.Request) -> web.Response:
     tenant_id = require_tenant(request)
     cmd = parse(EndpointCreate, await read_json_object(request))
-    created = await endpoints.create_endpoint(request.app[deps_key], tenant_id, cmd)
+    livemode = request[caller_key].livemode
+    created = await endpoints.create_endpoint(request.app[deps_key], tenant_id, cmd, livemode=livemode)
     return web.json_response(endpoint_json(created.endpoint, created.secret), status=201)
 
 
 async def list_(request: web.Request) -> web.Response:
     tenant_id = require_tenant(request)
-    limit = query_int(request.query.get("limit"), "limit", default=20, lo=1, hi=100)
-    offset = query_int(request.query.get("offset"), "offset", default=0, lo=0, hi=100_000_000)
-    rows = await endpoints.list_endpoints(request.app[deps_key], tenant_id, limit=limit + 1, offset=offset)
-    return web.json_response(
-        page([endpoint_json(e) for e in rows[:limit]], limit=limit, offset=offset, has_more=len(rows) > limit)
-    )
+    query = list_query(request.query)
+    try:
+        rows = await endpoints.list_endpoints(
+            request.app[deps_key], tenant_id, limit=query.fetch, offset=query.offset, cursor=query.cursor
+        )
+    except UnknownCursor as exc:
+        raise unknown_cursor(query) from exc
+    return web.json_response(query.page(rows, endpoint_json))
 
 
 async def get(request: web.Request) -> web.Response:

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from billing_contracts.problems import FieldError
+from billing_runtime.problems import ProblemError, validation_error
+from billing_runtime.validation import query_int
 from pydantic import BaseModel
 
 from webhook_dispatcher.db.models import Attempt, Delivery, Endpoint, WebhookEvent
+from webhook_dispatcher.db.repositories import Cursor
 from webhook_dispatcher.services.fanout import rfc3339
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+T = TypeVar("T")
 _ID = re.compile(r"^[a-z]{2,8}_[0-9a-z]{1,40}$")
 
 
@@ -33,6 +40,7 @@ def endpoint_json(endpoint: Endpoint, secret: str | None = None) -> dict[str, An
         "description": endpoint.description,
         "enabled": endpoint.enabled,
         "disabled_reason": endpoint.disabled_reason,
+        "livemode": endpoint.livemode,
         "created_at": _time(endpoint.created_at),
         "updated_at": _time(endpoint.updated_at),
     }
@@ -54,6 +62,7 @@ def delivery_json(delivery: Delivery) -> dict[str, Any]:
         "last_attempt_at": _time(delivery.last_attempt_at),
         "last_status_code": delivery.last_status_code,
         "last_error": delivery.last_error,
+        "livemode": delivery.livemode,
         "created_at": _time(delivery.created_at),
         "updated_at": _time(delivery.updated_at),
     }
@@ -82,3 +91,54 @@ def delivery_detail_json(delivery: Delivery, event: WebhookEvent, attempts: list
 
 def page(data: list[dict[str, Any]], *, limit: int, offset: int, has_more: bool) -> dict[str, Any]:
     return {"object": "list", "data": data, "limit": limit, "offset": offset, "has_more": has_more}
+
+
+# API.md: offsets are capped so that no request scans without bound; cursors page any depth.
+MAX_OFFSET = 10_000
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """``limit``, ``offset`` (capped) or one of Stripe's cursors ``starting_after`` / ``ending_before``."""
+
+    limit: int
+    offset: int
+    cursor: Cursor | None
+
+    @property
+    def fetch(self) -> int:
+        # One more than shown tells whether there is more.
+        return self.limit + 1
+
+    def page(self, rows: Sequence[T], serialize: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
+        has_more = len(rows) > self.limit
+        # Before a cursor the extra row is the newest one (farthest from the cursor): drop it from the front.
+        shown = rows[-self.limit :] if self.cursor is not None and self.cursor.direction == "ending_before" else rows
+        return page(
+            [serialize(r) for r in shown[: self.limit]], limit=self.limit, offset=self.offset, has_more=has_more
+        )
+
+
+def list_query(query: Mapping[str, str]) -> ListQuery:
+    limit = query_int(query.get("limit"), "limit", default=20, lo=1, hi=100)
+    offset = query_int(query.get("offset"), "offset", default=0, lo=0, hi=MAX_OFFSET)
+    given = [(name, query[name]) for name in ("starting_after", "ending_before") if name in query]
+    if len(given) > 1:
+        raise validation_error(
+            [FieldError(field="ending_before", message="cannot be combined with starting_after")],
+            "starting_after and ending_before cannot be combined",
+        )
+    if not given:
+        return ListQuery(limit, offset, None)
+    name, value = given[0]
+    if "offset" in query:
+        raise validation_error([FieldError(field="offset", message=f"cannot be combined with {name}")])
+    if not valid_id(value):
+        raise validation_error([FieldError(field=name, message="is not an object id")], f"{name} is not an object id")
+    return ListQuery(limit, 0, Cursor(name, value))  # type: ignore[arg-type]
+
+
+def unknown_cursor(query: ListQuery) -> ProblemError:
+    assert query.cursor is not None
+    name = query.cursor.direction
+    return validation_error([FieldError(field=name, message="no such object")], f"{name}: no such object")

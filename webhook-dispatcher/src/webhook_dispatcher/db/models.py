@@ -8,7 +8,19 @@ from datetime import datetime
 from billing_runtime.db import UTCDateTime, new_metadata
 from billing_runtime.inbox import inbox_table
 from billing_runtime.outbox import outbox_table
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # BIGINT on PostgreSQL, INTEGER (the rowid alias, so it autoincrements) on SQLite.
@@ -50,6 +62,8 @@ class Endpoint(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # Soft delete: the delivery log of a deleted endpoint stays consistent.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The tenant's mode, from the internal token that created it (API.md); endpoint.disabled carries it.
+    livemode: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class WebhookEvent(Base):
@@ -62,6 +76,8 @@ class WebhookEvent(Base):
     type: Mapped[str] = mapped_column(String(64))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The event envelope's livemode (also the body's top-level ``livemode``).
+    livemode: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Delivery(Base):
@@ -101,6 +117,14 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    livemode: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A manual retry of a pending delivery (WHK-11): the automatic attempt it brought forward, resumed
+    # after the manual attempt unless that one succeeds.
+    resume_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Manual attempts made: the retry schedule counts automatic attempts only.
+    manual_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # A manual retry asked for while an attempt was in flight: one more attempt at once after it.
+    retry_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Attempt(Base):

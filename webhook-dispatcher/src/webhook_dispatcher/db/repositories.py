@@ -3,13 +3,65 @@ no query can forget tenancy; the dispatcher's cross-tenant queries (claiming, me
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Literal
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import ColumnElement, Select, func, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from webhook_dispatcher.db.models import Attempt, Delivery, Endpoint, WebhookEvent
 from webhook_dispatcher.domain.giving_up import given_up_reason
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Stripe's list cursors: the objects after (older than) or before (newer than) one object,
+    newest first either way. The object is found by id within the tenant; ``None``: no cursor."""
+
+    direction: Literal["starting_after", "ending_before"]
+    object_id: str
+
+
+class UnknownCursor(Exception):
+    """The cursor names no object of this tenant's list."""
+
+
+def _keyset(model: Any, anchor: tuple[datetime, str], direction: str) -> ColumnElement[bool]:
+    # (created_at, id) is the list's order (newest first); the index (tenant_id, created_at, id)
+    # serves it, so a page deep in the list costs the same as the first one.
+    key = tuple_(model.created_at, model.id)
+    return key < tuple_(*anchor) if direction == "starting_after" else key > tuple_(*anchor)
+
+
+async def _page(
+    session: AsyncSession,
+    model: Any,
+    tenant_id: str,
+    stmt: Select[Any],
+    *,
+    limit: int,
+    offset: int,
+    cursor: Cursor | None,
+) -> list[Any]:
+    """One page of ``stmt`` (already filtered), newest first, by offset or by cursor. The cursor's
+    object is found by id within the tenant alone: filters narrow the page, not where it starts."""
+    newest_first = (model.created_at.desc(), model.id.desc())
+    if cursor is None:
+        return list((await session.execute(stmt.order_by(*newest_first).limit(limit).offset(offset))).scalars())
+    anchor = (
+        await session.execute(
+            select(model.created_at, model.id).where(model.tenant_id == tenant_id, model.id == cursor.object_id)
+        )
+    ).first()
+    if anchor is None:
+        raise UnknownCursor(cursor.object_id)
+    stmt = stmt.where(_keyset(model, (anchor[0], anchor[1]), cursor.direction))
+    if cursor.direction == "starting_after":
+        return list((await session.execute(stmt.order_by(*newest_first).limit(limit))).scalars())
+    # The page just before the anchor: the nearest newer rows, read upwards and shown newest first.
+    rows = (await session.execute(stmt.order_by(model.created_at.asc(), model.id.asc()).limit(limit))).scalars()
+    return list(reversed(list(rows)))
 
 
 class EndpointRepository:
@@ -37,9 +89,28 @@ class EndpointRepository:
             .values(failing_since=None, last_success_at=now)
         )
 
-    async def list(self, *, limit: int, offset: int) -> list[Endpoint]:
-        stmt = self._base().order_by(Endpoint.created_at.desc(), Endpoint.id.desc()).limit(limit).offset(offset)
-        return list((await self.session.execute(stmt)).scalars())
+    async def list(self, *, limit: int, offset: int, cursor: Cursor | None = None) -> list[Endpoint]:
+        return await _page(
+            self.session, Endpoint, self.tenant_id, self._base(), limit=limit, offset=offset, cursor=cursor
+        )
+
+    async def count(self) -> int:
+        """Endpoints the tenant has (enabled or not; deleted ones do not count)."""
+        stmt = (
+            select(func.count())
+            .select_from(Endpoint)
+            .where(Endpoint.tenant_id == self.tenant_id, Endpoint.deleted_at.is_(None))
+        )
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def lock_tenant(self) -> None:
+        """Serialize this tenant's endpoint creations until the transaction ends (PostgreSQL; SQLite has
+        one writer), so two concurrent creations cannot both pass the limit."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            await self.session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext('webhook_endpoints:' || :tenant))"),
+                {"tenant": self.tenant_id},
+            )
 
     async def enabled(self) -> list[Endpoint]:
         stmt = self._base().where(Endpoint.enabled.is_(True)).order_by(Endpoint.created_at, Endpoint.id)
@@ -87,6 +158,7 @@ class DeliveryRepository:
         endpoint_id: str | None,
         status: str | None,
         event_type: str | None,
+        cursor: Cursor | None = None,
     ) -> list[Delivery]:
         stmt = self._base()
         if endpoint_id is not None:
@@ -95,8 +167,7 @@ class DeliveryRepository:
             stmt = stmt.where(Delivery.status == status)
         if event_type is not None:
             stmt = stmt.where(Delivery.event_type == event_type)
-        stmt = stmt.order_by(Delivery.created_at.desc(), Delivery.id.desc()).limit(limit).offset(offset)
-        return list((await self.session.execute(stmt)).scalars())
+        return await _page(self.session, Delivery, self.tenant_id, stmt, limit=limit, offset=offset, cursor=cursor)
 
     async def attempts(self, delivery_id: str) -> list[Attempt]:
         stmt = (
@@ -111,19 +182,51 @@ class DeliveryRepository:
         stmt = select(WebhookEvent).where(WebhookEvent.tenant_id == self.tenant_id, WebhookEvent.id == event_id)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def resend_since(self, endpoint_id: str, since: datetime, statuses: list[str], now: datetime) -> int:
-        """Queue one manual attempt for each of the endpoint's deliveries created since ``since``."""
-        result = await self.session.execute(
-            update(Delivery)
+    async def resend_batch(
+        self,
+        endpoint_id: str,
+        *,
+        since: datetime,
+        until: datetime,
+        after: tuple[datetime, str] | None,
+        statuses: list[str],
+        limit: int,
+        now: datetime,
+    ) -> tuple[int, tuple[datetime, str] | None]:
+        """Queue one manual attempt for each of the next ``limit`` of the endpoint's deliveries created
+        in [since, until) after ``after`` (oldest first) whose status is in ``statuses``. Returns how
+        many were queued and where the next batch starts (None when this was the last)."""
+        key = tuple_(Delivery.created_at, Delivery.id)
+        batch = (
+            select(Delivery.id, Delivery.created_at)
             .where(
                 Delivery.tenant_id == self.tenant_id,
                 Delivery.endpoint_id == endpoint_id,
                 Delivery.created_at >= since,
+                Delivery.created_at < until,
+            )
+            .order_by(Delivery.created_at, Delivery.id)
+            .limit(limit)
+        )
+        if after is not None:
+            batch = batch.where(key > tuple_(*after))
+        # The window is walked over every status (the statuses filter goes on the UPDATE), so the
+        # keyset always moves on even when a batch holds none to replay.
+        rows = (await self.session.execute(batch)).all()
+        if not rows:
+            return 0, None
+        result = await self.session.execute(
+            update(Delivery)
+            .where(
+                Delivery.tenant_id == self.tenant_id,
+                Delivery.id.in_([r.id for r in rows]),
                 Delivery.status.in_(statuses),
             )
-            .values(status="pending", manual=True, next_attempt_at=now, updated_at=now)
+            .values(status="pending", manual=True, resume_at=None, next_attempt_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
         )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        last = (rows[-1].created_at, rows[-1].id)
+        return int(result.rowcount), (last if len(rows) == limit else None)  # type: ignore[attr-defined]
 
     def add_event(self, event: WebhookEvent) -> None:
         self.session.add(event)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -58,3 +59,84 @@ def _classify(ip: IPAddress) -> str | None:
     if not ip.is_global:
         return "non-global address"
     return None
+
+
+def is_loopback(address: str) -> bool:
+    """127.0.0.0/8, ::1, and the IPv4-mapped forms of the former (which reach the same listeners)."""
+    try:
+        ip: IPAddress = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def _is_local(address: str) -> bool:
+    # A listener on 0.0.0.0 or :: answers on every loopback address too.
+    try:
+        return is_loopback(address) or ipaddress.ip_address(address.split("%", 1)[0]).is_unspecified
+    except ValueError:
+        return False
+
+
+def _same_ip(a: str, b: str) -> bool:
+    try:
+        left = ipaddress.ip_address(a.split("%", 1)[0])
+        right = ipaddress.ip_address(b.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(left, ipaddress.IPv6Address) and left.ipv4_mapped is not None:
+        left = left.ipv4_mapped
+    if isinstance(right, ipaddress.IPv6Address) and right.ipv4_mapped is not None:
+        right = right.ipv4_mapped
+    return left == right
+
+
+def parse_host_ports(raw: str) -> frozenset[tuple[str, int]]:
+    """``"127.0.0.1:8000, [::1]:8001, gateway:8000"`` → {(host, port)}; raises ValueError on a bad entry."""
+    entries: set[tuple[str, int]] = set()
+    for part in raw.split(","):
+        entry = part.strip()
+        if not entry:
+            continue
+        host, sep, port = entry.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{entry!r} is not host:port")
+        entries.add((host.strip("[]").lower(), int(port)))
+    return frozenset(entries)
+
+
+def is_platform_address(address: str, port: int, platform: frozenset[tuple[str, int]]) -> bool:
+    """Whether ``address:port`` (a resolved IP) is one of the platform's own listeners (``platform``:
+    IP literals and ports). A loopback or wildcard listener is reached through any loopback address
+    (127.0.0.2, ::1, ::ffff:127.0.0.1), so on its port every loopback address counts as it."""
+    for host, platform_port in platform:
+        if platform_port != port:
+            continue
+        if _same_ip(address, host) or (_is_local(host) and is_loopback(address)):
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class AddressPolicy:
+    """Where a webhook may connect. The guard is always on; what may loosen it is explicit:
+    ``allow_loopback`` (a receiver on this machine, for a local demo) and ``allowed_hosts`` (names or
+    IP literals exempt from the address classes, e.g. a receiver on a private network). The
+    platform's own listeners (``platform``, IP literal and port) are refused whatever is allowed."""
+
+    allow_loopback: bool = False
+    allowed_hosts: frozenset[str] = frozenset()
+    platform: frozenset[tuple[str, int]] = frozenset()
+
+    def refusal(self, host: str, address: str, port: int) -> str | None:
+        """Why a webhook to ``host`` must not connect to ``address:port`` (``host`` resolved to
+        ``address``), or None when it may."""
+        if is_platform_address(address, port, self.platform):
+            return "a port of the platform itself"
+        if host.lower().rstrip(".").strip("[]") in self.allowed_hosts:
+            return None
+        if self.allow_loopback and is_loopback(address):
+            return None
+        return refusal_reason(address)

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from webhook_dispatcher.domain.addresses import refusal_reason
+from webhook_dispatcher.domain.addresses import AddressPolicy
 from webhook_dispatcher.domain.event_types import PUBLIC_EVENT_TYPES, WEBHOOK_TEST
 
 MAX_URL_LENGTH = 2048
@@ -97,7 +97,7 @@ class Replay(BaseModel):
             raise ValueError("is out of range") from exc
 
 
-def url_problem(url: str, *, allow_http: bool, guard: bool, allowed_hosts: frozenset[str]) -> str | None:
+def url_problem(url: str, *, allow_http: bool, policy: AddressPolicy) -> str | None:
     """Why ``url`` cannot be a webhook endpoint, or None. Names are not resolved here: their addresses
     can change, so the connect-time guard is the one that counts (WHK-7)."""
     if any(c.isspace() or ord(c) < 0x20 for c in url):
@@ -118,12 +118,13 @@ def url_problem(url: str, *, allow_http: bool, guard: bool, allowed_hosts: froze
     if parts.fragment:
         return "must not contain a fragment"
     host = parts.hostname.lower()
-    if guard and host not in allowed_hosts:
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            return None
-        reason = refusal_reason(host)
-        if reason is not None:
-            return f"points to a {reason}"
-    return None
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    reason = policy.refusal(host, host, parts.port or (443 if parts.scheme == "https" else 80))
+    return f"points to {_article(reason)}" if reason is not None else None
+
+
+def _article(reason: str) -> str:
+    return reason if reason.startswith("a ") else f"a {reason}"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from webhook_dispatcher.crypto import SecretBox
+from webhook_dispatcher.domain.addresses import AddressPolicy
 from webhook_dispatcher.metrics import WebhookMetrics
 from webhook_dispatcher.services.uow import WebhooksUnitOfWork
 
@@ -16,11 +17,12 @@ class WebhookDeps:
     uow: Callable[[], WebhooksUnitOfWork]
     box: SecretBox
     allow_http: bool
-    # When set, IP-literal URLs in blocked ranges are refused at creation (the connect-time guard
-    # still decides for names, whose addresses can change).
-    ssrf_guard: bool
-    allowed_hosts: frozenset[str]
+    # IP-literal URLs the policy refuses are refused at creation (the connect-time guard still
+    # decides for names, whose addresses can change).
+    address_policy: AddressPolicy
     rotation_grace: timedelta
+    max_endpoints_per_tenant: int
+    replay_batch_size: int
     # Called after a commit that made deliveries due: wakes this process's dispatcher and, on
     # PostgreSQL, every worker process (NOTIFY).
     wake: Callable[[], None]

@@ -96,11 +96,11 @@ LEASE_SQL = text(
     """
 ).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("until", type_=UTCDateTime()))
 # Executed with one parameter set per attempt (executemany: one round trip on asyncpg); the SET
-# columns are the keys of those sets, plus the lease and manual flag cleared for every one.
+# columns are the keys of those sets, plus the lease and a retry request cleared for every one.
 RECORD_DELIVERY = (
     update(_deliveries)
     .where(_deliveries.c.id == bindparam("b_id"))
-    .values(claim_token=None, claimed_until=None, manual=False)
+    .values(claim_token=None, claimed_until=None, retry_requested=False)
 )
 RELEASE_DELIVERY = (
     update(_deliveries).where(_deliveries.c.id == bindparam("b_id")).values(claim_token=None, claimed_until=None)
@@ -117,7 +117,8 @@ _RECORD_SUCCESSES = text(
         SET attempt_count = d.attempt_count + 1, last_attempt_at = x.started_at,
             last_status_code = x.status_code, last_error = NULL, status = 'succeeded',
             next_attempt_at = NULL, claim_token = NULL, claimed_until = NULL, manual = false,
-            updated_at = :now
+            resume_at = NULL, retry_requested = false,
+            manual_attempts = d.manual_attempts + CASE WHEN d.manual THEN 1 ELSE 0 END, updated_at = :now
         FROM unnest(CAST(:ids AS varchar[]), CAST(:tokens AS varchar[]), CAST(:started AS timestamptz[]),
                     CAST(:codes AS integer[])) AS x(id, token, started_at, status_code)
         WHERE d.id = x.id AND d.claim_token = x.token
@@ -847,12 +848,18 @@ class Dispatcher:
                 )
                 endpoints = {e.id: e for e in (await session.execute(stmt)).scalars()}
             held_stmt = (
-                select(Delivery.id, Delivery.attempt_count)
+                select(
+                    Delivery.id,
+                    Delivery.attempt_count,
+                    Delivery.manual_attempts,
+                    Delivery.resume_at,
+                    Delivery.retry_requested,
+                )
                 .where(tuple_(Delivery.id, Delivery.claim_token).in_([(i.delivery_id, i.token) for i, _ in entries]))
                 .order_by(Delivery.id)
                 .with_for_update(key_share=True)
             )
-            counts = {delivery_id: count for delivery_id, count in (await session.execute(held_stmt)).all()}
+            counts = {row.id: row for row in (await session.execute(held_stmt)).all()}
             attempts: list[dict[str, Any]] = []
             changes: list[dict[str, Any]] = []
             releases: list[dict[str, Any]] = []
@@ -865,12 +872,13 @@ class Dispatcher:
                     if result is not None:
                         log.warning("lost the lease on delivery %s; its attempt is not recorded", item.delivery_id)
                     continue
-                count = counts.pop(item.delivery_id)
+                held = counts.pop(item.delivery_id)
                 if result is None:
                     releases.append({"b_id": item.delivery_id})
                     continue
                 verdict = verdicts[n]
-                number = count + 1
+                number = held.attempt_count + 1
+                manual_attempts = held.manual_attempts + (1 if item.manual else 0)
                 endpoint = endpoints.get(item.endpoint_id)
                 if endpoint is not None and (endpoint.deleted_at is not None or endpoint.tenant_id != item.tenant_id):
                     endpoint = None
@@ -898,14 +906,19 @@ class Dispatcher:
                     # A disabled or deleted endpoint gets no further attempts, whatever the schedule says.
                     live = endpoint is not None and endpoint.enabled and endpoint.id not in disabling
                     if live and not verdict.gone and not item.manual:
+                        # The schedule counts automatic attempts only: a manual one spends no step.
                         delay = next_delay(
                             self.config.schedule,
-                            number,
+                            number - manual_attempts,
                             jitter=self.config.jitter,
                             retry_after=verdict.retry_after,
                             max_retry_after=self.config.max_retry_after,
                         )
-                    if delay is None:
+                    if live and not verdict.gone and item.manual and held.resume_at is not None:
+                        # WHK-11: a manual attempt of a pending delivery failed; its schedule resumes.
+                        outcome, status = "retrying", "pending"
+                        next_attempt_at = max(held.resume_at, now)
+                    elif delay is None:
                         outcome = status = "failed"
                     else:
                         outcome, status = "retrying", "pending"
@@ -917,10 +930,21 @@ class Dispatcher:
                             disabling[endpoint.id] = "gone"
                         elif now - endpoint.failing_since >= self.config.disable_after:
                             disabling[endpoint.id] = "failing"
+                manual, resume_at = False, None
+                live = endpoint is not None and endpoint.enabled and endpoint.id not in disabling
+                if held.retry_requested and not verdict.succeeded and live:
+                    # A manual retry asked for while this attempt was in flight: one more attempt now,
+                    # after which the schedule (if any is left) resumes.
+                    manual, resume_at = True, next_attempt_at if status == "pending" else None
+                    status, next_attempt_at = "pending", now
+                    outcome = "retrying"
                 changes.append(
                     {
                         "b_id": item.delivery_id,
                         "attempt_count": number,
+                        "manual_attempts": manual_attempts,
+                        "manual": manual,
+                        "resume_at": resume_at,
                         "last_attempt_at": result.started_at,
                         "last_status_code": result.status,
                         "last_error": result.error,
@@ -953,6 +977,7 @@ class Dispatcher:
         given_up = await uow.endpoints(endpoint.tenant_id).fail_pending(endpoint, now)
         event = EndpointDisabledV1(
             tenant_id=endpoint.tenant_id,
+            livemode=endpoint.livemode,
             occurred_at=now,
             data=EndpointDisabledData(
                 endpoint=DisabledEndpoint(
@@ -972,6 +997,7 @@ class Dispatcher:
             event_id=event.event_id,
             event_type=event.event_type,
             created_at=now,
+            livemode=endpoint.livemode,
             data=event.model_dump(mode="json")["data"],
             exclude=endpoint.id,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from billing_contracts.envelope import new_event_id, utcnow
 from billing_contracts.problems import FieldError
@@ -11,6 +12,7 @@ from billing_runtime.ids import new_id
 from billing_runtime.problems import validation_error
 
 from webhook_dispatcher.db.models import Delivery, Endpoint
+from webhook_dispatcher.db.repositories import Cursor
 from webhook_dispatcher.domain.commands import EndpointCreate, EndpointUpdate, Replay, url_problem
 from webhook_dispatcher.domain.errors import InvalidState, NotFound
 from webhook_dispatcher.domain.event_types import WEBHOOK_TEST
@@ -29,12 +31,13 @@ class WithSecret:
 
 
 def _check_url(deps: WebhookDeps, url: str) -> None:
-    problem = url_problem(url, allow_http=deps.allow_http, guard=deps.ssrf_guard, allowed_hosts=deps.allowed_hosts)
+    problem = url_problem(url, allow_http=deps.allow_http, policy=deps.address_policy)
     if problem is not None:
         raise validation_error([FieldError(field="url", message=problem)], f"url {problem}")
 
 
-async def create_endpoint(deps: WebhookDeps, tenant_id: str, cmd: EndpointCreate) -> WithSecret:
+async def create_endpoint(deps: WebhookDeps, tenant_id: str, cmd: EndpointCreate, *, livemode: bool) -> WithSecret:
+    """A new endpoint in the tenant's mode (``livemode``: from the caller's internal token)."""
     _check_url(deps, cmd.url)
     secret = generate_secret(SECRET_BYTES)
     now = utcnow()
@@ -46,11 +49,19 @@ async def create_endpoint(deps: WebhookDeps, tenant_id: str, cmd: EndpointCreate
         events=cmd.events,
         enabled=cmd.enabled,
         secret_encrypted=deps.box.encrypt(secret),
+        livemode=livemode,
         created_at=now,
         updated_at=now,
     )
     async with deps.uow() as uow:
-        uow.endpoints(tenant_id).add(endpoint)
+        repo = uow.endpoints(tenant_id)
+        await repo.lock_tenant()
+        if await repo.count() >= deps.max_endpoints_per_tenant:
+            raise InvalidState(
+                "endpoint_limit_reached",
+                f"A tenant may have at most {deps.max_endpoints_per_tenant} webhook endpoints; delete one first.",
+            )
+        repo.add(endpoint)
         await uow.commit()
     return WithSecret(endpoint, secret)
 
@@ -63,9 +74,12 @@ async def get_endpoint(deps: WebhookDeps, tenant_id: str, endpoint_id: str) -> E
     return endpoint
 
 
-async def list_endpoints(deps: WebhookDeps, tenant_id: str, *, limit: int, offset: int) -> list[Endpoint]:
+async def list_endpoints(
+    deps: WebhookDeps, tenant_id: str, *, limit: int, offset: int, cursor: Cursor | None = None
+) -> list[Endpoint]:
+    """Newest first; raises ``UnknownCursor`` for a cursor naming no endpoint of the tenant."""
     async with deps.uow() as uow:
-        return await uow.endpoints(tenant_id).list(limit=limit, offset=offset)
+        return await uow.endpoints(tenant_id).list(limit=limit, offset=offset, cursor=cursor)
 
 
 async def update_endpoint(deps: WebhookDeps, tenant_id: str, endpoint_id: str, cmd: EndpointUpdate) -> Endpoint:
@@ -145,6 +159,7 @@ async def send_test(deps: WebhookDeps, tenant_id: str, endpoint_id: str) -> Deli
             event_id=event_id,
             event_type=WEBHOOK_TEST,
             created_at=utcnow(),
+            livemode=endpoint.livemode,
             data={"endpoint_id": endpoint.id, "message": "This is a test event from the billing platform."},
             only=endpoint,
         )
@@ -154,17 +169,38 @@ async def send_test(deps: WebhookDeps, tenant_id: str, endpoint_id: str) -> Deli
 
 
 async def replay(deps: WebhookDeps, tenant_id: str, endpoint_id: str, cmd: Replay) -> int:
-    """One more attempt for each failed (or, with ``status: all``, every finished) delivery since."""
+    """One more attempt for each failed (or, with ``status: all``, every finished) delivery created
+    since ``cmd.since`` (and before the request), oldest first, in transactions of at most
+    ``replay_batch_size`` deliveries (keyset on (created_at, id)): however many there are, no
+    statement runs long and no more than one batch of ids is held."""
     statuses = ["failed"] if cmd.status == "failed" else ["failed", "succeeded"]
-    async with deps.uow() as uow:
-        # Endpoint row first, then its deliveries: the dispatcher's lock order (ARCHITECTURE.md).
-        endpoint = await uow.endpoints(tenant_id).get(endpoint_id, for_update=True)
-        if endpoint is None:
-            raise NotFound("webhook endpoint")
-        if not endpoint.enabled:
-            raise InvalidState("endpoint_disabled", "Enable the endpoint before replaying to it.")
-        count = await uow.deliveries(tenant_id).resend_since(endpoint.id, cmd.since, statuses, utcnow())
-        await uow.commit()
-    if count:
-        deps.wake()
+    until = utcnow()
+    after: tuple[datetime, str] | None = None
+    count = 0
+    while True:
+        async with deps.uow() as uow:
+            # Endpoint row first, then its deliveries: the dispatcher's lock order (ARCHITECTURE.md).
+            endpoint = await uow.endpoints(tenant_id).get(endpoint_id, for_update=True)
+            if endpoint is None:
+                raise NotFound("webhook endpoint")
+            if not endpoint.enabled:
+                if count:
+                    break  # disabled while replaying: what was queued stays queued
+                raise InvalidState("endpoint_disabled", "Enable the endpoint before replaying to it.")
+            queued, last = await uow.deliveries(tenant_id).resend_batch(
+                endpoint.id,
+                since=cmd.since,
+                until=until,
+                after=after,
+                statuses=statuses,
+                limit=deps.replay_batch_size,
+                now=utcnow(),
+            )
+            await uow.commit()
+        count += queued
+        if queued:
+            deps.wake()
+        if last is None:
+            break
+        after = last
     return count

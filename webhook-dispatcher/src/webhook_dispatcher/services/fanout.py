@@ -19,18 +19,22 @@ def rfc3339(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def event_body(event_id: str, event_type: str, created_at: datetime, data: dict[str, Any]) -> str:
-    """The public body (API.md); serialized once, so every attempt signs and sends the same bytes."""
+def event_body(event_id: str, event_type: str, created_at: datetime, data: dict[str, Any], *, livemode: bool) -> str:
+    """The public body (API.md); serialized once, so every attempt signs and sends the same bytes.
+    ``livemode`` is the event envelope's (the tenant's mode)."""
     return json.dumps(
-        {"id": event_id, "type": event_type, "created_at": rfc3339(created_at), "data": data},
+        {"id": event_id, "type": event_type, "created_at": rfc3339(created_at), "livemode": livemode, "data": data},
         separators=(",", ":"),
         ensure_ascii=False,
     )
 
 
-def delivery_row(tenant_id: str, endpoint_id: str, event_id: str, event_type: str, now: datetime) -> dict[str, Any]:
+def delivery_row(
+    tenant_id: str, endpoint_id: str, event_id: str, event_type: str, now: datetime, *, livemode: bool
+) -> dict[str, Any]:
     """A new pending delivery, due at once (the first entry of the retry schedule is 0)."""
     return {
+        "livemode": livemode,
         "id": new_id("wd"),
         "tenant_id": tenant_id,
         "endpoint_id": endpoint_id,
@@ -52,6 +56,7 @@ async def fan_out(
     event_id: str,
     event_type: str,
     created_at: datetime,
+    livemode: bool,
     data: dict[str, Any],
     only: Endpoint | None = None,
     exclude: str | None = None,
@@ -65,8 +70,9 @@ async def fan_out(
             id=event_id,
             tenant_id=tenant_id,
             type=event_type,
-            body=event_body(event_id, event_type, created_at, data),
+            body=event_body(event_id, event_type, created_at, data, livemode=livemode),
             created_at=now,
+            livemode=livemode,
         )
     )
     # No ORM relationships (lazy loading is banned), so the unit of work cannot order the inserts:
@@ -78,7 +84,10 @@ async def fan_out(
         targets = [
             e for e in await uow.endpoints(tenant_id).enabled() if e.id != exclude and matches(e.events, event_type)
         ]
-    deliveries = [Delivery(**delivery_row(tenant_id, endpoint.id, event_id, event_type, now)) for endpoint in targets]
+    deliveries = [
+        Delivery(**delivery_row(tenant_id, endpoint.id, event_id, event_type, now, livemode=livemode))
+        for endpoint in targets
+    ]
     for delivery in deliveries:
         repo.add(delivery)
     await uow.session.flush()

@@ -84,14 +84,19 @@ async def ingest_events(deps: WebhookDeps, events: list[EventBase]) -> list[int]
                     "id": event.event_id,
                     "tenant_id": event.tenant_id,
                     "type": event.event_type,
-                    "body": event_body(event.event_id, event.event_type, event.occurred_at, data),
+                    "body": event_body(
+                        event.event_id, event.event_type, event.occurred_at, data, livemode=event.livemode
+                    ),
                     "created_at": now,
+                    "livemode": event.livemode,
                 }
             )
             for endpoint_id, tenant_id, filter_ in endpoint_rows:
                 if tenant_id == event.tenant_id and matches(filter_, event.event_type):
                     delivery_rows.append(
-                        delivery_row(event.tenant_id, endpoint_id, event.event_id, event.event_type, now)
+                        delivery_row(
+                            event.tenant_id, endpoint_id, event.event_id, event.event_type, now, livemode=event.livemode
+                        )
                     )
                     created[n] += 1
         # Core inserts of the tables, not the ORM bulk path: compiled once and cached.
@@ -125,18 +130,19 @@ _INGEST = text(
         ON CONFLICT DO NOTHING
         RETURNING message_id
     ), stored AS (
-        INSERT INTO webhook_events (id, tenant_id, type, body, created_at)
-        SELECT e.id, e.tenant_id, e.type, e.body, :now
+        INSERT INTO webhook_events (id, tenant_id, type, body, created_at, livemode)
+        SELECT e.id, e.tenant_id, e.type, e.body, :now, e.livemode
         FROM unnest(CAST(:ids AS varchar[]), CAST(:tenants AS varchar[]), CAST(:types AS varchar[]),
-                    CAST(:bodies AS text[])) AS e(id, tenant_id, type, body)
+                    CAST(:bodies AS text[]), CAST(:modes AS boolean[])) AS e(id, tenant_id, type, body, livemode)
         WHERE e.id IN (SELECT message_id FROM fresh)
     ), fanned AS (
         INSERT INTO webhook_deliveries (id, tenant_id, endpoint_id, event_id, event_type, status,
-                                        attempt_count, manual, next_attempt_at, created_at, updated_at)
-        SELECT d.id, d.tenant_id, d.endpoint_id, d.event_id, d.event_type, 'pending', 0, false, :now, :now, :now
+                                        attempt_count, manual, next_attempt_at, created_at, updated_at, livemode)
+        SELECT d.id, d.tenant_id, d.endpoint_id, d.event_id, d.event_type, 'pending', 0, false, :now, :now, :now,
+               d.livemode
         FROM unnest(CAST(:d_ids AS varchar[]), CAST(:d_tenants AS varchar[]), CAST(:d_endpoints AS varchar[]),
-                    CAST(:d_events AS varchar[]), CAST(:d_types AS varchar[]))
-             AS d(id, tenant_id, endpoint_id, event_id, event_type)
+                    CAST(:d_events AS varchar[]), CAST(:d_types AS varchar[]), CAST(:d_modes AS boolean[]))
+             AS d(id, tenant_id, endpoint_id, event_id, event_type, livemode)
         WHERE d.event_id IN (SELECT message_id FROM fresh)
     )
     SELECT message_id FROM fresh
@@ -158,7 +164,11 @@ async def _ingest_postgres(engine: AsyncEngine, events: list[EventBase]) -> list
     for event in batch:
         for endpoint in endpoints:
             if endpoint["tenant_id"] == event.tenant_id and matches(endpoint["events"], event.event_type):
-                deliveries.append(delivery_row(event.tenant_id, endpoint["id"], event.event_id, event.event_type, now))
+                deliveries.append(
+                    delivery_row(
+                        event.tenant_id, endpoint["id"], event.event_id, event.event_type, now, livemode=event.livemode
+                    )
+                )
                 fanned[event.event_id] = fanned.get(event.event_id, 0) + 1
     params = {
         "consumer": EVENTS_CONSUMER,
@@ -167,13 +177,16 @@ async def _ingest_postgres(engine: AsyncEngine, events: list[EventBase]) -> list
         "tenants": [e.tenant_id for e in batch],
         "types": [e.event_type for e in batch],
         "bodies": [
-            event_body(e.event_id, e.event_type, e.occurred_at, e.model_dump(mode="json")["data"]) for e in batch
+            event_body(e.event_id, e.event_type, e.occurred_at, e.model_dump(mode="json")["data"], livemode=e.livemode)
+            for e in batch
         ],
+        "modes": [e.livemode for e in batch],
         "d_ids": [d["id"] for d in deliveries],
         "d_tenants": [d["tenant_id"] for d in deliveries],
         "d_endpoints": [d["endpoint_id"] for d in deliveries],
         "d_events": [d["event_id"] for d in deliveries],
         "d_types": [d["event_type"] for d in deliveries],
+        "d_modes": [d["livemode"] for d in deliveries],
     }
     for (event_id,) in await execute_statement_alone(engine, _INGEST, params):
         created[first[event_id]] = fanned.get(event_id, 0)

@@ -49,6 +49,7 @@ def _notice(event: SandboxCallback, payload: str) -> ProviderNotice:
         payload=payload,
         failure_code=failure_code,
         failure_message=failure_message,
+        test_only=True,
     )
 
 
@@ -78,7 +79,7 @@ async def sandbox_callback(request: web.Request) -> web.Response:
         metrics.callbacks_received.labels(NAME, "invalid_payload").inc()
         return _answer(400, "invalid_payload")
     try:
-        result = await handle_notice(request.app[uow_factory_key], _notice(event, payload))
+        handled = await handle_notice(request.app[uow_factory_key], _notice(event, payload))
     except TransactionBusy:
         # Nothing was committed; the bank retries.
         log.warning("sandbox callback %s not processed: its transaction kept changing", event.id)
@@ -89,9 +90,15 @@ async def sandbox_callback(request: web.Request) -> web.Response:
         # Nothing was committed; the bank retries.
         log.warning("sandbox callback %s not processed: %s", event.id, exc)
         return _answer(503, "temporarily_unavailable", **{"Retry-After": "5"})
+    result = handled.result
     metrics.callbacks_received.labels(NAME, result.value).inc()
+    if handled.anomaly is not None:
+        metrics.anomalies.labels(NAME, handled.anomaly).inc()
     if result is CallbackResult.UNKNOWN_TRANSACTION:
         return _answer(404, "unknown_transaction")
     if result is CallbackResult.AMOUNT_MISMATCH:
         return _answer(400, "amount_mismatch")
+    if result is CallbackResult.LIVEMODE_REFUSED:
+        # No signed sandbox word moves a live payment (API.md "Test mode and live mode").
+        return _answer(400, "livemode_refused")
     return _answer(200)
