@@ -63,7 +63,7 @@ class TestLivemode:
         )
         assert response.status == 422
         assert response.content_type == "application/problem+json"
-        assert (await response.json())["code"] == "test_provider_in_live_mode"
+        assert (await response.json())["code"] == "test_provider_in_livemode"
         assert providers.started == []
         got = await (await client.get(f"/v1/payments/{payment['id']}", headers=auth())).json()
         assert (got["status"], got["provider"], got["sequence"]) == ("CREATED", None, 1)

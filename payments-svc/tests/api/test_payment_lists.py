@@ -51,10 +51,14 @@ class TestCursors:
         _, page = await _list(client, auth, f"order_id=same&starting_after={b['id']}")
         assert [p["id"] for p in page["data"]] == [a["id"]] and page["has_more"] is False
 
-    async def test_a_cursor_of_another_tenant_is_404(self, client, auth, new_payment) -> None:
+    async def test_a_cursor_of_another_tenant_reads_as_unknown(self, client, auth, new_payment) -> None:
         theirs = await new_payment(tenant="ten_b")
         status, body = await _list(client, auth, f"starting_after={theirs['id']}")
-        assert (status, body["code"]) == (404, "not_found")
+        assert (status, body["code"], body["errors"][0]["field"]) == (422, "validation_error", "starting_after")
+        unknown = "pay_" + "0" * 26
+        assert (await _list(client, auth, f"ending_before={unknown}"))[1]["errors"] == [
+            {"field": "ending_before", "message": "no such object"}
+        ]
 
     async def test_bad_cursor_combinations_are_422(self, client, auth, new_payment) -> None:
         p = await new_payment()

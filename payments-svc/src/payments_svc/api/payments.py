@@ -101,8 +101,8 @@ async def list_(request: web.Request) -> web.Response:
         raise ProblemError(422, "validation_error", "offset cannot be combined with a cursor")
     async with deps.uow() as uow:
         repo = PaymentRepository(uow.session, tenant_id)
-        starting_after = await _cursor_position(repo, after)
-        ending_before = await _cursor_position(repo, before)
+        starting_after = await _cursor_position(repo, after, "starting_after")
+        ending_before = await _cursor_position(repo, before, "ending_before")
         rows = await repo.list(
             limit=limit + 1,
             offset=offset,
@@ -138,13 +138,19 @@ def _list_cursor(raw: str | None, name: str) -> str | None:
     return raw
 
 
-async def _cursor_position(repo: PaymentRepository, payment_id: str | None) -> tuple[datetime, str] | None:
+async def _cursor_position(repo: PaymentRepository, payment_id: str | None, name: str) -> tuple[datetime, str] | None:
     if payment_id is None:
         return None
     position = await repo.cursor_of(payment_id)
     if position is None:
-        # Also for another tenant's payment: never reveal which.
-        raise NotFound()
+        # As the dispatcher's lists (and Stripe's): the field named, the same answer for an unknown id
+        # and another tenant's payment, so nothing is revealed.
+        raise ProblemError(
+            422,
+            "validation_error",
+            f"{name}: no such object",
+            errors=[FieldError(field=name, message="no such object")],
+        )
     return position
 
 

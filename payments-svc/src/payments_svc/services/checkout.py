@@ -82,7 +82,7 @@ async def pay(deps: CheckoutDeps, token: str, provider: str) -> str:
     if payment.livemode and is_test_provider(provider):
         raise ProblemError(
             422,
-            "test_provider_in_live_mode",
+            "test_provider_in_livemode",
             f"{provider} is a test provider: it never moves a live payment.",
         )
     if payment.status == PaymentStatus.PROVIDER_PENDING and payment.provider != provider:
