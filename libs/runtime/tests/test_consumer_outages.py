@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 
 import aio_pika
 import pytest
+from aiohttp import web
 from billing_runtime.bus import Message
 from billing_runtime.bus.dead_letters import list_dead_letters, replay_dead_letters
 from billing_runtime.bus.rabbit import RabbitBus
 from billing_runtime.db import create_engine
 from billing_runtime.errors import ProblemError
+from billing_runtime.metrics import Metrics
+from billing_runtime.plumbing import Plumbing
+from billing_runtime.running import dead_letters_command
 from billing_runtime.testing_faults import own_database
 from billing_runtime.unavailable import DependencyUnavailable, is_outage
 from sqlalchemy import text
@@ -221,3 +226,73 @@ class TestPoison:
         assert other == ["evt_poison"]  # the replay went to the queue that gave up on it, no other
         assert await _dlq_depth(rabbit_url, queue_name) == 0
         assert await replay_dead_letters(rabbit_url, [queue_name], None) == []  # once
+
+
+class TestDeadLetterVisibility:
+    async def test_the_worker_exports_dead_letters_and_paused_consumers_and_the_cli_lists_them(
+        self, engine, rabbit_url, queue_name, capsys
+    ) -> None:
+        """What an operator sees: ``dead_letters{queue}`` and its oldest age from the worker that owns
+        the queue, ``bus_consumer_paused{queue}`` during an outage, and the CLI's listing."""
+        metrics = Metrics("test")
+        down = [False]
+
+        async def handler(message: Message) -> None:
+            if message.message_id.startswith("evt_poison"):
+                raise RuntimeError("cannot apply")
+            if down[0]:
+                raise DependencyUnavailable("providers-svc down")
+
+        plumbing = Plumbing(
+            service="test", database_url="", metrics=metrics, bus_url=rabbit_url, engine=engine, watch_interval=0.1
+        )
+        plumbing.add_consumer(queue_name, [f"{queue_name}.#"], handler)
+        publisher = RabbitBus(rabbit_url)
+        await publisher.start()
+        lifecycle = plumbing.ctx(web.Application())
+        await lifecycle.__anext__()
+        try:
+
+            def gauge(name: str) -> float | None:
+                return metrics.registry.get_sample_value(name, {"queue": queue_name})
+
+            async def exported_zero() -> bool:
+                return gauge("dead_letters") == 0
+
+            await wait_for(exported_zero)
+            await publisher.publish(Message(f"{queue_name}.e.v1", b"{}", "evt_poison"))
+
+            async def exported() -> bool:
+                return gauge("dead_letters") == 1
+
+            await wait_for(exported)
+            await asyncio.sleep(1.2)
+            assert (gauge("dead_letters_oldest_age_seconds") or 0) >= 1.0
+
+            down[0] = True
+            await publisher.publish(Message(f"{queue_name}.e.v1", b"{}", "evt_held"))
+
+            async def paused() -> bool:
+                return gauge("bus_consumer_paused") == 1
+
+            await wait_for(paused)
+            with pytest.raises(ConnectionError, match="paused"):
+                await plumbing.check_bus()
+            down[0] = False
+
+            async def resumed() -> bool:
+                return gauge("bus_consumer_paused") == 0
+
+            await wait_for(resumed)
+
+            code = await asyncio.to_thread(dead_letters_command, "svc", ["list", "--json"], rabbit_url, [queue_name])
+            assert code == 0
+            listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+            assert [(d["event_id"], d["queue"], d["routing_key"], d["reason"]) for d in listed] == [
+                ("evt_poison", queue_name, f"{queue_name}.e.v1", "RuntimeError: cannot apply")
+            ]
+        finally:
+            with contextlib.suppress(StopAsyncIteration):
+                await lifecycle.__anext__()
+            await publisher.close()
+            await _delete_queues(rabbit_url, queue_name, f"{queue_name}.dlq")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from billing_runtime.bus.dead_letters import DeadLetterStats
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,10 @@ class Bus(Protocol):
 
     def paused(self) -> dict[str, str]:
         """The queues whose consumer is waiting out an outage, with the reason."""
+        ...
+
+    async def dead_letter_stats(self, queue: str) -> DeadLetterStats | None:
+        """The queue's dead letters held by the broker (None: not known here, or disconnected)."""
         ...
 
 

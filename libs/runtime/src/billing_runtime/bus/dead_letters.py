@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from billing_contracts.envelope import utcnow
 
@@ -61,6 +62,12 @@ def dead_letter_headers(message: Message, queue: str, exc: BaseException, delive
         }
     )
     return headers
+
+
+@dataclass(frozen=True)
+class DeadLetterStats:
+    depth: int
+    oldest: datetime | None
 
 
 @dataclass(frozen=True)
@@ -112,8 +119,12 @@ async def read_dead_letters(
     channel: AbstractChannel, queue: str, *, limit: int = SCAN_LIMIT
 ) -> list[tuple[AbstractIncomingMessage, DeadLetter]]:
     """Take up to ``limit`` messages of the queue's DLQ unacked on ``channel``: closing the channel
-    puts back every one not acknowledged (the DLQ has no delivery limit, so that costs nothing)."""
-    dlq = await channel.declare_queue(dlq_name(queue), passive=True)
+    puts back every one not acknowledged (the DLQ has no delivery limit, so that costs nothing).
+    A DLQ not declared yet (its consumer never started) holds nothing; the channel is closed then."""
+    try:
+        dlq = await channel.declare_queue(dlq_name(queue), passive=True)
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        return []
     taken: list[tuple[AbstractIncomingMessage, DeadLetter]] = []
     while len(taken) < limit:
         incoming = await dlq.get(no_ack=False, fail=False)
@@ -124,7 +135,10 @@ async def read_dead_letters(
 
 
 async def dead_letter_depth(channel: AbstractChannel, queue: str) -> int:
-    dlq = await channel.declare_queue(dlq_name(queue), passive=True)
+    try:
+        dlq = await channel.declare_queue(dlq_name(queue), passive=True)
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        return 0
     return int(dlq.declaration_result.message_count or 0)
 
 

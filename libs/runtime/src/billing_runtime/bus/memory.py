@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from billing_runtime.bus.base import TARGET_QUEUES_HEADER, DeadLettered, Handler, Message, topic_matches
+from billing_runtime.bus.dead_letters import DeadLetterStats
 from billing_runtime.unavailable import is_outage
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,10 @@ class MemoryBus:
         keys = list(binding_keys) if existing is None else [*existing.binding_keys, *binding_keys]
         # Re-subscribing a queue (a restarted consumer) replaces its handler, as a new AMQP consumer would.
         self._subscriptions[queue] = _Subscription(queue, list(dict.fromkeys(keys)), handler)
+
+    async def dead_letter_stats(self, queue: str) -> DeadLetterStats | None:
+        """None: in-process dead letters are kept in the publishers' outboxes, counted from there."""
+        return None
 
     def paused(self) -> dict[str, str]:
         """The queues whose consumer is waiting out an outage, with the reason."""

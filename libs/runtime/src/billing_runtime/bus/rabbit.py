@@ -25,11 +25,21 @@ from aio_pika.abc import (
 from billing_contracts.routing import DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE
 
 from billing_runtime.bus.base import Handler, Message
-from billing_runtime.bus.dead_letters import ROUTING_KEY_HEADER, dead_letter_headers, from_incoming
+from billing_runtime.bus.dead_letters import (
+    ROUTING_KEY_HEADER,
+    DeadLetterStats,
+    dead_letter_depth,
+    dead_letter_headers,
+    from_incoming,
+    read_dead_letters,
+)
 from billing_runtime.bus.holding import HoldExpired, OutageHold
 from billing_runtime.unavailable import is_outage
 
 log = logging.getLogger(__name__)
+
+# Dead letters read per queue and metrics refresh, for their oldest age (the depth is always exact).
+METRICS_SCAN = 1000
 
 
 class RabbitBus:
@@ -242,6 +252,24 @@ class RabbitBus:
             mandatory=False,
             timeout=self.publish_timeout,
         )
+
+    async def dead_letter_stats(self, queue: str) -> DeadLetterStats | None:
+        """How many messages ``<queue>.dlq`` holds and when the oldest of them (of the first
+        ``METRICS_SCAN`` read) was dead-lettered. Reading takes them unacked on a channel of its own and
+        closing it puts them all back (the DLQ has no delivery limit)."""
+        if self._connection is None or self._connection.is_closed:
+            return None
+        channel = await self._connection.channel()
+        try:
+            depth = await dead_letter_depth(channel, queue)
+            if depth == 0:
+                return DeadLetterStats(0, None)
+            letters = await read_dead_letters(channel, queue, limit=METRICS_SCAN)
+            times = [letter.dead_at for _, letter in letters if letter.dead_at is not None]
+            return DeadLetterStats(depth, min(times) if times else None)
+        finally:
+            if not channel.is_closed:
+                await channel.close()
 
     def paused(self) -> dict[str, str]:
         """The queues whose consumer is waiting out an outage, with the reason."""
