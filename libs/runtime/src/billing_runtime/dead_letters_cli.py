@@ -24,7 +24,7 @@ from billing_runtime.outbox_dead_letters import list_outbox_dead_letters, replay
 
 
 class DeadLetterSource(Protocol):
-    async def list(self) -> list[DeadLetter]: ...
+    async def read(self) -> list[DeadLetter]: ...
 
     async def replay(self, ids: set[str] | None) -> list[DeadLetter]: ...
 
@@ -34,7 +34,7 @@ class BrokerDeadLetters:
     url: str
     queues: Sequence[str]
 
-    async def list(self) -> list[DeadLetter]:
+    async def read(self) -> list[DeadLetter]:
         return await list_dead_letters(self.url, self.queues)
 
     async def replay(self, ids: set[str] | None) -> list[DeadLetter]:
@@ -46,7 +46,7 @@ class OutboxDeadLetters:
     database_url: str
     table: Table
 
-    async def list(self) -> list[DeadLetter]:
+    async def read(self) -> list[DeadLetter]:
         engine = create_engine(self.database_url, pool_size=1)
         try:
             return await list_outbox_dead_letters(engine, self.table)
@@ -101,7 +101,7 @@ def _run(args: argparse.Namespace, sources: Sequence[DeadLetterSource]) -> int:
 
 
 async def _list(sources: Sequence[DeadLetterSource]) -> list[DeadLetter]:
-    return [letter for source in sources for letter in await source.list()]
+    return [letter for source in sources for letter in await source.read()]
 
 
 async def _replay(sources: Sequence[DeadLetterSource], ids: set[str] | None) -> list[DeadLetter]:

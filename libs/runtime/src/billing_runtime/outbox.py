@@ -133,7 +133,7 @@ class OutboxRelay:
         if self._statements is not None:
             params = {"now": now, "limit": self.batch_size, "token": token, "until": now + self.lease}
             rows = await execute_statement_alone(self.engine, self._statements.claim, params)
-            return token, sorted(rows)  # type: ignore[arg-type]
+            return token, sorted(rows)
         due = (
             select(t.c.id)
             .where(t.c.dead_at.is_(None), (t.c.claimed_until.is_(None)) | (t.c.claimed_until < now))
@@ -149,8 +149,8 @@ class OutboxRelay:
             .returning(t.c.id, t.c.event_id, t.c.routing_key, t.c.body, t.c.dead_queues)
         )
         async with self.engine.begin() as conn:
-            rows = (await conn.execute(stmt)).all()
-        return token, sorted((r.id, r.event_id, r.routing_key, r.body, r.dead_queues) for r in rows)
+            claimed = (await conn.execute(stmt)).all()
+        return token, sorted((r.id, r.event_id, r.routing_key, r.body, r.dead_queues) for r in claimed)
 
     async def run_once(self) -> int:
         """Publish one batch; return how many events were published."""

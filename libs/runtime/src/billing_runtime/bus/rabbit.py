@@ -183,7 +183,8 @@ class RabbitBus:
 
     async def _failed(self, queue: str, incoming: AbstractIncomingMessage, message: Message, exc: Exception) -> None:
         """A failure on a healthy system: back to the queue, or to its dead letters at the limit."""
-        delivery = int((incoming.headers or {}).get("x-delivery-count", 0) or 0) + 1  # type: ignore[call-overload]
+        count = (incoming.headers or {}).get("x-delivery-count", 0)
+        delivery = (int(count) if isinstance(count, int | str) else 0) + 1
         if delivery >= self.max_deliveries:
             log.error(
                 "dead-lettering event %s (routing key %s) of %s after %d deliveries: %s",
