@@ -143,6 +143,12 @@ class TestRelayOutages:
             async with running(relay.run()):
                 rows = _rows("evt", 20, key=f"{queue_name}.e.v1")
                 await asyncio.to_thread(close_vhost_connections, rabbit_url)
+
+                async def publisher_down() -> bool:
+                    channel = publisher._publish_channel
+                    return channel is None or channel.is_closed
+
+                await wait_for(publisher_down)  # the relay's next pass fails before anything is sent
                 started = asyncio.get_running_loop().time()
                 async with engine.begin() as conn:
                     await conn.execute(schema.outbox.insert(), rows)
