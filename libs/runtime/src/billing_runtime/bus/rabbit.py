@@ -92,7 +92,9 @@ class RabbitBus:
 
     async def _open_publisher(self) -> None:
         assert self._connection is not None
-        self._publish_channel = await self._connection.channel(publisher_confirms=True)
+        # on_return_raises: a mandatory publish (a dead letter, a hand-back) the broker cannot route
+        # fails instead of being acknowledged and lost; events are published mandatory=False (below).
+        self._publish_channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         self._exchange = await self._publish_channel.declare_exchange(
             EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
         )
@@ -236,7 +238,9 @@ class RabbitBus:
     async def _publish_raw(
         self, exchange_name: str, routing_key: str, message: Message, headers: dict[str, str]
     ) -> None:
-        """Publish with a confirm on the publishing channel to a named exchange ("" is the default one)."""
+        """Publish with a confirm on the publishing channel to a named exchange ("" is the default one),
+        mandatory: the message must reach a queue (the DLQ, or the queue itself) before the caller acks
+        the original."""
         await self._publisher()
         assert self._publish_channel is not None
         exchange = (
@@ -253,7 +257,7 @@ class RabbitBus:
                 headers=dict(headers),
             ),
             routing_key=routing_key,
-            mandatory=False,
+            mandatory=True,
             timeout=self.publish_timeout,
         )
 
