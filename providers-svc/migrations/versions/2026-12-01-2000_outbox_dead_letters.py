@@ -1,7 +1,7 @@
 """outbox dead letters (embedded mode)
 
 Revision ID: outbox_dead_letters
-Revises: 45663e296d4b
+Revises: 7c1e5a0f2b93
 Create Date: 2026-12-01 20:00:00
 
 In the embedded mode the in-process bus runs the consumers inside the relay's publish: an event a
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "outbox_dead_letters"
-down_revision = "45663e296d4b"
+down_revision = "7c1e5a0f2b93"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """outbox dead letters (embedded mode)
 
 Revision ID: outbox_dead_letters
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-01 20:00:00
 
 In the embedded mode the in-process bus runs the consumers inside the relay's publish: an event a
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "outbox_dead_letters"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
