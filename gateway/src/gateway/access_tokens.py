@@ -9,20 +9,24 @@ from billing_runtime.problems import ProblemError, read_json_object
 from gateway.db.uow import UnitOfWork
 from gateway.keys import secret_hasher_key, sessionmaker_key, token_codec_key
 from gateway.schemas import TokenRequest, parse
+from gateway.tenant_access import tenant_disabled
 from gateway.tenants import authenticate_app
 
 
 async def issue_token(request: web.Request) -> web.Response:
     body = parse(TokenRequest, await read_json_object(request))
-    tenant = await authenticate_app(
+    authenticated = await authenticate_app(
         UnitOfWork(request.app[sessionmaker_key]), request.app[secret_hasher_key], body.app_name, body.secret, utcnow()
     )
-    if tenant is None:
+    if authenticated is None:
         # One answer for an unknown app and a wrong secret: the caller learns nothing about which.
         raise ProblemError(401, "invalid_credentials", "Unknown app_name or wrong secret")
+    if authenticated.tenant.disabled:
+        raise tenant_disabled()
     codec = request.app[token_codec_key]
+    token = codec.issue(authenticated.tenant.id, authenticated.generation)
     return web.json_response(
-        {"access_token": codec.issue(tenant.id), "token_type": "Bearer", "expires_in": codec.ttl},
+        {"access_token": token, "token_type": "Bearer", "expires_in": codec.ttl},
         headers={"Cache-Control": "no-store"},
     )
 

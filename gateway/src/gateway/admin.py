@@ -13,8 +13,15 @@ from billing_runtime.problems import ProblemError, read_json_object
 from gateway.auth import bearer_token
 from gateway.db.uow import UnitOfWork
 from gateway.keys import secret_hasher_key, sessionmaker_key, settings_key, token_codec_key
-from gateway.schemas import Page, TenantCreate, parse, tenant_json
-from gateway.tenants import TenantWithSecret, create_tenant, get_tenant, list_tenants, rotate_secret
+from gateway.schemas import Page, TenantCreate, TenantUpdate, parse, tenant_json
+from gateway.tenants import (
+    TenantWithSecret,
+    create_tenant,
+    get_tenant,
+    list_tenants,
+    rotate_secret,
+    update_tenant,
+)
 
 # Responses that carry a secret must not be kept by any cache on the way.
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -82,6 +89,12 @@ async def retrieve(request: web.Request) -> web.Response:
     return web.json_response(tenant_json(tenant))
 
 
+async def update(request: web.Request) -> web.Response:
+    cmd = parse(TenantUpdate, await read_json_object(request))
+    tenant = await update_tenant(_uow(request), request.match_info["tenant_id"], cmd, utcnow())
+    return web.json_response(tenant_json(tenant))
+
+
 async def rotate(request: web.Request) -> web.Response:
     issued = await rotate_secret(
         _uow(request),
@@ -97,4 +110,5 @@ def add_admin_routes(app: web.Application) -> None:
     app.router.add_post("/admin/tenants", _admin_only(create))
     app.router.add_get("/admin/tenants", _admin_only(list_))
     app.router.add_get("/admin/tenants/{tenant_id}", _admin_only(retrieve))
+    app.router.add_patch("/admin/tenants/{tenant_id}", _admin_only(update))
     app.router.add_post("/admin/tenants/{tenant_id}/rotate-secret", _admin_only(rotate))

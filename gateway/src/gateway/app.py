@@ -15,13 +15,13 @@ from gateway.access_tokens import add_token_routes
 from gateway.admin import add_admin_routes
 from gateway.auth import TokenCodec
 from gateway.keys import (
+    engine_key,
     internal_signer_key,
     metrics_key,
     rate_limiter_key,
     secret_hasher_key,
     sessionmaker_key,
     settings_key,
-    tenant_names_key,
     token_codec_key,
     upstreams_key,
 )
@@ -30,7 +30,6 @@ from gateway.proxy import add_proxy_routes
 from gateway.ratelimit import RateLimiter
 from gateway.settings import Settings
 from gateway.tenant_secrets import SecretHasher
-from gateway.tenants import TenantNameCache
 from gateway.upstreams import PAYMENTS, PROVIDERS, WEBHOOKS, close_upstreams, open_upstreams
 
 
@@ -80,13 +79,14 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.
             parallelism=settings.argon2_parallelism,
         )
     )
-    app[tenant_names_key] = TenantNameCache(settings.tenant_cache_ttl)
     app[rate_limiter_key] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         # Runs after plumbing.ctx has opened the engine and its sessionmaker.
         assert plumbing.sessionmaker is not None
+        assert plumbing.engine is not None
         app[sessionmaker_key] = plumbing.sessionmaker
+        app[engine_key] = plumbing.engine
         yield
 
     async def upstreams_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -50,8 +50,6 @@ class Settings(ServiceSettings):
     # Seconds for a whole upstream exchange, and for opening its connection.
     upstream_timeout: float = Field(default=20.0, gt=0)
     upstream_connect_timeout: float = Field(default=3.0, gt=0)
-    # Display names of tenants are cached this long (seconds) so proxied calls need no database query.
-    tenant_cache_ttl: float = Field(default=30.0, ge=0)
 
     # Token bucket per tenant, per gateway replica: sustained requests/second and burst size. 0 disables.
     rate_limit_per_second: float = Field(default=50.0, ge=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from datetime import datetime
+from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -12,6 +13,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from gateway.db.models import Tenant
 
 SECRET_PREFIX = "sk_"  # noqa: S105 - a public prefix, not a secret
+
+Matched = Literal["current", "previous"]
 
 
 def new_secret() -> str:
@@ -29,17 +32,18 @@ class SecretHasher:
     async def hash(self, secret: str) -> str:
         return await asyncio.to_thread(self._hasher.hash, secret)
 
-    async def verify_tenant(self, tenant: Tenant | None, secret: str, now: datetime) -> bool:
-        """True when ``secret`` is the tenant's current secret, or its previous one still in its grace period."""
+    async def verify_tenant(self, tenant: Tenant | None, secret: str, now: datetime) -> Matched | None:
+        """Which of the tenant's secrets ``secret`` is: its current one, or its previous one still in
+        its grace period; None for neither."""
         if tenant is None:
             await self._verify(self._dummy_hash, secret)
-            return False
+            return None
         if await self._verify(tenant.secret_hash, secret):
-            return True
+            return "current"
         previous, expires_at = tenant.previous_secret_hash, tenant.previous_secret_expires_at
         if previous is None or expires_at is None or now >= expires_at:
-            return False
-        return await self._verify(previous, secret)
+            return None
+        return "previous" if await self._verify(previous, secret) else None
 
     async def _verify(self, encoded: str, secret: str) -> bool:
         return await asyncio.to_thread(self._check, encoded, secret)
