@@ -11,7 +11,7 @@ from gateway.db.models import Tenant
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .support import FakeUpstream, Gateway, Reply, bearer, closed_port, problem, raw_request
+from .support import FakeUpstream, Gateway, Reply, admin_headers, bearer, closed_port, problem, raw_request
 
 pytestmark = pytest.mark.postgres
 
@@ -299,7 +299,7 @@ class TestUpstreamFailures:
         resp = await gateway.client.get("/v1/checkout/slow")
         await problem(resp, 503, "upstream_unavailable")
         assert time.monotonic() - started < 2
-        metrics = await (await gateway.client.get("/metrics")).text()
+        metrics = await (await gateway.client.get("/metrics", headers=admin_headers())).text()
         assert 'gateway_upstream_failures_total{reason="timeout",upstream="payments"} 1.0' in metrics
 
 

@@ -105,7 +105,11 @@ def start_embedded(data: Path, ports: dict[str, int], admin: str | None = None) 
     )
     _spawn(platform, "embedded", [str(BIN / "billing-embedded")], env, data)
     try:
-        _wait_ready(platform, [f"http://127.0.0.1:{p}/readyz" for p in ports.values()])
+        # The gateway's /readyz is not public (API.md "Operations"); the services' readiness covers its upstreams.
+        _wait_ready(
+            platform,
+            [f"http://127.0.0.1:{p}/{'healthz' if name == 'GATEWAY' else 'readyz'}" for name, p in ports.items()],
+        )
     except BaseException:
         platform.stop()
         raise
@@ -158,13 +162,15 @@ def distributed_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
     asyncio.run(_create_databases(list(dbs.values())))
     base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
     roles = ("gateway", "checkout", "payments", "payments_worker", "providers", "providers_worker")
-    p = {k: free_port() for k in (*roles, "webhooks", "webhooks_worker")}
+    p = {k: free_port() for k in (*roles, "gateway_ops", "webhooks", "webhooks_worker")}
     admin = secrets.token_urlsafe(24)
     gateway_url = f"http://127.0.0.1:{p['gateway']}"
     common = {"BILLING_LOG_LEVEL": "INFO"}
     env = {
         "gateway": {
             "GATEWAY_PORT": str(p["gateway"]),
+            # Its /readyz and /metrics on a loopback listener of their own (not the public one).
+            "GATEWAY_OPS_PORT": str(p["gateway_ops"]),
             "GATEWAY_DATABASE_URL": f"{base}/{dbs['gateway']}",
             "GATEWAY_INTERNAL_SECRET": INTERNAL_SECRET,
             "GATEWAY_ADMIN_TOKEN": admin,
@@ -266,7 +272,7 @@ def distributed_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
                     "checkout",
                     "webhooks",
                     "webhooks_worker",
-                    "gateway",
+                    "gateway_ops",
                 )
             ],
         )

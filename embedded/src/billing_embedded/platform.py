@@ -19,6 +19,7 @@ from billing_runtime.migrations import upgrade
 from checkout_web.app import create_app as create_checkout
 from checkout_web.settings import Settings as CheckoutSettings
 from gateway.app import create_app as create_gateway
+from gateway.ops import create_ops_app as create_gateway_ops
 from gateway.settings import Settings as GatewaySettings
 from payments_svc.app import create_app as create_payments
 from payments_svc.settings import Settings as PaymentsSettings
@@ -123,8 +124,13 @@ async def migrate(config: EmbeddedConfig) -> None:
 
 def build_apps(config: EmbeddedConfig, bus: MemoryBus) -> list[tuple[web.Application, str, int]]:
     """Public entry first: on shutdown it stops taking requests before the services behind it stop."""
+    gateway_app = create_gateway(config.gateway)
+    ops = []
+    if config.gateway.ops_port is not None:
+        ops.append((create_gateway_ops(gateway_app), config.gateway.ops_host, config.gateway.ops_port))
     return [
-        (create_gateway(config.gateway), config.gateway.host, config.gateway.port),
+        (gateway_app, config.gateway.host, config.gateway.port),
+        *ops,
         (create_checkout(config.checkout), config.checkout.host, config.checkout.port),
         (create_payments(config.payments, bus=bus), config.payments.host, config.payments.port),
         (create_providers(config.providers, bus=bus), config.providers.host, config.providers.port),

@@ -9,6 +9,7 @@ from billing_runtime.migrations import upgrade
 from billing_runtime.running import configure_logging, run, serve
 
 from gateway.app import create_app
+from gateway.ops import create_ops_app
 from gateway.settings import Settings
 
 # gateway/src/gateway/__main__.py → gateway/ (where alembic.ini lives)
@@ -25,7 +26,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "migrate":
         upgrade(SERVICE_ROOT, settings.database_url)
     else:
-        run(serve([(create_app(settings), settings.host, settings.port)]))
+        app = create_app(settings)
+        apps = [(app, settings.host, settings.port)]
+        if settings.ops_port is not None:
+            apps.append((create_ops_app(app), settings.ops_host, settings.ops_port))
+        run(serve(apps))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from datetime import timedelta
 from typing import Annotated, Any
@@ -19,6 +20,9 @@ class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", validate_by_name=True)
 
     port: int = 8000
+    # The ops listener (/healthz, /readyz, /metrics without the admin token); unset: none is opened.
+    ops_host: str = "127.0.0.1"
+    ops_port: int | None = Field(default=None, ge=1, le=65535)
     database_url: str = "sqlite+aiosqlite:///./gateway.db"
 
     # None disables the admin API (every /admin request is 401); there is deliberately no default token.
@@ -43,6 +47,20 @@ class Settings(ServiceSettings):
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=64 * 1024, ge=8)
     argon2_parallelism: int = Field(default=4, ge=1)
+
+    # POST /v1/auth/token runs argon2 for every request: at most this many hashes at once (each holds
+    # argon2_memory_kib and a core) and this many more waiting; beyond, 503 auth_busy at once.
+    hash_concurrency: int = Field(default=2, ge=1, le=64)
+    hash_queue: int = Field(default=8, ge=0, le=10_000)
+    # Token buckets on POST /v1/auth/token, per gateway replica: per client address and per app name
+    # (requests/second sustained and burst). A tenant needs one token a day per process.
+    token_rate_per_client: float = Field(default=5.0, gt=0)
+    token_burst_per_client: int = Field(default=20, ge=1)
+    token_rate_per_app: float = Field(default=1.0, gt=0)
+    token_burst_per_app: int = Field(default=10, ge=1)
+    # Proxies (addresses or CIDR blocks, comma-separated) whose X-Forwarded-For is believed for the
+    # client address. Empty: the TCP peer is the client, whatever a request says.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     payments_url: str = "http://127.0.0.1:8001"
     providers_url: str = "http://127.0.0.1:8002"
@@ -83,6 +101,23 @@ class Settings(ServiceSettings):
                 raise ValueError("a JWT key id must not be empty")
             if len(secret.get_secret_value().encode()) < MIN_HMAC_KEY_BYTES:
                 raise ValueError(f"JWT key {kid!r} must be at least {MIN_HMAC_KEY_BYTES} bytes")
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _csv(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR block") from None
         return value
 
     @field_validator("secret_grace_period", mode="before")
