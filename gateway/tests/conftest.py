@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .support import (
     ADMIN_TOKEN,
-    INTERNAL_SECRET,
+    INTERNAL_KEYS,
     JWT_AUDIENCE,
     JWT_ISSUER,
     JWT_KEYS,
@@ -82,7 +82,8 @@ def make_settings(
         values: dict[str, Any] = {
             "database_url": database_url,
             "admin_token": ADMIN_TOKEN,
-            "internal_secret": INTERNAL_SECRET,
+            "payments_internal_secret": INTERNAL_KEYS["payments"],
+            "webhooks_internal_secret": INTERNAL_KEYS["webhooks"],
             "jwt_keys": JWT_KEYS,
             "jwt_issuer": JWT_ISSUER,
             "jwt_audience": JWT_AUDIENCE,

@@ -26,7 +26,12 @@ import pytest
 from billing_runtime.testing import PG_DSN, require_port, require_rabbitmq
 
 BIN = Path(sys.executable).parent
-INTERNAL_SECRET = "e2e-internal-secret-0123456789abcdef0123"
+# A key per service that receives internal calls, each held only by its allowed callers.
+INTERNAL_KEYS = {
+    "payments": "e2e-payments-internal-key-0123456789abcdef",
+    "providers": "e2e-providers-internal-key-0123456789abcdef",
+    "webhooks": "e2e-webhooks-internal-key-0123456789abcdef",
+}
 
 
 def free_port() -> int:
@@ -172,7 +177,8 @@ def distributed_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
             # Its /readyz and /metrics on a loopback listener of their own (not the public one).
             "GATEWAY_OPS_PORT": str(p["gateway_ops"]),
             "GATEWAY_DATABASE_URL": f"{base}/{dbs['gateway']}",
-            "GATEWAY_INTERNAL_SECRET": INTERNAL_SECRET,
+            "GATEWAY_PAYMENTS_INTERNAL_SECRET": INTERNAL_KEYS["payments"],
+            "GATEWAY_WEBHOOKS_INTERNAL_SECRET": INTERNAL_KEYS["webhooks"],
             "GATEWAY_ADMIN_TOKEN": admin,
             "GATEWAY_JWT_KEYS": "e2e:" + "k" * 40,
             "GATEWAY_PAYMENTS_URL": f"http://127.0.0.1:{p['payments']}",
@@ -182,7 +188,8 @@ def distributed_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
         "payments": {
             "PAYMENTS_DATABASE_URL": f"{base}/{dbs['payments']}",
             "PAYMENTS_BUS_URL": rabbit,
-            "PAYMENTS_INTERNAL_SECRET": INTERNAL_SECRET,
+            "PAYMENTS_INTERNAL_SECRET": INTERNAL_KEYS["payments"],
+            "PAYMENTS_PROVIDERS_INTERNAL_SECRET": INTERNAL_KEYS["providers"],
             "PAYMENTS_PROVIDERS_URL": f"http://127.0.0.1:{p['providers']}",
             "PAYMENTS_CHECKOUT_BASE_URL": f"http://127.0.0.1:{p['checkout']}",
             "PAYMENTS_OUTBOX_POLL_INTERVAL": "0.5",
@@ -190,7 +197,7 @@ def distributed_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
         "providers": {
             "PROVIDERS_DATABASE_URL": f"{base}/{dbs['providers']}",
             "PROVIDERS_BUS_URL": rabbit,
-            "PROVIDERS_INTERNAL_SECRET": INTERNAL_SECRET,
+            "PROVIDERS_INTERNAL_SECRET": INTERNAL_KEYS["providers"],
             "PROVIDERS_PUBLIC_GATEWAY_URL": gateway_url,
             "PROVIDERS_SANDBOX_SECRET": "e2e-sandbox-secret-0123456789abcdef",
             "PROVIDERS_SANDBOX_PENDING_DELAY": "1",
@@ -199,7 +206,7 @@ def distributed_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
         "webhooks": {
             "WEBHOOKS_DATABASE_URL": f"{base}/{dbs['webhooks']}",
             "WEBHOOKS_BUS_URL": rabbit,
-            "WEBHOOKS_INTERNAL_SECRET": INTERNAL_SECRET,
+            "WEBHOOKS_INTERNAL_SECRET": INTERNAL_KEYS["webhooks"],
             "WEBHOOKS_ENCRYPTION_KEY": base64.urlsafe_b64encode(b"e2e-fernet-key-0123456789abcdef!").decode(),
             # The guard stays on; the tenant's test receiver on loopback is the one allowed host.
             "WEBHOOKS_SSRF_GUARD": "true",

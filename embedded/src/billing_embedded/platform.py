@@ -60,7 +60,7 @@ def build_config(data_dir: Path) -> EmbeddedConfig:
     data_dir.mkdir(parents=True, exist_ok=True)
     keys = load_or_create(data_dir)
     admin_token = os.environ.get("BILLING_ADMIN_TOKEN") or keys["admin_token"]
-    internal = keys["internal_secret"]
+    internal = {name: keys[f"{name}_internal_secret"] for name in ("payments", "providers", "webhooks")}
 
     def sqlite(name: str) -> str:
         return f"sqlite+aiosqlite:///{(data_dir / f'{name}.db').resolve()}"
@@ -68,16 +68,22 @@ def build_config(data_dir: Path) -> EmbeddedConfig:
     checkout = CheckoutSettings(bus_url="memory://")
     gw = GatewaySettings(
         database_url=sqlite("gateway"),
-        internal_secret=internal,
+        payments_internal_secret=internal["payments"],
+        webhooks_internal_secret=internal["webhooks"],
         admin_token=admin_token,
         jwt_keys=os.environ.get("GATEWAY_JWT_KEYS") or {"embedded": keys["jwt_key"]},
     )
     gateway_url = f"http://{gw.host}:{gw.port}"
     checkout = checkout.model_copy(update={"gateway_url": gateway_url})
-    payments = PaymentsSettings(database_url=sqlite("payments"), internal_secret=internal, bus_url="memory://")
+    payments = PaymentsSettings(
+        database_url=sqlite("payments"),
+        internal_secret=internal["payments"],
+        providers_internal_secret=internal["providers"],
+        bus_url="memory://",
+    )
     providers = ProvidersSettings(
         database_url=sqlite("providers"),
-        internal_secret=internal,
+        internal_secret=internal["providers"],
         bus_url="memory://",
         sandbox_secret=os.environ.get("PROVIDERS_SANDBOX_SECRET") or keys["sandbox_secret"],
     )
@@ -95,7 +101,7 @@ def build_config(data_dir: Path) -> EmbeddedConfig:
     # the SSRF guard that protects a distributed deployment is off here unless the environment says so.
     webhooks = WebhooksSettings(
         database_url=sqlite("webhooks"),
-        internal_secret=internal,
+        internal_secret=internal["webhooks"],
         bus_url="memory://",
         encryption_key=os.environ.get("WEBHOOKS_ENCRYPTION_KEY") or keys["webhooks_encryption_key"],
         ssrf_guard=os.environ.get("WEBHOOKS_SSRF_GUARD", "false").lower() == "true",

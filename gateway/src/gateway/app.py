@@ -77,7 +77,13 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.
         audience=settings.jwt_audience,
         ttl=settings.token_ttl,
     )
-    app[internal_signer_key] = InternalSigner(settings.internal_secret.get_secret_value(), issuer="gateway")
+    app[internal_signer_key] = InternalSigner(
+        {
+            PAYMENTS: settings.payments_internal_secret.get_secret_value(),
+            WEBHOOKS: settings.webhooks_internal_secret.get_secret_value(),
+        },
+        issuer="gateway",
+    )
     app[secret_hasher_key] = hasher = SecretHasher(
         PasswordHasher(
             time_cost=settings.argon2_time_cost,

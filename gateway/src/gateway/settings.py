@@ -8,12 +8,10 @@ import json
 from datetime import timedelta
 from typing import Annotated, Any
 
+from billing_runtime.secret_policy import optional_secret, required_secret, weakness
 from billing_runtime.settings import ServiceSettings
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
-
-# HS256 keys shorter than the hash output are brute-forceable (RFC 7518 §3.2); PyJWT warns below this.
-MIN_HMAC_KEY_BYTES = 32
 
 
 class Settings(ServiceSettings):
@@ -26,15 +24,19 @@ class Settings(ServiceSettings):
     database_url: str = "sqlite+aiosqlite:///./gateway.db"
 
     # None disables the admin API (every /admin request is 401); there is deliberately no default token.
+    # When set: >= 32 bytes and never a published value, like every secret (billing_runtime.secret_policy).
     admin_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("GATEWAY_ADMIN_TOKEN", "BILLING_ADMIN_TOKEN")
     )
 
     # kid → HMAC secret. The first key signs; every key verifies (add a new key first to rotate).
-    # From the environment: "kid1:secret1,kid2:secret2" or a JSON object.
-    jwt_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(
-        default_factory=lambda: {"dev": SecretStr("dev-gateway-jwt-key-change-me-0123456789")}
-    )
+    # From the environment: "kid1:secret1,kid2:secret2" or a JSON object. Required: no default.
+    jwt_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(default=None, validate_default=True)
+
+    # The internal key of each service the gateway calls (that service's own *_INTERNAL_SECRET): a key
+    # per audience, so no service holds a key another service accepts (billing_runtime.internal_auth).
+    payments_internal_secret: SecretStr = Field(default=None, validate_default=True)
+    webhooks_internal_secret: SecretStr = Field(default=None, validate_default=True)
     jwt_issuer: str = "billing-gateway"
     jwt_audience: str = "billing-api"
     token_ttl: int = Field(default=86400, gt=0)
@@ -75,9 +77,15 @@ class Settings(ServiceSettings):
 
     body_limit: int = Field(default=64 * 1024, gt=0)
 
+    _internal_secrets = field_validator("payments_internal_secret", "webhooks_internal_secret", mode="before")(
+        required_secret
+    )
+
     @field_validator("jwt_keys", mode="before")
     @classmethod
     def _parse_jwt_keys(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("GATEWAY_JWT_KEYS is required: 'kid1:<32+ random bytes>' (the first key signs)")
         if not isinstance(value, str):
             return value
         text = value.strip()
@@ -99,8 +107,9 @@ class Settings(ServiceSettings):
         for kid, secret in value.items():
             if not kid:
                 raise ValueError("a JWT key id must not be empty")
-            if len(secret.get_secret_value().encode()) < MIN_HMAC_KEY_BYTES:
-                raise ValueError(f"JWT key {kid!r} must be at least {MIN_HMAC_KEY_BYTES} bytes")
+            problem = weakness(secret.get_secret_value())
+            if problem is not None:
+                raise ValueError(f"GATEWAY_JWT_KEYS: key {kid!r} {problem}")
         return value
 
     @field_validator("trusted_proxies", mode="before")
@@ -131,9 +140,13 @@ class Settings(ServiceSettings):
                 return value
         return value
 
-    @field_validator("admin_token")
+    @field_validator("admin_token", mode="before")
     @classmethod
-    def _empty_admin_token_is_none(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value():
-            return None
-        return value
+    def _admin_token(cls, value: Any, info: ValidationInfo) -> SecretStr | None:
+        # Unset or empty: the admin API is off. Named by its own variable in errors (it has two names).
+        try:
+            return optional_secret(cls, value, info)
+        except ValueError as exc:
+            raise ValueError(
+                str(exc).replace("GATEWAY_ADMIN_TOKEN", "GATEWAY_ADMIN_TOKEN (or BILLING_ADMIN_TOKEN)")
+            ) from None

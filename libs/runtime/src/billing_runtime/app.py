@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
 from aiohttp import web
 
@@ -36,20 +36,26 @@ def service_app(
     checks: dict[str, Check],
     internal_secret: str | None,
     internal_audience: str,
+    internal_issuers: Collection[str] = (),
     public_prefixes: tuple[str, ...] = (),
     body_limit: int = DEFAULT_BODY_LIMIT,
     ops_guard: Callable[[web.Request], None] | None = None,
 ) -> web.Application:
     """request id → metrics → problem+json → ops guard (when given) → internal auth (when a secret is
-    given) → handler. ``ops_guard`` raises (a 401 problem) unless a request may read ``/readyz`` and
-    ``/metrics``: on a public listener those are not for everyone (the gateway's, API.md "Operations")."""
+    given: tokens signed with it by one of ``internal_issuers``) → handler.
+
+    ``ops_guard`` raises (a 401 problem) unless a request may read ``/readyz`` and ``/metrics``: on a
+    public listener those are not for everyone (the gateway's, API.md "Operations")."""
     middlewares = [request_id_middleware, metrics_middleware(metrics), problem_middleware]
     if ops_guard is not None:
         middlewares.append(_guard_ops(ops_guard))
     if internal_secret is not None:
         middlewares.append(
             internal_auth_middleware(
-                internal_secret, internal_audience, public_prefixes=HEALTH_PREFIXES + public_prefixes
+                internal_secret,
+                internal_audience,
+                public_prefixes=HEALTH_PREFIXES + public_prefixes,
+                issuers=internal_issuers,
             )
         )
     app = web.Application(middlewares=middlewares, client_max_size=body_limit)
