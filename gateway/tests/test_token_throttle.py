@@ -128,6 +128,19 @@ class TestTokenThrottle:
         # Once the pool drains, requests are served again.
         await problem(await _token(gateway, "app-x"), 401, "invalid_credentials")
 
+    async def test_the_hashing_budget_bounds_verifications_per_second_whoever_asks(
+        self, make_gateway: Callable[..., Awaitable[Gateway]]
+    ) -> None:
+        # Many addresses, many app names: no bucket of theirs is empty, the process's budget is.
+        gateway = await make_gateway(hash_rate=0.1, hash_burst=2, trusted_proxies="127.0.0.1")
+        statuses = [
+            (await _token(gateway, f"app-{i}", {"X-Forwarded-For": f"198.51.100.{i}"})).status for i in range(4)
+        ]
+        assert statuses == [401, 401, 503, 503]
+        resp = await _token(gateway, "app-9", {"X-Forwarded-For": "198.51.100.9"})
+        await problem(resp, 503, "auth_busy")
+        assert resp.headers["Retry-After"] == "1"
+
 
 class _CountingHasher(PasswordHasher):
     """Records the most argon2 verifications that ran at the same time."""

@@ -92,6 +92,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.
         ),
         concurrency=settings.hash_concurrency,
         queue=settings.hash_queue,
+        rate=RateLimiter(settings.hash_rate, settings.hash_burst),
         on_busy=metrics.token_requests_refused.labels("busy").inc,
     )
     app[token_throttle_key] = TokenThrottle(

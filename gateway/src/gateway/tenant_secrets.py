@@ -15,6 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from billing_runtime.problems import ProblemError
 
 from gateway.db.models import Tenant
+from gateway.ratelimit import RateLimiter
 
 T = TypeVar("T")
 
@@ -35,10 +36,11 @@ def hashing_busy() -> ProblemError:
 
 class SecretHasher:
     """Hashes and verifies tenant secrets off the event loop (argon2 is deliberately slow), on a
-    bounded pool: at most ``concurrency`` hashes run at once (each holds ``memory_cost`` of RAM and a
-    core), and at most ``queue`` more verifications wait. A verification beyond that fails at once
-    with 503 ``auth_busy``: a flood of token requests costs bounded CPU and memory and never builds a
-    queue that the payment traffic sharing this process would wait behind.
+    bounded pool: at most ``concurrency`` hashes run at once (each holds ``memory_cost`` of RAM and
+    its lanes' threads), at most ``queue`` more verifications wait, and at most ``rate`` start per
+    second. A verification beyond that fails at once with 503 ``auth_busy``: a flood of token
+    requests costs bounded CPU and memory and never builds a queue that the payment traffic sharing
+    this process would wait behind.
 
     ``start``/``close`` bracket the pool (a cleanup context)."""
 
@@ -48,9 +50,11 @@ class SecretHasher:
         *,
         concurrency: int = 2,
         queue: int = 8,
+        rate: RateLimiter | None = None,
         on_busy: Callable[[], object] | None = None,
     ) -> None:
         self._hasher = hasher or PasswordHasher()
+        self._rate = rate
         self._on_busy = on_busy
         self._concurrency = concurrency
         self._limit = concurrency + queue
@@ -84,8 +88,10 @@ class SecretHasher:
     @contextlib.contextmanager
     def admission(self) -> Iterator[None]:
         """Enter to verify a secret: 503 ``auth_busy`` at once, before any database read or hash,
-        when ``concurrency + queue`` verifications are already running or waiting."""
-        if self._admitted >= self._limit:
+        when ``concurrency + queue`` verifications are already running or waiting, or when the
+        process's hashing budget (``rate``, hashes per second) is spent: the pool bounds memory and
+        threads, the budget bounds the share of the CPU that verifications can take from payments."""
+        if self._admitted >= self._limit or (self._rate is not None and self._rate.acquire("verify") is not None):
             if self._on_busy is not None:
                 self._on_busy()
             raise hashing_busy()
