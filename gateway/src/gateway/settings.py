@@ -57,11 +57,11 @@ class Settings(ServiceSettings):
     # Verifications started per second, per replica, whoever asks (burst: at once). One costs about
     # 0.2 s of CPU with the default argon2 cost, so 2/s is at most ~40 % of one core.
     hash_rate: float = Field(default=2.0, gt=0)
-    hash_burst: int = Field(default=20, ge=1)
+    hash_burst: int = Field(default=4, ge=1)
     # Token buckets on POST /v1/auth/token, per gateway replica: per client address and per app name
     # (requests/second sustained and burst). A tenant needs one token a day per process.
-    token_rate_per_client: float = Field(default=2.0, gt=0)
-    token_burst_per_client: int = Field(default=20, ge=1)
+    token_rate_per_client: float = Field(default=1.0, gt=0)
+    token_burst_per_client: int = Field(default=10, ge=1)
     token_rate_per_app: float = Field(default=1.0, gt=0)
     token_burst_per_app: int = Field(default=10, ge=1)
     # Proxies (addresses or CIDR blocks, comma-separated) whose X-Forwarded-For is believed for the
