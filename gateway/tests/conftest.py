@@ -92,6 +92,13 @@ def make_settings(
             "webhooks_url": webhooks.url,
             "upstream_timeout": 5.0,
             "rate_limit_per_second": 0,
+            # The token endpoint's throttles are off unless a test sets them (test_token_throttle.py).
+            "token_rate_per_client": 1000,
+            "token_burst_per_client": 1000,
+            "token_rate_per_app": 1000,
+            "token_burst_per_app": 1000,
+            "hash_rate": 1000,
+            "hash_burst": 1000,
             # Cheap argon2 parameters keep the suite fast; the algorithm and code paths are the same.
             "argon2_time_cost": 1,
             "argon2_memory_kib": 1024,

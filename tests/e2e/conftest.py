@@ -26,6 +26,12 @@ import pytest
 from billing_runtime.testing import PG_DSN, require_port, require_rabbitmq
 
 BIN = Path(sys.executable).parent
+RELAXED_TOKEN_THROTTLES = {
+    "GATEWAY_HASH_RATE": "100",
+    "GATEWAY_HASH_BURST": "100",
+    "GATEWAY_TOKEN_RATE_PER_CLIENT": "100",
+    "GATEWAY_TOKEN_BURST_PER_CLIENT": "100",
+}
 # A key per service that receives internal calls, each held only by its allowed callers.
 INTERNAL_KEYS = {
     "payments": "e2e-payments-internal-key-0123456789abcdef",
@@ -103,6 +109,7 @@ def start_embedded(data: Path, ports: dict[str, int], admin: str | None = None) 
     """One ``billing-embedded`` process on ``ports`` with its data in ``data``; returns once ready."""
     env = {f"{k}_PORT": str(v) for k, v in ports.items()}
     env.update(BILLING_DATA_DIR=str(data), PROVIDERS_SANDBOX_PENDING_DELAY="1", PAYMENTS_OUTBOX_POLL_INTERVAL="0.2")
+    env.update(RELAXED_TOKEN_THROTTLES)
     if admin is not None:
         env["BILLING_ADMIN_TOKEN"] = admin
     platform = Platform(
@@ -176,6 +183,9 @@ def distributed_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
             "GATEWAY_PORT": str(p["gateway"]),
             # Its /readyz and /metrics on a loopback listener of their own (not the public one).
             "GATEWAY_OPS_PORT": str(p["gateway_ops"]),
+            # Every test's tenants ask for tokens from 127.0.0.1: the token throttles are the gateway
+            # tests' business (gateway/tests/test_token_throttle.py), not a source of flakes here.
+            **RELAXED_TOKEN_THROTTLES,
             "GATEWAY_DATABASE_URL": f"{base}/{dbs['gateway']}",
             "GATEWAY_PAYMENTS_INTERNAL_SECRET": INTERNAL_KEYS["payments"],
             "GATEWAY_WEBHOOKS_INTERNAL_SECRET": INTERNAL_KEYS["webhooks"],
