@@ -98,7 +98,9 @@ class TestTokenThrottle:
         self, make_settings: Callable[..., Any], aiohttp_client: Callable[..., Awaitable[Any]]
     ) -> None:
         url = f"postgresql+asyncpg://postgres@127.0.0.1:{closed_port()}/gateway"
-        client = await aiohttp_client(create_app(make_settings(database_url=url, token_burst_per_client=1)))
+        client = await aiohttp_client(
+            create_app(make_settings(database_url=url, token_burst_per_client=1, token_rate_per_client=0.01))
+        )
         body = {"app_name": "shop-1", "secret": "sk_x"}
         await problem(await client.post("/v1/auth/token", json=body), 503, "database_unavailable")
         await problem(await client.post("/v1/auth/token", json=body), 429, "rate_limited")
