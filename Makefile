@@ -41,6 +41,7 @@ test-fast: install services
 bench: install services
 	$(VENV)/bin/python tests/bench/run.py
 	$(VENV)/bin/python tests/bench/webhooks.py
+	$(VENV)/bin/python tests/bench/token_flood.py
 
 lint: install
 	$(VENV)/bin/ruff check .

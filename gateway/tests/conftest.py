@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .support import (
     ADMIN_TOKEN,
-    INTERNAL_SECRET,
+    INTERNAL_KEYS,
     JWT_AUDIENCE,
     JWT_ISSUER,
     JWT_KEYS,
@@ -82,7 +82,8 @@ def make_settings(
         values: dict[str, Any] = {
             "database_url": database_url,
             "admin_token": ADMIN_TOKEN,
-            "internal_secret": INTERNAL_SECRET,
+            "payments_internal_secret": INTERNAL_KEYS["payments"],
+            "webhooks_internal_secret": INTERNAL_KEYS["webhooks"],
             "jwt_keys": JWT_KEYS,
             "jwt_issuer": JWT_ISSUER,
             "jwt_audience": JWT_AUDIENCE,
@@ -91,6 +92,13 @@ def make_settings(
             "webhooks_url": webhooks.url,
             "upstream_timeout": 5.0,
             "rate_limit_per_second": 0,
+            # The token endpoint's throttles are off unless a test sets them (test_token_throttle.py).
+            "token_rate_per_client": 1000,
+            "token_burst_per_client": 1000,
+            "token_rate_per_app": 1000,
+            "token_burst_per_app": 1000,
+            "hash_rate": 1000,
+            "hash_burst": 1000,
             # Cheap argon2 parameters keep the suite fast; the algorithm and code paths are the same.
             "argon2_time_cost": 1,
             "argon2_memory_kib": 1024,

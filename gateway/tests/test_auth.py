@@ -14,7 +14,7 @@ from billing_runtime.internal_auth import sign_internal
 from billing_runtime.problems import ProblemError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from gateway.auth import TokenCodec
+from gateway.auth import TenantToken, TokenCodec
 
 from .support import INTERNAL_SECRET, JWT_AUDIENCE, JWT_ISSUER, JWT_KEYS, FakeUpstream, Gateway, bearer, problem
 
@@ -35,6 +35,7 @@ def _claims(tenant: str = TENANT, **overrides: Any) -> dict[str, Any]:
         "iat": now,
         "exp": now + 600,
         "purpose": "tenant_access",
+        "gen": 1,
     }
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}
@@ -159,12 +160,12 @@ class TestTokenCodec:
 
     def test_round_trip(self) -> None:
         codec = self._codec()
-        assert codec.verify(codec.issue(TENANT)) == TENANT
+        assert codec.verify(codec.issue(TENANT, 1)) == TenantToken(TENANT, 1)
 
     def test_retired_key_no_longer_verifies(self) -> None:
         old = self._codec(keys={"k1": JWT_KEYS["k1"]})
-        token = old.issue(TENANT)
-        assert self._codec().verify(token) == TENANT
+        token = old.issue(TENANT, 1)
+        assert self._codec().verify(token) == TenantToken(TENANT, 1)
         with pytest.raises(ProblemError) as caught:
             self._codec(keys={"k2": JWT_KEYS["k2"]}).verify(token)
         assert caught.value.status == 401
@@ -179,15 +180,15 @@ class TestTokenCodec:
 
     def test_issued_token_expires_after_ttl(self) -> None:
         codec = self._codec()
-        token = codec.issue(TENANT, now=int(time.time()) - 61)
+        token = codec.issue(TENANT, 1, now=int(time.time()) - 61)
         with pytest.raises(ProblemError) as caught:
             codec.verify(token)
         assert caught.value.code == "token_expired"
 
     def test_remembered_token_still_expires(self) -> None:
         codec = self._codec()
-        token = codec.issue(TENANT, now=int(time.time()) - 59)
-        assert codec.verify(token) == TENANT
+        token = codec.issue(TENANT, 1, now=int(time.time()) - 59)
+        assert codec.verify(token) == TenantToken(TENANT, 1)
         time.sleep(1.1)
         with pytest.raises(ProblemError) as caught:
             codec.verify(token)

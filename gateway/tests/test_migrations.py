@@ -25,6 +25,10 @@ class TestMigrations:
         assert SERVICE_ROOT == GATEWAY_ROOT
         db = tmp_path / "cli.db"
         monkeypatch.setenv("GATEWAY_DATABASE_URL", f"sqlite+aiosqlite:///{db}")
+        # Every command reads the whole settings, secrets included (the same environment as `api`).
+        monkeypatch.setenv("GATEWAY_JWT_KEYS", "k:" + "j" * 32)
+        monkeypatch.setenv("GATEWAY_PAYMENTS_INTERNAL_SECRET", "p" * 32)
+        monkeypatch.setenv("GATEWAY_WEBHOOKS_INTERNAL_SECRET", "w" * 32)
         main(["migrate"])
         main(["migrate"])  # idempotent
         assert "tenants" in _tables(db)

@@ -11,7 +11,7 @@ from gateway.db.models import Tenant
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .support import FakeUpstream, Gateway, Reply, bearer, closed_port, problem, raw_request
+from .support import FakeUpstream, Gateway, Reply, admin_headers, bearer, closed_port, problem, raw_request
 
 pytestmark = pytest.mark.postgres
 
@@ -155,13 +155,16 @@ class TestTenantRoutes:
         assert resp.headers["Idempotent-Replayed"] == "true"
         assert resp.headers["Location"] == "/x"
 
-    async def test_display_name_is_cached(self, gateway: Gateway, payments: FakeUpstream, engine: AsyncEngine) -> None:
+    async def test_tenant_row_is_read_on_every_request(
+        self, gateway: Gateway, payments: FakeUpstream, engine: AsyncEngine
+    ) -> None:
+        # Nothing caches it: a change (a rename here, a disabling in test_tenant_access) shows at once.
         tenant, token = await gateway.tenant_with_token()
         await gateway.client.get("/v1/payments", headers=bearer(token))
         async with engine.begin() as conn:
             await conn.execute(update(Tenant).where(Tenant.id == tenant["id"]).values(display_name="Renamed"))
         await gateway.client.get("/v1/payments", headers=bearer(token))
-        assert payments.last.caller("payments").tenant_name == "Shop One"
+        assert payments.last.caller("payments").tenant_name == "Renamed"
 
     async def test_unknown_v1_path_returns_404(self, gateway: Gateway, payments: FakeUpstream) -> None:
         _, token = await gateway.tenant_with_token()
@@ -296,7 +299,7 @@ class TestUpstreamFailures:
         resp = await gateway.client.get("/v1/checkout/slow")
         await problem(resp, 503, "upstream_unavailable")
         assert time.monotonic() - started < 2
-        metrics = await (await gateway.client.get("/metrics")).text()
+        metrics = await (await gateway.client.get("/metrics", headers=admin_headers())).text()
         assert 'gateway_upstream_failures_total{reason="timeout",upstream="payments"} 1.0' in metrics
 
 

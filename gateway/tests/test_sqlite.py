@@ -51,4 +51,4 @@ class TestSQLite:
 
         listed = await (await client.get("/admin/tenants", headers=admin_headers())).json()
         assert [t["id"] for t in listed["data"]] == [tenant["id"]]
-        assert (await client.get("/readyz")).status == 200
+        assert (await client.get("/readyz", headers=admin_headers())).status == 200

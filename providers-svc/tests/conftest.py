@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 SERVICE_ROOT = Path(__file__).resolve().parents[1]
 INTERNAL_SECRET = "test-internal-secret-0123456789abcdef"
-SANDBOX_SECRET = "test-sandbox-secret"
+SANDBOX_SECRET = "test-sandbox-secret-0123456789abcdef"
 TENANT_A = "ten_aaaaaaaaaaaaaaaa"
 TENANT_B = "ten_bbbbbbbbbbbbbbbb"
 

@@ -237,7 +237,8 @@ async def _bench_platform(args: argparse.Namespace, logs: Path, rabbit: str) -> 
     gw_env = {
         "GATEWAY_PORT": str(gp),
         "GATEWAY_DATABASE_URL": pg_url("bench_gateway"),
-        "GATEWAY_INTERNAL_SECRET": SECRET,
+        "GATEWAY_PAYMENTS_INTERNAL_SECRET": SECRET,
+        "GATEWAY_WEBHOOKS_INTERNAL_SECRET": SECRET,
         "GATEWAY_ADMIN_TOKEN": admin,
         "GATEWAY_JWT_KEYS": "bench:" + "b" * 40,
         "GATEWAY_PAYMENTS_URL": f"http://127.0.0.1:{pp}",
@@ -249,12 +250,14 @@ async def _bench_platform(args: argparse.Namespace, logs: Path, rabbit: str) -> 
         "PAYMENTS_DATABASE_URL": pg_url("bench_payments"),
         "PAYMENTS_BUS_URL": rabbit,
         "PAYMENTS_INTERNAL_SECRET": SECRET,
+        "PAYMENTS_PROVIDERS_INTERNAL_SECRET": SECRET,
         "PAYMENTS_LOG_LEVEL": "WARNING",
     }
     prov_env = {
         "PROVIDERS_DATABASE_URL": pg_url("bench_providers"),
         "PROVIDERS_BUS_URL": rabbit,
         "PROVIDERS_INTERNAL_SECRET": SECRET,
+        "PROVIDERS_SANDBOX_SECRET": SECRET,
         "PROVIDERS_PORT": str(vp),
         "PROVIDERS_WORKER_PORT": str(vwp),
         "PROVIDERS_LOG_LEVEL": "WARNING",

@@ -107,7 +107,8 @@ async def start_platform(logs: Path) -> tuple[list[Proc], str, str]:
         "gateway": {
             "GATEWAY_PORT": str(ports["gw"]),
             "GATEWAY_DATABASE_URL": pg_url("benchwh_gateway"),
-            "GATEWAY_INTERNAL_SECRET": SECRET,
+            "GATEWAY_PAYMENTS_INTERNAL_SECRET": SECRET,
+            "GATEWAY_WEBHOOKS_INTERNAL_SECRET": SECRET,
             "GATEWAY_ADMIN_TOKEN": admin,
             "GATEWAY_JWT_KEYS": "bench:" + "b" * 40,
             "GATEWAY_PAYMENTS_URL": f"http://127.0.0.1:{ports['pay']}",
@@ -120,6 +121,7 @@ async def start_platform(logs: Path) -> tuple[list[Proc], str, str]:
             "PAYMENTS_DATABASE_URL": pg_url("benchwh_payments"),
             "PAYMENTS_BUS_URL": RABBIT,
             "PAYMENTS_INTERNAL_SECRET": SECRET,
+            "PAYMENTS_PROVIDERS_INTERNAL_SECRET": SECRET,
             "PAYMENTS_PROVIDERS_URL": f"http://127.0.0.1:{ports['prov']}",
             "PAYMENTS_LOG_LEVEL": "WARNING",
         },

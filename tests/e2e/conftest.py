@@ -26,7 +26,18 @@ import pytest
 from billing_runtime.testing import PG_DSN, require_port, require_rabbitmq
 
 BIN = Path(sys.executable).parent
-INTERNAL_SECRET = "e2e-internal-secret-0123456789abcdef0123"
+RELAXED_TOKEN_THROTTLES = {
+    "GATEWAY_HASH_RATE": "100",
+    "GATEWAY_HASH_BURST": "100",
+    "GATEWAY_TOKEN_RATE_PER_CLIENT": "100",
+    "GATEWAY_TOKEN_BURST_PER_CLIENT": "100",
+}
+# A key per service that receives internal calls, each held only by its allowed callers.
+INTERNAL_KEYS = {
+    "payments": "e2e-payments-internal-key-0123456789abcdef",
+    "providers": "e2e-providers-internal-key-0123456789abcdef",
+    "webhooks": "e2e-webhooks-internal-key-0123456789abcdef",
+}
 
 
 def free_port() -> int:
@@ -98,6 +109,7 @@ def start_embedded(data: Path, ports: dict[str, int], admin: str | None = None) 
     """One ``billing-embedded`` process on ``ports`` with its data in ``data``; returns once ready."""
     env = {f"{k}_PORT": str(v) for k, v in ports.items()}
     env.update(BILLING_DATA_DIR=str(data), PROVIDERS_SANDBOX_PENDING_DELAY="1", PAYMENTS_OUTBOX_POLL_INTERVAL="0.2")
+    env.update(RELAXED_TOKEN_THROTTLES)
     if admin is not None:
         env["BILLING_ADMIN_TOKEN"] = admin
     platform = Platform(
@@ -105,7 +117,11 @@ def start_embedded(data: Path, ports: dict[str, int], admin: str | None = None) 
     )
     _spawn(platform, "embedded", [str(BIN / "billing-embedded")], env, data)
     try:
-        _wait_ready(platform, [f"http://127.0.0.1:{p}/readyz" for p in ports.values()])
+        # The gateway's /readyz is not public (API.md "Operations"); the services' readiness covers its upstreams.
+        _wait_ready(
+            platform,
+            [f"http://127.0.0.1:{p}/{'healthz' if name == 'GATEWAY' else 'readyz'}" for name, p in ports.items()],
+        )
     except BaseException:
         platform.stop()
         raise
@@ -158,15 +174,21 @@ def distributed_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
     asyncio.run(_create_databases(list(dbs.values())))
     base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
     roles = ("gateway", "checkout", "payments", "payments_worker", "providers", "providers_worker")
-    p = {k: free_port() for k in (*roles, "webhooks", "webhooks_worker")}
+    p = {k: free_port() for k in (*roles, "gateway_ops", "webhooks", "webhooks_worker")}
     admin = secrets.token_urlsafe(24)
     gateway_url = f"http://127.0.0.1:{p['gateway']}"
     common = {"BILLING_LOG_LEVEL": "INFO"}
     env = {
         "gateway": {
             "GATEWAY_PORT": str(p["gateway"]),
+            # Its /readyz and /metrics on a loopback listener of their own (not the public one).
+            "GATEWAY_OPS_PORT": str(p["gateway_ops"]),
+            # Every test's tenants ask for tokens from 127.0.0.1: the token throttles are the gateway
+            # tests' business (gateway/tests/test_token_throttle.py), not a source of flakes here.
+            **RELAXED_TOKEN_THROTTLES,
             "GATEWAY_DATABASE_URL": f"{base}/{dbs['gateway']}",
-            "GATEWAY_INTERNAL_SECRET": INTERNAL_SECRET,
+            "GATEWAY_PAYMENTS_INTERNAL_SECRET": INTERNAL_KEYS["payments"],
+            "GATEWAY_WEBHOOKS_INTERNAL_SECRET": INTERNAL_KEYS["webhooks"],
             "GATEWAY_ADMIN_TOKEN": admin,
             "GATEWAY_JWT_KEYS": "e2e:" + "k" * 40,
             "GATEWAY_PAYMENTS_URL": f"http://127.0.0.1:{p['payments']}",
@@ -176,7 +198,8 @@ def distributed_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
         "payments": {
             "PAYMENTS_DATABASE_URL": f"{base}/{dbs['payments']}",
             "PAYMENTS_BUS_URL": rabbit,
-            "PAYMENTS_INTERNAL_SECRET": INTERNAL_SECRET,
+            "PAYMENTS_INTERNAL_SECRET": INTERNAL_KEYS["payments"],
+            "PAYMENTS_PROVIDERS_INTERNAL_SECRET": INTERNAL_KEYS["providers"],
             "PAYMENTS_PROVIDERS_URL": f"http://127.0.0.1:{p['providers']}",
             "PAYMENTS_CHECKOUT_BASE_URL": f"http://127.0.0.1:{p['checkout']}",
             "PAYMENTS_OUTBOX_POLL_INTERVAL": "0.5",
@@ -184,7 +207,7 @@ def distributed_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
         "providers": {
             "PROVIDERS_DATABASE_URL": f"{base}/{dbs['providers']}",
             "PROVIDERS_BUS_URL": rabbit,
-            "PROVIDERS_INTERNAL_SECRET": INTERNAL_SECRET,
+            "PROVIDERS_INTERNAL_SECRET": INTERNAL_KEYS["providers"],
             "PROVIDERS_PUBLIC_GATEWAY_URL": gateway_url,
             "PROVIDERS_SANDBOX_SECRET": "e2e-sandbox-secret-0123456789abcdef",
             "PROVIDERS_SANDBOX_PENDING_DELAY": "1",
@@ -193,7 +216,7 @@ def distributed_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
         "webhooks": {
             "WEBHOOKS_DATABASE_URL": f"{base}/{dbs['webhooks']}",
             "WEBHOOKS_BUS_URL": rabbit,
-            "WEBHOOKS_INTERNAL_SECRET": INTERNAL_SECRET,
+            "WEBHOOKS_INTERNAL_SECRET": INTERNAL_KEYS["webhooks"],
             "WEBHOOKS_ENCRYPTION_KEY": base64.urlsafe_b64encode(b"e2e-fernet-key-0123456789abcdef!").decode(),
             # The guard stays on; the tenant's test receiver on loopback is the one allowed host.
             "WEBHOOKS_SSRF_GUARD": "true",
@@ -268,7 +291,7 @@ def distributed_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
                     "checkout",
                     "webhooks",
                     "webhooks_worker",
-                    "gateway",
+                    "gateway_ops",
                 )
             ],
         )

@@ -6,6 +6,8 @@ import argparse
 from collections.abc import Sequence
 
 from billing_runtime.running import configure_logging, run, serve
+from billing_runtime.secret_policy import load_settings
+from billing_runtime.startup import log_startup
 
 from checkout_web.app import create_app
 from checkout_web.settings import Settings
@@ -16,8 +18,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="serve the pages (settings from CHECKOUT_* environment variables)")
     parser.parse_args(argv)
-    settings = Settings()
+    settings = load_settings(Settings, "checkout-web")
     configure_logging(settings.log_level)
+    log_startup("checkout-web", "serve", [(settings.host, settings.port)], extra=[f"gateway {settings.gateway_url}"])
     run(serve([(create_app(settings), settings.host, settings.port)]))
 
 

@@ -19,6 +19,7 @@ from billing_runtime.migrations import upgrade
 from checkout_web.app import create_app as create_checkout
 from checkout_web.settings import Settings as CheckoutSettings
 from gateway.app import create_app as create_gateway
+from gateway.ops import create_ops_app as create_gateway_ops
 from gateway.settings import Settings as GatewaySettings
 from payments_svc.app import create_app as create_payments
 from payments_svc.settings import Settings as PaymentsSettings
@@ -59,7 +60,7 @@ def build_config(data_dir: Path) -> EmbeddedConfig:
     data_dir.mkdir(parents=True, exist_ok=True)
     keys = load_or_create(data_dir)
     admin_token = os.environ.get("BILLING_ADMIN_TOKEN") or keys["admin_token"]
-    internal = keys["internal_secret"]
+    internal = {name: keys[f"{name}_internal_secret"] for name in ("payments", "providers", "webhooks")}
 
     def sqlite(name: str) -> str:
         return f"sqlite+aiosqlite:///{(data_dir / f'{name}.db').resolve()}"
@@ -67,16 +68,22 @@ def build_config(data_dir: Path) -> EmbeddedConfig:
     checkout = CheckoutSettings(bus_url="memory://")
     gw = GatewaySettings(
         database_url=sqlite("gateway"),
-        internal_secret=internal,
+        payments_internal_secret=internal["payments"],
+        webhooks_internal_secret=internal["webhooks"],
         admin_token=admin_token,
         jwt_keys=os.environ.get("GATEWAY_JWT_KEYS") or {"embedded": keys["jwt_key"]},
     )
     gateway_url = f"http://{gw.host}:{gw.port}"
     checkout = checkout.model_copy(update={"gateway_url": gateway_url})
-    payments = PaymentsSettings(database_url=sqlite("payments"), internal_secret=internal, bus_url="memory://")
+    payments = PaymentsSettings(
+        database_url=sqlite("payments"),
+        internal_secret=internal["payments"],
+        providers_internal_secret=internal["providers"],
+        bus_url="memory://",
+    )
     providers = ProvidersSettings(
         database_url=sqlite("providers"),
-        internal_secret=internal,
+        internal_secret=internal["providers"],
         bus_url="memory://",
         sandbox_secret=os.environ.get("PROVIDERS_SANDBOX_SECRET") or keys["sandbox_secret"],
     )
@@ -95,7 +102,7 @@ def build_config(data_dir: Path) -> EmbeddedConfig:
     # says which); every port of the platform itself stays refused whatever it says.
     webhooks = WebhooksSettings(
         database_url=sqlite("webhooks"),
-        internal_secret=internal,
+        internal_secret=internal["webhooks"],
         bus_url="memory://",
         encryption_key=os.environ.get("WEBHOOKS_ENCRYPTION_KEY") or keys["webhooks_encryption_key"],
         allow_loopback=os.environ.get("WEBHOOKS_ALLOW_LOOPBACK", "true").lower() == "true",
@@ -131,8 +138,13 @@ async def migrate(config: EmbeddedConfig) -> None:
 
 def build_apps(config: EmbeddedConfig, bus: MemoryBus) -> list[tuple[web.Application, str, int]]:
     """Public entry first: on shutdown it stops taking requests before the services behind it stop."""
+    gateway_app = create_gateway(config.gateway)
+    ops = []
+    if config.gateway.ops_port is not None:
+        ops.append((create_gateway_ops(gateway_app), config.gateway.ops_host, config.gateway.ops_port))
     return [
-        (create_gateway(config.gateway), config.gateway.host, config.gateway.port),
+        (gateway_app, config.gateway.host, config.gateway.port),
+        *ops,
         (create_checkout(config.checkout), config.checkout.host, config.checkout.port),
         (create_payments(config.payments, bus=bus), config.payments.host, config.payments.port),
         (create_providers(config.providers, bus=bus), config.providers.host, config.providers.port),

@@ -9,7 +9,9 @@ import os
 import secrets
 from pathlib import Path
 
-_NAMES = ("admin_token", "internal_secret", "jwt_key", "sandbox_secret")
+# One internal key per service that receives internal calls (billing_runtime.internal_auth).
+INTERNAL_KEYS = ("payments_internal_secret", "providers_internal_secret", "webhooks_internal_secret")
+_NAMES = ("admin_token", "jwt_key", "sandbox_secret", *INTERNAL_KEYS)
 # Encrypts webhook signing secrets at rest; Fernet wants url-safe base64 of exactly 32 bytes.
 _FERNET_KEY = "webhooks_encryption_key"
 

@@ -7,8 +7,11 @@ from pathlib import Path
 
 from billing_runtime.migrations import upgrade
 from billing_runtime.running import configure_logging, run, serve
+from billing_runtime.secret_policy import load_settings
+from billing_runtime.startup import log_startup
 
 from gateway.app import create_app
+from gateway.ops import create_ops_app
 from gateway.settings import Settings
 
 # gateway/src/gateway/__main__.py → gateway/ (where alembic.ini lives)
@@ -20,12 +23,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("command", choices=["migrate", "api"])
     args = parser.parse_args(argv)
 
-    settings = Settings()
+    settings = load_settings(Settings, "gateway")
     configure_logging(settings.log_level)
     if args.command == "migrate":
         upgrade(SERVICE_ROOT, settings.database_url)
     else:
-        run(serve([(create_app(settings), settings.host, settings.port)]))
+        app = create_app(settings)
+        apps = [(app, settings.host, settings.port)]
+        if settings.ops_port is not None:
+            apps.append((create_ops_app(app), settings.ops_host, settings.ops_port))
+        upstreams = (
+            f"payments {settings.payments_url}, providers {settings.providers_url}, webhooks {settings.webhooks_url}"
+        )
+        log_startup(
+            "gateway",
+            "api",
+            [(host, port) for _, host, port in apps],
+            database_url=settings.database_url,
+            extra=[f"upstreams {upstreams}"],
+        )
+        run(serve(apps))
 
 
 if __name__ == "__main__":

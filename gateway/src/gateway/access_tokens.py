@@ -7,22 +7,31 @@ from billing_contracts.envelope import utcnow
 from billing_runtime.problems import ProblemError, read_json_object
 
 from gateway.db.uow import UnitOfWork
-from gateway.keys import secret_hasher_key, sessionmaker_key, token_codec_key
+from gateway.keys import secret_hasher_key, sessionmaker_key, token_codec_key, token_throttle_key
 from gateway.schemas import TokenRequest, parse
+from gateway.tenant_access import tenant_disabled
 from gateway.tenants import authenticate_app
 
 
 async def issue_token(request: web.Request) -> web.Response:
+    throttle = request.app[token_throttle_key]
+    throttle.check_client(request)
     body = parse(TokenRequest, await read_json_object(request))
-    tenant = await authenticate_app(
-        UnitOfWork(request.app[sessionmaker_key]), request.app[secret_hasher_key], body.app_name, body.secret, utcnow()
-    )
-    if tenant is None:
+    throttle.check_app(body.app_name)
+    hasher = request.app[secret_hasher_key]
+    with hasher.admission():
+        authenticated = await authenticate_app(
+            UnitOfWork(request.app[sessionmaker_key]), hasher, body.app_name, body.secret, utcnow()
+        )
+    if authenticated is None:
         # One answer for an unknown app and a wrong secret: the caller learns nothing about which.
         raise ProblemError(401, "invalid_credentials", "Unknown app_name or wrong secret")
+    if authenticated.tenant.disabled:
+        raise tenant_disabled()
     codec = request.app[token_codec_key]
+    token = codec.issue(authenticated.tenant.id, authenticated.generation)
     return web.json_response(
-        {"access_token": codec.issue(tenant.id), "token_type": "Bearer", "expires_in": codec.ttl},
+        {"access_token": token, "token_type": "Bearer", "expires_in": codec.ttl},
         headers={"Cache-Control": "no-store"},
     )
 

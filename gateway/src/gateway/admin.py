@@ -13,8 +13,15 @@ from billing_runtime.problems import ProblemError, read_json_object
 from gateway.auth import bearer_token
 from gateway.db.uow import UnitOfWork
 from gateway.keys import secret_hasher_key, sessionmaker_key, settings_key, token_codec_key
-from gateway.schemas import Page, TenantCreate, parse, tenant_json
-from gateway.tenants import TenantWithSecret, create_tenant, get_tenant, list_tenants, rotate_secret
+from gateway.schemas import Page, TenantCreate, TenantUpdate, parse, tenant_json
+from gateway.tenants import (
+    TenantWithSecret,
+    create_tenant,
+    get_tenant,
+    list_tenants,
+    rotate_secret,
+    update_tenant,
+)
 
 # Responses that carry a secret must not be kept by any cache on the way.
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -22,15 +29,35 @@ _NO_STORE = {"Cache-Control": "no-store"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def _admin_required() -> ProblemError:
+    return ProblemError(401, "unauthorized", "A valid admin token is required", headers={"WWW-Authenticate": "Bearer"})
+
+
+def _is_admin(request: web.Request, token: str | None) -> bool:
+    admin_token = request.app[settings_key].admin_token
+    if token is None or admin_token is None:
+        return False
+    # Digests first, so the comparison does not even reveal the token's length.
+    given = hashlib.sha256(token.encode()).digest()
+    return hmac.compare_digest(given, hashlib.sha256(admin_token.get_secret_value().encode()).digest())
+
+
+def require_ops_access(request: web.Request) -> None:
+    """``/readyz`` and ``/metrics`` on the public listener: the admin token only (401 otherwise).
+    Monitoring that should not hold the admin token scrapes the ops listener instead."""
+    try:
+        token = bearer_token(request)
+    except ProblemError:
+        token = None
+    if not _is_admin(request, token):
+        raise _admin_required()
+
+
 def require_admin(request: web.Request) -> None:
     """401 without a valid admin token; 403 for a valid tenant token (authenticated, not allowed)."""
     token = bearer_token(request)
-    admin_token = request.app[settings_key].admin_token
-    if token is not None and admin_token is not None:
-        # Digests first, so the comparison does not even reveal the token's length.
-        given = hashlib.sha256(token.encode()).digest()
-        if hmac.compare_digest(given, hashlib.sha256(admin_token.get_secret_value().encode()).digest()):
-            return
+    if _is_admin(request, token):
+        return
     if token is not None:
         try:
             request.app[token_codec_key].verify(token)
@@ -38,7 +65,7 @@ def require_admin(request: web.Request) -> None:
             pass
         else:
             raise ProblemError(403, "forbidden", "Tenant tokens cannot use the admin API")
-    raise ProblemError(401, "unauthorized", "A valid admin token is required", headers={"WWW-Authenticate": "Bearer"})
+    raise _admin_required()
 
 
 def _admin_only(handler: Handler) -> Handler:
@@ -82,6 +109,12 @@ async def retrieve(request: web.Request) -> web.Response:
     return web.json_response(tenant_json(tenant))
 
 
+async def update(request: web.Request) -> web.Response:
+    cmd = parse(TenantUpdate, await read_json_object(request))
+    tenant = await update_tenant(_uow(request), request.match_info["tenant_id"], cmd, utcnow())
+    return web.json_response(tenant_json(tenant))
+
+
 async def rotate(request: web.Request) -> web.Response:
     issued = await rotate_secret(
         _uow(request),
@@ -97,4 +130,5 @@ def add_admin_routes(app: web.Application) -> None:
     app.router.add_post("/admin/tenants", _admin_only(create))
     app.router.add_get("/admin/tenants", _admin_only(list_))
     app.router.add_get("/admin/tenants/{tenant_id}", _admin_only(retrieve))
+    app.router.add_patch("/admin/tenants/{tenant_id}", _admin_only(update))
     app.router.add_post("/admin/tenants/{tenant_id}/rotate-secret", _admin_only(rotate))

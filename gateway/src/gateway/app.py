@@ -12,17 +12,19 @@ from billing_runtime.plumbing import Plumbing
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.access_tokens import add_token_routes
-from gateway.admin import add_admin_routes
+from gateway.admin import add_admin_routes, require_ops_access
 from gateway.auth import TokenCodec
 from gateway.keys import (
+    engine_key,
     internal_signer_key,
     metrics_key,
     rate_limiter_key,
+    readiness_checks_key,
     secret_hasher_key,
     sessionmaker_key,
     settings_key,
-    tenant_names_key,
     token_codec_key,
+    token_throttle_key,
     upstreams_key,
 )
 from gateway.metrics import GatewayMetrics
@@ -30,7 +32,7 @@ from gateway.proxy import add_proxy_routes
 from gateway.ratelimit import RateLimiter
 from gateway.settings import Settings
 from gateway.tenant_secrets import SecretHasher
-from gateway.tenants import TenantNameCache
+from gateway.token_throttle import TokenThrottle, parse_networks
 from gateway.upstreams import PAYMENTS, PROVIDERS, WEBHOOKS, close_upstreams, open_upstreams
 
 
@@ -52,17 +54,20 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.
 
         return check
 
+    checks = {
+        "database": plumbing.check_database,
+        **{name: upstream_check(name) for name in (PAYMENTS, PROVIDERS, WEBHOOKS)},
+    }
     app = service_app(
         metrics,
-        checks={
-            "database": plumbing.check_database,
-            **{name: upstream_check(name) for name in (PAYMENTS, PROVIDERS, WEBHOOKS)},
-        },
+        checks=checks,
         # The gateway is the public edge: it signs internal tokens, it never accepts them.
         internal_secret=None,
         internal_audience="gateway",
         body_limit=settings.body_limit,
+        ops_guard=require_ops_access,
     )
+    app[readiness_checks_key] = checks
 
     app[settings_key] = settings
     app[metrics_key] = metrics
@@ -72,22 +77,46 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.
         audience=settings.jwt_audience,
         ttl=settings.token_ttl,
     )
-    app[internal_signer_key] = InternalSigner(settings.internal_secret.get_secret_value(), issuer="gateway")
-    app[secret_hasher_key] = SecretHasher(
+    app[internal_signer_key] = InternalSigner(
+        {
+            PAYMENTS: settings.payments_internal_secret.get_secret_value(),
+            WEBHOOKS: settings.webhooks_internal_secret.get_secret_value(),
+        },
+        issuer="gateway",
+    )
+    app[secret_hasher_key] = hasher = SecretHasher(
         PasswordHasher(
             time_cost=settings.argon2_time_cost,
             memory_cost=settings.argon2_memory_kib,
             parallelism=settings.argon2_parallelism,
-        )
+        ),
+        concurrency=settings.hash_concurrency,
+        queue=settings.hash_queue,
+        rate=RateLimiter(settings.hash_rate, settings.hash_burst),
+        on_busy=metrics.token_requests_refused.labels("busy").inc,
     )
-    app[tenant_names_key] = TenantNameCache(settings.tenant_cache_ttl)
+    app[token_throttle_key] = TokenThrottle(
+        per_client=RateLimiter(settings.token_rate_per_client, settings.token_burst_per_client),
+        per_app=RateLimiter(settings.token_rate_per_app, settings.token_burst_per_app),
+        trusted_proxies=parse_networks(settings.trusted_proxies),
+        metrics=metrics,
+    )
     app[rate_limiter_key] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         # Runs after plumbing.ctx has opened the engine and its sessionmaker.
         assert plumbing.sessionmaker is not None
+        assert plumbing.engine is not None
         app[sessionmaker_key] = plumbing.sessionmaker
+        app[engine_key] = plumbing.engine
         yield
+
+    async def hasher_ctx(_app: web.Application) -> AsyncIterator[None]:
+        hasher.start()
+        try:
+            yield
+        finally:
+            hasher.close()
 
     async def upstreams_ctx(app: web.Application) -> AsyncIterator[None]:
         app[upstreams_key] = upstreams = open_upstreams(settings)
@@ -96,7 +125,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.
         finally:
             await close_upstreams(upstreams)
 
-    app.cleanup_ctx.extend([plumbing.ctx, database_ctx, upstreams_ctx])
+    app.cleanup_ctx.extend([plumbing.ctx, database_ctx, hasher_ctx, upstreams_ctx])
 
     add_admin_routes(app)
     add_token_routes(app)

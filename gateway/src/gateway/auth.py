@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Literal
+from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import jwt
 from aiohttp import web
 from billing_runtime.problems import ProblemError
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 ALGORITHM = "HS256"
 PURPOSE = "tenant_access"
-_REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
+_REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "gen"]
 # Bound on remembered verified tokens; past it the memo is simply emptied (a flood of distinct
 # tokens costs only the verification it would have cost anyway).
 _VERIFIED_MAX = 10_000
@@ -26,19 +27,30 @@ class TenantAccessClaims(BaseModel):
     sub: str
     tenant_id: str
     purpose: Literal["tenant_access"]
+    # The generation of the tenant secret that minted the token (see Tenant.secret_generation).
+    gen: Annotated[int, Field(strict=True, ge=1)]
 
 
-def _unauthorized(code: str, detail: str) -> ProblemError:
+@dataclass(frozen=True)
+class TenantToken:
+    """What a verified access token says: whose it is and which secret generation minted it. Whether
+    the tenant still accepts that generation (and is not disabled) is the caller's check."""
+
+    tenant_id: str
+    generation: int
+
+
+def unauthorized(code: str, detail: str) -> ProblemError:
     error = "invalid_request" if code == "unauthorized" else "invalid_token"
     return ProblemError(401, code, detail, headers={"WWW-Authenticate": f'Bearer error="{error}"'})
 
 
 def missing_credentials() -> ProblemError:
-    return _unauthorized("unauthorized", "Authorization: Bearer <token> is required")
+    return unauthorized("unauthorized", "Authorization: Bearer <token> is required")
 
 
 def invalid_token() -> ProblemError:
-    return _unauthorized("invalid_token", "The access token is invalid")
+    return unauthorized("invalid_token", "The access token is invalid")
 
 
 class TokenCodec:
@@ -56,9 +68,9 @@ class TokenCodec:
         # and the HMAC check plus claim parsing is a large part of the gateway's work per request.
         # The keys never change for this codec, so a token that verified once verifies again until
         # it expires, which is checked on every use.
-        self._verified: dict[str, tuple[str, int]] = {}
+        self._verified: dict[str, tuple[TenantToken, int]] = {}
 
-    def issue(self, tenant_id: str, *, now: int | None = None) -> str:
+    def issue(self, tenant_id: str, generation: int, *, now: int | None = None) -> str:
         issued_at = int(time.time()) if now is None else now
         claims = {
             "sub": tenant_id,
@@ -68,21 +80,22 @@ class TokenCodec:
             "iat": issued_at,
             "exp": issued_at + self.ttl,
             "purpose": PURPOSE,
+            "gen": generation,
         }
         return jwt.encode(claims, self._keys[self._active_kid], algorithm=ALGORITHM, headers={"kid": self._active_kid})
 
-    def verify(self, token: str) -> str:
-        """The tenant id of a valid token; a 401 problem for anything else."""
+    def verify(self, token: str) -> TenantToken:
+        """What a well-signed, unexpired token says; a 401 problem for anything else."""
         known = self._verified.get(token)
         if known is not None and known[1] > time.time():
             return known[0]
-        tenant_id, exp = self._verify(token)
+        verified, exp = self._verify(token)
         if len(self._verified) >= _VERIFIED_MAX:
             self._verified.clear()
-        self._verified[token] = (tenant_id, exp)
-        return tenant_id
+        self._verified[token] = (verified, exp)
+        return verified
 
-    def _verify(self, token: str) -> tuple[str, int]:
+    def _verify(self, token: str) -> tuple[TenantToken, int]:
         try:
             kid = jwt.get_unverified_header(token).get("kid")
         except jwt.PyJWTError as exc:
@@ -100,7 +113,7 @@ class TokenCodec:
                 options={"require": _REQUIRED_CLAIMS},
             )
         except jwt.ExpiredSignatureError as exc:
-            raise _unauthorized("token_expired", "The access token has expired") from exc
+            raise unauthorized("token_expired", "The access token has expired") from exc
         except jwt.PyJWTError as exc:
             raise invalid_token() from exc
         try:
@@ -109,7 +122,7 @@ class TokenCodec:
             raise invalid_token() from exc
         if claims.sub != claims.tenant_id:
             raise invalid_token()
-        return claims.tenant_id, int(payload["exp"])
+        return TenantToken(claims.tenant_id, claims.gen), int(payload["exp"])
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -124,8 +137,8 @@ def bearer_token(request: web.Request) -> str | None:
     return token
 
 
-def authenticate_tenant(request: web.Request, codec: TokenCodec) -> str:
-    """The tenant id from the request's access token, or a 401 problem."""
+def authenticate_tenant(request: web.Request, codec: TokenCodec) -> TenantToken:
+    """The request's verified access token, or a 401 problem."""
     token = bearer_token(request)
     if token is None:
         raise missing_credentials()

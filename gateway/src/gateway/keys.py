@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 from aiohttp import web
+from billing_runtime.health import Check
 from billing_runtime.internal_auth import InternalSigner
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.auth import TokenCodec
 from gateway.metrics import GatewayMetrics
 from gateway.ratelimit import RateLimiter
 from gateway.settings import Settings
 from gateway.tenant_secrets import SecretHasher
-from gateway.tenants import TenantNameCache
+from gateway.token_throttle import TokenThrottle
 from gateway.upstreams import Upstream
 
 settings_key = web.AppKey("settings", Settings)
 metrics_key = web.AppKey("metrics", GatewayMetrics)
 sessionmaker_key: web.AppKey[async_sessionmaker[AsyncSession]] = web.AppKey("sessionmaker")
+engine_key = web.AppKey("engine", AsyncEngine)
 token_codec_key = web.AppKey("token_codec", TokenCodec)
 secret_hasher_key = web.AppKey("secret_hasher", SecretHasher)
-tenant_names_key = web.AppKey("tenant_names", TenantNameCache)
 rate_limiter_key = web.AppKey("rate_limiter", RateLimiter)
+token_throttle_key = web.AppKey("token_throttle", TokenThrottle)
 upstreams_key: web.AppKey[dict[str, Upstream]] = web.AppKey("upstreams")
 internal_signer_key = web.AppKey("internal_signer", InternalSigner)
+readiness_checks_key: web.AppKey[dict[str, Check]] = web.AppKey("readiness_checks")

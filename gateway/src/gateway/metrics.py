@@ -18,3 +18,9 @@ class GatewayMetrics(Metrics):
         self.rate_limited = Counter(
             "gateway_rate_limited_total", "Requests refused by the per-tenant rate limit", registry=self.registry
         )
+        self.token_requests_refused = Counter(
+            "gateway_token_requests_refused_total",
+            "POST /v1/auth/token answers refused before any hashing: 429 per client or per app, 503 when busy",
+            ["reason"],
+            registry=self.registry,
+        )

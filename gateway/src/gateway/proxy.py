@@ -8,23 +8,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import ClientError, web
+from billing_contracts.envelope import utcnow
 from billing_runtime.internal_auth import INTERNAL_HEADER
 from billing_runtime.keys import request_id_key
 from billing_runtime.middlewares import REQUEST_ID_HEADER
 from billing_runtime.problems import ProblemError
 
-from gateway.auth import authenticate_tenant, invalid_token
-from gateway.db.uow import UnitOfWork
-from gateway.keys import (
-    internal_signer_key,
-    metrics_key,
-    rate_limiter_key,
-    sessionmaker_key,
-    tenant_names_key,
-    token_codec_key,
-    upstreams_key,
-)
-from gateway.tenants import tenant_display_name
+from gateway.auth import authenticate_tenant
+from gateway.keys import engine_key, internal_signer_key, metrics_key, rate_limiter_key, token_codec_key, upstreams_key
+from gateway.tenant_access import TenantAccess, check_access, read_access_row
 from gateway.upstreams import PAYMENTS, PROVIDERS, WEBHOOKS
 
 log = logging.getLogger(__name__)
@@ -96,14 +88,12 @@ async def forward(request: web.Request, route: ProxyRoute) -> web.Response:
     if not _is_safe_path(request):
         raise ProblemError(404, "not_found", "No such route")
     app = request.app
-    tenant_id = tenant_name = None
+    tenant: TenantAccess | None = None
     if route.tenant:
-        tenant_id = authenticate_tenant(request, app[token_codec_key])
-        _throttle(request, tenant_id)
-        uow = UnitOfWork(app[sessionmaker_key])
-        tenant_name = await tenant_display_name(uow, app[tenant_names_key], tenant_id)
-        if tenant_name is None:  # a well-signed token for a tenant that no longer exists
-            raise invalid_token()
+        token = authenticate_tenant(request, app[token_codec_key])
+        _throttle(request, token.tenant_id)
+        row = await read_access_row(app[engine_key], token.tenant_id)
+        tenant = check_access(token, row, utcnow())
     # Bounded by client_max_size whether or not the client sent a Content-Length (413 beyond it).
     body = await request.read()
 
@@ -113,8 +103,13 @@ async def forward(request: web.Request, route: ProxyRoute) -> web.Response:
     headers[REQUEST_ID_HEADER] = request[request_id_key]
     upstream = app[upstreams_key][route.upstream]
     if route.internal:
+        # The tenant's mode travels in the token: what the service creates for it is live or test.
+        # A checkout call names no tenant; payments-svc knows each payment's mode itself.
         headers[INTERNAL_HEADER] = app[internal_signer_key].token(
-            audience=upstream.name, tenant_id=tenant_id, tenant_name=tenant_name
+            audience=upstream.name,
+            tenant_id=tenant.tenant_id if tenant else None,
+            tenant_name=tenant.display_name if tenant else None,
+            livemode=tenant.livemode if tenant else False,
         )
 
     try:

@@ -18,7 +18,11 @@ _CONTROL_OR_SURROGATE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _FRIENDLY_MESSAGES = {
     "app_name": "must be 3-64 characters of a-z, 0-9 and '-'",
     "display_name": "must be a string of 1-200 characters",
+    "livemode": "must be true or false",
+    "disabled": "must be true or false",
 }
+# Fields a PATCH may not carry, with why.
+_FIXED_FIELDS = {"livemode": "is fixed when the tenant is created", "app_name": "cannot be changed"}
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -45,6 +49,16 @@ class TenantCreate(BaseModel):
     display_name: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_printable)
     ]
+    # Fixed for life: a test tenant never becomes live, nor the reverse (API.md).
+    livemode: bool = False
+
+
+class TenantUpdate(BaseModel):
+    """``PATCH /admin/tenants/{id}``: only ``disabled`` may change (``livemode`` is fixed for life)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    disabled: bool
 
 
 class TokenRequest(BaseModel):
@@ -74,6 +88,8 @@ def _field_error(error: Any) -> FieldError:
     field = ".".join(str(part) for part in error["loc"]) or "body"
     if error["type"] == "missing":
         message = "is required"
+    elif error["type"] == "extra_forbidden":
+        message = _FIXED_FIELDS.get(field, "is not a field that can be changed")
     elif error["type"] == "value_error":
         message = str(error["ctx"]["error"])
     else:
@@ -93,6 +109,8 @@ def tenant_json(tenant: Tenant) -> dict[str, Any]:
         "object": "tenant",
         "app_name": tenant.app_name,
         "display_name": tenant.display_name,
+        "livemode": tenant.livemode,
+        "disabled": tenant.disabled,
         "previous_secret_expires_at": rfc3339(tenant.previous_secret_expires_at),
         "created_at": rfc3339(tenant.created_at),
         "updated_at": rfc3339(tenant.updated_at),

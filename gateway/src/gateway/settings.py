@@ -3,34 +3,40 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from datetime import timedelta
 from typing import Annotated, Any
 
+from billing_runtime.secret_policy import optional_secret, required_secret, weakness
 from billing_runtime.settings import ServiceSettings
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
-
-# HS256 keys shorter than the hash output are brute-forceable (RFC 7518 §3.2); PyJWT warns below this.
-MIN_HMAC_KEY_BYTES = 32
 
 
 class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", validate_by_name=True)
 
     port: int = 8000
+    # The ops listener (/healthz, /readyz, /metrics without the admin token); unset: none is opened.
+    ops_host: str = "127.0.0.1"
+    ops_port: int | None = Field(default=None, ge=1, le=65535)
     database_url: str = "sqlite+aiosqlite:///./gateway.db"
 
     # None disables the admin API (every /admin request is 401); there is deliberately no default token.
+    # When set: >= 32 bytes and never a published value, like every secret (billing_runtime.secret_policy).
     admin_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("GATEWAY_ADMIN_TOKEN", "BILLING_ADMIN_TOKEN")
     )
 
     # kid → HMAC secret. The first key signs; every key verifies (add a new key first to rotate).
-    # From the environment: "kid1:secret1,kid2:secret2" or a JSON object.
-    jwt_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(
-        default_factory=lambda: {"dev": SecretStr("dev-gateway-jwt-key-change-me-0123456789")}
-    )
+    # From the environment: "kid1:secret1,kid2:secret2" or a JSON object. Required: no default.
+    jwt_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(default=None, validate_default=True)
+
+    # The internal key of each service the gateway calls (that service's own *_INTERNAL_SECRET): a key
+    # per audience, so no service holds a key another service accepts (billing_runtime.internal_auth).
+    payments_internal_secret: SecretStr = Field(default=None, validate_default=True)
+    webhooks_internal_secret: SecretStr = Field(default=None, validate_default=True)
     jwt_issuer: str = "billing-gateway"
     jwt_audience: str = "billing-api"
     token_ttl: int = Field(default=86400, gt=0)
@@ -44,14 +50,30 @@ class Settings(ServiceSettings):
     argon2_memory_kib: int = Field(default=64 * 1024, ge=8)
     argon2_parallelism: int = Field(default=4, ge=1)
 
+    # POST /v1/auth/token runs argon2 for every request: at most this many hashes at once (each holds
+    # argon2_memory_kib and a core) and this many more waiting; beyond, 503 auth_busy at once.
+    hash_concurrency: int = Field(default=2, ge=1, le=64)
+    hash_queue: int = Field(default=8, ge=0, le=10_000)
+    # Verifications started per second, per replica, whoever asks (burst: at once). One costs about
+    # 0.2 s of CPU with the default argon2 cost, so 2/s is at most ~40 % of one core.
+    hash_rate: float = Field(default=2.0, gt=0)
+    hash_burst: int = Field(default=4, ge=1)
+    # Token buckets on POST /v1/auth/token, per gateway replica: per client address and per app name
+    # (requests/second sustained and burst). A tenant needs one token a day per process.
+    token_rate_per_client: float = Field(default=1.0, gt=0)
+    token_burst_per_client: int = Field(default=10, ge=1)
+    token_rate_per_app: float = Field(default=1.0, gt=0)
+    token_burst_per_app: int = Field(default=10, ge=1)
+    # Proxies (addresses or CIDR blocks, comma-separated) whose X-Forwarded-For is believed for the
+    # client address. Empty: the TCP peer is the client, whatever a request says.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     payments_url: str = "http://127.0.0.1:8001"
     providers_url: str = "http://127.0.0.1:8002"
     webhooks_url: str = "http://127.0.0.1:8003"
     # Seconds for a whole upstream exchange, and for opening its connection.
     upstream_timeout: float = Field(default=20.0, gt=0)
     upstream_connect_timeout: float = Field(default=3.0, gt=0)
-    # Display names of tenants are cached this long (seconds) so proxied calls need no database query.
-    tenant_cache_ttl: float = Field(default=30.0, ge=0)
 
     # Token bucket per tenant, per gateway replica: sustained requests/second and burst size. 0 disables.
     rate_limit_per_second: float = Field(default=50.0, ge=0)
@@ -59,9 +81,15 @@ class Settings(ServiceSettings):
 
     body_limit: int = Field(default=64 * 1024, gt=0)
 
+    _internal_secrets = field_validator("payments_internal_secret", "webhooks_internal_secret", mode="before")(
+        required_secret
+    )
+
     @field_validator("jwt_keys", mode="before")
     @classmethod
     def _parse_jwt_keys(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("GATEWAY_JWT_KEYS is required: 'kid1:<32+ random bytes>' (the first key signs)")
         if not isinstance(value, str):
             return value
         text = value.strip()
@@ -83,8 +111,26 @@ class Settings(ServiceSettings):
         for kid, secret in value.items():
             if not kid:
                 raise ValueError("a JWT key id must not be empty")
-            if len(secret.get_secret_value().encode()) < MIN_HMAC_KEY_BYTES:
-                raise ValueError(f"JWT key {kid!r} must be at least {MIN_HMAC_KEY_BYTES} bytes")
+            problem = weakness(secret.get_secret_value())
+            if problem is not None:
+                raise ValueError(f"GATEWAY_JWT_KEYS: key {kid!r} {problem}")
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _csv(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR block") from None
         return value
 
     @field_validator("secret_grace_period", mode="before")
@@ -98,9 +144,13 @@ class Settings(ServiceSettings):
                 return value
         return value
 
-    @field_validator("admin_token")
+    @field_validator("admin_token", mode="before")
     @classmethod
-    def _empty_admin_token_is_none(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value():
-            return None
-        return value
+    def _admin_token(cls, value: Any, info: ValidationInfo) -> SecretStr | None:
+        # Unset or empty: the admin API is off. Named by its own variable in errors (it has two names).
+        try:
+            return optional_secret(cls, value, info)
+        except ValueError as exc:
+            raise ValueError(
+                str(exc).replace("GATEWAY_ADMIN_TOKEN", "GATEWAY_ADMIN_TOKEN (or BILLING_ADMIN_TOKEN)")
+            ) from None

@@ -1,10 +1,9 @@
-"""Tenant use cases: register, rotate a secret, authenticate an app; and the display-name cache."""
+"""Tenant use cases: register, rotate a secret, disable, authenticate an app."""
 
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -14,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.db.models import Tenant
 from gateway.db.uow import UnitOfWork
-from gateway.schemas import APP_NAME_PATTERN, TenantCreate
+from gateway.schemas import APP_NAME_PATTERN, TenantCreate, TenantUpdate
 from gateway.tenant_secrets import SecretHasher, new_secret
 
 _APP_NAME = re.compile(APP_NAME_PATTERN)
@@ -54,6 +53,9 @@ async def create_tenant(uow: UnitOfWork, hasher: SecretHasher, cmd: TenantCreate
             id=new_id("ten"),
             app_name=cmd.app_name,
             display_name=cmd.display_name,
+            livemode=cmd.livemode,
+            disabled=False,
+            secret_generation=1,
             secret_hash=secret_hash,
             previous_secret_hash=None,
             previous_secret_expires_at=None,
@@ -102,58 +104,48 @@ async def rotate_secret(
         tenant.previous_secret_hash = tenant.secret_hash
         tenant.previous_secret_expires_at = now + grace
         tenant.secret_hash = secret_hash
+        tenant.secret_generation += 1
         tenant.updated_at = now
         await uow.commit()
     return TenantWithSecret(tenant, secret)
 
 
+async def update_tenant(uow: UnitOfWork, tenant_id: str, cmd: TenantUpdate, now: datetime) -> Tenant:
+    """Disable or enable a tenant. Takes effect on the next request of every gateway replica: each
+    tenant request reads the tenant row (``gateway.tenant_access``), nothing caches it."""
+    if not is_tenant_id(tenant_id):
+        raise _tenant_not_found()
+    async with uow:
+        tenant = await uow.tenants.get(tenant_id, for_update=True)
+        if tenant is None:
+            raise _tenant_not_found()
+        if tenant.disabled != cmd.disabled:
+            tenant.disabled = cmd.disabled
+            tenant.updated_at = now
+            await uow.commit()
+    return tenant
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    """An app that proved its secret, and the generation of the secret it used."""
+
+    tenant: Tenant
+    generation: int
+
+
 async def authenticate_app(
     uow: UnitOfWork, hasher: SecretHasher, app_name: str, secret: str, now: datetime
-) -> Tenant | None:
+) -> Authenticated | None:
     """The tenant when the pair is right, else None. An unknown app costs one hash check too, so
-    the two failures take similar time."""
+    the two failures take similar time. A disabled tenant is returned too: the caller refuses it,
+    but only once the secret is proven, so its state is never told to someone without the secret."""
     tenant = None
     if _APP_NAME.fullmatch(app_name):
         async with uow:
             tenant = await uow.tenants.get_by_app_name(app_name)
-    return tenant if await hasher.verify_tenant(tenant, secret, now) else None
-
-
-class TenantNameCache:
-    """tenant id → display name for a short while, so a proxied request needs no database query.
-    A tenant renamed or removed is noticed within ``ttl`` seconds."""
-
-    def __init__(self, ttl: float, *, clock: Callable[[], float] = time.monotonic, max_entries: int = 100_000) -> None:
-        self._ttl = ttl
-        self._clock = clock
-        self._max_entries = max_entries
-        self._entries: dict[str, tuple[float, str]] = {}
-
-    def get(self, tenant_id: str) -> str | None:
-        entry = self._entries.get(tenant_id)
-        if entry is None or entry[0] <= self._clock():
-            return None
-        return entry[1]
-
-    def put(self, tenant_id: str, display_name: str) -> None:
-        now = self._clock()
-        if len(self._entries) >= self._max_entries:
-            self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
-            if len(self._entries) >= self._max_entries:
-                self._entries.clear()
-        self._entries[tenant_id] = (now + self._ttl, display_name)
-
-
-async def tenant_display_name(uow: UnitOfWork, cache: TenantNameCache, tenant_id: str) -> str | None:
-    """The tenant's display name (cached), or None when no such tenant exists."""
-    name = cache.get(tenant_id)
-    if name is not None:
-        return name
-    if not is_tenant_id(tenant_id):
+    matched = await hasher.verify_tenant(tenant, secret, now)
+    if tenant is None or matched is None:
         return None
-    async with uow:
-        tenant = await uow.tenants.get(tenant_id)
-    if tenant is None:
-        return None
-    cache.put(tenant.id, tenant.display_name)
-    return tenant.display_name
+    generation = tenant.secret_generation if matched == "current" else tenant.secret_generation - 1
+    return Authenticated(tenant, generation)

@@ -3,16 +3,21 @@ once verified, and refused once expired all the same."""
 
 import asyncio
 
+import pytest
 from aiohttp import web
 from billing_runtime.app import service_app
 from billing_runtime.internal_auth import INTERNAL_HEADER, InternalSigner, caller_key, sign_internal, verify_internal
 from billing_runtime.metrics import Metrics
+from billing_runtime.problems import ProblemError
 
 SECRET = "internal-test-secret-0123456789abcdef"
+OTHER = "another-services-key-0123456789abcdef"
 
 
 def _app() -> web.Application:
-    app = service_app(Metrics("t"), checks={}, internal_secret=SECRET, internal_audience="payments")
+    app = service_app(
+        Metrics("t"), checks={}, internal_secret=SECRET, internal_audience="payments", internal_issuers={"gateway"}
+    )
 
     async def who(request: web.Request) -> web.Response:
         return web.json_response({"tenant": request[caller_key].tenant_id})
@@ -29,6 +34,17 @@ class TestInternalSigner:
         assert signer.token(audience="payments", tenant_id="ten_b", tenant_name="A") != first
         assert signer.token(audience="providers", tenant_id="ten_a", tenant_name="A") != first
 
+    def test_signs_each_audience_with_its_own_key(self) -> None:
+        signer = InternalSigner({"payments": SECRET, "webhooks": OTHER}, issuer="gateway")
+        to_payments = signer.token(audience="payments", tenant_id="ten_a")
+        assert verify_internal(SECRET, to_payments, audience="payments").service == "gateway"
+        to_webhooks = signer.token(audience="webhooks", tenant_id="ten_a")
+        assert verify_internal(OTHER, to_webhooks, audience="webhooks").tenant_id == "ten_a"
+        with pytest.raises(ProblemError):
+            verify_internal(SECRET, to_webhooks, audience="webhooks")
+        with pytest.raises(LookupError, match="no internal key for providers"):
+            signer.token(audience="providers", tenant_id="ten_a")
+
 
 class TestInternalAuthMiddleware:
     async def test_remembered_token_is_refused_once_expired(self, aiohttp_client) -> None:
@@ -40,6 +56,25 @@ class TestInternalAuthMiddleware:
         await asyncio.sleep(1.1)
         late = await client.get("/v1/who", headers={INTERNAL_HEADER: token})
         assert late.status == 401
+
+    async def test_an_issuer_not_allowed_is_refused_even_with_the_right_key(self, aiohttp_client) -> None:
+        client = await aiohttp_client(_app())
+        for issuer in ("providers", "webhooks", "payments", "Gateway"):
+            token = sign_internal(SECRET, issuer=issuer, audience="payments", tenant_id="ten_a")
+            resp = await client.get("/v1/who", headers={INTERNAL_HEADER: token})
+            assert resp.status == 401
+            assert (await resp.json())["code"] == "unauthorized"
+        gateway_token = sign_internal(SECRET, issuer="gateway", audience="payments", tenant_id="ten_a")
+        assert (await client.get("/v1/who", headers={INTERNAL_HEADER: gateway_token})).status == 200
+
+    async def test_another_services_key_is_refused(self, aiohttp_client) -> None:
+        client = await aiohttp_client(_app())
+        token = sign_internal(OTHER, issuer="gateway", audience="payments", tenant_id="ten_a")
+        assert (await client.get("/v1/who", headers={INTERNAL_HEADER: token})).status == 401
+
+    def test_an_internal_api_must_name_its_callers(self) -> None:
+        with pytest.raises(ValueError, match="allowed to call"):
+            service_app(Metrics("t"), checks={}, internal_secret=SECRET, internal_audience="payments")
 
     async def test_wrong_audience_is_refused(self, aiohttp_client) -> None:
         client = await aiohttp_client(_app())

@@ -66,7 +66,7 @@ def create_app(
     http_providers = None
     if providers is None:
         http_providers = HttpProviders(
-            settings.providers_url, settings.internal_secret.get_secret_value(), settings.provider_timeout
+            settings.providers_url, settings.providers_internal_secret.get_secret_value(), settings.provider_timeout
         )
     port: ProvidersPort = providers if providers is not None else http_providers  # type: ignore[assignment]
     lifecycle = LifecycleDeps(
@@ -85,6 +85,8 @@ def create_app(
         checks=checks,
         internal_secret=settings.internal_secret.get_secret_value(),
         internal_audience="payments",
+        # Only the gateway calls payments-svc (tenant routes and checkout).
+        internal_issuers={"gateway"},
     )
     app[settings_key] = settings
     app[plumbing_key] = plumbing

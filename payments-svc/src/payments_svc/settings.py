@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from billing_runtime.settings import ServiceSettings
+from billing_runtime.secret_policy import required_secret
+from billing_runtime.settings import InternalServiceSettings
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 
-class Settings(ServiceSettings):
+class Settings(InternalServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PAYMENTS_", extra="ignore")
 
     port: int = 8001
     database_url: str = "sqlite+aiosqlite:///./.data/payments.db"
     providers_url: str = "http://127.0.0.1:8002"
+    # providers-svc's own internal key (its PROVIDERS_INTERNAL_SECRET), to sign the calls made to it.
+    providers_internal_secret: SecretStr = Field(default=None, validate_default=True)
     # Where payers open checkout links (checkout-web's public URL).
     checkout_base_url: str = "http://127.0.0.1:8080"
     provider_timeout: float = 10.0
@@ -19,3 +23,5 @@ class Settings(ServiceSettings):
     idempotency_retention_hours: int = 48
     # Seconds between the worker's event-log sequencer passes (PostgreSQL; see services/event_log.py).
     event_log_interval: float = 1.0
+
+    _providers_internal_secret = field_validator("providers_internal_secret", mode="before")(required_secret)

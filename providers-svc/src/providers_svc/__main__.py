@@ -7,6 +7,8 @@ from pathlib import Path
 
 from billing_runtime.migrations import upgrade
 from billing_runtime.running import configure_logging, run, serve
+from billing_runtime.secret_policy import load_settings
+from billing_runtime.startup import log_startup
 
 from providers_svc.app import create_app
 from providers_svc.settings import Settings
@@ -26,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
         "(health routes on worker_port); all: both in one process (default)",
     )
     args = parser.parse_args(argv)
-    settings = Settings()
+    settings = load_settings(Settings, "providers-svc")
     configure_logging(settings.log_level)
     if args.command == "migrate":
         upgrade(SERVICE_ROOT, settings.database_url)
@@ -37,6 +39,9 @@ def main(argv: list[str] | None = None) -> None:
         apps = [(create_app(settings, roles=("api",)), settings.host, settings.port)]
     else:
         apps = [(create_app(settings), settings.host, settings.port)]
+    bus = settings.bus_url if args.command in ("worker", "all") else None
+    listeners = [(host, port) for _, host, port in apps]
+    log_startup("providers-svc", args.command, listeners, database_url=settings.database_url, bus_url=bus)
     run(serve(apps))
 
 

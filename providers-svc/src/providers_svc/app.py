@@ -97,6 +97,8 @@ def create_app(
         checks=checks,
         internal_secret=settings.internal_secret.get_secret_value(),
         internal_audience="providers",
+        # payments-svc starts, checks and cancels payments; the gateway will manage provider accounts.
+        internal_issuers={"payments", "gateway"},
         public_prefixes=("/billing/", "/sandbox/"),
     )
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from billing_runtime.settings import ServiceSettings
+from billing_runtime.secret_policy import required_secret
+from billing_runtime.settings import InternalServiceSettings
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
@@ -20,7 +21,7 @@ def _split_csv(value: object) -> object:
     return value
 
 
-class Settings(ServiceSettings):
+class Settings(InternalServiceSettings):
     """Every knob of the service. Secrets are ``SecretStr`` so they never reach logs or reprs."""
 
     model_config = SettingsConfigDict(env_prefix="PROVIDERS_", extra="ignore")
@@ -38,8 +39,8 @@ class Settings(ServiceSettings):
     # Timeout of one call to a provider's API (real providers; the sandbox answers in-process).
     provider_timeout: float = Field(default=15.0, gt=0)
 
-    # The sandbox "bank".
-    sandbox_secret: SecretStr = SecretStr("dev-sandbox-secret-change-me")
+    # The sandbox "bank": the HMAC key of its signed callbacks. Required, >= 32 bytes, never published.
+    sandbox_secret: SecretStr = Field(default=None, validate_default=True)
     sandbox_signature_tolerance: int = Field(default=300, ge=1)
     sandbox_pending_delay: float = Field(default=3.0, ge=0)
     sandbox_currencies: Annotated[list[str], NoDecode] = Field(
@@ -53,6 +54,8 @@ class Settings(ServiceSettings):
     sandbox_callback_max_attempts: int = Field(default=100, ge=1)
     sandbox_callback_timeout: float = Field(default=10.0, gt=0)
     sandbox_callback_poll_interval: float = Field(default=0.5, gt=0)
+
+    _sandbox_secret = field_validator("sandbox_secret", mode="before")(required_secret)
 
     @field_validator("enabled_providers", "sandbox_currencies", "sandbox_callback_retry_schedule", mode="before")
     @classmethod

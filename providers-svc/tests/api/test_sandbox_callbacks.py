@@ -12,6 +12,8 @@ import pytest
 from providers_svc.adapters.sandbox import SIGNATURE_HEADER, sign
 from providers_svc.services import callbacks
 
+SANDBOX_SECRET = "test-sandbox-secret-0123456789abcdef"  # the conftest settings' key
+
 TENANT_A = "ten_aaaaaaaaaaaaaaaa"
 
 
@@ -220,7 +222,7 @@ class TestRejectedCallbacks:
         if header == "wrong-secret":
             headers[SIGNATURE_HEADER] = sign("another-secret", body)
         elif header == "stale":
-            headers[SIGNATURE_HEADER] = sign("test-sandbox-secret", body, int(time.time()) - 301)
+            headers[SIGNATURE_HEADER] = sign(SANDBOX_SECRET, body, int(time.time()) - 301)
         elif header == "tampered":
             headers[SIGNATURE_HEADER] = callback.headers[SIGNATURE_HEADER]
             body = body.replace(b"5000", b"5001")
@@ -270,7 +272,10 @@ class TestRejectedCallbacks:
         self, started: tuple[Any, dict], db_read: Any, body: bytes
     ) -> None:
         client, _ = started
-        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign("test-sandbox-secret", body)}
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(SANDBOX_SECRET, body),
+        }
         response = await client.post("/billing/sandbox", data=body, headers=headers)
         assert response.status == 400
         assert await response.json() == {"error": "invalid_payload"}
@@ -291,7 +296,10 @@ class TestRejectedCallbacks:
     async def test_oversized_body_is_413_in_sandbox_format(self, started: tuple[Any, dict]) -> None:
         client, _ = started
         body = b"{" + b" " * (70 * 1024) + b"}"
-        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign("test-sandbox-secret", body)}
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(SANDBOX_SECRET, body),
+        }
         response = await client.post("/billing/sandbox", data=body, headers=headers)
         assert response.status == 413
         assert await response.json() == {"error": "payload_too_large"}

@@ -11,6 +11,8 @@ from providers_svc.adapters.sandbox import SIGNATURE_HEADER, sign
 from providers_svc.app import create_app
 from providers_svc.settings import Settings
 
+SANDBOX_SECRET = "test-sandbox-secret-0123456789abcdef"  # the conftest settings' key
+
 
 def closed_port() -> int:
     with socket.socket() as sock:
@@ -59,7 +61,7 @@ class TestDatabaseDown:
 async def test_callback_body_that_is_not_utf8_is_400(make_client: Any, db_read: Any) -> None:
     client = await make_client()
     body = b'{"id":"\xff\xfe","type":"payment.succeeded","transaction":"ptx_x","amount":1,"currency":"USD","created":1}'
-    headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign("test-sandbox-secret", body)}
+    headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(SANDBOX_SECRET, body)}
     response = await client.post("/billing/sandbox", data=body, headers=headers)
     assert response.status == 400
     assert await response.json() == {"error": "invalid_payload"}

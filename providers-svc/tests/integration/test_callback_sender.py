@@ -14,7 +14,7 @@ from aiohttp import web
 from providers_svc.adapters.sandbox import SIGNATURE_HEADER, verify
 from providers_svc.keys import callback_sender_key
 
-SANDBOX_SECRET = "test-sandbox-secret"
+SANDBOX_SECRET = "test-sandbox-secret-0123456789abcdef"
 
 
 @dataclass

@@ -26,6 +26,8 @@ from providers_svc.settings import Settings
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
+SECRETS = {"internal_secret": "test-internal-secret-0123456789abcdef", "sandbox_secret": "s" * 32}
+
 
 def make_txn(**fields: object) -> Transaction:
     values: dict[str, object] = {
@@ -114,12 +116,12 @@ class TestProviderRegistry:
             ProviderRegistry([make_provider(), make_provider()])
 
     def test_unknown_enabled_provider_stops_start_up(self) -> None:
-        settings = Settings(enabled_providers=["sandbox", "paypal"])
+        settings = Settings(**SECRETS, enabled_providers=["sandbox", "paypal"])
         with pytest.raises(ValueError, match="paypal"):
             build_registry(settings, bank=None)  # type: ignore[arg-type]
 
     def test_disabled_sandbox_is_absent(self) -> None:
-        assert build_registry(Settings(enabled_providers=[]), bank=None).names() == []  # type: ignore[arg-type]
+        assert build_registry(Settings(**SECRETS, enabled_providers=[]), bank=None).names() == []  # type: ignore[arg-type]
 
 
 class TestLateVerdict:
@@ -145,7 +147,7 @@ class TestLateVerdict:
 
 class TestSettings:
     def test_defaults(self) -> None:
-        settings = Settings()
+        settings = Settings(**SECRETS)
         assert settings.port == 8002
         assert settings.public_gateway_url == "http://127.0.0.1:8000"
         assert settings.sandbox_pending_delay == 3
@@ -158,27 +160,44 @@ class TestSettings:
         monkeypatch.setenv("PROVIDERS_ENABLED_PROVIDERS", "sandbox")
         monkeypatch.setenv("PROVIDERS_SANDBOX_CURRENCIES", "usd, uzs")
         monkeypatch.setenv("PROVIDERS_SANDBOX_CALLBACK_RETRY_SCHEDULE", "0.5,2,10")
-        monkeypatch.setenv("PROVIDERS_SANDBOX_SECRET", "from-env")
+        monkeypatch.setenv("PROVIDERS_SANDBOX_SECRET", "from-env-0123456789abcdef0123456789")
+        monkeypatch.setenv("PROVIDERS_INTERNAL_SECRET", "internal-from-env-0123456789abcdef0123")
         monkeypatch.setenv("PROVIDERS_PUBLIC_GATEWAY_URL", "http://127.0.0.1:18000/")
         settings = Settings()
         assert settings.sandbox_currencies == ["USD", "UZS"]
         assert settings.sandbox_callback_retry_schedule == [0.5, 2.0, 10.0]
-        assert settings.sandbox_secret.get_secret_value() == "from-env"
+        assert settings.sandbox_secret.get_secret_value() == "from-env-0123456789abcdef0123456789"
         assert settings.sandbox_callback_url == "http://127.0.0.1:18000/billing/sandbox"
+
+    @pytest.mark.parametrize("field", ["internal_secret", "sandbox_secret"])
+    @pytest.mark.parametrize(
+        ("value", "problem"),
+        [(None, "is required"), ("short", "at least 32 bytes"), ("dev-sandbox-secret-change-me", "published")],
+    )
+    def test_weak_or_missing_secrets_are_refused_by_variable(
+        self, monkeypatch: pytest.MonkeyPatch, field: str, value: str | None, problem: str
+    ) -> None:
+        monkeypatch.delenv(f"PROVIDERS_{field.upper()}", raising=False)
+        values: dict[str, object] = {**SECRETS}
+        values.pop(field)
+        if value is not None:
+            values[field] = value
+        with pytest.raises(ValueError, match=f"PROVIDERS_{field.upper()} .*{problem}"):
+            Settings(**values)
 
     def test_empty_retry_schedule_is_refused(self) -> None:
         with pytest.raises(ValueError, match="delay"):
-            Settings(sandbox_callback_retry_schedule=[])
+            Settings(**SECRETS, sandbox_callback_retry_schedule=[])
 
 
 class TestCreateApp:
     @pytest.mark.parametrize("roles", [(), ("relay",), ("api", "consumer")])
     def test_unknown_roles_are_refused(self, roles: tuple[str, ...]) -> None:
         with pytest.raises(ValueError, match="roles"):
-            create_app(Settings(), roles=roles)
+            create_app(Settings(**SECRETS), roles=roles)
 
     def test_worker_role_has_no_public_routes(self) -> None:
-        app = create_app(Settings(), roles=("worker",))
+        app = create_app(Settings(**SECRETS), roles=("worker",))
         paths = {route.resource.canonical for route in app.router.routes() if route.resource is not None}
         assert paths == {"/healthz", "/readyz", "/metrics"}
 

@@ -59,8 +59,6 @@ def create_app(
     roles: Iterable[str] = ("api", "worker"),
 ) -> web.Application:
     roles = set(roles)
-    if settings.encryption_key is None:
-        raise ValueError("WEBHOOKS_ENCRYPTION_KEY is required (generate one with cryptography's Fernet.generate_key())")
     box = SecretBox(settings.encryption_key.get_secret_value())
     metrics = Metrics("webhooks")
     webhook_metrics = WebhookMetrics(metrics)
@@ -123,6 +121,8 @@ def create_app(
         checks=checks,
         internal_secret=settings.internal_secret.get_secret_value(),
         internal_audience=INTERNAL_AUDIENCE,
+        # Only the gateway calls the dispatcher (the tenants' endpoint and delivery routes).
+        internal_issuers={"gateway"},
     )
     app[settings_key] = settings
     app[plumbing_key] = plumbing

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from billing_runtime.settings import ServiceSettings
+import base64
+import binascii
+from typing import Any
+
+from billing_runtime.secret_policy import PUBLISHED_SECRETS, env_name
+from billing_runtime.settings import InternalServiceSettings
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -14,21 +19,25 @@ DEFAULT_RETRY_SCHEDULE = "0,5,300,1800,7200,18000,36000,36000"
 
 # The default ports of every process of the platform (gateway, payments, providers and its worker,
 # this dispatcher, checkout), on loopback.
-DEFAULT_PLATFORM_ADDRESSES = ",".join(f"127.0.0.1:{port}" for port in (8000, 8001, 8002, 8003, 8080, 8101, 8102, 8103))
+# The platform's default listeners on this host (services, workers, the gateway's ops port 8090) and the
+# infrastructure beside them (PostgreSQL, RabbitMQ and its management API): refused as webhook targets
+# even when loopback is allowed, so a tenant cannot read them through delivery responses.
+_DEFAULT_PORTS = (8000, 8001, 8002, 8003, 8080, 8090, 8101, 8102, 8103, 5432, 5672, 15672)
+DEFAULT_PLATFORM_ADDRESSES = ",".join(f"127.0.0.1:{port}" for port in _DEFAULT_PORTS)
 
 
 def _floats(raw: str) -> list[float]:
     return [float(part) for part in raw.split(",") if part.strip()]
 
 
-class Settings(ServiceSettings):
+class Settings(InternalServiceSettings):
     model_config = SettingsConfigDict(env_prefix="WEBHOOKS_", extra="ignore")
 
     port: int = 8003
     database_url: str = "sqlite+aiosqlite:///./.data/webhooks.db"
     # Fernet key (url-safe base64 of 32 bytes) that encrypts signing secrets at rest. Required:
     # there is deliberately no default, so a deployment can never run on a key published in the repo.
-    encryption_key: SecretStr | None = None
+    encryption_key: SecretStr = Field(default=None, validate_default=True)
     # Seconds before attempt 1, 2, ...: the first entry must be 0 (the first attempt is immediate), each
     # later one follows a failure; after the last entry's attempt fails the delivery is failed.
     # Tests use a schedule in fractions of a second ("0,0.1,0.2").
@@ -78,6 +87,26 @@ class Settings(ServiceSettings):
     replay_batch_size: int = Field(default=500, ge=1, le=10_000)
     # Response bodies are kept up to this many bytes per attempt (API.md: the first 2 KiB).
     response_excerpt_bytes: int = Field(default=2048, ge=0, le=65536)
+
+    @field_validator("encryption_key", mode="before")
+    @classmethod
+    def _fernet_key(cls, value: Any) -> SecretStr:
+        plain = value.get_secret_value() if isinstance(value, SecretStr) else value
+        name = env_name(cls, "encryption_key")
+        hint = (
+            "generate one: python3 -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+        )
+        if not isinstance(plain, str) or not plain:
+            raise ValueError(f"{name} is required ({hint})")
+        if plain in PUBLISHED_SECRETS:
+            raise ValueError(f"{name} is a value published in the repository ({hint})")
+        try:
+            raw = base64.urlsafe_b64decode(plain.encode())
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != 32:
+            raise ValueError(f"{name} must be a Fernet key: url-safe base64 of 32 bytes ({hint})")
+        return SecretStr(plain)
 
     @field_validator("retry_schedule")
     @classmethod

@@ -20,7 +20,7 @@ SCHEDULE = [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
 
 class TestSchedule:
     def test_default_schedule_is_svix_like(self) -> None:
-        assert Settings(encryption_key=generate_key()).schedule == SCHEDULE
+        assert Settings(encryption_key=generate_key(), internal_secret="i" * 32).schedule == SCHEDULE
         assert DEFAULT_RETRY_SCHEDULE.count(",") == 7
 
     def test_delays_follow_the_schedule_then_give_up(self) -> None:
@@ -47,7 +47,7 @@ class TestSchedule:
 
     def test_lease_must_outlive_the_request(self) -> None:
         with pytest.raises(ValueError, match="lease_seconds"):
-            Settings(encryption_key=generate_key(), request_timeout=30, lease_seconds=10)
+            Settings(encryption_key=generate_key(), internal_secret="i" * 32, request_timeout=30, lease_seconds=10)
 
 
 class TestVerdict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from billing_runtime.db import UTCDateTime, new_metadata
-from sqlalchemy import MetaData, String
+from sqlalchemy import Boolean, Integer, MetaData, String, false, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -19,6 +19,13 @@ class Tenant(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     app_name: Mapped[str] = mapped_column(String(64), unique=True)
     display_name: Mapped[str] = mapped_column(String(200))
+    # Test or live for life (API.md "Test mode and live mode"): set at creation, never changed.
+    livemode: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # A disabled tenant's secrets and access tokens are all refused; its payments still settle.
+    disabled: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # Which secret is current: 1 at creation, +1 per rotation. Access tokens carry the generation of
+    # the secret that minted them, so those of a rotated-out secret die with its grace period.
+    secret_generation: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     # argon2id PHC strings; the plain secret is never stored.
     secret_hash: Mapped[str] = mapped_column(String(255))
     # The secret replaced by the last rotation, accepted until previous_secret_expires_at.

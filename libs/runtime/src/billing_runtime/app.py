@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Collection
+
 from aiohttp import web
 
 from billing_runtime.health import Check, add_health_routes
@@ -12,6 +14,20 @@ from billing_runtime.problems import problem_middleware
 
 DEFAULT_BODY_LIMIT = 64 * 1024
 HEALTH_PREFIXES = ("/healthz", "/readyz", "/metrics")
+# What a process tells about its insides; /healthz (alive or not) says nothing.
+OPS_PATHS = frozenset({"/readyz", "/metrics"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _guard_ops(guard: Callable[[web.Request], None]) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in OPS_PATHS:
+            guard(request)
+        return await handler(request)
+
+    return middleware
 
 
 def service_app(
@@ -20,15 +36,26 @@ def service_app(
     checks: dict[str, Check],
     internal_secret: str | None,
     internal_audience: str,
+    internal_issuers: Collection[str] = (),
     public_prefixes: tuple[str, ...] = (),
     body_limit: int = DEFAULT_BODY_LIMIT,
+    ops_guard: Callable[[web.Request], None] | None = None,
 ) -> web.Application:
-    """request id → metrics → problem+json → internal auth (when a secret is given) → handler."""
+    """request id → metrics → problem+json → ops guard (when given) → internal auth (when a secret is
+    given: tokens signed with it by one of ``internal_issuers``) → handler.
+
+    ``ops_guard`` raises (a 401 problem) unless a request may read ``/readyz`` and ``/metrics``: on a
+    public listener those are not for everyone (the gateway's, API.md "Operations")."""
     middlewares = [request_id_middleware, metrics_middleware(metrics), problem_middleware]
+    if ops_guard is not None:
+        middlewares.append(_guard_ops(ops_guard))
     if internal_secret is not None:
         middlewares.append(
             internal_auth_middleware(
-                internal_secret, internal_audience, public_prefixes=HEALTH_PREFIXES + public_prefixes
+                internal_secret,
+                internal_audience,
+                public_prefixes=HEALTH_PREFIXES + public_prefixes,
+                issuers=internal_issuers,
             )
         )
     app = web.Application(middlewares=middlewares, client_max_size=body_limit)

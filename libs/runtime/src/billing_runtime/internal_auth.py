@@ -1,10 +1,15 @@
 """Service-to-service trust: the gateway (and payments, when it calls providers) signs a short-lived
-HS256 token naming the tenant; a service accepts ``/internal`` and ``/v1`` calls only with one."""
+HS256 token naming the tenant; a service accepts ``/internal`` and ``/v1`` calls only with one.
+
+Each receiving service has a key of its own (its ``*_INTERNAL_SECRET``), held besides only by the
+services allowed to call it, and accepts tokens only from the issuers it lists: a compromised
+providers-svc holds no key that payments-svc or the dispatcher accepts, so it cannot act as the gateway.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 
 import jwt
@@ -62,13 +67,15 @@ def sign_internal(
 class InternalSigner:
     """Signs internal tokens for one issuer and reuses each while more than half its life remains.
 
-    Signing per request was a visible share of the gateway's work; a token names only the issuer,
-    audience and tenant (no request data), so one per (audience, tenant) at a time is as good. The
-    receiving side remembers the verified ones (``internal_auth_middleware``).
+    ``keys`` maps each audience to the key that service verifies with (one ``str`` signs for every
+    audience: tests and single-audience callers). Signing per request was a visible share of the
+    gateway's work; a token names only the issuer, audience and tenant (no request data), so one per
+    (audience, tenant) at a time is as good. The receiving side remembers the verified ones
+    (``internal_auth_middleware``).
     """
 
-    def __init__(self, secret: str, *, issuer: str, ttl: int = 60, max_entries: int = 10_000) -> None:
-        self._secret = secret
+    def __init__(self, keys: str | Mapping[str, str], *, issuer: str, ttl: int = 60, max_entries: int = 10_000) -> None:
+        self._keys = keys
         self._issuer = issuer
         self._ttl = ttl
         self._max_entries = max_entries
@@ -82,8 +89,11 @@ class InternalSigner:
         cached = self._tokens.get(key)
         if cached is not None and cached[1] > now:
             return cached[0]
+        secret = self._keys if isinstance(self._keys, str) else self._keys.get(audience)
+        if secret is None:
+            raise LookupError(f"{self._issuer} holds no internal key for {audience}")
         token = sign_internal(
-            self._secret,
+            secret,
             issuer=self._issuer,
             audience=audience,
             tenant_id=tenant_id,
@@ -123,14 +133,18 @@ caller_key = web.RequestKey("caller", Caller)
 
 
 def internal_auth_middleware(
-    secret: str, audience: str, *, public_prefixes: tuple[str, ...]
+    secret: str, audience: str, *, public_prefixes: tuple[str, ...], issuers: Collection[str]
 ) -> Callable[[web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]], Awaitable[web.StreamResponse]]:
-    """Require an internal token on every path except the public ones (health, provider callbacks...).
+    """Require an internal token on every path except the public ones (health, provider callbacks...),
+    signed with ``secret`` for ``audience`` by one of ``issuers`` (the services allowed to call).
 
     Verified tokens are remembered until they expire (callers reuse them, see ``InternalSigner``):
     the secret is fixed for this middleware, so a token that verified once verifies again until its
     ``exp``, which is checked on every use.
     """
+    allowed = frozenset(issuers)
+    if not allowed:
+        raise ValueError("an internal API must name the services allowed to call it")
     verified: dict[str, Caller] = {}
 
     @web.middleware
@@ -145,6 +159,8 @@ def internal_auth_middleware(
         caller = verified.get(token)
         if caller is None or caller.expires_at <= time.time():
             caller = verify_internal(secret, token, audience=audience)
+            if caller.service not in allowed:
+                raise ProblemError(401, "unauthorized", "Invalid internal credentials")
             if len(verified) >= _VERIFIED_MAX:
                 verified.clear()
             verified[token] = caller

@@ -16,7 +16,9 @@ from typing import Any
 from aiohttp import web
 
 from billing_runtime.migrations import upgrade
+from billing_runtime.secret_policy import load_settings
 from billing_runtime.settings import ServiceSettings
+from billing_runtime.startup import log_startup
 
 log = logging.getLogger(__name__)
 
@@ -105,14 +107,17 @@ def service_main(
     parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("command", choices=["migrate", "api", "worker", "all"])
     args = parser.parse_args(argv)
-    # Settings are read from the environment here, once, and passed down (never a global).
-    settings = settings_factory()
+    # Settings are read from the environment here, once, and passed down (never a global). Missing,
+    # short or published secrets stop the process here, naming their variables.
+    settings = load_settings(settings_factory, prog)
     configure_logging(settings.log_level)
     if args.command == "migrate":
         upgrade(service_root, settings.database_url)
         return
     roles = {"api": ("api",), "worker": ("worker",), "all": ("api", "worker")}[args.command]
     app = create_app(settings, roles=roles)
+    bus = settings.bus_url if "worker" in roles else None
+    log_startup(prog, args.command, [(settings.host, settings.port)], database_url=settings.database_url, bus_url=bus)
     run(serve([(app, settings.host, settings.port)]))
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from billing_runtime.secret_policy import required_secret
 
 
 class ServiceSettings(BaseSettings):
     """Built once in ``__main__`` (or by the embedded runner / tests) and passed down; never global."""
 
-    model_config = SettingsConfigDict(extra="ignore")
+    # A settings error never repeats the value it refused (it may be a secret).
+    model_config = SettingsConfigDict(extra="ignore", hide_input_in_errors=True)
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -20,7 +23,16 @@ class ServiceSettings(BaseSettings):
     database_pool_size: int = Field(default=20, ge=1, le=500)
     # amqp://guest:guest@127.0.0.1:5672/ in the distributed mode; memory:// in the embedded mode.
     bus_url: str = "memory://"
-    # Shared by the gateway and the services it calls, to sign and verify internal tokens.
-    internal_secret: SecretStr = SecretStr("dev-internal-secret-change-me-0123456789")
     outbox_poll_interval: float = 1.0
     log_level: str = "INFO"
+
+
+class InternalServiceSettings(ServiceSettings):
+    """A service behind the gateway: it accepts internal tokens signed with its own key (a key per
+    audience, so one service's key never lets anyone act towards another service)."""
+
+    # Required, >= 32 bytes, never a published value (billing_runtime.secret_policy). Its callers hold
+    # it too: the gateway as GATEWAY_<SERVICE>_INTERNAL_SECRET, payments-svc as PAYMENTS_PROVIDERS_...
+    internal_secret: SecretStr = Field(default=None, validate_default=True)
+
+    _internal_secret = field_validator("internal_secret", mode="before")(required_secret)
