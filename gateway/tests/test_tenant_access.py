@@ -3,16 +3,18 @@ access tokens of a rotated-out secret that die with its grace period."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jwt
 import pytest
 from gateway.db.models import Tenant
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .support import FakeUpstream, Gateway, admin_headers, bearer, problem
+from .support import JWT_AUDIENCE, JWT_ISSUER, JWT_KEYS, FakeUpstream, Gateway, admin_headers, bearer, problem
 
 pytestmark = pytest.mark.postgres
 
@@ -170,6 +172,34 @@ class TestRotatedSecretTokens:
         for token in (old_token, late_old_token):
             await problem(await gateway.client.get("/v1/payments", headers=bearer(token)), 401, "token_revoked")
         assert (await gateway.client.get("/v1/payments", headers=bearer(new_token))).status == 200
+
+    async def test_a_token_minted_before_generations_is_a_generation_1_token(
+        self, gateway: Gateway, engine: AsyncEngine
+    ) -> None:
+        """Tokens issued by the gateway before this release carry no ``gen``: they keep working (the
+        deploy logs nobody out) until a rotation's grace period ends, like any token of the first secret."""
+        tenant, _ = await gateway.tenant_with_token()
+        now = int(time.time())
+        claims = {
+            "sub": tenant["id"],
+            "tenant_id": tenant["id"],
+            "iss": JWT_ISSUER,
+            "aud": JWT_AUDIENCE,
+            "iat": now,
+            "exp": now + 600,
+            "purpose": "tenant_access",
+        }
+        legacy = jwt.encode(claims, JWT_KEYS["k2"], algorithm="HS256", headers={"kid": "k2"})
+        assert (await gateway.client.get("/v1/payments", headers=bearer(legacy))).status == 200
+        await self._rotate(gateway, tenant["id"])
+        assert (await gateway.client.get("/v1/payments", headers=bearer(legacy))).status == 200
+        async with engine.begin() as conn:  # the grace period ends
+            await conn.execute(
+                update(Tenant)
+                .where(Tenant.id == tenant["id"])
+                .values(previous_secret_expires_at=datetime.now(UTC) - timedelta(seconds=1))
+            )
+        await problem(await gateway.client.get("/v1/payments", headers=bearer(legacy)), 401, "token_revoked")
 
     async def test_rotating_twice_retires_the_oldest_generation_at_once(self, gateway: Gateway) -> None:
         tenant, first_token = await gateway.tenant_with_token()

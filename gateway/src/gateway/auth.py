@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 ALGORITHM = "HS256"
 PURPOSE = "tenant_access"
-_REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "gen"]
+_REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
 # Bound on remembered verified tokens; past it the memo is simply emptied (a flood of distinct
 # tokens costs only the verification it would have cost anyway).
 _VERIFIED_MAX = 10_000
@@ -27,8 +27,10 @@ class TenantAccessClaims(BaseModel):
     sub: str
     tenant_id: str
     purpose: Literal["tenant_access"]
-    # The generation of the tenant secret that minted the token (see Tenant.secret_generation).
-    gen: Annotated[int, Field(strict=True, ge=1)]
+    # The generation of the tenant secret that minted the token (see Tenant.secret_generation). Tokens
+    # minted before generations were recorded carry none: they came from the secret the migration
+    # numbered 1, so they live as generation-1 tokens (until a rotation's grace ends), not die at deploy.
+    gen: Annotated[int, Field(strict=True, ge=1)] = 1
 
 
 @dataclass(frozen=True)
