@@ -5,6 +5,7 @@ recorded on the attempt. Only loopback is ever contacted (and when refused, not 
 from __future__ import annotations
 
 import pytest
+from cryptography.fernet import Fernet
 from pydantic import ValidationError
 from webhook_dispatcher.settings import Settings
 
@@ -104,17 +105,26 @@ class TestPlatformPorts:
             assert (await response.json())["detail"].endswith("points to a port of the platform itself")
 
 
+def _settings(**values: object) -> Settings:
+    """Settings as a deployment gives them (secrets set), with nothing loosened unless asked."""
+    secrets = {
+        "internal_secret": "ssrf-test-internal-secret-0123456789ab",
+        "encryption_key": Fernet.generate_key().decode(),
+    }
+    return Settings(**secrets, **values)  # type: ignore[arg-type]
+
+
 class TestSettings:
     def test_the_guard_cannot_be_turned_off(self) -> None:
         with pytest.raises(ValidationError, match="cannot be turned off"):
-            Settings(ssrf_guard=False)
+            _settings(ssrf_guard=False)
 
     def test_loopback_is_refused_by_default(self) -> None:
-        policy = Settings().address_policy
+        policy = _settings().address_policy
         assert policy.refusal("127.0.0.1", "127.0.0.1", 9999) == "loopback address"
         assert policy.refusal("x", "127.0.0.1", 8000) == "a port of the platform itself"
 
     @pytest.mark.parametrize("raw", ["127.0.0.1", "127.0.0.1:0", "host:port", ":80"])
     def test_bad_platform_addresses_stop_the_start(self, raw: str) -> None:
-        with pytest.raises(ValidationError):
-            Settings(platform_addresses=raw)
+        with pytest.raises(ValidationError, match="platform_addresses"):
+            _settings(platform_addresses=raw)
