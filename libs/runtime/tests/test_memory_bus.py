@@ -5,9 +5,10 @@ import asyncio
 
 import pytest
 from billing_contracts.envelope import utcnow
-from billing_runtime.bus import MemoryBus, Message
-from billing_runtime.bus.memory import HandlerFailed
+from billing_runtime.bus import DeadLettered, MemoryBus, Message
+from billing_runtime.bus.memory import ConsumerUnavailable, HandlerFailed
 from billing_runtime.outbox import OutboxRelay
+from billing_runtime.unavailable import DependencyUnavailable
 from sqlalchemy import func, select
 
 
@@ -50,7 +51,7 @@ class TestMemoryBus:
         await bus.publish(message)  # a later duplicate is delivered like any message (consumers dedupe)
         assert seen[-2:] == [("ok", "evt_1"), ("flaky", "evt_1")]
 
-    async def test_at_the_delivery_limit_the_message_is_dead_lettered_and_the_publish_succeeds(self) -> None:
+    async def test_at_the_delivery_limit_the_message_is_dead_lettered_and_the_publish_says_so(self) -> None:
         bus = MemoryBus(max_deliveries=3)
         seen: list[tuple[str, str]] = []
         await bus.subscribe("q", ["#"], _recording(seen, "q", failures=99))
@@ -58,7 +59,9 @@ class TestMemoryBus:
         for _ in range(2):
             with pytest.raises(HandlerFailed):
                 await bus.publish(message)
-        await bus.publish(message)
+        with pytest.raises(DeadLettered) as dead:
+            await bus.publish(message)
+        assert dead.value.queues == {"q": "RuntimeError: transient"}
         assert seen == [("q", "evt_1")] * 3
         assert [(q, m.message_id) for q, m in bus.dead_letters] == [("q", "evt_1")]
 
@@ -87,3 +90,52 @@ class TestMemoryBus:
         async with engine.connect() as conn:
             assert (await conn.execute(select(func.count()).select_from(schema.outbox))).scalar_one() == 0
         assert seen == [("q", "evt_1")] * 2
+
+
+class TestMemoryBusOutages:
+    async def test_an_outage_does_not_count_towards_the_delivery_limit_and_pauses_the_queue(self) -> None:
+        bus = MemoryBus(max_deliveries=2)
+        down = [True]
+        seen: list[str] = []
+
+        async def handler(message: Message) -> None:
+            seen.append(message.message_id)
+            if down[0]:
+                raise DependencyUnavailable("database down")
+
+        await bus.subscribe("q", ["#"], handler)
+        message = Message("x.y", b"{}", "evt_1")
+        for _ in range(10):
+            with pytest.raises(ConsumerUnavailable):
+                await bus.publish(message)
+        with pytest.raises(ConnectionError, match="consumer of q paused"):
+            await bus.check()
+
+        down[0] = False
+        await bus.publish(message)
+        assert seen == ["evt_1"] * 11
+        assert bus.dead_letters == []
+        await bus.check()
+
+    async def test_a_failing_event_does_not_hold_back_the_ones_behind_it_but_an_outage_does(self) -> None:
+        bus = MemoryBus()
+        seen: list[str] = []
+
+        async def handler(message: Message) -> None:
+            seen.append(message.message_id)
+            if message.message_id == "evt_poison":
+                raise RuntimeError("cannot apply")
+            if message.message_id == "evt_down":
+                raise DependencyUnavailable("database down")
+
+        await bus.subscribe("q", ["#"], handler)
+        results = await bus.publish_many(
+            [Message("x.y", b"{}", i) for i in ("evt_poison", "evt_2", "evt_down", "evt_4")]
+        )
+        assert [type(r).__name__ if r else None for r in results] == [
+            "HandlerFailed",
+            None,
+            "ConsumerUnavailable",
+            "ConsumerUnavailable",
+        ]
+        assert seen == ["evt_poison", "evt_2", "evt_down"]  # evt_4 would only fail the same way

@@ -35,6 +35,21 @@ class Metrics:
         self.events_consumed = Counter(
             "events_consumed_total", "Events consumed", ["event_type", "outcome"], registry=self.registry
         )
+        # Dead letters of the queues this process consumes (distributed: the broker's <queue>.dlq) or
+        # whose events its outbox keeps marked (embedded mode).
+        self.dead_letters = Gauge("dead_letters", "Dead-lettered messages per queue", ["queue"], registry=self.registry)
+        self.dead_letters_oldest_age = Gauge(
+            "dead_letters_oldest_age_seconds",
+            "Age of the oldest dead letter per queue (0 when there is none)",
+            ["queue"],
+            registry=self.registry,
+        )
+        self.consumer_paused = Gauge(
+            "bus_consumer_paused",
+            "1 while the queue's consumer waits out an outage of a dependency",
+            ["queue"],
+            registry=self.registry,
+        )
 
     def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
         self.http_requests.labels(method, route, str(status)).inc()

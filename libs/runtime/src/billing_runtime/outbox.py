@@ -1,5 +1,10 @@
 """Transactional outbox: events are rows written in the same transaction as the state change; a relay
-publishes them with publisher confirms and deletes them only afterwards (at-least-once, never lost)."""
+publishes them with publisher confirms and deletes them only afterwards (at-least-once, never lost).
+
+In the embedded mode the in-process bus runs the consumers inside the publish: a row whose event a
+consumer dead-lettered is kept, marked (``dead_at``, ``dead_queues``, ``dead_reason``), for the
+dead-letters CLI (``billing_runtime.outbox_dead_letters``); the relay claims only unmarked rows, and
+publishes a replayed one (unmarked, ``dead_queues`` kept) to those queues only."""
 
 from __future__ import annotations
 
@@ -32,8 +37,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement
 
-from billing_runtime.bus.base import Bus, Message
+from billing_runtime.bus.base import TARGET_QUEUES_HEADER, Bus, DeadLettered, Message
 from billing_runtime.db import UTCDateTime, is_postgres
+from billing_runtime.notifications import Notifier, listen_for_notifications
 from billing_runtime.writes import InsertRows, execute_statement_alone
 
 log = logging.getLogger(__name__)
@@ -52,6 +58,10 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("created_at", UTCDateTime(), nullable=False),
         Column("claimed_until", UTCDateTime(), nullable=True),
         Column("claim_token", String(32), nullable=True),
+        # Embedded mode: a consumer dead-lettered the event (when, which queues, why); see the module.
+        Column("dead_at", UTCDateTime(), nullable=True),
+        Column("dead_queues", Text(), nullable=True),
+        Column("dead_reason", Text(), nullable=True),
     )
 
 
@@ -91,6 +101,8 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         lease: timedelta = timedelta(seconds=30),
         on_published: Callable[[int], None] | None = None,
+        first_error_backoff: float = 0.05,
+        max_error_backoff: float = 1.0,
     ) -> None:
         self.engine = engine
         self.table = table
@@ -99,6 +111,8 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self.lease = lease
         self.on_published = on_published
+        self.first_error_backoff = first_error_backoff
+        self.max_error_backoff = max_error_backoff
         self._wake = asyncio.Event()
         self._statements = _PostgresStatements(table) if is_postgres(engine) else None
 
@@ -107,20 +121,22 @@ class OutboxRelay:
         self._wake.set()
 
     async def backlog(self) -> int:
+        """Events waiting to be published (not those kept as dead letters)."""
+        t = self.table
         async with self.engine.connect() as conn:
-            return int((await conn.execute(select(func.count()).select_from(self.table))).scalar_one())
+            return int((await conn.execute(select(func.count()).where(t.c.dead_at.is_(None)))).scalar_one())
 
-    async def _claim(self) -> tuple[str, list[tuple[int, str, str, str]]]:
+    async def _claim(self) -> tuple[str, list[tuple[int, str, str, str, str | None]]]:
         t = self.table
         token = secrets.token_hex(8)
         now = utcnow()
         if self._statements is not None:
             params = {"now": now, "limit": self.batch_size, "token": token, "until": now + self.lease}
             rows = await execute_statement_alone(self.engine, self._statements.claim, params)
-            return token, sorted(rows)  # type: ignore[arg-type]
+            return token, sorted(rows)
         due = (
             select(t.c.id)
-            .where((t.c.claimed_until.is_(None)) | (t.c.claimed_until < now))
+            .where(t.c.dead_at.is_(None), (t.c.claimed_until.is_(None)) | (t.c.claimed_until < now))
             .order_by(t.c.id)
             .limit(self.batch_size)
         )
@@ -130,38 +146,79 @@ class OutboxRelay:
             update(t)
             .where(t.c.id.in_(due.scalar_subquery()))
             .values(claim_token=token, claimed_until=now + self.lease)
-            .returning(t.c.id, t.c.event_id, t.c.routing_key, t.c.body)
+            .returning(t.c.id, t.c.event_id, t.c.routing_key, t.c.body, t.c.dead_queues)
         )
         async with self.engine.begin() as conn:
-            rows = (await conn.execute(stmt)).all()
-        return token, sorted((r.id, r.event_id, r.routing_key, r.body) for r in rows)
+            claimed = (await conn.execute(stmt)).all()
+        return token, sorted((r.id, r.event_id, r.routing_key, r.body, r.dead_queues) for r in claimed)
 
     async def run_once(self) -> int:
         """Publish one batch; return how many events were published."""
         token, rows = await self._claim()
         if not rows:
             return 0
+        ids = [row[0] for row in rows]
         # In id order on one channel: events of one aggregate reach the broker in commit order. The
         # confirms (a disk sync each on a quorum queue) are awaited together, not one after the other:
         # in the webhook bench that took the callback → payments hop from ~3 s to a few hundred ms at
         # 100/s. A failed event stays for the next pass, after any later one that got through;
         # consumers are idempotent and state changes guarded, as for redeliveries.
-        results = await self.bus.publish_many(
-            [Message(routing_key=key, body=body.encode(), message_id=event_id) for _, event_id, key, body in rows]
-        )
+        try:
+            results = await self.bus.publish_many([_message(row) for row in rows])
+        except BaseException:
+            # The bus could not even try (the broker reconnecting, say): hand the whole batch back now
+            # rather than leave it leased, i.e. unpublishable, for the rest of the lease.
+            await self._release_quietly(token, ids)
+            raise
         published = [row[0] for row, error in zip(rows, results, strict=True) if error is None]
-        failed = [row[0] for row, error in zip(rows, results, strict=True) if error is not None]
+        dead = [(row[0], e) for row, e in zip(rows, results, strict=True) if isinstance(e, DeadLettered)]
+        failed = [
+            row[0]
+            for row, error in zip(rows, results, strict=True)
+            if error is not None and not isinstance(error, DeadLettered)
+        ]
         if failed:
-            first = next(error for error in results if error is not None)
+            first = next(e for e in results if e is not None and not isinstance(e, DeadLettered))
             log.warning(
                 "publishing %d of %d events failed; they stay in the outbox", len(failed), len(rows), exc_info=first
             )
-        await self._settle(token, published, failed)
+        try:
+            await self._settle(token, published, failed)
+            await self._mark_dead(token, dead)
+        except BaseException:
+            await self._release_quietly(token, failed)
+            raise
         if self.on_published is not None and published:
             self.on_published(len(published))
         if failed:
             raise ConnectionError(f"{len(failed)} events not published")
         return len(published)
+
+    async def _release_quietly(self, token: str, ids: list[int]) -> None:
+        """Best effort (the database may be what failed): a row not handed back waits for its lease."""
+        if not ids:
+            return
+        try:
+            await self._settle(token, [], ids)
+        except Exception:
+            log.warning("could not hand back %d claimed events; they wait for their lease", len(ids))
+
+    async def _mark_dead(self, token: str, dead: list[tuple[int, DeadLettered]]) -> None:
+        """Keep each dead-lettered row, marked: which queues gave up on it and why (rare: one statement
+        per row)."""
+        t = self.table
+        for row_id, error in dead:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    update(t)
+                    .where(t.c.id == row_id, t.c.claim_token == token)
+                    .values(
+                        dead_at=utcnow(),
+                        dead_queues=",".join(sorted(error.queues)),
+                        dead_reason="; ".join(f"{q}: {why}" for q, why in sorted(error.queues.items())),
+                        claimed_until=None,
+                    )
+                )
 
     async def _settle(self, token: str, published: list[int], failed: list[int]) -> None:
         """Delete what was published and hand back what was not, only rows this pass still leases."""
@@ -181,21 +238,36 @@ class OutboxRelay:
                 )
 
     async def run(self) -> None:
-        """Relay forever: drain, then sleep until woken or the poll interval passes."""
-        backoff = self.poll_interval
+        """Relay forever: drain, then sleep until woken or the poll interval passes. After a failed
+        pass it retries after a short backoff (at most ``max_error_backoff``, and a wake-up ends the
+        wait), so events flow again within about a second of the database or broker being back."""
+        backoff = self.first_error_backoff
+        failing = False
         while True:
             try:
                 count = await self.run_once()
             except Exception:
-                log.warning("outbox relay pass failed; retrying in %.1fs", backoff, exc_info=True)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+                # The first failure of a streak with its traceback; the rest in one line each.
+                log.warning("outbox relay pass failed; retrying in %.2fs", backoff, exc_info=not failing)
+                failing = True
+                await wait_or_timeout(self._wake, backoff)
+                self._wake.clear()
+                backoff = min(backoff * 2, self.max_error_backoff)
                 continue
-            backoff = self.poll_interval
+            if failing:
+                log.warning("outbox relay recovered")
+            failing = False
+            backoff = self.first_error_backoff
             if count >= self.batch_size:
                 continue
             await wait_or_timeout(self._wake, self.poll_interval)
             self._wake.clear()
+
+
+def _message(row: tuple[int, str, str, str, str | None]) -> Message:
+    _, event_id, key, body, dead_queues = row
+    headers = {TARGET_QUEUES_HEADER: dead_queues} if dead_queues else {}
+    return Message(routing_key=key, body=body.encode(), message_id=event_id, headers=headers)
 
 
 class _PostgresStatements:
@@ -209,7 +281,10 @@ class _PostgresStatements:
         token = bindparam("token", type_=String())
         due = (
             select(t.c.id)
-            .where(t.c.claimed_until.is_(None) | (t.c.claimed_until < bindparam("now", type_=t.c.claimed_until.type)))
+            .where(
+                t.c.dead_at.is_(None),
+                t.c.claimed_until.is_(None) | (t.c.claimed_until < bindparam("now", type_=t.c.claimed_until.type)),
+            )
             .order_by(t.c.id)
             .limit(bindparam("limit", type_=Integer()))
             .with_for_update(skip_locked=True)
@@ -218,7 +293,7 @@ class _PostgresStatements:
             update(t)
             .where(t.c.id.in_(due.scalar_subquery()))
             .values(claim_token=token, claimed_until=bindparam("until", type_=t.c.claimed_until.type))
-            .returning(t.c.id, t.c.event_id, t.c.routing_key, t.c.body)
+            .returning(t.c.id, t.c.event_id, t.c.routing_key, t.c.body, t.c.dead_queues)
         )
         self.delete: ClauseElement = delete(t).where(t.c.id == any_(ids), t.c.claim_token == token)
         self.release: ClauseElement = (
@@ -234,61 +309,12 @@ async def wait_or_timeout(event: asyncio.Event, seconds: float) -> None:
             await event.wait()
 
 
-class Notifier:
-    """Sends ``NOTIFY <channel>`` on its own connection after commits, coalescing bursts: while one
-    NOTIFY is in flight, and for ``min_interval`` after it, any number of further requests collapse
-    into one more.
-
-    The pause trades a few milliseconds of publish latency for batches: without it, under load every
-    commit woke the relays for a pass of one or two rows (claim, publish, delete), and that per-pass
-    work competed with the API for the same CPUs.
-    """
-
-    def __init__(self, url: str, channel: str, *, min_interval: float = 0.02) -> None:
-        self.url = url.replace("postgresql+asyncpg://", "postgresql://", 1)
-        self.channel = channel
-        self.min_interval = min_interval
-        self._wanted = asyncio.Event()
-        # The PostgreSQL backend that sends our NOTIFYs, once connected: a listener in the same process
-        # can tell its own notifications (the process already woke itself) from other processes'.
-        self.server_pid: int | None = None
-
-    def request(self) -> None:
-        self._wanted.set()
-
-    def sent(self, pid: int) -> bool:
-        """Whether a notification from backend ``pid`` is one of ours."""
-        return pid == self.server_pid
-
-    async def run(self) -> None:
-        import asyncpg  # local import: SQLite deployments never need it
-
-        conn = await asyncpg.connect(self.url)
-        self.server_pid = conn.get_server_pid()
-        try:
-            while True:
-                await self._wanted.wait()
-                self._wanted.clear()
-                await conn.execute(f'NOTIFY "{self.channel}"')
-                await asyncio.sleep(self.min_interval)
-        finally:
-            await conn.close()
-
-
-async def listen_for_notifications(
-    url: str, channel: str, callback: Callable[[], None], *, ignore: Callable[[int], bool] | None = None
-) -> Callable[[], object]:
-    """Subscribe to PostgreSQL NOTIFY on ``channel`` with a dedicated asyncpg connection; ``ignore``
-    drops notifications by the sending backend's pid (e.g. ``Notifier.sent``: this process's own).
-
-    Returns an async closer. Polling still runs beside it, so a lost notification only delays an event.
-    """
-    import asyncpg  # local import: SQLite deployments never need it
-
-    def on_notify(_conn: object, pid: int, _channel: str, _payload: str) -> None:
-        if ignore is None or not ignore(pid):
-            callback()
-
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
-    await conn.add_listener(channel, on_notify)
-    return conn.close
+__all__ = [
+    "Notifier",
+    "OutboxRelay",
+    "listen_for_notifications",
+    "outbox_insert",
+    "outbox_row",
+    "outbox_table",
+    "wait_or_timeout",
+]

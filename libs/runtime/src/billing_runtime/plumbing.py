@@ -10,13 +10,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from billing_contracts.envelope import utcnow
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from billing_runtime.bus import Bus, Handler, create_bus
+from billing_runtime.bus import Bus, Handler, MemoryBus, create_bus
 from billing_runtime.db import create_engine, is_postgres, make_sessionmaker, ping
 from billing_runtime.metrics import Metrics
 from billing_runtime.outbox import Notifier, OutboxRelay, listen_for_notifications
+from billing_runtime.outbox_dead_letters import outbox_dead_letter_stats
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,8 @@ class Plumbing:
     # processes without a relay of their own (API roles) write to this outbox.
     relay_listens: bool = True
     poll_interval: float = 1.0
+    # How often the dead-letter and paused-consumer gauges are refreshed.
+    watch_interval: float = 5.0
     engine: AsyncEngine | None = None
     bus: Bus | None = None
     _owns_engine: bool = field(default=False, init=False)
@@ -126,6 +130,8 @@ class Plumbing:
             for consumer in self._consumers:
                 assert self.bus is not None
                 await self.bus.subscribe(consumer.queue, consumer.binding_keys, consumer.handler)
+            if self.bus is not None and (self._consumers or (self.outbox is not None and self.run_relay)):
+                tasks.append(asyncio.create_task(self._watch_queues(), name=f"{self.service}:dead-letters"))
             for name, factory in self._tasks:
                 tasks.append(asyncio.create_task(self._guard(name, factory), name=f"{self.service}:{name}"))
             yield
@@ -167,3 +173,42 @@ class Plumbing:
             with contextlib.suppress(Exception):
                 self.metrics.outbox_backlog.set(await self.relay.backlog())
             await asyncio.sleep(5)
+
+    @property
+    def queues(self) -> list[str]:
+        """The queues this process consumes."""
+        return list(dict.fromkeys(c.queue for c in self._consumers))
+
+    async def _watch_queues(self) -> None:
+        """Export, per queue, its dead letters (depth, oldest age) and whether its consumer is paused by
+        an outage. Distributed: the broker's ``<queue>.dlq`` of every queue this process consumes.
+        Embedded: the rows this service's outbox keeps marked, by the queue that gave up on them."""
+        seen: set[str] = set()
+        while True:
+            with contextlib.suppress(Exception):
+                stats = await self._dead_letter_stats()
+                for queue in seen - stats.keys():
+                    stats[queue] = (0, 0.0)
+                for queue, (depth, age) in stats.items():
+                    self.metrics.dead_letters.labels(queue).set(depth)
+                    self.metrics.dead_letters_oldest_age.labels(queue).set(age)
+                seen |= stats.keys()
+            if self.bus is not None:
+                paused = self.bus.paused()
+                for queue in self.queues:
+                    self.metrics.consumer_paused.labels(queue).set(1 if queue in paused else 0)
+            await asyncio.sleep(self.watch_interval)
+
+    async def _dead_letter_stats(self) -> dict[str, tuple[int, float]]:
+        now = utcnow()
+        found: dict[str, tuple[int, float]] = {}
+        assert self.bus is not None
+        for queue in self.queues:
+            stats = await self.bus.dead_letter_stats(queue)
+            if stats is not None:
+                age = (now - stats.oldest).total_seconds() if stats.oldest is not None else 0.0
+                found[queue] = (stats.depth, max(age, 0.0))
+        if isinstance(self.bus, MemoryBus) and self.outbox is not None and self.engine is not None:
+            for queue, (count, oldest) in (await outbox_dead_letter_stats(self.engine, self.outbox)).items():
+                found[queue] = (count, max((now - oldest).total_seconds(), 0.0))
+        return found

@@ -8,7 +8,8 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Coroutine
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,12 +92,19 @@ def service_main(
     settings_factory: Callable[[], ServiceSettings],
     create_app: Callable[..., web.Application],
     service_root: Path,
+    dead_letter_queues: Sequence[str] = (),
 ) -> None:
-    """The ``<service> migrate | api | worker | all`` command line shared by the services whose API and
-    worker roles run on one port each (``all`` = both roles in one process)."""
-    parser = argparse.ArgumentParser(prog=prog)
+    """The ``<service> migrate | api | worker | all | dead-letters`` command line shared by the services
+    whose API and worker roles run on one port each (``all`` = both roles in one process);
+    ``dead-letters list|replay`` reads the broker's dead letters of ``dead_letter_queues``."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["dead-letters"]:
+        settings = settings_factory()
+        configure_logging("WARNING")
+        raise SystemExit(dead_letters_command(prog, args_list[1:], settings.bus_url, dead_letter_queues))
+    parser = argparse.ArgumentParser(prog=prog, epilog=f"{prog} dead-letters --help: list and replay dead letters")
     parser.add_argument("command", choices=["migrate", "api", "worker", "all"])
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
     # Settings are read from the environment here, once, and passed down (never a global).
     settings = settings_factory()
     configure_logging(settings.log_level)
@@ -106,3 +114,19 @@ def service_main(
     roles = {"api": ("api",), "worker": ("worker",), "all": ("api", "worker")}[args.command]
     app = create_app(settings, roles=roles)
     run(serve([(app, settings.host, settings.port)]))
+
+
+def dead_letters_command(prog: str, argv: list[str], bus_url: str, queues: Sequence[str]) -> int:
+    """``<service> dead-letters ...`` on the broker; the embedded mode keeps its dead letters in the
+    services' outboxes and has a command of its own."""
+    from billing_runtime.dead_letters_cli import BrokerDeadLetters, dead_letters_main, parser
+
+    parser(prog).parse_args(argv)  # usage errors and --help before anything else
+    if bus_url.startswith("memory"):
+        print(
+            f"{prog}: the bus is in-process (embedded mode), whose dead letters are kept in the outboxes: "
+            "use `billing-embedded dead-letters`",
+            file=sys.stderr,
+        )
+        return 2
+    return dead_letters_main(prog, argv, [BrokerDeadLetters(bus_url, queues)])

@@ -1,6 +1,6 @@
 """Bus interface and its two implementations."""
 
-from billing_runtime.bus.base import Bus, Handler, Message, topic_matches
+from billing_runtime.bus.base import TARGET_QUEUES_HEADER, Bus, DeadLettered, Handler, Message, topic_matches
 from billing_runtime.bus.memory import MemoryBus
 
 
@@ -13,4 +13,13 @@ def create_bus(url: str) -> Bus:
     return RabbitBus(url)
 
 
-__all__ = ["Bus", "Handler", "MemoryBus", "Message", "create_bus", "topic_matches"]
+__all__ = [
+    "TARGET_QUEUES_HEADER",
+    "Bus",
+    "DeadLettered",
+    "Handler",
+    "MemoryBus",
+    "Message",
+    "create_bus",
+    "topic_matches",
+]

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from billing_runtime.bus.dead_letters import DeadLetterStats
 
 
 @dataclass(frozen=True)
@@ -19,12 +22,26 @@ class Message:
 
 Handler = Callable[[Message], Awaitable[None]]
 
+# A message carrying this header (comma-separated queue names) goes to those queues only: a replayed
+# dead letter of the in-process bus, for the consumers that gave up on it and no other.
+TARGET_QUEUES_HEADER = "x-billing-queues"
+
+
+class DeadLettered(Exception):
+    """A ``publish_many`` result of the in-process bus: every consumer is done with the message and
+    these queues gave up on it (dead-lettered). The relay keeps its outbox row, marked."""
+
+    def __init__(self, message_id: str, queues: dict[str, str]) -> None:
+        super().__init__(f"{message_id} dead-lettered by {', '.join(queues)}")
+        self.queues = queues  # queue → why
+
 
 class Bus(Protocol):
     """Publish with confirmation; consume at least once, with retries and then a dead-letter queue.
 
     A handler that returns normally acknowledges the message; one that raises gets it redelivered,
-    up to ``max_deliveries`` times, and then the message is dead-lettered.
+    up to ``max_deliveries`` times, and then the message is dead-lettered. A failure that is an outage
+    (``billing_runtime.unavailable.is_outage``) is retried without counting towards that limit.
     """
 
     async def start(self) -> None: ...
@@ -37,13 +54,22 @@ class Bus(Protocol):
 
     async def publish_many(self, messages: list[Message]) -> list[BaseException | None]:
         """Publish in order; return, per message, None once the broker took it or the error that
-        kept it from doing so (a message after a failed one may be left unattempted: an error too)."""
+        kept it from doing so (a message after a failed one may be left unattempted: an error too),
+        or ``DeadLettered`` (in-process bus: handled by all but the queues that gave up on it)."""
         ...
 
     async def subscribe(self, queue: str, binding_keys: list[str], handler: Handler) -> None: ...
 
     async def check(self) -> None:
-        """Raise if the broker is unreachable (readiness)."""
+        """Raise if the broker is unreachable or a consumer is paused by an outage (readiness)."""
+        ...
+
+    def paused(self) -> dict[str, str]:
+        """The queues whose consumer is waiting out an outage, with the reason."""
+        ...
+
+    async def dead_letter_stats(self, queue: str) -> DeadLetterStats | None:
+        """The queue's dead letters held by the broker (None: not known here, or disconnected)."""
         ...
 
 

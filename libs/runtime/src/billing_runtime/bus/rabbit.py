@@ -1,10 +1,18 @@
 """RabbitMQ bus on aio-pika: durable topic exchange, one quorum queue per consuming service,
-publisher confirms, bounded redelivery (``x-delivery-limit``) and then a per-queue dead-letter queue."""
+publisher confirms, bounded redelivery and then a per-queue dead-letter queue.
+
+A handler that fails because a dependency is down (``billing_runtime.unavailable.is_outage``) keeps its
+message unacked and is retried in place (``OutageHold``): an outage never spends a delivery. Only a
+failure on a healthy system is returned to the queue; at ``max_deliveries`` the bus dead-letters the
+message itself, with the reason in its headers (``dead_letters``), and the broker's ``x-delivery-limit``
+is the backstop for returns the bus does not see (a channel closing with the message unacked).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import aio_pika
 import aiormq
@@ -17,8 +25,21 @@ from aio_pika.abc import (
 from billing_contracts.routing import DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE
 
 from billing_runtime.bus.base import Handler, Message
+from billing_runtime.bus.dead_letters import (
+    ROUTING_KEY_HEADER,
+    DeadLetterStats,
+    dead_letter_depth,
+    dead_letter_headers,
+    from_incoming,
+    read_dead_letters,
+)
+from billing_runtime.bus.holding import HoldExpired, OutageHold
+from billing_runtime.unavailable import is_outage
 
 log = logging.getLogger(__name__)
+
+# Dead letters read per queue and metrics refresh, for their oldest age (the depth is always exact).
+METRICS_SCAN = 1000
 
 
 class RabbitBus:
@@ -32,12 +53,24 @@ class RabbitBus:
         retry_delay: float = 0.5,
         prefetch: int = 64,
         publish_timeout: float = 10.0,
+        reconnect_interval: float = 1.0,
+        outage_max_delay: float = 1.0,
+        hold_limit: float = 20 * 60.0,
+        outage: Callable[[BaseException], bool] = is_outage,
     ) -> None:
         self.url = url
         self.max_deliveries = max_deliveries
         self.retry_delay = retry_delay
         self.prefetch = prefetch
         self.publish_timeout = publish_timeout
+        # aio-pika's default is 5 s: events would wait that long after the broker is back.
+        self.reconnect_interval = reconnect_interval
+        self.outage_max_delay = outage_max_delay
+        # Below the broker's consumer_timeout (30 min by default), after which it closes the channel and
+        # every unacked message is returned, one delivery spent each.
+        self.hold_limit = hold_limit
+        self.outage = outage
+        self._holds: dict[str, OutageHold] = {}
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
@@ -47,7 +80,11 @@ class RabbitBus:
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
-        self._connection = await aio_pika.connect_robust(self.url, client_properties={"connection_name": "billing"})
+        self._connection = await aio_pika.connect_robust(
+            self.url,
+            client_properties={"connection_name": "billing"},
+            reconnect_interval=self.reconnect_interval,
+        )
         await self._open_publisher()
 
     async def _open_publisher(self) -> None:
@@ -125,26 +162,119 @@ class RabbitBus:
         for key in binding_keys:
             await main.bind(exchange, routing_key=key)
 
+        hold = self._holds.setdefault(
+            queue,
+            OutageHold(queue, self.outage, max_delay=self.outage_max_delay, hold_limit=self.hold_limit),
+        )
+
         async def on_message(incoming: AbstractIncomingMessage) -> None:
-            message = Message(
-                routing_key=incoming.routing_key or "",
-                body=incoming.body,
-                message_id=incoming.message_id or "",
-                headers={k: str(v) for k, v in (incoming.headers or {}).items()},
-            )
+            message = from_incoming(incoming)
             try:
-                await handler(message)
-            except Exception:
-                delivery = int(incoming.headers.get("x-delivery-count", 0) or 0) + 1 if incoming.headers else 1
-                log.exception("handler of %s failed on %s (delivery %d)", queue, message.message_id, delivery)
-                # A short pause before the requeue so a failing dependency is not hammered in a hot loop.
-                await asyncio.sleep(self.retry_delay * min(delivery, 10))
-                await incoming.nack(requeue=True)
+                await hold.call(handler, message)
+            except HoldExpired:
+                await self._hand_back(queue, incoming, message)
+            except Exception as exc:
+                await self._failed(queue, incoming, message, exc)
             else:
                 await incoming.ack()
 
         tag = await main.consume(on_message)
         self._consumers.append((queue, channel, tag))
+
+    async def _failed(self, queue: str, incoming: AbstractIncomingMessage, message: Message, exc: Exception) -> None:
+        """A failure on a healthy system: back to the queue, or to its dead letters at the limit."""
+        count = (incoming.headers or {}).get("x-delivery-count", 0)
+        delivery = (int(count) if isinstance(count, int | str) else 0) + 1
+        if delivery >= self.max_deliveries:
+            log.error(
+                "dead-lettering event %s (routing key %s) of %s after %d deliveries: %s",
+                message.message_id,
+                message.routing_key,
+                queue,
+                delivery,
+                exc,
+                exc_info=exc,
+            )
+            try:
+                await self._publish_raw(
+                    DEAD_LETTER_EXCHANGE, queue, message, dead_letter_headers(message, queue, exc, delivery)
+                )
+            except Exception:
+                log.exception("could not dead-letter %s; returning it to %s", message.message_id, queue)
+            else:
+                await incoming.ack()
+                return
+        else:
+            log.warning("handler of %s failed on %s (delivery %d)", queue, message.message_id, delivery, exc_info=exc)
+        # A short pause before the requeue so a failing message is not retried in a hot loop.
+        await asyncio.sleep(self.retry_delay * min(delivery, 10))
+        await incoming.nack(requeue=True)
+
+    async def _hand_back(self, queue: str, incoming: AbstractIncomingMessage, message: Message) -> None:
+        """Held through an outage for ``hold_limit``: put a fresh copy at the back of the queue (the
+        default exchange routes to that queue only) and acknowledge this one, so the broker's consumer
+        timeout does not return it (and every other unacked message) with a delivery spent."""
+        log.warning(
+            "event %s held through an outage for %.0fs; handing it back to %s",
+            message.message_id,
+            self.hold_limit,
+            queue,
+        )
+        try:
+            headers = {**message.headers, ROUTING_KEY_HEADER: message.routing_key}
+            headers.pop("x-delivery-count", None)
+            await self._publish_raw("", queue, message, headers)
+        except Exception:
+            log.exception("could not hand %s back to %s; returning it", message.message_id, queue)
+            await incoming.nack(requeue=True)
+        else:
+            await incoming.ack()
+
+    async def _publish_raw(
+        self, exchange_name: str, routing_key: str, message: Message, headers: dict[str, str]
+    ) -> None:
+        """Publish with a confirm on the publishing channel to a named exchange ("" is the default one)."""
+        await self._publisher()
+        assert self._publish_channel is not None
+        exchange = (
+            self._publish_channel.default_exchange
+            if exchange_name == ""
+            else await self._publish_channel.get_exchange(exchange_name, ensure=False)
+        )
+        await exchange.publish(
+            aio_pika.Message(
+                body=message.body,
+                message_id=message.message_id,
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                headers=dict(headers),
+            ),
+            routing_key=routing_key,
+            mandatory=False,
+            timeout=self.publish_timeout,
+        )
+
+    async def dead_letter_stats(self, queue: str) -> DeadLetterStats | None:
+        """How many messages ``<queue>.dlq`` holds and when the oldest of them (of the first
+        ``METRICS_SCAN`` read) was dead-lettered. Reading takes them unacked on a channel of its own and
+        closing it puts them all back (the DLQ has no delivery limit)."""
+        if self._connection is None or self._connection.is_closed:
+            return None
+        channel = await self._connection.channel()
+        try:
+            depth = await dead_letter_depth(channel, queue)
+            if depth == 0:
+                return DeadLetterStats(0, None)
+            letters = await read_dead_letters(channel, queue, limit=METRICS_SCAN)
+            times = [letter.dead_at for _, letter in letters if letter.dead_at is not None]
+            return DeadLetterStats(depth, min(times) if times else None)
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+
+    def paused(self) -> dict[str, str]:
+        """The queues whose consumer is waiting out an outage, with the reason."""
+        return {queue: hold.reason for queue, hold in self._holds.items() if hold.reason is not None}
 
     async def check(self) -> None:
         """Ready only while connected and every subscription still has its consumer: the broker cancels
@@ -159,3 +289,5 @@ class RabbitBus:
                 consuming = False
             if channel.is_closed or not consuming:
                 raise ConnectionError(f"not consuming from {queue} (consumer cancelled or channel closed)")
+        for queue, reason in self.paused().items():
+            raise ConnectionError(f"consumer of {queue} paused by an outage: {reason}")

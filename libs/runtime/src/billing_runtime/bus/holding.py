@@ -1,0 +1,98 @@
+"""Holding a queue through an outage: while a handler fails because a dependency is down, its message
+is retried in place and the queue's other messages wait, instead of being returned to the broker.
+
+On RabbitMQ 3.10 quorum queues every return (a nack or reject with requeue, or a channel closing with
+the message unacked) raises the message's delivery count, and at ``x-delivery-limit`` the broker
+dead-letters it. An outage must not spend that budget: only a message that fails on a healthy system
+is returned (and, at the limit, dead-lettered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from billing_runtime.bus.base import Handler, Message
+
+log = logging.getLogger(__name__)
+
+
+class HoldExpired(Exception):
+    """The message was held through an outage for ``hold_limit``; the bus hands it back another way
+    before the broker's consumer timeout closes the channel (and returns every unacked message)."""
+
+
+class OutageHold:
+    """The outage state of one queue. While it is on, one message at a time probes the dependency
+    (after a backoff that doubles up to ``max_delay``, so recovery is noticed within that bound) and
+    every other message of the queue waits its turn; the first success ends the outage for all."""
+
+    def __init__(
+        self,
+        queue: str,
+        is_outage: Callable[[BaseException], bool],
+        *,
+        first_delay: float = 0.05,
+        max_delay: float = 1.0,
+        hold_limit: float = 20 * 60.0,
+    ) -> None:
+        self.queue = queue
+        self.is_outage = is_outage
+        self.first_delay = first_delay
+        self.max_delay = max_delay
+        self.hold_limit = hold_limit
+        self.reason: str | None = None
+        self.since: float | None = None
+        self._delay = first_delay
+        self._probe = asyncio.Lock()
+
+    async def call(self, handler: Handler, message: Message) -> None:
+        """Run the handler until it succeeds or fails for another reason than an outage (raised).
+
+        Raises ``HoldExpired`` once the message has waited through an outage for ``hold_limit``."""
+        held_since = time.monotonic()
+        while True:
+            if self.reason is None:
+                try:
+                    await handler(message)
+                    return
+                except Exception as exc:
+                    if not self.is_outage(exc):
+                        raise
+                    self._begin(exc)
+                continue
+            async with self._probe:
+                if self.reason is None:
+                    continue  # another message's probe ended the outage while this one waited
+                if time.monotonic() - held_since >= self.hold_limit:
+                    raise HoldExpired(f"{message.message_id} held {self.hold_limit:.0f}s through an outage")
+                await asyncio.sleep(self._delay)
+                try:
+                    await handler(message)
+                except Exception as exc:
+                    if not self.is_outage(exc):
+                        self._end()  # the dependency answered; this message is at fault, not the system
+                        raise
+                    self._delay = min(self._delay * 2, self.max_delay)
+                    continue
+                self._end()
+                return
+
+    def _begin(self, exc: BaseException) -> None:
+        if self.reason is not None:
+            return
+        self.reason = f"{type(exc).__name__}: {exc}"[:300]
+        self.since = time.monotonic()
+        self._delay = self.first_delay
+        log.warning("consumer of %s paused: a dependency is unavailable (%s)", self.queue, self.reason)
+
+    def _end(self) -> None:
+        if self.reason is None:
+            return
+        waited = time.monotonic() - (self.since or time.monotonic())
+        log.warning("consumer of %s resumed after %.1fs", self.queue, waited)
+        self.reason = None
+        self.since = None
+        self._delay = self.first_delay
