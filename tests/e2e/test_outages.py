@@ -65,8 +65,9 @@ THINK = (0.0, 6.0)  # the payer's seconds between the provider's page and pressi
 OUTCOMES = [("succeed", "SUCCEEDED")] * 3 + [("decline", "FAILED"), ("pending", "SUCCEEDED")]
 FINAL_TYPES = {"SUCCEEDED": "payment.succeeded", "FAILED": "payment.failed"}
 ENDPOINTS = 2
-# Retry-After says 5 s; a tenant that waits less shows sooner when the platform is back.
-RETRY_PAUSE = 0.5
+# Retry-After says 5 s; a tenant that waits less shows sooner when the platform is back. Jittered, as
+# clients are told to: hundreds of flows retrying in step would meet the database back as one burst.
+RETRY_PAUSE = (0.5, 1.5)
 # Today's failures were 16 s (relay backoff) and up to 35 s (a leased batch); "within 2 s" is the aim,
 # and the bound leaves room for a loaded 2-core machine while still catching a backoff that oversleeps.
 RECOVERY_BOUND = 5.0
@@ -78,14 +79,14 @@ SETTLE_DEADLINE = 60.0  # after the database is back, for every payment and webh
 # callbacks every second (a provider's own schedule; ours would put up to 30 s between attempts); small
 # pools, as the PostgreSQL server's 100 connections are shared with other test runs.
 OVERRIDES = {
-    "gateway": {"GATEWAY_RATE_LIMIT_PER_SECOND": "0", "GATEWAY_DATABASE_POOL_SIZE": "4"},
+    "gateway": {"GATEWAY_RATE_LIMIT_PER_SECOND": "0", "GATEWAY_DATABASE_POOL_SIZE": "3"},
     "providers": {
         "PROVIDERS_SANDBOX_PENDING_DELAY": "4",
         "PROVIDERS_SANDBOX_CALLBACK_RETRY_SCHEDULE": "0.5,1",
-        "PROVIDERS_DATABASE_POOL_SIZE": "6",
+        "PROVIDERS_DATABASE_POOL_SIZE": "5",
     },
-    "payments": {"PAYMENTS_OUTBOX_POLL_INTERVAL": "0.5", "PAYMENTS_DATABASE_POOL_SIZE": "6"},
-    "webhooks": {"WEBHOOKS_DATABASE_POOL_SIZE": "6"},
+    "payments": {"PAYMENTS_OUTBOX_POLL_INTERVAL": "0.5", "PAYMENTS_DATABASE_POOL_SIZE": "4"},
+    "webhooks": {"WEBHOOKS_DATABASE_POOL_SIZE": "5"},
 }
 
 
@@ -180,7 +181,7 @@ class Traffic:
             retry = status in (0, 502, 503, 504) or (status == 409 and b"idempotency_key_in_use" in body)
             if not retry or time.monotonic() > deadline:
                 raise FlowFailed(f"{method} {url} -> {status}: {body[:300]!r}")
-            await asyncio.sleep(RETRY_PAUSE)
+            await asyncio.sleep(random.uniform(*RETRY_PAUSE))
 
     async def flow(self, index: int, started: float, rng: random.Random) -> None:
         """One payment: the tenant creates it, the payer picks the sandbox, thinks, presses a button."""
@@ -209,6 +210,29 @@ class Traffic:
             await self.call("POST", provider_page, 303, data={"outcome": button})
         except FlowFailed as exc:
             self.failures.append(f"payment {index}: {exc}")
+
+    async def dashboard(self, until: asyncio.Event) -> None:
+        """The tenant's dashboard reading what each service serves, a few times a second, all through
+        the outage: one attempt each (a 503 is fine), so every service's read path is seen answering."""
+        g = self.platform.gateway_url
+        paths = [
+            "/v1/payments?limit=5",
+            "/v1/events?limit=5",
+            "/v1/webhook-deliveries?limit=5",
+            "/v1/webhook-endpoints",
+        ]
+        while not until.is_set():
+            for path in paths:
+                try:
+                    async with self.http.get(f"{g}{path}", headers=self.auth) as r:
+                        self.statuses[r.status] += 1
+                        if r.status == 500:
+                            self.five_hundreds.append(f"GET {path}: {(await r.read())[:300]!r}")
+                        elif r.status not in (200, 503):
+                            self.failures.append(f"GET {path} -> {r.status}: {(await r.read())[:300]!r}")
+                except (aiohttp.ClientError, TimeoutError):
+                    self.connection_errors += 1
+            await asyncio.sleep(0.25)
 
     async def list_all(self, path: str, **query: str) -> list[dict[str, Any]]:
         """Every item of a tenant list (payments by offset, the event log by ``after``)."""
@@ -386,6 +410,7 @@ class Report:
     stuck: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
     five_hundreds: int = 0
+    client_timeouts: int = 0
     server_errors: dict[str, Counter[str]] = field(default_factory=dict)
     webhooks_expected: int = 0
     webhooks_delivered: int = 0
@@ -403,7 +428,8 @@ class Report:
 
         return (
             f"\n[{self.case}] payments final {self.final}/{self.payments}, stuck {dict(self.stuck) or 0};"
-            f" 500s {self.five_hundreds} (processes: {self.server_errors or 'none'}), 503s {self.statuses[503]};"
+            f" 500s {self.five_hundreds} (processes: {self.server_errors or 'none'}), 503s {self.statuses[503]},"
+            f" requests {sum(self.statuses.values())}, no answer {self.client_timeouts};"
             f" webhooks delivered {self.webhooks_delivered}/{self.webhooks_expected}, missing"
             f" {self.webhooks_missing}, duplicated {self.webhooks_duplicated}, unverified {self.unverified};"
             f" dead letters {sum(self.dead_letters.values()):g} {self.dead_letters or ''};"
@@ -429,6 +455,8 @@ async def _scenario(
     rng = random.Random(9)
     started = time.monotonic()
     flows = [asyncio.create_task(traffic.flow(i, started, rng)) for i in range(payments)]
+    flows_done = asyncio.Event()
+    dashboard = asyncio.create_task(traffic.dashboard(flows_done))
 
     await asyncio.sleep(max(0.0, started + OUTAGE_AT - time.monotonic()))
     await outage.begin()
@@ -437,6 +465,8 @@ async def _scenario(
     back = time.time()
 
     await asyncio.gather(*flows)
+    flows_done.set()
+    await dashboard
     report.failures = traffic.failures
     report.payments = len(traffic.expected)
 
@@ -461,6 +491,7 @@ async def _scenario(
     )
     report.statuses = traffic.statuses
     report.five_hundreds = traffic.statuses[500]
+    report.client_timeouts = traffic.connection_errors
     texts = await _scrape(http, platform)
     report.server_errors = {n: c for n, c in _server_errors(texts).items() if any(k.startswith("500") for k in c)}
 
