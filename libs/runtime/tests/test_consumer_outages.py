@@ -15,7 +15,7 @@ import aio_pika
 import pytest
 from aiohttp import web
 from billing_runtime.bus import Message
-from billing_runtime.bus.dead_letters import list_dead_letters, replay_dead_letters
+from billing_runtime.bus.dead_letters import list_dead_letters, read_dead_letters, replay_dead_letters
 from billing_runtime.bus.rabbit import RabbitBus
 from billing_runtime.db import create_engine
 from billing_runtime.errors import ProblemError
@@ -266,8 +266,15 @@ class TestDeadLetterVisibility:
                 return gauge("dead_letters") == 1
 
             await wait_for(exported)
-            await asyncio.sleep(1.2)
+            await asyncio.sleep(1.2)  # a dozen refreshes
             assert (gauge("dead_letters_oldest_age_seconds") or 0) >= 1.0
+            # The refreshes did not read the dead letter (each read and put-back is a return, a delivery
+            # on a quorum queue): only this look has.
+            connection = await aio_pika.connect(rabbit_url)
+            async with connection:
+                channel = await connection.channel()
+                [(incoming, _)] = await read_dead_letters(channel, queue_name)
+                assert int((incoming.headers or {}).get("x-delivery-count", 0) or 0) <= 1  # type: ignore[call-overload]
 
             down[0] = True
             await publisher.publish(Message(f"{queue_name}.e.v1", b"{}", "evt_held"))

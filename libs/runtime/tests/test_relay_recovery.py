@@ -14,7 +14,7 @@ from billing_contracts.envelope import utcnow
 from billing_runtime.bus import MemoryBus, Message
 from billing_runtime.bus.rabbit import RabbitBus
 from billing_runtime.db import create_engine
-from billing_runtime.notifications import NotificationListener, Notifier
+from billing_runtime.notifications import NotificationListener, Notifier, listen_for_notifications
 from billing_runtime.outbox import OutboxRelay
 from billing_runtime.testing import PG_DSN
 from billing_runtime.testing_faults import close_vhost_connections, own_database
@@ -143,6 +143,12 @@ class TestRelayOutages:
             async with running(relay.run()):
                 rows = _rows("evt", 20, key=f"{queue_name}.e.v1")
                 await asyncio.to_thread(close_vhost_connections, rabbit_url)
+
+                async def publisher_down() -> bool:
+                    channel = publisher._publish_channel
+                    return channel is None or channel.is_closed
+
+                await wait_for(publisher_down)  # the relay's next pass fails before anything is sent
                 started = asyncio.get_running_loop().time()
                 async with engine.begin() as conn:
                     await conn.execute(schema.outbox.insert(), rows)
@@ -205,3 +211,23 @@ class TestNotificationsReconnect:
                 await heard.wait()
             assert notifier.server_pid != first
         await listener.close()
+
+    async def test_a_listener_started_while_the_database_is_down_hears_once_it_is_back(self) -> None:
+        heard = asyncio.Event()
+        async with own_database() as db:
+            await db.refuse()
+            close = await listen_for_notifications(db.url, "wake_late", heard.set)  # comes up regardless
+            try:
+                await asyncio.sleep(0.3)
+                await db.accept()
+                notifier = Notifier(db.url, "wake_late")
+                async with running(notifier.run()):
+                    while notifier.server_pid is None:
+                        await asyncio.sleep(0.01)
+                    await asyncio.sleep(1.5)  # the listener reconnects within its 1 s backoff bound
+                    heard.clear()
+                    notifier.request()
+                    async with asyncio.timeout(5):
+                        await heard.wait()
+            finally:
+                await close()

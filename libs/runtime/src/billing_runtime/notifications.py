@@ -138,7 +138,7 @@ class NotificationListener:
             self.callback()
 
     async def _watch(self) -> None:
-        while True:
+        while self._conn is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.keepalive):
                     await self._lost.wait()
@@ -170,11 +170,15 @@ async def listen_for_notifications(
     it drops; ``ignore`` drops notifications by the sending backend's pid (e.g. ``Notifier.sent``:
     this process's own).
 
-    Connects once before returning (raises if it cannot); returns an async closer. Polling still runs
-    beside it, so a lost notification only delays an event.
+    Connects once before returning when it can (a worker started during a database outage comes up and
+    keeps trying in the background); returns an async closer. Polling still runs beside it, so a lost
+    notification only delays an event.
     """
     listener = NotificationListener(url, channel, callback, ignore=ignore)
-    await listener.connect()
+    try:
+        await listener.connect()
+    except Exception as exc:
+        log.warning("LISTEN %s cannot connect yet (%s); retrying in the background", channel, exc)
     task = asyncio.create_task(listener.run(), name=f"listen:{channel}")
 
     async def close() -> None:

@@ -97,14 +97,14 @@ def service_main(
     """The ``<service> migrate | api | worker | all | dead-letters`` command line shared by the services
     whose API and worker roles run on one port each (``all`` = both roles in one process);
     ``dead-letters list|replay`` reads the broker's dead letters of ``dead_letter_queues``."""
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list[:1] == ["dead-letters"]:
-        settings = settings_factory()
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["dead-letters"]:
         configure_logging("WARNING")
-        raise SystemExit(dead_letters_command(prog, args_list[1:], settings.bus_url, dead_letter_queues))
-    parser = argparse.ArgumentParser(prog=prog, epilog=f"{prog} dead-letters --help: list and replay dead letters")
+        raise SystemExit(dead_letters_command(prog, given[1:], settings_factory().bus_url, dead_letter_queues))
+
+    parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("command", choices=["migrate", "api", "worker", "all"])
-    args = parser.parse_args(args_list)
+    args = parser.parse_args(argv)
     # Settings are read from the environment here, once, and passed down (never a global).
     settings = settings_factory()
     configure_logging(settings.log_level)

@@ -47,11 +47,25 @@ class OutageHold:
         self.since: float | None = None
         self._delay = first_delay
         self._probe = asyncio.Lock()
+        # Messages inside ``call``: when the last one leaves (handed back, its channel gone, cancelled)
+        # with the outage still on, nobody is left to probe, so the queue stops reporting paused; the
+        # next failure pauses it again.
+        self._inside = 0
 
     async def call(self, handler: Handler, message: Message) -> None:
         """Run the handler until it succeeds or fails for another reason than an outage (raised).
 
         Raises ``HoldExpired`` once the message has waited through an outage for ``hold_limit``."""
+        self._inside += 1
+        try:
+            await self._call(handler, message)
+        finally:
+            self._inside -= 1
+            if self._inside == 0 and self.reason is not None:
+                log.warning("consumer of %s holds no message any more; no longer paused", self.queue)
+                self._reset()
+
+    async def _call(self, handler: Handler, message: Message) -> None:
         held_since = time.monotonic()
         while True:
             if self.reason is None:
@@ -93,6 +107,9 @@ class OutageHold:
             return
         waited = time.monotonic() - (self.since or time.monotonic())
         log.warning("consumer of %s resumed after %.1fs", self.queue, waited)
+        self._reset()
+
+    def _reset(self) -> None:
         self.reason = None
         self.since = None
         self._delay = self.first_delay

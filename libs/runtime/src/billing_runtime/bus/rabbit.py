@@ -22,6 +22,7 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractRobustConnection,
 )
+from billing_contracts.envelope import utcnow
 from billing_contracts.routing import DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE
 
 from billing_runtime.bus.base import Handler, Message
@@ -38,7 +39,7 @@ from billing_runtime.unavailable import is_outage
 
 log = logging.getLogger(__name__)
 
-# Dead letters read per queue and metrics refresh, for their oldest age (the depth is always exact).
+# Dead letters read, at most, to find the oldest of a queue's (the depth is always exact).
 METRICS_SCAN = 1000
 
 
@@ -71,6 +72,8 @@ class RabbitBus:
         self.hold_limit = hold_limit
         self.outage = outage
         self._holds: dict[str, OutageHold] = {}
+        # The last dead-letter figures per queue (``dead_letter_stats``).
+        self._dead_letters_seen: dict[str, DeadLetterStats] = {}
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
@@ -89,7 +92,9 @@ class RabbitBus:
 
     async def _open_publisher(self) -> None:
         assert self._connection is not None
-        self._publish_channel = await self._connection.channel(publisher_confirms=True)
+        # on_return_raises: a mandatory publish (a dead letter, a hand-back) the broker cannot route
+        # fails instead of being acknowledged and lost; events are published mandatory=False (below).
+        self._publish_channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         self._exchange = await self._publish_channel.declare_exchange(
             EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
         )
@@ -233,7 +238,9 @@ class RabbitBus:
     async def _publish_raw(
         self, exchange_name: str, routing_key: str, message: Message, headers: dict[str, str]
     ) -> None:
-        """Publish with a confirm on the publishing channel to a named exchange ("" is the default one)."""
+        """Publish with a confirm on the publishing channel to a named exchange ("" is the default one),
+        mandatory: the message must reach a queue (the DLQ, or the queue itself) before the caller acks
+        the original."""
         await self._publisher()
         assert self._publish_channel is not None
         exchange = (
@@ -250,24 +257,35 @@ class RabbitBus:
                 headers=dict(headers),
             ),
             routing_key=routing_key,
-            mandatory=False,
+            mandatory=True,
             timeout=self.publish_timeout,
         )
 
     async def dead_letter_stats(self, queue: str) -> DeadLetterStats | None:
-        """How many messages ``<queue>.dlq`` holds and when the oldest of them (of the first
-        ``METRICS_SCAN`` read) was dead-lettered. Reading takes them unacked on a channel of its own and
-        closing it puts them all back (the DLQ has no delivery limit)."""
+        """How many messages ``<queue>.dlq`` holds (exact) and when the oldest of them was
+        dead-lettered. The depth is a passive declare; the oldest is read from the messages' headers
+        only when it is not known (the first look, or the queue shrank: a replay) and otherwise kept,
+        because reading a message and putting it back is a return, which counts as a delivery on a
+        quorum queue (harmless on 3.10, whose DLQ has no limit; RabbitMQ 4 gives quorum queues a
+        default delivery limit of 20, past which a DLQ message would be dropped)."""
         if self._connection is None or self._connection.is_closed:
             return None
         channel = await self._connection.channel()
         try:
             depth = await dead_letter_depth(channel, queue)
+            known = self._dead_letters_seen.get(queue)
             if depth == 0:
-                return DeadLetterStats(0, None)
-            letters = await read_dead_letters(channel, queue, limit=METRICS_SCAN)
-            times = [letter.dead_at for _, letter in letters if letter.dead_at is not None]
-            return DeadLetterStats(depth, min(times) if times else None)
+                stats = DeadLetterStats(0, None)
+            elif known is None or depth < known.depth:
+                letters = await read_dead_letters(channel, queue, limit=METRICS_SCAN)
+                times = [letter.dead_at for _, letter in letters if letter.dead_at is not None]
+                stats = DeadLetterStats(depth, min(times) if times else utcnow())
+            elif known.depth == 0 or known.oldest is None:
+                stats = DeadLetterStats(depth, utcnow())  # the first ones arrived since the last look
+            else:
+                stats = DeadLetterStats(depth, known.oldest)
+            self._dead_letters_seen[queue] = stats
+            return stats
         finally:
             if not channel.is_closed:
                 await channel.close()
