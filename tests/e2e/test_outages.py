@@ -160,6 +160,7 @@ class Traffic:
     connection_errors: int = 0
     expected: dict[str, str] = field(default_factory=dict)  # payment id -> final status
     failures: list[str] = field(default_factory=list)
+    bad_unavailable: list[str] = field(default_factory=list)  # 503s without Retry-After or problem+json
 
     async def call(self, method: str, url: str, want: int, **kwargs: Any) -> tuple[dict[str, str], bytes]:
         """The request until it gets ``want``, retrying what says "not now" (503, 502, 504, a key still
@@ -178,10 +179,22 @@ class Traffic:
                 return headers, body
             if status == 500:
                 self.five_hundreds.append(f"{method} {url}: {body[:300]!r}")
+            if status == 503:
+                self._check_unavailable(url, headers)
             retry = status in (0, 502, 503, 504) or (status == 409 and b"idempotency_key_in_use" in body)
             if not retry or time.monotonic() > deadline:
                 raise FlowFailed(f"{method} {url} -> {status}: {body[:300]!r}")
             await asyncio.sleep(random.uniform(*RETRY_PAUSE))
+
+    def _check_unavailable(self, url: str, headers: dict[str, str]) -> None:
+        # API.md: every 503 of the API is problem+json and says when to come back. (The hosted checkout
+        # page's is an HTML page for the payer, with a "try again" link.)
+        if not url.startswith(self.platform.gateway_url):
+            return
+        if "retry-after" not in {k.lower() for k in headers} or not headers.get("Content-Type", "").startswith(
+            "application/problem+json"
+        ):
+            self.bad_unavailable.append(f"{url}: {headers}")
 
     async def flow(self, index: int, started: float, rng: random.Random) -> None:
         """One payment: the tenant creates it, the payer picks the sandbox, thinks, presses a button."""
@@ -226,6 +239,8 @@ class Traffic:
                 try:
                     async with self.http.get(f"{g}{path}", headers=self.auth) as r:
                         self.statuses[r.status] += 1
+                        if r.status == 503:
+                            self._check_unavailable(f"{g}{path}", dict(r.headers))
                         if r.status == 500:
                             self.five_hundreds.append(f"GET {path}: {(await r.read())[:300]!r}")
                         elif r.status not in (200, 503):
@@ -467,7 +482,7 @@ async def _scenario(
     await asyncio.gather(*flows)
     flows_done.set()
     await dashboard
-    report.failures = traffic.failures
+    report.failures = traffic.failures + [f"503 without Retry-After/problem+json: {b}" for b in traffic.bad_unavailable]
     report.payments = len(traffic.expected)
 
     # Settle: every payment final and every event of the tenant's log at every endpoint, or the deadline.
