@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import secrets
 import signal
@@ -54,6 +55,9 @@ class Platform:
     admin_token: str
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
+    # Distributed mode: each service's database name and each process's port.
+    databases: dict[str, str] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
     log_files: list[object] = field(default_factory=list)
 
     def stop(self) -> dict[str, int | None]:
@@ -105,15 +109,22 @@ def _wait_ready(platform: Platform, urls: list[str], timeout: float = 60) -> Non
         time.sleep(0.2)
 
 
-def start_embedded(data: Path, ports: dict[str, int], admin: str | None = None) -> Platform:
+def start_embedded(
+    data: Path, ports: dict[str, int], admin: str | None = None, extra_env: dict[str, str] | None = None
+) -> Platform:
     """One ``billing-embedded`` process on ``ports`` with its data in ``data``; returns once ready."""
     env = {f"{k}_PORT": str(v) for k, v in ports.items()}
     env.update(BILLING_DATA_DIR=str(data), PROVIDERS_SANDBOX_PENDING_DELAY="1", PAYMENTS_OUTBOX_POLL_INTERVAL="0.2")
     env.update(RELAXED_TOKEN_THROTTLES)
+    env.update(extra_env or {})
     if admin is not None:
         env["BILLING_ADMIN_TOKEN"] = admin
     platform = Platform(
-        "embedded", f"http://127.0.0.1:{ports['GATEWAY']}", f"http://127.0.0.1:{ports['CHECKOUT']}", admin or ""
+        "embedded",
+        f"http://127.0.0.1:{ports['GATEWAY']}",
+        f"http://127.0.0.1:{ports['CHECKOUT']}",
+        admin or "",
+        ports={k.lower(): v for k, v in ports.items()},
     )
     _spawn(platform, "embedded", [str(BIN / "billing-embedded")], env, data)
     try:
@@ -164,12 +175,13 @@ async def _drop_databases(names: list[str]) -> None:
         await conn.close()
 
 
-@pytest.fixture(scope="session")
-def distributed_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+@contextlib.contextmanager
+def run_distributed(
+    logs: Path, rabbit: str, suffix: str, overrides: dict[str, dict[str, str]] | None = None
+) -> Iterator[Platform]:
+    """The distributed platform on databases named ``<service>_<suffix>`` (created, and dropped at the
+    end) and the RabbitMQ vhost ``rabbit``; ``overrides`` adds settings per service (``"payments"``...)."""
     require_port("127.0.0.1", 5432, "PostgreSQL")
-    rabbit = require_rabbitmq()
-    logs = tmp_path_factory.mktemp("distributed")
-    suffix = f"e2e_{os.getpid()}"
     dbs = {svc: f"{svc}_{suffix}" for svc in ("gateway", "payments", "providers", "webhooks")}
     asyncio.run(_create_databases(list(dbs.values())))
     base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
@@ -227,15 +239,23 @@ def distributed_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
             "WEBHOOKS_RETRY_SCHEDULE": "0,1,2,4",
         },
     }
-    platform = Platform("distributed", gateway_url, f"http://127.0.0.1:{p['checkout']}", admin)
+    for svc, extra in (overrides or {}).items():
+        env[svc].update(extra)
+    platform = Platform("distributed", gateway_url, f"http://127.0.0.1:{p['checkout']}", admin, databases=dbs, ports=p)
     try:
-        for svc, script in (
-            ("gateway", "gateway"),
-            ("payments", "payments-svc"),
-            ("providers", "providers-svc"),
-            ("webhooks", "webhook-dispatcher"),
-        ):
-            subprocess.run([str(BIN / script), "migrate"], env={**os.environ, **env[svc]}, check=True)
+        # Each service migrates its own database: all four at once.
+        migrations = [
+            subprocess.Popen([str(BIN / script), "migrate"], env={**os.environ, **env[svc]})
+            for svc, script in (
+                ("gateway", "gateway"),
+                ("payments", "payments-svc"),
+                ("providers", "providers-svc"),
+                ("webhooks", "webhook-dispatcher"),
+            )
+        ]
+        for migration in migrations:
+            if migration.wait() != 0:
+                raise subprocess.CalledProcessError(migration.returncode, migration.args)
         _spawn(platform, "gateway", [str(BIN / "gateway"), "api"], {**common, **env["gateway"]}, logs)
         # payments split into its two roles, as on Kubernetes: stateless API and the worker.
         _spawn(
@@ -299,6 +319,18 @@ def distributed_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
     finally:
         platform.stop()
         asyncio.run(_drop_databases(list(dbs.values())))
+
+
+@pytest.fixture(scope="session")
+def distributed_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    with run_distributed(tmp_path_factory.mktemp("distributed"), require_rabbitmq(), f"e2e_{os.getpid()}") as platform:
+        yield platform
+
+
+@pytest.fixture
+def distributed_starter():  # type: ignore[no-untyped-def]
+    """For tests that run a distributed platform of their own (databases, vhost, settings)."""
+    return run_distributed
 
 
 @pytest.fixture(params=["embedded", "distributed"])

@@ -1,0 +1,621 @@
+"""A database taken away for 30 s while payments flow (issue 9, item 1): nothing lost, nothing stuck.
+
+Real processes on real PostgreSQL and RabbitMQ, on databases and a RabbitMQ vhost of each case's own. A
+tenant creates sandbox payments through the gateway at a steady rate and a payer pays each one on the
+sandbox provider's page (succeed, decline, or stay pending then succeed) after some thinking time, so
+provider outcomes are in flight all through the outage. The tenant's receiver on loopback verifies every
+webhook with the reference Standard Webhooks library. Both act as API.md tells clients to: a 503 is
+retried (with the same Idempotency-Key), anything else unexpected fails the case.
+
+Then one service's database refuses connections for 30 s (``ALTER DATABASE ... ALLOW_CONNECTIONS false``
+and its backends terminated: ``CONNECTION LIMIT 0`` does not stop a superuser) and is given back. After
+it: every payment is in its final state, every event of the tenant's log reached each endpoint exactly
+once, every dead-letter queue is empty, no process answered a 500 (503s are counted), and events flow
+again promptly after the database is back (measured).
+
+The embedded mode has one SQLite file per service and no server to take away: its outage is the
+payments file locked by another process (``BEGIN EXCLUSIVE``) for 30 s; its writers time out with
+SQLITE_BUSY, which is an outage as a refused PostgreSQL connection is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import re
+import secrets
+import shutil
+import socket
+import sqlite3
+import subprocess
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp import web
+from billing_runtime.testing import PG_DSN, scratch_vhost
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+# The conftest's Platform (gateway_url, checkout_url, admin_token, ports, databases, logs).
+Platform = Any
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.postgres,
+    pytest.mark.rabbitmq,
+    pytest.mark.timeout(240),
+]
+
+PAYMENTS = 250  # distributed; the embedded mode (one process on 2 shared cores) does fewer
+RATE = 25.0  # payments started per second
+OUTAGE_AT = 3.0  # seconds after the first payment
+OUTAGE_SECONDS = 30.0
+THINK = (0.0, 6.0)  # the payer's seconds between the provider's page and pressing a button
+# (button, final status): most pay, some are declined, some stay pending until the bank's later callback.
+OUTCOMES = [("succeed", "SUCCEEDED")] * 3 + [("decline", "FAILED"), ("pending", "SUCCEEDED")]
+FINAL_TYPES = {"SUCCEEDED": "payment.succeeded", "FAILED": "payment.failed"}
+ENDPOINTS = 2
+# Retry-After says 5 s; a tenant that waits less shows sooner when the platform is back. Jittered, as
+# clients are told to: hundreds of flows retrying in step would meet the database back as one burst.
+RETRY_PAUSE = (0.5, 1.5)
+# Today's failures were 16 s (relay backoff) and up to 35 s (a leased batch); "within 2 s" is the aim,
+# and the bound leaves room for a loaded 2-core machine while still catching a backoff that oversleeps.
+RECOVERY_BOUND = 5.0
+# The payer and the tenant give up after this long (a stuck flow fails the case instead of hanging).
+FLOW_DEADLINE = 120.0
+SETTLE_DEADLINE = 60.0  # after the database is back, for every payment and webhook to arrive
+
+# The platform as a busy tenant sees it: no rate limit in the way, the sandbox bank retrying its
+# callbacks every second (a provider's own schedule; ours would put up to 30 s between attempts); small
+# pools, as the PostgreSQL server's 100 connections are shared with other test runs.
+OVERRIDES = {
+    "gateway": {"GATEWAY_RATE_LIMIT_PER_SECOND": "0", "GATEWAY_DATABASE_POOL_SIZE": "3"},
+    "providers": {
+        "PROVIDERS_SANDBOX_PENDING_DELAY": "4",
+        "PROVIDERS_SANDBOX_CALLBACK_RETRY_SCHEDULE": "0.5,1",
+        "PROVIDERS_DATABASE_POOL_SIZE": "5",
+    },
+    "payments": {"PAYMENTS_OUTBOX_POLL_INTERVAL": "0.5", "PAYMENTS_DATABASE_POOL_SIZE": "4"},
+    "webhooks": {"WEBHOOKS_DATABASE_POOL_SIZE": "5"},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- the tenant's receiver ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hit:
+    endpoint: int
+    webhook_id: str
+    event: dict[str, Any] | None  # the verified body, None when the signature did not verify
+    at: float  # time.time() on arrival
+
+
+@dataclass
+class Receiver:
+    secrets: dict[int, str] = field(default_factory=dict)
+    hits: list[Hit] = field(default_factory=list)
+    port: int = 0
+
+    def url(self, endpoint: int) -> str:
+        return f"http://127.0.0.1:{self.port}/hook/{endpoint}"
+
+    async def handle(self, request: web.Request) -> web.Response:
+        endpoint = int(request.match_info["endpoint"])
+        body = await request.read()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        try:
+            event = Webhook(self.secrets[endpoint]).verify(body, headers)
+        except (WebhookVerificationError, KeyError, ValueError):
+            event = None
+        self.hits.append(Hit(endpoint, headers.get("webhook-id", ""), event, time.time()))
+        return web.Response(status=204)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    state = Receiver()
+    app = web.Application()
+    app.router.add_post(r"/hook/{endpoint:\d+}", state.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    state.port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", state.port).start()
+    yield state
+    await runner.cleanup()
+
+
+# -- the tenant and its payers ------------------------------------------------------------------------
+
+
+class FlowFailed(Exception):
+    """An answer API.md does not allow here (a 500, a 4xx to a valid request)."""
+
+
+@dataclass
+class Traffic:
+    """Every request of the tenant and its payers, and what each payment should end as."""
+
+    http: aiohttp.ClientSession
+    platform: Platform
+    auth: dict[str, str] = field(default_factory=dict)
+    statuses: Counter[int] = field(default_factory=Counter)
+    five_hundreds: list[str] = field(default_factory=list)
+    connection_errors: int = 0
+    expected: dict[str, str] = field(default_factory=dict)  # payment id -> final status
+    failures: list[str] = field(default_factory=list)
+    bad_unavailable: list[str] = field(default_factory=list)  # 503s without Retry-After or problem+json
+
+    async def call(self, method: str, url: str, want: int, **kwargs: Any) -> tuple[dict[str, str], bytes]:
+        """The request until it gets ``want``, retrying what says "not now" (503, 502, 504, a key still
+        in flight), as long as the flow's deadline allows."""
+        deadline = time.monotonic() + FLOW_DEADLINE
+        while True:
+            try:
+                async with self.http.request(method, url, allow_redirects=False, **kwargs) as r:
+                    status, headers, body = r.status, dict(r.headers), await r.read()
+            except (aiohttp.ClientError, TimeoutError):
+                self.connection_errors += 1
+                status, headers, body = 0, {}, b""
+            if status:
+                self.statuses[status] += 1
+            if status == want:
+                return headers, body
+            if status == 500:
+                self.five_hundreds.append(f"{method} {url}: {body[:300]!r}")
+            if status == 503:
+                self._check_unavailable(url, headers)
+            retry = status in (0, 502, 503, 504) or (status == 409 and b"idempotency_key_in_use" in body)
+            if not retry or time.monotonic() > deadline:
+                raise FlowFailed(f"{method} {url} -> {status}: {body[:300]!r}")
+            await asyncio.sleep(random.uniform(*RETRY_PAUSE))
+
+    def _check_unavailable(self, url: str, headers: dict[str, str]) -> None:
+        # API.md: every 503 of the API is problem+json and says when to come back. (The hosted checkout
+        # page's is an HTML page for the payer, with a "try again" link.)
+        if not url.startswith(self.platform.gateway_url):
+            return
+        if "retry-after" not in {k.lower() for k in headers} or not headers.get("Content-Type", "").startswith(
+            "application/problem+json"
+        ):
+            self.bad_unavailable.append(f"{url}: {headers}")
+
+    async def flow(self, index: int, started: float, rng: random.Random) -> None:
+        """One payment: the tenant creates it, the payer picks the sandbox, thinks, presses a button."""
+        button, final = OUTCOMES[index % len(OUTCOMES)]
+        think = rng.uniform(*THINK)
+        await asyncio.sleep(max(0.0, started + index / RATE - time.monotonic()))
+        try:
+            g = self.platform.gateway_url
+            _, body = await self.call(
+                "POST",
+                f"{g}/v1/payments",
+                201,
+                json={"amount": 5000 + index, "currency": "USD", "order_id": f"order-{index}"},
+                headers={**self.auth, "Idempotency-Key": f"outage-{index}"},
+            )
+            payment = json.loads(body)
+            self.expected[payment["id"]] = final
+            headers, _ = await self.call(
+                "POST",
+                f"{self.platform.checkout_url}/c/{payment['checkout_token']}/pay",
+                303,
+                data={"provider": "sandbox"},
+            )
+            provider_page = headers["Location"]
+            await asyncio.sleep(think)
+            await self.call("POST", provider_page, 303, data={"outcome": button})
+        except FlowFailed as exc:
+            self.failures.append(f"payment {index}: {exc}")
+
+    async def dashboard(self, until: asyncio.Event) -> None:
+        """The tenant's dashboard reading what each service serves, a few times a second, all through
+        the outage: one attempt each (a 503 is fine), so every service's read path is seen answering."""
+        g = self.platform.gateway_url
+        paths = [
+            "/v1/payments?limit=5",
+            "/v1/events?limit=5",
+            "/v1/webhook-deliveries?limit=5",
+            "/v1/webhook-endpoints",
+        ]
+        while not until.is_set():
+            for path in paths:
+                try:
+                    async with self.http.get(f"{g}{path}", headers=self.auth) as r:
+                        self.statuses[r.status] += 1
+                        if r.status == 503:
+                            self._check_unavailable(f"{g}{path}", dict(r.headers))
+                        if r.status == 500:
+                            self.five_hundreds.append(f"GET {path}: {(await r.read())[:300]!r}")
+                        elif r.status not in (200, 503):
+                            self.failures.append(f"GET {path} -> {r.status}: {(await r.read())[:300]!r}")
+                except (aiohttp.ClientError, TimeoutError):
+                    self.connection_errors += 1
+            await asyncio.sleep(0.25)
+
+    async def list_all(self, path: str, **query: str) -> list[dict[str, Any]]:
+        """Every item of a tenant list (payments by offset, the event log by ``after``)."""
+        items: list[dict[str, Any]] = []
+        while True:
+            params = {**query, "limit": "100"}
+            if path == "/v1/events" and items:
+                params["after"] = items[-1]["id"]
+            elif path != "/v1/events":
+                params["offset"] = str(len(items))
+            _, body = await self.call(
+                "GET", f"{self.platform.gateway_url}{path}?{_query(params)}", 200, headers=self.auth
+            )
+            page = json.loads(body)["data"]
+            items.extend(page)
+            if len(page) < 100:
+                return items
+
+
+def _query(params: dict[str, str]) -> str:
+    return "&".join(f"{k}={v}" for k, v in params.items())
+
+
+async def _tenant(http: aiohttp.ClientSession, platform: Platform, receiver: Receiver) -> Traffic:
+    traffic = Traffic(http, platform)
+    g = platform.gateway_url
+    app_name = f"shop-{secrets.token_hex(4)}"
+    admin = {"Authorization": f"Bearer {platform.admin_token}"}
+    _, body = await traffic.call(
+        "POST", f"{g}/admin/tenants", 201, json={"app_name": app_name, "display_name": "Outage shop"}, headers=admin
+    )
+    secret = json.loads(body)["secret"]
+    _, body = await traffic.call("POST", f"{g}/v1/auth/token", 200, json={"app_name": app_name, "secret": secret})
+    traffic.auth = {"Authorization": f"Bearer {json.loads(body)['access_token']}"}
+    for i in range(ENDPOINTS):
+        _, body = await traffic.call(
+            "POST",
+            f"{g}/v1/webhook-endpoints",
+            201,
+            json={"url": receiver.url(i), "events": ["*"], "description": f"outage {i}"},
+            headers=traffic.auth,
+        )
+        receiver.secrets[i] = json.loads(body)["secret"]
+    return traffic
+
+
+# -- what each process says about itself ----------------------------------------------------------------
+
+_HTTP_LINE = re.compile(r"^http_requests_total\{([^}]*)\} (\S+)$", re.M)
+_DEAD_LINE = re.compile(r'^dead_letters\{queue="([^"]*)"\} (\S+)$', re.M)
+
+
+async def _scrape(http: aiohttp.ClientSession, platform: Platform) -> dict[str, str]:
+    texts = {}
+    for name, port in platform.ports.items():
+        # The gateway's /metrics is for operators (API.md "Operations"): the admin token opens it.
+        headers = {"Authorization": f"Bearer {platform.admin_token}"}
+        try:
+            async with http.get(f"http://127.0.0.1:{port}/metrics", headers=headers) as r:
+                if r.status == 200:
+                    texts[name] = await r.text()
+        except aiohttp.ClientError:
+            continue
+    return texts
+
+
+def _server_errors(texts: dict[str, str]) -> dict[str, Counter[str]]:
+    """5xx answers each process counted, by status and route."""
+    out: dict[str, Counter[str]] = {}
+    for name, text in texts.items():
+        for labels, value in _HTTP_LINE.findall(text):
+            status = re.search(r'status="(\d+)"', labels)
+            route = re.search(r'route="([^"]*)"', labels)
+            if status and status.group(1).startswith("5") and float(value):
+                key = f"{status.group(1)} {route.group(1) if route else '?'}"
+                out.setdefault(name, Counter())[key] += int(float(value))
+    return out
+
+
+def _dead_letter_gauges(texts: dict[str, str]) -> dict[str, float]:
+    return {f"{name}:{queue}": float(v) for name, text in texts.items() for queue, v in _DEAD_LINE.findall(text)}
+
+
+def _queues(vhost: str) -> dict[str, int]:
+    """Messages in every queue of the vhost (waiting out a restart of the shared broker)."""
+    ctl = shutil.which("rabbitmqctl")
+    assert ctl, "rabbitmqctl is needed to read the vhost's queues"
+    argv = [ctl, "list_queues", "-p", vhost, "--no-table-headers", "--quiet", "name", "messages"]
+    for _ in range(30):
+        done = subprocess.run(argv, check=False, capture_output=True, text=True)
+        if done.returncode == 0:
+            return {name: int(n) for name, n in (line.split() for line in done.stdout.splitlines() if line.strip())}
+        time.sleep(1)
+    raise AssertionError(f"rabbitmqctl list_queues failed: {done.stderr}")
+
+
+def _sqlite_dead_letters(data: Path) -> dict[str, int]:
+    """Outbox rows the in-process bus marked dead, per service file (when the schema has the mark)."""
+    out = {}
+    for db in sorted(data.glob("*.db")):
+        with sqlite3.connect(db) as conn:
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(outbox)")}
+            if "dead_at" in columns:
+                out[db.stem] = conn.execute("SELECT count(*) FROM outbox WHERE dead_at IS NOT NULL").fetchone()[0]
+    return out
+
+
+# -- taking a database away ---------------------------------------------------------------------------
+
+
+async def _admin(sql: str, *args: object) -> None:
+    # The server is shared with other test runs: when all its connection slots are taken, wait for one.
+    for attempt in range(40):
+        try:
+            conn = await asyncpg.connect(PG_DSN)
+            break
+        except asyncpg.TooManyConnectionsError:
+            if attempt == 39:
+                raise
+            await asyncio.sleep(0.25)
+    try:
+        await conn.execute(sql, *args)
+    finally:
+        await conn.close()
+
+
+class PostgresOutage:
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self.active = False
+
+    async def begin(self) -> None:
+        # First no new connection, then none of the existing ones.
+        self.active = True
+        await _admin(f'ALTER DATABASE "{self.database}" ALLOW_CONNECTIONS false')
+        await _admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", self.database)
+
+    async def end(self) -> None:
+        if self.active:
+            await _admin(f'ALTER DATABASE "{self.database}" ALLOW_CONNECTIONS true')
+            self.active = False
+
+
+class SqliteLock:
+    """Another process (this test) holding the file's write lock: every writer waits its busy_timeout
+    and then fails with SQLITE_BUSY; readers go on (WAL)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn: sqlite3.Connection | None = None
+
+    async def begin(self) -> None:
+        def lock() -> sqlite3.Connection:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("BEGIN EXCLUSIVE")
+            return conn
+
+        self.conn = await asyncio.to_thread(lock)
+
+    async def end(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            await asyncio.to_thread(conn.rollback)
+            await asyncio.to_thread(conn.close)
+
+
+# -- the scenario -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    case: str
+    payments: int = 0
+    final: int = 0
+    stuck: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[int] = field(default_factory=Counter)
+    five_hundreds: int = 0
+    client_timeouts: int = 0
+    server_errors: dict[str, Counter[str]] = field(default_factory=dict)
+    webhooks_expected: int = 0
+    webhooks_delivered: int = 0
+    webhooks_missing: int = 0
+    webhooks_duplicated: int = 0
+    unverified: int = 0
+    dead_letters: dict[str, int | float] = field(default_factory=dict)
+    webhook_recovery: float | None = None
+    outcome_recovery: float | None = None
+    failures: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        def secs(v: float | None) -> str:
+            return "n/a" if v is None else f"{v:.2f}s"
+
+        return (
+            f"\n[{self.case}] payments final {self.final}/{self.payments}, stuck {dict(self.stuck) or 0};"
+            f" 500s {self.five_hundreds} (processes: {self.server_errors or 'none'}), 503s {self.statuses[503]},"
+            f" requests {sum(self.statuses.values())}, no answer {self.client_timeouts};"
+            f" webhooks delivered {self.webhooks_delivered}/{self.webhooks_expected}, missing"
+            f" {self.webhooks_missing}, duplicated {self.webhooks_duplicated}, unverified {self.unverified};"
+            f" dead letters {sum(self.dead_letters.values()):g} {self.dead_letters or ''};"
+            f" recovery: first webhook {secs(self.webhook_recovery)}, first outcome applied"
+            f" {secs(self.outcome_recovery)} after the database was back; flow failures {len(self.failures)}"
+        )
+
+
+def _time(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+async def _scenario(
+    case: str,
+    platform: Platform,
+    outage: PostgresOutage | SqliteLock,
+    receiver: Receiver,
+    http: aiohttp.ClientSession,
+    payments: int,
+) -> Report:
+    traffic = await _tenant(http, platform, receiver)
+    report = Report(case)
+    rng = random.Random(9)
+    started = time.monotonic()
+    flows = [asyncio.create_task(traffic.flow(i, started, rng)) for i in range(payments)]
+    flows_done = asyncio.Event()
+    dashboard = asyncio.create_task(traffic.dashboard(flows_done))
+
+    await asyncio.sleep(max(0.0, started + OUTAGE_AT - time.monotonic()))
+    await outage.begin()
+    await asyncio.sleep(OUTAGE_SECONDS)
+    await outage.end()
+    back = time.time()
+
+    await asyncio.gather(*flows)
+    flows_done.set()
+    await dashboard
+    report.failures = traffic.failures + [f"503 without Retry-After/problem+json: {b}" for b in traffic.bad_unavailable]
+    report.payments = len(traffic.expected)
+
+    # Settle: every payment final and every event of the tenant's log at every endpoint, or the deadline.
+    deadline = time.monotonic() + SETTLE_DEADLINE
+    while True:
+        listed = await traffic.list_all("/v1/payments")
+        status = {p["id"]: p["status"] for p in listed}
+        log = await traffic.list_all("/v1/events")
+        wanted = {(e, ev["id"]) for ev in log for e in range(ENDPOINTS)}
+        got = {(h.endpoint, h.webhook_id) for h in receiver.hits}
+        settled = all(status.get(pid) == final for pid, final in traffic.expected.items())
+        finals = Counter(ev["type"] for ev in log if ev["type"] in FINAL_TYPES.values())
+        if (settled and sum(finals.values()) >= report.payments and wanted <= got) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(1.0)
+    await asyncio.sleep(1.5)  # a duplicate would come now, if at all
+
+    report.final = sum(status.get(pid) == final for pid, final in traffic.expected.items())
+    report.stuck = Counter(
+        f"{status.get(pid)} (want {final})" for pid, final in traffic.expected.items() if status.get(pid) != final
+    )
+    report.statuses = traffic.statuses
+    report.five_hundreds = traffic.statuses[500]
+    report.client_timeouts = traffic.connection_errors
+    texts = await _scrape(http, platform)
+    report.server_errors = {n: c for n, c in _server_errors(texts).items() if any(k.startswith("500") for k in c)}
+
+    counts = Counter((h.endpoint, h.webhook_id) for h in receiver.hits)
+    report.webhooks_expected = len(wanted)
+    report.webhooks_delivered = len(set(counts) & wanted)
+    report.webhooks_missing = len(wanted - set(counts))
+    report.webhooks_duplicated = sum(n - 1 for n in counts.values() if n > 1)
+    report.unverified = sum(h.event is None for h in receiver.hits)
+    unknown = set(counts) - wanted - {(h.endpoint, h.webhook_id) for h in receiver.hits if h.event is None}
+    assert not unknown, f"webhooks of events not in the tenant's log: {sorted(unknown)[:5]}"
+
+    # Recovery: the first webhook after the database was back (nothing reaches a receiver while the
+    # payments' or the dispatcher's database is away), and the first provider outcome applied to a
+    # payment after it (the event's time is when payments-svc committed it).
+    after = [h.at for h in receiver.hits if h.at > back]
+    report.webhook_recovery = min(after) - back if after else None
+    outcomes = [_time(ev["created_at"]) for ev in log if ev["type"] in FINAL_TYPES.values()]
+    applied_after = [t for t in outcomes if t > back]
+    report.outcome_recovery = min(applied_after) - back if applied_after else None
+    report.dead_letters = _dead_letter_gauges(texts)
+    return report
+
+
+def _assert(report: Report, outage_type: str) -> None:
+    print(report.line())
+    assert not report.failures, report.failures[:5]
+    assert report.five_hundreds == 0 and not report.server_errors, (report.five_hundreds, report.server_errors)
+    assert report.statuses[503] > 0, "the outage was never seen: nothing tested"
+    assert report.payments > 0 and report.final == report.payments, report.stuck
+    assert report.unverified == 0
+    assert report.webhooks_missing == 0 and report.webhooks_duplicated == 0
+    assert not any(report.dead_letters.values()), report.dead_letters
+    assert report.webhook_recovery is not None and report.webhook_recovery < RECOVERY_BOUND
+    if outage_type in ("payments", "providers"):
+        # Outcomes wait for this database; the dispatcher's outage does not hold them up.
+        assert report.outcome_recovery is not None and report.outcome_recovery < RECOVERY_BOUND
+
+
+@pytest.fixture
+def vhost() -> Iterator[tuple[str, str]]:
+    name = f"outages-{os.getpid()}-{secrets.token_hex(3)}"
+    with scratch_vhost(name) as url:
+        yield name, url
+
+
+@pytest.fixture
+def distributed(tmp_path: Path, vhost: tuple[str, str], distributed_starter: Any) -> Iterator[Platform]:
+    """The distributed platform on databases and a vhost of this test's own (it takes one away)."""
+    with distributed_starter(tmp_path, vhost[1], f"outage_{os.getpid()}_{secrets.token_hex(3)}", OVERRIDES) as p:
+        yield p
+
+
+@pytest.fixture
+def embedded(tmp_path: Path, embedded_starter: Any) -> Iterator[Platform]:
+    start, ports = embedded_starter
+    env = {
+        "GATEWAY_RATE_LIMIT_PER_SECOND": "0",
+        "PROVIDERS_SANDBOX_PENDING_DELAY": "4",
+        "PROVIDERS_SANDBOX_CALLBACK_RETRY_SCHEDULE": "0.5,1",
+    }
+    platform = start(tmp_path, ports(), secrets.token_urlsafe(24), env)
+    yield platform
+    platform.stop()
+
+
+def _print_logs(platform: Platform) -> None:
+    for log in platform.logs:
+        print(f"--- {log.name} ---\n{log.read_text(errors='replace')[-4000:]}")
+
+
+@pytest.mark.parametrize("database", ["payments", "webhooks", "providers"])
+async def test_distributed_database_outage(
+    database: str, distributed: Platform, vhost: tuple[str, str], receiver: Receiver, http: aiohttp.ClientSession
+) -> None:
+    outage = PostgresOutage(distributed.databases[database])
+    try:
+        report = await _scenario(f"distributed, {database} database", distributed, outage, receiver, http, PAYMENTS)
+    finally:
+        await outage.end()  # idempotent; the databases must be droppable at teardown
+    # Every event is delivered by now, but a queue may still hold copies of held messages that were
+    # handed back (the inbox absorbs them) or messages being acked: it must drain, not stay.
+    deadline = time.monotonic() + 20
+    while True:
+        queues = await asyncio.to_thread(_queues, vhost[0])
+        undelivered = {q: n for q, n in queues.items() if not q.endswith(".dlq") and n}
+        if not undelivered or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    report.dead_letters.update({q: n for q, n in queues.items() if q.endswith(".dlq")})
+    try:
+        _assert(report, database)
+        assert not undelivered, f"messages left in queues: {undelivered}"
+    except AssertionError:
+        _print_logs(distributed)
+        raise
+
+
+async def test_embedded_database_outage(
+    embedded: Platform, tmp_path: Path, receiver: Receiver, http: aiohttp.ClientSession
+) -> None:
+    lock = SqliteLock(tmp_path / "payments.db")
+    try:
+        report = await _scenario("embedded, payments file locked", embedded, lock, receiver, http, PAYMENTS // 2)
+    finally:
+        await lock.end()
+    report.dead_letters.update({f"outbox:{k}": v for k, v in _sqlite_dead_letters(tmp_path).items()})
+    try:
+        _assert(report, "payments")
+    except AssertionError:
+        _print_logs(embedded)
+        raise
