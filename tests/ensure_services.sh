@@ -18,6 +18,17 @@ if ! port_open 5432; then
   wait_port 5432 30 || { echo "FATAL: PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
 fi
 
+# The suite keeps a few engines per service open for the whole run while the end-to-end tests start
+# whole platforms beside them: PostgreSQL's default of 100 connections is too tight for that.
+want_connections=300
+have_connections=$(psql -h 127.0.0.1 -U postgres -tAc "SHOW max_connections" 2>/dev/null || echo 0)
+if [ "${have_connections:-0}" -lt "$want_connections" ] && command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+  echo "PostgreSQL allows $have_connections connections; raising it to $want_connections (restart)"
+  psql -h 127.0.0.1 -U postgres -qc "ALTER SYSTEM SET max_connections = $want_connections" || true
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main restart || true
+  wait_port 5432 30 || { echo "FATAL: PostgreSQL is not reachable on 127.0.0.1:5432 after its restart" >&2; exit 1; }
+fi
+
 if ! port_open 5672; then
   echo "RabbitMQ is down; starting it"
   if command -v rabbitmq-server >/dev/null 2>&1; then
