@@ -164,8 +164,10 @@ async def start_platform(logs: Path) -> tuple[list[Proc], str, str]:
             logs,
         ),
     ]
-    for key in ("pay", "payw", "prov", "wh", "whw", "gw"):
+    for key in ("pay", "payw", "prov", "wh", "whw"):
         await asyncio.to_thread(wait_ready, f"http://127.0.0.1:{ports[key]}/readyz")
+    # The gateway's /readyz needs the admin token on its public port (API.md "Operations").
+    await asyncio.to_thread(wait_ready, f"{gw}/healthz")
     return procs, gw, admin
 
 
