@@ -22,7 +22,7 @@ $(SYNCED): $(UV) uv.lock pyproject.toml $(MEMBERS)
 
 install: $(SYNCED)
 
-## Start the whole platform in the embedded mode (one process, SQLite files under .data/).
+## Start the whole platform in the embedded mode (one process and the PostgreSQL server it starts, data under .data/).
 run: install
 	$(VENV)/bin/billing-embedded
 

@@ -1,6 +1,6 @@
 """Start the platform as real processes and drive it through the gateway only.
 
-``embedded``: one ``billing-embedded`` process (SQLite files, in-process bus).
+``embedded``: one ``billing-embedded`` process (the PostgreSQL server it starts itself, in-process bus).
 ``distributed``: one process per service role on PostgreSQL (a database per service) and RabbitMQ.
 Every port is picked free on 127.0.0.1; nothing listens or connects elsewhere.
 """

@@ -4,16 +4,32 @@ to publish to the queue that gave up on it only."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import asyncpg
 import pytest
+from billing_embedded.database import running_server
 
 BIN = Path(sys.executable).parent
+
+
+def _sql(data_dir: Path, sql: str) -> list[tuple[object, ...]]:
+    """``sql`` on the providers database of the embedded server (started for it: no platform runs)."""
+
+    async def run(dsn: str) -> list[tuple[object, ...]]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return [tuple(row) for row in await conn.fetch(sql)]
+        finally:
+            await conn.close()
+
+    with running_server(data_dir) as server:
+        return asyncio.run(run(server.dsn("providers")))
 
 
 def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -29,13 +45,13 @@ def test_lists_and_replays_the_dead_letters_the_outboxes_keep(tmp_path: Path) ->
     assert empty.returncode == 0, empty.stderr
     assert empty.stdout.strip() == "no dead letters"
 
-    with sqlite3.connect(tmp_path / "providers.db") as db:
-        db.execute(
-            "INSERT INTO outbox (event_id, routing_key, body, created_at, dead_at, dead_queues, dead_reason)"
-            " VALUES ('evt_dead', 'providers.provider.payment.succeeded.v1', '{}', '2026-12-01 10:00:00.000000',"
-            " '2026-12-01 10:00:05.000000', 'payments.provider-events',"
-            " 'payments.provider-events: RuntimeError: cannot apply')"
-        )
+    _sql(
+        tmp_path,
+        "INSERT INTO outbox (event_id, routing_key, body, created_at, dead_at, dead_queues, dead_reason)"
+        " VALUES ('evt_dead', 'providers.provider.payment.succeeded.v1', '{}', '2026-12-01 10:00:00+00',"
+        " '2026-12-01 10:00:05+00', 'payments.provider-events',"
+        " 'payments.provider-events: RuntimeError: cannot apply')",
+    )
 
     listed = _cli(tmp_path, "list", "--json")
     assert listed.returncode == 0, listed.stderr
@@ -51,8 +67,7 @@ def test_lists_and_replays_the_dead_letters_the_outboxes_keep(tmp_path: Path) ->
     replayed = _cli(tmp_path, "replay", "--id", "evt_dead")
     assert replayed.returncode == 0, replayed.stderr
     assert "replayed evt_dead to payments.provider-events" in replayed.stdout
-    with sqlite3.connect(tmp_path / "providers.db") as db:
-        row = db.execute("SELECT dead_at, dead_queues FROM outbox WHERE event_id = 'evt_dead'").fetchone()
-    assert row == (None, "payments.provider-events")  # due again, for that queue only
+    rows = _sql(tmp_path, "SELECT dead_at, dead_queues FROM outbox WHERE event_id = 'evt_dead'")
+    assert rows == [(None, "payments.provider-events")]  # due again, for that queue only
     again = _cli(tmp_path, "replay", "--id", "evt_dead")
     assert again.returncode == 1 and "no dead letter evt_dead" in again.stdout

@@ -13,9 +13,8 @@ it: every payment is in its final state, every event of the tenant's log reached
 once, every dead-letter queue is empty, no process answered a 500 (503s are counted), and events flow
 again promptly after the database is back (measured).
 
-The embedded mode has one SQLite file per service and no server to take away: its outage is the
-payments file locked by another process (``BEGIN EXCLUSIVE``) for 30 s; its writers time out with
-SQLITE_BUSY, which is an outage as a refused PostgreSQL connection is.
+The embedded mode runs on the PostgreSQL server it starts itself: its outage is the same, on the
+payments database of that server (reached on its Unix socket).
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ import re
 import secrets
 import shutil
 import socket
-import sqlite3
 import subprocess
 import time
 from collections import Counter
@@ -42,6 +40,7 @@ import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
+from billing_embedded.database import DatabaseServer
 from billing_runtime.testing import PG_DSN, scratch_vhost
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -344,25 +343,27 @@ def _queues(vhost: str) -> dict[str, int]:
     raise AssertionError(f"rabbitmqctl list_queues failed: {done.stderr}")
 
 
-def _sqlite_dead_letters(data: Path) -> dict[str, int]:
-    """Outbox rows the in-process bus marked dead, per service file (when the schema has the mark)."""
+async def _embedded_dead_letters(data: Path) -> dict[str, int]:
+    """Outbox rows the in-process bus marked dead, per service database of the embedded server."""
+    server = DatabaseServer(data)
     out = {}
-    for db in sorted(data.glob("*.db")):
-        with sqlite3.connect(db) as conn:
-            columns = {row[1] for row in conn.execute("PRAGMA table_info(outbox)")}
-            if "dead_at" in columns:
-                out[db.stem] = conn.execute("SELECT count(*) FROM outbox WHERE dead_at IS NOT NULL").fetchone()[0]
+    for database in ("payments", "providers", "webhooks"):
+        conn = await asyncpg.connect(server.dsn(database))
+        try:
+            out[database] = await conn.fetchval("SELECT count(*) FROM outbox WHERE dead_at IS NOT NULL")
+        finally:
+            await conn.close()
     return out
 
 
 # -- taking a database away ---------------------------------------------------------------------------
 
 
-async def _admin(sql: str, *args: object) -> None:
+async def _admin(sql: str, *args: object, dsn: str = PG_DSN) -> None:
     # The server is shared with other test runs: when all its connection slots are taken, wait for one.
     for attempt in range(40):
         try:
-            conn = await asyncpg.connect(PG_DSN)
+            conn = await asyncpg.connect(dsn)
             break
         except asyncpg.TooManyConnectionsError:
             if attempt == 39:
@@ -375,43 +376,26 @@ async def _admin(sql: str, *args: object) -> None:
 
 
 class PostgresOutage:
-    def __init__(self, database: str) -> None:
+    """``database`` on the server at ``dsn`` (the shared one, or the embedded mode's) refusing every
+    connection until ``end``."""
+
+    def __init__(self, database: str, dsn: str = PG_DSN) -> None:
         self.database = database
+        self.dsn = dsn
         self.active = False
 
     async def begin(self) -> None:
         # First no new connection, then none of the existing ones.
         self.active = True
-        await _admin(f'ALTER DATABASE "{self.database}" ALLOW_CONNECTIONS false')
-        await _admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", self.database)
+        await _admin(f'ALTER DATABASE "{self.database}" ALLOW_CONNECTIONS false', dsn=self.dsn)
+        await _admin(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", self.database, dsn=self.dsn
+        )
 
     async def end(self) -> None:
         if self.active:
-            await _admin(f'ALTER DATABASE "{self.database}" ALLOW_CONNECTIONS true')
+            await _admin(f'ALTER DATABASE "{self.database}" ALLOW_CONNECTIONS true', dsn=self.dsn)
             self.active = False
-
-
-class SqliteLock:
-    """Another process (this test) holding the file's write lock: every writer waits its busy_timeout
-    and then fails with SQLITE_BUSY; readers go on (WAL)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.conn: sqlite3.Connection | None = None
-
-    async def begin(self) -> None:
-        def lock() -> sqlite3.Connection:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.execute("BEGIN EXCLUSIVE")
-            return conn
-
-        self.conn = await asyncio.to_thread(lock)
-
-    async def end(self) -> None:
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            await asyncio.to_thread(conn.rollback)
-            await asyncio.to_thread(conn.close)
 
 
 # -- the scenario -------------------------------------------------------------------------------------
@@ -460,7 +444,7 @@ def _time(value: str) -> float:
 async def _scenario(
     case: str,
     platform: Platform,
-    outage: PostgresOutage | SqliteLock,
+    outage: PostgresOutage,
     receiver: Receiver,
     http: aiohttp.ClientSession,
     payments: int,
@@ -608,12 +592,12 @@ async def test_distributed_database_outage(
 async def test_embedded_database_outage(
     embedded: Platform, tmp_path: Path, receiver: Receiver, http: aiohttp.ClientSession
 ) -> None:
-    lock = SqliteLock(tmp_path / "payments.db")
+    outage = PostgresOutage("payments", DatabaseServer(tmp_path).dsn("postgres"))
     try:
-        report = await _scenario("embedded, payments file locked", embedded, lock, receiver, http, PAYMENTS // 2)
+        report = await _scenario("embedded, payments database away", embedded, outage, receiver, http, PAYMENTS // 2)
     finally:
-        await lock.end()
-    report.dead_letters.update({f"outbox:{k}": v for k, v in _sqlite_dead_letters(tmp_path).items()})
+        await outage.end()
+    report.dead_letters.update({f"outbox:{k}": v for k, v in (await _embedded_dead_letters(tmp_path)).items()})
     try:
         _assert(report, "payments")
     except AssertionError:

@@ -1,4 +1,4 @@
-"""A test tenant's payment through the gateway only, in both modes (SQLite and PostgreSQL): the hosted
+"""A test tenant's payment through the gateway only, in both modes (embedded and distributed): the hosted
 page says it is a test payment, every event and the object carry ``livemode`` and a growing
 ``sequence``, and the event log pages with ``after`` over every event once, in order."""
 

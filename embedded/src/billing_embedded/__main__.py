@@ -3,8 +3,11 @@ dead-letters list | replay`` for the dead letters its outboxes keep."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from billing_runtime.bus import MemoryBus
@@ -15,7 +18,10 @@ from payments_svc.db.models import outbox as payments_outbox
 from providers_svc.db.models import outbox as providers_outbox
 from webhook_dispatcher.db.models import outbox as webhooks_outbox
 
-from billing_embedded.platform import EmbeddedConfig, build_apps, build_config, migrate
+from billing_embedded.database import DatabaseServer, DataDirectoryInUse, attached_server
+from billing_embedded.platform import DATABASES, EmbeddedConfig, build_apps, build_config, migrate
+
+log = logging.getLogger("billing_embedded")
 
 
 def banner(config: EmbeddedConfig) -> str:
@@ -25,7 +31,8 @@ def banner(config: EmbeddedConfig) -> str:
 
     Gateway API     {gw}
     Checkout pages  {config.checkout_url}
-    Data            {config.data_dir.resolve()}  (SQLite files and generated secrets)
+    Data            {config.data_dir.resolve()}  (PostgreSQL's data and generated secrets)
+    Database        PostgreSQL on the Unix socket in {config.database_socket}
     Admin token     {config.admin_token}
 
   Register a tenant, then trade its app name and secret for a JWT:
@@ -49,41 +56,70 @@ def _webhooks_note(config: EmbeddedConfig) -> str:
     return "  Webhooks to loopback are refused (WEBHOOKS_ALLOW_LOOPBACK=false).\n"
 
 
-async def run() -> None:
-    config = build_config(Path(os.environ.get("BILLING_DATA_DIR", ".data")))
-    await migrate(config)
-    bus = MemoryBus()
-    await bus.start()
-    apps = build_apps(config, bus)
+def data_dir() -> Path:
+    return Path(os.environ.get("BILLING_DATA_DIR", ".data"))
 
-    async def ready() -> None:
-        print(banner(config), flush=True)
 
+async def run(server: DatabaseServer) -> None:
+    """The platform on ``server`` (its lock held): the server started, every service's database
+    created and migrated, the services served until a stop signal, then the server stopped (last,
+    after every service has drained)."""
+    began = time.monotonic()
+    stale = sorted(p.name for p in server.data_dir.glob("*.db"))
+    if stale:
+        # Data files of the versions before the PostgreSQL server: never read, never migrated.
+        log.warning("ignoring %s in %s (data of an earlier version; remove them)", ", ".join(stale), server.data_dir)
+    await asyncio.to_thread(server.start)
     try:
-        await serve(apps, ready=ready)
+        await asyncio.to_thread(server.create_databases, list(DATABASES))
+        config = build_config(server.data_dir, server)
+        await migrate(config)
+        bus = MemoryBus()
+        await bus.start()
+        apps = build_apps(config, bus)
+
+        async def ready() -> None:
+            print(banner(config), flush=True)
+            log.info("ready in %.1f s", time.monotonic() - began)
+
+        try:
+            await serve(apps, ready=ready)
+        finally:
+            await bus.close()
     finally:
-        await bus.close()
+        await asyncio.to_thread(server.stop)
 
 
 def dead_letters(argv: list[str]) -> int:
     """``billing-embedded dead-letters list | replay``: the dead letters every service's outbox keeps
     (the platform may be running: a replayed row is published by its relay's next pass)."""
-    config = build_config(Path(os.environ.get("BILLING_DATA_DIR", ".data")))
-    run_loop(migrate(config))  # as every start does: the outboxes have their dead-letter columns
-    sources = [
-        OutboxDeadLetters(config.payments.database_url, payments_outbox),
-        OutboxDeadLetters(config.providers.database_url, providers_outbox),
-        OutboxDeadLetters(config.webhooks.database_url, webhooks_outbox),
-    ]
-    return dead_letters_main("billing-embedded", argv, sources)
+    with attached_server(data_dir()) as server:
+        config = build_config(server.data_dir, server)
+        server.create_databases(list(DATABASES))
+        run_loop(migrate(config))  # as every start does: the outboxes have their dead-letter columns
+        sources = [
+            OutboxDeadLetters(config.payments.database_url, payments_outbox),
+            OutboxDeadLetters(config.providers.database_url, providers_outbox),
+            OutboxDeadLetters(config.webhooks.database_url, webhooks_outbox),
+        ]
+        return dead_letters_main("billing-embedded", argv, sources)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     configure_logging(os.environ.get("BILLING_LOG_LEVEL", "WARNING"))
-    if args[:1] == ["dead-letters"]:
-        raise SystemExit(dead_letters(args[1:]))
-    run_loop(run())
+    try:
+        if args[:1] == ["dead-letters"]:
+            raise SystemExit(dead_letters(args[1:]))
+        server = DatabaseServer(data_dir())
+        server.lock()
+    except DataDirectoryInUse as exc:
+        print(f"billing-embedded: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    try:
+        run_loop(run(server))
+    finally:
+        server.unlock()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""The embedded platform: every service in one process, each on its own port with its own SQLite file,
-sharing one in-process bus. Settings come from each service's own environment variables first (so
-ports and URLs are overridable); cross-references are then made consistent."""
+"""The embedded platform: every service in one process, each on its own port with its own database on
+the platform's PostgreSQL server (``billing_embedded.database``), sharing one in-process bus. Settings
+come from each service's own environment variables first (so ports and URLs are overridable);
+cross-references are then made consistent."""
 
 from __future__ import annotations
 
@@ -29,7 +30,13 @@ from webhook_dispatcher.app import create_app as create_webhooks
 from webhook_dispatcher.settings import Settings as WebhooksSettings
 
 import gateway
+from billing_embedded.database import DatabaseServer
 from billing_embedded.secrets_file import load_or_create
+
+# Each service's database on the platform's server.
+DATABASES = ("gateway", "payments", "providers", "webhooks")
+# Connections each service keeps at most: four services share one server (max_connections 100).
+POOL_SIZE = 10
 
 
 def _root(package: object) -> Path:
@@ -46,6 +53,7 @@ class EmbeddedConfig:
     checkout: CheckoutSettings
     admin_token: str
     data_dir: Path
+    database_socket: Path
 
     @property
     def gateway_url(self) -> str:
@@ -56,18 +64,17 @@ class EmbeddedConfig:
         return f"http://{self.checkout.host}:{self.checkout.port}"
 
 
-def build_config(data_dir: Path) -> EmbeddedConfig:
+def build_config(data_dir: Path, server: DatabaseServer) -> EmbeddedConfig:
+    """Every service's settings, its database on ``server`` (started or not: only its URLs are read)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     keys = load_or_create(data_dir)
     admin_token = os.environ.get("BILLING_ADMIN_TOKEN") or keys["admin_token"]
     internal = {name: keys[f"{name}_internal_secret"] for name in ("payments", "providers", "webhooks")}
 
-    def sqlite(name: str) -> str:
-        return f"sqlite+aiosqlite:///{(data_dir / f'{name}.db').resolve()}"
-
     checkout = CheckoutSettings(bus_url="memory://")
     gw = GatewaySettings(
-        database_url=sqlite("gateway"),
+        database_url=server.url("gateway"),
+        database_pool_size=POOL_SIZE,
         payments_internal_secret=internal["payments"],
         webhooks_internal_secret=internal["webhooks"],
         admin_token=admin_token,
@@ -76,13 +83,15 @@ def build_config(data_dir: Path) -> EmbeddedConfig:
     gateway_url = f"http://{gw.host}:{gw.port}"
     checkout = checkout.model_copy(update={"gateway_url": gateway_url})
     payments = PaymentsSettings(
-        database_url=sqlite("payments"),
+        database_url=server.url("payments"),
+        database_pool_size=POOL_SIZE,
         internal_secret=internal["payments"],
         providers_internal_secret=internal["providers"],
         bus_url="memory://",
     )
     providers = ProvidersSettings(
-        database_url=sqlite("providers"),
+        database_url=server.url("providers"),
+        database_pool_size=POOL_SIZE,
         internal_secret=internal["providers"],
         bus_url="memory://",
         sandbox_secret=os.environ.get("PROVIDERS_SANDBOX_SECRET") or keys["sandbox_secret"],
@@ -101,7 +110,8 @@ def build_config(data_dir: Path) -> EmbeddedConfig:
     # must work, so loopback is allowed unless WEBHOOKS_ALLOW_LOOPBACK says otherwise (the banner
     # says which); every port of the platform itself stays refused whatever it says.
     webhooks = WebhooksSettings(
-        database_url=sqlite("webhooks"),
+        database_url=server.url("webhooks"),
+        database_pool_size=POOL_SIZE,
         internal_secret=internal["webhooks"],
         bus_url="memory://",
         encryption_key=os.environ.get("WEBHOOKS_ENCRYPTION_KEY") or keys["webhooks_encryption_key"],
@@ -122,11 +132,11 @@ def build_config(data_dir: Path) -> EmbeddedConfig:
             "platform_addresses": ",".join([*(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in listeners), extra])
         }
     )
-    return EmbeddedConfig(gw, payments, providers, webhooks, checkout, admin_token, data_dir)
+    return EmbeddedConfig(gw, payments, providers, webhooks, checkout, admin_token, data_dir, server.socket_dir)
 
 
 async def migrate(config: EmbeddedConfig) -> None:
-    """Bring every SQLite file to the latest schema (idempotent; runs on every start)."""
+    """Bring every service's database to the latest schema (idempotent; runs on every start)."""
     for package, url in (
         (gateway, config.gateway.database_url),
         (payments_svc, config.payments.database_url),

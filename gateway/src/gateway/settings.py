@@ -21,7 +21,7 @@ class Settings(ServiceSettings):
     # The ops listener (/healthz, /readyz, /metrics without the admin token); unset: none is opened.
     ops_host: str = "127.0.0.1"
     ops_port: int | None = Field(default=None, ge=1, le=65535)
-    database_url: str = "sqlite+aiosqlite:///./gateway.db"
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/gateway"
 
     # None disables the admin API (every /admin request is 401); there is deliberately no default token.
     # When set: >= 32 bytes and never a published value, like every secret (billing_runtime.secret_policy).

@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from billing_runtime.db import is_postgres
 from billing_runtime.problems import ProblemError
-from billing_runtime.writes import fetch_alone, fetch_prepared
+from billing_runtime.writes import fetch_alone
 from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.auth import TenantToken, invalid_token, unauthorized
 from gateway.db.models import Tenant
@@ -64,11 +63,6 @@ def check_access(token: TenantToken, row: dict[str, object] | None, now: datetim
 
 
 async def read_access_row(engine: AsyncEngine, tenant_id: str) -> dict[str, object] | None:
-    """The tenant's access columns: one round trip on PostgreSQL (no BEGIN/COMMIT)."""
-    params = {"tenant_id": tenant_id}
-    if is_postgres(engine):
-        rows = await fetch_alone(engine, _ACCESS, params)
-    else:
-        async with AsyncSession(engine) as session:
-            rows = await fetch_prepared(session, _ACCESS, params)
+    """The tenant's access columns: one round trip (no BEGIN/COMMIT)."""
+    rows = await fetch_alone(engine, _ACCESS, {"tenant_id": tenant_id})
     return rows[0] if rows else None

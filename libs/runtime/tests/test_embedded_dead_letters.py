@@ -1,12 +1,10 @@
 """Dead letters of the in-process bus are kept on disk: the outbox row of an event a consumer gave up on
 is marked, not deleted, the events behind it are not held back, and the dead-letters CLI lists it and
-replays it to that consumer only, once. On PostgreSQL and on the embedded mode's SQLite."""
+replays it to that consumer only, once."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from billing_contracts.envelope import utcnow
@@ -23,16 +21,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-async def outbox_engine(request, engine, schema, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "postgresql":
-        yield engine
-        return
-    lite = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'outbox.db'}")
-    async with lite.begin() as conn:
-        await conn.run_sync(schema.metadata.create_all)
-    yield lite
-    await lite.dispose()
+@pytest.fixture
+async def outbox_engine(engine: AsyncEngine) -> AsyncEngine:
+    return engine
 
 
 async def _insert(engine: AsyncEngine, schema, ids: list[str]) -> None:  # type: ignore[no-untyped-def]
@@ -95,11 +86,9 @@ class TestEmbeddedDeadLetters:
         assert await _outbox(outbox_engine, schema) == []
         assert await outbox_dead_letter_stats(outbox_engine, schema.outbox) == {}
 
-    async def test_the_cli_lists_and_replays_by_id(self, schema, tmp_path: Path, capsys) -> None:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    async def test_the_cli_lists_and_replays_by_id(self, engine, schema, capsys) -> None:
+        url = engine.url.render_as_string(hide_password=False)
         lite = create_engine(url)
-        async with lite.begin() as conn:
-            await conn.run_sync(schema.metadata.create_all)
         bus = MemoryBus(max_deliveries=1)
 
         async def poison(message: Message) -> None:

@@ -1,6 +1,6 @@
 """What counts as a database outage (503, a consumer waits) and what does not (500, poison): every case
 from the SQLSTATE and severity the server sends, then the same on a real PostgreSQL taken away the way
-an operator does it (ALLOW_CONNECTIONS false and terminated backends), and on real SQLite files."""
+an operator does it (ALLOW_CONNECTIONS false and terminated backends), and on a stopped server's Unix socket."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import errno
 import os
 import secrets
 import socket
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 from billing_runtime.app import service_app
+from billing_runtime.db import create_engine
 from billing_runtime.metrics import Metrics
 from billing_runtime.outages import is_database_outage
 from billing_runtime.testing import PG_DSN, require_port
@@ -131,9 +131,6 @@ class TestClassification:
             "SELECT 1", {}, dbapi.Error("gone"), dbapi.Error, connection_invalidated=True
         )
         assert is_database_outage(error)
-
-    def test_sqlite_error_raised_by_hand_has_no_code_and_is_not_an_outage(self) -> None:
-        assert not is_database_outage(sqlite3.OperationalError("database is locked"))
 
 
 # -- the same on a real PostgreSQL --------------------------------------------------------------------
@@ -321,50 +318,19 @@ class TestHttpAnswerDuringARealOutage:
         assert (await client.get("/read")).status == 200
 
 
-# -- SQLite (the embedded mode today) -----------------------------------------------------------------
+# -- a server on a Unix socket (the embedded mode's) ------------------------------------------------
 
 
-@pytest.fixture
-def sqlite_file(tmp_path: Path) -> Path:
-    path = tmp_path / "svc.sqlite"
-    with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE t (id int PRIMARY KEY)")
-    return path
-
-
-class TestRealSqlite:
-    async def test_file_locked_by_another_process(self, sqlite_file: Path) -> None:
-        holder = sqlite3.connect(sqlite_file, isolation_level=None)
-        holder.execute("BEGIN EXCLUSIVE")
-        engine = create_async_engine(f"sqlite+aiosqlite:///{sqlite_file}", connect_args={"timeout": 0.1})
+class TestUnixSocket:
+    async def test_a_server_whose_socket_is_gone_is_an_outage(self, tmp_path: Path) -> None:
+        # The embedded mode's server when it is stopped: its socket directory holds no socket.
+        engine = create_engine(f"postgresql+asyncpg://postgres@/postgres?host={tmp_path}")
         try:
-            error = await _raised(engine, "INSERT INTO t VALUES (2)")
-            assert error.orig.sqlite_errorname == "SQLITE_BUSY"  # type: ignore[attr-defined]
-            assert is_database_outage(error)
-        finally:
-            holder.rollback()
-            holder.close()
-            await engine.dispose()
-
-    async def test_file_that_cannot_be_written(self, sqlite_file: Path) -> None:
-        engine = create_async_engine(f"sqlite+aiosqlite:///file:{sqlite_file}?mode=ro&uri=true")
-        try:
-            error = await _raised(engine, "INSERT INTO t VALUES (2)")
-            assert error.orig.sqlite_errorname == "SQLITE_READONLY"  # type: ignore[attr-defined]
+            error = await _raised(engine, "SELECT 1")
+            assert isinstance(error, ConnectionRefusedError)
             assert is_database_outage(error)
         finally:
             await engine.dispose()
 
-    async def test_file_that_cannot_be_opened(self, tmp_path: Path) -> None:
-        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'svc.sqlite'}")
-        try:
-            assert is_database_outage(await _raised(engine, "SELECT 1"))
-        finally:
-            await engine.dispose()
-
-    async def test_missing_table_is_not_an_outage(self, sqlite_file: Path) -> None:
-        engine = create_async_engine(f"sqlite+aiosqlite:///{sqlite_file}")
-        try:
-            assert not is_database_outage(await _raised(engine, "SELECT * FROM missing"))
-        finally:
-            await engine.dispose()
+    async def test_a_missing_file_elsewhere_is_not_an_outage(self) -> None:
+        assert not is_database_outage(FileNotFoundError(2, "No such file or directory"))

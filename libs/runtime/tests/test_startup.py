@@ -38,8 +38,9 @@ class TestStartupLine:
     def test_bus(self, url: str, expected: str) -> None:
         assert describe_bus(url) == expected
 
-    def test_sqlite_and_garbage_databases(self) -> None:
-        assert describe_database("sqlite+aiosqlite:///./.data/payments.db") == "sqlite ./.data/payments.db"
+    def test_unix_socket_and_garbage_databases(self) -> None:
+        url = "postgresql+asyncpg://postgres@/payments?host=/srv/billing/.data/socket"
+        assert describe_database(url) == "postgresql postgres@/srv/billing/.data/socket/payments"
         assert describe_database("::not a url::") == "unparseable database URL"
 
 

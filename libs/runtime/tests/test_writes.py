@@ -1,10 +1,9 @@
-"""Queued writes: one atomic statement on PostgreSQL, one by one on SQLite, same results either way."""
+"""Queued writes: one atomic statement, the same results whether run in a session or alone."""
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from billing_runtime.db import create_engine, make_sessionmaker
+from billing_runtime.db import make_sessionmaker
 from billing_runtime.writes import (
     InsertRows,
     Precondition,
@@ -27,18 +26,6 @@ def _row(event_id: str) -> dict[str, object]:
     return {"event_id": event_id, "routing_key": "payments.payment.created.v1", "body": "{}", "created_at": NOW}
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-async def any_engine(request, engine, schema, tmp_path) -> AsyncIterator[AsyncEngine]:  # type: ignore[no-untyped-def]
-    if request.param == "postgresql":
-        yield engine
-        return
-    lite = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'writes.db'}")
-    async with lite.begin() as conn:
-        await conn.run_sync(schema.metadata.create_all)
-    yield lite
-    await lite.dispose()
-
-
 async def _outbox(engine: AsyncEngine, schema) -> list[tuple[str, str | None]]:  # type: ignore[no-untyped-def]
     t = schema.outbox
     async with engine.connect() as conn:
@@ -47,11 +34,11 @@ async def _outbox(engine: AsyncEngine, schema) -> list[tuple[str, str | None]]: 
 
 
 class TestExecuteTogether:
-    async def test_writes_land_together_and_rows_keep_their_order(self, any_engine, schema) -> None:
-        async with make_sessionmaker(any_engine)() as session:
+    async def test_writes_land_together_and_rows_keep_their_order(self, engine, schema) -> None:
+        async with make_sessionmaker(engine)() as session:
             await execute_together(session, [InsertRows(schema.outbox, [_row("e0")])])
             await session.commit()
-        async with make_sessionmaker(any_engine)() as session:
+        async with make_sessionmaker(engine)() as session:
             writes = [
                 InsertRows(schema.outbox, [_row("e1"), _row("e2"), _row("e3")]),
                 InsertRows(schema.applied, [{"event_id": "e1"}]),
@@ -59,71 +46,71 @@ class TestExecuteTogether:
             ]
             await execute_together(session, writes)
             await session.commit()
-        assert await _outbox(any_engine, schema) == [("e0", "t"), ("e1", None), ("e2", None), ("e3", None)]
+        assert await _outbox(engine, schema) == [("e0", "t"), ("e1", None), ("e2", None), ("e3", None)]
 
-    async def test_one_failing_write_leaves_nothing_behind(self, any_engine, schema) -> None:
-        async with make_sessionmaker(any_engine)() as session:
+    async def test_one_failing_write_leaves_nothing_behind(self, engine, schema) -> None:
+        async with make_sessionmaker(engine)() as session:
             await execute_together(session, [InsertRows(schema.outbox, [_row("dup")])])
             await session.commit()
-        async with make_sessionmaker(any_engine)() as session:
+        async with make_sessionmaker(engine)() as session:
             with pytest.raises(sa_exc.IntegrityError):
                 await execute_together(
                     session,
                     [InsertRows(schema.applied, [{"event_id": "x"}]), InsertRows(schema.outbox, [_row("dup")])],
                 )
             await session.rollback()
-        async with any_engine.connect() as conn:
+        async with engine.connect() as conn:
             assert (await conn.execute(select(schema.applied.c.event_id))).all() == []
-        assert await _outbox(any_engine, schema) == [("dup", None)]
+        assert await _outbox(engine, schema) == [("dup", None)]
 
 
 class TestExecuteGuarded:
     """The guard row and the writes land together, or nothing does when the guard's key exists."""
 
-    async def test_a_new_guard_lets_the_writes_through(self, any_engine, schema) -> None:
-        async with make_sessionmaker(any_engine)() as session:
+    async def test_a_new_guard_lets_the_writes_through(self, engine, schema) -> None:
+        async with make_sessionmaker(engine)() as session:
             writes = [InsertRows(schema.outbox, [_row("e1"), _row("e2")])]
             assert await execute_guarded(session, InsertRows(schema.applied, [{"event_id": "k"}]), writes) is True
             await session.commit()
-        assert await _outbox(any_engine, schema) == [("e1", None), ("e2", None)]
+        assert await _outbox(engine, schema) == [("e1", None), ("e2", None)]
 
-    async def test_an_existing_guard_writes_nothing(self, any_engine, schema) -> None:
-        async with make_sessionmaker(any_engine)() as session:
+    async def test_an_existing_guard_writes_nothing(self, engine, schema) -> None:
+        async with make_sessionmaker(engine)() as session:
             await execute_together(
                 session, [InsertRows(schema.applied, [{"event_id": "k"}]), InsertRows(schema.outbox, [_row("e0")])]
             )
             await session.commit()
-        async with make_sessionmaker(any_engine)() as session:
+        async with make_sessionmaker(engine)() as session:
             writes = [
                 InsertRows(schema.outbox, [_row("e1")]),
                 UpdateRows(schema.outbox, where={"event_id": "e0"}, values={"claim_token": "t"}),
             ]
             assert await execute_guarded(session, InsertRows(schema.applied, [{"event_id": "k"}]), writes) is False
             await session.commit()
-        assert await _outbox(any_engine, schema) == [("e0", None)]
+        assert await _outbox(engine, schema) == [("e0", None)]
 
-    async def test_a_precondition_must_hold_for_anything_to_be_written(self, any_engine, schema) -> None:
+    async def test_a_precondition_must_hold_for_anything_to_be_written(self, engine, schema) -> None:
         t = schema.outbox
         # "Row e0 is still unclaimed", checked (and on PostgreSQL locked) inside the statement.
         unclaimed = exists(
             select(t.c.id).where(t.c.event_id == bindparam("c_event"), t.c.claim_token.is_(None)).with_for_update()
         )
-        async with make_sessionmaker(any_engine)() as session:
+        async with make_sessionmaker(engine)() as session:
             await execute_together(session, [InsertRows(t, [_row("e0")])])
             await session.commit()
         claim = UpdateRows(t, where={"event_id": "e0"}, values={"claim_token": "mine"})
         for key, expected in (("k1", True), ("k2", False)):  # the first claim makes the second's condition false
-            async with make_sessionmaker(any_engine)() as session:
+            async with make_sessionmaker(engine)() as session:
                 guard = InsertRows(schema.applied, [{"event_id": key}])
                 written = await execute_guarded(session, guard, [claim], Precondition(unclaimed, {"c_event": "e0"}))
                 await session.commit()
             assert written is expected
-        async with any_engine.connect() as conn:
+        async with engine.connect() as conn:
             assert (await conn.execute(select(schema.applied.c.event_id))).scalars().all() == ["k1"]
-        assert await _outbox(any_engine, schema) == [("e0", "mine")]
+        assert await _outbox(engine, schema) == [("e0", "mine")]
 
-    async def test_the_guard_is_one_row(self, any_engine, schema) -> None:
-        async with make_sessionmaker(any_engine)() as session:
+    async def test_the_guard_is_one_row(self, engine, schema) -> None:
+        async with make_sessionmaker(engine)() as session:
             with pytest.raises(ValueError, match="exactly one row"):
                 await execute_guarded(session, InsertRows(schema.applied, [{"event_id": "a"}, {"event_id": "b"}]), [])
 
@@ -175,7 +162,7 @@ class TestExecuteAlone:
         assert await execute_statement_alone(engine, stmt, {"ids": ["e1"]}) == []  # the same SQL, reused
         assert [event_id for event_id, _ in await _outbox(engine, schema)] == ["e2"]
 
-    async def test_a_prepared_read_returns_typed_rows_by_column_key_on_both_databases(self, engine, schema, tmp_path):
+    async def test_a_prepared_read_returns_typed_rows_by_column_key(self, engine, schema):
         t = schema.outbox
         # A value the statement carries itself (``!= "elsewhere"``) beside the named one.
         query = (
@@ -183,25 +170,10 @@ class TestExecuteAlone:
             .where(t.c.event_id == bindparam("id"), t.c.routing_key != "elsewhere")
             .with_for_update()
         )
-        lite = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'read.db'}")
-        try:
-            async with lite.begin() as conn:
-                await conn.run_sync(schema.metadata.create_all)
-            for db in (engine, lite):
-                await execute_together_on(db, [InsertRows(t, [_row("e1"), _row("e2")])])
-                async with make_sessionmaker(db)() as session, session.begin():
-                    assert await fetch_prepared(session, query, {"id": "e2"}) == [{"event_id": "e2", "created_at": NOW}]
-                    assert await fetch_prepared(session, query, {"id": "none"}) == []
-        finally:
-            await lite.dispose()
-
-    async def test_is_refused_outside_postgresql(self, tmp_path, schema) -> None:
-        lite = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'alone.db'}")
-        try:
-            with pytest.raises(ValueError, match="PostgreSQL"):
-                await execute_alone(lite, [InsertRows(schema.outbox, [_row("e1")])])
-        finally:
-            await lite.dispose()
+        await execute_together_on(engine, [InsertRows(t, [_row("e1"), _row("e2")])])
+        async with make_sessionmaker(engine)() as session, session.begin():
+            assert await fetch_prepared(session, query, {"id": "e2"}) == [{"event_id": "e2", "created_at": NOW}]
+            assert await fetch_prepared(session, query, {"id": "none"}) == []
 
 
 async def execute_together_on(engine: AsyncEngine, writes) -> None:  # type: ignore[no-untyped-def]

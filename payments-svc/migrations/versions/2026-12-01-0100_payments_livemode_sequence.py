@@ -27,7 +27,6 @@ _STATUSES = (
 
 
 def upgrade() -> None:
-    postgres = op.get_bind().dialect.name == "postgresql"
     with op.batch_alter_table("payments") as batch:
         batch.add_column(sa.Column("livemode", sa.Boolean(), server_default=sa.false(), nullable=False))
         batch.add_column(sa.Column("sequence", sa.BigInteger(), server_default="0", nullable=False))
@@ -49,30 +48,28 @@ def upgrade() -> None:
             op.f("ck_payments_amount_refunded_bounds"), "amount_refunded >= 0 AND amount_refunded <= amount"
         )
 
-    # The event log's position (see payments_svc/services/event_log.py), on PostgreSQL only: SQLite
-    # serializes writers, so there seq order is commit order and the log keeps paging by seq.
+    # The event log's position (see payments_svc/services/event_log.py).
     with op.batch_alter_table("events") as batch:
         batch.add_column(sa.Column("position", sa.BigInteger(), nullable=True))
         batch.add_column(sa.Column("livemode", sa.Boolean(), server_default=sa.false(), nullable=False))
-    if postgres:
-        op.execute("CREATE SEQUENCE events_position_seq AS bigint")
-        # Rows logged before this revision are all committed: they keep their order, ahead of the rest.
-        op.execute(
-            "UPDATE events SET position = s.pos FROM "
-            "(SELECT seq, nextval('events_position_seq') AS pos FROM events ORDER BY seq) s "
-            "WHERE events.seq = s.seq"
-        )
-        op.drop_index("ix_events_tenant_seq", table_name="events")
-        op.create_index(
-            "ix_events_tenant_position",
-            "events",
-            ["tenant_id", "position"],
-            unique=False,
-            postgresql_where=sa.text("position IS NOT NULL"),
-        )
-        op.create_index(
-            "ix_events_unsequenced", "events", ["seq"], unique=False, postgresql_where=sa.text("position IS NULL")
-        )
+    op.execute("CREATE SEQUENCE events_position_seq AS bigint")
+    # Rows logged before this revision are all committed: they keep their order, ahead of the rest.
+    op.execute(
+        "UPDATE events SET position = s.pos FROM "
+        "(SELECT seq, nextval('events_position_seq') AS pos FROM events ORDER BY seq) s "
+        "WHERE events.seq = s.seq"
+    )
+    op.drop_index("ix_events_tenant_seq", table_name="events")
+    op.create_index(
+        "ix_events_tenant_position",
+        "events",
+        ["tenant_id", "position"],
+        unique=False,
+        postgresql_where=sa.text("position IS NOT NULL"),
+    )
+    op.create_index(
+        "ix_events_unsequenced", "events", ["seq"], unique=False, postgresql_where=sa.text("position IS NULL")
+    )
 
     op.create_table(
         "anomalies",
@@ -102,11 +99,10 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_anomalies_payment_id"), table_name="anomalies")
     op.drop_index("ix_anomalies_tenant_created", table_name="anomalies")
     op.drop_table("anomalies")
-    if op.get_bind().dialect.name == "postgresql":
-        op.drop_index("ix_events_unsequenced", table_name="events")
-        op.drop_index("ix_events_tenant_position", table_name="events")
-        op.create_index("ix_events_tenant_seq", "events", ["tenant_id", "seq"], unique=False)
-        op.execute("DROP SEQUENCE events_position_seq")
+    op.drop_index("ix_events_unsequenced", table_name="events")
+    op.drop_index("ix_events_tenant_position", table_name="events")
+    op.create_index("ix_events_tenant_seq", "events", ["tenant_id", "seq"], unique=False)
+    op.execute("DROP SEQUENCE events_position_seq")
     with op.batch_alter_table("events") as batch:
         batch.drop_column("livemode")
         batch.drop_column("position")

@@ -12,7 +12,7 @@ class Settings(InternalServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PAYMENTS_", extra="ignore")
 
     port: int = 8001
-    database_url: str = "sqlite+aiosqlite:///./.data/payments.db"
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/payments"
     providers_url: str = "http://127.0.0.1:8002"
     # providers-svc's own internal key (its PROVIDERS_INTERNAL_SECRET), to sign the calls made to it.
     providers_internal_secret: SecretStr = Field(default=None, validate_default=True)

@@ -1,6 +1,5 @@
-"""The payments table refuses what no code path may write (migration 0002), on PostgreSQL and on the
-embedded mode's SQLite alike: a status outside the state machine, a non-positive amount, a refund
-beyond the amount."""
+"""The payments table refuses what no code path may write (migration 0002): a status outside the state
+machine, a non-positive amount, a refund beyond the amount."""
 
 from __future__ import annotations
 
@@ -9,8 +8,6 @@ from typing import Any
 
 import pytest
 from billing_contracts.envelope import utcnow
-from billing_runtime.db import create_engine
-from billing_runtime.migrations import upgrade_async
 from payments_svc.db.models import Payment
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
@@ -69,17 +66,3 @@ class TestPostgres:
 
     async def test_a_good_row_is_accepted(self, clean_db) -> None:
         await _insert(clean_db, status="PARTIALLY_REFUNDED", amount_refunded=5000)
-
-
-class TestSqlite:
-    async def test_the_migrated_sqlite_file_refuses_them_too(self, tmp_path) -> None:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'payments.db'}"
-        await upgrade_async(SERVICE_ROOT, url)
-        engine = create_engine(url)
-        try:
-            await _insert(engine)
-            for i, bad in enumerate(BAD):
-                with pytest.raises(IntegrityError):
-                    await _insert(engine, id=f"pay_{i + 2}", checkout_token=f"tok_{i + 2}", **bad)
-        finally:
-            await engine.dispose()

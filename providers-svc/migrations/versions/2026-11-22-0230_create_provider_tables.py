@@ -25,7 +25,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "outbox",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
         sa.Column("event_id", sa.String(length=64), nullable=False),
         sa.Column("routing_key", sa.String(length=255), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
@@ -105,7 +105,6 @@ def upgrade() -> None:
         ["due_at"],
         unique=False,
         postgresql_where=sa.text("delivered_at IS NULL AND gave_up_at IS NULL"),
-        sqlite_where=sa.text("delivered_at IS NULL AND gave_up_at IS NULL"),
     )
 
 
@@ -114,7 +113,6 @@ def downgrade() -> None:
         "ix_sandbox_charges_owed",
         table_name="sandbox_charges",
         postgresql_where=sa.text("delivered_at IS NULL AND gave_up_at IS NULL"),
-        sqlite_where=sa.text("delivered_at IS NULL AND gave_up_at IS NULL"),
     )
     op.drop_table("sandbox_charges")
     op.drop_index("ix_provider_transactions_tenant_payment", table_name="provider_transactions")

@@ -29,7 +29,7 @@ class Settings(InternalServiceSettings):
     port: int = 8002
     # The worker process (relay + sandbox bank sender) serves only health routes, on its own port.
     worker_port: int = 8102
-    database_url: str = "sqlite+aiosqlite:///./providers.db"
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/providers"
 
     # Where payers and providers reach us: the gateway. Payer page links and sandbox callbacks use it.
     public_gateway_url: str = "http://127.0.0.1:8000"

@@ -1,7 +1,8 @@
-"""Engines, sessions and column types that work the same on PostgreSQL and SQLite."""
+"""Engines, sessions and column types (PostgreSQL, the one SQL dialect of every mode)."""
 
 from __future__ import annotations
 
+import errno
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +26,7 @@ def new_metadata() -> MetaData:
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """A timezone-aware UTC timestamp on PostgreSQL (timestamptz) and on SQLite (which drops the zone)."""
+    """A timezone-aware UTC timestamp (timestamptz); a naive datetime is refused rather than guessed."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -40,46 +41,28 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def is_postgres(engine: AsyncEngine) -> bool:
-    """True when the engine talks to PostgreSQL (SKIP LOCKED, NOTIFY available)."""
-    return engine.dialect.name == "postgresql"
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cursor = dbapi_conn.cursor()
-    # WAL lets readers run beside the single writer; busy_timeout makes writers queue instead of failing.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
-
-
-def _sqlite_begin_immediate(conn: Any) -> None:
-    # Take the write lock at BEGIN so two writers never deadlock upgrading a read lock.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+        return value.astimezone(UTC)
 
 
 def create_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> AsyncEngine:
-    """Create an async engine for ``postgresql+asyncpg://`` or ``sqlite+aiosqlite://`` URLs."""
-    if url.startswith("sqlite"):
-        engine = create_async_engine(url, echo=echo)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _no_pysqlite_begin(dbapi_conn: Any, _record: Any) -> None:
-            dbapi_conn.isolation_level = None
-
-        event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
-        return engine
+    """Create an async engine for a ``postgresql+asyncpg://`` URL (a Unix socket: ``?host=/dir``)."""
     # A fixed pool (no overflow; see ServiceSettings.database_pool_size).
     # No pool_pre_ping: it costs a round trip on every checkout (two per request on the hot path).
     # A connection the server dropped fails its first statement instead; SQLAlchemy then invalidates
     # the pool, the request answers 503, and its transaction never committed, so nothing is half-done.
-    return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=0, pool_recycle=1800)
+    engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=0, pool_recycle=1800)
+    event.listen(engine.sync_engine, "do_connect", _connect)
+    return engine
+
+
+def _connect(dialect: Dialect, _record: object, cargs: tuple[Any, ...], cparams: dict[str, Any]) -> Any:
+    """Connect as SQLAlchemy would, but report a Unix socket that is not there (the embedded mode's
+    server is stopped: its socket file is gone) as the refused connection it is, not as a missing
+    file, so ``billing_runtime.outages`` classes it as an outage (503), like a refused TCP port."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except FileNotFoundError as exc:
+        raise ConnectionRefusedError(errno.ECONNREFUSED, f"no database server at its socket ({exc.strerror})") from exc
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from billing_contracts.envelope import utcnow
 from sqlalchemy import Column, MetaData, String, Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_runtime.db import UTCDateTime
@@ -26,9 +25,7 @@ def inbox_table(metadata: MetaData) -> Table:
 async def record_once(session: AsyncSession, table: Table, consumer: str, message_id: str) -> bool:
     """Insert the id inside the caller's transaction; False if it was already there (a duplicate)."""
     values = inbox_row(table, consumer, message_id).rows[0]
-    dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(table).values(**values).on_conflict_do_nothing()
+    stmt = pg_insert(table).values(**values).on_conflict_do_nothing()
     result = await session.execute(stmt)
     return bool(result.rowcount)  # type: ignore[attr-defined]
 

@@ -19,13 +19,7 @@ def run_env(metadata: MetaData) -> None:
     assert url, "sqlalchemy.url must be set (billing_runtime.migrations.upgrade sets it)"
 
     def do_run(connection: Connection) -> None:
-        # render_as_batch: SQLite cannot ALTER most things; batch mode rebuilds tables there.
-        context.configure(
-            connection=connection,
-            target_metadata=metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
-            compare_type=True,
-        )
+        context.configure(connection=connection, target_metadata=metadata, compare_type=True)
         with context.begin_transaction():
             context.run_migrations()
 

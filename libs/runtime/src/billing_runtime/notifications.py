@@ -10,6 +10,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg
+
 log = logging.getLogger(__name__)
 
 
@@ -50,7 +52,6 @@ class Notifier:
         return pid == self.server_pid
 
     async def run(self) -> None:
-        import asyncpg  # local import: SQLite deployments never need it
 
         delay = self.first_delay
         while True:
@@ -111,7 +112,6 @@ class NotificationListener:
             self.callback()
 
     async def connect(self) -> None:
-        import asyncpg  # local import: SQLite deployments never need it
 
         conn = await asyncpg.connect(self.url)
         self._lost.clear()

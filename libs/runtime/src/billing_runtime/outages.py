@@ -4,15 +4,14 @@ message (500; a consumer dead-letters it).
 Both mistakes cost money: a real outage classed as a bug answers 500 and dead-letters the provider
 outcomes in flight, and a bug classed as an outage makes a consumer hold one poison message forever.
 So only what says "the server cannot serve us now" counts, read from the SQLSTATE (never from the
-server's message, which ``lc_messages`` translates), the error's severity, the client library's own
-connection errors, and SQLite's result codes.
+server's message, which ``lc_messages`` translates), the error's severity, and the client library's
+own connection errors.
 """
 
 from __future__ import annotations
 
 import errno
 import socket
-import sqlite3
 from collections.abc import Iterator
 
 import asyncpg
@@ -73,11 +72,6 @@ _ALL_ADDRESSES_FAILED = "Multiple exceptions: "
 # dialect recognises a disconnect by the same text.
 _CLOSED_CONNECTION = "connection is closed"
 
-# SQLite primary result codes of a database file that cannot be used now: busy or locked past
-# busy_timeout, out of memory, made read-only, I/O error, disk full, cannot be opened, lock protocol.
-# Not SQLITE_ERROR (a bad statement, a missing table), CORRUPT or NOTADB: those are not transient.
-_SQLITE_OUTAGE_CODES = frozenset({5, 6, 7, 8, 10, 13, 14, 15})
-
 
 def is_database_outage(exc: BaseException) -> bool:
     """Whether ``exc`` says the database (or the connection to it) is unavailable, as opposed to a bug
@@ -106,9 +100,6 @@ def _is_driver_outage(error: BaseException) -> bool:
         return _is_network_error(error)
     if isinstance(error, asyncpg.InterfaceError):
         return _CLOSED_CONNECTION in str(error)
-    if isinstance(error, sqlite3.Error):
-        code = getattr(error, "sqlite_errorcode", None)  # None on an error raised by hand
-        return isinstance(code, int) and code & 0xFF in _SQLITE_OUTAGE_CODES
     sqlstate = getattr(error, "sqlstate", None)
     if not isinstance(sqlstate, str):
         return False

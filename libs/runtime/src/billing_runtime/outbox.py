@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement
 
 from billing_runtime.bus.base import TARGET_QUEUES_HEADER, Bus, DeadLettered, Message
-from billing_runtime.db import UTCDateTime, is_postgres
+from billing_runtime.db import UTCDateTime
 from billing_runtime.notifications import Notifier, listen_for_notifications
 from billing_runtime.writes import InsertRows, execute_statement_alone
 
@@ -50,8 +50,7 @@ def outbox_table(metadata: MetaData) -> Table:
     return Table(
         "outbox",
         metadata,
-        # BIGINT on PostgreSQL; INTEGER on SQLite so the column is its autoincrementing rowid.
-        Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+        Column("id", BigInteger(), primary_key=True, autoincrement=True),
         Column("event_id", String(64), nullable=False, unique=True),
         Column("routing_key", String(255), nullable=False),
         Column("body", Text(), nullable=False),
@@ -88,8 +87,8 @@ def outbox_insert(table: Table, events: list[EventBase]) -> InsertRows:
 
 
 class OutboxRelay:
-    """Claims due rows with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so any number of relays
-    can run), publishes them, then deletes exactly the rows it still holds the lease on."""
+    """Claims due rows with a lease (``FOR UPDATE SKIP LOCKED``, so any number of relays can run),
+    publishes them, then deletes exactly the rows it still holds the lease on."""
 
     def __init__(
         self,
@@ -114,7 +113,7 @@ class OutboxRelay:
         self.first_error_backoff = first_error_backoff
         self.max_error_backoff = max_error_backoff
         self._wake = asyncio.Event()
-        self._statements = _PostgresStatements(table) if is_postgres(engine) else None
+        self._statements = _Statements(table)
 
     def wake(self) -> None:
         """Ask the relay to look at the outbox now (called after a commit that wrote events)."""
@@ -127,30 +126,11 @@ class OutboxRelay:
             return int((await conn.execute(select(func.count()).where(t.c.dead_at.is_(None)))).scalar_one())
 
     async def _claim(self) -> tuple[str, list[tuple[int, str, str, str, str | None]]]:
-        t = self.table
         token = secrets.token_hex(8)
         now = utcnow()
-        if self._statements is not None:
-            params = {"now": now, "limit": self.batch_size, "token": token, "until": now + self.lease}
-            rows = await execute_statement_alone(self.engine, self._statements.claim, params)
-            return token, sorted(rows)
-        due = (
-            select(t.c.id)
-            .where(t.c.dead_at.is_(None), (t.c.claimed_until.is_(None)) | (t.c.claimed_until < now))
-            .order_by(t.c.id)
-            .limit(self.batch_size)
-        )
-        if is_postgres(self.engine):
-            due = due.with_for_update(skip_locked=True)
-        stmt = (
-            update(t)
-            .where(t.c.id.in_(due.scalar_subquery()))
-            .values(claim_token=token, claimed_until=now + self.lease)
-            .returning(t.c.id, t.c.event_id, t.c.routing_key, t.c.body, t.c.dead_queues)
-        )
-        async with self.engine.begin() as conn:
-            claimed = (await conn.execute(stmt)).all()
-        return token, sorted((r.id, r.event_id, r.routing_key, r.body, r.dead_queues) for r in claimed)
+        params = {"now": now, "limit": self.batch_size, "token": token, "until": now + self.lease}
+        rows = await execute_statement_alone(self.engine, self._statements.claim, params)
+        return token, sorted(rows)
 
     async def run_once(self) -> int:
         """Publish one batch; return how many events were published."""
@@ -222,20 +202,10 @@ class OutboxRelay:
 
     async def _settle(self, token: str, published: list[int], failed: list[int]) -> None:
         """Delete what was published and hand back what was not, only rows this pass still leases."""
-        if self._statements is not None:
-            if published:
-                await execute_statement_alone(self.engine, self._statements.delete, {"ids": published, "token": token})
-            if failed:
-                await execute_statement_alone(self.engine, self._statements.release, {"ids": failed, "token": token})
-            return
-        t = self.table
-        async with self.engine.begin() as conn:
-            if published:
-                await conn.execute(delete(t).where(t.c.id.in_(published), t.c.claim_token == token))
-            if failed:
-                await conn.execute(
-                    update(t).where(t.c.id.in_(failed), t.c.claim_token == token).values(claimed_until=None)
-                )
+        if published:
+            await execute_statement_alone(self.engine, self._statements.delete, {"ids": published, "token": token})
+        if failed:
+            await execute_statement_alone(self.engine, self._statements.release, {"ids": failed, "token": token})
 
     async def run(self) -> None:
         """Relay forever: drain, then sleep until woken or the poll interval passes. After a failed
@@ -270,8 +240,8 @@ def _message(row: tuple[int, str, str, str, str | None]) -> Message:
     return Message(routing_key=key, body=body.encode(), message_id=event_id, headers=headers)
 
 
-class _PostgresStatements:
-    """The relay's statements on PostgreSQL, built once per relay: each runs as a transaction of its
+class _Statements:
+    """The relay's statements, built once per relay: each runs as a transaction of its
     own (``execute_statement_alone``), so a pass costs three round trips (claim, publish, delete)
     instead of seven, and no per-pass SQL compilation. At a few events per pass, as on every
     low-rate hop of the money path, that overhead was most of the relay's cost."""

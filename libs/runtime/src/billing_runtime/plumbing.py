@@ -15,7 +15,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from billing_runtime.bus import Bus, Handler, MemoryBus, create_bus
-from billing_runtime.db import create_engine, is_postgres, make_sessionmaker, ping
+from billing_runtime.db import create_engine, make_sessionmaker, ping
 from billing_runtime.metrics import Metrics
 from billing_runtime.outbox import Notifier, OutboxRelay, listen_for_notifications
 from billing_runtime.outbox_dead_letters import outbox_dead_letter_stats
@@ -107,7 +107,7 @@ class Plumbing:
         tasks: list[asyncio.Task[None]] = []
         closers: list[Callable[[], object]] = []
         try:
-            if self.outbox is not None and not self.run_relay and is_postgres(engine):
+            if self.outbox is not None and not self.run_relay:
                 self.notifier = Notifier(self.database_url, self.notify_channel)
                 tasks.append(
                     asyncio.create_task(self._guard("notifier", self.notifier.run), name=f"{self.service}:notify")
@@ -121,7 +121,7 @@ class Plumbing:
                     poll_interval=self.poll_interval,
                     on_published=self.metrics.outbox_published.inc,
                 )
-                if is_postgres(engine) and self.relay_listens:
+                if self.relay_listens:
                     closers.append(
                         await listen_for_notifications(self.database_url, self.notify_channel, self.relay.wake)
                     )

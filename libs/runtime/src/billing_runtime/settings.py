@@ -16,7 +16,8 @@ class ServiceSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
-    database_url: str = "sqlite+aiosqlite:///./service.db"
+    # PostgreSQL in every mode (the embedded mode starts its own server and sets this).
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
     # Connections each process keeps open (PostgreSQL). A fixed pool, no overflow: overflow
     # connections are closed as soon as they are returned, and reconnecting under load (a backend
     # fork plus asyncpg's setup queries per connection) cost more than waiting for a pooled one.

@@ -14,17 +14,18 @@ log = logging.getLogger("billing_runtime.startup")
 
 
 def describe_database(url: str) -> str:
-    """``postgresql postgres@db.internal:5432/payments``; ``sqlite /data/payments.db``; never the password."""
+    """``postgresql postgres@db.internal:5432/payments``; ``postgresql postgres@/run/pg/payments`` on a
+    Unix socket (the embedded mode's server); never the password."""
     try:
         parsed = make_url(url)
     except ArgumentError:
         return "unparseable database URL"
     backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        return f"sqlite {parsed.database or ':memory:'}"
     user = f"{parsed.username}@" if parsed.username else ""
     port = f":{parsed.port}" if parsed.port else ""
-    return f"{backend} {user}{parsed.host or 'localhost'}{port}/{parsed.database or ''}"
+    socket = parsed.query.get("host")
+    host = parsed.host or (socket if isinstance(socket, str) else None) or "localhost"
+    return f"{backend} {user}{host}{port}/{parsed.database or ''}"
 
 
 def describe_bus(url: str) -> str:

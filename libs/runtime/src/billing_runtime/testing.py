@@ -39,8 +39,9 @@ def require_port(host: str, port: int, what: str) -> None:
         raise RuntimeError(f"{what} is not reachable at {host}:{port}; start it (see README)") from exc
 
 
-async def create_test_database(prefix: str, service_root: Path) -> str:
-    """Create ``<prefix>_test_<pid>`` afresh, migrate it with the service's Alembic, return its URL."""
+async def create_test_database(prefix: str, service_root: Path, *, revision: str = "head") -> str:
+    """Create ``<prefix>_test_<pid>`` afresh, migrate it with the service's Alembic (to ``revision``;
+    ``"base"``: nothing), return its URL."""
     require_port("127.0.0.1", 5432, "PostgreSQL")
     name = f"{prefix}_test_{os.getpid()}"
     conn = await asyncpg.connect(PG_DSN)
@@ -50,7 +51,8 @@ async def create_test_database(prefix: str, service_root: Path) -> str:
     finally:
         await conn.close()
     url = _sqlalchemy_url(PG_DSN, name)
-    await upgrade_async(service_root, url)
+    if revision != "base":
+        await upgrade_async(service_root, url, revision)
     return url
 
 
@@ -70,11 +72,7 @@ async def truncate_all(engine: AsyncEngine, metadata: MetaData) -> None:
     if not names:
         return
     async with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        else:
-            for table in reversed(metadata.sorted_tables):
-                await conn.execute(table.delete())
+        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
 
 def require_rabbitmq() -> str:

@@ -11,7 +11,6 @@ from billing_contracts.envelope import EventBase
 from sqlalchemy import Engine, Select, Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from billing_runtime.db import is_postgres
 from billing_runtime.outbox import outbox_insert
 from billing_runtime.writes import (
     InsertRows,
@@ -54,11 +53,11 @@ class UnitOfWork:
         return bind if isinstance(bind, AsyncEngine) else None
 
     async def read_unlocked(self, query: Select[Any], params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """A read the unit decides on without locking (its writes then carry a ``Precondition``): on
-        PostgreSQL outside any transaction, so a unit whose writes are one statement stays two round
-        trips; elsewhere in the unit's session. ``query`` as for ``fetch_prepared``."""
+        """A read the unit decides on without locking (its writes then carry a ``Precondition``):
+        outside any transaction, so a unit whose writes are one statement stays two round trips; in
+        the unit's session when it is bound to a connection (tests). ``query`` as for ``fetch_prepared``."""
         engine = self.engine
-        if engine is not None and is_postgres(engine):
+        if engine is not None:
             return await fetch_alone(engine, query, params)
         return await fetch_prepared(self.session, query, params)
 
@@ -91,16 +90,17 @@ class UnitOfWork:
         self._events.append(event)
 
     async def autocommit(self) -> None:
-        """From now on, each statement of this unit commits on its own (PostgreSQL only; elsewhere a
-        no-op, and ``commit`` commits as usual). Call it before the first statement, and only when
-        every statement is safe alone, as a single conditional INSERT or UPDATE is."""
+        """From now on, each statement of this unit commits on its own (a no-op for a session bound to
+        a connection, as in tests: ``commit`` then commits as usual). Call it before the first
+        statement, and only when every statement is safe alone, as a single conditional INSERT or
+        UPDATE is."""
         bind = self.session.get_bind()
-        if isinstance(bind, Engine) and bind.dialect.name == "postgresql":
+        if isinstance(bind, Engine):
             await self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
     def write(self, stmt: Write) -> None:
         """Queue an INSERT/UPDATE/DELETE; it runs when (and only if) the UoW commits, after pending ORM
-        changes are flushed and together with the outbox rows: one round trip on PostgreSQL (see
+        changes are flushed and together with the outbox rows: one round trip (see
         ``execute_together``), so queued writes must not depend on each other's effects."""
         self._writes.append(stmt)
 
@@ -113,7 +113,7 @@ class UnitOfWork:
 
     async def commit_unless_exists(self, guard: InsertRows, precondition: Precondition | None = None) -> bool:
         """Commit this unit together with the one-row ``guard`` insert, or write nothing at all if a
-        row with the guard's unique key already exists; True when committed. On PostgreSQL, a unit
+        row with the guard's unique key already exists; True when committed. A unit
         that only queued writes and events (nothing read or added) is then one round trip: the
         "claim a key and apply the effect" of an idempotent request, for instance. The queued writes
         and events must be plain ``InsertRows``/``UpdateRows`` (see ``execute_guarded``). With a
@@ -129,11 +129,11 @@ class UnitOfWork:
             self._session.in_transaction() or self._session.new or self._session.dirty or self._session.deleted
         )
         if not touched:
-            # Nothing was read or added: the writes are this unit's whole transaction, and on
-            # PostgreSQL they are one statement, atomic and durable on its own. It commits itself (no
-            # BEGIN and COMMIT round trips), sent without a session at all.
+            # Nothing was read or added: the writes are this unit's whole transaction, and they are
+            # one statement, atomic and durable on its own. It commits itself (no BEGIN and COMMIT
+            # round trips), sent without a session at all.
             engine = self.engine
-            if engine is not None and is_postgres(engine) and _all_plain(writes):
+            if engine is not None and _all_plain(writes):
                 if not await execute_alone(engine, _plain(writes), guard, precondition):
                     return self._discard()
                 return self._committed()
@@ -141,7 +141,7 @@ class UnitOfWork:
         if session.new or session.dirty or session.deleted:
             await session.flush()
         elif not session.in_transaction() and (writes or guard is not None):
-            # Nothing was read or written yet: on PostgreSQL the single statement below commits itself.
+            # Nothing was read or written yet: the single statement below commits itself.
             await self.autocommit()
         if guard is None:
             await execute_together(session, writes)

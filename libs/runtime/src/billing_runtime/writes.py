@@ -1,4 +1,4 @@
-"""Writes queued on a Unit of Work and run together when it commits: one round trip on PostgreSQL.
+"""Writes queued on a Unit of Work and run together when it commits: one round trip.
 
 ``InsertRows``/``UpdateRows`` describe a write by table, columns and values instead of as a built
 statement. On a hot path that matters: the statement for a given shape (table, columns, row count)
@@ -29,7 +29,6 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql import ClauseElement
@@ -59,7 +58,7 @@ class Precondition:
     ``exists(...)`` clause built once (every value a named ``bindparam``) and this use's values.
 
     It is checked inside the guarded statement, before the guard row is inserted. A ``FOR UPDATE``
-    in it locks the rows it finds and, on PostgreSQL, re-checks them after waiting for a concurrent
+    in it locks the rows it finds and re-checks them after waiting for a concurrent
     writer, so "the payment is still in the state I read it in" holds for the whole statement:
     optimistic concurrency without a BEGIN, a locking read and a COMMIT."""
 
@@ -138,25 +137,17 @@ def _chained(shapes: tuple[_Shape, ...]) -> Insert | Update | Delete:
 
 
 async def execute_together(session: AsyncSession, writes: Sequence[Write]) -> None:
-    """Run independent writes in the session's transaction, in one round trip on PostgreSQL.
+    """Run independent writes in the session's transaction, in one round trip.
 
-    There, every write but the last becomes a data-modifying CTE of the last one (``WITH w0 AS
+    Every write but the last becomes a data-modifying CTE of the last one (``WITH w0 AS
     (INSERT ...), w1 AS (INSERT ...) UPDATE ...``): PostgreSQL runs each exactly once whether or not
     it is referenced, all against one snapshot and in no set order, and checks foreign keys at the
     end of the statement, so a child row may sit beside its parent. The writes must therefore not
     read each other's effects (no UPDATE of a row another one inserts), and rows whose generated ids
-    must follow an order belong in one ``InsertRows``. Elsewhere (SQLite) they run one by one, in
-    order. Either way they commit or roll back with the caller's transaction, and either way they
-    are a single statement on PostgreSQL, which ``UnitOfWork.commit`` relies on.
+    must follow an order belong in one ``InsertRows``. They commit or roll back with the caller's
+    transaction, and they are a single statement, which ``UnitOfWork.commit`` relies on.
     """
     if not writes:
-        return
-    if session.get_bind().dialect.name != "postgresql":
-        for write in writes:
-            if isinstance(write, InsertRows | UpdateRows):
-                await session.execute(_statement(_shape(write), "w0_"), _params(write, "w0_"))
-            else:
-                await session.execute(write)
         return
     params: dict[str, Any] = {}
     for i, write in enumerate(writes):
@@ -191,15 +182,14 @@ def _chained_params(
     return params
 
 
-def _guard_insert(shape: _Shape, prefix: str, dialect: str, condition: ClauseElement | None = None) -> Insert:
+def _guard_insert(shape: _Shape, prefix: str, condition: ClauseElement | None = None) -> Insert:
     _kind, table, keys, _count = shape
     assert isinstance(table, Table)
-    build = pg_insert if dialect == "postgresql" else sqlite_insert
     values = {k: bindparam(f"{prefix}0_{k}", type_=table.c[k].type) for k in keys}
     if condition is None:
-        insert = build(table).values(values)
+        insert = pg_insert(table).values(values)
     else:
-        insert = build(table).from_select(list(keys), select(*values.values()).where(condition))
+        insert = pg_insert(table).from_select(list(keys), select(*values.values()).where(condition))
     return insert.on_conflict_do_nothing().returning(table.c[keys[0]])
 
 
@@ -220,7 +210,7 @@ def _if_guard(shape: _Shape, prefix: str, guard: CTE) -> Insert | Update:
 
 @functools.lru_cache(maxsize=256)
 def _guarded(guard: _Shape, shapes: tuple[_Shape, ...], condition: ClauseElement | None = None) -> Select[tuple[int]]:
-    g = _guard_insert(guard, "g_", "postgresql", condition).cte("g")
+    g = _guard_insert(guard, "g_", condition).cte("g")
     parts = [_if_guard(shape, f"w{i}_", g).cte(f"w{i}") for i, shape in enumerate(shapes)]
     return select(func.count()).select_from(g).add_cte(*parts)
 
@@ -234,28 +224,18 @@ async def execute_guarded(
     """Insert the one-row ``guard`` unless a row with the same unique key exists; only if it was
     inserted, run ``writes`` too. True when it was. Either way in the session's transaction.
 
-    It fuses "claim a key, then write the effect" into one statement on PostgreSQL (a single
+    It fuses "claim a key, then write the effect" into one statement (a single
     INSERT ... ON CONFLICT DO NOTHING in a CTE, and every write conditional on it), so the common
     case of a fresh key costs one round trip and is atomic: the guard row and the effect commit
     together or not at all. A concurrent insert of the same key waits for the first one's
     transaction and then finds the row (PostgreSQL's speculative insertion), so exactly one caller
-    gets True. On SQLite the guard runs first and the writes one by one after it, in order.
+    gets True.
     The same restrictions as ``execute_together`` apply to ``writes``. With a ``precondition`` the
     guard is inserted only if it holds too (so False means: a duplicate, or the condition failed).
     """
     if len(guard.rows) != 1:
         raise ValueError("the guard is exactly one row")
     guard_shape = _shape(guard)
-    dialect = session.get_bind().dialect.name
-    if dialect != "postgresql":
-        guard_params = {**_params(guard, "g_"), **(precondition.params if precondition is not None else {})}
-        stmt = _guard_insert(guard_shape, "g_", dialect, _condition(precondition))
-        inserted = await session.execute(stmt, guard_params)
-        if inserted.first() is None:
-            return False
-        for write in writes:
-            await session.execute(_statement(_shape(write), "w0_"), _params(write, "w0_"))
-        return True
     params = _chained_params(writes, guard, precondition)
     stmt = _guarded(guard_shape, tuple(_shape(write) for write in writes), _condition(precondition))
     _, rows = await _run_in(session, stmt, params)
@@ -344,7 +324,7 @@ async def fetch_prepared(session: AsyncSession, query: Select[Any], params: Mapp
 
 
 async def fetch_alone(engine: AsyncEngine, query: Select[Any], params: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """``fetch_prepared`` outside any transaction (PostgreSQL): a read that needs no lock and no
+    """``fetch_prepared`` outside any transaction: a read that needs no lock and no
     consistency with writes after it costs one round trip."""
     return _typed_rows(*await _run_alone(engine, query, params))
 
@@ -355,13 +335,11 @@ async def execute_alone(
     guard: InsertRows | None = None,
     precondition: Precondition | None = None,
 ) -> bool:
-    """``execute_together`` (or, with a ``guard``, ``execute_guarded``) as a transaction of its own,
-    on PostgreSQL: the single statement commits itself (no BEGIN/COMMIT round trips), and it is
+    """``execute_together`` (or, with a ``guard``, ``execute_guarded``) as a transaction of its own:
+    the single statement commits itself (no BEGIN/COMMIT round trips), and it is
     compiled once per shape and sent as driver SQL, skipping the ORM session and SQLAlchemy's
     per-execution compilation and parameter processing, which cost more than the round trip on the
     hot path. Errors are still SQLAlchemy's (wrapped, connection invalidated on disconnect)."""
-    if engine.dialect.name != "postgresql":
-        raise ValueError("execute_alone is for PostgreSQL; elsewhere use a session")
     shapes = tuple(_shape(write) for write in writes)
     params = _chained_params(writes, guard, precondition)
     if guard is not None:
@@ -379,7 +357,7 @@ async def execute_alone(
 async def execute_statement_alone(
     engine: AsyncEngine, stmt: ClauseElement, params: Mapping[str, Any]
 ) -> list[tuple[Any, ...]]:
-    """Run one statement as a transaction of its own on PostgreSQL (it commits itself: no BEGIN and
+    """Run one statement as a transaction of its own (it commits itself: no BEGIN and
     COMMIT round trips) and return its rows, if any (raw driver values: no result processing).
 
     ``stmt`` must be built once and reused (it is compiled once per object, then sent as driver SQL),

@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 from sqlalchemy import TextClause, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
 from payments_svc.db.models import TenantEvent
 
@@ -20,14 +18,14 @@ class EventRepository:
 
     async def position_of(self, event_id: str) -> int | None:
         """Where the event sits in the log (None when unknown, or not placed yet)."""
-        stmt = select(_log_order(self.session)).where(
+        stmt = select(TenantEvent.position).where(
             TenantEvent.tenant_id == self.tenant_id, TenantEvent.id == event_id
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def list_after(self, position: int, *, limit: int, type_: str | None) -> list[TenantEvent]:
         """The placed events after ``position``, in log order."""
-        order = _log_order(self.session)
+        order = TenantEvent.position
         stmt = select(TenantEvent).where(TenantEvent.tenant_id == self.tenant_id, order > position)
         if type_ is not None:
             stmt = stmt.where(TenantEvent.type == type_)
@@ -35,21 +33,12 @@ class EventRepository:
         return list((await self.session.execute(stmt)).scalars())
 
 
-def _log_order(session: AsyncSession) -> InstrumentedAttribute[Any]:
-    # SQLite serializes writers: there seq is taken in commit order, and the log pages by it.
-    return TenantEvent.position if _dialect(session) == "postgresql" else TenantEvent.seq
-
-
-def _dialect(session: AsyncSession) -> str:
-    return session.bind.dialect.name if session.bind is not None else "postgresql"
-
-
 # Serializes the sequencer passes of every process (pg_advisory_xact_lock key: "evlog" in ASCII).
 _SEQUENCER_LOCK = 0x65766C6F67
 
 
 async def place_events(session: AsyncSession, limit: int) -> int:
-    """Give the oldest unplaced events of the log their positions, in seq order; how many. PostgreSQL.
+    """Give the oldest unplaced events of the log their positions, in seq order; how many.
 
     Under a lock held until the caller commits, so passes run one at a time and each takes its
     positions after the one before it committed: a position becomes visible only after every lower

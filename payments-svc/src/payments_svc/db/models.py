@@ -25,9 +25,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from payments_svc.domain.payment import PaymentStatus
 
-# BIGINT on PostgreSQL, INTEGER (the rowid alias, so it autoincrements) on SQLite.
-AutoId = BigInteger().with_variant(Integer(), "sqlite")
-
 
 class Base(DeclarativeBase):
     metadata = new_metadata()
@@ -88,7 +85,7 @@ class PaymentStatusChange(Base):
 
     __tablename__ = "payment_status_history"
 
-    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"), index=True)
     from_status: Mapped[str | None] = mapped_column(String(24))
     to_status: Mapped[str] = mapped_column(String(24))
@@ -105,7 +102,7 @@ class IdempotencyKey(Base):
     __tablename__ = "idempotency_keys"
     __table_args__ = (UniqueConstraint("tenant_id", "method", "path", "key", name="uq_idempotency_scope"),)
 
-    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(String(40))
     method: Mapped[str] = mapped_column(String(8))
     path: Mapped[str] = mapped_column(String(255))
@@ -123,15 +120,15 @@ class TenantEvent(Base):
 
     __tablename__ = "events"
     __table_args__ = (
-        # PostgreSQL: the log's order, and the rows the sequencer has yet to place (both partial, so an
-        # insert touches only the second). SQLite orders by seq (ix_events_tenant_seq, migration 0002).
+        # The log's order, and the rows the sequencer has yet to place (both partial, so an insert
+        # touches only the second).
         Index("ix_events_tenant_position", "tenant_id", "position", postgresql_where=text("position IS NOT NULL")),
         Index("ix_events_unsequenced", "seq", postgresql_where=text("position IS NULL")),
     )
 
     # Taken at insert, visible at commit: not an order a poller can page by (see services/event_log.py).
-    seq: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
-    # The place in the tenant's log, given after commit by the sequencer (PostgreSQL; None until then).
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    # The place in the tenant's log, given after commit by the sequencer (None until then).
     position: Mapped[int | None] = mapped_column(BigInteger)
     id: Mapped[str] = mapped_column(String(64), unique=True)
     tenant_id: Mapped[str] = mapped_column(String(40))

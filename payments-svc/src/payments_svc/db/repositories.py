@@ -28,7 +28,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payments_svc.db.models import IdempotencyKey, Payment, PaymentStatusChange, inbox
@@ -244,10 +243,6 @@ class IdempotencyRepository:
             "locked_until": locked_until,
             "created_at": now,
         }
-        dialect = self.session.bind.dialect.name if self.session.bind is not None else "postgresql"
-        if dialect != "postgresql":
-            stmt = sqlite_insert(IdempotencyKey).values(**values).on_conflict_do_nothing()
-            return (await self.session.execute(stmt.returning(IdempotencyKey.id))).scalar_one_or_none()
         return (await self.session.execute(_pg_claim(), values)).scalar_one_or_none()
 
     async def get(self, method: str, path: str, key: str) -> IdempotencyKey | None:

@@ -6,7 +6,7 @@ event).
 Its order. API.md promises that a client paging with ``after`` from the last id it saw never misses an
 event, however many are written concurrently. An id taken at insert (``seq``) cannot keep that
 promise: it is visible only at commit, so a transaction that took seq 1 may commit after one that took
-seq 2, and a poller that read 2 has already passed 1 for good. On PostgreSQL each event therefore gets
+seq 2, and a poller that read 2 has already passed 1 for good. Each event therefore gets
 its ``position`` after it has committed, from a sequencer: a pass takes a lock held until it commits,
 then numbers the committed events without one, in seq order, from a sequence. Passes run one at a
 time, and each draws its numbers after the one before it committed, so a position becomes visible
@@ -16,7 +16,7 @@ log shows only placed events.
 Who runs the sequencer: the worker, every ``event_log_interval`` seconds, and every ``GET /v1/events``
 just before it reads, so a client always finds the events committed before its request. The create
 path is untouched (its insert gives no position and touches one partial index, as the old seq index
-cost). SQLite serializes writers, so there seq order is commit order: it pages by seq, no sequencer.
+cost).
 """
 
 from __future__ import annotations
@@ -45,10 +45,8 @@ async def log_foreign_event(uow: Callable[[], PaymentsUnitOfWork], event: EventB
 
 
 async def place_committed_events(uow: Callable[[], PaymentsUnitOfWork], batch: int = PLACE_BATCH) -> int:
-    """One sequencer pass (PostgreSQL; elsewhere nothing to do): how many events it placed."""
+    """One sequencer pass: how many events it placed."""
     async with uow() as unit:
-        if unit.session.get_bind().dialect.name != "postgresql":
-            return 0
         placed = await place_events(unit.session, batch)
         await unit.commit()
     return placed

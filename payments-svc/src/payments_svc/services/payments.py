@@ -46,8 +46,8 @@ def record_status(
     # UPDATE as its status (an ORM flush, or ``payment_update`` with "sequence" among its columns).
     payment.sequence = (payment.sequence or 0) + 1
     if previous is None:
-        # A new payment: its row is inserted with its first status, ahead of the history row that
-        # refers to it (the order matters on SQLite, where queued writes run one by one).
+        # A new payment: its row is inserted with its first status, beside the history row that
+        # refers to it (one statement: foreign keys are checked at its end).
         uow.write(payment_insert(payment))
     event = payment_event(EVENT_FOR_STATUS[target], payment, checkout_base_url)
     uow.emit(event)

@@ -105,7 +105,6 @@ class SandboxChargeRow(Base):
             "ix_sandbox_charges_owed",
             "due_at",
             postgresql_where=text("delivered_at IS NULL AND gave_up_at IS NULL"),
-            sqlite_where=text("delivered_at IS NULL AND gave_up_at IS NULL"),
         ),
     )
 

@@ -21,21 +21,15 @@ from billing_runtime.writes import (
 )
 from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from providers_svc.db.models import AnomalyRow, ProviderEventRow, ProviderTransactionRow, SandboxChargeRow
 from providers_svc.domain.transactions import Transaction, TransactionStatus
 
 
-def _is_postgres(session: AsyncSession) -> bool:
-    return session.bind is not None and session.bind.dialect.name == "postgresql"
-
-
 async def _insert_ignore(session: AsyncSession, model: type[Any], values: dict[str, Any]) -> bool:
     """``INSERT ... ON CONFLICT DO NOTHING``; True when the row was inserted (as inbox.record_once)."""
-    insert = pg_insert if _is_postgres(session) else sqlite_insert
-    result = await session.execute(insert(model).values(**values).on_conflict_do_nothing())
+    result = await session.execute(pg_insert(model).values(**values).on_conflict_do_nothing())
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -306,8 +300,7 @@ class SandboxChargeRepository:
             .order_by(t.due_at)
             .limit(limit)
         )
-        if _is_postgres(self._session):
-            due = due.with_for_update(skip_locked=True)
+        due = due.with_for_update(skip_locked=True)
         stmt = (
             update(t)
             .where(t.transaction_id.in_(due.scalar_subquery()))

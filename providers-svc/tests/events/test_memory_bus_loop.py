@@ -1,31 +1,26 @@
-"""The embedded path: the same loop on a SQLite file migrated by Alembic (no SKIP LOCKED, no NOTIFY)."""
+"""The embedded path: the payer's choice reaches the in-process bus through the app's own engine, relay
+and callback sender (the embedded mode's wiring), and the callback sender then owes nothing."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from billing_contracts.events import ProviderPaymentSucceededV1, parse_event
 from billing_runtime.bus import MemoryBus, Message
-from billing_runtime.migrations import upgrade_async
 from providers_svc.app import create_app
 from providers_svc.keys import callback_sender_key
 from providers_svc.settings import Settings
 
-SERVICE_ROOT = Path(__file__).resolve().parents[2]
 
-
-async def test_payer_choice_reaches_the_bus_on_sqlite(
+async def test_payer_choice_reaches_the_in_process_bus(
     aiohttp_client: Any,
     unused_tcp_port: int,
     settings: Settings,
     internal_headers: Any,
     payment_request: Any,
     eventually: Any,
-    tmp_path: Path,
+    engine: Any,  # an emptied database
 ) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'providers.db'}"
-    await upgrade_async(SERVICE_ROOT, url)
     bus = MemoryBus()
     received: list[Message] = []
 
@@ -37,9 +32,7 @@ async def test_payer_choice_reaches_the_bus_on_sqlite(
     try:
         # The bank calls the app itself back (no gateway in between), on a port chosen up front.
         port = unused_tcp_port
-        app_settings = settings.model_copy(
-            update={"database_url": url, "public_gateway_url": f"http://127.0.0.1:{port}"}
-        )
+        app_settings = settings.model_copy(update={"public_gateway_url": f"http://127.0.0.1:{port}"})
         client = await aiohttp_client(create_app(app_settings, bus=bus), server_kwargs={"port": port})
         body = payment_request()
         started = await client.post("/internal/payments/start", json=body, headers=internal_headers())

@@ -1,30 +1,19 @@
-"""The embedded mode runs the gateway on SQLite: the same app, migrated by the same Alembic scripts."""
+"""A tenant's whole life through the gateway: registered, refused twice, its secret rotated without a
+grace period, its token proxied with its identity, listed, and the gateway ready throughout."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
-
-from billing_runtime.migrations import upgrade_async
-from gateway.app import create_app
 
 from .support import FakeUpstream, admin_headers, bearer
 
-GATEWAY_ROOT = Path(__file__).resolve().parents[1]
 
-
-class TestSQLite:
+class TestTenantLifecycle:
     async def test_tenant_lifecycle_and_proxying(
-        self,
-        tmp_path: Path,
-        make_settings: Callable[..., Any],
-        aiohttp_client: Callable[..., Awaitable[Any]],
-        payments: FakeUpstream,
+        self, make_gateway: Callable[..., Awaitable[Any]], payments: FakeUpstream
     ) -> None:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
-        await upgrade_async(GATEWAY_ROOT, url)
-        client = await aiohttp_client(create_app(make_settings(database_url=url, secret_grace_period=0)))
+        client = (await make_gateway(secret_grace_period=0)).client
 
         resp = await client.post(
             "/admin/tenants", json={"app_name": "shop-1", "display_name": "S"}, headers=admin_headers()
