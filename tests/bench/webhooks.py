@@ -164,10 +164,14 @@ async def start_platform(logs: Path) -> tuple[list[Proc], str, str]:
             logs,
         ),
     ]
-    for key in ("pay", "payw", "prov", "wh", "whw"):
-        await asyncio.to_thread(wait_ready, f"http://127.0.0.1:{ports[key]}/readyz")
-    # The gateway's /readyz needs the admin token on its public port (API.md "Operations").
-    await asyncio.to_thread(wait_ready, f"{gw}/healthz")
+    try:
+        for key in ("pay", "payw", "prov", "wh", "whw"):
+            await asyncio.to_thread(wait_ready, f"http://127.0.0.1:{ports[key]}/readyz")
+        # The gateway's /readyz needs the admin token on its public port (API.md "Operations").
+        await asyncio.to_thread(wait_ready, f"{gw}/healthz")
+    except BaseException:
+        stop(procs)  # a platform that never came up is not left running
+        raise
     return procs, gw, admin
 
 
