@@ -31,7 +31,6 @@ from billing_runtime.db import UTCDateTime
 from billing_runtime.outbox import wait_or_timeout
 from billing_runtime.writes import execute_statement_alone, fetch_prepared
 from sqlalchemy import (
-    ColumnElement,
     Integer,
     Row,
     Select,
@@ -50,7 +49,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from webhook_dispatcher.crypto import SecretBox
-from webhook_dispatcher.db.models import Attempt, Delivery, Endpoint, WebhookEvent
+from webhook_dispatcher.db.models import Attempt, Delivery, Endpoint
 from webhook_dispatcher.db.repositories import due_stats
 from webhook_dispatcher.domain.giving_up import given_up_label, given_up_reason
 from webhook_dispatcher.domain.schedule import Verdict, judge, next_delay
@@ -178,23 +177,6 @@ async def _record_successes(
     return outcomes
 
 
-def _portable_filters(now: datetime, worker_id: str) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
-    """(due, theirs): a delivery due now, and one under a live lease of another worker (few rows: a
-    partial index holds only leased deliveries). For SQLite."""
-    due = (
-        (Delivery.status == "pending")
-        & (Delivery.next_attempt_at <= now)
-        & (Delivery.claimed_until.is_(None) | (Delivery.claimed_until < now))
-    )
-    theirs = (
-        Delivery.claim_token.is_not(None)
-        & (Delivery.status == "pending")
-        & (Delivery.claimed_until >= now)
-        & ~Delivery.claim_token.startswith(worker_id)
-    )
-    return due, theirs
-
-
 @functools.cache
 def _lock_endpoints() -> Select[Any]:
     """The enabled endpoints among ``:ids``, locked, skipping those another claim holds. NO KEY UPDATE,
@@ -236,7 +218,7 @@ def _taken_endpoints() -> Select[Any]:
 def _candidates() -> Select[tuple[str]]:
     """The endpoints with the oldest due deliveries, up to ``:limit``, among the ``:window`` oldest due
     deliveries of endpoints neither in ``:full`` nor leased by a worker other than ``:worker``: the
-    claim's first step on PostgreSQL, built once and sent as prepared driver SQL."""
+    claim's first step, built once and sent as prepared driver SQL."""
     d = _deliveries.c
     now = bindparam("now", type_=UTCDateTime())
     theirs = (
@@ -534,9 +516,8 @@ class Dispatcher:
         counting the ``held`` ones, and only of endpoints no other worker holds a lease on (WHK-8).
 
         The endpoint rows are locked (SKIP LOCKED) while the other workers' leases are checked and the
-        deliveries leased, so two workers can never both take one endpoint. SQLite (embedded mode, one
-        process) takes the write lock at BEGIN instead. Pending deliveries of a candidate found disabled
-        or deleted are given up in the same transaction (``_give_up_orphans``).
+        deliveries leased, so two workers can never both take one endpoint. Pending deliveries of a
+        candidate found disabled or deleted are given up in the same transaction (``_give_up_orphans``).
         """
         held = held or {}
         now = utcnow()
@@ -545,52 +526,20 @@ class Dispatcher:
         depth = self.depth
         full = [endpoint_id for endpoint_id, n in held.items() if n >= self._refill_mark]
         async with self.uow() as uow:
-            engine = uow.engine
-            postgres = engine is not None and engine.dialect.name == "postgresql"
             # The oldest due deliveries only (index on status, next_attempt_at), never the whole backlog;
             # endpoints this worker cannot take now are left out first, so they cannot crowd out the
             # others (a worker never idles while an endpoint it could serve has due deliveries).
-            if postgres:
-                assert engine is not None
-                # Advisory (re-checked under the locks below), so outside the transaction: a claim that
-                # finds nothing, the usual end of a claim loop, is then one statement, not three.
-                params = {"now": now, "worker": self.worker_id, "full": full, "window": limit * 4, "limit": limit}
-                endpoint_ids = [row[0] for row in await execute_statement_alone(engine, _candidates(), params)]
-            else:
-                # Built per claim, and kept for the steps below (on PostgreSQL the same conditions are
-                # in statements built once: ``_candidates``, ``_taken_endpoints``, ``LEASE_SQL``).
-                due, theirs = _portable_filters(now, self.worker_id)
-                window = (
-                    select(Delivery.endpoint_id, Delivery.next_attempt_at)
-                    .where(
-                        due,
-                        Delivery.endpoint_id.not_in(full),
-                        Delivery.endpoint_id.not_in(select(Delivery.endpoint_id).where(theirs)),
-                    )
-                    .order_by(Delivery.next_attempt_at)
-                    .limit(limit * 4)
-                    .subquery()
-                )
-                candidates = (
-                    select(window.c.endpoint_id)
-                    .group_by(window.c.endpoint_id)
-                    .order_by(func.min(window.c.next_attempt_at))
-                    .limit(limit)
-                )
-                endpoint_ids = list((await uow.session.execute(candidates)).scalars())
+            # Advisory (re-checked under the locks below), so outside the transaction: a claim that
+            # finds nothing, the usual end of a claim loop, is then one statement, not three.
+            params = {"now": now, "worker": self.worker_id, "full": full, "window": limit * 4, "limit": limit}
+            found = await execute_statement_alone(uow.bound_engine, _candidates(), params)
+            endpoint_ids = [row[0] for row in found]
             if not endpoint_ids:
                 return []
             session = uow.session
-            endpoints: dict[str, Any]
-            if postgres:
-                # Driver SQL compiled once, rows without the ORM (what is read is only looked at).
-                locked = await fetch_prepared(session, _lock_endpoints(), {"ids": endpoint_ids})
-                endpoints = {row["id"]: SimpleNamespace(**row) for row in locked}
-            else:
-                lock = select(Endpoint).where(
-                    Endpoint.id.in_(endpoint_ids), Endpoint.enabled.is_(True), Endpoint.deleted_at.is_(None)
-                )
-                endpoints = {e.id: e for e in (await session.execute(lock)).scalars()}
+            # Driver SQL compiled once, rows without the ORM (what is read is only looked at).
+            locked = await fetch_prepared(session, _lock_endpoints(), {"ids": endpoint_ids})
+            endpoints: dict[str, Any] = {row["id"]: SimpleNamespace(**row) for row in locked}
             # The lock skips an endpoint another claim holds, and one disabled or deleted whose deliveries
             # are still due: those the disabling missed (stored by an ingest that raced it) are given up
             # here, so they cannot sit in the due window forever.
@@ -599,13 +548,8 @@ class Dispatcher:
             quotas: dict[str, int] = {}
             if endpoints:
                 # Authoritative, under the endpoint locks: a claim that committed before we locked is seen.
-                if postgres:
-                    params = {"ids": list(endpoints), "now": now, "worker": self.worker_id}
-                    found = await fetch_prepared(session, _taken_endpoints(), params)
-                    taken = {row["endpoint_id"] for row in found}
-                else:
-                    mine = select(Delivery.endpoint_id).where(Delivery.endpoint_id.in_(list(endpoints)), theirs)
-                    taken = set((await session.execute(mine.distinct())).scalars())
+                params = {"ids": list(endpoints), "now": now, "worker": self.worker_id}
+                taken = {row["endpoint_id"] for row in await fetch_prepared(session, _taken_endpoints(), params)}
                 eligible = [e for e in endpoint_ids if e in endpoints and e not in taken]
                 # An even share each (the batch is not spent on the first endpoint's backlog), oldest first.
                 share = max(1, limit // max(1, len(eligible)))
@@ -615,11 +559,7 @@ class Dispatcher:
                         quotas[endpoint_id] = quota
             rows: list[Row[Any]] = []
             if quotas:
-                until = now + self.config.lease
-                if postgres:
-                    rows = await self._lease_postgres(session, quotas, token, now, until)
-                else:
-                    rows = await self._lease_portable(session, quotas, due, token, until)
+                rows = await self._lease(session, quotas, token, now, now + self.config.lease)
             if not rows and not given_up:
                 return []
             await uow.commit()
@@ -691,7 +631,7 @@ class Dispatcher:
         return counts
 
     @staticmethod
-    async def _lease_postgres(
+    async def _lease(
         session: AsyncSession, quotas: dict[str, int], token: str, now: datetime, until: datetime
     ) -> list[Row[Any]]:
         """Pick each endpoint's oldest due deliveries (SKIP LOCKED), lease them and load their bodies:
@@ -707,42 +647,6 @@ class Dispatcher:
             },
         )
         return list(result.all())
-
-    @staticmethod
-    async def _lease_portable(
-        session: AsyncSession, quotas: dict[str, int], due: ColumnElement[bool], token: str, until: datetime
-    ) -> list[Row[Any]]:
-        chosen: list[str] = []
-        for endpoint_id, quota in quotas.items():
-            pick = (
-                select(Delivery.id)
-                .where(Delivery.endpoint_id == endpoint_id, due)
-                .order_by(Delivery.next_attempt_at, Delivery.id)
-                .limit(quota)
-            )
-            chosen.extend((await session.execute(pick)).scalars())
-        if not chosen:
-            return []
-        await session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(chosen))
-            .values(claim_token=token, claimed_until=until)
-            .execution_options(synchronize_session=False)
-        )
-        loaded = await session.execute(
-            select(
-                Delivery.id,
-                Delivery.tenant_id,
-                Delivery.endpoint_id,
-                Delivery.event_id,
-                Delivery.manual,
-                Delivery.next_attempt_at,
-                WebhookEvent.body,
-            )
-            .join(WebhookEvent, WebhookEvent.id == Delivery.event_id)
-            .where(Delivery.id.in_(chosen))
-        )
-        return list(loaded.all())
 
     def _keys(self, endpoint: Endpoint, now: datetime) -> list[str]:
         keys = [self.box.decrypt(endpoint.secret_encrypted)]
@@ -823,15 +727,9 @@ class Dispatcher:
         }
         unlocked_ids = {entries[n][0].endpoint_id for n in verdicts} - locked_ids
         async with self.uow() as uow:
-            engine = uow.engine
-            if (
-                engine is not None
-                and engine.dialect.name == "postgresql"
-                and len(verdicts) == len(entries)
-                and not locked_ids
-            ):
+            if len(verdicts) == len(entries) and not locked_ids:
                 # Every entry a success on a healthy endpoint: the common case, one statement.
-                return await _record_successes(engine, entries, now)
+                return await _record_successes(uow.bound_engine, entries, now)
             session = uow.session
             endpoints: dict[str, Endpoint] = {}
             if verdicts:
