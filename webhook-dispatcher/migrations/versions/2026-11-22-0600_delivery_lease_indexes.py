@@ -31,7 +31,6 @@ def upgrade() -> None:
         ["endpoint_id"],
         unique=False,
         postgresql_where=sa.text("claim_token IS NOT NULL"),
-        sqlite_where=sa.text("claim_token IS NOT NULL"),
     )
     op.drop_index("ix_webhook_deliveries_endpoint_status", table_name="webhook_deliveries")
 

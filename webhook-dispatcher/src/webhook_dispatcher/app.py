@@ -90,14 +90,12 @@ def create_app(
     dispatcher: Dispatcher | None = None
     if "worker" in roles:
         dispatcher = Dispatcher(uow, box, dispatch_config(settings), webhook_metrics, session)
-    postgres = settings.database_url.startswith("postgresql")
-    notifier = Notifier(settings.database_url, WAKE_CHANNEL) if postgres else None
+    notifier = Notifier(settings.database_url, WAKE_CHANNEL)
 
     def wake() -> None:
         if dispatcher is not None:
             dispatcher.wake()
-        if notifier is not None:
-            notifier.request()
+        notifier.request()
 
     deps = WebhookDeps(
         uow=uow,
@@ -110,8 +108,7 @@ def create_app(
         wake=wake,
         metrics=webhook_metrics,
     )
-    if notifier is not None:
-        plumbing.add_task("notify", notifier.run)
+    plumbing.add_task("notify", notifier.run)
 
     checks = {"database": plumbing.check_database}
     if "worker" in roles:
@@ -144,14 +141,14 @@ def create_app(
         plumbing.add_task("dispatch", worker.run)
         plumbing.add_task("backlog", worker.watch_backlog)
     app.cleanup_ctx.append(plumbing.ctx)
-    if dispatcher is not None and postgres:
+    if dispatcher is not None:
         woken = dispatcher
 
         async def listen(_app: web.Application) -> AsyncIterator[None]:
             # Polling still runs beside it, so a lost notification only delays a delivery.
             # Its own NOTIFYs are skipped: whoever sent them has already woken this worker directly.
             close = await listen_for_notifications(
-                settings.database_url, WAKE_CHANNEL, woken.wake, ignore=notifier.sent if notifier else None
+                settings.database_url, WAKE_CHANNEL, woken.wake, ignore=notifier.sent
             )
             yield
             result = close()

@@ -10,6 +10,8 @@ from billing_runtime.secret_policy import PUBLISHED_SECRETS, env_name
 from billing_runtime.settings import InternalServiceSettings
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from webhook_dispatcher.domain.addresses import AddressPolicy, parse_host_ports
 
@@ -34,7 +36,9 @@ class Settings(InternalServiceSettings):
     model_config = SettingsConfigDict(env_prefix="WEBHOOKS_", extra="ignore")
 
     port: int = 8003
-    database_url: str = "sqlite+aiosqlite:///./.data/webhooks.db"
+    # PostgreSQL in every mode (the embedded one starts its own server and passes its URL). The default
+    # names a local server with no password, so no credential is published here.
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/webhooks"
     # Fernet key (url-safe base64 of 32 bytes) that encrypts signing secrets at rest. Required:
     # there is deliberately no default, so a deployment can never run on a key published in the repo.
     encryption_key: SecretStr = Field(default=None, validate_default=True)
@@ -107,6 +111,20 @@ class Settings(InternalServiceSettings):
         if len(raw) != 32:
             raise ValueError(f"{name} must be a Fernet key: url-safe base64 of 32 bytes ({hint})")
         return SecretStr(plain)
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: str) -> str:
+        # Refused at start-up, naming the variable (never the value: it may hold a password), rather
+        # than failing on the first statement: a configuration from before PostgreSQL-only must be seen.
+        name = env_name(cls, "database_url")
+        try:
+            driver = make_url(value).drivername
+        except (ArgumentError, ValueError):
+            raise ValueError(f"{name} is not a database URL") from None
+        if driver != "postgresql+asyncpg":
+            raise ValueError(f"{name} must be a PostgreSQL URL: postgresql+asyncpg://user@host:port/database")
+        return value
 
     @field_validator("retry_schedule")
     @classmethod

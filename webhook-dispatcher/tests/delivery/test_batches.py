@@ -213,6 +213,8 @@ class TestClaimBatch:
         ("change", "reason"),
         [
             ({"enabled": False, "disabled_reason": "manual"}, "endpoint disabled"),
+            # Disabled with no reason recorded: given up as a tenant's own disabling is.
+            ({"enabled": False}, "endpoint disabled"),
             ({"enabled": False, "disabled_reason": "gone"}, "endpoint disabled (gone)"),
             ({"deleted_at": datetime.now(UTC)}, "endpoint deleted"),
         ],

@@ -28,6 +28,20 @@ class TestWebhookBodies:
         assert body["id"] == event.event_id
         assert detail["event"]["livemode"] is livemode
 
+    async def test_every_attempt_of_a_retried_live_event_has_its_id_and_mode(
+        self, client, receiver, create_endpoint, publish, deliveries_of, wait_status
+    ) -> None:
+        hook = await receiver(responses=[500], default=200)
+        await create_endpoint(hook)
+        event = await publish(livemode=True)
+        [delivery] = await deliveries_of()
+        await wait_status(delivery["id"], "succeeded")
+        assert hook.ids() == [event.event_id, event.event_id]
+        assert all(hit.verified for hit in hook.hits)
+        assert all(json.loads(hit.body)["livemode"] is True for hit in hook.hits)
+        [row] = await deliveries_of()
+        assert row["livemode"] is True
+
     async def test_a_live_endpoint_and_its_test_event(self, client, auth, receiver, endpoint_at, wait_status) -> None:
         hook = await receiver()
         response = await client.post("/v1/webhook-endpoints", json={"url": hook.url}, headers=auth(livemode=True))

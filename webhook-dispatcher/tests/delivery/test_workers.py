@@ -12,7 +12,8 @@ from billing_contracts.envelope import utcnow
 from billing_contracts.events import PaymentCreatedV1
 from webhook_dispatcher.db.models import outbox
 from webhook_dispatcher.keys import dispatcher_key, plumbing_key
-from webhook_dispatcher.services.dispatcher import AttemptResult, Dispatcher
+from webhook_dispatcher.services.attempts import AttemptResult
+from webhook_dispatcher.services.dispatcher import Dispatcher
 from webhook_dispatcher.services.uow import WebhooksUnitOfWork
 
 

@@ -23,9 +23,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-# BIGINT on PostgreSQL, INTEGER (the rowid alias, so it autoincrements) on SQLite.
-AutoId = BigInteger().with_variant(Integer(), "sqlite")
-
 
 class Base(DeclarativeBase):
     metadata = new_metadata()
@@ -94,7 +91,6 @@ class Delivery(Base):
             "ix_webhook_deliveries_leased",
             "endpoint_id",
             postgresql_where=text("claim_token IS NOT NULL"),
-            sqlite_where=text("claim_token IS NOT NULL"),
         ),
         Index("ix_webhook_deliveries_tenant_created", "tenant_id", "created_at", "id"),
     )
@@ -131,7 +127,7 @@ class Attempt(Base):
     __tablename__ = "webhook_attempts"
     __table_args__ = (UniqueConstraint("delivery_id", "number", name="uq_webhook_attempts_delivery_number"),)
 
-    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     delivery_id: Mapped[str] = mapped_column(ForeignKey("webhook_deliveries.id"), index=True)
     number: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -104,13 +104,12 @@ class EndpointRepository:
         return int((await self.session.execute(stmt)).scalar_one())
 
     async def lock_tenant(self) -> None:
-        """Serialize this tenant's endpoint creations until the transaction ends (PostgreSQL; SQLite has
-        one writer), so two concurrent creations cannot both pass the limit."""
-        if self.session.get_bind().dialect.name == "postgresql":
-            await self.session.execute(
-                text("SELECT pg_advisory_xact_lock(hashtext('webhook_endpoints:' || :tenant))"),
-                {"tenant": self.tenant_id},
-            )
+        """Serialize this tenant's endpoint creations until the transaction ends, so two concurrent
+        creations cannot both pass the limit."""
+        await self.session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext('webhook_endpoints:' || :tenant))"),
+            {"tenant": self.tenant_id},
+        )
 
     async def enabled(self) -> list[Endpoint]:
         stmt = self._base().where(Endpoint.enabled.is_(True)).order_by(Endpoint.created_at, Endpoint.id)

@@ -23,7 +23,7 @@ class WebhookDeps:
     rotation_grace: timedelta
     max_endpoints_per_tenant: int
     replay_batch_size: int
-    # Called after a commit that made deliveries due: wakes this process's dispatcher and, on
-    # PostgreSQL, every worker process (NOTIFY).
+    # Called after a commit that made deliveries due: wakes this process's dispatcher and every
+    # worker process (NOTIFY).
     wake: Callable[[], None]
     metrics: WebhookMetrics

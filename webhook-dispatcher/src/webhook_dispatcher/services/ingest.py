@@ -11,13 +11,11 @@ from typing import Any
 from billing_contracts.envelope import EventBase, utcnow
 from billing_runtime.db import UTCDateTime
 from billing_runtime.writes import execute_statement_alone, fetch_alone
-from sqlalchemy import String, any_, bindparam, insert, select, text
+from sqlalchemy import String, any_, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from webhook_dispatcher.db.models import Delivery, Endpoint, WebhookEvent, inbox
+from webhook_dispatcher.db.models import Endpoint
 from webhook_dispatcher.domain.event_types import matches
 from webhook_dispatcher.services.deps import WebhookDeps
 from webhook_dispatcher.services.fanout import delivery_row, event_body
@@ -35,84 +33,18 @@ async def ingest_events(deps: WebhookDeps, events: list[EventBase]) -> list[int]
     """Store every event of the batch that was never seen before, and its deliveries, in one
     transaction (WHK-1, WHK-2); return the number of deliveries created per event, in order."""
     async with deps.uow() as uow:
-        engine = uow.engine
-    if engine is not None and engine.dialect.name == "postgresql":
-        created = await _ingest_postgres(engine, events)
-        if any(created):
-            deps.wake()
-        return created
-    now = utcnow()
-    created = [0] * len(events)
-    async with deps.uow() as uow:
-        session = uow.session
-        dialect = session.get_bind().dialect.name
-        upsert = pg_insert if dialect == "postgresql" else sqlite_insert
-        ids = list(dict.fromkeys(e.event_id for e in events))
-        fresh = set(
-            (
-                await session.execute(
-                    upsert(inbox)
-                    .values([{"consumer": EVENTS_CONSUMER, "message_id": i, "received_at": now} for i in ids])
-                    .on_conflict_do_nothing()
-                    .returning(inbox.c.message_id)
-                )
-            ).scalars()
-        )
-        todo: list[tuple[int, EventBase]] = []
-        for n, event in enumerate(events):
-            # A batch may hold the same event twice (a redelivery): only its first copy counts.
-            if event.event_id in fresh:
-                fresh.discard(event.event_id)
-                todo.append((n, event))
-        if not todo:
-            await uow.commit()
-            return created
-        tenants = {e.tenant_id for _, e in todo}
-        endpoint_rows = (
-            await session.execute(
-                select(Endpoint.id, Endpoint.tenant_id, Endpoint.events)
-                .where(Endpoint.tenant_id.in_(tenants), Endpoint.enabled.is_(True), Endpoint.deleted_at.is_(None))
-                .order_by(Endpoint.created_at, Endpoint.id)
-            )
-        ).all()
-        event_rows = []
-        delivery_rows = []
-        for n, event in todo:
-            data = event.model_dump(mode="json")["data"]
-            event_rows.append(
-                {
-                    "id": event.event_id,
-                    "tenant_id": event.tenant_id,
-                    "type": event.event_type,
-                    "body": event_body(
-                        event.event_id, event.event_type, event.occurred_at, data, livemode=event.livemode
-                    ),
-                    "created_at": now,
-                    "livemode": event.livemode,
-                }
-            )
-            for endpoint_id, tenant_id, filter_ in endpoint_rows:
-                if tenant_id == event.tenant_id and matches(filter_, event.event_type):
-                    delivery_rows.append(
-                        delivery_row(
-                            event.tenant_id, endpoint_id, event.event_id, event.event_type, now, livemode=event.livemode
-                        )
-                    )
-                    created[n] += 1
-        # Core inserts of the tables, not the ORM bulk path: compiled once and cached.
-        await session.execute(insert(WebhookEvent.__table__), event_rows)
-        if delivery_rows:
-            await session.execute(insert(Delivery.__table__), delivery_rows)
-        await uow.commit()
+        engine = uow.bound_engine
+    created = await _ingest(engine, events)
     if any(created):
         deps.wake()
     return created
 
 
-# PostgreSQL: the endpoints are read first (outside the transaction: as if the batch had arrived a
-# moment earlier), then the whole batch is one statement that commits itself, whatever its size: the
-# inbox rows and, only for the ids that were new, the events and their deliveries. Two round trips a
-# batch instead of six; at a steady trickle of events every batch is small and this is its cost.
+# The endpoints are read first (outside the transaction: as if the batch had arrived a moment
+# earlier), then the whole batch is one statement that commits itself, whatever its size: the inbox
+# rows and, only for the ids that were new, the events and their deliveries. Two round trips a batch
+# instead of the six of a transaction of separate statements; at a steady trickle of events every
+# batch is small and this is its cost.
 _ENDPOINTS = (
     select(Endpoint.id, Endpoint.tenant_id, Endpoint.events)
     .where(
@@ -150,7 +82,7 @@ _INGEST = text(
 ).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
-async def _ingest_postgres(engine: AsyncEngine, events: list[EventBase]) -> list[int]:
+async def _ingest(engine: AsyncEngine, events: list[EventBase]) -> list[int]:
     created = [0] * len(events)
     first: dict[str, int] = {}
     for n, event in enumerate(events):

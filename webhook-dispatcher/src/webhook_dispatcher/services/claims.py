@@ -1,0 +1,274 @@
+"""Claiming: one transaction leases a batch of due deliveries, each endpoint's oldest first, and only of
+endpoints no other worker holds a lease on, so one worker at a time owns an endpoint's traffic (WHK-3,
+WHK-8). A lease is a token and an expiry on the delivery row: the database is the queue, and a dead
+worker's claim simply expires (WHK-4).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+from billing_contracts.envelope import utcnow
+from billing_runtime.db import UTCDateTime
+from billing_runtime.writes import execute_statement_alone, fetch_prepared
+from sqlalchemy import Integer, Row, Select, String, all_, any_, bindparam, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from webhook_dispatcher.crypto import SecretBox
+from webhook_dispatcher.db.models import Delivery, Endpoint
+from webhook_dispatcher.metrics import WebhookMetrics
+from webhook_dispatcher.services.attempts import Claimed
+from webhook_dispatcher.services.disabling import give_up_orphans
+from webhook_dispatcher.services.uow import WebhooksUnitOfWork
+
+# How stale an endpoint's last_success_at may get before a success refreshes it (and locks the row).
+HEALTHY_WINDOW = timedelta(seconds=60)
+# Deliveries of one endpoint a worker leases ahead, per slot of its concurrency cap: enough to keep the
+# cap busy while the previous batch is being recorded and the next one claimed.
+LEASE_DEPTH = 16
+
+_deliveries = Delivery.__table__
+# Each endpoint's oldest due deliveries (SKIP LOCKED), leased and returned with their bodies: one
+# statement for a whole batch. The LATERAL subquery walks ix_webhook_deliveries_endpoint_due, so it
+# reads only the rows it leases, whatever the endpoint's backlog.
+LEASE_SQL = text(
+    """
+    UPDATE webhook_deliveries AS d
+    SET claim_token = :token, claimed_until = :until
+    FROM (
+        SELECT p.id
+        FROM unnest(CAST(:endpoints AS varchar[]), CAST(:quotas AS integer[])) AS q(endpoint_id, quota)
+        CROSS JOIN LATERAL (
+            SELECT w.id FROM webhook_deliveries AS w
+            WHERE w.endpoint_id = q.endpoint_id AND w.status = 'pending' AND w.next_attempt_at <= :now
+              AND (w.claimed_until IS NULL OR w.claimed_until < :now)
+            ORDER BY w.next_attempt_at, w.id
+            LIMIT q.quota
+            FOR NO KEY UPDATE SKIP LOCKED
+        ) AS p
+    ) AS picked, webhook_events AS e
+    WHERE d.id = picked.id AND e.id = d.event_id
+    RETURNING d.id, d.tenant_id, d.endpoint_id, d.event_id, d.manual, d.next_attempt_at, e.body
+    """
+).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("until", type_=UTCDateTime()))
+
+
+def _lock_endpoints() -> Select[Any]:
+    """The enabled endpoints among ``:ids``, locked, skipping those another claim holds. NO KEY UPDATE,
+    not UPDATE: inserting a delivery takes KEY SHARE on its endpoint (the foreign key), and a plain
+    FOR UPDATE here would skip every endpoint that is receiving new events, starving exactly the
+    busiest endpoints."""
+    e = Endpoint.__table__.c
+    return (
+        select(*Endpoint.__table__.c)
+        .where(
+            e.id == any_(bindparam("ids", type_=ARRAY(String()))),
+            e.enabled.is_(True),
+            e.deleted_at.is_(None),
+        )
+        .with_for_update(skip_locked=True, key_share=True)
+    )
+
+
+def _taken_endpoints() -> Select[Any]:
+    """Which of the endpoints ``:ids`` have deliveries under a live lease of a worker other than
+    ``:worker``."""
+    d = _deliveries.c
+    now = bindparam("now", type_=UTCDateTime())
+    return (
+        select(d.endpoint_id)
+        .where(
+            d.endpoint_id == any_(bindparam("ids", type_=ARRAY(String()))),
+            d.claim_token.is_not(None),
+            d.status == "pending",
+            d.claimed_until >= now,
+            ~d.claim_token.startswith(bindparam("worker", type_=String())),
+        )
+        .distinct()
+    )
+
+
+def _candidates() -> Select[tuple[str]]:
+    """The endpoints with the oldest due deliveries, up to ``:limit``, among the ``:window`` oldest due
+    deliveries of endpoints neither in ``:full`` nor leased by a worker other than ``:worker``: the
+    claim's first step."""
+    d = _deliveries.c
+    now = bindparam("now", type_=UTCDateTime())
+    theirs = (
+        d.claim_token.is_not(None)
+        & (d.status == "pending")
+        & (d.claimed_until >= now)
+        & ~d.claim_token.startswith(bindparam("worker", type_=String()))
+    )
+    window = (
+        select(d.endpoint_id, d.next_attempt_at)
+        .where(
+            (d.status == "pending"),
+            d.next_attempt_at <= now,
+            d.claimed_until.is_(None) | (d.claimed_until < now),
+            d.endpoint_id != all_(bindparam("full", type_=ARRAY(String()))),
+            d.endpoint_id.not_in(select(d.endpoint_id).where(theirs)),
+        )
+        .order_by(d.next_attempt_at)
+        .limit(bindparam("window", type_=Integer()))
+        .subquery()
+    )
+    return (
+        select(window.c.endpoint_id)
+        .group_by(window.c.endpoint_id)
+        .order_by(func.min(window.c.next_attempt_at))
+        .limit(bindparam("limit", type_=Integer()))
+    )
+
+
+# Built once, at import: the runtime's prepared-statement helpers compile a statement object once and
+# reuse its driver SQL, so each claim must pass the same objects.
+_LOCK_ENDPOINTS = _lock_endpoints()
+_TAKEN_ENDPOINTS = _taken_endpoints()
+_CANDIDATES = _candidates()
+
+
+class Claimer:
+    """Leases due deliveries for one worker. Every claim token starts with ``worker_id``: that is how a
+    claim tells this worker's leases from another worker's."""
+
+    def __init__(
+        self,
+        uow: Callable[[], WebhooksUnitOfWork],
+        box: SecretBox,
+        metrics: WebhookMetrics,
+        *,
+        worker_id: str,
+        lease: timedelta,
+        per_endpoint: int,
+    ) -> None:
+        self.uow = uow
+        self.box = box
+        self.metrics = metrics
+        self.worker_id = worker_id
+        self.lease = lease
+        # How many deliveries of one endpoint this worker leases ahead of sending them.
+        self.depth = per_endpoint * LEASE_DEPTH
+        # An endpoint is topped up once half its depth is left, so each claim brings at least half a
+        # depth of its deliveries instead of a few at a time.
+        self.refill_mark = max(1, self.depth // 2)
+
+    async def claim(self, limit: int, *, held: Mapping[str, int] | None = None) -> list[Claimed]:
+        """Lease up to ``limit`` due deliveries in one transaction, at most ``depth`` per endpoint
+        counting the ``held`` ones, and only of endpoints no other worker holds a lease on (WHK-8).
+
+        The endpoint rows are locked (SKIP LOCKED) while the other workers' leases are checked and the
+        deliveries leased, so two workers can never both take one endpoint. Pending deliveries of a
+        candidate found disabled or deleted are given up in the same transaction (``give_up_orphans``).
+        """
+        held = held or {}
+        now = utcnow()
+        lease_deadline = time.monotonic() + self.lease.total_seconds()
+        token = self.worker_id + secrets.token_hex(10)
+        full = [endpoint_id for endpoint_id, n in held.items() if n >= self.refill_mark]
+        async with self.uow() as uow:
+            # The oldest due deliveries only (index on status, next_attempt_at), never the whole backlog;
+            # endpoints this worker cannot take now are left out first, so they cannot crowd out the
+            # others (a worker never idles while an endpoint it could serve has due deliveries).
+            # Advisory (re-checked under the locks below), so outside the transaction: a claim that
+            # finds nothing, the usual end of a claim loop, is then one statement, not three.
+            params = {"now": now, "worker": self.worker_id, "full": full, "window": limit * 4, "limit": limit}
+            found = await execute_statement_alone(uow.bound_engine, _CANDIDATES, params)
+            endpoint_ids = [row[0] for row in found]
+            if not endpoint_ids:
+                return []
+            session = uow.session
+            # Driver SQL compiled once, rows without the ORM (what is read is only looked at).
+            locked = await fetch_prepared(session, _LOCK_ENDPOINTS, {"ids": endpoint_ids})
+            endpoints: dict[str, Any] = {row["id"]: SimpleNamespace(**row) for row in locked}
+            # The lock skips an endpoint another claim holds, and one disabled or deleted whose deliveries
+            # are still due: those the disabling missed (stored by an ingest that raced it) are given up
+            # here, so they cannot sit in the due window forever.
+            skipped = [endpoint_id for endpoint_id in endpoint_ids if endpoint_id not in endpoints]
+            given_up = await give_up_orphans(session, skipped, now) if skipped else Counter()
+            quotas: dict[str, int] = {}
+            if endpoints:
+                # Authoritative, under the endpoint locks: a claim that committed before we locked is seen.
+                params = {"ids": list(endpoints), "now": now, "worker": self.worker_id}
+                taken = {row["endpoint_id"] for row in await fetch_prepared(session, _TAKEN_ENDPOINTS, params)}
+                eligible = [e for e in endpoint_ids if e in endpoints and e not in taken]
+                # An even share each (the batch is not spent on the first endpoint's backlog), oldest first.
+                share = max(1, limit // max(1, len(eligible)))
+                for endpoint_id in eligible[:limit]:
+                    quota = min(self.depth - held.get(endpoint_id, 0), share)
+                    if quota > 0:
+                        quotas[endpoint_id] = quota
+            rows: list[Row[Any]] = []
+            if quotas:
+                rows = await _lease(session, quotas, token, now, now + self.lease)
+            if not rows and not given_up:
+                return []
+            await uow.commit()
+        for label, count in given_up.items():
+            self.metrics.given_up.labels(label).inc(count)
+        if not rows:
+            # Only orphans were found, and they are gone from the due window now: claim again at once
+            # rather than idle a poll interval (each round fails some rows, so this ends).
+            return await self.claim(limit, held=held)
+        keys: dict[str, list[str]] = {}
+        rows.sort(key=lambda r: (r.endpoint_id, r.next_attempt_at, r.id))
+        claimed = []
+        for row in rows:
+            endpoint = endpoints[row.endpoint_id]
+            if endpoint.id not in keys:
+                keys[endpoint.id] = self._keys(endpoint, now)
+            claimed.append(
+                Claimed(
+                    delivery_id=row.id,
+                    tenant_id=row.tenant_id,
+                    endpoint_id=endpoint.id,
+                    event_id=row.event_id,
+                    url=endpoint.url,
+                    body=row.body.encode(),
+                    secrets=keys[endpoint.id],
+                    manual=row.manual,
+                    token=token,
+                    endpoint_healthy=endpoint.failing_since is None
+                    and endpoint.last_success_at is not None
+                    and now - endpoint.last_success_at < HEALTHY_WINDOW,
+                    lease_deadline=lease_deadline,
+                )
+            )
+        return claimed
+
+    def _keys(self, endpoint: Endpoint, now: datetime) -> list[str]:
+        """The secrets that sign the endpoint's requests: the current one and, during the rotation grace
+        period, the previous one (WHK-5)."""
+        keys = [self.box.decrypt(endpoint.secret_encrypted)]
+        if (
+            endpoint.previous_secret_encrypted is not None
+            and endpoint.previous_secret_expires_at is not None
+            and endpoint.previous_secret_expires_at > now
+        ):
+            keys.append(self.box.decrypt(endpoint.previous_secret_encrypted))
+        return keys
+
+
+async def _lease(
+    session: AsyncSession, quotas: dict[str, int], token: str, now: datetime, until: datetime
+) -> list[Row[Any]]:
+    """Pick each endpoint's oldest due deliveries (SKIP LOCKED), lease them and load their bodies:
+    one statement for every endpoint of the batch."""
+    result = await session.execute(
+        LEASE_SQL,
+        {
+            "endpoints": list(quotas),
+            "quotas": list(quotas.values()),
+            "token": token,
+            "now": now,
+            "until": until,
+        },
+    )
+    return list(result.all())
