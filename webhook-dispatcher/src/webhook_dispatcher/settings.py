@@ -10,8 +10,6 @@ from billing_runtime.secret_policy import PUBLISHED_SECRETS, env_name
 from billing_runtime.settings import InternalServiceSettings
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from webhook_dispatcher.domain.addresses import AddressPolicy, parse_host_ports
 
@@ -111,20 +109,6 @@ class Settings(InternalServiceSettings):
         if len(raw) != 32:
             raise ValueError(f"{name} must be a Fernet key: url-safe base64 of 32 bytes ({hint})")
         return SecretStr(plain)
-
-    @field_validator("database_url")
-    @classmethod
-    def _postgres_only(cls, value: str) -> str:
-        # Refused at start-up, naming the variable (never the value: it may hold a password), rather
-        # than failing on the first statement: a configuration from before PostgreSQL-only must be seen.
-        name = env_name(cls, "database_url")
-        try:
-            driver = make_url(value).drivername
-        except (ArgumentError, ValueError):
-            raise ValueError(f"{name} is not a database URL") from None
-        if driver != "postgresql+asyncpg":
-            raise ValueError(f"{name} must be a PostgreSQL URL: postgresql+asyncpg://user@host:port/database")
-        return value
 
     @field_validator("retry_schedule")
     @classmethod

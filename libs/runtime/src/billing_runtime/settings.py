@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
-from billing_runtime.secret_policy import required_secret
+from billing_runtime.secret_policy import env_name, required_secret
 
 
 class ServiceSettings(BaseSettings):
@@ -26,6 +28,21 @@ class ServiceSettings(BaseSettings):
     bus_url: str = "memory://"
     outbox_poll_interval: float = 1.0
     log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: str) -> str:
+        # PostgreSQL is the one dialect. Refused at start-up, naming the variable (never the value: it
+        # may hold a password), rather than on the first statement: a configuration from before the
+        # embedded mode ran on PostgreSQL must be seen.
+        name = env_name(cls, "database_url")
+        try:
+            driver = make_url(value).drivername
+        except (ArgumentError, ValueError):
+            raise ValueError(f"{name} is not a database URL") from None
+        if driver != "postgresql+asyncpg":
+            raise ValueError(f"{name} must be a PostgreSQL URL: postgresql+asyncpg://user@host:port/database")
+        return value
 
 
 class InternalServiceSettings(ServiceSettings):
