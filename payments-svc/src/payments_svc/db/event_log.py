@@ -18,9 +18,7 @@ class EventRepository:
 
     async def position_of(self, event_id: str) -> int | None:
         """Where the event sits in the log (None when unknown, or not placed yet)."""
-        stmt = select(TenantEvent.position).where(
-            TenantEvent.tenant_id == self.tenant_id, TenantEvent.id == event_id
-        )
+        stmt = select(TenantEvent.position).where(TenantEvent.tenant_id == self.tenant_id, TenantEvent.id == event_id)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def list_after(self, position: int, *, limit: int, type_: str | None) -> list[TenantEvent]:
