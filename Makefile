@@ -29,12 +29,12 @@ run: install
 services:
 	@bash tests/ensure_services.sh
 
-## The whole suite: unit, PostgreSQL, RabbitMQ, embedded and distributed end-to-end.
-test: install services
+## The whole suite: lint, types, then unit, PostgreSQL, RabbitMQ, embedded and distributed end-to-end.
+test: lint services
 	$(VENV)/bin/pytest
 
 ## Everything but the slow tests (broker restarts, process spawning).
-test-fast: install services
+test-fast: lint services
 	$(VENV)/bin/pytest -m "not slow"
 
 ## Throughput and latency (distributed mode); not part of `make test`. Results in bench-results/.
@@ -43,9 +43,11 @@ bench: install services
 	$(VENV)/bin/python tests/bench/webhooks.py
 	$(VENV)/bin/python tests/bench/token_flood.py
 
+## ruff (lint and format) and mypy --strict over every service's and library's src/ (root pyproject.toml).
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .data

@@ -115,10 +115,10 @@ class DatabaseServer:
         """Whether the server of ``postmaster.pid`` is alive (a zombie is not: where PID 1 reaps no
         orphans, as in some containers, a stopped server stays in the process table)."""
         info = pg_utils.PostmasterInfo.read_from_pgdata(self.pgdata)
-        if info is None or info.process is None:
+        if info is None:
             return False
         try:
-            return bool(info.process.status() != psutil.STATUS_ZOMBIE)
+            return bool(psutil.Process(info.pid).status() != psutil.STATUS_ZOMBIE)
         except psutil.NoSuchProcess:
             return False
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiohttp import web
 from billing_runtime.health import Check
 from billing_runtime.internal_auth import InternalSigner
@@ -25,4 +27,4 @@ rate_limiter_key = web.AppKey("rate_limiter", RateLimiter)
 token_throttle_key = web.AppKey("token_throttle", TokenThrottle)
 upstreams_key: web.AppKey[dict[str, Upstream]] = web.AppKey("upstreams")
 internal_signer_key = web.AppKey("internal_signer", InternalSigner)
-readiness_checks_key: web.AppKey[dict[str, Check]] = web.AppKey("readiness_checks")
+readiness_checks_key: web.AppKey[Mapping[str, Check]] = web.AppKey("readiness_checks")

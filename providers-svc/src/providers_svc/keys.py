@@ -16,7 +16,7 @@ from providers_svc.settings import Settings
 settings_key = web.AppKey("settings", Settings)
 metrics_key = web.AppKey("metrics", ProvidersMetrics)
 plumbing_key = web.AppKey("plumbing", Plumbing)
-uow_factory_key = web.AppKey("uow_factory", UowFactory)
+uow_factory_key: web.AppKey[UowFactory] = web.AppKey("uow_factory")
 registry_key = web.AppKey("registry", ProviderRegistry)
 bank_key = web.AppKey("sandbox_bank", SandboxBank)
 callback_sender_key = web.AppKey("sandbox_callback_sender", CallbackSender)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from billing_runtime.health import Check, add_health_routes
 from billing_runtime.internal_auth import internal_auth_middleware
@@ -20,7 +21,7 @@ OPS_PATHS = frozenset({"/readyz", "/metrics"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _guard_ops(guard: Callable[[web.Request], None]) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def _guard_ops(guard: Callable[[web.Request], None]) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in OPS_PATHS:
@@ -33,7 +34,7 @@ def _guard_ops(guard: Callable[[web.Request], None]) -> Callable[[web.Request, H
 def service_app(
     metrics: Metrics,
     *,
-    checks: dict[str, Check],
+    checks: Mapping[str, Check],
     internal_secret: str | None,
     internal_audience: str,
     internal_issuers: Collection[str] = (),
@@ -46,7 +47,7 @@ def service_app(
 
     ``ops_guard`` raises (a 401 problem) unless a request may read ``/readyz`` and ``/metrics``: on a
     public listener those are not for everyone (the gateway's, API.md "Operations")."""
-    middlewares = [request_id_middleware, metrics_middleware(metrics), problem_middleware]
+    middlewares: list[Middleware] = [request_id_middleware, metrics_middleware(metrics), problem_middleware]
     if ops_guard is not None:
         middlewares.append(_guard_ops(ops_guard))
     if internal_secret is not None:

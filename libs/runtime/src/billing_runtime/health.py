@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 Check = Callable[[], Awaitable[None]]
 
 
-def add_health_routes(app: web.Application, metrics: Metrics, checks: dict[str, Check]) -> None:
+def add_health_routes(app: web.Application, metrics: Metrics, checks: Mapping[str, Check]) -> None:
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import jwt
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from billing_runtime.problems import ProblemError
 
@@ -134,7 +135,7 @@ caller_key = web.RequestKey("caller", Caller)
 
 def internal_auth_middleware(
     secret: str, audience: str, *, public_prefixes: tuple[str, ...], issuers: Collection[str]
-) -> Callable[[web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]], Awaitable[web.StreamResponse]]:
+) -> Middleware:
     """Require an internal token on every path except the public ones (health, provider callbacks...),
     signed with ``secret`` for ``audience`` by one of ``issuers`` (the services allowed to call).
 
@@ -175,4 +176,5 @@ def require_tenant(request: web.Request) -> str:
     caller = request.get(caller_key)
     if caller is None or caller.tenant_id is None:
         raise ProblemError(401, "unauthorized", "No tenant in the internal credentials")
-    return caller.tenant_id
+    tenant_id: str = caller.tenant_id
+    return tenant_id

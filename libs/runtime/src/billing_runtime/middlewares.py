@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from billing_runtime.keys import request_id_key
 from billing_runtime.metrics import Metrics
@@ -33,7 +34,7 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     return response
 
 
-def metrics_middleware(metrics: Metrics) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def metrics_middleware(metrics: Metrics) -> Middleware:
     """Count and time requests, labelled by route template (bounded cardinality), not raw path."""
 
     @web.middleware

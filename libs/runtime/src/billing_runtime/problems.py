@@ -11,7 +11,7 @@ from aiohttp import web
 from billing_contracts.problems import FieldError, ProblemDetails
 
 from billing_runtime.errors import TITLES as _TITLES
-from billing_runtime.errors import ProblemError
+from billing_runtime.errors import ProblemError as ProblemError  # re-exported: handlers raise it from here
 from billing_runtime.keys import request_id_key
 from billing_runtime.outages import is_database_outage
 

@@ -8,11 +8,12 @@ from types import TracebackType
 from typing import Any, Self
 
 from billing_contracts.envelope import EventBase
-from sqlalchemy import Engine, Select, Table
+from sqlalchemy import Engine, Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from billing_runtime.outbox import outbox_insert
 from billing_runtime.writes import (
+    AnySelect,
     InsertRows,
     Precondition,
     UpdateRows,
@@ -52,7 +53,7 @@ class UnitOfWork:
         bind = self._sessionmaker.kw.get("bind")
         return bind if isinstance(bind, AsyncEngine) else None
 
-    async def read_unlocked(self, query: Select[Any], params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    async def read_unlocked(self, query: AnySelect, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """A read the unit decides on without locking (its writes then carry a ``Precondition``):
         outside any transaction, so a unit whose writes are one statement stays two round trips; in
         the unit's session when it is bound to a connection (tests). ``query`` as for ``fetch_prepared``."""
@@ -96,7 +97,7 @@ class UnitOfWork:
         UPDATE is."""
         bind = self.session.get_bind()
         if isinstance(bind, Engine):
-            await self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            _connection = await self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
     def write(self, stmt: Write) -> None:
         """Queue an INSERT/UPDATE/DELETE; it runs when (and only if) the UoW commits, after pending ORM

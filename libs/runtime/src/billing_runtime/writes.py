@@ -9,9 +9,9 @@ the values change. Any Core INSERT/UPDATE/DELETE may be queued as well, at the u
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     CTE,
@@ -32,6 +32,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 
 @dataclass(frozen=True)
@@ -62,11 +63,11 @@ class Precondition:
     writer, so "the payment is still in the state I read it in" holds for the whole statement:
     optimistic concurrency without a BEGIN, a locking read and a COMMIT."""
 
-    clause: ClauseElement
+    clause: ColumnElement[bool]
     params: Mapping[str, Any]
 
 
-def _condition(precondition: Precondition | None) -> ClauseElement | None:
+def _condition(precondition: Precondition | None) -> ColumnElement[bool] | None:
     return precondition.clause if precondition is not None else None
 
 
@@ -87,13 +88,35 @@ def row_unchanged(table: Table, values: Mapping[str, Any]) -> Precondition:
 
 
 Write = InsertRows | UpdateRows | Insert | Update | Delete
-_Shape = tuple[Hashable, ...]
+# A SELECT of any columns (SQLAlchemy 2.1 types a select by the tuple of its columns' types).
+AnySelect = Select[*tuple[Any, ...]]
+
+
+# A write's shape: what its statement depends on, and the key it is cached by. The two kinds never
+# compare equal (their last fields are an int and a tuple), so they can share one cache.
+class _InsertShape(NamedTuple):
+    table: Table
+    keys: tuple[str, ...]
+    rows: int
+
+
+class _UpdateShape(NamedTuple):
+    table: Table
+    where: tuple[str, ...]
+    values: tuple[str, ...]
+
+
+_Shape = _InsertShape | _UpdateShape
 
 
 def _shape(write: InsertRows | UpdateRows) -> _Shape:
     if isinstance(write, InsertRows):
-        return ("insert", write.table, tuple(write.rows[0]), len(write.rows))
-    return ("update", write.table, tuple(write.where), tuple(write.values))
+        return _insert_shape(write)
+    return _UpdateShape(write.table, tuple(write.where), tuple(write.values))
+
+
+def _insert_shape(write: InsertRows) -> _InsertShape:
+    return _InsertShape(write.table, tuple(write.rows[0]), len(write.rows))
 
 
 def _params(write: InsertRows | UpdateRows, prefix: str) -> dict[str, Any]:
@@ -108,16 +131,15 @@ def _params(write: InsertRows | UpdateRows, prefix: str) -> dict[str, Any]:
 # process), so this is a cache like SQLAlchemy's own compiled cache, not state.
 @functools.lru_cache(maxsize=512)
 def _statement(shape: _Shape, prefix: str) -> Insert | Update:
-    kind, table, *rest = shape
-    assert isinstance(table, Table)
-    if kind == "insert":
-        keys, count = rest
+    table = shape.table
+    if isinstance(shape, _InsertShape):
+        keys, count = shape.keys, shape.rows
         return table.insert().values(
             [{k: bindparam(f"{prefix}{r}_{k}", type_=table.c[k].type) for k in keys} for r in range(count)]
             if count > 1
             else {k: bindparam(f"{prefix}0_{k}", type_=table.c[k].type) for k in keys}
         )
-    where, values = rest
+    where, values = shape.where, shape.values
     return (
         table.update()
         .where(and_(*(table.c[k] == bindparam(f"{prefix}k_{k}", type_=table.c[k].type) for k in where)))
@@ -182,9 +204,8 @@ def _chained_params(
     return params
 
 
-def _guard_insert(shape: _Shape, prefix: str, condition: ClauseElement | None = None) -> Insert:
-    _kind, table, keys, _count = shape
-    assert isinstance(table, Table)
+def _guard_insert(shape: _InsertShape, prefix: str, condition: ColumnElement[bool] | None = None) -> Insert:
+    table, keys = shape.table, shape.keys
     values = {k: bindparam(f"{prefix}0_{k}", type_=table.c[k].type) for k in keys}
     if condition is None:
         insert = pg_insert(table).values(values)
@@ -195,12 +216,13 @@ def _guard_insert(shape: _Shape, prefix: str, condition: ClauseElement | None = 
 
 def _if_guard(shape: _Shape, prefix: str, guard: CTE) -> Insert | Update:
     """The write of ``shape``, made to do nothing unless the guard CTE inserted its row."""
-    kind, table, *rest = shape
-    assert isinstance(table, Table)
+    table = shape.table
     inserted = exists(select(guard))
-    if kind == "update":
-        return _statement(shape, prefix).where(inserted)  # type: ignore[union-attr]
-    keys, count = rest
+    if isinstance(shape, _UpdateShape):
+        update = _statement(shape, prefix)
+        assert isinstance(update, Update)
+        return update.where(inserted)
+    keys, count = shape.keys, shape.rows
     rows = [
         select(*(bindparam(f"{prefix}{r}_{k}", type_=table.c[k].type) for k in keys)).where(inserted)
         for r in range(count)
@@ -209,7 +231,9 @@ def _if_guard(shape: _Shape, prefix: str, guard: CTE) -> Insert | Update:
 
 
 @functools.lru_cache(maxsize=256)
-def _guarded(guard: _Shape, shapes: tuple[_Shape, ...], condition: ClauseElement | None = None) -> Select[tuple[int]]:
+def _guarded(
+    guard: _InsertShape, shapes: tuple[_Shape, ...], condition: ColumnElement[bool] | None = None
+) -> Select[int]:
     g = _guard_insert(guard, "g_", condition).cte("g")
     parts = [_if_guard(shape, f"w{i}_", g).cte(f"w{i}") for i, shape in enumerate(shapes)]
     return select(func.count()).select_from(g).add_cte(*parts)
@@ -235,7 +259,7 @@ async def execute_guarded(
     """
     if len(guard.rows) != 1:
         raise ValueError("the guard is exactly one row")
-    guard_shape = _shape(guard)
+    guard_shape = _insert_shape(guard)
     params = _chained_params(writes, guard, precondition)
     stmt = _guarded(guard_shape, tuple(_shape(write) for write in writes), _condition(precondition))
     _, rows = await _run_in(session, stmt, params)
@@ -268,6 +292,7 @@ class _Prepared:
 @functools.lru_cache(maxsize=256)
 def _prepared(stmt: ClauseElement, dialect: Dialect) -> _Prepared:
     compiled = stmt.compile(dialect=dialect)
+    assert isinstance(compiled, SQLCompiler)  # a DML or SELECT statement compiles to SQL
     names = tuple(compiled.positiontup or ())
     processors = tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names)
     fixed = {n: compiled.binds[n].value for n in names if not compiled.binds[n].required}
@@ -279,7 +304,7 @@ def _prepared(stmt: ClauseElement, dialect: Dialect) -> _Prepared:
         names,
         processors,
         fixed,
-        tuple(c.key for c in selected),
+        tuple(str(c.key) for c in selected),
         tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in selected),
     )
 
@@ -315,7 +340,7 @@ def _typed_rows(prepared: _Prepared, rows: Sequence[Any]) -> list[dict[str, Any]
     ]
 
 
-async def fetch_prepared(session: AsyncSession, query: Select[Any], params: Mapping[str, Any]) -> list[dict[str, Any]]:
+async def fetch_prepared(session: AsyncSession, query: AnySelect, params: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Run ``query`` (built once and reused, every value a named ``bindparam``) in the session's
     transaction and return its rows as dicts by column key, with the columns' types applied, but
     without the ORM: for the reads on the hot paths, where loading ORM objects through
@@ -323,7 +348,7 @@ async def fetch_prepared(session: AsyncSession, query: Select[Any], params: Mapp
     return _typed_rows(*await _run_in(session, query, params))
 
 
-async def fetch_alone(engine: AsyncEngine, query: Select[Any], params: Mapping[str, Any]) -> list[dict[str, Any]]:
+async def fetch_alone(engine: AsyncEngine, query: AnySelect, params: Mapping[str, Any]) -> list[dict[str, Any]]:
     """``fetch_prepared`` outside any transaction: a read that needs no lock and no
     consistency with writes after it costs one round trip."""
     return _typed_rows(*await _run_alone(engine, query, params))
@@ -345,7 +370,7 @@ async def execute_alone(
     if guard is not None:
         if len(guard.rows) != 1:
             raise ValueError("the guard is exactly one row")
-        stmt: ClauseElement = _guarded(_shape(guard), shapes, _condition(precondition))
+        stmt: ClauseElement = _guarded(_insert_shape(guard), shapes, _condition(precondition))
     elif shapes:
         stmt = _chained(shapes)
     else:

@@ -3,11 +3,13 @@ query can forget tenancy; the few cross-tenant lookups (checkout token, sweeper)
 
 from __future__ import annotations
 
+import builtins
 import functools
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from billing_runtime.db import table_of
 from billing_runtime.uow import UnitOfWork
 from billing_runtime.writes import (
     InsertRows,
@@ -39,7 +41,7 @@ class PaymentRepository:
         self.session = session
         self.tenant_id = tenant_id
 
-    def _base(self) -> Select[tuple[Payment]]:
+    def _base(self) -> Select[Payment]:
         return select(Payment).where(Payment.tenant_id == self.tenant_id)
 
     async def get(self, payment_id: str, *, for_update: bool = False) -> Payment | None:
@@ -57,7 +59,7 @@ class PaymentRepository:
         order_id: str | None,
         starting_after: tuple[datetime, str] | None = None,
         ending_before: tuple[datetime, str] | None = None,
-    ) -> list[Payment]:
+    ) -> builtins.list[Payment]:
         """Newest first, by (created_at, id): a total order, so a cursor (the (created_at, id) of a
         payment, from ``cursor_of``) pages stably even when payments share a ``created_at``.
         ``ending_before`` reads the page before the cursor backwards (on the index) and turns it."""
@@ -87,7 +89,7 @@ class PaymentRepository:
     def add_history(self, change: PaymentStatusChange) -> None:
         self.session.add(change)
 
-    async def history(self, payment_id: str) -> list[PaymentStatusChange]:
+    async def history(self, payment_id: str) -> builtins.list[PaymentStatusChange]:
         stmt = (
             select(PaymentStatusChange)
             .join(Payment, Payment.id == PaymentStatusChange.payment_id)
@@ -99,7 +101,7 @@ class PaymentRepository:
 
 @functools.cache
 def _payment_by_id() -> Select[Any]:
-    table = Payment.__table__
+    table = table_of(Payment)
     return select(*table.c).where(table.c.id == bindparam("id"), table.c.tenant_id == bindparam("tenant_id"))
 
 
@@ -118,7 +120,7 @@ def payment_unchanged(payment: Payment) -> Precondition:
     """ "The payment is still exactly as read" (every change stamps ``updated_at``), checked with its
     row locked in the statement that writes: taken before changing the object."""
     return row_unchanged(
-        Payment.__table__, {"id": payment.id, "status": payment.status, "updated_at": payment.updated_at}
+        table_of(Payment), {"id": payment.id, "status": payment.status, "updated_at": payment.updated_at}
     )
 
 
@@ -143,7 +145,7 @@ def payment_update(payment: Payment, columns: tuple[str, ...]) -> UpdateRows:
     """The UPDATE of ``columns`` of a payment, with the values its object holds now, for ``uow.write``
     (a payment read outside the session, whose change is guarded with the rest of its unit)."""
     values = _column_values(payment)
-    return UpdateRows(Payment.__table__, {"id": payment.id}, {column: values[column] for column in columns})
+    return UpdateRows(table_of(Payment), {"id": payment.id}, {column: values[column] for column in columns})
 
 
 def history_insert(
@@ -166,7 +168,7 @@ def history_insert(
         "event_id": event_id,
         "created_at": created_at,
     }
-    return InsertRows(PaymentStatusChange.__table__, [row])
+    return InsertRows(table_of(PaymentStatusChange), [row])
 
 
 async def payment_by_checkout_token(session: AsyncSession, token: str, *, for_update: bool = False) -> Payment | None:
@@ -179,13 +181,13 @@ async def payment_by_checkout_token(session: AsyncSession, token: str, *, for_up
 
 async def claim_due_for_expiry(
     session: AsyncSession, now: datetime, limit: int
-) -> list[tuple[str, str, str | None, bool]]:
+) -> builtins.list[tuple[str, str, str | None, bool]]:
     """Cross-tenant on purpose (the sweeper): up to ``limit`` payable payments due for an expiry
     attempt, as (id, tenant, provider transaction, livemode), each pushed back for its next attempt in the
     caller's transaction (SKIP LOCKED lets several sweepers share the work). The delay doubles with
     every attempt, from ``SWEEP_RETRY_FIRST`` up to ``SWEEP_RETRY_MAX``: a payment its provider will
     not let go is retried, ever more rarely, behind every other overdue payment."""
-    table = Payment.__table__
+    table = table_of(Payment)
     stmt = (
         select(table.c.id, table.c.tenant_id, table.c.provider_transaction_id, table.c.livemode, table.c.sweep_attempts)
         .where(table.c.status.in_(_PAYABLE), table.c.sweep_at <= now)
@@ -216,7 +218,7 @@ def _sweep_delay(attempts: int) -> timedelta:
 
 @functools.cache
 def _push_back() -> Update:
-    table = Payment.__table__
+    table = table_of(Payment)
     return (
         update(table)
         .where(table.c.id == bindparam("b_id"))
@@ -267,7 +269,7 @@ class IdempotencyRepository:
     def complete(self, row_id: int, status: int, body: str, now: datetime) -> UpdateRows:
         """The UPDATE that stores the response, for ``uow.write`` (it commits with the effect, IDEM-1)."""
         return UpdateRows(
-            IdempotencyKey.__table__,
+            table_of(IdempotencyKey),
             where={"id": row_id, "tenant_id": self.tenant_id},
             values={"response_status": status, "response_body": body, "completed_at": now, "locked_until": None},
         )
@@ -288,7 +290,7 @@ def _pg_claim() -> Insert:
     it runs inside the INSERT (no extra round trip) and holds until this claim's transaction commits.
     With no row inserted nothing is written, so nothing needs relaxing.
     """
-    table = IdempotencyKey.__table__
+    table = table_of(IdempotencyKey)
     columns = ("tenant_id", "method", "path", "key", "fingerprint", "locked_until", "created_at")
     return (
         pg_insert(table)
@@ -306,7 +308,7 @@ async def delete_idempotency_keys_before(session: AsyncSession, cutoff: datetime
 def payment_insert(payment: Payment) -> InsertRows:
     """The INSERT of a new payment, for ``uow.write``: queued rather than ``session.add``ed, so that
     it rides in the commit's single statement, skipping the ORM flush (and the session)."""
-    return InsertRows(Payment.__table__, [_column_values(payment)])
+    return InsertRows(table_of(Payment), [_column_values(payment)])
 
 
 def completed_idempotency_key(
@@ -326,4 +328,4 @@ def completed_idempotency_key(
         "created_at": now,
         "completed_at": now,
     }
-    return InsertRows(IdempotencyKey.__table__, [row])
+    return InsertRows(table_of(IdempotencyKey), [row])

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from billing_contracts.envelope import EventBase
 from billing_contracts.events import EVENT_CLASSES, Customer, PaymentData, PaymentSnapshot
-from billing_contracts.events.payments import _PaymentEvent
 
 from payments_svc.db.models import Payment
 
@@ -41,8 +42,11 @@ def payment_json(payment: Payment, checkout_base_url: str) -> dict[str, Any]:
     return snapshot(payment, checkout_base_url).model_dump(mode="json")
 
 
-def payment_event(event_type: str, payment: Payment, checkout_base_url: str, *, correlation_id: str | None = None):  # type: ignore[no-untyped-def]
-    cls: type[_PaymentEvent] = EVENT_CLASSES[event_type]  # type: ignore[assignment]
+def payment_event(
+    event_type: str, payment: Payment, checkout_base_url: str, *, correlation_id: str | None = None
+) -> EventBase:
+    """The contract event of ``event_type`` (a payment event: each sets its own ``event_type``)."""
+    cls: Callable[..., EventBase] = EVENT_CLASSES[event_type]
     return cls(
         tenant_id=payment.tenant_id,
         livemode=payment.livemode,

@@ -19,6 +19,7 @@ from billing_contracts.events import (
     ProviderPaymentSucceededV1,
 )
 from billing_contracts.events.anomalies import AnomalyKind
+from billing_runtime.db import table_of
 from billing_runtime.ids import new_id
 from billing_runtime.writes import InsertRows
 
@@ -101,7 +102,7 @@ def record_anomaly(
         detail=found.detail,
     )
     livemode = payment.livemode if payment is not None else event.livemode
-    uow.write(InsertRows(PaymentAnomaly.__table__, [_row(anomaly, event, livemode, raw, now)]))
+    uow.write(InsertRows(table_of(PaymentAnomaly), [_row(anomaly, event, livemode, raw, now)]))
     if payment is not None:
         uow.write(
             history_insert(

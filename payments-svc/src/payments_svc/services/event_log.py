@@ -25,6 +25,7 @@ import asyncio
 from collections.abc import Callable
 
 from billing_contracts.envelope import EventBase
+from billing_runtime.db import table_of
 from billing_runtime.inbox import inbox_row
 from billing_runtime.writes import InsertRows
 
@@ -40,7 +41,7 @@ PLACE_BATCH = 1000
 async def log_foreign_event(uow: Callable[[], PaymentsUnitOfWork], event: EventBase) -> bool:
     """Append ``event`` to its tenant's log unless this consumer saw it before; True when appended."""
     async with uow() as unit:
-        unit.write(InsertRows(TenantEvent.__table__, [event_log_row(event)]))
+        unit.write(InsertRows(table_of(TenantEvent), [event_log_row(event)]))
         return await unit.commit_unless_exists(inbox_row(inbox, LOGGED_EVENTS_CONSUMER, event.event_id))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -45,13 +46,20 @@ class HttpProviders:
         )
         return {INTERNAL_HEADER: token}
 
-    async def _call(  # type: ignore[type-arg]
-        self, method: str, path: str, tenant_id: str, livemode: bool, **kwargs: object
-    ) -> tuple[int, dict]:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        tenant_id: str,
+        livemode: bool,
+        *,
+        json: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> tuple[int, dict[str, Any]]:
         try:
             assert self._session is not None, "open() first"
             async with self._session.request(
-                method, self.base_url + path, headers=self._headers(tenant_id, livemode), **kwargs
+                method, self.base_url + path, headers=self._headers(tenant_id, livemode), json=json, params=params
             ) as response:
                 body = await response.json(content_type=None)
                 return response.status, body if isinstance(body, dict) else {}

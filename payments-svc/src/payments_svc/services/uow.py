@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from billing_contracts.envelope import EventBase
 from billing_contracts.events import PAYMENT_EVENTS
+from billing_runtime.db import table_of
 from billing_runtime.uow import UnitOfWork
 from billing_runtime.writes import InsertRows
 
@@ -29,4 +30,4 @@ class PaymentsUnitOfWork(UnitOfWork):
         rows = [event_log_row(event) for event in events if isinstance(event, PAYMENT_EVENTS)]
         if rows:
             # One INSERT for all, so ``seq`` follows the emit order.
-            self.write(InsertRows(TenantEvent.__table__, rows))
+            self.write(InsertRows(table_of(TenantEvent), rows))

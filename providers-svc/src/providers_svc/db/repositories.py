@@ -9,8 +9,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
+from billing_runtime.db import table_of
 from billing_runtime.ids import new_id
 from billing_runtime.uow import UnitOfWork
 from billing_runtime.writes import (
@@ -35,7 +36,7 @@ async def _insert_ignore(session: AsyncSession, model: type[Any], values: dict[s
 
 @functools.cache
 def _transaction_by_id() -> Select[Any]:
-    table = ProviderTransactionRow.__table__
+    table = table_of(ProviderTransactionRow)
     return select(*table.c).where(table.c.id == bindparam("id"))
 
 
@@ -51,7 +52,7 @@ def transaction_unchanged(txn: Transaction) -> Precondition:
     """ "The transaction is still exactly as read" (every change stamps ``updated_at``), checked with
     its row locked in the statement that writes."""
     values = {"id": txn.id, "status": txn.status.value, "updated_at": txn.updated_at}
-    return row_unchanged(ProviderTransactionRow.__table__, values)
+    return row_unchanged(table_of(ProviderTransactionRow), values)
 
 
 async def provider_event_seen(
@@ -112,7 +113,7 @@ class TenantTransactionRepository:
         self._session = session
         self._tenant_id = tenant_id
 
-    def _base(self) -> Select[tuple[ProviderTransactionRow]]:
+    def _base(self) -> Select[ProviderTransactionRow]:
         return select(ProviderTransactionRow).where(ProviderTransactionRow.tenant_id == self._tenant_id)
 
     async def create_once(self, new: NewTransaction, now: datetime) -> bool:
@@ -211,7 +212,7 @@ def settle_update(
     if provider_reference is not None:
         values["provider_reference"] = provider_reference
     return UpdateRows(
-        ProviderTransactionRow.__table__, {"id": txn_id, "status": TransactionStatus.PENDING.value}, values
+        table_of(ProviderTransactionRow), {"id": txn_id, "status": TransactionStatus.PENDING.value}, values
     )
 
 
@@ -310,7 +311,8 @@ class SandboxChargeRepository:
         )
         rows = (await self._session.execute(stmt)).all()
         return token, [
-            DueCallback(transaction_id=r[0], event_id=r[1], body=r[2], attempts=r[3])
+            # A row is due only once the bank's decision wrote its callback (event id and body).
+            DueCallback(transaction_id=r[0], event_id=cast(str, r[1]), body=cast(str, r[2]), attempts=r[3])
             for r in sorted(rows, key=lambda r: r[0])
         ]
 
@@ -349,7 +351,7 @@ def provider_event_insert(row_id: str, event: IncomingEvent, now: datetime, resu
         "received_at": now,
         "result": result,
     }
-    return InsertRows(ProviderEventRow.__table__, [row])
+    return InsertRows(table_of(ProviderEventRow), [row])
 
 
 @dataclass(frozen=True)
@@ -385,4 +387,4 @@ def anomaly_insert(new: NewAnomaly, now: datetime) -> InsertRows:
         "detail": new.detail,
         "created_at": now,
     }
-    return InsertRows(AnomalyRow.__table__, [row])
+    return InsertRows(table_of(AnomalyRow), [row])

@@ -3,6 +3,7 @@ no query can forget tenancy; the dispatcher's cross-tenant queries (claiming, me
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -43,7 +44,7 @@ async def _page(
     limit: int,
     offset: int,
     cursor: Cursor | None,
-) -> list[Any]:
+) -> builtins.list[Any]:
     """One page of ``stmt`` (already filtered), newest first, by offset or by cursor. The cursor's
     object is found by id within the tenant alone: filters narrow the page, not where it starts."""
     newest_first = (model.created_at.desc(), model.id.desc())
@@ -69,7 +70,7 @@ class EndpointRepository:
         self.session = session
         self.tenant_id = tenant_id
 
-    def _base(self) -> Select[tuple[Endpoint]]:
+    def _base(self) -> Select[Endpoint]:
         return select(Endpoint).where(Endpoint.tenant_id == self.tenant_id, Endpoint.deleted_at.is_(None))
 
     async def get(self, endpoint_id: str, *, for_update: bool = False) -> Endpoint | None:
@@ -89,7 +90,7 @@ class EndpointRepository:
             .values(failing_since=None, last_success_at=now)
         )
 
-    async def list(self, *, limit: int, offset: int, cursor: Cursor | None = None) -> list[Endpoint]:
+    async def list(self, *, limit: int, offset: int, cursor: Cursor | None = None) -> builtins.list[Endpoint]:
         return await _page(
             self.session, Endpoint, self.tenant_id, self._base(), limit=limit, offset=offset, cursor=cursor
         )
@@ -111,7 +112,7 @@ class EndpointRepository:
             {"tenant": self.tenant_id},
         )
 
-    async def enabled(self) -> list[Endpoint]:
+    async def enabled(self) -> builtins.list[Endpoint]:
         stmt = self._base().where(Endpoint.enabled.is_(True)).order_by(Endpoint.created_at, Endpoint.id)
         return list((await self.session.execute(stmt)).scalars())
 
@@ -139,7 +140,7 @@ class DeliveryRepository:
         self.session = session
         self.tenant_id = tenant_id
 
-    def _base(self) -> Select[tuple[Delivery]]:
+    def _base(self) -> Select[Delivery]:
         return select(Delivery).where(Delivery.tenant_id == self.tenant_id)
 
     async def get(self, delivery_id: str, *, for_update: bool = False) -> Delivery | None:
@@ -158,7 +159,7 @@ class DeliveryRepository:
         status: str | None,
         event_type: str | None,
         cursor: Cursor | None = None,
-    ) -> list[Delivery]:
+    ) -> builtins.list[Delivery]:
         stmt = self._base()
         if endpoint_id is not None:
             stmt = stmt.where(Delivery.endpoint_id == endpoint_id)
@@ -168,7 +169,7 @@ class DeliveryRepository:
             stmt = stmt.where(Delivery.event_type == event_type)
         return await _page(self.session, Delivery, self.tenant_id, stmt, limit=limit, offset=offset, cursor=cursor)
 
-    async def attempts(self, delivery_id: str) -> list[Attempt]:
+    async def attempts(self, delivery_id: str) -> builtins.list[Attempt]:
         stmt = (
             select(Attempt)
             .join(Delivery, Delivery.id == Attempt.delivery_id)
@@ -188,7 +189,7 @@ class DeliveryRepository:
         since: datetime,
         until: datetime,
         after: tuple[datetime, str] | None,
-        statuses: list[str],
+        statuses: builtins.list[str],
         limit: int,
         now: datetime,
     ) -> tuple[int, tuple[datetime, str] | None]:

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from billing_contracts.envelope import utcnow
-from billing_runtime.db import UTCDateTime
+from billing_runtime.db import UTCDateTime, table_of
 from billing_runtime.writes import execute_statement_alone, fetch_prepared
 from sqlalchemy import Integer, Row, Select, String, all_, any_, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -34,7 +34,7 @@ HEALTHY_WINDOW = timedelta(seconds=60)
 # cap busy while the previous batch is being recorded and the next one claimed.
 LEASE_DEPTH = 16
 
-_deliveries = Delivery.__table__
+_deliveries = table_of(Delivery)
 # Each endpoint's oldest due deliveries (SKIP LOCKED), leased and returned with their bodies: one
 # statement for a whole batch. The LATERAL subquery walks ix_webhook_deliveries_endpoint_due, so it
 # reads only the rows it leases, whatever the endpoint's backlog.
@@ -65,9 +65,9 @@ def _lock_endpoints() -> Select[Any]:
     not UPDATE: inserting a delivery takes KEY SHARE on its endpoint (the foreign key), and a plain
     FOR UPDATE here would skip every endpoint that is receiving new events, starving exactly the
     busiest endpoints."""
-    e = Endpoint.__table__.c
+    e = table_of(Endpoint).c
     return (
-        select(*Endpoint.__table__.c)
+        select(*table_of(Endpoint).c)
         .where(
             e.id == any_(bindparam("ids", type_=ARRAY(String()))),
             e.enabled.is_(True),

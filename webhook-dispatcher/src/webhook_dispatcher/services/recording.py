@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from billing_contracts.envelope import utcnow
-from billing_runtime.db import UTCDateTime
+from billing_runtime.db import UTCDateTime, table_of
 from billing_runtime.writes import execute_statement_alone
 from sqlalchemy import bindparam, insert, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -29,7 +29,7 @@ from webhook_dispatcher.services.uow import WebhooksUnitOfWork
 
 log = logging.getLogger(__name__)
 
-_deliveries = Delivery.__table__
+_deliveries = table_of(Delivery)
 # Executed with one parameter set per attempt (executemany: one round trip on asyncpg); the SET
 # columns are the keys of those sets, plus the lease and a retry request cleared for every one.
 RECORD_DELIVERY = (
@@ -199,8 +199,13 @@ class Recorder:
             changes: list[dict[str, Any]] = []
             releases: list[dict[str, Any]] = []
             disabling: dict[str, str] = {}
+
             # In the order the requests started, so an endpoint's failing mark follows its history.
-            order = sorted(range(len(entries)), key=lambda n: entries[n][1].started_at if entries[n][1] else now)
+            def started(n: int) -> datetime:
+                result = entries[n][1]
+                return result.started_at if result is not None else now
+
+            order = sorted(range(len(entries)), key=started)
             for n in order:
                 item, result = entries[n]
                 if item.delivery_id not in counts:
@@ -290,7 +295,7 @@ class Recorder:
                 outcomes[n] = outcome
             if changes:
                 await session.execute(RECORD_DELIVERY, [{**c, "updated_at": now} for c in changes])
-                await session.execute(insert(Attempt.__table__), attempts)
+                await session.execute(insert(table_of(Attempt)), attempts)
             if releases:
                 await session.execute(RELEASE_DELIVERY, releases)
             given_up = 0

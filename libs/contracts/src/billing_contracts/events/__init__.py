@@ -69,6 +69,7 @@ def parse_event(raw: bytes | str) -> AnyEvent:
 __all__ = [
     "ANY_EVENT",
     "EVENT_CLASSES",
+    "PAYMENT_EVENTS",
     "Anomaly",
     "AnomalyKind",
     "AnyEvent",

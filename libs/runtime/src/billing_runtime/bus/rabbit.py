@@ -302,7 +302,8 @@ class RabbitBus:
             raise ConnectionError("RabbitMQ connection is closed")
         for queue, channel, tag in self._consumers:
             try:
-                consuming = tag in (await channel.get_underlay_channel()).consumers
+                underlay = await channel.get_underlay_channel()
+                consuming = isinstance(underlay, aiormq.Channel) and tag in underlay.consumers
             except aiormq.exceptions.AMQPError:
                 consuming = False
             if channel.is_closed or not consuming:
