@@ -37,11 +37,12 @@ test: lint services
 test-fast: lint services
 	$(VENV)/bin/pytest -m "not slow"
 
-## Throughput and latency (distributed mode); not part of `make test`. Results in bench-results/.
+## Throughput and latency (distributed mode) and the embedded mode's footprint; not part of `make test`. Results in bench-results/.
 bench: install services
 	$(VENV)/bin/python tests/bench/run.py
 	$(VENV)/bin/python tests/bench/webhooks.py
 	$(VENV)/bin/python tests/bench/token_flood.py
+	$(VENV)/bin/python tests/bench/embedded.py
 
 ## ruff (lint and format) and mypy --strict over every service's and library's src/ (root pyproject.toml).
 lint: install

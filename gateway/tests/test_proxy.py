@@ -155,10 +155,11 @@ class TestTenantRoutes:
         assert resp.headers["Idempotent-Replayed"] == "true"
         assert resp.headers["Location"] == "/x"
 
-    async def test_tenant_row_is_read_on_every_request(
-        self, gateway: Gateway, payments: FakeUpstream, engine: AsyncEngine
+    async def test_tenant_row_is_read_on_every_request_without_a_cache(
+        self, make_gateway: Callable[..., Awaitable[Gateway]], payments: FakeUpstream, engine: AsyncEngine
     ) -> None:
-        # Nothing caches it: a change (a rename here, a disabling in test_tenant_access) shows at once.
+        # tenant_cache_seconds=0: a change made behind the gateway's back (a rename here) shows at once.
+        gateway = await make_gateway(tenant_cache_seconds=0)
         tenant, token = await gateway.tenant_with_token()
         await gateway.client.get("/v1/payments", headers=bearer(token))
         async with engine.begin() as conn:

@@ -226,11 +226,8 @@ class DatabaseServer:
 
 
 @contextlib.contextmanager
-def running_server(data_dir: Path) -> Iterator[DatabaseServer]:
-    """The platform's server for the duration of the block: the lock taken, the server started (and
-    stopped at the end); ``DataDirectoryInUse`` when another platform holds the directory."""
-    server = DatabaseServer(data_dir)
-    server.lock()
+def _started(server: DatabaseServer) -> Iterator[DatabaseServer]:
+    """``server`` (its lock held) started for the block, then stopped and its lock let go."""
     try:
         server.start()
         try:
@@ -239,6 +236,14 @@ def running_server(data_dir: Path) -> Iterator[DatabaseServer]:
             server.stop()
     finally:
         server.unlock()
+
+
+def running_server(data_dir: Path) -> contextlib.AbstractContextManager[DatabaseServer]:
+    """The platform's server for the duration of the block: the lock taken, the server started (and
+    stopped at the end); ``DataDirectoryInUse`` when another platform holds the directory."""
+    server = DatabaseServer(data_dir)
+    server.lock()
+    return _started(server)
 
 
 @contextlib.contextmanager
@@ -253,14 +258,8 @@ def attached_server(data_dir: Path) -> Iterator[DatabaseServer]:
             raise
         yield server
         return
-    try:
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
-    finally:
-        server.unlock()
+    with _started(server):
+        yield server
 
 
 __all__ = ["DataDirectoryInUse", "DatabaseServer", "attached_server", "running_server"]

@@ -12,7 +12,7 @@ from billing_runtime.problems import ProblemError, read_json_object
 
 from gateway.auth import bearer_token
 from gateway.db.uow import UnitOfWork
-from gateway.keys import secret_hasher_key, sessionmaker_key, settings_key, token_codec_key
+from gateway.keys import access_cache_key, secret_hasher_key, sessionmaker_key, settings_key, token_codec_key
 from gateway.schemas import Page, TenantCreate, TenantUpdate, parse, tenant_json
 from gateway.tenants import (
     TenantWithSecret,
@@ -112,6 +112,7 @@ async def retrieve(request: web.Request) -> web.Response:
 async def update(request: web.Request) -> web.Response:
     cmd = parse(TenantUpdate, await read_json_object(request))
     tenant = await update_tenant(_uow(request), request.match_info["tenant_id"], cmd, utcnow())
+    request.app[access_cache_key].invalidate()  # here at once; other replicas on the announcement
     return web.json_response(tenant_json(tenant))
 
 
@@ -123,6 +124,7 @@ async def rotate(request: web.Request) -> web.Response:
         grace=request.app[settings_key].secret_grace_period,
         now=utcnow(),
     )
+    request.app[access_cache_key].invalidate()  # here at once; other replicas on the announcement
     return web.json_response(_with_secret(issued), headers=_NO_STORE)
 
 

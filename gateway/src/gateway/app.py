@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from argon2 import PasswordHasher
 from billing_runtime.app import service_app
 from billing_runtime.internal_auth import InternalSigner
+from billing_runtime.notifications import NotificationListener
 from billing_runtime.plumbing import Plumbing
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -15,6 +19,7 @@ from gateway.access_tokens import add_token_routes
 from gateway.admin import add_admin_routes, require_ops_access
 from gateway.auth import TokenCodec
 from gateway.keys import (
+    access_cache_key,
     engine_key,
     internal_signer_key,
     metrics_key,
@@ -31,9 +36,12 @@ from gateway.metrics import GatewayMetrics
 from gateway.proxy import add_proxy_routes
 from gateway.ratelimit import RateLimiter
 from gateway.settings import Settings
+from gateway.tenant_access import CHANNEL, TenantAccessCache
 from gateway.tenant_secrets import SecretHasher
 from gateway.token_throttle import TokenThrottle, parse_networks
 from gateway.upstreams import PAYMENTS, PROVIDERS, WEBHOOKS, close_upstreams, open_upstreams
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.Application:
@@ -109,7 +117,23 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.
         assert plumbing.engine is not None
         app[sessionmaker_key] = plumbing.sessionmaker
         app[engine_key] = plumbing.engine
-        yield
+        # The copies of the tenants' access rows, dropped on every announced change (tenant_access).
+        cache = TenantAccessCache(plumbing.engine, max_age=settings.tenant_cache_seconds, listening=lambda: False)
+        listener = NotificationListener(settings.database_url, CHANNEL, cache.invalidate)
+        cache.listening = lambda: listener.connected
+        app[access_cache_key] = cache
+        try:
+            await listener.connect()
+        except Exception as exc:  # the database is away: every request reads until it is back
+            log.warning("LISTEN %s cannot connect yet (%s); tenant rows are read per request", CHANNEL, exc)
+        watcher = asyncio.create_task(listener.run(), name="gateway:tenant-access")
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await listener.close()
 
     async def hasher_ctx(_app: web.Application) -> AsyncIterator[None]:
         hasher.start()

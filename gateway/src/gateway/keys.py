@@ -13,6 +13,7 @@ from gateway.auth import TokenCodec
 from gateway.metrics import GatewayMetrics
 from gateway.ratelimit import RateLimiter
 from gateway.settings import Settings
+from gateway.tenant_access import TenantAccessCache
 from gateway.tenant_secrets import SecretHasher
 from gateway.token_throttle import TokenThrottle
 from gateway.upstreams import Upstream
@@ -21,6 +22,7 @@ settings_key = web.AppKey("settings", Settings)
 metrics_key = web.AppKey("metrics", GatewayMetrics)
 sessionmaker_key: web.AppKey[async_sessionmaker[AsyncSession]] = web.AppKey("sessionmaker")
 engine_key = web.AppKey("engine", AsyncEngine)
+access_cache_key = web.AppKey("access_cache", TenantAccessCache)
 token_codec_key = web.AppKey("token_codec", TokenCodec)
 secret_hasher_key = web.AppKey("secret_hasher", SecretHasher)
 rate_limiter_key = web.AppKey("rate_limiter", RateLimiter)

@@ -15,8 +15,15 @@ from billing_runtime.middlewares import REQUEST_ID_HEADER
 from billing_runtime.problems import ProblemError
 
 from gateway.auth import authenticate_tenant
-from gateway.keys import engine_key, internal_signer_key, metrics_key, rate_limiter_key, token_codec_key, upstreams_key
-from gateway.tenant_access import TenantAccess, check_access, read_access_row
+from gateway.keys import (
+    access_cache_key,
+    internal_signer_key,
+    metrics_key,
+    rate_limiter_key,
+    token_codec_key,
+    upstreams_key,
+)
+from gateway.tenant_access import TenantAccess, check_access
 from gateway.upstreams import PAYMENTS, PROVIDERS, WEBHOOKS
 
 log = logging.getLogger(__name__)
@@ -92,7 +99,7 @@ async def forward(request: web.Request, route: ProxyRoute) -> web.Response:
     if route.tenant:
         token = authenticate_tenant(request, app[token_codec_key])
         _throttle(request, token.tenant_id)
-        row = await read_access_row(app[engine_key], token.tenant_id)
+        row = await app[access_cache_key].row(token.tenant_id)
         tenant = check_access(token, row, utcnow())
     # Bounded by client_max_size whether or not the client sent a Content-Length (413 beyond it).
     body = await request.read()

@@ -41,6 +41,10 @@ class Settings(ServiceSettings):
     jwt_audience: str = "billing-api"
     token_ttl: int = Field(default=86400, gt=0)
 
+    # Seconds a replica may answer from its copy of a tenant's access row (disabled, secret
+    # generation) instead of reading it per request; a change made on any replica reaches every other
+    # at once through NOTIFY, so this only bounds a notification lost on a broken connection. 0: no copy.
+    tenant_cache_seconds: float = Field(default=2.0, ge=0, le=60)
     # How long a rotated-out tenant secret keeps working (seconds or ISO 8601 duration).
     secret_grace_period: timedelta = timedelta(hours=24)
 

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from gateway.db.models import Tenant
 from gateway.db.uow import UnitOfWork
 from gateway.schemas import APP_NAME_PATTERN, TenantCreate, TenantUpdate
+from gateway.tenant_access import announce_change
 from gateway.tenant_secrets import SecretHasher, new_secret
 
 _APP_NAME = re.compile(APP_NAME_PATTERN)
@@ -106,13 +107,15 @@ async def rotate_secret(
         tenant.secret_hash = secret_hash
         tenant.secret_generation += 1
         tenant.updated_at = now
+        await announce_change(uow.session, tenant_id)
         await uow.commit()
     return TenantWithSecret(tenant, secret)
 
 
 async def update_tenant(uow: UnitOfWork, tenant_id: str, cmd: TenantUpdate, now: datetime) -> Tenant:
-    """Disable or enable a tenant. Takes effect on the next request of every gateway replica: each
-    tenant request reads the tenant row (``gateway.tenant_access``), nothing caches it."""
+    """Disable or enable a tenant. Takes effect on this replica's next request (its caller drops the
+    replica's copies after the commit) and on every other replica's once the announcement arrives,
+    milliseconds later (``gateway.tenant_access``)."""
     if not is_tenant_id(tenant_id):
         raise _tenant_not_found()
     async with uow:
@@ -122,6 +125,7 @@ async def update_tenant(uow: UnitOfWork, tenant_id: str, cmd: TenantUpdate, now:
         if tenant.disabled != cmd.disabled:
             tenant.disabled = cmd.disabled
             tenant.updated_at = now
+            await announce_change(uow.session, tenant_id)
             await uow.commit()
     return tenant
 

@@ -107,6 +107,11 @@ class NotificationListener:
         self._conn: Any = None
         self._lost = asyncio.Event()
 
+    @property
+    def connected(self) -> bool:
+        """Whether notifications can arrive now (the connection is open and not known to be lost)."""
+        return self._conn is not None and not self._lost.is_set() and not self._conn.is_closed()
+
     def _on_notify(self, _conn: object, pid: int, _channel: str, _payload: str) -> None:
         if self.ignore is None or not self.ignore(pid):
             self.callback()
