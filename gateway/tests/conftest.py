@@ -84,6 +84,7 @@ def make_settings(
             "admin_token": ADMIN_TOKEN,
             "payments_internal_secret": INTERNAL_KEYS["payments"],
             "webhooks_internal_secret": INTERNAL_KEYS["webhooks"],
+            "providers_internal_secret": INTERNAL_KEYS["providers"],
             "jwt_keys": JWT_KEYS,
             "jwt_issuer": JWT_ISSUER,
             "jwt_audience": JWT_AUDIENCE,

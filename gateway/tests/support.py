@@ -17,7 +17,11 @@ from multidict import CIMultiDict
 ADMIN_TOKEN = "admin-token-for-tests-0123456789abcdef"
 INTERNAL_SECRET = "internal-secret-for-tests-0123456789abcdef"
 # Each upstream verifies with a key of its own (payments-svc's is INTERNAL_SECRET).
-INTERNAL_KEYS = {"payments": INTERNAL_SECRET, "webhooks": "webhooks-internal-key-for-tests-0123456789"}
+INTERNAL_KEYS = {
+    "payments": INTERNAL_SECRET,
+    "webhooks": "webhooks-internal-key-for-tests-0123456789",
+    "providers": "providers-internal-key-for-tests-0123456789",
+}
 # The first key signs; both verify.
 JWT_KEYS = {"k2": "second-jwt-key-for-tests-0123456789abcdef", "k1": "first-jwt-key-for-tests-0123456789abcdef"}
 JWT_ISSUER = "test-gateway"

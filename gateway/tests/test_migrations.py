@@ -43,6 +43,7 @@ class TestMigrations:
         monkeypatch.setenv("GATEWAY_JWT_KEYS", "k:" + "j" * 32)
         monkeypatch.setenv("GATEWAY_PAYMENTS_INTERNAL_SECRET", "p" * 32)
         monkeypatch.setenv("GATEWAY_WEBHOOKS_INTERNAL_SECRET", "w" * 32)
+        monkeypatch.setenv("GATEWAY_PROVIDERS_INTERNAL_SECRET", "v" * 32)
         # The command runs its own event loop, as from a shell: off this test's loop.
         await asyncio.to_thread(main, ["migrate"])
         await asyncio.to_thread(main, ["migrate"])  # idempotent

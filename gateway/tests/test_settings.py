@@ -15,6 +15,7 @@ REQUIRED = {
     "GATEWAY_JWT_KEYS": f"k1:{KEY_A}",
     "GATEWAY_PAYMENTS_INTERNAL_SECRET": "p" * 32,
     "GATEWAY_WEBHOOKS_INTERNAL_SECRET": "w" * 32,
+    "GATEWAY_PROVIDERS_INTERNAL_SECRET": "v" * 32,
 }
 
 
@@ -106,14 +107,23 @@ class TestNoDefaultSecrets:
     """Issue 9 item 3: a missing, short or published secret stops the gateway, naming the variable."""
 
     @pytest.mark.parametrize(
-        "variable", ["GATEWAY_JWT_KEYS", "GATEWAY_PAYMENTS_INTERNAL_SECRET", "GATEWAY_WEBHOOKS_INTERNAL_SECRET"]
+        "variable",
+        [
+            "GATEWAY_JWT_KEYS",
+            "GATEWAY_PAYMENTS_INTERNAL_SECRET",
+            "GATEWAY_WEBHOOKS_INTERNAL_SECRET",
+            "GATEWAY_PROVIDERS_INTERNAL_SECRET",
+        ],
     )
     def test_missing_secret_is_refused_by_name(self, monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
         monkeypatch.delenv(variable)
         with _refused(f"{variable} is required"):
             Settings()
 
-    @pytest.mark.parametrize("variable", ["GATEWAY_PAYMENTS_INTERNAL_SECRET", "GATEWAY_WEBHOOKS_INTERNAL_SECRET"])
+    @pytest.mark.parametrize(
+        "variable",
+        ["GATEWAY_PAYMENTS_INTERNAL_SECRET", "GATEWAY_WEBHOOKS_INTERNAL_SECRET", "GATEWAY_PROVIDERS_INTERNAL_SECRET"],
+    )
     def test_short_internal_secret_is_refused(self, monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
         monkeypatch.setenv(variable, "x" * 31)
         with _refused(f"{variable} must be at least 32 bytes"):

@@ -36,6 +36,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 SERVICE_ROOT = Path(__file__).resolve().parents[1]
 INTERNAL_SECRET = "test-internal-secret-0123456789abcdef"
 SANDBOX_SECRET = "test-sandbox-secret-0123456789abcdef"
+# A Fernet key of the tests' own (url-safe base64 of 32 bytes); rotation tests add another in front.
+CREDENTIALS_KEYS = "dGVzdC1jcmVkZW50aWFscy1rZXktMDEyMzQ1Njc4OWE="
 TENANT_A = "ten_aaaaaaaaaaaaaaaa"
 TENANT_B = "ten_bbbbbbbbbbbbbbbb"
 
@@ -70,6 +72,7 @@ def settings(database_url: str) -> Settings:
         bus_url="memory://",
         internal_secret=INTERNAL_SECRET,
         sandbox_secret=SANDBOX_SECRET,
+        credentials_keys=CREDENTIALS_KEYS,
         # Nothing listens on port 9 (discard); tests that need callbacks delivered point this elsewhere.
         public_gateway_url="http://127.0.0.1:9",
         enabled_providers=["sandbox"],

@@ -144,6 +144,7 @@ async def run_bench(args: argparse.Namespace, logs: Path, rabbit: str) -> list[d
         "GATEWAY_DATABASE_URL": pg_url("benchflood_gateway"),
         "GATEWAY_PAYMENTS_INTERNAL_SECRET": SECRET,
         "GATEWAY_WEBHOOKS_INTERNAL_SECRET": SECRET,
+        "GATEWAY_PROVIDERS_INTERNAL_SECRET": SECRET,
         "GATEWAY_ADMIN_TOKEN": admin,
         "GATEWAY_JWT_KEYS": "bench:" + "b" * 40,
         "GATEWAY_PAYMENTS_URL": f"http://127.0.0.1:{pp}",
@@ -166,6 +167,7 @@ async def run_bench(args: argparse.Namespace, logs: Path, rabbit: str) -> list[d
         "PROVIDERS_BUS_URL": rabbit,
         "PROVIDERS_INTERNAL_SECRET": SECRET,
         "PROVIDERS_SANDBOX_SECRET": SECRET,
+        "PROVIDERS_CREDENTIALS_KEYS": "YmVuY2gtY3JlZGVudGlhbHMta2V5LTAxMjM0NTY3ODk=",  # a Fernet key, bench only
         "PROVIDERS_PORT": str(vp),
         "PROVIDERS_WORKER_PORT": str(vwp),
         "PROVIDERS_LOG_LEVEL": "WARNING",

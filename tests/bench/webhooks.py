@@ -109,6 +109,7 @@ async def start_platform(logs: Path) -> tuple[list[Proc], str, str]:
             "GATEWAY_DATABASE_URL": pg_url("benchwh_gateway"),
             "GATEWAY_PAYMENTS_INTERNAL_SECRET": SECRET,
             "GATEWAY_WEBHOOKS_INTERNAL_SECRET": SECRET,
+            "GATEWAY_PROVIDERS_INTERNAL_SECRET": SECRET,
             "GATEWAY_ADMIN_TOKEN": admin,
             "GATEWAY_JWT_KEYS": "bench:" + "b" * 40,
             "GATEWAY_PAYMENTS_URL": f"http://127.0.0.1:{ports['pay']}",
@@ -131,6 +132,7 @@ async def start_platform(logs: Path) -> tuple[list[Proc], str, str]:
             "PROVIDERS_INTERNAL_SECRET": SECRET,
             "PROVIDERS_PUBLIC_GATEWAY_URL": gw,
             "PROVIDERS_SANDBOX_SECRET": SANDBOX_SECRET,
+            "PROVIDERS_CREDENTIALS_KEYS": "YmVuY2gtY3JlZGVudGlhbHMta2V5LTAxMjM0NTY3ODk=",  # a Fernet key, bench only
             "PROVIDERS_PORT": str(ports["prov"]),
             "PROVIDERS_WORKER_PORT": str(ports["provw"]),
             "PROVIDERS_LOG_LEVEL": "WARNING",

@@ -28,6 +28,7 @@ KEYS = {
     "sandbox": "startup-sandbox-key-0123456789abcdef",
     "admin": "startup-admin-token-0123456789abcdef",
     "fernet": Fernet.generate_key().decode(),
+    "credentials": Fernet.generate_key().decode(),
 }
 DATABASE = f"postgresql+asyncpg://postgres:{DB_PASSWORD}@127.0.0.1:5432/postgres"
 BROKER = f"amqp://guest:{BROKER_PASSWORD}@127.0.0.1:5672/some-vhost"
@@ -49,6 +50,7 @@ def _env(service: str) -> dict[str, str]:
             "GATEWAY_JWT_KEYS": "k1:" + KEYS["jwt"],
             "GATEWAY_PAYMENTS_INTERNAL_SECRET": KEYS["payments"],
             "GATEWAY_WEBHOOKS_INTERNAL_SECRET": KEYS["webhooks"],
+            "GATEWAY_PROVIDERS_INTERNAL_SECRET": KEYS["providers"],
             "GATEWAY_ADMIN_TOKEN": KEYS["admin"],
         },
         "payments-svc": {
@@ -64,6 +66,7 @@ def _env(service: str) -> dict[str, str]:
             "PROVIDERS_BUS_URL": BROKER,
             "PROVIDERS_INTERNAL_SECRET": KEYS["providers"],
             "PROVIDERS_SANDBOX_SECRET": KEYS["sandbox"],
+            "PROVIDERS_CREDENTIALS_KEYS": KEYS["credentials"],
         },
         "webhook-dispatcher": {
             "WEBHOOKS_PORT": _port(),
@@ -89,9 +92,14 @@ COMMANDS = {
     "checkout-web": "serve",
 }
 REQUIRED = {
-    "gateway": ["GATEWAY_JWT_KEYS", "GATEWAY_PAYMENTS_INTERNAL_SECRET", "GATEWAY_WEBHOOKS_INTERNAL_SECRET"],
+    "gateway": [
+        "GATEWAY_JWT_KEYS",
+        "GATEWAY_PAYMENTS_INTERNAL_SECRET",
+        "GATEWAY_WEBHOOKS_INTERNAL_SECRET",
+        "GATEWAY_PROVIDERS_INTERNAL_SECRET",
+    ],
     "payments-svc": ["PAYMENTS_INTERNAL_SECRET", "PAYMENTS_PROVIDERS_INTERNAL_SECRET"],
-    "providers-svc": ["PROVIDERS_INTERNAL_SECRET", "PROVIDERS_SANDBOX_SECRET"],
+    "providers-svc": ["PROVIDERS_INTERNAL_SECRET", "PROVIDERS_SANDBOX_SECRET", "PROVIDERS_CREDENTIALS_KEYS"],
     "webhook-dispatcher": ["WEBHOOKS_INTERNAL_SECRET", "WEBHOOKS_ENCRYPTION_KEY"],
 }
 

@@ -77,6 +77,7 @@ def build_config(data_dir: Path, server: DatabaseServer) -> EmbeddedConfig:
         database_pool_size=POOL_SIZE,
         payments_internal_secret=internal["payments"],
         webhooks_internal_secret=internal["webhooks"],
+        providers_internal_secret=internal["providers"],
         admin_token=admin_token,
         jwt_keys=os.environ.get("GATEWAY_JWT_KEYS") or {"embedded": keys["jwt_key"]},
     )
@@ -95,6 +96,7 @@ def build_config(data_dir: Path, server: DatabaseServer) -> EmbeddedConfig:
         internal_secret=internal["providers"],
         bus_url="memory://",
         sandbox_secret=os.environ.get("PROVIDERS_SANDBOX_SECRET") or keys["sandbox_secret"],
+        credentials_keys=os.environ.get("PROVIDERS_CREDENTIALS_KEYS") or keys["providers_credentials_keys"],
     )
     payments = payments.model_copy(
         update={

@@ -12,8 +12,9 @@ from pathlib import Path
 # One internal key per service that receives internal calls (billing_runtime.internal_auth).
 INTERNAL_KEYS = ("payments_internal_secret", "providers_internal_secret", "webhooks_internal_secret")
 _NAMES = ("admin_token", "jwt_key", "sandbox_secret", *INTERNAL_KEYS)
-# Encrypts webhook signing secrets at rest; Fernet wants url-safe base64 of exactly 32 bytes.
-_FERNET_KEY = "webhooks_encryption_key"
+# Encrypt webhook signing secrets and provider credentials at rest; Fernet wants url-safe base64 of
+# exactly 32 bytes.
+_FERNET_KEYS = ("webhooks_encryption_key", "providers_credentials_keys")
 
 
 def load_or_create(data_dir: Path) -> dict[str, str]:
@@ -24,9 +25,10 @@ def load_or_create(data_dir: Path) -> dict[str, str]:
         if not stored.get(name):
             stored[name] = secrets.token_urlsafe(32)
             changed = True
-    if not stored.get(_FERNET_KEY):
-        stored[_FERNET_KEY] = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
-        changed = True
+    for name in _FERNET_KEYS:
+        if not stored.get(name):
+            stored[name] = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+            changed = True
     if changed:
         # Owner-only from the first byte: the file holds every key of the installation.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -68,7 +68,7 @@ def require_admin(request: web.Request) -> None:
     raise _admin_required()
 
 
-def _admin_only(handler: Handler) -> Handler:
+def admin_only(handler: Handler) -> Handler:
     async def wrapped(request: web.Request) -> web.StreamResponse:
         require_admin(request)
         return await handler(request)
@@ -76,7 +76,7 @@ def _admin_only(handler: Handler) -> Handler:
     return wrapped
 
 
-def _uow(request: web.Request) -> UnitOfWork:
+def unit_of_work(request: web.Request) -> UnitOfWork:
     return UnitOfWork(request.app[sessionmaker_key])
 
 
@@ -86,13 +86,13 @@ def _with_secret(issued: TenantWithSecret) -> dict[str, object]:
 
 async def create(request: web.Request) -> web.Response:
     cmd = parse(TenantCreate, await read_json_object(request))
-    issued = await create_tenant(_uow(request), request.app[secret_hasher_key], cmd, utcnow())
+    issued = await create_tenant(unit_of_work(request), request.app[secret_hasher_key], cmd, utcnow())
     return web.json_response(_with_secret(issued), status=201, headers=_NO_STORE)
 
 
 async def list_(request: web.Request) -> web.Response:
     page = parse(Page, dict(request.query))
-    tenants, has_more = await list_tenants(_uow(request), limit=page.limit, offset=page.offset)
+    tenants, has_more = await list_tenants(unit_of_work(request), limit=page.limit, offset=page.offset)
     return web.json_response(
         {
             "object": "list",
@@ -105,20 +105,20 @@ async def list_(request: web.Request) -> web.Response:
 
 
 async def retrieve(request: web.Request) -> web.Response:
-    tenant = await get_tenant(_uow(request), request.match_info["tenant_id"])
+    tenant = await get_tenant(unit_of_work(request), request.match_info["tenant_id"])
     return web.json_response(tenant_json(tenant))
 
 
 async def update(request: web.Request) -> web.Response:
     cmd = parse(TenantUpdate, await read_json_object(request))
-    tenant = await update_tenant(_uow(request), request.match_info["tenant_id"], cmd, utcnow())
+    tenant = await update_tenant(unit_of_work(request), request.match_info["tenant_id"], cmd, utcnow())
     request.app[access_cache_key].invalidate()  # here at once; other replicas on the announcement
     return web.json_response(tenant_json(tenant))
 
 
 async def rotate(request: web.Request) -> web.Response:
     issued = await rotate_secret(
-        _uow(request),
+        unit_of_work(request),
         request.app[secret_hasher_key],
         request.match_info["tenant_id"],
         grace=request.app[settings_key].secret_grace_period,
@@ -129,8 +129,8 @@ async def rotate(request: web.Request) -> web.Response:
 
 
 def add_admin_routes(app: web.Application) -> None:
-    app.router.add_post("/admin/tenants", _admin_only(create))
-    app.router.add_get("/admin/tenants", _admin_only(list_))
-    app.router.add_get("/admin/tenants/{tenant_id}", _admin_only(retrieve))
-    app.router.add_patch("/admin/tenants/{tenant_id}", _admin_only(update))
-    app.router.add_post("/admin/tenants/{tenant_id}/rotate-secret", _admin_only(rotate))
+    app.router.add_post("/admin/tenants", admin_only(create))
+    app.router.add_get("/admin/tenants", admin_only(list_))
+    app.router.add_get("/admin/tenants/{tenant_id}", admin_only(retrieve))
+    app.router.add_patch("/admin/tenants/{tenant_id}", admin_only(update))
+    app.router.add_post("/admin/tenants/{tenant_id}/rotate-secret", admin_only(rotate))

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.access_tokens import add_token_routes
 from gateway.admin import add_admin_routes, require_ops_access
+from gateway.admin_accounts import add_account_routes
 from gateway.auth import TokenCodec
 from gateway.keys import (
     access_cache_key,
@@ -89,6 +90,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.
         {
             PAYMENTS: settings.payments_internal_secret.get_secret_value(),
             WEBHOOKS: settings.webhooks_internal_secret.get_secret_value(),
+            PROVIDERS: settings.providers_internal_secret.get_secret_value(),
         },
         issuer="gateway",
     )
@@ -152,6 +154,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.
     app.cleanup_ctx.extend([plumbing.ctx, database_ctx, hasher_ctx, upstreams_ctx])
 
     add_admin_routes(app)
+    add_account_routes(app)
     add_token_routes(app)
     add_proxy_routes(app)
     return app

@@ -93,7 +93,7 @@ def _is_safe_path(request: web.Request) -> bool:
 
 async def forward(request: web.Request, route: ProxyRoute) -> web.Response:
     if not _is_safe_path(request):
-        raise ProblemError(404, "not_found", "No such route")
+        raise ProblemError(404, "not_found", "No such route")  # before any credential is looked at
     app = request.app
     tenant: TenantAccess | None = None
     if route.tenant:
@@ -101,15 +101,33 @@ async def forward(request: web.Request, route: ProxyRoute) -> web.Response:
         _throttle(request, token.tenant_id)
         row = await app[access_cache_key].row(token.tenant_id)
         tenant = check_access(token, row, utcnow())
+    return await relay(
+        request, route.upstream, tenant, internal=route.internal, pass_authorization=route.pass_authorization
+    )
+
+
+async def relay(
+    request: web.Request,
+    upstream_name: str,
+    tenant: TenantAccess | None,
+    *,
+    internal: bool,
+    pass_authorization: bool = False,
+) -> web.Response:
+    """The request, on the same path, to ``upstream_name``; its answer back (503 when unreachable).
+    ``internal``: with an internal token naming ``tenant`` (or no tenant: a platform call)."""
+    if not _is_safe_path(request):
+        raise ProblemError(404, "not_found", "No such route")
+    app = request.app
     # Bounded by client_max_size whether or not the client sent a Content-Length (413 beyond it).
     body = await request.read()
 
     headers = {name: request.headers[name] for name in FORWARDED_REQUEST_HEADERS if name in request.headers}
-    if route.pass_authorization and "Authorization" in request.headers:
+    if pass_authorization and "Authorization" in request.headers:
         headers["Authorization"] = request.headers["Authorization"]
     headers[REQUEST_ID_HEADER] = request[request_id_key]
-    upstream = app[upstreams_key][route.upstream]
-    if route.internal:
+    upstream = app[upstreams_key][upstream_name]
+    if internal:
         # The tenant's mode travels in the token: what the service creates for it is live or test.
         # A checkout call names no tenant; payments-svc knows each payment's mode itself.
         headers[INTERNAL_HEADER] = app[internal_signer_key].token(

@@ -37,6 +37,8 @@ class Settings(ServiceSettings):
     # per audience, so no service holds a key another service accepts (billing_runtime.internal_auth).
     payments_internal_secret: SecretStr = Field(default=None, validate_default=True)
     webhooks_internal_secret: SecretStr = Field(default=None, validate_default=True)
+    # providers-svc's key: the admin API of provider accounts is served there, through this gateway.
+    providers_internal_secret: SecretStr = Field(default=None, validate_default=True)
     jwt_issuer: str = "billing-gateway"
     jwt_audience: str = "billing-api"
     token_ttl: int = Field(default=86400, gt=0)
@@ -85,9 +87,9 @@ class Settings(ServiceSettings):
 
     body_limit: int = Field(default=64 * 1024, gt=0)
 
-    _internal_secrets = field_validator("payments_internal_secret", "webhooks_internal_secret", mode="before")(
-        required_secret
-    )
+    _internal_secrets = field_validator(
+        "payments_internal_secret", "webhooks_internal_secret", "providers_internal_secret", mode="before"
+    )(required_secret)
 
     @field_validator("jwt_keys", mode="before")
     @classmethod

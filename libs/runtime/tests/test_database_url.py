@@ -20,12 +20,18 @@ def _webhooks(**values: str) -> WebhooksSettings:
 
 SERVICES = {
     "GATEWAY_DATABASE_URL": lambda **v: GatewaySettings(
-        payments_internal_secret=SECRET, webhooks_internal_secret=SECRET, jwt_keys="k:" + SECRET, **v
+        payments_internal_secret=SECRET,
+        webhooks_internal_secret=SECRET,
+        providers_internal_secret=SECRET,
+        jwt_keys="k:" + SECRET,
+        **v,
     ),
     "PAYMENTS_DATABASE_URL": lambda **v: PaymentsSettings(
         internal_secret=SECRET, providers_internal_secret=SECRET, **v
     ),
-    "PROVIDERS_DATABASE_URL": lambda **v: ProvidersSettings(internal_secret=SECRET, sandbox_secret=SECRET, **v),
+    "PROVIDERS_DATABASE_URL": lambda **v: ProvidersSettings(
+        internal_secret=SECRET, sandbox_secret=SECRET, credentials_keys=generate_key(), **v
+    ),
     "WEBHOOKS_DATABASE_URL": _webhooks,
 }
 

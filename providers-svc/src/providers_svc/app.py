@@ -8,6 +8,7 @@ import aiohttp
 from aiohttp import web
 from billing_runtime.app import service_app
 from billing_runtime.bus import Bus
+from billing_runtime.key_ring import KeyRing
 from billing_runtime.plumbing import Plumbing
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,6 +21,7 @@ from providers_svc.keys import (
     bank_key,
     callback_sender_key,
     http_client_key,
+    key_ring_key,
     metrics_key,
     plumbing_key,
     registry_key,
@@ -126,6 +128,7 @@ def create_app(
     app[bank_key] = bank
     app[callback_sender_key] = sender
     app[registry_key] = build_registry(settings, bank)
+    app[key_ring_key] = KeyRing(settings.credentials_keys.get_secret_value())
     app[templates_key] = new_templates()
 
     # Order matters: cleanup runs in reverse, so background tasks stop before the HTTP client closes.

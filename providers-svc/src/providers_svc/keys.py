@@ -5,6 +5,7 @@ from __future__ import annotations
 import aiohttp
 import jinja2
 from aiohttp import web
+from billing_runtime.key_ring import KeyRing
 from billing_runtime.plumbing import Plumbing
 
 from providers_svc.adapters.base import ProviderRegistry
@@ -18,6 +19,8 @@ metrics_key = web.AppKey("metrics", ProvidersMetrics)
 plumbing_key = web.AppKey("plumbing", Plumbing)
 uow_factory_key: web.AppKey[UowFactory] = web.AppKey("uow_factory")
 registry_key = web.AppKey("registry", ProviderRegistry)
+# Opens and seals provider credentials (PROVIDERS_CREDENTIALS_KEYS).
+key_ring_key = web.AppKey("key_ring", KeyRing)
 bank_key = web.AppKey("sandbox_bank", SandboxBank)
 callback_sender_key = web.AppKey("sandbox_callback_sender", CallbackSender)
 templates_key = web.AppKey("templates", jinja2.Environment)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from billing_runtime.secret_policy import required_secret
+from billing_runtime.key_ring import key_ring_problem
+from billing_runtime.secret_policy import env_name, required_secret
 from billing_runtime.settings import InternalServiceSettings
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
@@ -55,7 +56,20 @@ class Settings(InternalServiceSettings):
     sandbox_callback_timeout: float = Field(default=10.0, gt=0)
     sandbox_callback_poll_interval: float = Field(default=0.5, gt=0)
 
+    # Fernet keys that encrypt provider credentials at rest, comma-separated: the first encrypts, every
+    # one decrypts (add a new key in front to rotate; drop the old one once nothing needs it). Required.
+    credentials_keys: SecretStr = Field(default=None, validate_default=True)
+
     _sandbox_secret = field_validator("sandbox_secret", mode="before")(required_secret)
+
+    @field_validator("credentials_keys", mode="before")
+    @classmethod
+    def _key_ring(cls, value: object) -> SecretStr:
+        plain = value.get_secret_value() if isinstance(value, SecretStr) else value
+        problem = key_ring_problem(plain if isinstance(plain, str) else "", env_name(cls, "credentials_keys"))
+        if problem is not None:
+            raise ValueError(problem)
+        return SecretStr(str(plain))
 
     @field_validator("enabled_providers", "sandbox_currencies", "sandbox_callback_retry_schedule", mode="before")
     @classmethod

@@ -26,7 +26,11 @@ from providers_svc.settings import Settings
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
-SECRETS = {"internal_secret": "test-internal-secret-0123456789abcdef", "sandbox_secret": "s" * 32}
+SECRETS = {
+    "internal_secret": "test-internal-secret-0123456789abcdef",
+    "sandbox_secret": "s" * 32,
+    "credentials_keys": "dGVzdC1jcmVkZW50aWFscy1rZXktMDEyMzQ1Njc4OWE=",
+}
 
 
 def make_txn(**fields: object) -> Transaction:
@@ -162,6 +166,7 @@ class TestSettings:
         monkeypatch.setenv("PROVIDERS_SANDBOX_CALLBACK_RETRY_SCHEDULE", "0.5,2,10")
         monkeypatch.setenv("PROVIDERS_SANDBOX_SECRET", "from-env-0123456789abcdef0123456789")
         monkeypatch.setenv("PROVIDERS_INTERNAL_SECRET", "internal-from-env-0123456789abcdef0123")
+        monkeypatch.setenv("PROVIDERS_CREDENTIALS_KEYS", "dGVzdC1jcmVkZW50aWFscy1rZXktMDEyMzQ1Njc4OWE=")
         monkeypatch.setenv("PROVIDERS_PUBLIC_GATEWAY_URL", "http://127.0.0.1:18000/")
         settings = Settings()
         assert settings.sandbox_currencies == ["USD", "UZS"]

@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from billing_runtime.db import UTCDateTime, new_metadata
 from billing_runtime.inbox import inbox_table
 from billing_runtime.outbox import outbox_table
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Index, Integer, String, Text, UniqueConstraint, false, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -127,3 +141,39 @@ class SandboxChargeRow(Base):
 metadata = Base.metadata
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
+
+
+class ProviderAccountRow(Base):
+    """One merchant's credentials at one provider (API.md "Provider accounts"). The credentials are
+    one ciphertext (``billing_runtime.key_ring``, PROVIDERS_CREDENTIALS_KEYS) of their JSON; which
+    fields are set is kept beside it in the clear, for the answers that list them."""
+
+    __tablename__ = "provider_accounts"
+    __table_args__ = (
+        CheckConstraint("provider IN ('payme', 'click', 'octo', 'stripe')", name="provider"),
+        CheckConstraint("environment IN ('test', 'production')", name="environment"),
+        Index("ix_provider_accounts_created", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(128))
+    environment: Mapped[str] = mapped_column(String(16))
+    currencies: Mapped[list[str]] = mapped_column(JSONB)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    credentials_ciphertext: Mapped[str] = mapped_column(Text)
+    credentials_set: Mapped[list[str]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class TenantProviderAccountRow(Base):
+    """Which account a tenant's payments are paid through at each provider: one per provider. An
+    assigned account cannot be deleted (the foreign key refuses it; the API answers 409 first)."""
+
+    __tablename__ = "tenant_provider_accounts"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(40), ForeignKey("provider_accounts.id"), index=True)
+    assigned_at: Mapped[datetime] = mapped_column(UTCDateTime())

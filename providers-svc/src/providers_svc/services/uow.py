@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from billing_runtime.uow import UnitOfWork
 
+from providers_svc.db.accounts import AccountRepository, AssignmentRepository
 from providers_svc.db.repositories import (
     ProviderEventRepository,
     SandboxChargeRepository,
@@ -20,14 +21,19 @@ class ProvidersUnitOfWork(UnitOfWork):
     transactions: TransactionRepository
     provider_events: ProviderEventRepository
     sandbox_charges: SandboxChargeRepository
+    accounts: AccountRepository
 
     def _open(self) -> None:
+        self.accounts = AccountRepository(self.session)
         self.transactions = TransactionRepository(self.session)
         self.provider_events = ProviderEventRepository(self.session)
         self.sandbox_charges = SandboxChargeRepository(self.session)
 
     def tenant_transactions(self, tenant_id: str) -> TenantTransactionRepository:
         return TenantTransactionRepository(self.session, tenant_id)
+
+    def assignments(self, tenant_id: str) -> AssignmentRepository:
+        return AssignmentRepository(self.session, tenant_id)
 
 
 UowFactory = Callable[[], ProvidersUnitOfWork]

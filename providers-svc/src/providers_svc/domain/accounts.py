@@ -1,0 +1,160 @@
+"""Provider accounts (API.md "Provider accounts"): one merchant's credentials at one provider, test or
+production, and which of them a tenant's payments may be paid through.
+
+The rules that do not depend on storage live here: which credential fields each provider needs, which
+currencies it can take, which settings it knows, and which tenant may use which account (a test tenant
+only ``test`` accounts, a live tenant only ``production`` ones).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Environment(StrEnum):
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+# Credential fields each provider needs (API.md, PROTOCOLS.md); all required, all strings.
+CREDENTIAL_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "payme": ("merchant_id", "key"),
+    "click": ("service_id", "merchant_id", "merchant_user_id", "secret_key"),
+    "octo": ("shop_id", "secret"),
+    "stripe": ("secret_key", "webhook_secret"),
+}
+PROVIDERS = tuple(CREDENTIAL_FIELDS)
+
+# The currencies a provider can take at all; an account's ``currencies`` narrow them. None: any ISO
+# 4217 code (Stripe settles in many; the payment's own currency checks still apply).
+PROVIDER_CURRENCIES: Mapping[str, frozenset[str] | None] = {
+    "payme": frozenset({"UZS"}),
+    "click": frozenset({"UZS"}),
+    "octo": frozenset({"UZS", "USD"}),
+    "stripe": None,
+}
+
+# Settings each provider knows, with their defaults (anything else is refused, so a typo is seen).
+_SETTINGS_DEFAULTS: Mapping[str, Mapping[str, str]] = {
+    "payme": {"account_field": "order_id"},
+    "click": {},
+    "octo": {"api_base": "https://secure.octo.uz"},
+    "stripe": {"flow": "checkout_session", "api_base": "https://api.stripe.com"},
+}
+_STRIPE_FLOWS = frozenset({"checkout_session", "payment_intent"})
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_ACCOUNT_FIELD = re.compile(r"[a-z][a-z0-9_]{0,63}")
+# A test account may point at a fake provider on loopback (localstripe, our Octo fake): http is allowed.
+_API_BASE = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+/?")
+MAX_CREDENTIAL_LENGTH = 4096
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """What is wrong with one field of a request (``credentials.key``, ``currencies``...)."""
+
+    field: str
+    message: str
+
+
+class AccountRuleError(Exception):
+    """A request breaks one of the rules above; ``problems`` names every field concerned."""
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
+        self.problems = problems
+
+
+def check_credentials(provider: str, credentials: Mapping[str, Any], *, partial: bool = False) -> dict[str, str]:
+    """The credentials to store, or ``AccountRuleError`` naming each missing, unknown or malformed field.
+    ``partial``: an update, which replaces only the fields it gives. Values are never quoted back."""
+    fields = CREDENTIAL_FIELDS[provider]
+    problems = [
+        FieldProblem(f"credentials.{name}", f"is not a credential of {provider}")
+        for name in credentials
+        if name not in fields
+    ]
+    checked: dict[str, str] = {}
+    for name in fields:
+        if name not in credentials:
+            if not partial:
+                problems.append(FieldProblem(f"credentials.{name}", "is required"))
+            continue
+        value = credentials[name]
+        if not isinstance(value, str) or not value.strip():
+            problems.append(FieldProblem(f"credentials.{name}", "must be a non-empty string"))
+        elif len(value) > MAX_CREDENTIAL_LENGTH or any(ord(c) < 32 for c in value):
+            problems.append(FieldProblem(f"credentials.{name}", "is not a valid credential value"))
+        else:
+            checked[name] = value
+    if problems:
+        raise AccountRuleError(problems)
+    return checked
+
+
+def check_currencies(provider: str, currencies: list[Any]) -> list[str]:
+    """The account's currencies (upper-case ISO 4217, no repeats, each one its provider takes)."""
+    allowed = PROVIDER_CURRENCIES[provider]
+    problems: list[FieldProblem] = []
+    checked: list[str] = []
+    if not currencies:
+        problems.append(FieldProblem("currencies", "must name at least one currency"))
+    for code in currencies:
+        if not isinstance(code, str) or not _CURRENCY.fullmatch(code):
+            problems.append(FieldProblem("currencies", "each must be an ISO 4217 code in upper case"))
+        elif allowed is not None and code not in allowed:
+            problems.append(FieldProblem("currencies", f"{provider} does not take {code}"))
+        elif code not in checked:
+            checked.append(code)
+    if problems:
+        raise AccountRuleError(list(dict.fromkeys(problems)))  # each distinct problem once
+    return checked
+
+
+def check_settings(
+    provider: str, settings: Mapping[str, Any], current: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The account's settings: the provider's defaults, then ``current``, then what is given."""
+    known = _SETTINGS_DEFAULTS[provider]
+    problems = [
+        FieldProblem(f"settings.{name}", f"is not a setting of {provider}") for name in settings if name not in known
+    ]
+    merged = {**known, **(current or {})}
+    for name, value in settings.items():
+        if name not in known:
+            continue
+        if not isinstance(value, str) or not value:
+            problems.append(FieldProblem(f"settings.{name}", "must be a non-empty string"))
+            continue
+        merged[name] = value
+    if provider == "payme" and not _ACCOUNT_FIELD.fullmatch(merged["account_field"]):
+        problems.append(FieldProblem("settings.account_field", "must be a lower-case identifier"))
+    base = merged.get("api_base")
+    if base is not None and not _API_BASE.fullmatch(base):
+        problems.append(FieldProblem("settings.api_base", "must be an http(s) URL without a path"))
+    if provider == "stripe" and merged["flow"] not in _STRIPE_FLOWS:
+        problems.append(FieldProblem("settings.flow", f"must be one of {', '.join(sorted(_STRIPE_FLOWS))}"))
+    if problems:
+        raise AccountRuleError(problems)
+    return merged
+
+
+def check_assignment(account_provider: str, account_environment: str, provider: str, *, livemode: bool) -> None:
+    """A tenant may be given an account only for that account's provider and in its own mode."""
+    problems = []
+    if account_provider != provider:
+        problems.append(FieldProblem("provider_account_id", f"is a {account_provider} account, not {provider}"))
+    wanted = Environment.PRODUCTION if livemode else Environment.TEST
+    if account_environment != wanted:
+        mode = "live" if livemode else "test"
+        problems.append(
+            FieldProblem(
+                "provider_account_id", f"is a {account_environment} account; a {mode} tenant takes {wanted} ones"
+            )
+        )
+    if problems:
+        raise AccountRuleError(problems)

@@ -1,0 +1,185 @@
+"""Use cases of provider accounts (API.md "Provider accounts"), called by the gateway's admin API.
+
+Credentials are stored as one ciphertext of their JSON (``billing_runtime.key_ring``) and leave this
+module only decrypted for an adapter (``credentials_of``): no answer, log line or error carries them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from billing_contracts.problems import FieldError
+from billing_runtime.ids import new_id
+from billing_runtime.key_ring import KeyRing
+from billing_runtime.problems import ProblemError, validation_error
+
+from providers_svc.db.models import ProviderAccountRow, TenantProviderAccountRow
+from providers_svc.domain.accounts import (
+    AccountRuleError,
+    check_assignment,
+    check_credentials,
+    check_currencies,
+    check_settings,
+)
+from providers_svc.services.uow import UowFactory
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    provider: str
+    name: str
+    environment: str
+    currencies: list[Any]
+    credentials: Mapping[str, Any]
+    settings: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class AccountChanges:
+    """What a PATCH gives; None: unchanged. ``credentials`` replaces field by field."""
+
+    name: str | None = None
+    currencies: list[Any] | None = None
+    credentials: Mapping[str, Any] | None = None
+    settings: Mapping[str, Any] | None = None
+
+
+def account_not_found() -> ProblemError:
+    return ProblemError(404, "not_found", "No such provider account")
+
+
+def _invalid(error: AccountRuleError) -> ProblemError:
+    return validation_error([FieldError(field=p.field, message=p.message) for p in error.problems])
+
+
+def _seal(ring: KeyRing, credentials: Mapping[str, str]) -> str:
+    return ring.encrypt(json.dumps(dict(credentials), sort_keys=True, separators=(",", ":")))
+
+
+def credentials_of(ring: KeyRing, account: ProviderAccountRow) -> dict[str, str]:
+    """The account's credentials in the clear, for the adapter that talks to its provider."""
+    opened: dict[str, str] = json.loads(ring.decrypt(account.credentials_ciphertext))
+    return opened
+
+
+async def create_account(uow: UowFactory, ring: KeyRing, new: NewAccount, now: datetime) -> ProviderAccountRow:
+    try:
+        credentials = check_credentials(new.provider, new.credentials)
+        currencies = check_currencies(new.provider, new.currencies)
+        settings = check_settings(new.provider, new.settings)
+    except AccountRuleError as exc:
+        raise _invalid(exc) from None
+    row = ProviderAccountRow(
+        id=new_id("pac"),
+        provider=new.provider,
+        name=new.name,
+        environment=new.environment,
+        currencies=currencies,
+        settings=settings,
+        credentials_ciphertext=_seal(ring, credentials),
+        credentials_set=sorted(credentials),
+        created_at=now,
+        updated_at=now,
+    )
+    async with uow() as unit:
+        unit.accounts.add(row)
+        await unit.commit()
+    return row
+
+
+async def get_account(uow: UowFactory, account_id: str) -> ProviderAccountRow:
+    async with uow() as unit:
+        row = await unit.accounts.get(account_id)
+    if row is None:
+        raise account_not_found()
+    return row
+
+
+async def list_accounts(
+    uow: UowFactory, *, limit: int, starting_after: str | None, provider: str | None
+) -> tuple[Sequence[ProviderAccountRow], bool]:
+    async with uow() as unit:
+        after = None
+        if starting_after is not None:
+            after = await unit.accounts.get(starting_after)
+            if after is None:
+                raise validation_error([FieldError(field="starting_after", message="is not a provider account")])
+        rows = await unit.accounts.newest_first(limit=limit + 1, after=after, provider=provider)
+    return rows[:limit], len(rows) > limit
+
+
+async def update_account(
+    uow: UowFactory, ring: KeyRing, account_id: str, changes: AccountChanges, now: datetime
+) -> ProviderAccountRow:
+    async with uow() as unit:
+        row = await unit.accounts.get(account_id, for_update=True)
+        if row is None:
+            raise account_not_found()
+        try:
+            currencies = check_currencies(row.provider, changes.currencies) if changes.currencies is not None else None
+            settings = check_settings(row.provider, changes.settings, row.settings) if changes.settings else None
+            credentials = (
+                check_credentials(row.provider, changes.credentials, partial=True) if changes.credentials else None
+            )
+        except AccountRuleError as exc:
+            raise _invalid(exc) from None
+        if changes.name is not None:
+            row.name = changes.name
+        if currencies is not None:
+            row.currencies = currencies
+        if settings is not None:
+            row.settings = settings
+        if credentials:
+            merged = {**credentials_of(ring, row), **credentials}
+            row.credentials_ciphertext = _seal(ring, merged)
+            row.credentials_set = sorted(merged)
+        row.updated_at = now
+        await unit.commit()
+    return row
+
+
+async def delete_account(uow: UowFactory, account_id: str) -> None:
+    async with uow() as unit:
+        row = await unit.accounts.get(account_id, for_update=True)
+        if row is None:
+            raise account_not_found()
+        # Under the row lock: an assignment being made waits (it locks the row too), then finds it gone.
+        if await unit.accounts.is_assigned(account_id):
+            raise ProblemError(409, "account_assigned", "The account is assigned to a tenant; unassign it first")
+        await unit.accounts.delete(row)
+        await unit.commit()
+
+
+async def assign_account(
+    uow: UowFactory, tenant_id: str, provider: str, account_id: str, *, livemode: bool, now: datetime
+) -> tuple[TenantProviderAccountRow, ProviderAccountRow]:
+    async with uow() as unit:
+        # Locked as a deletion locks it: a concurrent delete either finds this assignment or goes first.
+        account = await unit.accounts.get(account_id, for_update=True)
+        if account is None:
+            raise validation_error([FieldError(field="provider_account_id", message="is not a provider account")])
+        try:
+            check_assignment(account.provider, account.environment, provider, livemode=livemode)
+        except AccountRuleError as exc:
+            raise _invalid(exc) from None
+        assignments = unit.assignments(tenant_id)
+        await assignments.assign(provider, account_id, now)
+        await unit.commit()
+        current = dict((a.provider, (a, acc)) for a, acc in await assignments.all())
+    return current[provider]
+
+
+async def unassign_account(uow: UowFactory, tenant_id: str, provider: str) -> None:
+    async with uow() as unit:
+        if not await unit.assignments(tenant_id).unassign(provider):
+            raise ProblemError(404, "not_found", f"No {provider} account is assigned to this tenant")
+        await unit.commit()
+
+
+async def tenant_accounts(uow: UowFactory, tenant_id: str) -> list[tuple[TenantProviderAccountRow, ProviderAccountRow]]:
+    async with uow() as unit:
+        return await unit.assignments(tenant_id).all()
