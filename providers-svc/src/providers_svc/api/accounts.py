@@ -3,7 +3,6 @@ checking the admin token; a tenant's routes carry that tenant (and its mode) in 
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from aiohttp import web
@@ -12,7 +11,7 @@ from billing_runtime.internal_auth import caller_key
 from billing_runtime.problems import ProblemError, read_json_object
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from providers_svc.api.schemas import parse
+from providers_svc.api.schemas import parse, rfc3339
 from providers_svc.db.models import ProviderAccountRow, TenantProviderAccountRow
 from providers_svc.domain.accounts import PROVIDERS
 from providers_svc.keys import key_ring_key, uow_factory_key
@@ -56,10 +55,6 @@ class Assignment(BaseModel):
     provider_account_id: StrictStr = Field(min_length=1, max_length=64)
 
 
-def _rfc3339(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
-
-
 def account_json(row: ProviderAccountRow) -> dict[str, Any]:
     """The account as API.md shows it: which credentials are set, never their values."""
     return {
@@ -71,8 +66,8 @@ def account_json(row: ProviderAccountRow) -> dict[str, Any]:
         "currencies": row.currencies,
         "settings": row.settings,
         "credentials_set": row.credentials_set,
-        "created_at": _rfc3339(row.created_at),
-        "updated_at": _rfc3339(row.updated_at),
+        "created_at": rfc3339(row.created_at),
+        "updated_at": rfc3339(row.updated_at),
     }
 
 
@@ -82,7 +77,7 @@ def assignment_json(assignment: TenantProviderAccountRow, account: ProviderAccou
         "tenant_id": assignment.tenant_id,
         "provider": assignment.provider,
         "provider_account": account_json(account),
-        "assigned_at": _rfc3339(assignment.assigned_at),
+        "assigned_at": rfc3339(assignment.assigned_at),
     }
 
 

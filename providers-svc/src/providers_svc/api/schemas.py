@@ -47,7 +47,7 @@ def parse(model: type[ModelT], data: dict[str, Any]) -> ModelT:
         raise validation_error(errors) from exc
 
 
-def _rfc3339(value: datetime) -> str:
+def rfc3339(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
@@ -57,5 +57,5 @@ def transaction_json(txn: Transaction) -> dict[str, Any]:
         "redirect_url": txn.redirect_url,
         "provider_reference": txn.provider_reference,
         "status": txn.status.value,
-        "expires_at": _rfc3339(txn.expires_at),
+        "expires_at": rfc3339(txn.expires_at),
     }
