@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
-from billing_runtime.secret_policy import PUBLISHED_SECRETS, env_name
+from billing_runtime.key_ring import key_ring_problem
+from billing_runtime.secret_policy import env_name
 from billing_runtime.settings import InternalServiceSettings
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -92,23 +91,13 @@ class Settings(InternalServiceSettings):
 
     @field_validator("encryption_key", mode="before")
     @classmethod
-    def _fernet_key(cls, value: Any) -> SecretStr:
+    def _fernet_keys(cls, value: Any) -> SecretStr:
+        # One Fernet key, or several comma-separated to rotate: the first encrypts, every one decrypts.
         plain = value.get_secret_value() if isinstance(value, SecretStr) else value
-        name = env_name(cls, "encryption_key")
-        hint = (
-            "generate one: python3 -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
-        )
-        if not isinstance(plain, str) or not plain:
-            raise ValueError(f"{name} is required ({hint})")
-        if plain in PUBLISHED_SECRETS:
-            raise ValueError(f"{name} is a value published in the repository ({hint})")
-        try:
-            raw = base64.urlsafe_b64decode(plain.encode())
-        except (binascii.Error, ValueError):
-            raw = b""
-        if len(raw) != 32:
-            raise ValueError(f"{name} must be a Fernet key: url-safe base64 of 32 bytes ({hint})")
-        return SecretStr(plain)
+        problem = key_ring_problem(plain if isinstance(plain, str) else "", env_name(cls, "encryption_key"))
+        if problem is not None:
+            raise ValueError(problem)
+        return SecretStr(str(plain))
 
     @field_validator("retry_schedule")
     @classmethod
