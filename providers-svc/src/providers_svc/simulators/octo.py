@@ -91,6 +91,17 @@ def _shop(book: OctoBook, body: dict[str, Any]) -> int | None:
     return None
 
 
+async def _authenticated(request: web.Request, book: OctoBook) -> tuple[dict[str, Any], int] | web.Response:
+    """The body and the shop it names with the right secret, or Octo's refusal (bad data, wrong secret)."""
+    body = await _body(request)
+    if body is None:
+        return _error(BAD_DATA)
+    shop_id = _shop(book, body)
+    if shop_id is None:
+        return _error(WRONG_SECRET)
+    return body, shop_id
+
+
 def _sum(value: object) -> Decimal | None:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
@@ -103,12 +114,10 @@ def _sum(value: object) -> Decimal | None:
 
 async def prepare_payment(request: web.Request) -> web.Response:
     book = request.app[book_key]
-    body = await _body(request)
-    if body is None:
-        return _error(BAD_DATA)
-    shop_id = _shop(book, body)
-    if shop_id is None:
-        return _error(WRONG_SECRET)
+    checked = await _authenticated(request, book)
+    if isinstance(checked, web.Response):
+        return checked
+    body, shop_id = checked
     txn = body.get("shop_transaction_id")
     if not isinstance(txn, str) or not txn:
         return _error(BAD_DATA)
@@ -130,12 +139,10 @@ async def prepare_payment(request: web.Request) -> web.Response:
 
 async def set_accept(request: web.Request) -> web.Response:
     book = request.app[book_key]
-    body = await _body(request)
-    if body is None:
-        return _error(BAD_DATA)
-    shop_id = _shop(book, body)
-    if shop_id is None:
-        return _error(WRONG_SECRET)
+    checked = await _authenticated(request, book)
+    if isinstance(checked, web.Response):
+        return checked
+    body, shop_id = checked
     payment = book.by_uuid(str(body.get("octo_payment_UUID")))
     accept = body.get("accept_status")
     if payment is None or payment.shop_id != shop_id or accept not in ("capture", "cancel"):
@@ -151,12 +158,10 @@ async def set_accept(request: web.Request) -> web.Response:
 
 async def refund(request: web.Request) -> web.Response:
     book = request.app[book_key]
-    body = await _body(request)
-    if body is None:
-        return _error(BAD_DATA)
-    shop_id = _shop(book, body)
-    if shop_id is None:
-        return _error(WRONG_SECRET)
+    checked = await _authenticated(request, book)
+    if isinstance(checked, web.Response):
+        return checked
+    body, shop_id = checked
     payment = book.by_uuid(str(body.get("octo_payment_UUID")))
     refund_id, amount = body.get("shop_refund_id"), _sum(body.get("amount"))
     if payment is None or payment.shop_id != shop_id or not isinstance(refund_id, str) or not refund_id:
