@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,14 +21,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from billing_runtime.testing import free_port
+
 BIN = Path(sys.executable).parent
 SERVICES = ("GATEWAY", "CHECKOUT", "PAYMENTS", "PROVIDERS", "WEBHOOKS")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _children(pid: int) -> list[int]:

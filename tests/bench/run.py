@@ -17,7 +17,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,18 +30,13 @@ import aiohttp
 import asyncpg
 import cpu  # the bench's own helper, beside this file (the script's directory is on sys.path)
 import uvloop
+from billing_runtime.testing import free_port
 
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent
 PG = os.environ.get("BILLING_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 RABBIT = os.environ.get("BILLING_TEST_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/")
 SECRET = "bench-internal-secret-0123456789abcdef0123"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def pg_url(db: str) -> str:

@@ -13,7 +13,6 @@ import contextlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
-from billing_runtime.testing import PG_DSN, require_port, require_rabbitmq
+from billing_runtime.testing import PG_DSN, free_port, require_port, require_rabbitmq
 
 BIN = Path(sys.executable).parent
 RELAXED_TOKEN_THROTTLES = {
@@ -39,12 +38,6 @@ INTERNAL_KEYS = {
     "providers": "e2e-providers-internal-key-0123456789abcdef",
     "webhooks": "e2e-webhooks-internal-key-0123456789abcdef",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -26,7 +26,6 @@ import random
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from collections import Counter
@@ -41,7 +40,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 from billing_embedded.database import DatabaseServer
-from billing_runtime.testing import PG_DSN, scratch_vhost
+from billing_runtime.testing import PG_DSN, free_port, scratch_vhost
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 # The conftest's Platform (gateway_url, checkout_url, admin_token, ports, databases, logs).
@@ -87,12 +86,6 @@ OVERRIDES = {
     "payments": {"PAYMENTS_OUTBOX_POLL_INTERVAL": "0.5", "PAYMENTS_DATABASE_POOL_SIZE": "4"},
     "webhooks": {"WEBHOOKS_DATABASE_POOL_SIZE": "5"},
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- the tenant's receiver ----------------------------------------------------------------------------

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from billing_runtime.testing import free_port
 from cryptography.fernet import Fernet
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -35,9 +35,7 @@ BROKER = f"amqp://guest:{BROKER_PASSWORD}@127.0.0.1:5672/some-vhost"
 
 
 def _port() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return str(sock.getsockname()[1])
+    return str(free_port())
 
 
 def _env(service: str) -> dict[str, str]:

@@ -23,7 +23,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -41,7 +40,7 @@ import pytest
 from aiohttp import web
 from billing_contracts.events import PaymentCreatedV1, PaymentData, PaymentSnapshot
 from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
-from billing_runtime.testing import PG_DSN, require_port, scratch_vhost
+from billing_runtime.testing import PG_DSN, free_port, require_port, scratch_vhost
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from webhook_dispatcher.app import INTERNAL_AUDIENCE
 from webhook_dispatcher.services.dispatcher import HELD_PER_SLOT
@@ -76,12 +75,6 @@ BURST = 12
 # leases block its deliveries (and, WHK-8, their endpoints) for up to this long.
 REQUEST_TIMEOUT = 2
 LEASE_SECONDS = 5
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- the tenant's receiver ----------------------------------------------------------------------------

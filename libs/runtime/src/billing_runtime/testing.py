@@ -30,6 +30,16 @@ def _sqlalchemy_url(dsn: str, database: str) -> str:
     return f"{base}/{database}"
 
 
+def free_port() -> int:
+    """A loopback port for a server a test is about to start, reserved in TIME_WAIT: no other ``bind(0)``
+    (ours or another process's) is handed it for a minute, while the server, which binds with
+    SO_REUSEADDR as aiohttp does, still can. A port merely bound and released can be handed out again
+    at once, and two servers of one test were started on the same port that way."""
+    from ephemeral_port_reserve import reserve
+
+    return int(reserve("127.0.0.1"))
+
+
 def require_port(host: str, port: int, what: str) -> None:
     """Fail (never skip) when a server the tests need is not listening."""
     try:
