@@ -273,6 +273,22 @@ class TestPublicRoutes:
         assert resp.headers["Content-Type"] == "text/html; charset=utf-8"
         assert "Authorization" not in providers.last.headers
 
+    async def test_simulator_pages_go_to_providers_without_credentials(
+        self, gateway: Gateway, providers: FakeUpstream
+    ) -> None:
+        providers.reply("POST", "/simulators/payme/pay/ptx_1", Reply(303, b"", {"Location": "http://127.0.0.1:9/r"}))
+        resp = await gateway.client.post(
+            "/simulators/payme/pay/ptx_1",
+            data={"outcome": "pay"},
+            headers={"Authorization": "Bearer x"},
+            allow_redirects=False,
+        )
+        assert resp.status == 303
+        assert resp.headers["Location"] == "http://127.0.0.1:9/r"
+        assert providers.last.body == b"outcome=pay"
+        assert "Authorization" not in providers.last.headers
+        assert "X-Internal-Auth" not in providers.last.headers
+
 
 class TestUpstreamFailures:
     async def test_upstream_down_returns_503_quickly(self, make_gateway: Callable[..., Awaitable[Gateway]]) -> None:

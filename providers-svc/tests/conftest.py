@@ -96,16 +96,19 @@ async def bus() -> AsyncIterator[MemoryBus]:
 
 @pytest.fixture
 def make_client(aiohttp_client: Any, engine: AsyncEngine, bus: MemoryBus, settings: Settings) -> ClientFactory:
-    """``await make_client(roles=("api",), **setting_overrides)``: the app on a loopback test server.
+    """``await make_client(roles=("api",), account_providers=(), **setting_overrides)``: the app on a
+    loopback test server.
 
     The api role alone is the default so outbox rows stay put for the assertions; the relay and the
     bank's sender run only when ``"worker"`` is asked for.
     """
 
-    async def make(roles: tuple[str, ...] = ("api",), **overrides: Any) -> TestClient[web.Request, web.Application]:
+    async def make(
+        roles: tuple[str, ...] = ("api",), account_providers: tuple[Any, ...] | list[Any] = (), **overrides: Any
+    ) -> TestClient[web.Request, web.Application]:
         app_settings = settings.model_copy(update=overrides)
         client: TestClient[web.Request, web.Application] = await aiohttp_client(
-            create_app(app_settings, engine=engine, bus=bus, roles=roles)
+            create_app(app_settings, engine=engine, bus=bus, roles=roles, account_providers=account_providers)
         )
         return client
 

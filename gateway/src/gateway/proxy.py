@@ -65,6 +65,8 @@ ROUTES = (
     # Provider callbacks and the sandbox bank's pages: providers authenticate by their own signatures.
     ProxyRoute("/billing", PROVIDERS, tenant=False, internal=False, pass_authorization=True),
     ProxyRoute("/sandbox", PROVIDERS, tenant=False, internal=False),
+    # The provider simulators' payer pages and fake provider APIs (test tenants only, API.md).
+    ProxyRoute("/simulators", PROVIDERS, tenant=False, internal=False),
 )
 
 

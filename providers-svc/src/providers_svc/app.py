@@ -12,7 +12,7 @@ from billing_runtime.key_ring import KeyRing
 from billing_runtime.plumbing import Plumbing
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from providers_svc.adapters.base import PaymentProvider, ProviderRegistry
+from providers_svc.adapters.base import AccountProvider, PaymentProvider, ProviderRegistry
 from providers_svc.adapters.sandbox import NAME as SANDBOX
 from providers_svc.adapters.sandbox import SandboxProvider
 from providers_svc.api.routes import setup_routes
@@ -20,6 +20,7 @@ from providers_svc.db.models import outbox
 from providers_svc.keys import (
     bank_key,
     callback_sender_key,
+    directory_key,
     http_client_key,
     key_ring_key,
     metrics_key,
@@ -32,14 +33,16 @@ from providers_svc.keys import (
 from providers_svc.metrics import ProvidersMetrics
 from providers_svc.sandbox.bank import CallbackSender, SandboxBank
 from providers_svc.sandbox.pages import new_templates
+from providers_svc.services.directory import ProviderDirectory
 from providers_svc.services.uow import ProvidersUnitOfWork
 from providers_svc.settings import Settings
 
 ROLES = frozenset({"api", "worker"})
 
 
-def build_registry(settings: Settings, bank: SandboxBank) -> ProviderRegistry:
-    """The adapters named in ``settings.enabled_providers``; an unknown name stops the start-up."""
+def build_registry(settings: Settings, bank: SandboxBank, extra: Iterable[AccountProvider] = ()) -> ProviderRegistry:
+    """The adapters named in ``settings.enabled_providers`` (an unknown name stops the start-up), and
+    ``extra`` account providers given by the embedding code."""
     factories = {
         SANDBOX: lambda: SandboxProvider(
             page_base=settings.payer_page_base, currencies=frozenset(settings.sandbox_currencies), bank=bank
@@ -50,7 +53,7 @@ def build_registry(settings: Settings, bank: SandboxBank) -> ProviderRegistry:
         if name not in factories:
             raise ValueError(f"unknown provider {name!r} in enabled_providers (known: {sorted(factories)})")
         providers.append(factories[name]())
-    return ProviderRegistry(providers)
+    return ProviderRegistry(providers, extra)
 
 
 async def _http_client(app: web.Application) -> AsyncIterator[None]:
@@ -66,12 +69,14 @@ def create_app(
     engine: AsyncEngine | None = None,
     bus: Bus | None = None,
     roles: Iterable[str] = ("api", "worker"),
+    account_providers: Iterable[AccountProvider] = (),
 ) -> web.Application:
     """The providers-svc application.
 
     ``roles``: ``api`` serves the internal API, provider callbacks and the sandbox payer page;
     ``worker`` runs the outbox relay and the sandbox bank's callback sender. Both serve health routes.
     ``engine``/``bus`` may be shared (tests, the embedded runner); what is given is not closed here.
+    ``account_providers``: more providers paid through accounts, beside the enabled ones (tests).
     """
     role_set = frozenset(roles)
     if not role_set or not role_set <= ROLES:
@@ -101,7 +106,7 @@ def create_app(
         internal_audience="providers",
         # payments-svc starts, checks and cancels payments; the gateway will manage provider accounts.
         internal_issuers={"payments", "gateway"},
-        public_prefixes=("/billing/", "/sandbox/"),
+        public_prefixes=("/billing/", "/sandbox/", "/simulators/"),
     )
 
     def new_uow() -> ProvidersUnitOfWork:
@@ -127,8 +132,11 @@ def create_app(
     app[uow_factory_key] = new_uow
     app[bank_key] = bank
     app[callback_sender_key] = sender
-    app[registry_key] = build_registry(settings, bank)
-    app[key_ring_key] = KeyRing(settings.credentials_keys.get_secret_value())
+    registry = build_registry(settings, bank, account_providers)
+    ring = KeyRing(settings.credentials_keys.get_secret_value())
+    app[registry_key] = registry
+    app[key_ring_key] = ring
+    app[directory_key] = ProviderDirectory(registry, new_uow, ring, simulators=settings.simulators)
     app[templates_key] = new_templates()
 
     # Order matters: cleanup runs in reverse, so background tasks stop before the HTTP client closes.

@@ -11,6 +11,7 @@ from billing_runtime.plumbing import Plumbing
 from providers_svc.adapters.base import ProviderRegistry
 from providers_svc.metrics import ProvidersMetrics
 from providers_svc.sandbox.bank import CallbackSender, SandboxBank
+from providers_svc.services.directory import ProviderDirectory
 from providers_svc.services.uow import UowFactory
 from providers_svc.settings import Settings
 
@@ -19,6 +20,8 @@ metrics_key = web.AppKey("metrics", ProvidersMetrics)
 plumbing_key = web.AppKey("plumbing", Plumbing)
 uow_factory_key: web.AppKey[UowFactory] = web.AppKey("uow_factory")
 registry_key = web.AppKey("registry", ProviderRegistry)
+# The adapter of each tenant's payment at each provider (its account's, or the simulator's).
+directory_key = web.AppKey("directory", ProviderDirectory)
 # Opens and seals provider credentials (PROVIDERS_CREDENTIALS_KEYS).
 key_ring_key = web.AppKey("key_ring", KeyRing)
 bank_key = web.AppKey("sandbox_bank", SandboxBank)

@@ -70,7 +70,9 @@ class TestListProviders:
         client = await make_client()
         response = await client.get("/internal/providers", headers=internal_headers())
         assert response.status == 200
-        assert await response.json() == {"data": [{"name": "sandbox", "display_name": "Sandbox (test)"}]}
+        assert await response.json() == {
+            "data": [{"name": "sandbox", "display_name": "Sandbox (test)", "simulator": False}]
+        }
 
     async def test_filters_by_currency(self, make_client: Any, internal_headers: Callable[..., dict[str, str]]) -> None:
         client = await make_client()

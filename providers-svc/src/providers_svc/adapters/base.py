@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from providers_svc.domain.accounts import BoundAccount
 from providers_svc.domain.transactions import Transaction, TransactionStatus
 
 
@@ -112,25 +113,59 @@ class PaymentProvider(Protocol):
         ...
 
 
-class ProviderRegistry:
-    """The enabled adapters by name, built once in ``create_app``."""
+class AccountProvider(Protocol):
+    """A provider whose payments go through provider accounts (Payme, Click, Octo, Stripe): one adapter
+    per account, built from that account's credentials and settings when a payment needs it.
 
-    def __init__(self, providers: Iterable[PaymentProvider]) -> None:
+    ``bind`` must be cheap (no I/O): it runs for every start, cancel, status and refund. The adapter
+    it returns is test-only exactly when the account is a ``test`` one."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def display_name(self) -> str: ...
+
+    @property
+    def currencies(self) -> frozenset[str]:
+        """Every currency the provider can take; an account's ``currencies`` narrow them."""
+        ...
+
+    def bind(self, account: BoundAccount) -> PaymentProvider: ...
+
+
+class ProviderRegistry:
+    """The enabled providers by name, built once in ``create_app``: adapters that need no account (the
+    sandbox) and account providers, whose adapters are bound to the account of each payment."""
+
+    def __init__(self, providers: Iterable[PaymentProvider], account_providers: Iterable[AccountProvider] = ()) -> None:
         self._providers: dict[str, PaymentProvider] = {}
+        self._account_providers: dict[str, AccountProvider] = {}
         for provider in providers:
             if provider.name in self._providers:
                 raise ValueError(f"provider {provider.name!r} registered twice")
             self._providers[provider.name] = provider
+        for account_provider in account_providers:
+            if account_provider.name in self._providers or account_provider.name in self._account_providers:
+                raise ValueError(f"provider {account_provider.name!r} registered twice")
+            self._account_providers[account_provider.name] = account_provider
 
     def get(self, name: str) -> PaymentProvider | None:
+        """An adapter that needs no account (the sandbox)."""
         return self._providers.get(name)
 
+    def account_provider(self, name: str) -> AccountProvider | None:
+        return self._account_providers.get(name)
+
+    def account_providers(self) -> list[AccountProvider]:
+        return [p for _, p in sorted(self._account_providers.items())]
+
     def names(self) -> list[str]:
-        return sorted(self._providers)
+        return sorted([*self._providers, *self._account_providers])
 
     def for_currency(self, currency: str | None, *, livemode: bool = False) -> list[PaymentProvider]:
-        """The providers that accept ``currency`` (any when None); for a live caller, only those that
-        move real money."""
+        """The adapters needing no account that accept ``currency`` (any when None); for a live caller,
+        only those that move real money."""
         return [
             p
             for _, p in sorted(self._providers.items())

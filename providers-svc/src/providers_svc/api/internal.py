@@ -7,17 +7,18 @@ from billing_runtime.internal_auth import caller_key, require_tenant
 from billing_runtime.problems import read_json_object
 
 from providers_svc.api.schemas import ProvidersQuery, StartPaymentRequest, parse, transaction_json
-from providers_svc.keys import metrics_key, registry_key, settings_key, uow_factory_key
+from providers_svc.keys import directory_key, metrics_key, settings_key, uow_factory_key
 from providers_svc.services import transactions
 from providers_svc.services.transactions import StartPayment
 
 
 async def list_providers(request: web.Request) -> web.Response:
-    require_tenant(request)
+    tenant_id = require_tenant(request)
     query = parse(ProvidersQuery, dict(request.query))
-    livemode = request[caller_key].livemode
-    providers = transactions.list_providers(request.app[registry_key], query.currency, livemode=livemode)
-    return web.json_response({"data": [{"name": p.name, "display_name": p.display_name} for p in providers]})
+    offers = await request.app[directory_key].offers(tenant_id, query.currency, livemode=request[caller_key].livemode)
+    return web.json_response(
+        {"data": [{"name": o.name, "display_name": o.display_name, "simulator": o.simulator} for o in offers]}
+    )
 
 
 async def start_payment(request: web.Request) -> web.Response:
@@ -25,7 +26,7 @@ async def start_payment(request: web.Request) -> web.Response:
     body = parse(StartPaymentRequest, await read_json_object(request))
     started = await transactions.start_payment(
         request.app[uow_factory_key],
-        request.app[registry_key],
+        request.app[directory_key],
         StartPayment(
             tenant_id=tenant_id,
             payment_id=body.payment_id,
@@ -48,6 +49,6 @@ async def start_payment(request: web.Request) -> web.Response:
 async def cancel_payment(request: web.Request) -> web.Response:
     tenant_id = require_tenant(request)
     await transactions.cancel_payment(
-        request.app[uow_factory_key], request.app[registry_key], tenant_id, request.match_info["payment_id"]
+        request.app[uow_factory_key], request.app[directory_key], tenant_id, request.match_info["payment_id"]
     )
     return web.json_response({"cancelled": True})

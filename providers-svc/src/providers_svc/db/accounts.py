@@ -6,6 +6,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, exists, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -21,8 +22,13 @@ class AccountRepository:
     def add(self, row: ProviderAccountRow) -> None:
         self.session.add(row)
 
-    async def get(self, account_id: str, *, for_update: bool = False) -> ProviderAccountRow | None:
+    async def get(
+        self, account_id: str, *, for_update: bool = False, simulators: bool = False
+    ) -> ProviderAccountRow | None:
+        """``simulators``: a simulator account is found too (the admin API never sees one)."""
         stmt = select(ProviderAccountRow).where(ProviderAccountRow.id == account_id)
+        if not simulators:
+            stmt = stmt.where(ProviderAccountRow.simulator.is_(False))
         if for_update:
             stmt = stmt.with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
@@ -32,7 +38,7 @@ class AccountRepository:
     ) -> Sequence[ProviderAccountRow]:
         """Newest first; ``after``: the ones older than it (cursor paging, stable under inserts)."""
         order = (ProviderAccountRow.created_at.desc(), ProviderAccountRow.id.desc())
-        stmt = select(ProviderAccountRow).order_by(*order).limit(limit)
+        stmt = select(ProviderAccountRow).where(ProviderAccountRow.simulator.is_(False)).order_by(*order).limit(limit)
         if provider is not None:
             stmt = stmt.where(ProviderAccountRow.provider == provider)
         if after is not None:
@@ -40,6 +46,21 @@ class AccountRepository:
                 tuple_(ProviderAccountRow.created_at, ProviderAccountRow.id) < tuple_(after.created_at, after.id)
             )
         return (await self.session.execute(stmt)).scalars().all()
+
+    async def of_provider(self, provider: str) -> Sequence[ProviderAccountRow]:
+        """Every account of ``provider``, its simulator's included (callbacks find theirs among them)."""
+        stmt = select(ProviderAccountRow).where(ProviderAccountRow.provider == provider).order_by(ProviderAccountRow.id)
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def simulator(self, provider: str) -> ProviderAccountRow | None:
+        stmt = select(ProviderAccountRow).where(
+            ProviderAccountRow.provider == provider, ProviderAccountRow.simulator.is_(True)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def add_once(self, values: dict[str, Any]) -> None:
+        """Insert unless it exists (a simulator account created by two replicas at once)."""
+        await self.session.execute(pg_insert(ProviderAccountRow).values(**values).on_conflict_do_nothing())
 
     async def is_assigned(self, account_id: str) -> bool:
         stmt = select(exists().where(TenantProviderAccountRow.account_id == account_id))
@@ -71,6 +92,15 @@ class AssignmentRepository:
         )
         result = await self.session.execute(stmt)
         return bool(getattr(result, "rowcount", 0))
+
+    async def of(self, provider: str) -> ProviderAccountRow | None:
+        """The account assigned to this tenant at ``provider``."""
+        stmt = (
+            select(ProviderAccountRow)
+            .join(TenantProviderAccountRow, ProviderAccountRow.id == TenantProviderAccountRow.account_id)
+            .where(TenantProviderAccountRow.tenant_id == self.tenant_id, TenantProviderAccountRow.provider == provider)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def all(self) -> builtins.list[tuple[TenantProviderAccountRow, ProviderAccountRow]]:
         stmt = (

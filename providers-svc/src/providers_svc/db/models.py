@@ -55,6 +55,9 @@ class ProviderTransactionRow(Base):
     return_url: Mapped[str | None] = mapped_column(Text)
     redirect_url: Mapped[str | None] = mapped_column(Text)
     provider_reference: Mapped[str | None] = mapped_column(String(255))
+    # The provider account the attempt was started with (None for the sandbox): its callbacks must come
+    # from that account, and its cancel, status and refund calls use that account's credentials.
+    account_id: Mapped[str | None] = mapped_column(String(40))
     failure_code: Mapped[str | None] = mapped_column(String(64))
     failure_message: Mapped[str | None] = mapped_column(Text)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -153,6 +156,7 @@ class ProviderAccountRow(Base):
         CheckConstraint("provider IN ('payme', 'click', 'octo', 'stripe')", name="provider"),
         CheckConstraint("environment IN ('test', 'production')", name="environment"),
         Index("ix_provider_accounts_created", "created_at", "id"),
+        Index("uq_provider_accounts_simulator", "provider", unique=True, postgresql_where=text("simulator")),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -163,6 +167,9 @@ class ProviderAccountRow(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(JSONB)
     credentials_ciphertext: Mapped[str] = mapped_column(Text)
     credentials_set: Mapped[list[str]] = mapped_column(JSONB)
+    # The account a provider's simulator plays against for test tenants without an account of their own
+    # (API.md): created by the service, never shown by or changed through the admin API.
+    simulator: Mapped[bool] = mapped_column(Boolean, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

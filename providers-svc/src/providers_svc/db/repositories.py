@@ -88,6 +88,7 @@ def to_transaction(row: ProviderTransactionRow | SimpleNamespace) -> Transaction
         created_at=row.created_at,
         updated_at=row.updated_at,
         livemode=bool(row.livemode),
+        account_id=row.account_id,
     )
 
 
@@ -103,6 +104,8 @@ class NewTransaction:
     return_url: str | None
     expires_at: datetime
     livemode: bool = False
+    # The provider account it is paid through (None for the sandbox).
+    account_id: str | None = None
 
 
 class TenantTransactionRepository:
@@ -129,6 +132,7 @@ class TenantTransactionRepository:
                 "amount": new.amount,
                 "currency": new.currency,
                 "livemode": new.livemode,
+                "account_id": new.account_id,
                 "status": TransactionStatus.PENDING.value,
                 "order_id": new.order_id,
                 "description": new.description,

@@ -54,6 +54,35 @@ MAX_CREDENTIAL_LENGTH = 4096
 
 
 @dataclass(frozen=True)
+class BoundAccount:
+    """An account as an adapter uses it: its credentials in the clear, its settings with their defaults.
+    Built only inside providers-svc (``services.accounts.bound_account``) and never serialized."""
+
+    id: str
+    provider: str
+    environment: Environment
+    currencies: frozenset[str]
+    settings: Mapping[str, str]
+    credentials: Mapping[str, str]
+    # The account the provider's simulator plays against (API.md: test tenants without an account).
+    simulator: bool = False
+
+    @property
+    def test(self) -> bool:
+        """Moves no real money: its provider's word never moves a live transaction."""
+        return self.environment is Environment.TEST
+
+    def __repr__(self) -> str:
+        # Never the credentials, whatever prints this.
+        return f"BoundAccount(id={self.id!r}, provider={self.provider!r}, environment={self.environment.value!r})"
+
+
+def settings_with_defaults(provider: str, settings: Mapping[str, Any]) -> dict[str, str]:
+    """The provider's default settings overlaid with the stored ones (a setting added later has its default)."""
+    return {**_SETTINGS_DEFAULTS[provider], **{k: str(v) for k, v in settings.items()}}
+
+
+@dataclass(frozen=True)
 class FieldProblem:
     """What is wrong with one field of a request (``credentials.key``, ``currencies``...)."""
 

@@ -70,6 +70,8 @@ class Transaction:
     updated_at: datetime
     # The tenant's mode (API.md): a test-only provider (the sandbox) never moves a live transaction.
     livemode: bool = False
+    # The provider account the attempt was started with; None for the sandbox, which has none.
+    account_id: str | None = None
 
     def is_expired(self, now: datetime) -> bool:
         return now >= self.expires_at

@@ -7,11 +7,13 @@ module only decrypted for an adapter (``credentials_of``): no answer, log line o
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from billing_contracts.envelope import utcnow
 from billing_contracts.problems import FieldError
 from billing_runtime.ids import new_id
 from billing_runtime.key_ring import KeyRing
@@ -19,13 +21,17 @@ from billing_runtime.problems import ProblemError, validation_error
 
 from providers_svc.db.models import ProviderAccountRow, TenantProviderAccountRow
 from providers_svc.domain.accounts import (
+    PROVIDER_CURRENCIES,
     AccountRuleError,
+    BoundAccount,
+    Environment,
     check_assignment,
     check_credentials,
     check_currencies,
     check_settings,
+    settings_with_defaults,
 )
-from providers_svc.services.uow import UowFactory
+from providers_svc.services.uow import ProvidersUnitOfWork, UowFactory
 
 
 @dataclass(frozen=True)
@@ -183,3 +189,107 @@ async def unassign_account(uow: UowFactory, tenant_id: str, provider: str) -> No
 async def tenant_accounts(uow: UowFactory, tenant_id: str) -> list[tuple[TenantProviderAccountRow, ProviderAccountRow]]:
     async with uow() as unit:
         return await unit.assignments(tenant_id).all()
+
+
+# -- accounts as adapters and callbacks use them -------------------------------------------------------
+
+
+def bound_account(ring: KeyRing, row: ProviderAccountRow) -> BoundAccount:
+    return BoundAccount(
+        id=row.id,
+        provider=row.provider,
+        environment=Environment(row.environment),
+        currencies=frozenset(row.currencies),
+        settings=settings_with_defaults(row.provider, row.settings),
+        credentials=credentials_of(ring, row),
+        simulator=row.simulator,
+    )
+
+
+async def account_by_id(uow: UowFactory, ring: KeyRing, account_id: str) -> BoundAccount | None:
+    """Any account, a simulator's included: the one a transaction was started with."""
+    async with uow() as unit:
+        row = await unit.accounts.get(account_id, simulators=True)
+    return bound_account(ring, row) if row is not None else None
+
+
+async def accounts_of_provider(uow: UowFactory, ring: KeyRing, provider: str) -> list[BoundAccount]:
+    """Every account of ``provider``, its simulator's included: a callback finds its own among them
+    (Payme by its key, Click by its service_id, Octo by its shop_id)."""
+    async with uow() as unit:
+        rows = await unit.accounts.of_provider(provider)
+    return [bound_account(ring, row) for row in rows]
+
+
+async def payment_account(
+    uow: UowFactory, ring: KeyRing, tenant_id: str, provider: str, *, livemode: bool, simulators: bool
+) -> BoundAccount | None:
+    """The account a tenant's payment at ``provider`` is paid through: the one assigned to the tenant,
+    else (a test tenant only, ``simulators`` on) the provider's simulator account. None: not offered."""
+    async with uow() as unit:
+        row = await unit.assignments(tenant_id).of(provider)
+    if row is None:
+        if livemode or not simulators or provider not in SIMULATED_PROVIDERS:
+            return None
+        return await simulator_account(uow, ring, provider)
+    account = bound_account(ring, row)
+    # An assignment is checked when made; a mode is fixed for life. Checked again: money is at stake.
+    if account.test == livemode:
+        return None
+    return account
+
+
+def _digits(count: int) -> str:
+    return str(secrets.randbelow(9 * 10 ** (count - 1)) + 10 ** (count - 1))
+
+
+def _simulator_credentials(provider: str) -> dict[str, str]:
+    """Fresh credentials for a provider's simulator account: random, so no published value opens it."""
+    if provider == "payme":
+        return {"merchant_id": secrets.token_hex(12), "key": secrets.token_urlsafe(30)}
+    if provider == "click":
+        return {
+            "service_id": _digits(9),
+            "merchant_id": _digits(9),
+            "merchant_user_id": _digits(9),
+            "secret_key": secrets.token_urlsafe(24),
+        }
+    if provider == "octo":
+        return {"shop_id": _digits(9), "secret": secrets.token_urlsafe(24)}
+    raise ValueError(f"{provider} has no simulator")
+
+
+SIMULATED_PROVIDERS = ("payme", "click", "octo")
+
+
+async def simulator_account(uow: UowFactory, ring: KeyRing, provider: str) -> BoundAccount:
+    """The account ``provider``'s simulator plays against for test tenants with no account of their own,
+    created on first use (by whichever replica is first; the others read it)."""
+    async with uow() as unit:
+        row = await unit.accounts.simulator(provider)
+        if row is None:
+            await _create_simulator_account(unit, ring, provider)
+            await unit.commit()
+            row = await unit.accounts.simulator(provider)
+    assert row is not None, "just created, and never deleted"
+    return bound_account(ring, row)
+
+
+async def _create_simulator_account(unit: ProvidersUnitOfWork, ring: KeyRing, provider: str) -> None:
+    now = utcnow()
+    credentials = _simulator_credentials(provider)
+    await unit.accounts.add_once(
+        {
+            "id": f"pac_simulator_{provider}",
+            "provider": provider,
+            "name": f"{provider.capitalize()} simulator",
+            "environment": Environment.TEST.value,
+            "currencies": sorted(PROVIDER_CURRENCIES[provider] or ()),
+            "settings": settings_with_defaults(provider, {}),
+            "credentials_ciphertext": _seal(ring, credentials),
+            "credentials_set": sorted(credentials),
+            "simulator": True,
+            "created_at": now,
+            "updated_at": now,
+        }
+    )

@@ -1,4 +1,4 @@
-"""Use cases behind the internal API: list providers, start a payment at a provider, cancel it."""
+"""Use cases behind the internal API: start a payment at a provider, cancel it."""
 
 from __future__ import annotations
 
@@ -10,14 +10,10 @@ from datetime import datetime, timedelta
 from billing_contracts.envelope import utcnow
 from billing_runtime.problems import ProblemError
 
-from providers_svc.adapters.base import (
-    PaymentProvider,
-    ProviderRegistry,
-    ProviderRejectedError,
-    ProviderUnavailableError,
-)
+from providers_svc.adapters.base import ProviderRejectedError, ProviderUnavailableError
 from providers_svc.db.repositories import NewTransaction
 from providers_svc.domain.transactions import Transaction, TransactionStatus
+from providers_svc.services.directory import ProviderDirectory
 from providers_svc.services.uow import UowFactory
 
 log = logging.getLogger(__name__)
@@ -47,31 +43,13 @@ class Started:
     created: bool
 
 
-def list_providers(registry: ProviderRegistry, currency: str | None, *, livemode: bool) -> list[PaymentProvider]:
-    """Providers that accept ``currency`` (every enabled one when None); a live caller is never
-    offered a test-only one. Per-tenant provider accounts will narrow this further when they exist."""
-    return registry.for_currency(currency, livemode=livemode)
-
-
-def _provider_for(registry: ProviderRegistry, name: str, currency: str, *, livemode: bool) -> PaymentProvider:
-    provider = registry.get(name)
-    if provider is None:
-        raise ProblemError(422, "unknown_provider", f"Provider {name!r} is not available")
-    if livemode and provider.test_only:
-        # API.md: the sandbox and the simulators never move a live payment, whatever the caller sends.
-        raise ProblemError(422, "test_provider_in_livemode", f"Provider {name!r} takes test payments only")
-    if currency not in provider.currencies:
-        raise ProblemError(422, "currency_not_supported", f"Provider {name!r} does not accept {currency}")
-    return provider
-
-
 def _same_request(txn: Transaction, cmd: StartPayment) -> bool:
     return txn.amount == cmd.amount and txn.currency == cmd.currency and txn.livemode == cmd.livemode
 
 
 async def start_payment(
     uow_factory: UowFactory,
-    registry: ProviderRegistry,
+    directory: ProviderDirectory,
     cmd: StartPayment,
     *,
     default_ttl: int,
@@ -84,7 +62,7 @@ async def start_payment(
     adapter runs (idempotent on the transaction id), then the first redirect URL stored wins. A crash or
     a provider outage in between leaves a row without a redirect URL that the next retry completes.
     """
-    provider = _provider_for(registry, cmd.provider, cmd.currency, livemode=cmd.livemode)
+    offer = await directory.for_start(cmd.tenant_id, cmd.provider, cmd.currency, livemode=cmd.livemode)
     now = clock()
     async with uow_factory() as uow:
         repo = uow.tenant_transactions(cmd.tenant_id)
@@ -103,6 +81,7 @@ async def start_payment(
                     return_url=cmd.return_url,
                     expires_at=cmd.expires_at or now + timedelta(seconds=default_ttl),
                     livemode=cmd.livemode,
+                    account_id=offer.account.id if offer.account is not None else None,
                 ),
                 now,
             )
@@ -119,6 +98,10 @@ async def start_payment(
         # Cancelled while its provider was unreachable: never open an attempt for a closed transaction.
         raise ProblemError(409, "transaction_closed", f"The provider transaction is {txn.status.value}")
 
+    # The account the transaction was created with, not today's assignment (a retry after a change).
+    provider = await directory.for_transaction(txn)
+    if provider is None:
+        raise ProblemError(503, "provider_unavailable", "The provider is unavailable", headers=_RETRY_AFTER)
     try:
         result = await provider.start(txn)
     except ProviderUnavailableError as exc:
@@ -137,7 +120,7 @@ async def start_payment(
 
 
 async def cancel_payment(
-    uow_factory: UowFactory, registry: ProviderRegistry, tenant_id: str, payment_id: str, *, clock: Clock = utcnow
+    uow_factory: UowFactory, directory: ProviderDirectory, tenant_id: str, payment_id: str, *, clock: Clock = utcnow
 ) -> None:
     """Cancel every pending transaction of the payment at its provider, then here (PRV-5).
 
@@ -151,7 +134,7 @@ async def cancel_payment(
         raise ProblemError(409, "not_cancellable", "The provider has already taken the payment")
     pending = [t for t in transactions if t.status is TransactionStatus.PENDING]
     for txn in pending:
-        provider = registry.get(txn.provider)
+        provider = await directory.for_transaction(txn)
         if provider is None:
             raise ProblemError(
                 503, "provider_unavailable", f"Provider {txn.provider!r} is not enabled", headers=_RETRY_AFTER
