@@ -23,6 +23,15 @@ class ProvidersMetrics(Metrics):
             ["provider", "result"],
             registry=self.registry,
         )
+        # Bad input (API issue 11): malformed, unauthenticated or forged callbacks, answered in the
+        # provider's own error format and changing nothing. ``reason`` is a short stable slug
+        # (bad_json, bad_form, missing_field, bad_signature, bad_auth, unknown_method, ...).
+        self.callbacks_rejected = Counter(
+            "provider_callbacks_rejected_total",
+            "Provider callbacks refused before they could change anything, by reason",
+            ["provider", "reason"],
+            registry=self.registry,
+        )
         self.anomalies = Counter(
             "provider_anomalies_total",
             "Anomalies recorded: verified provider callbacks carrying money the transaction could not take",

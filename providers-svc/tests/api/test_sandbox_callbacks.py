@@ -310,4 +310,4 @@ class TestRejectedCallbacks:
         await client.post("/billing/sandbox", data=b"{}", headers={"Content-Type": "application/json"})
         metrics = await (await client.get("/metrics")).text()
         assert 'provider_callbacks_total{provider="sandbox",result="applied"} 1.0' in metrics
-        assert 'provider_callbacks_total{provider="sandbox",result="invalid_signature"} 1.0' in metrics
+        assert 'provider_callbacks_rejected_total{provider="sandbox",reason="bad_signature"} 1.0' in metrics

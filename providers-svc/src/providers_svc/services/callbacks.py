@@ -118,12 +118,12 @@ async def handle_notice(
                     # PRV-8: never report an outcome for money we did not ask for.
                     result = CallbackResult.AMOUNT_MISMATCH
                 elif txn.status is TransactionStatus.PENDING:
-                    _apply(uow, txn, notice, notice.verdict, row_id, now)
+                    queue_outcome(uow, txn, notice, notice.verdict, row_id, now)
                     result = CallbackResult.APPLIED
                 else:
                     # PRV-3: a final state never flips. The event row keeps the provider's word for the record.
                     result = late_verdict_result(txn.status, notice.verdict)
-            anomaly = _record_anomaly(uow, txn, notice, kind, row_id, now) if kind is not None else None
+            anomaly = queue_anomaly(uow, txn, notice, kind, row_id, now) if kind is not None else None
             event = IncomingEvent(
                 provider=notice.provider,
                 external_id=notice.external_id,
@@ -152,10 +152,11 @@ async def handle_notice(
     raise TransactionBusy(notice.transaction_id)
 
 
-def _record_anomaly(
+def queue_anomaly(
     uow: ProvidersUnitOfWork, txn: Transaction, notice: ProviderNotice, kind: str, row_id: str, now: datetime
 ) -> Anomaly:
-    """Queue the anomaly's row and its event on ``uow`` (written only with the callback's event row)."""
+    """Queue the anomaly's row and its event on ``uow`` (written only with the callback's event row,
+    ``row_id``, which keeps the raw body)."""
     assert notice.verdict is not None
     anomaly_id = new_id("anm")
     detail = (
@@ -221,10 +222,11 @@ def _log_late(notice: ProviderNotice, txn: Transaction, result: CallbackResult) 
     )
 
 
-def _apply(
+def queue_outcome(
     uow: ProvidersUnitOfWork, txn: Transaction, notice: ProviderNotice, verdict: Verdict, row_id: str, now: datetime
 ) -> None:
-    """Queue pending → final and the outcome event (the caller holds the transaction's row lock)."""
+    """Queue pending → final and the outcome event on ``uow``, written only with what guards them (the
+    caller's ``commit_unless_exists`` or its row lock). Payme and Click call it beside their own record."""
     failed = verdict is Verdict.FAILED
     uow.write(
         settle_update(

@@ -70,13 +70,13 @@ async def sandbox_callback(request: web.Request) -> web.Response:
         )
     except InvalidSignatureError as exc:
         log.warning("sandbox callback rejected: %s", exc)
-        metrics.callbacks_received.labels(NAME, "invalid_signature").inc()
+        metrics.callbacks_rejected.labels(NAME, "bad_signature").inc()
         return _answer(400, "invalid_signature")
     try:
         payload = raw.decode()
         event = SandboxCallback.model_validate_json(payload)
     except (UnicodeDecodeError, ValidationError):
-        metrics.callbacks_received.labels(NAME, "invalid_payload").inc()
+        metrics.callbacks_rejected.labels(NAME, "bad_payload").inc()
         return _answer(400, "invalid_payload")
     try:
         handled = await handle_notice(request.app[uow_factory_key], _notice(event, payload))
