@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 import aiohttp
 from aiohttp import web
@@ -40,20 +40,34 @@ from providers_svc.settings import Settings
 ROLES = frozenset({"api", "worker"})
 
 
-def build_registry(settings: Settings, bank: SandboxBank, extra: Iterable[AccountProvider] = ()) -> ProviderRegistry:
+def build_registry(
+    settings: Settings,
+    bank: SandboxBank,
+    extra: Iterable[AccountProvider] = (),
+    *,
+    http: Callable[[], aiohttp.ClientSession] | None = None,
+) -> ProviderRegistry:
     """The adapters named in ``settings.enabled_providers`` (an unknown name stops the start-up), and
-    ``extra`` account providers given by the embedding code."""
-    factories = {
+    ``extra`` account providers given by the embedding code. ``http``: the app's outgoing HTTP session
+    (open only while the app runs), for the adapters that call their provider."""
+    factories: dict[str, Callable[[], PaymentProvider]] = {
         SANDBOX: lambda: SandboxProvider(
             page_base=settings.payer_page_base, currencies=frozenset(settings.sandbox_currencies), bank=bank
         ),
     }
+    # Providers paid through provider accounts (API.md "Provider accounts"): one adapter per account.
+    account_factories: dict[str, Callable[[], AccountProvider]] = {}
     providers: list[PaymentProvider] = []
+    account_providers: list[AccountProvider] = list(extra)
     for name in settings.enabled_providers:
-        if name not in factories:
-            raise ValueError(f"unknown provider {name!r} in enabled_providers (known: {sorted(factories)})")
-        providers.append(factories[name]())
-    return ProviderRegistry(providers, extra)
+        if name in factories:
+            providers.append(factories[name]())
+        elif name in account_factories:
+            account_providers.append(account_factories[name]())
+        else:
+            known = sorted([*factories, *account_factories])
+            raise ValueError(f"unknown provider {name!r} in enabled_providers (known: {known})")
+    return ProviderRegistry(providers, account_providers)
 
 
 async def _http_client(app: web.Application) -> AsyncIterator[None]:
@@ -132,7 +146,7 @@ def create_app(
     app[uow_factory_key] = new_uow
     app[bank_key] = bank
     app[callback_sender_key] = sender
-    registry = build_registry(settings, bank, account_providers)
+    registry = build_registry(settings, bank, account_providers, http=lambda: app[http_client_key])
     ring = KeyRing(settings.credentials_keys.get_secret_value())
     app[registry_key] = registry
     app[key_ring_key] = ring
