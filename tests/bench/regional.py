@@ -1,0 +1,413 @@
+"""``make bench``: Payme (Check → Create → Perform) and Click (Prepare → Complete) flows through the
+gateway (distributed mode: gateway → providers-svc on PostgreSQL, relay to RabbitMQ), beside a bare
+aiohttp + asyncpg endpoint doing the same reads and writes (``regional_baseline.py``), in the same run.
+
+For each target and provider: flows/s at saturation (closed loop, ``--clients`` flows in flight), p50/p99
+per callback at a fixed offered rate of ``--rate`` flows/s (open loop), CPU milliseconds per flow by
+process; then the ratio of the platform's flows/s to the baseline's. The bench is the provider: it holds
+a ``test`` Payme and Click account of its own, assigned to its tenant, and calls our endpoints as they
+would. Every order is created and started through the public API before the timed part. All traffic
+stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import itertools
+import json
+import os
+import secrets
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import cpu  # the bench's own helpers, beside this file (the script's directory is on sys.path)
+import uvloop
+from billing_runtime.testing import free_port
+from providers_svc.protocols.click.signing import SignedFields, sign
+from regional_baseline import CLICK_SECRET, CLICK_SERVICE, PAYME_KEY
+from run import HERE, PG, Proc, recreate, spawn, stop, wait_ready
+from webhooks import start_platform, tenant_token
+
+
+def click_sign(form: dict[str, str], secret: str) -> str:
+    fields = SignedFields(
+        click_trans_id=form["click_trans_id"],
+        service_id=form["service_id"],
+        merchant_trans_id=form["merchant_trans_id"],
+        amount=form["amount"],
+        action=form["action"],
+        sign_time=form["sign_time"],
+        merchant_prepare_id=form.get("merchant_prepare_id"),
+    )
+    return sign(fields, secret)
+
+
+AMOUNT = 500_000  # 5,000.00 so'm in tiyin (UZS minor units, as Payme counts them)
+
+
+@dataclass(frozen=True)
+class Order:
+    payment_id: str
+    amount: int
+
+
+@dataclass
+class Stats:
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, step: str, seconds: float) -> None:
+        self.latencies.setdefault(step, []).append(seconds)
+
+
+def _payme_ok(body: dict[str, object]) -> bool:
+    return "result" in body and "error" not in body
+
+
+class PaymeFlow:
+    """Payme's three calls for one order, as its servers send them."""
+
+    steps = ("CheckPerformTransaction", "CreateTransaction", "PerformTransaction")
+
+    def __init__(self, url: str, key: str) -> None:
+        self.url = url
+        self.headers = {"Authorization": "Basic " + base64.b64encode(f"Paycom:{key}".encode()).decode()}
+        self.ids = itertools.count(1)
+
+    async def _call(self, http: aiohttp.ClientSession, stats: Stats, method: str, params: dict[str, object]) -> bool:
+        body = {"jsonrpc": "2.0", "id": next(self.ids), "method": method, "params": params}
+        started = time.perf_counter()
+        async with http.post(self.url, json=body, headers=self.headers) as r:
+            answer = await r.json(content_type=None)
+        stats.add(method, time.perf_counter() - started)
+        if not _payme_ok(answer):
+            stats.errors.append(f"{method}: {json.dumps(answer)[:200]}")
+            return False
+        return True
+
+    async def run(self, http: aiohttp.ClientSession, order: Order, stats: Stats) -> bool:
+        account = {"order_id": order.payment_id}
+        payme_id = secrets.token_hex(12)
+        now_ms = int(time.time() * 1000)
+        return (
+            await self._call(http, stats, "CheckPerformTransaction", {"amount": order.amount, "account": account})
+            and await self._call(
+                http,
+                stats,
+                "CreateTransaction",
+                {"id": payme_id, "time": now_ms, "amount": order.amount, "account": account},
+            )
+            and await self._call(http, stats, "PerformTransaction", {"id": payme_id})
+        )
+
+
+class ClickFlow:
+    """Click's Prepare and Complete for one order, signed as Click signs them."""
+
+    steps = ("prepare", "complete")
+
+    def __init__(self, base: str, service_id: str, secret: str) -> None:
+        self.base = base
+        self.service_id = service_id
+        self.secret = secret
+        self.trans = itertools.count(int(time.time()) * 1000)
+
+    async def _post(self, http: aiohttp.ClientSession, stats: Stats, step: str, form: dict[str, str]) -> dict | None:
+        started = time.perf_counter()
+        async with http.post(f"{self.base}/{step}", data=form) as r:
+            answer = await r.json(content_type=None)
+        stats.add(step, time.perf_counter() - started)
+        if answer.get("error") != 0:
+            stats.errors.append(f"{step}: {json.dumps(answer)[:200]}")
+            return None
+        return dict(answer)
+
+    async def run(self, http: aiohttp.ClientSession, order: Order, stats: Stats) -> bool:
+        trans = str(next(self.trans))
+        form = {
+            "click_trans_id": trans,
+            "service_id": self.service_id,
+            "click_paydoc_id": trans,
+            "merchant_trans_id": order.payment_id,
+            "amount": str(Decimal(order.amount) / 100),
+            "action": "0",
+            "error": "0",
+            "error_note": "Success",
+            "sign_time": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        }
+        form["sign_string"] = click_sign(form, self.secret)
+        prepared = await self._post(http, stats, "prepare", form)
+        if prepared is None:
+            return False
+        complete = {**form, "action": "1", "merchant_prepare_id": str(prepared["merchant_prepare_id"])}
+        complete["sign_string"] = click_sign(complete, self.secret)
+        return await self._post(http, stats, "complete", complete) is not None
+
+
+Flow = PaymeFlow | ClickFlow
+
+
+async def closed_loop(
+    flow: Flow, orders: list[Order], clients: int, seconds: float, procs: list[Proc]
+) -> tuple[float, dict[str, float], Stats]:
+    """Flows/s with ``clients`` flows in flight, each starting the next on completion."""
+    stats = Stats()
+    queue = iter(orders)
+    done = 0
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients * 2)) as http:
+        deadline = time.perf_counter() + seconds
+
+        async def client() -> None:
+            nonlocal done
+            while time.perf_counter() < deadline:
+                order = next(queue, None)
+                if order is None:
+                    return
+                if await flow.run(http, order, stats):
+                    done += 1
+
+        groups = {"load generator": os.getpid(), **{p.name: p.popen.pid for p in procs}}
+        before = cpu.snapshot(groups)
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+        return done / elapsed, cpu.per_unit_ms(before, cpu.snapshot(groups), max(done, 1)), stats
+
+
+async def open_loop(flow: Flow, orders: list[Order], rate: float) -> tuple[Stats, float]:
+    """Flows started on a fixed schedule, whatever the latency: per-step latencies and the achieved rate."""
+    stats = Stats()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000)) as http:
+        tasks = []
+        started = time.perf_counter()
+        for i, order in enumerate(orders):
+            delay = started + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(flow.run(http, order, stats)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - started
+    return stats, len(orders) / elapsed
+
+
+def _percentiles(stats: Stats) -> dict[str, dict[str, float]]:
+    out = {}
+    for step, values in stats.latencies.items():
+        ordered = sorted(values)
+        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        out[step] = {"p50_ms": round(statistics.median(ordered) * 1000, 2), "p99_ms": round(p99 * 1000, 2)}
+    return out
+
+
+async def measure(
+    label: str,
+    provider: str,
+    flow: Flow,
+    make_orders: Callable[[int], Awaitable[list[Order]]],
+    procs: list[Proc],
+    args: argparse.Namespace,
+) -> dict[str, object]:
+    warm = await make_orders(50)
+    await closed_loop(flow, warm, 8, 30, procs)
+    saturation = await make_orders(int(args.max_rate * args.seconds))
+    throughput, cpu_ms, sat_stats = await closed_loop(flow, saturation, args.clients, args.seconds, procs)
+    at_rate = await make_orders(int(args.rate * args.seconds))
+    rate_stats, achieved = await open_loop(flow, at_rate, args.rate)
+    result = {
+        "target": label,
+        "provider": provider,
+        "saturated_flows_per_s": round(throughput, 1),
+        "offered_flows_per_s": args.rate,
+        "achieved_flows_per_s": round(achieved, 1),
+        "latency_at_rate": _percentiles(rate_stats),
+        "errors": len(sat_stats.errors) + len(rate_stats.errors),
+        "first_errors": (sat_stats.errors + rate_stats.errors)[:3],
+        "cpu_ms_per_flow_at_saturation": cpu_ms,
+    }
+    print(json.dumps(result), flush=True)
+    return result
+
+
+# -- the baseline ---------------------------------------------------------------------------------------
+
+
+async def bench_baseline(args: argparse.Namespace, logs: Path) -> list[dict[str, object]]:
+    await recreate("bench_regional_baseline")
+    port = free_port()
+    dsn = PG.rsplit("/", 1)[0] + "/bench_regional_baseline"
+    procs = [spawn("baseline", [sys.executable, str(HERE / "regional_baseline.py"), dsn, str(port)], {}, logs)]
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await asyncio.to_thread(wait_ready, f"{base}/healthz")
+        conn = await asyncpg.connect(dsn)
+        counter = itertools.count()
+
+        def orders_of(provider: str) -> Callable[[int], Awaitable[list[Order]]]:
+            async def make(n: int) -> list[Order]:
+                now = datetime.now(UTC)
+                rows = []
+                for _ in range(n):
+                    i = next(counter)
+                    rows.append((f"ptx_b{i}", f"pay_b{i}", provider, AMOUNT, "pending", "pac_b", False, now, now))
+                await conn.copy_records_to_table("orders", records=rows, columns=None)
+                return [Order(r[1], AMOUNT) for r in rows]
+
+            return make
+
+        results = [
+            await measure(
+                "baseline", "payme", PaymeFlow(f"{base}/billing/payme", PAYME_KEY), orders_of("payme"), procs, args
+            ),
+            await measure(
+                "baseline",
+                "click",
+                ClickFlow(f"{base}/billing/click", CLICK_SERVICE, CLICK_SECRET),
+                orders_of("click"),
+                procs,
+                args,
+            ),
+        ]
+        await conn.close()
+        return results
+    finally:
+        stop(procs)
+
+
+# -- the platform -----------------------------------------------------------------------------------------
+
+
+async def _account(http: aiohttp.ClientSession, gw: str, admin: str, tenant_id: str, body: dict[str, object]) -> None:
+    auth = {"Authorization": f"Bearer {admin}"}
+    async with http.post(f"{gw}/admin/provider-accounts", json=body, headers=auth) as r:
+        account = await r.json()
+        assert r.status == 201, account
+    url = f"{gw}/admin/tenants/{tenant_id}/provider-accounts/{body['provider']}"
+    async with http.put(url, json={"provider_account_id": account["id"]}, headers=auth) as r:
+        assert r.status == 200, await r.text()
+
+
+def _platform_orders(
+    http: aiohttp.ClientSession, gw: str, token: str, provider: str
+) -> Callable[[int], Awaitable[list[Order]]]:
+    auth = {"Authorization": f"Bearer {token}"}
+
+    async def one(i: int) -> Order:
+        key = f"regional-{provider}-{i}-{secrets.token_hex(4)}"
+        body = {"amount": AMOUNT, "currency": "UZS", "order_id": key}
+        async with http.post(f"{gw}/v1/payments", json=body, headers={**auth, "Idempotency-Key": key}) as r:
+            payment = await r.json()
+            assert r.status == 201, payment
+        async with http.post(f"{gw}/v1/checkout/{payment['checkout_token']}/pay", json={"provider": provider}) as r:
+            assert r.status == 200, await r.text()
+        return Order(payment["id"], AMOUNT)
+
+    counter = itertools.count()
+
+    async def make(n: int) -> list[Order]:
+        orders: list[Order] = []
+        for chunk in range(0, n, 32):
+            orders += await asyncio.gather(*(one(next(counter)) for _ in range(min(32, n - chunk))))
+        return orders
+
+    return make
+
+
+async def bench_platform(args: argparse.Namespace, logs: Path) -> list[dict[str, object]]:
+    procs, gw, admin = await start_platform(logs)
+    try:
+        async with aiohttp.ClientSession() as http:
+            tenant_id, token = await tenant_token(http, gw, admin)
+            payme_key = secrets.token_urlsafe(27)
+            click_secret = secrets.token_urlsafe(18)
+            click_service = str(100_000 + secrets.randbelow(800_000))
+            await _account(
+                http,
+                gw,
+                admin,
+                tenant_id,
+                {
+                    "provider": "payme",
+                    "name": "bench kassa",
+                    "environment": "test",
+                    "currencies": ["UZS"],
+                    "credentials": {"merchant_id": secrets.token_hex(12), "key": payme_key},
+                },
+            )
+            await _account(
+                http,
+                gw,
+                admin,
+                tenant_id,
+                {
+                    "provider": "click",
+                    "name": "bench click",
+                    "environment": "test",
+                    "currencies": ["UZS"],
+                    "credentials": {
+                        "service_id": click_service,
+                        "merchant_id": "1",
+                        "merchant_user_id": "1",
+                        "secret_key": click_secret,
+                    },
+                },
+            )
+            return [
+                await measure(
+                    "platform",
+                    "payme",
+                    PaymeFlow(f"{gw}/billing/payme", payme_key),
+                    _platform_orders(http, gw, token, "payme"),
+                    procs,
+                    args,
+                ),
+                await measure(
+                    "platform",
+                    "click",
+                    ClickFlow(f"{gw}/billing/click", click_service, click_secret),
+                    _platform_orders(http, gw, token, "click"),
+                    procs,
+                    args,
+                ),
+            ]
+    finally:
+        stop(procs)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--rate", type=float, default=100.0, help="offered flows/s for the latency figures")
+    parser.add_argument("--clients", type=int, default=32, help="flows in flight at saturation")
+    parser.add_argument("--max-rate", type=float, default=400.0, help="orders prepared per second of saturation")
+    parser.add_argument("--only", choices=("baseline", "platform"), help="one target (a quick check of the bench)")
+    args = parser.parse_args()
+    out = HERE.parent.parent / "bench-results"
+    out.mkdir(exist_ok=True)
+    logs = out / "logs-regional"
+    logs.mkdir(exist_ok=True)
+    baseline = await bench_baseline(args, logs) if args.only != "platform" else []
+    platform = await bench_platform(args, logs) if args.only != "baseline" else []
+    if args.only:
+        return
+    summary: dict[str, object] = {"baseline": baseline, "platform": platform}
+    for base, ours in zip(baseline, platform, strict=True):
+        ratio = float(ours["saturated_flows_per_s"]) / float(base["saturated_flows_per_s"])  # type: ignore[arg-type]
+        summary[f"{ours['provider']}_ratio"] = round(ratio, 3)
+        worst = max(step["p99_ms"] for step in ours["latency_at_rate"].values())  # type: ignore[union-attr]
+        summary[f"{ours['provider']}_worst_callback_p99_ms"] = worst
+    print(json.dumps({k: v for k, v in summary.items() if k.endswith(("ratio", "p99_ms"))}), flush=True)
+    (out / "regional.json").write_text(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    uvloop.run(main())
