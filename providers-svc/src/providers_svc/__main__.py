@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 from pathlib import Path
 
+from billing_runtime.db import create_engine
+from billing_runtime.key_ring import KeyRing
+from billing_runtime.key_rotation import reencrypt_columns
 from billing_runtime.migrations import upgrade
 from billing_runtime.running import configure_logging, run, serve
 from billing_runtime.secret_policy import load_settings
@@ -17,21 +21,36 @@ from providers_svc.settings import Settings
 SERVICE_ROOT = Path(__file__).resolve().parents[2]
 
 
+async def rotate_keys(settings: Settings) -> int:
+    """Every provider account's credentials re-encrypted with the first PROVIDERS_CREDENTIALS_KEYS key."""
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        ring = KeyRing(settings.credentials_keys.get_secret_value())
+        return await reencrypt_columns(engine, ring, "provider_accounts", "id", ("credentials_ciphertext",))
+    finally:
+        await engine.dispose()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="providers-svc", description="Payment providers service")
     parser.add_argument(
         "command",
         nargs="?",
         default="all",
-        choices=["migrate", "api", "worker", "all"],
+        choices=["migrate", "api", "worker", "all", "rotate-keys"],
         help="migrate: alembic upgrade head; api: HTTP only; worker: outbox relay + sandbox bank sender "
-        "(health routes on worker_port); all: both in one process (default)",
+        "(health routes on worker_port); all: both in one process (default); rotate-keys: re-encrypt every "
+        "provider account's credentials with the first PROVIDERS_CREDENTIALS_KEYS key",
     )
     args = parser.parse_args(argv)
     settings = load_settings(Settings, "providers-svc")
     configure_logging(settings.log_level)
     if args.command == "migrate":
         upgrade(SERVICE_ROOT, settings.database_url)
+        return
+    if args.command == "rotate-keys":
+        count = asyncio.run(rotate_keys(settings))
+        print(f"providers-svc: {count} provider accounts re-encrypted with the first key; older keys may now be dropped")
         return
     if args.command == "worker":
         apps = [(create_app(settings, roles=("worker",)), settings.host, settings.worker_port)]

@@ -95,17 +95,20 @@ def service_main(
     create_app: Callable[..., web.Application],
     service_root: Path,
     dead_letter_queues: Sequence[str] = (),
+    rotate_keys: Callable[[Any], Awaitable[int]] | None = None,
 ) -> None:
     """The ``<service> migrate | api | worker | all | dead-letters`` command line shared by the services
     whose API and worker roles run on one port each (``all`` = both roles in one process);
-    ``dead-letters list|replay`` reads the broker's dead letters of ``dead_letter_queues``."""
+    ``dead-letters list|replay`` reads the broker's dead letters of ``dead_letter_queues``;
+    ``rotate-keys`` (when ``rotate_keys`` is given) re-encrypts what is stored with the first key."""
     given = list(sys.argv[1:] if argv is None else argv)
     if given[:1] == ["dead-letters"]:
         configure_logging("WARNING")
         raise SystemExit(dead_letters_command(prog, given[1:], settings_factory().bus_url, dead_letter_queues))
 
     parser = argparse.ArgumentParser(prog=prog)
-    parser.add_argument("command", choices=["migrate", "api", "worker", "all"])
+    commands = ["migrate", "api", "worker", "all", *(["rotate-keys"] if rotate_keys is not None else [])]
+    parser.add_argument("command", choices=commands)
     args = parser.parse_args(argv)
     # Settings are read from the environment here, once, and passed down (never a global). Missing,
     # short or published secrets stop the process here, naming their variables.
@@ -113,6 +116,11 @@ def service_main(
     configure_logging(settings.log_level)
     if args.command == "migrate":
         upgrade(service_root, settings.database_url)
+        return
+    if args.command == "rotate-keys":
+        assert rotate_keys is not None
+        count = asyncio.run(rotate_keys(settings))
+        print(f"{prog}: {count} stored ciphertexts re-encrypted with the first key; older keys may now be dropped")
         return
     roles = {"api": ("api",), "worker": ("worker",), "all": ("api", "worker")}[args.command]
     app = create_app(settings, roles=roles)
