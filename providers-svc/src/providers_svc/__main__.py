@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command == "rotate-keys":
         count = asyncio.run(rotate_keys(settings))
-        print(f"providers-svc: {count} provider accounts re-encrypted with the first key; older keys may now be dropped")
+        print(f"providers-svc: {count} provider accounts re-encrypted with the first key; older keys may go")
         return
     if args.command == "worker":
         apps = [(create_app(settings, roles=("worker",)), settings.host, settings.worker_port)]
