@@ -95,7 +95,7 @@ def service_main(
     create_app: Callable[..., web.Application],
     service_root: Path,
     dead_letter_queues: Sequence[str] = (),
-    rotate_keys: Callable[[Any], Awaitable[int]] | None = None,
+    rotate_keys: Callable[[Any], Coroutine[Any, Any, int]] | None = None,
 ) -> None:
     """The ``<service> migrate | api | worker | all | dead-letters`` command line shared by the services
     whose API and worker roles run on one port each (``all`` = both roles in one process);
