@@ -17,7 +17,12 @@ async def list_providers(request: web.Request) -> web.Response:
     query = parse(ProvidersQuery, dict(request.query))
     offers = await request.app[directory_key].offers(tenant_id, query.currency, livemode=request[caller_key].livemode)
     return web.json_response(
-        {"data": [{"name": o.name, "display_name": o.display_name, "simulator": o.simulator} for o in offers]}
+        {
+            "data": [
+                {"name": o.name, "display_name": o.display_name, "simulator": o.simulator, "livemode": o.livemode}
+                for o in offers
+            ]
+        }
     )
 
 

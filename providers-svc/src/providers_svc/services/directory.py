@@ -28,6 +28,12 @@ class Offer:
     def simulator(self) -> bool:
         return self.account is not None and self.account.simulator
 
+    @property
+    def livemode(self) -> bool:
+        """Moves real money: a ``production`` account. payments-svc never offers a live payment anything
+        else (its second lock, beside ours)."""
+        return self.account is not None and not self.account.test
+
 
 @dataclass(frozen=True)
 class ProviderDirectory:
