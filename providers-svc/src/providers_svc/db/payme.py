@@ -7,13 +7,13 @@ they read (``FOR UPDATE``), so two deliveries of one Payme call are applied one 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import functools
-
+from billing_runtime.db import UTCDateTime, table_of
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -31,7 +31,6 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from billing_runtime.db import UTCDateTime, table_of
 from providers_svc.db.models import Base, ProviderAccountRow, ProviderTransactionRow
 from providers_svc.db.repositories import to_transaction
 from providers_svc.domain.transactions import Transaction
@@ -135,25 +134,28 @@ class PaymeRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def locked(self, payme_id: str, account_id: str) -> tuple[PaymeTransactionRow, Transaction] | None:
-        """The account's Payme transaction ``payme_id`` and its provider transaction, both locked for
-        update (one statement): the decision on them is applied before anyone else decides."""
+    async def locked(self, payme_id: str) -> tuple[PaymeTransactionRow, Transaction] | None:
+        """The Payme transaction ``payme_id`` and its provider transaction, both locked for update (one
+        statement): the decision on them is applied before anyone else decides. The caller checks that
+        it is the authenticated account's."""
         stmt = (
             select(PaymeTransactionRow, ProviderTransactionRow)
             .join(ProviderTransactionRow, ProviderTransactionRow.id == PaymeTransactionRow.provider_transaction_id)
-            .where(PaymeTransactionRow.payme_id == payme_id, PaymeTransactionRow.account_id == account_id)
+            .where(PaymeTransactionRow.payme_id == payme_id)
             .with_for_update()
             .execution_options(populate_existing=True)
         )
         row = (await self.session.execute(stmt)).first()
         return None if row is None else (row[0], to_transaction(row[1]))
 
-    async def get(self, payme_id: str, account_id: str) -> PaymeTransactionRow | None:
+    async def get(self, payme_id: str, account_id: str, *, for_update: bool = False) -> PaymeTransactionRow | None:
         stmt = (
             select(PaymeTransactionRow)
             .where(PaymeTransactionRow.payme_id == payme_id, PaymeTransactionRow.account_id == account_id)
             .execution_options(populate_existing=True)
         )
+        if for_update:
+            stmt = stmt.with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def order(self, payment_id: str, provider: str) -> tuple[Transaction, str | None] | None:
@@ -186,7 +188,6 @@ class PaymeRepository:
             PaymeTransactionRow.time <= end,
         )
         return (await self.session.execute(stmt)).scalars().all()
-
 
 
 @functools.cache
