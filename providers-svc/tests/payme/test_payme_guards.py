@@ -123,7 +123,8 @@ class TestBadInput:
             (b'{"id": 1, "method": "GetStatement", "params": {"from": "1", "to": 2}}', -32600, "bad_params"),
             (b'{"id": 1, "method": "ChangePassword", "params": {"password": ""}}', -32600, "bad_params"),
             (
-                b'{"id": 1, "method": "CreateTransaction", "params": {"id": "a", "time": 1, "amount": "5", "account": {}}}',
+                b'{"id": 1, "method": "CreateTransaction", "params": '
+                b'{"id": "a", "time": 1, "amount": "5", "account": {}}}',
                 -31001,
                 "bad_amount",
             ),
