@@ -9,6 +9,7 @@ from providers_svc.api.accounts import add_account_routes
 from providers_svc.api.callbacks import payme as payme_callbacks
 from providers_svc.api.callbacks import sandbox as sandbox_callbacks
 from providers_svc.sandbox import pages
+from providers_svc.simulators import payme_pages
 
 
 def setup_routes(app: web.Application) -> None:
@@ -21,3 +22,5 @@ def setup_routes(app: web.Application) -> None:
     add_account_routes(app)
     app.router.add_get("/sandbox/pay/{transaction_id}", pages.pay_page)
     app.router.add_post("/sandbox/pay/{transaction_id}", pages.pay_submit)
+    app.router.add_get("/simulators/payme/pay/{transaction_id}", payme_pages.pay_page)
+    app.router.add_post("/simulators/payme/pay/{transaction_id}", payme_pages.pay_submit)
