@@ -25,9 +25,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+from billing_runtime.db import table_of
 from billing_runtime.ids import new_id
 from billing_runtime.outages import is_database_outage
+from billing_runtime.writes import InsertRows, UpdateRows
 from sqlalchemy.exc import IntegrityError
 
 from providers_svc.db.payme import PaymeRepository, PaymeReversalRow, PaymeTransactionRow, record_values, to_record
@@ -202,9 +205,9 @@ class PaymeMerchant:
                         )
                         if decision.record is not None:
                             assert view is not None, "a transaction is created only for an order"
-                            unit.session.add(_new_row(decision.record, account, view[1]))
+                            unit.write(_new_row(decision.record, account, view[1]))
                     if found is not None and decision.record is not None:
-                        _store(found[0], decision.record)
+                        _store(unit, found[0], decision.record)
                     if decision.record is not None:
                         await unit.commit()
                     return decision
@@ -224,7 +227,7 @@ class PaymeMerchant:
             )
             if decision.record is None:
                 return decision
-            _store(row, decision.record)
+            _store(unit, row, decision.record)
             if decision.effect is OrderEffect.PAY:
                 _queue_paid(unit, account, txn, params.id, body, now)
             await unit.commit()
@@ -242,9 +245,9 @@ class PaymeMerchant:
             )
             if decision.record is None:
                 return decision
-            _store(row, decision.record)
+            _store(unit, row, decision.record)
             if decision.effect is OrderEffect.REFUND:
-                unit.session.add(_reversal(decision.record, account, txn, _at(now_ms)))
+                unit.write(_reversal(decision.record, account, txn, _at(now_ms)))
             await unit.commit()
         if decision.effect is OrderEffect.REFUND:
             # Money went back to the payer of a succeeded payment: visible until refunds pick it up.
@@ -314,13 +317,14 @@ async def _locked(
     return found
 
 
-def _store(row: PaymeTransactionRow, record: PaymeTransaction) -> None:
-    for name, value in record_values(record).items():
-        setattr(row, name, value)
+def _store(unit: ProvidersUnitOfWork, row: PaymeTransactionRow, record: PaymeTransaction) -> None:
+    """Queued, so it goes out in one statement with the rest of the unit's writes (one round trip)."""
+    unit.write(UpdateRows(table_of(PaymeTransactionRow), {"id": row.id}, record_values(record)))
 
 
-def _new_row(record: PaymeTransaction, account: BoundAccount, txn: Transaction) -> PaymeTransactionRow:
-    return PaymeTransactionRow(
+def _new_row(record: PaymeTransaction, account: BoundAccount, txn: Transaction) -> InsertRows:
+    return _insert(
+        PaymeTransactionRow,
         id=record.transaction_id,
         payme_id=record.payme_id,
         account_id=account.id,
@@ -356,9 +360,10 @@ def _queue_paid(
     unit.write(provider_event_insert(row_id, event, now, CallbackResult.APPLIED.value))
 
 
-def _reversal(record: PaymeTransaction, account: BoundAccount, txn: Transaction, now: datetime) -> PaymeReversalRow:
+def _reversal(record: PaymeTransaction, account: BoundAccount, txn: Transaction, now: datetime) -> InsertRows:
     assert record.reason is not None
-    return PaymeReversalRow(
+    return _insert(
+        PaymeReversalRow,
         id=new_id("pmr"),
         payme_transaction_id=record.transaction_id,
         payme_id=record.payme_id,
@@ -373,3 +378,7 @@ def _reversal(record: PaymeTransaction, account: BoundAccount, txn: Transaction,
         cancel_time=record.cancel_time,
         created_at=now,
     )
+
+
+def _insert(model: type[PaymeTransactionRow | PaymeReversalRow], **values: Any) -> InsertRows:
+    return InsertRows(table_of(model), [values])
