@@ -11,10 +11,12 @@ import time
 from typing import Any
 
 import pytest
+from billing_contracts.envelope import utcnow
 from billing_runtime.bus import MemoryBus
 from billing_runtime.key_ring import KeyRing
 from providers_svc.app import create_app
-from providers_svc.keys import metrics_key
+from providers_svc.keys import key_ring_key, metrics_key, uow_factory_key
+from providers_svc.services.accounts import AccountChanges, update_account
 
 pytestmark = pytest.mark.postgres
 
@@ -95,6 +97,28 @@ class TestConcurrency:
             assert len(await tables.reversals()) == 1
         else:
             assert (row["state"], status, perform["error"]["code"]) == (-1, "pending", -31008)
+
+    @pytest.mark.parametrize("round_", range(5))
+    async def test_our_cancel_racing_payme_perform_never_both_win(
+        self, new_shop: Any, new_payme_id: Any, internal_headers: Any, db_read: Any, round_: int
+    ) -> None:
+        shop = await new_shop()
+        started = await shop.start()
+        id_ = new_payme_id()
+        await shop.payme.create(started["payment_id"], id_=id_)
+        cancel_path = f"/internal/payments/{started['payment_id']}/cancel"
+        perform, cancel = await asyncio.gather(
+            shop.payme.call("PerformTransaction", id=id_),
+            shop.client.post(cancel_path, headers=internal_headers(shop.tenant_id)),
+        )
+        status = next(
+            t["status"] for t in await db_read("transactions") if t["id"] == started["provider_transaction_id"]
+        )
+        events = [r for r in await db_read("outbox") if r["routing_key"].endswith("payment.succeeded.v1")]
+        if "result" in perform:
+            assert (cancel.status, status, len(events)) == (409, "succeeded", 1)
+        else:
+            assert (perform["error"]["code"], cancel.status, status, events) == (-31008, 200, "cancelled", [])
 
 
 class TestBadInput:
@@ -234,6 +258,16 @@ class TestChangePassword:
 
 
 class TestSharedEndpoint:
+    async def test_a_key_changed_by_the_admin_api_is_seen_on_the_next_call(self, new_shop: Any) -> None:
+        shop = await new_shop()
+        assert await shop.payme.result("GetStatement", **{"from": 0, "to": 1}) == {"transactions": []}
+        app = shop.client.app
+        changes = AccountChanges(credentials={"key": "rotated-by-the-admin-0123456789"})
+        await update_account(app[uow_factory_key], app[key_ring_key], shop.account_id, changes, utcnow())
+        assert (await shop.payme.error("GetStatement", **{"from": 0, "to": 1}))["code"] == -32504
+        shop.payme.key = "rotated-by-the-admin-0123456789"
+        assert await shop.payme.result("GetStatement", **{"from": 0, "to": 1}) == {"transactions": []}
+
     async def test_each_key_reaches_only_its_own_accounts_orders(self, new_shop: Any, tables: Any) -> None:
         shop = await new_shop()
         other = await new_shop(client=shop.client, tenant="ten_bbbbbbbbbbbbbbbb")
