@@ -459,3 +459,10 @@ class TestSetFiscalData:
         assert (await shop.payme.error("SetFiscalData", id=id_, type="CANCEL", fiscal_data=receipt))["code"] == -32001
         unknown = await shop.payme.error("SetFiscalData", id=new_payme_id(), type="PERFORM", fiscal_data=receipt)
         assert unknown["code"] == -32001
+        await shop.payme.result("CancelTransaction", id=id_, reason=5)
+        cancel_receipt = {**receipt, "receipt_id": 44}
+        assert await shop.payme.result("SetFiscalData", id=id_, type="CANCEL", fiscal_data=cancel_receipt) == {
+            "success": True
+        }
+        row = (await tables.payme())[0]
+        assert (row["fiscal_perform"], row["fiscal_cancel"]) == (receipt, cancel_receipt)
