@@ -13,6 +13,8 @@ from billing_runtime.plumbing import Plumbing
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from providers_svc.adapters.base import AccountProvider, PaymentProvider, ProviderRegistry
+from providers_svc.adapters.payme import NAME as PAYME
+from providers_svc.adapters.payme import PaymeProvider
 from providers_svc.adapters.sandbox import NAME as SANDBOX
 from providers_svc.adapters.sandbox import SandboxProvider
 from providers_svc.api.routes import setup_routes
@@ -24,6 +26,7 @@ from providers_svc.keys import (
     http_client_key,
     key_ring_key,
     metrics_key,
+    payme_merchant_key,
     plumbing_key,
     registry_key,
     settings_key,
@@ -34,7 +37,9 @@ from providers_svc.metrics import ProvidersMetrics
 from providers_svc.sandbox.bank import CallbackSender, SandboxBank
 from providers_svc.sandbox.pages import new_templates
 from providers_svc.services.directory import ProviderDirectory
-from providers_svc.services.uow import ProvidersUnitOfWork
+from providers_svc.services.payme import PaymeMerchant
+from providers_svc.services.payme_accounts import PaymeAccounts
+from providers_svc.services.uow import ProvidersUnitOfWork, UowFactory
 from providers_svc.settings import Settings
 
 ROLES = frozenset({"api", "worker"})
@@ -46,10 +51,12 @@ def build_registry(
     extra: Iterable[AccountProvider] = (),
     *,
     http: Callable[[], aiohttp.ClientSession] | None = None,
+    uow: UowFactory | None = None,
 ) -> ProviderRegistry:
     """The adapters named in ``settings.enabled_providers`` (an unknown name stops the start-up), and
     ``extra`` account providers given by the embedding code. ``http``: the app's outgoing HTTP session
-    (open only while the app runs), for the adapters that call their provider."""
+    (open only while the app runs), for the adapters that call their provider. ``uow``: the database, for
+    the adapters that read what their provider's calls stored (Payme); without it they are not built."""
     factories: dict[str, Callable[[], PaymentProvider]] = {
         SANDBOX: lambda: SandboxProvider(
             page_base=settings.payer_page_base, currencies=frozenset(settings.sandbox_currencies), bank=bank
@@ -57,6 +64,8 @@ def build_registry(
     }
     # Providers paid through provider accounts (API.md "Provider accounts"): one adapter per account.
     account_factories: dict[str, Callable[[], AccountProvider]] = {}
+    if uow is not None:
+        account_factories[PAYME] = lambda: PaymeProvider(uow, settings.public_gateway_url)
     providers: list[PaymentProvider] = []
     account_providers: list[AccountProvider] = list(extra)
     for name in settings.enabled_providers:
@@ -146,12 +155,13 @@ def create_app(
     app[uow_factory_key] = new_uow
     app[bank_key] = bank
     app[callback_sender_key] = sender
-    registry = build_registry(settings, bank, account_providers, http=lambda: app[http_client_key])
+    registry = build_registry(settings, bank, account_providers, http=lambda: app[http_client_key], uow=new_uow)
     ring = KeyRing(settings.credentials_keys.get_secret_value())
     app[registry_key] = registry
     app[key_ring_key] = ring
     app[directory_key] = ProviderDirectory(registry, new_uow, ring, simulators=settings.simulators)
     app[templates_key] = new_templates()
+    app[payme_merchant_key] = PaymeMerchant(new_uow, PaymeAccounts(new_uow, ring))
 
     # Order matters: cleanup runs in reverse, so background tasks stop before the HTTP client closes.
     app.cleanup_ctx.append(_http_client)

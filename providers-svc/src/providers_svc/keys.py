@@ -12,6 +12,7 @@ from providers_svc.adapters.base import ProviderRegistry
 from providers_svc.metrics import ProvidersMetrics
 from providers_svc.sandbox.bank import CallbackSender, SandboxBank
 from providers_svc.services.directory import ProviderDirectory
+from providers_svc.services.payme import PaymeMerchant
 from providers_svc.services.uow import UowFactory
 from providers_svc.settings import Settings
 
@@ -28,3 +29,5 @@ bank_key = web.AppKey("sandbox_bank", SandboxBank)
 callback_sender_key = web.AppKey("sandbox_callback_sender", CallbackSender)
 templates_key = web.AppKey("templates", jinja2.Environment)
 http_client_key = web.AppKey("http_client", aiohttp.ClientSession)
+# Payme's Merchant API (``POST /billing/payme``), with its cache of opened Payme accounts.
+payme_merchant_key = web.AppKey("payme_merchant", PaymeMerchant)

@@ -60,7 +60,11 @@ class TestCreate:
         assert account["id"].startswith("pac_")
         assert account["object"] == "provider_account"
         assert account["credentials_set"] == ["key", "merchant_id"]
-        assert account["settings"] == {"account_field": "order_id"}  # the provider's default
+        assert account["settings"] == {
+            "account_field": "order_id",
+            "cancel_after_perform": "refund",
+            "language": "ru",
+        }  # defaults
         assert "payme-test-key" not in await resp.text()
         fetched = await client.get(f"/admin/provider-accounts/{account['id']}", headers=admin)
         assert "payme-test-key" not in await fetched.text()
@@ -82,6 +86,7 @@ class TestCreate:
             ({"currencies": ["uzs"]}, "currencies"),
             ({"currencies": []}, "currencies"),
             ({"settings": {"account_field": "Order Id"}}, "settings.account_field"),
+            ({"settings": {"cancel_after_perform": "maybe"}}, "settings.cancel_after_perform"),
             ({"settings": {"color": "red"}}, "settings.color"),
             ({"environment": "staging"}, "environment"),
             ({"provider": "paypal"}, "provider"),
@@ -159,7 +164,7 @@ class TestListAndUpdate:
         updated = await resp.json()
         assert (updated["name"], updated["settings"], updated["credentials_set"]) == (
             "Renamed",
-            {"account_field": "pay_id"},
+            {"account_field": "pay_id", "cancel_after_perform": "refund", "language": "ru"},
             ["key", "merchant_id"],
         )
         async with engine.connect() as conn:

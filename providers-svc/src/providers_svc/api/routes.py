@@ -6,8 +6,10 @@ from aiohttp import web
 
 from providers_svc.api import internal
 from providers_svc.api.accounts import add_account_routes
+from providers_svc.api.callbacks import payme as payme_callbacks
 from providers_svc.api.callbacks import sandbox as sandbox_callbacks
 from providers_svc.sandbox import pages
+from providers_svc.simulators import payme_pages
 
 
 def setup_routes(app: web.Application) -> None:
@@ -15,6 +17,10 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/internal/payments/start", internal.start_payment)
     app.router.add_post("/internal/payments/{payment_id}/cancel", internal.cancel_payment)
     app.router.add_post("/billing/sandbox", sandbox_callbacks.sandbox_callback)
+    # Payme answers a non-POST too (-32300, HTTP 200), so every method is routed.
+    app.router.add_route("*", "/billing/payme", payme_callbacks.payme_callback)
     add_account_routes(app)
     app.router.add_get("/sandbox/pay/{transaction_id}", pages.pay_page)
     app.router.add_post("/sandbox/pay/{transaction_id}", pages.pay_submit)
+    app.router.add_get("/simulators/payme/pay/{transaction_id}", payme_pages.pay_page)
+    app.router.add_post("/simulators/payme/pay/{transaction_id}", payme_pages.pay_submit)

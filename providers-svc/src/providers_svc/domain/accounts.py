@@ -40,11 +40,15 @@ PROVIDER_CURRENCIES: Mapping[str, frozenset[str] | None] = {
 
 # Settings each provider knows, with their defaults (anything else is refused, so a typo is seen).
 _SETTINGS_DEFAULTS: Mapping[str, Mapping[str, str]] = {
-    "payme": {"account_field": "order_id"},
+    # cancel_after_perform: what Payme's CancelTransaction of a performed transaction gets: "refund" (the
+    # cancel is accepted and recorded as a reversal) or "refuse" (-31007: the goods are delivered for good).
+    # language: of Payme's checkout page (§2.6: ru, uz or en).
+    "payme": {"account_field": "order_id", "cancel_after_perform": "refund", "language": "ru"},
     "click": {},
     "octo": {"api_base": "https://secure.octo.uz"},
     "stripe": {"flow": "checkout_session", "api_base": "https://api.stripe.com"},
 }
+_PAYME_CANCEL_AFTER_PERFORM = frozenset({"refund", "refuse"})
 _STRIPE_FLOWS = frozenset({"checkout_session", "payment_intent"})
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _ACCOUNT_FIELD = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -162,6 +166,10 @@ def check_settings(
         merged[name] = value
     if provider == "payme" and not _ACCOUNT_FIELD.fullmatch(merged["account_field"]):
         problems.append(FieldProblem("settings.account_field", "must be a lower-case identifier"))
+    if provider == "payme" and merged["cancel_after_perform"] not in _PAYME_CANCEL_AFTER_PERFORM:
+        problems.append(FieldProblem("settings.cancel_after_perform", "must be one of refund, refuse"))
+    if provider == "payme" and merged["language"] not in ("ru", "uz", "en"):
+        problems.append(FieldProblem("settings.language", "must be one of ru, uz, en"))
     base = merged.get("api_base")
     if base is not None and not _API_BASE.fullmatch(base):
         problems.append(FieldProblem("settings.api_base", "must be an http(s) URL without a path"))

@@ -14,10 +14,12 @@ from providers_svc.protocols.payme.params import (
     CheckPerformTransactionParams,
     CheckTransactionParams,
     CreateTransactionParams,
+    FiscalType,
     GetStatementParams,
     Method,
     Params,
     PerformTransactionParams,
+    SetFiscalDataParams,
     parse_params,
 )
 from providers_svc.protocols.payme.states import CancelReason
@@ -31,6 +33,7 @@ VALID: dict[str, dict[str, Any]] = {
     "CheckTransaction": {"id": PAYME_ID},
     "GetStatement": {"from": 1399114284039, "to": 1399120284000},
     "ChangePassword": {"password": "new-key"},
+    "SetFiscalData": {"id": PAYME_ID, "type": "PERFORM", "fiscal_data": {"receipt_id": 1, "status_code": 0}},
 }
 
 
@@ -76,7 +79,7 @@ class TestParseParams:
         assert parse("GetStatement", VALID["GetStatement"]) == GetStatementParams(1399114284039, 1399120284000)
         assert parse("ChangePassword", VALID["ChangePassword"]) == ChangePasswordParams("new-key")
 
-    @pytest.mark.parametrize("method", ["checkTransaction", "SetFiscalData", "", "GetStatement "])
+    @pytest.mark.parametrize("method", ["checkTransaction", "SetFiscalDatum", "", "GetStatement "])
     def test_unknown_method_is_32601_naming_it(self, method: str) -> None:
         error = error_of(method, {})
         assert error.code is PaymeErrorCode.METHOD_NOT_FOUND
@@ -179,3 +182,29 @@ class TestOtherParams:
     def test_other_cancel_reason_is_32600(self, reason: int) -> None:
         error = error_of("CancelTransaction", with_("CancelTransaction", reason=reason))
         assert error.code is PaymeErrorCode.INVALID_REQUEST
+
+
+class TestSetFiscalData:
+    def test_valid(self) -> None:
+        parsed = parse("SetFiscalData", VALID["SetFiscalData"])
+        assert parsed == SetFiscalDataParams(PAYME_ID, FiscalType.PERFORM, {"receipt_id": 1, "status_code": 0})
+        cancel = parse("SetFiscalData", with_("SetFiscalData", type="CANCEL"))
+        assert isinstance(cancel, SetFiscalDataParams)
+        assert cancel.type is FiscalType.CANCEL
+
+    @pytest.mark.parametrize(
+        "changes",
+        [
+            {"type": "REFUND"},
+            {"type": 1},
+            {"type": _MISSING},
+            {"fiscal_data": "receipt"},
+            {"fiscal_data": [1]},
+            {"fiscal_data": _MISSING},
+            {"fiscal_data": {"qr_code_url": "x" * 5000}},
+            {"id": _MISSING},
+            {"id": 5},
+        ],
+    )
+    def test_malformed_is_invalid_request(self, changes: dict[str, Any]) -> None:
+        assert error_of("SetFiscalData", with_("SetFiscalData", **changes)).code is PaymeErrorCode.INVALID_REQUEST

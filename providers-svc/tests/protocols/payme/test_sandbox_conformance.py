@@ -309,8 +309,8 @@ class TestSandboxErrors:
         assert KEY.encode() not in answer
 
     def test_unknown_method_is_32601_naming_it(self, merchant: InMemoryMerchant) -> None:
-        error = json.loads(merchant.call("SetFiscalData", id=ID_A))["error"]
-        assert (error["code"], error["data"]) == (-32601, "SetFiscalData")
+        error = json.loads(merchant.call("SetFiscalDatum", id=ID_A))["error"]
+        assert (error["code"], error["data"]) == (-32601, "SetFiscalDatum")
 
     def test_change_password_replaces_the_key(self, merchant: InMemoryMerchant) -> None:
         old = basic(KEY)

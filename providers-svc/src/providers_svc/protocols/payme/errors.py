@@ -29,6 +29,7 @@ class PaymeErrorCode(IntEnum):
     METHOD_NOT_FOUND = -32601
     INSUFFICIENT_PRIVILEGE = -32504
     SYSTEM_ERROR = -32400
+    RECEIPT_NOT_FOUND = -32001  # SetFiscalData only
     INVALID_AMOUNT = -31001
     TRANSACTION_NOT_FOUND = -31003
     CANNOT_CANCEL = -31007
@@ -81,6 +82,11 @@ _MESSAGES = MappingProxyType(
             ru="Системная ошибка.",
             uz="Tizim xatosi.",
             en="Internal system error.",
+        ),
+        PaymeErrorCode.RECEIPT_NOT_FOUND: LocalizedMessage(
+            ru="Чек не найден.",
+            uz="Chek topilmadi.",
+            en="Receipt not found.",
         ),
         PaymeErrorCode.INVALID_AMOUNT: LocalizedMessage(
             ru="Неверная сумма.",

@@ -30,6 +30,12 @@ class Method(StrEnum):
     CHECK_TRANSACTION = "CheckTransaction"
     GET_STATEMENT = "GetStatement"
     CHANGE_PASSWORD = "ChangePassword"  # noqa: S105 (a method name, not a password)
+    SET_FISCAL_DATA = "SetFiscalData"
+
+
+class FiscalType(StrEnum):
+    PERFORM = "PERFORM"
+    CANCEL = "CANCEL"
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,16 @@ class ChangePasswordParams:
     password: str = field(repr=False)
 
 
+@dataclass(frozen=True)
+class SetFiscalDataParams:
+    """The fiscal receipt Payme reports for a transaction's perform or cancel (§2.2, optional method).
+    ``fiscal_data`` is kept as sent: we store it, we do not interpret it."""
+
+    id: str
+    type: FiscalType
+    fiscal_data: Mapping[str, object]
+
+
 Params: TypeAlias = (
     CheckPerformTransactionParams
     | CreateTransactionParams
@@ -83,6 +99,7 @@ Params: TypeAlias = (
     | CheckTransactionParams
     | GetStatementParams
     | ChangePasswordParams
+    | SetFiscalDataParams
 )
 
 
@@ -112,6 +129,8 @@ def parse_params(request: RpcRequest, *, account_field: str) -> Params:
             return GetStatementParams(_timestamp(p, "from"), _timestamp(p, "to"))
         case Method.CHANGE_PASSWORD:
             return ChangePasswordParams(_password(p))
+        case Method.SET_FISCAL_DATA:
+            return SetFiscalDataParams(_transaction_id(p), _fiscal_type(p), _fiscal_data(p))
 
 
 def _invalid() -> PaymeError:
@@ -169,3 +188,24 @@ def _password(params: Mapping[str, object]) -> str:
     if not isinstance(value, str) or not value.strip():
         raise _invalid()
     return value
+
+
+def _fiscal_type(params: Mapping[str, object]) -> FiscalType:
+    value = params.get("type")
+    if not isinstance(value, str):
+        raise _invalid()
+    try:
+        return FiscalType(value)
+    except ValueError:
+        raise _invalid() from None
+
+
+# A receipt is a handful of short fields; anything much larger is not one, and is not stored.
+MAX_FISCAL_DATA_LENGTH = 4096
+
+
+def _fiscal_data(params: Mapping[str, object]) -> Mapping[str, object]:
+    value = params.get("fiscal_data")
+    if not isinstance(value, dict) or len(repr(value)) > MAX_FISCAL_DATA_LENGTH:
+        raise _invalid()
+    return dict(value)

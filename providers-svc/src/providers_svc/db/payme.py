@@ -1,0 +1,198 @@
+"""Payme's tables (PROTOCOLS.md §2) and their queries: ``payme_transactions``, one row per Payme transaction
+exactly as ``protocols.payme.transactions`` decided it, and ``payme_reversals``, one row per performed
+transaction Payme cancelled (the money went back to the payer; a later issue turns each into a refund).
+
+Every query here runs inside the caller's database transaction; the ones that decide a move lock the rows
+they read (``FOR UPDATE``), so two deliveries of one Payme call are applied one after the other."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from billing_runtime.db import UTCDateTime, table_of
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Index,
+    Select,
+    SmallInteger,
+    String,
+    and_,
+    bindparam,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from providers_svc.db.models import Base, ProviderAccountRow, ProviderTransactionRow
+from providers_svc.db.repositories import to_transaction
+from providers_svc.domain.transactions import Transaction
+from providers_svc.protocols.payme.states import CancelReason, TransactionState
+from providers_svc.protocols.payme.transactions import PaymeTransaction
+
+
+class PaymeTransactionRow(Base):
+    """One Payme transaction. ``id`` is ours, answered to Payme as ``transaction``; ``payme_id`` is Payme's.
+    The three times are Payme's milliseconds as first decided: repeats are answered from them."""
+
+    __tablename__ = "payme_transactions"
+    __table_args__ = (
+        CheckConstraint("state IN (1, 2, -1, -2)", name="state"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        # One active (created or performed) Payme transaction per order: two racing CreateTransaction
+        # calls with different Payme ids for one order cannot both be stored.
+        Index("uq_payme_transactions_active", "payment_id", unique=True, postgresql_where=text("state IN (1, 2)")),
+        Index("ix_payme_transactions_payment", "payment_id"),
+        Index("ix_payme_transactions_account_time", "account_id", "time"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    payme_id: Mapped[str] = mapped_column(String(64), unique=True)
+    # The account whose key Payme authenticated with; only that account's calls see the row.
+    account_id: Mapped[str] = mapped_column(String(40))
+    provider_transaction_id: Mapped[str] = mapped_column(String(32))
+    payment_id: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[int] = mapped_column(BigInteger)  # tiyin
+    time: Mapped[int] = mapped_column(BigInteger)
+    create_time: Mapped[int] = mapped_column(BigInteger)
+    perform_time: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    cancel_time: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    state: Mapped[int] = mapped_column(SmallInteger)
+    reason: Mapped[int | None] = mapped_column(SmallInteger)
+    # SetFiscalData: the fiscal receipt Payme reports for the perform and for the cancel, as sent.
+    fiscal_perform: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    fiscal_cancel: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+class PaymeReversalRow(Base):
+    """A performed Payme transaction that Payme cancelled (state -2): Payme gave the full amount back to
+    the payer. Recorded so the money is not lost from our books until refunds (a later issue) pick it up
+    (``refund_id``)."""
+
+    __tablename__ = "payme_reversals"
+    __table_args__ = (Index("ix_payme_reversals_payment", "payment_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    payme_transaction_id: Mapped[str] = mapped_column(String(32), unique=True)
+    payme_id: Mapped[str] = mapped_column(String(64))
+    account_id: Mapped[str] = mapped_column(String(40))
+    provider_transaction_id: Mapped[str] = mapped_column(String(32))
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    payment_id: Mapped[str] = mapped_column(String(64))
+    livemode: Mapped[bool] = mapped_column(Boolean)
+    amount: Mapped[int] = mapped_column(BigInteger)  # our minor units, as the payment's
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[int] = mapped_column(SmallInteger)
+    cancel_time: Mapped[int] = mapped_column(BigInteger)
+    refund_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+@dataclass(frozen=True)
+class StoredPayme:
+    """A stored Payme transaction: the protocol's record plus where it belongs."""
+
+    record: PaymeTransaction
+    account_id: str
+    provider_transaction_id: str
+
+
+def to_record(row: PaymeTransactionRow) -> StoredPayme:
+    record = PaymeTransaction(
+        payme_id=row.payme_id,
+        transaction_id=row.id,
+        payment_id=row.payment_id,
+        amount=row.amount,
+        time=row.time,
+        create_time=row.create_time,
+        state=TransactionState(row.state),
+        perform_time=row.perform_time,
+        cancel_time=row.cancel_time,
+        reason=None if row.reason is None else CancelReason(row.reason),
+    )
+    return StoredPayme(record, row.account_id, row.provider_transaction_id)
+
+
+def record_values(record: PaymeTransaction) -> dict[str, Any]:
+    """The columns a decision changes (every one of them, so a row is always exactly the record)."""
+    return {
+        "state": int(record.state),
+        "perform_time": record.perform_time,
+        "cancel_time": record.cancel_time,
+        "reason": None if record.reason is None else int(record.reason),
+    }
+
+
+class PaymeRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def locked(self, payme_id: str) -> tuple[PaymeTransactionRow, Transaction] | None:
+        """The Payme transaction ``payme_id`` and its provider transaction, both locked for update (one
+        statement): the decision on them is applied before anyone else decides. The caller checks that
+        it is the authenticated account's."""
+        stmt = (
+            select(PaymeTransactionRow, ProviderTransactionRow)
+            .join(ProviderTransactionRow, ProviderTransactionRow.id == PaymeTransactionRow.provider_transaction_id)
+            .where(PaymeTransactionRow.payme_id == payme_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        row = (await self.session.execute(stmt)).first()
+        return None if row is None else (row[0], to_transaction(row[1]))
+
+    async def get(self, payme_id: str, account_id: str, *, for_update: bool = False) -> PaymeTransactionRow | None:
+        stmt = (
+            select(PaymeTransactionRow)
+            .where(PaymeTransactionRow.payme_id == payme_id, PaymeTransactionRow.account_id == account_id)
+            .execution_options(populate_existing=True)
+        )
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def order(self, payment_id: str, provider: str) -> tuple[Transaction, str | None] | None:
+        """Our provider transaction of ``payment_id`` at Payme, and Payme's id of its active (created or
+        performed) Payme transaction, if any: one statement."""
+        active = (
+            select(PaymeTransactionRow.payme_id)
+            .where(PaymeTransactionRow.payment_id == payment_id, PaymeTransactionRow.state.in_((1, 2)))
+            .limit(1)
+            .scalar_subquery()
+        )
+        stmt = select(ProviderTransactionRow, active).where(
+            and_(ProviderTransactionRow.payment_id == payment_id, ProviderTransactionRow.provider == provider)
+        )
+        row = (await self.session.execute(stmt.execution_options(populate_existing=True))).first()
+        return None if row is None else (to_transaction(row[0]), row[1])
+
+    async def of_payment(self, payment_id: str) -> Sequence[PaymeTransactionRow]:
+        stmt = (
+            select(PaymeTransactionRow)
+            .where(PaymeTransactionRow.payment_id == payment_id)
+            .order_by(PaymeTransactionRow.time, PaymeTransactionRow.id)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def statement(self, account_id: str, start: int, end: int) -> Sequence[PaymeTransactionRow]:
+        stmt = select(PaymeTransactionRow).where(
+            PaymeTransactionRow.account_id == account_id,
+            PaymeTransactionRow.time >= start,
+            PaymeTransactionRow.time <= end,
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+
+@functools.cache
+def accounts_query() -> Select[Any]:
+    """Every account of the provider ``:provider``, the simulator's included, as plain columns (for
+    ``UnitOfWork.read_unlocked``: one round trip, outside any transaction)."""
+    table = table_of(ProviderAccountRow)
+    return select(*table.c).where(table.c.provider == bindparam("provider"))

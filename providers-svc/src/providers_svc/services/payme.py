@@ -1,0 +1,384 @@
+"""Payme's Merchant API on our database (PROTOCOLS.md §2): the recipe of ``protocols/payme/__init__.py``.
+
+Raw body and ``Authorization`` header in, the answer's bytes out (always sent with HTTP 200). The protocol
+core decides; this module reads what it needs, stores ``Decision.record`` as decided (an error decision's
+too: an expired transaction is cancelled with reason 4 *and* answered -31008) and applies
+``Decision.effect`` to our provider transaction in the same database transaction:
+
+- RESERVE (state 1) and RELEASE (state -1, a cancel or the 12-hour timeout) leave our transaction as it
+  is: pending, so the payer may try again (Payme then makes a new transaction) until our transaction
+  expires or is cancelled, which makes the order unpayable for Payme (-31051 on Create, -31008 on Perform).
+- PAY (state 2) moves it to succeeded through ``services.callbacks.queue_outcome`` (and the
+  ``provider.payment.succeeded`` event), with a ``provider_events`` row keeping Payme's request.
+- REFUND (state -2) is recorded in ``payme_reversals``: Payme gave the full amount back to the payer.
+
+Concurrency: Perform, Cancel and a repeated Create lock the Payme row and our transaction row
+(``FOR UPDATE``) before deciding, so a repeat delivered concurrently waits and is then answered from what
+the first stored. Two Creates with different Payme ids for one order race on the partial unique index of
+``payme_transactions`` (one active transaction per order): the loser decides again and gets -31008.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from billing_runtime.db import table_of
+from billing_runtime.ids import new_id
+from billing_runtime.outages import is_database_outage
+from billing_runtime.writes import InsertRows, UpdateRows
+from sqlalchemy.exc import IntegrityError
+
+from providers_svc.db.payme import PaymeRepository, PaymeReversalRow, PaymeTransactionRow, record_values, to_record
+from providers_svc.db.repositories import IncomingEvent, provider_event_insert
+from providers_svc.domain.accounts import BoundAccount
+from providers_svc.domain.transactions import CallbackResult, Transaction, TransactionStatus, Verdict
+from providers_svc.protocols.payme.amounts import to_tiyin
+from providers_svc.protocols.payme.auth import authenticate
+from providers_svc.protocols.payme.errors import PaymeError, PaymeErrorCode
+from providers_svc.protocols.payme.jsonrpc import MalformedRequestError, RpcRequest, error_response, parse_request
+from providers_svc.protocols.payme.jsonrpc import result_response as rpc_result
+from providers_svc.protocols.payme.params import (
+    CancelTransactionParams,
+    ChangePasswordParams,
+    CheckPerformTransactionParams,
+    CheckTransactionParams,
+    CreateTransactionParams,
+    FiscalType,
+    GetStatementParams,
+    Params,
+    PerformTransactionParams,
+    SetFiscalDataParams,
+    parse_params,
+)
+from providers_svc.protocols.payme.transactions import (
+    Decision,
+    OrderEffect,
+    PaymeOrder,
+    PaymeTransaction,
+    cancel_transaction,
+    check_perform_transaction,
+    check_transaction,
+    create_transaction,
+    get_statement,
+    perform_transaction,
+)
+from providers_svc.services.callbacks import ProviderNotice, queue_outcome
+from providers_svc.services.payme_accounts import PROVIDER, KeyNotAccepted, PaymeAccounts
+from providers_svc.services.uow import ProvidersUnitOfWork, UowFactory
+
+log = logging.getLogger(__name__)
+
+# Two racing Creates settle in one more round; more rounds than that mean something else is wrong.
+CREATE_ATTEMPTS = 3
+
+# Refusals of bad input (``provider_callbacks_rejected_total{reason}``), by the error the input earned.
+_PARAM_REASONS = {
+    PaymeErrorCode.METHOD_NOT_FOUND: "unknown_method",
+    PaymeErrorCode.INVALID_AMOUNT: "bad_amount",
+    PaymeErrorCode.ORDER_NOT_FOUND: "bad_account",
+}
+
+
+@dataclass(frozen=True)
+class PaymeAnswer:
+    """The bytes to send (HTTP 200), and what to count: ``result`` for a request that reached a method
+    (``provider_callbacks_total``), ``rejected`` for bad input (``provider_callbacks_rejected_total``)."""
+
+    body: bytes
+    result: str | None = None
+    rejected: str | None = None
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def result_slug(code: PaymeErrorCode | None) -> str:
+    return "ok" if code is None else code.name.lower()
+
+
+@dataclass
+class PaymeMerchant:
+    uow: UowFactory
+    accounts: PaymeAccounts
+    clock_ms: Callable[[], int] = wall_clock_ms
+
+    async def handle(self, http_method: str, body: bytes, authorization: str | None) -> PaymeAnswer:
+        if http_method != "POST":
+            return _rejected(None, PaymeError(PaymeErrorCode.METHOD_NOT_POST), "not_post")
+        try:
+            request = parse_request(body)
+        except MalformedRequestError as exc:
+            reason = "bad_json" if exc.code is PaymeErrorCode.PARSE_ERROR else "bad_envelope"
+            return _rejected(exc.request_id, exc, reason)
+        try:
+            return await self._authenticated(request, body, authorization)
+        except Exception as exc:
+            # Payme reads any non-200 answer as -32400 anyway; answering it ourselves keeps the protocol.
+            # Nothing was committed: each method writes in one database transaction.
+            if is_database_outage(exc):
+                log.warning("payme %s not processed, database unavailable: %s", request.method, exc)
+                result = "unavailable"
+            else:
+                log.exception("payme %s failed", request.method)
+                result = "system_error"
+            return PaymeAnswer(error_response(request.id, PaymeError(PaymeErrorCode.SYSTEM_ERROR)), result=result)
+
+    async def _authenticated(self, request: RpcRequest, body: bytes, authorization: str | None) -> PaymeAnswer:
+        accounts = await self.accounts.all()
+        try:
+            account_id = authenticate(authorization, [(a.id, a.credentials.get("key", "")) for a in accounts])
+        except PaymeError as exc:
+            return _rejected(request.id, exc, "bad_auth")
+        account = next(a for a in accounts if a.id == account_id)
+        try:
+            params = parse_params(request, account_field=account.settings["account_field"])
+        except PaymeError as exc:
+            return _rejected(request.id, exc, _PARAM_REASONS.get(exc.code, "bad_params"))
+        try:
+            decision = await self._decide(account, params, body, accounts)
+        except PaymeError as exc:
+            return PaymeAnswer(error_response(request.id, exc), result=result_slug(exc.code))
+        if decision.error is not None:
+            return PaymeAnswer(error_response(request.id, decision.error), result=result_slug(decision.error.code))
+        assert decision.result is not None
+        return PaymeAnswer(rpc_result(request.id, decision.result), result="ok")
+
+    async def _decide(
+        self, account: BoundAccount, params: Params, body: bytes, accounts: list[BoundAccount]
+    ) -> Decision:
+        match params:
+            case CheckPerformTransactionParams():
+                async with self.uow() as unit:
+                    view = await _order(unit, account, params.payment_id, _at(self.clock_ms()))
+                return check_perform_transaction(params, view[0] if view else None)
+            case CreateTransactionParams():
+                return await self._create(account, params)
+            case PerformTransactionParams():
+                return await self._perform(account, params, body)
+            case CancelTransactionParams():
+                return await self._cancel(account, params)
+            case CheckTransactionParams():
+                async with self.uow() as unit:
+                    row = await PaymeRepository(unit.session).get(params.id, account.id)
+                return check_transaction(to_record(row).record if row is not None else None)
+            case GetStatementParams():
+                async with self.uow() as unit:
+                    rows = await PaymeRepository(unit.session).statement(account.id, params.start, params.end)
+                records = [to_record(r).record for r in rows]
+                return get_statement(params, records, account_field=account.settings["account_field"])
+            case ChangePasswordParams():
+                try:
+                    await self.accounts.change_key(account.id, params.password, accounts, _at(self.clock_ms()))
+                except KeyNotAccepted as exc:
+                    log.warning("payme ChangePassword for %s refused: %s", account.id, exc)
+                    raise PaymeError(PaymeErrorCode.INVALID_REQUEST) from None
+                log.info("payme ChangePassword: the key of %s was replaced", account.id)
+                return Decision(result={"success": True})
+            case SetFiscalDataParams():
+                return await self._set_fiscal_data(account, params)
+
+    async def _create(self, account: BoundAccount, params: CreateTransactionParams) -> Decision:
+        for _ in range(CREATE_ATTEMPTS):
+            now_ms = self.clock_ms()
+            try:
+                async with self.uow() as unit:
+                    repo = PaymeRepository(unit.session)
+                    found = await repo.locked(params.id)
+                    if found is not None:
+                        row, _txn = found
+                        if row.account_id != account.id:
+                            # Payme's ids are unique at Payme: another merchant's id is not this one's to use.
+                            raise PaymeError(PaymeErrorCode.CANNOT_PERFORM)
+                        decision = create_transaction(
+                            params, to_record(row).record, None, transaction_id=row.id, now_ms=now_ms
+                        )
+                    else:
+                        view = await _order(unit, account, params.payment_id, _at(now_ms))
+                        decision = create_transaction(
+                            params, None, view[0] if view else None, transaction_id=new_id("pmt"), now_ms=now_ms
+                        )
+                        if decision.record is not None:
+                            assert view is not None, "a transaction is created only for an order"
+                            unit.write(_new_row(decision.record, account, view[1]))
+                    if found is not None and decision.record is not None:
+                        _store(unit, found[0], decision.record)
+                    if decision.record is not None:
+                        await unit.commit()
+                    return decision
+            except IntegrityError:
+                # Another Create stored first (the same Payme id, or another one for this order): decide
+                # again on what it stored.
+                continue
+        raise RuntimeError(f"payme CreateTransaction {params.id} kept conflicting")
+
+    async def _perform(self, account: BoundAccount, params: PerformTransactionParams, body: bytes) -> Decision:
+        now_ms = self.clock_ms()
+        now = _at(now_ms)
+        async with self.uow() as unit:
+            row, txn = await _locked(unit, account, params.id)
+            decision = perform_transaction(
+                to_record(row).record, order_payable=_payable(account, txn, now), now_ms=now_ms
+            )
+            if decision.record is None:
+                return decision
+            _store(unit, row, decision.record)
+            if decision.effect is OrderEffect.PAY:
+                _queue_paid(unit, account, txn, params.id, body, now)
+            await unit.commit()
+        if decision.effect is OrderEffect.PAY:
+            log.info("payme %s performed: %s succeeded", params.id, txn.id)
+        return decision
+
+    async def _cancel(self, account: BoundAccount, params: CancelTransactionParams) -> Decision:
+        now_ms = self.clock_ms()
+        refund_allowed = account.settings.get("cancel_after_perform", "refund") == "refund"
+        async with self.uow() as unit:
+            row, txn = await _locked(unit, account, params.id)
+            decision = cancel_transaction(
+                to_record(row).record, params.reason, refund_allowed=refund_allowed, now_ms=now_ms
+            )
+            if decision.record is None:
+                return decision
+            _store(unit, row, decision.record)
+            if decision.effect is OrderEffect.REFUND:
+                unit.write(_reversal(decision.record, account, txn, _at(now_ms)))
+            await unit.commit()
+        if decision.effect is OrderEffect.REFUND:
+            # Money went back to the payer of a succeeded payment: visible until refunds pick it up.
+            log.warning(
+                "payme cancelled performed transaction %s (reason %s): reversal of %s %s recorded for %s",
+                params.id,
+                int(params.reason),
+                txn.amount,
+                txn.currency,
+                txn.payment_id,
+            )
+        return decision
+
+    async def _set_fiscal_data(self, account: BoundAccount, params: SetFiscalDataParams) -> Decision:
+        async with self.uow() as unit:
+            row = await PaymeRepository(unit.session).get(params.id, account.id, for_update=True)
+            perform = params.type is FiscalType.PERFORM
+            if row is None or (row.perform_time if perform else row.cancel_time) == 0:
+                # Nothing was performed (or cancelled) that this receipt could be for.
+                raise PaymeError(PaymeErrorCode.RECEIPT_NOT_FOUND)
+            if perform:
+                row.fiscal_perform = dict(params.fiscal_data)
+            else:
+                row.fiscal_cancel = dict(params.fiscal_data)
+            await unit.commit()
+        return Decision(result={"success": True})
+
+
+def _rejected(request_id: int | str | None, error: PaymeError, reason: str) -> PaymeAnswer:
+    return PaymeAnswer(error_response(request_id, error), rejected=reason)
+
+
+def _at(now_ms: int) -> datetime:
+    return datetime.fromtimestamp(now_ms / 1000, tz=UTC)
+
+
+def _payable(account: BoundAccount, txn: Transaction, now: datetime) -> bool:
+    """Our side of "the order can still be paid": pending and not expired (cancelled, expired and paid
+    transactions are not), and never a live one for a test account."""
+    return txn.status is TransactionStatus.PENDING and not txn.is_expired(now) and not (account.test and txn.livemode)
+
+
+async def _order(
+    unit: ProvidersUnitOfWork, account: BoundAccount, payment_id: str, now: datetime
+) -> tuple[PaymeOrder, Transaction] | None:
+    """The order Payme's ``account`` value names, as this account may see it: our Payme transaction of
+    that payment, started with this very account (another account's order is unknown to this merchant)."""
+    found = await PaymeRepository(unit.session).order(payment_id, PROVIDER)
+    if found is None:
+        return None
+    txn, active = found
+    if txn.account_id != account.id or (account.test and txn.livemode):
+        return None
+    try:
+        amount = to_tiyin(txn.amount, txn.currency)
+    except ValueError:
+        return None
+    return PaymeOrder(payment_id, amount, _payable(account, txn, now), active), txn
+
+
+async def _locked(
+    unit: ProvidersUnitOfWork, account: BoundAccount, payme_id: str
+) -> tuple[PaymeTransactionRow, Transaction]:
+    found = await PaymeRepository(unit.session).locked(payme_id)
+    if found is None or found[0].account_id != account.id:
+        raise PaymeError(PaymeErrorCode.TRANSACTION_NOT_FOUND)
+    return found
+
+
+def _store(unit: ProvidersUnitOfWork, row: PaymeTransactionRow, record: PaymeTransaction) -> None:
+    """Queued, so it goes out in one statement with the rest of the unit's writes (one round trip)."""
+    unit.write(UpdateRows(table_of(PaymeTransactionRow), {"id": row.id}, record_values(record)))
+
+
+def _new_row(record: PaymeTransaction, account: BoundAccount, txn: Transaction) -> InsertRows:
+    return _insert(
+        PaymeTransactionRow,
+        id=record.transaction_id,
+        payme_id=record.payme_id,
+        account_id=account.id,
+        provider_transaction_id=txn.id,
+        payment_id=record.payment_id,
+        amount=record.amount,
+        time=record.time,
+        create_time=record.create_time,
+        **record_values(record),
+    )
+
+
+def _queue_paid(
+    unit: ProvidersUnitOfWork, account: BoundAccount, txn: Transaction, payme_id: str, body: bytes, now: datetime
+) -> None:
+    """Our transaction → succeeded and its event, with the request kept as the provider event behind them."""
+    row_id = new_id("pev")
+    payload = body.decode("utf-8")
+    notice = ProviderNotice(
+        provider=PROVIDER,
+        external_id=f"{payme_id}:perform",
+        event_type="PerformTransaction",
+        transaction_id=txn.id,
+        verdict=Verdict.SUCCEEDED,
+        amount=txn.amount,
+        currency=txn.currency,
+        payload=payload,
+        provider_reference=payme_id,
+        test_only=account.test,
+    )
+    queue_outcome(unit, txn, notice, Verdict.SUCCEEDED, row_id, now)
+    event = IncomingEvent(PROVIDER, notice.external_id, notice.event_type, txn.id, payload)
+    unit.write(provider_event_insert(row_id, event, now, CallbackResult.APPLIED.value))
+
+
+def _reversal(record: PaymeTransaction, account: BoundAccount, txn: Transaction, now: datetime) -> InsertRows:
+    assert record.reason is not None
+    return _insert(
+        PaymeReversalRow,
+        id=new_id("pmr"),
+        payme_transaction_id=record.transaction_id,
+        payme_id=record.payme_id,
+        account_id=account.id,
+        provider_transaction_id=txn.id,
+        tenant_id=txn.tenant_id,
+        payment_id=txn.payment_id,
+        livemode=txn.livemode,
+        amount=txn.amount,
+        currency=txn.currency,
+        reason=int(record.reason),
+        cancel_time=record.cancel_time,
+        created_at=now,
+    )
+
+
+def _insert(model: type[PaymeTransactionRow | PaymeReversalRow], **values: Any) -> InsertRows:
+    return InsertRows(table_of(model), [values])

@@ -1,0 +1,108 @@
+"""Payme end to end, in both modes: a test tenant (no Payme account of its own, so the Payme simulator
+account serves it) pays a UZS payment at checkout with provider "payme"; the payer's choice on the Payme
+simulator page makes the simulator play Payme's JSON-RPC calls against our real ``/billing/payme`` through
+the gateway; the tenant sees the outcome through the API and its webhook receiver."""
+
+import asyncio
+import json
+import time
+
+import pytest
+from aiohttp import web
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture
+async def receiver(aiohttp_server):  # type: ignore[no-untyped-def]
+    got: list[dict] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        got.append(json.loads(await request.read()))
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    return f"http://127.0.0.1:{server.port}/hook", got
+
+
+async def _subscribe(http, platform, tenant, url: str) -> None:
+    async with http.post(
+        f"{platform.gateway_url}/v1/webhook-endpoints", json={"url": url, "events": ["*"]}, headers=tenant.auth
+    ) as r:
+        assert r.status == 201, await r.text()
+
+
+async def _pay_with_payme(http, platform, payment: dict, outcome: str) -> str:
+    """The payer: hosted checkout → Payme → the simulator page → a choice; returns where it sends them."""
+    token = payment["checkout_token"]
+    async with http.get(f"{platform.gateway_url}/v1/checkout/{token}") as r:
+        assert r.status == 200
+        offered = {p["name"] if isinstance(p, dict) else p for p in (await r.json())["providers"]}
+    assert "payme" in offered
+    async with http.post(
+        f"{platform.checkout_url}/c/{token}/pay", data={"provider": "payme"}, allow_redirects=False
+    ) as r:
+        assert r.status == 303, await r.text()
+        page = r.headers["Location"]
+    assert page.startswith(platform.gateway_url + "/simulators/payme/pay/ptx_")
+    async with http.get(page) as r:
+        assert r.status == 200
+        assert "UZS" in await r.text()
+    async with http.post(page, data={"outcome": outcome}, allow_redirects=False) as r:
+        assert r.status == 303, await r.text()
+        return r.headers["Location"]
+
+
+async def _wait_for_webhook(got: list[dict], wanted: str, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for body in got:
+            if body["type"] == wanted:
+                return body
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no {wanted} webhook; got {[b['type'] for b in got]}")
+
+
+class TestPayme:
+    async def test_paid_through_the_simulator(self, platform, new_tenant, http, receiver) -> None:
+        url, got = receiver
+        tenant = await new_tenant()
+        await _subscribe(http, platform, tenant, url)
+        payment = await tenant.create_payment("payme-1", amount=1_250_000, currency="UZS", description="Plov")
+        back = await _pay_with_payme(http, platform, payment, "pay")
+        assert back == f"{platform.checkout_url}/c/{payment['checkout_token']}/return"
+        done = await tenant.wait_for_status(payment["id"], "SUCCEEDED")
+        assert (done["status"], done["provider"]) == ("SUCCEEDED", "payme")
+        # Payme's own transaction id (24 hex characters) is the payment's provider reference.
+        assert len(done["provider_reference"]) == 24
+        webhook = await _wait_for_webhook(got, "payment.succeeded")
+        assert webhook["data"]["payment"]["id"] == payment["id"]
+        assert webhook["data"]["payment"]["amount"] == 1_250_000
+
+    async def test_declined_then_cancelled_by_the_tenant(self, platform, new_tenant, http, receiver) -> None:
+        url, got = receiver
+        tenant = await new_tenant()
+        await _subscribe(http, platform, tenant, url)
+        payment = await tenant.create_payment("payme-2", amount=500_000, currency="UZS")
+        await _pay_with_payme(http, platform, payment, "decline")
+        # Payme cancelled its transaction before performing it: nothing was paid, and the payment stays
+        # payable (the payer may try again) until the tenant cancels it or it expires.
+        await asyncio.sleep(1)
+        assert (await tenant.payment(payment["id"]))["status"] == "PROVIDER_PENDING"
+        async with http.post(f"{platform.gateway_url}/v1/payments/{payment['id']}/cancel", headers=tenant.auth) as r:
+            assert r.status == 200, await r.text()
+            assert (await r.json())["status"] == "CANCELLED"
+        webhook = await _wait_for_webhook(got, "payment.cancelled")
+        assert webhook["data"]["payment"]["id"] == payment["id"]
+        assert "payment.succeeded" not in {b["type"] for b in got}
+
+    async def test_timed_out_then_paid_on_a_second_attempt(self, platform, new_tenant, http) -> None:
+        tenant = await new_tenant()
+        payment = await tenant.create_payment("payme-3", amount=500_000, currency="UZS")
+        await _pay_with_payme(http, platform, payment, "timeout")
+        await asyncio.sleep(1)
+        assert (await tenant.payment(payment["id"]))["status"] == "PROVIDER_PENDING"
+        await _pay_with_payme(http, platform, payment, "pay")
+        assert (await tenant.wait_for_status(payment["id"], "SUCCEEDED"))["status"] == "SUCCEEDED"
