@@ -7,6 +7,7 @@ from aiohttp import web
 from providers_svc.api import internal
 from providers_svc.api.accounts import add_account_routes
 from providers_svc.api.callbacks import sandbox as sandbox_callbacks
+from providers_svc.api.callbacks.click import add_click_callback_routes
 from providers_svc.sandbox import pages
 
 
@@ -16,5 +17,6 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/internal/payments/{payment_id}/cancel", internal.cancel_payment)
     app.router.add_post("/billing/sandbox", sandbox_callbacks.sandbox_callback)
     add_account_routes(app)
+    add_click_callback_routes(app)
     app.router.add_get("/sandbox/pay/{transaction_id}", pages.pay_page)
     app.router.add_post("/sandbox/pay/{transaction_id}", pages.pay_submit)

@@ -41,7 +41,9 @@ PROVIDER_CURRENCIES: Mapping[str, frozenset[str] | None] = {
 # Settings each provider knows, with their defaults (anything else is refused, so a typo is seen).
 _SETTINGS_DEFAULTS: Mapping[str, Mapping[str, str]] = {
     "payme": {"account_field": "order_id"},
-    "click": {},
+    # Click's Merchant API host (status, reversal; its path /v2/merchant is the adapter's): a test
+    # account may point at a fake Click on loopback.
+    "click": {"api_base": "https://api.click.uz"},
     "octo": {"api_base": "https://secure.octo.uz"},
     "stripe": {"flow": "checkout_session", "api_base": "https://api.stripe.com"},
 }
