@@ -7,7 +7,6 @@ Create Date: 2026-12-05 19:00:00
 
 import sqlalchemy as sa
 from alembic import op
-
 from billing_runtime.db import UTCDateTime
 
 revision = "click_reservations"

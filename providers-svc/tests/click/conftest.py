@@ -74,9 +74,7 @@ class ClickShop:
             "return_url": "http://127.0.0.1:8080/c/tok_1/return",
             **fields,
         }
-        resp = await self.client.post(
-            "/internal/payments/start", json=body, headers=self.internal_headers(self.tenant)
-        )
+        resp = await self.client.post("/internal/payments/start", json=body, headers=self.internal_headers(self.tenant))
         assert resp.status == 200, await resp.text()
         data: dict[str, Any] = await resp.json()
         data["payment_id"] = body["payment_id"]

@@ -103,15 +103,11 @@ class TestPayment:
         assert done["error"] == 0
         assert (await db_read("transactions"))[0]["status"] == "succeeded"
 
-    async def test_a_cancelled_payment_is_not_payable(
-        self, shop: ClickShop, db_read: Any, engine: AsyncEngine
-    ) -> None:
+    async def test_a_cancelled_payment_is_not_payable(self, shop: ClickShop, db_read: Any, engine: AsyncEngine) -> None:
         payment = await shop.start()
         pay = payment["payment_id"]
         prepared = await shop.prepare(pay)
-        resp = await shop.client.post(
-            f"/internal/payments/{pay}/cancel", headers=shop.internal_headers(shop.tenant)
-        )
+        resp = await shop.client.post(f"/internal/payments/{pay}/cancel", headers=shop.internal_headers(shop.tenant))
         assert resp.status == 200, await resp.text()
         # Money taken at Click for an order we gave up on: refused with -9, released, and evidence kept.
         done = await shop.complete(pay, prepared["merchant_prepare_id"])
