@@ -9,6 +9,7 @@ from providers_svc.api.accounts import add_account_routes
 from providers_svc.api.callbacks import sandbox as sandbox_callbacks
 from providers_svc.api.callbacks.click import add_click_callback_routes
 from providers_svc.sandbox import pages
+from providers_svc.simulators.click import add_click_simulator_routes
 
 
 def setup_routes(app: web.Application) -> None:
@@ -20,3 +21,4 @@ def setup_routes(app: web.Application) -> None:
     add_click_callback_routes(app)
     app.router.add_get("/sandbox/pay/{transaction_id}", pages.pay_page)
     app.router.add_post("/sandbox/pay/{transaction_id}", pages.pay_submit)
+    add_click_simulator_routes(app)

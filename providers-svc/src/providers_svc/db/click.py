@@ -66,15 +66,16 @@ class Reservation:
     provider_transaction_id: str
 
 
-async def lock_click_order(session: AsyncSession, payment_id: str) -> Transaction | None:
+async def lock_click_order(session: AsyncSession, payment_id: str, *, lock: bool = True) -> Transaction | None:
     """Our Click transaction for ``payment_id`` (Click's ``merchant_trans_id``), its row locked: every
     Click call about one order runs one at a time, so a confirm and a cancel never both win."""
     stmt = (
         select(ProviderTransactionRow)
         .where(ProviderTransactionRow.payment_id == payment_id, ProviderTransactionRow.provider == PROVIDER)
-        .with_for_update()
         .execution_options(populate_existing=True)
     )
+    if lock:
+        stmt = stmt.with_for_update()
     row = (await session.execute(stmt)).scalar_one_or_none()
     return to_transaction(row) if row is not None else None
 
@@ -134,11 +135,19 @@ def reservation_move(reservation_id: int, state: PrepareState, now: datetime) ->
     )
 
 
-async def reservations_of(session: AsyncSession, provider_transaction_id: str) -> list[PrepareView]:
-    """Every reservation of one transaction, oldest first (the simulator's Merchant API reads them)."""
+async def reservations_of(session: AsyncSession, provider_transaction_id: str) -> list[tuple[PrepareView, int]]:
+    """Every reservation of one transaction with its Click payment number, oldest first (the
+    simulator's Merchant API reads them)."""
     stmt = (
         select(ClickReservationRow)
         .where(ClickReservationRow.provider_transaction_id == provider_transaction_id)
         .order_by(ClickReservationRow.id)
     )
-    return [_reservation_view(row) for row in (await session.execute(stmt)).scalars().all()]
+    return [(_reservation_view(row), row.click_paydoc_id) for row in (await session.execute(stmt)).scalars().all()]
+
+
+async def reservation_by_paydoc(session: AsyncSession, click_paydoc_id: int) -> tuple[PrepareView, str] | None:
+    """The reservation Click's payment number ``click_paydoc_id`` paid, with its account's id."""
+    stmt = select(ClickReservationRow).where(ClickReservationRow.click_paydoc_id == click_paydoc_id).limit(1)
+    row = (await session.execute(stmt)).scalar_one_or_none()
+    return (_reservation_view(row), row.account_id) if row is not None else None
