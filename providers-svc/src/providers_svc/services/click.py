@@ -86,7 +86,7 @@ class ClickCallbacks:
         parsed = parse_request(form)
         if isinstance(parsed, Rejected):
             log.info("click callback refused: %s", parsed.reason)
-            return ClickReply(parsed.answer, rejected=_rejection_slug(parsed))
+            return ClickReply(parsed.answer, rejected=_rejection_slug(parsed, form))
         try:
             candidates = await self.accounts.by_service_id(parsed.service_id)
             signer = next((a for a in candidates if _signed_by(parsed, a)), None)
@@ -261,7 +261,9 @@ def _reply(outcome: PrepareOutcome | CompleteOutcome) -> ClickReply:
     return ClickReply(outcome.answer, result=_result(outcome), anomaly=outcome.anomaly)
 
 
-def _rejection_slug(rejected: Rejected) -> str:
+def _rejection_slug(rejected: Rejected, form: Mapping[str, object]) -> str:
     if rejected.error is ClickError.ACTION_NOT_FOUND:
         return "unknown_action"
-    return "missing_field" if "missing" in rejected.reason else "bad_field"
+    if rejected.reason.startswith("action "):  # "action is missing or not an integer"
+        return "missing_field" if form.get("action") in (None, "") else "bad_field"
+    return "missing_field" if rejected.reason.endswith(" is missing") else "bad_field"
