@@ -149,3 +149,60 @@ class TestTheOrderMustBeTheAccounts:
     ) -> None:
         sandbox = await start_payment(shop.client, tenant_id=shop.tenant)
         assert (await shop.prepare(sandbox["payment_id"], amount="50.00"))["error"] == -5
+
+
+class TestLiveAndTest:
+    async def test_a_production_account_pays_a_live_tenant(
+        self, click_client: Any, internal_headers: Any, db_read: Any
+    ) -> None:
+        tenant = "ten_clicklive000001"
+        admin = internal_headers(None, issuer="gateway")
+        resp = await click_client.post(
+            "/admin/provider-accounts",
+            json={"provider": "click", "name": "Live", "environment": "production", "currencies": ["UZS"],
+                  "credentials": {"service_id": "111", "merchant_id": "222", "merchant_user_id": "333",
+                                  "secret_key": "click-test-secret"}},
+            headers=admin,
+        )  # fmt: skip
+        assert resp.status == 201, await resp.text()
+        account_id = (await resp.json())["id"]
+        resp = await click_client.put(
+            f"/admin/tenants/{tenant}/provider-accounts/click",
+            json={"provider_account_id": account_id},
+            headers=internal_headers(tenant, issuer="gateway", livemode=True),
+        )
+        assert resp.status == 200, await resp.text()
+        live = ClickShop(click_client, lambda t: internal_headers(t, livemode=True), tenant)
+        payment = await live.start(amount=5000000)
+        assert payment["redirect_url"] == (
+            "https://my.click.uz/services/pay?service_id=111&merchant_id=222&amount=50000.00"
+            f"&transaction_param={payment['payment_id']}&return_url=http%3A%2F%2F127.0.0.1%3A8080%2Fc%2Ftok_1%2Freturn"
+        )
+        prepared = await live.prepare(payment["payment_id"], amount="50000.00")
+        assert prepared["error"] == 0
+        done = await live.complete(payment["payment_id"], prepared["merchant_prepare_id"], amount="50000.00")
+        assert done["error"] == 0
+        [txn] = await db_read("transactions")
+        assert txn["status"] == "succeeded"
+        assert txn["livemode"] is True
+
+    async def test_a_test_accounts_word_never_moves_a_live_transaction(
+        self, shop: ClickShop, engine: AsyncEngine, db_read: Any
+    ) -> None:
+        from datetime import UTC, datetime, timedelta
+
+        from providers_svc.db.models import ProviderTransactionRow
+        from sqlalchemy import insert
+
+        now = datetime.now(UTC)
+        async with engine.begin() as conn:
+            await conn.execute(
+                insert(ProviderTransactionRow).values(
+                    id="ptx_livetestacct01", tenant_id="ten_live", payment_id="pay_livetest1", provider="click",
+                    amount=100000, currency="UZS", livemode=True, status="pending", account_id=shop.account_id,
+                    expires_at=now + timedelta(minutes=5), created_at=now, updated_at=now,
+                )
+            )  # fmt: skip
+        assert (await shop.prepare("pay_livetest1"))["error"] == -5
+        assert await reservations(engine) == []
+        assert (await db_read("transactions"))[0]["status"] == "pending"

@@ -40,7 +40,11 @@ def _form(raw: bytes) -> dict[str, str] | None:
 async def _reply(request: web.Request) -> ClickReply:
     if request.content_length is not None and request.content_length > _MAX_BODY:
         return ClickReply(_bad_form(), rejected="bad_form")
-    raw = await request.content.read(_MAX_BODY + 1)
+    try:
+        # Whole (a chunked body arrives in pieces), bounded by the app's client_max_size.
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return ClickReply(_bad_form(), rejected="bad_form")
     # NUL never appears in a url-encoded form, and PostgreSQL would refuse it in the stored body.
     ok = len(raw) <= _MAX_BODY and request.content_type == _FORM and b"\x00" not in raw
     form = _form(raw) if ok else None
