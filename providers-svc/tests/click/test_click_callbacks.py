@@ -206,3 +206,30 @@ class TestLiveAndTest:
         assert (await shop.prepare("pay_livetest1"))["error"] == -5
         assert await reservations(engine) == []
         assert (await db_read("transactions"))[0]["status"] == "pending"
+
+
+class TestAccountCache:
+    async def test_a_rotated_secret_is_used_by_the_next_callback(self, shop: ClickShop, internal_headers: Any) -> None:
+        pay = (await shop.start())["payment_id"]
+        assert (await shop.prepare(pay))["error"] == 0  # the account is now cached
+        resp = await shop.client.patch(
+            f"/admin/provider-accounts/{shop.account_id}",
+            json={"credentials": {"secret_key": "rotated-secret"}},
+            headers=internal_headers(None, issuer="gateway"),
+        )
+        assert resp.status == 200, await resp.text()
+        old = signed_form("0", merchant_trans_id=pay, click_trans_id="9002")
+        assert (await shop.post(old))["error"] == -1
+        new = signed_form("0", secret="rotated-secret", merchant_trans_id=pay, click_trans_id="9002")
+        assert (await shop.post(new))["error"] == 0
+
+    async def test_a_deleted_account_is_forgotten(self, shop: ClickShop, internal_headers: Any) -> None:
+        pay = (await shop.start())["payment_id"]
+        assert (await shop.prepare(pay))["error"] == 0
+        admin = internal_headers(None, issuer="gateway")
+        headers = internal_headers(shop.tenant, issuer="gateway")
+        assert (
+            await shop.client.delete(f"/admin/tenants/{shop.tenant}/provider-accounts/click", headers=headers)
+        ).status == 200
+        assert (await shop.client.delete(f"/admin/provider-accounts/{shop.account_id}", headers=admin)).status == 200
+        assert (await shop.prepare(pay))["error"] == -1
