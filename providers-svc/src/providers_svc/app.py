@@ -13,6 +13,8 @@ from billing_runtime.plumbing import Plumbing
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from providers_svc.adapters.base import AccountProvider, PaymentProvider, ProviderRegistry
+from providers_svc.adapters.click import NAME as CLICK
+from providers_svc.adapters.click import ClickProvider
 from providers_svc.adapters.payme import NAME as PAYME
 from providers_svc.adapters.payme import PaymeProvider
 from providers_svc.adapters.sandbox import NAME as SANDBOX
@@ -63,7 +65,9 @@ def build_registry(
         ),
     }
     # Providers paid through provider accounts (API.md "Provider accounts"): one adapter per account.
-    account_factories: dict[str, Callable[[], AccountProvider]] = {}
+    account_factories: dict[str, Callable[[], AccountProvider]] = {
+        CLICK: lambda: ClickProvider(settings.public_gateway_url, _required(http)),
+    }
     if uow is not None:
         account_factories[PAYME] = lambda: PaymeProvider(uow, settings.public_gateway_url)
     providers: list[PaymentProvider] = []
@@ -77,6 +81,18 @@ def build_registry(
             known = sorted([*factories, *account_factories])
             raise ValueError(f"unknown provider {name!r} in enabled_providers (known: {known})")
     return ProviderRegistry(providers, account_providers)
+
+
+def _required(http: Callable[[], aiohttp.ClientSession] | None) -> Callable[[], aiohttp.ClientSession]:
+    """The app's session, for adapters that call their provider (a registry built without one, as in
+    unit tests, gets adapters whose calls fail loudly instead)."""
+
+    def session() -> aiohttp.ClientSession:
+        if http is None:
+            raise RuntimeError("this registry was built without an HTTP session")
+        return http()
+
+    return session
 
 
 async def _http_client(app: web.Application) -> AsyncIterator[None]:

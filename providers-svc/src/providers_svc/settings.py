@@ -34,7 +34,7 @@ class Settings(InternalServiceSettings):
 
     # Where payers and providers reach us: the gateway. Payer page links and sandbox callbacks use it.
     public_gateway_url: str = "http://127.0.0.1:8000"
-    enabled_providers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["sandbox", "payme"])
+    enabled_providers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["sandbox", "payme", "click"])
     # A test tenant without an account of Payme, Click or Octo is served by that provider's simulator
     # (API.md "Provider accounts"); off: such a provider is offered only where an account is assigned.
     simulators: bool = True

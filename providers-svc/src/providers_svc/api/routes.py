@@ -8,8 +8,10 @@ from providers_svc.api import internal
 from providers_svc.api.accounts import add_account_routes
 from providers_svc.api.callbacks import payme as payme_callbacks
 from providers_svc.api.callbacks import sandbox as sandbox_callbacks
+from providers_svc.api.callbacks.click import add_click_callback_routes
 from providers_svc.sandbox import pages
 from providers_svc.simulators import payme_pages
+from providers_svc.simulators.click import add_click_simulator_routes
 
 
 def setup_routes(app: web.Application) -> None:
@@ -20,7 +22,9 @@ def setup_routes(app: web.Application) -> None:
     # Payme answers a non-POST too (-32300, HTTP 200), so every method is routed.
     app.router.add_route("*", "/billing/payme", payme_callbacks.payme_callback)
     add_account_routes(app)
+    add_click_callback_routes(app)
     app.router.add_get("/sandbox/pay/{transaction_id}", pages.pay_page)
     app.router.add_post("/sandbox/pay/{transaction_id}", pages.pay_submit)
     app.router.add_get("/simulators/payme/pay/{transaction_id}", payme_pages.pay_page)
     app.router.add_post("/simulators/payme/pay/{transaction_id}", payme_pages.pay_submit)
+    add_click_simulator_routes(app)

@@ -184,3 +184,9 @@ class TenantProviderAccountRow(Base):
     provider: Mapped[str] = mapped_column(String(16), primary_key=True)
     account_id: Mapped[str] = mapped_column(String(40), ForeignKey("provider_accounts.id"), index=True)
     assigned_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# Provider-specific tables live in their own modules; imported here so that ``metadata`` (Alembic, the
+# tests' truncation) knows every table.
+from providers_svc.db import click as _click  # noqa: E402, F401
+from providers_svc.db import payme as _payme  # noqa: E402, F401

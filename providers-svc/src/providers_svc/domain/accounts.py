@@ -44,7 +44,9 @@ _SETTINGS_DEFAULTS: Mapping[str, Mapping[str, str]] = {
     # cancel is accepted and recorded as a reversal) or "refuse" (-31007: the goods are delivered for good).
     # language: of Payme's checkout page (§2.6: ru, uz or en).
     "payme": {"account_field": "order_id", "cancel_after_perform": "refund", "language": "ru"},
-    "click": {},
+    # Click's Merchant API host (status, reversal; its path /v2/merchant is the adapter's): a test
+    # account may point at a fake Click on loopback.
+    "click": {"api_base": "https://api.click.uz"},
     "octo": {"api_base": "https://secure.octo.uz"},
     "stripe": {"flow": "checkout_session", "api_base": "https://api.stripe.com"},
 }

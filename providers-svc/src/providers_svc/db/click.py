@@ -1,0 +1,153 @@
+"""Click's reservations (``click_reservations``): one row per Click attempt (``click_trans_id``), written
+by Prepare and moved by Complete. Its id is the ``merchant_prepare_id`` we give Click (PROTOCOLS.md §1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from billing_runtime.db import UTCDateTime, table_of
+from billing_runtime.writes import UpdateRows
+from sqlalchemy import BigInteger, CheckConstraint, Identity, String, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from providers_svc.db.models import Base, ProviderTransactionRow
+from providers_svc.db.repositories import to_transaction
+from providers_svc.domain.transactions import Transaction
+from providers_svc.protocols.click.records import PrepareState, PrepareView
+
+PROVIDER = "click"
+
+
+class ClickReservationRow(Base):
+    """``state`` moves only ``prepared → confirmed`` or ``prepared → cancelled``, each by an UPDATE
+    conditional on ``prepared`` under the provider transaction's row lock (services/click.py)."""
+
+    __tablename__ = "click_reservations"
+    __table_args__ = (
+        CheckConstraint("state IN ('prepared', 'confirmed', 'cancelled')", name="state"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+    )
+
+    # A sequence, not a random id: Click documents merchant_prepare_id as int, so keep it small.
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    # One reservation per Click attempt: two concurrent Prepares of one attempt insert one row.
+    click_trans_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    click_paydoc_id: Mapped[int] = mapped_column(BigInteger)
+    merchant_trans_id: Mapped[str] = mapped_column(String(64))
+    account_id: Mapped[str] = mapped_column(String(40))
+    provider_transaction_id: Mapped[str] = mapped_column(String(32), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)  # tiyin, as reserved
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# -- queries (run in the caller's transaction, which holds the locks until it commits) ------------------
+
+
+def _reservation_view(row: ClickReservationRow) -> PrepareView:
+    return PrepareView(
+        merchant_prepare_id=row.id,
+        click_trans_id=row.click_trans_id,
+        merchant_trans_id=row.merchant_trans_id,
+        amount=row.amount,
+        state=PrepareState(row.state),
+    )
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A stored reservation: what the decisions see, and the transaction it belongs to."""
+
+    view: PrepareView
+    provider_transaction_id: str
+
+
+async def lock_click_order(session: AsyncSession, payment_id: str, *, lock: bool = True) -> Transaction | None:
+    """Our Click transaction for ``payment_id`` (Click's ``merchant_trans_id``), its row locked: every
+    Click call about one order runs one at a time, so a confirm and a cancel never both win."""
+    stmt = (
+        select(ProviderTransactionRow)
+        .where(ProviderTransactionRow.payment_id == payment_id, ProviderTransactionRow.provider == PROVIDER)
+        .execution_options(populate_existing=True)
+    )
+    if lock:
+        stmt = stmt.with_for_update()
+    row = (await session.execute(stmt)).scalar_one_or_none()
+    return to_transaction(row) if row is not None else None
+
+
+async def lock_reservation(
+    session: AsyncSession, *, click_trans_id: int | None = None, reservation_id: int | None = None
+) -> Reservation | None:
+    """The reservation of one Click attempt (Prepare) or with one id (Complete), its row locked."""
+    stmt = select(ClickReservationRow).with_for_update().execution_options(populate_existing=True)
+    if click_trans_id is not None:
+        stmt = stmt.where(ClickReservationRow.click_trans_id == click_trans_id)
+    else:
+        stmt = stmt.where(ClickReservationRow.id == reservation_id)
+    row = (await session.execute(stmt)).scalar_one_or_none()
+    return Reservation(_reservation_view(row), row.provider_transaction_id) if row is not None else None
+
+
+@dataclass(frozen=True)
+class NewReservation:
+    click_trans_id: int
+    click_paydoc_id: int
+    merchant_trans_id: str
+    account_id: str
+    provider_transaction_id: str
+    amount: int
+
+
+async def insert_reservation(session: AsyncSession, new: NewReservation, now: datetime) -> int | None:
+    """The new reservation's id (our ``merchant_prepare_id``), or None when a concurrent Prepare of the
+    same ``click_trans_id`` inserted it first (the caller decides again with that one)."""
+    stmt = (
+        pg_insert(ClickReservationRow)
+        .values(
+            click_trans_id=new.click_trans_id,
+            click_paydoc_id=new.click_paydoc_id,
+            merchant_trans_id=new.merchant_trans_id,
+            account_id=new.account_id,
+            provider_transaction_id=new.provider_transaction_id,
+            amount=new.amount,
+            state=PrepareState.PREPARED.value,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=[ClickReservationRow.click_trans_id])
+        .returning(ClickReservationRow.id)
+    )
+    inserted = (await session.execute(stmt)).scalar_one_or_none()
+    return int(inserted) if inserted is not None else None
+
+
+def reservation_move(reservation_id: int, state: PrepareState, now: datetime) -> UpdateRows:
+    """prepared → ``state``, only while prepared (for ``uow.write``)."""
+    return UpdateRows(
+        table_of(ClickReservationRow),
+        {"id": reservation_id, "state": PrepareState.PREPARED.value},
+        {"state": state.value, "updated_at": now},
+    )
+
+
+async def reservations_of(session: AsyncSession, provider_transaction_id: str) -> list[tuple[PrepareView, int]]:
+    """Every reservation of one transaction with its Click payment number, oldest first (the
+    simulator's Merchant API reads them)."""
+    stmt = (
+        select(ClickReservationRow)
+        .where(ClickReservationRow.provider_transaction_id == provider_transaction_id)
+        .order_by(ClickReservationRow.id)
+    )
+    return [(_reservation_view(row), row.click_paydoc_id) for row in (await session.execute(stmt)).scalars().all()]
+
+
+async def reservation_by_paydoc(session: AsyncSession, click_paydoc_id: int) -> tuple[PrepareView, str] | None:
+    """The reservation Click's payment number ``click_paydoc_id`` paid, with its account's id."""
+    stmt = select(ClickReservationRow).where(ClickReservationRow.click_paydoc_id == click_paydoc_id).limit(1)
+    row = (await session.execute(stmt)).scalar_one_or_none()
+    return (_reservation_view(row), row.account_id) if row is not None else None

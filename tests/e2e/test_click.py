@@ -1,0 +1,127 @@
+"""Click through the gateway only, in both modes: a test tenant with no Click account is served by the
+Click simulator, whose payer page plays Click (Prepare, Complete) against our real endpoints through the
+gateway. A paid payment ends SUCCEEDED with the tenant's webhook delivered; a declined or cancelled
+attempt at Click leaves the payment waiting (the payer may try again, PROTOCOLS.md §1.7) and a new
+attempt pays it; a forged callback changes nothing."""
+
+import asyncio
+import json
+import re
+import time
+
+import pytest
+from aiohttp import web
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture
+async def receiver(aiohttp_server):  # type: ignore[no-untyped-def]
+    got: list[dict] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        got.append(json.loads(await request.read()))
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    return f"http://127.0.0.1:{server.port}/hook", got
+
+
+async def _simulator_page(http, platform, payment: dict) -> str:
+    """The payer picks Click on the hosted checkout page; the simulator's page through the gateway."""
+    async with http.get(f"{platform.checkout_url}/c/{payment['checkout_token']}") as r:
+        assert r.status == 200
+        assert "click" in (await r.text()).lower()
+    async with http.post(
+        f"{platform.checkout_url}/c/{payment['checkout_token']}/pay", data={"provider": "click"}, allow_redirects=False
+    ) as r:
+        assert r.status == 303, await r.text()
+        page = r.headers["Location"]
+    assert page.startswith(platform.gateway_url + "/simulators/click/pay/ptx_")
+    async with http.get(page) as r:
+        assert r.status == 200
+        assert "1000.00 UZS" in await r.text()
+    return page
+
+
+async def _choose(http, page: str, outcome: str) -> str:
+    async with http.post(page, data={"outcome": outcome}, allow_redirects=False) as r:
+        assert r.status == 303, await r.text()
+        return r.headers["Location"]
+
+
+async def _webhook(got: list[dict], kind: str, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [b for b in got if b["type"] == kind]
+        if found:
+            return found[0]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no {kind} webhook within {timeout}s: {[b['type'] for b in got]}")
+
+
+class TestClick:
+    async def test_a_payment_paid_through_the_simulator_succeeds_and_the_webhook_arrives(
+        self, platform, new_tenant, http, receiver
+    ) -> None:
+        url, got = receiver
+        tenant = await new_tenant()
+        async with http.post(
+            f"{platform.gateway_url}/v1/webhook-endpoints", json={"url": url, "events": ["*"]}, headers=tenant.auth
+        ) as r:
+            assert r.status == 201, await r.text()
+        payment = await tenant.create_payment(
+            "click-1", amount=100000, currency="UZS", return_url="https://shop.example/ok"
+        )
+        page = await _simulator_page(http, platform, payment)
+        back = await _choose(http, page, "pay")
+        assert back == f"{platform.checkout_url}/c/{payment['checkout_token']}/return"
+        done = await tenant.wait_for_status(payment["id"], "SUCCEEDED")
+        assert done["status"] == "SUCCEEDED"
+        assert done["provider"] == "click"
+        succeeded = await _webhook(got, "payment.succeeded")
+        assert succeeded["data"]["payment"]["id"] == payment["id"]
+        assert succeeded["data"]["payment"]["status"] == "SUCCEEDED"
+        # The simulator delivered Complete twice (as Click retries): one succeeded event.
+        await asyncio.sleep(1)
+        assert [e["type"] for e in await tenant.events()].count("payment.succeeded") == 1
+
+    @pytest.mark.parametrize("outcome", ["decline", "cancel"])
+    async def test_a_cancelled_attempt_leaves_the_payment_pending_and_a_new_one_pays(
+        self, platform, new_tenant, http, outcome: str
+    ) -> None:
+        tenant = await new_tenant()
+        payment = await tenant.create_payment(f"click-{outcome}", amount=100000, currency="UZS")
+        page = await _simulator_page(http, platform, payment)
+        await _choose(http, page, outcome)
+        # Click cancelled one attempt, not the order: no outcome, the payer may pay again.
+        await asyncio.sleep(1.5)
+        assert (await tenant.payment(payment["id"]))["status"] == "PROVIDER_PENDING"
+        assert "payment.failed" not in [e["type"] for e in await tenant.events()]
+        await _choose(http, page, "pay")
+        done = await tenant.wait_for_status(payment["id"], "SUCCEEDED")
+        assert done["status"] == "SUCCEEDED"
+
+    async def test_forged_and_malformed_callbacks_change_nothing(self, platform, new_tenant, http) -> None:
+        tenant = await new_tenant()
+        payment = await tenant.create_payment("click-forged", amount=100000, currency="UZS")
+        page = await _simulator_page(http, platform, payment)
+        await _choose(http, page, "forged")
+        ptx = re.search(r"(ptx_[0-9a-z]+)", page).group(1)
+        assert ptx
+        for body in (
+            {"action": "0", "merchant_trans_id": payment["id"], "amount": "1000.00"},
+            {"action": "9"},
+        ):
+            async with http.post(f"{platform.gateway_url}/billing/click/prepare", data=body) as r:
+                assert r.status == 200
+                assert (await r.json())["error"] in (-8, -3)
+        async with http.post(
+            f"{platform.gateway_url}/billing/click/complete", data=b"\xff", headers={"Content-Type": "text/plain"}
+        ) as r:
+            assert r.status == 200
+            assert (await r.json())["error"] == -8
+        await asyncio.sleep(1)
+        assert (await tenant.payment(payment["id"]))["status"] == "PROVIDER_PENDING"
