@@ -13,8 +13,11 @@ from billing_runtime.plumbing import Plumbing
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from providers_svc.adapters.base import AccountProvider, PaymentProvider, ProviderRegistry
+from providers_svc.adapters.octo import NAME as OCTO
+from providers_svc.adapters.octo import OctoProvider
 from providers_svc.adapters.sandbox import NAME as SANDBOX
 from providers_svc.adapters.sandbox import SandboxProvider
+from providers_svc.api.callbacks import octo as octo_callbacks
 from providers_svc.api.routes import setup_routes
 from providers_svc.db.models import outbox
 from providers_svc.keys import (
@@ -24,6 +27,7 @@ from providers_svc.keys import (
     http_client_key,
     key_ring_key,
     metrics_key,
+    octo_callbacks_key,
     plumbing_key,
     registry_key,
     settings_key,
@@ -34,8 +38,10 @@ from providers_svc.metrics import ProvidersMetrics
 from providers_svc.sandbox.bank import CallbackSender, SandboxBank
 from providers_svc.sandbox.pages import new_templates
 from providers_svc.services.directory import ProviderDirectory
+from providers_svc.services.octo import OctoCallbacks
 from providers_svc.services.uow import ProvidersUnitOfWork
 from providers_svc.settings import Settings
+from providers_svc.simulators.octo_pages import octo_simulator_app
 
 ROLES = frozenset({"api", "worker"})
 
@@ -56,7 +62,11 @@ def build_registry(
         ),
     }
     # Providers paid through provider accounts (API.md "Provider accounts"): one adapter per account.
-    account_factories: dict[str, Callable[[], AccountProvider]] = {}
+    account_factories: dict[str, Callable[[], AccountProvider]] = {
+        OCTO: lambda: OctoProvider(
+            http=http or _no_http, notify_url=settings.octo_notify_url, simulator_base=settings.octo_simulator_base
+        ),
+    }
     providers: list[PaymentProvider] = []
     account_providers: list[AccountProvider] = list(extra)
     for name in settings.enabled_providers:
@@ -68,6 +78,10 @@ def build_registry(
             known = sorted([*factories, *account_factories])
             raise ValueError(f"unknown provider {name!r} in enabled_providers (known: {known})")
     return ProviderRegistry(providers, account_providers)
+
+
+def _no_http() -> aiohttp.ClientSession:
+    raise RuntimeError("this registry was built without an HTTP session: its adapters cannot call out")
 
 
 async def _http_client(app: web.Application) -> AsyncIterator[None]:
@@ -152,6 +166,9 @@ def create_app(
     app[key_ring_key] = ring
     app[directory_key] = ProviderDirectory(registry, new_uow, ring, simulators=settings.simulators)
     app[templates_key] = new_templates()
+    octo = registry.account_provider(OCTO)
+    if isinstance(octo, OctoProvider):
+        app[octo_callbacks_key] = OctoCallbacks(new_uow, ring, octo)
 
     # Order matters: cleanup runs in reverse, so background tasks stop before the HTTP client closes.
     app.cleanup_ctx.append(_http_client)
@@ -160,4 +177,16 @@ def create_app(
         plumbing.add_task("sandbox-callbacks", sender.run)
     if "api" in role_set:
         setup_routes(app)
+        if octo_callbacks_key in app:
+            app.router.add_post("/billing/octo", octo_callbacks.octo_callback)
+            if settings.simulators:
+                # The fake Octo and its payer page (API.md: test tenants without an Octo account).
+                simulator = octo_simulator_app(
+                    new_uow,
+                    ring,
+                    lambda: app[http_client_key],
+                    base_url=settings.octo_simulator_base,
+                    notify_url=settings.octo_notify_url,
+                )
+                app.add_subapp("/simulators/octo", simulator)
     return app

@@ -12,6 +12,7 @@ from providers_svc.adapters.base import ProviderRegistry
 from providers_svc.metrics import ProvidersMetrics
 from providers_svc.sandbox.bank import CallbackSender, SandboxBank
 from providers_svc.services.directory import ProviderDirectory
+from providers_svc.services.octo import OctoCallbacks
 from providers_svc.services.uow import UowFactory
 from providers_svc.settings import Settings
 
@@ -28,3 +29,5 @@ bank_key = web.AppKey("sandbox_bank", SandboxBank)
 callback_sender_key = web.AppKey("sandbox_callback_sender", CallbackSender)
 templates_key = web.AppKey("templates", jinja2.Environment)
 http_client_key = web.AppKey("http_client", aiohttp.ClientSession)
+# Octo's notify callback use case (only when Octo is enabled).
+octo_callbacks_key = web.AppKey("octo_callbacks", OctoCallbacks)

@@ -184,3 +184,7 @@ class TenantProviderAccountRow(Base):
     provider: Mapped[str] = mapped_column(String(16), primary_key=True)
     account_id: Mapped[str] = mapped_column(String(40), ForeignKey("provider_accounts.id"), index=True)
     assigned_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# Tables kept in modules of their own, registered on ``metadata`` here (Alembic, the tests' truncation).
+from providers_svc.db import octo as _octo  # noqa: E402, F401
