@@ -60,7 +60,9 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
-def _provider(session: aiohttp.ClientSession, simulator_base: str = "http://127.0.0.1:9/simulators/octo") -> OctoProvider:
+def _provider(
+    session: aiohttp.ClientSession, simulator_base: str = "http://127.0.0.1:9/simulators/octo"
+) -> OctoProvider:
     return OctoProvider(lambda: session, "http://127.0.0.1:9/billing/octo", simulator_base)
 
 

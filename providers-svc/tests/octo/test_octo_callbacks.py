@@ -144,7 +144,9 @@ class TestTwoStage:
         ptx, uuid = await _paid(shop)
         async with engine.begin() as conn:
             past = datetime.now(UTC) - timedelta(minutes=1)
-            await conn.execute(update(ProviderTransactionRow).where(ProviderTransactionRow.id == ptx).values(expires_at=past))
+            await conn.execute(
+                update(ProviderTransactionRow).where(ProviderTransactionRow.id == ptx).values(expires_at=past)
+            )
         resp = await shop.notify(signed(ptx, uuid, "waiting_for_capture"))
         assert await resp.json() == {"accept_status": "cancel"}
         assert shop.octo.book.payments[(4242, ptx)].status == "canceled"
