@@ -119,6 +119,18 @@ class TestStatusDecides:
         await _unchanged(db_read)
 
 
+class TestLivemode:
+    async def test_a_test_accounts_word_never_moves_a_live_transaction(
+        self, shop: OctoShop, db_read: Any, engine: AsyncEngine
+    ) -> None:
+        ptx, uuid = await _paid(shop)
+        async with engine.begin() as conn:
+            await conn.execute(update(ProviderTransactionRow).values(livemode=True))
+        resp = await shop.notify(signed(ptx, uuid, "succeeded"))
+        assert (resp.status, await resp.json()) == (400, {"error": "livemode_refused"})
+        await _unchanged(db_read)
+
+
 class TestTwoStage:
     async def test_waiting_for_capture_is_captured(self, shop_factory: Any, db_read: Any) -> None:
         shop = await shop_factory(auto_capture="false")
