@@ -17,7 +17,6 @@ from providers_svc.adapters.octo import NAME as OCTO
 from providers_svc.adapters.octo import OctoProvider
 from providers_svc.adapters.sandbox import NAME as SANDBOX
 from providers_svc.adapters.sandbox import SandboxProvider
-from providers_svc.api.callbacks import octo as octo_callbacks
 from providers_svc.api.routes import setup_routes
 from providers_svc.db.models import outbox
 from providers_svc.keys import (
@@ -41,7 +40,6 @@ from providers_svc.services.directory import ProviderDirectory
 from providers_svc.services.octo import OctoCallbacks
 from providers_svc.services.uow import ProvidersUnitOfWork
 from providers_svc.settings import Settings
-from providers_svc.simulators.octo_pages import octo_simulator_app
 
 ROLES = frozenset({"api", "worker"})
 
@@ -177,16 +175,4 @@ def create_app(
         plumbing.add_task("sandbox-callbacks", sender.run)
     if "api" in role_set:
         setup_routes(app)
-        if octo_callbacks_key in app:
-            app.router.add_post("/billing/octo", octo_callbacks.octo_callback)
-            if settings.simulators:
-                # The fake Octo and its payer page (API.md: test tenants without an Octo account).
-                simulator = octo_simulator_app(
-                    new_uow,
-                    ring,
-                    lambda: app[http_client_key],
-                    base_url=settings.octo_simulator_base,
-                    notify_url=settings.octo_notify_url,
-                )
-                app.add_subapp("/simulators/octo", simulator)
     return app
