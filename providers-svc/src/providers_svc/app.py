@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from providers_svc.adapters.base import AccountProvider, PaymentProvider, ProviderRegistry
 from providers_svc.adapters.click import NAME as CLICK
 from providers_svc.adapters.click import ClickProvider
+from providers_svc.adapters.octo import NAME as OCTO
+from providers_svc.adapters.octo import OctoProvider
 from providers_svc.adapters.payme import NAME as PAYME
 from providers_svc.adapters.payme import PaymeProvider
 from providers_svc.adapters.sandbox import NAME as SANDBOX
@@ -28,6 +30,7 @@ from providers_svc.keys import (
     http_client_key,
     key_ring_key,
     metrics_key,
+    octo_callbacks_key,
     payme_merchant_key,
     plumbing_key,
     registry_key,
@@ -39,6 +42,7 @@ from providers_svc.metrics import ProvidersMetrics
 from providers_svc.sandbox.bank import CallbackSender, SandboxBank
 from providers_svc.sandbox.pages import new_templates
 from providers_svc.services.directory import ProviderDirectory
+from providers_svc.services.octo import OctoCallbacks
 from providers_svc.services.payme import PaymeMerchant
 from providers_svc.services.payme_accounts import PaymeAccounts
 from providers_svc.services.uow import ProvidersUnitOfWork, UowFactory
@@ -67,6 +71,9 @@ def build_registry(
     # Providers paid through provider accounts (API.md "Provider accounts"): one adapter per account.
     account_factories: dict[str, Callable[[], AccountProvider]] = {
         CLICK: lambda: ClickProvider(settings.public_gateway_url, _required(http)),
+        OCTO: lambda: OctoProvider(
+            http=_required(http), notify_url=settings.octo_notify_url, simulator_base=settings.octo_simulator_base
+        ),
     }
     if uow is not None:
         account_factories[PAYME] = lambda: PaymeProvider(uow, settings.public_gateway_url)
@@ -178,6 +185,9 @@ def create_app(
     app[directory_key] = ProviderDirectory(registry, new_uow, ring, simulators=settings.simulators)
     app[templates_key] = new_templates()
     app[payme_merchant_key] = PaymeMerchant(new_uow, PaymeAccounts(new_uow, ring))
+    octo = registry.account_provider(OCTO)
+    if isinstance(octo, OctoProvider):
+        app[octo_callbacks_key] = OctoCallbacks(new_uow, ring, octo)
 
     # Order matters: cleanup runs in reverse, so background tasks stop before the HTTP client closes.
     app.cleanup_ctx.append(_http_client)

@@ -12,6 +12,7 @@ from providers_svc.adapters.base import ProviderRegistry
 from providers_svc.metrics import ProvidersMetrics
 from providers_svc.sandbox.bank import CallbackSender, SandboxBank
 from providers_svc.services.directory import ProviderDirectory
+from providers_svc.services.octo import OctoCallbacks
 from providers_svc.services.payme import PaymeMerchant
 from providers_svc.services.uow import UowFactory
 from providers_svc.settings import Settings
@@ -31,3 +32,5 @@ templates_key = web.AppKey("templates", jinja2.Environment)
 http_client_key = web.AppKey("http_client", aiohttp.ClientSession)
 # Payme's Merchant API (``POST /billing/payme``), with its cache of opened Payme accounts.
 payme_merchant_key = web.AppKey("payme_merchant", PaymeMerchant)
+# Octo's notify callback use case (only when Octo is enabled).
+octo_callbacks_key = web.AppKey("octo_callbacks", OctoCallbacks)

@@ -34,7 +34,9 @@ class Settings(InternalServiceSettings):
 
     # Where payers and providers reach us: the gateway. Payer page links and sandbox callbacks use it.
     public_gateway_url: str = "http://127.0.0.1:8000"
-    enabled_providers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["sandbox", "payme", "click"])
+    enabled_providers: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["sandbox", "payme", "click", "octo"]
+    )
     # A test tenant without an account of Payme, Click or Octo is served by that provider's simulator
     # (API.md "Provider accounts"); off: such a provider is offered only where an account is assigned.
     simulators: bool = True
@@ -98,3 +100,13 @@ class Settings(InternalServiceSettings):
     @property
     def sandbox_callback_url(self) -> str:
         return self.public_gateway_url.rstrip("/") + "/billing/sandbox"
+
+    @property
+    def octo_notify_url(self) -> str:
+        """Octo's notify_url for every payment we prepare: ``POST /billing/octo`` through the gateway."""
+        return self.public_gateway_url.rstrip("/") + "/billing/octo"
+
+    @property
+    def octo_simulator_base(self) -> str:
+        """The fake Octo server's api_base (computed, never stored: the embedded mode's ports change)."""
+        return self.public_gateway_url.rstrip("/") + "/simulators/octo"

@@ -6,12 +6,15 @@ from aiohttp import web
 
 from providers_svc.api import internal
 from providers_svc.api.accounts import add_account_routes
+from providers_svc.api.callbacks import octo as octo_callbacks
 from providers_svc.api.callbacks import payme as payme_callbacks
 from providers_svc.api.callbacks import sandbox as sandbox_callbacks
 from providers_svc.api.callbacks.click import add_click_callback_routes
+from providers_svc.keys import http_client_key, key_ring_key, octo_callbacks_key, settings_key, uow_factory_key
 from providers_svc.sandbox import pages
 from providers_svc.simulators import payme_pages
 from providers_svc.simulators.click import add_click_simulator_routes
+from providers_svc.simulators.octo_pages import octo_simulator_app
 
 
 def setup_routes(app: web.Application) -> None:
@@ -28,3 +31,20 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/simulators/payme/pay/{transaction_id}", payme_pages.pay_page)
     app.router.add_post("/simulators/payme/pay/{transaction_id}", payme_pages.pay_submit)
     add_click_simulator_routes(app)
+    if octo_callbacks_key in app:  # Octo is enabled
+        add_octo_routes(app)
+
+
+def add_octo_routes(app: web.Application) -> None:
+    settings = app[settings_key]
+    app.router.add_post("/billing/octo", octo_callbacks.octo_callback)
+    if settings.simulators:
+        # The fake Octo and its payer page (API.md: test tenants without an Octo account).
+        simulator = octo_simulator_app(
+            app[uow_factory_key],
+            app[key_ring_key],
+            lambda: app[http_client_key],
+            base_url=settings.octo_simulator_base,
+            notify_url=settings.octo_notify_url,
+        )
+        app.add_subapp("/simulators/octo", simulator)

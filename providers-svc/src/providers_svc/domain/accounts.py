@@ -47,11 +47,15 @@ _SETTINGS_DEFAULTS: Mapping[str, Mapping[str, str]] = {
     # Click's Merchant API host (status, reversal; its path /v2/merchant is the adapter's): a test
     # account may point at a fake Click on loopback.
     "click": {"api_base": "https://api.click.uz"},
-    "octo": {"api_base": "https://secure.octo.uz"},
+    # signature_formula: PROTOCOLS.md §3.4 has two readings; the documented one unless Octo says otherwise.
+    # auto_capture: "true" one-stage, "false" two-stage (we capture or cancel each authorised payment).
+    "octo": {"api_base": "https://secure.octo.uz", "signature_formula": "documented", "auto_capture": "true"},
     "stripe": {"flow": "checkout_session", "api_base": "https://api.stripe.com"},
 }
 _PAYME_CANCEL_AFTER_PERFORM = frozenset({"refund", "refuse"})
 _STRIPE_FLOWS = frozenset({"checkout_session", "payment_intent"})
+_OCTO_FORMULAS = frozenset({"documented", "unique_key"})
+_BOOLEANS = frozenset({"true", "false"})
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _ACCOUNT_FIELD = re.compile(r"[a-z][a-z0-9_]{0,63}")
 # A test account may point at a fake provider on loopback (localstripe, our Octo fake): http is allowed.
@@ -124,6 +128,8 @@ def check_credentials(provider: str, credentials: Mapping[str, Any], *, partial:
             problems.append(FieldProblem(f"credentials.{name}", "must be a non-empty string"))
         elif len(value) > MAX_CREDENTIAL_LENGTH or any(ord(c) < 32 for c in value):
             problems.append(FieldProblem(f"credentials.{name}", "is not a valid credential value"))
+        elif provider == "octo" and name == "shop_id" and not (value.isascii() and value.isdigit()):
+            problems.append(FieldProblem("credentials.shop_id", "must be Octo's numeric shop id"))
         else:
             checked[name] = value
     if problems:
@@ -175,6 +181,12 @@ def check_settings(
     base = merged.get("api_base")
     if base is not None and not _API_BASE.fullmatch(base):
         problems.append(FieldProblem("settings.api_base", "must be an http(s) URL without a path"))
+    if provider == "octo" and merged["signature_formula"] not in _OCTO_FORMULAS:
+        problems.append(
+            FieldProblem("settings.signature_formula", f"must be one of {', '.join(sorted(_OCTO_FORMULAS))}")
+        )
+    if provider == "octo" and merged["auto_capture"] not in _BOOLEANS:
+        problems.append(FieldProblem("settings.auto_capture", "must be true or false"))
     if provider == "stripe" and merged["flow"] not in _STRIPE_FLOWS:
         problems.append(FieldProblem("settings.flow", f"must be one of {', '.join(sorted(_STRIPE_FLOWS))}"))
     if problems:

@@ -5,7 +5,7 @@ We call Octo (``requests``: prepare_payment, the status call, set_accept, refund
 integer minor units meet Octo's decimal sums in major units; ``responses`` reads Octo's answers, nested
 under ``data`` or flat as older documents show them.
 
-Next (issue 11): the adapter that sends these requests with the account's ``settings.api_base``, a fake
-Octo server for the tests, and ``POST /billing/octo`` that verifies a callback, re-checks the status
-through the status call before moving money, and answers ``waiting_for_capture`` with the decision.
+Used by ``adapters/octo.py`` (the adapter on provider accounts), ``services/octo.py`` (``POST
+/billing/octo``: verify, re-check through the status call, answer ``waiting_for_capture`` with the
+decision) and ``simulators/`` (the fake Octo server). README.md "Octo" describes the whole.
 """

@@ -40,6 +40,8 @@ class PaymentState:
     octo_payment_uuid: str
     status: str  # Octo's own word
     pay_url: str | None
+    # The payment's sum as Octo says it (major units, unchecked): ``amounts.from_major`` reads it.
+    total_sum: object = None
 
     @property
     def ours(self) -> TransactionStatus | None:
@@ -73,6 +75,7 @@ def payment_state(body: object) -> PaymentState:
         octo_payment_uuid=str(fields["octo_payment_UUID"]),
         status=str(fields["status"]),
         pay_url=pay_url if isinstance(pay_url, str) and pay_url else None,
+        total_sum=data.get("total_sum"),
     )
 
 

@@ -1,0 +1,155 @@
+"""Octo (octo.uz) on provider accounts: ``OctoProvider.bind(account)`` gives the adapter that pays
+through that account's shop (PROTOCOLS.md §3), over ``OctoClient``.
+
+Octo assigns its payment UUID up front, so it is the transaction's ``provider_reference``; our
+transaction id is the ``shop_transaction_id``, which Octo dedupes, so a retried start is one payment.
+The simulator account is served by our fake Octo server (``simulators/octo``), whose address is
+computed here from the settings, never stored on the account (the embedded mode's ports change)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import aiohttp
+from billing_contracts.envelope import utcnow
+
+from providers_svc.adapters.base import (
+    PaymentProvider,
+    ProviderRejectedError,
+    RefundResult,
+    StartResult,
+    StatusResult,
+)
+from providers_svc.adapters.octo_client import OctoClient
+from providers_svc.domain.accounts import BoundAccount
+from providers_svc.domain.transactions import Transaction, TransactionStatus
+from providers_svc.protocols.octo.callbacks import SignatureFormula
+from providers_svc.protocols.octo.requests import PreparePayment, ShopCredentials
+from providers_svc.protocols.octo.responses import PaymentState
+
+NAME = "octo"
+CURRENCIES = frozenset({"UZS", "USD"})
+# Octo's word for a payment that will never take money. `failed` is not in Octo's documents, but
+# paytechuz accepts it (§3.3): read it as final too, never as money taken.
+CLOSED = frozenset({"canceled", "failed"})
+_REFUND_STATUSES: dict[str, Literal["pending", "succeeded", "failed"]] = {
+    "succeeded": "succeeded",
+    "canceled": "failed",
+    "error": "failed",
+}
+
+
+def shop_of(account: BoundAccount) -> ShopCredentials:
+    return ShopCredentials(shop_id=int(account.credentials["shop_id"]), secret=account.credentials["secret"])
+
+
+def formula_of(account: BoundAccount) -> SignatureFormula:
+    return "unique_key" if account.settings.get("signature_formula") == "unique_key" else "documented"
+
+
+def our_status(state: PaymentState) -> TransactionStatus:
+    """Octo's status in our terms; a status the documents do not name is still pending (never guessed)."""
+    if state.status in CLOSED:
+        return TransactionStatus.FAILED
+    return state.ours or TransactionStatus.PENDING
+
+
+@dataclass(frozen=True)
+class OctoAdapter:
+    """One account's Octo shop. Test-only exactly when the account is a test one."""
+
+    account: BoundAccount
+    client: OctoClient
+    notify_url: str
+    name: str = NAME
+    display_name: str = "Octo"
+    currencies: frozenset[str] = CURRENCIES
+
+    @property
+    def test_only(self) -> bool:
+        return self.account.test
+
+    @property
+    def auto_capture(self) -> bool:
+        return self.account.settings.get("auto_capture", "true") == "true"
+
+    async def start(self, txn: Transaction) -> StartResult:
+        state = await self.client.prepare(
+            PreparePayment(
+                shop_transaction_id=txn.id,
+                amount=txn.amount,
+                currency=txn.currency,
+                description=(txn.description or f"Payment {txn.payment_id}")[:250],
+                # Octo requires one; a payment without a return URL sends the payer to the notify host.
+                return_url=txn.return_url or self.notify_url,
+                notify_url=self.notify_url,
+                auto_capture=self.auto_capture,
+                test=self.account.test,
+                init_time=utcnow(),
+                ttl_minutes=max(1, int((txn.expires_at - utcnow()).total_seconds() // 60)),
+            )
+        )
+        if state.pay_url is None:
+            raise ProviderRejectedError("octo_no_pay_url", "Octo gave no pay page for the payment")
+        return StartResult(redirect_url=state.pay_url, provider_reference=state.octo_payment_uuid)
+
+    async def cancel(self, txn: Transaction) -> bool:
+        if txn.provider_reference is None:
+            return True  # never prepared at Octo (the start failed before): nothing to take money with
+        state = await self.client.status(txn.id)
+        if state.status == "succeeded":
+            return False
+        if state.status in CLOSED:
+            return True
+        try:
+            state = await self.client.set_accept(state.octo_payment_uuid, "cancel")
+        except ProviderRejectedError:
+            # Octo would not cancel it (a pay page not yet used cannot always be): ask again what it is.
+            state = await self.client.status(txn.id)
+        # A payment still waiting for its payer takes nothing from a cancelled transaction: a later
+        # success for it is a `success_for_final_payment` anomaly (services.callbacks), never applied.
+        return state.status not in ("succeeded", "waiting_for_capture")
+
+    async def fetch_status(self, txn: Transaction) -> StatusResult:
+        state = await self.client.status(txn.id)
+        status = our_status(state)
+        failed = status is TransactionStatus.FAILED
+        return StatusResult(
+            status=status,
+            provider_reference=state.octo_payment_uuid,
+            failure_code=f"octo_{state.status}" if failed else None,
+            failure_message="Octo cancelled the payment" if failed else None,
+        )
+
+    async def refund(self, txn: Transaction, *, refund_id: str, amount: int, reason: str | None) -> RefundResult:
+        if txn.provider_reference is None:
+            raise ProviderRejectedError("octo_not_paid", "The payment was never made at Octo")
+        # shop_refund_id = our refund id: Octo drops a repeat of it, so a retried refund is one refund.
+        status = await self.client.refund(txn.provider_reference, refund_id, amount, txn.currency)
+        result = _REFUND_STATUSES.get(status, "pending")
+        return RefundResult(
+            status=result,
+            provider_refund_id=refund_id,
+            failure_message=f"Octo refund status {status}" if result == "failed" else None,
+        )
+
+
+@dataclass(frozen=True)
+class OctoProvider:
+    """The account provider: ``bind`` is cheap (no I/O), the session is the app's and opens with it."""
+
+    http: Callable[[], aiohttp.ClientSession]
+    notify_url: str
+    simulator_base: str
+    name: str = NAME
+    display_name: str = "Octo"
+    currencies: frozenset[str] = CURRENCIES
+
+    def client_for(self, account: BoundAccount) -> OctoClient:
+        base = self.simulator_base if account.simulator else account.settings["api_base"]
+        return OctoClient(self.http, base, shop_of(account))
+
+    def bind(self, account: BoundAccount) -> PaymentProvider:
+        return OctoAdapter(account, self.client_for(account), self.notify_url)

@@ -1,0 +1,154 @@
+"""The Octo simulator as mounted in providers-svc under ``/simulators/octo`` (the gateway relays it,
+public): the fake Octo server's API (``simulators/octo``, state in ``octo_simulator_payments``) and
+the payer page ``/pay/{uuid}`` its ``octo_pay_url`` points to.
+
+The payer pays or declines; the fake then posts Octo's notify callback to ``POST /billing/octo``
+through the gateway, signed with the simulator shop's secret. For a two-stage payment the answer's
+``accept_status`` is applied, and the final status is notified as Octo would. Only test payments of
+the simulator account are played: any other gets a 403 page and nothing happens."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+import jinja2
+from aiohttp import web
+from billing_contracts.envelope import utcnow
+from billing_runtime.key_ring import KeyRing
+
+from providers_svc.adapters.octo import formula_of
+from providers_svc.db.repositories import transaction_snapshot
+from providers_svc.sandbox.pages import format_amount
+from providers_svc.services.accounts import simulator_account
+from providers_svc.services.uow import UowFactory
+from providers_svc.simulators.octo import (
+    NotPayable,
+    OctoPayment,
+    add_octo_routes,
+    decide,
+    decline,
+    pay,
+    store_key,
+)
+from providers_svc.simulators.octo_notify import Notifier, notify_body
+from providers_svc.simulators.octo_store import DatabaseOctoStore
+
+_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+_CHOICES: dict[str, Callable[[OctoPayment], OctoPayment]] = {"pay": pay, "decline": decline}
+
+
+@dataclass(frozen=True)
+class OctoSimulator:
+    uow: UowFactory
+    ring: KeyRing
+    notifier: Notifier
+    templates: jinja2.Environment
+
+
+simulator_key = web.AppKey("octo_simulator", OctoSimulator)
+
+
+def _render(request: web.Request, template: str, status: int = 200, **context: object) -> web.Response:
+    html = request.app[simulator_key].templates.get_template(template).render(**context)
+    return web.Response(text=html, status=status, content_type="text/html", headers=_HEADERS)
+
+
+def _message(
+    request: web.Request, status: int, heading: str, message: str, return_url: str | None = None
+) -> web.Response:
+    return _render(request, "octo_message.html", status, heading=heading, message=message, return_url=return_url)
+
+
+async def _playable(request: web.Request) -> OctoPayment | web.Response:
+    """The payment of the link, if the simulator may play it: a test transaction of ours that was
+    started with the simulator account. Anything else: a page that says why, and nothing done."""
+    sim = request.app[simulator_key]
+    payment = await request.app[store_key].by_uuid(request.match_info["payment_uuid"])
+    if payment is None:
+        return _message(request, 404, "Payment not found", "This payment link is not valid.")
+    async with sim.uow() as unit:
+        txn = await transaction_snapshot(unit, payment.shop_transaction_id)
+    account = await simulator_account(sim.uow, sim.ring, "octo")
+    if txn is None or txn.livemode or txn.account_id != account.id or not payment.test:
+        return _message(request, 403, "Not a simulator payment", "The Octo simulator plays test payments only.")
+    return payment
+
+
+async def pay_page(request: web.Request) -> web.Response:
+    payment = await _playable(request)
+    if isinstance(payment, web.Response):
+        return payment
+    if payment.status not in ("created", "wait_user_action"):
+        return _message(request, 200, "Payment closed", f"This payment is {payment.status}.", payment.return_url)
+    return _render(
+        request,
+        "octo_pay.html",
+        amount=format_amount(int(payment.total_sum * 100), payment.currency),
+        currency=payment.currency,
+        payment_uuid=payment.uuid,
+        two_stage=not payment.auto_capture,
+    )
+
+
+async def pay_submit(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    choice = _CHOICES.get(str(form.get("outcome", "")))
+    if choice is None:
+        return _message(request, 400, "Invalid choice", "Choose one of the buttons.")
+    payment = await _playable(request)
+    if isinstance(payment, web.Response):
+        return payment
+    store = request.app[store_key]
+    try:
+        chosen = await store.change(payment.uuid, choice)
+    except NotPayable:
+        return _message(request, 409, "Payment closed", "This payment was already paid or declined.")
+    assert chosen is not None
+    await _notify(request, chosen)
+    if payment.return_url is None:
+        return _message(request, 200, "Done", "Octo recorded your choice. You can close this page.")
+    raise web.HTTPSeeOther(location=payment.return_url, headers={"Cache-Control": "no-store"})
+
+
+async def _notify(request: web.Request, payment: OctoPayment) -> None:
+    """Octo's callback for the payer's choice; for a hold, the shop's decision, then its callback."""
+    sim = request.app[simulator_key]
+    account = await simulator_account(sim.uow, sim.ring, "octo")
+    secret, formula = account.credentials["secret"], formula_of(account)
+    answer = await sim.notifier.send(notify_body(payment, secret=secret, formula=formula, now=utcnow()))
+    if payment.status != "waiting_for_capture" or answer not in ("capture", "cancel"):
+        return
+    store = request.app[store_key]
+    await store.change(payment.uuid, decide(str(answer)))
+    decided = await store.by_uuid(payment.uuid)
+    assert decided is not None
+    await sim.notifier.send(notify_body(decided, secret=secret, formula=formula, now=utcnow()))
+
+
+def octo_simulator_app(
+    uow: UowFactory, ring: KeyRing, http: Callable[[], aiohttp.ClientSession], *, base_url: str, notify_url: str
+) -> web.Application:
+    """The sub-application mounted at ``/simulators/octo``; ``base_url`` is its public address."""
+    app = web.Application()
+    app[store_key] = DatabaseOctoStore(uow, ring, base_url)
+    app[simulator_key] = OctoSimulator(
+        uow,
+        ring,
+        Notifier(http, notify_url),
+        jinja2.Environment(
+            loader=jinja2.PackageLoader("providers_svc", "simulators/templates"),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+        ),
+    )
+    add_octo_routes(app)
+    app.router.add_get("/pay/{payment_uuid}", pay_page)
+    app.router.add_post("/pay/{payment_uuid}", pay_submit)
+    return app

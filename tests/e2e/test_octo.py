@@ -1,0 +1,103 @@
+"""Octo through the gateway only, in both modes: a test tenant without an Octo account pays through
+Octo's simulator (the fake Octo server mounted in providers-svc). The checkout sends the payer to the
+simulator's pay page; the payer's choice makes the fake post Octo's signed notify to
+``/billing/octo``, which re-checks the status at the fake before moving money; the tenant's webhook
+receiver gets ``payment.succeeded`` (a declined payment ends FAILED)."""
+
+import asyncio
+import json
+import time
+
+import pytest
+from aiohttp import web
+from standardwebhooks.webhooks import Webhook
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture
+async def receiver(aiohttp_server):  # type: ignore[no-untyped-def]
+    got: list[tuple[dict[str, str], bytes]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        got.append((dict(request.headers), await request.read()))
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    return f"http://127.0.0.1:{server.port}/hook", got
+
+
+async def _pay_at_octo(http, platform, payment: dict, outcome: str) -> str:  # type: ignore[no-untyped-def]
+    token = payment["checkout_token"]
+    async with http.get(f"{platform.checkout_url}/c/{token}") as r:
+        assert r.status == 200
+        assert "octo" in (await r.text()).lower()
+    async with http.post(
+        f"{platform.checkout_url}/c/{token}/pay", data={"provider": "octo"}, allow_redirects=False
+    ) as r:
+        assert r.status == 303, await r.text()
+        pay_page = r.headers["Location"]
+    assert pay_page.startswith(platform.gateway_url + "/simulators/octo/pay/")
+    async with http.get(pay_page) as r:
+        assert r.status == 200
+        assert "1,500.00 UZS" in await r.text()
+    async with http.post(pay_page, data={"outcome": outcome}, allow_redirects=False) as r:
+        assert r.status == 303, await r.text()
+        return r.headers["Location"]
+
+
+class TestOctoSimulator:
+    async def test_a_paid_payment_succeeds_and_the_webhook_is_delivered(
+        self, platform, new_tenant, http, receiver
+    ) -> None:
+        url, got = receiver
+        tenant = await new_tenant()
+        async with http.post(
+            f"{platform.gateway_url}/v1/webhook-endpoints",
+            json={"url": url, "events": ["*"], "description": "octo e2e"},
+            headers=tenant.auth,
+        ) as r:
+            assert r.status == 201, await r.text()
+            secret = (await r.json())["secret"]
+        payment = await tenant.create_payment("octo-1", amount=150000, currency="UZS")
+        back = await _pay_at_octo(http, platform, payment, "pay")
+        assert back == f"{platform.checkout_url}/c/{payment['checkout_token']}/return"
+        done = await tenant.wait_for_status(payment["id"], "SUCCEEDED")
+        assert (done["status"], done["provider"]) == ("SUCCEEDED", "octo")
+        deadline = time.monotonic() + 30
+        verifier = Webhook(secret)
+        while time.monotonic() < deadline:
+            bodies = [verifier.verify(body, {k.lower(): v for k, v in headers.items()}) for headers, body in got]
+            if any(b["type"] == "payment.succeeded" for b in bodies):
+                break
+            await asyncio.sleep(0.1)
+        succeeded = [b for b in bodies if b["type"] == "payment.succeeded"]
+        assert len(succeeded) == 1, [json.dumps(b)[:200] for b in bodies]
+        assert succeeded[0]["data"]["payment"]["id"] == payment["id"]
+        assert succeeded[0]["data"]["payment"]["status"] == "SUCCEEDED"
+
+    async def test_a_declined_payment_fails(self, platform, new_tenant, http) -> None:
+        tenant = await new_tenant()
+        payment = await tenant.create_payment("octo-2", amount=150000, currency="UZS")
+        await _pay_at_octo(http, platform, payment, "decline")
+        done = await tenant.wait_for_status(payment["id"], "FAILED")
+        assert done["status"] == "FAILED"
+        assert done["failure_code"]
+        types = [e["type"] for e in await tenant.events()]
+        assert "payment.failed" in types and "payment.succeeded" not in types
+
+    async def test_a_forged_notify_through_the_gateway_changes_nothing(self, platform, new_tenant, http) -> None:
+        tenant = await new_tenant()
+        payment = await tenant.create_payment("octo-3", amount=150000, currency="UZS")
+        async with http.post(
+            f"{platform.checkout_url}/c/{payment['checkout_token']}/pay",
+            data={"provider": "octo"},
+            allow_redirects=False,
+        ) as r:
+            assert r.status == 303
+        for body in (b"{not json", json.dumps({"shop_transaction_id": "ptx_x", "status": 5}).encode()):
+            async with http.post(f"{platform.gateway_url}/billing/octo", data=body) as r:
+                assert r.status == 400
+        assert (await tenant.payment(payment["id"]))["status"] != "SUCCEEDED"
