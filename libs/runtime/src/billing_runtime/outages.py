@@ -84,6 +84,19 @@ def is_database_outage(exc: BaseException) -> bool:
     return _is_driver_outage(exc)
 
 
+# A transaction PostgreSQL aborted to break a lock cycle or a serialization conflict: nothing of it was
+# written, and running it again (reading afresh) is the documented remedy.
+_RETRYABLE_CONFLICTS = frozenset({"40P01", "40001"})
+
+
+def is_lock_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` is a deadlock or serialization failure: the statement wrote nothing and may be
+    decided again from a fresh read."""
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    return any(getattr(error, "sqlstate", None) in _RETRYABLE_CONFLICTS for error in _driver_errors(exc))
+
+
 def _driver_errors(exc: sa_exc.DBAPIError) -> Iterator[BaseException]:
     # The DBAPI error, then what it was raised from: SQLAlchemy's asyncpg adapter keeps the SQLSTATE
     # but not the severity, which only asyncpg's own exception carries.

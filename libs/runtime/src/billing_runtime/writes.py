@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -46,11 +46,13 @@ class InsertRows:
 
 @dataclass(frozen=True)
 class UpdateRows:
-    """UPDATE ``table`` SET ``values`` WHERE each column in ``where`` equals its value."""
+    """UPDATE ``table`` SET ``values`` WHERE each column in ``where`` equals its value (and each in
+    ``where_not`` differs from its value)."""
 
     table: Table
     where: Mapping[str, Any]
     values: Mapping[str, Any]
+    where_not: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ class _UpdateShape(NamedTuple):
     table: Table
     where: tuple[str, ...]
     values: tuple[str, ...]
+    where_not: tuple[str, ...]
 
 
 _Shape = _InsertShape | _UpdateShape
@@ -112,7 +115,7 @@ _Shape = _InsertShape | _UpdateShape
 def _shape(write: InsertRows | UpdateRows) -> _Shape:
     if isinstance(write, InsertRows):
         return _insert_shape(write)
-    return _UpdateShape(write.table, tuple(write.where), tuple(write.values))
+    return _UpdateShape(write.table, tuple(write.where), tuple(write.values), tuple(write.where_not))
 
 
 def _insert_shape(write: InsertRows) -> _InsertShape:
@@ -123,6 +126,7 @@ def _params(write: InsertRows | UpdateRows, prefix: str) -> dict[str, Any]:
     if isinstance(write, InsertRows):
         return {f"{prefix}{r}_{k}": v for r, row in enumerate(write.rows) for k, v in row.items()}
     params = {f"{prefix}k_{k}": v for k, v in write.where.items()}
+    params.update({f"{prefix}n_{k}": v for k, v in write.where_not.items()})
     params.update({f"{prefix}v_{k}": v for k, v in write.values.items()})
     return params
 
@@ -140,9 +144,11 @@ def _statement(shape: _Shape, prefix: str) -> Insert | Update:
             else {k: bindparam(f"{prefix}0_{k}", type_=table.c[k].type) for k in keys}
         )
     where, values = shape.where, shape.values
+    conditions = [table.c[k] == bindparam(f"{prefix}k_{k}", type_=table.c[k].type) for k in where]
+    conditions += [table.c[k] != bindparam(f"{prefix}n_{k}", type_=table.c[k].type) for k in shape.where_not]
     return (
         table.update()
-        .where(and_(*(table.c[k] == bindparam(f"{prefix}k_{k}", type_=table.c[k].type) for k in where)))
+        .where(and_(*conditions))
         .values({k: bindparam(f"{prefix}v_{k}", type_=table.c[k].type) for k in values})
     )
 

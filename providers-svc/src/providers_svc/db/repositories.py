@@ -220,6 +220,27 @@ def settle_update(
     )
 
 
+PAID_ELSEWHERE = "paid_elsewhere"
+
+
+def siblings_cancel(txn: Transaction, now: datetime) -> UpdateRows:
+    """The write that closes every other pending transaction of ``txn``'s payment once ``txn`` took the
+    money: the payer may have opened several providers' pages, and none of them may take it a second
+    time. Payme and Click ask us before they charge, and then find the order closed; a provider that
+    charges first and tells us after (Octo) gets an anomaly, evidence for a refund."""
+    return UpdateRows(
+        table_of(ProviderTransactionRow),
+        {"payment_id": txn.payment_id, "status": TransactionStatus.PENDING.value},
+        {
+            "status": TransactionStatus.CANCELLED.value,
+            "failure_code": PAID_ELSEWHERE,
+            "failure_message": f"The payment was paid through {txn.provider}",
+            "updated_at": now,
+        },
+        where_not={"id": txn.id},
+    )
+
+
 @dataclass(frozen=True)
 class IncomingEvent:
     provider: str

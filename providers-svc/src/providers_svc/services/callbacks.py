@@ -17,6 +17,8 @@ from billing_contracts.events.providers import (
     ProviderPaymentSucceededV1,
 )
 from billing_runtime.ids import new_id
+from billing_runtime.outages import is_lock_conflict
+from sqlalchemy.exc import DBAPIError
 
 from providers_svc.db.repositories import (
     IncomingEvent,
@@ -25,6 +27,7 @@ from providers_svc.db.repositories import (
     provider_event_insert,
     provider_event_seen,
     settle_update,
+    siblings_cancel,
     transaction_snapshot,
     transaction_unchanged,
 )
@@ -132,7 +135,15 @@ async def handle_notice(
                 payload=notice.payload,
             )
             recorded = provider_event_insert(row_id, event, now, result.value)
-            if await uow.commit_unless_exists(recorded, transaction_unchanged(txn)):
+            try:
+                committed = await uow.commit_unless_exists(recorded, transaction_unchanged(txn))
+            except DBAPIError as exc:
+                if not is_lock_conflict(exc):
+                    raise
+                # Two providers' successes for one payment, each closing the other's transaction
+                # (siblings_cancel): PostgreSQL aborted one; it is decided again and finds its own closed.
+                continue
+            if committed:
                 _log_late(notice, txn, result)
                 if anomaly is not None:
                     log.error(
@@ -238,6 +249,8 @@ def queue_outcome(
             now=now,
         )
     )
+    if not failed:
+        uow.write(siblings_cancel(txn, now))
     outcome = ProviderPaymentOutcome(
         livemode=txn.livemode,
         payment_id=txn.payment_id,

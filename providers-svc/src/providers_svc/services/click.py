@@ -17,7 +17,7 @@ from decimal import Decimal
 
 from billing_contracts.envelope import utcnow
 from billing_runtime.ids import new_id
-from billing_runtime.outages import is_database_outage
+from billing_runtime.outages import is_database_outage, is_lock_conflict
 
 from providers_svc.db.click import (
     PROVIDER,
@@ -96,7 +96,9 @@ class ClickCallbacks:
                 return ClickReply(answer, rejected="bad_signature" if candidates else "unknown_service")
             return await self._store(parsed, signer, payload)
         except Exception as exc:
-            if not is_database_outage(exc):
+            # A lock conflict (another provider's success for the same payment closing this order at
+            # the same moment) wrote nothing, as an outage: Click calls again and finds the order closed.
+            if not (is_database_outage(exc) or is_lock_conflict(exc)):
                 raise
             log.warning("click %s of attempt %s not stored: %s", _step(parsed), parsed.click_trans_id, exc)
             return ClickReply(failed_to_update(parsed), result="failed_to_update")
