@@ -7,23 +7,20 @@ they read (``FOR UPDATE``), so two deliveries of one Payme call are applied one 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from billing_runtime.db import UTCDateTime, table_of
+from billing_runtime.db import UTCDateTime
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
     Index,
-    Select,
     SmallInteger,
     String,
     and_,
-    bindparam,
     select,
     text,
 )
@@ -31,7 +28,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from providers_svc.db.models import Base, ProviderAccountRow, ProviderTransactionRow
+from providers_svc.db.models import Base, ProviderTransactionRow
 from providers_svc.db.repositories import to_transaction
 from providers_svc.domain.transactions import Transaction
 from providers_svc.protocols.payme.states import CancelReason, TransactionState
@@ -188,11 +185,3 @@ class PaymeRepository:
             PaymeTransactionRow.time <= end,
         )
         return (await self.session.execute(stmt)).scalars().all()
-
-
-@functools.cache
-def accounts_query() -> Select[Any]:
-    """Every account of the provider ``:provider``, the simulator's included, as plain columns (for
-    ``UnitOfWork.read_unlocked``: one round trip, outside any transaction)."""
-    table = table_of(ProviderAccountRow)
-    return select(*table.c).where(table.c.provider == bindparam("provider"))

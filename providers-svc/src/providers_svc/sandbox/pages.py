@@ -38,8 +38,14 @@ _HEADERS = {
 
 
 def new_templates() -> jinja2.Environment:
+    """The payer pages of the sandbox and of the simulators: one ``base.html``, themed per page family."""
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("providers_svc", "sandbox/templates"),
+        loader=jinja2.ChoiceLoader(
+            [
+                jinja2.PackageLoader("providers_svc", "sandbox/templates"),
+                jinja2.PackageLoader("providers_svc", "simulators/templates"),
+            ]
+        ),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )

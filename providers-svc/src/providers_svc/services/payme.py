@@ -200,6 +200,10 @@ class PaymeMerchant:
                         )
                     else:
                         view = await _order(unit, account, params.payment_id, _at(now_ms))
+                        if view is not None and view[0].active_transaction_id == params.id:
+                            # The same Create, delivered twice at once, was stored after our read of
+                            # Payme's id: read again, and answer what it stored.
+                            continue
                         decision = create_transaction(
                             params, None, view[0] if view else None, transaction_id=new_id("pmt"), now_ms=now_ms
                         )

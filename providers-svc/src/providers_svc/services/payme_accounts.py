@@ -2,23 +2,19 @@
 on every request, and ChangePassword, which replaces the key of one of them.
 
 Every request must see every account as it is now (an account added, a key changed by ChangePassword on
-another replica), so the accounts are read on each request: one round trip outside any transaction. What
-is not redone is opening each account's credentials: an account is decrypted again only when its
-``updated_at`` moved (every change of an account stamps it)."""
+another replica): ``OpenedAccounts`` reads them on each request and decrypts only what changed."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from billing_runtime.key_ring import KeyRing
 
-from providers_svc.db.payme import accounts_query
-from providers_svc.domain.accounts import AccountRuleError, BoundAccount, Environment, check_credentials
-from providers_svc.domain.accounts import settings_with_defaults as with_defaults
+from providers_svc.domain.accounts import AccountRuleError, BoundAccount, check_credentials
 from providers_svc.services.accounts import credentials_of
+from providers_svc.services.opened_accounts import OpenedAccounts
 from providers_svc.services.uow import UowFactory
 
 PROVIDER = "payme"
@@ -30,37 +26,17 @@ class KeyNotAccepted(Exception):
 
 @dataclass
 class PaymeAccounts:
-    """One per application. ``_opened``: account id → (``updated_at``, the account with its credentials)."""
+    """One per application: the Payme accounts (``OpenedAccounts``) and ChangePassword."""
 
     uow: UowFactory
     ring: KeyRing
-    _opened: dict[str, tuple[datetime, BoundAccount]] = field(default_factory=dict)
+    opened: OpenedAccounts = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.opened = OpenedAccounts(self.uow, self.ring, PROVIDER)
 
     async def all(self) -> list[BoundAccount]:
-        async with self.uow() as unit:
-            rows = await unit.read_unlocked(accounts_query(), {"provider": PROVIDER})
-        opened: dict[str, tuple[datetime, BoundAccount]] = {}
-        for row in rows:
-            cached = self._opened.get(row["id"])
-            if cached is not None and cached[0] == row["updated_at"]:
-                opened[row["id"]] = cached
-            else:
-                opened[row["id"]] = (row["updated_at"], self._open(row))
-        # Replaced whole: a deleted account leaves the cache with its row.
-        self._opened = opened
-        return [account for _, account in opened.values()]
-
-    def _open(self, row: dict[str, Any]) -> BoundAccount:
-        credentials: dict[str, str] = json.loads(self.ring.decrypt(row["credentials_ciphertext"]))
-        return BoundAccount(
-            id=row["id"],
-            provider=row["provider"],
-            environment=Environment(row["environment"]),
-            currencies=frozenset(row["currencies"]),
-            settings=with_defaults(row["provider"], row["settings"]),
-            credentials=credentials,
-            simulator=bool(row["simulator"]),
-        )
+        return await self.opened.all()
 
     async def change_key(self, account_id: str, key: str, others: list[BoundAccount], now: datetime) -> None:
         """Store ``key`` as the account's Payme key, sealed with the key ring as an admin update would.

@@ -17,6 +17,7 @@ from billing_contracts.envelope import utcnow
 from providers_svc.domain.transactions import Transaction, TransactionStatus
 from providers_svc.keys import http_client_key, key_ring_key, settings_key, uow_factory_key
 from providers_svc.protocols.click.amounts import format_som
+from providers_svc.sandbox.pages import new_templates
 from providers_svc.services.accounts import simulator_account
 from providers_svc.services.click_accounts import click_credentials
 from providers_svc.simulators import click_merchant
@@ -112,11 +113,7 @@ async def pay_submit(request: web.Request) -> web.StreamResponse:
 
 
 def add_click_simulator_routes(app: web.Application) -> None:
-    app[templates_key] = jinja2.Environment(
-        loader=jinja2.PackageLoader("providers_svc", "simulators/templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-    )
+    app[templates_key] = new_templates()
     app.router.add_get("/simulators/click/pay/{transaction_id}", pay_page)
     app.router.add_post("/simulators/click/pay/{transaction_id}", pay_submit)
     click_merchant.add_routes(app)

@@ -20,7 +20,7 @@ from billing_runtime.key_ring import KeyRing
 
 from providers_svc.adapters.octo import formula_of
 from providers_svc.db.repositories import transaction_snapshot
-from providers_svc.sandbox.pages import format_amount
+from providers_svc.sandbox.pages import format_amount, new_templates
 from providers_svc.services.accounts import simulator_account
 from providers_svc.services.uow import UowFactory
 from providers_svc.simulators.octo import (
@@ -142,11 +142,7 @@ def octo_simulator_app(
         uow,
         ring,
         Notifier(http, notify_url),
-        jinja2.Environment(
-            loader=jinja2.PackageLoader("providers_svc", "simulators/templates"),
-            autoescape=True,
-            undefined=jinja2.StrictUndefined,
-        ),
+        new_templates(),
     )
     add_octo_routes(app)
     app.router.add_get("/pay/{payment_uuid}", pay_page)
