@@ -41,6 +41,7 @@ test-fast: lint services
 bench: install services
 	$(VENV)/bin/python tests/bench/run.py
 	$(VENV)/bin/python tests/bench/webhooks.py
+	$(VENV)/bin/python tests/bench/regional.py
 	$(VENV)/bin/python tests/bench/token_flood.py
 	$(VENV)/bin/python tests/bench/embedded.py
 
