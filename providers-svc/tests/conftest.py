@@ -76,6 +76,9 @@ def settings(database_url: str) -> Settings:
         # Nothing listens on port 9 (discard); tests that need callbacks delivered point this elsewhere.
         public_gateway_url="http://127.0.0.1:9",
         enabled_providers=["sandbox"],
+        # Accounts read on every callback, so a test that changes one in the database sees it at once;
+        # the replica's copies are tested on their own (tests/integration/test_account_copies.py).
+        account_cache_seconds=0,
         sandbox_currencies=["USD", "EUR", "UZS", "JPY"],
         outbox_poll_interval=0.05,
         sandbox_pending_delay=0.3,

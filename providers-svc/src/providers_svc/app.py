@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 
 import aiohttp
@@ -9,6 +12,7 @@ from aiohttp import web
 from billing_runtime.app import service_app
 from billing_runtime.bus import Bus
 from billing_runtime.key_ring import KeyRing
+from billing_runtime.notifications import NotificationListener
 from billing_runtime.plumbing import Plumbing
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,6 +28,7 @@ from providers_svc.adapters.sandbox import SandboxProvider
 from providers_svc.api.routes import setup_routes
 from providers_svc.db.models import outbox
 from providers_svc.keys import (
+    account_copies_key,
     bank_key,
     callback_sender_key,
     directory_key,
@@ -41,6 +46,8 @@ from providers_svc.keys import (
 from providers_svc.metrics import ProvidersMetrics
 from providers_svc.sandbox.bank import CallbackSender, SandboxBank
 from providers_svc.sandbox.pages import new_templates
+from providers_svc.services.account_copies import CHANNEL as ACCOUNTS_CHANNEL
+from providers_svc.services.account_copies import AccountCopies
 from providers_svc.services.directory import ProviderDirectory
 from providers_svc.services.octo import OctoCallbacks
 from providers_svc.services.payme import PaymeMerchant
@@ -48,6 +55,7 @@ from providers_svc.services.payme_accounts import PaymeAccounts
 from providers_svc.services.uow import ProvidersUnitOfWork, UowFactory
 from providers_svc.settings import Settings
 
+log = logging.getLogger(__name__)
 ROLES = frozenset({"api", "worker"})
 
 
@@ -184,7 +192,9 @@ def create_app(
     app[key_ring_key] = ring
     app[directory_key] = ProviderDirectory(registry, new_uow, ring, simulators=settings.simulators)
     app[templates_key] = new_templates()
-    app[payme_merchant_key] = PaymeMerchant(new_uow, PaymeAccounts(new_uow, ring))
+    copies = AccountCopies(new_uow, ring, max_age=settings.account_cache_seconds)
+    app[account_copies_key] = copies
+    app[payme_merchant_key] = PaymeMerchant(new_uow, PaymeAccounts(new_uow, ring, copies))
     octo = registry.account_provider(OCTO)
     if isinstance(octo, OctoProvider):
         app[octo_callbacks_key] = OctoCallbacks(new_uow, ring, octo)
@@ -195,5 +205,31 @@ def create_app(
     if worker and SANDBOX in settings.enabled_providers:
         plumbing.add_task("sandbox-callbacks", sender.run)
     if "api" in role_set:
+        if settings.account_cache_seconds > 0:
+            app.cleanup_ctx.append(_account_changes(settings.database_url, copies))
         setup_routes(app)
     return app
+
+
+def _account_changes(database_url: str, copies: AccountCopies) -> Callable[[web.Application], AsyncIterator[None]]:
+    """LISTEN for changes of the provider accounts while the app runs; the copies are trusted only
+    while this connection is up (services/account_copies.py)."""
+
+    async def ctx(_app: web.Application) -> AsyncIterator[None]:
+        listener = NotificationListener(database_url, ACCOUNTS_CHANNEL, copies.invalidate)
+        copies.listening = lambda: listener.connected
+        try:
+            await listener.connect()
+        except Exception as exc:  # the database is away: every callback reads until it is back
+            log.warning("LISTEN %s cannot connect yet (%s); accounts are read per callback", ACCOUNTS_CHANNEL, exc)
+        watcher = asyncio.create_task(listener.run(), name="providers:account-changes")
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await listener.close()
+            copies.listening = lambda: False
+
+    return ctx

@@ -11,6 +11,7 @@ from billing_runtime.plumbing import Plumbing
 from providers_svc.adapters.base import ProviderRegistry
 from providers_svc.metrics import ProvidersMetrics
 from providers_svc.sandbox.bank import CallbackSender, SandboxBank
+from providers_svc.services.account_copies import AccountCopies
 from providers_svc.services.directory import ProviderDirectory
 from providers_svc.services.octo import OctoCallbacks
 from providers_svc.services.payme import PaymeMerchant
@@ -26,6 +27,8 @@ registry_key = web.AppKey("registry", ProviderRegistry)
 directory_key = web.AppKey("directory", ProviderDirectory)
 # Opens and seals provider credentials (PROVIDERS_CREDENTIALS_KEYS).
 key_ring_key = web.AppKey("key_ring", KeyRing)
+# Each replica's copies of the provider accounts the callbacks look up (dropped on every change).
+account_copies_key = web.AppKey("account_copies", AccountCopies)
 bank_key = web.AppKey("sandbox_bank", SandboxBank)
 callback_sender_key = web.AppKey("sandbox_callback_sender", CallbackSender)
 templates_key = web.AppKey("templates", jinja2.Environment)

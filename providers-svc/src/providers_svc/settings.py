@@ -40,6 +40,9 @@ class Settings(InternalServiceSettings):
     # A test tenant without an account of Payme, Click or Octo is served by that provider's simulator
     # (API.md "Provider accounts"); off: such a provider is offered only where an account is assigned.
     simulators: bool = True
+    # How long a replica may trust its copy of the provider accounts (services/account_copies.py):
+    # a bound for a change notification lost without a sign; 0 reads the accounts on every callback.
+    account_cache_seconds: float = Field(default=2.0, ge=0, le=60)
     # A start request without ``expires_at`` gets this lifetime (the public API's default too).
     default_transaction_ttl: int = Field(default=1800, ge=60, le=86400)
     # Timeout of one call to a provider's API (real providers; the sandbox answers in-process).

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from providers_svc.api.schemas import parse, rfc3339
 from providers_svc.db.models import ProviderAccountRow, TenantProviderAccountRow
 from providers_svc.domain.accounts import PROVIDERS
-from providers_svc.keys import key_ring_key, uow_factory_key
+from providers_svc.keys import account_copies_key, key_ring_key, uow_factory_key
 from providers_svc.services import accounts
 from providers_svc.services.accounts import AccountChanges, NewAccount
 
@@ -112,6 +112,8 @@ async def create(request: web.Request) -> web.Response:
         NewAccount(body.provider, body.name, body.environment, body.currencies, body.credentials, body.settings),
         utcnow(),
     )
+    # This replica's copies now; the others on the change's notification (services/account_copies.py).
+    request.app[account_copies_key].invalidate()
     return web.json_response(account_json(row), status=201)
 
 
@@ -142,12 +144,16 @@ async def update(request: web.Request) -> web.Response:
         AccountChanges(body.name, body.currencies, body.credentials, body.settings),
         utcnow(),
     )
+    # This replica's copies now; the others on the change's notification (services/account_copies.py).
+    request.app[account_copies_key].invalidate()
     return web.json_response(account_json(row))
 
 
 async def delete(request: web.Request) -> web.Response:
     _from_gateway(request)
     await accounts.delete_account(request.app[uow_factory_key], request.match_info["account_id"])
+    # This replica's copies now; the others on the change's notification (services/account_copies.py).
+    request.app[account_copies_key].invalidate()
     return web.json_response({"id": request.match_info["account_id"], "object": "provider_account", "deleted": True})
 
 

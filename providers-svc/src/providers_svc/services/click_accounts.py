@@ -1,18 +1,16 @@
-"""Click accounts by ``service_id``, for the callbacks (``OpenedAccounts``: read on every request,
-decrypted only when changed)."""
+"""Click accounts by ``service_id``, for the callbacks (``AccountCopies``: kept by each replica until a
+change is announced, decrypted only when changed)."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from billing_runtime.key_ring import KeyRing
 from pydantic import ValidationError
 
 from providers_svc.domain.accounts import BoundAccount
 from providers_svc.protocols.click.credentials import ClickCredentials
-from providers_svc.services.opened_accounts import OpenedAccounts
-from providers_svc.services.uow import UowFactory
+from providers_svc.services.account_copies import AccountCopies
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +35,12 @@ def click_credentials(account: BoundAccount) -> ClickCredentials | None:
 class ClickAccounts:
     """Built once per application (``create_app``); the cache lives and dies with it."""
 
-    uow: UowFactory
-    ring: KeyRing
-    opened: OpenedAccounts = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.opened = OpenedAccounts(self.uow, self.ring, PROVIDER)
+    copies: AccountCopies
 
     async def by_service_id(self, service_id: int) -> list[ClickAccount]:
         """Every Click account (the simulator's included) with this ``service_id``: normally one."""
         found: list[ClickAccount] = []
-        for account in await self.opened.all():
+        for account in await self.copies.of(PROVIDER):
             credentials = click_credentials(account)
             if credentials is None:
                 # Stored as strings by the admin API; Click's ids are numbers. Never the values in the log.

@@ -2,19 +2,19 @@
 on every request, and ChangePassword, which replaces the key of one of them.
 
 Every request must see every account as it is now (an account added, a key changed by ChangePassword on
-another replica): ``OpenedAccounts`` reads them on each request and decrypts only what changed."""
+another replica): ``AccountCopies`` keeps them until a change is announced."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from billing_runtime.key_ring import KeyRing
 
 from providers_svc.domain.accounts import AccountRuleError, BoundAccount, check_credentials
+from providers_svc.services.account_copies import AccountCopies
 from providers_svc.services.accounts import credentials_of
-from providers_svc.services.opened_accounts import OpenedAccounts
 from providers_svc.services.uow import UowFactory
 
 PROVIDER = "payme"
@@ -26,17 +26,14 @@ class KeyNotAccepted(Exception):
 
 @dataclass
 class PaymeAccounts:
-    """One per application: the Payme accounts (``OpenedAccounts``) and ChangePassword."""
+    """One per application: the Payme accounts (``AccountCopies``) and ChangePassword."""
 
     uow: UowFactory
     ring: KeyRing
-    opened: OpenedAccounts = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.opened = OpenedAccounts(self.uow, self.ring, PROVIDER)
+    copies: AccountCopies
 
     async def all(self) -> list[BoundAccount]:
-        return await self.opened.all()
+        return await self.copies.of(PROVIDER)
 
     async def change_key(self, account_id: str, key: str, others: list[BoundAccount], now: datetime) -> None:
         """Store ``key`` as the account's Payme key, sealed with the key ring as an admin update would.
@@ -56,3 +53,5 @@ class PaymeAccounts:
             row.credentials_set = sorted(merged)
             row.updated_at = now
             await unit.commit()
+        # Payme's next call comes with the new key: this replica must not wait for the notification.
+        self.copies.invalidate()

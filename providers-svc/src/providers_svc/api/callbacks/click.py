@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from providers_svc.keys import key_ring_key, metrics_key, uow_factory_key
+from providers_svc.keys import account_copies_key, metrics_key, uow_factory_key
 from providers_svc.protocols.click.answers import ClickError, ErrorAnswer, error_answer
 from providers_svc.services.click import ClickCallbacks, ClickReply
 from providers_svc.services.click_accounts import ClickAccounts
@@ -70,6 +70,6 @@ async def click_callback(request: web.Request) -> web.Response:
 
 
 def add_click_callback_routes(app: web.Application) -> None:
-    app[callbacks_key] = ClickCallbacks(app[uow_factory_key], ClickAccounts(app[uow_factory_key], app[key_ring_key]))
+    app[callbacks_key] = ClickCallbacks(app[uow_factory_key], ClickAccounts(app[account_copies_key]))
     app.router.add_post("/billing/click/prepare", click_callback)
     app.router.add_post("/billing/click/complete", click_callback)
