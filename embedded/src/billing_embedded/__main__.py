@@ -43,6 +43,8 @@ def banner(config: EmbeddedConfig) -> str:
          -d '{{"app_name": "shop-1", "secret": "<secret from the answer above>"}}'
 
 {_webhooks_note(config)}
+  A test tenant's checkout offers the sandbox, and Payme, Click and Octo through their simulators (a UZS
+  payment): each simulator plays its provider against our real callback endpoint.
   The README walks through the rest of the money path. Ctrl-C stops it cleanly.
 """
 
