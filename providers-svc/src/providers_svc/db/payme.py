@@ -11,9 +11,11 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
-from billing_runtime.db import UTCDateTime
+from billing_runtime.db import UTCDateTime, table_of
+from billing_runtime.uow import UnitOfWork
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -161,6 +163,34 @@ def _order() -> Select[Any]:
         )
         .execution_options(populate_existing=True)
     )
+
+
+@functools.cache
+def _order_columns() -> Select[Any]:
+    # The same read as plain columns, for ``UnitOfWork.read_unlocked`` (CheckPerformTransaction decides
+    # on it without writing: one round trip instead of BEGIN, SELECT, ROLLBACK).
+    table = table_of(ProviderTransactionRow)
+    # State 1 or 2 as ``> 0`` (the states are 1, 2, -1, -2): an IN list would expand per call, and
+    # this statement is compiled to driver SQL once.
+    active = (
+        select(PaymeTransactionRow.payme_id)
+        .where(PaymeTransactionRow.payment_id == bindparam("payment_id"), PaymeTransactionRow.state > 0)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return select(*table.c, active.label("active_payme_id")).where(
+        table.c.payment_id == bindparam("payment_id"), table.c.provider == bindparam("provider")
+    )
+
+
+async def order_unlocked(unit: UnitOfWork, payment_id: str, provider: str) -> tuple[Transaction, str | None] | None:
+    """``PaymeRepository.order`` outside any transaction (for a decision that writes nothing)."""
+    rows = await unit.read_unlocked(_order_columns(), {"payment_id": payment_id, "provider": provider})
+    if not rows:
+        return None
+    row = dict(rows[0])
+    active = row.pop("active_payme_id")
+    return to_transaction(SimpleNamespace(**row)), active
 
 
 class PaymeRepository:

@@ -33,7 +33,14 @@ from billing_runtime.outages import is_database_outage
 from billing_runtime.writes import InsertRows, UpdateRows
 from sqlalchemy.exc import IntegrityError
 
-from providers_svc.db.payme import PaymeRepository, PaymeReversalRow, PaymeTransactionRow, record_values, to_record
+from providers_svc.db.payme import (
+    PaymeRepository,
+    PaymeReversalRow,
+    PaymeTransactionRow,
+    order_unlocked,
+    record_values,
+    to_record,
+)
 from providers_svc.db.repositories import IncomingEvent, provider_event_insert
 from providers_svc.domain.accounts import BoundAccount
 from providers_svc.domain.transactions import CallbackResult, Transaction, TransactionStatus, Verdict
@@ -155,7 +162,8 @@ class PaymeMerchant:
         match params:
             case CheckPerformTransactionParams():
                 async with self.uow() as unit:
-                    view = await _order(unit, account, params.payment_id, _at(self.clock_ms()))
+                    found = await order_unlocked(unit, params.payment_id, PROVIDER)
+                view = _view(account, found, _at(self.clock_ms()))
                 return check_perform_transaction(params, view[0] if view else None)
             case CreateTransactionParams():
                 return await self._create(account, params)
@@ -297,9 +305,15 @@ def _payable(account: BoundAccount, txn: Transaction, now: datetime) -> bool:
 async def _order(
     unit: ProvidersUnitOfWork, account: BoundAccount, payment_id: str, now: datetime
 ) -> tuple[PaymeOrder, Transaction] | None:
-    """The order Payme's ``account`` value names, as this account may see it: our Payme transaction of
-    that payment, started with this very account (another account's order is unknown to this merchant)."""
-    found = await PaymeRepository(unit.session).order(payment_id, PROVIDER)
+    """The order Payme's ``account`` value names, as this account may see it (``_view``)."""
+    return _view(account, await PaymeRepository(unit.session).order(payment_id, PROVIDER), now)
+
+
+def _view(
+    account: BoundAccount, found: tuple[Transaction, str | None] | None, now: datetime
+) -> tuple[PaymeOrder, Transaction] | None:
+    """Our Payme transaction of the payment, if it was started with this very account (another
+    account's order is unknown to this merchant), and a test account never sees a live one."""
     if found is None:
         return None
     txn, active = found
@@ -309,7 +323,7 @@ async def _order(
         amount = to_tiyin(txn.amount, txn.currency)
     except ValueError:
         return None
-    return PaymeOrder(payment_id, amount, _payable(account, txn, now), active), txn
+    return PaymeOrder(txn.payment_id, amount, _payable(account, txn, now), active), txn
 
 
 async def _locked(
