@@ -37,6 +37,15 @@ FORWARDED_REQUEST_HEADERS = (
     "Accept-Language",
 )
 RETURNED_RESPONSE_HEADERS = ("Content-Type", "Idempotent-Replayed", "Retry-After", "Location")
+# The payer pages' own protections (no framing, no caching of a link that is the payer's credential,
+# no referrer, a strict CSP): they must reach the browser, which sees the pages only through us.
+PAGE_RESPONSE_HEADERS = (
+    "Cache-Control",
+    "Content-Security-Policy",
+    "Referrer-Policy",
+    "X-Content-Type-Options",
+    "X-Frame-Options",
+)
 UPSTREAM_RETRY_AFTER = "2"
 
 
@@ -52,6 +61,8 @@ class ProxyRoute:
     internal: bool
     # The client's Authorization header is passed on (Payme authenticates its callbacks with Basic auth).
     pass_authorization: bool = False
+    # HTML pages for a browser: their security headers come back too (PAGE_RESPONSE_HEADERS).
+    pages: bool = False
 
 
 ROUTES = (
@@ -64,9 +75,9 @@ ROUTES = (
     ProxyRoute("/v1/checkout", PAYMENTS, tenant=False, internal=True),
     # Provider callbacks and the sandbox bank's pages: providers authenticate by their own signatures.
     ProxyRoute("/billing", PROVIDERS, tenant=False, internal=False, pass_authorization=True),
-    ProxyRoute("/sandbox", PROVIDERS, tenant=False, internal=False),
+    ProxyRoute("/sandbox", PROVIDERS, tenant=False, internal=False, pages=True),
     # The provider simulators' payer pages and fake provider APIs (test tenants only, API.md).
-    ProxyRoute("/simulators", PROVIDERS, tenant=False, internal=False),
+    ProxyRoute("/simulators", PROVIDERS, tenant=False, internal=False, pages=True),
 )
 
 
@@ -90,6 +101,9 @@ def _is_safe_path(request: web.Request) -> bool:
     raw_path = request.raw_path.partition("?")[0].lower()
     if "%2f" in raw_path or "%5c" in raw_path or "\\" in request.path:
         return False
+    # A control character (a NUL above all) names nothing upstream and cannot reach its database.
+    if any(ord(c) < 32 or ord(c) == 127 for c in request.path):
+        return False
     return not any(segment in (".", "..") for segment in request.path.split("/"))
 
 
@@ -104,7 +118,12 @@ async def forward(request: web.Request, route: ProxyRoute) -> web.Response:
         row = await app[access_cache_key].row(token.tenant_id)
         tenant = check_access(token, row, utcnow())
     return await relay(
-        request, route.upstream, tenant, internal=route.internal, pass_authorization=route.pass_authorization
+        request,
+        route.upstream,
+        tenant,
+        internal=route.internal,
+        pass_authorization=route.pass_authorization,
+        pages=route.pages,
     )
 
 
@@ -115,6 +134,7 @@ async def relay(
     *,
     internal: bool,
     pass_authorization: bool = False,
+    pages: bool = False,
 ) -> web.Response:
     """The request, on the same path, to ``upstream_name``; its answer back (503 when unreachable).
     ``internal``: with an internal token naming ``tenant`` (or no tenant: a platform call)."""
@@ -149,7 +169,8 @@ async def relay(
         ) as response:
             payload = await response.read()
             status = response.status
-            returned = {name: response.headers[name] for name in RETURNED_RESPONSE_HEADERS if name in response.headers}
+            names = RETURNED_RESPONSE_HEADERS + (PAGE_RESPONSE_HEADERS if pages else ())
+            returned = {name: response.headers[name] for name in names if name in response.headers}
     except (ClientError, TimeoutError) as exc:
         reason = "timeout" if isinstance(exc, TimeoutError) else "unreachable"
         app[metrics_key].upstream_failures.labels(upstream.name, reason).inc()

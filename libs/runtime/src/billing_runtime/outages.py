@@ -97,6 +97,17 @@ def is_lock_conflict(exc: BaseException) -> bool:
     return any(getattr(error, "sqlstate", None) in _RETRYABLE_CONFLICTS for error in _driver_errors(exc))
 
 
+# Text PostgreSQL cannot store (a NUL character in a string): the input's fault, never the database's.
+_UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
+
+
+def is_unstorable_text(exc: BaseException) -> bool:
+    """Whether ``exc`` says a value of the request is text PostgreSQL refuses (a NUL in a string)."""
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    return any(getattr(error, "sqlstate", None) in _UNSTORABLE_TEXT for error in _driver_errors(exc))
+
+
 def _driver_errors(exc: sa_exc.DBAPIError) -> Iterator[BaseException]:
     # The DBAPI error, then what it was raised from: SQLAlchemy's asyncpg adapter keeps the SQLSTATE
     # but not the severity, which only asyncpg's own exception carries.

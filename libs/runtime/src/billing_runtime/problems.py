@@ -13,7 +13,7 @@ from billing_contracts.problems import FieldError, ProblemDetails
 from billing_runtime.errors import TITLES as _TITLES
 from billing_runtime.errors import ProblemError as ProblemError  # re-exported: handlers raise it from here
 from billing_runtime.keys import request_id_key
-from billing_runtime.outages import is_database_outage
+from billing_runtime.outages import is_database_outage, is_unstorable_text
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,12 @@ async def problem_middleware(
                 "database_unavailable",
                 "The database is unavailable; retry later.",
                 headers={"Retry-After": "5"},
+            )
+        if is_unstorable_text(exc):
+            # A check that should have refused the input earlier did not: still the client's error.
+            log.warning("unstorable text in %s %s: %s", request.method, request.path, type(exc).__name__)
+            return problem_response(
+                request, 400, "invalid_request", "The request contains a character that is not allowed."
             )
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem_response(request, 500, "internal_error", "An unexpected error occurred.")

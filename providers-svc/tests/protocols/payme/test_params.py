@@ -113,6 +113,8 @@ class TestAccountParam:
             {"order_id": ""},
             {"order_id": None},
             {"order_id": True},
+            {"order_id": "pay_\x00x"},
+            {"order_id": "pay_\nx"},
         ],
     )
     def test_bad_account_is_31050_naming_the_field(self, method: str, account: object) -> None:
@@ -152,6 +154,7 @@ class TestOtherParams:
             ("CreateTransaction", {"time": False}),
             ("PerformTransaction", {"id": _MISSING}),
             ("PerformTransaction", {"id": None}),
+            ("PerformTransaction", {"id": "5305e3bab097f420a62ced0\x00"}),
             ("CheckTransaction", {"id": ["x"]}),
             ("CancelTransaction", {"id": _MISSING}),
             ("CancelTransaction", {"reason": _MISSING}),

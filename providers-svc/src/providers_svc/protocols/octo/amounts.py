@@ -22,6 +22,10 @@ def to_major(amount: int, currency: str) -> Decimal:
     return (Decimal(amount) / (Decimal(10) ** exponent)).quantize(Decimal(1).scaleb(-exponent))
 
 
+# The largest power of ten a sum may reach (far beyond any payment; far below Decimal's limits).
+MAX_MAGNITUDE = 18
+
+
 def from_major(value: object, currency: str) -> int:
     """A sum as Octo sends it (a JSON number or a numeric string) → minor units, exactly; anything with
     more decimals than the currency has, or not finite, or negative, is an ``AmountError``."""
@@ -34,6 +38,10 @@ def from_major(value: object, currency: str) -> int:
         raise AmountError("a sum must be a number") from None
     if not number.is_finite() or number < 0:
         raise AmountError("a sum must be a finite, non-negative number")
+    # "1e999999999" would overflow the scaling below, and "1e-999999999" round to zero: no sum of
+    # money is beyond 10^18 or finer than the currency's minor unit.
+    if number and not -EXPONENTS[currency] <= number.adjusted() <= MAX_MAGNITUDE:
+        raise AmountError("a sum out of range")
     minor = number.scaleb(EXPONENTS[currency])
     if minor != minor.to_integral_value():
         raise AmountError(f"a sum has more decimals than {currency} has")

@@ -48,6 +48,9 @@ def parse_callback(raw: bytes) -> Callback:
         value = body.get(name)
         if not isinstance(value, str) or not value or len(value) > _MAX_FIELD:
             raise CallbackRejected("missing_field")
+        if not value.isprintable():
+            # A control character (a NUL above all) is in no id Octo sends, and no database stores it.
+            raise CallbackRejected("bad_field")
     hash_key = body.get("hash_key")
     return Callback(
         shop_transaction_id=body["shop_transaction_id"],

@@ -143,7 +143,8 @@ def _is_int(value: object) -> TypeGuard[int]:
 
 def _transaction_id(params: Mapping[str, object]) -> str:
     value = params.get("id")
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_TRANSACTION_ID_LENGTH:
+    # Printable only: a control character (a NUL above all) is in no id Payme sends, and no database stores it.
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_TRANSACTION_ID_LENGTH or not value.isprintable():
         raise _invalid()
     return value
 
@@ -168,7 +169,7 @@ def _payment_id(params: Mapping[str, object], account_field: str) -> str:
     # A kassa field may be typed as a number in the cabinet, so Payme can send 197 as well as "197".
     if _is_int(value):
         return str(value)
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or not value.isprintable():
         raise PaymeError(PaymeErrorCode.ORDER_NOT_FOUND, data=account_field)
     return value
 
