@@ -36,6 +36,11 @@ CLICK = {
 }
 
 
+def _payme(name: str) -> dict[str, Any]:
+    """A Payme account of its own key (two accounts never share one: test_account_identity.py)."""
+    return {**PAYME, "name": name, "credentials": {**PAYME["credentials"], "key": f"payme-key-{name}"}}
+
+
 @pytest.fixture
 async def client(make_client: Any) -> Any:
     return await make_client()
@@ -138,7 +143,7 @@ class TestOnlyTheGateway:
 
 class TestListAndUpdate:
     async def test_cursor_pages_newest_first(self, client: Any, admin: dict[str, str]) -> None:
-        ids = [(await (await _create(client, admin, {**PAYME, "name": f"a{i}"})).json())["id"] for i in range(5)]
+        ids = [(await (await _create(client, admin, _payme(f"a{i}"))).json())["id"] for i in range(5)]
         page = await (await client.get("/admin/provider-accounts?limit=2", headers=admin)).json()
         assert [a["id"] for a in page["data"]] == ids[::-1][:2] and page["has_more"] is True
         after = page["data"][-1]["id"]
@@ -241,8 +246,8 @@ class TestAssignment:
     ) -> None:
         admin = internal_headers(None, issuer="gateway")
         tenant = internal_headers("ten_a", issuer="gateway")
-        for _ in range(5):
-            account = await (await _create(client, admin, PAYME)).json()
+        for i in range(5):
+            account = await (await _create(client, admin, _payme(f"k{i}"))).json()
             deleted, assigned = await asyncio.gather(
                 client.delete(f"/admin/provider-accounts/{account['id']}", headers=admin),
                 client.put(

@@ -65,6 +65,8 @@ class Reservation:
 
     view: PrepareView
     provider_transaction_id: str
+    # The account whose Prepare made it: only that account's word may release it.
+    account_id: str
 
 
 # The statements of every Click call, built once (the ORM's construction of a statement is a measurable
@@ -106,7 +108,9 @@ async def lock_reservation(
     by_attempt = click_trans_id is not None
     key = click_trans_id if by_attempt else reservation_id
     row = (await session.execute(_reservation(by_attempt), {"key": key})).scalar_one_or_none()
-    return Reservation(_reservation_view(row), row.provider_transaction_id) if row is not None else None
+    if row is None:
+        return None
+    return Reservation(_reservation_view(row), row.provider_transaction_id, row.account_id)
 
 
 @dataclass(frozen=True)

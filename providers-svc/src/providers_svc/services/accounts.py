@@ -18,6 +18,7 @@ from billing_contracts.problems import FieldError
 from billing_runtime.ids import new_id
 from billing_runtime.key_ring import KeyRing
 from billing_runtime.problems import ProblemError, validation_error
+from sqlalchemy import text
 
 from providers_svc.db.models import ProviderAccountRow, TenantProviderAccountRow
 from providers_svc.domain.accounts import (
@@ -92,9 +93,35 @@ async def create_account(uow: UowFactory, ring: KeyRing, new: NewAccount, now: d
         updated_at=now,
     )
     async with uow() as unit:
+        await _refuse_shared_identity(unit, ring, new.provider, credentials, None)
         unit.accounts.add(row)
         await unit.commit()
     return row
+
+
+# The credential a provider's callbacks find their account by: it must name one account only (Payme's
+# key picks the account of a JSON-RPC call; Click's service_id the account of a Prepare/Complete).
+_IDENTITY_FIELDS = {"payme": "key", "click": "service_id"}
+
+
+async def _refuse_shared_identity(
+    unit: ProvidersUnitOfWork, ring: KeyRing, provider: str, credentials: Mapping[str, str], account_id: str | None
+) -> None:
+    """409 when another account of ``provider`` already has the credential its callbacks are matched
+    by. Under a lock per provider held to the commit, so two creations racing cannot both pass."""
+    field = _IDENTITY_FIELDS.get(provider)
+    if field is None or field not in credentials:
+        return
+    await unit.session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"provider_accounts:{provider}"}
+    )
+    for other in await unit.accounts.of_provider(provider):
+        if other.id != account_id and credentials_of(ring, other).get(field) == credentials[field]:
+            raise ProblemError(
+                409,
+                "credentials_in_use",
+                f"Another {provider} account has this {field}: its callbacks could not tell the two apart",
+            )
 
 
 async def get_account(uow: UowFactory, account_id: str) -> ProviderAccountRow:
@@ -141,6 +168,7 @@ async def update_account(
             row.settings = settings
         if credentials:
             merged = {**credentials_of(ring, row), **credentials}
+            await _refuse_shared_identity(unit, ring, row.provider, merged, row.id)
             row.credentials_ciphertext = _seal(ring, merged)
             row.credentials_set = sorted(merged)
         row.updated_at = now

@@ -114,6 +114,15 @@ class ClickCallbacks:
                     prior = await lock_reservation(session, click_trans_id=request.click_trans_id)
                 else:
                     prior = await lock_reservation(session, reservation_id=request.merchant_prepare_id)
+                if (
+                    request.error < 0
+                    and prior is not None
+                    and (prior.account_id != signer.account.id or (txn is not None and order is None))
+                ):
+                    # A cancel of another account's attempt (or of a live one, from a test account) is
+                    # not this account's to apply: answered as for an unknown attempt, nothing released
+                    # and no anomaly filed against a payment that is not its own.
+                    prior = None
                 outcome = _decide(request, signer, order, prior)
                 if outcome.change is Change.RESERVE:
                     assert txn is not None

@@ -151,6 +151,8 @@ class TestOtherParams:
             ("CreateTransaction", {"time": "1399114284039"}),
             ("CreateTransaction", {"time": 1399114284039.5}),
             ("CreateTransaction", {"time": -1}),
+            ("CreateTransaction", {"time": 2**63}),
+            ("GetStatement", {"to": 2**70}),
             ("CreateTransaction", {"time": False}),
             ("PerformTransaction", {"id": _MISSING}),
             ("PerformTransaction", {"id": None}),

@@ -151,7 +151,8 @@ def _transaction_id(params: Mapping[str, object]) -> str:
 
 def _timestamp(params: Mapping[str, object], name: str) -> int:
     value = params.get(name)
-    if not _is_int(value) or value < 0:
+    # Within 64 bits: a time is stored and compared in the database (Payme's are 13-digit milliseconds).
+    if not _is_int(value) or not 0 <= value < 2**63:
         raise _invalid()
     return value
 
