@@ -218,7 +218,17 @@ class TestCreateTransaction:
             self.create(stored, now_ms=now + 1)
 
     @pytest.mark.parametrize(
-        ("age", "accepted"), [(TIMEOUT_MS - 1, True), (TIMEOUT_MS, False), (TIMEOUT_MS + 1, False)]
+        ("age", "accepted"),
+        [
+            (TIMEOUT_MS - 1, True),
+            (TIMEOUT_MS, False),
+            (TIMEOUT_MS + 1, False),
+            # Payme's time ahead of our clock: a skew is accepted, a time 12 hours ahead is not.
+            (-60_000, True),
+            (-(TIMEOUT_MS - 1), True),
+            (-TIMEOUT_MS, False),
+            (-10 * 365 * 86_400_000, False),
+        ],
     )
     def test_new_id_at_the_12_hour_boundary(self, age: int, accepted: bool) -> None:
         now = PAYME_TIME + age

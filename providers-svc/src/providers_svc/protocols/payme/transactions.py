@@ -148,6 +148,10 @@ def create_transaction(
     if now_ms - params.time >= TIMEOUT_MS:
         # §2.4 gives -31008 "also for an expired transaction"; -31050..-31099 stay for the account input.
         raise PaymeError(PaymeErrorCode.CANNOT_PERFORM)
+    if params.time - now_ms >= TIMEOUT_MS:
+        # A time 12 hours or more ahead of our clock is no clock's skew: its timeout would not fire for
+        # that long, and it would hold the order's one active place meanwhile.
+        raise PaymeError(PaymeErrorCode.CANNOT_PERFORM)
     record = PaymeTransaction(
         payme_id=params.id,
         transaction_id=transaction_id,
