@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -124,18 +122,9 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.
         listener = NotificationListener(settings.database_url, CHANNEL, cache.invalidate)
         cache.listening = lambda: listener.connected
         app[access_cache_key] = cache
-        try:
-            await listener.connect()
-        except Exception as exc:  # the database is away: every request reads until it is back
-            log.warning("LISTEN %s cannot connect yet (%s); tenant rows are read per request", CHANNEL, exc)
-        watcher = asyncio.create_task(listener.run(), name="gateway:tenant-access")
-        try:
+        # Until it connects (the database may be away), every request reads its tenant row.
+        async with listener.running("gateway:tenant-access"):
             yield
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-            await listener.close()
 
     async def hasher_ctx(_app: web.Application) -> AsyncIterator[None]:
         hasher.start()

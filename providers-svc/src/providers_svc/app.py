@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 
@@ -219,17 +217,9 @@ def _account_changes(database_url: str, copies: AccountCopies) -> Callable[[web.
         listener = NotificationListener(database_url, ACCOUNTS_CHANNEL, copies.invalidate)
         copies.listening = lambda: listener.connected
         try:
-            await listener.connect()
-        except Exception as exc:  # the database is away: every callback reads until it is back
-            log.warning("LISTEN %s cannot connect yet (%s); accounts are read per callback", ACCOUNTS_CHANNEL, exc)
-        watcher = asyncio.create_task(listener.run(), name="providers:account-changes")
-        try:
-            yield
+            async with listener.running("providers:account-changes"):
+                yield
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-            await listener.close()
             copies.listening = lambda: False
 
     return ctx

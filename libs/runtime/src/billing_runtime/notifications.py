@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
@@ -159,6 +159,23 @@ class NotificationListener:
     async def close(self) -> None:
         await _close(self._conn)
         self._conn = None
+
+    @contextlib.asynccontextmanager
+    async def running(self, task_name: str) -> AsyncIterator[None]:
+        """Connected (or, with the database away, trying to) and kept connected while the block runs;
+        closed after. A cache that trusts its copies only while ``connected`` is safe either way."""
+        try:
+            await self.connect()
+        except Exception as exc:
+            log.warning("LISTEN %s cannot connect yet (%s); retrying in the background", self.channel, exc)
+        watcher = asyncio.create_task(self.run(), name=task_name)
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await self.close()
 
 
 async def _close(conn: Any) -> None:
