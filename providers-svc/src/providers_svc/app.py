@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 
 import aiohttp
@@ -53,7 +52,6 @@ from providers_svc.services.payme_accounts import PaymeAccounts
 from providers_svc.services.uow import ProvidersUnitOfWork, UowFactory
 from providers_svc.settings import Settings
 
-log = logging.getLogger(__name__)
 ROLES = frozenset({"api", "worker"})
 
 
