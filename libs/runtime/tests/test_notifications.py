@@ -57,3 +57,25 @@ async def test_without_a_filter_every_notification_wakes_the_listener(channel) -
                 await heard.wait()
         finally:
             await close()
+
+
+class _UnansweredConnection:
+    """An asyncpg connection whose server went away: the polite close fails."""
+
+    def __init__(self) -> None:
+        self.terminated = False
+
+    async def close(self, timeout: float) -> None:
+        raise ConnectionResetError("the server closed the connection")
+
+    def terminate(self) -> None:
+        self.terminated = True
+
+
+async def test_a_connection_whose_close_fails_is_terminated_not_left_open() -> None:
+    # Left open, the garbage collector would find it later and warn in whatever runs then.
+    from billing_runtime.notifications import _close
+
+    conn = _UnansweredConnection()
+    await _close(conn)
+    assert conn.terminated

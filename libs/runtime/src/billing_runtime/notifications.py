@@ -181,8 +181,12 @@ class NotificationListener:
 async def _close(conn: Any) -> None:
     if conn is None:
         return
-    with contextlib.suppress(Exception):
+    try:
         await conn.close(timeout=1)
+    except Exception:
+        # A server that went away may not answer the goodbye: drop the socket, or the connection is
+        # left for the garbage collector to find open.
+        conn.terminate()
 
 
 async def listen_for_notifications(
