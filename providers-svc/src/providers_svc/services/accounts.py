@@ -6,6 +6,7 @@ module only decrypted for an adapter (``credentials_of``): no answer, log line o
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 from collections.abc import Mapping, Sequence
@@ -15,10 +16,11 @@ from typing import Any
 
 from billing_contracts.envelope import utcnow
 from billing_contracts.problems import FieldError
+from billing_runtime.db import table_of
 from billing_runtime.ids import new_id
 from billing_runtime.key_ring import KeyRing
 from billing_runtime.problems import ProblemError, validation_error
-from sqlalchemy import text
+from sqlalchemy import Select, and_, bindparam, or_, select, text
 
 from providers_svc.db.models import ProviderAccountRow, TenantProviderAccountRow
 from providers_svc.domain.accounts import (
@@ -32,6 +34,7 @@ from providers_svc.domain.accounts import (
     check_settings,
     settings_with_defaults,
 )
+from providers_svc.services.account_copies import open_account
 from providers_svc.services.uow import ProvidersUnitOfWork, UowFactory
 
 
@@ -252,19 +255,58 @@ async def accounts_of_provider(uow: UowFactory, ring: KeyRing, provider: str) ->
 async def payment_account(
     uow: UowFactory, ring: KeyRing, tenant_id: str, provider: str, *, livemode: bool, simulators: bool
 ) -> BoundAccount | None:
-    """The account a tenant's payment at ``provider`` is paid through: the one assigned to the tenant,
-    else (a test tenant only, ``simulators`` on) the provider's simulator account. None: not offered."""
+    """The account a tenant's payment at ``provider`` is paid through (``payment_accounts``); None: not
+    offered."""
+    found = await payment_accounts(uow, ring, tenant_id, [provider], livemode=livemode, simulators=simulators)
+    return found.get(provider)
+
+
+@functools.cache
+def _tenant_and_simulator_accounts() -> Select[Any]:
+    # Plain columns for ``UnitOfWork.read_unlocked``: the tenant's assigned accounts and the simulators'
+    # in one round trip, outside any transaction (every checkout page lists them).
+    accounts = table_of(ProviderAccountRow)
+    assigned = table_of(TenantProviderAccountRow)
+    joined = accounts.outerjoin(
+        assigned, and_(assigned.c.account_id == accounts.c.id, assigned.c.tenant_id == bindparam("tenant_id"))
+    )
+    return (
+        select(*accounts.c, assigned.c.provider.label("assigned_for"))
+        .select_from(joined)
+        .where(or_(assigned.c.tenant_id.is_not(None), accounts.c.simulator.is_(True)))
+    )
+
+
+async def payment_accounts(
+    uow: UowFactory,
+    ring: KeyRing,
+    tenant_id: str,
+    providers: Sequence[str],
+    *,
+    livemode: bool,
+    simulators: bool,
+) -> dict[str, BoundAccount]:
+    """By provider, the account a tenant's payment is paid through: the one assigned to the tenant, else
+    (a test tenant only, ``simulators`` on) the provider's simulator account. A provider with neither is
+    absent: it is not offered."""
     async with uow() as unit:
-        row = await unit.assignments(tenant_id).of(provider)
-    if row is None:
-        if livemode or not simulators or provider not in SIMULATED_PROVIDERS:
-            return None
-        return await simulator_account(uow, ring, provider)
-    account = bound_account(ring, row)
-    # An assignment is checked when made; a mode is fixed for life. Checked again: money is at stake.
-    if account.test == livemode:
-        return None
-    return account
+        rows = await unit.read_unlocked(_tenant_and_simulator_accounts(), {"tenant_id": tenant_id})
+    assigned = {row["assigned_for"]: row for row in rows if row["assigned_for"] is not None}
+    simulator_rows = {row["provider"]: row for row in rows if row["simulator"]}
+    found: dict[str, BoundAccount] = {}
+    for provider in providers:
+        row = assigned.get(provider)
+        if row is not None:
+            account = open_account(ring, row)
+            # An assignment is checked when made; a mode is fixed for life. Checked again: money is at stake.
+            if account.test != livemode:
+                found[provider] = account
+        elif not livemode and simulators and provider in SIMULATED_PROVIDERS:
+            simulator = simulator_rows.get(provider)
+            found[provider] = (
+                open_account(ring, simulator) if simulator is not None else await simulator_account(uow, ring, provider)
+            )
+    return found
 
 
 def _digits(count: int) -> str:

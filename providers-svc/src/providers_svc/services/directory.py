@@ -12,7 +12,7 @@ from billing_runtime.problems import ProblemError
 from providers_svc.adapters.base import PaymentProvider, ProviderRegistry
 from providers_svc.domain.accounts import BoundAccount
 from providers_svc.domain.transactions import Transaction
-from providers_svc.services.accounts import account_by_id, payment_account
+from providers_svc.services.accounts import account_by_id, payment_account, payment_accounts
 from providers_svc.services.uow import UowFactory
 
 
@@ -46,10 +46,17 @@ class ProviderDirectory:
     async def offers(self, tenant_id: str, currency: str | None, *, livemode: bool) -> list[Offer]:
         """Every provider the tenant's payment in ``currency`` (any when None) may be paid through."""
         offers = [Offer(p.name, p.display_name) for p in self.registry.for_currency(currency, livemode=livemode)]
-        for provider in self.registry.account_providers():
-            account = await payment_account(
-                self.uow, self.ring, tenant_id, provider.name, livemode=livemode, simulators=self.simulators
-            )
+        providers = self.registry.account_providers()
+        accounts = await payment_accounts(
+            self.uow,
+            self.ring,
+            tenant_id,
+            [p.name for p in providers],
+            livemode=livemode,
+            simulators=self.simulators,
+        )
+        for provider in providers:
+            account = accounts.get(provider.name)
             if account is None:
                 continue
             accepted = provider.currencies & account.currencies
