@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -23,6 +24,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
+from aiohttp import web
 from billing_runtime.testing import PG_DSN, free_port, require_port, require_rabbitmq
 
 BIN = Path(sys.executable).parent
@@ -337,6 +339,47 @@ def platform(request: pytest.FixtureRequest) -> Platform:
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         yield session
+
+
+@dataclass
+class Receiver:
+    """A tenant's webhook endpoint on loopback: every request as received (headers, raw body)."""
+
+    url: str
+    got: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        # ``url, got = receiver`` reads as the two things a test needs.
+        return iter((self.url, self.got))
+
+    def types(self) -> list[str]:
+        return [json.loads(body)["type"] for _, body in self.got]
+
+    async def wait(self, event_type: str, timeout: float = 30) -> dict:
+        """The first webhook of ``event_type`` (its parsed body), waiting for it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for _, body in self.got:
+                event = json.loads(body)
+                if event["type"] == event_type:
+                    return event
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"no {event_type} webhook within {timeout}s: {self.types()}")
+
+
+@pytest.fixture
+async def receiver(aiohttp_server) -> Receiver:  # type: ignore[no-untyped-def]
+    state = Receiver("")
+
+    async def hook(request: web.Request) -> web.Response:
+        state.got.append((dict(request.headers), await request.read()))
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    state.url = f"http://127.0.0.1:{server.port}/hook"
+    return state
 
 
 @dataclass

@@ -5,28 +5,11 @@ attempt at Click leaves the payment waiting (the payer may try again, PROTOCOLS.
 attempt pays it; a forged callback changes nothing."""
 
 import asyncio
-import json
 import re
-import time
 
 import pytest
-from aiohttp import web
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-@pytest.fixture
-async def receiver(aiohttp_server):  # type: ignore[no-untyped-def]
-    got: list[dict] = []
-
-    async def hook(request: web.Request) -> web.Response:
-        got.append(json.loads(await request.read()))
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    server = await aiohttp_server(app, host="127.0.0.1")
-    return f"http://127.0.0.1:{server.port}/hook", got
 
 
 async def _simulator_page(http, platform, payment: dict) -> str:
@@ -52,21 +35,11 @@ async def _choose(http, page: str, outcome: str) -> str:
         return r.headers["Location"]
 
 
-async def _webhook(got: list[dict], kind: str, timeout: float = 30) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = [b for b in got if b["type"] == kind]
-        if found:
-            return found[0]
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no {kind} webhook within {timeout}s: {[b['type'] for b in got]}")
-
-
 class TestClick:
     async def test_a_payment_paid_through_the_simulator_succeeds_and_the_webhook_arrives(
         self, platform, new_tenant, http, receiver
     ) -> None:
-        url, got = receiver
+        url = receiver.url
         tenant = await new_tenant()
         async with http.post(
             f"{platform.gateway_url}/v1/webhook-endpoints", json={"url": url, "events": ["*"]}, headers=tenant.auth
@@ -81,7 +54,7 @@ class TestClick:
         done = await tenant.wait_for_status(payment["id"], "SUCCEEDED")
         assert done["status"] == "SUCCEEDED"
         assert done["provider"] == "click"
-        succeeded = await _webhook(got, "payment.succeeded")
+        succeeded = await receiver.wait("payment.succeeded")
         assert succeeded["data"]["payment"]["id"] == payment["id"]
         assert succeeded["data"]["payment"]["status"] == "SUCCEEDED"
         # The simulator delivered Complete twice (as Click retries): one succeeded event.

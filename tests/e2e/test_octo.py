@@ -9,24 +9,9 @@ import json
 import time
 
 import pytest
-from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-@pytest.fixture
-async def receiver(aiohttp_server):  # type: ignore[no-untyped-def]
-    got: list[tuple[dict[str, str], bytes]] = []
-
-    async def hook(request: web.Request) -> web.Response:
-        got.append((dict(request.headers), await request.read()))
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    server = await aiohttp_server(app, host="127.0.0.1")
-    return f"http://127.0.0.1:{server.port}/hook", got
 
 
 async def _pay_at_octo(http, platform, payment: dict, outcome: str) -> str:  # type: ignore[no-untyped-def]

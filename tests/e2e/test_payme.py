@@ -4,27 +4,10 @@ simulator page makes the simulator play Payme's JSON-RPC calls against our real 
 the gateway; the tenant sees the outcome through the API and its webhook receiver."""
 
 import asyncio
-import json
-import time
 
 import pytest
-from aiohttp import web
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-@pytest.fixture
-async def receiver(aiohttp_server):  # type: ignore[no-untyped-def]
-    got: list[dict] = []
-
-    async def hook(request: web.Request) -> web.Response:
-        got.append(json.loads(await request.read()))
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    server = await aiohttp_server(app, host="127.0.0.1")
-    return f"http://127.0.0.1:{server.port}/hook", got
 
 
 async def _subscribe(http, platform, tenant, url: str) -> None:
@@ -55,19 +38,9 @@ async def _pay_with_payme(http, platform, payment: dict, outcome: str) -> str:
         return r.headers["Location"]
 
 
-async def _wait_for_webhook(got: list[dict], wanted: str, timeout: float = 30) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for body in got:
-            if body["type"] == wanted:
-                return body
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no {wanted} webhook; got {[b['type'] for b in got]}")
-
-
 class TestPayme:
     async def test_paid_through_the_simulator(self, platform, new_tenant, http, receiver) -> None:
-        url, got = receiver
+        url = receiver.url
         tenant = await new_tenant()
         await _subscribe(http, platform, tenant, url)
         payment = await tenant.create_payment("payme-1", amount=1_250_000, currency="UZS", description="Plov")
@@ -77,12 +50,12 @@ class TestPayme:
         assert (done["status"], done["provider"]) == ("SUCCEEDED", "payme")
         # Payme's own transaction id (24 hex characters) is the payment's provider reference.
         assert len(done["provider_reference"]) == 24
-        webhook = await _wait_for_webhook(got, "payment.succeeded")
+        webhook = await receiver.wait("payment.succeeded")
         assert webhook["data"]["payment"]["id"] == payment["id"]
         assert webhook["data"]["payment"]["amount"] == 1_250_000
 
     async def test_declined_then_cancelled_by_the_tenant(self, platform, new_tenant, http, receiver) -> None:
-        url, got = receiver
+        url = receiver.url
         tenant = await new_tenant()
         await _subscribe(http, platform, tenant, url)
         payment = await tenant.create_payment("payme-2", amount=500_000, currency="UZS")
@@ -94,9 +67,9 @@ class TestPayme:
         async with http.post(f"{platform.gateway_url}/v1/payments/{payment['id']}/cancel", headers=tenant.auth) as r:
             assert r.status == 200, await r.text()
             assert (await r.json())["status"] == "CANCELLED"
-        webhook = await _wait_for_webhook(got, "payment.cancelled")
+        webhook = await receiver.wait("payment.cancelled")
         assert webhook["data"]["payment"]["id"] == payment["id"]
-        assert "payment.succeeded" not in {b["type"] for b in got}
+        assert "payment.succeeded" not in receiver.types()
 
     async def test_timed_out_then_paid_on_a_second_attempt(self, platform, new_tenant, http) -> None:
         tenant = await new_tenant()

@@ -12,20 +12,6 @@ from standardwebhooks.webhooks import Webhook
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-@pytest.fixture
-async def receiver(aiohttp_server):  # type: ignore[no-untyped-def]
-    got: list[tuple[dict[str, str], bytes]] = []
-
-    async def hook(request: web.Request) -> web.Response:
-        got.append((dict(request.headers), await request.read()))
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    server = await aiohttp_server(app, host="127.0.0.1")
-    return f"http://127.0.0.1:{server.port}/hook", got
-
-
 async def _pay(http, platform, payment: dict, outcome: str) -> None:
     token = payment["checkout_token"]
     async with http.post(
