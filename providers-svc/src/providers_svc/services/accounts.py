@@ -226,15 +226,7 @@ async def tenant_accounts(uow: UowFactory, tenant_id: str) -> list[tuple[TenantP
 
 
 def bound_account(ring: KeyRing, row: ProviderAccountRow) -> BoundAccount:
-    return BoundAccount(
-        id=row.id,
-        provider=row.provider,
-        environment=Environment(row.environment),
-        currencies=frozenset(row.currencies),
-        settings=settings_with_defaults(row.provider, row.settings),
-        credentials=credentials_of(ring, row),
-        simulator=row.simulator,
-    )
+    return open_account(ring, {column.key: getattr(row, column.key) for column in ProviderAccountRow.__table__.c})
 
 
 async def account_by_id(uow: UowFactory, ring: KeyRing, account_id: str) -> BoundAccount | None:
@@ -242,14 +234,6 @@ async def account_by_id(uow: UowFactory, ring: KeyRing, account_id: str) -> Boun
     async with uow() as unit:
         row = await unit.accounts.get(account_id, simulators=True)
     return bound_account(ring, row) if row is not None else None
-
-
-async def accounts_of_provider(uow: UowFactory, ring: KeyRing, provider: str) -> list[BoundAccount]:
-    """Every account of ``provider``, its simulator's included: a callback finds its own among them
-    (Payme by its key, Click by its service_id, Octo by its shop_id)."""
-    async with uow() as unit:
-        rows = await unit.accounts.of_provider(provider)
-    return [bound_account(ring, row) for row in rows]
 
 
 async def payment_account(
