@@ -21,6 +21,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Index,
+    ScalarSelect,
     Select,
     SmallInteger,
     String,
@@ -146,15 +147,22 @@ def _locked() -> Select[PaymeTransactionRow, ProviderTransactionRow]:
 
 
 @functools.cache
-def _order() -> Select[Any]:
-    active = (
+def _active_payme_id() -> ScalarSelect[str]:
+    """Payme's id of the order's active (created or performed) transaction. State 1 or 2 as ``> 0`` (the
+    states are 1, 2, -1, -2): an IN list would expand per call, and ``_order_columns`` is compiled to
+    driver SQL once."""
+    return (
         select(PaymeTransactionRow.payme_id)
-        .where(PaymeTransactionRow.payment_id == bindparam("payment_id"), PaymeTransactionRow.state.in_((1, 2)))
+        .where(PaymeTransactionRow.payment_id == bindparam("payment_id"), PaymeTransactionRow.state > 0)
         .limit(1)
         .scalar_subquery()
     )
+
+
+@functools.cache
+def _order() -> Select[ProviderTransactionRow, str]:
     return (
-        select(ProviderTransactionRow, active)
+        select(ProviderTransactionRow, _active_payme_id())
         .where(
             and_(
                 ProviderTransactionRow.payment_id == bindparam("payment_id"),
@@ -170,15 +178,7 @@ def _order_columns() -> Select[Any]:
     # The same read as plain columns, for ``UnitOfWork.read_unlocked`` (CheckPerformTransaction decides
     # on it without writing: one round trip instead of BEGIN, SELECT, ROLLBACK).
     table = table_of(ProviderTransactionRow)
-    # State 1 or 2 as ``> 0`` (the states are 1, 2, -1, -2): an IN list would expand per call, and
-    # this statement is compiled to driver SQL once.
-    active = (
-        select(PaymeTransactionRow.payme_id)
-        .where(PaymeTransactionRow.payment_id == bindparam("payment_id"), PaymeTransactionRow.state > 0)
-        .limit(1)
-        .scalar_subquery()
-    )
-    return select(*table.c, active.label("active_payme_id")).where(
+    return select(*table.c, _active_payme_id().label("active_payme_id")).where(
         table.c.payment_id == bindparam("payment_id"), table.c.provider == bindparam("provider")
     )
 
