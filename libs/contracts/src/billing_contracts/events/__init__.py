@@ -13,6 +13,11 @@ from billing_contracts.events.anomalies import (
     PaymentAnomalyRecordedV1,
     ProviderAnomalyRecordedV1,
 )
+from billing_contracts.events.disputes import (
+    DISPUTE_EVENTS,
+    ProviderDispute,
+    ProviderDisputeUpdatedV1,
+)
 from billing_contracts.events.payments import (
     PAYMENT_EVENTS,
     Customer,
@@ -49,7 +54,8 @@ AnyEvent = Annotated[
     | ProviderPaymentFailedV1
     | EndpointDisabledV1
     | ProviderAnomalyRecordedV1
-    | PaymentAnomalyRecordedV1,
+    | PaymentAnomalyRecordedV1
+    | ProviderDisputeUpdatedV1,
     Discriminator("event_type"),
 ]
 
@@ -57,7 +63,7 @@ ANY_EVENT: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
 
 EVENT_CLASSES = {
     cls.model_fields["event_type"].default: cls
-    for cls in (*PAYMENT_EVENTS, *PROVIDER_EVENTS, *WEBHOOK_EVENTS, *ANOMALY_EVENTS)
+    for cls in (*PAYMENT_EVENTS, *PROVIDER_EVENTS, *WEBHOOK_EVENTS, *ANOMALY_EVENTS, *DISPUTE_EVENTS)
 }
 
 
@@ -68,6 +74,7 @@ def parse_event(raw: bytes | str) -> AnyEvent:
 
 __all__ = [
     "ANY_EVENT",
+    "DISPUTE_EVENTS",
     "EVENT_CLASSES",
     "PAYMENT_EVENTS",
     "Anomaly",
@@ -87,6 +94,8 @@ __all__ = [
     "PaymentSnapshot",
     "PaymentSucceededV1",
     "ProviderAnomalyRecordedV1",
+    "ProviderDispute",
+    "ProviderDisputeUpdatedV1",
     "ProviderPaymentFailedV1",
     "ProviderPaymentOutcome",
     "ProviderPaymentSucceededV1",
