@@ -8,11 +8,13 @@ from billing_runtime.writes import (
     InsertRows,
     Precondition,
     UpdateRows,
+    all_hold,
     execute_alone,
     execute_guarded,
     execute_statement_alone,
     execute_together,
     fetch_prepared,
+    row_unchanged,
 )
 from sqlalchemy import String, any_, bindparam, delete, exists, select
 from sqlalchemy import exc as sa_exc
@@ -143,6 +145,22 @@ class TestExecuteAlone:
         await execute_alone(engine, [InsertRows(t, [_row("e0")])])
         assert await execute_alone(engine, writes, guard, Precondition(absent, {"c_event": "e0"})) is True
         assert [event_id for event_id, _ in await _outbox(engine, schema)] == ["e0", "e1"]
+
+    async def test_preconditions_combined_hold_only_together(self, engine, schema) -> None:
+        t = schema.outbox
+        await execute_alone(engine, [InsertRows(t, [_row("a"), _row("b")])])
+        guard = InsertRows(schema.applied, [{"event_id": "k"}])
+        claim = [UpdateRows(t, where={"event_id": "a"}, values={"claim_token": "t"})]
+        # Both rows name an ``event_id`` column: the two preconditions' parameters must not collide.
+        a_read = row_unchanged(t, {"event_id": "a", "routing_key": _row("a")["routing_key"]}, name="a")
+        b_stale = row_unchanged(t, {"event_id": "b", "claim_token": "gone"}, name="b")
+        assert await execute_alone(engine, claim, guard, all_hold(a_read, b_stale)) is False
+        assert await _outbox(engine, schema) == [("a", None), ("b", None)]
+        # (``= NULL`` is never true: the stale one fails on its token, the fresh ones compare a set column.)
+        b_read = row_unchanged(t, {"event_id": "b", "routing_key": _row("b")["routing_key"]}, name="b")
+        assert all_hold(a_read, b_read).clause is all_hold(a_read, b_read).clause
+        assert await execute_alone(engine, claim, guard, all_hold(a_read, b_read)) is True
+        assert await _outbox(engine, schema) == [("a", "t"), ("b", None)]
 
     async def test_a_failing_write_takes_the_guard_with_it(self, engine, schema) -> None:
         assert await execute_alone(engine, [InsertRows(schema.outbox, [_row("dup")])]) is True

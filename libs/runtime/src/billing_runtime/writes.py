@@ -74,19 +74,36 @@ def _condition(precondition: Precondition | None) -> ColumnElement[bool] | None:
 
 
 @functools.lru_cache(maxsize=64)
-def _row_as_read(table: Table, columns: tuple[str, ...]) -> ColumnElement[bool]:
+def _row_as_read(table: Table, columns: tuple[str, ...], name: str) -> ColumnElement[bool]:
     first = table.c[columns[0]]
     return exists(
         select(first)
-        .where(*(table.c[c] == bindparam(f"c_{c}", type_=table.c[c].type) for c in columns))
+        .where(*(table.c[c] == bindparam(f"{name}_{c}", type_=table.c[c].type) for c in columns))
         .with_for_update()
     )
 
 
-def row_unchanged(table: Table, values: Mapping[str, Any]) -> Precondition:
+def row_unchanged(table: Table, values: Mapping[str, Any], *, name: str = "c") -> Precondition:
     """ "The row of ``table`` with these values is still there": with its key and a version (status,
-    ``updated_at``) among them, "the row is exactly as it was read", checked with the row locked."""
-    return Precondition(_row_as_read(table, tuple(values)), {f"c_{column}": v for column, v in values.items()})
+    ``updated_at``) among them, "the row is exactly as it was read", checked with the row locked.
+    ``name`` prefixes its parameters, so two of them can be combined (``all_hold``)."""
+    clause = _row_as_read(table, tuple(values), name)
+    return Precondition(clause, {f"{name}_{column}": v for column, v in values.items()})
+
+
+@functools.lru_cache(maxsize=64)
+def _all_of(clauses: tuple[ColumnElement[bool], ...]) -> ColumnElement[bool]:
+    # Cached so the guarded statement built on it is too (``_guarded`` is cached by its condition).
+    return and_(*clauses)
+
+
+def all_hold(*preconditions: Precondition) -> Precondition:
+    """Every one of ``preconditions``, checked in order in the one statement (each locks what it
+    reads). Their parameter names must differ (``row_unchanged``'s ``name``)."""
+    params: dict[str, Any] = {}
+    for precondition in preconditions:
+        params.update(precondition.params)
+    return Precondition(_all_of(tuple(p.clause for p in preconditions)), params)
 
 
 Write = InsertRows | UpdateRows | Insert | Update | Delete

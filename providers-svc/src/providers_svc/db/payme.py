@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 from billing_runtime.db import UTCDateTime, table_of
 from billing_runtime.uow import UnitOfWork
+from billing_runtime.writes import Precondition, row_unchanged
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -191,6 +192,41 @@ async def order_unlocked(unit: UnitOfWork, payment_id: str, provider: str) -> tu
     row = dict(rows[0])
     active = row.pop("active_payme_id")
     return to_transaction(SimpleNamespace(**row)), active
+
+
+@functools.cache
+def _with_transaction_columns() -> Select[Any]:
+    # The Payme transaction and ours as plain columns (ours prefixed ``t_``), for ``read_unlocked``.
+    payme, txn = table_of(PaymeTransactionRow), table_of(ProviderTransactionRow)
+    return (
+        select(*payme.c, *(c.label(f"t_{c.name}") for c in txn.c))
+        .join_from(payme, txn, txn.c.id == payme.c.provider_transaction_id)
+        .where(payme.c.payme_id == bindparam("payme_id"))
+    )
+
+
+async def payme_unlocked(unit: UnitOfWork, payme_id: str) -> tuple[StoredPayme, Transaction] | None:
+    """The Payme transaction ``payme_id`` and our transaction, read without locks or a transaction (one
+    round trip): a move decided on them is written only under ``payme_unchanged`` and
+    ``transaction_unchanged``, so a concurrent repeat makes it decide again instead of moving twice."""
+    rows = await unit.read_unlocked(_with_transaction_columns(), {"payme_id": payme_id})
+    if not rows:
+        return None
+    payme = {k: v for k, v in rows[0].items() if not k.startswith("t_")}
+    txn = {k[2:]: v for k, v in rows[0].items() if k.startswith("t_")}
+    return to_record(cast("PaymeTransactionRow", SimpleNamespace(**payme))), to_transaction(SimpleNamespace(**txn))
+
+
+def payme_unchanged(record: PaymeTransaction) -> Precondition:
+    """ "The Payme transaction is still exactly as read": its state and times (every move sets one),
+    checked with its row locked in the statement that writes."""
+    values = {
+        "id": record.transaction_id,
+        "state": int(record.state),
+        "perform_time": record.perform_time,
+        "cancel_time": record.cancel_time,
+    }
+    return row_unchanged(table_of(PaymeTransactionRow), values, name="p")
 
 
 class PaymeRepository:

@@ -12,10 +12,13 @@ too: an expired transaction is cancelled with reason 4 *and* answered -31008) an
   ``provider.payment.succeeded`` event), with a ``provider_events`` row keeping Payme's request.
 - REFUND (state -2) is recorded in ``payme_reversals``: Payme gave the full amount back to the payer.
 
-Concurrency: Perform, Cancel and a repeated Create lock the Payme row and our transaction row
-(``FOR UPDATE``) before deciding, so a repeat delivered concurrently waits and is then answered from what
-the first stored. Two Creates with different Payme ids for one order race on the partial unique index of
-``payme_transactions`` (one active transaction per order): the loser decides again and gets -31008.
+Concurrency: Perform decides on the Payme row and our transaction read without locks and writes only if
+both are, under their row locks, still as read (and its provider event row is new); otherwise it decides
+again, so a repeat delivered concurrently is answered from what the first stored. A new Create
+is inserted only if no row has its Payme id or is the order's active transaction (the partial unique
+index of ``payme_transactions``: one active transaction per order) and our transaction is as read; a
+loser decides again and gets -31008 or the stored answer. Cancel, a repeated Create and the timeout
+lock both rows (``FOR UPDATE``) before deciding.
 """
 
 from __future__ import annotations
@@ -29,19 +32,21 @@ from typing import Any
 
 from billing_runtime.db import table_of
 from billing_runtime.ids import new_id
-from billing_runtime.outages import is_database_outage
-from billing_runtime.writes import InsertRows, UpdateRows
-from sqlalchemy.exc import IntegrityError
+from billing_runtime.outages import is_database_outage, is_lock_conflict
+from billing_runtime.writes import InsertRows, UpdateRows, all_hold
+from sqlalchemy.exc import DBAPIError
 
 from providers_svc.db.payme import (
     PaymeRepository,
     PaymeReversalRow,
     PaymeTransactionRow,
     order_unlocked,
+    payme_unchanged,
+    payme_unlocked,
     record_values,
     to_record,
 )
-from providers_svc.db.repositories import IncomingEvent, provider_event_insert
+from providers_svc.db.repositories import IncomingEvent, provider_event_insert, transaction_unchanged
 from providers_svc.domain.accounts import BoundAccount
 from providers_svc.domain.transactions import CallbackResult, Transaction, TransactionStatus, Verdict
 from providers_svc.protocols.payme.amounts import to_tiyin
@@ -82,6 +87,8 @@ log = logging.getLogger(__name__)
 
 # Two racing Creates settle in one more round; more rounds than that mean something else is wrong.
 CREATE_ATTEMPTS = 3
+# A Perform decided on rows a concurrent call moved is decided again; a transaction moves a few times.
+PERFORM_ATTEMPTS = 5
 
 # Refusals of bad input (``provider_callbacks_rejected_total{reason}``), by the error the input earned.
 _PARAM_REASONS = {
@@ -192,44 +199,83 @@ class PaymeMerchant:
                 return await self._set_fiscal_data(account, params)
 
     async def _create(self, account: BoundAccount, params: CreateTransactionParams) -> Decision:
+        """A new transaction (the hot path) is three round trips: the two reads without locks, then the
+        row inserted only if no row has its Payme id or is the order's active one (the unique indexes)
+        and our transaction is as read. A repeat of a stored Create takes the locked path."""
         for _ in range(CREATE_ATTEMPTS):
             now_ms = self.clock_ms()
-            try:
-                async with self.uow() as unit:
-                    repo = PaymeRepository(unit.session)
-                    found = await repo.locked(params.id)
-                    if found is not None:
-                        row, _txn = found
-                        if row.account_id != account.id:
-                            # Payme's ids are unique at Payme: another merchant's id is not this one's to use.
-                            raise PaymeError(PaymeErrorCode.CANNOT_PERFORM)
-                        decision = create_transaction(
-                            params, to_record(row).record, None, transaction_id=row.id, now_ms=now_ms
-                        )
-                    else:
-                        view = await _order(unit, account, params.payment_id, _at(now_ms))
-                        if view is not None and view[0].active_transaction_id == params.id:
-                            # The same Create, delivered twice at once, was stored after our read of
-                            # Payme's id: read again, and answer what it stored.
-                            continue
-                        decision = create_transaction(
-                            params, None, view[0] if view else None, transaction_id=new_id("pmt"), now_ms=now_ms
-                        )
-                        if decision.record is not None:
-                            assert view is not None, "a transaction is created only for an order"
-                            unit.write(_new_row(decision.record, account, view[1]))
-                    if found is not None and decision.record is not None:
-                        _store(unit, found[0], decision.record)
-                    if decision.record is not None:
-                        await unit.commit()
+            async with self.uow() as unit:
+                if await payme_unlocked(unit, params.id) is not None:
+                    return await self._create_again(account, params)
+                view = await _order(unit, account, params.payment_id, _at(now_ms))
+                if view is not None and view[0].active_transaction_id == params.id:
+                    # The same Create, delivered twice at once, was stored between our two reads.
+                    continue
+                decision = create_transaction(
+                    params, None, view[0] if view else None, transaction_id=new_id("pmt"), now_ms=now_ms
+                )
+                if decision.record is None:
                     return decision
-            except IntegrityError:
-                # Another Create stored first (the same Payme id, or another one for this order): decide
-                # again on what it stored.
-                continue
+                assert view is not None, "a transaction is created only for an order"
+                row = _new_row(decision.record, account, view[1])
+                if await unit.commit_unless_exists(row, transaction_unchanged(view[1])):
+                    return decision
+            # Another Create stored first (this Payme id, or another one for the order), or our
+            # transaction moved: decide again on what is stored now.
         raise RuntimeError(f"payme CreateTransaction {params.id} kept conflicting")
 
+    async def _create_again(self, account: BoundAccount, params: CreateTransactionParams) -> Decision:
+        """A Create of a Payme id we store: answered from the row, locked (it may time out now)."""
+        now_ms = self.clock_ms()
+        async with self.uow() as unit:
+            found = await PaymeRepository(unit.session).locked(params.id)
+            assert found is not None, "Payme transactions are never deleted"
+            row, _txn = found
+            if row.account_id != account.id:
+                # Payme's ids are unique at Payme: another merchant's id is not this one's to use.
+                raise PaymeError(PaymeErrorCode.CANNOT_PERFORM)
+            decision = create_transaction(params, to_record(row).record, None, transaction_id=row.id, now_ms=now_ms)
+            if decision.record is not None:
+                _store(unit, row, decision.record)
+                await unit.commit()
+            return decision
+
     async def _perform(self, account: BoundAccount, params: PerformTransactionParams, body: bytes) -> Decision:
+        """The hot path, paying a created transaction, is two round trips: the rows read without locks,
+        then one statement writing the Payme row, our transaction's move, its event and the provider
+        event row, conditional on both rows being exactly as read (``all_hold``) and on the event row
+        being new. Anything else a Perform can store (the 12-hour timeout) takes the locked path."""
+        for _ in range(PERFORM_ATTEMPTS):
+            now_ms = self.clock_ms()
+            now = _at(now_ms)
+            async with self.uow() as unit:
+                found = await payme_unlocked(unit, params.id)
+                if found is None or found[0].account_id != account.id:
+                    raise PaymeError(PaymeErrorCode.TRANSACTION_NOT_FOUND)
+                stored, txn = found
+                decision = perform_transaction(stored.record, order_payable=_payable(account, txn, now), now_ms=now_ms)
+                if decision.record is None:
+                    return decision
+                if decision.effect is not OrderEffect.PAY:
+                    return await self._perform_locked(account, params, body)
+                unit.write(_update(decision.record))
+                recorded = _queue_paid(unit, account, txn, params.id, body, now)
+                unchanged = all_hold(payme_unchanged(stored.record), transaction_unchanged(txn))
+                try:
+                    committed = await unit.commit_unless_exists(recorded, unchanged)
+                except DBAPIError as exc:
+                    if not is_lock_conflict(exc):
+                        raise
+                    # Another provider's success for the payment closed our transaction at the same
+                    # moment (siblings_cancel): decided again, it finds the order no longer payable.
+                    continue
+            if committed:
+                log.info("payme %s performed: %s succeeded", params.id, txn.id)
+                return decision
+            # A repeat (or a Cancel) of this transaction moved it first: decide again on what it stored.
+        raise RuntimeError(f"payme PerformTransaction {params.id} kept conflicting")
+
+    async def _perform_locked(self, account: BoundAccount, params: PerformTransactionParams, body: bytes) -> Decision:
         now_ms = self.clock_ms()
         now = _at(now_ms)
         async with self.uow() as unit:
@@ -241,7 +287,7 @@ class PaymeMerchant:
                 return decision
             _store(unit, row, decision.record)
             if decision.effect is OrderEffect.PAY:
-                _queue_paid(unit, account, txn, params.id, body, now)
+                unit.write(_queue_paid(unit, account, txn, params.id, body, now))
             await unit.commit()
         if decision.effect is OrderEffect.PAY:
             log.info("payme %s performed: %s succeeded", params.id, txn.id)
@@ -337,7 +383,11 @@ async def _locked(
 
 def _store(unit: ProvidersUnitOfWork, row: PaymeTransactionRow, record: PaymeTransaction) -> None:
     """Queued, so it goes out in one statement with the rest of the unit's writes (one round trip)."""
-    unit.write(UpdateRows(table_of(PaymeTransactionRow), {"id": row.id}, record_values(record)))
+    unit.write(_update(record))
+
+
+def _update(record: PaymeTransaction) -> UpdateRows:
+    return UpdateRows(table_of(PaymeTransactionRow), {"id": record.transaction_id}, record_values(record))
 
 
 def _new_row(record: PaymeTransaction, account: BoundAccount, txn: Transaction) -> InsertRows:
@@ -357,8 +407,9 @@ def _new_row(record: PaymeTransaction, account: BoundAccount, txn: Transaction) 
 
 def _queue_paid(
     unit: ProvidersUnitOfWork, account: BoundAccount, txn: Transaction, payme_id: str, body: bytes, now: datetime
-) -> None:
-    """Our transaction → succeeded and its event, with the request kept as the provider event behind them."""
+) -> InsertRows:
+    """Our transaction → succeeded and its event, queued; returned: the provider event row behind them,
+    which keeps the request (unique per Payme transaction, so it can guard the write)."""
     row_id = new_id("pev")
     payload = body.decode("utf-8")
     notice = ProviderNotice(
@@ -375,7 +426,7 @@ def _queue_paid(
     )
     queue_outcome(unit, txn, notice, Verdict.SUCCEEDED, row_id, now)
     event = IncomingEvent(PROVIDER, notice.external_id, notice.event_type, txn.id, payload)
-    unit.write(provider_event_insert(row_id, event, now, CallbackResult.APPLIED.value))
+    return provider_event_insert(row_id, event, now, CallbackResult.APPLIED.value)
 
 
 def _reversal(record: PaymeTransaction, account: BoundAccount, txn: Transaction, now: datetime) -> InsertRows:
