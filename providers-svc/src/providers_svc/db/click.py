@@ -6,10 +6,23 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
+from typing import Any, cast
 
 from billing_runtime.db import UTCDateTime, table_of
-from billing_runtime.writes import UpdateRows
-from sqlalchemy import BigInteger, CheckConstraint, Identity, Select, String, bindparam, select
+from billing_runtime.uow import UnitOfWork
+from billing_runtime.writes import InsertRows, Precondition, UpdateRows, row_unchanged
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ColumnElement,
+    Identity,
+    Select,
+    String,
+    bindparam,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -24,7 +37,8 @@ PROVIDER = "click"
 
 class ClickReservationRow(Base):
     """``state`` moves only ``prepared → confirmed`` or ``prepared → cancelled``, each by an UPDATE
-    conditional on ``prepared`` under the provider transaction's row lock (services/click.py)."""
+    conditional on ``prepared``, written with the provider transaction as read under its row lock
+    (services/click.py)."""
 
     __tablename__ = "click_reservations"
     __table_args__ = (
@@ -92,6 +106,74 @@ def _reservation(by_attempt: bool) -> Select[ClickReservationRow]:
         .with_for_update()
         .execution_options(populate_existing=True)
     )
+
+
+# -- the same reads without locks, for a decision written under ``transaction_unchanged`` and
+# ``reservation_unchanged`` (or a reservation insert that is its own guard): two round trips, no BEGIN.
+
+
+@functools.cache
+def _order_columns() -> Select[Any]:
+    # With the id a new reservation would get: a Prepare that reserves answers it, so it is taken from
+    # the sequence up front (an unused one is a harmless gap; Click needs the ids unique, not dense).
+    table = table_of(ProviderTransactionRow)
+    next_id: ColumnElement[int] = literal_column("nextval(pg_get_serial_sequence('click_reservations', 'id'))")
+    return select(*table.c, next_id.label("next_reservation_id")).where(
+        table.c.payment_id == bindparam("payment_id"), table.c.provider == PROVIDER
+    )
+
+
+@functools.cache
+def _reservation_columns(by_attempt: bool) -> Select[Any]:
+    table = table_of(ClickReservationRow)
+    column = table.c.click_trans_id if by_attempt else table.c.id
+    return select(*table.c).where(column == bindparam("key"))
+
+
+async def click_order_unlocked(unit: UnitOfWork, payment_id: str) -> tuple[Transaction, int] | None:
+    """Our Click transaction for ``payment_id`` as it is now, and an unused reservation id."""
+    rows = await unit.read_unlocked(_order_columns(), {"payment_id": payment_id})
+    if not rows:
+        return None
+    row = dict(rows[0])
+    next_id = int(row.pop("next_reservation_id"))
+    return to_transaction(SimpleNamespace(**row)), next_id
+
+
+async def reservation_unlocked(
+    unit: UnitOfWork, *, click_trans_id: int | None = None, reservation_id: int | None = None
+) -> Reservation | None:
+    by_attempt = click_trans_id is not None
+    key = click_trans_id if by_attempt else reservation_id
+    rows = await unit.read_unlocked(_reservation_columns(by_attempt), {"key": key})
+    if not rows:
+        return None
+    row = cast("ClickReservationRow", SimpleNamespace(**rows[0]))
+    return Reservation(_reservation_view(row), row.provider_transaction_id, row.account_id)
+
+
+def reservation_unchanged(view: PrepareView) -> Precondition:
+    """ "The reservation is still in the state read", checked with its row locked."""
+    values = {"id": view.merchant_prepare_id, "state": view.state.value}
+    return row_unchanged(table_of(ClickReservationRow), values, name="r")
+
+
+def reservation_insert(new: NewReservation, reservation_id: int, now: datetime) -> InsertRows:
+    """A new reservation with the id taken up front; as a guard it is inserted only if no reservation
+    has its ``click_trans_id`` (a concurrent Prepare of the same attempt stored first) or its id."""
+    row = {
+        "id": reservation_id,
+        "click_trans_id": new.click_trans_id,
+        "click_paydoc_id": new.click_paydoc_id,
+        "merchant_trans_id": new.merchant_trans_id,
+        "account_id": new.account_id,
+        "provider_transaction_id": new.provider_transaction_id,
+        "amount": new.amount,
+        "state": PrepareState.PREPARED.value,
+        "created_at": now,
+        "updated_at": now,
+    }
+    return InsertRows(table_of(ClickReservationRow), [row])
 
 
 async def lock_click_order(session: AsyncSession, payment_id: str, *, lock: bool = True) -> Transaction | None:

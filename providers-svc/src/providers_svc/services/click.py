@@ -1,10 +1,13 @@
 """Click's Prepare and Complete (PROTOCOLS.md §1), wired: the pure core (``protocols/click``) decides,
 this module finds the account and the order, locks them, stores the decision and answers.
 
-One database transaction per call: the order (our provider transaction) is locked first, then the
-reservation, so every call about one order runs one at a time and two deliveries of one call move
-money once. The change, the ``provider_events`` row (the inbox, unique per Click attempt and step),
-an anomaly and the payment's move with its outcome event are written together in its last statement.
+A Prepare that reserves and a Complete that confirms (every paid order's two calls) decide on the order
+and the reservation read without locks and write in one statement, conditional on both being as read
+under their row locks (a new reservation: on its attempt being unknown), so two deliveries of one call
+move money once: the loser decides again on what the winner stored. Any other change (a cancel, an
+anomaly) runs in one locked database transaction: the order (our provider transaction) first, then the
+reservation. Either way the change, the ``provider_events`` row (the inbox, unique per Click attempt and
+step), an anomaly and the payment's move with its outcome event are written together in one statement.
 """
 
 from __future__ import annotations
@@ -18,17 +21,23 @@ from decimal import Decimal
 from billing_contracts.envelope import utcnow
 from billing_runtime.ids import new_id
 from billing_runtime.outages import is_database_outage, is_lock_conflict
+from billing_runtime.writes import all_hold
+from sqlalchemy.exc import DBAPIError
 
 from providers_svc.db.click import (
     PROVIDER,
     NewReservation,
     Reservation,
+    click_order_unlocked,
     insert_reservation,
     lock_click_order,
     lock_reservation,
+    reservation_insert,
     reservation_move,
+    reservation_unchanged,
+    reservation_unlocked,
 )
-from providers_svc.db.repositories import IncomingEvent, provider_event_insert
+from providers_svc.db.repositories import IncomingEvent, provider_event_insert, transaction_unchanged
 from providers_svc.domain.transactions import Transaction, TransactionStatus, Verdict
 from providers_svc.protocols.click.amounts import CURRENCY
 from providers_svc.protocols.click.answers import Answer, ClickError
@@ -104,6 +113,66 @@ class ClickCallbacks:
             return ClickReply(failed_to_update(parsed), result="failed_to_update")
 
     async def _store(self, request: ClickRequest, signer: ClickAccount, payload: str) -> ClickReply:
+        """The hot path, a Prepare that reserves and a Complete that confirms, is three round trips: the
+        order and the reservation read without locks, then one statement writing the change, its
+        provider event row and (on confirm) the payment's move, conditional on what was read still
+        being so under the row locks. A decision that changes nothing answers from the reads; the rest
+        (cancels, anomalies) takes the locked path."""
+        for _ in range(_ATTEMPTS):
+            now = self.clock()
+            async with self.uow() as uow:
+                found = await click_order_unlocked(uow, request.merchant_trans_id) if _storable(request) else None
+                txn, next_id = found if found is not None else (None, 0)
+                order = _order_view(txn, signer, now)
+                if isinstance(request, PrepareRequest):
+                    prior = await reservation_unlocked(uow, click_trans_id=request.click_trans_id)
+                else:
+                    prior = await reservation_unlocked(uow, reservation_id=request.merchant_prepare_id)
+                outcome = _decide(request, signer, order, _own(request, signer, txn, order, prior), next_id)
+                if outcome.change is Change.NONE and outcome.anomaly is None:
+                    return _reply(outcome)
+                if outcome.anomaly is not None or outcome.change not in (Change.RESERVE, Change.CONFIRM):
+                    return await self._store_locked(request, signer, payload)
+                assert txn is not None
+                try:
+                    if await self._apply(uow, request, signer, outcome, txn, prior, payload, now):
+                        return _reply(outcome)
+                except DBAPIError as exc:
+                    if not is_lock_conflict(exc):
+                        raise
+            # A concurrent call about this attempt or order wrote first: decide again on what it stored.
+        raise RuntimeError(f"click attempt {request.click_trans_id}: its reservation kept changing")
+
+    async def _apply(
+        self,
+        uow: ProvidersUnitOfWork,
+        request: ClickRequest,
+        signer: ClickAccount,
+        outcome: PrepareOutcome | CompleteOutcome,
+        txn: Transaction,
+        prior: Reservation | None,
+        payload: str,
+        now: datetime,
+    ) -> bool:
+        """Write a RESERVE or CONFIRM decided on unlocked reads; False when they went stale."""
+        assert outcome.merchant_prepare_id is not None
+        row_id = new_id("pev")
+        recorded = provider_event_insert(row_id, _event(request, txn.id, payload), now, _result(outcome))
+        if outcome.change is Change.RESERVE:
+            assert isinstance(request, PrepareRequest)
+            # The reservation is the guard (unique per attempt); the event row rides on it.
+            uow.write(recorded)
+            new = _new_reservation(request, signer, txn)
+            guard = reservation_insert(new, outcome.merchant_prepare_id, now)
+            return await uow.commit_unless_exists(guard, transaction_unchanged(txn))
+        assert prior is not None
+        uow.write(reservation_move(outcome.merchant_prepare_id, PrepareState.CONFIRMED, now))
+        notice = _notice(request, signer, txn, Verdict.SUCCEEDED, payload)
+        queue_outcome(uow, txn, notice, Verdict.SUCCEEDED, row_id, now)
+        unchanged = all_hold(transaction_unchanged(txn), reservation_unchanged(prior.view))
+        return await uow.commit_unless_exists(recorded, unchanged)
+
+    async def _store_locked(self, request: ClickRequest, signer: ClickAccount, payload: str) -> ClickReply:
         for _ in range(_ATTEMPTS):
             now = self.clock()
             async with self.uow() as uow:
@@ -114,16 +183,7 @@ class ClickCallbacks:
                     prior = await lock_reservation(session, click_trans_id=request.click_trans_id)
                 else:
                     prior = await lock_reservation(session, reservation_id=request.merchant_prepare_id)
-                if (
-                    request.error < 0
-                    and prior is not None
-                    and (prior.account_id != signer.account.id or (txn is not None and order is None))
-                ):
-                    # A cancel of another account's attempt (or of a live one, from a test account) is
-                    # not this account's to apply: answered as for an unknown attempt, nothing released
-                    # and no anomaly filed against a payment that is not its own.
-                    prior = None
-                outcome = _decide(request, signer, order, prior)
+                outcome = _decide(request, signer, order, _own(request, signer, txn, order, prior), 0)
                 if outcome.change is Change.RESERVE:
                     assert txn is not None
                     assert isinstance(request, PrepareRequest)
@@ -168,13 +228,7 @@ class ClickCallbacks:
             # Success evidence for an order we gave up on, or Click cancelling money we hold as paid.
             verdict = Verdict.FAILED if request.error < 0 else Verdict.SUCCEEDED
             queue_anomaly(uow, txn, _notice(request, signer, txn, verdict, payload), outcome.anomaly, row_id, now)
-        event = IncomingEvent(
-            provider=PROVIDER,
-            external_id=f"{request.click_trans_id}:{_step(request)}",
-            event_type=_step(request),
-            transaction_id=transaction_id,
-            payload=payload,
-        )
+        event = _event(request, transaction_id, payload)
         # Unique per attempt and step: an anomaly repeated by Click's retries is recorded once. Every
         # other change is guarded by the locks and its ``prepared`` condition, so its row is new.
         if not await uow.commit_unless_exists(provider_event_insert(row_id, event, now, _result(outcome))):
@@ -184,14 +238,47 @@ class ClickCallbacks:
 
 
 def _decide(
-    request: ClickRequest, signer: ClickAccount | None, order: OrderView | None, prior: Reservation | None
+    request: ClickRequest,
+    signer: ClickAccount | None,
+    order: OrderView | None,
+    prior: Reservation | None,
+    new_prepare_id: int = 0,
 ) -> PrepareOutcome | CompleteOutcome:
+    """``new_prepare_id``: the id a RESERVE stores (0: decided again with the inserted row's id)."""
     credentials = signer.credentials if signer is not None else None
     view = prior.view if prior is not None else None
     if isinstance(request, PrepareRequest):
-        # new_prepare_id 0 is never stored: a RESERVE is decided again with the inserted row's id.
-        return decide_prepare(request, credentials=credentials, order=order, prior=view, new_prepare_id=0)
+        return decide_prepare(request, credentials=credentials, order=order, prior=view, new_prepare_id=new_prepare_id)
     return decide_complete(request, credentials=credentials, order=order, prepare=view)
+
+
+def _own(
+    request: ClickRequest,
+    signer: ClickAccount,
+    txn: Transaction | None,
+    order: OrderView | None,
+    prior: Reservation | None,
+) -> Reservation | None:
+    """``prior``, unless a cancel names another account's attempt (or a live one, from a test account):
+    that is not this account's to apply, so it is answered as for an unknown attempt, nothing released
+    and no anomaly filed against a payment that is not its own."""
+    if (
+        request.error < 0
+        and prior is not None
+        and (prior.account_id != signer.account.id or (txn is not None and order is None))
+    ):
+        return None
+    return prior
+
+
+def _event(request: ClickRequest, transaction_id: str | None, payload: str) -> IncomingEvent:
+    return IncomingEvent(
+        provider=PROVIDER,
+        external_id=f"{request.click_trans_id}:{_step(request)}",
+        event_type=_step(request),
+        transaction_id=transaction_id,
+        payload=payload,
+    )
 
 
 def _signed_by(request: ClickRequest, candidate: ClickAccount) -> bool:
