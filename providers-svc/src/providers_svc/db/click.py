@@ -113,14 +113,14 @@ def _reservation(by_attempt: bool) -> Select[ClickReservationRow]:
 
 
 @functools.cache
-def _order_columns() -> Select[Any]:
-    # With the id a new reservation would get: a Prepare that reserves answers it, so it is taken from
-    # the sequence up front (an unused one is a harmless gap; Click needs the ids unique, not dense).
+def _order_columns(with_next_id: bool) -> Select[Any]:
+    # With the id a new reservation would get, for a Prepare: one that reserves answers it, so it is
+    # taken from the sequence up front (an unused one is a harmless gap; Click needs the ids unique,
+    # not dense).
     table = table_of(ProviderTransactionRow)
     next_id: ColumnElement[int] = literal_column("nextval(pg_get_serial_sequence('click_reservations', 'id'))")
-    return select(*table.c, next_id.label("next_reservation_id")).where(
-        table.c.payment_id == bindparam("payment_id"), table.c.provider == PROVIDER
-    )
+    columns = [*table.c, next_id.label("next_reservation_id")] if with_next_id else list(table.c)
+    return select(*columns).where(table.c.payment_id == bindparam("payment_id"), table.c.provider == PROVIDER)
 
 
 @functools.cache
@@ -130,13 +130,16 @@ def _reservation_columns(by_attempt: bool) -> Select[Any]:
     return select(*table.c).where(column == bindparam("key"))
 
 
-async def click_order_unlocked(unit: UnitOfWork, payment_id: str) -> tuple[Transaction, int] | None:
-    """Our Click transaction for ``payment_id`` as it is now, and an unused reservation id."""
-    rows = await unit.read_unlocked(_order_columns(), {"payment_id": payment_id})
+async def click_order_unlocked(
+    unit: UnitOfWork, payment_id: str, *, with_next_id: bool
+) -> tuple[Transaction, int] | None:
+    """Our Click transaction for ``payment_id`` as it is now, and (``with_next_id``) an unused
+    reservation id, else 0."""
+    rows = await unit.read_unlocked(_order_columns(with_next_id), {"payment_id": payment_id})
     if not rows:
         return None
     row = dict(rows[0])
-    next_id = int(row.pop("next_reservation_id"))
+    next_id = int(row.pop("next_reservation_id", 0))
     return to_transaction(SimpleNamespace(**row)), next_id
 
 

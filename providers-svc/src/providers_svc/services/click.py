@@ -121,7 +121,12 @@ class ClickCallbacks:
         for _ in range(_ATTEMPTS):
             now = self.clock()
             async with self.uow() as uow:
-                found = await click_order_unlocked(uow, request.merchant_trans_id) if _storable(request) else None
+                prepare = isinstance(request, PrepareRequest)
+                found = (
+                    await click_order_unlocked(uow, request.merchant_trans_id, with_next_id=prepare)
+                    if _storable(request)
+                    else None
+                )
                 txn, next_id = found if found is not None else (None, 0)
                 order = _order_view(txn, signer, now)
                 if isinstance(request, PrepareRequest):
