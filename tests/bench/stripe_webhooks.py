@@ -1,0 +1,284 @@
+"""``make bench``: signed Stripe webhook events ingested by ``POST /billing/stripe`` through the gateway
+(distributed mode: gateway → providers-svc on PostgreSQL, projections, relay to RabbitMQ), beside a bare
+aiohttp + asyncpg endpoint doing the same signature check and upsert (``stripe_baseline.py``), in the
+same run.
+
+For each target: events/s at saturation (closed loop, ``--clients`` in flight), p50/p99 at a fixed
+offered rate of ``--rate`` events/s (open loop), CPU milliseconds per event by process; then the ratio
+of the platform's events/s to the baseline's. The bench plays Stripe: it signs each event as Stripe does
+(``Stripe-Signature: t=…,v1=…``) with the webhook secret of a ``test`` Stripe account it holds, assigned
+to its tenant. The mix is a customer's billing life: the customer created and updated, an invoice
+created and paid, its PaymentIntent and charge succeeded (PaymentIntents that are none of our payments:
+recorded and acknowledged, as Stripe's events for payments made elsewhere are). Every event is new (no
+duplicates) and every object gets its events in order. All traffic stays on 127.0.0.1; the account's
+``api_base`` is a closed loopback port, so a call to "Stripe" would show up as an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import os
+import secrets
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import cpu  # the bench's own helpers, beside this file (the script's directory is on sys.path)
+import uvloop
+from billing_runtime.testing import free_port
+from run import HERE, PG, Proc, recreate, spawn, stop, wait_ready
+from webhooks import start_platform, tenant_token
+
+API_VERSION = "2026-11-17.acacia"
+
+
+@dataclass
+class Stats:
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def _event(type_: str, obj: dict[str, object], created: int) -> dict[str, object]:
+    return {
+        "id": "evt_" + secrets.token_hex(12),
+        "object": "event",
+        "api_version": API_VERSION,
+        "created": created,
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "type": type_,
+        "data": {"object": obj},
+    }
+
+
+def billing_life(n: int) -> list[dict[str, object]]:
+    """The six events of one customer's paid invoice, each object's in order."""
+    now = int(time.time())
+    suffix = f"{n:06d}{secrets.token_hex(4)}"
+    customer = {
+        "id": f"cus_{suffix}",
+        "object": "customer",
+        "created": now,
+        "email": f"payer{n}@example.com",
+        "name": f"Payer {n}",
+        "metadata": {"crm_id": str(n)},
+        "livemode": False,
+    }
+    invoice = {
+        "id": f"in_{suffix}",
+        "object": "invoice",
+        "created": now,
+        "customer": customer["id"],
+        "subscription": None,
+        "status": "open",
+        "amount_due": 2500,
+        "amount_paid": 0,
+        "currency": "usd",
+        "metadata": {},
+        "livemode": False,
+    }
+    intent = {
+        "id": f"pi_{suffix}",
+        "object": "payment_intent",
+        "created": now,
+        "customer": customer["id"],
+        "invoice": invoice["id"],
+        "status": "succeeded",
+        "amount": 2500,
+        "amount_received": 2500,
+        "currency": "usd",
+        "capture_method": "automatic",
+        "metadata": {},
+        "livemode": False,
+    }
+    charge = {
+        "id": f"ch_{suffix}",
+        "object": "charge",
+        "created": now,
+        "customer": customer["id"],
+        "invoice": invoice["id"],
+        "payment_intent": intent["id"],
+        "status": "succeeded",
+        "paid": True,
+        "captured": True,
+        "amount": 2500,
+        "amount_captured": 2500,
+        "amount_refunded": 0,
+        "refunded": False,
+        "currency": "usd",
+        "metadata": {},
+        "livemode": False,
+    }
+    return [
+        _event("customer.created", customer, now),
+        _event("customer.updated", {**customer, "name": f"Payer {n} (updated)"}, now + 1),
+        _event("invoice.created", invoice, now),
+        _event("payment_intent.succeeded", intent, now + 1),
+        _event("charge.succeeded", charge, now + 1),
+        _event("invoice.paid", {**invoice, "status": "paid", "amount_paid": 2500}, now + 2),
+    ]
+
+
+def events(count: int) -> Iterator[bytes]:
+    """``count`` events, serialized once here so the load generator's cost is the POST alone."""
+    lives = itertools.count()
+    made = 0
+    while made < count:
+        for event in billing_life(next(lives)):
+            yield json.dumps(event, separators=(",", ":")).encode()
+            made += 1
+
+
+def signed(body: bytes, secret: str) -> dict[str, str]:
+    t = str(int(time.time()))
+    v1 = hmac.new(secret.encode(), t.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return {"Stripe-Signature": f"t={t},v1={v1}", "Content-Type": "application/json"}
+
+
+async def _post(http: aiohttp.ClientSession, url: str, body: bytes, secret: str, stats: Stats) -> bool:
+    started = time.perf_counter()
+    async with http.post(url, data=body, headers=signed(body, secret)) as r:
+        text = await r.text()
+    stats.latencies.append(time.perf_counter() - started)
+    if r.status != 200:
+        stats.errors.append(f"{r.status}: {text[:200]}")
+        return False
+    return True
+
+
+async def closed_loop(
+    url: str, secret: str, clients: int, seconds: float, procs: list[Proc]
+) -> tuple[float, dict[str, float], Stats]:
+    stats = Stats()
+    bodies = events(int(seconds * 4000))
+    done = 0
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients * 2)) as http:
+        deadline = time.perf_counter() + seconds
+
+        async def client() -> None:
+            nonlocal done
+            while time.perf_counter() < deadline:
+                body = next(bodies, None)
+                if body is None:
+                    return
+                if await _post(http, url, body, secret, stats):
+                    done += 1
+
+        groups = {"load generator": os.getpid(), **{p.name: p.popen.pid for p in procs}}
+        before = cpu.snapshot(groups)
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+        return done / elapsed, cpu.per_unit_ms(before, cpu.snapshot(groups), max(done, 1)), stats
+
+
+async def open_loop(url: str, secret: str, rate: float, seconds: float) -> tuple[Stats, float]:
+    stats = Stats()
+    bodies = list(events(int(rate * seconds)))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000)) as http:
+        tasks = []
+        started = time.perf_counter()
+        for i, body in enumerate(bodies):
+            delay = started + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(_post(http, url, body, secret, stats)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - started
+    return stats, len(bodies) / elapsed
+
+
+async def measure(label: str, url: str, secret: str, procs: list[Proc], args: argparse.Namespace) -> dict[str, object]:
+    await closed_loop(url, secret, 8, 3, procs)  # warm-up
+    throughput, cpu_ms, sat = await closed_loop(url, secret, args.clients, args.seconds, procs)
+    at_rate, achieved = await open_loop(url, secret, args.rate, args.seconds)
+    ordered = sorted(at_rate.latencies) or [0.0]
+    result = {
+        "target": label,
+        "saturated_events_per_s": round(throughput, 1),
+        "offered_events_per_s": args.rate,
+        "achieved_events_per_s": round(achieved, 1),
+        "p50_ms_at_rate": round(statistics.median(ordered) * 1000, 2),
+        "p99_ms_at_rate": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2),
+        "errors": len(sat.errors) + len(at_rate.errors),
+        "first_errors": (sat.errors + at_rate.errors)[:3],
+        "cpu_ms_per_event_at_saturation": cpu_ms,
+    }
+    print(json.dumps(result), flush=True)
+    return result
+
+
+async def bench_baseline(args: argparse.Namespace, logs: Path) -> dict[str, object]:
+    await recreate("bench_stripe_baseline")
+    port = free_port()
+    dsn = PG.rsplit("/", 1)[0] + "/bench_stripe_baseline"
+    secret = "whsec_" + secrets.token_urlsafe(24)
+    argv = [sys.executable, str(HERE / "stripe_baseline.py"), dsn, str(port), secret]
+    procs = [spawn("baseline", argv, {}, logs)]
+    try:
+        await asyncio.to_thread(wait_ready, f"http://127.0.0.1:{port}/healthz")
+        return await measure("baseline", f"http://127.0.0.1:{port}/billing/stripe", secret, procs, args)
+    finally:
+        stop(procs)
+
+
+async def bench_platform(args: argparse.Namespace, logs: Path) -> dict[str, object]:
+    procs, gw, admin = await start_platform(logs)
+    try:
+        async with aiohttp.ClientSession() as http:
+            tenant_id, _token = await tenant_token(http, gw, admin)
+            secret = "whsec_" + secrets.token_urlsafe(24)
+            auth = {"Authorization": f"Bearer {admin}"}
+            body = {
+                "provider": "stripe",
+                "name": "bench stripe",
+                "environment": "test",
+                "currencies": ["USD"],
+                "credentials": {"secret_key": "sk_test_" + secrets.token_urlsafe(24), "webhook_secret": secret},
+                # Nothing here should call Stripe: a closed loopback port makes any call an error.
+                "settings": {"api_base": f"http://127.0.0.1:{free_port()}"},
+            }
+            async with http.post(f"{gw}/admin/provider-accounts", json=body, headers=auth) as r:
+                account = await r.json()
+                assert r.status == 201, account
+            url = f"{gw}/admin/tenants/{tenant_id}/provider-accounts/stripe"
+            async with http.put(url, json={"provider_account_id": account["id"]}, headers=auth) as r:
+                assert r.status == 200, await r.text()
+            return await measure("platform", f"{gw}/billing/stripe", secret, procs, args)
+    finally:
+        stop(procs)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--rate", type=float, default=100.0, help="offered events/s for the latency figures")
+    parser.add_argument("--clients", type=int, default=32, help="events in flight at saturation")
+    parser.add_argument("--only", choices=("baseline", "platform"), help="one target (a quick check of the bench)")
+    args = parser.parse_args()
+    out = HERE.parent.parent / "bench-results"
+    out.mkdir(exist_ok=True)
+    logs = out / "logs-stripe"
+    logs.mkdir(exist_ok=True)
+    baseline = await bench_baseline(args, logs) if args.only != "platform" else None
+    platform = await bench_platform(args, logs) if args.only != "baseline" else None
+    if baseline is None or platform is None:
+        return
+    ratio = float(platform["saturated_events_per_s"]) / float(baseline["saturated_events_per_s"])  # type: ignore[arg-type]
+    summary = {"baseline": baseline, "platform": platform, "ratio": round(ratio, 3)}
+    print(json.dumps({"ratio": summary["ratio"], "platform_p99_ms": platform["p99_ms_at_rate"]}), flush=True)
+    (out / "stripe_webhooks.json").write_text(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    uvloop.run(main())
