@@ -5,17 +5,22 @@ cannot be about the payment are anomalies, never applied."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aio_pika
 import pytest
 from billing_contracts import parse_event
 from billing_contracts.events import ProviderDispute, ProviderDisputeUpdatedV1, ProviderPaymentOutcome
 from billing_contracts.events import ProviderPaymentSucceededV1 as Succeeded
 from billing_runtime.bus import Message
+from billing_runtime.bus.rabbit import RabbitBus
 from billing_runtime.metrics import Metrics
+from billing_runtime.testing import require_rabbitmq
+from payments_svc.app import create_app
 from payments_svc.db.models import Dispute, PaymentAnomaly
-from payments_svc.events.consumers import provider_outcome_handler
+from payments_svc.events.consumers import LOGGED_EVENTS_QUEUE, PROVIDER_EVENTS_QUEUE, provider_outcome_handler
 from payments_svc.keys import lifecycle_deps_key
 from payments_svc.services import disputes
 from sqlalchemy import select
@@ -420,3 +425,46 @@ class TestBus:
         assert [created.event_id, closed.event_id] == [e["id"] for e in logged]
         assert (created.causation_id, created.correlation_id) == (event.event_id, payment["id"])
         assert closed.data.dispute.status == "warning_closed"
+
+
+@pytest.mark.rabbitmq
+class TestRabbitMQ:
+    async def test_the_worker_consumes_disputes_from_rabbitmq(
+        self, client, auth, paid, clean_db, settings, providers, aiohttp_client
+    ) -> None:
+        payment = await paid()
+        url = require_rabbitmq()
+        bus = RabbitBus(url, retry_delay=0.05)
+        await bus.start()
+        worker = await aiohttp_client(
+            create_app(
+                settings.model_copy(update={"bus_url": url}),
+                engine=clean_db,
+                bus=bus,
+                providers=providers,
+                roles=["worker"],
+            )
+        )
+        publisher = RabbitBus(url)
+        await publisher.start()
+        try:
+            event = _dispute(payment, "lost")
+            await publisher.publish(_message(event))
+            await publisher.publish(_message(event))  # a duplicate: applied once
+            deadline = asyncio.get_running_loop().time() + 10
+            while (after := await _payment(client, auth, payment))["dispute"] is None:
+                assert asyncio.get_running_loop().time() < deadline, "dispute not applied"
+                await asyncio.sleep(0.05)
+            assert after["dispute"]["status"] == "lost"
+            assert [e["type"] for e in await _events(client, auth)] == ["dispute.created", "dispute.closed"]
+        finally:
+            await publisher.close()
+            await worker.close()
+            await bus.close()
+            connection = await aio_pika.connect(url)
+            async with connection:
+                channel = await connection.channel()
+                for queue in (PROVIDER_EVENTS_QUEUE, LOGGED_EVENTS_QUEUE):
+                    for name in (queue, f"{queue}.dlq"):
+                        with contextlib.suppress(Exception):
+                            await channel.queue_delete(name)
