@@ -34,7 +34,7 @@ def upgrade() -> None:
         sa.Column("provider", sa.String(length=32), nullable=False),
         sa.Column("provider_dispute_id", sa.String(length=128), nullable=False),
         sa.Column("status", sa.String(length=32), nullable=False),
-        sa.Column("reason", sa.String(length=64), nullable=True),
+        sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("funds_withdrawn", sa.Boolean(), nullable=False),

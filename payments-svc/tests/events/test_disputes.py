@@ -339,16 +339,27 @@ class TestAnomalies:
             ({"tenant": "ten_b"}, "unexpected_outcome"),
             ({"currency": "EUR"}, "currency_mismatch"),
             ({"amount": 5001}, "amount_mismatch"),
+            ({"amount": 0}, "amount_mismatch"),
+            ({"status": "reopened"}, "unexpected_outcome"),
             ({"provider": "other"}, "provider_mismatch"),
             ({"livemode": True}, "unexpected_outcome"),
         ],
-        ids=["unknown-payment", "other-tenant", "currency", "more-than-the-payment", "other-provider", "other-mode"],
+        ids=[
+            "unknown-payment",
+            "other-tenant",
+            "currency",
+            "more-than-the-payment",
+            "no-amount",
+            "unknown-status",
+            "other-provider",
+            "other-mode",
+        ],
     )
     async def test_a_state_that_cannot_be_about_the_payment_is_recorded_not_applied(
         self, client, auth, paid, handle, clean_db, published, case, kind
     ) -> None:
         payment = await paid()
-        event = _dispute(payment, "lost", **case)
+        event = _dispute(payment, **{"status": "lost", **case})
         await handle(_message(event))
         await handle(_message(event))  # redelivered: recorded once
 

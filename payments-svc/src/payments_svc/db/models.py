@@ -188,7 +188,7 @@ class Dispute(Base):
     provider: Mapped[str] = mapped_column(String(32))
     provider_dispute_id: Mapped[str] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(32))
-    reason: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     # The provider holds ``amount`` back from the merchant (after a lost dispute, for good): money out.

@@ -34,6 +34,7 @@ from billing_contracts.events import (
     ProviderDisputeUpdatedV1,
 )
 from billing_contracts.events.anomalies import AnomalyKind
+from billing_contracts.events.disputes import CLOSED_DISPUTE_STATUSES, OPEN_DISPUTE_STATUSES
 from billing_runtime.ids import new_id
 from billing_runtime.inbox import inbox_row
 
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 
 # A payment the provider captured, by our records: the only ones a dispute can be about.
 _CAPTURED = frozenset({PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED})
+DISPUTE_STATUSES = OPEN_DISPUTE_STATUSES | CLOSED_DISPUTE_STATUSES
 # What a dispute's change writes on its payment.
 DISPUTE_COLUMNS = ("updated_at", "sequence", "amount_disputed", "dispute")
 # A dispute changes a handful of times in its life, so a few rounds always settle a conflict.
@@ -150,9 +152,12 @@ def _refusal(payment: Payment | None, held: Dispute | None, event: ProviderDispu
         return DisputeRefusal("unexpected_outcome", "dispute of the other mode than the payment's")
     if state.currency != payment.currency:
         return DisputeRefusal("currency_mismatch", f"dispute in {state.currency}, payment is in {payment.currency}")
-    if state.amount > payment.amount:
+    if not 0 < state.amount <= payment.amount:
         detail = f"dispute of {state.amount} {state.currency}, payment is {payment.amount} {payment.currency}"
         return DisputeRefusal("amount_mismatch", detail)
+    if state.status not in DISPUTE_STATUSES:
+        # Not one the tenant could be told of (a status this version does not know): kept, not shown.
+        return DisputeRefusal("unexpected_outcome", f"dispute status {state.status!r} is not one we know")
     if payment.status not in _CAPTURED:
         return DisputeRefusal("unexpected_outcome", f"dispute of a payment that is {payment.status}")
     if _withdrawn_after(payment, held, state) > payment.amount:
