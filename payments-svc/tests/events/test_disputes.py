@@ -248,13 +248,18 @@ class TestOrdering:
         assert after == before
         assert (after["dispute"]["status"], after["amount_disputed"]) == ("under_review", 0)
 
-    async def test_a_state_of_the_same_time_changes_nothing_unless_it_closes(self, client, auth, paid, handle) -> None:
+    async def test_states_of_the_same_second_apply_only_when_further_along(self, client, auth, paid, handle) -> None:
         payment = await paid()
-        await handle(_message(_dispute(payment, "needs_response", at=5)))
-        await handle(_message(_dispute(payment, "under_review", at=5)))
-        assert (await _payment(client, auth, payment))["dispute"]["status"] == "needs_response"
-        await handle(_message(_dispute(payment, "lost", at=5)))
-        assert (await _payment(client, auth, payment))["dispute"]["status"] == "lost"
+        # Stripe reports the withdrawal with the opening, and the reinstatement with a win, in one second.
+        await handle(_message(_dispute(payment, "needs_response", at=5, funds_withdrawn=True)))
+        await handle(_message(_dispute(payment, "needs_response", at=5, funds_withdrawn=False)))
+        assert (await _payment(client, auth, payment))["amount_disputed"] == payment["amount"]
+        await handle(_message(_dispute(payment, "won", at=5, funds_withdrawn=False)))
+        await handle(_message(_dispute(payment, "won", at=5, funds_withdrawn=True)))
+
+        after = await _payment(client, auth, payment)
+        assert (after["dispute"]["status"], after["amount_disputed"]) == ("won", 0)
+        assert after["sequence"] == payment["sequence"] + 2
 
     async def test_a_closed_dispute_never_reopens_nor_changes_its_outcome(self, client, auth, paid, handle) -> None:
         payment = await paid()

@@ -4,8 +4,10 @@ DSP-1  A state older than the one applied (by the provider's ``provider_updated_
 DSP-2  A closed dispute keeps its outcome for good: no later state reopens it or turns it into another
        outcome. A later state with the same outcome still applies (its funds may move after it closed,
        as a won dispute's are reinstated), as an ordinary change.
-DSP-3  Two states of the same provider second (Stripe's times are whole seconds) are told apart only
-       when one closes the dispute: the closing one wins; otherwise the first one applied stays.
+DSP-3  Two states of the same provider second (Stripe's times are whole seconds, and Stripe reports a
+       dispute's opening and its funds' withdrawal, or its closing and the funds' reinstatement, at the
+       same moment) are ordered by how far along the dispute they are (``progress``); of two equally far
+       along, the first one applied stays.
 """
 
 from __future__ import annotations
@@ -29,29 +31,39 @@ class Verdict(StrEnum):
 
 
 @dataclass(frozen=True)
-class HeldState:
-    """The state of a dispute as we hold it."""
+class DisputeState:
+    """One state of a dispute: ours, or one the provider reports."""
 
     status: str
+    funds_withdrawn: bool
     provider_updated_at: datetime
 
     @property
     def closed(self) -> bool:
         return is_closed(self.status)
 
+    def progress(self) -> tuple[int, int, int]:
+        """How far along the dispute is, to order two states of the same provider second: open before
+        closed; while open, the funds in place before they are withdrawn, and a response awaited before
+        it is under review; once closed, before its funds have settled as the outcome leaves them (a
+        lost dispute's withdrawn, any other's not) and then settled."""
+        if self.closed:
+            return (1, int(self.funds_withdrawn == (self.status == "lost")), 0)
+        return (0, int(self.funds_withdrawn), int(self.status.endswith("under_review")))
+
 
 def is_closed(status: str) -> bool:
     return status in CLOSED_DISPUTE_STATUSES
 
 
-def verdict(held: HeldState | None, status: str, provider_updated_at: datetime) -> Verdict:
-    """What a state (``status`` at ``provider_updated_at``) does to the dispute as held."""
+def verdict(held: DisputeState | None, new: DisputeState) -> Verdict:
+    """What the state ``new`` does to the dispute as held."""
     if held is None:
         return Verdict.NEW
-    if held.closed and status != held.status:
+    if held.closed and new.status != held.status:
         return Verdict.FINAL
-    if provider_updated_at > held.provider_updated_at:
+    if new.provider_updated_at > held.provider_updated_at:
         return Verdict.CHANGE
-    if provider_updated_at == held.provider_updated_at and is_closed(status) and not held.closed:
+    if new.provider_updated_at == held.provider_updated_at and new.progress() > held.progress():
         return Verdict.CHANGE
     return Verdict.STALE

@@ -47,7 +47,7 @@ from payments_svc.db.repositories import (
     payment_update,
     was_consumed,
 )
-from payments_svc.domain.disputes import HeldState, Verdict, is_closed, verdict
+from payments_svc.domain.disputes import DisputeState, Verdict, is_closed, verdict
 from payments_svc.domain.payment import PaymentStatus
 from payments_svc.events.mapping import dispute_event, dispute_snapshot
 from payments_svc.services.anomalies import write_anomaly
@@ -122,8 +122,8 @@ def _decide(
         write_anomaly(uow, payment, event, _anomaly(payment, event, found), raw)
         return found
     assert payment is not None
-    held_state = None if held is None else HeldState(held.status, held.provider_updated_at)
-    decided = verdict(held_state, state.status, state.provider_updated_at)
+    held_state = None if held is None else DisputeState(held.status, held.funds_withdrawn, held.provider_updated_at)
+    decided = verdict(held_state, DisputeState(state.status, state.funds_withdrawn, state.provider_updated_at))
     if decided in (Verdict.STALE, Verdict.FINAL):
         log.info(
             "dispute %s: %s state %s ignored (event %s)",
