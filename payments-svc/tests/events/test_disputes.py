@@ -379,6 +379,33 @@ class TestAnomalies:
         assert (recorded.causation_id, recorded.data.kind) == (event.event_id, kind)
         assert (recorded.data.outcome, recorded.data.provider_dispute_id) == ("dispute", "dp_1")
 
+    @pytest.mark.parametrize(
+        ("case", "kind"),
+        [
+            ({"provider_dispute_id": "d" * 129}, "unexpected_outcome"),
+            ({"provider_dispute_id": ""}, "unexpected_outcome"),
+            ({"provider_updated_at": datetime(2026, 12, 5, 12, 0, 1)}, "unexpected_outcome"),
+            ({"evidence_due_by": datetime(2026, 12, 20)}, "unexpected_outcome"),
+            ({"currency": "EURO"}, "currency_mismatch"),
+            ({"payment_id": "pay_" + "x" * 60}, "unexpected_outcome"),
+            ({"amount": 2**70}, "amount_mismatch"),
+        ],
+        ids=["long-id", "empty-id", "naive-time", "naive-due-by", "long-currency", "long-payment-id", "huge-amount"],
+    )
+    async def test_a_state_that_cannot_be_stored_is_an_anomaly_not_a_poison_message(
+        self, client, auth, paid, handle, clean_db, case, kind
+    ) -> None:
+        payment = await paid()
+        event = _dispute(payment, **case)
+        await handle(_message(event))
+        await handle(_message(event))
+
+        assert await _payment(client, auth, payment) == payment
+        async with clean_db.connect() as conn:
+            rows = (await conn.execute(select(PaymentAnomaly.kind, PaymentAnomaly.event))).all()
+        assert [kind_ for kind_, _ in rows] == [kind]
+        assert rows[0][1]["data"]["provider_dispute_id"] == event.data.provider_dispute_id  # kept as received
+
     async def test_a_dispute_of_a_payment_never_paid_is_an_anomaly(
         self, client, auth, new_payment, handle, clean_db
     ) -> None:

@@ -131,15 +131,18 @@ def write_anomaly(
 
 
 def _row(anomaly: Anomaly, event: EventBase, livemode: bool, raw: bytes | None, now: datetime) -> dict[str, Any]:
+    # The columns summarize what was received, and must take whatever a publisher sent (a row that
+    # cannot be stored would turn the anomaly into a poison message): an id too long for its column is
+    # cut, an amount or currency that cannot be one is left out. ``event`` keeps everything as received.
     return {
         "id": anomaly.anomaly_id,
-        "tenant_id": event.tenant_id,
+        "tenant_id": event.tenant_id[:40],
         "livemode": livemode,
         "kind": anomaly.kind,
-        "payment_id": anomaly.payment_id,
-        "provider": anomaly.provider,
-        "amount": anomaly.amount,
-        "currency": anomaly.currency,
+        "payment_id": anomaly.payment_id[:40],
+        "provider": anomaly.provider[:32],
+        "amount": anomaly.amount if anomaly.amount is None or abs(anomaly.amount) < 2**63 else None,
+        "currency": anomaly.currency if anomaly.currency is None or len(anomaly.currency) == 3 else None,
         "expected_amount": anomaly.expected_amount,
         "expected_currency": anomaly.expected_currency,
         "payment_status": anomaly.payment_status,

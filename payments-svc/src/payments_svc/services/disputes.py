@@ -139,6 +139,9 @@ def _decide(
 
 def _refusal(payment: Payment | None, held: Dispute | None, event: ProviderDisputeUpdatedV1) -> DisputeRefusal | None:
     state = event.data
+    malformed = _malformed(state)
+    if malformed is not None:
+        return DisputeRefusal("unexpected_outcome", malformed)
     if payment is None:
         # Unknown here, or another tenant's: the same answer, as everywhere.
         return DisputeRefusal("unexpected_outcome", "dispute of a payment that does not exist")
@@ -164,6 +167,21 @@ def _refusal(payment: Payment | None, held: Dispute | None, event: ProviderDispu
         detail = f"disputes would withdraw more than the payment's {payment.amount} {payment.currency}"
         return DisputeRefusal("amount_mismatch", detail)
     return None
+
+
+def _malformed(state: ProviderDispute) -> str | None:
+    """Why the state cannot be stored or ordered whatever payment it names (None when it can)."""
+    if not 0 < len(state.provider_dispute_id) <= PROVIDER_DISPUTE_ID_MAX:
+        return f"a provider dispute id of {len(state.provider_dispute_id)} characters"
+    times = (state.provider_created_at, state.provider_updated_at, state.evidence_due_by)
+    if any(t is not None and t.utcoffset() is None for t in times):
+        # Not orderable against the ones held, which are UTC.
+        return "a dispute time without a time zone"
+    return None
+
+
+# The ``disputes.provider_dispute_id`` column's size.
+PROVIDER_DISPUTE_ID_MAX = 128
 
 
 def _withdrawn_after(payment: Payment, held: Dispute | None, state: ProviderDispute) -> int:
