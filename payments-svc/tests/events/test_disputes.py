@@ -208,6 +208,12 @@ class TestDisputeChanges:
         assert (after["status"], after["amount_disputed"]) == ("SUCCEEDED", payment["amount"])
         [row] = await _disputes(clean_db)
         assert (row.status, row.funds_withdrawn, row.amount, row.closed_at) == ("lost", True, 5000, _at(9))
+        history = await (await client.get(f"/v1/payments/{payment['id']}/history", headers=auth())).json()
+        disputed = [(h["to_status"], h["actor"], h["reason"]) for h in history["data"][-2:]]
+        assert disputed == [
+            ("SUCCEEDED", "provider:sandbox", f"dispute {row.id}: needs_response, funds withdrawn"),
+            ("SUCCEEDED", "provider:sandbox", f"dispute {row.id}: lost, funds withdrawn"),
+        ]
         assert (row.provider, row.provider_dispute_id, row.payment_id) == ("sandbox", "dp_1", payment["id"])
 
     async def test_a_won_dispute_whose_funds_come_back_after_it_closed_gives_them_back(
