@@ -20,8 +20,12 @@ def test_binding_matches_a_contract_event(consumer: str, binding: str) -> None:
     assert any(topic_matches(binding, key) for key in KNOWN_KEYS), f"{consumer} binds {binding}: no such event"
 
 
-def test_payments_receives_both_provider_outcomes() -> None:
-    wanted = {"providers.provider.payment.succeeded.v1", "providers.provider.payment.failed.v1"}
+def test_payments_receives_both_provider_outcomes_and_disputes() -> None:
+    wanted = {
+        "providers.provider.payment.succeeded.v1",
+        "providers.provider.payment.failed.v1",
+        "providers.provider.dispute.updated.v1",
+    }
     assert {k for k in KNOWN_KEYS if any(topic_matches(b, k) for b in PROVIDER_EVENT_KEYS)} == wanted
 
 
@@ -36,6 +40,7 @@ def test_the_dispatcher_receives_every_public_event_of_another_service_and_none_
     received = {k for k in KNOWN_KEYS if any(topic_matches(b, k) for b in EVENT_BINDING_KEYS)}
     assert received == {k for k in public if not k.startswith("webhooks.")}
     assert "payments.payment.succeeded.v1" in received
+    assert {"payments.dispute.created.v1", "payments.dispute.closed.v1"} <= received
 
 
 def test_the_event_log_receives_endpoint_disabled() -> None:

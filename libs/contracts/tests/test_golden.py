@@ -39,3 +39,12 @@ def test_optional_fields_added_within_v1_default_for_old_samples() -> None:
     new = parse_event((GOLDEN / "payment.succeeded.v1.livemode-sequence.json").read_text())
     assert (old.livemode, old.data.payment.livemode, old.data.payment.sequence) == (False, False, 0)
     assert (new.livemode, new.data.payment.livemode, new.data.payment.sequence) == (True, True, 3)
+
+
+def test_dispute_fields_added_within_v1_default_for_old_samples() -> None:
+    old = parse_event((GOLDEN / "payment.succeeded.v1.livemode-sequence.json").read_text())
+    closed = parse_event((GOLDEN / "dispute.closed.v1.json").read_text())
+    assert (old.data.payment.amount_disputed, old.data.payment.dispute) == (0, None)
+    assert closed.event_type == "dispute.closed"
+    assert closed.data.dispute == closed.data.payment.dispute
+    assert (closed.data.dispute.status, closed.data.payment.amount_disputed) == ("lost", 5000)

@@ -1,4 +1,4 @@
-"""A provider outcome that arrives while the payments database refuses connections is held, not
+"""A provider outcome (or dispute) that arrives while the payments database refuses connections is held, not
 dead-lettered: once the database is back the payment reaches SUCCEEDED and nothing is in a dead-letter
 queue. On the embedded mode's in-process bus and on RabbitMQ (the worker's own consumer wiring).
 
@@ -10,11 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aio_pika
 import pytest
-from billing_contracts.events import ProviderPaymentOutcome, ProviderPaymentSucceededV1
+from billing_contracts.events import (
+    ProviderDispute,
+    ProviderDisputeUpdatedV1,
+    ProviderPaymentOutcome,
+    ProviderPaymentSucceededV1,
+)
 from billing_runtime.bus import MemoryBus, Message
 from billing_runtime.bus.memory import ConsumerUnavailable
 from billing_runtime.bus.rabbit import RabbitBus
@@ -63,6 +69,26 @@ def _outcome(payment: dict) -> Message:  # type: ignore[type-arg]
     return Message(f"providers.{event.event_type}.v1", event.model_dump_json().encode(), event.event_id)
 
 
+def _dispute(payment: dict) -> Message:  # type: ignore[type-arg]
+    now = datetime.now(UTC)
+    event = ProviderDisputeUpdatedV1(
+        tenant_id="ten_a",
+        data=ProviderDispute(
+            payment_id=payment["id"],
+            provider="sandbox",
+            provider_transaction_id=f"ptx_{payment['id']}_sandbox",
+            provider_dispute_id="dp_outage",
+            status="needs_response",
+            amount=payment["amount"],
+            currency=payment["currency"],
+            funds_withdrawn=True,
+            provider_created_at=now,
+            provider_updated_at=now,
+        ),
+    )
+    return Message(f"providers.{event.event_type}.v1", event.model_dump_json().encode(), event.event_id)
+
+
 async def _pending(client, auth, new_payment) -> dict:  # type: ignore[no-untyped-def,type-arg]
     created = await new_payment()
     response = await client.post(
@@ -100,6 +126,24 @@ class TestInProcessBus:
         assert await _status(client, auth, payment) == "SUCCEEDED"
         assert bus.dead_letters == []
         assert (await client.get("/readyz")).status == 200
+
+    async def test_a_dispute_during_a_database_outage_is_applied_once_it_is_back(
+        self, client, auth, new_payment, bus, own_db
+    ) -> None:
+        payment = await _pending(client, auth, new_payment)
+        await bus.publish(_outcome(payment))
+        message = _dispute(payment)
+        await own_db.refuse()
+        try:
+            for _ in range(5):
+                with pytest.raises(ConsumerUnavailable):
+                    await bus.publish(message)
+        finally:
+            await own_db.accept()
+        await bus.publish(message)
+        after = await (await client.get(f"/v1/payments/{payment['id']}", headers=auth())).json()
+        assert (after["status"], after["dispute"]["status"]) == ("SUCCEEDED", "needs_response")
+        assert bus.dead_letters == []
 
 
 @pytest.mark.rabbitmq

@@ -45,6 +45,7 @@ class Payment(Base):
         CheckConstraint(f"status IN ({', '.join(repr(str(s)) for s in PaymentStatus)})", name="status"),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("amount_refunded >= 0 AND amount_refunded <= amount", name="amount_refunded_bounds"),
+        CheckConstraint("amount_disputed >= 0 AND amount_disputed <= amount", name="amount_disputed_bounds"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -78,6 +79,12 @@ class Payment(Base):
     # attempt, so payments a provider will not let go never starve the ones behind them).
     sweep_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sweep_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # What its disputes withdrew: the sum of the amounts of its disputes whose funds the provider holds
+    # (see ``Dispute.funds_withdrawn``), written by the same UPDATE as the dispute's change.
+    amount_disputed: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The public object of its latest dispute (the one opened last), as of that dispute's last change:
+    # written with it, so every read of a payment (lists included) shows it without a join.
+    dispute: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class PaymentStatusChange(Base):
@@ -161,3 +168,36 @@ class PaymentAnomaly(Base):
     event: Mapped[dict[str, Any]] = mapped_column(JSON)
     detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Dispute(Base):
+    """A payer's dispute (chargeback) of a payment, in the provider's last state we applied. States are
+    applied in ``provider_updated_at`` order (an older one never overwrites a newer one) and a closed
+    dispute keeps its outcome for good: see ``services/disputes.py``."""
+
+    __tablename__ = "disputes"
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_dispute_id", name="uq_disputes_provider_dispute"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    livemode: Mapped[bool] = mapped_column(Boolean, default=False)
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_dispute_id: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    # The provider holds ``amount`` back from the merchant (after a lost dispute, for good): money out.
+    funds_withdrawn: Mapped[bool] = mapped_column(Boolean, default=False)
+    evidence_due_by: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    provider_created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The provider's time of the state applied last: orders the states (never goes back).
+    provider_updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The provider's time of the closing state (None while open).
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,5 +1,6 @@
-"""Consumers of bus events: provider outcomes move payments; other services' tenant-facing events join
-the tenant's event log (both idempotent through the inbox)."""
+"""Consumers of bus events: provider outcomes move payments and provider disputes are recorded on them
+(one queue, so a payment's outcome and its disputes share one consumer's inbox and dead letters); other
+services' tenant-facing events join the tenant's event log (all idempotent through the inbox)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from billing_contracts.events import (
     EndpointDisabledV1,
+    ProviderDisputeUpdatedV1,
     ProviderPaymentFailedV1,
     ProviderPaymentSucceededV1,
 )
@@ -14,11 +16,12 @@ from billing_runtime.bus import Message
 from billing_runtime.consuming import parse_or_drop
 from billing_runtime.metrics import Metrics
 
+from payments_svc.services.disputes import apply_provider_dispute
 from payments_svc.services.event_log import log_foreign_event
 from payments_svc.services.lifecycle import LifecycleDeps, apply_provider_outcome
 
 PROVIDER_EVENTS_QUEUE = "payments.provider-events"
-PROVIDER_EVENT_KEYS = ["providers.provider.payment.*.v1"]
+PROVIDER_EVENT_KEYS = ["providers.provider.payment.*.v1", "providers.provider.dispute.updated.v1"]
 # Events of other services that belong in the tenant's event log.
 LOGGED_EVENTS_QUEUE = "payments.logged-events"
 LOGGED_EVENT_KEYS = ["webhooks.endpoint.disabled.v1"]
@@ -28,6 +31,10 @@ def provider_outcome_handler(deps: LifecycleDeps, metrics: Metrics) -> Callable[
     async def handle(message: Message) -> None:
         event = parse_or_drop(message, metrics)
         if event is None:
+            return
+        if isinstance(event, ProviderDisputeUpdatedV1):
+            done = await apply_provider_dispute(deps, event, message.body)
+            metrics.events_consumed.labels(event.event_type, done).inc()
             return
         if not isinstance(event, ProviderPaymentSucceededV1 | ProviderPaymentFailedV1):
             metrics.events_consumed.labels(event.event_type, "ignored").inc()

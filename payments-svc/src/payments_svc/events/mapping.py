@@ -6,9 +6,18 @@ from collections.abc import Callable
 from typing import Any
 
 from billing_contracts.envelope import EventBase
-from billing_contracts.events import EVENT_CLASSES, Customer, PaymentData, PaymentSnapshot
+from billing_contracts.events import (
+    EVENT_CLASSES,
+    Customer,
+    DisputeClosedV1,
+    DisputeCreatedV1,
+    DisputeData,
+    DisputeSnapshot,
+    PaymentData,
+    PaymentSnapshot,
+)
 
-from payments_svc.db.models import Payment
+from payments_svc.db.models import Dispute, Payment
 
 
 def snapshot(payment: Payment, checkout_base_url: str) -> PaymentSnapshot:
@@ -34,6 +43,24 @@ def snapshot(payment: Payment, checkout_base_url: str) -> PaymentSnapshot:
         created_at=payment.created_at,
         updated_at=payment.updated_at,
         expires_at=payment.expires_at,
+        amount_disputed=payment.amount_disputed,
+        dispute=DisputeSnapshot.model_validate(payment.dispute) if payment.dispute else None,
+    )
+
+
+def dispute_snapshot(dispute: Dispute) -> DisputeSnapshot:
+    """The public dispute object (``created_at``/``closed_at`` are the provider's times)."""
+    return DisputeSnapshot(
+        id=dispute.id,
+        payment_id=dispute.payment_id,
+        status=dispute.status,
+        reason=dispute.reason,
+        amount=dispute.amount,
+        currency=dispute.currency,
+        funds_withdrawn=dispute.funds_withdrawn,
+        evidence_due_by=dispute.evidence_due_by,
+        created_at=dispute.provider_created_at,
+        closed_at=dispute.closed_at,
     )
 
 
@@ -52,4 +79,22 @@ def payment_event(
         livemode=payment.livemode,
         correlation_id=correlation_id,
         data=PaymentData(payment=snapshot(payment, checkout_base_url)),
+    )
+
+
+def dispute_event(
+    cls: type[DisputeCreatedV1 | DisputeClosedV1],
+    dispute: Dispute,
+    payment: Payment,
+    checkout_base_url: str,
+    *,
+    causation_id: str,
+) -> DisputeCreatedV1 | DisputeClosedV1:
+    """``dispute.created`` or ``dispute.closed``: the dispute, and its payment as it is with it."""
+    return cls(
+        tenant_id=payment.tenant_id,
+        livemode=payment.livemode,
+        correlation_id=payment.id,
+        causation_id=causation_id,
+        data=DisputeData(dispute=dispute_snapshot(dispute), payment=snapshot(payment, checkout_base_url)),
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from billing_contracts.envelope import utcnow
+from billing_contracts.envelope import EventBase, utcnow
 from billing_contracts.events import (
     Anomaly,
     PaymentAnomalyRecordedV1,
@@ -84,7 +84,6 @@ def record_anomaly(
 ) -> None:
     """Queue the anomaly's rows and event on ``uow`` (they commit with its inbox row, or not at all)."""
     outcome = event.data
-    now = utcnow()
     anomaly = Anomaly(
         anomaly_id=new_id("anm"),
         kind=found.kind,
@@ -101,6 +100,15 @@ def record_anomaly(
         evidence_id=event.event_id,
         detail=found.detail,
     )
+    write_anomaly(uow, payment, event, anomaly, raw)
+
+
+def write_anomaly(
+    uow: PaymentsUnitOfWork, payment: Payment | None, event: EventBase, anomaly: Anomaly, raw: bytes | None = None
+) -> None:
+    """Queue the rows and the event of ``anomaly``, found in the consumed ``event``, on ``uow``: the
+    ``anomalies`` row, a history row on the payment (when it exists) and ``payment.anomaly.recorded``."""
+    now = utcnow()
     livemode = payment.livemode if payment is not None else event.livemode
     uow.write(InsertRows(table_of(PaymentAnomaly), [_row(anomaly, event, livemode, raw, now)]))
     if payment is not None:
@@ -109,8 +117,8 @@ def record_anomaly(
                 payment_id=payment.id,
                 from_status=payment.status,
                 to_status=payment.status,
-                actor=f"provider:{outcome.provider}",
-                reason=f"anomaly: {found.detail}",
+                actor=f"provider:{anomaly.provider}",
+                reason=f"anomaly: {anomaly.detail}",
                 event_id=event.event_id,
                 created_at=now,
             )
@@ -122,16 +130,19 @@ def record_anomaly(
     )
 
 
-def _row(anomaly: Anomaly, event: ProviderOutcome, livemode: bool, raw: bytes | None, now: datetime) -> dict[str, Any]:
+def _row(anomaly: Anomaly, event: EventBase, livemode: bool, raw: bytes | None, now: datetime) -> dict[str, Any]:
+    # The columns summarize what was received, and must take whatever a publisher sent (a row that
+    # cannot be stored would turn the anomaly into a poison message): an id too long for its column is
+    # cut, an amount or currency that cannot be one is left out. ``event`` keeps everything as received.
     return {
         "id": anomaly.anomaly_id,
-        "tenant_id": event.tenant_id,
+        "tenant_id": event.tenant_id[:40],
         "livemode": livemode,
         "kind": anomaly.kind,
-        "payment_id": anomaly.payment_id,
-        "provider": anomaly.provider,
-        "amount": anomaly.amount,
-        "currency": anomaly.currency,
+        "payment_id": anomaly.payment_id[:40],
+        "provider": anomaly.provider[:32],
+        "amount": anomaly.amount if anomaly.amount is None or abs(anomaly.amount) < 2**63 else None,
+        "currency": anomaly.currency if anomaly.currency is None or len(anomaly.currency) == 3 else None,
         "expected_amount": anomaly.expected_amount,
         "expected_currency": anomaly.expected_currency,
         "payment_status": anomaly.payment_status,
@@ -142,7 +153,7 @@ def _row(anomaly: Anomaly, event: ProviderOutcome, livemode: bool, raw: bytes | 
     }
 
 
-def _as_received(event: ProviderOutcome, raw: bytes | None) -> dict[str, Any]:
+def _as_received(event: EventBase, raw: bytes | None) -> dict[str, Any]:
     # The message as it came off the bus (fields this version does not know included), else the event.
     if raw is not None:
         try:

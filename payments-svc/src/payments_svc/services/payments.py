@@ -117,6 +117,8 @@ async def create_payment(
         expires_at=expires_at,
         sweep_at=expires_at,
         sweep_attempts=0,
+        amount_disputed=0,
+        dispute=None,
     )
     record_status(uow, payment, PaymentStatus.CREATED, Actor("tenant"), checkout_base_url)
     return payment

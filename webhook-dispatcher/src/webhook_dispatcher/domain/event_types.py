@@ -35,7 +35,7 @@ OWN_SOURCE = "webhooks"
 @functools.cache
 def forwarded_types() -> dict[str, str]:
     """The bus events that become webhooks, by type, with their source: every public type a contract
-    exists for (payment.* today; refund.* and dispute.* join once their contracts are registered)."""
+    exists for (payment.* and dispute.* today; refund.* joins once its contracts are registered)."""
     return {
         event_type: cls.model_fields["source"].default
         for event_type, cls in EVENT_CLASSES.items()

@@ -1,5 +1,5 @@
-"""The bus consumer: every public event of another service (payment.* today; refund.* and dispute.* as
-soon as their contracts exist)."""
+"""The bus consumer: every public event of another service (payment.* and dispute.* today; refund.* as
+soon as its contracts exist)."""
 
 from __future__ import annotations
 

@@ -15,12 +15,17 @@ from billing_contracts.events.anomalies import (
 )
 from billing_contracts.events.disputes import (
     DISPUTE_EVENTS,
+    TENANT_DISPUTE_EVENTS,
+    DisputeClosedV1,
+    DisputeCreatedV1,
+    DisputeData,
     ProviderDispute,
     ProviderDisputeUpdatedV1,
 )
 from billing_contracts.events.payments import (
     PAYMENT_EVENTS,
     Customer,
+    DisputeSnapshot,
     PaymentCancelledV1,
     PaymentCreatedV1,
     PaymentData,
@@ -55,7 +60,9 @@ AnyEvent = Annotated[
     | EndpointDisabledV1
     | ProviderAnomalyRecordedV1
     | PaymentAnomalyRecordedV1
-    | ProviderDisputeUpdatedV1,
+    | ProviderDisputeUpdatedV1
+    | DisputeCreatedV1
+    | DisputeClosedV1,
     Discriminator("event_type"),
 ]
 
@@ -63,7 +70,14 @@ ANY_EVENT: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
 
 EVENT_CLASSES = {
     cls.model_fields["event_type"].default: cls
-    for cls in (*PAYMENT_EVENTS, *PROVIDER_EVENTS, *WEBHOOK_EVENTS, *ANOMALY_EVENTS, *DISPUTE_EVENTS)
+    for cls in (
+        *PAYMENT_EVENTS,
+        *PROVIDER_EVENTS,
+        *WEBHOOK_EVENTS,
+        *ANOMALY_EVENTS,
+        *DISPUTE_EVENTS,
+        *TENANT_DISPUTE_EVENTS,
+    )
 }
 
 
@@ -77,11 +91,16 @@ __all__ = [
     "DISPUTE_EVENTS",
     "EVENT_CLASSES",
     "PAYMENT_EVENTS",
+    "TENANT_DISPUTE_EVENTS",
     "Anomaly",
     "AnomalyKind",
     "AnyEvent",
     "Customer",
     "DisabledEndpoint",
+    "DisputeClosedV1",
+    "DisputeCreatedV1",
+    "DisputeData",
+    "DisputeSnapshot",
     "EndpointDisabledData",
     "EndpointDisabledV1",
     "PaymentAnomalyRecordedV1",

@@ -40,7 +40,7 @@ class Anomaly(BaseModel):
     # What the provider reported (minor units + ISO 4217).
     amount: int | None = None
     currency: str | None = None
-    outcome: str | None = None  # "succeeded" | "failed"
+    outcome: str | None = None  # "succeeded" | "failed" | "dispute" (a dispute's state, refused)
     # What we hold for the payment when it arrived (None when the publisher does not know it).
     expected_amount: int | None = None
     expected_currency: str | None = None
@@ -48,6 +48,8 @@ class Anomaly(BaseModel):
     # The id of the raw event the publisher kept (a provider event row, or the consumed bus event).
     evidence_id: str | None = None
     detail: str | None = None
+    # For a refused dispute state: the provider's id of the dispute (optional within v1).
+    provider_dispute_id: str | None = None
 
 
 class ProviderAnomalyRecordedV1(EventBase):

@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from billing_contracts.envelope import EventBase
+from billing_contracts.events.payments import DisputeSnapshot, PaymentSnapshot
 
 # Stripe's dispute statuses (PROTOCOLS.md §4.2); ``prevented`` is Stripe's newer closing state.
 OPEN_DISPUTE_STATUSES = frozenset({"warning_needs_response", "warning_under_review", "needs_response", "under_review"})
@@ -60,3 +61,34 @@ class ProviderDisputeUpdatedV1(EventBase):
 
 
 DISPUTE_EVENTS: tuple[type[ProviderDisputeUpdatedV1], ...] = (ProviderDisputeUpdatedV1,)
+
+
+class DisputeData(BaseModel):
+    """``data`` of every ``dispute.*`` event: the dispute, and its payment (with its ``sequence``)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    dispute: DisputeSnapshot
+    payment: PaymentSnapshot
+
+
+class _TenantDisputeEvent(EventBase):
+    source: str = "payments"
+    data: DisputeData
+
+
+class DisputeCreatedV1(_TenantDisputeEvent):
+    """payments-svc learned of a dispute of one of the tenant's payments (its first state, whatever it is)."""
+
+    event_type: Literal["dispute.created"] = "dispute.created"
+
+
+class DisputeClosedV1(_TenantDisputeEvent):
+    """A dispute of one of the tenant's payments closed: ``data.dispute.status`` is the outcome (won, lost,
+    warning_closed or prevented)."""
+
+    event_type: Literal["dispute.closed"] = "dispute.closed"
+
+
+# The public ones: their ``event_type`` is also the webhook type, and they are in the tenant's log.
+TENANT_DISPUTE_EVENTS: tuple[type[_TenantDisputeEvent], ...] = (DisputeCreatedV1, DisputeClosedV1)

@@ -20,6 +20,29 @@ class Customer(BaseModel):
     phone: str | None = None
 
 
+class DisputeSnapshot(BaseModel):
+    """The public dispute object (a payer's chargeback of a payment), named after Stripe's dispute:
+    the latest one of a payment is its ``dispute``, and ``dispute.*`` events carry it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: str
+    object: Literal["dispute"] = "dispute"
+    payment_id: str
+    # Stripe's statuses: warning_needs_response, warning_under_review, needs_response, under_review
+    # (open); warning_closed, won, lost, prevented (closed, final).
+    status: str
+    reason: str | None = None
+    amount: int
+    currency: str
+    # True while the provider holds the disputed amount back (and for good once lost).
+    funds_withdrawn: bool = False
+    evidence_due_by: datetime | None = None
+    # When the provider opened the dispute, and when it closed it (None while open).
+    created_at: datetime
+    closed_at: datetime | None = None
+
+
 class PaymentSnapshot(BaseModel):
     """The public payment object (API.md) at the moment the event happened."""
 
@@ -49,6 +72,12 @@ class PaymentSnapshot(BaseModel):
     created_at: datetime
     updated_at: datetime
     expires_at: datetime
+    # What the payment's disputes took out of it: the amounts the provider withdrew (held back while a
+    # dispute is open, for good once it is lost; back to 0 when a won dispute's funds are reinstated).
+    # Optional within v1 (0 in samples written before disputes).
+    amount_disputed: int = 0
+    # The payment's latest dispute (the one opened last), or None.
+    dispute: DisputeSnapshot | None = None
 
 
 class PaymentData(BaseModel):
