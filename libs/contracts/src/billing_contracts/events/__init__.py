@@ -36,6 +36,13 @@ from billing_contracts.events.providers import (
     ProviderPaymentOutcome,
     ProviderPaymentSucceededV1,
 )
+from billing_contracts.events.stripe import (
+    STRIPE_EVENTS,
+    StripeEvent,
+    StripeObjectChange,
+    StripeObjectEvent,
+    stripe_event_class,
+)
 from billing_contracts.events.webhooks import (
     WEBHOOK_EVENTS,
     DisabledEndpoint,
@@ -55,7 +62,8 @@ AnyEvent = Annotated[
     | EndpointDisabledV1
     | ProviderAnomalyRecordedV1
     | PaymentAnomalyRecordedV1
-    | ProviderDisputeUpdatedV1,
+    | ProviderDisputeUpdatedV1
+    | StripeEvent,
     Discriminator("event_type"),
 ]
 
@@ -63,7 +71,7 @@ ANY_EVENT: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
 
 EVENT_CLASSES = {
     cls.model_fields["event_type"].default: cls
-    for cls in (*PAYMENT_EVENTS, *PROVIDER_EVENTS, *WEBHOOK_EVENTS, *ANOMALY_EVENTS, *DISPUTE_EVENTS)
+    for cls in (*PAYMENT_EVENTS, *PROVIDER_EVENTS, *WEBHOOK_EVENTS, *ANOMALY_EVENTS, *DISPUTE_EVENTS, *STRIPE_EVENTS)
 }
 
 
@@ -77,6 +85,7 @@ __all__ = [
     "DISPUTE_EVENTS",
     "EVENT_CLASSES",
     "PAYMENT_EVENTS",
+    "STRIPE_EVENTS",
     "Anomaly",
     "AnomalyKind",
     "AnyEvent",
@@ -99,5 +108,9 @@ __all__ = [
     "ProviderPaymentFailedV1",
     "ProviderPaymentOutcome",
     "ProviderPaymentSucceededV1",
+    "StripeEvent",
+    "StripeObjectChange",
+    "StripeObjectEvent",
     "parse_event",
+    "stripe_event_class",
 ]
