@@ -89,6 +89,18 @@ class TestMirroring:
         await project(event(subscription(metadata={"plan": "basic"}), "customer.subscription.created", created=T0))
         assert by_id(await stored())["in_1QxInvoice0001"]["subscription_metadata"] == PLAN
 
+    async def test_a_deleted_invoice_is_not_back_filled(
+        self, project: Project, stored: Rows, published: Published
+    ) -> None:
+        await project(event(invoice(status="draft"), "invoice.deleted"))
+        await project(event(subscription(metadata=PLAN), "customer.subscription.created"))
+        [row] = await stored(object="invoice")
+        assert (row["subscription_metadata"], row["sequence"]) == (None, 1)
+        assert [key for key, _ in await published()] == [
+            "providers.stripe.invoice.deleted.v1",
+            "providers.stripe.subscription.created.v1",
+        ]
+
     async def test_mirroring_stays_within_the_account(self, project: Project, stored: Rows) -> None:
         await project(event(subscription(metadata=PLAN), "customer.subscription.created", account_id=OTHER_ACCOUNT))
         await project(event(invoice(), "invoice.created"))

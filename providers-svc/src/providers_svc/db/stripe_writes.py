@@ -205,16 +205,18 @@ async def upsert(
 
 
 def _mirror_update(kind: str, which: ColumnElement[bool]) -> Any:
-    """UPDATE the rows of ``kind`` chosen by ``which`` to carry ``:metadata`` as their subscription
+    """UPDATE the rows of ``kind`` chosen by ``which`` to carry ``:p_metadata`` as their subscription
     metadata (and the tenant it attributes), when they do not already."""
     t = _table()
-    metadata = _json("metadata")
+    metadata = _json("p_metadata")
     return (
         t.update()
         .where(
             t.c.account_id == bindparam("p_account"),
             t.c.object == kind,
             which,
+            # A deleted object is final: nothing changes it any more.
+            not_(t.c.deleted),
             t.c.subscription_metadata.is_distinct_from(metadata),
         )
         .values(
@@ -256,7 +258,7 @@ async def mirror_subscription(
     params = {
         "p_account": row["account_id"],
         "p_subscription": row["stripe_id"],
-        "metadata": row["object_metadata"],
+        "p_metadata": row["object_metadata"],
         "tenant_ids": list(tenant_ids),
         "sole_tenant": sole_tenant(tenant_ids),
         "p_now": now,
@@ -275,7 +277,7 @@ async def mirror_invoice(
     params = {
         "p_account": row["account_id"],
         "p_invoice": row["stripe_id"],
-        "metadata": row["subscription_metadata"],
+        "p_metadata": row["subscription_metadata"],
         "tenant_ids": list(tenant_ids),
         "sole_tenant": sole_tenant(tenant_ids),
         "p_now": now,

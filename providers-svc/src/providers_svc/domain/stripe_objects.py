@@ -19,8 +19,8 @@ earlier or later, and once stored nothing replaces it (a late ``updated`` never 
 Stripe ends a subscription with ``customer.subscription.deleted`` (its ``DELETE`` cancels), so an ended
 subscription is marked deleted too.
 
-Tenant attribution (``sole_tenant``, and ``db.stripe_objects.tenant_expression`` that applies it in the
-statement that writes, where the mirrored subscription metadata is known): the object's
+Tenant attribution (applied by ``db.stripe_writes.tenant_expression`` in the statement that writes,
+where the mirrored subscription metadata is known): the object's
 ``metadata.tenant_id`` if it is one of the account's tenants, else (invoices, charges) the mirrored
 subscription metadata's ``tenant_id`` under the same condition, else the account's only tenant, else
 none (the row is then the operator's alone, and nothing is published about it).
@@ -118,14 +118,6 @@ class ObjectState:
 def sole_tenant(tenant_ids: tuple[str, ...]) -> str | None:
     """The account's tenant when it has exactly one (the attribution rule's last resort)."""
     return tenant_ids[0] if len(tenant_ids) == 1 else None
-
-
-def own_tenant(metadata: Mapping[str, str], tenant_ids: tuple[str, ...]) -> str | None:
-    """The object's own ``metadata.tenant_id`` if it names one of the account's tenants (our adapter
-    puts it on the PaymentIntents and Checkout Sessions it creates); a value naming any other tenant
-    attributes nothing: metadata is the account holder's to write."""
-    tenant = metadata.get("tenant_id")
-    return tenant if tenant in tenant_ids else None
 
 
 def state_of(event: VerifiedStripeEvent) -> ObjectState | None:

@@ -48,7 +48,7 @@ async def project_event(uow: ProvidersUnitOfWork, event: VerifiedStripeEvent) ->
     else:
         return
     for row in mirrored:
-        _publish(uow, row, "deleted" if row["deleted"] else "updated", event)
+        _publish(uow, row, "updated", event)
 
 
 def change_of(row: Mapping[str, Any]) -> StripeObjectChange:
