@@ -168,7 +168,8 @@ class TestDeletion:
     async def test_a_deletion_stub_keeps_what_was_known(self, project: Project, stored: Rows) -> None:
         await project(event(customer(metadata={"crm": "42"}), "customer.created", created=T0))
         stub = {"id": "cus_QxCustomer01", "object": "customer", "deleted": True}
-        await project(event(stub, "customer.deleted", created=T0 + 1))
+        # The account now serves another tenant: nothing in the stub says it is that tenant's.
+        await project(event(stub, "customer.deleted", created=T0 + 1, tenant_ids=("ten_bbbbbbbbbbbbbbbb",)))
         [row] = await stored()
         assert row["deleted"] is True
         assert (row["data"]["email"], row["data"]["deleted"], row["object_metadata"]) == (

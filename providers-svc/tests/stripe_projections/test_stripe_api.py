@@ -147,7 +147,18 @@ class TestObject:
         await project(event(customer(), "customer.deleted"))
         assert (await ok(client, "/v1/stripe/customers/cus_QxCustomer01", internal_headers(A)))["deleted"] is True
 
-    @pytest.mark.parametrize("path", ["/v1/stripe/payments", "/v1/stripe/charges/ch%20x", "/v1/stripe/charges/ch_none"])
+    @pytest.mark.parametrize(
+        "path",
+        [
+            "/v1/stripe",
+            "/v1/stripe/",
+            "/v1/stripe/payments",
+            "/v1/stripe/payments/pay_1",
+            "/v1/stripe/charges/ch%20x",
+            "/v1/stripe/charges/ch_none",
+            "/v1/stripe/charges/ch_1/refunds",
+        ],
+    )
     async def test_unknown_is_404(self, client: Client, internal_headers: Headers, path: str) -> None:
         await problem(client, path, internal_headers(A), 404, "not_found")
 

@@ -143,8 +143,10 @@ def _upsert() -> Insert:
 
     replaced = ("stripe_account", "livemode", "deleted", "version_time", "version_rank", "version_progress")
     updates: dict[str, Any] = {c: new[c] for c in (*replaced, "event_id", "event_type", "updated_at")}
-    for column in ("customer", "status", "amount", "currency", "subscription", "invoice", "tenant_id"):
+    for column in ("customer", "status", "amount", "currency", "subscription", "invoice"):
         updates[column] = kept(column)
+    # A stub has no metadata to attribute it by: the stored attribution stands.
+    updates["tenant_id"] = case((stub, func.coalesce(t.c.tenant_id, new.tenant_id)), else_=new.tenant_id)
     for column in ("subscription_metadata", "own_subscription_metadata"):
         updates[column] = kept(column)
     updates["object_metadata"] = case((stub, t.c.object_metadata), else_=new.object_metadata)
