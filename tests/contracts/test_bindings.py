@@ -45,3 +45,12 @@ def test_the_dispatcher_receives_every_public_event_of_another_service_and_none_
 
 def test_the_event_log_receives_endpoint_disabled() -> None:
     assert any(topic_matches(b, "webhooks.endpoint.disabled.v1") for b in LOGGED_EVENT_KEYS)
+
+
+def test_the_stripe_projections_events_are_consumed_by_nobody_yet() -> None:
+    """``stripe.<object>.<action>`` is for later followers (CRM, support, reconciliation): no queue of
+    today's consumers takes them, and none of them is a webhook to tenants."""
+    stripe_keys = [k for k in KNOWN_KEYS if k.startswith("providers.stripe.")]
+    assert len(stripe_keys) == 18
+    bound = [b for keys in BINDINGS.values() for b in keys]
+    assert not [k for k in stripe_keys if any(topic_matches(b, k) for b in bound)]

@@ -10,6 +10,7 @@ from providers_svc.api.callbacks import octo as octo_callbacks
 from providers_svc.api.callbacks import payme as payme_callbacks
 from providers_svc.api.callbacks import sandbox as sandbox_callbacks
 from providers_svc.api.callbacks.click import add_click_callback_routes
+from providers_svc.api.stripe_objects import add_stripe_object_routes
 from providers_svc.keys import http_client_key, key_ring_key, octo_callbacks_key, settings_key, uow_factory_key
 from providers_svc.sandbox import pages
 from providers_svc.simulators import payme_pages
@@ -25,6 +26,7 @@ def setup_routes(app: web.Application) -> None:
     # Payme answers a non-POST too (-32300, HTTP 200), so every method is routed.
     app.router.add_route("*", "/billing/payme", payme_callbacks.payme_callback)
     add_account_routes(app)
+    add_stripe_object_routes(app)
     add_click_callback_routes(app)
     app.router.add_get("/sandbox/pay/{transaction_id}", pages.pay_page)
     app.router.add_post("/sandbox/pay/{transaction_id}", pages.pay_submit)

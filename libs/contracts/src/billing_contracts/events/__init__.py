@@ -41,6 +41,13 @@ from billing_contracts.events.providers import (
     ProviderPaymentOutcome,
     ProviderPaymentSucceededV1,
 )
+from billing_contracts.events.stripe import (
+    STRIPE_EVENTS,
+    StripeEvent,
+    StripeObjectChange,
+    StripeObjectEvent,
+    stripe_event_class,
+)
 from billing_contracts.events.webhooks import (
     WEBHOOK_EVENTS,
     DisabledEndpoint,
@@ -62,7 +69,8 @@ AnyEvent = Annotated[
     | PaymentAnomalyRecordedV1
     | ProviderDisputeUpdatedV1
     | DisputeCreatedV1
-    | DisputeClosedV1,
+    | DisputeClosedV1
+    | StripeEvent,
     Discriminator("event_type"),
 ]
 
@@ -77,6 +85,7 @@ EVENT_CLASSES = {
         *ANOMALY_EVENTS,
         *DISPUTE_EVENTS,
         *TENANT_DISPUTE_EVENTS,
+        *STRIPE_EVENTS,
     )
 }
 
@@ -91,6 +100,7 @@ __all__ = [
     "DISPUTE_EVENTS",
     "EVENT_CLASSES",
     "PAYMENT_EVENTS",
+    "STRIPE_EVENTS",
     "TENANT_DISPUTE_EVENTS",
     "Anomaly",
     "AnomalyKind",
@@ -118,5 +128,9 @@ __all__ = [
     "ProviderPaymentFailedV1",
     "ProviderPaymentOutcome",
     "ProviderPaymentSucceededV1",
+    "StripeEvent",
+    "StripeObjectChange",
+    "StripeObjectEvent",
     "parse_event",
+    "stripe_event_class",
 ]

@@ -1,0 +1,288 @@
+"""The Stripe projections' writes: the guarded upsert of one object's state, and the mirroring of a
+subscription's metadata onto its invoices and their charges. Each is one statement, built once.
+
+Concurrent deliveries of one object cannot race: the upsert decides "is mine newer" inside its own
+INSERT ... ON CONFLICT DO UPDATE ... WHERE, with the row locked, against whatever was committed first.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from billing_runtime.db import table_of
+from sqlalchemy import (
+    ARRAY,
+    Boolean,
+    ColumnElement,
+    Insert,
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal_column,
+    not_,
+    null,
+    or_,
+    select,
+    tuple_,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from providers_svc.db.stripe_objects import StripeObjectRow
+from providers_svc.domain.stripe_objects import ObjectState, sole_tenant
+
+
+@dataclass(frozen=True)
+class StoredChange:
+    """A row as a write left it, with whether the write inserted it."""
+
+    row: dict[str, Any]
+    inserted: bool
+
+
+def _table() -> Table:
+    return table_of(StripeObjectRow)
+
+
+def tenant_expression(
+    metadata: ColumnElement[Any], subscription_metadata: ColumnElement[Any]
+) -> ColumnElement[str | None]:
+    """The attribution rule (domain/stripe_objects.py) in SQL, where the mirrored subscription metadata
+    is known: the object's ``metadata.tenant_id`` if it is one of the account's tenants
+    (``:tenant_ids``), else the subscription metadata's under the same condition, else the account's
+    only tenant (``:sole_tenant``)."""
+    tenant_ids = bindparam("tenant_ids", type_=ARRAY(String()))
+    own = metadata.op("->>")("tenant_id")
+    mirrored = subscription_metadata.op("->>")("tenant_id")
+    return case(
+        (own == func.any(tenant_ids), own),
+        (mirrored == func.any(tenant_ids), mirrored),
+        else_=bindparam("sole_tenant", type_=String()),
+    )
+
+
+def _json(name: str) -> ColumnElement[Any]:
+    # none_as_null: a Python None is SQL NULL (JSONB's default writes JSON ``null``).
+    return cast(bindparam(name, type_=JSONB(none_as_null=True)), JSONB(none_as_null=True))
+
+
+@functools.cache
+def _upsert() -> Insert:
+    t = _table()
+    other = _table().alias("other")
+    # What an invoice mirrors: its subscription's projected metadata, else its own copy of it; what a
+    # charge mirrors: its invoice's mirrored metadata.
+    of_subscription = (
+        select(other.c.object_metadata)
+        .where(
+            other.c.account_id == bindparam("account_id"),
+            other.c.object == "subscription",
+            other.c.stripe_id == bindparam("subscription"),
+        )
+        .scalar_subquery()
+    )
+    of_invoice = (
+        select(other.c.subscription_metadata)
+        .where(
+            other.c.account_id == bindparam("account_id"),
+            other.c.object == "invoice",
+            other.c.stripe_id == bindparam("invoice"),
+        )
+        .scalar_subquery()
+    )
+    kind = bindparam("object", type_=String())
+    mirrored = case(
+        (kind == "invoice", func.coalesce(of_subscription, _json("own_subscription_metadata"))),
+        (kind == "charge", of_invoice),
+        else_=null(),
+    )
+    values: dict[str, ColumnElement[Any]] = {
+        "account_id": bindparam("account_id", type_=String()),
+        "object": kind,
+        "stripe_id": bindparam("stripe_id", type_=String()),
+        "stripe_account": bindparam("stripe_account", type_=String()),
+        "livemode": bindparam("livemode", type_=Boolean()),
+        "deleted": bindparam("deleted", type_=Boolean()),
+        "created": bindparam("created", type_=t.c.created.type),
+        "customer": bindparam("customer", type_=String()),
+        "status": bindparam("status", type_=String()),
+        "amount": bindparam("amount", type_=t.c.amount.type),
+        "currency": bindparam("currency", type_=String()),
+        "object_metadata": _json("object_metadata"),
+        "subscription": bindparam("subscription", type_=String()),
+        "invoice": bindparam("invoice", type_=String()),
+        "own_subscription_metadata": _json("own_subscription_metadata"),
+        "data": _json("data"),
+        "version_time": bindparam("version_time", type_=t.c.version_time.type),
+        "version_rank": bindparam("version_rank", type_=t.c.version_rank.type),
+        "version_progress": bindparam("version_progress", type_=t.c.version_progress.type),
+        "event_id": bindparam("event_id", type_=String()),
+        "event_type": bindparam("event_type", type_=String()),
+        "updated_at": bindparam("updated_at", type_=t.c.updated_at.type),
+    }
+    values["subscription_metadata"] = mirrored
+    values["tenant_id"] = tenant_expression(_json("object_metadata"), mirrored)
+    values["sequence"] = literal_column("1")
+    insert = pg_insert(t).from_select(list(values), select(*(v.label(k) for k, v in values.items())))
+    new = insert.excluded
+    # A deletion Stripe sends as a stub (``{"id", "object", "deleted": true}``) marks the stored
+    # object deleted and keeps what was known of it.
+    stub = bindparam("stub", type_=Boolean())
+
+    def kept(column: str) -> ColumnElement[Any]:
+        return case((stub, func.coalesce(new[column], t.c[column])), else_=new[column])
+
+    replaced = ("stripe_account", "livemode", "deleted", "version_time", "version_rank", "version_progress")
+    updates: dict[str, Any] = {c: new[c] for c in (*replaced, "event_id", "event_type", "updated_at")}
+    for column in ("customer", "status", "amount", "currency", "subscription", "invoice"):
+        updates[column] = kept(column)
+    # A stub has no metadata to attribute it by: the stored attribution stands.
+    updates["tenant_id"] = case((stub, func.coalesce(t.c.tenant_id, new.tenant_id)), else_=new.tenant_id)
+    for column in ("subscription_metadata", "own_subscription_metadata"):
+        updates[column] = kept(column)
+    updates["object_metadata"] = case((stub, t.c.object_metadata), else_=new.object_metadata)
+    updates["data"] = case((stub, t.c.data.op("||")(new.data)), else_=new.data)
+    updates["sequence"] = t.c.sequence + 1
+    stored_version = tuple_(t.c.version_time, t.c.version_rank, t.c.version_progress, t.c.event_id)
+    new_version = tuple_(new.version_time, new.version_rank, new.version_progress, new.event_id)
+    # A deletion is final: it beats every stored state, and nothing replaces it.
+    newer = and_(not_(t.c.deleted), or_(new.deleted, stored_version < new_version))
+    return insert.on_conflict_do_update(
+        index_elements=[t.c.account_id, t.c.object, t.c.stripe_id], set_=updates, where=newer
+    ).returning(*t.c, (literal_column("xmax") == literal_column("0")).label("inserted"))
+
+
+def upsert_params(state: ObjectState, tenant_ids: tuple[str, ...], now: datetime, *, stub: bool) -> dict[str, Any]:
+    return {
+        "account_id": state.account_id,
+        "object": state.kind,
+        "stripe_id": state.stripe_id,
+        "stripe_account": state.stripe_account,
+        "livemode": state.livemode,
+        "deleted": state.deleted,
+        "created": state.created,
+        "customer": state.customer,
+        "status": state.status,
+        "amount": state.amount,
+        "currency": state.currency,
+        "object_metadata": state.metadata,
+        "subscription": state.subscription,
+        "invoice": state.invoice,
+        "own_subscription_metadata": state.own_subscription_metadata,
+        "data": state.stripe_object,
+        "version_time": state.version.time,
+        "version_rank": state.version.rank,
+        "version_progress": state.version.progress,
+        "event_id": state.version.event_id,
+        "event_type": state.event_type,
+        "updated_at": now,
+        "tenant_ids": list(tenant_ids),
+        "sole_tenant": sole_tenant(tenant_ids),
+        "stub": stub,
+    }
+
+
+async def upsert(
+    session: AsyncSession, state: ObjectState, tenant_ids: tuple[str, ...], now: datetime
+) -> StoredChange | None:
+    """Store ``state`` unless the stored one is newer (or deleted); the row as stored when it was
+    written, None when it was not."""
+    stub = state.deleted and state.stripe_object.get("deleted") is True
+    result = await session.execute(_upsert(), upsert_params(state, tenant_ids, now, stub=stub))
+    row = result.mappings().first()
+    if row is None:
+        return None
+    values = dict(row)
+    inserted = bool(values.pop("inserted"))
+    return StoredChange(values, inserted)
+
+
+def _mirror_update(kind: str, which: ColumnElement[bool]) -> Any:
+    """UPDATE the rows of ``kind`` chosen by ``which`` to carry ``:p_metadata`` as their subscription
+    metadata (and the tenant it attributes), when they do not already."""
+    t = _table()
+    metadata = _json("p_metadata")
+    return (
+        t.update()
+        .where(
+            t.c.account_id == bindparam("p_account"),
+            t.c.object == kind,
+            which,
+            # A deleted object is final: nothing changes it any more.
+            not_(t.c.deleted),
+            t.c.subscription_metadata.is_distinct_from(metadata),
+        )
+        .values(
+            subscription_metadata=metadata,
+            tenant_id=tenant_expression(t.c.object_metadata, metadata),
+            sequence=t.c.sequence + 1,
+            updated_at=bindparam("p_now"),
+        )
+        .returning(*t.c)
+    )
+
+
+@functools.cache
+def _mirror_subscription() -> Any:
+    t = _table()
+    other = _table().alias("other")
+    invoices_of = select(other.c.stripe_id).where(
+        other.c.account_id == bindparam("p_account"),
+        other.c.object == "invoice",
+        other.c.subscription == bindparam("p_subscription"),
+    )
+    invoices = _mirror_update("invoice", t.c.subscription == bindparam("p_subscription")).cte("invoices")
+    charges = _mirror_update("charge", t.c.invoice.in_(invoices_of)).cte("charges")
+    return union_all(select(invoices), select(charges))
+
+
+@functools.cache
+def _mirror_invoice() -> Any:
+    t = _table()
+    return _mirror_update("charge", t.c.invoice == bindparam("p_invoice"))
+
+
+async def mirror_subscription(
+    session: AsyncSession, change: StoredChange, tenant_ids: tuple[str, ...], now: datetime
+) -> list[dict[str, Any]]:
+    """Copy a stored subscription's metadata onto its invoices and their charges (the ones that
+    arrived before it, or that carry an older copy); the rows changed."""
+    row = change.row
+    params = {
+        "p_account": row["account_id"],
+        "p_subscription": row["stripe_id"],
+        "p_metadata": row["object_metadata"],
+        "tenant_ids": list(tenant_ids),
+        "sole_tenant": sole_tenant(tenant_ids),
+        "p_now": now,
+    }
+    result = await session.execute(_mirror_subscription(), params)
+    return [dict(r) for r in result.mappings()]
+
+
+async def mirror_invoice(
+    session: AsyncSession, change: StoredChange, tenant_ids: tuple[str, ...], now: datetime
+) -> list[dict[str, Any]]:
+    """Copy a stored invoice's mirrored subscription metadata onto its charges; the rows changed."""
+    row = change.row
+    if row["subscription_metadata"] is None:
+        return []
+    params = {
+        "p_account": row["account_id"],
+        "p_invoice": row["stripe_id"],
+        "p_metadata": row["subscription_metadata"],
+        "tenant_ids": list(tenant_ids),
+        "sole_tenant": sole_tenant(tenant_ids),
+        "p_now": now,
+    }
+    result = await session.execute(_mirror_invoice(), params)
+    return [dict(r) for r in result.mappings()]

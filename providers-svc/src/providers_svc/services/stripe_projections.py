@@ -1,0 +1,91 @@
+"""The Stripe billing projections' follower: each verified Stripe event's object (charges, refunds,
+disputes, customers, subscriptions, invoices, products) upserted on (provider account, object, Stripe
+id) so that repeated and reordered deliveries converge to its newest state, subscription metadata
+mirrored onto invoices and charges, and every change published as ``stripe.<object>.<action>``.
+
+It runs inside the webhook's unit of work (``StripeEventFollower``), the transaction that records
+the event in the inbox: its writes and its outbox rows commit with it or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from billing_contracts.envelope import utcnow
+from billing_contracts.events.stripe import StripeObjectChange, stripe_event_class
+
+from providers_svc.db.stripe_writes import mirror_invoice, mirror_subscription, upsert
+from providers_svc.domain.stripe_events import VerifiedStripeEvent
+from providers_svc.domain.stripe_objects import KINDS, action_of, state_of
+from providers_svc.services.uow import ProvidersUnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+async def project_event(uow: ProvidersUnitOfWork, event: VerifiedStripeEvent) -> None:
+    """Project ``event``'s object, if it is one of the projected kinds; a state older than the
+    stored one (or any state of a deleted object) changes nothing and publishes nothing.
+
+    One statement for the object, and at most one more to mirror a subscription's metadata onto its
+    invoices and their charges, or an invoice's onto its charges."""
+    state = state_of(event)
+    if state is None:
+        if event.object_type in KINDS:
+            # Verified, so Stripe's: but not storable (no usable id, a NUL). Never fails the webhook.
+            log.warning("stripe event %s (%s): object not projected", event.event_id, event.type)
+        return
+    now = utcnow()
+    change = await upsert(uow.session, state, event.tenant_ids, now)
+    if change is None:
+        return
+    _publish(uow, change.row, action_of(inserted=change.inserted, deleted=state.deleted), event)
+    if state.kind == "subscription":
+        mirrored = await mirror_subscription(uow.session, change, event.tenant_ids, now)
+    elif state.kind == "invoice":
+        mirrored = await mirror_invoice(uow.session, change, event.tenant_ids, now)
+    else:
+        return
+    for row in mirrored:
+        _publish(uow, row, "updated", event)
+
+
+def change_of(row: Mapping[str, Any]) -> StripeObjectChange:
+    """The published form of a stored row."""
+    return StripeObjectChange(
+        id=row["stripe_id"],
+        object=row["object"],
+        account_id=row["account_id"],
+        stripe_account=row["stripe_account"],
+        livemode=row["livemode"],
+        deleted=row["deleted"],
+        created=row["created"],
+        customer=row["customer"],
+        status=row["status"],
+        amount=row["amount"],
+        currency=row["currency"],
+        metadata=row["object_metadata"],
+        subscription_metadata=row["subscription_metadata"],
+        sequence=row["sequence"],
+        stripe_event_id=row["event_id"],
+        stripe_event_type=row["event_type"],
+        stripe_object=row["data"],
+    )
+
+
+def _publish(uow: ProvidersUnitOfWork, row: Mapping[str, Any], action: str, event: VerifiedStripeEvent) -> None:
+    # Every event names its tenant (EventBase): a row attributed to none is the operator's alone.
+    tenant_id = row["tenant_id"]
+    cls = stripe_event_class(row["object"], action)
+    if tenant_id is None or cls is None:
+        return
+    uow.emit(
+        cls(
+            tenant_id=tenant_id,
+            livemode=row["livemode"],
+            correlation_id=row["stripe_id"],
+            causation_id=event.event_id,
+            data=change_of(row),
+        )
+    )
