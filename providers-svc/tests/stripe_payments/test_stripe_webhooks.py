@@ -8,19 +8,17 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from datetime import UTC, datetime, timedelta
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from providers_svc.db.stripe import StripeIntentRow
-from providers_svc.domain.stripe_events import VerifiedStripeEvent
-from providers_svc.services.uow import ProvidersUnitOfWork
 from providers_svc.db.models import ProviderTransactionRow
+from providers_svc.db.stripe import StripeIntentRow
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .conftest import TENANT, ShopFactory, StripeShop, new_webhook_secret, stripe_event
+from .conftest import TENANT, ShopFactory, StripeShop, stripe_event
 
 pytestmark = pytest.mark.postgres
 
