@@ -16,7 +16,7 @@ from providers_svc.adapters.stripe import NAME, StripeAdapter
 from providers_svc.adapters.stripe.amounts import from_stripe
 from providers_svc.domain.stripe_events import VerifiedStripeEvent
 from providers_svc.domain.transactions import CallbackResult
-from providers_svc.services.stripe_outcomes import Outcome, _id_of, _locked
+from providers_svc.services.stripe_outcomes import Outcome, id_of, locked_transaction
 from providers_svc.services.uow import ProvidersUnitOfWork
 
 DISPUTE_PUBLISHED = "dispute"
@@ -46,13 +46,13 @@ async def apply_dispute(
     unit: ProvidersUnitOfWork, event: VerifiedStripeEvent, adapter: StripeAdapter, row_id: str
 ) -> Outcome:
     dispute = event.object
-    intent_id = _id_of(dispute.get("payment_intent"))
-    charge_id = _id_of(dispute.get("charge"))
+    intent_id = id_of(dispute.get("payment_intent"))
+    charge_id = id_of(dispute.get("charge"))
     if intent_id is None and charge_id is not None:
         # An older API version names only the charge: its intent says which payment it is.
-        intent_id = _id_of((await adapter.api.charge(charge_id)).get("payment_intent"))
-    txn = await _locked(unit, adapter, our_id=None, intent_id=intent_id)
-    dispute_id = _id_of(dispute.get("id"))
+        intent_id = id_of((await adapter.api.charge(charge_id)).get("payment_intent"))
+    txn = await locked_transaction(unit, adapter, our_id=None, intent_id=intent_id)
+    dispute_id = id_of(dispute.get("id"))
     amount, currency = dispute.get("amount"), str(dispute.get("currency") or "").upper()
     ours = from_stripe(amount, currency) if isinstance(amount, int) and not isinstance(amount, bool) else None
     if txn is None or dispute_id is None or ours is None:
@@ -70,7 +70,7 @@ async def apply_dispute(
                 provider_transaction_id=txn.id,
                 provider_dispute_id=dispute_id,
                 status=str(dispute.get("status") or "needs_response"),
-                reason=_id_of(dispute.get("reason")),
+                reason=id_of(dispute.get("reason")),
                 amount=ours,
                 currency=currency,
                 funds_withdrawn=funds_withdrawn(event.type, dispute),

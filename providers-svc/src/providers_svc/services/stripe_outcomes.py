@@ -72,18 +72,18 @@ class Outcome:
     after_commit: Callable[[], None] = field(default=lambda: None)
 
 
-def _id_of(value: Any) -> str | None:
+def id_of(value: Any) -> str | None:
     if isinstance(value, Mapping):
         value = value.get("id")
     return value if isinstance(value, str) and value else None
 
 
-def _our_id(obj: Mapping[str, Any]) -> str | None:
+def our_id_of(obj: Mapping[str, Any]) -> str | None:
     metadata = obj.get("metadata")
-    return _id_of(metadata.get(METADATA_TRANSACTION)) if isinstance(metadata, Mapping) else None
+    return id_of(metadata.get(METADATA_TRANSACTION)) if isinstance(metadata, Mapping) else None
 
 
-async def _locked(
+async def locked_transaction(
     unit: ProvidersUnitOfWork, adapter: StripeAdapter, *, our_id: str | None, intent_id: str | None
 ) -> Transaction | None:
     """Our transaction the object speaks of, locked; only one started with this very account."""
@@ -103,25 +103,25 @@ async def apply_outcome(
     """The event's effect on a payment; None for an event type that has none."""
     obj = event.object
     if event.type in INTENT_EVENTS:
-        intent_id = _id_of(obj.get("id"))
-        txn = await _locked(unit, adapter, our_id=_our_id(obj), intent_id=intent_id)
+        intent_id = id_of(obj.get("id"))
+        txn = await locked_transaction(unit, adapter, our_id=our_id_of(obj), intent_id=intent_id)
         if txn is None or intent_id is None:
             return Outcome(CallbackResult.UNKNOWN_TRANSACTION.value)
         return await _IntentEvent(unit, event, adapter, row_id, now, txn).apply(intent_id, obj)
     if event.type in CHARGE_EVENTS:
-        intent_id = _id_of(obj.get("payment_intent"))
-        txn = await _locked(unit, adapter, our_id=_our_id(obj), intent_id=intent_id)
+        intent_id = id_of(obj.get("payment_intent"))
+        txn = await locked_transaction(unit, adapter, our_id=our_id_of(obj), intent_id=intent_id)
         if txn is None or intent_id is None:
             return Outcome(CallbackResult.UNKNOWN_TRANSACTION.value)
         return await _IntentEvent(unit, event, adapter, row_id, now, txn).charge(intent_id, obj)
     if event.type in SESSION_EVENTS:
-        our_id = _id_of(obj.get("client_reference_id")) or _our_id(obj)
-        txn = await _locked(unit, adapter, our_id=our_id, intent_id=None)
+        our_id = id_of(obj.get("client_reference_id")) or our_id_of(obj)
+        txn = await locked_transaction(unit, adapter, our_id=our_id, intent_id=None)
         if txn is None:
             return Outcome(CallbackResult.UNKNOWN_TRANSACTION.value)
         return await _IntentEvent(unit, event, adapter, row_id, now, txn).session(obj)
     if event.type in REFUND_EVENTS:
-        txn = await _locked(unit, adapter, our_id=_our_id(obj), intent_id=_id_of(obj.get("payment_intent")))
+        txn = await locked_transaction(unit, adapter, our_id=our_id_of(obj), intent_id=id_of(obj.get("payment_intent")))
         return Outcome(
             REFUND_RECORDED if txn is not None else CallbackResult.UNKNOWN_TRANSACTION.value,
             txn.id if txn is not None else None,
@@ -234,10 +234,10 @@ class _IntentEvent:
     async def session(self, session: Mapping[str, Any]) -> Outcome:
         if (refused := self._refused()) is not None:
             return refused
-        session_id = _id_of(session.get("id")) or ""
+        session_id = id_of(session.get("id")) or ""
         if self._foreign(session_id):
             return Outcome(UNKNOWN_PAYMENT, self.txn.id)
-        intent_id = _id_of(session.get("payment_intent"))
+        intent_id = id_of(session.get("payment_intent"))
         state = await self.unit.stripe.intent_state(self.txn.id)
         if intent_id is not None and (state is None or state.payment_intent_id != intent_id):
             kept = IntentState(

@@ -21,7 +21,7 @@ from typing import Any
 from billing_contracts.envelope import utcnow
 from billing_runtime.ids import new_id
 
-from providers_svc.adapters.stripe import NAME, StripeProvider
+from providers_svc.adapters.stripe import NAME, StripeAdapter, StripeProvider
 from providers_svc.adapters.stripe.webhooks import signed_by
 from providers_svc.domain.accounts import BoundAccount
 from providers_svc.domain.stripe_events import StripeEventFollower, VerifiedStripeEvent
@@ -190,7 +190,9 @@ class StripeWebhooks:
         outcome.after_commit()
         return StripeHandled(outcome.result, event.type, outcome.anomaly)
 
-    async def _act(self, unit: ProvidersUnitOfWork, event: VerifiedStripeEvent, adapter: Any, row_id: str) -> Outcome:
+    async def _act(
+        self, unit: ProvidersUnitOfWork, event: VerifiedStripeEvent, adapter: StripeAdapter, row_id: str
+    ) -> Outcome:
         if event.type.startswith("charge.dispute."):
             return await apply_dispute(unit, event, adapter, row_id)
         outcome = await apply_outcome(unit, event, adapter, row_id, self.clock())

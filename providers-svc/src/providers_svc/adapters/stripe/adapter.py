@@ -37,7 +37,6 @@ from providers_svc.domain.stripe_payments import (
     failure_of,
     intent_status,
     page_token,
-    session_paid,
 )
 from providers_svc.domain.transactions import Transaction, TransactionStatus
 
@@ -236,9 +235,6 @@ class StripeAdapter:
             if status == "failed"
             else None,
         )
-
-    def paid(self, session: Json) -> bool:
-        return session_paid(session)
 
 
 @dataclass(frozen=True)

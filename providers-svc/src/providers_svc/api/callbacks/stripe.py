@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-from billing_runtime.outages import is_database_outage
+from billing_runtime.outages import is_database_outage, is_lock_conflict
 
 from providers_svc.adapters.base import ProviderError
 from providers_svc.adapters.stripe import NAME
@@ -57,7 +57,9 @@ async def stripe_webhook(request: web.Request) -> web.Response:
         log.warning("stripe webhook not processed yet: %s", type(exc).__name__)
         return _answer(503, "temporarily_unavailable", **{"Retry-After": "5"})
     except Exception as exc:
-        if not is_database_outage(exc):
+        # An outage, or PostgreSQL breaking a lock cycle with another payment's webhook: nothing was
+        # committed, and Stripe sends the event again.
+        if not (is_database_outage(exc) or is_lock_conflict(exc)):
             raise
         log.warning("stripe webhook not processed: %s", type(exc).__name__)
         return _answer(503, "temporarily_unavailable", **{"Retry-After": "5"})
