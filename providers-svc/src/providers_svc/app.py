@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 
 import aiohttp
@@ -204,6 +205,9 @@ def create_app(
         app[octo_callbacks_key] = OctoCallbacks(new_uow, ring, octo)
     stripe = registry.account_provider(STRIPE)
     if isinstance(stripe, StripeProvider):
+        # stripe-python logs every request and Stripe's error messages at INFO (an authentication error
+        # quotes part of the key): ours say what matters, without them.
+        logging.getLogger("stripe").setLevel(logging.WARNING)
         # Every follower of Stripe's events runs in the webhook's unit of work, in this order, after the
         # payment outcome and disputes (services/stripe_webhooks.py); the billing projections join here.
         followers: list[StripeEventFollower] = [*stripe_followers]
