@@ -105,6 +105,26 @@ class TestBadInput:
         assert (await resp.json())["error"] in ("invalid_payload", "invalid_signature")
         await _nothing_recorded(db_read)
 
+    async def test_signed_oddities_are_a_400_or_nothing_never_a_500(self, shop: StripeShop, db_read: Any) -> None:
+        started = await shop.start()
+        nested = '{"id": "evt_deep", "type": "x", "created": 1, "livemode": false, "data": {"object": ' + "[" * 5000
+        nested += "]" * 5000 + "}}"
+        for body in (
+            nested,
+            json.dumps(stripe_event("customer.created", {"id": "cus_1"}, event_id="evt_\x00nul")),
+            json.dumps(stripe_event("customer.created", {"id": "cus_1"}, account="acct_\x00")),
+        ):
+            resp = await shop.client.post(
+                "/billing/stripe", data=body, headers={"Stripe-Signature": signature_header(body, shop.webhook_secret)}
+            )
+            assert (resp.status, await resp.json()) == (400, {"error": "invalid_payload"})
+        await _nothing_recorded(db_read)
+        # An id of ours with a NUL names no transaction: recorded, nothing moves.
+        bad = _pi(started, "succeeded", metadata={"transaction_id": "ptx_\x00"}, id="pi_\x00")
+        assert (await shop.send(stripe_event("payment_intent.succeeded", bad))).status == 200
+        [row] = await db_read("events")
+        assert row["result"] == "unknown_transaction"
+
     async def test_a_huge_body_is_a_413(self, shop: StripeShop, db_read: Any) -> None:
         body = json.dumps({"padding": "x" * (600 * 1024)})
         resp = await shop.client.post(

@@ -75,7 +75,11 @@ class Outcome:
 def id_of(value: Any) -> str | None:
     if isinstance(value, Mapping):
         value = value.get("id")
-    return value if isinstance(value, str) and value else None
+    # Stripe's ids and ours are short and printable; anything else names nothing (and a NUL could not
+    # even be looked up in PostgreSQL).
+    if isinstance(value, str) and 0 < len(value) <= 255 and value.isprintable():
+        return value
+    return None
 
 
 def our_id_of(obj: Mapping[str, Any]) -> str | None:

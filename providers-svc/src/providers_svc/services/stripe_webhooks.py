@@ -70,7 +70,7 @@ class _Envelope:
 def parse_event(body: str) -> _Envelope:
     try:
         event = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise StripeWebhookRejected("invalid_payload") from None
     if not isinstance(event, dict):
         raise StripeWebhookRejected("invalid_payload")
@@ -89,6 +89,7 @@ def parse_event(body: str) -> _Envelope:
         or not isinstance(data, dict)
         or not isinstance(data.get("object"), dict)
         or not (account is None or (isinstance(account, str) and len(account) <= 255))
+        or any(_control(text) for text in (event_id, type_, account or ""))
     ):
         raise StripeWebhookRejected("invalid_payload")
     previous = data.get("previous_attributes")
@@ -102,6 +103,11 @@ def parse_event(body: str) -> _Envelope:
         previous_attributes=previous if isinstance(previous, dict) else None,
         raw=event,
     )
+
+
+def _control(text: str) -> bool:
+    # A NUL (or any control character) names nothing of Stripe's and cannot be stored by PostgreSQL.
+    return any(ord(c) < 32 for c in text)
 
 
 @dataclass(frozen=True)
