@@ -220,3 +220,29 @@ class TestCaptureCancelRefund:
         with pytest.raises(ProviderRejectedError) as caught:
             await (await shop.adapter()).refund(txn, refund_id="rfnd_x", amount=100, reason=None)
         assert caught.value.code == "stripe_not_paid"
+
+
+class TestCancelThroughTheInternalApi:
+    async def test_a_cancelled_payment_releases_its_intent(self, shop: StripeShop, db_read: Any) -> None:
+        started = await shop.start()
+        resp = await shop.client.post(
+            f"/internal/payments/{started['payment_id']}/cancel", headers=shop.internal_headers(TENANT)
+        )
+        assert resp.status == 200, await resp.text()
+        assert await resp.json() == {"cancelled": True}
+        intent = await shop.localstripe.call(
+            "GET", f"/v1/payment_intents/{started['provider_reference']}", shop.secret_key
+        )
+        assert intent["status"] == "canceled"
+        [txn] = await db_read("transactions")
+        assert txn["status"] == "cancelled"
+
+    async def test_a_payment_paid_at_stripe_is_not_cancellable(self, shop: StripeShop, db_read: Any) -> None:
+        started = await shop.start()
+        await _paid_intent(shop, started)  # paid at Stripe; its webhook has not arrived yet
+        resp = await shop.client.post(
+            f"/internal/payments/{started['payment_id']}/cancel", headers=shop.internal_headers(TENANT)
+        )
+        assert resp.status == 409
+        [txn] = await db_read("transactions")
+        assert txn["status"] == "pending"
