@@ -273,6 +273,37 @@ class TestPublicRoutes:
         assert resp.headers["Content-Type"] == "text/html; charset=utf-8"
         assert "Authorization" not in providers.last.headers
 
+    async def test_a_stripe_event_reaches_providers_byte_for_byte(
+        self, gateway: Gateway, providers: FakeUpstream
+    ) -> None:
+        # Stripe signs the exact bytes: spacing, key order and escapes must survive the relay.
+        raw = b'{\n  "id": "evt_1",  "type": "payment_intent.succeeded", "x": "\\u00e9\xc3\xa9"\n}'
+        resp = await gateway.client.post(
+            "/billing/stripe",
+            data=raw,
+            headers={"Stripe-Signature": "t=1,v1=abc,v1=def", "Content-Type": "application/json; charset=utf-8"},
+        )
+        assert resp.status == 200
+        assert providers.last.body == raw
+        assert providers.last.headers["Stripe-Signature"] == "t=1,v1=abc,v1=def"
+
+    async def test_stripe_payer_pages_keep_their_security_headers(
+        self, gateway: Gateway, providers: FakeUpstream
+    ) -> None:
+        headers = {
+            "Content-Type": "text/html; charset=utf-8",
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": "default-src 'none'; script-src https://js.stripe.com",
+            "Referrer-Policy": "no-referrer",
+        }
+        providers.reply("GET", "/pay/stripe/ptx_1/tok", Reply(200, b"<html></html>", headers))
+        resp = await gateway.client.get("/pay/stripe/ptx_1/tok", headers={"Authorization": "Bearer x"})
+        assert resp.status == 200
+        for name, value in headers.items():
+            assert resp.headers[name] == value
+        assert "Authorization" not in providers.last.headers
+        assert "X-Internal-Auth" not in providers.last.headers
+
     async def test_simulator_pages_go_to_providers_without_credentials(
         self, gateway: Gateway, providers: FakeUpstream
     ) -> None:

@@ -107,12 +107,21 @@ def make_client(aiohttp_client: Any, engine: AsyncEngine, bus: MemoryBus, settin
     """
 
     async def make(
-        roles: tuple[str, ...] = ("api",), account_providers: tuple[Any, ...] | list[Any] = (), **overrides: Any
+        roles: tuple[str, ...] = ("api",),
+        account_providers: tuple[Any, ...] | list[Any] = (),
+        stripe_followers: tuple[Any, ...] | list[Any] = (),
+        **overrides: Any,
     ) -> TestClient[web.Request, web.Application]:
         app_settings = settings.model_copy(update=overrides)
-        client: TestClient[web.Request, web.Application] = await aiohttp_client(
-            create_app(app_settings, engine=engine, bus=bus, roles=roles, account_providers=account_providers)
+        app = create_app(
+            app_settings,
+            engine=engine,
+            bus=bus,
+            roles=roles,
+            account_providers=account_providers,
+            stripe_followers=stripe_followers,
         )
+        client: TestClient[web.Request, web.Application] = await aiohttp_client(app)
         return client
 
     return make

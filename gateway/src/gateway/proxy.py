@@ -80,6 +80,10 @@ ROUTES = (
     ProxyRoute("/sandbox", PROVIDERS, tenant=False, internal=False, pages=True),
     # The provider simulators' payer pages and fake provider APIs (test tenants only, API.md).
     ProxyRoute("/simulators", PROVIDERS, tenant=False, internal=False, pages=True),
+    # Payer pages of real provider accounts (Stripe's for flow=payment_intent), live tenants' too: not
+    # /simulators (test tenants only) nor /sandbox (the sandbox bank's); the unguessable link is the
+    # payer's credential, as on the other payer pages.
+    ProxyRoute("/pay", PROVIDERS, tenant=False, internal=False, pages=True),
 )
 
 

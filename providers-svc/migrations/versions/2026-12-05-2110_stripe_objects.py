@@ -2,7 +2,7 @@
 products of every Stripe provider account), one row per (account, object, Stripe id)
 
 Revision ID: stripe_objects
-Revises: provider_accounts_notify
+Revises: stripe_intents
 Create Date: 2026-12-05 21:10:00
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "stripe_objects"
-down_revision = "provider_accounts_notify"
+down_revision = "stripe_intents"
 branch_labels = None
 depends_on = None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 
 import aiohttp
@@ -22,8 +23,11 @@ from providers_svc.adapters.payme import NAME as PAYME
 from providers_svc.adapters.payme import PaymeProvider
 from providers_svc.adapters.sandbox import NAME as SANDBOX
 from providers_svc.adapters.sandbox import SandboxProvider
+from providers_svc.adapters.stripe import NAME as STRIPE
+from providers_svc.adapters.stripe import StripeProvider
 from providers_svc.api.routes import setup_routes
 from providers_svc.db.models import outbox
+from providers_svc.domain.stripe_events import StripeEventFollower
 from providers_svc.keys import (
     account_copies_key,
     bank_key,
@@ -37,6 +41,7 @@ from providers_svc.keys import (
     plumbing_key,
     registry_key,
     settings_key,
+    stripe_webhooks_key,
     templates_key,
     uow_factory_key,
 )
@@ -49,6 +54,8 @@ from providers_svc.services.directory import ProviderDirectory
 from providers_svc.services.octo import OctoCallbacks
 from providers_svc.services.payme import PaymeMerchant
 from providers_svc.services.payme_accounts import PaymeAccounts
+from providers_svc.services.stripe_projections import project_event
+from providers_svc.services.stripe_webhooks import StripeWebhooks
 from providers_svc.services.uow import ProvidersUnitOfWork, UowFactory
 from providers_svc.settings import Settings
 
@@ -78,6 +85,7 @@ def build_registry(
         OCTO: lambda: OctoProvider(
             http=_required(http), notify_url=settings.octo_notify_url, simulator_base=settings.octo_simulator_base
         ),
+        STRIPE: lambda: StripeProvider(http=_required(http), page_base=settings.stripe_page_base),
     }
     if uow is not None:
         account_factories[PAYME] = lambda: PaymeProvider(uow, settings.public_gateway_url)
@@ -120,6 +128,7 @@ def create_app(
     bus: Bus | None = None,
     roles: Iterable[str] = ("api", "worker"),
     account_providers: Iterable[AccountProvider] = (),
+    stripe_followers: Iterable[StripeEventFollower] = (),
 ) -> web.Application:
     """The providers-svc application.
 
@@ -127,6 +136,7 @@ def create_app(
     ``worker`` runs the outbox relay and the sandbox bank's callback sender. Both serve health routes.
     ``engine``/``bus`` may be shared (tests, the embedded runner); what is given is not closed here.
     ``account_providers``: more providers paid through accounts, beside the enabled ones (tests).
+    ``stripe_followers``: more followers of Stripe's verified events, after the service's own (tests).
     """
     role_set = frozenset(roles)
     if not role_set or not role_set <= ROLES:
@@ -156,7 +166,7 @@ def create_app(
         internal_audience="providers",
         # payments-svc starts, checks and cancels payments; the gateway will manage provider accounts.
         internal_issuers={"payments", "gateway"},
-        public_prefixes=("/billing/", "/sandbox/", "/simulators/"),
+        public_prefixes=("/billing/", "/sandbox/", "/simulators/", "/pay/"),
     )
 
     def new_uow() -> ProvidersUnitOfWork:
@@ -194,6 +204,15 @@ def create_app(
     octo = registry.account_provider(OCTO)
     if isinstance(octo, OctoProvider):
         app[octo_callbacks_key] = OctoCallbacks(new_uow, ring, octo)
+    stripe = registry.account_provider(STRIPE)
+    if isinstance(stripe, StripeProvider):
+        # stripe-python logs every request and Stripe's error messages at INFO (an authentication error
+        # quotes part of the key): ours say what matters, without them.
+        logging.getLogger("stripe").setLevel(logging.WARNING)
+        # Every follower of Stripe's events runs in the webhook's unit of work, in this order, after the
+        # payment outcome and disputes (services/stripe_webhooks.py): the billing projections first.
+        followers: list[StripeEventFollower] = [project_event, *stripe_followers]
+        app[stripe_webhooks_key] = StripeWebhooks(new_uow, copies, stripe, followers)
 
     # Order matters: cleanup runs in reverse, so background tasks stop before the HTTP client closes.
     app.cleanup_ctx.append(_http_client)

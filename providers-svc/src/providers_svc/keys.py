@@ -15,6 +15,7 @@ from providers_svc.services.account_copies import AccountCopies
 from providers_svc.services.directory import ProviderDirectory
 from providers_svc.services.octo import OctoCallbacks
 from providers_svc.services.payme import PaymeMerchant
+from providers_svc.services.stripe_webhooks import StripeWebhooks
 from providers_svc.services.uow import UowFactory
 from providers_svc.settings import Settings
 
@@ -37,3 +38,5 @@ http_client_key = web.AppKey("http_client", aiohttp.ClientSession)
 payme_merchant_key = web.AppKey("payme_merchant", PaymeMerchant)
 # Octo's notify callback use case (only when Octo is enabled).
 octo_callbacks_key = web.AppKey("octo_callbacks", OctoCallbacks)
+# Stripe's webhook use case, with the adapter provider and the event followers (only when Stripe is enabled).
+stripe_webhooks_key = web.AppKey("stripe_webhooks", StripeWebhooks)

@@ -35,7 +35,7 @@ class Settings(InternalServiceSettings):
     # Where payers and providers reach us: the gateway. Payer page links and sandbox callbacks use it.
     public_gateway_url: str = "http://127.0.0.1:8000"
     enabled_providers: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["sandbox", "payme", "click", "octo"]
+        default_factory=lambda: ["sandbox", "payme", "click", "octo", "stripe"]
     )
     # A test tenant without an account of Payme, Click or Octo is served by that provider's simulator
     # (API.md "Provider accounts"); off: such a provider is offered only where an account is assigned.
@@ -113,3 +113,8 @@ class Settings(InternalServiceSettings):
     def octo_simulator_base(self) -> str:
         """The fake Octo server's api_base (computed, never stored: the embedded mode's ports change)."""
         return self.public_gateway_url.rstrip("/") + "/simulators/octo"
+
+    @property
+    def stripe_page_base(self) -> str:
+        """Where the Stripe payer pages are (``flow=payment_intent``): ``/pay/stripe`` through the gateway."""
+        return self.public_gateway_url.rstrip("/") + "/pay/stripe"

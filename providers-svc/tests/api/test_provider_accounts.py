@@ -127,7 +127,61 @@ class TestCreate:
         }
         resp = await _create(client, admin, stripe)
         assert resp.status == 201
-        assert (await resp.json())["settings"] == {"api_base": "http://127.0.0.1:8420", "flow": "payment_intent"}
+        assert (await resp.json())["settings"] == {
+            "api_base": "http://127.0.0.1:8420",
+            "flow": "payment_intent",
+            "capture_method": "automatic",
+            "connected_account": "",
+            "publishable_key": "",
+        }
+
+    @pytest.mark.parametrize(
+        ("credentials", "given", "field"),
+        [
+            ({"secret_key": "pk_test_x", "webhook_secret": "whsec_x"}, {}, "credentials.secret_key"),
+            ({"secret_key": "sk_test_x", "webhook_secret": "whsek_x"}, {}, "credentials.webhook_secret"),
+            (
+                {"secret_key": "sk_test_x", "webhook_secret": "whsec_x"},
+                {"capture_method": "manuel"},
+                "settings.capture_method",
+            ),
+            (
+                {"secret_key": "sk_test_x", "webhook_secret": "whsec_x"},
+                {"connected_account": "acc_1"},
+                "settings.connected_account",
+            ),
+            (
+                {"secret_key": "sk_test_x", "webhook_secret": "whsec_x"},
+                {"publishable_key": "sk_test_1"},
+                "settings.publishable_key",
+            ),
+            ({"secret_key": "sk_test_x", "webhook_secret": "whsec_x"}, {"flow": "checkout"}, "settings.flow"),
+        ],
+    )
+    async def test_stripe_typos_are_refused(
+        self, client: Any, admin: dict[str, str], credentials: dict[str, str], given: dict[str, str], field: str
+    ) -> None:
+        body = {**PAYME, "provider": "stripe", "currencies": ["USD"], "credentials": credentials, "settings": given}
+        resp = await _create(client, admin, body)
+        assert resp.status == 422
+        assert field in [e["field"] for e in (await resp.json())["errors"]]
+
+    async def test_stripe_connect_and_elements_settings(self, client: Any, admin: dict[str, str]) -> None:
+        body = {
+            **PAYME,
+            "provider": "stripe",
+            "currencies": ["USD"],
+            "credentials": {"secret_key": "sk_live_abc", "webhook_secret": "whsec_abc"},
+            "settings": {
+                "connected_account": "acct_1AbC",
+                "publishable_key": "pk_live_abc",
+                "capture_method": "manual",
+            },
+        }
+        resp = await _create(client, admin, body)
+        assert resp.status == 201, await resp.text()
+        settings = (await resp.json())["settings"]
+        assert (settings["connected_account"], settings["capture_method"]) == ("acct_1AbC", "manual")
 
 
 class TestOnlyTheGateway:

@@ -155,7 +155,8 @@ class TestSettings:
         assert settings.port == 8002
         assert settings.public_gateway_url == "http://127.0.0.1:8000"
         assert settings.sandbox_pending_delay == 3
-        assert settings.enabled_providers == ["sandbox", "payme", "click", "octo"]
+        assert settings.enabled_providers == ["sandbox", "payme", "click", "octo", "stripe"]
+        assert settings.stripe_page_base == "http://127.0.0.1:8000/pay/stripe"
         assert settings.payer_page_base == "http://127.0.0.1:8000/sandbox/pay/"
         assert settings.sandbox_callback_url == "http://127.0.0.1:8000/billing/sandbox"
         assert "dev-sandbox" not in repr(settings)

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from providers_svc.api import internal
+from providers_svc.api import internal, stripe_pages
 from providers_svc.api.accounts import add_account_routes
 from providers_svc.api.callbacks import octo as octo_callbacks
 from providers_svc.api.callbacks import payme as payme_callbacks
 from providers_svc.api.callbacks import sandbox as sandbox_callbacks
+from providers_svc.api.callbacks import stripe as stripe_callbacks
 from providers_svc.api.callbacks.click import add_click_callback_routes
 from providers_svc.api.stripe_objects import add_stripe_object_routes
-from providers_svc.keys import http_client_key, key_ring_key, octo_callbacks_key, settings_key, uow_factory_key
+from providers_svc.keys import (
+    http_client_key,
+    key_ring_key,
+    octo_callbacks_key,
+    settings_key,
+    stripe_webhooks_key,
+    uow_factory_key,
+)
 from providers_svc.sandbox import pages
 from providers_svc.simulators import payme_pages
 from providers_svc.simulators.click import add_click_simulator_routes
@@ -35,6 +43,10 @@ def setup_routes(app: web.Application) -> None:
     add_click_simulator_routes(app)
     if octo_callbacks_key in app:  # Octo is enabled
         add_octo_routes(app)
+    if stripe_webhooks_key in app:  # Stripe is enabled
+        app.router.add_post("/billing/stripe", stripe_callbacks.stripe_webhook)
+        app.router.add_get("/pay/stripe/{transaction_id}/{token}", stripe_pages.pay_page)
+        app.router.add_post("/pay/stripe/{transaction_id}/{token}", stripe_pages.pay_submit)
 
 
 def add_octo_routes(app: web.Application) -> None:

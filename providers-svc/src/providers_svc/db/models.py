@@ -191,4 +191,5 @@ class TenantProviderAccountRow(Base):
 from providers_svc.db import click as _click  # noqa: E402, F401
 from providers_svc.db import octo as _octo  # noqa: E402, F401
 from providers_svc.db import payme as _payme  # noqa: E402, F401
+from providers_svc.db import stripe as _stripe  # noqa: E402, F401
 from providers_svc.db import stripe_objects as _stripe_objects  # noqa: E402, F401

@@ -50,10 +50,30 @@ _SETTINGS_DEFAULTS: Mapping[str, Mapping[str, str]] = {
     # signature_formula: PROTOCOLS.md §3.4 has two readings; the documented one unless Octo says otherwise.
     # auto_capture: "true" one-stage, "false" two-stage (we capture or cancel each authorised payment).
     "octo": {"api_base": "https://secure.octo.uz", "signature_formula": "documented", "auto_capture": "true"},
-    "stripe": {"flow": "checkout_session", "api_base": "https://api.stripe.com"},
+    # capture_method: "automatic", or "manual" (we capture each authorised intent, or cancel it when the
+    # payment may no longer be paid). connected_account (Connect: act for ``acct_...`` with the platform's
+    # key) and publishable_key (Stripe Elements on our payer page) are optional: "" is unset.
+    "stripe": {
+        "flow": "checkout_session",
+        "api_base": "https://api.stripe.com",
+        "capture_method": "automatic",
+        "connected_account": "",
+        "publishable_key": "",
+    },
 }
+# Settings that may stay unset (their default is ""): given, they must still be well formed.
+_OPTIONAL_SETTINGS = frozenset({("stripe", "connected_account"), ("stripe", "publishable_key")})
 _PAYME_CANCEL_AFTER_PERFORM = frozenset({"refund", "refuse"})
 _STRIPE_FLOWS = frozenset({"checkout_session", "payment_intent"})
+_STRIPE_CAPTURE_METHODS = frozenset({"automatic", "manual"})
+# Stripe's ids: ``acct_`` + letters and digits; keys ``sk_``/``rk_`` (secret, restricted) and ``pk_``
+# (publishable) of a mode; signing secrets ``whsec_``. Checked so a pasted typo is refused at once.
+_STRIPE_ACCOUNT = re.compile(r"acct_[A-Za-z0-9]{1,64}")
+_STRIPE_PUBLISHABLE_KEY = re.compile(r"pk_(test|live)_[A-Za-z0-9]{1,247}")
+_STRIPE_CREDENTIALS: Mapping[str, re.Pattern[str]] = {
+    "secret_key": re.compile(r"(sk|rk)_(test|live)_[A-Za-z0-9]{1,247}"),
+    "webhook_secret": re.compile(r"whsec_[A-Za-z0-9+/=]{1,250}"),
+}
 _OCTO_FORMULAS = frozenset({"documented", "unique_key"})
 _BOOLEANS = frozenset({"true", "false"})
 _CURRENCY = re.compile(r"[A-Z]{3}")
@@ -130,6 +150,8 @@ def check_credentials(provider: str, credentials: Mapping[str, Any], *, partial:
             problems.append(FieldProblem(f"credentials.{name}", "is not a valid credential value"))
         elif provider == "octo" and name == "shop_id" and not (value.isascii() and value.isdigit()):
             problems.append(FieldProblem("credentials.shop_id", "must be Octo's numeric shop id"))
+        elif provider == "stripe" and not _STRIPE_CREDENTIALS[name].fullmatch(value):
+            problems.append(FieldProblem(f"credentials.{name}", f"is not a Stripe {name.replace('_', ' ')}"))
         else:
             checked[name] = value
     if problems:
@@ -168,6 +190,9 @@ def check_settings(
     for name, value in settings.items():
         if name not in known:
             continue
+        if isinstance(value, str) and not value and (provider, name) in _OPTIONAL_SETTINGS:
+            merged[name] = value
+            continue
         if not isinstance(value, str) or not value:
             problems.append(FieldProblem(f"settings.{name}", "must be a non-empty string"))
             continue
@@ -189,9 +214,24 @@ def check_settings(
         problems.append(FieldProblem("settings.auto_capture", "must be true or false"))
     if provider == "stripe" and merged["flow"] not in _STRIPE_FLOWS:
         problems.append(FieldProblem("settings.flow", f"must be one of {', '.join(sorted(_STRIPE_FLOWS))}"))
+    if provider == "stripe":
+        problems.extend(_stripe_setting_problems(merged))
     if problems:
         raise AccountRuleError(problems)
     return merged
+
+
+def _stripe_setting_problems(merged: Mapping[str, str]) -> list[FieldProblem]:
+    problems = []
+    if merged["capture_method"] not in _STRIPE_CAPTURE_METHODS:
+        problems.append(FieldProblem("settings.capture_method", "must be one of automatic, manual"))
+    connected = merged["connected_account"]
+    if connected and not _STRIPE_ACCOUNT.fullmatch(connected):
+        problems.append(FieldProblem("settings.connected_account", "must be a Stripe account id (acct_...)"))
+    publishable = merged["publishable_key"]
+    if publishable and not _STRIPE_PUBLISHABLE_KEY.fullmatch(publishable):
+        problems.append(FieldProblem("settings.publishable_key", "must be a Stripe publishable key (pk_...)"))
+    return problems
 
 
 def check_assignment(account_provider: str, account_environment: str, provider: str, *, livemode: bool) -> None:

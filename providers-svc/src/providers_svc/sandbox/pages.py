@@ -44,6 +44,7 @@ def new_templates() -> jinja2.Environment:
             [
                 jinja2.PackageLoader("providers_svc", "sandbox/templates"),
                 jinja2.PackageLoader("providers_svc", "simulators/templates"),
+                jinja2.PackageLoader("providers_svc", "api/templates"),
             ]
         ),
         autoescape=True,

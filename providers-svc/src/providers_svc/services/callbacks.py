@@ -112,21 +112,7 @@ async def handle_notice(
                 )
                 return Handled(CallbackResult.LIVEMODE_REFUSED)
             row_id = new_id("pev")
-            kind: str | None = None
-            if notice.verdict is None:
-                result = CallbackResult.IGNORED
-            else:
-                kind = anomaly_kind(txn, notice.verdict, notice.amount, notice.currency)
-                if kind in ("amount_mismatch", "currency_mismatch"):
-                    # PRV-8: never report an outcome for money we did not ask for.
-                    result = CallbackResult.AMOUNT_MISMATCH
-                elif txn.status is TransactionStatus.PENDING:
-                    queue_outcome(uow, txn, notice, notice.verdict, row_id, now)
-                    result = CallbackResult.APPLIED
-                else:
-                    # PRV-3: a final state never flips. The event row keeps the provider's word for the record.
-                    result = late_verdict_result(txn.status, notice.verdict)
-            anomaly = queue_anomaly(uow, txn, notice, kind, row_id, now) if kind is not None else None
+            result, kind, anomaly = decide_notice(uow, txn, notice, row_id, now)
             event = IncomingEvent(
                 provider=notice.provider,
                 external_id=notice.external_id,
@@ -144,15 +130,7 @@ async def handle_notice(
                 # (siblings_cancel): PostgreSQL aborted one; it is decided again and finds its own closed.
                 continue
             if committed:
-                _log_late(notice, txn, result)
-                if anomaly is not None:
-                    log.error(
-                        "anomaly %s (%s): %s (provider event %s)",
-                        anomaly.anomaly_id,
-                        anomaly.kind,
-                        anomaly.detail,
-                        notice.external_id,
-                    )
+                log_outcome(notice, txn, result, anomaly)
                 return Handled(result, kind)
         seen, stored = await provider_event_seen(uow_factory, notice.provider, notice.external_id)
         if seen:
@@ -161,6 +139,44 @@ async def handle_notice(
                 return Handled(CallbackResult.AMOUNT_MISMATCH)
             return Handled(CallbackResult.DUPLICATE)
     raise TransactionBusy(notice.transaction_id)
+
+
+def decide_notice(
+    uow: ProvidersUnitOfWork, txn: Transaction, notice: ProviderNotice, row_id: str, now: datetime
+) -> tuple[CallbackResult, str | None, Anomaly | None]:
+    """What a verified notice does to ``txn`` as read: its result, the anomaly kind it is evidence of,
+    and that anomaly, with the transaction's move, the outcome event and the anomaly queued on ``uow``
+    (written only with the notice's event row ``row_id``, under whatever guards the caller's commit:
+    ``handle_notice``'s precondition, or a row lock the caller holds, as Stripe's webhook does)."""
+    kind: str | None = None
+    if notice.verdict is None:
+        result = CallbackResult.IGNORED
+    else:
+        kind = anomaly_kind(txn, notice.verdict, notice.amount, notice.currency)
+        if kind in ("amount_mismatch", "currency_mismatch"):
+            # PRV-8: never report an outcome for money we did not ask for.
+            result = CallbackResult.AMOUNT_MISMATCH
+        elif txn.status is TransactionStatus.PENDING:
+            queue_outcome(uow, txn, notice, notice.verdict, row_id, now)
+            result = CallbackResult.APPLIED
+        else:
+            # PRV-3: a final state never flips. The event row keeps the provider's word for the record.
+            result = late_verdict_result(txn.status, notice.verdict)
+    anomaly = queue_anomaly(uow, txn, notice, kind, row_id, now) if kind is not None else None
+    return result, kind, anomaly
+
+
+def log_outcome(notice: ProviderNotice, txn: Transaction, result: CallbackResult, anomaly: Anomaly | None) -> None:
+    """The log lines of a committed notice: a late verdict, an anomaly."""
+    _log_late(notice, txn, result)
+    if anomaly is not None:
+        log.error(
+            "anomaly %s (%s): %s (provider event %s)",
+            anomaly.anomaly_id,
+            anomaly.kind,
+            anomaly.detail,
+            notice.external_id,
+        )
 
 
 def queue_anomaly(

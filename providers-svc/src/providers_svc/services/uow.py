@@ -13,6 +13,7 @@ from providers_svc.db.repositories import (
     TenantTransactionRepository,
     TransactionRepository,
 )
+from providers_svc.db.stripe import StripeRepository
 
 
 class ProvidersUnitOfWork(UnitOfWork):
@@ -22,12 +23,14 @@ class ProvidersUnitOfWork(UnitOfWork):
     provider_events: ProviderEventRepository
     sandbox_charges: SandboxChargeRepository
     accounts: AccountRepository
+    stripe: StripeRepository
 
     def _open(self) -> None:
         self.accounts = AccountRepository(self.session)
         self.transactions = TransactionRepository(self.session)
         self.provider_events = ProviderEventRepository(self.session)
         self.sandbox_charges = SandboxChargeRepository(self.session)
+        self.stripe = StripeRepository(self.session)
 
     def tenant_transactions(self, tenant_id: str) -> TenantTransactionRepository:
         return TenantTransactionRepository(self.session, tenant_id)

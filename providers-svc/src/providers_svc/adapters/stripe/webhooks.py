@@ -1,0 +1,24 @@
+"""``Stripe-Signature`` (PROTOCOLS.md §4.3), checked by the official library: HMAC-SHA256 of
+``"{t}.{raw body}"`` under the endpoint's secret, any ``v1`` matching in constant time (several during a
+secret's rotation), ``t`` no older than the tolerance."""
+
+from __future__ import annotations
+
+import stripe
+
+# Stripe's own default (stripe-python ``Webhook.DEFAULT_TOLERANCE``).
+TOLERANCE_SECONDS = 300
+
+
+def signed_by(body: str, header: str, secret: str, *, tolerance: int = TOLERANCE_SECONDS) -> bool:
+    """Whether ``header`` signs ``body`` (the raw body, decoded as UTF-8) with ``secret``, recently."""
+    try:
+        stripe.WebhookSignature.verify_header(body, header, secret, tolerance)
+    except stripe.SignatureVerificationError:
+        return False
+    return True
+
+
+def signature_header(body: str, secret: str, timestamp: int | None = None) -> str:
+    """A header as Stripe would send it (tests, and the fake Stripe's deliveries we build ourselves)."""
+    return str(stripe.WebhookSignature.generate_signature_header(body, secret, timestamp))

@@ -1,0 +1,120 @@
+"""``stripe_intents``: what the Stripe webhooks last applied to each Stripe transaction, so that an event
+older than that one (Stripe delivers out of order) is never taken for the intent's current state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from billing_runtime.db import UTCDateTime
+from sqlalchemy import Index, String, Text, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from providers_svc.db.models import Base, ProviderEventRow, ProviderTransactionRow, TenantProviderAccountRow
+from providers_svc.db.repositories import to_transaction
+from providers_svc.domain.transactions import Transaction
+
+
+class StripeIntentRow(Base):
+    """One Stripe transaction's PaymentIntent as the webhooks last saw it."""
+
+    __tablename__ = "stripe_intents"
+
+    transaction_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    # The intent's ``status`` as last applied, and the ``created`` of the event that carried it (or of
+    # the newest one when the intent was re-fetched from Stripe): an event not newer is re-fetched.
+    status: Mapped[str] = mapped_column(String(32))
+    status_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The payer's last failed attempt (``payment_intent.payment_failed``, ``charge.failed``): the failure
+    # reason if the payment fails for good later.
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+@dataclass(frozen=True)
+class IntentState:
+    payment_intent_id: str | None
+    status: str
+    status_at: datetime
+    failure_code: str | None
+    failure_message: str | None
+
+
+class StripeRepository:
+    """The webhook's reads and writes, in its unit of work's transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def record_event(self, values: dict[str, Any]) -> bool:
+        """The inbox row (``provider_events``), unless ``(provider, external_id)`` is there; True if new.
+        A concurrent copy of the same event waits here for the first one's commit and then finds it."""
+        stmt = pg_insert(ProviderEventRow).values(**values).on_conflict_do_nothing().returning(ProviderEventRow.id)
+        return (await self._session.execute(stmt)).first() is not None
+
+    async def set_event_result(self, row_id: str, result: str, transaction_id: str | None) -> None:
+        await self._session.execute(
+            update(ProviderEventRow)
+            .where(ProviderEventRow.id == row_id)
+            .values(result=result, transaction_id=transaction_id)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def tenants_of(self, account_id: str) -> tuple[str, ...]:
+        stmt = (
+            select(TenantProviderAccountRow.tenant_id)
+            .where(TenantProviderAccountRow.account_id == account_id)
+            .order_by(TenantProviderAccountRow.tenant_id)
+        )
+        return tuple((await self._session.execute(stmt)).scalars().all())
+
+    async def lock_transaction(
+        self, *, transaction_id: str | None = None, payment_intent_id: str | None = None
+    ) -> Transaction | None:
+        """A Stripe transaction, locked until the unit ends: by our id (the objects' metadata), else by
+        its intent (``provider_reference``, or the intent the webhooks recorded for a session)."""
+        t = ProviderTransactionRow
+        stmt = select(t).where(t.provider == "stripe")
+        if transaction_id is not None:
+            stmt = stmt.where(t.id == transaction_id)
+        elif payment_intent_id is not None:
+            recorded = select(StripeIntentRow.transaction_id).where(
+                StripeIntentRow.payment_intent_id == payment_intent_id
+            )
+            stmt = stmt.where(or_(t.provider_reference == payment_intent_id, t.id.in_(recorded.scalar_subquery())))
+        else:
+            return None
+        stmt = stmt.limit(1).with_for_update().execution_options(populate_existing=True)
+        row = (await self._session.execute(stmt)).scalar_one_or_none()
+        return to_transaction(row) if row is not None else None
+
+    async def intent_state(self, transaction_id: str) -> IntentState | None:
+        row = await self._session.get(StripeIntentRow, transaction_id, populate_existing=True)
+        if row is None:
+            return None
+        return IntentState(row.payment_intent_id, row.status, row.status_at, row.failure_code, row.failure_message)
+
+    async def save_intent_state(self, transaction_id: str, state: IntentState, now: datetime) -> None:
+        values = {
+            "payment_intent_id": state.payment_intent_id,
+            "status": state.status,
+            "status_at": state.status_at,
+            "failure_code": state.failure_code,
+            "failure_message": state.failure_message,
+            "updated_at": now,
+        }
+        stmt = pg_insert(StripeIntentRow).values(transaction_id=transaction_id, **values)
+        await self._session.execute(stmt.on_conflict_do_update(index_elements=["transaction_id"], set_=values))
+
+
+# Lookups by intent id of transactions whose reference is it (the payment_intent flow, and every paid one).
+_by_reference = Index(
+    "ix_provider_transactions_stripe_reference",
+    ProviderTransactionRow.provider_reference,
+    postgresql_where=text("provider = 'stripe'"),
+)

@@ -1,0 +1,217 @@
+"""``POST /billing/stripe`` as a use case: verify the signature, find the provider account, record the
+event once in the inbox (``provider_events``) and, in that same unit of work, act on it: the payment's
+outcome, a dispute, and every follower (the billing projections) in turn. Either all of it commits with
+the inbox row or none of it does, so a redelivery after a failure is applied then, and a duplicate never.
+
+The account is the one whose webhook secret verifies the signature (each distinct secret of the Stripe
+accounts is tried once, constant time, by the library), then, among the accounts sharing that secret
+(a Connect endpoint's secret is shared by the accounts of its connected accounts), the one whose
+``connected_account`` is the event's ``account`` (none for an account endpoint's own events). Its
+environment must match the event's ``livemode``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from billing_contracts.envelope import utcnow
+from billing_runtime.ids import new_id
+
+from providers_svc.adapters.stripe import NAME, StripeAdapter, StripeProvider
+from providers_svc.adapters.stripe.webhooks import signed_by
+from providers_svc.domain.accounts import BoundAccount
+from providers_svc.domain.stripe_events import StripeEventFollower, VerifiedStripeEvent
+from providers_svc.services.account_copies import AccountCopies
+from providers_svc.services.stripe_disputes import apply_dispute
+from providers_svc.services.stripe_outcomes import Outcome, apply_outcome
+from providers_svc.services.uow import ProvidersUnitOfWork, UowFactory
+
+log = logging.getLogger(__name__)
+
+# What an event did, stored on its inbox row (``result``) and counted.
+RECORDED = "recorded"  # verified and kept; nothing of ours to move (a refund, a customer, an unknown type)
+UNKNOWN_ACCOUNT = "unknown_account"  # a Connect event of an account none of ours acts for
+DUPLICATE = "duplicate"
+
+
+class StripeWebhookRejected(Exception):
+    """Bad input: nothing was recorded or changed; answered 400 with ``reason``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class StripeHandled:
+    result: str
+    event_type: str
+    anomaly: str | None = None
+
+
+@dataclass(frozen=True)
+class _Envelope:
+    """The fields of an event we rely on, checked before anything is recorded."""
+
+    event_id: str
+    type: str
+    created: datetime
+    livemode: bool
+    account: str | None
+    object: Mapping[str, Any]
+    previous_attributes: Mapping[str, Any] | None
+    raw: Mapping[str, Any]
+
+
+def parse_event(body: str) -> _Envelope:
+    try:
+        event = json.loads(body)
+    except (ValueError, RecursionError):
+        raise StripeWebhookRejected("invalid_payload") from None
+    if not isinstance(event, dict):
+        raise StripeWebhookRejected("invalid_payload")
+    event_id, type_, created, livemode = event.get("id"), event.get("type"), event.get("created"), event.get("livemode")
+    data = event.get("data")
+    account = event.get("account")
+    if (
+        not isinstance(event_id, str)
+        or not 0 < len(event_id) <= 255
+        or not isinstance(type_, str)
+        or not 0 < len(type_) <= 64
+        or not isinstance(created, int)
+        or isinstance(created, bool)
+        or not 0 <= created < 2**40
+        or not isinstance(livemode, bool)
+        or not isinstance(data, dict)
+        or not isinstance(data.get("object"), dict)
+        or not (account is None or (isinstance(account, str) and len(account) <= 255))
+        or any(_control(text) for text in (event_id, type_, account or ""))
+    ):
+        raise StripeWebhookRejected("invalid_payload")
+    previous = data.get("previous_attributes")
+    return _Envelope(
+        event_id=event_id,
+        type=type_,
+        created=datetime.fromtimestamp(created, UTC),
+        livemode=livemode,
+        account=account,
+        object=data["object"],
+        previous_attributes=previous if isinstance(previous, dict) else None,
+        raw=event,
+    )
+
+
+def _control(text: str) -> bool:
+    # A NUL (or any control character) names nothing of Stripe's and cannot be stored by PostgreSQL.
+    return any(ord(c) < 32 for c in text)
+
+
+@dataclass(frozen=True)
+class StripeWebhooks:
+    uow: UowFactory
+    copies: AccountCopies
+    provider: StripeProvider
+    # The billing projections and whatever else follows Stripe's events (built in ``create_app``).
+    followers: Sequence[StripeEventFollower] = ()
+    clock: Callable[[], datetime] = utcnow
+
+    async def handle(self, raw: bytes, signature: str | None) -> StripeHandled:
+        """Raises ``StripeWebhookRejected`` (nothing recorded) or whatever the database raised (nothing
+        committed: the caller answers 503 and Stripe sends the event again)."""
+        if not signature:
+            raise StripeWebhookRejected("missing_signature")
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise StripeWebhookRejected("invalid_payload") from None
+        candidates = await self._signers(body, signature)
+        event = parse_event(body)
+        account = _account_for(candidates, event.account)
+        if account is None:
+            return await self._record_only(event, body, UNKNOWN_ACCOUNT)
+        if event.livemode != (not account.test):
+            # A live event under a test account's secret (or the reverse): never applied.
+            raise StripeWebhookRejected("livemode_mismatch")
+        return await self._apply(event, body, account)
+
+    async def _signers(self, body: str, signature: str) -> list[BoundAccount]:
+        accounts = [a for a in await self.copies.of(NAME) if not a.simulator]
+        by_secret: dict[str, list[BoundAccount]] = {}
+        for account in accounts:
+            by_secret.setdefault(account.credentials["webhook_secret"], []).append(account)
+        for secret, sharing in by_secret.items():
+            if signed_by(body, signature, secret):
+                return sharing
+        raise StripeWebhookRejected("invalid_signature")
+
+    def _row(self, event: _Envelope, body: str, row_id: str, result: str | None) -> dict[str, Any]:
+        return {
+            "id": row_id,
+            "provider": NAME,
+            "external_id": event.event_id,
+            "event_type": event.type,
+            "transaction_id": None,
+            "payload": body,
+            "received_at": self.clock(),
+            "result": result,
+        }
+
+    async def _record_only(self, event: _Envelope, body: str, result: str) -> StripeHandled:
+        log.warning(
+            "stripe event %s (%s) of unknown connected account %s: recorded", event.event_id, event.type, event.account
+        )
+        async with self.uow() as unit:
+            if not await unit.stripe.record_event(self._row(event, body, new_id("pev"), result)):
+                return StripeHandled(DUPLICATE, event.type)
+            await unit.commit()
+        return StripeHandled(result, event.type)
+
+    async def _apply(self, event: _Envelope, body: str, account: BoundAccount) -> StripeHandled:
+        adapter = self.provider.bound(account)
+        async with self.uow() as unit:
+            row_id = new_id("pev")
+            if not await unit.stripe.record_event(self._row(event, body, row_id, None)):
+                return StripeHandled(DUPLICATE, event.type)
+            verified = VerifiedStripeEvent(
+                event_id=event.event_id,
+                type=event.type,
+                created=event.created,
+                livemode=event.livemode,
+                account_id=account.id,
+                stripe_account=event.account,
+                tenant_ids=await unit.stripe.tenants_of(account.id),
+                object=event.object,
+                previous_attributes=event.previous_attributes,
+                raw=event.raw,
+            )
+            outcome = await self._act(unit, verified, adapter, row_id)
+            for follower in self.followers:
+                await follower(unit, verified)
+            await unit.stripe.set_event_result(row_id, outcome.result, outcome.transaction_id)
+            await unit.commit()
+        outcome.after_commit()
+        return StripeHandled(outcome.result, event.type, outcome.anomaly)
+
+    async def _act(
+        self, unit: ProvidersUnitOfWork, event: VerifiedStripeEvent, adapter: StripeAdapter, row_id: str
+    ) -> Outcome:
+        if event.type.startswith("charge.dispute."):
+            return await apply_dispute(unit, event, adapter, row_id)
+        outcome = await apply_outcome(unit, event, adapter, row_id, self.clock())
+        return outcome if outcome is not None else Outcome(RECORDED)
+
+
+def _account_for(candidates: list[BoundAccount], connected: str | None) -> BoundAccount | None:
+    """The account among those sharing the verifying secret that acts for ``connected`` (None: the
+    platform's own events, an account without ``connected_account``)."""
+    wanted = connected or ""
+    matching = [a for a in candidates if a.settings.get("connected_account", "") == wanted]
+    if len(matching) > 1:
+        # Two accounts for the same Stripe account and secret: the admin's mistake. The first one by id
+        # decides, the same one every time.
+        log.error("stripe accounts %s share one secret and one Stripe account", [a.id for a in matching])
+    return min(matching, key=lambda a: a.id) if matching else None

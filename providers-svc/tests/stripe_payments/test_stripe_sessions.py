@@ -1,0 +1,188 @@
+"""What localstripe cannot serve, against a small fake of Stripe's Checkout Session API on loopback: our
+cancel expires an open session (and cancels a held intent of a completed one), and the status of a
+session in our terms; plus concurrent deliveries of one event."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from providers_svc.db.models import ProviderTransactionRow
+from providers_svc.db.repositories import transaction_snapshot
+from providers_svc.domain.transactions import TransactionStatus
+from providers_svc.keys import key_ring_key, stripe_webhooks_key, uow_factory_key
+from providers_svc.services.accounts import account_by_id
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .conftest import TENANT, ShopFactory, StripeShop, stripe_event
+from .helpers import payment_side
+
+pytestmark = pytest.mark.postgres
+
+
+class FakeSessions:
+    """Checkout Sessions and PaymentIntents by id, and every request made."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, dict[str, Any]] = {}
+        self.intents: dict[str, dict[str, Any]] = {}
+        self.calls: list[tuple[str, str, str | None]] = []
+
+    def app(self) -> web.Application:
+        async def session(request: web.Request) -> web.Response:
+            self.calls.append((request.method, request.path, request.headers.get("Idempotency-Key")))
+            found = self.sessions.get(request.match_info["id"])
+            if found is None:
+                return web.json_response({"error": {"type": "invalid_request_error"}}, status=404)
+            if request.path.endswith("/expire"):
+                found["status"] = "expired"
+            return web.json_response(found)
+
+        async def intent(request: web.Request) -> web.Response:
+            self.calls.append((request.method, request.path, request.headers.get("Idempotency-Key")))
+            found = self.intents[request.match_info["id"]]
+            if request.path.endswith("/cancel"):
+                found["status"] = "canceled"
+            return web.json_response(found)
+
+        app = web.Application()
+        app.router.add_get("/v1/checkout/sessions/{id}", session)
+        app.router.add_post("/v1/checkout/sessions/{id}/expire", session)
+        app.router.add_get("/v1/payment_intents/{id}", intent)
+        app.router.add_post("/v1/payment_intents/{id}/cancel", intent)
+        return app
+
+
+async def _session_txn(engine: AsyncEngine, account_id: str, session: str) -> str:
+    ptx = f"ptx_test{secrets.token_hex(8)}"
+    now = datetime.now(UTC)
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(ProviderTransactionRow).values(
+                id=ptx,
+                tenant_id=TENANT,
+                payment_id=f"pay_{secrets.token_hex(8)}",
+                provider="stripe",
+                amount=5000,
+                currency="USD",
+                status="pending",
+                provider_reference=session,
+                account_id=account_id,
+                expires_at=now + timedelta(minutes=30),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    return ptx
+
+
+@pytest.fixture
+async def fake(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> tuple[FakeSessions, str]:
+    sessions = FakeSessions()
+    server = await aiohttp_server(sessions.app(), host="127.0.0.1")
+    return sessions, str(server.make_url("")).rstrip("/")
+
+
+async def _adapter_and_txn(shop: StripeShop, engine: AsyncEngine, base: str, session: str) -> tuple[Any, Any]:
+    account_id, _ = await shop.add_account(api_base=base, flow="checkout_session")
+    ptx = await _session_txn(engine, account_id, session)
+    app = shop.client.app
+    account = await account_by_id(app[uow_factory_key], app[key_ring_key], account_id)
+    assert account is not None
+    async with app[uow_factory_key]() as unit:
+        txn = await transaction_snapshot(unit, ptx)
+    return app[stripe_webhooks_key].provider.bound(account), txn
+
+
+class TestSessionCancel:
+    async def test_an_open_session_is_expired(
+        self, shop: StripeShop, engine: AsyncEngine, fake: tuple[FakeSessions, str]
+    ) -> None:
+        sessions, base = fake
+        sessions.sessions["cs_test_open"] = {"id": "cs_test_open", "status": "open", "payment_intent": None}
+        adapter, txn = await _adapter_and_txn(shop, engine, base, "cs_test_open")
+        assert await adapter.cancel(txn) is True
+        assert sessions.sessions["cs_test_open"]["status"] == "expired"
+        [expire] = [c for c in sessions.calls if c[0] == "POST"]
+        assert expire[1] == "/v1/checkout/sessions/cs_test_open/expire"
+        assert expire[2] == f"{txn.tenant_id}:{txn.payment_id}:{txn.id}:expire"
+        status = await adapter.fetch_status(txn)
+        assert (status.status, status.failure_code) == (TransactionStatus.FAILED, "stripe_session_expired")
+
+    async def test_a_completed_session_with_a_held_payment_cancels_the_hold(
+        self, shop: StripeShop, engine: AsyncEngine, fake: tuple[FakeSessions, str]
+    ) -> None:
+        sessions, base = fake
+        sessions.sessions["cs_test_held"] = {"id": "cs_test_held", "status": "complete", "payment_intent": "pi_held"}
+        sessions.intents["pi_held"] = {"id": "pi_held", "status": "requires_capture", "amount": 5000}
+        adapter, txn = await _adapter_and_txn(shop, engine, base, "cs_test_held")
+        assert await adapter.cancel(txn) is True
+        assert sessions.intents["pi_held"]["status"] == "canceled"
+
+    async def test_a_paid_session_is_not_cancellable(
+        self, shop: StripeShop, engine: AsyncEngine, fake: tuple[FakeSessions, str]
+    ) -> None:
+        sessions, base = fake
+        sessions.sessions["cs_test_paid"] = {"id": "cs_test_paid", "status": "complete", "payment_intent": "pi_paid"}
+        sessions.intents["pi_paid"] = {"id": "pi_paid", "status": "succeeded", "amount": 5000}
+        adapter, txn = await _adapter_and_txn(shop, engine, base, "cs_test_paid")
+        assert await adapter.cancel(txn) is False
+        status = await adapter.fetch_status(txn)
+        assert (status.status, status.provider_reference) == (TransactionStatus.SUCCEEDED, "pi_paid")
+        assert not [c for c in sessions.calls if c[0] == "POST"]
+
+
+class TestConcurrentDeliveries:
+    async def test_twenty_copies_of_one_event_move_money_once(self, shop: StripeShop, db_read: Any) -> None:
+        started = await shop.start()
+        obj = {
+            "id": started["provider_reference"],
+            "object": "payment_intent",
+            "status": "succeeded",
+            "amount": 5000,
+            "currency": "usd",
+            "metadata": {"transaction_id": started["provider_transaction_id"]},
+        }
+        event = stripe_event("payment_intent.succeeded", obj)
+        answers = await asyncio.gather(*(shop.send(event) for _ in range(20)))
+        assert [a.status for a in answers] == [200] * 20
+        assert len(await db_read("events")) == 1
+        assert len(await db_read("outbox")) == 1
+
+    async def test_two_events_of_one_payment_at_once_settle_it_once(
+        self, stripe_shop_factory: ShopFactory, db_read: Any
+    ) -> None:
+        shop = await stripe_shop_factory()
+        started = await shop.start()
+        obj = {
+            "id": started["provider_reference"],
+            "object": "payment_intent",
+            "status": "succeeded",
+            "amount": 5000,
+            "currency": "usd",
+            "metadata": {"transaction_id": started["provider_transaction_id"]},
+        }
+        charge = {
+            "id": "ch_1",
+            "object": "charge",
+            "status": "succeeded",
+            "captured": True,
+            "amount": 5000,
+            "currency": "usd",
+            "payment_intent": started["provider_reference"],
+        }
+        answers = await asyncio.gather(
+            shop.send(stripe_event("payment_intent.succeeded", obj)),
+            shop.send(stripe_event("charge.succeeded", charge)),
+        )
+        assert [a.status for a in answers] == [200, 200]
+        results = sorted(e["result"] for e in await db_read("events"))
+        assert results == ["applied", "same_outcome"]
+        assert [e["event_type"] for e in payment_side(await db_read("outbox"))] == ["provider.payment.succeeded"]

@@ -1,0 +1,199 @@
+"""Disputes (``provider.dispute.updated``), refund events (recorded), Connect routing, the followers in the
+webhook's unit of work, and the payer page."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from providers_svc.domain.stripe_events import VerifiedStripeEvent
+from providers_svc.services.uow import ProvidersUnitOfWork
+
+from .conftest import TENANT, ShopFactory, StripeShop, stripe_event
+from .helpers import (
+    dispute_object,
+    intent_at_fake,
+    intent_object,
+    nothing_recorded,
+    outbox_events,
+    payment_side,
+    transaction,
+)
+
+pytestmark = pytest.mark.postgres
+
+
+class TestDisputes:
+    async def test_a_dispute_of_our_payment_is_published(self, shop: StripeShop, db_read: Any) -> None:
+        started = await shop.start()
+        await shop.send(stripe_event("payment_intent.succeeded", intent_object(started, "succeeded")))
+        dispute = dispute_object(started["provider_reference"])
+        created = int(time.time())
+        assert (await shop.send(stripe_event("charge.dispute.created", dispute, created=created))).status == 200
+        withdrawn = {**dispute, "balance_transactions": [{"amount": -5000}]}
+        await shop.send(stripe_event("charge.dispute.funds_withdrawn", withdrawn, created=created + 1))
+        published = [e for e in outbox_events(await db_read("outbox")) if e["event_type"] == "provider.dispute.updated"]
+        assert len(published) == 2
+        first, second = (p["data"] for p in published)
+        assert first["payment_id"] == started["payment_id"]
+        assert first["provider_transaction_id"] == started["provider_transaction_id"]
+        assert (first["provider_dispute_id"], first["status"], first["reason"]) == (
+            dispute["id"],
+            "needs_response",
+            "fraudulent",
+        )
+        assert (first["amount"], first["currency"], first["funds_withdrawn"]) == (5000, "USD", False)
+        assert second["funds_withdrawn"] is True
+        assert second["provider_updated_at"] > first["provider_updated_at"]
+        assert {p["tenant_id"] for p in published} == {TENANT}
+
+    async def test_a_dispute_naming_only_its_charge_is_found_through_stripe(
+        self, shop: StripeShop, db_read: Any
+    ) -> None:
+        started = await shop.start()
+        assert (await shop.pay(started, "visa")).status == 303
+        await shop.send(
+            stripe_event("payment_intent.succeeded", await intent_at_fake(shop, started["provider_reference"]))
+        )
+        intent = await intent_at_fake(shop, started["provider_reference"])
+        charge = intent["latest_charge"]
+        charge_id = charge["id"] if isinstance(charge, dict) else charge
+        await shop.send(stripe_event("charge.dispute.closed", dispute_object(None, charge=charge_id, status="won")))
+        [published] = [
+            e for e in outbox_events(await db_read("outbox")) if e["event_type"] == "provider.dispute.updated"
+        ]
+        assert (published["data"]["status"], published["data"]["payment_id"]) == ("won", started["payment_id"])
+
+    async def test_a_dispute_of_a_charge_not_ours_is_only_recorded(self, shop: StripeShop, db_read: Any) -> None:
+        assert (await shop.send(stripe_event("charge.dispute.created", dispute_object("pi_notours")))).status == 200
+        [row] = await db_read("events")
+        assert row["result"] == "unknown_transaction"
+        assert payment_side(await db_read("outbox")) == []
+
+
+class TestRefundEvents:
+    @pytest.mark.parametrize("type_", ["refund.created", "refund.updated", "refund.failed", "charge.refunded"])
+    async def test_refund_events_are_recorded_against_the_payment(
+        self, shop: StripeShop, db_read: Any, type_: str
+    ) -> None:
+        started = await shop.start()
+        obj = {"id": "re_1", "object": "refund", "payment_intent": started["provider_reference"], "amount": 100}
+        assert (await shop.send(stripe_event(type_, obj))).status == 200
+        [row] = await db_read("events")
+        assert (row["result"], row["transaction_id"]) == ("refund_recorded", started["provider_transaction_id"])
+        assert payment_side(await db_read("outbox")) == []
+
+
+class TestConnect:
+    async def test_events_are_routed_by_their_connected_account(self, shop: StripeShop, db_read: Any) -> None:
+        connected, _ = await shop.add_account(connected_account="acct_1Shop")
+        seen: list[str] = []
+
+        # The platform's own event (no ``account``) belongs to the account without a connected account.
+        await shop.send(stripe_event("customer.created", {"id": "cus_1", "object": "customer"}))
+        await shop.send(stripe_event("customer.created", {"id": "cus_2", "object": "customer"}, account="acct_1Shop"))
+        resp = await shop.send(stripe_event("customer.created", {"id": "cus_3"}, account="acct_1Nobody"))
+        assert resp.status == 200
+        rows = sorted(await db_read("events"), key=lambda r: r["received_at"])
+        seen = [r["result"] for r in rows]
+        assert seen == ["recorded", "recorded", "unknown_account"]
+        metrics = await (await shop.client.get("/metrics")).text()
+        assert 'provider_callbacks_total{provider="stripe",result="unknown_account"} 1.0' in metrics
+        del connected
+
+    async def test_a_connected_accounts_event_names_its_account_to_the_followers(
+        self, stripe_shop_factory: ShopFactory
+    ) -> None:
+        handed: list[VerifiedStripeEvent] = []
+
+        async def follower(_unit: ProvidersUnitOfWork, event: VerifiedStripeEvent) -> None:
+            handed.append(event)
+
+        shop = await stripe_shop_factory(stripe_followers=[follower])
+        connected, _ = await shop.add_account(connected_account="acct_1Shop")
+        created = int(time.time())
+        event = stripe_event("invoice.paid", {"id": "in_1", "object": "invoice"}, account="acct_1Shop", created=created)
+        await shop.send(event)
+        await shop.send(stripe_event("invoice.paid", {"id": "in_2", "object": "invoice"}))
+        first, second = handed
+        assert (first.account_id, first.stripe_account, first.type) == (connected, "acct_1Shop", "invoice.paid")
+        assert first.tenant_ids == ()  # the connected account is assigned to no tenant yet
+        assert first.object == {"id": "in_1", "object": "invoice"}
+        assert first.object_type == "invoice"
+        assert first.created.timestamp() == created
+        assert first.event_id == event["id"]
+        assert (second.account_id, second.stripe_account, second.tenant_ids) == (shop.account_id, None, (TENANT,))
+
+
+class TestFollowers:
+    async def test_a_failing_follower_records_nothing_and_the_retry_applies_once(
+        self, stripe_shop_factory: ShopFactory, db_read: Any
+    ) -> None:
+        calls: list[str] = []
+
+        async def flaky(_unit: ProvidersUnitOfWork, event: VerifiedStripeEvent) -> None:
+            calls.append(event.event_id)
+            if len(calls) == 1:
+                raise RuntimeError("a follower's bug")
+
+        shop = await stripe_shop_factory(stripe_followers=[flaky])
+        started = await shop.start()
+        event = stripe_event("payment_intent.succeeded", intent_object(started, "succeeded"))
+        assert (await shop.send(event)).status == 500
+        await nothing_recorded(db_read)
+        assert (await transaction(db_read, started["provider_transaction_id"]))["status"] == "pending"
+        assert (await shop.send(event)).status == 200
+        assert (await shop.send(event)).status == 200
+        assert calls == [event["id"], event["id"]]
+        assert [e["event_type"] for e in outbox_events(await db_read("outbox"))] == ["provider.payment.succeeded"]
+
+
+class TestPayerPage:
+    async def test_a_wrong_token_is_a_404(self, shop: StripeShop) -> None:
+        started = await shop.start()
+        resp = await shop.client.get(f"/pay/stripe/{started['provider_transaction_id']}/forged")
+        assert resp.status == 404
+        assert started["provider_reference"] not in await resp.text()
+
+    async def test_the_test_card_page_keeps_the_security_headers(self, shop: StripeShop) -> None:
+        started = await shop.start()
+        path = "/" + started["redirect_url"].split("://", 1)[1].split("/", 1)[1]
+        resp = await shop.client.get(path)
+        assert resp.status == 200
+        assert "4000 0025 0000 3155" in await resp.text()
+        assert resp.headers["Cache-Control"] == "no-store"
+        assert resp.headers["Referrer-Policy"] == "no-referrer"
+        assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+
+    async def test_a_real_account_gets_stripe_elements(self, shop: StripeShop, internal_headers: Any) -> None:
+        """A production account (here at the fake, so nothing leaves loopback): Elements with its key."""
+        account, _ = await shop.add_account(
+            environment="production", publishable_key="pk_live_abc", flow="payment_intent"
+        )
+        live = "ten_cccccccccccccccc"
+        resp = await shop.client.put(
+            f"/admin/tenants/{live}/provider-accounts/stripe",
+            json={"provider_account_id": account},
+            headers=internal_headers(live, issuer="gateway", livemode=True),
+        )
+        assert resp.status == 200, await resp.text()
+        body = shop.payment_request(provider="stripe", currency="USD", amount=5000)
+        resp = await shop.client.post(
+            "/internal/payments/start", json=body, headers=internal_headers(live, livemode=True)
+        )
+        assert resp.status == 200, await resp.text()
+        started = await resp.json()
+        path = "/" + started["redirect_url"].split("://", 1)[1].split("/", 1)[1]
+        page = await shop.client.get(path)
+        html = await page.text()
+        assert 'src="https://js.stripe.com/v3/"' in html
+        assert 'data-key="pk_live_abc"' in html
+        intent = await intent_at_fake(shop, started["provider_reference"])
+        assert f'data-secret="{intent["client_secret"]}"' in html
+        csp = page.headers["Content-Security-Policy"]
+        assert "script-src https://js.stripe.com 'nonce-" in csp and "connect-src https://api.stripe.com" in csp
+        assert "4242" not in html
+        # Test cards are refused for it.
+        resp = await shop.client.post(path, data={"card": "visa"})
+        assert resp.status == 403

@@ -1,0 +1,114 @@
+"""``POST /billing/stripe`` refuses bad input (forged, stale, unsigned, malformed, huge, the wrong mode)
+and changes nothing; one good ``v1`` among several is enough; secrets never show."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from providers_svc.adapters.stripe.webhooks import signature_header
+
+from .conftest import StripeShop, new_webhook_secret, stripe_event
+from .helpers import intent_object, nothing_recorded, transaction
+
+pytestmark = pytest.mark.postgres
+
+
+class TestBadInput:
+    async def test_a_forged_signature_is_refused(self, shop: StripeShop, db_read: Any) -> None:
+        started = await shop.start()
+        resp = await shop.send(
+            stripe_event("payment_intent.succeeded", intent_object(started, "succeeded")), secret=new_webhook_secret()
+        )
+        assert resp.status == 400
+        assert await resp.json() == {"error": "invalid_signature"}
+        await nothing_recorded(db_read)
+        assert (await transaction(db_read, started["provider_transaction_id"]))["status"] == "pending"
+
+    async def test_a_stale_signature_is_refused(self, shop: StripeShop, db_read: Any) -> None:
+        started = await shop.start()
+        event = stripe_event("payment_intent.succeeded", intent_object(started, "succeeded"))
+        resp = await shop.send(event, timestamp=int(time.time()) - 301)
+        assert (resp.status, await resp.json()) == (400, {"error": "invalid_signature"})
+        await nothing_recorded(db_read)
+
+    async def test_an_unsigned_event_is_refused(self, shop: StripeShop, db_read: Any) -> None:
+        body = json.dumps(stripe_event("payment_intent.succeeded", {"id": "pi_x", "object": "payment_intent"}))
+        resp = await shop.client.post("/billing/stripe", data=body, headers={"Content-Type": "application/json"})
+        assert (resp.status, await resp.json()) == (400, {"error": "missing_signature"})
+        await nothing_recorded(db_read)
+
+    async def test_one_good_v1_among_several_is_enough(self, shop: StripeShop, db_read: Any) -> None:
+        """During a rotation Stripe signs with both secrets."""
+        started = await shop.start()
+        body = json.dumps(stripe_event("payment_intent.processing", intent_object(started, "processing")))
+        header = signature_header(body, shop.webhook_secret)
+        t, good = header.split(",")
+        bad = signature_header(body, new_webhook_secret(), int(t[2:])).split(",")[1]
+        resp = await shop.client.post(
+            "/billing/stripe", data=body, headers={"Stripe-Signature": f"{t},{bad},{good},v0=abc"}
+        )
+        assert resp.status == 200, await resp.text()
+        [event] = await db_read("events")
+        assert event["result"] == "pending"
+
+    @pytest.mark.parametrize(
+        "body",
+        [b"not json", b"[]", b"\\xff\\xfe", json.dumps({"id": "evt_1", "type": "x"}).encode(), b'{"id": 1}'],
+    )
+    async def test_a_malformed_body_is_a_400(self, shop: StripeShop, db_read: Any, body: bytes) -> None:
+        try:
+            header = signature_header(body.decode(), shop.webhook_secret)
+        except UnicodeDecodeError:
+            header = "t=1,v1=00"
+        resp = await shop.client.post("/billing/stripe", data=body, headers={"Stripe-Signature": header})
+        assert resp.status == 400
+        assert (await resp.json())["error"] in ("invalid_payload", "invalid_signature")
+        await nothing_recorded(db_read)
+
+    async def test_signed_oddities_are_a_400_or_nothing_never_a_500(self, shop: StripeShop, db_read: Any) -> None:
+        started = await shop.start()
+        nested = '{"id": "evt_deep", "type": "x", "created": 1, "livemode": false, "data": {"object": ' + "[" * 5000
+        nested += "]" * 5000 + "}}"
+        for body in (
+            nested,
+            json.dumps(stripe_event("customer.created", {"id": "cus_1"}, event_id="evt_\x00nul")),
+            json.dumps(stripe_event("customer.created", {"id": "cus_1"}, account="acct_\x00")),
+        ):
+            resp = await shop.client.post(
+                "/billing/stripe", data=body, headers={"Stripe-Signature": signature_header(body, shop.webhook_secret)}
+            )
+            assert (resp.status, await resp.json()) == (400, {"error": "invalid_payload"})
+        await nothing_recorded(db_read)
+        # An id of ours with a NUL names no transaction: recorded, nothing moves.
+        bad = intent_object(started, "succeeded", metadata={"transaction_id": "ptx_\x00"}, id="pi_\x00")
+        assert (await shop.send(stripe_event("payment_intent.succeeded", bad))).status == 200
+        [row] = await db_read("events")
+        assert row["result"] == "unknown_transaction"
+
+    async def test_a_huge_body_is_a_413(self, shop: StripeShop, db_read: Any) -> None:
+        body = json.dumps({"padding": "x" * (600 * 1024)})
+        resp = await shop.client.post(
+            "/billing/stripe", data=body, headers={"Stripe-Signature": signature_header(body, shop.webhook_secret)}
+        )
+        assert resp.status == 413
+        await nothing_recorded(db_read)
+
+    async def test_a_live_event_under_a_test_account_is_refused(self, shop: StripeShop, db_read: Any) -> None:
+        started = await shop.start()
+        resp = await shop.send(
+            stripe_event("payment_intent.succeeded", intent_object(started, "succeeded"), livemode=True)
+        )
+        assert (resp.status, await resp.json()) == (400, {"error": "livemode_mismatch"})
+        await nothing_recorded(db_read)
+        metrics = await (await shop.client.get("/metrics")).text()
+        assert 'provider_callbacks_rejected_total{provider="stripe",reason="livemode_mismatch"} 1.0' in metrics
+
+    async def test_secrets_never_show(self, shop: StripeShop, caplog: pytest.LogCaptureFixture) -> None:
+        resp = await shop.send(stripe_event("payment_intent.succeeded", {"id": "pi_x"}), secret=new_webhook_secret())
+        text = await resp.text()
+        for secret in (shop.webhook_secret, shop.secret_key):
+            assert secret not in text
+            assert secret not in caplog.text
