@@ -1,0 +1,55 @@
+"""The billing projections follow ``POST /billing/stripe``: a verified event's object is readable by the
+tenant at ``/v1/stripe/...`` once, a duplicate delivery changes nothing, and a refused event projects
+nothing (the seam between the webhook and its followers, end to end in the service)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from .conftest import TENANT, StripeShop, stripe_event
+from .helpers import outbox_events
+
+pytestmark = pytest.mark.postgres
+
+
+def _customer(name: str) -> dict[str, Any]:
+    return {"id": "cus_seam1", "object": "customer", "created": int(time.time()) - 10, "name": name, "metadata": {}}
+
+
+async def _customers(shop: StripeShop) -> list[dict[str, Any]]:
+    resp = await shop.client.get("/v1/stripe/customers", headers=shop.internal_headers(TENANT))
+    assert resp.status == 200, await resp.text()
+    body: dict[str, Any] = await resp.json()
+    return list(body["data"])
+
+
+class TestProjectionSeam:
+    async def test_a_verified_event_is_projected_once(self, shop: StripeShop, db_read: Any) -> None:
+        now = int(time.time())
+        created = stripe_event("customer.created", _customer("Ada"), created=now - 5)
+        assert (await shop.send(created)).status == 200
+        assert (await shop.send(created)).status == 200  # Stripe's duplicate
+        [customer] = await _customers(shop)
+        assert (customer["id"], customer["stripe_object"]["name"], customer["account"]) == (
+            "cus_seam1",
+            "Ada",
+            shop.account_id,
+        )
+        published = [e["event_type"] for e in outbox_events(await db_read("outbox"))]
+        assert published == ["stripe.customer.created"]
+
+    async def test_an_older_update_after_a_newer_one_leaves_the_newer(self, shop: StripeShop) -> None:
+        now = int(time.time())
+        assert (await shop.send(stripe_event("customer.updated", _customer("New"), created=now - 1))).status == 200
+        assert (await shop.send(stripe_event("customer.updated", _customer("Old"), created=now - 9))).status == 200
+        [customer] = await _customers(shop)
+        assert customer["stripe_object"]["name"] == "New"
+
+    async def test_a_forged_event_projects_nothing(self, shop: StripeShop, db_read: Any) -> None:
+        forged = stripe_event("customer.created", _customer("Mallory"))
+        assert (await shop.send(forged, secret="whsec_not_the_accounts")).status == 400
+        assert await _customers(shop) == []
+        assert await db_read("outbox") == []
