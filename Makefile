@@ -42,6 +42,7 @@ bench: install services
 	$(VENV)/bin/python tests/bench/run.py
 	$(VENV)/bin/python tests/bench/webhooks.py
 	$(VENV)/bin/python tests/bench/regional.py
+	$(VENV)/bin/python tests/bench/stripe_webhooks.py
 	$(VENV)/bin/python tests/bench/token_flood.py
 	$(VENV)/bin/python tests/bench/embedded.py
 

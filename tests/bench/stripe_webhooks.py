@@ -222,7 +222,7 @@ async def bench_baseline(args: argparse.Namespace, logs: Path) -> dict[str, obje
     await recreate("bench_stripe_baseline")
     port = free_port()
     dsn = PG.rsplit("/", 1)[0] + "/bench_stripe_baseline"
-    secret = "whsec_" + secrets.token_urlsafe(24)
+    secret = "whsec_" + secrets.token_hex(24)
     argv = [sys.executable, str(HERE / "stripe_baseline.py"), dsn, str(port), secret]
     procs = [spawn("baseline", argv, {}, logs)]
     try:
@@ -237,14 +237,14 @@ async def bench_platform(args: argparse.Namespace, logs: Path) -> dict[str, obje
     try:
         async with aiohttp.ClientSession() as http:
             tenant_id, _token = await tenant_token(http, gw, admin)
-            secret = "whsec_" + secrets.token_urlsafe(24)
+            secret = "whsec_" + secrets.token_hex(24)
             auth = {"Authorization": f"Bearer {admin}"}
             body = {
                 "provider": "stripe",
                 "name": "bench stripe",
                 "environment": "test",
                 "currencies": ["USD"],
-                "credentials": {"secret_key": "sk_test_" + secrets.token_urlsafe(24), "webhook_secret": secret},
+                "credentials": {"secret_key": "sk_test_" + secrets.token_hex(24), "webhook_secret": secret},
                 # Nothing here should call Stripe: a closed loopback port makes any call an error.
                 "settings": {"api_base": f"http://127.0.0.1:{free_port()}"},
             }
