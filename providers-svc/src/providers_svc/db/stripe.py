@@ -3,15 +3,19 @@ older than that one (Stripe delivers out of order) is never taken for the intent
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from billing_runtime.db import UTCDateTime
-from sqlalchemy import Index, String, Text, or_, select, text, update
+from billing_runtime.db import UTCDateTime, table_of
+from billing_runtime.writes import UpdateRows
+from sqlalchemy import Index, String, Text, bindparam, func, or_, select, text
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.dml import ReturningInsert
 
 from providers_svc.db.models import Base, ProviderEventRow, ProviderTransactionRow, TenantProviderAccountRow
 from providers_svc.db.repositories import to_transaction
@@ -45,6 +49,24 @@ class IntentState:
     failure_message: str | None
 
 
+_EVENT_COLUMNS = ("id", "provider", "external_id", "event_type", "transaction_id", "payload", "received_at", "result")
+
+
+# Built once: the webhook runs them for every Stripe event (the ORM's construction of a statement is a
+# measurable part of a call); the values are bound per call.
+@functools.cache
+def _claim() -> ReturningInsert[Any]:
+    tenant = TenantProviderAccountRow.tenant_id
+    tenants = (
+        select(func.array_agg(aggregate_order_by(tenant, tenant)))
+        .where(TenantProviderAccountRow.account_id == bindparam("account_id", type_=String))
+        .scalar_subquery()
+    )
+    table = ProviderEventRow.__table__
+    values = {c: bindparam(c, type_=table.c[c].type) for c in _EVENT_COLUMNS}
+    return pg_insert(ProviderEventRow).values(values).on_conflict_do_nothing().returning(tenants)
+
+
 class StripeRepository:
     """The webhook's reads and writes, in its unit of work's transaction."""
 
@@ -54,24 +76,22 @@ class StripeRepository:
     async def record_event(self, values: dict[str, Any]) -> bool:
         """The inbox row (``provider_events``), unless ``(provider, external_id)`` is there; True if new.
         A concurrent copy of the same event waits here for the first one's commit and then finds it."""
-        stmt = pg_insert(ProviderEventRow).values(**values).on_conflict_do_nothing().returning(ProviderEventRow.id)
-        return (await self._session.execute(stmt)).first() is not None
+        return await self.claim_event(values, None) is not None
 
-    async def set_event_result(self, row_id: str, result: str, transaction_id: str | None) -> None:
-        await self._session.execute(
-            update(ProviderEventRow)
-            .where(ProviderEventRow.id == row_id)
-            .values(result=result, transaction_id=transaction_id)
-            .execution_options(synchronize_session=False)
-        )
+    async def claim_event(self, values: dict[str, Any], account_id: str | None) -> tuple[str, ...] | None:
+        """``record_event``, and in the same statement the tenants ``account_id`` is assigned to (sorted):
+        None when the event was recorded before."""
+        row = (await self._session.execute(_claim(), {**values, "account_id": account_id})).first()
+        if row is None:
+            return None
+        return tuple(row[0] or ())
 
-    async def tenants_of(self, account_id: str) -> tuple[str, ...]:
-        stmt = (
-            select(TenantProviderAccountRow.tenant_id)
-            .where(TenantProviderAccountRow.account_id == account_id)
-            .order_by(TenantProviderAccountRow.tenant_id)
-        )
-        return tuple((await self._session.execute(stmt)).scalars().all())
+    @staticmethod
+    def event_result(row_id: str, result: str, transaction_id: str | None) -> UpdateRows:
+        """The inbox row's result, for ``uow.write``: it goes out with the unit's other writes and its
+        outbox rows in one statement at commit."""
+        values = {"result": result, "transaction_id": transaction_id}
+        return UpdateRows(table_of(ProviderEventRow), {"id": row_id}, values)
 
     async def lock_transaction(
         self, *, transaction_id: str | None = None, payment_intent_id: str | None = None

@@ -174,7 +174,8 @@ class StripeWebhooks:
         adapter = self.provider.bound(account)
         async with self.uow() as unit:
             row_id = new_id("pev")
-            if not await unit.stripe.record_event(self._row(event, body, row_id, None)):
+            tenant_ids = await unit.stripe.claim_event(self._row(event, body, row_id, None), account.id)
+            if tenant_ids is None:
                 return StripeHandled(DUPLICATE, event.type)
             verified = VerifiedStripeEvent(
                 event_id=event.event_id,
@@ -183,7 +184,7 @@ class StripeWebhooks:
                 livemode=event.livemode,
                 account_id=account.id,
                 stripe_account=event.account,
-                tenant_ids=await unit.stripe.tenants_of(account.id),
+                tenant_ids=tenant_ids,
                 object=event.object,
                 previous_attributes=event.previous_attributes,
                 raw=event.raw,
@@ -191,7 +192,7 @@ class StripeWebhooks:
             outcome = await self._act(unit, verified, adapter, row_id)
             for follower in self.followers:
                 await follower(unit, verified)
-            await unit.stripe.set_event_result(row_id, outcome.result, outcome.transaction_id)
+            unit.write(unit.stripe.event_result(row_id, outcome.result, outcome.transaction_id))
             await unit.commit()
         outcome.after_commit()
         return StripeHandled(outcome.result, event.type, outcome.anomaly)
