@@ -197,3 +197,11 @@ class TestExecuteAlone:
 async def execute_together_on(engine: AsyncEngine, writes) -> None:  # type: ignore[no-untyped-def]
     async with make_sessionmaker(engine)() as session, session.begin():
         await execute_together(session, writes)
+
+
+def test_preconditions_with_the_same_parameter_names_cannot_be_combined(schema) -> None:  # type: ignore[no-untyped-def]
+    # One would silently check the other's row.
+    first = row_unchanged(schema.outbox, {"event_id": "a"})
+    second = row_unchanged(schema.outbox, {"event_id": "b"})
+    with pytest.raises(ValueError, match="distinct parameter names"):
+        all_hold(first, second)

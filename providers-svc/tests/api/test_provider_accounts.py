@@ -166,12 +166,33 @@ class TestCreate:
         assert resp.status == 422
         assert field in [e["field"] for e in (await resp.json())["errors"]]
 
+    @pytest.mark.parametrize(("environment", "key"), [("test", "sk_live_x"), ("production", "sk_test_x")])
+    async def test_a_stripe_key_of_the_other_mode_is_refused(
+        self, client: Any, admin: dict[str, str], environment: str, key: str
+    ) -> None:
+        """A live key on a test account would take real money for a test tenant (and the reverse)."""
+        credentials = {"secret_key": key, "webhook_secret": "whsec_x"}
+        body = {**PAYME, "provider": "stripe", "environment": environment, "currencies": ["USD"]}
+        resp = await _create(client, admin, {**body, "credentials": credentials})
+        assert resp.status == 422
+        assert [e["field"] for e in (await resp.json())["errors"]] == ["credentials.secret_key"]
+        assert key not in await resp.text()
+        good = {"secret_key": "sk_test_x" if environment == "test" else "sk_live_x"}
+        resp = await _create(client, admin, {**body, "credentials": {**credentials, **good}})
+        assert resp.status == 201, await resp.text()
+        patched = await client.patch(
+            f"/admin/provider-accounts/{(await resp.json())['id']}",
+            json={"credentials": {"secret_key": key}},
+            headers=admin,
+        )
+        assert patched.status == 422
+
     async def test_stripe_connect_and_elements_settings(self, client: Any, admin: dict[str, str]) -> None:
         body = {
             **PAYME,
             "provider": "stripe",
             "currencies": ["USD"],
-            "credentials": {"secret_key": "sk_live_abc", "webhook_secret": "whsec_abc"},
+            "credentials": {"secret_key": "sk_test_abc", "webhook_secret": "whsec_abc"},
             "settings": {
                 "connected_account": "acct_1AbC",
                 "publishable_key": "pk_live_abc",

@@ -135,9 +135,10 @@ class StripeShop:
 
     async def add_account(self, **settings: str) -> tuple[str, str]:
         """Another Stripe account (id, secret key), with this shop's webhook secret unless given."""
-        key = new_secret_key()
         secret = settings.pop("webhook_secret", self.webhook_secret)
         environment = settings.pop("environment", "test")
+        # A key of the account's own mode (a live key only on a production account).
+        key = new_secret_key() if environment == "test" else new_secret_key().replace("sk_test_", "sk_live_", 1)
         resp = await self.client.post(
             "/admin/provider-accounts",
             json={

@@ -156,6 +156,13 @@ class TestPayerPage:
         assert resp.status == 404
         assert started["provider_reference"] not in await resp.text()
 
+    @pytest.mark.parametrize(
+        "path", ["/pay/stripe/ptx%00/x", "/pay/stripe/ptx_1/%00", "/pay/stripe/" + "p" * 300 + "/x"]
+    )
+    async def test_a_path_that_names_no_payment_is_a_404(self, shop: StripeShop, path: str) -> None:
+        resp = await shop.client.get(path)
+        assert resp.status == 404
+
     async def test_the_test_card_page_keeps_the_security_headers(self, shop: StripeShop) -> None:
         started = await shop.start()
         path = "/" + started["redirect_url"].split("://", 1)[1].split("/", 1)[1]

@@ -40,6 +40,17 @@ class TestBadInput:
         assert (resp.status, await resp.json()) == (400, {"error": "missing_signature"})
         await nothing_recorded(db_read)
 
+    @pytest.mark.parametrize("header", ["t=1,v1=\u00e9", "t=\u0661\u0662,v1=abc"])
+    async def test_a_signature_header_that_is_not_ascii_is_refused(
+        self, shop: StripeShop, db_read: Any, header: str
+    ) -> None:
+        body = json.dumps(stripe_event("payment_intent.succeeded", {"id": "pi_x", "object": "payment_intent"}))
+        resp = await shop.client.post(
+            "/billing/stripe", data=body, headers={"Stripe-Signature": header.encode("utf-8").decode("latin-1")}
+        )
+        assert (resp.status, await resp.json()) == (400, {"error": "invalid_signature"})
+        await nothing_recorded(db_read)
+
     async def test_one_good_v1_among_several_is_enough(self, shop: StripeShop, db_read: Any) -> None:
         """During a rotation Stripe signs with both secrets."""
         started = await shop.start()

@@ -102,6 +102,9 @@ def all_hold(*preconditions: Precondition) -> Precondition:
     reads). Their parameter names must differ (``row_unchanged``'s ``name``)."""
     params: dict[str, Any] = {}
     for precondition in preconditions:
+        if not params.keys().isdisjoint(precondition.params):
+            # One would silently check the other's row: a programming error, never a runtime condition.
+            raise ValueError("preconditions combined with all_hold need distinct parameter names")
         params.update(precondition.params)
     return Precondition(_all_of(tuple(p.clause for p in preconditions)), params)
 

@@ -74,9 +74,16 @@ def _message(
     return _render(request, "stripe_message.html", context, status=status)
 
 
+_PATH_PART = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
 async def _resolve(request: web.Request) -> tuple[Transaction, StripeAdapter] | web.Response:
     app = request.app
     txn_id, token = request.match_info["transaction_id"], request.match_info["token"]
+    if not (_PATH_PART.fullmatch(txn_id) and _PATH_PART.fullmatch(token)):
+        # Our ids and tokens are short url-safe ASCII; anything else (a NUL PostgreSQL refuses, a
+        # megabyte) names no payment and is never sent to the database.
+        return _message(request, 404, "Payment not found", "This payment link is not valid.")
     async with app[uow_factory_key]() as unit:
         txn = await transaction_snapshot(unit, txn_id)
     account = None

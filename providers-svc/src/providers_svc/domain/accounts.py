@@ -128,9 +128,13 @@ class AccountRuleError(Exception):
         self.problems = problems
 
 
-def check_credentials(provider: str, credentials: Mapping[str, Any], *, partial: bool = False) -> dict[str, str]:
+def check_credentials(
+    provider: str, credentials: Mapping[str, Any], *, partial: bool = False, environment: str | None = None
+) -> dict[str, str]:
     """The credentials to store, or ``AccountRuleError`` naming each missing, unknown or malformed field.
-    ``partial``: an update, which replaces only the fields it gives. Values are never quoted back."""
+    ``partial``: an update, which replaces only the fields it gives. ``environment``: the account's, which
+    a Stripe key's own mode must match (a live key on a test account would take real money for a test
+    tenant). Values are never quoted back."""
     fields = CREDENTIAL_FIELDS[provider]
     problems = [
         FieldProblem(f"credentials.{name}", f"is not a credential of {provider}")
@@ -152,11 +156,26 @@ def check_credentials(provider: str, credentials: Mapping[str, Any], *, partial:
             problems.append(FieldProblem("credentials.shop_id", "must be Octo's numeric shop id"))
         elif provider == "stripe" and not _STRIPE_CREDENTIALS[name].fullmatch(value):
             problems.append(FieldProblem(f"credentials.{name}", f"is not a Stripe {name.replace('_', ' ')}"))
+        elif (
+            provider == "stripe"
+            and name == "secret_key"
+            and environment is not None
+            and not _key_of(value, environment)
+        ):
+            mode = "test" if environment == Environment.TEST else "live"
+            problems.append(
+                FieldProblem("credentials.secret_key", f"must be a {mode} mode key for a {environment} account")
+            )
         else:
             checked[name] = value
     if problems:
         raise AccountRuleError(problems)
     return checked
+
+
+def _key_of(key: str, environment: str) -> bool:
+    """Whether a Stripe key (``sk_test_…``, ``rk_live_…``) is of the mode ``environment`` moves money in."""
+    return key.split("_", 2)[1] == ("test" if environment == Environment.TEST else "live")
 
 
 def check_currencies(provider: str, currencies: list[Any]) -> list[str]:

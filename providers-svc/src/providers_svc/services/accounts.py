@@ -78,7 +78,7 @@ def credentials_of(ring: KeyRing, account: ProviderAccountRow) -> dict[str, str]
 
 async def create_account(uow: UowFactory, ring: KeyRing, new: NewAccount, now: datetime) -> ProviderAccountRow:
     try:
-        credentials = check_credentials(new.provider, new.credentials)
+        credentials = check_credentials(new.provider, new.credentials, environment=new.environment)
         currencies = check_currencies(new.provider, new.currencies)
         settings = check_settings(new.provider, new.settings)
     except AccountRuleError as exc:
@@ -159,7 +159,9 @@ async def update_account(
             currencies = check_currencies(row.provider, changes.currencies) if changes.currencies is not None else None
             settings = check_settings(row.provider, changes.settings, row.settings) if changes.settings else None
             credentials = (
-                check_credentials(row.provider, changes.credentials, partial=True) if changes.credentials else None
+                check_credentials(row.provider, changes.credentials, partial=True, environment=row.environment)
+                if changes.credentials
+                else None
             )
         except AccountRuleError as exc:
             raise _invalid(exc) from None

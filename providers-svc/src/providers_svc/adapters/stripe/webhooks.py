@@ -12,6 +12,9 @@ TOLERANCE_SECONDS = 300
 
 def signed_by(body: str, header: str, secret: str, *, tolerance: int = TOLERANCE_SECONDS) -> bool:
     """Whether ``header`` signs ``body`` (the raw body, decoded as UTF-8) with ``secret``, recently."""
+    if not header.isascii():
+        # Stripe's headers are ASCII; the library's constant-time compare raises TypeError on anything else.
+        return False
     try:
         stripe.WebhookSignature.verify_header(body, header, secret, tolerance)
     except stripe.SignatureVerificationError:
