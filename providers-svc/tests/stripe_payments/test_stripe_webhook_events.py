@@ -102,6 +102,31 @@ class TestConnect:
         assert 'provider_callbacks_total{provider="stripe",result="unknown_account"} 1.0' in metrics
         del connected
 
+    async def test_a_connected_account_in_both_modes_gets_each_modes_events(
+        self, stripe_shop_factory: ShopFactory, db_read: Any
+    ) -> None:
+        """A production Connect endpoint receives its connected accounts' test events too, on one secret:
+        each mode's event goes to the account of that mode, and one of a mode we have no account of is
+        recorded and acknowledged (a 4xx would have Stripe retry it for days), never applied."""
+        handed: list[tuple[str, str, bool]] = []
+
+        async def follower(_unit: ProvidersUnitOfWork, event: VerifiedStripeEvent) -> None:
+            handed.append((str(event.object["id"]), event.account_id, event.livemode))
+
+        shop = await stripe_shop_factory(stripe_followers=[follower])
+        test_account, _ = await shop.add_account(connected_account="acct_1Both")
+        live_account, _ = await shop.add_account(connected_account="acct_1Both", environment="production")
+        await shop.add_account(connected_account="acct_1Live", environment="production")
+        customer = {"object": "customer"}
+        live = stripe_event("customer.created", {**customer, "id": "cus_l"}, account="acct_1Both", livemode=True)
+        test = stripe_event("customer.created", {**customer, "id": "cus_t"}, account="acct_1Both")
+        stray = stripe_event("customer.created", {**customer, "id": "cus_s"}, account="acct_1Live")
+        for event in (live, test, stray):
+            assert (await shop.send(event)).status == 200
+        assert handed == [("cus_l", live_account, True), ("cus_t", test_account, False)]
+        rows = {r["external_id"]: r["result"] for r in await db_read("events")}
+        assert [rows[e["id"]] for e in (live, test, stray)] == ["recorded", "recorded", "other_mode"]
+
     async def test_a_connected_accounts_event_names_its_account_to_the_followers(
         self, stripe_shop_factory: ShopFactory
     ) -> None:

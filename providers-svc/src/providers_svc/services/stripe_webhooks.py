@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 # What an event did, stored on its inbox row (``result``) and counted.
 RECORDED = "recorded"  # verified and kept; nothing of ours to move (a refund, a customer, an unknown type)
 UNKNOWN_ACCOUNT = "unknown_account"  # a Connect event of an account none of ours acts for
+OTHER_MODE = "other_mode"  # a Connect event of the other mode than every account acting for its account
 DUPLICATE = "duplicate"
 
 
@@ -130,9 +131,13 @@ class StripeWebhooks:
             raise StripeWebhookRejected("invalid_payload") from None
         candidates = await self._signers(body, signature)
         event = parse_event(body)
-        account = _account_for(candidates, event.account)
+        account = _account_for(candidates, event.account, event.livemode)
         if account is None:
             return await self._record_only(event, body, UNKNOWN_ACCOUNT)
+        if event.livemode != (not account.test) and event.account is not None:
+            # A Connect endpoint in live mode gets its connected accounts' test events too (Stripe's
+            # Connect webhooks): expected traffic, recorded and acknowledged, never applied.
+            return await self._record_only(event, body, OTHER_MODE)
         if event.livemode != (not account.test):
             # A live event under a test account's secret (or the reverse): never applied.
             raise StripeWebhookRejected("livemode_mismatch")
@@ -162,7 +167,12 @@ class StripeWebhooks:
 
     async def _record_only(self, event: _Envelope, body: str, result: str) -> StripeHandled:
         log.warning(
-            "stripe event %s (%s) of unknown connected account %s: recorded", event.event_id, event.type, event.account
+            "stripe event %s (%s) of connected account %s (livemode %s): %s, recorded only",
+            event.event_id,
+            event.type,
+            event.account,
+            event.livemode,
+            result,
         )
         async with self.uow() as unit:
             if not await unit.stripe.record_event(self._row(event, body, new_id("pev"), result)):
@@ -206,11 +216,14 @@ class StripeWebhooks:
         return outcome if outcome is not None else Outcome(RECORDED)
 
 
-def _account_for(candidates: list[BoundAccount], connected: str | None) -> BoundAccount | None:
+def _account_for(candidates: list[BoundAccount], connected: str | None, livemode: bool) -> BoundAccount | None:
     """The account among those sharing the verifying secret that acts for ``connected`` (None: the
-    platform's own events, an account without ``connected_account``)."""
+    platform's own events, an account without ``connected_account``), of the event's mode when there
+    is one (a test and a production account may act for one connected account on one secret)."""
     wanted = connected or ""
     matching = [a for a in candidates if a.settings.get("connected_account", "") == wanted]
+    same_mode = [a for a in matching if a.test != livemode]
+    matching = same_mode or matching
     if len(matching) > 1:
         # Two accounts for the same Stripe account and secret: the admin's mistake. The first one by id
         # decides, the same one every time.
