@@ -48,6 +48,21 @@ class TestDisputes:
         assert second["provider_updated_at"] > first["provider_updated_at"]
         assert {p["tenant_id"] for p in published} == {TENANT}
 
+    async def test_a_dispute_before_its_payments_success_is_refused_until_after_it(
+        self, shop: StripeShop, db_read: Any
+    ) -> None:
+        """Stripe does not order events: published before the success, the dispute would meet an unpaid
+        payment at payments-svc and be filed as an anomaly for good. Refused with a 503 (nothing kept),
+        it is applied when Stripe sends it again after the success."""
+        started = await shop.start()
+        dispute = stripe_event("charge.dispute.created", dispute_object(started["provider_reference"]))
+        assert (await shop.send(dispute)).status == 503
+        await nothing_recorded(db_read)
+        await shop.send(stripe_event("payment_intent.succeeded", intent_object(started, "succeeded")))
+        assert (await shop.send(dispute)).status == 200
+        published = [e for e in outbox_events(await db_read("outbox")) if e["event_type"] == "provider.dispute.updated"]
+        assert [p["data"]["payment_id"] for p in published] == [started["payment_id"]]
+
     async def test_a_dispute_naming_only_its_charge_is_found_through_stripe(
         self, shop: StripeShop, db_read: Any
     ) -> None:

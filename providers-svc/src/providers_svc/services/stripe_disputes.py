@@ -12,10 +12,11 @@ from typing import Any
 
 from billing_contracts.events.disputes import ProviderDispute, ProviderDisputeUpdatedV1
 
+from providers_svc.adapters.base import ProviderUnavailableError
 from providers_svc.adapters.stripe import NAME, StripeAdapter
 from providers_svc.adapters.stripe.amounts import from_stripe
 from providers_svc.domain.stripe_events import VerifiedStripeEvent
-from providers_svc.domain.transactions import CallbackResult
+from providers_svc.domain.transactions import CallbackResult, TransactionStatus
 from providers_svc.services.stripe_outcomes import Outcome, id_of, locked_transaction
 from providers_svc.services.uow import ProvidersUnitOfWork
 
@@ -57,6 +58,11 @@ async def apply_dispute(
     ours = from_stripe(amount, currency) if isinstance(amount, int) and not isinstance(amount, bool) else None
     if txn is None or dispute_id is None or ours is None:
         return Outcome(CallbackResult.UNKNOWN_TRANSACTION.value)
+    if txn.status is TransactionStatus.PENDING:
+        # Stripe does not order its events: a dispute can come before the success of the charge it
+        # disputes. Published now, payments-svc would find the payment not paid and file the dispute as
+        # an anomaly for good; refused (503, nothing committed), Stripe sends it again after the success.
+        raise ProviderUnavailableError(f"dispute {dispute_id} came before the success of {txn.id}")
     due = dispute.get("evidence_details")
     unit.emit(
         ProviderDisputeUpdatedV1(
