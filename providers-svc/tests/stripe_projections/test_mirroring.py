@@ -149,6 +149,17 @@ class TestAttribution:
         # Every bus event names its tenant: a row attributed to none publishes nothing.
         assert len(await published()) == (0 if expected is None else 1)
 
+    async def test_an_attributed_object_stays_its_tenants_after_the_account_moves(
+        self, project: Project, stored: Rows, published: Published
+    ) -> None:
+        """The account served A alone, then B alone: A's customer (attributed by the sole-tenant rule)
+        must not become B's on its next change, or B would read A's customer."""
+        await project(event(customer(), "customer.created", tenant_ids=(A,)))
+        await project(event(customer(email="new@example.com"), "customer.updated", created=T0 + 5, tenant_ids=(B,)))
+        [row] = await stored()
+        assert (row["tenant_id"], row["data"]["email"]) == (A, "new@example.com")
+        assert {body["tenant_id"] for _, body in await published()} == {A}
+
     async def test_the_own_metadata_beats_the_mirrored_one(self, project: Project, stored: Rows) -> None:
         await project(event(subscription(metadata=PLAN), "customer.subscription.created", tenant_ids=(A, B)))
         await project(event(invoice(metadata={"tenant_id": A}), "invoice.created", tenant_ids=(A, B)))

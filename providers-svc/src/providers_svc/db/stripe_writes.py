@@ -145,8 +145,10 @@ def _upsert() -> Insert:
     updates: dict[str, Any] = {c: new[c] for c in (*replaced, "event_id", "event_type", "updated_at")}
     for column in ("customer", "status", "amount", "currency", "subscription", "invoice"):
         updates[column] = kept(column)
-    # A stub has no metadata to attribute it by: the stored attribution stands.
-    updates["tenant_id"] = case((stub, func.coalesce(t.c.tenant_id, new.tenant_id)), else_=new.tenant_id)
+    # An attributed object stays its tenant's: a later state (a stub with no metadata, or one read after
+    # the account was reassigned to another tenant, whose sole-tenant fallback would name that one)
+    # never hands it to another tenant. Only an object nobody could be told of gains a tenant.
+    updates["tenant_id"] = func.coalesce(t.c.tenant_id, new.tenant_id)
     for column in ("subscription_metadata", "own_subscription_metadata"):
         updates[column] = kept(column)
     updates["object_metadata"] = case((stub, t.c.object_metadata), else_=new.object_metadata)
@@ -223,7 +225,7 @@ def _mirror_update(kind: str, which: ColumnElement[bool]) -> Any:
         )
         .values(
             subscription_metadata=metadata,
-            tenant_id=tenant_expression(t.c.object_metadata, metadata),
+            tenant_id=func.coalesce(t.c.tenant_id, tenant_expression(t.c.object_metadata, metadata)),
             sequence=t.c.sequence + 1,
             updated_at=bindparam("p_now"),
         )
