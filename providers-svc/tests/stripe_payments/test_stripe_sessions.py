@@ -139,6 +139,24 @@ class TestSessionCancel:
         assert not [c for c in sessions.calls if c[0] == "POST"]
 
 
+class TestCancelRefused:
+    async def test_a_session_stripe_no_longer_knows_is_a_503_and_the_payment_stays_payable(
+        self, shop: StripeShop, engine: AsyncEngine, fake: tuple[FakeSessions, str], db_read: Any
+    ) -> None:
+        """Stripe answering 404 for the session proves nothing about the money: never a 500, never
+        cancelled on our side; asked again later."""
+        _, base = fake
+        adapter, txn = await _adapter_and_txn(shop, engine, base, "cs_test_gone")
+        del adapter
+        resp = await shop.client.post(
+            f"/internal/payments/{txn.payment_id}/cancel", headers=shop.internal_headers(TENANT)
+        )
+        assert resp.status == 503, await resp.text()
+        assert (await resp.json())["code"] == "provider_unavailable"
+        [row] = [t for t in await db_read("transactions") if t["id"] == txn.id]
+        assert row["status"] == "pending"
+
+
 class TestConcurrentDeliveries:
     async def test_twenty_copies_of_one_event_move_money_once(self, shop: StripeShop, db_read: Any) -> None:
         started = await shop.start()

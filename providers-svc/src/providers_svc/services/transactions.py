@@ -145,6 +145,13 @@ async def cancel_payment(
             raise ProblemError(
                 503, "provider_unavailable", "The provider is unavailable", headers=_RETRY_AFTER
             ) from exc
+        except ProviderRejectedError as exc:
+            # The provider refused to say (an attempt it no longer knows, a revoked key): nothing proves
+            # it will not take the money, so the payment stays payable, and is asked again later.
+            log.error("provider %s refused to cancel %s: %s", provider.name, txn.id, exc.code)
+            raise ProblemError(
+                503, "provider_unavailable", "The provider refused the cancellation", headers=_RETRY_AFTER
+            ) from exc
         if not cancelled:
             raise ProblemError(409, "not_cancellable", "The provider has already taken the payment")
     if not pending:
