@@ -48,12 +48,15 @@ class StripeApi:
         # Built on first use, not in ``bind`` (which must stay cheap), and with the app's session, which
         # exists only while the app runs.
         if self._client is None:
+            session = self._http()
             self._client = stripe.StripeClient(
                 self.account.credentials["secret_key"],
                 stripe_account=self.connected_account,
                 base_addresses={"api": self.account.settings["api_base"].rstrip("/")},
                 max_network_retries=_NETWORK_RETRIES,
-                http_client=stripe.AIOHTTPClient(session=self._http()),
+                # The session's own timeout (PROVIDERS_PROVIDER_TIMEOUT): the library would otherwise
+                # wait 80 s a request, holding a webhook's row lock and database connection meanwhile.
+                http_client=stripe.AIOHTTPClient(session=session, timeout=session.timeout),
             )
         return self._client
 
