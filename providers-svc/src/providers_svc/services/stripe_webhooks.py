@@ -22,7 +22,7 @@ from billing_contracts.envelope import utcnow
 from billing_runtime.ids import new_id
 
 from providers_svc.adapters.stripe import NAME, StripeAdapter, StripeProvider
-from providers_svc.adapters.stripe.webhooks import signed_by
+from providers_svc.adapters.stripe.webhooks import plausible, signed_by
 from providers_svc.domain.accounts import BoundAccount
 from providers_svc.domain.stripe_events import StripeEventFollower, VerifiedStripeEvent
 from providers_svc.services.account_copies import AccountCopies
@@ -144,6 +144,8 @@ class StripeWebhooks:
         return await self._apply(event, body, account)
 
     async def _signers(self, body: str, signature: str) -> list[BoundAccount]:
+        if not plausible(signature, self.clock().timestamp()):
+            raise StripeWebhookRejected("invalid_signature")
         accounts = [a for a in await self.copies.of(NAME) if not a.simulator]
         by_secret: dict[str, list[BoundAccount]] = {}
         for account in accounts:

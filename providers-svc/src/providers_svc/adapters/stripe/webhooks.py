@@ -10,6 +10,19 @@ import stripe
 TOLERANCE_SECONDS = 300
 
 
+def plausible(header: str, now: float, *, tolerance: int = TOLERANCE_SECONDS) -> bool:
+    """Whether ``header`` could be Stripe's at all: ASCII, one recent ``t`` and at least one ``v1``.
+    Checked once per request, before the HMAC of the body under each account's secret (``signed_by``),
+    so junk costs no hashing however many accounts there are."""
+    if not header.isascii():
+        return False
+    pairs = [item.split("=", 1) for item in header.split(",") if "=" in item]
+    stamps = [value for key, value in pairs if key.strip() == "t"]
+    if len(stamps) != 1 or not stamps[0].strip().isdigit() or not any(key.strip() == "v1" for key, _ in pairs):
+        return False
+    return int(stamps[0]) >= now - tolerance
+
+
 def signed_by(body: str, header: str, secret: str, *, tolerance: int = TOLERANCE_SECONDS) -> bool:
     """Whether ``header`` signs ``body`` (the raw body, decoded as UTF-8) with ``secret``, recently."""
     if not header.isascii():
