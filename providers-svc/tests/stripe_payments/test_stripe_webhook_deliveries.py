@@ -117,3 +117,22 @@ class TestDeliveries:
         assert row["result"] == "unknown_transaction"
         assert (await transaction(db_read, started["provider_transaction_id"]))["status"] == "pending"
         assert await db_read("outbox") == []
+
+
+class TestTwoAccountsOfOneStripeAccount:
+    async def test_each_account_records_the_event_once_and_the_payments_own_applies_it(
+        self, shop: StripeShop, db_read: Any
+    ) -> None:
+        """An account replaced by another on the same Stripe account, each with its own endpoint: Stripe
+        sends every event to both. The other account's delivery must not swallow the payment's own."""
+        started = await shop.start()
+        other_secret = new_webhook_secret()
+        await shop.add_account(webhook_secret=other_secret)
+        event = stripe_event("payment_intent.succeeded", intent_object(started, "succeeded"))
+        assert (await shop.send(event, secret=other_secret)).status == 200
+        assert (await shop.send(event)).status == 200
+        assert (await shop.send(event)).status == 200  # and a true duplicate is still one
+        assert (await transaction(db_read, started["provider_transaction_id"]))["status"] == "succeeded"
+        results = sorted(r["result"] for r in await db_read("events"))
+        assert results == ["applied", "unknown_transaction"]
+        assert [e["event_type"] for e in outbox_events(await db_read("outbox"))] == ["provider.payment.succeeded"]

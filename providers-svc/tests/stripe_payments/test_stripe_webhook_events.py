@@ -139,7 +139,7 @@ class TestConnect:
         for event in (live, test, stray):
             assert (await shop.send(event)).status == 200
         assert handed == [("cus_l", live_account, True), ("cus_t", test_account, False)]
-        rows = {r["external_id"]: r["result"] for r in await db_read("events")}
+        rows = {r["external_id"].rsplit("/", 1)[-1]: r["result"] for r in await db_read("events")}
         assert [rows[e["id"]] for e in (live, test, stray)] == ["recorded", "recorded", "other_mode"]
 
     async def test_a_connected_accounts_event_names_its_account_to_the_followers(

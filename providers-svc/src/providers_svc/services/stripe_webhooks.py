@@ -155,11 +155,16 @@ class StripeWebhooks:
                 return sharing
         raise StripeWebhookRejected("invalid_signature")
 
-    def _row(self, event: _Envelope, body: str, row_id: str, result: str | None) -> dict[str, Any]:
+    def _row(
+        self, event: _Envelope, body: str, row_id: str, result: str | None, account_id: str | None = None
+    ) -> dict[str, Any]:
         return {
             "id": row_id,
             "provider": NAME,
-            "external_id": event.event_id,
+            # Once per account: two of our accounts on one Stripe account (an account replaced by
+            # another, each with its endpoint) both receive every event, and the one whose payment it is
+            # must not find the other's delivery recorded as its own.
+            "external_id": event.event_id if account_id is None else f"{account_id}/{event.event_id}",
             "event_type": event.type,
             "transaction_id": None,
             "payload": body,
@@ -186,7 +191,7 @@ class StripeWebhooks:
         adapter = self.provider.bound(account)
         async with self.uow() as unit:
             row_id = new_id("pev")
-            tenant_ids = await unit.stripe.claim_event(self._row(event, body, row_id, None), account.id)
+            tenant_ids = await unit.stripe.claim_event(self._row(event, body, row_id, None, account.id), account.id)
             if tenant_ids is None:
                 return StripeHandled(DUPLICATE, event.type)
             verified = VerifiedStripeEvent(
