@@ -123,3 +123,19 @@ class TestBadInput:
         for secret in (shop.webhook_secret, shop.secret_key):
             assert secret not in text
             assert secret not in caplog.text
+
+
+class TestUnstorableValues:
+    async def test_a_nul_or_an_overlong_value_in_a_signed_event_is_stored_made_storable(
+        self, shop: StripeShop, db_read: Any
+    ) -> None:
+        """PostgreSQL refuses NUL in text, and columns have lengths: a value we only keep must never make
+        the webhook fail (Stripe would send it again for days)."""
+        started = await shop.start()
+        error = {"code": "card_declined" + "x" * 100, "message": "declined\u0000 by the bank " + "y" * 5000}
+        failed = intent_object(started, "requires_payment_method", last_payment_error=error)
+        resp = await shop.send(stripe_event("payment_intent.payment_failed", failed))
+        assert resp.status == 200, await resp.text()
+        [row] = await db_read("events")
+        assert row["transaction_id"] == started["provider_transaction_id"]
+        assert (await transaction(db_read, started["provider_transaction_id"]))["status"] == "pending"

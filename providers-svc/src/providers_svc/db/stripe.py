@@ -67,6 +67,10 @@ def _claim() -> ReturningInsert[Any]:
     return pg_insert(ProviderEventRow).values(values).on_conflict_do_nothing().returning(tenants)
 
 
+def _storable(value: str | None, length: int) -> str | None:
+    return None if value is None else value.replace("\x00", "")[:length]
+
+
 class StripeRepository:
     """The webhook's reads and writes, in its unit of work's transaction."""
 
@@ -120,12 +124,14 @@ class StripeRepository:
         return IntentState(row.payment_intent_id, row.status, row.status_at, row.failure_code, row.failure_message)
 
     async def save_intent_state(self, transaction_id: str, state: IntentState, now: datetime) -> None:
+        # Stripe's strings as they came, made storable: a NUL (PostgreSQL refuses it in text) dropped and
+        # each cut to its column, so no signed event can fail the webhook on a value we only keep.
         values = {
-            "payment_intent_id": state.payment_intent_id,
-            "status": state.status,
+            "payment_intent_id": _storable(state.payment_intent_id, 255),
+            "status": _storable(state.status, 32) or "unknown",
             "status_at": state.status_at,
-            "failure_code": state.failure_code,
-            "failure_message": state.failure_message,
+            "failure_code": _storable(state.failure_code, 64),
+            "failure_message": _storable(state.failure_message, 2000),
             "updated_at": now,
         }
         stmt = pg_insert(StripeIntentRow).values(transaction_id=transaction_id, **values)
