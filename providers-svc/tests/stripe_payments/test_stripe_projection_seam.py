@@ -53,3 +53,11 @@ class TestProjectionSeam:
         assert (await shop.send(forged, secret="whsec_not_the_accounts")).status == 400
         assert await _customers(shop) == []
         assert await db_read("outbox") == []
+
+    async def test_a_nul_escape_in_a_signed_object_is_no_500(self, shop: StripeShop, db_read: Any) -> None:
+        """jsonb refuses ``\\u0000``: an object carrying one is still acknowledged, once (a 500 would have
+        Stripe send it again for days)."""
+        event = stripe_event("customer.created", _customer("Ada\u0000Lovelace"))
+        first, again = await shop.send(event), await shop.send(event)
+        assert (first.status, again.status) == (200, 200), await first.text()
+        assert len(await db_read("events")) == 1
