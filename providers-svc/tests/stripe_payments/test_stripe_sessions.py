@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +22,7 @@ from providers_svc.services.accounts import account_by_id
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .conftest import TENANT, ShopFactory, StripeShop, stripe_event
+from .conftest import TENANT, ShopFactory, StripeShop, new_webhook_secret, stripe_event
 from .helpers import payment_side
 
 pytestmark = pytest.mark.postgres
@@ -137,6 +138,49 @@ class TestSessionCancel:
         status = await adapter.fetch_status(txn)
         assert (status.status, status.provider_reference) == (TransactionStatus.SUCCEEDED, "pi_paid")
         assert not [c for c in sessions.calls if c[0] == "POST"]
+
+
+class TestSessionThenIntent:
+    async def test_an_intent_event_of_the_sessions_second_is_not_taken_for_an_older_one(
+        self, shop: StripeShop, engine: AsyncEngine, fake: tuple[FakeSessions, str], db_read: Any
+    ) -> None:
+        """Stripe sends a session's completion and its intent's events in the same second: the session's
+        says nothing of the intent's status, so the intent's event decides from its own object, with no
+        call to Stripe (which would run under the transaction's lock)."""
+        sessions, base = fake
+        secret = new_webhook_secret()
+        account_id, _ = await shop.add_account(api_base=base, flow="checkout_session", webhook_secret=secret)
+        ptx = await _session_txn(engine, account_id, "cs_test_async")
+        async with shop.client.app[uow_factory_key]() as unit:
+            txn = await transaction_snapshot(unit, ptx)
+        assert txn is not None
+        now = int(time.time())
+        completed = {
+            "id": "cs_test_async",
+            "object": "checkout.session",
+            "status": "complete",
+            "payment_status": "unpaid",  # a bank debit: the async events decide
+            "payment_intent": "pi_async",
+            "amount_total": 5000,
+            "currency": "usd",
+            "metadata": {"transaction_id": ptx},
+        }
+        processing = {
+            "id": "pi_async",
+            "object": "payment_intent",
+            "status": "processing",
+            "amount": 5000,
+            "currency": "usd",
+            "metadata": {"transaction_id": ptx},
+        }
+        for event in (
+            stripe_event("checkout.session.completed", completed, created=now),
+            stripe_event("payment_intent.processing", processing, created=now),
+        ):
+            assert (await shop.send(event, secret=secret)).status == 200
+        assert [c for c in sessions.calls if c[1].startswith("/v1/payment_intents")] == []
+        results = sorted(r["result"] for r in await db_read("events"))
+        assert results == ["pending", "pending"]
 
 
 class TestCancelRefused:

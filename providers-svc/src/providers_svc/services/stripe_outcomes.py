@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from providers_svc.adapters.base import ProviderRejectedError
@@ -37,6 +37,8 @@ from providers_svc.services.callbacks import ProviderNotice, decide_notice, log_
 from providers_svc.services.uow import ProvidersUnitOfWork
 
 log = logging.getLogger(__name__)
+# Older than any event: the time of an intent state that no intent event has set yet.
+_NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 INTENT_EVENTS = frozenset(
     f"payment_intent.{name}"
@@ -225,7 +227,10 @@ class _IntentEvent:
                 kept = IntentState(
                     intent_id,
                     state.status if state is not None else "requires_payment_method",
-                    state.status_at if state is not None else self.event.created,
+                    # A session event says nothing of the intent's own status: it orders no intent event
+                    # (the session's success and the intent's come in the same second; the intent's must
+                    # not then be taken for an older picture and cost a call to Stripe under the lock).
+                    state.status_at if state is not None else _NEVER,
                     f"stripe_{code}" if code else "stripe_payment_failed",
                     str(charge.get("failure_message") or "The card was declined")[:500],
                 )
@@ -247,7 +252,10 @@ class _IntentEvent:
             kept = IntentState(
                 intent_id,
                 state.status if state is not None else f"session_{session.get('status')}",
-                state.status_at if state is not None else self.event.created,
+                # A session event says nothing of the intent's own status: it orders no intent event
+                # (the session's success and the intent's come in the same second; the intent's must
+                # not then be taken for an older picture and cost a call to Stripe under the lock).
+                state.status_at if state is not None else _NEVER,
                 state.failure_code if state is not None else None,
                 state.failure_message if state is not None else None,
             )
