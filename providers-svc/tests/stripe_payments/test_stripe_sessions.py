@@ -19,7 +19,7 @@ from providers_svc.db.repositories import transaction_snapshot
 from providers_svc.domain.transactions import TransactionStatus
 from providers_svc.keys import key_ring_key, stripe_webhooks_key, uow_factory_key
 from providers_svc.services.accounts import account_by_id
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .conftest import TENANT, ShopFactory, StripeShop, new_webhook_secret, stripe_event
@@ -51,6 +51,8 @@ class FakeSessions:
             found = self.intents[request.match_info["id"]]
             if request.path.endswith("/cancel"):
                 found["status"] = "canceled"
+            if request.path.endswith("/capture"):
+                found["status"] = "succeeded"
             return web.json_response(found)
 
         app = web.Application()
@@ -58,6 +60,7 @@ class FakeSessions:
         app.router.add_post("/v1/checkout/sessions/{id}/expire", session)
         app.router.add_get("/v1/payment_intents/{id}", intent)
         app.router.add_post("/v1/payment_intents/{id}/cancel", intent)
+        app.router.add_post("/v1/payment_intents/{id}/capture", intent)
         return app
 
 
@@ -181,6 +184,39 @@ class TestSessionThenIntent:
         assert [c for c in sessions.calls if c[1].startswith("/v1/payment_intents")] == []
         results = sorted(r["result"] for r in await db_read("events"))
         assert results == ["pending", "pending"]
+
+
+class TestHeldIntentOfAPaidPayment:
+    async def test_it_is_captured_never_released(
+        self, shop: StripeShop, engine: AsyncEngine, fake: tuple[FakeSessions, str]
+    ) -> None:
+        """A payment that succeeded through an intent Stripe still holds (a session reported paid before
+        its capture): the hold is captured. Cancelling it would leave a paid payment with no money."""
+        sessions, base = fake
+        secret = new_webhook_secret()
+        account_id, _ = await shop.add_account(
+            api_base=base, flow="checkout_session", capture_method="manual", webhook_secret=secret
+        )
+        ptx = await _session_txn(engine, account_id, "pi_held_paid")
+        async with engine.begin() as conn:
+            await conn.execute(
+                update(ProviderTransactionRow).where(ProviderTransactionRow.id == ptx).values(status="succeeded")
+            )
+        held = {
+            "id": "pi_held_paid",
+            "object": "payment_intent",
+            "status": "requires_capture",
+            "amount": 5000,
+            "amount_capturable": 5000,
+            "currency": "usd",
+            "capture_method": "manual",
+            "metadata": {"transaction_id": ptx},
+        }
+        sessions.intents["pi_held_paid"] = dict(held)
+        event = stripe_event("payment_intent.amount_capturable_updated", held)
+        assert (await shop.send(event, secret=secret)).status == 200
+        posts = [c[1] for c in sessions.calls if c[0] == "POST"]
+        assert posts == ["/v1/payment_intents/pi_held_paid/capture"]
 
 
 class TestCancelRefused:

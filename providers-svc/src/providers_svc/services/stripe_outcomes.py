@@ -193,9 +193,11 @@ class _IntentEvent:
         txn = self.txn
         amount = intent.get("amount")
         currency = str(intent.get("currency", "")).upper()
+        # Already succeeded through this very intent (a session Stripe reported paid while its intent
+        # was still held): the money is ours to capture, never to release.
+        ours = txn.status is TransactionStatus.SUCCEEDED and txn.provider_reference == intent_id
         payable = (
-            txn.status is TransactionStatus.PENDING
-            and not txn.is_expired(self.now)
+            (ours or (txn.status is TransactionStatus.PENDING and not txn.is_expired(self.now)))
             and currency == txn.currency
             and isinstance(amount, int)
             and from_stripe(amount, currency) == txn.amount
