@@ -382,6 +382,10 @@ _BLOCKED_INGEST = (
     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
     " AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO inbox%'"
 )
+_INGEST_SESSIONS = (
+    "SELECT pid, state, wait_event_type, wait_event FROM pg_stat_activity WHERE datname = current_database()"
+    " AND pid <> pg_backend_pid() AND query LIKE '%INSERT INTO inbox%' ORDER BY pid"
+)
 _ACTIVE_INGEST = (
     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
     " AND state = 'active' AND query LIKE '%INSERT INTO inbox%'"
@@ -483,9 +487,15 @@ async def _run(
         async def ingest_blocked() -> bool:
             return bool(await probe.fetchval(_BLOCKED_INGEST))
 
+        async def ingest_sessions() -> list[str]:
+            # What the worker's ingest statements are doing, for the premise's failure message below.
+            rows = await probe.fetch(_INGEST_SESSIONS)
+            return [f"pid {r['pid']} {r['state']} {r['wait_event_type']}/{r['wait_event']}" for r in rows]
+
         await _publish(rabbit, burst[: BURST // 2], None)
         await _eventually("the worker's ingest to wait on the inbox lock", ingest_blocked, timeout=10)
         await _publish(rabbit, burst[BURST // 2 :], None)
+        blocked_sessions = await ingest_sessions()
 
         async def taken_by_worker() -> bool:
             return (await _queue_state(rabbit) or (1, 0))[0] == 0
@@ -503,6 +513,7 @@ async def _run(
         # Back in the queue: the dead consumer's unacked messages, the whole burst at least.
         ready_after_kill = (await _queue_state(rabbit) or (0, 0))[0]
         stored_before = set(await _stored_event_ids(probe, tenant))
+        sessions_after_kill = await ingest_sessions()
         # The dead worker's statement still waits in PostgreSQL, which does not notice a vanished client
         # while a statement waits on a lock: once the lock is gone it runs and commits, so the events of
         # that batch are stored although their messages were never acked. RabbitMQ redelivers them to
@@ -520,7 +531,11 @@ async def _run(
     assert ready_after_kill >= BURST, f"only {ready_after_kill} messages back in the queue after the kill"
     # The premise of the redelivery-after-commit case (it relies on the ingest being one self-committing
     # statement; were it BEGIN ... COMMIT, the dead worker's transaction would simply roll back).
-    assert committed_unacked, "the dead worker's blocked ingest stored nothing: no committed, unacked event"
+    assert committed_unacked, (
+        "the dead worker's blocked ingest stored nothing: no committed, unacked event"
+        f" (ingest sessions while blocked: {blocked_sessions}; after the kill: {sessions_after_kill};"
+        f" {len(stored_before)} of the tenant's events stored before the lock was released)"
+    )
     # Requests the dead worker wrote before dying may still sit in this process's socket buffers: let the
     # receiver read them, so that every hit before the boundary is the dead worker's and every hit after
     # it is the new workers' (which cannot send anything before they are started, right after it).
