@@ -160,16 +160,20 @@ class StripeAdapter:
             return True  # never created at Stripe: nothing to take money with
         if reference.startswith("cs_"):
             session = await self.api.checkout_session(reference)
-            if session.get("status") == "open":
-                try:
-                    await self.api.expire_checkout_session(reference, idempotency_key=idempotency_key(txn, "expire"))
-                    return True
-                except ProviderRejectedError:
-                    pass  # completed meanwhile: the intent decides below
+            if session.get("status") == "open" and await self._expire(txn, reference):
+                return True
         intent = await self.intent_of(txn)
         if intent is None:
             return True
         return await self._release(txn, intent)
+
+    async def _expire(self, txn: Transaction, session_id: str) -> bool:
+        """Expire an open session; False when Stripe refuses (it completed meanwhile: its intent decides)."""
+        try:
+            await self.api.expire_checkout_session(session_id, idempotency_key=idempotency_key(txn, "expire"))
+        except ProviderRejectedError:
+            return False
+        return True
 
     async def _release(self, txn: Transaction, intent: Json) -> bool:
         status = intent.get("status")
