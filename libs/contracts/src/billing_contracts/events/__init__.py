@@ -41,6 +41,17 @@ from billing_contracts.events.providers import (
     ProviderPaymentOutcome,
     ProviderPaymentSucceededV1,
 )
+from billing_contracts.events.refunds import (
+    PROVIDER_REFUND_EVENTS,
+    REFUND_EVENTS,
+    ProviderRefund,
+    ProviderRefundUpdatedV1,
+    RefundCreatedV1,
+    RefundData,
+    RefundFailedV1,
+    RefundSnapshot,
+    RefundSucceededV1,
+)
 from billing_contracts.events.stripe import (
     STRIPE_EVENTS,
     StripeEvent,
@@ -70,6 +81,10 @@ AnyEvent = Annotated[
     | ProviderDisputeUpdatedV1
     | DisputeCreatedV1
     | DisputeClosedV1
+    | RefundCreatedV1
+    | RefundSucceededV1
+    | RefundFailedV1
+    | ProviderRefundUpdatedV1
     | StripeEvent,
     Discriminator("event_type"),
 ]
@@ -85,6 +100,8 @@ EVENT_CLASSES = {
         *ANOMALY_EVENTS,
         *DISPUTE_EVENTS,
         *TENANT_DISPUTE_EVENTS,
+        *REFUND_EVENTS,
+        *PROVIDER_REFUND_EVENTS,
         *STRIPE_EVENTS,
     )
 }
@@ -100,6 +117,8 @@ __all__ = [
     "DISPUTE_EVENTS",
     "EVENT_CLASSES",
     "PAYMENT_EVENTS",
+    "PROVIDER_REFUND_EVENTS",
+    "REFUND_EVENTS",
     "STRIPE_EVENTS",
     "TENANT_DISPUTE_EVENTS",
     "Anomaly",
@@ -128,6 +147,13 @@ __all__ = [
     "ProviderPaymentFailedV1",
     "ProviderPaymentOutcome",
     "ProviderPaymentSucceededV1",
+    "ProviderRefund",
+    "ProviderRefundUpdatedV1",
+    "RefundCreatedV1",
+    "RefundData",
+    "RefundFailedV1",
+    "RefundSnapshot",
+    "RefundSucceededV1",
     "StripeEvent",
     "StripeObjectChange",
     "StripeObjectEvent",

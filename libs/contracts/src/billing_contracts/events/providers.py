@@ -23,6 +23,9 @@ class ProviderPaymentOutcome(BaseModel):
     failure_code: str | None = None
     failure_message: str | None = None
     livemode: bool = False
+    # How providers-svc learned it: ``callback`` (the provider called us) or ``status_check`` (we asked
+    # the provider: the reconciliation janitor healing a missed callback). Optional within v1.
+    observed_via: Literal["callback", "status_check"] = "callback"
 
 
 class _ProviderEvent(EventBase):
