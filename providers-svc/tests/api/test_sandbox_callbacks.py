@@ -79,6 +79,8 @@ class TestSuccessCallback:
             "failure_code": None,
             "failure_message": None,
             "livemode": False,
+            "observed_via": "callback",
+            "account_id": None,
         }
         assert event["livemode"] is False
 
