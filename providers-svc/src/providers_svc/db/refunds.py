@@ -112,8 +112,9 @@ class RefundRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def create_once(self, new: NewRefund, now: datetime) -> bool:
-        """Insert the refund unless its id exists (a redelivered request); True when inserted."""
+    async def create_once(self, new: NewRefund, now: datetime, first_retry: datetime) -> bool:
+        """Insert the refund unless its id exists (a redelivered request); True when inserted. The
+        retrier leaves it to its first sender until ``first_retry``."""
         values: dict[str, Any] = {
             "id": new.refund_id,
             "tenant_id": new.tenant_id,
@@ -127,7 +128,7 @@ class RefundRepository:
             "reason": new.reason,
             "status": RefundStatus.REQUESTED.value,
             "attempts": 0,
-            "next_attempt_at": now,
+            "next_attempt_at": first_retry,
             "created_at": now,
             "updated_at": now,
         }

@@ -11,6 +11,7 @@ is never sent twice at once (Click has no idempotency key of its own).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Callable
@@ -87,6 +88,7 @@ class Refunds:
                         reason=refund.reason,
                     ),
                     now,
+                    now + FIRST_RETRY,
                 )
                 await uow.commit()
         if stored is not None and stored.amount != refund.amount:
@@ -231,6 +233,12 @@ class Refunds:
         for refund_id in due:
             await self.send(refund_id)
         return len(due)
+
+    async def run_retrier(self, interval: float) -> None:
+        """The worker's loop: every ``interval`` seconds, send the refunds left requested that are due."""
+        while True:
+            await self.retry_due()
+            await asyncio.sleep(interval)
 
 
 def _refusal_before_asking(refund: Refund, txn: Transaction) -> tuple[str, str] | None:
