@@ -270,14 +270,13 @@ def _within_limits(currency: str, amount: Decimal) -> bool:
 def _take_refund(refund_id: str, amount: Decimal | None, outcome: str | None) -> Callable[[OctoPayment], str | None]:
     """The refund's status after this call, or None when Octo refuses it (error 3). A repeat of a
     shop_refund_id is the same refund: it is answered with its status, and a pending one (the
-    test-mode rule's ``sandbox:pending``) is finished by it, so the next ask finds it succeeded."""
+    test-mode rule's ``sandbox:pending``) is finished by it: the next ask finds it succeeded."""
 
     def apply(payment: OctoPayment) -> str | None:
         if refund_id in payment.refunds:
-            status = payment.refund_statuses.get(refund_id, "succeeded")
-            if status == "pending":
+            if payment.refund_statuses.get(refund_id) == "pending":
                 payment.refund_statuses[refund_id] = "succeeded"
-            return status
+            return payment.refund_statuses.get(refund_id, "succeeded")
         if amount is None or payment.status != "succeeded" or not _within_limits(payment.currency, amount):
             return None
         taken = sum(
