@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from billing_contracts import routing_key
 from billing_contracts.events import PaymentSnapshot, RefundCreatedV1, RefundData, RefundSnapshot
 from billing_runtime.bus import Message
-from billing_contracts import routing_key
 from providers_svc.db.models import ProviderTransactionRow, outbox
 from providers_svc.db.refunds import ProviderRefundRow
 from sqlalchemy import select, update
