@@ -135,7 +135,7 @@ class TestOctoSimulatorRefunds:
             (slow.data.refund.id, "pending"),
             (slow.data.refund.id, "succeeded"),
         ]
-        # More than what remains at Octo (1 000 000 minus the 200 000 refunded; the declined one took nothing): Octo refuses the amount.
+        # More than remains at Octo (two refunds of 200 000 made; the declined one took nothing): refused.
         too_much = refund_created(payment["payment_id"], provider="octo", amount=700_000, currency="UZS")
         assert await refunds.accept(too_much) == "failed"
         assert (await refund_events())[-1]["data"]["failure_code"] == "octo_refund_amount_refused"
