@@ -243,8 +243,9 @@ class StripeAdapter:
 
 
 def refund_idempotency_key(refund_id: str) -> str:
-    """The Stripe ``Idempotency-Key`` of our refund: every retry of it is the same refund at Stripe."""
-    return f"refund:{refund_id}"
+    """The Stripe ``Idempotency-Key`` of our refund: our refund id (``rfnd_...``, globally unique), so
+    every retry of it is the same refund at Stripe."""
+    return refund_id
 
 
 def refund_result(refund: Mapping[str, Any]) -> RefundResult:
