@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from billing_runtime.bus import MemoryBus, Message
+from providers_svc.db.refunds import ProviderRefundRow
 from providers_svc.keys import refunds_key
 from providers_svc.services.refunds import RefundRequestError
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .conftest import TENANT, as_message, mark_paid, refund_created
@@ -167,3 +170,26 @@ class TestWorkerWiring:
         assert b'"refund_id":"' + event.data.refund.id.encode() in seen[0].body
         ready = await client.get("/readyz")
         assert ready.status == 200
+
+
+class TestRetrier:
+    async def test_a_refund_left_requested_is_sent_by_the_retrier_once_due(
+        self, make_client: Any, start_payment: Any, engine: AsyncEngine, refunds_of: Rows, refund_events: Rows
+    ) -> None:
+        client = await make_client()
+        started = await paid_sandbox_payment(client, start_payment, engine)
+        # A replica where the sandbox is not enabled cannot reach the payment's provider.
+        without = await make_client(enabled_providers=["payme"])
+        event = refund_created(started["payment_id"], provider="sandbox", amount=5000, currency="USD")
+        assert await without.app[refunds_key].accept(event) == "requested"
+        assert await client.app[refunds_key].retry_due() == 0  # not due yet: 30 s after the first try
+        assert await refund_events() == []
+
+        async with engine.begin() as conn:
+            await conn.execute(
+                update(ProviderRefundRow).values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1))
+            )
+        assert await client.app[refunds_key].retry_due() == 1
+        [row] = await refunds_of()
+        assert (row["status"], row["attempts"]) == ("succeeded", 2)
+        assert [e["data"]["status"] for e in await refund_events()] == ["succeeded"]
