@@ -5,6 +5,7 @@ import pytest
 from billing_contracts import EVENT_CLASSES, routing_key
 from billing_runtime.bus import topic_matches
 from payments_svc.events.consumers import LOGGED_EVENT_KEYS, PROVIDER_EVENT_KEYS
+from providers_svc.events.consumers import REFUND_REQUEST_KEYS
 from webhook_dispatcher.domain.event_types import PUBLIC_EVENT_TYPES
 from webhook_dispatcher.events.consumers import EVENT_BINDING_KEYS
 
@@ -12,7 +13,11 @@ KNOWN_KEYS = [
     routing_key(cls.model_fields["source"].default, event_type, 1) for event_type, cls in EVENT_CLASSES.items()
 ]
 
-BINDINGS = {"payments-svc": [*PROVIDER_EVENT_KEYS, *LOGGED_EVENT_KEYS], "webhook-dispatcher": EVENT_BINDING_KEYS}
+BINDINGS = {
+    "payments-svc": [*PROVIDER_EVENT_KEYS, *LOGGED_EVENT_KEYS],
+    "webhook-dispatcher": EVENT_BINDING_KEYS,
+    "providers-svc": REFUND_REQUEST_KEYS,
+}
 
 
 @pytest.mark.parametrize(("consumer", "binding"), [(c, b) for c, keys in BINDINGS.items() for b in keys])
@@ -41,6 +46,12 @@ def test_the_dispatcher_receives_every_public_event_of_another_service_and_none_
     assert received == {k for k in public if not k.startswith("webhooks.")}
     assert "payments.payment.succeeded.v1" in received
     assert {"payments.dispute.created.v1", "payments.dispute.closed.v1"} <= received
+
+
+def test_providers_receives_only_refund_requests() -> None:
+    assert {k for k in KNOWN_KEYS if any(topic_matches(b, k) for b in REFUND_REQUEST_KEYS)} == {
+        "payments.refund.created.v1"
+    }
 
 
 def test_the_event_log_receives_endpoint_disabled() -> None:

@@ -1,20 +1,23 @@
-"""``providers-svc [migrate|api|worker|all]``: builds Settings() once and runs the chosen process."""
+"""``providers-svc [migrate|api|worker|all|rotate-keys]``: builds Settings() once and runs the chosen
+process; ``providers-svc dead-letters list|replay`` for the dead letters of its queue."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
 
 from billing_runtime.db import create_engine
 from billing_runtime.key_ring import KeyRing
 from billing_runtime.key_rotation import reencrypt_columns
 from billing_runtime.migrations import upgrade
-from billing_runtime.running import configure_logging, run, serve
+from billing_runtime.running import configure_logging, dead_letters_command, run, serve
 from billing_runtime.secret_policy import load_settings
 from billing_runtime.startup import log_startup
 
 from providers_svc.app import create_app
+from providers_svc.events.consumers import REFUND_REQUESTS_QUEUE
 from providers_svc.settings import Settings
 
 # providers-svc/ (holds alembic.ini and migrations/): src/providers_svc/__main__.py → three levels up.
@@ -32,6 +35,11 @@ async def rotate_keys(settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["dead-letters"]:
+        configure_logging("WARNING")
+        bus_url = load_settings(Settings, "providers-svc").bus_url
+        raise SystemExit(dead_letters_command("providers-svc", given[1:], bus_url, [REFUND_REQUESTS_QUEUE]))
     parser = argparse.ArgumentParser(prog="providers-svc", description="Payment providers service")
     parser.add_argument(
         "command",

@@ -28,6 +28,7 @@ from providers_svc.adapters.stripe import StripeProvider
 from providers_svc.api.routes import setup_routes
 from providers_svc.db.models import outbox
 from providers_svc.domain.stripe_events import StripeEventFollower
+from providers_svc.events.consumers import REFUND_REQUEST_KEYS, REFUND_REQUESTS_QUEUE, refund_request_handler
 from providers_svc.keys import (
     account_copies_key,
     bank_key,
@@ -39,6 +40,7 @@ from providers_svc.keys import (
     octo_callbacks_key,
     payme_merchant_key,
     plumbing_key,
+    refunds_key,
     registry_key,
     settings_key,
     stripe_webhooks_key,
@@ -54,6 +56,7 @@ from providers_svc.services.directory import ProviderDirectory
 from providers_svc.services.octo import OctoCallbacks
 from providers_svc.services.payme import PaymeMerchant
 from providers_svc.services.payme_accounts import PaymeAccounts
+from providers_svc.services.refunds import Refunds
 from providers_svc.services.stripe_projections import project_event
 from providers_svc.services.stripe_webhooks import StripeWebhooks
 from providers_svc.services.uow import ProvidersUnitOfWork, UowFactory
@@ -133,7 +136,8 @@ def create_app(
     """The providers-svc application.
 
     ``roles``: ``api`` serves the internal API, provider callbacks and the sandbox payer page;
-    ``worker`` runs the outbox relay and the sandbox bank's callback sender. Both serve health routes.
+    ``worker`` runs the outbox relay, the sandbox bank's callback sender, the consumer of refund requests
+    (queue ``providers.refund-requests``) and the refund retrier. Both serve health routes.
     ``engine``/``bus`` may be shared (tests, the embedded runner); what is given is not closed here.
     ``account_providers``: more providers paid through accounts, beside the enabled ones (tests).
     ``stripe_followers``: more followers of Stripe's verified events, after the service's own (tests).
@@ -164,8 +168,9 @@ def create_app(
         checks=checks,
         internal_secret=settings.internal_secret.get_secret_value(),
         internal_audience="providers",
-        # payments-svc starts, checks and cancels payments; the gateway will manage provider accounts.
-        internal_issuers={"payments", "gateway"},
+        # payments-svc starts, checks and cancels payments and checks refunds; the gateway manages provider
+        # accounts; reconciliation-svc's janitor syncs refunds (docs/INTERNAL.md "Reconciliation").
+        internal_issuers={"payments", "gateway", "reconciliation"},
         public_prefixes=("/billing/", "/sandbox/", "/simulators/", "/pay/"),
     )
 
@@ -196,7 +201,10 @@ def create_app(
     ring = KeyRing(settings.credentials_keys.get_secret_value())
     app[registry_key] = registry
     app[key_ring_key] = ring
-    app[directory_key] = ProviderDirectory(registry, new_uow, ring, simulators=settings.simulators)
+    directory = ProviderDirectory(registry, new_uow, ring, simulators=settings.simulators)
+    app[directory_key] = directory
+    refunds = Refunds(new_uow, directory)
+    app[refunds_key] = refunds
     app[templates_key] = new_templates()
     copies = AccountCopies(new_uow, ring, max_age=settings.account_cache_seconds)
     app[account_copies_key] = copies
@@ -219,6 +227,11 @@ def create_app(
     app.cleanup_ctx.append(plumbing.ctx)
     if worker and SANDBOX in settings.enabled_providers:
         plumbing.add_task("sandbox-callbacks", sender.run)
+    if worker:
+        # payments-svc's refund requests (docs/INTERNAL.md "Refunds (issue 13)"), and the refunds whose
+        # provider could not be reached, asked again.
+        plumbing.add_consumer(REFUND_REQUESTS_QUEUE, REFUND_REQUEST_KEYS, refund_request_handler(refunds, metrics))
+        plumbing.add_task("refund-retries", lambda: refunds.run_retrier(settings.refund_retry_poll_interval))
     if "api" in role_set:
         if settings.account_cache_seconds > 0:
             app.cleanup_ctx.append(_account_changes(settings.database_url, copies))

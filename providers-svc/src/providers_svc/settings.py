@@ -48,6 +48,10 @@ class Settings(InternalServiceSettings):
     # Timeout of one call to a provider's API (real providers; the sandbox answers in-process).
     provider_timeout: float = Field(default=15.0, gt=0)
 
+    # How often the worker looks for refunds left ``requested`` (their provider was unreachable) whose
+    # next attempt is due (services/refunds.py: 30 s after the first try, doubling, at most hourly).
+    refund_retry_poll_interval: float = Field(default=5.0, gt=0)
+
     # The sandbox "bank": the HMAC key of its signed callbacks. Required, >= 32 bytes, never published.
     sandbox_secret: SecretStr = Field(default=None, validate_default=True)
     sandbox_signature_tolerance: int = Field(default=300, ge=1)

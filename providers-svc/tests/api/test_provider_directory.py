@@ -55,6 +55,11 @@ class BoundAdapter:
     async def refund(self, txn: Transaction, *, refund_id: str, amount: int, reason: str | None) -> RefundResult:
         return RefundResult("failed")
 
+    async def refund_status(
+        self, txn: Transaction, *, refund_id: str, provider_refund_id: str | None, amount: int
+    ) -> RefundResult:
+        return RefundResult("failed")
+
 
 @dataclass
 class RecordingPayme:

@@ -37,9 +37,13 @@ class StatusResult:
 
 @dataclass(frozen=True)
 class RefundResult:
+    """The provider's answer about one refund: ``pending`` until it is done, then ``succeeded`` or
+    ``failed`` (with a stable ``failure_code`` such as ``click_-5017`` and a message fit for a tenant)."""
+
     status: Literal["pending", "succeeded", "failed"]
     provider_refund_id: str | None = None
     failure_message: str | None = None
+    failure_code: str | None = None
 
 
 class ProviderError(Exception):
@@ -109,7 +113,14 @@ class PaymentProvider(Protocol):
         ...
 
     async def refund(self, txn: Transaction, *, refund_id: str, amount: int, reason: str | None) -> RefundResult:
-        """Refund ``amount`` minor units of a succeeded ``txn``; ``refund_id`` dedupes retries."""
+        """Refund ``amount`` minor units of a succeeded ``txn``; ``refund_id`` dedupes retries (a repeat
+        after a lost answer is the same refund at the provider)."""
+        ...
+
+    async def refund_status(
+        self, txn: Transaction, *, refund_id: str, provider_refund_id: str | None, amount: int
+    ) -> RefundResult:
+        """Ask the provider where a refund it accepted (``pending``) stands now."""
         ...
 
 

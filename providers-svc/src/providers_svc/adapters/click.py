@@ -21,6 +21,7 @@ from providers_svc.adapters.base import (
 )
 from providers_svc.adapters.click_merchant import MERCHANT_PATH, ClickMerchantClient
 from providers_svc.domain.accounts import BoundAccount
+from providers_svc.domain.refunds import SIMULATOR_OUTCOME_HEADER, simulated_outcome
 from providers_svc.domain.transactions import Transaction, TransactionStatus
 from providers_svc.protocols.click import merchant_api
 from providers_svc.protocols.click.credentials import ClickCredentials
@@ -137,12 +138,14 @@ class ClickPayments:
         return StatusResult(TransactionStatus.PENDING, provider_reference=reference)
 
     async def refund(self, txn: Transaction, *, refund_id: str, amount: int, reason: str | None) -> RefundResult:
-        """A reversal: Click documents only full reversals, of a card payment, in its reporting month."""
+        """A reversal: Click documents only full reversals, of a card payment, in its reporting month.
+        Click never tells us how a payment was paid, so a payment it cannot reverse (not by card, or a
+        UZCARD that refuses) is learned from its refusal (``click_<code>``)."""
         if amount != txn.amount:
             raise ProviderRejectedError("click_partial_refund_unsupported", "Click reverses whole payments only")
         if txn.status is not TransactionStatus.SUCCEEDED:
             raise ProviderRejectedError("click_not_paid", "Only a succeeded Click payment can be reversed")
-        if not _in_reversal_period(txn.updated_at, self.provider.clock()):
+        if not in_reversal_period(txn.updated_at, self.provider.clock()):
             raise ProviderRejectedError(
                 "click_reversal_period_over",
                 "Click reverses payments of the current month only (last month's on the 1st)",
@@ -151,16 +154,26 @@ class ClickPayments:
         if reference is None or not reference.isdigit():
             raise ProviderRejectedError("click_no_payment_id", "Click's payment number is unknown for this payment")
         request = merchant_api.payment_reversal(self._credentials(), int(reference), timestamp=self._timestamp())
-        answer = await self.merchant.send(request)
+        extra = None
+        if self.account.simulator and simulated_outcome(reason) == "fail":
+            extra = {SIMULATOR_OUTCOME_HEADER: "fail"}
+        answer = await self.merchant.send(request, extra_headers=extra)
         if answer.status == 404:
             raise ProviderRejectedError("click_payment_not_found", "Click knows no such payment to reverse")
         return RefundResult("succeeded", provider_refund_id=str(answer.body.get("payment_id", reference)))
+
+    async def refund_status(
+        self, txn: Transaction, *, refund_id: str, provider_refund_id: str | None, amount: int
+    ) -> RefundResult:
+        # A reversal is answered at once (never pending), so this is asked only of one whose answer was
+        # lost; Click has no reversal status call, so it is the reversal again.
+        return await self.refund(txn, refund_id=refund_id, amount=amount, reason=None)
 
     def _timestamp(self) -> int:
         return int(self.provider.clock().timestamp())
 
 
-def _in_reversal_period(paid_at: datetime, now: datetime) -> bool:
+def in_reversal_period(paid_at: datetime, now: datetime) -> bool:
     """The current reporting month (Tashkent), or last month's payments on the 1st of this one."""
     paid, today = paid_at.astimezone(TASHKENT), now.astimezone(TASHKENT)
     if (paid.year, paid.month) == (today.year, today.month):

@@ -24,6 +24,17 @@ log = logging.getLogger(__name__)
 MERCHANT_PATH = BASE_URL.removeprefix("https://api.click.uz")
 
 
+# Click's refusals we can name (PROTOCOLS.md §1.10 documents the HTTP statuses, not the codes: these are
+# the ones its Merchant API is known to answer); any other is ``click_<error_code>``.
+_REFUSALS = {
+    -1: "click_authorization_failed",
+    -2: "click_service_not_allowed",
+    -8: "click_bad_request",
+    -16: "click_payment_not_found",
+    -17: "click_payment_not_reversible",
+}
+
+
 @dataclass(frozen=True)
 class MerchantAnswer:
     """A 2xx answer with ``error_code`` 0, or a 404 (Click knows no such payment): its JSON body."""
@@ -37,13 +48,13 @@ class ClickMerchantClient:
         self._session = session
         self.base = base.rstrip("/")
 
-    async def send(self, request: MerchantApiRequest) -> MerchantAnswer:
+    async def send(self, request: MerchantApiRequest, *, extra_headers: dict[str, str] | None = None) -> MerchantAnswer:
         # The operation's name for logs and errors, never its path (which holds our ids, not secrets,
         # but keeps log lines short and stable).
         operation = request.path.split("/")[2] if request.path.count("/") >= 2 else request.path
         try:
             async with self._session().request(
-                request.method, self.base + request.path, headers=request.headers
+                request.method, self.base + request.path, headers={**request.headers, **(extra_headers or {})}
             ) as response:
                 if response.status >= 500:
                     raise ProviderUnavailableError(f"click {operation} answered {response.status}")
@@ -61,5 +72,6 @@ class ClickMerchantClient:
             note = body.get("error_note")
             shown = note if isinstance(note, str) and len(note) <= 200 else "refused"
             label = code if isinstance(code, int) and not isinstance(code, bool) else f"http_{status}"
-            raise ProviderRejectedError(f"click_{label}", f"Click refused {operation}: {shown}")
+            name = _REFUSALS.get(label, f"click_{label}") if isinstance(label, int) else f"click_{label}"
+            raise ProviderRejectedError(name, f"Click refused {operation}: {shown}")
         return MerchantAnswer(status, body)

@@ -24,6 +24,7 @@ from providers_svc.adapters.base import (
 )
 from providers_svc.adapters.octo_client import OctoClient
 from providers_svc.domain.accounts import BoundAccount
+from providers_svc.domain.refunds import SIMULATOR_OUTCOME_HEADER, simulated_outcome
 from providers_svc.domain.transactions import Transaction, TransactionStatus
 from providers_svc.protocols.octo.callbacks import SignatureFormula
 from providers_svc.protocols.octo.requests import PreparePayment, ShopCredentials
@@ -126,13 +127,42 @@ class OctoAdapter:
     async def refund(self, txn: Transaction, *, refund_id: str, amount: int, reason: str | None) -> RefundResult:
         if txn.provider_reference is None:
             raise ProviderRejectedError("octo_not_paid", "The payment was never made at Octo")
-        # shop_refund_id = our refund id: Octo drops a repeat of it, so a retried refund is one refund.
-        status = await self.client.refund(txn.provider_reference, refund_id, amount, txn.currency)
+        headers: dict[str, str] | None = None
+        if self.account.simulator and (outcome := simulated_outcome(reason)) is not None:
+            headers = {SIMULATOR_OUTCOME_HEADER: outcome}
+        return await self._refund(txn, refund_id, amount, headers)
+
+    async def refund_status(
+        self, txn: Transaction, *, refund_id: str, provider_refund_id: str | None, amount: int
+    ) -> RefundResult:
+        # Octo documents no refund status call, but a repeat of a shop_refund_id is the same refund
+        # (Octo dedupes it) and is answered with that refund's status: asking again is the status call.
+        if txn.provider_reference is None:
+            raise ProviderRejectedError("octo_not_paid", "The payment was never made at Octo")
+        return await self._refund(txn, refund_id, amount, None)
+
+    async def _refund(
+        self, txn: Transaction, refund_id: str, amount: int, headers: dict[str, str] | None
+    ) -> RefundResult:
+        assert txn.provider_reference is not None
+        try:
+            # shop_refund_id = our refund id: Octo drops a repeat of it, so a retried refund is one refund.
+            status = await self.client.refund(txn.provider_reference, refund_id, amount, txn.currency, headers=headers)
+        except ProviderRejectedError as exc:
+            if exc.code == "octo_3":
+                raise ProviderRejectedError(
+                    "octo_refund_amount_refused",
+                    "Octo refused the refund amount (at least 1 USD equivalent, at most 10 million so'm per "
+                    "refund, never more than the payment)",
+                ) from None
+            raise
         result = _REFUND_STATUSES.get(status, "pending")
+        failed = result == "failed"
         return RefundResult(
             status=result,
             provider_refund_id=refund_id,
-            failure_message=f"Octo refund status {status}" if result == "failed" else None,
+            failure_code=f"octo_refund_{status}" if failed else None,
+            failure_message=f"Octo refund status {status}" if failed else None,
         )
 
 

@@ -57,13 +57,21 @@ class OctoClient:
         body = set_accept_body(self.shop, octo_payment_uuid, accept, final_amount=final_amount, currency=currency)
         return _read(payment_state, await self._post(SET_ACCEPT_PATH, body))
 
-    async def refund(self, octo_payment_uuid: str, shop_refund_id: str, amount: int, currency: str) -> str:
+    async def refund(
+        self,
+        octo_payment_uuid: str,
+        shop_refund_id: str,
+        amount: int,
+        currency: str,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> str:
         body = refund_body(self.shop, octo_payment_uuid, shop_refund_id, amount, currency)
-        return _read(refund_status, await self._post(REFUND_PATH, body))
+        return _read(refund_status, await self._post(REFUND_PATH, body, headers=headers))
 
-    async def _post(self, path: str, body: dict[str, Any]) -> object:
+    async def _post(self, path: str, body: dict[str, Any], *, headers: dict[str, str] | None = None) -> object:
         try:
-            async with self._session().post(self.api_base + path, json=body) as response:
+            async with self._session().post(self.api_base + path, json=body, headers=headers) as response:
                 if response.status >= 500:
                     raise ProviderUnavailableError(f"octo {path} answered {response.status}")
                 answer = await response.json(content_type=None)

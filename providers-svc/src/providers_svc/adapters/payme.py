@@ -97,6 +97,11 @@ class PaymeAdapter:
         # (CancelTransaction → state -2), recorded in payme_reversals.
         raise OperationNotSupportedError("Payme refunds are initiated by Payme (CancelTransaction)")
 
+    async def refund_status(
+        self, txn: Transaction, *, refund_id: str, provider_refund_id: str | None, amount: int
+    ) -> RefundResult:
+        raise OperationNotSupportedError("Payme refunds are initiated by Payme (CancelTransaction)")
+
     async def _performed(self, txn: Transaction) -> bool:
         async with self.uow() as unit:
             rows = await PaymeRepository(unit.session).of_payment(txn.payment_id)

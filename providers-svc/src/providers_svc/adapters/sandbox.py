@@ -15,12 +15,13 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from providers_svc.adapters.base import (
-    OperationNotSupportedError,
+    ProviderRejectedError,
     RefundResult,
     StartResult,
     StatusResult,
 )
-from providers_svc.domain.transactions import Transaction
+from providers_svc.domain.refunds import simulated_outcome
+from providers_svc.domain.transactions import Transaction, TransactionStatus
 
 NAME = "sandbox"
 SIGNATURE_HEADER = "Sandbox-Signature"
@@ -142,4 +143,30 @@ class SandboxProvider:
         return await self._bank.status(txn.id)
 
     async def refund(self, txn: Transaction, *, refund_id: str, amount: int, reason: str | None) -> RefundResult:
-        raise OperationNotSupportedError("the sandbox bank does not support refunds yet")
+        """The bank refunds what a paid transaction took, as the test-mode rule says (``reason``
+        ``sandbox:fail`` → failed, ``sandbox:pending`` → pending until asked again, anything else →
+        succeeded). Stateless: the same refund always gets the same answer."""
+        if txn.status is not TransactionStatus.SUCCEEDED:
+            raise ProviderRejectedError("sandbox_not_paid", "The sandbox bank took no money for this payment")
+        reference = _refund_reference(refund_id)
+        outcome = simulated_outcome(reason)
+        if outcome == "fail":
+            return RefundResult(
+                "failed",
+                provider_refund_id=reference,
+                failure_code="sandbox_refund_declined",
+                failure_message="The sandbox bank declined the refund (reason sandbox:fail)",
+            )
+        if outcome == "pending":
+            return RefundResult("pending", provider_refund_id=reference)
+        return RefundResult("succeeded", provider_refund_id=reference)
+
+    async def refund_status(
+        self, txn: Transaction, *, refund_id: str, provider_refund_id: str | None, amount: int
+    ) -> RefundResult:
+        # A pending sandbox refund is finished when it is asked about (by the janitor's status check).
+        return RefundResult("succeeded", provider_refund_id=_refund_reference(refund_id))
+
+
+def _refund_reference(refund_id: str) -> str:
+    return f"sbref_{refund_id}"

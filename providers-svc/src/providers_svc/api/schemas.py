@@ -29,6 +29,20 @@ class StartPaymentRequest(BaseModel):
     expires_at: AwareDatetime | None = None
 
 
+class RefundCheckRequest(BaseModel):
+    """``POST /internal/refunds/check`` (docs/INTERNAL.md "Refunds (issue 13)")."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    payment_id: str = Field(min_length=1, max_length=64)
+    provider: str = Field(min_length=1, max_length=32)
+    amount: StrictInt = Field(gt=0)
+    payment_amount: StrictInt = Field(gt=0)
+    currency: str = Field(pattern=CURRENCY_PATTERN)
+    amount_refunded: StrictInt = Field(default=0, ge=0)
+    paid_at: AwareDatetime | None = None
+
+
 class ProvidersQuery(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 

@@ -48,6 +48,7 @@ from providers_svc.db.payme import (
 )
 from providers_svc.db.repositories import IncomingEvent, provider_event_insert, transaction_unchanged
 from providers_svc.domain.accounts import BoundAccount
+from providers_svc.domain.refunds import RefundStatus
 from providers_svc.domain.transactions import CallbackResult, Transaction, TransactionStatus, Verdict
 from providers_svc.protocols.payme.amounts import to_tiyin
 from providers_svc.protocols.payme.auth import authenticate
@@ -81,6 +82,7 @@ from providers_svc.protocols.payme.transactions import (
 )
 from providers_svc.services.callbacks import ProviderNotice, queue_outcome
 from providers_svc.services.payme_accounts import PROVIDER, KeyNotAccepted, PaymeAccounts
+from providers_svc.services.refund_events import provider_started_refund_event
 from providers_svc.services.uow import ProvidersUnitOfWork, UowFactory
 
 log = logging.getLogger(__name__)
@@ -295,17 +297,33 @@ class PaymeMerchant:
 
     async def _cancel(self, account: BoundAccount, params: CancelTransactionParams) -> Decision:
         now_ms = self.clock_ms()
-        refund_allowed = account.settings.get("cancel_after_perform", "refund") == "refund"
         async with self.uow() as unit:
             row, txn = await _locked(unit, account, params.id)
             decision = cancel_transaction(
-                to_record(row).record, params.reason, refund_allowed=refund_allowed, now_ms=now_ms
+                to_record(row).record,
+                params.reason,
+                refund_allowed=await _may_cancel_after_perform(unit, account, txn),
+                now_ms=now_ms,
             )
             if decision.record is None:
                 return decision
             _store(unit, row, decision.record)
             if decision.effect is OrderEffect.REFUND:
-                unit.write(_reversal(decision.record, account, txn, _at(now_ms)))
+                reversal = _reversal(decision.record, account, txn, _at(now_ms))
+                unit.write(reversal)
+                # The refund Payme made, for payments-svc (a refund without an id of ours): once, as the
+                # move to -2 happens once; a repeated Cancel is answered from the stored record.
+                unit.emit(
+                    provider_started_refund_event(
+                        txn,
+                        provider_refund_id=decision.record.payme_id,
+                        amount=txn.amount,
+                        status=RefundStatus.SUCCEEDED,
+                        provider_updated_at=_at(decision.record.cancel_time),
+                        observed_via="callback",
+                        causation_id=str(reversal.rows[0]["id"]),
+                    )
+                )
             await unit.commit()
         if decision.effect is OrderEffect.REFUND:
             # Money went back to the payer of a succeeded payment: visible until refunds pick it up.
@@ -427,6 +445,16 @@ def _queue_paid(
     queue_outcome(unit, txn, notice, Verdict.SUCCEEDED, row_id, now)
     event = IncomingEvent(PROVIDER, notice.external_id, notice.event_type, txn.id, payload)
     return provider_event_insert(row_id, event, now, CallbackResult.APPLIED.value)
+
+
+async def _may_cancel_after_perform(unit: ProvidersUnitOfWork, account: BoundAccount, txn: Transaction) -> bool:
+    """Whether a performed transaction may still be cancelled (a refund of the whole payment by Payme):
+    not when the account refuses it (``settings.cancel_after_perform = refuse``: the goods cannot be
+    taken back), nor once the payment has a refund of ours asked, pending or made (Payme would give the
+    whole amount back on top of it). Either way Payme is answered -31007."""
+    if account.settings.get("cancel_after_perform", "refund") != "refund":
+        return False
+    return not await unit.refunds.live_for_transaction(txn.id)
 
 
 def _reversal(record: PaymeTransaction, account: BoundAccount, txn: Transaction, now: datetime) -> InsertRows:

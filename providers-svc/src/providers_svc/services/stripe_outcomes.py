@@ -34,6 +34,7 @@ from providers_svc.domain.stripe_payments import (
 )
 from providers_svc.domain.transactions import CallbackResult, Transaction, TransactionStatus, Verdict
 from providers_svc.services.callbacks import ProviderNotice, decide_notice, log_outcome
+from providers_svc.services.stripe_refunds import apply_refunds
 from providers_svc.services.uow import ProvidersUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,8 @@ SESSION_EVENTS = frozenset(
     f"checkout.session.{name}" for name in ("completed", "expired", "async_payment_succeeded", "async_payment_failed")
 )
 CHARGE_EVENTS = frozenset({"charge.succeeded", "charge.failed"})
-# Recorded and handed to the followers; the refunds contract (a later issue) will act on them.
+# Each refund they carry is published as provider.refund.updated (services/stripe_refunds.py), then
+# the event is handed to the followers.
 REFUND_EVENTS = frozenset(
     {"refund.created", "refund.updated", "refund.failed", "charge.refunded", "charge.refund.updated"}
 )
@@ -128,10 +130,14 @@ async def apply_outcome(
         return await _IntentEvent(unit, event, adapter, row_id, now, txn).session(obj)
     if event.type in REFUND_EVENTS:
         txn = await locked_transaction(unit, adapter, our_id=our_id_of(obj), intent_id=id_of(obj.get("payment_intent")))
-        return Outcome(
-            REFUND_RECORDED if txn is not None else CallbackResult.UNKNOWN_TRANSACTION.value,
-            txn.id if txn is not None else None,
-        )
+        if txn is None:
+            return Outcome(CallbackResult.UNKNOWN_TRANSACTION.value)
+        if adapter.account.test and txn.livemode:
+            log.error("stripe test account %s speaks of live transaction %s: refused", adapter.account.id, txn.id)
+            return Outcome(CallbackResult.LIVEMODE_REFUSED.value, txn.id)
+        # Each refund's verdict, published as provider.refund.updated in this unit (services/stripe_refunds).
+        await apply_refunds(unit, event, txn, row_id)
+        return Outcome(REFUND_RECORDED, txn.id)
     return None
 
 

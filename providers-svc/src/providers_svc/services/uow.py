@@ -7,6 +7,7 @@ from collections.abc import Callable
 from billing_runtime.uow import UnitOfWork
 
 from providers_svc.db.accounts import AccountRepository, AssignmentRepository
+from providers_svc.db.refunds import RefundRepository
 from providers_svc.db.repositories import (
     ProviderEventRepository,
     SandboxChargeRepository,
@@ -24,6 +25,7 @@ class ProvidersUnitOfWork(UnitOfWork):
     sandbox_charges: SandboxChargeRepository
     accounts: AccountRepository
     stripe: StripeRepository
+    refunds: RefundRepository
 
     def _open(self) -> None:
         self.accounts = AccountRepository(self.session)
@@ -31,6 +33,7 @@ class ProvidersUnitOfWork(UnitOfWork):
         self.provider_events = ProviderEventRepository(self.session)
         self.sandbox_charges = SandboxChargeRepository(self.session)
         self.stripe = StripeRepository(self.session)
+        self.refunds = RefundRepository(self.session)
 
     def tenant_transactions(self, tenant_id: str) -> TenantTransactionRepository:
         return TenantTransactionRepository(self.session, tenant_id)

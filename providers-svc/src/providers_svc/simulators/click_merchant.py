@@ -10,6 +10,8 @@ import hmac
 from aiohttp import web
 
 from providers_svc.db.click import lock_click_order, reservation_by_paydoc, reservations_of
+from providers_svc.db.click_simulator import reverse_once
+from providers_svc.domain.refunds import SIMULATOR_OUTCOME_HEADER
 from providers_svc.keys import key_ring_key, uow_factory_key
 from providers_svc.protocols.click.merchant_api import auth_header
 from providers_svc.protocols.click.records import PrepareState
@@ -20,6 +22,9 @@ PROVIDER = "click"
 BASE = "/simulators/click/merchant"
 # Merchant API payment_status values the simulator reports (2: paid, 1: processing, -9: cancelled).
 _STATUS = {PrepareState.CONFIRMED: 2, PrepareState.PREPARED: 1, PrepareState.CANCELLED: -9}
+# The simulator's refusal of a reversal (the test-mode rule's ``sandbox:fail``), as Click refuses a
+# card it cannot reverse; the code is the simulator's own (Click documents none for it).
+REVERSAL_REFUSED = -5019
 
 
 def _error(status: int, code: int, note: str) -> web.Response:
@@ -69,6 +74,13 @@ async def reversal(request: web.Request) -> web.Response:
         return _error(404, -16, "Payment not found")
     if found[0].state is not PrepareState.CONFIRMED:
         return _error(406, -17, "Payment is not successful, cannot be reversed")
+    # Our adapter asks the simulator (never the real Click) for a refused reversal with this header.
+    wanted = "refused" if request.headers.get(SIMULATOR_OUTCOME_HEADER) == "fail" else "reversed"
+    async with request.app[uow_factory_key]() as uow:
+        outcome = await reverse_once(uow.session, int(raw), wanted)
+        await uow.commit()
+    if outcome == "refused":
+        return _error(406, REVERSAL_REFUSED, "Reversal refused: the card's bank does not accept it")
     return web.json_response({"error_code": 0, "payment_id": int(raw)})
 
 

@@ -20,6 +20,8 @@ from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 
+from providers_svc.domain.refunds import SIMULATOR_OUTCOME_HEADER
+
 WRONG_SECRET = (2, "Wrong secret")
 BAD_DATA = (1, "Data format error")
 BAD_REFUND_AMOUNT = (3, "Wrong refund amount")
@@ -36,6 +38,8 @@ class OctoPayment:
     test: bool
     status: str = "created"
     refunds: dict[str, Decimal] = field(default_factory=dict)
+    # Each refund's status (Octo's words: pending, succeeded, canceled); a refund without one succeeded.
+    refund_statuses: dict[str, str] = field(default_factory=dict)
     # Where the payer goes back to, and where Octo posts its callbacks (the payer page uses them).
     return_url: str | None = None
     notify_url: str | None = None
@@ -253,16 +257,37 @@ async def set_accept(request: web.Request) -> web.Response:
     return _state(decided, store)
 
 
-def _take_refund(refund_id: str, amount: Decimal | None) -> Callable[[OctoPayment], bool]:
-    def apply(payment: OctoPayment) -> bool:
-        if refund_id in payment.refunds:  # a repeat of a shop_refund_id is the same refund
-            return True
-        if amount is None or payment.status != "succeeded":
-            return False
-        if sum(payment.refunds.values(), Decimal(0)) + amount > payment.total_sum:
-            return False
+# Octo's documented refund limits (PROTOCOLS.md §3.3), as far as the fake can tell without exchange
+# rates: at least 1 USD (a USD payment's refund), at most 10 million so'm per refund.
+_MIN_USD = Decimal(1)
+_MAX_UZS = Decimal(10_000_000)
+
+
+def _within_limits(currency: str, amount: Decimal) -> bool:
+    return not ((currency == "USD" and amount < _MIN_USD) or (currency == "UZS" and amount > _MAX_UZS))
+
+
+def _take_refund(refund_id: str, amount: Decimal | None, outcome: str | None) -> Callable[[OctoPayment], str | None]:
+    """The refund's status after this call, or None when Octo refuses it (error 3). A repeat of a
+    shop_refund_id is the same refund: it is answered with its status, and a pending one (the
+    test-mode rule's ``sandbox:pending``) is finished by it: the next ask finds it succeeded."""
+
+    def apply(payment: OctoPayment) -> str | None:
+        if refund_id in payment.refunds:
+            if payment.refund_statuses.get(refund_id) == "pending":
+                payment.refund_statuses[refund_id] = "succeeded"
+            return payment.refund_statuses.get(refund_id, "succeeded")
+        if amount is None or payment.status != "succeeded" or not _within_limits(payment.currency, amount):
+            return None
+        taken = sum(
+            (a for key, a in payment.refunds.items() if payment.refund_statuses.get(key) != "canceled"), Decimal(0)
+        )
+        if taken + amount > payment.total_sum:
+            return None
+        status = {"fail": "canceled", "pending": "pending"}.get(outcome or "", "succeeded")
         payment.refunds[refund_id] = amount
-        return True
+        payment.refund_statuses[refund_id] = status
+        return status
 
     return apply
 
@@ -277,9 +302,12 @@ async def refund(request: web.Request) -> web.Response:
     refund_id, amount = body.get("shop_refund_id"), _sum(body.get("amount"))
     if payment is None or payment.shop_id != shop_id or not isinstance(refund_id, str) or not refund_id:
         return _error(BAD_DATA)
-    if not await store.change(payment.uuid, _take_refund(refund_id, amount)):
+    # Our adapter asks the simulator (never a real Octo) for a test outcome with this header.
+    outcome = request.headers.get(SIMULATOR_OUTCOME_HEADER)
+    status = await store.change(payment.uuid, _take_refund(refund_id, amount, outcome))
+    if status is None:
         return _error(BAD_REFUND_AMOUNT)
-    return web.json_response({"error": 0, "data": {"shop_refund_id": refund_id, "status": "succeeded"}})
+    return web.json_response({"error": 0, "data": {"shop_refund_id": refund_id, "status": status}})
 
 
 def add_octo_routes(app: web.Application) -> None:

@@ -34,10 +34,16 @@ def _payment(row: Row) -> OctoPayment:
         auto_capture=row.auto_capture,
         test=row.test,
         status=row.status,
-        refunds={key: Decimal(str(value)) for key, value in row.refunds.items()},
+        refunds={key: Decimal(_refund_amount(value)) for key, value in row.refunds.items()},
+        refund_statuses={key: value["status"] for key, value in row.refunds.items() if isinstance(value, dict)},
         return_url=row.return_url,
         notify_url=row.notify_url,
     )
+
+
+def _refund_amount(value: object) -> str:
+    # A refund is stored as {"amount", "status"}; rows written before refund statuses hold the amount.
+    return str(value["amount"]) if isinstance(value, dict) else str(value)
 
 
 @dataclass(frozen=True)
@@ -95,7 +101,10 @@ class DatabaseOctoStore:
             payment = _payment(row)
             result = apply(payment)
             row.status = payment.status
-            row.refunds = {key: str(value) for key, value in payment.refunds.items()}
+            row.refunds = {
+                key: {"amount": str(value), "status": payment.refund_statuses.get(key, "succeeded")}
+                for key, value in payment.refunds.items()
+            }
             row.updated_at = utcnow()
             await unit.commit()
             return result

@@ -13,7 +13,7 @@ object carries our ids in its ``metadata``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
@@ -229,16 +229,38 @@ class StripeAdapter:
         refund = await self.api.create_refund(
             {"payment_intent": str(intent["id"]), "amount": stripe_amount(amount, txn.currency), "metadata": metadata},
             # Our refund id: a retried refund is the same refund at Stripe.
-            idempotency_key=refund_id,
+            idempotency_key=refund_idempotency_key(refund_id),
         )
-        status = _REFUND_STATUSES.get(str(refund.get("status")), "pending")
-        return RefundResult(
-            status=status,
-            provider_refund_id=str(refund["id"]),
-            failure_message=str(refund.get("failure_reason") or "Stripe refused the refund")
-            if status == "failed"
-            else None,
-        )
+        return refund_result(refund)
+
+    async def refund_status(
+        self, txn: Transaction, *, refund_id: str, provider_refund_id: str | None, amount: int
+    ) -> RefundResult:
+        if provider_refund_id is None:
+            # Stripe never answered with its refund: the same call again (the same idempotency key).
+            return await self.refund(txn, refund_id=refund_id, amount=amount, reason=None)
+        return refund_result(await self.api.refund(provider_refund_id))
+
+
+def refund_idempotency_key(refund_id: str) -> str:
+    """The Stripe ``Idempotency-Key`` of our refund: our refund id (``rfnd_...``, globally unique), so
+    every retry of it is the same refund at Stripe."""
+    return refund_id
+
+
+def refund_result(refund: Mapping[str, Any]) -> RefundResult:
+    """A Stripe Refund object in our terms (``pending``/``requires_action`` are still pending)."""
+    status = _REFUND_STATUSES.get(str(refund.get("status")), "pending")
+    if status != "failed":
+        return RefundResult(status=status, provider_refund_id=str(refund["id"]))
+    reason = refund.get("failure_reason")
+    named = isinstance(reason, str) and reason.isidentifier() and len(reason) <= 48
+    return RefundResult(
+        status=status,
+        provider_refund_id=str(refund["id"]),
+        failure_code=f"stripe_{reason}" if named else "stripe_refund_failed",
+        failure_message=f"Stripe could not make the refund ({reason})" if named else "Stripe refused the refund",
+    )
 
 
 @dataclass(frozen=True)

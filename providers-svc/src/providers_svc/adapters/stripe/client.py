@@ -123,6 +123,9 @@ class StripeApi:
             lambda c: c.v1.refunds.create_async(dict(params), self._options(idempotency_key))  # type: ignore[arg-type]
         )
 
+    async def refund(self, refund_id: str) -> Json:
+        return await self._call(lambda c: c.v1.refunds.retrieve_async(refund_id))
+
     # -- a fake Stripe's test payments (the payer page of a test account at localstripe) --------------
 
     async def attach_payment_method(self, intent_id: str, payment_method: str) -> Json:

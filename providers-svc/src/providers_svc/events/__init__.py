@@ -1,0 +1,1 @@
+"""What the worker consumes from the bus."""

@@ -1,0 +1,135 @@
+"""Refunds at Stripe (localstripe: refunds are synchronous ``succeeded``, and Stripe's ``reason`` is
+refused, so ours travels in the metadata): a ``refund.created`` request becomes one refund at Stripe,
+keyed by our refund id; refunds made in Stripe's dashboard arrive as signed ``refund.*`` webhooks and are
+published with no refund id of ours; a webhook about a refund of ours never publishes a final verdict
+twice."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+from billing_contracts.events import PaymentSnapshot, RefundCreatedV1, RefundData, RefundSnapshot
+from providers_svc.db.models import ProviderTransactionRow, outbox
+from providers_svc.keys import refunds_key
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .conftest import TENANT, StripeShop, stripe_event
+
+pytestmark = pytest.mark.postgres
+
+
+def refund_created(payment_id: str, *, amount: int, reason: str | None = None) -> RefundCreatedV1:
+    """``refund.created`` as payments-svc publishes it (tests/refunds/conftest.py has the general one)."""
+    now = datetime.now(UTC)
+    refund = RefundSnapshot(
+        id=f"rfnd_{secrets.token_hex(8)}", payment_id=payment_id, amount=amount, currency="USD",
+        status="PENDING", reason=reason, provider="stripe", created_at=now, updated_at=now,
+    )  # fmt: skip
+    payment = PaymentSnapshot(
+        id=payment_id, status="SUCCEEDED", amount=5000, currency="USD", order_id="order-1", provider="stripe",
+        created_at=now, updated_at=now, expires_at=now,
+    )  # fmt: skip
+    return RefundCreatedV1(tenant_id=TENANT, data=RefundData(refund=refund, payment=payment))
+
+
+async def mark_paid(engine: AsyncEngine, txn_id: str) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(ProviderTransactionRow).where(ProviderTransactionRow.id == txn_id).values(status="succeeded")
+        )
+
+
+async def refund_events(engine: AsyncEngine) -> list[dict[str, Any]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(outbox.c.body)
+            .where(outbox.c.routing_key == "providers.provider.refund.updated.v1")
+            .order_by(outbox.c.id)
+        )
+        return [json.loads(body) for body in rows.scalars()]
+
+
+async def paid(shop: StripeShop, engine: AsyncEngine) -> dict[str, Any]:
+    started = await shop.start()
+    resp = await shop.pay(started, "visa")
+    assert resp.status == 303, await resp.text()
+    # What the payment_intent.succeeded webhook does (localstripe's own webhook is not pointed here).
+    await mark_paid(engine, started["provider_transaction_id"])
+    return started
+
+
+class TestRefundRequests:
+    async def test_a_request_is_one_refund_at_stripe_keyed_by_our_refund_id(
+        self, shop: StripeShop, engine: AsyncEngine
+    ) -> None:
+        started = await paid(shop, engine)
+        event = refund_created(started["payment_id"], amount=1500, reason="damaged")
+        refunds = shop.client.app[refunds_key]
+        assert await refunds.accept(event) == "succeeded"
+        assert await refunds.accept(event) == "duplicate"
+        sent = [r for r in await shop.localstripe.requests("/v1/refunds") if r["method"] == "POST"]
+        ours = [r for r in sent if parse_qs(r["body"]).get("metadata[refund_id]") == [event.data.refund.id]]
+        assert len(ours) == 1
+        assert ours[0]["idempotency_key"] == event.data.refund.id
+        assert parse_qs(ours[0]["body"])["amount"] == ["1500"]
+        [published] = await refund_events(engine)
+        data = published["data"]
+        assert (data["refund_id"], data["status"], data["amount"]) == (event.data.refund.id, "succeeded", 1500)
+        assert str(data["provider_refund_id"]).startswith("re_")
+
+        # Stripe's webhook about the same refund (metadata names ours): already final, nothing more.
+        refund = {
+            "id": data["provider_refund_id"],
+            "object": "refund",
+            "payment_intent": started["provider_reference"],
+            "amount": 1500,
+            "currency": "usd",
+            "status": "succeeded",
+            "metadata": {"refund_id": event.data.refund.id},
+        }
+        assert (await shop.send(stripe_event("refund.updated", refund))).status == 200
+        assert len(await refund_events(engine)) == 1
+
+
+class TestDashboardRefunds:
+    async def test_a_refund_made_in_stripes_dashboard_is_published_without_our_id(
+        self, shop: StripeShop, engine: AsyncEngine
+    ) -> None:
+        started = await paid(shop, engine)
+        refund = {
+            "id": "re_dashboard1",
+            "object": "refund",
+            "payment_intent": started["provider_reference"],
+            "amount": 700,
+            "currency": "usd",
+            "status": "pending",
+            "metadata": {},
+        }
+        created = stripe_event("refund.created", refund)
+        assert (await shop.send(created)).status == 200
+        assert (await shop.send(created)).status == 200  # Stripe's duplicate delivery
+        done = stripe_event("refund.updated", {**refund, "status": "succeeded"})
+        assert (await shop.send(done)).status == 200
+        events = await refund_events(engine)
+        assert [(e["data"]["refund_id"], e["data"]["provider_refund_id"], e["data"]["status"]) for e in events] == [
+            (None, "re_dashboard1", "pending"),
+            (None, "re_dashboard1", "succeeded"),
+        ]
+        assert {e["data"]["amount"] for e in events} == {700}
+        assert {e["data"]["observed_via"] for e in events} == {"callback"}
+        assert events[0]["data"]["provider_transaction_id"] == started["provider_transaction_id"]
+
+    async def test_a_refund_of_another_currency_is_recorded_but_not_published(
+        self, shop: StripeShop, engine: AsyncEngine
+    ) -> None:
+        started = await paid(shop, engine)
+        refund = {"id": "re_odd", "object": "refund", "payment_intent": started["provider_reference"], "amount": 700,
+                  "currency": "eur", "status": "succeeded"}  # fmt: skip
+        assert (await shop.send(stripe_event("refund.created", refund))).status == 200
+        assert await refund_events(engine) == []
