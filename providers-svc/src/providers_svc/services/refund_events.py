@@ -48,6 +48,7 @@ def refund_event(refund: Refund, verdict: RefundVerdict, observed_via: ObservedV
             failure_message=verdict.failure_message,
             provider_updated_at=verdict.provider_updated_at,
             observed_via=observed_via,
+            account_id=refund.account_id,
             livemode=refund.livemode,
         ),
     )
@@ -86,6 +87,7 @@ def provider_started_refund_event(
             failure_message=failure_message,
             provider_updated_at=provider_updated_at,
             observed_via=observed_via,
+            account_id=txn.account_id,
             livemode=txn.livemode,
         ),
     )
