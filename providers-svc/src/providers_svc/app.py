@@ -25,6 +25,7 @@ from providers_svc.adapters.sandbox import NAME as SANDBOX
 from providers_svc.adapters.sandbox import SandboxProvider
 from providers_svc.adapters.stripe import NAME as STRIPE
 from providers_svc.adapters.stripe import StripeProvider
+from providers_svc.api.reconciliation import RECONCILIATION, STATEMENTS, SYNC_PAYMENT
 from providers_svc.api.routes import setup_routes
 from providers_svc.db.models import outbox
 from providers_svc.domain.stripe_events import StripeEventFollower
@@ -38,6 +39,7 @@ from providers_svc.keys import (
     metrics_key,
     octo_callbacks_key,
     payme_merchant_key,
+    payment_sync_key,
     plumbing_key,
     registry_key,
     settings_key,
@@ -54,6 +56,7 @@ from providers_svc.services.directory import ProviderDirectory
 from providers_svc.services.octo import OctoCallbacks
 from providers_svc.services.payme import PaymeMerchant
 from providers_svc.services.payme_accounts import PaymeAccounts
+from providers_svc.services.payment_sync import PaymentSync
 from providers_svc.services.stripe_projections import project_event
 from providers_svc.services.stripe_webhooks import StripeWebhooks
 from providers_svc.services.uow import ProvidersUnitOfWork, UowFactory
@@ -164,8 +167,10 @@ def create_app(
         checks=checks,
         internal_secret=settings.internal_secret.get_secret_value(),
         internal_audience="providers",
-        # payments-svc starts, checks and cancels payments; the gateway will manage provider accounts.
-        internal_issuers={"payments", "gateway"},
+        # payments-svc starts, checks and cancels payments; the gateway manages provider accounts;
+        # reconciliation-svc syncs payments and reads statements, and reaches nothing else.
+        internal_issuers={"payments", "gateway", RECONCILIATION},
+        confined_issuers={RECONCILIATION: {SYNC_PAYMENT, STATEMENTS}},
         public_prefixes=("/billing/", "/sandbox/", "/simulators/", "/pay/"),
     )
 
@@ -196,7 +201,9 @@ def create_app(
     ring = KeyRing(settings.credentials_keys.get_secret_value())
     app[registry_key] = registry
     app[key_ring_key] = ring
-    app[directory_key] = ProviderDirectory(registry, new_uow, ring, simulators=settings.simulators)
+    directory = ProviderDirectory(registry, new_uow, ring, simulators=settings.simulators)
+    app[directory_key] = directory
+    app[payment_sync_key] = PaymentSync(new_uow, directory)
     app[templates_key] = new_templates()
     copies = AccountCopies(new_uow, ring, max_age=settings.account_cache_seconds)
     app[account_copies_key] = copies

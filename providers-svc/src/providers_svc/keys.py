@@ -15,6 +15,7 @@ from providers_svc.services.account_copies import AccountCopies
 from providers_svc.services.directory import ProviderDirectory
 from providers_svc.services.octo import OctoCallbacks
 from providers_svc.services.payme import PaymeMerchant
+from providers_svc.services.payment_sync import PaymentSync
 from providers_svc.services.stripe_webhooks import StripeWebhooks
 from providers_svc.services.uow import UowFactory
 from providers_svc.settings import Settings
@@ -40,3 +41,5 @@ payme_merchant_key = web.AppKey("payme_merchant", PaymeMerchant)
 octo_callbacks_key = web.AppKey("octo_callbacks", OctoCallbacks)
 # Stripe's webhook use case, with the adapter provider and the event followers (only when Stripe is enabled).
 stripe_webhooks_key = web.AppKey("stripe_webhooks", StripeWebhooks)
+# Reconciliation's heal of a missed callback (POST /internal/payments/{payment_id}/sync).
+payment_sync_key = web.AppKey("payment_sync", PaymentSync)

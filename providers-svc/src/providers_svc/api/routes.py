@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from providers_svc.api import internal, stripe_pages
+from providers_svc.api import internal, reconciliation, stripe_pages
 from providers_svc.api.accounts import add_account_routes
 from providers_svc.api.callbacks import octo as octo_callbacks
 from providers_svc.api.callbacks import payme as payme_callbacks
@@ -30,6 +30,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/internal/providers", internal.list_providers)
     app.router.add_post("/internal/payments/start", internal.start_payment)
     app.router.add_post("/internal/payments/{payment_id}/cancel", internal.cancel_payment)
+    app.router.add_post(reconciliation.SYNC_PAYMENT, reconciliation.sync_payment)
     app.router.add_post("/billing/sandbox", sandbox_callbacks.sandbox_callback)
     # Payme answers a non-POST too (-32300, HTTP 200), so every method is routed.
     app.router.add_route("*", "/billing/payme", payme_callbacks.payme_callback)
