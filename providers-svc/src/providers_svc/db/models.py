@@ -189,6 +189,7 @@ class TenantProviderAccountRow(Base):
 # Provider-specific tables live in their own modules; imported here so that ``metadata`` (Alembic, the
 # tests' truncation) knows every table.
 from providers_svc.db import click as _click  # noqa: E402, F401
+from providers_svc.db import click_simulator as _click_simulator  # noqa: E402, F401
 from providers_svc.db import octo as _octo  # noqa: E402, F401
 from providers_svc.db import payme as _payme  # noqa: E402, F401
 from providers_svc.db import stripe as _stripe  # noqa: E402, F401

@@ -96,7 +96,7 @@ class PaymentSync:
                 503, "provider_unavailable", f"Provider {txn.provider!r} is not enabled", headers=_RETRY_AFTER
             )
         word = await _ask(adapter, txn)
-        verdict = _verdict(word)
+        verdict = _verdict(txn, word)
         if verdict is None:
             mine: SyncStatus = "pending" if word.status is TransactionStatus.PENDING else "failed"
             return self._synced(txn, mine, word.status.value)
@@ -153,12 +153,14 @@ async def _ask(adapter: PaymentProvider, txn: Transaction) -> StatusResult:
         ) from exc
 
 
-def _verdict(word: StatusResult) -> Verdict | None:
-    """A provider's final word that moves money one way or the other; a cancellation at the provider
-    (ours, recorded there) is not a verdict of the payer's."""
+def _verdict(txn: Transaction, word: StatusResult) -> Verdict | None:
+    """A provider's final word on the payment, as its callback would have given it. A cancellation at
+    the provider (ours, recorded there) is no verdict of the payer's; nor is Click's failure: it ends
+    one attempt, and the payer may pay again with another (``services/click.py`` publishes nothing
+    for Click's cancel either)."""
     if word.status is TransactionStatus.SUCCEEDED:
         return Verdict.SUCCEEDED
-    if word.status is TransactionStatus.FAILED:
+    if word.status is TransactionStatus.FAILED and txn.provider != "click":
         return Verdict.FAILED
     return None
 
