@@ -43,6 +43,7 @@ from providers_svc.keys import (
     plumbing_key,
     registry_key,
     settings_key,
+    statements_key,
     stripe_webhooks_key,
     templates_key,
     uow_factory_key,
@@ -57,6 +58,7 @@ from providers_svc.services.octo import OctoCallbacks
 from providers_svc.services.payme import PaymeMerchant
 from providers_svc.services.payme_accounts import PaymeAccounts
 from providers_svc.services.payment_sync import PaymentSync
+from providers_svc.services.statements.service import Statements
 from providers_svc.services.stripe_projections import project_event
 from providers_svc.services.stripe_webhooks import StripeWebhooks
 from providers_svc.services.uow import ProvidersUnitOfWork, UowFactory
@@ -204,6 +206,7 @@ def create_app(
     directory = ProviderDirectory(registry, new_uow, ring, simulators=settings.simulators)
     app[directory_key] = directory
     app[payment_sync_key] = PaymentSync(new_uow, directory)
+    app[statements_key] = Statements(new_uow, ring, directory)
     app[templates_key] = new_templates()
     copies = AccountCopies(new_uow, ring, max_age=settings.account_cache_seconds)
     app[account_copies_key] = copies

@@ -5,11 +5,14 @@ it once, as the callback would have. The app is its own gateway (the simulators 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from billing_contracts.statements import StatementRecord
 from billing_runtime.bus import MemoryBus
 from billing_runtime.testing import free_port
 from providers_svc.app import create_app
@@ -165,3 +168,35 @@ class TestProviderDown:
         assert await outcome_events(db_read) == []
         # Once Octo answers again, the sync heals it.
         assert (await _sync(client, started["payment_id"]))["published"] is True
+
+
+class TestStatusStatements:
+    @pytest.mark.parametrize("provider", ["octo", "click"])
+    async def test_the_providers_status_of_each_transaction_by_our_id(
+        self, own_gateway: Gateway, internal_headers: Any, payment_request: Any, provider: str
+    ) -> None:
+        client = await own_gateway(provider)
+        paid = await _start(client, internal_headers, payment_request, provider)
+        assert (await client.post(_page(paid), data={"outcome": "pay_lost"}, allow_redirects=False)).status == 303
+        declined = await _start(client, internal_headers, payment_request, provider)
+        assert (await client.post(_page(declined), data={"outcome": "decline"}, allow_redirects=False)).status == 303
+        untouched = await _start(client, internal_headers, payment_request, provider)
+        now = datetime.now(UTC)
+        start, end = (now - timedelta(hours=1)).isoformat(), (now + timedelta(hours=1)).isoformat()
+        query = f"account_id=pac_simulator_{provider}&from={start}&to={end}"
+        response = await client.get(
+            f"/internal/statements?{query.replace('+00:00', 'Z')}", headers=reconciliation_headers()
+        )
+        assert response.status == 200, await response.text()
+        lines = [json.loads(line) for line in (await response.text()).splitlines()]
+        assert lines[-1] == {"complete": True}
+        records = {line["payment_id"]: StatementRecord.model_validate(line) for line in lines[:-1]}
+        assert records[paid["payment_id"]].status == "succeeded"
+        assert records[paid["payment_id"]].amount == 150010
+        assert records[declined["payment_id"]].status in ("failed", "cancelled")
+        if provider == "octo":
+            # Octo created the payment at start: it has a record of it (waiting for the payer).
+            assert records[untouched["payment_id"]].status == "pending"
+        else:
+            # Click never heard of it: no line.
+            assert untouched["payment_id"] not in records
