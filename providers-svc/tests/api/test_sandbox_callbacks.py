@@ -79,6 +79,7 @@ class TestSuccessCallback:
             "failure_code": None,
             "failure_message": None,
             "livemode": False,
+            "observed_via": "callback",
         }
         assert event["livemode"] is False
 
