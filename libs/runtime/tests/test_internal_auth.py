@@ -96,3 +96,45 @@ def test_the_tenant_mode_travels_in_the_token() -> None:
     assert signer.token(audience="payments", tenant_id="t", livemode=True) != signer.token(
         audience="payments", tenant_id="t"
     )
+
+
+def _confined_app() -> web.Application:
+    app = service_app(
+        Metrics("t"),
+        checks={},
+        internal_secret=SECRET,
+        internal_audience="providers",
+        internal_issuers={"payments", "reconciliation"},
+        confined_issuers={"reconciliation": {"/internal/payments/{payment_id}/sync"}},
+    )
+
+    async def who(request: web.Request) -> web.Response:
+        return web.json_response({"service": request[caller_key].service})
+
+    app.router.add_post("/internal/payments/{payment_id}/sync", who)
+    app.router.add_post("/internal/payments/start", who)
+    return app
+
+
+class TestConfinedIssuers:
+    async def test_a_confined_issuer_reaches_only_its_routes(self, aiohttp_client) -> None:
+        client = await aiohttp_client(_confined_app())
+        token = sign_internal(SECRET, issuer="reconciliation", audience="providers", tenant_id=None)
+        ok = await client.post("/internal/payments/pay_1/sync", headers={INTERNAL_HEADER: token})
+        assert ok.status == 200
+        assert await ok.json() == {"service": "reconciliation"}
+        for path in ("/internal/payments/start", "/internal/nowhere"):
+            refused = await client.post(path, headers={INTERNAL_HEADER: token})
+            assert refused.status == 403
+            assert (await refused.json())["code"] == "forbidden"
+
+    async def test_a_confined_issuer_naming_a_tenant_is_refused(self, aiohttp_client) -> None:
+        client = await aiohttp_client(_confined_app())
+        token = sign_internal(SECRET, issuer="reconciliation", audience="providers", tenant_id="ten_a")
+        resp = await client.post("/internal/payments/pay_1/sync", headers={INTERNAL_HEADER: token})
+        assert resp.status == 401
+
+    async def test_other_issuers_are_not_confined(self, aiohttp_client) -> None:
+        client = await aiohttp_client(_confined_app())
+        token = sign_internal(SECRET, issuer="payments", audience="providers", tenant_id="ten_a")
+        assert (await client.post("/internal/payments/start", headers={INTERNAL_HEADER: token})).status == 200

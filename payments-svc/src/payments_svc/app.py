@@ -14,7 +14,7 @@ from billing_runtime.metrics import Metrics
 from billing_runtime.plumbing import Plumbing
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from payments_svc.api.routes import setup_routes
+from payments_svc.api.routes import INTERNAL_EVENTS, setup_routes
 from payments_svc.db.models import outbox
 from payments_svc.events.consumers import (
     LOGGED_EVENT_KEYS,
@@ -85,8 +85,10 @@ def create_app(
         checks=checks,
         internal_secret=settings.internal_secret.get_secret_value(),
         internal_audience="payments",
-        # Only the gateway calls payments-svc (tenant routes and checkout).
-        internal_issuers={"gateway"},
+        # The gateway calls the tenant routes and checkout; reconciliation-svc reads every tenant's
+        # event log, and nothing else (docs/INTERNAL.md "Trust").
+        internal_issuers={"gateway", "reconciliation"},
+        confined_issuers={"reconciliation": {INTERNAL_EVENTS}},
     )
     app[settings_key] = settings
     app[plumbing_key] = plumbing

@@ -25,6 +25,7 @@ from providers_svc.adapters.sandbox import NAME as SANDBOX
 from providers_svc.adapters.sandbox import SandboxProvider
 from providers_svc.adapters.stripe import NAME as STRIPE
 from providers_svc.adapters.stripe import StripeProvider
+from providers_svc.api.reconciliation import RECONCILIATION, STATEMENTS, SYNC_PAYMENT, SYNC_REFUND
 from providers_svc.api.routes import setup_routes
 from providers_svc.db.models import outbox
 from providers_svc.domain.stripe_events import StripeEventFollower
@@ -39,10 +40,12 @@ from providers_svc.keys import (
     metrics_key,
     octo_callbacks_key,
     payme_merchant_key,
+    payment_sync_key,
     plumbing_key,
     refunds_key,
     registry_key,
     settings_key,
+    statements_key,
     stripe_webhooks_key,
     templates_key,
     uow_factory_key,
@@ -56,7 +59,9 @@ from providers_svc.services.directory import ProviderDirectory
 from providers_svc.services.octo import OctoCallbacks
 from providers_svc.services.payme import PaymeMerchant
 from providers_svc.services.payme_accounts import PaymeAccounts
+from providers_svc.services.payment_sync import PaymentSync
 from providers_svc.services.refunds import Refunds
+from providers_svc.services.statements.service import Statements
 from providers_svc.services.stripe_projections import project_event
 from providers_svc.services.stripe_webhooks import StripeWebhooks
 from providers_svc.services.uow import ProvidersUnitOfWork, UowFactory
@@ -169,8 +174,9 @@ def create_app(
         internal_secret=settings.internal_secret.get_secret_value(),
         internal_audience="providers",
         # payments-svc starts, checks and cancels payments and checks refunds; the gateway manages provider
-        # accounts; reconciliation-svc's janitor syncs refunds (docs/INTERNAL.md "Reconciliation").
-        internal_issuers={"payments", "gateway", "reconciliation"},
+        # accounts; reconciliation-svc syncs payments and refunds and reads statements, and reaches nothing else.
+        internal_issuers={"payments", "gateway", RECONCILIATION},
+        confined_issuers={RECONCILIATION: {SYNC_PAYMENT, SYNC_REFUND, STATEMENTS}},
         public_prefixes=("/billing/", "/sandbox/", "/simulators/", "/pay/"),
     )
 
@@ -205,6 +211,8 @@ def create_app(
     app[directory_key] = directory
     refunds = Refunds(new_uow, directory)
     app[refunds_key] = refunds
+    app[payment_sync_key] = PaymentSync(new_uow, directory)
+    app[statements_key] = Statements(new_uow, ring, directory)
     app[templates_key] = new_templates()
     copies = AccountCopies(new_uow, ring, max_age=settings.account_cache_seconds)
     app[account_copies_key] = copies

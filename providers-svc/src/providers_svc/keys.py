@@ -15,7 +15,9 @@ from providers_svc.services.account_copies import AccountCopies
 from providers_svc.services.directory import ProviderDirectory
 from providers_svc.services.octo import OctoCallbacks
 from providers_svc.services.payme import PaymeMerchant
+from providers_svc.services.payment_sync import PaymentSync
 from providers_svc.services.refunds import Refunds
+from providers_svc.services.statements.service import Statements
 from providers_svc.services.stripe_webhooks import StripeWebhooks
 from providers_svc.services.uow import UowFactory
 from providers_svc.settings import Settings
@@ -43,3 +45,7 @@ octo_callbacks_key = web.AppKey("octo_callbacks", OctoCallbacks)
 stripe_webhooks_key = web.AppKey("stripe_webhooks", StripeWebhooks)
 # The refund use cases (the worker's consumer and retrier, the internal refund routes).
 refunds_key = web.AppKey("refunds", Refunds)
+# Reconciliation's heal of a missed callback (POST /internal/payments/{payment_id}/sync).
+payment_sync_key = web.AppKey("payment_sync", PaymentSync)
+# Statements of a provider account (GET /internal/statements).
+statements_key = web.AppKey("statements", Statements)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from billing_runtime.metrics import Metrics
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 
 class ProvidersMetrics(Metrics):
@@ -42,5 +42,25 @@ class ProvidersMetrics(Metrics):
             "sandbox_bank_callback_attempts_total",
             "Callbacks the sandbox bank tried to deliver, by result",
             ["result"],
+            registry=self.registry,
+        )
+        # Reconciliation (issue 13): what each sync found (``applied``: a missed outcome healed), and
+        # the statement lines streamed.
+        self.syncs = Counter(
+            "provider_syncs_total",
+            "Payment syncs asked by reconciliation, by provider and what they did",
+            ["provider", "result"],
+            registry=self.registry,
+        )
+        self.statement_lines = Counter(
+            "provider_statement_lines_total",
+            "Statement lines streamed to reconciliation, by provider",
+            ["provider"],
+            registry=self.registry,
+        )
+        self.statement_seconds = Histogram(
+            "provider_statement_seconds",
+            "Time to stream one statement, by provider and outcome (complete or broken)",
+            ["provider", "outcome"],
             registry=self.registry,
         )

@@ -134,16 +134,28 @@ caller_key = web.RequestKey("caller", Caller)
 
 
 def internal_auth_middleware(
-    secret: str, audience: str, *, public_prefixes: tuple[str, ...], issuers: Collection[str]
+    secret: str,
+    audience: str,
+    *,
+    public_prefixes: tuple[str, ...],
+    issuers: Collection[str],
+    confined: Mapping[str, Collection[str]] | None = None,
 ) -> Middleware:
     """Require an internal token on every path except the public ones (health, provider callbacks...),
     signed with ``secret`` for ``audience`` by one of ``issuers`` (the services allowed to call).
+
+    ``confined`` maps an issuer to the only routes (their templates, e.g.
+    ``/internal/payments/{payment_id}/sync``) it may reach, as platform calls naming no tenant: a
+    token of that issuer naming a tenant is refused (401), and so is any other route (403). A
+    service that calls only a few routes of another (reconciliation) then cannot reach the rest,
+    however those handlers check their callers (the checkout routes take calls naming no tenant).
 
     Verified tokens are remembered until they expire (callers reuse them, see ``InternalSigner``):
     the secret is fixed for this middleware, so a token that verified once verifies again until its
     ``exp``, which is checked on every use.
     """
     allowed = frozenset(issuers)
+    confinement = {issuer: frozenset(routes) for issuer, routes in (confined or {}).items()}
     if not allowed:
         raise ValueError("an internal API must name the services allowed to call it")
     verified: dict[str, Caller] = {}
@@ -165,10 +177,28 @@ def internal_auth_middleware(
             if len(verified) >= _VERIFIED_MAX:
                 verified.clear()
             verified[token] = caller
+        routes = confinement.get(caller.service)
+        if routes is not None:
+            _check_confined(request, caller, routes)
         request[caller_key] = caller
         return await handler(request)
 
     return middleware
+
+
+def _check_confined(request: web.Request, caller: Caller, routes: frozenset[str]) -> None:
+    if caller.tenant_id is not None:
+        raise ProblemError(401, "unauthorized", "Invalid internal credentials")
+    resource = request.match_info.route.resource
+    if resource is None or resource.canonical not in routes:
+        raise ProblemError(403, "forbidden", f"The {caller.service} service may not call this route")
+
+
+def require_platform_caller(request: web.Request, service: str) -> None:
+    """403 unless the internal caller is ``service`` acting for no tenant (a platform call)."""
+    caller = request.get(caller_key)
+    if caller is None or caller.service != service or caller.tenant_id is not None:
+        raise ProblemError(403, "forbidden", f"Only the {service} service may call this route")
 
 
 def require_tenant(request: web.Request) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from aiohttp import web
 from billing_runtime.errors import ProblemError
@@ -10,11 +11,23 @@ from billing_runtime.internal_auth import require_tenant
 from billing_runtime.validation import query_int, query_text
 
 from payments_svc.db.event_log import EventRepository
+from payments_svc.db.models import TenantEvent
 from payments_svc.domain.errors import NotFound
 from payments_svc.keys import lifecycle_deps_key
 from payments_svc.services.event_log import place_committed_events
 
-_EVENT_ID = re.compile(r"^evt_[A-Za-z0-9_\-]{1,60}$")
+EVENT_ID = re.compile(r"^evt_[A-Za-z0-9_\-]{1,60}$")
+
+
+def event_json(event: TenantEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "object": "event",
+        "type": event.type,
+        "livemode": event.livemode,
+        "created_at": event.created_at.isoformat().replace("+00:00", "Z"),
+        "data": event.data,
+    }
 
 
 async def events(request: web.Request) -> web.Response:
@@ -24,7 +37,7 @@ async def events(request: web.Request) -> web.Response:
     limit = query_int(q.get("limit"), "limit", default=20, lo=1, hi=100)
     type_ = query_text(q.get("type"), "type", max_length=64)
     after = q.get("after")
-    if after is not None and not _EVENT_ID.fullmatch(after):
+    if after is not None and not EVENT_ID.fullmatch(after):
         raise ProblemError(422, "validation_error", "after must be an event id")
     # Place what committed before this request, so the client finds its own writes (one short pass).
     await place_committed_events(deps.uow)
@@ -40,17 +53,7 @@ async def events(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "object": "list",
-            "data": [
-                {
-                    "id": e.id,
-                    "object": "event",
-                    "type": e.type,
-                    "livemode": e.livemode,
-                    "created_at": e.created_at.isoformat().replace("+00:00", "Z"),
-                    "data": e.data,
-                }
-                for e in rows[:limit]
-            ],
+            "data": [event_json(e) for e in rows[:limit]],
             "limit": limit,
             "has_more": len(rows) > limit,
         }

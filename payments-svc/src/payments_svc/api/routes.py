@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from payments_svc.api import checkout, events, payments
+from payments_svc.api import checkout, events, internal_events, payments
+
+# The one route reconciliation-svc may call (app.py confines its tokens to it).
+INTERNAL_EVENTS = "/internal/events"
 
 
 def setup_routes(app: web.Application) -> None:
@@ -15,5 +18,6 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/v1/payments/{payment_id}/cancel", payments.cancel)
     r.add_get("/v1/payments/{payment_id}/history", payments.history)
     r.add_get("/v1/events", events.events)
+    r.add_get(INTERNAL_EVENTS, internal_events.platform_events)
     r.add_get("/v1/checkout/{token}", checkout.view)
     r.add_post("/v1/checkout/{token}/pay", checkout.pay_)

@@ -31,6 +31,29 @@ class EventRepository:
         return list((await self.session.execute(stmt)).scalars())
 
 
+class PlatformEventRepository:
+    """Every tenant's log in one order (``GET /internal/events``, for reconciliation-svc's rebuild).
+    Positions come from one sequence shared by all tenants, so the order of each tenant's log is
+    this order restricted to the tenant, and the same promise holds: nothing is placed behind a
+    position a reader has already passed."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def position_of(self, event_id: str) -> int | None:
+        stmt = select(TenantEvent.position).where(TenantEvent.id == event_id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def list_after(self, position: int, *, limit: int) -> list[TenantEvent]:
+        stmt = (
+            select(TenantEvent)
+            .where(TenantEvent.position.is_not(None), TenantEvent.position > position)
+            .order_by(TenantEvent.position)
+            .limit(limit)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+
 # Serializes the sequencer passes of every process (pg_advisory_xact_lock key: "evlog" in ASCII).
 _SEQUENCER_LOCK = 0x65766C6F67
 

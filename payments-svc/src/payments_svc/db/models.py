@@ -131,6 +131,8 @@ class TenantEvent(Base):
         # touches only the second).
         Index("ix_events_tenant_position", "tenant_id", "position", postgresql_where=text("position IS NOT NULL")),
         Index("ix_events_unsequenced", "seq", postgresql_where=text("position IS NULL")),
+        # Every tenant's log in one order (GET /internal/events, reconciliation's rebuild).
+        Index("ix_events_position", "position", postgresql_where=text("position IS NOT NULL")),
     )
 
     # Taken at insert, visible at commit: not an order a poller can page by (see services/event_log.py).

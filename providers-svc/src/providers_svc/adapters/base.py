@@ -33,6 +33,10 @@ class StatusResult:
     provider_reference: str | None = None
     failure_code: str | None = None
     failure_message: str | None = None
+    # The money the provider names, in our units; None when its status answer names none (Click's,
+    # Payme's, the sandbox bank's): the transaction's own amount is then what the provider was asked.
+    amount: int | None = None
+    currency: str | None = None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import aiohttp
 from billing_contracts.envelope import utcnow
@@ -116,13 +116,17 @@ class ClickPayments:
         return txn.status is not TransactionStatus.SUCCEEDED
 
     async def fetch_status(self, txn: Transaction) -> StatusResult:
-        """Click's word on our payment id, on the day (Tashkent) the transaction was started."""
-        day = txn.created_at.astimezone(TASHKENT).date()
-        request = merchant_api.payment_status_by_merchant_trans_id(
-            self._credentials(), txn.payment_id, day, timestamp=self._timestamp()
-        )
-        answer = await self.merchant.send(request)
-        if answer.status == 404:
+        """Click's word on our payment id. Click finds it by the day (Tashkent) it was paid, so each
+        day the transaction could be paid on is asked, from its start to its expiry (or today)."""
+        answer = None
+        for day in _payable_days(txn, self.provider.clock()):
+            request = merchant_api.payment_status_by_merchant_trans_id(
+                self._credentials(), txn.payment_id, day, timestamp=self._timestamp()
+            )
+            answer = await self.merchant.send(request)
+            if answer.status != 404:
+                break
+        if answer is None or answer.status == 404:
             return StatusResult(TransactionStatus.PENDING)  # Click has no payment for it (yet)
         payment_id, status = answer.body.get("payment_id"), answer.body.get("payment_status")
         reference = str(payment_id) if isinstance(payment_id, int) and not isinstance(payment_id, bool) else None
@@ -171,6 +175,14 @@ class ClickPayments:
 
     def _timestamp(self) -> int:
         return int(self.provider.clock().timestamp())
+
+
+def _payable_days(txn: Transaction, now: datetime) -> list[date]:
+    """The Tashkent days from the transaction's start to its expiry or ``now``, whichever is first (a
+    payment lives at most a day: two or three days at most)."""
+    first = txn.created_at.astimezone(TASHKENT).date()
+    last = max(first, min(txn.expires_at, now).astimezone(TASHKENT).date())
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
 def in_reversal_period(paid_at: datetime, now: datetime) -> bool:

@@ -18,6 +18,7 @@ from billing_contracts.envelope import utcnow
 from providers_svc.adapters.base import (
     PaymentProvider,
     ProviderRejectedError,
+    ProviderUnavailableError,
     RefundResult,
     StartResult,
     StatusResult,
@@ -26,6 +27,7 @@ from providers_svc.adapters.octo_client import OctoClient
 from providers_svc.domain.accounts import BoundAccount
 from providers_svc.domain.refunds import SIMULATOR_OUTCOME_HEADER, simulated_outcome
 from providers_svc.domain.transactions import Transaction, TransactionStatus
+from providers_svc.protocols.octo.amounts import AmountError, from_major
 from providers_svc.protocols.octo.callbacks import SignatureFormula
 from providers_svc.protocols.octo.requests import PreparePayment, ShopCredentials
 from providers_svc.protocols.octo.responses import PaymentState
@@ -114,14 +116,24 @@ class OctoAdapter:
         return state.status not in ("succeeded", "waiting_for_capture")
 
     async def fetch_status(self, txn: Transaction) -> StatusResult:
+        """The status call in our terms, with the sum Octo names (None when it names none)."""
         state = await self.client.status(txn.id)
         status = our_status(state)
         failed = status is TransactionStatus.FAILED
+        amount = None
+        if state.total_sum is not None:
+            try:
+                amount = from_major(state.total_sum, txn.currency)
+            except (AmountError, KeyError):
+                # Never guessed: a sum that is no amount of ours moves nothing; asked again later.
+                raise ProviderUnavailableError("octo's status call named a sum outside the protocol") from None
         return StatusResult(
             status=status,
             provider_reference=state.octo_payment_uuid,
             failure_code=f"octo_{state.status}" if failed else None,
             failure_message="Octo cancelled the payment" if failed else None,
+            amount=amount,
+            currency=txn.currency if amount is not None else None,
         )
 
     async def refund(self, txn: Transaction, *, refund_id: str, amount: int, reason: str | None) -> RefundResult:

@@ -4,7 +4,7 @@ payments-svc's preflight check, and the reconciliation janitor's sync of one ref
 from __future__ import annotations
 
 from aiohttp import web
-from billing_runtime.internal_auth import caller_key, require_tenant
+from billing_runtime.internal_auth import caller_key, require_platform_caller, require_tenant
 from billing_runtime.problems import ProblemError, read_json_object
 
 from providers_svc.adapters.base import ProviderUnavailableError
@@ -42,7 +42,7 @@ async def check(request: web.Request) -> web.Response:
 async def sync(request: web.Request) -> web.Response:
     """A ``requested`` refund is sent again, a ``pending`` one is asked its status, a verdict not yet
     published is published (``observed_via: "status_check"``)."""
-    _only_from(request, "reconciliation")
+    require_platform_caller(request, "reconciliation")
     refunds = request.app[refunds_key]
     refund_id = request.match_info["refund_id"]
     async with request.app[uow_factory_key]() as uow:

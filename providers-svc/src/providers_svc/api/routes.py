@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from providers_svc.api import internal, refunds, stripe_pages
+from providers_svc.api import internal, reconciliation, refunds, stripe_pages
 from providers_svc.api.accounts import add_account_routes
 from providers_svc.api.callbacks import octo as octo_callbacks
 from providers_svc.api.callbacks import payme as payme_callbacks
@@ -31,7 +31,9 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/internal/payments/start", internal.start_payment)
     app.router.add_post("/internal/payments/{payment_id}/cancel", internal.cancel_payment)
     app.router.add_post("/internal/refunds/check", refunds.check)
-    app.router.add_post("/internal/refunds/{refund_id}/sync", refunds.sync)
+    app.router.add_post(reconciliation.SYNC_REFUND, refunds.sync)
+    app.router.add_post(reconciliation.SYNC_PAYMENT, reconciliation.sync_payment)
+    app.router.add_get(reconciliation.STATEMENTS, reconciliation.statements)
     app.router.add_post("/billing/sandbox", sandbox_callbacks.sandbox_callback)
     # Payme answers a non-POST too (-32300, HTTP 200), so every method is routed.
     app.router.add_route("*", "/billing/payme", payme_callbacks.payme_callback)

@@ -1,5 +1,9 @@
-"""The Click simulator's own table: the reversals its fake Merchant API made (``simulators/click_merchant``),
-in PostgreSQL so every api process of the distributed mode serves the same fake Click."""
+"""The Click simulator's own tables, in PostgreSQL so every api process of the distributed mode serves
+the same fake Click: the reversals its fake Merchant API made (``click_simulator_reversals``), and the
+attempts Click debited whose Complete never reached the shop (``click_simulator_debits``, the payer
+page's "pay, but lose the Complete"). Everything else the simulator's Merchant API reports is what our
+endpoints recorded (``click_reservations``); the debits are what Click knows and we do not, until
+reconciliation's sync asks."""
 
 from __future__ import annotations
 
@@ -37,3 +41,26 @@ async def reverse_once(session: AsyncSession, click_paydoc_id: int, outcome: str
         select(ClickSimulatorReversalRow.outcome).where(ClickSimulatorReversalRow.click_paydoc_id == click_paydoc_id)
     )
     return str(stored.scalar_one())
+
+
+class ClickSimulatorDebitRow(Base):
+    __tablename__ = "click_simulator_debits"
+
+    click_trans_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+async def record_debit(session: AsyncSession, click_trans_id: int, now: datetime) -> None:
+    await session.execute(
+        pg_insert(ClickSimulatorDebitRow).values(click_trans_id=click_trans_id, created_at=now).on_conflict_do_nothing()
+    )
+
+
+async def debited(session: AsyncSession, click_trans_ids: list[int]) -> set[int]:
+    """Which of the attempts Click debited without the shop hearing it."""
+    if not click_trans_ids:
+        return set()
+    stmt = select(ClickSimulatorDebitRow.click_trans_id).where(
+        ClickSimulatorDebitRow.click_trans_id.in_(click_trans_ids)
+    )
+    return set((await session.execute(stmt)).scalars())

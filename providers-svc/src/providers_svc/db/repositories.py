@@ -195,6 +195,13 @@ class TransactionRepository:
         row = (await self._session.execute(stmt.execution_options(populate_existing=True))).scalar_one_or_none()
         return to_transaction(row) if row is not None else None
 
+    async def list_for_payment(self, payment_id: str) -> list[Transaction]:
+        """Every transaction of a payment, whoever's tenant: for reconciliation's platform calls,
+        which name no tenant (payment ids are global)."""
+        stmt = select(ProviderTransactionRow).where(ProviderTransactionRow.payment_id == payment_id)
+        rows = (await self._session.execute(stmt.order_by(ProviderTransactionRow.id))).scalars().all()
+        return [to_transaction(row) for row in rows]
+
 
 def settle_update(
     txn_id: str,

@@ -41,6 +41,14 @@ class PayerChoice(StrEnum):
     SUCCEED = "succeed"
     DECLINE = "decline"
     PENDING = "pending"  # stay pending, then succeed after ``sandbox_pending_delay``
+    # Succeed, but the bank never delivers the callback: the payment stays pending here until
+    # reconciliation's sync asks the bank (docs/INTERNAL.md "Reconciliation"). Stored as ``succeed``.
+    SUCCEED_LOST = "succeed_lost"
+
+    @property
+    def outcome(self) -> str:
+        """What the ledger records: the money's fate, whatever happens to the callback."""
+        return PayerChoice.SUCCEED.value if self is PayerChoice.SUCCEED_LOST else self.value
 
 
 _CANCELLED = "cancelled"
@@ -138,11 +146,13 @@ class SandboxBank:
             if txn is None or state is not PageState.PAYABLE:
                 return False, PageView(state, txn)
             event_id = new_id("sbevt")
-            due = now + self._pending_delay if choice is PayerChoice.PENDING else now
+            due: datetime | None = now + self._pending_delay if choice is PayerChoice.PENDING else now
+            if choice is PayerChoice.SUCCEED_LOST:
+                due = None  # never due: the sender never claims it
             recorded = await uow.sandbox_charges.decide_once(
                 ChargeDecision(
                     transaction_id=txn.id,
-                    outcome=choice.value,
+                    outcome=choice.outcome,
                     event_id=event_id,
                     callback_body=callback_body(txn, choice, event_id, now),
                     due_at=due,

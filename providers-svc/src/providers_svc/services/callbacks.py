@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Literal, cast
 
 from billing_contracts.envelope import utcnow
 from billing_contracts.events.anomalies import Anomaly, AnomalyKind, ProviderAnomalyRecordedV1
@@ -18,6 +18,7 @@ from billing_contracts.events.providers import (
 )
 from billing_runtime.ids import new_id
 from billing_runtime.outages import is_lock_conflict
+from billing_runtime.writes import Precondition, Write, all_hold
 from sqlalchemy.exc import DBAPIError
 
 from providers_svc.db.repositories import (
@@ -43,6 +44,8 @@ from providers_svc.services.uow import ProvidersUnitOfWork, UowFactory
 
 log = logging.getLogger(__name__)
 
+ObservedVia = Literal["callback", "status_check"]
+
 
 @dataclass(frozen=True)
 class ProviderNotice:
@@ -63,6 +66,9 @@ class ProviderNotice:
     # From a provider that moves no real money (the sandbox, the simulators): never acts on a live
     # transaction, whatever it says (API.md "Test mode and live mode").
     test_only: bool = False
+    # How we learned it: the provider called us, or we asked it (reconciliation's sync). Copied into
+    # the outcome event; the rules that apply it are the same either way.
+    observed_via: ObservedVia = "callback"
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,15 @@ class Handled:
 
     result: CallbackResult
     anomaly: str | None = None
+
+
+@dataclass(frozen=True)
+class Companion:
+    """Writes of a provider's own records that go with an applied verdict, under their own guard
+    (Click: the paid attempt's reservation confirmed, as its Complete would have done)."""
+
+    writes: tuple[Write, ...]
+    unchanged: Precondition
 
 
 class TransactionBusy(Exception):
@@ -83,7 +98,11 @@ NOTICE_ATTEMPTS = 5
 
 
 async def handle_notice(
-    uow_factory: UowFactory, notice: ProviderNotice, *, clock: Callable[[], datetime] = utcnow
+    uow_factory: UowFactory,
+    notice: ProviderNotice,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    companion: Companion | None = None,
 ) -> Handled:
     """Record ``notice`` once and apply it. Nothing is written for an unknown transaction, nor for a
     test-only provider's word on a live one; a duplicate writes nothing either (PRV-1, PRV-4, PRV-12).
@@ -96,7 +115,9 @@ async def handle_notice(
 
     A verdict that is evidence of money we cannot apply (other money than ours, or a contradiction of
     a final state) is recorded as an anomaly in that same statement: its row, linked to the event
-    row that keeps the raw body, and a ``provider.anomaly.recorded`` event (PRV-8, PRV-11)."""
+    row that keeps the raw body, and a ``provider.anomaly.recorded`` event (PRV-8, PRV-11).
+
+    ``companion``'s writes join a verdict that is applied, and its guard then joins the transaction's."""
     for _ in range(NOTICE_ATTEMPTS):
         now = clock()
         async with uow_factory() as uow:
@@ -121,8 +142,13 @@ async def handle_notice(
                 payload=notice.payload,
             )
             recorded = provider_event_insert(row_id, event, now, result.value)
+            guard = transaction_unchanged(txn)
+            if companion is not None and result is CallbackResult.APPLIED:
+                for write in companion.writes:
+                    uow.write(write)
+                guard = all_hold(guard, companion.unchanged)
             try:
-                committed = await uow.commit_unless_exists(recorded, transaction_unchanged(txn))
+                committed = await uow.commit_unless_exists(recorded, guard)
             except DBAPIError as exc:
                 if not is_lock_conflict(exc):
                     raise
@@ -278,6 +304,7 @@ def queue_outcome(
         failure_code=notice.failure_code if failed else None,
         failure_message=notice.failure_message if failed else None,
         account_id=txn.account_id,
+        observed_via=notice.observed_via,
     )
     event_cls = ProviderPaymentFailedV1 if failed else ProviderPaymentSucceededV1
     uow.emit(

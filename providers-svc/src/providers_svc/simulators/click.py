@@ -14,6 +14,7 @@ import jinja2
 from aiohttp import web
 from billing_contracts.envelope import utcnow
 
+from providers_svc.db.click_simulator import record_debit
 from providers_svc.domain.transactions import Transaction, TransactionStatus
 from providers_svc.keys import http_client_key, key_ring_key, settings_key, uow_factory_key
 from providers_svc.protocols.click.amounts import format_som
@@ -97,7 +98,7 @@ async def pay_submit(request: web.Request) -> web.StreamResponse:
         lambda: request.app[http_client_key], request.app[settings_key].public_gateway_url, credentials, utcnow
     )
     try:
-        await caller.play(scenario, merchant_trans_id=txn.payment_id, amount=txn.amount)
+        attempt = await caller.play(scenario, merchant_trans_id=txn.payment_id, amount=txn.amount)
     except UnexpectedAnswer as exc:
         log.error("click simulator: %s of %s got an answer Click would not accept: %s", scenario, txn.id, exc)
         return _message(
@@ -107,6 +108,11 @@ async def pay_submit(request: web.Request) -> web.StreamResponse:
             f"The shop answered the {exc.step} step unexpectedly ({exc.answer}).",
             txn,
         )
+    if scenario is Scenario.PAY_LOST:
+        # Click took the money; only its Merchant API knows (simulators/click_merchant.py).
+        async with request.app[uow_factory_key]() as uow:
+            await record_debit(uow.session, attempt, utcnow())
+            await uow.commit()
     if txn.return_url is None:
         return _message(request, 200, "Done", "Click sent the payment to the shop. You can close this page.", None)
     raise web.HTTPSeeOther(location=txn.return_url, headers={"Cache-Control": "no-store"})

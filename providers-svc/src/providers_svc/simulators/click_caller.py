@@ -27,6 +27,9 @@ class Scenario(StrEnum):
     DECLINE = "decline"  # Prepare, Complete error=-5017 (the payer's card has no funds): Click cancels
     CANCEL = "cancel"  # Prepare, Complete error=-9 (the payer cancelled at Click)
     FORGED = "forged"  # a Prepare signed with a wrong key: refused with -1, nothing changes
+    # Prepare, then Click debits the payer but its Complete never reaches the shop: the payment is
+    # paid at Click (its Merchant API says so) and pending with us until reconciliation's sync asks.
+    PAY_LOST = "pay_lost"
 
 
 # Complete's error and note per scenario (Click's own codes: < 0 cancels).
@@ -55,8 +58,9 @@ class ClickCaller:
     credentials: ClickCredentials
     clock: Callable[[], datetime]
 
-    async def play(self, scenario: Scenario, *, merchant_trans_id: str, amount: int) -> None:
-        """Run ``scenario`` for the order; raises ``UnexpectedAnswer`` on an answer Click would refuse."""
+    async def play(self, scenario: Scenario, *, merchant_trans_id: str, amount: int) -> int:
+        """Run ``scenario`` for the order and return its ``click_trans_id``; raises ``UnexpectedAnswer``
+        on an answer Click would refuse."""
         attempt = {
             "click_trans_id": str(secrets.randbelow(9 * 10**11) + 10**11),
             "click_paydoc_id": str(secrets.randbelow(9 * 10**11) + 10**11),
@@ -67,18 +71,21 @@ class ClickCaller:
             forged = ClickCredentials(**{**self.credentials.model_dump(), "secret_key": secrets.token_hex(16)})
             answer = await self._post("prepare", self._form("0", attempt, credentials=forged))
             self._expect("forged prepare", answer, -1)
-            return
+            return int(attempt["click_trans_id"])
         prepared = await self._post("prepare", self._form("0", attempt))
         self._expect("prepare", prepared, 0)
         prepare_id = prepared.get("merchant_prepare_id")
         if not isinstance(prepare_id, int):
             raise UnexpectedAnswer("prepare", prepared)
+        if scenario is Scenario.PAY_LOST:
+            return int(attempt["click_trans_id"])
         error, note = _COMPLETE_ERRORS[scenario]
         form = self._form("1", attempt, merchant_prepare_id=str(prepare_id), error=error, error_note=note)
         first_expected, repeat_expected = (0, -4) if scenario is Scenario.PAY else (-9, -9)
         self._expect("complete", await self._post("complete", form), first_expected, confirm_id=prepare_id)
         # Click delivers again when unsure it was heard: the repeat must not move money again.
         self._expect("repeated complete", await self._post("complete", form), repeat_expected, confirm_id=prepare_id)
+        return int(attempt["click_trans_id"])
 
     def _form(
         self,

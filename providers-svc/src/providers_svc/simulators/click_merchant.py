@@ -1,7 +1,8 @@
 """The Click simulator's Merchant API (PROTOCOLS.md §1.10) for the simulator account: payment status by
 our id and reversal, under ``/simulators/click/merchant``. Click's word here is what our own endpoints
 recorded for the simulator account's attempts (``click_reservations``): the simulator is Click, and
-Click knows what it confirmed. The ``Auth`` header is checked as Click checks it."""
+Click knows what it confirmed; and what it debited while the shop never heard the Complete
+(``click_simulator_debits``). The ``Auth`` header is checked as Click checks it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import hmac
 from aiohttp import web
 
 from providers_svc.db.click import lock_click_order, reservation_by_paydoc, reservations_of
-from providers_svc.db.click_simulator import reverse_once
+from providers_svc.db.click_simulator import debited, reverse_once
 from providers_svc.domain.refunds import SIMULATOR_OUTCOME_HEADER
 from providers_svc.keys import key_ring_key, uow_factory_key
 from providers_svc.protocols.click.merchant_api import auth_header
@@ -21,7 +22,8 @@ from providers_svc.services.click_accounts import click_credentials
 PROVIDER = "click"
 BASE = "/simulators/click/merchant"
 # Merchant API payment_status values the simulator reports (2: paid, 1: processing, -9: cancelled).
-_STATUS = {PrepareState.CONFIRMED: 2, PrepareState.PREPARED: 1, PrepareState.CANCELLED: -9}
+PAID = 2
+_STATUS = {PrepareState.CONFIRMED: PAID, PrepareState.PREPARED: 1, PrepareState.CANCELLED: -9}
 # The simulator's refusal of a reversal (the test-mode rule's ``sandbox:fail``), as Click refuses a
 # card it cannot reverse; the code is the simulator's own (Click documents none for it).
 REVERSAL_REFUSED = -5019
@@ -54,10 +56,14 @@ async def status_by_mti(request: web.Request) -> web.Response:
     async with request.app[uow_factory_key]() as uow:
         txn = await lock_click_order(uow.session, request.match_info["merchant_trans_id"][:64], lock=False)
         attempts = await reservations_of(uow.session, txn.id) if txn is not None else []
+        lost = await debited(uow.session, [view.click_trans_id for view, _ in attempts])
     if txn is None or txn.account_id != account_id or not attempts:
         return _error(404, -16, "Payment not found")
-    # The paid attempt if any, else the latest one.
-    shown, paydoc = next((a for a in attempts if a[0].state is PrepareState.CONFIRMED), attempts[-1])
+    # The paid attempt if any (confirmed with us, or debited with its Complete lost), else the latest.
+    paid = next((a for a in attempts if a[0].state is PrepareState.CONFIRMED or a[0].click_trans_id in lost), None)
+    if paid is not None:
+        return web.json_response({"error_code": 0, "payment_id": paid[1], "payment_status": PAID})
+    shown, paydoc = attempts[-1]
     return web.json_response({"error_code": 0, "payment_id": paydoc, "payment_status": _STATUS[shown.state]})
 
 

@@ -2,7 +2,8 @@
 public): the fake Octo server's API (``simulators/octo``, state in ``octo_simulator_payments``) and
 the payer page ``/pay/{uuid}`` its ``octo_pay_url`` points to.
 
-The payer pays or declines; the fake then posts Octo's notify callback to ``POST /billing/octo``
+The payer pays, pays but the notify is lost (``pay_lost``: nothing is posted to the shop), or
+declines. The fake then posts Octo's notify callback to ``POST /billing/octo``
 through the gateway, signed with the simulator shop's secret. For a two-stage payment the answer's
 ``accept_status`` is applied, and the final status is notified as Octo would. Only test payments of
 the simulator account are played: any other gets a 403 page and nothing happens."""
@@ -41,7 +42,10 @@ _HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
 }
-_CHOICES: dict[str, Callable[[OctoPayment], OctoPayment]] = {"pay": pay, "decline": decline}
+_CHOICES: dict[str, Callable[[OctoPayment], OctoPayment]] = {"pay": pay, "decline": decline, "pay_lost": pay}
+# Pay, but Octo's notify never reaches the shop: the payment is paid at Octo (its status call says so)
+# and pending with us until reconciliation's sync asks (docs/INTERNAL.md "Reconciliation").
+_LOST = "pay_lost"
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,8 @@ async def pay_submit(request: web.Request) -> web.StreamResponse:
     except NotPayable:
         return _message(request, 409, "Payment closed", "This payment was already paid or declined.")
     assert chosen is not None
-    await _notify(request, chosen)
+    if form.get("outcome") != _LOST:
+        await _notify(request, chosen)
     if payment.return_url is None:
         return _message(request, 200, "Done", "Octo recorded your choice. You can close this page.")
     raise web.HTTPSeeOther(location=payment.return_url, headers={"Cache-Control": "no-store"})

@@ -9,7 +9,7 @@ Neither ever carries the secret key (Stripe's authentication message quotes part
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, cast
 
 import aiohttp
@@ -22,6 +22,8 @@ Json = dict[str, Any]
 # Stripe's own retries of a failed connection reuse the idempotency key, so they cannot double a call;
 # one is enough here because our callers retry too.
 _NETWORK_RETRIES = 1
+# Items per page of a list (Stripe's maximum).
+_PAGE = 100
 
 
 def _plain(obj: Any) -> Json:
@@ -125,6 +127,33 @@ class StripeApi:
 
     async def refund(self, refund_id: str) -> Json:
         return await self._call(lambda c: c.v1.refunds.retrieve_async(refund_id))
+
+    # -- lists of a period (reconciliation's statements), a page at a time ------------------------------
+
+    async def charges(self, start: int, end: int) -> AsyncIterator[Json]:
+        """The charges created in ``[start, end)`` (unix seconds), newest first, every page."""
+        async for item in self._pages(lambda c, p: c.v1.charges.list_async(p), start, end):  # type: ignore[arg-type]
+            yield item
+
+    async def balance_transactions(self, start: int, end: int) -> AsyncIterator[Json]:
+        """The balance transactions created in ``[start, end)`` (unix seconds), newest first."""
+        async for item in self._pages(lambda c, p: c.v1.balance_transactions.list_async(p), start, end):  # type: ignore[arg-type]
+            yield item
+
+    async def _pages(
+        self, list_call: Callable[[stripe.StripeClient, dict[str, Any]], Awaitable[Any]], start: int, end: int
+    ) -> AsyncIterator[Json]:
+        # Paged by hand (not the library's auto-paging) so that every page's failure is ours.
+        params: dict[str, Any] = {"created": {"gte": start, "lt": end}, "limit": _PAGE}
+        while True:
+            current = dict(params)
+            page = await self._call(lambda c: list_call(c, current))  # noqa: B023 (awaited at once)
+            items = [dict(item) for item in page.get("data") or []]
+            for item in items:
+                yield item
+            if not page.get("has_more") or not items:
+                return
+            params["starting_after"] = items[-1]["id"]
 
     # -- a fake Stripe's test payments (the payer page of a test account at localstripe) --------------
 
