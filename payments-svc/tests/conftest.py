@@ -16,7 +16,7 @@ from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
 from billing_runtime.testing import create_test_database, drop_test_database, truncate_all
 from payments_svc.app import create_app
 from payments_svc.db.models import metadata
-from payments_svc.services.providers import ProviderInfo, StartedPayment, StartRequest
+from payments_svc.services.providers import ProviderInfo, RefundCheck, StartedPayment, StartRequest
 from payments_svc.settings import Settings
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -38,6 +38,9 @@ class FakeProviders:
     cancelled: list[str] = field(default_factory=list)
     # The livemode every call carried, in call order.
     modes: list[bool] = field(default_factory=list)
+    # Refund checks asked, and the refusal to answer them with (None: refundable).
+    refund_checks: list[RefundCheck] = field(default_factory=list)
+    refund_refusal: Exception | None = None
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def _check(self) -> None:
@@ -63,6 +66,13 @@ class FakeProviders:
         self.modes.append(livemode)
         self.cancelled.append(payment_id)
         return self.cancellable
+
+    async def check_refund(self, tenant_id: str, check: RefundCheck, *, livemode: bool) -> None:
+        self._check()
+        self.modes.append(livemode)
+        self.refund_checks.append(check)
+        if self.refund_refusal is not None:
+            raise self.refund_refusal
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from payments_svc.api import checkout, events, payments
+from payments_svc.api import checkout, events, payments, refunds
 
 
 def setup_routes(app: web.Application) -> None:
@@ -14,6 +14,9 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/v1/payments/{payment_id}", payments.get)
     r.add_post("/v1/payments/{payment_id}/cancel", payments.cancel)
     r.add_get("/v1/payments/{payment_id}/history", payments.history)
+    r.add_post("/v1/payments/{payment_id}/refunds", refunds.create)
+    r.add_get("/v1/payments/{payment_id}/refunds", refunds.list_)
+    r.add_get("/v1/refunds/{refund_id}", refunds.get)
     r.add_get("/v1/events", events.events)
     r.add_get("/v1/checkout/{token}", checkout.view)
     r.add_post("/v1/checkout/{token}/pay", checkout.pay_)
