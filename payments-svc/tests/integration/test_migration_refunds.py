@@ -30,7 +30,8 @@ class TestMigrationRefunds:
                     await conn.execute(
                         "INSERT INTO payments (id, tenant_id, status, amount, currency, amount_refunded, order_id,"
                         " metadata, checkout_token, created_at, updated_at, expires_at, sweep_at) VALUES"
-                        " ($1, 'ten_a', $2, 5000, 'USD', $3, 'o1', '{}', 'tok_' || $1, now(), now(), now(), now())",
+                        " ($1::text, 'ten_a', $2, 5000, 'USD', $3, 'o1', '{}', 'tok_' || $1::text,"
+                        " now(), now(), now(), now())",
                         payment_id,
                         status,
                         refunded,
