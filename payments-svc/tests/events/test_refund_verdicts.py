@@ -5,16 +5,21 @@ refunded beyond the payment or its reservations is applied honestly and recorded
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aio_pika
 import pytest
 from billing_contracts import parse_event
 from billing_contracts.events import ProviderRefund, ProviderRefundUpdatedV1
 from billing_runtime.bus import Message
+from billing_runtime.bus.rabbit import RabbitBus
 from billing_runtime.metrics import Metrics
+from billing_runtime.testing import require_rabbitmq
+from payments_svc.app import create_app
 from payments_svc.db.models import Payment, PaymentAnomaly, Refund
-from payments_svc.events.consumers import provider_outcome_handler
+from payments_svc.events.consumers import LOGGED_EVENTS_QUEUE, PROVIDER_EVENTS_QUEUE, provider_outcome_handler
 from payments_svc.keys import lifecycle_deps_key
 from sqlalchemy import select
 
@@ -396,3 +401,48 @@ class TestBus:
         assert [e.event_type for e in seen] == ["refund.created", "refund.succeeded"]
         assert seen[1].causation_id == verdict.event_id
         assert seen[1].data.payment.status == "REFUNDED"
+
+
+@pytest.mark.rabbitmq
+class TestRabbitMQ:
+    async def test_the_worker_consumes_refund_verdicts_from_rabbitmq(
+        self, client, auth, pending_refund, clean_db, settings, providers, aiohttp_client
+    ) -> None:
+        payment, ours = await pending_refund()
+        url = require_rabbitmq()
+        bus = RabbitBus(url, retry_delay=0.05)
+        await bus.start()
+        worker = await aiohttp_client(
+            create_app(
+                settings.model_copy(update={"bus_url": url}),
+                engine=clean_db,
+                bus=bus,
+                providers=providers,
+                roles=["worker"],
+            )
+        )
+        publisher = RabbitBus(url)
+        await publisher.start()
+        try:
+            event = _verdict(payment, "succeeded", refund_id=ours["id"])
+            await publisher.publish(_message(event))
+            await publisher.publish(_message(event))  # a duplicate: applied once
+            deadline = asyncio.get_running_loop().time() + 10
+            while (got := await _get(client, auth, f"/v1/refunds/{ours['id']}"))["status"] == "PENDING":
+                assert asyncio.get_running_loop().time() < deadline, "verdict not applied"
+                await asyncio.sleep(0.05)
+            assert got["status"] == "SUCCEEDED"
+            after = await _get(client, auth, f"/v1/payments/{payment['id']}")
+            assert (after["status"], after["amount_refunded"]) == ("REFUNDED", 5000)
+            assert [e["type"] for e in await _log(client, auth)] == ["refund.created", "refund.succeeded"]
+        finally:
+            await publisher.close()
+            await worker.close()
+            await bus.close()
+            connection = await aio_pika.connect(url)
+            async with connection:
+                channel = await connection.channel()
+                for queue in (PROVIDER_EVENTS_QUEUE, LOGGED_EVENTS_QUEUE):
+                    for name in (queue, f"{queue}.dlq"):
+                        with contextlib.suppress(Exception):
+                            await channel.queue_delete(name)

@@ -66,6 +66,8 @@ async def create_refund(
         reserved = await reserve(uow.session, tenant_id, payment.id, amount)
         if reserved is not None:
             return _accept(uow, reserved, amount, cmd.reason, deps.checkout_base_url)
+        # Nothing was written; end the transaction so none stays open through the next call out.
+        await uow.rollback()
         payment = await payment_snapshot(uow, tenant_id, payment_id)
     raise InvalidState("The payment kept changing while the refund was being made; retry the request.")
 
