@@ -303,6 +303,18 @@ class TestProviderStarted:
         assert [e["type"] for e in await _log(client, auth)] == ["refund.created", "refund.succeeded"]
         assert await _reserved(clean_db, payment["id"]) == 1000
 
+    async def test_a_provider_started_refund_that_failed_moves_no_money(
+        self, client, auth, paid_payment, handle, clean_db
+    ) -> None:
+        payment = await paid_payment()
+        await handle(_message(_verdict(payment, "failed", amount=1000, provider_refund_id="re_f", failure_code="x")))
+        [made] = (await _get(client, auth, f"/v1/payments/{payment['id']}/refunds"))["data"]
+        assert (made["status"], made["failure_code"]) == ("FAILED", "x")
+        assert [e["type"] for e in await _log(client, auth)] == ["refund.created", "refund.failed"]
+        after = await _get(client, auth, f"/v1/payments/{payment['id']}")
+        assert (after["status"], after["amount_refunded"], after["sequence"]) == ("SUCCEEDED", 0, payment["sequence"])
+        assert await _reserved(clean_db, payment["id"]) == 0
+
 
 class TestOverRefunds:
     async def test_a_provider_refund_beside_a_pending_one_is_kept_within_the_bound_and_recorded(
