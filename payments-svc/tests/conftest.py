@@ -16,7 +16,7 @@ from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
 from billing_runtime.testing import create_test_database, drop_test_database, truncate_all
 from payments_svc.app import create_app
 from payments_svc.db.models import metadata
-from payments_svc.services.providers import ProviderInfo, StartedPayment, StartRequest
+from payments_svc.services.providers import ProviderInfo, RefundCheck, StartedPayment, StartRequest
 from payments_svc.settings import Settings
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -38,6 +38,9 @@ class FakeProviders:
     cancelled: list[str] = field(default_factory=list)
     # The livemode every call carried, in call order.
     modes: list[bool] = field(default_factory=list)
+    # Refund checks asked, and the refusal to answer them with (None: refundable).
+    refund_checks: list[RefundCheck] = field(default_factory=list)
+    refund_refusal: Exception | None = None
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def _check(self) -> None:
@@ -63,6 +66,13 @@ class FakeProviders:
         self.modes.append(livemode)
         self.cancelled.append(payment_id)
         return self.cancellable
+
+    async def check_refund(self, tenant_id: str, check: RefundCheck, *, livemode: bool) -> None:
+        self._check()
+        self.modes.append(livemode)
+        self.refund_checks.append(check)
+        if self.refund_refusal is not None:
+            raise self.refund_refusal
 
 
 @pytest.fixture(scope="session")
@@ -171,3 +181,54 @@ def new_payment(client, auth):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def make_body() -> Callable[..., dict[str, Any]]:
     return payment_body
+
+
+@pytest.fixture
+def paid_payment(client, auth, new_payment, app):  # type: ignore[no-untyped-def]
+    """A SUCCEEDED sandbox payment (of ten_a by default), paid through checkout and the provider's
+    verdict as the worker applies it."""
+    from billing_contracts.events import ProviderPaymentOutcome, ProviderPaymentSucceededV1
+    from billing_runtime.bus import Message
+    from billing_runtime.metrics import Metrics
+    from payments_svc.events.consumers import provider_outcome_handler
+    from payments_svc.keys import lifecycle_deps_key
+
+    handle = provider_outcome_handler(app[lifecycle_deps_key], Metrics("t"))
+
+    async def make(tenant: str = "ten_a", **overrides: Any) -> dict[str, Any]:
+        created = await new_payment(tenant, **overrides)
+        response = await client.post(
+            f"/v1/checkout/{created['checkout_token']}/pay", json={"provider": "sandbox"}, headers=auth(None, None)
+        )
+        assert response.status == 200, await response.text()
+        outcome = ProviderPaymentOutcome(
+            payment_id=created["id"],
+            provider="sandbox",
+            provider_transaction_id=f"ptx_{created['id']}_sandbox",
+            amount=created["amount"],
+            currency=created["currency"],
+            livemode=created["livemode"],
+        )
+        event = ProviderPaymentSucceededV1(tenant_id=tenant, livemode=created["livemode"], data=outcome)
+        await handle(
+            Message("providers.provider.payment.succeeded.v1", event.model_dump_json().encode(), event.event_id)
+        )
+        payment = await (await client.get(f"/v1/payments/{created['id']}", headers=auth(tenant))).json()
+        assert payment["status"] == "SUCCEEDED"
+        return payment  # type: ignore[no-any-return]
+
+    return make
+
+
+@pytest.fixture
+def refund(client, auth):  # type: ignore[no-untyped-def]
+    """POST a refund of ``payment`` with a fresh Idempotency-Key (or the one given); the response."""
+    counter = itertools.count(1)
+
+    async def post(
+        payment: dict[str, Any], body: dict[str, Any] | None = None, *, tenant: str = "ten_a", key: str | None = None
+    ):  # type: ignore[no-untyped-def]
+        headers = auth(tenant, **{"Idempotency-Key": key or f"refund-{next(counter)}"})
+        return await client.post(f"/v1/payments/{payment['id']}/refunds", json=body or {}, headers=headers)
+
+    return post

@@ -25,11 +25,12 @@ def test_binding_matches_a_contract_event(consumer: str, binding: str) -> None:
     assert any(topic_matches(binding, key) for key in KNOWN_KEYS), f"{consumer} binds {binding}: no such event"
 
 
-def test_payments_receives_both_provider_outcomes_and_disputes() -> None:
+def test_payments_receives_provider_outcomes_disputes_and_refund_verdicts() -> None:
     wanted = {
         "providers.provider.payment.succeeded.v1",
         "providers.provider.payment.failed.v1",
         "providers.provider.dispute.updated.v1",
+        "providers.provider.refund.updated.v1",
     }
     assert {k for k in KNOWN_KEYS if any(topic_matches(b, k) for b in PROVIDER_EVENT_KEYS)} == wanted
 
@@ -46,6 +47,7 @@ def test_the_dispatcher_receives_every_public_event_of_another_service_and_none_
     assert received == {k for k in public if not k.startswith("webhooks.")}
     assert "payments.payment.succeeded.v1" in received
     assert {"payments.dispute.created.v1", "payments.dispute.closed.v1"} <= received
+    assert {"payments.refund.created.v1", "payments.refund.succeeded.v1", "payments.refund.failed.v1"} <= received
 
 
 def test_providers_receives_only_refund_requests() -> None:

@@ -20,6 +20,12 @@ def _app() -> web.Application:
     async def outage(_request: web.Request) -> web.Response:
         raise sa_exc.OperationalError("SELECT 1", {}, ConnectionRefusedError("db down"))
 
+    async def extended(_request: web.Request) -> web.Response:
+        # An extension member, and one that tries to replace a standard member (never allowed).
+        raise ProblemError(
+            422, "amount_exceeds_refundable", "too much", extensions={"amount_refundable": 3, "status": 1}
+        )
+
     async def bug(_request: web.Request) -> web.Response:
         raise KeyError("secret-internal-detail")
 
@@ -27,10 +33,18 @@ def _app() -> web.Application:
     app.router.add_get("/conflict", conflict)
     app.router.add_get("/outage", outage)
     app.router.add_get("/bug", bug)
+    app.router.add_get("/extended", extended)
     return app
 
 
 class TestProblemMiddleware:
+    async def test_extension_members_are_rendered_beside_the_standard_ones(self, aiohttp_client) -> None:
+        client = await aiohttp_client(_app())
+        r = await client.get("/extended")
+        body = await r.json()
+        assert (r.status, body["status"], body["code"]) == (422, 422, "amount_exceeds_refundable")
+        assert body["amount_refundable"] == 3
+
     async def test_problem_error_renders_rfc9457(self, aiohttp_client) -> None:
         client = await aiohttp_client(_app())
         r = await client.get("/conflict", headers={"X-Request-Id": "req-abc"})

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "events_position_index"
-down_revision = "disputes"
+down_revision = "refunds"
 branch_labels = None
 depends_on = None
 

@@ -16,3 +16,11 @@ class PaymentMetrics:
             ["kind"],
             registry=metrics.registry,
         )
+        # What happened to refunds, per provider: ``created`` (by the tenant, or found started by the
+        # provider), ``succeeded``, ``failed``; counted after the commit that recorded it.
+        self.refunds = Counter(
+            "refunds_total",
+            "Refunds created, succeeded and failed",
+            ["provider", "event"],
+            registry=metrics.registry,
+        )

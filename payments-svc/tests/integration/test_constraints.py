@@ -1,5 +1,5 @@
-"""The payments table refuses what no code path may write (migration 0002): a status outside the state
-machine, a non-positive amount, a refund beyond the amount."""
+"""The payments table refuses what no code path may write (migrations 0002 and refunds): a status outside
+the state machine, a non-positive amount, a refund (or refunds reserved) beyond the amount."""
 
 from __future__ import annotations
 
@@ -45,7 +45,12 @@ BAD = [
     {"amount": 0},
     {"amount": -5},
     {"amount_refunded": -1},
-    {"amount_refunded": 5001},
+    {"amount_refunded": 5001, "refund_reserved": 5001},
+    # The refund bound (REF-1): what is refunded and pending never exceeds the payment, and what is
+    # refunded is always among what is reserved.
+    {"refund_reserved": 5001},
+    {"amount_refunded": 100, "refund_reserved": 50},
+    {"refund_reserved": -1},
 ]
 
 
@@ -65,4 +70,4 @@ class TestPostgres:
             await _insert(clean_db, **bad)
 
     async def test_a_good_row_is_accepted(self, clean_db) -> None:
-        await _insert(clean_db, status="PARTIALLY_REFUNDED", amount_refunded=5000)
+        await _insert(clean_db, status="PARTIALLY_REFUNDED", amount_refunded=5000, refund_reserved=5000)

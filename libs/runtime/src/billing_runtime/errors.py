@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from billing_contracts.problems import FieldError
 
 TITLES = {
@@ -33,6 +35,7 @@ class ProblemError(Exception):
         title: str | None = None,
         errors: list[FieldError] | None = None,
         headers: dict[str, str] | None = None,
+        extensions: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail or code)
         self.status = status
@@ -41,3 +44,5 @@ class ProblemError(Exception):
         self.title = title or TITLES.get(status, "Error")
         self.errors = errors
         self.headers = headers or {}
+        # RFC 9457 extension members beyond ``errors`` (e.g. a refund's ``refundable`` amount).
+        self.extensions = extensions or {}

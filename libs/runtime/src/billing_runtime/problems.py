@@ -51,8 +51,12 @@ def problem_response(
     title: str | None = None,
     errors: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> web.Response:
+    # Extension members never replace the standard ones (a passed-on problem may carry them too).
+    extra = {k: v for k, v in (extensions or {}).items() if k not in ProblemDetails.model_fields}
     body = ProblemDetails(
+        **extra,
         title=title or _TITLES.get(status, "Error"),
         status=status,
         code=code,
@@ -81,6 +85,7 @@ def from_error(request: web.Request, error: ProblemError) -> web.Response:
         title=error.title,
         errors=error.errors,
         headers=error.headers,
+        extensions=error.extensions,
     )
 
 

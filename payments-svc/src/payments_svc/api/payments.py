@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 from aiohttp import web
-from billing_contracts.problems import FieldError
 from billing_runtime.errors import ProblemError
 from billing_runtime.internal_auth import caller_key, require_tenant
 from billing_runtime.problems import read_json_object
 from billing_runtime.validation import parse, query_int, query_text
 
+from payments_svc.api.common import (
+    MAX_OFFSET,
+    idempotency_key,
+    list_cursor,
+    path_id,
+    stored_json,
+    unknown_cursor,
+)
 from payments_svc.db.repositories import PaymentRepository
 from payments_svc.domain.commands import PaymentCreate
 from payments_svc.domain.errors import NotFound
@@ -23,36 +29,14 @@ from payments_svc.services.lifecycle import cancel_payment
 from payments_svc.services.payments import Creator, create_payment
 from payments_svc.services.uow import PaymentsUnitOfWork
 
-_IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
-_ID = re.compile(r"^[a-z]{2,8}_[0-9a-z]{1,40}$")
-
-
-def _idempotency_key(request: web.Request) -> str:
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        raise ProblemError(400, "idempotency_key_missing", "The Idempotency-Key header is required.")
-    if not _IDEMPOTENCY_KEY.fullmatch(key):
-        raise ProblemError(400, "idempotency_key_invalid", "Idempotency-Key must be 1-255 printable ASCII characters.")
-    return key
-
-
-def _json(status: int, text: str, *, replayed: bool = False) -> web.Response:
-    response = web.Response(status=status, text=text, content_type="application/json")
-    if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return response
-
 
 def _payment_id(request: web.Request) -> str:
-    payment_id = request.match_info["payment_id"]
-    if not _ID.fullmatch(payment_id):
-        raise NotFound()
-    return payment_id
+    return path_id(request, "payment_id")
 
 
 async def create(request: web.Request) -> web.Response:
     tenant_id = require_tenant(request)
-    key = _idempotency_key(request)
+    key = idempotency_key(request)
     body = await read_json_object(request)
     cmd = parse(PaymentCreate, body)
     deps = request.app[lifecycle_deps_key]
@@ -67,7 +51,7 @@ async def create(request: web.Request) -> web.Response:
     req = IdempotentRequest(tenant_id, request.method, request.path, key, body)
     # Creating a payment only writes this service's rows, so the key is claimed in the same statement.
     stored = await run_idempotent(deps.uow, req, work, local_effect=True)
-    return _json(stored.status, stored.body, replayed=stored.replayed)
+    return stored_json(stored.status, stored.body, replayed=stored.replayed)
 
 
 async def get(request: web.Request) -> web.Response:
@@ -92,8 +76,8 @@ async def list_(request: web.Request) -> web.Response:
         raise ProblemError(422, "validation_error", f"status must be one of {', '.join(PaymentStatus)}")
     order_id = query_text(q.get("order_id"), "order_id", max_length=128)
     after, before = (
-        _list_cursor(q.get("starting_after"), "starting_after"),
-        _list_cursor(q.get("ending_before"), "ending_before"),
+        list_cursor(q.get("starting_after"), "starting_after"),
+        list_cursor(q.get("ending_before"), "ending_before"),
     )
     if after is not None and before is not None:
         raise ProblemError(422, "validation_error", "starting_after and ending_before cannot be combined")
@@ -124,33 +108,12 @@ async def list_(request: web.Request) -> web.Response:
     )
 
 
-MAX_OFFSET = 10_000
-
-
-def _list_cursor(raw: str | None, name: str) -> str | None:
-    if raw is not None and not _ID.fullmatch(raw):
-        raise ProblemError(
-            422,
-            "validation_error",
-            f"{name} must be a payment id",
-            errors=[FieldError(field=name, message="must be a payment id")],
-        )
-    return raw
-
-
 async def _cursor_position(repo: PaymentRepository, payment_id: str | None, name: str) -> tuple[datetime, str] | None:
     if payment_id is None:
         return None
     position = await repo.cursor_of(payment_id)
     if position is None:
-        # As the dispatcher's lists (and Stripe's): the field named, the same answer for an unknown id
-        # and another tenant's payment, so nothing is revealed.
-        raise ProblemError(
-            422,
-            "validation_error",
-            f"{name}: no such object",
-            errors=[FieldError(field=name, message="no such object")],
-        )
+        raise unknown_cursor(name)
     return position
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from payments_svc.domain.payment import PaymentStatus
+from payments_svc.domain.refunds import RefundOrigin, RefundStatus
 
 
 class Base(DeclarativeBase):
@@ -46,6 +47,11 @@ class Payment(Base):
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("amount_refunded >= 0 AND amount_refunded <= amount", name="amount_refunded_bounds"),
         CheckConstraint("amount_disputed >= 0 AND amount_disputed <= amount", name="amount_disputed_bounds"),
+        # The refund bound, held by the database whatever the code does (REF-1): what is refunded and
+        # pending never exceeds the payment.
+        CheckConstraint(
+            "amount_refunded <= refund_reserved AND refund_reserved <= amount", name="refund_reserved_bounds"
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -85,6 +91,10 @@ class Payment(Base):
     # The public object of its latest dispute (the one opened last), as of that dispute's last change:
     # written with it, so every read of a payment (lists included) shows it without a join.
     dispute: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # What its refunds hold: ``amount_refunded`` plus the amounts of its PENDING refunds (capped at
+    # ``amount`` when a provider refunded beyond it, see ``domain/refunds.py``). A refund is accepted
+    # only by the one UPDATE that raises it within ``amount`` (``db/refunds.py`` ``reserve``).
+    refund_reserved: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class PaymentStatusChange(Base):
@@ -201,5 +211,41 @@ class Dispute(Base):
     provider_updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # The provider's time of the closing state (None while open).
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Refund(Base):
+    """A refund of (part of) a payment: asked by the tenant, or started by the provider itself. PENDING
+    until its provider's verdict (``services/refund_verdicts.py``); SUCCEEDED and FAILED are final."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        # A provider-started refund is found again on repeats by the provider's id of it.
+        UniqueConstraint("payment_id", "provider_refund_id", name="uq_refunds_payment_provider_refund"),
+        Index("ix_refunds_payment_created", "payment_id", "created_at", "id"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint(f"status IN ({', '.join(repr(str(s)) for s in RefundStatus)})", name="status"),
+        CheckConstraint(f"origin IN ({', '.join(repr(str(s)) for s in RefundOrigin)})", name="origin"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    livemode: Mapped[bool] = mapped_column(Boolean, default=False)
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"))
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_refund_id: Mapped[str | None] = mapped_column(String(128))
+    # Who asked for it: the tenant (our API) or the provider (a refund it started on its own).
+    origin: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str | None] = mapped_column(Text)
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    # Grows with every change of the refund (API.md ``sequence``).
+    sequence: Mapped[int] = mapped_column(BigInteger, default=1)
+    # The provider's time of the verdict applied last (None until the provider said anything).
+    provider_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import builtins
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -111,9 +111,12 @@ async def payment_snapshot(uow: UnitOfWork, tenant_id: str, payment_id: str) -> 
     On PostgreSQL outside any transaction and without the ORM's loading machinery: this read is on
     the path of every provider outcome."""
     rows = await uow.read_unlocked(_payment_by_id(), {"id": payment_id, "tenant_id": tenant_id})
-    if not rows:
-        return None
-    return Payment(**{attr: rows[0][column] for column, attr in _payment_columns()})
+    return payment_from_row(rows[0]) if rows else None
+
+
+def payment_from_row(row: Mapping[str, Any]) -> Payment:
+    """A payment object outside any session, from a row of all its columns by column key."""
+    return Payment(**{attr: row[column] for column, attr in _payment_columns()})
 
 
 def payment_unchanged(payment: Payment) -> Precondition:

@@ -80,3 +80,16 @@ class CheckoutPay(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     provider: Annotated[StrictStr, AfterValidator(_provider)]
+
+
+# Above any amount a currency allows, and far inside BIGINT: a larger number is not an amount.
+MAX_REFUND_AMOUNT = 10**15
+
+
+class RefundCreate(BaseModel):
+    """``POST /v1/payments/{id}/refunds``: ``amount`` None means all that remains refundable."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    amount: Annotated[StrictInt, Field(gt=0, le=MAX_REFUND_AMOUNT)] | None = None
+    reason: Annotated[Text, Field(min_length=1, max_length=500)] | None = None

@@ -1,4 +1,4 @@
-"""Domain → contract: the public payment object and the events that carry it."""
+"""Domain → contract: the public payment and refund objects and the events that carry them."""
 
 from __future__ import annotations
 
@@ -15,9 +15,14 @@ from billing_contracts.events import (
     DisputeSnapshot,
     PaymentData,
     PaymentSnapshot,
+    RefundCreatedV1,
+    RefundData,
+    RefundFailedV1,
+    RefundSnapshot,
+    RefundSucceededV1,
 )
 
-from payments_svc.db.models import Dispute, Payment
+from payments_svc.db.models import Dispute, Payment, Refund
 
 
 def snapshot(payment: Payment, checkout_base_url: str) -> PaymentSnapshot:
@@ -97,4 +102,49 @@ def dispute_event(
         correlation_id=payment.id,
         causation_id=causation_id,
         data=DisputeData(dispute=dispute_snapshot(dispute), payment=snapshot(payment, checkout_base_url)),
+    )
+
+
+def refund_snapshot(refund: Refund) -> RefundSnapshot:
+    """The public refund object (API.md, plus the fields the README lists as extensions)."""
+    return RefundSnapshot(
+        id=refund.id,
+        payment_id=refund.payment_id,
+        amount=refund.amount,
+        currency=refund.currency,
+        status=refund.status,  # a RefundStatus value (CHECK ck_refunds_status)
+        reason=refund.reason,
+        provider=refund.provider,
+        provider_refund_id=refund.provider_refund_id,
+        failure_code=refund.failure_code,
+        failure_message=refund.failure_message,
+        livemode=refund.livemode,
+        sequence=refund.sequence,
+        created_at=refund.created_at,
+        updated_at=refund.updated_at,
+    )
+
+
+def refund_json(refund: Refund) -> dict[str, Any]:
+    return refund_snapshot(refund).model_dump(mode="json")
+
+
+RefundEvent = RefundCreatedV1 | RefundSucceededV1 | RefundFailedV1
+
+
+def refund_event(
+    cls: type[RefundEvent],
+    refund: Refund,
+    payment: Payment,
+    checkout_base_url: str,
+    *,
+    causation_id: str | None = None,
+) -> RefundEvent:
+    """``refund.created|succeeded|failed``: the refund, and its payment as it is with it."""
+    return cls(
+        tenant_id=payment.tenant_id,
+        livemode=payment.livemode,
+        correlation_id=payment.id,
+        causation_id=causation_id,
+        data=RefundData(refund=refund_snapshot(refund), payment=snapshot(payment, checkout_base_url)),
     )

@@ -119,6 +119,7 @@ async def create_payment(
         sweep_attempts=0,
         amount_disputed=0,
         dispute=None,
+        refund_reserved=0,
     )
     record_status(uow, payment, PaymentStatus.CREATED, Actor("tenant"), checkout_base_url)
     return payment

@@ -37,6 +37,20 @@ class StartRequest:
     customer: dict[str, Any] | None
 
 
+@dataclass(frozen=True)
+class RefundCheck:
+    """What providers-svc needs to say whether the payment's provider can refund ``amount`` of it
+    (docs/INTERNAL.md "Refunds (issue 13)")."""
+
+    payment_id: str
+    provider: str
+    amount: int
+    payment_amount: int
+    currency: str
+    amount_refunded: int
+    paid_at: datetime
+
+
 class ProvidersPort(Protocol):
     """Every call names the payment's mode: providers-svc offers and moves a live payment only through
     live accounts (API.md "Test mode and live mode")."""
@@ -47,4 +61,9 @@ class ProvidersPort(Protocol):
 
     async def cancel(self, tenant_id: str, payment_id: str, *, livemode: bool) -> bool:
         """True when nothing can be paid any more at any provider; False when a provider has the money."""
+        ...
+
+    async def check_refund(self, tenant_id: str, check: RefundCheck, *, livemode: bool) -> None:
+        """Return when the provider can refund this; raise the provider's refusal (a 409/422
+        ``ProblemError`` to pass on to the tenant unchanged) or 503 ``provider_unavailable``."""
         ...

@@ -7,10 +7,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
+from billing_contracts.problems import FieldError
 from billing_runtime.errors import ProblemError
 from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
 
-from payments_svc.services.providers import ProviderInfo, StartedPayment, StartRequest
+from payments_svc.services.providers import ProviderInfo, RefundCheck, StartedPayment, StartRequest
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,49 @@ class HttpProviders:
         if status == 409:
             return False
         raise _unavailable()
+
+    async def check_refund(self, tenant_id: str, check: RefundCheck, *, livemode: bool) -> None:
+        payload = {
+            "payment_id": check.payment_id,
+            "provider": check.provider,
+            "amount": check.amount,
+            "payment_amount": check.payment_amount,
+            "currency": check.currency,
+            "amount_refunded": check.amount_refunded,
+            "paid_at": check.paid_at.isoformat().replace("+00:00", "Z"),
+        }
+        status, body = await self._call("POST", "/internal/refunds/check", tenant_id, livemode, json=payload)
+        if status == 200 and body.get("refundable") is True:
+            return
+        if status in (409, 422) and isinstance(body.get("code"), str):
+            raise passed_on(status, body)
+        # Anything else (a 200 that does not say yes included) is not an answer we can act on.
+        log.warning("providers-svc refund check answered %s with code %r", status, body.get("code"))
+        raise _unavailable()
+
+
+# The members of a problem that ``ProblemError`` carries itself; the rest are its extensions.
+_PROBLEM_MEMBERS = frozenset({"type", "title", "status", "code", "detail", "instance", "errors", "request_id"})
+
+
+def passed_on(status: int, body: dict[str, Any]) -> ProblemError:
+    """providers-svc's refusal as the tenant's problem, unchanged: its status, code, title, detail,
+    field errors and extension members (a fresh ``request_id`` and ``instance`` are the tenant's)."""
+    errors = body.get("errors")
+    field_errors = None
+    if isinstance(errors, list):
+        field_errors = [
+            FieldError(field=str(e.get("field")), message=str(e.get("message"))) for e in errors if isinstance(e, dict)
+        ]
+    detail, title = body.get("detail"), body.get("title")
+    return ProblemError(
+        status,
+        body["code"],
+        detail if isinstance(detail, str) else None,
+        title=title if isinstance(title, str) else None,
+        errors=field_errors or None,
+        extensions={k: v for k, v in body.items() if k not in _PROBLEM_MEMBERS},
+    )
 
 
 def _provider_mode(entry: dict[str, Any]) -> bool | None:

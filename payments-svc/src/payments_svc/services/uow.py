@@ -4,7 +4,7 @@ the tenant event log, in the same transaction as the outbox row."""
 from __future__ import annotations
 
 from billing_contracts.envelope import EventBase
-from billing_contracts.events import PAYMENT_EVENTS, TENANT_DISPUTE_EVENTS
+from billing_contracts.events import PAYMENT_EVENTS, REFUND_EVENTS, TENANT_DISPUTE_EVENTS
 from billing_runtime.db import table_of
 from billing_runtime.uow import UnitOfWork
 from billing_runtime.writes import InsertRows
@@ -25,7 +25,7 @@ def event_log_row(event: EventBase) -> dict[str, object]:
 
 
 # The events this service publishes for tenants (webhooks), which its event log keeps too.
-_TENANT_EVENTS = (*PAYMENT_EVENTS, *TENANT_DISPUTE_EVENTS)
+_TENANT_EVENTS = (*PAYMENT_EVENTS, *TENANT_DISPUTE_EVENTS, *REFUND_EVENTS)
 
 
 class PaymentsUnitOfWork(UnitOfWork):

@@ -23,6 +23,13 @@ AnomalyKind = Literal[
     "provider_mismatch",
     # Anything else the state machine refused; ``detail`` says what.
     "unexpected_outcome",
+    # A refund the provider made (succeeded or under way) beyond what the payment's pending refunds
+    # leave (e.g. one made in the provider's dashboard while a tenant refund is pending): recorded and
+    # counted, the reservation capped at the payment's amount (optional within v1).
+    "refund_over_reserved",
+    # A refund the provider confirmed beyond what the payment has left to refund: the provider
+    # returned more than it captured (optional within v1).
+    "refund_exceeds_payment",
 ]
 
 
@@ -50,6 +57,10 @@ class Anomaly(BaseModel):
     detail: str | None = None
     # For a refused dispute state: the provider's id of the dispute (optional within v1).
     provider_dispute_id: str | None = None
+    # For a refund's verdict: our refund id (None for one the provider started) and the provider's
+    # id of the refund (optional within v1).
+    refund_id: str | None = None
+    provider_refund_id: str | None = None
 
 
 class ProviderAnomalyRecordedV1(EventBase):
