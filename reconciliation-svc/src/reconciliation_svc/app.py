@@ -1,10 +1,12 @@
 """The composition root of reconciliation-svc: ``create_app`` wires settings, plumbing, the projection
 consumer, the janitor and routes. Roles: ``api`` serves ``/admin/reconciliation/*`` to the gateway;
-``worker`` consumes events and runs the janitor. One process may hold both."""
+``worker`` consumes events, runs the janitor on an interval and refreshes the discrepancy gauge. One
+process may hold both; any number of workers may share one database."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from datetime import timedelta
 
 from aiohttp import web
 from billing_runtime.app import service_app
@@ -14,8 +16,15 @@ from billing_runtime.plumbing import Plumbing
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reconciliation_svc.api.routes import setup_routes
-from reconciliation_svc.keys import metrics_key, plumbing_key, settings_key
+from reconciliation_svc.db.models import outbox
+from reconciliation_svc.events.consumers import EVENT_BINDING_KEYS, EVENTS_QUEUE, events_handler
+from reconciliation_svc.keys import janitor_key, metrics_key, plumbing_key, settings_key, uow_key
 from reconciliation_svc.metrics import ReconciliationMetrics
+from reconciliation_svc.services.gauges import watch_discrepancies
+from reconciliation_svc.services.janitor import Janitor
+from reconciliation_svc.services.projection import ProjectionDeps
+from reconciliation_svc.services.providers_http import ProvidersSync
+from reconciliation_svc.services.uow import ReconUnitOfWork
 from reconciliation_svc.settings import Settings
 
 INTERNAL_AUDIENCE = "reconciliation"
@@ -44,6 +53,25 @@ def create_app(
         engine=engine,
         bus=bus,
     )
+
+    def uow() -> ReconUnitOfWork:
+        assert plumbing.sessionmaker is not None
+        return ReconUnitOfWork(plumbing.sessionmaker, outbox)
+
+    schedule = settings.janitor_schedule
+    providers = ProvidersSync(
+        settings.providers_url, settings.providers_internal_secret.get_secret_value(), settings.request_timeout
+    )
+    janitor = Janitor(
+        uow,
+        providers,
+        schedule,
+        recon_metrics,
+        batch=settings.janitor_batch_size,
+        # A claimed object is another worker's again only after every call of a pass could have timed out.
+        lease=timedelta(seconds=2 * settings.request_timeout + 60),
+    )
+
     checks = {"database": plumbing.check_database}
     if "worker" in roles:
         checks["bus"] = plumbing.check_bus
@@ -57,6 +85,22 @@ def create_app(
     app[settings_key] = settings
     app[plumbing_key] = plumbing
     app[metrics_key] = recon_metrics
+    app[uow_key] = uow
+    app[janitor_key] = janitor
+
+    async def providers_client(_app: web.Application) -> AsyncIterator[None]:
+        # Opened before the plumbing (cleanup contexts run in order), so the janitor's loop always finds
+        # it; closed after the loop has stopped.
+        await providers.open()
+        yield
+        await providers.close()
+
+    app.cleanup_ctx.append(providers_client)
+    if "worker" in roles:
+        deps = ProjectionDeps(uow=uow, first_check=schedule.first)
+        plumbing.add_consumer(EVENTS_QUEUE, EVENT_BINDING_KEYS, events_handler(deps, metrics))
+        plumbing.add_task("janitor", lambda: janitor.run(settings.janitor_interval))
+        plumbing.add_task("gauges", lambda: watch_discrepancies(uow, recon_metrics, settings.metrics_interval))
     app.cleanup_ctx.append(plumbing.ctx)
     if "api" in roles:
         setup_routes(app)

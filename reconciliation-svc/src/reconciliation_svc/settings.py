@@ -7,6 +7,8 @@ from billing_runtime.settings import InternalServiceSettings
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from reconciliation_svc.domain.schedule import CheckSchedule
+
 # When the janitor asks a provider about a payment stuck PROVIDER_PENDING (or a refund stuck PENDING):
 # at these ages of the object's pending state (seconds: 5 min, 1 h), then every JANITOR_REPEAT_SECONDS.
 DEFAULT_JANITOR_AGES = "300,3600"
@@ -34,12 +36,14 @@ class Settings(InternalServiceSettings):
     janitor_ages: str = DEFAULT_JANITOR_AGES
     # ...and then every this many seconds (daily) for as long as it stays pending.
     janitor_repeat_seconds: float = Field(default=86400.0, gt=0)
+    # After an answer that says nothing (providers-svc unavailable or erring), ask again this soon.
+    janitor_retry_seconds: float = Field(default=300.0, gt=0)
     # Objects asked per janitor pass at most (the oldest due first); the rest wait for the next pass.
     janitor_batch_size: int = Field(default=100, ge=1, le=10_000)
     # Seconds between refreshes of the reconciliation_discrepancies gauge (worker).
     metrics_interval: float = Field(default=15.0, gt=0)
     # Events per page `rebuild` reads from payments-svc's log.
-    rebuild_page_size: int = Field(default=500, ge=1, le=1000)
+    rebuild_page_size: int = Field(default=100, ge=1, le=1000)
 
     _providers_internal_secret = field_validator("providers_internal_secret", mode="before")(required_secret)
     _payments_internal_secret = field_validator("payments_internal_secret", mode="before")(required_secret)
@@ -56,7 +60,6 @@ class Settings(InternalServiceSettings):
         return value
 
     @property
-    def janitor_schedule(self) -> tuple[tuple[float, ...], float]:
-        """The ages of the first checks and the interval of the later ones (``domain.schedule``)."""
+    def janitor_schedule(self) -> CheckSchedule:
         ages = tuple(float(part) for part in self.janitor_ages.split(",") if part.strip())
-        return ages, self.janitor_repeat_seconds
+        return CheckSchedule.of_seconds(ages, self.janitor_repeat_seconds, self.janitor_retry_seconds)

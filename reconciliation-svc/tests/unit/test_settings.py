@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import pydantic
 import pytest
@@ -30,7 +31,9 @@ class TestSettings:
         assert settings.database_url.endswith("/reconciliation")
         assert settings.providers_url == "http://127.0.0.1:8002"
         assert settings.payments_url == "http://127.0.0.1:8001"
-        assert settings.janitor_schedule == ((300.0, 3600.0), 86400.0)
+        schedule = settings.janitor_schedule
+        assert schedule.ages == (timedelta(minutes=5), timedelta(hours=1))
+        assert schedule.repeat == timedelta(days=1)
 
     @pytest.mark.parametrize("name", sorted(REQUIRED))
     def test_missing_secret_is_refused_by_name(self, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
