@@ -3,30 +3,32 @@ each test; the app with an in-memory bus; internal tokens as the gateway signs t
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
+from billing_contracts.envelope import EventBase
 from billing_runtime.bus import MemoryBus
 from billing_runtime.db import create_engine
-from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
+from billing_runtime.errors import ProblemError
+from billing_runtime.internal_auth import INTERNAL_HEADER, verify_internal
 from billing_runtime.testing import create_test_database, drop_test_database, truncate_all
-from reconciliation_svc.app import INTERNAL_AUDIENCE, create_app
+from reconciliation_svc.app import create_app
 from reconciliation_svc.db.models import metadata
 from reconciliation_svc.settings import Settings
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-SERVICE_ROOT = Path(__file__).resolve().parents[1]
-INTERNAL_SECRET = "test-recon-internal-secret-0123456789abcdef"
-PROVIDERS_SECRET = "test-recon-providers-secret-0123456789abcdef"
-PAYMENTS_SECRET = "test-recon-payments-secret-0123456789abcdef"
-# Port 9 (discard) on loopback: nothing listens there, so a call the test did not point at a fake is
-# refused at once and never leaves the machine.
-NOBODY_LISTENS = "http://127.0.0.1:9"
+from .support import (
+    PROVIDERS_SECRET,
+    SERVICE_ROOT,
+    FakeProviders,
+    admin_headers,
+    as_message,
+    eventually,
+    make_settings,
+)
 
 
 @pytest.fixture(scope="session")
@@ -47,23 +49,6 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 async def clean_db(engine: AsyncEngine) -> AsyncEngine:
     await truncate_all(engine, metadata)
     return engine
-
-
-def make_settings(database_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": database_url,
-        "internal_secret": INTERNAL_SECRET,
-        "providers_internal_secret": PROVIDERS_SECRET,
-        "payments_internal_secret": PAYMENTS_SECRET,
-        "providers_url": NOBODY_LISTENS,
-        "payments_url": NOBODY_LISTENS,
-        "request_timeout": 5,
-        # Tests run passes themselves (or shorten this); the worker's own loop stays out of their way.
-        "janitor_interval": 3600,
-        "metrics_interval": 3600,
-    }
-    values.update(overrides)
-    return Settings(**values)
 
 
 @pytest.fixture
@@ -94,11 +79,6 @@ async def client(start_app):  # type: ignore[no-untyped-def]
     return await start_app()
 
 
-def admin_headers(issuer: str = "gateway", secret: str = INTERNAL_SECRET) -> dict[str, str]:
-    """What the gateway adds to an admin call it forwards (no tenant: a platform call)."""
-    return {INTERNAL_HEADER: sign_internal(secret, issuer=issuer, audience=INTERNAL_AUDIENCE, tenant_id=None)}
-
-
 @pytest.fixture(name="admin")
 def admin_fixture() -> dict[str, str]:
     return admin_headers()
@@ -107,14 +87,6 @@ def admin_fixture() -> dict[str, str]:
 @pytest.fixture(name="admin_headers")
 def admin_headers_fixture() -> Callable[..., dict[str, str]]:
     return admin_headers
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture(name="eventually")
@@ -130,3 +102,48 @@ def count(clean_db: AsyncEngine) -> Callable[[str], Awaitable[int]]:
             return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
 
     return count_rows
+
+
+@pytest.fixture
+def publish(bus: MemoryBus) -> Callable[[EventBase], Awaitable[EventBase]]:
+    """Publish on the in-process bus: the worker's handler runs before this returns."""
+
+    async def send(event: EventBase) -> EventBase:
+        await bus.publish(as_message(event))
+        return event
+
+    return send
+
+
+@pytest.fixture
+def rows(clean_db: AsyncEngine) -> Callable[..., Awaitable[list[Any]]]:
+    async def fetch(sql: str, **params: Any) -> list[Any]:
+        async with clean_db.connect() as conn:
+            return list((await conn.execute(text(sql), params)).all())
+
+    return fetch
+
+
+@pytest.fixture
+async def fake_providers(aiohttp_server) -> FakeProviders:  # type: ignore[no-untyped-def]
+    state = FakeProviders()
+
+    async def sync(request: web.Request) -> web.Response:
+        try:
+            caller = verify_internal(PROVIDERS_SECRET, request.headers.get(INTERNAL_HEADER, ""), audience="providers")
+        except ProblemError:
+            return web.json_response({"code": "unauthorized"}, status=401)
+        assert caller.tenant_id is None
+        state.callers.append(caller.service)
+        kind, object_id = request.match_info["kind"], request.match_info["id"]
+        state.calls.append((kind, object_id))
+        if state.before_answer is not None:
+            await state.before_answer()
+        status, body = state.answers.get(object_id, (200, {"status": "pending", "published": False}))
+        return web.json_response(body, status=status)
+
+    app = web.Application()
+    app.router.add_post("/internal/{kind}/{id}/sync", sync)
+    server = await aiohttp_server(app)
+    state.url = f"http://127.0.0.1:{server.port}"
+    return state
