@@ -25,7 +25,7 @@ async def refresh_discrepancy_gauge(
         metrics.discrepancies.labels(*labels).set(0)
     for labels, n in current.items():
         metrics.discrepancies.labels(*labels).set(n)
-    seen |= current.keys()
+    seen.update(current)
 
 
 async def watch_discrepancies(
