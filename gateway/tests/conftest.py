@@ -75,8 +75,20 @@ async def webhooks(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> Fake
 
 
 @pytest.fixture
+async def reconciliation(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> FakeUpstream:
+    fake = FakeUpstream()
+    server = await aiohttp_server(fake.app)
+    fake.url = str(server.make_url("/")).rstrip("/")
+    return fake
+
+
+@pytest.fixture
 def make_settings(
-    database_url: str, payments: FakeUpstream, providers: FakeUpstream, webhooks: FakeUpstream
+    database_url: str,
+    payments: FakeUpstream,
+    providers: FakeUpstream,
+    webhooks: FakeUpstream,
+    reconciliation: FakeUpstream,
 ) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
@@ -85,12 +97,14 @@ def make_settings(
             "payments_internal_secret": INTERNAL_KEYS["payments"],
             "webhooks_internal_secret": INTERNAL_KEYS["webhooks"],
             "providers_internal_secret": INTERNAL_KEYS["providers"],
+            "reconciliation_internal_secret": INTERNAL_KEYS["reconciliation"],
             "jwt_keys": JWT_KEYS,
             "jwt_issuer": JWT_ISSUER,
             "jwt_audience": JWT_AUDIENCE,
             "payments_url": payments.url,
             "providers_url": providers.url,
             "webhooks_url": webhooks.url,
+            "reconciliation_url": reconciliation.url,
             "upstream_timeout": 5.0,
             "rate_limit_per_second": 0,
             # The token endpoint's throttles are off unless a test sets them (test_token_throttle.py).

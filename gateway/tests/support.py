@@ -21,6 +21,7 @@ INTERNAL_KEYS = {
     "payments": INTERNAL_SECRET,
     "webhooks": "webhooks-internal-key-for-tests-0123456789",
     "providers": "providers-internal-key-for-tests-0123456789",
+    "reconciliation": "reconciliation-internal-key-for-tests-0123456789",
 }
 # The first key signs; both verify.
 JWT_KEYS = {"k2": "second-jwt-key-for-tests-0123456789abcdef", "k1": "first-jwt-key-for-tests-0123456789abcdef"}

@@ -6,6 +6,7 @@ from billing_contracts import EVENT_CLASSES, routing_key
 from billing_runtime.bus import topic_matches
 from payments_svc.events.consumers import LOGGED_EVENT_KEYS, PROVIDER_EVENT_KEYS
 from providers_svc.events.consumers import REFUND_REQUEST_KEYS
+from reconciliation_svc.events.consumers import EVENT_BINDING_KEYS as RECONCILIATION_KEYS
 from webhook_dispatcher.domain.event_types import PUBLIC_EVENT_TYPES
 from webhook_dispatcher.events.consumers import EVENT_BINDING_KEYS
 
@@ -17,6 +18,7 @@ BINDINGS = {
     "payments-svc": [*PROVIDER_EVENT_KEYS, *LOGGED_EVENT_KEYS],
     "webhook-dispatcher": EVENT_BINDING_KEYS,
     "providers-svc": REFUND_REQUEST_KEYS,
+    "reconciliation-svc": RECONCILIATION_KEYS,
 }
 
 
@@ -67,3 +69,23 @@ def test_the_stripe_projections_events_are_consumed_by_nobody_yet() -> None:
     assert len(stripe_keys) == 18
     bound = [b for keys in BINDINGS.values() for b in keys]
     assert not [k for k in stripe_keys if any(topic_matches(b, k) for b in bound)]
+
+
+def test_reconciliation_receives_our_payments_refunds_the_providers_verdicts_and_every_anomaly() -> None:
+    received = {k for k in KNOWN_KEYS if any(topic_matches(b, k) for b in RECONCILIATION_KEYS)}
+    assert received == {
+        "payments.payment.created.v1",
+        "payments.payment.pending.v1",
+        "payments.payment.succeeded.v1",
+        "payments.payment.failed.v1",
+        "payments.payment.expired.v1",
+        "payments.payment.cancelled.v1",
+        "payments.refund.created.v1",
+        "payments.refund.succeeded.v1",
+        "payments.refund.failed.v1",
+        "providers.provider.payment.succeeded.v1",
+        "providers.provider.payment.failed.v1",
+        "providers.provider.refund.updated.v1",
+        "providers.provider.anomaly.recorded.v1",
+        "payments.payment.anomaly.recorded.v1",
+    }

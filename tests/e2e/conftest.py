@@ -39,6 +39,7 @@ INTERNAL_KEYS = {
     "payments": "e2e-payments-internal-key-0123456789abcdef",
     "providers": "e2e-providers-internal-key-0123456789abcdef",
     "webhooks": "e2e-webhooks-internal-key-0123456789abcdef",
+    "reconciliation": "e2e-reconciliation-internal-key-0123456789abcdef",
 }
 
 
@@ -135,7 +136,7 @@ def start_embedded(
 
 
 def embedded_ports() -> dict[str, int]:
-    return {k: free_port() for k in ("GATEWAY", "CHECKOUT", "PAYMENTS", "PROVIDERS", "WEBHOOKS")}
+    return {k: free_port() for k in ("GATEWAY", "CHECKOUT", "PAYMENTS", "PROVIDERS", "WEBHOOKS", "RECONCILIATION")}
 
 
 @pytest.fixture(scope="session")
@@ -177,11 +178,11 @@ def run_distributed(
     """The distributed platform on databases named ``<service>_<suffix>`` (created, and dropped at the
     end) and the RabbitMQ vhost ``rabbit``; ``overrides`` adds settings per service (``"payments"``...)."""
     require_port("127.0.0.1", 5432, "PostgreSQL")
-    dbs = {svc: f"{svc}_{suffix}" for svc in ("gateway", "payments", "providers", "webhooks")}
+    dbs = {svc: f"{svc}_{suffix}" for svc in ("gateway", "payments", "providers", "webhooks", "reconciliation")}
     asyncio.run(_create_databases(list(dbs.values())))
     base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
     roles = ("gateway", "checkout", "payments", "payments_worker", "providers", "providers_worker")
-    p = {k: free_port() for k in (*roles, "gateway_ops", "webhooks", "webhooks_worker")}
+    p = {k: free_port() for k in (*roles, "gateway_ops", "webhooks", "webhooks_worker", "reconciliation")}
     admin = secrets.token_urlsafe(24)
     gateway_url = f"http://127.0.0.1:{p['gateway']}"
     common = {"BILLING_LOG_LEVEL": "INFO"}
@@ -202,6 +203,8 @@ def run_distributed(
             "GATEWAY_PAYMENTS_URL": f"http://127.0.0.1:{p['payments']}",
             "GATEWAY_PROVIDERS_URL": f"http://127.0.0.1:{p['providers']}",
             "GATEWAY_WEBHOOKS_URL": f"http://127.0.0.1:{p['webhooks']}",
+            "GATEWAY_RECONCILIATION_INTERNAL_SECRET": INTERNAL_KEYS["reconciliation"],
+            "GATEWAY_RECONCILIATION_URL": f"http://127.0.0.1:{p['reconciliation']}",
         },
         "payments": {
             "PAYMENTS_DATABASE_URL": f"{base}/{dbs['payments']}",
@@ -235,12 +238,22 @@ def run_distributed(
             "WEBHOOKS_ALLOW_HTTP": "true",
             "WEBHOOKS_RETRY_SCHEDULE": "0,1,2,4",
         },
+        "reconciliation": {
+            "RECONCILIATION_DATABASE_URL": f"{base}/{dbs['reconciliation']}",
+            "RECONCILIATION_BUS_URL": rabbit,
+            "RECONCILIATION_PORT": str(p["reconciliation"]),
+            "RECONCILIATION_INTERNAL_SECRET": INTERNAL_KEYS["reconciliation"],
+            "RECONCILIATION_PROVIDERS_INTERNAL_SECRET": INTERNAL_KEYS["providers"],
+            "RECONCILIATION_PROVIDERS_URL": f"http://127.0.0.1:{p['providers']}",
+            "RECONCILIATION_PAYMENTS_INTERNAL_SECRET": INTERNAL_KEYS["payments"],
+            "RECONCILIATION_PAYMENTS_URL": f"http://127.0.0.1:{p['payments']}",
+        },
     }
     for svc, extra in (overrides or {}).items():
         env[svc].update(extra)
     platform = Platform("distributed", gateway_url, f"http://127.0.0.1:{p['checkout']}", admin, databases=dbs, ports=p)
     try:
-        # Each service migrates its own database: all four at once.
+        # Each service migrates its own database: all at once.
         migrations = [
             subprocess.Popen([str(BIN / script), "migrate"], env={**os.environ, **env[svc]})
             for svc, script in (
@@ -248,6 +261,7 @@ def run_distributed(
                 ("payments", "payments-svc"),
                 ("providers", "providers-svc"),
                 ("webhooks", "webhook-dispatcher"),
+                ("reconciliation", "reconciliation-svc"),
             )
         ]
         for migration in migrations:
@@ -297,11 +311,20 @@ def run_distributed(
             {**common, **env["webhooks"], "WEBHOOKS_PORT": str(p["webhooks_worker"])},
             logs,
         )
+        # Reconciliation in one process (api + worker): the consumer of every money event and the janitor.
+        _spawn(
+            platform,
+            "reconciliation",
+            [str(BIN / "reconciliation-svc"), "all"],
+            {**common, **env["reconciliation"]},
+            logs,
+        )
         _wait_ready(
             platform,
             [
                 f"http://127.0.0.1:{p[k]}/readyz"
                 for k in (
+                    "reconciliation",
                     "payments",
                     "payments_worker",
                     "providers",

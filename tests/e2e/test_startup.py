@@ -24,6 +24,7 @@ KEYS = {
     "payments": "startup-payments-key-0123456789abcdef",
     "providers": "startup-providers-key-0123456789abcdef",
     "webhooks": "startup-webhooks-key-0123456789abcdef",
+    "reconciliation": "startup-reconciliation-key-0123456789abcdef",
     "jwt": "startup-jwt-key-0123456789abcdef0123",
     "sandbox": "startup-sandbox-key-0123456789abcdef",
     "admin": "startup-admin-token-0123456789abcdef",
@@ -73,12 +74,20 @@ def _env(service: str) -> dict[str, str]:
             "WEBHOOKS_INTERNAL_SECRET": KEYS["webhooks"],
             "WEBHOOKS_ENCRYPTION_KEY": KEYS["fernet"],
         },
+        "reconciliation-svc": {
+            "RECONCILIATION_PORT": _port(),
+            "RECONCILIATION_DATABASE_URL": DATABASE,
+            "RECONCILIATION_BUS_URL": BROKER,
+            "RECONCILIATION_INTERNAL_SECRET": KEYS["reconciliation"],
+            "RECONCILIATION_PROVIDERS_INTERNAL_SECRET": KEYS["providers"],
+            "RECONCILIATION_PAYMENTS_INTERNAL_SECRET": KEYS["payments"],
+        },
         "checkout-web": {"CHECKOUT_PORT": _port()},
     }[service]
 
 
 def _clean_environ() -> dict[str, str]:
-    prefixes = ("GATEWAY_", "PAYMENTS_", "PROVIDERS_", "WEBHOOKS_", "CHECKOUT_", "BILLING_")
+    prefixes = ("GATEWAY_", "PAYMENTS_", "PROVIDERS_", "WEBHOOKS_", "RECONCILIATION_", "CHECKOUT_", "BILLING_")
     return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
 
 
@@ -87,6 +96,7 @@ COMMANDS = {
     "payments-svc": "api",
     "providers-svc": "api",
     "webhook-dispatcher": "api",
+    "reconciliation-svc": "api",
     "checkout-web": "serve",
 }
 REQUIRED = {
@@ -99,6 +109,11 @@ REQUIRED = {
     "payments-svc": ["PAYMENTS_INTERNAL_SECRET", "PAYMENTS_PROVIDERS_INTERNAL_SECRET"],
     "providers-svc": ["PROVIDERS_INTERNAL_SECRET", "PROVIDERS_SANDBOX_SECRET", "PROVIDERS_CREDENTIALS_KEYS"],
     "webhook-dispatcher": ["WEBHOOKS_INTERNAL_SECRET", "WEBHOOKS_ENCRYPTION_KEY"],
+    "reconciliation-svc": [
+        "RECONCILIATION_INTERNAL_SECRET",
+        "RECONCILIATION_PROVIDERS_INTERNAL_SECRET",
+        "RECONCILIATION_PAYMENTS_INTERNAL_SECRET",
+    ],
 }
 
 

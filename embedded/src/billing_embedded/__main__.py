@@ -42,6 +42,10 @@ def banner(config: EmbeddedConfig) -> str:
     curl -s -X POST {gw}/v1/auth/token -H 'Content-Type: application/json' \\
          -d '{{"app_name": "shop-1", "secret": "<secret from the answer above>"}}'
 
+  Discrepancies the reconciliation found (admin):
+
+    curl -s {gw}/admin/reconciliation/discrepancies -H 'Authorization: Bearer {config.admin_token}'
+
 {_webhooks_note(config)}
   A test tenant's checkout offers the sandbox, and Payme, Click and Octo through their simulators (a UZS
   payment): each simulator plays its provider against our real callback endpoint.

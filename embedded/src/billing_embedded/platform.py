@@ -13,6 +13,7 @@ from pathlib import Path
 import checkout_web
 import payments_svc
 import providers_svc
+import reconciliation_svc
 import webhook_dispatcher
 from aiohttp import web
 from billing_runtime.bus import MemoryBus
@@ -26,6 +27,8 @@ from payments_svc.app import create_app as create_payments
 from payments_svc.settings import Settings as PaymentsSettings
 from providers_svc.app import create_app as create_providers
 from providers_svc.settings import Settings as ProvidersSettings
+from reconciliation_svc.app import create_app as create_reconciliation
+from reconciliation_svc.settings import Settings as ReconciliationSettings
 from webhook_dispatcher.app import create_app as create_webhooks
 from webhook_dispatcher.settings import Settings as WebhooksSettings
 
@@ -34,8 +37,8 @@ from billing_embedded.database import DatabaseServer
 from billing_embedded.secrets_file import load_or_create
 
 # Each service's database on the platform's server.
-DATABASES = ("gateway", "payments", "providers", "webhooks")
-# Connections each service keeps at most: four services share one server (max_connections 100).
+DATABASES = ("gateway", "payments", "providers", "webhooks", "reconciliation")
+# Connections each service keeps at most: five services share one server (max_connections 100).
 POOL_SIZE = 10
 
 
@@ -51,6 +54,7 @@ class EmbeddedConfig:
     providers: ProvidersSettings
     webhooks: WebhooksSettings
     checkout: CheckoutSettings
+    reconciliation: ReconciliationSettings
     admin_token: str
     data_dir: Path
     database_socket: Path
@@ -69,7 +73,9 @@ def build_config(data_dir: Path, server: DatabaseServer) -> EmbeddedConfig:
     data_dir.mkdir(parents=True, exist_ok=True)
     keys = load_or_create(data_dir)
     admin_token = os.environ.get("BILLING_ADMIN_TOKEN") or keys["admin_token"]
-    internal = {name: keys[f"{name}_internal_secret"] for name in ("payments", "providers", "webhooks")}
+    internal = {
+        name: keys[f"{name}_internal_secret"] for name in ("payments", "providers", "webhooks", "reconciliation")
+    }
 
     checkout = CheckoutSettings(bus_url="memory://")
     gw = GatewaySettings(
@@ -78,6 +84,7 @@ def build_config(data_dir: Path, server: DatabaseServer) -> EmbeddedConfig:
         payments_internal_secret=internal["payments"],
         webhooks_internal_secret=internal["webhooks"],
         providers_internal_secret=internal["providers"],
+        reconciliation_internal_secret=internal["reconciliation"],
         admin_token=admin_token,
         jwt_keys=os.environ.get("GATEWAY_JWT_KEYS") or {"embedded": keys["jwt_key"]},
     )
@@ -120,21 +127,39 @@ def build_config(data_dir: Path, server: DatabaseServer) -> EmbeddedConfig:
         allow_loopback=os.environ.get("WEBHOOKS_ALLOW_LOOPBACK", "true").lower() == "true",
         allow_http=True,
     )
+    # Reconciliation calls providers-svc (the janitor's sync) and payments-svc (rebuild) with their keys.
+    reconciliation = ReconciliationSettings(
+        database_url=server.url("reconciliation"),
+        database_pool_size=POOL_SIZE,
+        internal_secret=internal["reconciliation"],
+        providers_internal_secret=internal["providers"],
+        payments_internal_secret=internal["payments"],
+        bus_url="memory://",
+    )
+    reconciliation = reconciliation.model_copy(
+        update={
+            "providers_url": f"http://{providers.host}:{providers.port}",
+            "payments_url": f"http://{payments.host}:{payments.port}",
+        }
+    )
     gw = gw.model_copy(
         update={
             "payments_url": f"http://{payments.host}:{payments.port}",
             "providers_url": f"http://{providers.host}:{providers.port}",
             "webhooks_url": f"http://{webhooks.host}:{webhooks.port}",
+            "reconciliation_url": f"http://{reconciliation.host}:{reconciliation.port}",
         }
     )
-    listeners = [(s.host, s.port) for s in (gw, checkout, payments, providers, webhooks)]
+    listeners = [(s.host, s.port) for s in (gw, checkout, payments, providers, webhooks, reconciliation)]
     extra = os.environ.get("WEBHOOKS_PLATFORM_ADDRESSES", "")
     webhooks = webhooks.model_copy(
         update={
             "platform_addresses": ",".join([*(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in listeners), extra])
         }
     )
-    return EmbeddedConfig(gw, payments, providers, webhooks, checkout, admin_token, data_dir, server.socket_dir)
+    return EmbeddedConfig(
+        gw, payments, providers, webhooks, checkout, reconciliation, admin_token, data_dir, server.socket_dir
+    )
 
 
 async def migrate(config: EmbeddedConfig) -> None:
@@ -144,6 +169,7 @@ async def migrate(config: EmbeddedConfig) -> None:
         (payments_svc, config.payments.database_url),
         (providers_svc, config.providers.database_url),
         (webhook_dispatcher, config.webhooks.database_url),
+        (reconciliation_svc, config.reconciliation.database_url),
     ):
         await asyncio.to_thread(upgrade, _root(package), url)
 
@@ -161,6 +187,11 @@ def build_apps(config: EmbeddedConfig, bus: MemoryBus) -> list[tuple[web.Applica
         (create_payments(config.payments, bus=bus), config.payments.host, config.payments.port),
         (create_providers(config.providers, bus=bus), config.providers.host, config.providers.port),
         (create_webhooks(config.webhooks, bus=bus), config.webhooks.host, config.webhooks.port),
+        (
+            create_reconciliation(config.reconciliation, bus=bus),
+            config.reconciliation.host,
+            config.reconciliation.port,
+        ),
     ]
 
 

@@ -10,7 +10,12 @@ import secrets
 from pathlib import Path
 
 # One internal key per service that receives internal calls (billing_runtime.internal_auth).
-INTERNAL_KEYS = ("payments_internal_secret", "providers_internal_secret", "webhooks_internal_secret")
+INTERNAL_KEYS = (
+    "payments_internal_secret",
+    "providers_internal_secret",
+    "webhooks_internal_secret",
+    "reconciliation_internal_secret",
+)
 _NAMES = ("admin_token", "jwt_key", "sandbox_secret", *INTERNAL_KEYS)
 # Encrypt webhook signing secrets and provider credentials at rest; Fernet wants url-safe base64 of
 # exactly 32 bytes.

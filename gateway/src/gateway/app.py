@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.access_tokens import add_token_routes
 from gateway.admin import add_admin_routes, require_ops_access
 from gateway.admin_accounts import add_account_routes
+from gateway.admin_reconciliation import add_reconciliation_routes
 from gateway.auth import TokenCodec
 from gateway.keys import (
     access_cache_key,
@@ -38,7 +39,7 @@ from gateway.settings import Settings
 from gateway.tenant_access import CHANNEL, TenantAccessCache
 from gateway.tenant_secrets import SecretHasher
 from gateway.token_throttle import TokenThrottle, parse_networks
-from gateway.upstreams import PAYMENTS, PROVIDERS, WEBHOOKS, close_upstreams, open_upstreams
+from gateway.upstreams import PAYMENTS, PROVIDERS, RECONCILIATION, WEBHOOKS, close_upstreams, open_upstreams
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +85,14 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.
         audience=settings.jwt_audience,
         ttl=settings.token_ttl,
     )
-    app[internal_signer_key] = InternalSigner(
-        {
-            PAYMENTS: settings.payments_internal_secret.get_secret_value(),
-            WEBHOOKS: settings.webhooks_internal_secret.get_secret_value(),
-            PROVIDERS: settings.providers_internal_secret.get_secret_value(),
-        },
-        issuer="gateway",
-    )
+    internal_keys = {
+        PAYMENTS: settings.payments_internal_secret.get_secret_value(),
+        WEBHOOKS: settings.webhooks_internal_secret.get_secret_value(),
+        PROVIDERS: settings.providers_internal_secret.get_secret_value(),
+    }
+    if settings.reconciliation_internal_secret is not None:
+        internal_keys[RECONCILIATION] = settings.reconciliation_internal_secret.get_secret_value()
+    app[internal_signer_key] = InternalSigner(internal_keys, issuer="gateway")
     app[secret_hasher_key] = hasher = SecretHasher(
         PasswordHasher(
             time_cost=settings.argon2_time_cost,
@@ -144,6 +145,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.
 
     add_admin_routes(app)
     add_account_routes(app)
+    add_reconciliation_routes(app)
     add_token_routes(app)
     add_proxy_routes(app)
     return app

@@ -39,6 +39,10 @@ class Settings(ServiceSettings):
     webhooks_internal_secret: SecretStr = Field(default=None, validate_default=True)
     # providers-svc's key: the admin API of provider accounts is served there, through this gateway.
     providers_internal_secret: SecretStr = Field(default=None, validate_default=True)
+    # reconciliation-svc's key (its RECONCILIATION_INTERNAL_SECRET): the admin API of discrepancies is
+    # served there. Optional: unset, /admin/reconciliation/* answers 503 reconciliation_not_configured
+    # (a deployment without the service); when set, the same policy as every secret.
+    reconciliation_internal_secret: SecretStr | None = None
     jwt_issuer: str = "billing-gateway"
     jwt_audience: str = "billing-api"
     token_ttl: int = Field(default=86400, gt=0)
@@ -77,6 +81,7 @@ class Settings(ServiceSettings):
     payments_url: str = "http://127.0.0.1:8001"
     providers_url: str = "http://127.0.0.1:8002"
     webhooks_url: str = "http://127.0.0.1:8003"
+    reconciliation_url: str = "http://127.0.0.1:8004"
     # Seconds for a whole upstream exchange, and for opening its connection.
     upstream_timeout: float = Field(default=20.0, gt=0)
     upstream_connect_timeout: float = Field(default=3.0, gt=0)
@@ -90,6 +95,7 @@ class Settings(ServiceSettings):
     _internal_secrets = field_validator(
         "payments_internal_secret", "webhooks_internal_secret", "providers_internal_secret", mode="before"
     )(required_secret)
+    _reconciliation_secret = field_validator("reconciliation_internal_secret", mode="before")(optional_secret)
 
     @field_validator("jwt_keys", mode="before")
     @classmethod

@@ -12,6 +12,7 @@ from gateway.settings import Settings
 PAYMENTS = "payments"
 PROVIDERS = "providers"
 WEBHOOKS = "webhooks"
+RECONCILIATION = "reconciliation"
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,12 @@ class Upstream:
 def open_upstreams(settings: Settings) -> dict[str, Upstream]:
     """One client session per upstream; call from a running loop (a cleanup context)."""
     timeout = ClientTimeout(total=settings.upstream_timeout, sock_connect=settings.upstream_connect_timeout)
-    urls = {PAYMENTS: settings.payments_url, PROVIDERS: settings.providers_url, WEBHOOKS: settings.webhooks_url}
+    urls = {
+        PAYMENTS: settings.payments_url,
+        PROVIDERS: settings.providers_url,
+        WEBHOOKS: settings.webhooks_url,
+        RECONCILIATION: settings.reconciliation_url,
+    }
     return {
         # No cookie jar: a cookie an upstream sets for one client must never ride along for another.
         name: Upstream(name, url.rstrip("/"), ClientSession(timeout=timeout, cookie_jar=DummyCookieJar()))

@@ -21,7 +21,7 @@ DEFAULT_RETRY_SCHEDULE = "0,5,300,1800,7200,18000,36000,36000"
 # The platform's default listeners on this host (services, workers, the gateway's ops port 8090) and the
 # infrastructure beside them (PostgreSQL, RabbitMQ and its management API): refused as webhook targets
 # even when loopback is allowed, so a tenant cannot read them through delivery responses.
-_DEFAULT_PORTS = (8000, 8001, 8002, 8003, 8080, 8090, 8101, 8102, 8103, 5432, 5672, 15672)
+_DEFAULT_PORTS = (8000, 8001, 8002, 8003, 8004, 8080, 8090, 8101, 8102, 8103, 5432, 5672, 15672)
 DEFAULT_PLATFORM_ADDRESSES = ",".join(f"127.0.0.1:{port}" for port in _DEFAULT_PORTS)
 
 

@@ -1,0 +1,1 @@
+"""reconciliation-svc: finds and heals every discrepancy between our records and the providers'."""

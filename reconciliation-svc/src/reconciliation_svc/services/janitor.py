@@ -1,0 +1,112 @@
+"""The janitor (REC-7): payments stuck PROVIDER_PENDING and refunds stuck PENDING are asked of their
+provider on a per-object schedule (``domain/schedule.py``). It only asks: providers-svc publishes a
+confirmed outcome as the provider event it missed, and every downstream consumer (payments-svc, the
+webhooks, this projection) heals from that event by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from billing_contracts.envelope import utcnow
+
+from reconciliation_svc.db.janitor import DueCheck, claim_due, record_check
+from reconciliation_svc.domain.schedule import CheckSchedule
+from reconciliation_svc.metrics import ReconciliationMetrics
+from reconciliation_svc.services.providers_http import ProvidersSync, SyncAnswer
+from reconciliation_svc.services.uow import ReconUnitOfWork
+
+log = logging.getLogger(__name__)
+
+# Answers that tell nothing about the object: the schedule's step is not spent on them.
+_INCONCLUSIVE = frozenset({"unavailable", "error"})
+# Calls to providers-svc in flight at once per pass.
+_CONCURRENCY = 8
+
+
+@dataclass
+class JanitorPass:
+    checked: int = 0
+    healed: int = 0
+    results: Counter[str] = field(default_factory=Counter)
+
+    def as_json(self) -> dict[str, object]:
+        return {"object": "janitor_run", "checked": self.checked, "healed": self.healed, "results": dict(self.results)}
+
+
+class Janitor:
+    def __init__(
+        self,
+        uow: Callable[[], ReconUnitOfWork],
+        providers: ProvidersSync,
+        schedule: CheckSchedule,
+        metrics: ReconciliationMetrics,
+        *,
+        batch: int,
+        lease: timedelta,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._uow = uow
+        self._providers = providers
+        self._schedule = schedule
+        self._metrics = metrics
+        self._batch = batch
+        self._lease = lease
+        self._clock = clock
+
+    async def run(self, interval: float) -> None:
+        """The worker's loop: a pass every ``interval`` seconds (a failed pass is logged, not fatal)."""
+        while True:
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("janitor pass failed; next pass in %ss", interval)
+            await asyncio.sleep(interval)
+
+    async def run_once(self) -> JanitorPass:
+        """Claim what is due now (both kinds, the oldest first, at most ``batch`` of each), ask about
+        each, record each answer. Another worker's pass at the same time claims other objects."""
+        now = self._clock()
+        lease_until = now + self._lease
+        async with self._uow() as unit:
+            due = await claim_due(unit.session, now, lease_until, self._batch)
+            await unit.commit()
+        done = JanitorPass()
+        gate = asyncio.Semaphore(_CONCURRENCY)
+
+        async def one(check: DueCheck) -> None:
+            async with gate:
+                answer = await self._providers.sync("payment" if check.kind == "payment" else "refund", check.id)
+            await self._record(check, answer, lease_until)
+            done.checked += 1
+            done.results[answer.result] += 1
+            done.healed += 1 if answer.published else 0
+
+        await asyncio.gather(*(one(check) for check in due))
+        return done
+
+    async def _record(self, check: DueCheck, answer: SyncAnswer, lease_until: datetime) -> None:
+        now = self._clock()
+        inconclusive = answer.result in _INCONCLUSIVE
+        next_at = (
+            self._schedule.after_failed_check(now) if inconclusive else self._schedule.after_check(check.since, now)
+        )
+        async with self._uow() as unit:
+            await record_check(
+                unit.session,
+                check,
+                lease_until=lease_until,
+                now=now,
+                result=answer.result,
+                next_check_at=next_at,
+                counted=not inconclusive,
+            )
+            await unit.commit()
+        self._metrics.janitor_checks.labels(check.kind, answer.result).inc()
+        if answer.published:
+            self._metrics.janitor_heals.labels(check.kind, check.provider or "unknown").inc()
+            log.info("janitor: %s %s healed (provider outcome %s published)", check.kind, check.id, answer.result)
