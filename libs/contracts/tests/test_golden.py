@@ -48,3 +48,10 @@ def test_dispute_fields_added_within_v1_default_for_old_samples() -> None:
     assert closed.event_type == "dispute.closed"
     assert closed.data.dispute == closed.data.payment.dispute
     assert (closed.data.dispute.status, closed.data.payment.amount_disputed) == ("lost", 5000)
+
+
+def test_observed_via_and_account_added_within_v1_default_for_old_samples() -> None:
+    old = parse_event((GOLDEN / "provider.payment.succeeded.v1.json").read_text())
+    new = parse_event((GOLDEN / "provider.payment.succeeded.v1.observed-account.json").read_text())
+    assert (old.data.observed_via, old.data.account_id) == ("callback", None)
+    assert (new.data.observed_via, new.data.account_id) == ("status_check", "pac_01jd0000000000000000000000")

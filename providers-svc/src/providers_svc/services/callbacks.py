@@ -277,6 +277,7 @@ def queue_outcome(
         currency=txn.currency,
         failure_code=notice.failure_code if failed else None,
         failure_message=notice.failure_message if failed else None,
+        account_id=txn.account_id,
     )
     event_cls = ProviderPaymentFailedV1 if failed else ProviderPaymentSucceededV1
     uow.emit(

@@ -26,6 +26,9 @@ class ProviderPaymentOutcome(BaseModel):
     # How providers-svc learned it: ``callback`` (the provider called us) or ``status_check`` (we asked
     # the provider: the reconciliation janitor healing a missed callback). Optional within v1.
     observed_via: Literal["callback", "status_check"] = "callback"
+    # The provider account the attempt went through (None for the sandbox): reconciliation compares a
+    # provider account's statement with the payments of that account. Optional within v1.
+    account_id: str | None = None
 
 
 class _ProviderEvent(EventBase):

@@ -115,6 +115,8 @@ class ProviderRefund(BaseModel):
     # When the provider produced this state; orders the verdicts of one refund (a final state is final).
     provider_updated_at: datetime
     observed_via: ObservedVia = "api"
+    # The provider account of the refunded payment (None for the sandbox).
+    account_id: str | None = None
     livemode: bool = False
 
 
