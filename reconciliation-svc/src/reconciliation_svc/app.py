@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from reconciliation_svc.api.routes import setup_routes
 from reconciliation_svc.keys import metrics_key, plumbing_key, settings_key
 from reconciliation_svc.metrics import ReconciliationMetrics
+from reconciliation_svc.run_wiring import setup_runs
 from reconciliation_svc.settings import Settings
 
 INTERNAL_AUDIENCE = "reconciliation"
@@ -60,4 +61,5 @@ def create_app(
     app.cleanup_ctx.append(plumbing.ctx)
     if "api" in roles:
         setup_routes(app)
+    setup_runs(app, settings, plumbing, metrics, roles)
     return app
