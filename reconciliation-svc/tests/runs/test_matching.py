@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from reconciliation_svc.services.runs import execute_run
 
-from .conftest import DAY, NOON, Seeder, line
+from .conftest import NOON, Seeder, line
 
 NEXT_MIDNIGHT = NOON + timedelta(hours=12)
 
