@@ -107,8 +107,9 @@ async def provider_of_account(conn: AsyncConnection, account_id: str) -> str | N
     return row[0] if row is not None else None
 
 
-async def claim_run(conn: AsyncConnection, lease: timedelta) -> RunRow | None:
-    """Take the oldest queued run, or a running one whose worker's lease ran out, with a new lease."""
+async def claim_run(conn: AsyncConnection, lease: timedelta, run_id: str | None = None) -> RunRow | None:
+    """Take the oldest queued run (or ``run_id``), or a running one whose worker's lease ran out, with
+    a new lease."""
     now = utcnow()
     candidate = (
         select(_runs.c.id)
@@ -116,7 +117,8 @@ async def claim_run(conn: AsyncConnection, lease: timedelta) -> RunRow | None:
             or_(
                 _runs.c.state == "queued",
                 and_(_runs.c.state == "running", _runs.c.claimed_until < now),
-            )
+            ),
+            *([_runs.c.id == run_id] if run_id is not None else []),
         )
         .order_by(_runs.c.id)
         .limit(1)
