@@ -69,6 +69,10 @@ class TestCreateRun:
         }
         assert done["error"] is None
         assert done["started_at"] is not None and done["finished_at"] is not None
+        metrics = await (await api.get("/metrics", headers=admin)).text()
+        assert 'reconciliation_discrepancies_found_total{kind="amount_mismatch",provider="click"} 1.0' in metrics
+        assert 'reconciliation_runs_total{provider="click",state="succeeded"} 1.0' in metrics
+        assert 'reconciliation_lines_matched_total{provider="click"} 4.0' in metrics
 
     async def test_a_run_that_cannot_read_the_statement_fails_with_its_reason(
         self, api, admin, seed: Seeder, fake_providers: tuple[FakeProviders, str]

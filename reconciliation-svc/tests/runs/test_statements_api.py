@@ -120,6 +120,15 @@ class TestImportStatement:
         assert (await response.json())["code"] == "provider_mismatch"
         assert await count("statements") == 0
 
+    async def test_a_file_far_over_the_json_body_limit_is_taken(self, start_app, admin, count) -> None:  # type: ignore[no-untyped-def]
+        api = await start_app(roles=("api",))
+        rows = "".join(f"{10_000 + i},pay_{i:06d},5000.00,success,2026-12-04 15:00:00\n" for i in range(6000))
+        assert len(rows) > 4 * 64 * 1024
+        response = await api.post(STATEMENTS, data=form(CLICK_HEADER + rows), headers=admin)
+        assert response.status == 201, await response.text()
+        assert (await response.json())["records"] == 6000
+        assert await count("statement_lines") == 6000
+
     async def test_unknown_statement_is_404(self, api, admin) -> None:  # type: ignore[no-untyped-def]
         response = await api.get(f"{STATEMENTS}/stm_0000000000000000000000000a", headers=admin)
         assert response.status == 404
