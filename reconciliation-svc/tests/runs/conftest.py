@@ -170,7 +170,7 @@ def line_fixture() -> Callable[..., StatementRecord]:
 
 
 @dataclass
-class FakeProviders:
+class FakeStatements:
     """providers-svc's ``GET /internal/statements`` as INTERNAL.md gives it: NDJSON, then the final line."""
 
     records: list[StatementRecord] = field(default_factory=list)
@@ -202,8 +202,8 @@ class FakeProviders:
 
 
 @pytest.fixture
-async def fake_providers(aiohttp_server) -> tuple[FakeProviders, str]:  # type: ignore[no-untyped-def]
-    fake = FakeProviders()
+async def fake_statements(aiohttp_server) -> tuple[FakeStatements, str]:  # type: ignore[no-untyped-def]
+    fake = FakeStatements()
     app = web.Application()
     app.router.add_get("/internal/statements", fake.statements)
     server = await aiohttp_server(app, host="127.0.0.1")
@@ -217,8 +217,10 @@ async def http() -> Any:
 
 
 @pytest.fixture
-def run_deps(clean_db: AsyncEngine, http: aiohttp.ClientSession, fake_providers: tuple[FakeProviders, str]) -> RunDeps:
-    _fake, url = fake_providers
+def run_deps(
+    clean_db: AsyncEngine, http: aiohttp.ClientSession, fake_statements: tuple[FakeStatements, str]
+) -> RunDeps:
+    _fake, url = fake_statements
     return RunDeps(
         engine=clean_db,
         statements=StatementsClient(http, url, PROVIDERS_SECRET, 5),

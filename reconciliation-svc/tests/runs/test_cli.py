@@ -9,7 +9,7 @@ from pathlib import Path
 
 from reconciliation_svc import cli
 
-from .conftest import PROVIDERS_SECRET, FakeProviders, Seeder, line
+from .conftest import PROVIDERS_SECRET, FakeStatements, Seeder, line
 
 CLICK = (
     "click_trans_id,merchant_trans_id,amount,status,payment_date\n"
@@ -78,9 +78,9 @@ class TestReconcileCommand:
         assert await count("reconciliation_runs") == 0
 
     async def test_the_statement_from_providers_svc_and_a_failure_exit_1(
-        self, seed: Seeder, settings_factory, fake_providers: tuple[FakeProviders, str]
+        self, seed: Seeder, settings_factory, fake_statements: tuple[FakeStatements, str]
     ) -> None:  # type: ignore[no-untyped-def]
-        fake, url = fake_providers
+        fake, url = fake_statements
         fake.records = [line("1001", payment_id="pay_unknown")]
         argv = ("reconcile", "--account", "pac_a", "--from", "2026-12-04", "--to", "2026-12-04")
         overrides = {"providers_url": url, "providers_internal_secret": PROVIDERS_SECRET}

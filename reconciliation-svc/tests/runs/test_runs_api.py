@@ -7,14 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from .conftest import PROVIDERS_SECRET, FakeProviders, Seeder, line
+from .conftest import PROVIDERS_SECRET, FakeStatements, Seeder, line
 
 RUNS = "/admin/reconciliation/runs"
 
 
 @pytest.fixture
-async def api(start_app, fake_providers: tuple[FakeProviders, str]):  # type: ignore[no-untyped-def]
-    _fake, url = fake_providers
+async def api(start_app, fake_statements: tuple[FakeStatements, str]):  # type: ignore[no-untyped-def]
+    _fake, url = fake_statements
     return await start_app(providers_url=url, providers_internal_secret=PROVIDERS_SECRET, runs_poll_interval=0.05)
 
 
@@ -32,9 +32,9 @@ async def _until_done(api, admin, run_id: str) -> dict:  # type: ignore[no-untyp
 
 class TestCreateRun:
     async def test_a_queued_run_is_done_by_the_worker_with_progress_and_summary(
-        self, api, admin, seed: Seeder, fake_providers: tuple[FakeProviders, str]
+        self, api, admin, seed: Seeder, fake_statements: tuple[FakeStatements, str]
     ) -> None:  # type: ignore[no-untyped-def]
-        fake, _url = fake_providers
+        fake, _url = fake_statements
         await seed.payment("pay_ok", reference="1001")
         await seed.payment("pay_gone", reference="1002")
         await seed.payment("pay_amount", reference="1003")
@@ -75,9 +75,9 @@ class TestCreateRun:
         assert 'reconciliation_lines_matched_total{provider="click"} 4.0' in metrics
 
     async def test_a_run_that_cannot_read_the_statement_fails_with_its_reason(
-        self, api, admin, seed: Seeder, fake_providers: tuple[FakeProviders, str]
+        self, api, admin, seed: Seeder, fake_statements: tuple[FakeStatements, str]
     ) -> None:  # type: ignore[no-untyped-def]
-        fake, _url = fake_providers
+        fake, _url = fake_statements
         fake.mode = "truncated"
         fake.records = [line("1001", payment_id="pay_ok")]
         response = await api.post(

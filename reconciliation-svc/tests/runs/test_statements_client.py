@@ -10,7 +10,7 @@ import pytest
 from reconciliation_svc.services.runs import execute_run
 from sqlalchemy import text
 
-from .conftest import FakeProviders, Seeder, line
+from .conftest import FakeStatements, Seeder, line
 
 
 async def _count(seed: Seeder, table: str) -> int:
@@ -20,9 +20,9 @@ async def _count(seed: Seeder, table: str) -> int:
 
 class TestStatementFromProviders:
     async def test_a_complete_stream_is_matched_and_its_lines_dropped(
-        self, seed: Seeder, run_deps, fake_providers: tuple[FakeProviders, str]
+        self, seed: Seeder, run_deps, fake_statements: tuple[FakeStatements, str]
     ) -> None:  # type: ignore[no-untyped-def]
-        fake, _url = fake_providers
+        fake, _url = fake_statements
         await seed.payment("pay_ok", reference="1001")
         await seed.payment("pay_gone", reference="1002")
         fake.records = [line("1001", payment_id="pay_ok"), line("2001", payment_id="pay_unknown")]
@@ -49,9 +49,9 @@ class TestStatementFromProviders:
         ],
     )
     async def test_a_statement_not_had_whole_fails_the_run_and_nothing_is_kept(
-        self, seed: Seeder, run_deps, fake_providers: tuple[FakeProviders, str], mode: str, code: str
+        self, seed: Seeder, run_deps, fake_statements: tuple[FakeStatements, str], mode: str, code: str
     ) -> None:  # type: ignore[no-untyped-def]
-        fake, _url = fake_providers
+        fake, _url = fake_statements
         fake.mode = mode
         await seed.payment("pay_gone", reference="1002")
         fake.records = [line(str(3000 + i), payment_id=f"pay_x{i}") for i in range(2500)]
