@@ -37,7 +37,7 @@ test: lint services
 test-fast: lint services
 	$(VENV)/bin/pytest -m "not slow"
 
-## Throughput and latency (distributed mode) and the embedded mode's footprint; not part of `make test`. Results in bench-results/.
+## Throughput and latency (distributed mode), the embedded mode's footprint and reconciliation matching; not part of `make test`. Results in bench-results/
 bench: install services
 	$(VENV)/bin/python tests/bench/run.py
 	$(VENV)/bin/python tests/bench/webhooks.py
@@ -45,6 +45,7 @@ bench: install services
 	$(VENV)/bin/python tests/bench/stripe_webhooks.py
 	$(VENV)/bin/python tests/bench/token_flood.py
 	$(VENV)/bin/python tests/bench/embedded.py
+	$(VENV)/bin/python tests/bench/reconciliation.py
 
 ## ruff (lint and format) and mypy --strict over every service's and library's src/ (root pyproject.toml).
 lint: install

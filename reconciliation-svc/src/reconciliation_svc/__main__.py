@@ -1,6 +1,7 @@
 """``reconciliation-svc migrate | api | worker | all`` (``all`` = api and worker in one process),
 ``reconciliation-svc dead-letters list | replay`` for the dead letters of its queue, and
-``reconciliation-svc rebuild`` to refill the projection from payments-svc's event log."""
+``reconciliation-svc rebuild`` to refill the projection from payments-svc's event log; ``reconciliation-svc
+reconcile ... | runs ...`` (cli.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from billing_runtime.db import create_engine, make_sessionmaker
 from billing_runtime.running import configure_logging, run, service_main
 from billing_runtime.secret_policy import load_settings
 
+from reconciliation_svc import cli
 from reconciliation_svc.app import create_app
 from reconciliation_svc.db.models import outbox
 from reconciliation_svc.events.consumers import EVENTS_QUEUE
@@ -61,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     given = list(sys.argv[1:] if argv is None else argv)
     if given[:1] == ["rebuild"]:
         raise SystemExit(rebuild_command())
+    if given[:1] and given[0] in cli.COMMANDS:
+        raise SystemExit(cli.main(given, Settings))
     service_main(
         PROG,
         given,

@@ -20,6 +20,7 @@ from reconciliation_svc.db.models import outbox
 from reconciliation_svc.events.consumers import EVENT_BINDING_KEYS, EVENTS_QUEUE, events_handler
 from reconciliation_svc.keys import janitor_key, metrics_key, plumbing_key, settings_key, uow_key
 from reconciliation_svc.metrics import ReconciliationMetrics
+from reconciliation_svc.run_wiring import setup_runs
 from reconciliation_svc.services.gauges import watch_discrepancies
 from reconciliation_svc.services.janitor import Janitor
 from reconciliation_svc.services.projection import ProjectionDeps
@@ -104,4 +105,5 @@ def create_app(
     app.cleanup_ctx.append(plumbing.ctx)
     if "api" in roles:
         setup_routes(app)
+    setup_runs(app, settings, plumbing, metrics, roles)
     return app

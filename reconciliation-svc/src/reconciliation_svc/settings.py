@@ -45,6 +45,20 @@ class Settings(InternalServiceSettings):
     # Events per page `rebuild` reads from payments-svc's log.
     rebuild_page_size: int = Field(default=100, ge=1, le=1000)
 
+    # Reconciliation runs (README "Runs"). Seconds between the worker's looks for queued runs.
+    runs_poll_interval: float = Field(default=5.0, gt=0)
+    # A worker's lease on the run it does, extended with every progress report; past it another
+    # worker takes the run over (its worker stopped).
+    run_lease_seconds: float = Field(default=300.0, ge=10)
+    # Attempts at a run (a worker stopped mid-run) before it is failed.
+    run_max_attempts: int = Field(default=3, ge=1, le=20)
+    # The UTC hour from which the worker queues yesterday's run of every account it knows of.
+    schedule_hour: int = Field(default=2, ge=0, le=23)
+    # Both sides are read this much beyond the period (providers' clocks across midnight).
+    match_margin_seconds: float = Field(default=3600.0, ge=0, le=86400)
+    # The largest settlement file the admin API takes.
+    statement_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+
     _providers_internal_secret = field_validator("providers_internal_secret", mode="before")(required_secret)
     _payments_internal_secret = field_validator("payments_internal_secret", mode="before")(required_secret)
 
