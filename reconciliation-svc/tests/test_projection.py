@@ -170,6 +170,26 @@ class TestProviderVerdicts:
         [row] = await rows("SELECT status, observed_via, provider_reference FROM recon_provider_transactions")
         assert (row.status, row.observed_via, row.provider_reference) == ("succeeded", "status_check", "c-1")
 
+    @pytest.mark.parametrize("verdict_first", [True, False], ids=["verdict-first", "payment-first"])
+    async def test_a_payment_is_filed_under_the_account_its_verdict_names_in_either_order(
+        self, publish, rows, verdict_first: bool
+    ) -> None:
+        verdict = ProviderPaymentSucceededV1(tenant_id="ten_a", data=outcome(account_id="pac_click_1"))
+        events = [verdict, succeeded(3)] if verdict_first else [succeeded(3), verdict]
+        for event in events:
+            await publish(event)
+        # A later version of the payment (or a verdict naming no account) keeps the account.
+        await publish(
+            PaymentSucceededV1(tenant_id="ten_a", data={"payment": payment_snapshot(status="REFUNDED", sequence=5)})
+        )
+        await publish(ProviderPaymentSucceededV1(tenant_id="ten_a", data=outcome(provider_transaction_id="ptx_2")))
+        [row] = await rows("SELECT provider_account_id, status FROM recon_payments")
+        assert (row.provider_account_id, row.status) == ("pac_click_1", "REFUNDED")
+        [attempt] = await rows(
+            "SELECT account_id FROM recon_provider_transactions WHERE provider_transaction_id = 'ptx_1'"
+        )
+        assert attempt.account_id == "pac_click_1"
+
     async def test_a_final_refund_verdict_is_final(self, publish, rows) -> None:
         await publish(provider_refund("pending", NOW))
         await publish(provider_refund("succeeded", NOW + timedelta(minutes=1)))

@@ -109,6 +109,9 @@ class ReconProviderTransaction(Base):
     status: Mapped[str] = mapped_column(String(16))
     # callback | status_check
     observed_via: Mapped[str] = mapped_column(String(16))
+    # The provider account the attempt went through (None for the sandbox and for events published
+    # before outcomes carried it); files the payment under its account (recon_payments).
+    account_id: Mapped[str | None] = mapped_column(String(40))
     # The event's occurred_at: orders the verdicts of one transaction (the later observation wins).
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

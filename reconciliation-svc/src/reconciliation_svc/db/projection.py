@@ -9,7 +9,7 @@ from typing import Any
 
 from billing_contracts.events import PaymentSnapshot, ProviderPaymentOutcome, ProviderRefund, RefundSnapshot
 from billing_runtime.db import table_of
-from sqlalchemy import ColumnElement, Table, and_, case, func, null, or_, text, tuple_
+from sqlalchemy import ColumnElement, Table, Update, and_, case, func, null, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import Insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,7 +37,16 @@ def upsert_payment(snapshot: PaymentSnapshot, tenant_id: str, first_check: timed
     PROVIDER_PENDING starts the janitor's clock; leaving it stops it (REC-7)."""
     table = table_of(ReconPayment)
     pending_since = snapshot.updated_at if snapshot.status == PENDING_PAYMENT else None
+    # The account comes with the provider's verdict (provider_account_filed), which may have come first.
+    attempts = table_of(ReconProviderTransaction)
+    account = (
+        select(attempts.c.account_id)
+        .where(attempts.c.payment_id == snapshot.id, attempts.c.account_id.is_not(None))
+        .limit(1)
+        .scalar_subquery()
+    )
     stmt = pg_insert(table).values(
+        provider_account_id=account,
         id=snapshot.id,
         tenant_id=tenant_id,
         livemode=snapshot.livemode,
@@ -79,6 +88,7 @@ def upsert_payment(snapshot: PaymentSnapshot, tenant_id: str, first_check: timed
         "checks": case((and_(newer, now_pending, ~was_pending), 0), else_=table.c.checks),
         # The earliest paid version we saw, whatever order the events came in.
         "succeeded_at": func.least(table.c.succeeded_at, ex.succeeded_at),
+        "provider_account_id": func.coalesce(table.c.provider_account_id, ex.provider_account_id),
     }
     earlier_paid = and_(
         ex.succeeded_at.is_not(None), or_(table.c.succeeded_at.is_(None), table.c.succeeded_at > ex.succeeded_at)
@@ -144,6 +154,7 @@ def upsert_provider_transaction(
         currency=outcome.currency,
         status=status,
         observed_via=outcome.observed_via,
+        account_id=outcome.account_id,
         occurred_at=occurred_at,
         updated_at=now,
     )
@@ -151,8 +162,20 @@ def upsert_provider_transaction(
     columns = ["provider_reference", "amount", "currency", "status", "observed_via", "occurred_at", "updated_at"]
     return stmt.on_conflict_do_update(
         index_elements=["provider_transaction_id"],
-        set_={col: ex[col] for col in columns},
+        set_={**{col: ex[col] for col in columns}, "account_id": func.coalesce(ex.account_id, table.c.account_id)},
         where=table.c.occurred_at < ex.occurred_at,
+    )
+
+
+def provider_account_filed(payment_id: str, account_id: str) -> Update:
+    """File our payment under the provider account its verdict names, when the payment came first
+    (``upsert_payment`` takes it from the verdict when the verdict came first). An account, once known,
+    stays: an attempt goes through one account."""
+    table = table_of(ReconPayment)
+    return (
+        update(table)
+        .where(table.c.id == payment_id, table.c.provider_account_id.is_(None))
+        .values(provider_account_id=account_id)
     )
 
 

@@ -20,11 +20,13 @@ from billing_contracts.events import (
 from billing_contracts.events.payments import PaymentData
 from billing_contracts.events.refunds import RefundData
 from billing_runtime.inbox import record_once
+from sqlalchemy import Update
 from sqlalchemy.dialects.postgresql import Insert
 
 from reconciliation_svc.db.discrepancies import record_discrepancy
 from reconciliation_svc.db.models import inbox
 from reconciliation_svc.db.projection import (
+    provider_account_filed,
     upsert_payment,
     upsert_provider_refund,
     upsert_provider_transaction,
@@ -43,7 +45,7 @@ class ProjectionDeps:
     first_check: timedelta
 
 
-def projection_writes(event: EventBase, first_check: timedelta) -> list[Insert] | None:
+def projection_writes(event: EventBase, first_check: timedelta) -> list[Insert | Update] | None:
     """The upserts an event makes, or None for an event the projection does not take."""
     data = getattr(event, "data", None)
     if isinstance(data, RefundData):
@@ -55,7 +57,10 @@ def projection_writes(event: EventBase, first_check: timedelta) -> list[Insert] 
         return [upsert_payment(data.payment, event.tenant_id, first_check)]
     if isinstance(event, ProviderPaymentSucceededV1 | ProviderPaymentFailedV1):
         status = "succeeded" if isinstance(event, ProviderPaymentSucceededV1) else "failed"
-        return [upsert_provider_transaction(event.data, status, event.occurred_at, utcnow())]
+        writes: list[Insert | Update] = [upsert_provider_transaction(event.data, status, event.occurred_at, utcnow())]
+        if event.data.account_id is not None:
+            writes.append(provider_account_filed(event.data.payment_id, event.data.account_id))
+        return writes
     if isinstance(event, ProviderRefundUpdatedV1):
         return [upsert_provider_refund(event.data, utcnow())]
     return None
