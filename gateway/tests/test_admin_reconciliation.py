@@ -86,3 +86,65 @@ class TestReconciliationKey:
 
     def test_empty_means_not_configured(self, make_settings: Callable[..., object]) -> None:
         assert make_settings(reconciliation_internal_secret="").reconciliation_internal_secret is None  # type: ignore[attr-defined]
+
+
+class TestSettlementUploads:
+    """``POST /admin/reconciliation/statements`` carries a settlement file (megabytes, multipart): it is
+    streamed through under its own limit, not the 64 KiB every JSON body is held to."""
+
+    @staticmethod
+    def _multipart(size: int) -> tuple[bytes, str]:
+        boundary = "billing-test-boundary"
+        line = b"click_trans_id,merchant_trans_id,amount,status,payment_date\n"
+        rows = (b"1,pay_1,50000.00,paid,2026-12-04 10:00:00\n" * (size // 40 + 1))[:size]
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="provider"\r\n\r\nclick\r\n'
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="s.csv"\r\n'
+                "Content-Type: text/csv\r\n\r\n"
+            ).encode()
+            + line
+            + rows
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        return body, f"multipart/form-data; boundary={boundary}"
+
+    async def test_a_file_larger_than_the_json_limit_arrives_whole_with_its_boundary(
+        self, gateway: Gateway, reconciliation: FakeUpstream
+    ) -> None:
+        body, content_type = self._multipart(300_000)
+        reconciliation.reply("POST", "/admin/reconciliation/statements", Reply(201, b'{"id": "stm_1"}'))
+        resp = await gateway.client.post(
+            "/admin/reconciliation/statements", data=body, headers={**admin_headers(), "Content-Type": content_type}
+        )
+        assert resp.status == 201, await resp.text()
+        assert reconciliation.last.body == body
+        assert reconciliation.last.headers["Content-Type"] == content_type
+        # Every other route keeps the JSON limit.
+        resp = await gateway.client.post(
+            "/admin/reconciliation/discrepancies/dsc_1/ignore",
+            data=body,
+            headers={**admin_headers(), "Content-Type": content_type},
+        )
+        assert resp.status == 413
+
+    async def test_past_its_limit_it_is_refused_and_nothing_whole_reaches_reconciliation(
+        self, make_gateway: Callable[..., Awaitable[Gateway]], reconciliation: FakeUpstream
+    ) -> None:
+        gateway = await make_gateway(statement_upload_limit=100_000)
+        body, content_type = self._multipart(300_000)
+        headers = {**admin_headers(), "Content-Type": content_type}
+        # Declared up front: refused before a byte is forwarded.
+        resp = await gateway.client.post("/admin/reconciliation/statements", data=body, headers=headers)
+        assert resp.status == 413
+        assert (await resp.json())["code"] == "payload_too_large"
+
+        # Not declared (chunked): refused once the count passes the limit; the upstream's copy breaks off.
+        async def chunks():  # type: ignore[no-untyped-def]
+            for start in range(0, len(body), 16_384):
+                yield body[start : start + 16_384]
+
+        resp = await gateway.client.post("/admin/reconciliation/statements", data=chunks(), headers=headers)
+        assert resp.status == 413
+        assert (await resp.json())["code"] == "payload_too_large"
+        assert all(len(r.body) < len(body) for r in reconciliation.received)

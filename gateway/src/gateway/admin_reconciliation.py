@@ -24,7 +24,10 @@ async def reconciliation(request: web.Request) -> web.Response:
             "Reconciliation is not configured on this gateway (GATEWAY_RECONCILIATION_INTERNAL_SECRET).",
             headers={"Retry-After": "60"},
         )
-    return await relay(request, RECONCILIATION, None, internal=True)
+    # A settlement file is larger than any JSON body: streamed through under a limit of its own.
+    upload = request.method == "POST" and request.match_info["tail"] == "statements"
+    limit = request.app[settings_key].statement_upload_limit if upload else None
+    return await relay(request, RECONCILIATION, None, internal=True, stream_limit=limit)
 
 
 def add_reconciliation_routes(app: web.Application) -> None:

@@ -4,7 +4,7 @@ failures come back. Upstream problem+json bodies are passed through unchanged.""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import ClientError, web
@@ -141,14 +141,21 @@ async def relay(
     internal: bool,
     pass_authorization: bool = False,
     pages: bool = False,
+    stream_limit: int | None = None,
 ) -> web.Response:
     """The request, on the same path, to ``upstream_name``; its answer back (503 when unreachable).
-    ``internal``: with an internal token naming ``tenant`` (or no tenant: a platform call)."""
+    ``internal``: with an internal token naming ``tenant`` (or no tenant: a platform call).
+    ``stream_limit``: the body is streamed to the upstream as it arrives, up to that many bytes (413
+    beyond), instead of read whole under the app's ``client_max_size``."""
     if not _is_safe_path(request):
         raise ProblemError(404, "not_found", "No such route")
     app = request.app
-    # Bounded by client_max_size whether or not the client sent a Content-Length (413 beyond it).
-    body = await request.read()
+    body: bytes | BoundedBody
+    if stream_limit is None:
+        # Bounded by client_max_size whether or not the client sent a Content-Length (413 beyond it).
+        body = await request.read()
+    else:
+        body = BoundedBody(request, stream_limit)
 
     headers = {name: request.headers[name] for name in FORWARDED_REQUEST_HEADERS if name in request.headers}
     if pass_authorization and "Authorization" in request.headers:
@@ -178,6 +185,8 @@ async def relay(
             names = RETURNED_RESPONSE_HEADERS + (PAGE_RESPONSE_HEADERS if pages else ())
             returned = {name: response.headers[name] for name in names if name in response.headers}
     except (ClientError, TimeoutError) as exc:
+        if isinstance(body, BoundedBody) and body.exceeded:
+            raise body.too_large() from None
         reason = "timeout" if isinstance(exc, TimeoutError) else "unreachable"
         app[metrics_key].upstream_failures.labels(upstream.name, reason).inc()
         log.warning("%s %s: upstream %s %s: %r", request.method, request.path, upstream.name, reason, exc)
@@ -188,6 +197,31 @@ async def relay(
             headers={"Retry-After": UPSTREAM_RETRY_AFTER},
         ) from exc
     return web.Response(status=status, body=payload, headers=returned)
+
+
+class BoundedBody:
+    """A request body streamed to the upstream as it arrives, refused (413) past ``limit``: up front when
+    the client declares a larger Content-Length, else as soon as the bytes counted pass it (the stream
+    then breaks off, so the upstream sees a request cut short and discards it)."""
+
+    def __init__(self, request: web.Request, limit: int) -> None:
+        if request.content_length is not None and request.content_length > limit:
+            raise ProblemError(413, "payload_too_large", f"The request body is larger than {limit} bytes")
+        self._request = request
+        self._limit = limit
+        self.exceeded = False
+
+    def too_large(self) -> ProblemError:
+        return ProblemError(413, "payload_too_large", f"The request body is larger than {self._limit} bytes")
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        seen = 0
+        async for chunk in self._request.content.iter_chunked(64 * 1024):
+            seen += len(chunk)
+            if seen > self._limit:
+                self.exceeded = True
+                raise self.too_large()
+            yield chunk
 
 
 def _throttle(request: web.Request, tenant_id: str) -> None:

@@ -91,6 +91,9 @@ class Settings(ServiceSettings):
     rate_limit_burst: int = Field(default=100, ge=1)
 
     body_limit: int = Field(default=64 * 1024, gt=0)
+    # A settlement file uploaded to reconciliation (POST /admin/reconciliation/statements, admin only) is
+    # streamed through, never held here, up to this size (reconciliation-svc has its own, equal limit).
+    statement_upload_limit: int = Field(default=64 * 1024 * 1024, gt=0)
 
     _internal_secrets = field_validator(
         "payments_internal_secret", "webhooks_internal_secret", "providers_internal_secret", mode="before"
