@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 SERVICE_ROOT = Path(__file__).resolve().parents[1]
 INTERNAL_SECRET = "test-internal-secret-0123456789abcdef"
+# reconciliation-svc's own key here (PAYMENTS_RECONCILIATION_INTERNAL_SECRET).
+RECONCILIATION_SECRET = "test-reconciliation-secret-0123456789abcdef"
 # providers-svc's own key: payments-svc signs its calls there with it (a key per audience).
 PROVIDERS_INTERNAL_SECRET = "test-providers-internal-secret-0123456789"
 
@@ -101,6 +103,7 @@ def settings(database_url: str) -> Settings:
         database_url=database_url,
         internal_secret=INTERNAL_SECRET,
         providers_internal_secret=PROVIDERS_INTERNAL_SECRET,
+        reconciliation_internal_secret=RECONCILIATION_SECRET,
         checkout_base_url="http://127.0.0.1:8080",
         sweep_interval=3600,
         outbox_poll_interval=0.05,

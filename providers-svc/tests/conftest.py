@@ -35,6 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 SERVICE_ROOT = Path(__file__).resolve().parents[1]
 INTERNAL_SECRET = "test-internal-secret-0123456789abcdef"
+# reconciliation-svc's own key here (PROVIDERS_RECONCILIATION_INTERNAL_SECRET).
+RECONCILIATION_SECRET = "test-reconciliation-secret-0123456789abcdef"
 SANDBOX_SECRET = "test-sandbox-secret-0123456789abcdef"
 # A Fernet key of the tests' own (url-safe base64 of 32 bytes); rotation tests add another in front.
 CREDENTIALS_KEYS = "dGVzdC1jcmVkZW50aWFscy1rZXktMDEyMzQ1Njc4OWE="
@@ -71,6 +73,7 @@ def settings(database_url: str) -> Settings:
         database_url=database_url,
         bus_url="memory://",
         internal_secret=INTERNAL_SECRET,
+        reconciliation_internal_secret=RECONCILIATION_SECRET,
         sandbox_secret=SANDBOX_SECRET,
         credentials_keys=CREDENTIALS_KEYS,
         # Nothing listens on port 9 (discard); tests that need callbacks delivered point this elsewhere.
@@ -132,11 +135,14 @@ def internal_headers() -> Callable[..., dict[str, str]]:
     def headers(
         tenant_id: str | None = TENANT_A,
         *,
-        secret: str = INTERNAL_SECRET,
+        secret: str | None = None,
         audience: str = "providers",
         issuer: str = "payments",
         livemode: bool = False,
     ) -> dict[str, str]:
+        # Each issuer signs with the key it holds: reconciliation-svc with its own.
+        if secret is None:
+            secret = RECONCILIATION_SECRET if issuer == "reconciliation" else INTERNAL_SECRET
         token = sign_internal(
             secret, issuer=issuer, audience=audience, tenant_id=tenant_id, tenant_name="Shop", livemode=livemode
         )

@@ -40,6 +40,9 @@ INTERNAL_KEYS = {
     "providers": "e2e-providers-internal-key-0123456789abcdef",
     "webhooks": "e2e-webhooks-internal-key-0123456789abcdef",
     "reconciliation": "e2e-reconciliation-internal-key-0123456789abcdef",
+    # reconciliation-svc's own keys at payments-svc and providers-svc (a key per issuer there).
+    "payments_reconciliation": "e2e-payments-reconciliation-key-0123456789abcdef",
+    "providers_reconciliation": "e2e-providers-reconciliation-key-0123456789abcdef",
 }
 
 
@@ -211,6 +214,7 @@ def run_distributed(
             "PAYMENTS_BUS_URL": rabbit,
             "PAYMENTS_INTERNAL_SECRET": INTERNAL_KEYS["payments"],
             "PAYMENTS_PROVIDERS_INTERNAL_SECRET": INTERNAL_KEYS["providers"],
+            "PAYMENTS_RECONCILIATION_INTERNAL_SECRET": INTERNAL_KEYS["payments_reconciliation"],
             "PAYMENTS_PROVIDERS_URL": f"http://127.0.0.1:{p['providers']}",
             "PAYMENTS_CHECKOUT_BASE_URL": f"http://127.0.0.1:{p['checkout']}",
             "PAYMENTS_OUTBOX_POLL_INTERVAL": "0.5",
@@ -219,6 +223,7 @@ def run_distributed(
             "PROVIDERS_DATABASE_URL": f"{base}/{dbs['providers']}",
             "PROVIDERS_BUS_URL": rabbit,
             "PROVIDERS_INTERNAL_SECRET": INTERNAL_KEYS["providers"],
+            "PROVIDERS_RECONCILIATION_INTERNAL_SECRET": INTERNAL_KEYS["providers_reconciliation"],
             "PROVIDERS_PUBLIC_GATEWAY_URL": gateway_url,
             "PROVIDERS_SANDBOX_SECRET": "e2e-sandbox-secret-0123456789abcdef",
             "PROVIDERS_CREDENTIALS_KEYS": base64.urlsafe_b64encode(b"e2e-credentials-key-0123456789ab").decode(),
@@ -243,9 +248,9 @@ def run_distributed(
             "RECONCILIATION_BUS_URL": rabbit,
             "RECONCILIATION_PORT": str(p["reconciliation"]),
             "RECONCILIATION_INTERNAL_SECRET": INTERNAL_KEYS["reconciliation"],
-            "RECONCILIATION_PROVIDERS_INTERNAL_SECRET": INTERNAL_KEYS["providers"],
+            "RECONCILIATION_PROVIDERS_INTERNAL_SECRET": INTERNAL_KEYS["providers_reconciliation"],
             "RECONCILIATION_PROVIDERS_URL": f"http://127.0.0.1:{p['providers']}",
-            "RECONCILIATION_PAYMENTS_INTERNAL_SECRET": INTERNAL_KEYS["payments"],
+            "RECONCILIATION_PAYMENTS_INTERNAL_SECRET": INTERNAL_KEYS["payments_reconciliation"],
             "RECONCILIATION_PAYMENTS_URL": f"http://127.0.0.1:{p['payments']}",
         },
     }

@@ -95,12 +95,14 @@ def build_config(data_dir: Path, server: DatabaseServer) -> EmbeddedConfig:
         database_pool_size=POOL_SIZE,
         internal_secret=internal["payments"],
         providers_internal_secret=internal["providers"],
+        reconciliation_internal_secret=keys["payments_reconciliation_secret"],
         bus_url="memory://",
     )
     providers = ProvidersSettings(
         database_url=server.url("providers"),
         database_pool_size=POOL_SIZE,
         internal_secret=internal["providers"],
+        reconciliation_internal_secret=keys["providers_reconciliation_secret"],
         bus_url="memory://",
         sandbox_secret=os.environ.get("PROVIDERS_SANDBOX_SECRET") or keys["sandbox_secret"],
         credentials_keys=os.environ.get("PROVIDERS_CREDENTIALS_KEYS") or keys["providers_credentials_keys"],
@@ -127,13 +129,14 @@ def build_config(data_dir: Path, server: DatabaseServer) -> EmbeddedConfig:
         allow_loopback=os.environ.get("WEBHOOKS_ALLOW_LOOPBACK", "true").lower() == "true",
         allow_http=True,
     )
-    # Reconciliation calls providers-svc (the janitor's sync) and payments-svc (rebuild) with their keys.
+    # Reconciliation calls providers-svc (the janitor's sync) and payments-svc (rebuild) with the keys
+    # those two keep for it alone (never their own internal keys: it cannot sign as anyone else).
     reconciliation = ReconciliationSettings(
         database_url=server.url("reconciliation"),
         database_pool_size=POOL_SIZE,
         internal_secret=internal["reconciliation"],
-        providers_internal_secret=internal["providers"],
-        payments_internal_secret=internal["payments"],
+        providers_internal_secret=keys["providers_reconciliation_secret"],
+        payments_internal_secret=keys["payments_reconciliation_secret"],
         bus_url="memory://",
     )
     reconciliation = reconciliation.model_copy(

@@ -15,6 +15,9 @@ INTERNAL_KEYS = (
     "providers_internal_secret",
     "webhooks_internal_secret",
     "reconciliation_internal_secret",
+    # reconciliation-svc's own keys towards payments-svc and providers-svc (a key per issuer there).
+    "payments_reconciliation_secret",
+    "providers_reconciliation_secret",
 )
 _NAMES = ("admin_token", "jwt_key", "sandbox_secret", *INTERNAL_KEYS)
 # Encrypt webhook signing secrets and provider credentials at rest; Fernet wants url-safe base64 of

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 from billing_runtime.app import service_app
@@ -34,6 +35,19 @@ from payments_svc.services.providers_http import HttpProviders
 from payments_svc.services.uow import PaymentsUnitOfWork
 from payments_svc.settings import Settings
 from payments_svc.sweeper import expiry_loop, idempotency_pruning_loop
+
+
+def issuers_of(settings: Settings) -> dict[str, Any]:
+    """Who may call: the gateway (the tenant routes, checkout) with payments-svc's own key; and, when
+    its key is configured, reconciliation-svc with a key of its own, to read every tenant's event log
+    and nothing else (docs/INTERNAL.md "Trust")."""
+    if settings.reconciliation_internal_secret is None:
+        return {"internal_issuers": {"gateway"}}
+    return {
+        "internal_issuers": {"gateway", "reconciliation"},
+        "confined_issuers": {"reconciliation": {INTERNAL_EVENTS}},
+        "issuer_secrets": {"reconciliation": settings.reconciliation_internal_secret.get_secret_value()},
+    }
 
 
 def create_app(
@@ -87,8 +101,7 @@ def create_app(
         internal_audience="payments",
         # The gateway calls the tenant routes and checkout; reconciliation-svc reads every tenant's
         # event log, and nothing else (docs/INTERNAL.md "Trust").
-        internal_issuers={"gateway", "reconciliation"},
-        confined_issuers={"reconciliation": {INTERNAL_EVENTS}},
+        **issuers_of(settings),
     )
     app[settings_key] = settings
     app[plumbing_key] = plumbing

@@ -8,11 +8,13 @@ from typing import Any
 import pytest
 from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
 
+# As in conftest: payments-svc's own key (the gateway's), and reconciliation-svc's own key here.
 INTERNAL_SECRET = "test-internal-secret-0123456789abcdef"
+RECONCILIATION_SECRET = "test-reconciliation-secret-0123456789abcdef"
 
 
 def _reconciliation(tenant_id: str | None = None) -> dict[str, str]:
-    token = sign_internal(INTERNAL_SECRET, issuer="reconciliation", audience="payments", tenant_id=tenant_id)
+    token = sign_internal(RECONCILIATION_SECRET, issuer="reconciliation", audience="payments", tenant_id=tenant_id)
     return {INTERNAL_HEADER: token}
 
 
@@ -99,3 +101,26 @@ class TestWhoMayCall:
         assert response.status == 403
         assert (await response.json())["code"] == "forbidden"
         assert await count("payments") == 0
+
+
+class TestReconciliationKey:
+    """reconciliation-svc signs with a key of its own: it cannot claim to be the gateway (and reach the
+    tenant routes), and the gateway's key cannot claim to be reconciliation-svc."""
+
+    async def test_reconciliations_key_cannot_sign_as_the_gateway(self, client: Any, new_payment: Any) -> None:
+        payment = await new_payment("ten_a")
+        forged = sign_internal(RECONCILIATION_SECRET, issuer="gateway", audience="payments", tenant_id="ten_a")
+        response = await client.get(f"/v1/payments/{payment['id']}", headers={INTERNAL_HEADER: forged})
+        assert response.status == 401
+        assert (await response.json())["code"] == "unauthorized"
+        response = await client.post(
+            f"/v1/payments/{payment['id']}/refunds",
+            json={},
+            headers={INTERNAL_HEADER: forged, "Idempotency-Key": "forged"},
+        )
+        assert response.status == 401
+
+    async def test_the_gateways_key_cannot_sign_as_reconciliation(self, client: Any) -> None:
+        forged = sign_internal(INTERNAL_SECRET, issuer="reconciliation", audience="payments", tenant_id=None)
+        response = await client.get("/internal/events", headers={INTERNAL_HEADER: forged})
+        assert response.status == 401

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -129,6 +130,20 @@ async def _http_client(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+def issuers_of(settings: Settings) -> dict[str, Any]:
+    """Who may call: payments-svc (start, check, cancel payments, check refunds) and the gateway (the
+    provider accounts' admin API), with providers-svc's own key; and, when its key is configured,
+    reconciliation-svc with a key of its own, to sync payments and refunds and read statements, and
+    nothing else (docs/INTERNAL.md "Trust")."""
+    if settings.reconciliation_internal_secret is None:
+        return {"internal_issuers": {"payments", "gateway"}}
+    return {
+        "internal_issuers": {"payments", "gateway", RECONCILIATION},
+        "confined_issuers": {RECONCILIATION: {SYNC_PAYMENT, SYNC_REFUND, STATEMENTS}},
+        "issuer_secrets": {RECONCILIATION: settings.reconciliation_internal_secret.get_secret_value()},
+    }
+
+
 def create_app(
     settings: Settings,
     *,
@@ -173,10 +188,7 @@ def create_app(
         checks=checks,
         internal_secret=settings.internal_secret.get_secret_value(),
         internal_audience="providers",
-        # payments-svc starts, checks and cancels payments and checks refunds; the gateway manages provider
-        # accounts; reconciliation-svc syncs payments and refunds and reads statements, and reaches nothing else.
-        internal_issuers={"payments", "gateway", RECONCILIATION},
-        confined_issuers={RECONCILIATION: {SYNC_PAYMENT, SYNC_REFUND, STATEMENTS}},
+        **issuers_of(settings),
         public_prefixes=("/billing/", "/sandbox/", "/simulators/", "/pay/"),
     )
 

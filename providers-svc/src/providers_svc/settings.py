@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from billing_runtime.key_ring import key_ring_problem
-from billing_runtime.secret_policy import env_name, required_secret
+from billing_runtime.secret_policy import env_name, optional_secret, required_secret
 from billing_runtime.settings import InternalServiceSettings
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
@@ -54,6 +54,11 @@ class Settings(InternalServiceSettings):
 
     # The sandbox "bank": the HMAC key of its signed callbacks. Required, >= 32 bytes, never published.
     sandbox_secret: SecretStr = Field(default=None, validate_default=True)
+    # The key reconciliation-svc signs its calls here with (it holds it as
+    # RECONCILIATION_PROVIDERS_INTERNAL_SECRET): a key of its own, so that it cannot sign as payments-svc
+    # or the gateway, nor they as it. Unset: reconciliation-svc is refused (no janitor syncs, no
+    # statements).
+    reconciliation_internal_secret: SecretStr | None = None
     sandbox_signature_tolerance: int = Field(default=300, ge=1)
     sandbox_pending_delay: float = Field(default=3.0, ge=0)
     sandbox_currencies: Annotated[list[str], NoDecode] = Field(
@@ -73,6 +78,7 @@ class Settings(InternalServiceSettings):
     credentials_keys: SecretStr = Field(default=None, validate_default=True)
 
     _sandbox_secret = field_validator("sandbox_secret", mode="before")(required_secret)
+    _reconciliation_internal_secret = field_validator("reconciliation_internal_secret", mode="before")(optional_secret)
 
     @field_validator("credentials_keys", mode="before")
     @classmethod

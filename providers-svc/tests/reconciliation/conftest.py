@@ -9,10 +9,17 @@ from typing import Any
 from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
 
 INTERNAL_SECRET = "test-internal-secret-0123456789abcdef"
+RECONCILIATION_SECRET = "test-reconciliation-secret-0123456789abcdef"
 
 
-def reconciliation_headers(*, tenant_id: str | None = None, issuer: str = "reconciliation") -> dict[str, str]:
-    token = sign_internal(INTERNAL_SECRET, issuer=issuer, audience="providers", tenant_id=tenant_id)
+def reconciliation_headers(
+    *, tenant_id: str | None = None, issuer: str = "reconciliation", secret: str | None = None
+) -> dict[str, str]:
+    """A token as ``issuer`` would sign it (reconciliation-svc with its own key, others with the shared
+    one), or with ``secret`` to forge one."""
+    if secret is None:
+        secret = RECONCILIATION_SECRET if issuer == "reconciliation" else INTERNAL_SECRET
+    token = sign_internal(secret, issuer=issuer, audience="providers", tenant_id=tenant_id)
     return {INTERNAL_HEADER: token}
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import reconciliation_headers
+from .conftest import INTERNAL_SECRET, RECONCILIATION_SECRET, reconciliation_headers
 
 
 class TestReconciliationToken:
@@ -51,3 +51,23 @@ class TestOtherCallers:
                 response = await client.request(method, path, headers=headers)
                 assert response.status == 403, (issuer, tenant_id, path)
                 assert (await response.json())["code"] == "forbidden"
+
+
+class TestKeyPerIssuer:
+    """reconciliation-svc holds only its own key here: it cannot sign as payments-svc or the gateway
+    (which would reach starts, cancels and the provider accounts), nor can their key sign as it."""
+
+    @pytest.mark.parametrize("issuer", ["payments", "gateway"])
+    async def test_reconciliations_key_cannot_sign_as_another_service(self, make_client: Any, issuer: str) -> None:
+        client = await make_client()
+        for tenant_id in (None, "ten_aaaaaaaaaaaaaaaa"):
+            headers = reconciliation_headers(tenant_id=tenant_id, issuer=issuer, secret=RECONCILIATION_SECRET)
+            for method, path in (("GET", "/internal/providers?currency=USD"), ("GET", "/admin/provider-accounts")):
+                response = await client.request(method, path, headers=headers)
+                assert response.status == 401, (issuer, tenant_id, path)
+
+    async def test_the_shared_key_cannot_sign_as_reconciliation(self, make_client: Any) -> None:
+        client = await make_client()
+        headers = reconciliation_headers(secret=INTERNAL_SECRET)
+        response = await client.post("/internal/payments/pay_1/sync", headers=headers)
+        assert response.status == 401

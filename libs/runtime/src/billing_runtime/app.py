@@ -39,13 +39,15 @@ def service_app(
     internal_audience: str,
     internal_issuers: Collection[str] = (),
     confined_issuers: Mapping[str, Collection[str]] | None = None,
+    issuer_secrets: Mapping[str, str] | None = None,
     public_prefixes: tuple[str, ...] = (),
     body_limit: int = DEFAULT_BODY_LIMIT,
     ops_guard: Callable[[web.Request], None] | None = None,
 ) -> web.Application:
     """request id → metrics → problem+json → ops guard (when given) → internal auth (when a secret is
-    given: tokens signed with it by one of ``internal_issuers``; those in ``confined_issuers`` reach
-    only the routes listed for them, naming no tenant) → handler.
+    given: tokens signed with it by one of ``internal_issuers``, or with an issuer's own key from
+    ``issuer_secrets``; those in ``confined_issuers`` reach only the routes listed for them, naming no
+    tenant) → handler.
 
     ``ops_guard`` raises (a 401 problem) unless a request may read ``/readyz`` and ``/metrics``: on a
     public listener those are not for everyone (the gateway's, API.md "Operations")."""
@@ -60,6 +62,7 @@ def service_app(
                 public_prefixes=HEALTH_PREFIXES + public_prefixes,
                 issuers=internal_issuers,
                 confined=confined_issuers,
+                issuer_secrets=issuer_secrets,
             )
         )
     app = web.Application(middlewares=middlewares, client_max_size=body_limit)

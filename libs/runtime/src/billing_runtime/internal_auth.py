@@ -108,6 +108,17 @@ class InternalSigner:
         return token
 
 
+def claimed_issuer(token: str) -> str | None:
+    """The ``iss`` a token claims, read WITHOUT verifying it: only to choose the key that must then
+    verify it (``internal_auth_middleware``'s ``issuer_secrets``)."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    issuer = claims.get("iss")
+    return issuer if isinstance(issuer, str) else None
+
+
 def verify_internal(secret: str, token: str, *, audience: str) -> Caller:
     try:
         claims = jwt.decode(
@@ -140,6 +151,7 @@ def internal_auth_middleware(
     public_prefixes: tuple[str, ...],
     issuers: Collection[str],
     confined: Mapping[str, Collection[str]] | None = None,
+    issuer_secrets: Mapping[str, str] | None = None,
 ) -> Middleware:
     """Require an internal token on every path except the public ones (health, provider callbacks...),
     signed with ``secret`` for ``audience`` by one of ``issuers`` (the services allowed to call).
@@ -150,11 +162,19 @@ def internal_auth_middleware(
     service that calls only a few routes of another (reconciliation) then cannot reach the rest,
     however those handlers check their callers (the checkout routes take calls naming no tenant).
 
+    ``issuer_secrets`` gives an issuer a key of its own: its tokens verify with that key only, and
+    ``secret`` no longer verifies a token claiming that issuer. A service holding the shared key (the
+    gateway's, payments-svc's) then cannot mint that issuer's tokens, and the issuer holding only its
+    own key cannot claim to be anyone else: ``iss`` is trusted only as far as the key behind it.
+
     Verified tokens are remembered until they expire (callers reuse them, see ``InternalSigner``):
     the secret is fixed for this middleware, so a token that verified once verifies again until its
     ``exp``, which is checked on every use.
     """
     allowed = frozenset(issuers)
+    own_keys = dict(issuer_secrets or {})
+    if not set(own_keys) <= allowed:
+        raise ValueError(f"keys given for issuers not allowed to call: {sorted(set(own_keys) - allowed)}")
     confinement = {issuer: frozenset(routes) for issuer, routes in (confined or {}).items()}
     if not allowed:
         raise ValueError("an internal API must name the services allowed to call it")
@@ -171,7 +191,9 @@ def internal_auth_middleware(
             raise ProblemError(401, "unauthorized", "Missing internal credentials")
         caller = verified.get(token)
         if caller is None or caller.expires_at <= time.time():
-            caller = verify_internal(secret, token, audience=audience)
+            issuer = claimed_issuer(token)
+            key = own_keys.get(issuer, secret) if issuer is not None else secret
+            caller = verify_internal(key, token, audience=audience)
             if caller.service not in allowed:
                 raise ProblemError(401, "unauthorized", "Invalid internal credentials")
             if len(verified) >= _VERIFIED_MAX:
