@@ -148,3 +148,17 @@ class TestSettlementUploads:
         assert resp.status == 413
         assert (await resp.json())["code"] == "payload_too_large"
         assert all(len(r.body) < len(body) for r in reconciliation.received)
+
+    async def test_an_upload_has_its_own_timeout_not_the_json_one(
+        self, make_gateway: Callable[..., Awaitable[Gateway]], reconciliation: FakeUpstream
+    ) -> None:
+        gateway = await make_gateway(upstream_timeout=0.3, statement_upload_timeout=10)
+        body, content_type = self._multipart(100_000)
+        headers = {**admin_headers(), "Content-Type": content_type}
+        # reconciliation-svc takes a while to parse and stage a file: longer than a JSON call may take.
+        reconciliation.reply("POST", "/admin/reconciliation/statements", Reply(201, b'{"id": "stm_1"}', delay=1.0))
+        reconciliation.reply("GET", "/admin/reconciliation/discrepancies", Reply(200, b"{}", delay=1.0))
+        resp = await gateway.client.post("/admin/reconciliation/statements", data=body, headers=headers)
+        assert resp.status == 201, await resp.text()
+        resp = await gateway.client.get("/admin/reconciliation/discrepancies", headers=admin_headers())
+        assert resp.status == 503

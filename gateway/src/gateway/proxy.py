@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-from aiohttp import ClientError, web
+from aiohttp import ClientError, ClientTimeout, web
 from billing_contracts.envelope import utcnow
 from billing_runtime.internal_auth import INTERNAL_HEADER
 from billing_runtime.keys import request_id_key
@@ -20,6 +20,7 @@ from gateway.keys import (
     internal_signer_key,
     metrics_key,
     rate_limiter_key,
+    settings_key,
     token_codec_key,
     upstreams_key,
 )
@@ -179,6 +180,7 @@ async def relay(
             data=body or None,
             headers=headers,
             allow_redirects=False,
+            timeout=_timeout(request, body, upstream.session.timeout),
         ) as response:
             payload = await response.read()
             status = response.status
@@ -197,6 +199,15 @@ async def relay(
             headers={"Retry-After": UPSTREAM_RETRY_AFTER},
         ) from exc
     return web.Response(status=status, body=payload, headers=returned)
+
+
+def _timeout(request: web.Request, body: bytes | BoundedBody, default: ClientTimeout) -> ClientTimeout:
+    """A streamed upload (megabytes from a slow client, then parsed and staged upstream) has a timeout
+    of its own, ``statement_upload_timeout``; a JSON request keeps the session's (``default``)."""
+    if not isinstance(body, BoundedBody):
+        return default
+    settings = request.app[settings_key]
+    return ClientTimeout(total=settings.statement_upload_timeout, sock_connect=settings.upstream_connect_timeout)
 
 
 class BoundedBody:

@@ -94,6 +94,8 @@ class Settings(ServiceSettings):
     # A settlement file uploaded to reconciliation (POST /admin/reconciliation/statements, admin only) is
     # streamed through, never held here, up to this size (reconciliation-svc has its own, equal limit).
     statement_upload_limit: int = Field(default=64 * 1024 * 1024, gt=0)
+    # Seconds for that whole exchange: the upload and reconciliation-svc's parsing and staging of it.
+    statement_upload_timeout: float = Field(default=300.0, gt=0)
 
     _internal_secrets = field_validator(
         "payments_internal_secret", "webhooks_internal_secret", "providers_internal_secret", mode="before"

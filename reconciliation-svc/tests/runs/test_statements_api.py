@@ -106,6 +106,26 @@ class TestImportStatement:
         response = await api.post(STATEMENTS, json={"provider": "click"}, headers=admin)
         assert response.status == 415
 
+    @pytest.mark.parametrize(
+        ("content_type", "body"),
+        [
+            ("multipart/form-data", b"no boundary in the header"),
+            ("multipart/form-data; boundary=abc", b"garbage without an opening boundary"),
+            (
+                "multipart/form-data; boundary=abc",
+                b'--abc\r\nContent-Disposition: form-data; name="provider"\r\n\r\ncli',
+            ),
+        ],
+        ids=["no-boundary", "no-opening-boundary", "part-cut-short"],
+    )
+    async def test_a_malformed_multipart_body_is_400_and_nothing_applied(  # type: ignore[no-untyped-def]
+        self, api, admin, count, content_type: str, body: bytes
+    ) -> None:
+        response = await api.post(STATEMENTS, data=body, headers={**admin, "Content-Type": content_type})
+        assert response.status == 400, await response.text()
+        assert (await response.json())["code"] == "malformed_multipart"
+        assert await count("statements") == 0
+
     async def test_a_file_over_the_limit_is_413_and_nothing_applied(self, api, admin, count) -> None:  # type: ignore[no-untyped-def]
         big = GOOD + "9001,pay_ok,5000.00,success,2026-12-04 15:00:00\n" * 200
         response = await api.post(STATEMENTS, data=form(big), headers=admin)

@@ -12,7 +12,8 @@ import hashlib
 import tempfile
 from typing import IO
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, ClientPayloadError, web
+from aiohttp.http_exceptions import BadHttpMessage
 from billing_runtime.errors import ProblemError
 
 from reconciliation_svc.api.run_schemas import field_problem, statement_json, valid_account_id, valid_object_id
@@ -54,29 +55,44 @@ async def _spool(part: BodyPartReader, spool: IO[bytes], limit: int) -> str:
     return digest.hexdigest()
 
 
+async def _read_form(
+    request: web.Request, spool: IO[bytes], limit: int
+) -> tuple[dict[str, str], str | None, str | None]:
+    """The text fields, and the file spooled into ``spool`` (its SHA-256 and name; None without one)."""
+    fields: dict[str, str] = {}
+    sha256: str | None = None
+    filename: str | None = None
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            raise field_problem("body", "nested multipart bodies are not taken")
+        if part.name == "file":
+            if sha256 is not None:
+                raise field_problem("file", "is given twice")
+            filename = (part.filename or "")[:255] or None
+            sha256 = await _spool(part, spool, limit)
+        elif part.name in TEXT_FIELDS:
+            fields[part.name] = await _text(part)
+        else:
+            raise field_problem(part.name or "body", "unknown field")
+    return fields, sha256, filename
+
+
 async def create(request: web.Request) -> web.Response:
     if request.content_type != "multipart/form-data":
         raise ProblemError(
             415, "unsupported_media_type", "Send the file as multipart/form-data (fields provider, account_id, file)"
         )
     settings = request.app[settings_key]
-    fields: dict[str, str] = {}
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
-        sha256: str | None = None
-        filename: str | None = None
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader):
-                raise field_problem("body", "nested multipart bodies are not taken")
-            if part.name == "file":
-                if sha256 is not None:
-                    raise field_problem("file", "is given twice")
-                filename = (part.filename or "")[:255] or None
-                sha256 = await _spool(part, spool, settings.statement_max_bytes)
-            elif part.name in TEXT_FIELDS:
-                fields[part.name] = await _text(part)
-            else:
-                raise field_problem(part.name or "body", "unknown field")
+        try:
+            fields, sha256, filename = await _read_form(request, spool, settings.statement_max_bytes)
+        except (ValueError, AssertionError, ClientPayloadError, BadHttpMessage) as exc:
+            # aiohttp's multipart reader raises these on a body that is not the multipart it says: no
+            # boundary, no opening boundary, a part cut short. The client's error, never a 500.
+            raise ProblemError(
+                400, "malformed_multipart", f"The body is not a well-formed multipart/form-data: {exc}"
+            ) from None
         provider = fields.get("provider")
         if provider not in FORMATS:
             raise field_problem("provider", f"must be one of {', '.join(sorted(FORMATS))}")
