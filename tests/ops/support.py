@@ -33,6 +33,8 @@ BIN = Path(sys.executable).parent
 NOT_CONTAINERISED = {"embedded"}
 
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error} (compose's interpolation).
+# The .env variables and container settings that hold a secret, by name.
+SECRET_NAME = re.compile(r"(SECRET|PASSWORD|PASS|TOKEN|_KEY|_KEYS)$")
 REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
 
 

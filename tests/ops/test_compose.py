@@ -21,6 +21,7 @@ from .support import (
     COMPOSE_FILE,
     REFERENCE,
     ROOT,
+    SECRET_NAME,
     Service,
     environment,
     role_of,
@@ -29,7 +30,6 @@ from .support import (
 )
 
 INFRASTRUCTURE_PORTS = {"postgres": {5432}, "rabbitmq": {5672, 15672}}
-SECRET_NAME = re.compile(r"(SECRET|PASSWORD|PASS|TOKEN|_KEY|_KEYS)$")
 
 
 def containers_of(compose: dict[str, Any], directory: str) -> dict[str, dict[str, Any]]:
