@@ -8,7 +8,7 @@ VENV := .venv
 SYNCED := $(VENV)/.synced
 MEMBERS := $(wildcard */pyproject.toml libs/*/pyproject.toml)
 
-.PHONY: install run test test-fast bench services lint distributed-migrate clean
+.PHONY: install run test test-fast bench services lint distributed-migrate clean env
 
 # uv itself comes from PyPI into a private venv, so nothing is needed beyond python3.
 $(UV):
@@ -52,6 +52,10 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+## The .env docker-compose.yml reads, every secret generated; an existing .env is kept (missing variables added). ARGS=--force regenerates it.
+env:
+	$(PYTHON) ops/gen_env.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .data

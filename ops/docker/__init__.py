@@ -1,0 +1,1 @@
+"""What the Dockerfile copies into every image."""
