@@ -54,12 +54,11 @@ class Variable:
 
 VARIABLES: tuple[Variable, ...] = (
     # The internal keys: each service that receives internal calls verifies with its own.
-    Variable("PAYMENTS_INTERNAL_SECRET", "payments-svc's key; held by the gateway and reconciliation-svc", token),
-    Variable(
-        "PROVIDERS_INTERNAL_SECRET",
-        "providers-svc's key; held by payments-svc, the gateway and reconciliation-svc",
-        token,
-    ),
+    Variable("PAYMENTS_INTERNAL_SECRET", "payments-svc's key; held by the gateway", token),
+    Variable("PROVIDERS_INTERNAL_SECRET", "providers-svc's key; held by payments-svc and the gateway", token),
+    # reconciliation-svc signs with keys of its own at the two services it calls (a key per issuer).
+    Variable("PAYMENTS_RECONCILIATION_INTERNAL_SECRET", "payments-svc's key for reconciliation-svc alone", token),
+    Variable("PROVIDERS_RECONCILIATION_INTERNAL_SECRET", "providers-svc's key for reconciliation-svc alone", token),
     Variable("WEBHOOKS_INTERNAL_SECRET", "webhook-dispatcher's key; held by the gateway", token),
     Variable("RECONCILIATION_INTERNAL_SECRET", "reconciliation-svc's key; held by the gateway", token),
     Variable("GATEWAY_JWT_KEYS", "HMAC keys of tenant JWTs, 'kid:secret,...' (the first signs)", jwt_keys),
