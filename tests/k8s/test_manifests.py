@@ -1,0 +1,708 @@
+"""Our own rules for k8s/, on what the overlays render: probes, resources, non-root, graceful
+termination matching the services' drain, a PDB and an HPA per Deployment, Secrets referenced and
+never committed, settings that the services really read, and network policies that allow exactly
+the calls docs/INTERNAL.md describes."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+import tomllib
+import typing
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from billing_runtime.running import serve
+
+from .conftest import K8S, OVERLAYS, REPO
+
+Resource = dict[str, Any]
+SERVICES = {
+    # service directory: (settings module, env prefix, console script, roles it accepts)
+    "gateway": ("gateway.settings", "GATEWAY_", ("api",)),
+    "checkout-web": ("checkout_web.settings", "CHECKOUT_", ("serve",)),
+    "payments-svc": ("payments_svc.settings", "PAYMENTS_", ("api", "worker")),
+    "providers-svc": ("providers_svc.settings", "PROVIDERS_", ("api", "worker")),
+    "webhook-dispatcher": ("webhook_dispatcher.settings", "WEBHOOKS_", ("api", "worker")),
+    "reconciliation-svc": ("reconciliation_svc.settings", "RECONCILIATION_", ("api", "worker")),
+}
+APP_OVERLAYS = [o for o in OVERLAYS if not o.endswith(("/migrate", "/platform"))]
+# Seconds a process needs after SIGTERM: in-flight requests up to serve()'s shutdown_timeout, then its
+# cleanup contexts (background tasks cancelled, relay and bus closed: a few seconds). The dispatcher's
+# worker also gives in-flight attempts up to 5 s and hands back the rest (services/dispatcher.py _drain).
+SHUTDOWN_TIMEOUT = inspect.signature(serve).parameters["shutdown_timeout"].default
+CLEANUP = 5.0
+EXTRA_DRAIN = {("webhook-dispatcher", "worker"): 5.0 + 5.0}
+PRIVATE_RANGES = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"}
+
+
+def pod_templates(resources: list[Resource]) -> Iterator[tuple[Resource, Resource]]:
+    """(workload, its pod template) for every Deployment, StatefulSet and Job."""
+    for resource in resources:
+        if resource["kind"] in ("Deployment", "StatefulSet", "Job"):
+            yield resource, resource["spec"]["template"]
+
+
+def labels_match(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A label selector: matchLabels and matchExpressions (In, NotIn, Exists, DoesNotExist)."""
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+        if (
+            (operator == "In" and labels.get(key) not in values)
+            or (operator == "NotIn" and labels.get(key) in values)
+            or (operator == "Exists" and key not in labels)
+            or (operator == "DoesNotExist" and key in labels)
+        ):
+            return False
+    return True
+
+
+def of_kind(resources: list[Resource], kind: str) -> list[Resource]:
+    return [r for r in resources if r["kind"] == kind]
+
+
+def service_of(workload: Resource) -> str:
+    return workload["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
+
+
+def role_of(workload: Resource) -> str:
+    return workload["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
+
+
+def ours(resources: list[Resource]) -> Iterator[tuple[Resource, Resource]]:
+    """The services' own workloads (not the dev databases and broker)."""
+    for workload, template in pod_templates(resources):
+        if service_of(workload) in SERVICES:
+            yield workload, template
+
+
+# ---------------------------------------------------------------------------------------------------
+# Every pod: resources, non-root, read-only root, probes
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_container_has_requests_and_limits(builds: dict[str, list[Resource]], overlay: str) -> None:
+    containers = 0
+    for workload, template in pod_templates(builds[overlay]):
+        for container in template["spec"].get("initContainers", []) + template["spec"]["containers"]:
+            resources = container.get("resources", {})
+            for part in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(resources.get(part, {})), (workload["metadata"]["name"], part)
+            containers += 1
+    # The operators' pods: the sizes their resources give them.
+    for cluster in [r for r in builds[overlay] if r["kind"] in ("Cluster", "RabbitmqCluster")]:
+        for part in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(cluster["spec"]["resources"][part]), cluster["metadata"]["name"]
+        containers += 1
+    assert containers > 0
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_container_runs_as_root(builds: dict[str, list[Resource]], overlay: str) -> None:
+    """runAsNonRoot with a numeric non-zero user, no privilege escalation, every capability dropped,
+    the runtime's seccomp profile, and a read-only root filesystem unless the pod says why not
+    (annotation billing/writable-root-reason)."""
+    for workload, template in pod_templates(builds[overlay]):
+        name = workload["metadata"]["name"]
+        pod = template["spec"].get("securityContext", {})
+        assert pod.get("runAsNonRoot") is True and pod.get("runAsUser", 0) > 0, name
+        assert pod.get("seccompProfile", {}).get("type") == "RuntimeDefault", name
+        assert template["spec"].get("automountServiceAccountToken") is False, name
+        reason = template["metadata"].get("annotations", {}).get("billing/writable-root-reason")
+        for container in template["spec"]["containers"]:
+            context = container.get("securityContext", {})
+            assert context.get("runAsUser", pod["runAsUser"]) > 0, name
+            assert context.get("runAsNonRoot", True) is True, name
+            assert context.get("allowPrivilegeEscalation") is False, name
+            assert context.get("capabilities", {}).get("drop") == ["ALL"], name
+            assert not context.get("privileged", False), name
+            assert context.get("readOnlyRootFilesystem") is True or reason, name
+
+
+def port_number(container: Resource, port: int | str) -> int:
+    if isinstance(port, int):
+        return port
+    named = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+    assert port in named, f"{container['name']} has no port named {port}"
+    return named[port]
+
+
+def config_of(resources: list[Resource], service: str) -> dict[str, str]:
+    maps = [r for r in of_kind(resources, "ConfigMap") if r["metadata"]["name"].startswith(f"{service}-config")]
+    assert len(maps) == 1, service
+    return dict(maps[0]["data"])
+
+
+@pytest.mark.parametrize("overlay", APP_OVERLAYS)
+def test_probes_are_on_the_right_paths_and_ports(builds: dict[str, list[Resource]], overlay: str) -> None:
+    """Readiness is /readyz, liveness (and start-up) /healthz, on a port the process listens on: the
+    port its settings give the role, and for the gateway's readiness its ops listener (the public
+    /readyz needs the admin token)."""
+    resources = builds[overlay]
+    for workload in of_kind(resources, "Deployment"):
+        service, role = service_of(workload), role_of(workload)
+        config = config_of(resources, service)
+        prefix = SERVICES[service][1]
+        listens = int(
+            config[f"{prefix}WORKER_PORT" if (service, role) == ("providers-svc", "worker") else f"{prefix}PORT"]
+        )
+        [container] = workload["spec"]["template"]["spec"]["containers"]
+        for probe, path in [("readinessProbe", "/readyz"), ("livenessProbe", "/healthz"), ("startupProbe", "/healthz")]:
+            assert probe in container, (service, role, probe)
+            get = container[probe]["httpGet"]
+            assert get["path"] == path, (service, role, probe)
+            expected = int(config["GATEWAY_OPS_PORT"]) if (service, probe) == ("gateway", "readinessProbe") else listens
+            assert port_number(container, get["port"]) == expected, (service, role, probe)
+        # A readiness answer takes up to 2 s per check (billing_runtime.health), one check after another.
+        assert container["readinessProbe"]["timeoutSeconds"] >= 5
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_dependency_pods_have_probes(builds: dict[str, list[Resource]], overlay: str) -> None:
+    for workload in of_kind(builds[overlay], "StatefulSet"):
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            assert "readinessProbe" in container and "livenessProbe" in container, workload["metadata"]["name"]
+
+
+@pytest.mark.parametrize("overlay", APP_OVERLAYS)
+def test_termination_grace_covers_prestop_and_drain(builds: dict[str, list[Resource]], overlay: str) -> None:
+    for workload in of_kind(builds[overlay], "Deployment"):
+        service, role = service_of(workload), role_of(workload)
+        spec = workload["spec"]["template"]["spec"]
+        [container] = spec["containers"]
+        pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+        drain = SHUTDOWN_TIMEOUT + CLEANUP + EXTRA_DRAIN.get((service, role), 0.0)
+        assert spec["terminationGracePeriodSeconds"] >= pre_stop + drain, (service, role)
+        if role in ("api", "web"):
+            # Behind a Service: keep serving while endpoints and the ingress catch up with the deletion.
+            assert pre_stop >= 5, (service, role)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Deployments: PDB, HPA, commands, images
+
+
+@pytest.mark.parametrize("overlay", APP_OVERLAYS)
+def test_every_deployment_has_a_pdb_and_an_hpa(builds: dict[str, list[Resource]], overlay: str) -> None:
+    resources = builds[overlay]
+    deployments = of_kind(resources, "Deployment")
+    assert len(deployments) == 10
+    for deployment in deployments:
+        name, labels = deployment["metadata"]["name"], deployment["spec"]["template"]["metadata"]["labels"]
+        pdbs = [p for p in of_kind(resources, "PodDisruptionBudget") if labels_match(p["spec"]["selector"], labels)]
+        assert len(pdbs) == 1, name
+        assert "maxUnavailable" in pdbs[0]["spec"], "minAvailable would block draining a one-replica Deployment"
+        hpas = [
+            h
+            for h in of_kind(resources, "HorizontalPodAutoscaler")
+            if h["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+        ]
+        assert len(hpas) == 1, name
+        assert any(m["type"] == "Resource" and m["resource"]["name"] == "cpu" for m in hpas[0]["spec"]["metrics"])
+        assert "replicas" not in deployment["spec"], f"{name}: the HPA owns the replica count"
+        # The selector is immutable and must pick only this role's pods.
+        assert set(deployment["spec"]["selector"]["matchLabels"]) == {
+            "app.kubernetes.io/name",
+            "app.kubernetes.io/component",
+        }
+
+
+def test_prod_keeps_two_of_everything(prod: list[Resource]) -> None:
+    for hpa in of_kind(prod, "HorizontalPodAutoscaler"):
+        assert hpa["spec"]["minReplicas"] >= 2, hpa["metadata"]["name"]
+
+
+def adapter_rules() -> set[str]:
+    values = yaml.safe_load((K8S / "monitoring" / "prometheus-adapter-rules.yaml").read_text())
+    return {rule["name"]["as"] for rule in values["rules"]["external"]}
+
+
+def consumed_queues(service: str) -> set[str]:
+    module = importlib.import_module(f"{SERVICES[service][0].split('.')[0]}.events.consumers")
+    return {value for name, value in vars(module).items() if name.endswith("_QUEUE") and isinstance(value, str)}
+
+
+def test_prod_workers_scale_on_their_queues_backlog(prod: list[Resource]) -> None:
+    """Every worker HPA has a backlog metric that prometheus-adapter serves, and the queues it
+    selects are the ones that service consumes (events/consumers.py)."""
+    rules = adapter_rules()
+    workers = [
+        h
+        for h in of_kind(prod, "HorizontalPodAutoscaler")
+        if h["metadata"]["labels"].get("app.kubernetes.io/component") == "worker"
+    ]
+    assert len(workers) == 4
+    for hpa in workers:
+        service = hpa["metadata"]["labels"]["app.kubernetes.io/name"]
+        external = [m["external"] for m in hpa["spec"]["metrics"] if m["type"] == "External"]
+        assert external, service
+        for metric in external:
+            assert metric["metric"]["name"] in rules, f"no prometheus-adapter rule for {metric['metric']['name']}"
+        queues = [m for m in external if m["metric"]["name"] == "rabbitmq_queue_messages_ready"]
+        assert len(queues) == 1, service
+        [expression] = queues[0]["metric"]["selector"]["matchExpressions"]
+        assert expression["key"] == "queue" and expression["operator"] == "In"
+        assert set(expression["values"]) == consumed_queues(service), service
+
+
+def console_scripts(service: str) -> set[str]:
+    return set(tomllib.loads((REPO / service / "pyproject.toml").read_text())["project"]["scripts"])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_commands_are_the_services_console_scripts(builds: dict[str, list[Resource]], overlay: str) -> None:
+    for workload, template in ours(builds[overlay]):
+        service = service_of(workload)
+        [container] = template["spec"]["containers"]
+        script, role = container["command"]
+        assert script in console_scripts(service), workload["metadata"]["name"]
+        expected = ("migrate",) if workload["kind"] == "Job" else SERVICES[service][2]
+        assert role in expected, workload["metadata"]["name"]
+        assert role_of(workload) in ({"migrate"} if role == "migrate" else {role, "web"})
+
+
+def images(resources: list[Resource]) -> dict[str, str]:
+    found = {}
+    for _, template in ours(resources):
+        for container in template["spec"]["containers"]:
+            repository, _, tag = container["image"].rpartition(":")
+            found[repository] = tag
+    return found
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_migrations_run_the_release_of_the_services(builds: dict[str, list[Resource]], env: str) -> None:
+    apps, jobs = images(builds[f"overlays/{env}"]), images(builds[f"overlays/{env}/migrate"])
+    assert set(apps) == {f"billing/{service}" for service in SERVICES}
+    assert set(jobs) == set(apps) - {"billing/checkout-web"}, "a migration Job per service with a database"
+    assert all(jobs[image] == apps[image] for image in jobs)
+    if env == "prod":
+        assert all(tag and tag not in ("latest", "dev") for tag in apps.values()), apps
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_everything_is_in_the_overlays_namespace(builds: dict[str, list[Resource]], overlay: str) -> None:
+    [namespace] = of_kind(builds[overlay], "Namespace")
+    for resource in builds[overlay]:
+        if resource["kind"] != "Namespace":
+            assert resource["metadata"].get("namespace") == namespace["metadata"]["name"], resource["metadata"]["name"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Settings and Secrets
+
+
+def settings_class(service: str) -> Any:
+    return importlib.import_module(SERVICES[service][0]).Settings
+
+
+def env_names(service: str) -> dict[str, Any]:
+    """Every environment variable the service's settings read -> its field."""
+    cls = settings_class(service)
+    prefix = SERVICES[service][1]
+    names = {}
+    for name, field in cls.model_fields.items():
+        names[prefix + name.upper()] = field
+        alias = field.validation_alias
+        for choice in getattr(alias, "choices", [alias] if isinstance(alias, str) else []):
+            names[str(choice)] = field
+    return names
+
+
+def is_secret(field: Any) -> bool:
+    return "SecretStr" in str(field.annotation)
+
+
+def is_optional(field: Any) -> bool:
+    """`SecretStr | None`: the service runs without it (the Secret's key may then be absent)."""
+    return type(None) in typing.get_args(field.annotation)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_config_maps_hold_only_settings_the_service_reads(builds: dict[str, list[Resource]], overlay: str) -> None:
+    """The settings ignore unknown variables (extra="ignore"): a misspelt key would be silently lost."""
+    for service in SERVICES:
+        known = env_names(service)
+        for key in config_of(builds[overlay], service):
+            assert key in known, f"{service}: {key} is not a setting of {SERVICES[service][0]}"
+            assert not is_secret(known[key]), f"{service}: {key} is a secret and belongs in a Secret"
+
+
+def documented_secrets() -> dict[str, set[str]]:
+    """The Secrets table of k8s/README.md: secret name -> its keys."""
+    table = {}
+    for line in (K8S / "README.md").read_text().splitlines():
+        match = re.match(r"^\| `([a-z0-9-]+)` \| ([^|]+) \|", line)
+        if match:
+            table[match.group(1)] = set(re.findall(r"`([A-Za-z0-9_.-]+)`", match.group(2)))
+    assert table, "k8s/README.md lists the Secrets in a table"
+    return table
+
+
+def secret_refs(template: Resource) -> Iterator[tuple[str, str, bool]]:
+    """(secret, key, optional) of every secretKeyRef, and (secret, "*", optional) of envFrom."""
+    spec = template["spec"]
+    for container in spec.get("initContainers", []) + spec["containers"]:
+        for variable in container.get("env", []):
+            ref = variable.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                yield ref["name"], ref["key"], ref.get("optional", False)
+        for source in container.get("envFrom", []):
+            if "secretRef" in source:
+                yield source["secretRef"]["name"], "*", source["secretRef"].get("optional", False)
+    for volume in spec.get("volumes", []):
+        if "secret" in volume:
+            yield volume["secret"]["secretName"], "*", volume["secret"].get("optional", False)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_secret_referenced_is_documented(builds: dict[str, list[Resource]], overlay: str) -> None:
+    documented = documented_secrets()
+    referenced = 0
+    for workload, template in pod_templates(builds[overlay]):
+        for name, key, _ in secret_refs(template):
+            assert name in documented, f"{workload['metadata']['name']} reads Secret {name}, not in k8s/README.md"
+            assert key in documented[name], f"{workload['metadata']['name']} reads {name}/{key}, not in k8s/README.md"
+            referenced += 1
+    for ingress in of_kind(builds[overlay], "Ingress"):
+        for tls in ingress["spec"].get("tls", []):
+            assert tls["secretName"] in documented
+    # Every build with pods reads Secrets (prod/platform has the operators' resources only).
+    assert referenced > 0 or not list(pod_templates(builds[overlay]))
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_secret_setting_comes_from_a_secret(builds: dict[str, list[Resource]], overlay: str) -> None:
+    """Each process gets every secret its settings read (required ones required, optional ones
+    optional) from a secretKeyRef, never as a literal; and its database and broker URLs."""
+    for workload, template in ours(builds[overlay]):
+        service = service_of(workload)
+        [container] = template["spec"]["containers"]
+        env = {variable["name"]: variable for variable in container.get("env", [])}
+        for name, field in env_names(service).items():
+            if not is_secret(field) or (service, name) == ("gateway", "BILLING_ADMIN_TOKEN"):
+                continue
+            assert name in env, f"{workload['metadata']['name']} lacks {name}"
+            ref = env[name]["valueFrom"]["secretKeyRef"]
+            assert ref.get("optional", False) is is_optional(field), name
+        prefix = SERVICES[service][1]
+        if service != "checkout-web":
+            assert env[f"{prefix}DATABASE_URL"]["value"].startswith(
+                "postgresql+asyncpg://$(DB_USERNAME):$(DB_PASSWORD)@"
+            )
+        for variable in env.values():
+            if "value" in variable and re.search(r"SECRET|TOKEN|KEY|PASSWORD", variable["name"]):
+                pytest.fail(f"{workload['metadata']['name']}: {variable['name']} is a literal")
+
+
+def test_no_secret_is_committed(builds: dict[str, list[Resource]]) -> None:
+    """No Secret in any build, and no file under k8s/ that holds one (data or stringData)."""
+    for rendered in builds.values():
+        assert not of_kind(rendered, "Secret")
+    for path in K8S.rglob("*.y*ml"):
+        for document in yaml.safe_load_all(path.read_text()):
+            if isinstance(document, dict):
+                assert document.get("kind") != "Secret", path
+                assert "secretGenerator" not in document, path
+    for kustomization in K8S.rglob("kustomization.yaml"):
+        assert "secretGenerator" not in kustomization.read_text()
+
+
+def environment(resources: list[Resource], workload: Resource) -> dict[str, str]:
+    """The environment a container would get, with made-up values for what comes from Secrets."""
+    from cryptography.fernet import Fernet
+
+    [container] = workload["spec"]["template"]["spec"]["containers"]
+    env = dict(config_of(resources, service_of(workload)))
+    made_up = {"username": "billing", "password": "not-a-real-password"}
+    values: dict[str, str] = {}
+    for variable in container.get("env", []):
+        if "value" in variable:
+            values[variable["name"]] = re.sub(r"\$\((\w+)\)", lambda m: values[m.group(1)], variable["value"])
+        else:
+            key = variable["valueFrom"]["secretKeyRef"]["key"]
+            secret = Fernet.generate_key().decode()
+            values[variable["name"]] = made_up.get(key, f"k1:{secret}" if key.endswith("JWT_KEYS") else secret)
+    env.update(values)
+    return env
+
+
+@pytest.mark.parametrize("overlay", APP_OVERLAYS)
+def test_the_services_accept_their_settings(
+    builds: dict[str, list[Resource]], overlay: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each Deployment's environment (its ConfigMap, and made-up secrets) passes the service's own
+    settings validation, so a pod would not stop at start-up on a value written here."""
+    for workload in of_kind(builds[overlay], "Deployment"):
+        service = service_of(workload)
+        with monkeypatch.context() as patched:
+            for name, value in environment(builds[overlay], workload).items():
+                patched.setenv(name, value)
+            settings = settings_class(service)()
+        assert settings.host == "0.0.0.0", f"{service} must listen beyond loopback in a pod"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Network policies
+
+
+def policies(resources: list[Resource]) -> list[Resource]:
+    return of_kind(resources, "NetworkPolicy")
+
+
+def pods(resources: list[Resource]) -> list[tuple[str, dict[str, str], Resource]]:
+    """(name, labels, pod spec) of every pod the build runs, the operators' pods included (their
+    labels as the operators set them)."""
+    found = [(w["metadata"]["name"], t["metadata"]["labels"], t["spec"]) for w, t in pod_templates(resources)]
+    for cluster in of_kind(resources, "Cluster"):
+        labels = {"cnpg.io/cluster": cluster["metadata"]["name"], **cluster["spec"]["inheritedMetadata"]["labels"]}
+        spec = {"containers": [{"ports": [{"name": "postgresql", "containerPort": 5432}]}]}
+        found.append((cluster["metadata"]["name"], labels, spec))
+    for broker in of_kind(resources, "RabbitmqCluster"):
+        labels = {"app.kubernetes.io/name": broker["metadata"]["name"], "app.kubernetes.io/component": "rabbitmq"}
+        found.append(
+            (broker["metadata"]["name"], labels, {"containers": [{"ports": [{"name": "amqp", "containerPort": 5672}]}]})
+        )
+    return found
+
+
+def port_allowed(rule_ports: list[Resource] | None, port: int, spec: Resource) -> bool:
+    if not rule_ports:
+        return True
+    for rule in rule_ports:
+        wanted = rule.get("port")
+        if wanted is None or wanted == port:
+            return True
+        if isinstance(wanted, str):
+            named = {p.get("name"): p["containerPort"] for c in spec["containers"] for p in c.get("ports", [])}
+            if named.get(wanted) == port:
+                return True
+    return False
+
+
+def peer_matches(peer: Resource, labels: dict[str, str]) -> bool:
+    """A peer in the same namespace (no namespaceSelector, no ipBlock)."""
+    if "namespaceSelector" in peer or "ipBlock" in peer:
+        return False
+    return labels_match(peer.get("podSelector", {}), labels)
+
+
+def allowed(resources: list[Resource], source: str, destination: str, port: int) -> bool:
+    """Whether the policies let pod `source` open a TCP connection to pod `destination` on `port`,
+    both in the namespace (NetworkPolicy semantics: a direction is denied once any policy of that
+    type selects the pod, and then allowed only by a rule of one of them)."""
+    everyone = {name: (labels, spec) for name, labels, spec in pods(resources)}
+    (src_labels, _), (dst_labels, dst_spec) = everyone[source], everyone[destination]
+
+    def direction(kind: str, pod_labels: dict[str, str], other: dict[str, str]) -> bool:
+        selecting = [
+            p
+            for p in policies(resources)
+            if kind in p["spec"]["policyTypes"] and labels_match(p["spec"]["podSelector"], pod_labels)
+        ]
+        if not selecting:
+            return True
+        key, peers_key = ("egress", "to") if kind == "Egress" else ("ingress", "from")
+        for policy in selecting:
+            for rule in policy["spec"].get(key, []):
+                peers = rule.get(peers_key)
+                if (peers is None or any(peer_matches(peer, other) for peer in peers)) and port_allowed(
+                    rule.get("ports"), port, dst_spec
+                ):
+                    return True
+        return False
+
+    return direction("Egress", src_labels, dst_labels) and direction("Ingress", dst_labels, src_labels)
+
+
+# Who calls whom (docs/INTERNAL.md), by Deployment or Job name and port; every other pair is refused.
+CALLS = {
+    ("gateway", "payments-svc-api", 8001),
+    ("gateway", "providers-svc-api", 8002),
+    ("gateway", "webhook-dispatcher-api", 8003),
+    ("gateway", "reconciliation-svc-api", 8004),
+    ("checkout-web", "gateway", 8000),
+    ("payments-svc-api", "providers-svc-api", 8002),
+    ("payments-svc-worker", "providers-svc-api", 8002),
+    ("reconciliation-svc-api", "providers-svc-api", 8002),
+    ("reconciliation-svc-worker", "providers-svc-api", 8002),
+    ("reconciliation-svc-api", "payments-svc-api", 8001),
+    ("reconciliation-svc-worker", "payments-svc-api", 8001),
+    # The sandbox bank's callbacks reach the gateway (PROVIDERS_PUBLIC_GATEWAY_URL).
+    ("providers-svc-api", "gateway", 8000),
+    ("providers-svc-worker", "gateway", 8000),
+}
+SERVICE_PORTS = {
+    "gateway": 8000,
+    "checkout-web": 8080,
+    "payments-svc-api": 8001,
+    "providers-svc-api": 8002,
+    "webhook-dispatcher-api": 8003,
+    "reconciliation-svc-api": 8004,
+}
+DATABASES = {
+    "gateway": "gateway-db",
+    "payments-svc": "payments-db",
+    "providers-svc": "providers-db",
+    "webhook-dispatcher": "webhooks-db",
+    "reconciliation-svc": "reconciliation-db",
+}
+WITH_BUS = {"payments-svc", "providers-svc", "webhook-dispatcher", "reconciliation-svc"}
+
+
+@pytest.mark.parametrize("overlay", APP_OVERLAYS)
+def test_services_reach_exactly_the_services_they_call(builds: dict[str, list[Resource]], overlay: str) -> None:
+    resources = builds[overlay]
+    callers = [w["metadata"]["name"] for w, _ in ours(resources)]
+    for source in callers:
+        for destination, port in SERVICE_PORTS.items():
+            expected = (source, destination, port) in CALLS
+            assert allowed(resources, source, destination, port) is expected, (source, destination, port)
+
+
+@pytest.mark.parametrize("overlay", ["overlays/dev", "overlays/prod", "overlays/dev/migrate", "overlays/prod/migrate"])
+def test_each_service_reaches_only_its_own_database_and_the_broker(
+    builds: dict[str, list[Resource]], overlay: str
+) -> None:
+    resources = builds[overlay]
+    database_pods = {name: labels for name, labels, _ in pods(resources) if "billing/database-of" in labels}
+    broker = [name for name, labels, _ in pods(resources) if labels.get("app.kubernetes.io/component") == "rabbitmq"]
+    assert len(database_pods) == 5 and len(broker) == 1
+    for workload, _ in ours(resources):
+        source, service = workload["metadata"]["name"], service_of(workload)
+        for database, labels in database_pods.items():
+            mine = labels["billing/database-of"] == service
+            assert allowed(resources, source, database, 5432) is mine, (source, database)
+            assert DATABASES.get(service) != database or mine
+        assert allowed(resources, source, broker[0], 5672) is (service in WITH_BUS), source
+
+
+@pytest.mark.parametrize("overlay", APP_OVERLAYS)
+def test_only_the_gateway_and_checkout_take_connections_from_outside(
+    builds: dict[str, list[Resource]], overlay: str
+) -> None:
+    """An ingress rule without peers (anyone, the ingress controller included) exists for the public
+    listeners of the gateway and checkout-web, and for nothing else."""
+    open_to_all = set()
+    for name, labels, spec in pods(builds[overlay]):
+        for policy in policies(builds[overlay]):
+            if "Ingress" in policy["spec"]["policyTypes"] and labels_match(policy["spec"]["podSelector"], labels):
+                for rule in policy["spec"].get("ingress", []):
+                    if "from" not in rule:
+                        open_to_all |= {(name, port_number(spec["containers"][0], p["port"])) for p in rule["ports"]}
+    assert open_to_all == {("gateway", 8000), ("checkout-web", 8080)}
+
+
+def internet_rules(resources: list[Resource], labels: dict[str, str]) -> list[Resource]:
+    rules = []
+    for policy in policies(resources):
+        if "Egress" in policy["spec"]["policyTypes"] and labels_match(policy["spec"]["podSelector"], labels):
+            for rule in policy["spec"].get("egress", []):
+                blocks = [peer["ipBlock"] for peer in rule.get("to", []) if "ipBlock" in peer]
+                if not rule.get("to") or blocks:
+                    rules.append({"blocks": blocks, "ports": rule.get("ports")})
+    return rules
+
+
+@pytest.mark.parametrize("overlay", APP_OVERLAYS)
+def test_only_the_dispatcher_and_providers_reach_the_internet(builds: dict[str, list[Resource]], overlay: str) -> None:
+    """The webhook dispatcher's worker and providers-svc reach any public address and none of the
+    private ranges (the cluster, its nodes, cloud metadata); nothing else has an ipBlock at all
+    (apart from the operators' pods' API server rule, ports 443/6443 only)."""
+    resources = builds[overlay]
+    for name, labels, _ in pods(resources):
+        rules = internet_rules(resources, labels)
+        internet = name in {"webhook-dispatcher-worker", "providers-svc-api", "providers-svc-worker"}
+        if internet:
+            [rule] = [r for r in rules if r["blocks"]]
+            v4 = next(b for b in rule["blocks"] if b["cidr"] == "0.0.0.0/0")
+            assert set(v4["except"]) >= PRIVATE_RANGES, name
+            assert rule["ports"] is None
+        elif name in DATABASES.values() or name == "rabbitmq":
+            assert all(r["ports"] and {p["port"] for p in r["ports"]} <= {443, 6443} for r in rules), name
+        else:
+            assert rules == [], name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_default_deny_and_dns(builds: dict[str, list[Resource]], overlay: str) -> None:
+    everything = [p for p in policies(builds[overlay]) if p["spec"]["podSelector"] == {}]
+    deny = [p for p in everything if not p["spec"].get("ingress") and not p["spec"].get("egress")]
+    assert len(deny) == 1 and set(deny[0]["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    dns = [
+        p
+        for p in everything
+        if any(53 in {port["port"] for port in r.get("ports", [])} for r in p["spec"].get("egress", []))
+    ]
+    assert len(dns) == 1
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_workload_has_policies_of_its_own(builds: dict[str, list[Resource]], overlay: str) -> None:
+    """Beyond the namespace-wide ones, each pod is selected by a policy that names it."""
+    for name, labels, _ in pods(builds[overlay]):
+        own = [
+            p
+            for p in policies(builds[overlay])
+            if p["spec"]["podSelector"] and labels_match(p["spec"]["podSelector"], labels)
+        ]
+        assert own, name
+
+
+def test_the_policy_model_refuses_what_no_rule_allows(prod: list[Resource]) -> None:
+    """allowed() itself: a worker cannot call an API it has no rule for, and a rule's port matters."""
+    assert allowed(prod, "gateway", "payments-svc-api", 8001)
+    assert not allowed(prod, "gateway", "payments-svc-api", 8002)
+    assert not allowed(prod, "webhook-dispatcher-worker", "payments-svc-api", 8001)
+    assert not allowed(prod, "checkout-web", "payments-db", 5432)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Capacity
+
+
+def test_prod_database_connections_fit_at_the_autoscalers_maxima(prod: list[Resource]) -> None:
+    """Each process keeps <PREFIX>_DATABASE_POOL_SIZE connections and a few more (LISTEN, the
+    notifier); at every HPA's maximum, plus a migration, they must fit the cluster's max_connections
+    with room for the operator and a person (10)."""
+    per_process_extra = 4
+    for service, database in DATABASES.items():
+        [cluster] = [c for c in of_kind(prod, "Cluster") if c["metadata"]["name"] == database]
+        limit = int(cluster["spec"]["postgresql"]["parameters"]["max_connections"]) - 10
+        pool = int(config_of(prod, service).get(f"{SERVICES[service][1]}DATABASE_POOL_SIZE", 20))
+        most = sum(
+            h["spec"]["maxReplicas"]
+            for h in of_kind(prod, "HorizontalPodAutoscaler")
+            if h["metadata"]["labels"]["app.kubernetes.io/name"] == service
+        )
+        assert most * (pool + per_process_extra) + 1 <= limit, (service, most, pool, limit)
+
+
+def test_readme_runbook_covers_the_issue() -> None:
+    text = (K8S / "README.md").read_text()
+    for heading in [
+        "Deploy order",
+        "Migrations",
+        "Scaling",
+        "Rotating secrets",
+        "Draining the webhook dispatcher",
+        "Dead-letter queues",
+        "Secrets",
+    ]:
+        assert re.search(rf"^#+ .*{heading}", text, re.MULTILINE), heading
+    assert "Deploy on Kubernetes" in (REPO / "README.md").read_text()
+
+
+def test_secret_field_detection_sees_the_secrets() -> None:
+    """is_secret() finds the required and optional secrets of a service, not its other settings."""
+    names = env_names("gateway")
+    secret = {name for name, field in names.items() if is_secret(field)}
+    assert {"GATEWAY_JWT_KEYS", "GATEWAY_PAYMENTS_INTERNAL_SECRET", "GATEWAY_ADMIN_TOKEN"} <= secret
+    assert "GATEWAY_PORT" not in secret and "GATEWAY_DATABASE_URL" not in secret
+    assert is_optional(names["GATEWAY_ADMIN_TOKEN"]) and not is_optional(names["GATEWAY_JWT_KEYS"])
