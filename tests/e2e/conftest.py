@@ -58,6 +58,43 @@ class Platform:
     databases: dict[str, str] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     log_files: list[object] = field(default_factory=list)
+    # How each process was started (argv, environment, log directory), so one can be started again
+    # (``restart``), and the URL that answers 200 once it is ready (distributed mode).
+    specs: dict[str, tuple[list[str], dict[str, str], Path]] = field(default_factory=dict)
+    ready_urls: dict[str, str] = field(default_factory=dict)
+
+    def process(self, name: str) -> subprocess.Popen[bytes]:
+        return next(proc for n, proc in self.processes if n == name)
+
+    def terminate(self, name: str, timeout: float) -> tuple[int | None, float]:
+        """SIGTERM to one process; its exit status (None: still running after ``timeout``, then
+        killed) and how long it took."""
+        proc = self.process(name)
+        began = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code: int | None = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            code = None
+        return code, time.monotonic() - began
+
+    def restart(self, name: str) -> None:
+        """Start a stopped process again as it was started (same argv, environment and ports), in its
+        place in ``processes``, logging to a new file; returns once it is ready."""
+        argv, env, log_dir = self.specs[name]
+        index = next(i for i, (n, _) in enumerate(self.processes) if n == name)
+        assert self.processes[index][1].poll() is not None, f"{name} is still running"
+        generation = sum(1 for log in self.logs if log.name.startswith(f"{name}.")) + 1
+        log = log_dir / f"{name}.{generation}.log"
+        self.logs.append(log)
+        out = log.open("wb")
+        self.log_files.append(out)
+        proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+        self.processes[index] = (name, proc)
+        if name in self.ready_urls:
+            _wait_ready(self, [self.ready_urls[name]])
 
     def stop(self) -> dict[str, int | None]:
         codes: dict[str, int | None] = {}
@@ -82,6 +119,7 @@ def _spawn(platform: Platform, name: str, argv: list[str], env: dict[str, str], 
     platform.log_files.append(out)
     proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
     platform.processes.append((name, proc))
+    platform.specs[name] = (argv, env, log_dir)
 
 
 def _wait_ready(platform: Platform, urls: list[str], timeout: float = 60) -> None:
@@ -324,22 +362,21 @@ def run_distributed(
             {**common, **env["reconciliation"]},
             logs,
         )
-        _wait_ready(
-            platform,
-            [
-                f"http://127.0.0.1:{p[k]}/readyz"
-                for k in (
-                    "reconciliation",
-                    "payments",
-                    "payments_worker",
-                    "providers",
-                    "checkout",
-                    "webhooks",
-                    "webhooks_worker",
-                    "gateway_ops",
-                )
-            ],
-        )
+        # The gateway's /readyz is on its ops listener (its public one wants the admin token).
+        platform.ready_urls = {
+            name: f"http://127.0.0.1:{p[key]}/readyz"
+            for name, key in (
+                ("reconciliation", "reconciliation"),
+                ("payments-api", "payments"),
+                ("payments-worker", "payments_worker"),
+                ("providers", "providers"),
+                ("checkout", "checkout"),
+                ("webhooks-api", "webhooks"),
+                ("webhooks-worker", "webhooks_worker"),
+                ("gateway", "gateway_ops"),
+            )
+        }
+        _wait_ready(platform, list(platform.ready_urls.values()))
         yield platform
     finally:
         platform.stop()

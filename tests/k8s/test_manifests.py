@@ -6,7 +6,6 @@ the calls docs/INTERNAL.md describes."""
 from __future__ import annotations
 
 import importlib
-import inspect
 import re
 import tomllib
 import typing
@@ -15,7 +14,6 @@ from typing import Any
 
 import pytest
 import yaml
-from billing_runtime.running import serve
 
 from .conftest import K8S, OVERLAYS, REPO
 
@@ -30,12 +28,11 @@ SERVICES = {
     "reconciliation-svc": ("reconciliation_svc.settings", "RECONCILIATION_", ("api", "worker")),
 }
 APP_OVERLAYS = [o for o in OVERLAYS if not o.endswith(("/migrate", "/platform"))]
-# Seconds a process needs after SIGTERM: in-flight requests up to serve()'s shutdown_timeout, then its
-# cleanup contexts (background tasks cancelled, relay and bus closed: a few seconds). The dispatcher's
-# worker also gives in-flight attempts up to 5 s and hands back the rest (services/dispatcher.py _drain).
-SHUTDOWN_TIMEOUT = inspect.signature(serve).parameters["shutdown_timeout"].default
-CLEANUP = 5.0
-EXTRA_DRAIN = {("webhook-dispatcher", "worker"): 5.0 + 5.0}
+# After SIGTERM a process exits within its grace period (<PREFIX>_SHUTDOWN_GRACE_SECONDS, counted from the
+# signal: drain, outbox, closing; billing_runtime.shutdown), or kills itself at its end. Kubernetes must
+# not kill it first: the pod's grace covers the preStop sleep, that grace period, and a margin for the
+# process to exit and the kubelet to see it.
+EXIT_MARGIN = 5.0
 PRIVATE_RANGES = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"}
 
 
@@ -170,6 +167,17 @@ def test_dependency_pods_have_probes(builds: dict[str, list[Resource]], overlay:
             assert "readinessProbe" in container and "livenessProbe" in container, workload["metadata"]["name"]
 
 
+def shutdown_grace(service: str, container: dict[str, Any]) -> float:
+    """The process's grace period: its <PREFIX>_SHUTDOWN_GRACE_SECONDS when the container sets it (its env,
+    else its ConfigMap would; the base sets neither), else the setting's default."""
+    module, prefix, _ = SERVICES[service]
+    for variable in container.get("env") or []:
+        if variable["name"] == f"{prefix}SHUTDOWN_GRACE_SECONDS":
+            return float(variable["value"])
+    field = importlib.import_module(module).Settings.model_fields["shutdown_grace_seconds"]
+    return float(field.default)
+
+
 @pytest.mark.parametrize("overlay", APP_OVERLAYS)
 def test_termination_grace_covers_prestop_and_drain(builds: dict[str, list[Resource]], overlay: str) -> None:
     for workload in of_kind(builds[overlay], "Deployment"):
@@ -177,8 +185,8 @@ def test_termination_grace_covers_prestop_and_drain(builds: dict[str, list[Resou
         spec = workload["spec"]["template"]["spec"]
         [container] = spec["containers"]
         pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
-        drain = SHUTDOWN_TIMEOUT + CLEANUP + EXTRA_DRAIN.get((service, role), 0.0)
-        assert spec["terminationGracePeriodSeconds"] >= pre_stop + drain, (service, role)
+        grace = shutdown_grace(service, container)
+        assert spec["terminationGracePeriodSeconds"] >= pre_stop + grace + EXIT_MARGIN, (service, role)
         if role in ("api", "web"):
             # Behind a Service: keep serving while endpoints and the ingress catch up with the deletion.
             assert pre_stop >= 5, (service, role)

@@ -75,6 +75,17 @@ def test_every_service_runs_in_each_of_its_roles(compose: dict[str, Any], servic
         assert roles == expected, f"{directory}: containers for {roles}, its command offers {sorted(service.roles)}"
 
 
+def test_docker_waits_for_each_process_to_drain(compose: dict[str, Any], services: dict[str, Service]) -> None:
+    """A long-running process drains within its grace period after SIGTERM (30 s by default,
+    <PREFIX>_SHUTDOWN_GRACE_SECONDS); Docker's own default (10 s) would kill it halfway."""
+    for directory in services:
+        for name, container in containers_of(compose, directory).items():
+            if role_of(container) == "migrate":
+                continue
+            period = str(container.get("stop_grace_period", "10s"))
+            assert period.endswith("s") and float(period[:-1]) >= 35, f"{name}: stop_grace_period {period}"
+
+
 def test_each_migration_runs_once_before_its_service(compose: dict[str, Any], services: dict[str, Service]) -> None:
     for directory, service in services.items():
         containers = containers_of(compose, directory)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from billing_runtime.running import configure_logging, run, serve
+from billing_runtime.running import configure_logging, run, serve, stop_settings
 from billing_runtime.secret_policy import load_settings
 from billing_runtime.startup import log_startup
 
@@ -21,7 +21,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = load_settings(Settings, "checkout-web")
     configure_logging(settings.log_level)
     log_startup("checkout-web", "serve", [(settings.host, settings.port)], extra=[f"gateway {settings.gateway_url}"])
-    run(serve([(create_app(settings), settings.host, settings.port)]))
+    run(serve([(create_app(settings), settings.host, settings.port)], **stop_settings(settings)))
 
 
 if __name__ == "__main__":

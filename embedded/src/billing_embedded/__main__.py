@@ -12,7 +12,7 @@ from pathlib import Path
 
 from billing_runtime.bus import MemoryBus
 from billing_runtime.dead_letters_cli import OutboxDeadLetters, dead_letters_main
-from billing_runtime.running import configure_logging, serve
+from billing_runtime.running import configure_logging, serve, stop_settings
 from billing_runtime.running import run as run_loop  # `run` here is the platform's own coroutine
 from payments_svc.db.models import outbox as payments_outbox
 from providers_svc.db.models import outbox as providers_outbox
@@ -89,7 +89,8 @@ async def run(server: DatabaseServer) -> None:
             log.info("ready in %.1f s", time.monotonic() - began)
 
         try:
-            await serve(apps, ready=ready)
+            # One process, one grace period: the gateway's (GATEWAY_SHUTDOWN_GRACE_SECONDS, ..._DELAY_...).
+            await serve(apps, ready=ready, **stop_settings(config.gateway))
         finally:
             await bus.close()
     finally:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from billing_runtime.migrations import upgrade
-from billing_runtime.running import configure_logging, run, serve
+from billing_runtime.running import configure_logging, run, serve, stop_settings
 from billing_runtime.secret_policy import load_settings
 from billing_runtime.startup import log_startup
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
             database_url=settings.database_url,
             extra=[f"upstreams {upstreams}"],
         )
-        run(serve(apps))
+        run(serve(apps, **stop_settings(settings)))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from billing_runtime.db import create_engine
 from billing_runtime.key_ring import KeyRing
 from billing_runtime.key_rotation import reencrypt_columns
 from billing_runtime.migrations import upgrade
-from billing_runtime.running import configure_logging, dead_letters_command, run, serve
+from billing_runtime.running import configure_logging, dead_letters_command, run, serve, stop_settings
 from billing_runtime.secret_policy import load_settings
 from billing_runtime.startup import log_startup
 
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     bus = settings.bus_url if args.command in ("worker", "all") else None
     listeners = [(host, port) for _, host, port in apps]
     log_startup("providers-svc", args.command, listeners, database_url=settings.database_url, bus_url=bus)
-    run(serve(apps))
+    run(serve(apps, **stop_settings(settings)))
 
 
 if __name__ == "__main__":

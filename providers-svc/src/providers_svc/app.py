@@ -246,7 +246,7 @@ def create_app(
     app.cleanup_ctx.append(_http_client)
     app.cleanup_ctx.append(plumbing.ctx)
     if worker and SANDBOX in settings.enabled_providers:
-        plumbing.add_task("sandbox-callbacks", sender.run)
+        plumbing.add_task("sandbox-callbacks", sender.run, stop=sender.stop)
     if worker:
         # payments-svc's refund requests (docs/INTERNAL.md "Refunds (issue 13)"), and the refunds whose
         # provider could not be reached, asked again.

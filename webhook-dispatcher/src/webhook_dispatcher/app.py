@@ -138,7 +138,8 @@ def create_app(
 
         app.cleanup_ctx.append(http_client)
         plumbing.add_consumer(EVENTS_QUEUE, EVENT_BINDING_KEYS, events_handler(deps, metrics))
-        plumbing.add_task("dispatch", worker.run)
+        # Stopped gracefully: in-flight deliveries finish and are recorded within the grace period.
+        plumbing.add_task("dispatch", worker.run, stop=worker.stop)
         plumbing.add_task("backlog", worker.watch_backlog)
     app.cleanup_ctx.append(plumbing.ctx)
     if dispatcher is not None:

@@ -148,3 +148,25 @@ class TestCrossProcessWake:
             return len(hook.hits) == 1
 
         await eventually(delivered, 5)
+
+
+class TestGracefulStop:
+    @pytest.mark.slow
+    async def test_a_stopping_worker_finishes_and_records_the_attempt_in_flight(
+        self, start_app, auth, receiver, publish, eventually
+    ) -> None:
+        api = await start_app(roles=("api",))
+        # Longer than the 5 s a cancelled loop waits: only a graceful stop lets this attempt finish.
+        slow = await receiver(delay=6.0)
+        await _create(api, auth, slow)
+        worker = await start_app(roles=("worker",), request_timeout=8, lease_seconds=60)
+        await publish()
+
+        async def in_flight() -> bool:
+            return len(slow.hits) == 1
+
+        await eventually(in_flight, 15)
+        await worker.close()  # the app's cleanup: the plumbing stops the dispatcher gracefully
+        # Recorded as delivered by the worker that sent it: no lease left to expire, nothing sent again.
+        assert (await _statuses(api, auth)) == Counter({"succeeded": 1})
+        assert len(slow.hits) == 1

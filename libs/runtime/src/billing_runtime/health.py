@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from aiohttp import web
 
 from billing_runtime.metrics import Metrics
+from billing_runtime.shutdown import shutdown_key
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,12 @@ def add_health_routes(app: web.Application, metrics: Metrics, checks: Mapping[st
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    async def readyz(_request: web.Request) -> web.Response:
+    async def readyz(request: web.Request) -> web.Response:
+        shutdown = request.app.get(shutdown_key)
+        if shutdown is not None and shutdown.draining.is_set():
+            # Stopping (SIGTERM): out of rotation first, so a balancer stops sending before the
+            # listener closes (billing_runtime.shutdown).
+            return web.json_response({"status": "draining"}, status=503, headers={"Retry-After": "5"})
         results: dict[str, str] = {}
         ok = True
         for name, check in checks.items():

@@ -1,5 +1,12 @@
 """The per-process plumbing of a service: engine, bus, outbox relay, consumers and background tasks,
-opened and closed by one aiohttp cleanup context so nothing lives at module level."""
+opened and closed by one aiohttp cleanup context so nothing lives at module level.
+
+Its graceful stop (``billing_runtime.shutdown``; docs/INTERNAL.md "Graceful shutdown"): when the process
+starts draining (and the pre-drain delay is over) the consumers are cancelled and the background tasks
+that have a ``stop`` are told to finish what they hold, while in-flight requests finish; then, in the
+cleanup, the other background loops are cancelled (each is cancel-safe: a pass is one transaction, or
+leased work that another process takes over), the relay publishes what is committed until the outbox is
+empty or the deadline comes, and the broker and the database pool are closed."""
 
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ from billing_runtime.db import create_engine, make_sessionmaker, ping
 from billing_runtime.metrics import Metrics
 from billing_runtime.outbox import Notifier, OutboxRelay, listen_for_notifications
 from billing_runtime.outbox_dead_letters import outbox_dead_letter_stats
+from billing_runtime.shutdown import Shutdown, shutdown_of
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +36,14 @@ class _Consumer:
     queue: str
     binding_keys: list[str]
     handler: Handler
+
+
+@dataclass
+class _Task:
+    name: str
+    factory: Callable[[], Awaitable[None]]
+    # Asks the task to finish what it holds and return; None: it is cancelled instead.
+    stop: Callable[[], None] | None
 
 
 @dataclass
@@ -56,7 +72,8 @@ class Plumbing:
     _owns_engine: bool = field(default=False, init=False)
     _owns_bus: bool = field(default=False, init=False)
     _consumers: list[_Consumer] = field(default_factory=list, init=False)
-    _tasks: list[tuple[str, Callable[[], Awaitable[None]]]] = field(default_factory=list, init=False)
+    _tasks: list[_Task] = field(default_factory=list, init=False)
+    _stopping: asyncio.Task[None] | None = field(default=None, init=False)
     relay: OutboxRelay | None = field(default=None, init=False)
     notifier: Notifier | None = field(default=None, init=False)
     sessionmaker: async_sessionmaker[AsyncSession] | None = field(default=None, init=False)
@@ -68,9 +85,16 @@ class Plumbing:
     def add_consumer(self, queue: str, binding_keys: list[str], handler: Handler) -> None:
         self._consumers.append(_Consumer(queue, binding_keys, handler))
 
-    def add_task(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
-        """A background loop started after the engine and bus are open, cancelled before they close."""
-        self._tasks.append((name, factory))
+    def add_task(
+        self, name: str, factory: Callable[[], Awaitable[None]], *, stop: Callable[[], None] | None = None
+    ) -> None:
+        """A background loop started after the engine and bus are open, stopped before they close.
+
+        Without ``stop`` it is cancelled when the process stops, so it must be cancel-safe. With one,
+        ``stop()`` is called when the process starts draining and the loop must then finish what it
+        holds (in-flight webhook deliveries, leased callbacks) and return; it is cancelled only if it
+        is still running at the deadline."""
+        self._tasks.append(_Task(name, factory, stop))
 
     def after_commit(self) -> None:
         """Called by a UoW whose commit wrote events: wake this process's relay or, in a process that
@@ -97,7 +121,9 @@ class Plumbing:
         self.sessionmaker = make_sessionmaker(self.engine)
         return self.engine
 
-    async def ctx(self, _app: web.Application) -> AsyncIterator[None]:
+    async def ctx(self, app: web.Application) -> AsyncIterator[None]:
+        shutdown = shutdown_of(app)
+        self._stopping = None
         engine = self.open_engine()
         needs_bus = (self.outbox is not None and self.run_relay) or bool(self._consumers)
         if needs_bus and self.bus is None:
@@ -105,7 +131,10 @@ class Plumbing:
             self._owns_bus = True
             await self.bus.start()
         tasks: list[asyncio.Task[None]] = []
+        stoppable: list[asyncio.Task[None]] = []
+        relay_task: asyncio.Task[None] | None = None
         closers: list[Callable[[], object]] = []
+        watcher: asyncio.Task[None] | None = None
         try:
             if self.outbox is not None and not self.run_relay:
                 self.notifier = Notifier(self.database_url, self.notify_channel)
@@ -125,26 +154,36 @@ class Plumbing:
                     closers.append(
                         await listen_for_notifications(self.database_url, self.notify_channel, self.relay.wake)
                     )
-                tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.service}:relay"))
+                relay_task = asyncio.create_task(self.relay.run(), name=f"{self.service}:relay")
                 tasks.append(asyncio.create_task(self._watch_backlog(), name=f"{self.service}:backlog"))
             for consumer in self._consumers:
                 assert self.bus is not None
                 await self.bus.subscribe(consumer.queue, consumer.binding_keys, consumer.handler)
             if self.bus is not None and (self._consumers or (self.outbox is not None and self.run_relay)):
                 tasks.append(asyncio.create_task(self._watch_queues(), name=f"{self.service}:dead-letters"))
-            for name, factory in self._tasks:
-                tasks.append(asyncio.create_task(self._guard(name, factory), name=f"{self.service}:{name}"))
+            for task in self._tasks:
+                running = asyncio.create_task(self._guard(task.name, task.factory), name=f"{self.service}:{task.name}")
+                (stoppable if task.stop is not None else tasks).append(running)
+            watcher = asyncio.create_task(self._stop_when_draining(shutdown), name=f"{self.service}:stop")
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
+            # In-flight requests are done (aiohttp ran them to the end before the cleanup contexts).
+            shutdown.begin()  # a no-op under ``serve``; starts the clock for an app run otherwise
+            if watcher is not None and self._stopping is None:
+                watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                    await watcher
+            await self._stop_work(shutdown)
+            if watcher is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            # The loops that finish what they hold get until the deadline; the others stop now.
+            await _stop_tasks(tasks, within=0)
+            await _stop_tasks(stoppable, within=shutdown.remaining())
+            if relay_task is not None:
+                await _stop_tasks([relay_task], within=0)
             if self.relay is not None:
-                # One last pass so events committed by the final requests leave before we stop.
-                with contextlib.suppress(Exception):
-                    await self.relay.run_once()
+                await self._drain_outbox(shutdown)
             for close in closers:
                 with contextlib.suppress(Exception):
                     result = close()
@@ -154,6 +193,51 @@ class Plumbing:
                 await self.bus.close()
             if self._owns_engine:
                 await engine.dispose()
+
+    async def _stop_when_draining(self, shutdown: Shutdown) -> None:
+        """Under ``serve``: once the listeners close (the pre-drain delay over), stop taking messages
+        and tell the stoppable loops, while the in-flight requests finish."""
+        await shutdown.draining.wait()
+        await asyncio.sleep(shutdown.delay)
+        await self._stop_work(shutdown)
+
+    async def _stop_work(self, shutdown: Shutdown) -> None:
+        """Once: cancel the consumers and wait for their in-flight handlers (their effects and outbox
+        rows committed, the messages acked), and ask the stoppable loops to finish."""
+        if self._stopping is None:
+            self._stopping = asyncio.create_task(self._stop_once(shutdown), name=f"{self.service}:stopping")
+        await asyncio.shield(self._stopping)
+
+    async def _stop_once(self, shutdown: Shutdown) -> None:
+        for task in self._tasks:
+            if task.stop is not None:
+                task.stop()
+        if self._consumers and self.bus is not None:
+            try:
+                await self.bus.stop_consuming(shutdown.remaining())
+            except Exception:
+                log.exception(
+                    "%s: stopping the consumers failed; closing the channels returns their messages", self.service
+                )
+
+    async def _drain_outbox(self, shutdown: Shutdown) -> None:
+        """Publish what is committed, pass after pass, until the outbox is empty or the deadline; what is
+        left (the broker away, the time spent) stays in the outbox for the next process's relay."""
+        assert self.relay is not None
+        published = 0
+        try:
+            async with asyncio.timeout(shutdown.remaining()):
+                while True:
+                    count = await self.relay.run_once()
+                    published += count
+                    if count == 0:
+                        break
+        except TimeoutError:
+            log.warning("%s: the outbox was not empty at the deadline; its relays publish the rest", self.service)
+        except Exception as exc:
+            log.warning("%s: the final outbox pass failed (%s); its relays publish the rest", self.service, exc)
+        if published:
+            log.info("%s: published %d events from the outbox while stopping", self.service, published)
 
     async def _guard(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
         # A background loop that crashes is restarted after a pause rather than dying silently.
@@ -212,3 +296,16 @@ class Plumbing:
             for queue, (count, oldest) in (await outbox_dead_letter_stats(self.engine, self.outbox)).items():
                 found[queue] = (count, max((now - oldest).total_seconds(), 0.0))
         return found
+
+
+async def _stop_tasks(tasks: list[asyncio.Task[None]], *, within: float) -> None:
+    """Wait up to ``within`` seconds for the tasks to end, then cancel the rest and wait for them."""
+    if not tasks:
+        return
+    if within > 0:
+        await asyncio.wait(tasks, timeout=within)
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

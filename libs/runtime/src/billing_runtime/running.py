@@ -7,17 +7,20 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from aiohttp import web
 
 from billing_runtime.migrations import upgrade
 from billing_runtime.secret_policy import load_settings
 from billing_runtime.settings import ServiceSettings
+from billing_runtime.shutdown import DEFAULT_GRACE_SECONDS, Shutdown, shutdown_key
 from billing_runtime.startup import log_startup
 
 log = logging.getLogger(__name__)
@@ -61,30 +64,75 @@ async def serve(
     apps: list[tuple[web.Application, str, int]],
     *,
     ready: Callable[[], Awaitable[None]] | None = None,
-    shutdown_timeout: float = 10.0,
+    grace: float = DEFAULT_GRACE_SECONDS,
+    delay: float = 0.0,
 ) -> None:
-    """Start every (app, host, port) and block until a stop signal; then stop accepting, let in-flight
-    requests finish (up to ``shutdown_timeout``) and run every cleanup context."""
+    """Start every (app, host, port) and block until SIGTERM or SIGINT; then stop gracefully within
+    ``grace`` seconds (``billing_runtime.shutdown``): ``/readyz`` fails at once, the listeners close
+    after ``delay``, in-flight requests finish, every cleanup context runs (the plumbing drains its
+    consumers, loops and outbox) and this returns, so the process exits 0. A second signal exits at
+    once (status 1), as does a drain still running when the grace period is over."""
+    shutdown = Shutdown(grace=grace, delay=delay)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if stop.is_set():
+            log.warning("second %s while stopping: exiting now, without draining", sig.name)
+            _exit_now(EXIT_FORCED)
+        log.info("%s: stopping within %.0fs (pre-drain delay %.0fs)", sig.name, grace, delay)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, sig)
+    for app, _, _ in apps:
+        app[shutdown_key] = shutdown
     runners: list[web.AppRunner] = []
+    watchdog: asyncio.TimerHandle | None = None
     try:
         for app, host, port in apps:
-            runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout, access_log=None)
+            runner = web.AppRunner(app, shutdown_timeout=grace, access_log=None)
             await runner.setup()
             runners.append(runner)
             await web.TCPSite(runner, host, port).start()
         if ready is not None:
             await ready()
         await stop.wait()
-        log.info("stopping")
+        shutdown.begin()
+        watchdog = loop.call_later(grace, _overdue, grace)
+        if delay:
+            # Out of rotation (/readyz 503) but still serving what the balancer sends meanwhile.
+            await asyncio.sleep(delay)
     finally:
-        # In start order: the public entry, listed first, stops taking requests before what it calls.
+        shutdown.begin()  # also when start-up failed: the cleanups drain against the same deadline
+        # In start order: the public entry, listed first, stops taking requests (and finishes the ones
+        # it has, which may call the others) before what it calls.
         for runner in runners:
+            # In-flight requests may take what is left of the grace period, no more. aiohttp reads
+            # the runner's timeout only when cleaning up, and offers no public way to change it.
+            runner._shutdown_timeout = max(shutdown.remaining(), 0.1)
             await runner.cleanup()
+        if watchdog is not None:
+            watchdog.cancel()
+            assert shutdown.started is not None
+            log.info("stopped in %.1fs", time.monotonic() - shutdown.started)
+
+
+# Exit status of a stop forced by a second signal, or by a drain that outlived the grace period.
+EXIT_FORCED = 1
+
+
+def _overdue(grace: float) -> None:
+    log.error("still draining after the %.0fs grace period: exiting now", grace)
+    _exit_now(EXIT_FORCED)
+
+
+def _exit_now(status: int) -> None:
+    # No cleanup may run (it is what hangs or what the operator wants skipped): what is committed is
+    # kept, what is not rolls back, and unacknowledged messages go back to their queues.
+    logging.shutdown()
+    os._exit(status)
 
 
 def service_main(
@@ -126,7 +174,18 @@ def service_main(
     app = create_app(settings, roles=roles)
     bus = settings.bus_url if "worker" in roles else None
     log_startup(prog, args.command, [(settings.host, settings.port)], database_url=settings.database_url, bus_url=bus)
-    run(serve([(app, settings.host, settings.port)]))
+    run(serve([(app, settings.host, settings.port)], **stop_settings(settings)))
+
+
+class StopSettings(TypedDict):
+    grace: float
+    delay: float
+
+
+def stop_settings(settings: ServiceSettings) -> StopSettings:
+    """``serve``'s grace period and pre-drain delay from a service's settings
+    (``<PREFIX>_SHUTDOWN_GRACE_SECONDS``, ``<PREFIX>_SHUTDOWN_DELAY_SECONDS``)."""
+    return {"grace": settings.shutdown_grace_seconds, "delay": settings.shutdown_delay_seconds}
 
 
 def dead_letters_command(prog: str, argv: list[str], bus_url: str, queues: Sequence[str]) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -28,6 +28,20 @@ class ServiceSettings(BaseSettings):
     bus_url: str = "memory://"
     outbox_poll_interval: float = 1.0
     log_level: str = "INFO"
+    # Graceful stop (billing_runtime.shutdown): from SIGTERM to exit at most this long, all included;
+    # an orchestrator must wait longer before it kills (Kubernetes' terminationGracePeriodSeconds: 40).
+    shutdown_grace_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # Of which, first, this long with /readyz failing while still serving, for a balancer to notice
+    # (Kubernetes: about 5 s for the endpoints to propagate); 0 where nothing balances (default).
+    shutdown_delay_seconds: float = Field(default=0.0, ge=0, le=600)
+
+    @model_validator(mode="after")
+    def _delay_within_grace(self) -> ServiceSettings:
+        if self.shutdown_delay_seconds >= self.shutdown_grace_seconds:
+            grace = env_name(type(self), "shutdown_grace_seconds")
+            delay = env_name(type(self), "shutdown_delay_seconds")
+            raise ValueError(f"{delay} must be less than {grace} (the delay is part of the grace period)")
+        return self
 
     @field_validator("database_url")
     @classmethod

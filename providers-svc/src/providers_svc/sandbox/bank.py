@@ -246,9 +246,16 @@ class CallbackSender:
         # Calls run concurrently, so one lease covers the batch: longer than a timeout, with margin.
         self._lease = timedelta(seconds=timeout * 2 + 30)
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def wake(self) -> None:
         """Look for due callbacks now (called after the payer page records a decision)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """The graceful stop: ``run`` finishes the batch it holds (sends and records each callback, so
+        none waits out its lease on a stopped worker) and returns."""
+        self._stopping = True
         self._wake.set()
 
     def backoff(self, attempts: int) -> float:
@@ -256,7 +263,7 @@ class CallbackSender:
         return self._retry_schedule[min(attempts, len(self._retry_schedule)) - 1]
 
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             sent = await self.run_once()
             if sent >= self._batch_size:
                 continue

@@ -110,8 +110,20 @@ class Dispatcher:
         # Leased by this instance and not yet recorded or released, per endpoint.
         self._held: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
+        # Set by ``stop``: claim nothing more, start no attempt, finish the ones in flight.
+        self._stopping = False
 
     def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        """The graceful stop (the plumbing calls it when the process starts draining): ``run`` claims
+        nothing more and starts no attempt, lets every attempt in flight finish and be recorded (so no
+        receiver gets a webhook whose success is not logged, which would be sent again), hands back the
+        leases of what it never started and returns. Cancelled meanwhile (the grace period is over), it
+        cancels the attempts left: their leases expire and another worker makes them again, with the
+        same webhook-id (WHK-4)."""
+        self._stopping = True
         self._wake.set()
 
     @property
@@ -136,7 +148,7 @@ class Dispatcher:
     async def run(self) -> None:
         backoff = self.config.poll_interval
         try:
-            while True:
+            while not self._stopping:
                 # Cleared before claiming, so a wake-up that arrives meanwhile is not lost.
                 self._wake.clear()
                 room = min(self.config.batch, self._max_held - sum(self._held.values()))
@@ -164,6 +176,8 @@ class Dispatcher:
 
     def _pump(self) -> None:
         """Start every attempt the caps allow, endpoints taken round-robin."""
+        if self._stopping:
+            return
         for endpoint_id in list(self._queues):
             queue = self._queues.pop(endpoint_id)
             while (
@@ -202,18 +216,23 @@ class Dispatcher:
             self._wake.set()
 
     async def _drain(self) -> None:
-        """On shutdown let in-flight attempts finish briefly and hand back what was never started; the
-        rest are cancelled and their leases expire, so another worker makes them again with the same
-        webhook-id (WHK-4)."""
+        """When ``run`` ends: let in-flight attempts finish (all of them after ``stop``; briefly when the
+        loop was cancelled without one) and hand back what was never started; the rest are cancelled
+        and their leases expire, so another worker makes them again with the same webhook-id (WHK-4)."""
         queued = [item for queue in self._queues.values() for item in queue]
         self._queues.clear()
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=min(5.0, self.config.request_timeout))
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        try:
+            if self._tasks:
+                if self._stopping:
+                    log.info("stopping: waiting for %d webhook attempts in flight", len(self._tasks))
+                limit = None if self._stopping else min(5.0, self.config.request_timeout)
+                await asyncio.wait(set(self._tasks), timeout=limit)
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            for task in list(self._tasks):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         if queued:
             with contextlib.suppress(Exception):
                 await self.record_batch([(item, None) for item in queued])

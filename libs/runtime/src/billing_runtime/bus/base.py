@@ -60,6 +60,11 @@ class Bus(Protocol):
 
     async def subscribe(self, queue: str, binding_keys: list[str], handler: Handler) -> None: ...
 
+    async def stop_consuming(self, within: float) -> None:
+        """Take no more messages and let the handlers of those taken finish (within ``within``
+        seconds); what is not handled by then goes back to its queue, or stays with its publisher."""
+        ...
+
     async def check(self) -> None:
         """Raise if the broker is unreachable or a consumer is paused by an outage (readiness)."""
         ...

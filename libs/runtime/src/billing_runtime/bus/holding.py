@@ -10,6 +10,7 @@ is returned (and, at the limit, dead-lettered).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -20,8 +21,9 @@ log = logging.getLogger(__name__)
 
 
 class HoldExpired(Exception):
-    """The message was held through an outage for ``hold_limit``; the bus hands it back another way
-    before the broker's consumer timeout closes the channel (and returns every unacked message)."""
+    """The message was held through an outage for ``hold_limit``, or the process is stopping; the bus
+    hands it back another way before the broker's consumer timeout closes the channel (or the process
+    closes it), which would return every unacked message with a delivery spent."""
 
 
 class OutageHold:
@@ -47,10 +49,17 @@ class OutageHold:
         self.since: float | None = None
         self._delay = first_delay
         self._probe = asyncio.Lock()
+        # Set by ``stop``: held messages leave (HoldExpired) instead of probing again.
+        self._stopping = asyncio.Event()
         # Messages inside ``call``: when the last one leaves (handed back, its channel gone, cancelled)
         # with the outage still on, nobody is left to probe, so the queue stops reporting paused; the
         # next failure pauses it again.
         self._inside = 0
+
+    def stop(self) -> None:
+        """The process is stopping: every message held now or later is given up (``HoldExpired``) at
+        once rather than after the outage; a message not held runs its handler as before."""
+        self._stopping.set()
 
     async def call(self, handler: Handler, message: Message) -> None:
         """Run the handler until it succeeds or fails for another reason than an outage (raised).
@@ -82,7 +91,9 @@ class OutageHold:
                     continue  # another message's probe ended the outage while this one waited
                 if time.monotonic() - held_since >= self.hold_limit:
                     raise HoldExpired(f"{message.message_id} held {self.hold_limit:.0f}s through an outage")
-                await asyncio.sleep(self._delay)
+                await _wait_or_timeout(self._stopping, self._delay)
+                if self._stopping.is_set():
+                    raise HoldExpired(f"{message.message_id} held through an outage while stopping")
                 try:
                     await handler(message)
                 except Exception as exc:
@@ -113,3 +124,10 @@ class OutageHold:
         self.reason = None
         self.since = None
         self._delay = self.first_delay
+
+
+async def _wait_or_timeout(event: asyncio.Event, seconds: float) -> None:
+    """Wait for ``event`` at most ``seconds`` (not ``asyncio.wait_for``: see ``billing_runtime.outbox``)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()

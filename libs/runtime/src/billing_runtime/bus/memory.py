@@ -108,6 +108,12 @@ class MemoryBus:
                 results.append(None)
         return results
 
+    async def stop_consuming(self, within: float) -> None:
+        """Nothing to stop: a message reaches the consumers only inside ``publish``, i.e. inside a relay
+        pass, and the relays' own stop ends those (each pass completes or leaves its rows in the
+        outbox). The consumers stay subscribed for the relays' final passes."""
+        return None
+
     async def subscribe(self, queue: str, binding_keys: list[str], handler: Handler) -> None:
         existing = self._subscriptions.get(queue)
         keys = list(binding_keys) if existing is None else [*existing.binding_keys, *binding_keys]

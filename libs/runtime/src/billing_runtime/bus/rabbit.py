@@ -20,6 +20,7 @@ from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
     AbstractIncomingMessage,
+    AbstractQueue,
     AbstractRobustConnection,
 )
 from billing_contracts.envelope import utcnow
@@ -80,6 +81,11 @@ class RabbitBus:
         # (queue, its channel, the consumer tag) per subscription: closed by ``close``, and what ``check``
         # verifies is still consuming (closing the connection closes a channel whose subscribe failed).
         self._consumers: list[tuple[str, AbstractChannel, str]] = []
+        # (queue, consumer tag) per subscription, for ``stop_consuming``'s basic.cancel.
+        self._subscriptions: list[tuple[AbstractQueue, str]] = []
+        # The handlers running now (one task per delivered message): ``stop_consuming`` waits for them.
+        self._in_flight: set[asyncio.Task[object]] = set()
+        self._stopping = False
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -98,6 +104,29 @@ class RabbitBus:
         self._exchange = await self._publish_channel.declare_exchange(
             EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
         )
+
+    async def stop_consuming(self, within: float) -> None:
+        """The graceful stop of the consumers: cancel each (basic.cancel: the broker sends no more
+        deliveries), let the handlers of the messages already delivered finish and be acked, for at most
+        ``within`` seconds; a message held through an outage is handed back (a fresh copy at the back
+        of its queue, no delivery spent) instead of waiting for the dependency. ``close`` then closes
+        the channels: a handler still running is cancelled and its message returned by the broker."""
+        self._stopping = True
+        for hold in self._holds.values():
+            hold.stop()
+        for queue, tag in self._subscriptions:
+            try:
+                async with asyncio.timeout(max(within, 0.1)):
+                    await queue.cancel(tag)
+            except (Exception, TimeoutError) as exc:  # the channel is gone: nothing more will arrive on it
+                log.warning("could not cancel the consumer of %s (%s)", queue.name, exc)
+        self._subscriptions.clear()
+        pending = set(self._in_flight)
+        if pending:
+            log.info("waiting for %d in-flight message handlers", len(pending))
+            _, late = await asyncio.wait(pending, timeout=max(within, 0.0))
+            if late:
+                log.warning("%d message handlers still running at the deadline; their messages go back", len(late))
 
     async def close(self) -> None:
         for _, channel, _ in self._consumers:
@@ -173,6 +202,15 @@ class RabbitBus:
         )
 
         async def on_message(incoming: AbstractIncomingMessage) -> None:
+            task = asyncio.current_task()
+            assert task is not None  # aiormq runs each delivery's callback as a task of its own
+            self._in_flight.add(task)
+            try:
+                await handle(incoming)
+            finally:
+                self._in_flight.discard(task)
+
+        async def handle(incoming: AbstractIncomingMessage) -> None:
             message = from_incoming(incoming)
             try:
                 await hold.call(handler, message)
@@ -185,6 +223,7 @@ class RabbitBus:
 
         tag = await main.consume(on_message)
         self._consumers.append((queue, channel, tag))
+        self._subscriptions.append((main, tag))
 
     async def _failed(self, queue: str, incoming: AbstractIncomingMessage, message: Message, exc: Exception) -> None:
         """A failure on a healthy system: back to the queue, or to its dead letters at the limit."""
@@ -211,18 +250,21 @@ class RabbitBus:
                 return
         else:
             log.warning("handler of %s failed on %s (delivery %d)", queue, message.message_id, delivery, exc_info=exc)
-        # A short pause before the requeue so a failing message is not retried in a hot loop.
-        await asyncio.sleep(self.retry_delay * min(delivery, 10))
+        # A short pause before the requeue so a failing message is not retried in a hot loop (not when
+        # stopping: no consumer of this process takes it again, and the stop should not wait for it).
+        if not self._stopping:
+            await asyncio.sleep(self.retry_delay * min(delivery, 10))
         await incoming.nack(requeue=True)
 
     async def _hand_back(self, queue: str, incoming: AbstractIncomingMessage, message: Message) -> None:
-        """Held through an outage for ``hold_limit``: put a fresh copy at the back of the queue (the
-        default exchange routes to that queue only) and acknowledge this one, so the broker's consumer
-        timeout does not return it (and every other unacked message) with a delivery spent."""
+        """Held through an outage for ``hold_limit``, or when the process stops: put a fresh copy at the
+        back of the queue (the default exchange routes to that queue only) and acknowledge this one, so
+        the broker's consumer timeout (or the channel's close) does not return it (and every other
+        unacked message) with a delivery spent."""
         log.warning(
-            "event %s held through an outage for %.0fs; handing it back to %s",
+            "event %s held through an outage %s; handing it back to %s",
             message.message_id,
-            self.hold_limit,
+            "while stopping" if self._stopping else f"for {self.hold_limit:.0f}s",
             queue,
         )
         try:

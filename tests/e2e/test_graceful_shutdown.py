@@ -1,0 +1,428 @@
+"""Graceful shutdown of every process role under load (issue 14): nothing lost, nothing done twice.
+
+The distributed platform on databases and a RabbitMQ vhost of this test's own. A tenant creates sandbox
+payments through the gateway at a steady rate, and a payer pays each one on the sandbox provider's page
+(succeed, decline, or stay pending then succeed) after some thinking time; the tenant's two webhook
+endpoints (a receiver on loopback that verifies every signature with the reference Standard Webhooks
+library) answer slowly, so deliveries are in flight. Both act as API.md tells clients to: a 503, 502,
+504 or a refused connection is retried (the same Idempotency-Key), anything else unexpected fails.
+
+Meanwhile each process in turn (gateway, checkout, payments api and worker, providers, the dispatcher's
+api and worker, reconciliation) gets SIGTERM mid-load: its ``/readyz`` must answer 503 ``draining``
+during the pre-drain delay, it must exit 0 within its grace period, and a replacement is started on the
+same port. At the end: every payment reached its final state, every event of the tenant's log reached
+each endpoint exactly once (by webhook-id) and verified, no payment has an event twice, no queue holds a
+message or a dead letter, no answer was a 500, and every 5xx was a 503 inside the restart window of the
+role being restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import secrets
+import shutil
+import subprocess
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from billing_runtime.testing import free_port, scratch_vhost
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+Platform = Any  # the conftest's Platform
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.postgres,
+    pytest.mark.rabbitmq,
+    pytest.mark.timeout(600),
+]
+
+# In the order they are stopped: the back first, the public entry last (while it restarts every
+# request is refused, which the clients retry).
+ROLES = [
+    "webhooks-worker",
+    "payments-worker",
+    "providers",
+    "reconciliation",
+    "payments-api",
+    "webhooks-api",
+    "checkout",
+    "gateway",
+]
+GRACE = 20.0  # every process's grace period here (the default is 30 s)
+DELAY = 2.0  # every process's pre-drain delay here (default 0; Kubernetes: about 5 s)
+RATE = 2.0  # payments started per second, all through the restarts
+STEADY = 3.0  # seconds of load before each SIGTERM (the replacement is ready by then)
+THINK = (0.0, 2.0)  # the payer's seconds on the provider's page
+OUTCOMES = [("succeed", "SUCCEEDED")] * 3 + [("decline", "FAILED"), ("pending", "SUCCEEDED")]
+FINAL_TYPES = {"SUCCEEDED": "payment.succeeded", "FAILED": "payment.failed"}
+ENDPOINTS = 2
+RECEIVER_DELAY = 0.2  # the receiver answers after this long: deliveries are in flight at each SIGTERM
+RETRY_PAUSE = (0.3, 1.0)
+FLOW_DEADLINE = 120.0  # a flow that cannot finish within this fails the case instead of hanging
+SETTLE_DEADLINE = 120.0  # after the last restart, for every payment and webhook to arrive
+# 503s are expected while a role restarts, and a little after its replacement is ready (a caller's
+# pooled connection to the process that left is found closed on its next use).
+WINDOW_SLACK = 5.0
+
+_SERVICES = ("gateway", "payments", "providers", "webhooks", "reconciliation")
+OVERRIDES: dict[str, dict[str, str]] = {
+    svc: {
+        f"{prefix}_SHUTDOWN_GRACE_SECONDS": str(GRACE),
+        f"{prefix}_SHUTDOWN_DELAY_SECONDS": str(DELAY),
+    }
+    for svc, prefix in zip(_SERVICES, ("GATEWAY", "PAYMENTS", "PROVIDERS", "WEBHOOKS", "RECONCILIATION"), strict=True)
+}
+OVERRIDES["checkout"] = {"CHECKOUT_SHUTDOWN_GRACE_SECONDS": str(GRACE), "CHECKOUT_SHUTDOWN_DELAY_SECONDS": str(DELAY)}
+# As in test_outages: no rate limit in the way, the bank retrying its callbacks every second, small pools.
+OVERRIDES["gateway"].update({"GATEWAY_RATE_LIMIT_PER_SECOND": "0", "GATEWAY_DATABASE_POOL_SIZE": "3"})
+OVERRIDES["providers"].update(
+    {
+        "PROVIDERS_SANDBOX_PENDING_DELAY": "2",
+        "PROVIDERS_SANDBOX_CALLBACK_RETRY_SCHEDULE": "0.5,1",
+        "PROVIDERS_DATABASE_POOL_SIZE": "5",
+    }
+)
+OVERRIDES["payments"].update({"PAYMENTS_DATABASE_POOL_SIZE": "4"})
+OVERRIDES["webhooks"].update({"WEBHOOKS_DATABASE_POOL_SIZE": "5"})
+
+
+# -- the tenant's receiver ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hit:
+    endpoint: int
+    webhook_id: str
+    verified: bool
+
+
+@dataclass
+class Receiver:
+    secrets: dict[int, str] = field(default_factory=dict)
+    hits: list[Hit] = field(default_factory=list)
+    port: int = 0
+
+    def url(self, endpoint: int) -> str:
+        return f"http://127.0.0.1:{self.port}/hook/{endpoint}"
+
+    async def handle(self, request: web.Request) -> web.Response:
+        endpoint = int(request.match_info["endpoint"])
+        body = await request.read()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        try:
+            Webhook(self.secrets[endpoint]).verify(body, headers)
+            verified = True
+        except (WebhookVerificationError, KeyError, ValueError):
+            verified = False
+        await asyncio.sleep(RECEIVER_DELAY)
+        self.hits.append(Hit(endpoint, headers.get("webhook-id", ""), verified))
+        return web.Response(status=204)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    state = Receiver()
+    app = web.Application()
+    app.router.add_post(r"/hook/{endpoint:\d+}", state.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    state.port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", state.port).start()
+    yield state
+    await runner.cleanup()
+
+
+# -- the tenant and its payers ------------------------------------------------------------------------
+
+
+class FlowFailed(Exception):
+    """An answer API.md does not allow here."""
+
+
+@dataclass
+class Traffic:
+    http: aiohttp.ClientSession
+    platform: Platform
+    auth: dict[str, str] = field(default_factory=dict)
+    statuses: Counter[int] = field(default_factory=Counter)
+    # (time.monotonic(), status, request) of every 5xx answer.
+    server_errors: list[tuple[float, int, str]] = field(default_factory=list)
+    refused: int = 0  # connections refused or dropped (a listener closed, a process restarting)
+    expected: dict[str, str] = field(default_factory=dict)  # payment id -> final status
+    failures: list[str] = field(default_factory=list)
+
+    async def call(self, method: str, url: str, want: int, **kwargs: Any) -> tuple[dict[str, str], bytes]:
+        deadline = time.monotonic() + FLOW_DEADLINE
+        while True:
+            try:
+                async with self.http.request(method, url, allow_redirects=False, **kwargs) as r:
+                    status, headers, body = r.status, dict(r.headers), await r.read()
+            except (aiohttp.ClientError, TimeoutError):
+                self.refused += 1
+                status, headers, body = 0, {}, b""
+            if status:
+                self.statuses[status] += 1
+            if status == want:
+                return headers, body
+            if status >= 500:
+                self.server_errors.append((time.monotonic(), status, f"{method} {url}: {body[:200]!r}"))
+            retry = status in (0, 502, 503, 504) or (status == 409 and b"idempotency_key_in_use" in body)
+            if not retry or time.monotonic() > deadline:
+                raise FlowFailed(f"{method} {url} -> {status}: {body[:300]!r}")
+            await asyncio.sleep(random.uniform(*RETRY_PAUSE))
+
+    async def flow(self, index: int, rng: random.Random) -> None:
+        button, final = OUTCOMES[index % len(OUTCOMES)]
+        think = rng.uniform(*THINK)
+        try:
+            g = self.platform.gateway_url
+            _, body = await self.call(
+                "POST",
+                f"{g}/v1/payments",
+                201,
+                json={"amount": 5000 + index, "currency": "USD", "order_id": f"order-{index}"},
+                headers={**self.auth, "Idempotency-Key": f"shutdown-{index}"},
+            )
+            payment = json.loads(body)
+            self.expected[payment["id"]] = final
+            headers, _ = await self.call(
+                "POST",
+                f"{self.platform.checkout_url}/c/{payment['checkout_token']}/pay",
+                303,
+                data={"provider": "sandbox"},
+            )
+            await asyncio.sleep(think)
+            await self.call("POST", headers["Location"], 303, data={"outcome": button})
+        except FlowFailed as exc:
+            self.failures.append(f"payment {index}: {exc}")
+
+    async def list_all(self, path: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        while True:
+            params = {"limit": "100"}
+            if path == "/v1/events" and items:
+                params["after"] = items[-1]["id"]
+            elif path != "/v1/events":
+                params["offset"] = str(len(items))
+            query = "&".join(f"{k}={v}" for k, v in params.items())
+            _, body = await self.call("GET", f"{self.platform.gateway_url}{path}?{query}", 200, headers=self.auth)
+            page = json.loads(body)["data"]
+            items.extend(page)
+            if len(page) < 100:
+                return items
+
+
+async def _tenant(http: aiohttp.ClientSession, platform: Platform, receiver: Receiver) -> Traffic:
+    traffic = Traffic(http, platform)
+    g = platform.gateway_url
+    app_name = f"shop-{secrets.token_hex(4)}"
+    admin = {"Authorization": f"Bearer {platform.admin_token}"}
+    _, body = await traffic.call(
+        "POST", f"{g}/admin/tenants", 201, json={"app_name": app_name, "display_name": "Shutdown shop"}, headers=admin
+    )
+    secret = json.loads(body)["secret"]
+    _, body = await traffic.call("POST", f"{g}/v1/auth/token", 200, json={"app_name": app_name, "secret": secret})
+    traffic.auth = {"Authorization": f"Bearer {json.loads(body)['access_token']}"}
+    for i in range(ENDPOINTS):
+        _, body = await traffic.call(
+            "POST",
+            f"{g}/v1/webhook-endpoints",
+            201,
+            json={"url": receiver.url(i), "events": ["*"], "description": f"shutdown {i}"},
+            headers=traffic.auth,
+        )
+        receiver.secrets[i] = json.loads(body)["secret"]
+    return traffic
+
+
+# -- stopping and replacing one process ---------------------------------------------------------------
+
+
+@dataclass
+class Restart:
+    role: str
+    began: float  # time.monotonic() of the SIGTERM
+    exit_code: int | None = None
+    seconds: float = 0.0  # from SIGTERM to exit
+    saw_draining: bool = False  # its /readyz answered 503 "draining" before it exited
+    ready_at: float = 0.0  # the replacement's readiness
+
+
+async def _watch_readiness(http: aiohttp.ClientSession, url: str, restart: Restart, done: asyncio.Event) -> None:
+    while not done.is_set():
+        try:
+            async with http.get(url) as r:
+                if r.status == 503 and (await r.json()).get("status") == "draining":
+                    restart.saw_draining = True
+                    return
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            pass
+        await asyncio.sleep(0.1)
+
+
+async def _restart(http: aiohttp.ClientSession, platform: Platform, role: str) -> Restart:
+    restart = Restart(role, time.monotonic())
+    exited = asyncio.Event()
+    watcher = asyncio.create_task(_watch_readiness(http, platform.ready_urls[role], restart, exited))
+    # Blocking waits in a thread: the load and the receiver go on meanwhile.
+    restart.exit_code, restart.seconds = await asyncio.to_thread(platform.terminate, role, GRACE + 15)
+    exited.set()
+    await watcher
+    await asyncio.to_thread(platform.restart, role)
+    restart.ready_at = time.monotonic()
+    return restart
+
+
+def _queues(vhost: str) -> dict[str, int]:
+    ctl = shutil.which("rabbitmqctl")
+    assert ctl, "rabbitmqctl is needed to read the vhost's queues"
+    argv = [ctl, "list_queues", "-p", vhost, "--no-table-headers", "--quiet", "name", "messages"]
+    for _ in range(30):
+        done = subprocess.run(argv, check=False, capture_output=True, text=True)
+        if done.returncode == 0:
+            return {name: int(n) for name, n in (line.split() for line in done.stdout.splitlines() if line.strip())}
+        time.sleep(1)
+    raise AssertionError(f"rabbitmqctl list_queues failed: {done.stderr}")
+
+
+# -- the case -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def vhost() -> Iterator[tuple[str, str]]:
+    name = f"shutdown-{os.getpid()}-{secrets.token_hex(3)}"
+    with scratch_vhost(name) as url:
+        yield name, url
+
+
+@pytest.fixture
+def distributed(tmp_path: Path, vhost: tuple[str, str], distributed_starter: Any) -> Iterator[Platform]:
+    with distributed_starter(tmp_path, vhost[1], f"shutdown_{os.getpid()}_{secrets.token_hex(3)}", OVERRIDES) as p:
+        yield p
+
+
+def _print_logs(platform: Platform) -> None:
+    for log in platform.logs:
+        print(f"--- {log.name} ---\n{log.read_text(errors='replace')[-4000:]}")
+
+
+def _payment_id(event: dict[str, Any]) -> str | None:
+    payment = event.get("data", {}).get("payment")
+    return payment.get("id") if isinstance(payment, dict) else None
+
+
+async def test_sigterm_to_every_role_under_load_loses_nothing_and_does_nothing_twice(
+    distributed: Platform, vhost: tuple[str, str], receiver: Receiver
+) -> None:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        try:
+            await _case(distributed, vhost[0], receiver, http)
+        except AssertionError:
+            _print_logs(distributed)
+            raise
+
+
+async def _case(platform: Platform, vhost: str, receiver: Receiver, http: aiohttp.ClientSession) -> None:
+    traffic = await _tenant(http, platform, receiver)
+    rng = random.Random(14)
+    flows: list[asyncio.Task[None]] = []
+    restarting = asyncio.Event()
+
+    async def load() -> None:
+        # A steady rate until the last replacement is up, whatever the platform answers meanwhile.
+        started = time.monotonic()
+        while not restarting.is_set():
+            index = len(flows)
+            flows.append(asyncio.create_task(traffic.flow(index, rng)))
+            await asyncio.sleep(max(0.0, started + (index + 1) / RATE - time.monotonic()))
+
+    producer = asyncio.create_task(load())
+    restarts: list[Restart] = []
+    try:
+        for role in ROLES:
+            await asyncio.sleep(STEADY)
+            restarts.append(await _restart(http, platform, role))
+        await asyncio.sleep(STEADY)
+    finally:
+        restarting.set()
+        await producer
+    await asyncio.gather(*flows)
+
+    # Settle: every payment final, every event of the tenant's log at every endpoint (or the deadline).
+    deadline = time.monotonic() + SETTLE_DEADLINE
+    while True:
+        status = {p["id"]: p["status"] for p in await traffic.list_all("/v1/payments")}
+        log = await traffic.list_all("/v1/events")
+        wanted = {(e, ev["id"]) for ev in log for e in range(ENDPOINTS)}
+        got = {(h.endpoint, h.webhook_id) for h in receiver.hits}
+        settled = all(status.get(pid) == final for pid, final in traffic.expected.items())
+        finals = sum(ev["type"] in FINAL_TYPES.values() for ev in log)
+        if (settled and finals >= len(traffic.expected) and wanted <= got) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(1.0)
+    await asyncio.sleep(2.0)  # a duplicate would come now, if at all
+
+    # Queues drained (a handed-back copy or an ack in flight may need a moment), and no dead letters.
+    queue_deadline = time.monotonic() + 30
+    while True:
+        queues = await asyncio.to_thread(_queues, vhost)
+        undelivered = {q: n for q, n in queues.items() if n and not q.endswith(".dlq")}
+        if not undelivered or time.monotonic() > queue_deadline:
+            break
+        await asyncio.sleep(0.5)
+    dead = {q: n for q, n in queues.items() if q.endswith(".dlq") and n}
+
+    counts = Counter((h.endpoint, h.webhook_id) for h in receiver.hits)
+    per_payment = Counter((_payment_id(ev), ev["type"]) for ev in log if _payment_id(ev) is not None)
+    stuck = {pid: (status.get(pid), final) for pid, final in traffic.expected.items() if status.get(pid) != final}
+    outside = [
+        (status_code, request)
+        for at, status_code, request in traffic.server_errors
+        if status_code != 503 or not any(r.began <= at <= r.ready_at + WINDOW_SLACK for r in restarts)
+    ]
+    print(
+        f"\npayments {len(traffic.expected)} (final {len(traffic.expected) - len(stuck)}), requests"
+        f" {sum(traffic.statuses.values())}, 503s {traffic.statuses[503]}, refused {traffic.refused};"
+        f" webhooks {len(receiver.hits)} for {len(wanted)} wanted;"
+        + "".join(
+            f"\n  {r.role}: exit {r.exit_code} in {r.seconds:.1f}s, draining seen {r.saw_draining},"
+            f" replacement ready {r.ready_at - r.began:.1f}s after SIGTERM"
+            for r in restarts
+        )
+    )
+
+    assert [r.role for r in restarts] == ROLES
+    for r in restarts:
+        assert r.exit_code == 0, f"{r.role} exited {r.exit_code} after SIGTERM"
+        assert r.seconds < GRACE, f"{r.role} took {r.seconds:.1f}s, over its {GRACE}s grace period"
+        assert r.saw_draining, f"{r.role}'s /readyz never said draining before it exited"
+    assert not traffic.failures, traffic.failures[:5]
+    assert len(traffic.expected) >= RATE * STEADY * len(ROLES) / 2, "too little load to test anything"
+    assert not stuck, list(stuck.items())[:5]
+    assert traffic.statuses[500] == 0
+    assert not outside, outside[:5]
+    assert all(h.verified for h in receiver.hits), "a webhook whose signature did not verify"
+    missing = wanted - set(counts)
+    assert not missing, f"{len(missing)} webhooks never delivered: {sorted(missing)[:5]}"
+    duplicated = {k: n for k, n in counts.items() if n > 1}
+    assert not duplicated, f"webhooks delivered more than once: {list(duplicated.items())[:5]}"
+    assert not set(counts) - wanted, "webhooks of events not in the tenant's log"
+    twice = {k: n for k, n in per_payment.items() if n > 1}
+    assert not twice, f"events applied twice: {list(twice.items())[:5]}"
+    for pid, final in traffic.expected.items():
+        assert per_payment[(pid, "payment.created")] == 1
+        assert per_payment[(pid, FINAL_TYPES[final])] == 1
+    assert not dead, f"dead letters: {dead}"
+    assert not undelivered, f"messages left in queues: {undelivered}"
