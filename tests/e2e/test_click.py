@@ -98,3 +98,44 @@ class TestClick:
             assert (await r.json())["error"] == -8
         await asyncio.sleep(1)
         assert (await tenant.payment(payment["id"]))["status"] == "PROVIDER_PENDING"
+
+
+class TestClickRefunds:
+    async def test_a_full_refund_is_reversed_at_the_simulator_and_a_partial_one_refused(
+        self, platform, new_tenant, http, receiver
+    ) -> None:
+        tenant = await new_tenant()
+        async with http.post(
+            f"{platform.gateway_url}/v1/webhook-endpoints",
+            json={"url": receiver.url, "events": ["*"]},
+            headers=tenant.auth,
+        ) as r:
+            assert r.status == 201, await r.text()
+        payment = await tenant.create_payment("click-refund", amount=100000, currency="UZS")
+        await _choose(http, await _simulator_page(http, platform, payment), "pay")
+        assert (await tenant.wait_for_status(payment["id"], "SUCCEEDED"))["status"] == "SUCCEEDED"
+        refunds = f"{platform.gateway_url}/v1/payments/{payment['id']}/refunds"
+
+        # Click reverses whole payments only: refused before anything is written.
+        async with http.post(refunds, json={"amount": 40000}, headers={**tenant.auth, "Idempotency-Key": "part"}) as r:
+            assert r.status == 422, await r.text()
+            assert (await r.json())["code"] == "partial_refund_not_supported"
+        async with http.get(refunds, headers=tenant.auth) as r:
+            assert (await r.json())["data"] == []
+
+        async with http.post(refunds, json={}, headers={**tenant.auth, "Idempotency-Key": "full"}) as r:
+            assert r.status == 201, await r.text()
+            created = await r.json()
+        assert (created["status"], created["amount"]) == ("PENDING", 100000)
+        webhook = await receiver.wait("refund.succeeded")
+        assert webhook["data"]["refund"]["id"] == created["id"]
+        assert webhook["data"]["refund"]["provider_refund_id"]
+        assert (webhook["data"]["payment"]["status"], webhook["data"]["payment"]["amount_refunded"]) == (
+            "REFUNDED",
+            100000,
+        )
+        async with http.get(f"{platform.gateway_url}/v1/refunds/{created['id']}", headers=tenant.auth) as r:
+            assert (await r.json())["status"] == "SUCCEEDED"
+        done = await tenant.payment(payment["id"])
+        assert (done["status"], done["amount_refunded"]) == ("REFUNDED", 100000)
+        assert "refund.created" in receiver.types()
