@@ -58,88 +58,148 @@ async def _admin(http: aiohttp.ClientSession, platform: Any, method: str, path: 
         return await r.json()
 
 
+async def _stripe_shop(
+    http: aiohttp.ClientSession, platform: Any, receiver: Any, localstripe: str
+) -> tuple[dict[str, str], str]:
+    """A test tenant whose Stripe account is at localstripe, with a webhook endpoint for every event:
+    its auth header and the endpoint's signing secret."""
+    secret_key, webhook_secret = f"sk_test_{secrets.token_hex(12)}", f"whsec_{secrets.token_hex(16)}"
+    account = await _admin(
+        http,
+        platform,
+        "POST",
+        "/admin/provider-accounts",
+        {
+            "provider": "stripe",
+            "name": "Shop Stripe (localstripe)",
+            "environment": "test",
+            "currencies": ["USD"],
+            "credentials": {"secret_key": secret_key, "webhook_secret": webhook_secret},
+            "settings": {"api_base": localstripe, "flow": "payment_intent"},
+        },
+    )
+    assert secret_key not in str(account) and webhook_secret not in str(account)
+    app_name = f"shop-{secrets.token_hex(4)}"
+    tenant = await _admin(
+        http, platform, "POST", "/admin/tenants", {"app_name": app_name, "display_name": "Stripe shop"}
+    )
+    await _admin(
+        http,
+        platform,
+        "PUT",
+        f"/admin/tenants/{tenant['id']}/provider-accounts/stripe",
+        {"provider_account_id": account["id"]},
+    )
+    async with http.post(
+        f"{platform.gateway_url}/v1/auth/token", json={"app_name": app_name, "secret": tenant["secret"]}
+    ) as r:
+        auth = {"Authorization": f"Bearer {(await r.json())['access_token']}"}
+    async with http.post(
+        f"{platform.gateway_url}/v1/webhook-endpoints", json={"url": receiver.url, "events": ["*"]}, headers=auth
+    ) as r:
+        assert r.status == 201, await r.text()
+        endpoint_secret = (await r.json())["secret"]
+    # localstripe signs its webhooks with the account's secret and posts them through the gateway.
+    async with http.post(
+        f"{localstripe}/_config/webhooks/e2e",
+        data={"url": f"{platform.gateway_url}/billing/stripe", "secret": webhook_secret},
+    ) as r:
+        assert r.status == 200
+    return auth, endpoint_secret
+
+
+async def _pay_with_card(http: aiohttp.ClientSession, platform: Any, auth: dict[str, str]) -> dict:
+    """A 50.00 USD payment paid with the test card on our Stripe payer page, once it is SUCCEEDED."""
+    async with http.post(
+        f"{platform.gateway_url}/v1/payments",
+        json={"amount": 5000, "currency": "USD", "order_id": "stripe-1", "providers": ["stripe"]},
+        headers={**auth, "Idempotency-Key": secrets.token_hex(8)},
+    ) as r:
+        assert r.status == 201, await r.text()
+        payment = await r.json()
+    token = payment["checkout_token"]
+
+    async with http.get(f"{platform.checkout_url}/c/{token}") as r:
+        assert r.status == 200
+        assert "stripe" in (await r.text()).lower()
+    async with http.post(
+        f"{platform.checkout_url}/c/{token}/pay", data={"provider": "stripe"}, allow_redirects=False
+    ) as r:
+        assert r.status == 303, await r.text()
+        pay_page = r.headers["Location"]
+    assert pay_page.startswith(platform.gateway_url + "/pay/stripe/")
+    async with http.get(pay_page) as r:
+        assert r.status == 200
+        assert "50.00 USD" in await r.text()
+        assert r.headers["Cache-Control"] == "no-store"
+        assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+    async with http.post(pay_page, data={"card": "visa"}, allow_redirects=False) as r:
+        assert r.status == 303, await r.text()
+
+    deadline = time.monotonic() + 30
+    while True:
+        async with http.get(f"{platform.gateway_url}/v1/payments/{payment['id']}", headers=auth) as r:
+            done = await r.json()
+        if done["status"] == "SUCCEEDED" or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert (done["status"], done["provider"]) == ("SUCCEEDED", "stripe")
+    return dict(done)
+
+
 class TestStripe:
     async def test_a_card_payment_at_the_fake_stripe_succeeds_and_the_webhook_is_delivered(
         self, platform: Any, http: aiohttp.ClientSession, receiver: Any, localstripe: str
     ) -> None:
-        secret_key, webhook_secret = f"sk_test_{secrets.token_hex(12)}", f"whsec_{secrets.token_hex(16)}"
-        account = await _admin(
-            http,
-            platform,
-            "POST",
-            "/admin/provider-accounts",
-            {
-                "provider": "stripe",
-                "name": "Shop Stripe (localstripe)",
-                "environment": "test",
-                "currencies": ["USD"],
-                "credentials": {"secret_key": secret_key, "webhook_secret": webhook_secret},
-                "settings": {"api_base": localstripe, "flow": "payment_intent"},
-            },
-        )
-        assert secret_key not in str(account) and webhook_secret not in str(account)
-        app_name = f"shop-{secrets.token_hex(4)}"
-        tenant = await _admin(
-            http, platform, "POST", "/admin/tenants", {"app_name": app_name, "display_name": "Stripe shop"}
-        )
-        await _admin(
-            http,
-            platform,
-            "PUT",
-            f"/admin/tenants/{tenant['id']}/provider-accounts/stripe",
-            {"provider_account_id": account["id"]},
-        )
-        async with http.post(
-            f"{platform.gateway_url}/v1/auth/token", json={"app_name": app_name, "secret": tenant["secret"]}
-        ) as r:
-            auth = {"Authorization": f"Bearer {(await r.json())['access_token']}"}
-        async with http.post(
-            f"{platform.gateway_url}/v1/webhook-endpoints", json={"url": receiver.url, "events": ["*"]}, headers=auth
-        ) as r:
-            assert r.status == 201, await r.text()
-            endpoint_secret = (await r.json())["secret"]
-        # localstripe signs its webhooks with the account's secret and posts them through the gateway.
-        async with http.post(
-            f"{localstripe}/_config/webhooks/e2e",
-            data={"url": f"{platform.gateway_url}/billing/stripe", "secret": webhook_secret},
-        ) as r:
-            assert r.status == 200
-        async with http.post(
-            f"{platform.gateway_url}/v1/payments",
-            json={"amount": 5000, "currency": "USD", "order_id": "stripe-1", "providers": ["stripe"]},
-            headers={**auth, "Idempotency-Key": secrets.token_hex(8)},
-        ) as r:
-            assert r.status == 201, await r.text()
-            payment = await r.json()
-        token = payment["checkout_token"]
-
-        async with http.get(f"{platform.checkout_url}/c/{token}") as r:
-            assert r.status == 200
-            assert "stripe" in (await r.text()).lower()
-        async with http.post(
-            f"{platform.checkout_url}/c/{token}/pay", data={"provider": "stripe"}, allow_redirects=False
-        ) as r:
-            assert r.status == 303, await r.text()
-            pay_page = r.headers["Location"]
-        assert pay_page.startswith(platform.gateway_url + "/pay/stripe/")
-        async with http.get(pay_page) as r:
-            assert r.status == 200
-            assert "50.00 USD" in await r.text()
-            assert r.headers["Cache-Control"] == "no-store"
-            assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
-        async with http.post(pay_page, data={"card": "visa"}, allow_redirects=False) as r:
-            assert r.status == 303, await r.text()
-
-        deadline = time.monotonic() + 30
-        while True:
-            async with http.get(f"{platform.gateway_url}/v1/payments/{payment['id']}", headers=auth) as r:
-                done = await r.json()
-            if done["status"] == "SUCCEEDED" or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.1)
-        assert (done["status"], done["provider"]) == ("SUCCEEDED", "stripe")
-        assert done["provider_reference"].startswith("pi_")
+        auth, endpoint_secret = await _stripe_shop(http, platform, receiver, localstripe)
+        payment = await _pay_with_card(http, platform, auth)
+        assert payment["provider_reference"].startswith("pi_")
         event = await receiver.wait("payment.succeeded")
         [(headers, body)] = [(h, b) for h, b in receiver.got if b"payment.succeeded" in b]
         verified = Webhook(endpoint_secret).verify(body, {k.lower(): v for k, v in headers.items()})
         assert verified["data"]["payment"]["id"] == payment["id"] == event["data"]["payment"]["id"]
+
+
+class TestStripeRefunds:
+    async def test_refunds_at_the_fake_stripe_succeed_with_their_webhooks(
+        self, platform: Any, http: aiohttp.ClientSession, receiver: Any, localstripe: str
+    ) -> None:
+        auth, endpoint_secret = await _stripe_shop(http, platform, receiver, localstripe)
+        payment = await _pay_with_card(http, platform, auth)
+        refunds = f"{platform.gateway_url}/v1/payments/{payment['id']}/refunds"
+        made = []
+        for key, body in (("s-1", {"amount": 2000, "reason": "requested_by_customer"}), ("s-2", {})):
+            async with http.post(refunds, json=body, headers={**auth, "Idempotency-Key": key}) as r:
+                assert r.status == 201, await r.text()
+                made.append(await r.json())
+        assert [(r["status"], r["amount"]) for r in made] == [("PENDING", 2000), ("PENDING", 3000)]
+
+        verifier = Webhook(endpoint_secret)
+        deadline = time.monotonic() + 30
+        while True:
+            bodies = [verifier.verify(b, {k.lower(): v for k, v in h.items()}) for h, b in receiver.got]
+            outcomes = [b for b in bodies if b["type"] in ("refund.succeeded", "refund.failed")]
+            if len(outcomes) >= 2 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        # One outcome per refund, though Stripe both answers the call and sends its webhooks.
+        await asyncio.sleep(1)
+        bodies = [verifier.verify(b, {k.lower(): v for k, v in h.items()}) for h, b in receiver.got]
+        outcomes = [b for b in bodies if b["type"].startswith("refund.") and b["type"] != "refund.created"]
+        assert sorted((b["type"], b["data"]["refund"]["id"]) for b in outcomes) == sorted(
+            ("refund.succeeded", r["id"]) for r in made
+        ), [b["type"] for b in bodies]
+        assert [b["data"]["refund"]["id"] for b in bodies if b["type"] == "refund.created"] == [r["id"] for r in made]
+        for hook in outcomes:
+            assert hook["data"]["refund"]["provider_refund_id"].startswith("re_")
+        async with http.get(refunds, headers=auth) as r:
+            listed = (await r.json())["data"]
+        assert {(r["id"], r["status"]) for r in listed} == {(r["id"], "SUCCEEDED") for r in made}
+        async with http.get(f"{platform.gateway_url}/v1/payments/{payment['id']}", headers=auth) as r:
+            done = await r.json()
+        assert (done["status"], done["amount_refunded"]) == ("REFUNDED", 5000)
+        # Stripe was asked for each refund keyed by our refund id (a retry is deduplicated by it).
+        async with http.get(f"{localstripe}/_config/requests") as r:
+            asked = [q for q in await r.json() if q["method"] == "POST" and q["path"] == "/v1/refunds"]
+        mine = [q for q in asked if q["idempotency_key"] in {r["id"] for r in made}]
+        assert {q["idempotency_key"] for q in mine} == {r["id"] for r in made}
