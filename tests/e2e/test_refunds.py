@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
 from standardwebhooks.webhooks import Webhook
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -254,3 +255,46 @@ class TestConcurrentRefunds:
         listed = await refunds_of(http, platform, tenant.auth, payment["id"])
         assert [r["id"] for r in listed] == [first["id"]]
         assert (await tenant.payment(payment["id"]))["amount_refunded"] == 1000
+
+
+class TestPendingRefunds:
+    # The janitor that asks about pending refunds is reconciliation-svc's (not part of this platform):
+    # the test plays it, calling providers-svc with a reconciliation token, which needs a known key.
+    @pytest.mark.parametrize("platform", ["distributed"], indirect=True)
+    async def test_a_pending_refund_holds_its_amount_until_a_sync_settles_it(
+        self, platform: Any, new_tenant: Any, http: aiohttp.ClientSession, receiver: Any
+    ) -> None:
+        tenant = await new_tenant()
+        secret = await subscribe(http, platform, tenant.auth, receiver.url)
+        payment = await pay_at_sandbox(http, platform, tenant, amount=5000)
+        status, pending = await refund(
+            http, platform, tenant.auth, payment["id"], "p-1", amount=2000, reason="sandbox:pending"
+        )
+        assert status == 201, pending
+        # The bank's pending answer records its id on the refund, which stays PENDING.
+        deadline = time.monotonic() + 30
+        while pending["provider_refund_id"] is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            pending = await get_refund(http, platform, tenant.auth, pending["id"])
+        assert (pending["status"], pending["sequence"]) == ("PENDING", 2), pending
+        assert pending["provider_refund_id"]
+        status, problem = await refund(http, platform, tenant.auth, payment["id"], "p-2", amount=4000)
+        assert (status, problem["code"], problem["amount_refundable"]) == (422, "amount_exceeds_refundable", 3000)
+
+        sync = f"http://127.0.0.1:{platform.ports['providers']}/internal/refunds/{pending['id']}/sync"
+        token = sign_internal(
+            platform.internal_keys["providers"], issuer="reconciliation", audience="providers", tenant_id=None
+        )
+        async with http.post(sync, headers={INTERNAL_HEADER: token}) as r:
+            assert r.status == 200, await r.text()
+            assert await r.json() == {"refund_id": pending["id"], "status": "succeeded", "published": True}
+        settled = await settle(http, platform, tenant.auth, pending["id"])
+        assert settled["status"] == "SUCCEEDED", settled
+        done = await tenant.payment(payment["id"])
+        assert (done["status"], done["amount_refunded"]) == ("PARTIALLY_REFUNDED", 2000)
+        bodies = await verified_webhooks(receiver, secret, {"refund.created": 1, "refund.succeeded": 1})
+        assert next(b for b in bodies if b["type"] == "refund.succeeded")["data"]["refund"]["id"] == pending["id"]
+        # Asked again, the verdict is known and published already.
+        async with http.post(sync, headers={INTERNAL_HEADER: token}) as r:
+            assert r.status == 200, await r.text()
+            assert (await r.json())["published"] is False
