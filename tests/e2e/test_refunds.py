@@ -205,6 +205,42 @@ class TestSandboxRefunds:
         assert (done["status"], done["amount_refunded"]) == ("REFUNDED", 5000)
 
 
+class TestRefundRequests:
+    async def test_refusals_are_problems_with_stable_codes_and_refunds_stay_the_tenants(
+        self, platform: Any, new_tenant: Any, http: aiohttp.ClientSession
+    ) -> None:
+        tenant, other = await new_tenant(), await new_tenant()
+        unpaid = await tenant.create_payment("unpaid")
+        status, problem = await refund(http, platform, tenant.auth, unpaid["id"], "u-1")
+        assert (status, problem["code"]) == (409, "invalid_state"), problem
+        payment = await pay_at_sandbox(http, platform, tenant, amount=5000)
+        for body, code in (
+            ({"amount": "10"}, "validation_error"),
+            ({"amount": 0}, "validation_error"),
+            ({"amount": 5001}, "amount_exceeds_refundable"),
+            ({"reason": ""}, "validation_error"),
+            ({"surprise": 1}, "validation_error"),
+        ):
+            status, problem = await refund(http, platform, tenant.auth, payment["id"], secrets.token_hex(4), **body)
+            assert (status, problem["code"]) == (422, code), (body, problem)
+        async with http.post(
+            f"{platform.gateway_url}/v1/payments/{payment['id']}/refunds", json={}, headers=tenant.auth
+        ) as r:
+            assert r.status == 400, await r.text()
+            assert r.headers["Content-Type"].startswith("application/problem+json")
+        # Another tenant can neither refund the payment nor see its refunds.
+        status, problem = await refund(http, platform, other.auth, payment["id"], "o-1")
+        assert (status, problem["code"]) == (404, "not_found"), problem
+        status, made = await refund(http, platform, tenant.auth, payment["id"], "t-1", amount=100)
+        assert status == 201, made
+        for path in (f"/v1/refunds/{made['id']}", f"/v1/payments/{payment['id']}/refunds", "/v1/refunds/rfnd_x%00"):
+            async with http.get(platform.gateway_url + path, headers=other.auth) as r:
+                assert r.status == 404, (path, await r.text())
+                assert (await r.json())["code"] == "not_found"
+        assert (await settle(http, platform, tenant.auth, made["id"]))["status"] == "SUCCEEDED"
+        assert not await other.events()
+
+
 class TestConcurrentRefunds:
     async def test_concurrent_partial_refunds_never_take_more_than_the_payment(
         self, platform: Any, new_tenant: Any, http: aiohttp.ClientSession
@@ -239,15 +275,18 @@ class TestConcurrentRefunds:
     ) -> None:
         tenant = await new_tenant()
         payment = await pay_at_sandbox(http, platform, tenant, amount=5000)
-        status, first = await refund(http, platform, tenant.auth, payment["id"], "same", amount=1000)
-        assert status == 201, first
-        # Retries in a row replay it; concurrent ones replay it or are told it is in flight.
+        # Sent at once: one request makes the refund; each other one replays it or, while it is still
+        # running, is told so (409) and may retry.
+        burst = await asyncio.gather(
+            *(refund(http, platform, tenant.auth, payment["id"], "same", amount=1000) for _ in range(8))
+        )
+        made = [body for status, body in burst if status == 201]
+        assert made and {r["id"] for r in made} == {made[0]["id"]}, burst
+        assert all(status == 201 or body["code"] == "idempotency_key_in_use" for status, body in burst), burst
+        first = made[0]
+        # Retries afterwards replay it.
         again = [await refund(http, platform, tenant.auth, payment["id"], "same", amount=1000) for _ in range(3)]
         assert again == [(201, first)] * 3
-        burst = await asyncio.gather(
-            *(refund(http, platform, tenant.auth, payment["id"], "same", amount=1000) for _ in range(5))
-        )
-        assert all(answer == (201, first) for answer in burst), burst
         # The same key with another body is refused.
         status, problem = await refund(http, platform, tenant.auth, payment["id"], "same", amount=999)
         assert (status, problem["code"]) == (422, "idempotency_key_reused"), problem
