@@ -7,6 +7,9 @@ gateway; the payment is SUCCEEDED and the tenant receives a verified ``payment.s
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 import secrets
 import sys
 import time
@@ -60,9 +63,9 @@ async def _admin(http: aiohttp.ClientSession, platform: Any, method: str, path: 
 
 async def _stripe_shop(
     http: aiohttp.ClientSession, platform: Any, receiver: Any, localstripe: str
-) -> tuple[dict[str, str], str]:
+) -> tuple[dict[str, str], str, str]:
     """A test tenant whose Stripe account is at localstripe, with a webhook endpoint for every event:
-    its auth header and the endpoint's signing secret."""
+    its auth header, the endpoint's signing secret and the account's Stripe webhook secret."""
     secret_key, webhook_secret = f"sk_test_{secrets.token_hex(12)}", f"whsec_{secrets.token_hex(16)}"
     account = await _admin(
         http,
@@ -105,7 +108,7 @@ async def _stripe_shop(
         data={"url": f"{platform.gateway_url}/billing/stripe", "secret": webhook_secret},
     ) as r:
         assert r.status == 200
-    return auth, endpoint_secret
+    return auth, endpoint_secret, webhook_secret
 
 
 async def _pay_with_card(http: aiohttp.ClientSession, platform: Any, auth: dict[str, str]) -> dict:
@@ -151,7 +154,7 @@ class TestStripe:
     async def test_a_card_payment_at_the_fake_stripe_succeeds_and_the_webhook_is_delivered(
         self, platform: Any, http: aiohttp.ClientSession, receiver: Any, localstripe: str
     ) -> None:
-        auth, endpoint_secret = await _stripe_shop(http, platform, receiver, localstripe)
+        auth, endpoint_secret, _ = await _stripe_shop(http, platform, receiver, localstripe)
         payment = await _pay_with_card(http, platform, auth)
         assert payment["provider_reference"].startswith("pi_")
         event = await receiver.wait("payment.succeeded")
@@ -164,7 +167,7 @@ class TestStripeRefunds:
     async def test_refunds_at_the_fake_stripe_succeed_with_their_webhooks(
         self, platform: Any, http: aiohttp.ClientSession, receiver: Any, localstripe: str
     ) -> None:
-        auth, endpoint_secret = await _stripe_shop(http, platform, receiver, localstripe)
+        auth, endpoint_secret, _ = await _stripe_shop(http, platform, receiver, localstripe)
         payment = await _pay_with_card(http, platform, auth)
         refunds = f"{platform.gateway_url}/v1/payments/{payment['id']}/refunds"
         made = []
@@ -203,3 +206,67 @@ class TestStripeRefunds:
             asked = [q for q in await r.json() if q["method"] == "POST" and q["path"] == "/v1/refunds"]
         mine = [q for q in asked if q["idempotency_key"] in {r["id"] for r in made}]
         assert {q["idempotency_key"] for q in mine} == {r["id"] for r in made}
+
+    async def test_a_refund_made_in_stripes_dashboard_becomes_a_refund_of_the_payment(
+        self, platform: Any, http: aiohttp.ClientSession, receiver: Any, localstripe: str
+    ) -> None:
+        auth, _, webhook_secret = await _stripe_shop(http, platform, receiver, localstripe)
+        payment = await _pay_with_card(http, platform, auth)
+        # localstripe sends no refund events: Stripe's refund.created for a refund made in the
+        # dashboard, signed with the account's webhook secret as Stripe signs it.
+        stripe_refund = {
+            "id": f"re_{secrets.token_hex(8)}",
+            "object": "refund",
+            "amount": 1500,
+            "currency": "usd",
+            "payment_intent": payment["provider_reference"],
+            "status": "succeeded",
+            "metadata": {},
+        }
+        event = {
+            "id": f"evt_{secrets.token_hex(8)}",
+            "object": "event",
+            "type": "refund.created",
+            "created": int(time.time()),
+            "livemode": False,
+            "api_version": "2024-06-20",
+            "data": {"object": stripe_refund},
+        }
+        body = json.dumps(event).encode()
+        stamp = str(int(time.time()))
+        signature = hmac.new(webhook_secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+        async with http.post(
+            f"{platform.gateway_url}/billing/stripe",
+            data=body,
+            headers={"Content-Type": "application/json", "Stripe-Signature": f"t={stamp},v1={signature}"},
+        ) as r:
+            assert r.status == 200, await r.text()
+
+        succeeded = await receiver.wait("refund.succeeded")
+        created = await receiver.wait("refund.created")
+        refund = succeeded["data"]["refund"]
+        assert created["data"]["refund"]["id"] == refund["id"]
+        assert (refund["provider_refund_id"], refund["amount"], refund["status"]) == (
+            stripe_refund["id"],
+            1500,
+            "SUCCEEDED",
+        )
+        async with http.get(f"{platform.gateway_url}/v1/payments/{payment['id']}", headers=auth) as r:
+            partly = await r.json()
+        assert (partly["status"], partly["amount_refunded"]) == ("PARTIALLY_REFUNDED", 1500)
+        # What is left is refundable through the API.
+        async with http.post(
+            f"{platform.gateway_url}/v1/payments/{payment['id']}/refunds",
+            json={},
+            headers={**auth, "Idempotency-Key": "rest"},
+        ) as r:
+            assert r.status == 201, await r.text()
+            assert (await r.json())["amount"] == 3500
+        deadline = time.monotonic() + 30
+        while True:
+            async with http.get(f"{platform.gateway_url}/v1/payments/{payment['id']}", headers=auth) as r:
+                done = await r.json()
+            if done["status"] == "REFUNDED" or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        assert (done["status"], done["amount_refunded"]) == ("REFUNDED", 5000)
