@@ -127,6 +127,30 @@ class TestSandboxRefunds:
         done = await tenant.payment(payment["id"])
         assert (done["status"], done["amount_refunded"]) == ("REFUNDED", 5000)
 
+        # A refunded payment is listed by its status, is no longer cancellable or payable, and its
+        # pages still answer the payer.
+        async with http.get(
+            f"{platform.gateway_url}/v1/payments", params={"status": "REFUNDED"}, headers=tenant.auth
+        ) as r:
+            assert r.status == 200, await r.text()
+            assert [p["id"] for p in (await r.json())["data"]] == [payment["id"]]
+        async with http.post(f"{platform.gateway_url}/v1/payments/{payment['id']}/cancel", headers=tenant.auth) as r:
+            assert r.status == 409, await r.text()
+            assert (await r.json())["code"] == "invalid_state"
+        token = payment["checkout_token"]
+        for url in (
+            f"{platform.gateway_url}/v1/checkout/{token}",
+            f"{platform.checkout_url}/c/{token}",
+            f"{platform.checkout_url}/c/{token}/return",
+        ):
+            async with http.get(url) as r:
+                assert r.status == 200, (url, await r.text())
+        async with http.get(f"{platform.gateway_url}/v1/checkout/{token}") as r:
+            assert (await r.json())["status"] == "REFUNDED"
+        async with http.post(
+            f"{platform.checkout_url}/c/{token}/pay", data={"provider": "sandbox"}, allow_redirects=False
+        ) as r:
+            assert r.status == 409, await r.text()
         # Nothing is left to refund.
         status, problem = await refund(http, platform, tenant.auth, payment["id"], "r-3", amount=1)
         assert (status, problem["code"]) == (409, "invalid_state"), problem
