@@ -8,6 +8,7 @@ import asyncio
 import re
 
 import pytest
+from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -139,3 +140,27 @@ class TestClickRefunds:
         done = await tenant.payment(payment["id"])
         assert (done["status"], done["amount_refunded"]) == ("REFUNDED", 100000)
         assert "refund.created" in receiver.types()
+
+
+class TestClickSync:
+    # reconciliation-svc's sync is played by the test (a reconciliation token on providers-svc), which
+    # needs the distributed mode's known keys. It asks the Click simulator's Merchant API through the
+    # gateway, as a Click reversal does.
+    @pytest.mark.parametrize("platform", ["distributed"], indirect=True)
+    async def test_a_payment_whose_complete_was_lost_is_healed_by_the_sync(self, platform, new_tenant, http) -> None:
+        tenant = await new_tenant()
+        payment = await tenant.create_payment("click-lost", amount=100000, currency="UZS")
+        await _choose(http, await _simulator_page(http, platform, payment), "pay_lost")
+        await asyncio.sleep(1)
+        assert (await tenant.payment(payment["id"]))["status"] == "PROVIDER_PENDING"
+        token = sign_internal(
+            platform.internal_keys["providers"], issuer="reconciliation", audience="providers", tenant_id=None
+        )
+        async with http.post(
+            f"http://127.0.0.1:{platform.ports['providers']}/internal/payments/{payment['id']}/sync",
+            headers={INTERNAL_HEADER: token},
+        ) as r:
+            assert r.status == 200, await r.text()
+            synced = await r.json()
+        assert (synced["provider"], synced["status"], synced["published"]) == ("click", "succeeded", True)
+        assert (await tenant.wait_for_status(payment["id"], "SUCCEEDED"))["status"] == "SUCCEEDED"
