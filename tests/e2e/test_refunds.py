@@ -294,6 +294,39 @@ class TestConcurrentRefunds:
         assert settled["amount_refunded"] <= settled["amount"]
         assert settled["status"] == "PARTIALLY_REFUNDED"
 
+    async def test_concurrent_refunds_some_declined_settle_to_the_sum_of_those_that_succeeded(
+        self, platform: Any, new_tenant: Any, http: aiohttp.ClientSession
+    ) -> None:
+        tenant = await new_tenant()
+        payment = await pay_at_sandbox(http, platform, tenant, amount=5000)
+        # A declined refund gives its amount back, so more may be accepted than fit at once; what the
+        # provider returned must still add up to the payment's amount_refunded, within the payment.
+        answers = await asyncio.gather(
+            *(
+                refund(
+                    http,
+                    platform,
+                    tenant.auth,
+                    payment["id"],
+                    f"mix-{i}",
+                    amount=600,
+                    **({"reason": "sandbox:fail"} if i % 2 else {}),
+                )
+                for i in range(20)
+            )
+        )
+        accepted = [body for status, body in answers if status == 201]
+        refused = {(status, body.get("code")) for status, body in answers if status != 201}
+        assert refused <= {(422, "amount_exceeds_refundable"), (409, "invalid_state")}, refused
+        assert len(accepted) >= 8, answers
+        final = [await settle(http, platform, tenant.auth, r["id"]) for r in accepted]
+        assert {r["status"] for r in final} <= {"SUCCEEDED", "FAILED"}
+        assert all(r["status"] == ("FAILED" if r["reason"] == "sandbox:fail" else "SUCCEEDED") for r in final)
+        succeeded = sum(r["amount"] for r in final if r["status"] == "SUCCEEDED")
+        settled = await tenant.payment(payment["id"])
+        assert settled["amount_refunded"] == succeeded <= settled["amount"]
+        assert settled["status"] == ("REFUNDED" if succeeded == 5000 else "PARTIALLY_REFUNDED")
+
     async def test_one_idempotency_key_makes_one_refund(
         self, platform: Any, new_tenant: Any, http: aiohttp.ClientSession
     ) -> None:
