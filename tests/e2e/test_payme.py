@@ -5,7 +5,9 @@ the gateway; the tenant sees the outcome through the API and its webhook receive
 
 import asyncio
 
+import asyncpg
 import pytest
+from billing_runtime.testing import PG_DSN
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -109,6 +111,16 @@ class TestPaymeRefunds:
         assert (listed["id"], listed["status"]) == (refund["id"], "SUCCEEDED")
         types = [e["type"] for e in await tenant.events()]
         assert types[-3:] == ["payment.succeeded", "refund.created", "refund.succeeded"], types
+        if platform.mode == "distributed":
+            # Nothing contradicted it: providers-svc took refund.created as an announcement, not as
+            # a request to refund again (which Payme refuses, a "failed" verdict on a made refund).
+            await asyncio.sleep(1.5)
+            conn = await asyncpg.connect(PG_DSN.rsplit("/", 1)[0] + "/" + platform.databases["payments"])
+            try:
+                kinds = await conn.fetch("SELECT kind, detail FROM anomalies WHERE payment_id = $1", payment["id"])
+            finally:
+                await conn.close()
+            assert [tuple(k) for k in kinds] == []
 
     async def test_the_tenant_cannot_refund_a_payme_payment_itself(self, platform, new_tenant, http) -> None:
         tenant = await new_tenant()
