@@ -141,6 +141,30 @@ class TestClickRefunds:
         assert (done["status"], done["amount_refunded"]) == ("REFUNDED", 100000)
         assert "refund.created" in receiver.types()
 
+    async def test_a_reversal_the_simulator_refuses_fails_the_refund(self, platform, new_tenant, http) -> None:
+        tenant = await new_tenant()
+        payment = await tenant.create_payment("click-refused", amount=100000, currency="UZS")
+        await _choose(http, await _simulator_page(http, platform, payment), "pay")
+        assert (await tenant.wait_for_status(payment["id"], "SUCCEEDED"))["status"] == "SUCCEEDED"
+        # The test-mode wish reaches the simulator as X-Simulator-Outcome, through the gateway.
+        async with http.post(
+            f"{platform.gateway_url}/v1/payments/{payment['id']}/refunds",
+            json={"reason": "sandbox:fail"},
+            headers={**tenant.auth, "Idempotency-Key": "refused"},
+        ) as r:
+            assert r.status == 201, await r.text()
+            created = await r.json()
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:
+            async with http.get(f"{platform.gateway_url}/v1/refunds/{created['id']}", headers=tenant.auth) as r:
+                refund = await r.json()
+            if refund["status"] != "PENDING" or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        assert (refund["status"], refund["failure_code"]) == ("FAILED", "click_-5019"), refund
+        kept = await tenant.payment(payment["id"])
+        assert (kept["status"], kept["amount_refunded"]) == ("SUCCEEDED", 0)
+
 
 class TestClickSync:
     # reconciliation-svc's sync is played by the test (a reconciliation token on providers-svc), which
