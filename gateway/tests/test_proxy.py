@@ -320,6 +320,23 @@ class TestPublicRoutes:
         assert "Authorization" not in providers.last.headers
         assert "X-Internal-Auth" not in providers.last.headers
 
+    async def test_simulator_apis_get_their_auth_and_outcome_headers(
+        self, gateway: Gateway, providers: FakeUpstream
+    ) -> None:
+        # Our Click adapter reaches the Click simulator's Merchant API through the gateway: Click's
+        # ``Auth`` header is its credential and ``X-Simulator-Outcome`` a refund's test outcome.
+        path = "/simulators/click/merchant/payment/reversal/1/42"
+        providers.reply("DELETE", path, Reply(200, b'{"error_code": 0}', {"Content-Type": "application/json"}))
+        sent = {"Auth": "7:abc:1700000000", "X-Simulator-Outcome": "fail"}
+        resp = await gateway.client.delete(path, headers=sent)
+        assert resp.status == 200
+        for name, value in sent.items():
+            assert providers.last.headers[name] == value
+        # Anywhere else they are dropped like any other header.
+        await gateway.client.post("/billing/click/complete", data=b"", headers=sent)
+        assert providers.last.path_qs == "/billing/click/complete"
+        assert not set(sent) & set(providers.last.headers)
+
 
 class TestUpstreamFailures:
     async def test_upstream_down_returns_503_quickly(self, make_gateway: Callable[..., Awaitable[Gateway]]) -> None:

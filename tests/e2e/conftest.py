@@ -96,6 +96,10 @@ class Platform:
         if name in self.ready_urls:
             _wait_ready(self, [self.ready_urls[name]])
 
+    # Distributed mode: the key each service verifies internal tokens with (a test that plays another
+    # service, reconciliation-svc say, signs with it).
+    internal_keys: dict[str, str] = field(default_factory=dict)
+
     def stop(self) -> dict[str, int | None]:
         codes: dict[str, int | None] = {}
         for _name, proc in self.processes:
@@ -294,7 +298,15 @@ def run_distributed(
     }
     for svc, extra in (overrides or {}).items():
         env[svc].update(extra)
-    platform = Platform("distributed", gateway_url, f"http://127.0.0.1:{p['checkout']}", admin, databases=dbs, ports=p)
+    platform = Platform(
+        "distributed",
+        gateway_url,
+        f"http://127.0.0.1:{p['checkout']}",
+        admin,
+        databases=dbs,
+        ports=p,
+        internal_keys=INTERNAL_KEYS,
+    )
     try:
         # Each service migrates its own database: all at once.
         migrations = [

@@ -8,6 +8,7 @@ import asyncio
 import re
 
 import pytest
+from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -98,3 +99,95 @@ class TestClick:
             assert (await r.json())["error"] == -8
         await asyncio.sleep(1)
         assert (await tenant.payment(payment["id"]))["status"] == "PROVIDER_PENDING"
+
+
+class TestClickRefunds:
+    async def test_a_full_refund_is_reversed_at_the_simulator_and_a_partial_one_refused(
+        self, platform, new_tenant, http, receiver
+    ) -> None:
+        tenant = await new_tenant()
+        async with http.post(
+            f"{platform.gateway_url}/v1/webhook-endpoints",
+            json={"url": receiver.url, "events": ["*"]},
+            headers=tenant.auth,
+        ) as r:
+            assert r.status == 201, await r.text()
+        payment = await tenant.create_payment("click-refund", amount=100000, currency="UZS")
+        await _choose(http, await _simulator_page(http, platform, payment), "pay")
+        assert (await tenant.wait_for_status(payment["id"], "SUCCEEDED"))["status"] == "SUCCEEDED"
+        refunds = f"{platform.gateway_url}/v1/payments/{payment['id']}/refunds"
+
+        # Click reverses whole payments only: refused before anything is written.
+        async with http.post(refunds, json={"amount": 40000}, headers={**tenant.auth, "Idempotency-Key": "part"}) as r:
+            assert r.status == 422, await r.text()
+            assert (await r.json())["code"] == "partial_refund_not_supported"
+        async with http.get(refunds, headers=tenant.auth) as r:
+            assert (await r.json())["data"] == []
+
+        async with http.post(refunds, json={}, headers={**tenant.auth, "Idempotency-Key": "full"}) as r:
+            assert r.status == 201, await r.text()
+            created = await r.json()
+        assert (created["status"], created["amount"]) == ("PENDING", 100000)
+        webhook = await receiver.wait("refund.succeeded")
+        assert webhook["data"]["refund"]["id"] == created["id"]
+        assert webhook["data"]["refund"]["provider_refund_id"]
+        assert (webhook["data"]["payment"]["status"], webhook["data"]["payment"]["amount_refunded"]) == (
+            "REFUNDED",
+            100000,
+        )
+        async with http.get(f"{platform.gateway_url}/v1/refunds/{created['id']}", headers=tenant.auth) as r:
+            assert (await r.json())["status"] == "SUCCEEDED"
+        done = await tenant.payment(payment["id"])
+        assert (done["status"], done["amount_refunded"]) == ("REFUNDED", 100000)
+        assert "refund.created" in receiver.types()
+
+    async def test_a_reversal_the_simulator_refuses_fails_the_refund(self, platform, new_tenant, http) -> None:
+        tenant = await new_tenant()
+        payment = await tenant.create_payment("click-refused", amount=100000, currency="UZS")
+        await _choose(http, await _simulator_page(http, platform, payment), "pay")
+        assert (await tenant.wait_for_status(payment["id"], "SUCCEEDED"))["status"] == "SUCCEEDED"
+        # The test-mode wish reaches the simulator as X-Simulator-Outcome, through the gateway.
+        async with http.post(
+            f"{platform.gateway_url}/v1/payments/{payment['id']}/refunds",
+            json={"reason": "sandbox:fail"},
+            headers={**tenant.auth, "Idempotency-Key": "refused"},
+        ) as r:
+            assert r.status == 201, await r.text()
+            created = await r.json()
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:
+            async with http.get(f"{platform.gateway_url}/v1/refunds/{created['id']}", headers=tenant.auth) as r:
+                refund = await r.json()
+            if refund["status"] != "PENDING" or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        assert (refund["status"], refund["failure_code"]) == ("FAILED", "click_-5019"), refund
+        kept = await tenant.payment(payment["id"])
+        assert (kept["status"], kept["amount_refunded"]) == ("SUCCEEDED", 0)
+
+
+class TestClickSync:
+    # reconciliation-svc's sync is played by the test (a reconciliation token on providers-svc), which
+    # needs the distributed mode's known keys. It asks the Click simulator's Merchant API through the
+    # gateway, as a Click reversal does.
+    @pytest.mark.parametrize("platform", ["distributed"], indirect=True)
+    async def test_a_payment_whose_complete_was_lost_is_healed_by_the_sync(self, platform, new_tenant, http) -> None:
+        tenant = await new_tenant()
+        payment = await tenant.create_payment("click-lost", amount=100000, currency="UZS")
+        await _choose(http, await _simulator_page(http, platform, payment), "pay_lost")
+        await asyncio.sleep(1)
+        assert (await tenant.payment(payment["id"]))["status"] == "PROVIDER_PENDING"
+        token = sign_internal(
+            platform.internal_keys["providers_reconciliation"],
+            issuer="reconciliation",
+            audience="providers",
+            tenant_id=None,
+        )
+        async with http.post(
+            f"http://127.0.0.1:{platform.ports['providers']}/internal/payments/{payment['id']}/sync",
+            headers={INTERNAL_HEADER: token},
+        ) as r:
+            assert r.status == 200, await r.text()
+            synced = await r.json()
+        assert (synced["provider"], synced["status"], synced["published"]) == ("click", "succeeded", True)
+        assert (await tenant.wait_for_status(payment["id"], "SUCCEEDED"))["status"] == "SUCCEEDED"

@@ -86,3 +86,51 @@ class TestOctoSimulator:
             async with http.post(f"{platform.gateway_url}/billing/octo", data=body) as r:
                 assert r.status == 400
         assert (await tenant.payment(payment["id"]))["status"] != "SUCCEEDED"
+
+
+class TestOctoRefunds:
+    async def test_a_partial_refund_succeeds_at_the_simulator_and_a_declined_one_fails(
+        self, platform, new_tenant, http, receiver
+    ) -> None:
+        tenant = await new_tenant()
+        async with http.post(
+            f"{platform.gateway_url}/v1/webhook-endpoints",
+            json={"url": receiver.url, "events": ["*"]},
+            headers=tenant.auth,
+        ) as r:
+            assert r.status == 201, await r.text()
+            secret = (await r.json())["secret"]
+        payment = await tenant.create_payment("octo-refund", amount=150000, currency="UZS")
+        await _pay_at_octo(http, platform, payment, "pay")
+        assert (await tenant.wait_for_status(payment["id"], "SUCCEEDED"))["status"] == "SUCCEEDED"
+        refunds = f"{platform.gateway_url}/v1/payments/{payment['id']}/refunds"
+
+        async with http.post(refunds, json={"amount": 50000}, headers={**tenant.auth, "Idempotency-Key": "o-1"}) as r:
+            assert r.status == 201, await r.text()
+            partial = await r.json()
+        assert (partial["status"], partial["amount"]) == ("PENDING", 50000)
+        # The simulator plays a decline when asked to (the test-mode rule, sent as X-Simulator-Outcome).
+        async with http.post(
+            refunds, json={"reason": "sandbox:fail"}, headers={**tenant.auth, "Idempotency-Key": "o-2"}
+        ) as r:
+            assert r.status == 201, await r.text()
+            declined = await r.json()
+        assert declined["amount"] == 100000
+
+        verifier = Webhook(secret)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            bodies = [verifier.verify(b, {k.lower(): v for k, v in h.items()}) for h, b in receiver.got]
+            outcomes = {
+                b["data"]["refund"]["id"]: b for b in bodies if b["type"] in ("refund.succeeded", "refund.failed")
+            }
+            if len(outcomes) == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert outcomes[partial["id"]]["type"] == "refund.succeeded", outcomes
+        assert outcomes[partial["id"]]["data"]["refund"]["provider_refund_id"]
+        assert outcomes[partial["id"]]["data"]["payment"]["amount_refunded"] == 50000
+        assert outcomes[declined["id"]]["type"] == "refund.failed", outcomes
+        assert outcomes[declined["id"]]["data"]["refund"]["failure_code"].startswith("octo_")
+        done = await tenant.payment(payment["id"])
+        assert (done["status"], done["amount_refunded"]) == ("PARTIALLY_REFUNDED", 50000)

@@ -5,7 +5,9 @@ the gateway; the tenant sees the outcome through the API and its webhook receive
 
 import asyncio
 
+import asyncpg
 import pytest
+from billing_runtime.testing import PG_DSN
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -79,3 +81,58 @@ class TestPayme:
         assert (await tenant.payment(payment["id"]))["status"] == "PROVIDER_PENDING"
         await _pay_with_payme(http, platform, payment, "pay")
         assert (await tenant.wait_for_status(payment["id"], "SUCCEEDED"))["status"] == "SUCCEEDED"
+
+
+class TestPaymeRefunds:
+    async def test_a_cancel_after_perform_is_a_refund_the_provider_started(
+        self, platform, new_tenant, http, receiver
+    ) -> None:
+        tenant = await new_tenant()
+        await _subscribe(http, platform, tenant, receiver.url)
+        payment = await tenant.create_payment("payme-refund", amount=700_000, currency="UZS")
+        # The simulator pays, then Payme cancels the performed transaction (reason 5: a refund).
+        await _pay_with_payme(http, platform, payment, "refund")
+        done = await tenant.wait_for_status(payment["id"], "REFUNDED")
+        assert (done["status"], done["amount_refunded"]) == ("REFUNDED", 700_000)
+        succeeded = await receiver.wait("refund.succeeded")
+        created = await receiver.wait("refund.created")
+        refund = succeeded["data"]["refund"]
+        assert created["data"]["refund"]["id"] == refund["id"]
+        assert created["data"]["refund"]["status"] == "PENDING"
+        assert (refund["status"], refund["amount"], refund["payment_id"]) == ("SUCCEEDED", 700_000, payment["id"])
+        # Payme's own transaction id names it.
+        assert refund["provider_refund_id"] == done["provider_reference"]
+        assert (succeeded["data"]["payment"]["status"], succeeded["data"]["payment"]["amount_refunded"]) == (
+            "REFUNDED",
+            700_000,
+        )
+        async with http.get(f"{platform.gateway_url}/v1/payments/{payment['id']}/refunds", headers=tenant.auth) as r:
+            [listed] = (await r.json())["data"]
+        assert (listed["id"], listed["status"]) == (refund["id"], "SUCCEEDED")
+        types = [e["type"] for e in await tenant.events()]
+        assert types[-3:] == ["payment.succeeded", "refund.created", "refund.succeeded"], types
+        if platform.mode == "distributed":
+            # Nothing contradicted it: providers-svc took refund.created as an announcement, not as
+            # a request to refund again (which Payme refuses, a "failed" verdict on a made refund).
+            await asyncio.sleep(1.5)
+            conn = await asyncpg.connect(PG_DSN.rsplit("/", 1)[0] + "/" + platform.databases["payments"])
+            try:
+                kinds = await conn.fetch("SELECT kind, detail FROM anomalies WHERE payment_id = $1", payment["id"])
+            finally:
+                await conn.close()
+            assert [tuple(k) for k in kinds] == []
+
+    async def test_the_tenant_cannot_refund_a_payme_payment_itself(self, platform, new_tenant, http) -> None:
+        tenant = await new_tenant()
+        payment = await tenant.create_payment("payme-no-refund", amount=500_000, currency="UZS")
+        await _pay_with_payme(http, platform, payment, "pay")
+        assert (await tenant.wait_for_status(payment["id"], "SUCCEEDED"))["status"] == "SUCCEEDED"
+        async with http.post(
+            f"{platform.gateway_url}/v1/payments/{payment['id']}/refunds",
+            json={},
+            headers={**tenant.auth, "Idempotency-Key": "payme-r"},
+        ) as r:
+            assert r.status == 409, await r.text()
+            assert (await r.json())["code"] == "refund_not_supported"
+        assert (await tenant.payment(payment["id"]))["status"] == "SUCCEEDED"
+        assert not [e for e in await tenant.events() if e["type"].startswith("refund.")]

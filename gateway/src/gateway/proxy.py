@@ -37,6 +37,8 @@ FORWARDED_REQUEST_HEADERS = (
     "Accept",
     "Accept-Language",
 )
+# What the simulators' fake provider APIs read from a request (``/simulators`` only).
+SIMULATOR_API_HEADERS = ("Auth", "X-Simulator-Outcome")
 RETURNED_RESPONSE_HEADERS = ("Content-Type", "Idempotent-Replayed", "Retry-After", "Location")
 # The payer pages' own protections (no framing, no caching of a link that is the payer's credential,
 # no referrer, a strict CSP): they must reach the browser, which sees the pages only through us.
@@ -64,6 +66,8 @@ class ProxyRoute:
     pass_authorization: bool = False
     # HTML pages for a browser: their security headers come back too (PAGE_RESPONSE_HEADERS).
     pages: bool = False
+    # Request headers passed on beyond FORWARDED_REQUEST_HEADERS, for this route only.
+    passed_headers: tuple[str, ...] = ()
 
 
 ROUTES = (
@@ -79,8 +83,13 @@ ROUTES = (
     # Provider callbacks and the sandbox bank's pages: providers authenticate by their own signatures.
     ProxyRoute("/billing", PROVIDERS, tenant=False, internal=False, pass_authorization=True),
     ProxyRoute("/sandbox", PROVIDERS, tenant=False, internal=False, pages=True),
-    # The provider simulators' payer pages and fake provider APIs (test tenants only, API.md).
-    ProxyRoute("/simulators", PROVIDERS, tenant=False, internal=False, pages=True),
+    # The provider simulators' payer pages and fake provider APIs (test tenants only, API.md). Our own
+    # adapters call those APIs through here: the Click Merchant API authenticates by its ``Auth``
+    # header, and a refund's test outcome travels as ``X-Simulator-Outcome`` (providers-svc README
+    # "Refunds"); without them every Click status or reversal at the simulator is refused.
+    ProxyRoute(
+        "/simulators", PROVIDERS, tenant=False, internal=False, pages=True, passed_headers=SIMULATOR_API_HEADERS
+    ),
     # Payer pages of real provider accounts (Stripe's for flow=payment_intent), live tenants' too: not
     # /simulators (test tenants only) nor /sandbox (the sandbox bank's); the unguessable link is the
     # payer's credential, as on the other payer pages.
@@ -131,6 +140,7 @@ async def forward(request: web.Request, route: ProxyRoute) -> web.Response:
         internal=route.internal,
         pass_authorization=route.pass_authorization,
         pages=route.pages,
+        passed_headers=route.passed_headers,
     )
 
 
@@ -143,6 +153,7 @@ async def relay(
     pass_authorization: bool = False,
     pages: bool = False,
     stream_limit: int | None = None,
+    passed_headers: tuple[str, ...] = (),
 ) -> web.Response:
     """The request, on the same path, to ``upstream_name``; its answer back (503 when unreachable).
     ``internal``: with an internal token naming ``tenant`` (or no tenant: a platform call).
@@ -158,7 +169,8 @@ async def relay(
     else:
         body = BoundedBody(request, stream_limit)
 
-    headers = {name: request.headers[name] for name in FORWARDED_REQUEST_HEADERS if name in request.headers}
+    forwarded = FORWARDED_REQUEST_HEADERS + passed_headers
+    headers = {name: request.headers[name] for name in forwarded if name in request.headers}
     if pass_authorization and "Authorization" in request.headers:
         headers["Authorization"] = request.headers["Authorization"]
     headers[REQUEST_ID_HEADER] = request[request_id_key]

@@ -31,6 +31,7 @@ def refund_created(
     reason: str | None = None,
     refund_id: str | None = None,
     tenant_id: str = TENANT,
+    provider_refund_id: str | None = None,
 ) -> RefundCreatedV1:
     now = datetime.now(UTC)
     return RefundCreatedV1(
@@ -44,6 +45,7 @@ def refund_created(
                 status="PENDING",
                 reason=reason,
                 provider=provider,
+                provider_refund_id=provider_refund_id,
                 created_at=now,
                 updated_at=now,
             ),

@@ -63,6 +63,20 @@ class TestSandboxRefunds:
         assert await client.app[refunds_key].accept(event) == "duplicate"
         assert len(await refund_events()) == 1
 
+    async def test_a_refund_the_provider_started_is_announced_but_never_asked_for(
+        self, make_client: Any, start_payment: Any, engine: AsyncEngine, refunds_of: Rows, refund_events: Rows
+    ) -> None:
+        # payments-svc publishes refund.created for a refund the provider made itself (here as Stripe's
+        # dashboard or Payme's cancel would be), carrying the provider's id: it was made already.
+        client = await make_client()
+        started = await paid_sandbox_payment(client, start_payment, engine)
+        event = refund_created(
+            started["payment_id"], provider="sandbox", amount=1500, currency="USD", provider_refund_id="sbref_theirs"
+        )
+        assert await client.app[refunds_key].accept(event) == "provider_started"
+        assert await refunds_of() == []
+        assert await refund_events() == []
+
     async def test_reason_sandbox_fail_fails_the_refund(
         self, make_client: Any, start_payment: Any, engine: AsyncEngine, refund_events: Rows
     ) -> None:

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from providers_svc.adapters.base import (
-    OperationNotSupportedError,
     PaymentProvider,
     ProviderRegistry,
+    ProviderRejectedError,
     StatusResult,
 )
 from providers_svc.adapters.sandbox import SandboxProvider
@@ -102,9 +102,21 @@ class TestSandboxProvider:
         status = await make_provider().fetch_status(make_txn())
         assert status.status is TransactionStatus.SUCCEEDED
 
-    async def test_refund_is_not_supported(self) -> None:
-        with pytest.raises(OperationNotSupportedError):
+    async def test_refund_of_an_unpaid_transaction_is_refused(self) -> None:
+        # The sandbox bank refunds since issue 13, but only what a paid transaction took.
+        with pytest.raises(ProviderRejectedError) as refused:
             await make_provider().refund(make_txn(), refund_id="rfnd_1", amount=100, reason=None)
+        assert refused.value.code == "sandbox_not_paid"
+
+    @pytest.mark.parametrize(
+        ("reason", "status"), [(None, "succeeded"), ("sandbox:fail", "failed"), ("sandbox:pending", "pending")]
+    )
+    async def test_refund_of_a_paid_transaction_follows_the_test_mode_rule(
+        self, reason: str | None, status: str
+    ) -> None:
+        paid = make_txn(status=TransactionStatus.SUCCEEDED)
+        result = await make_provider().refund(paid, refund_id="rfnd_1", amount=100, reason=reason)
+        assert (result.status, result.provider_refund_id) == (status, "sbref_rfnd_1")
 
 
 class TestProviderRegistry:

@@ -62,8 +62,20 @@ class Refunds:
     async def accept(self, event: RefundCreatedV1) -> str:
         """Store the refund a ``refund.created`` asks for (once per refund id) and send it to the
         provider. A redelivery of a refund still ``requested`` sends it again (idempotent at the
-        provider); of one with a verdict it does nothing. Returns what it did (a metric label)."""
+        provider); of one with a verdict it does nothing; one the provider started is no request.
+        Returns what it did (a metric label)."""
         refund, payment = event.data.refund, event.data.payment
+        if refund.provider_refund_id is not None:
+            # payments-svc announces a refund the provider started (Payme's cancel-after-perform, a
+            # Stripe dashboard refund) with refund.created too, for the tenant; only such a refund has
+            # the provider's id already. Its money went back: asking the provider would refund it twice.
+            log.info(
+                "refund %s was started by %s (%s): nothing to ask",
+                refund.id,
+                refund.provider,
+                refund.provider_refund_id,
+            )
+            return "provider_started"
         provider = refund.provider or payment.provider
         if provider is None:
             raise RefundRequestError(f"refund {refund.id} names no provider")
