@@ -16,6 +16,7 @@ import jwt
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from billing_runtime.log_context import bind, unbind
 from billing_runtime.problems import ProblemError
 
 INTERNAL_HEADER = "X-Internal-Auth"
@@ -181,7 +182,11 @@ def internal_auth_middleware(
         if routes is not None:
             _check_confined(request, caller, routes)
         request[caller_key] = caller
-        return await handler(request)
+        context = bind(tenant_id=caller.tenant_id)
+        try:
+            return await handler(request)
+        finally:
+            unbind(context)
 
     return middleware
 
