@@ -4,7 +4,7 @@ it is written, so a credential that slips into a record still never reaches the 
 
 Two kinds of rule: values recognisable by their shape (Stripe keys, webhook secrets, JWTs, bearer and
 basic credentials), and values of fields whose name says they are secret (``secret``, ``password``,
-``token``, ``authorization``, ``*_key``, ...), in ``name=value``, ``name: value`` and JSON/dict forms."""
+``token``, ``authorization``, ``*-auth``, ``*_key``, ...), in ``name=value``, ``name: value`` and JSON/dict forms."""
 
 from __future__ import annotations
 
@@ -25,25 +25,25 @@ _SHAPES = (
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@"), r"\1" + MASK + "@"),
 )
 
-_FIELD = re.compile(
-    r"""(?P<name>["']?[A-Za-z][\w-]*["']?)(?P<sep>\s*[:=]\s*)(?P<value>"[^"]*"|'[^']*'|[^\s"',;&})\]]+)"""
-)
 _SECRET_WORDS = ("secret", "password", "passwd", "token", "credential", "authorization", "cookie", "signature")
-# Names ending in "key" that are not secrets (and are worth reading in a log).
-_NOT_SECRET_KEYS = frozenset(
-    {"routing_key", "routing-key", "idempotency_key", "idempotency-key", "sort_key", "kind_key"}
+# Only names that say "secret" are matched, so a harmless field never swallows the one after it
+# (``note: token=abc`` is two fields, and only the second is masked).
+_SECRET_NAME = (
+    r"[\w-]*(?:" + "|".join(_SECRET_WORDS) + r")[\w-]*"  # client_secret, access_token, Sandbox-Signature
+    r"|[\w-]*[_-]auth"  # X-Internal-Auth
+    r"|[\w-]*(?:[_-]key|apikey)|key"  # api_key, webhook-key, key (not routing_key and the like: below)
 )
-
-
-def _is_secret_name(name: str) -> bool:
-    lowered = name.strip("\"'").lower()
-    if any(word in lowered for word in _SECRET_WORDS):
-        return True
-    return (lowered == "key" or lowered.endswith(("_key", "-key", "apikey"))) and lowered not in _NOT_SECRET_KEYS
+_FIELD = re.compile(
+    r"""(?<![\w-])(?P<name>(?P<q>["']?)(?:""" + _SECRET_NAME + r""")(?P=q))"""
+    r"""(?P<sep>\s*[:=]\s*)(?P<value>"[^"]*"|'[^']*'|[^\s"',;&})\]]+)""",
+    re.IGNORECASE,
+)
+# Names ending in "key" that are not secrets (and are worth reading in a log).
+_NOT_SECRET_KEYS = frozenset({"routing_key", "routing-key", "idempotency_key", "idempotency-key", "sort_key"})
 
 
 def _mask_field(match: re.Match[str]) -> str:
-    if not _is_secret_name(match["name"]):
+    if match["name"].strip("\"'").lower() in _NOT_SECRET_KEYS:
         return match[0]
     value = match["value"]
     quote = value[0] if value[:1] in ("'", '"') else ""
