@@ -23,6 +23,7 @@ class PaymentMetrics:
     """Registered in the service's own registry, so they appear on its ``/metrics``."""
 
     def __init__(self, metrics: Metrics) -> None:
+        self.registry = metrics.registry
         self.anomalies = Counter(
             "payment_anomalies_total",
             "Verified provider outcomes the state machine refused, recorded as anomalies",
