@@ -89,9 +89,13 @@ class TestChoice:
             assert root.level == logging.DEBUG
             logging.getLogger("billing.test").debug("hello %s", "world")
             assert json.loads(stream.getvalue().splitlines()[-1])["message"] == "hello world"
+            # The AMQP client's frame dumps (event bodies) stay out even at DEBUG.
+            assert not logging.getLogger("aiormq.connection").isEnabledFor(logging.DEBUG)
         finally:
             root.handlers[:] = saved[0]
             root.setLevel(saved[1])
+            for name in ("aiormq", "aio_pika"):
+                logging.getLogger(name).setLevel(logging.NOTSET)
 
 
 def test_bound_fields_are_restored_after_the_scope() -> None:

@@ -24,6 +24,12 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJ0ZW5hbnRfaWQiOiJ0ZW5fMSJ9.c2lnbmF0dXJlLXBhcnQtb2Y
         ("webhook_secret: plainvalue99", "plainvalue99"),
         ('"access_token": "tok_abcdef"', "tok_abcdef"),
         ("PROVIDERS_CREDENTIALS_KEYS=c2VjcmV0LWtleS1tYXRlcmlhbA==", "c2VjcmV0LWtleS1tYXRlcmlhbA=="),
+        ("billing.test: token=abc123", "abc123"),
+        (
+            '"checkout_url":"http://127.0.0.1:8080/c/THyn8sTPbreicm2CyQGjSS9R6aqgHAVT"',
+            "THyn8sTPbreicm2CyQGjSS9R6aqgHAVT",
+        ),
+        ("redirect to /pay/stripe/ptx_123/Zm9vYmFyYmF6cXV4cXV1eA", "Zm9vYmFyYmF6cXV4cXV1eA"),
     ],
 )
 def test_a_secret_is_masked(text: str, secret: str) -> None:

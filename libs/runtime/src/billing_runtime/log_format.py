@@ -84,6 +84,11 @@ def formatter(fmt: LogFormat) -> logging.Formatter:
     return JsonFormatter() if fmt == "json" else TextFormatter()
 
 
+# Wire-level loggers of the AMQP client: at DEBUG they dump every frame, i.e. every event's body with
+# the payer's email and links; never below INFO, whatever the level.
+QUIET_AT_DEBUG = ("aiormq", "aio_pika")
+
+
 def configure_logging(level: str = "INFO", *, default_format: LogFormat = "json") -> None:
     """The root logger at ``level``, writing to stderr in ``BILLING_LOG_FORMAT`` (else ``default_format``)."""
     handler = logging.StreamHandler(sys.stderr)
@@ -93,3 +98,6 @@ def configure_logging(level: str = "INFO", *, default_format: LogFormat = "json"
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    if root.level < logging.INFO:
+        for name in QUIET_AT_DEBUG:
+            logging.getLogger(name).setLevel(logging.INFO)

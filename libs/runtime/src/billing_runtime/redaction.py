@@ -21,6 +21,10 @@ _SHAPES = (
     (re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), MASK),
     # Credentials in an Authorization header (Payme's Basic auth, any bearer token).
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + MASK),
+    # A payer's link: the checkout token in /c/<token> and a provider page's /pay/<provider>/<id>/<token>
+    # is the payer's only credential.
+    (re.compile(r"(/c/)[A-Za-z0-9_-]{16,}"), r"\1" + MASK),
+    (re.compile(r"(/pay/[a-z]+/[A-Za-z0-9_-]+/)[A-Za-z0-9_-]{16,}"), r"\1" + MASK),
     # Credentials in a URL (amqp://user:password@host, postgresql://user:password@host).
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@"), r"\1" + MASK + "@"),
 )
