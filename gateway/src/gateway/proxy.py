@@ -12,7 +12,7 @@ from billing_contracts.envelope import utcnow
 from billing_runtime import tracing
 from billing_runtime.internal_auth import INTERNAL_HEADER
 from billing_runtime.keys import request_id_key
-from billing_runtime.log_context import bound
+from billing_runtime.log_context import bind
 from billing_runtime.middlewares import REQUEST_ID_HEADER
 from billing_runtime.problems import ProblemError
 
@@ -125,15 +125,15 @@ async def forward(request: web.Request, route: ProxyRoute) -> web.Response:
         _throttle(request, token.tenant_id)
         row = await app[access_cache_key].row(token.tenant_id)
         tenant = check_access(token, row, utcnow())
-    with bound(tenant_id=tenant.tenant_id if tenant else None):
-        return await relay(
-            request,
-            route.upstream,
-            tenant,
-            internal=route.internal,
-            pass_authorization=route.pass_authorization,
-            pages=route.pages,
-        )
+        bind(tenant_id=tenant.tenant_id)  # for the rest of the request, its access line included
+    return await relay(
+        request,
+        route.upstream,
+        tenant,
+        internal=route.internal,
+        pass_authorization=route.pass_authorization,
+        pages=route.pages,
+    )
 
 
 async def relay(

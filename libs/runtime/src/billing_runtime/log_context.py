@@ -3,7 +3,9 @@ so every record written while handling one request or one bus message carries it
 down: the HTTP middlewares and the bus consumer wrapper bind it, the log formatters read it.
 
 A context variable, not a global: each request and each delivery runs in its own asyncio task (or
-binds and resets around its handler), so two requests never see each other's fields."""
+binds and resets around its handler), so two requests never see each other's fields. Within a request
+or a delivery, code binds without resetting (the tenant once authenticated, the payment once the
+event is read): the outermost scope (``request_id_middleware``, ``plumbing.observed``) resets it all."""
 
 from __future__ import annotations
 

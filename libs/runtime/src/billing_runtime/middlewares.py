@@ -33,6 +33,7 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     given = request.headers.get(REQUEST_ID_HEADER, "")
     request_id = given if _VALID_REQUEST_ID.fullmatch(given) else "req_" + secrets.token_hex(12)
     request[request_id_key] = request_id
+    # Outermost: what the inner middlewares and the handler bind (tenant, payment) lasts until here.
     token = bind(request_id=request_id)
     try:
         response = await handler(request)
@@ -59,11 +60,8 @@ async def trace_middleware(request: web.Request, handler: Handler) -> web.Stream
     with tracing.span(
         f"{request.method} {route_template(request)}", parent=tracing.extract(request.headers), kind=SpanKind.SERVER
     ):
-        token = bind(payment_id=request.match_info.get("payment_id"))
-        try:
-            return await handler(request)
-        finally:
-            unbind(token)
+        bind(payment_id=request.match_info.get("payment_id"))  # until the request ends (request id middleware)
+        return await handler(request)
 
 
 def metrics_middleware(metrics: Metrics) -> Middleware:
