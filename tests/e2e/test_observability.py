@@ -1,4 +1,5 @@
-"""Logs and traces through one whole money path on the distributed platform, every process at DEBUG:
+"""Logs and traces through one whole money path, every process at DEBUG (distributed, and embedded with
+its in-process bus):
 tenant → token → webhook endpoint → payment (carrying the caller's ``traceparent``) → checkout → sandbox
 page → signed provider callback → payment.succeeded → webhook delivered.
 
@@ -158,3 +159,52 @@ async def test_one_payment_is_followed_across_services_and_no_secret_is_logged(
         consumed = [r for r in traced(consumer) if r.get("event_id") and r.get("queue")]
         assert consumed, f"{consumer} consumed no event in the caller's trace"
         assert {r.get("payment_id") for r in consumed} == {run["payment_id"]}
+
+
+@pytest.fixture
+def debug_embedded(tmp_path: Path, embedded_starter: Any) -> Iterator[Any]:
+    start_embedded, embedded_ports = embedded_starter
+    platform = start_embedded(
+        tmp_path,
+        embedded_ports(),
+        secrets.token_urlsafe(24),
+        {"BILLING_LOG_LEVEL": "DEBUG", "BILLING_LOG_FORMAT": "json"},
+    )
+    yield platform
+    platform.stop()
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+async def test_embedded_one_trace_through_the_in_process_bus_and_no_secret_is_logged(
+    debug_embedded: Any, tmp_path: Path, http: aiohttp.ClientSession, receiver: Any
+) -> None:
+    trace_id = secrets.token_hex(16)
+    run = await _money_path(debug_embedded, http, receiver, trace_id)
+    await asyncio.sleep(1.5)
+    # Every key the embedded mode generated for itself (internal keys, JWT keys, encryption keys, ...).
+    generated = [s for s in _strings(json.loads((tmp_path / "secrets.json").read_text())) if len(s) >= 16]
+    assert len(generated) >= 5
+    # The log records only: the start-up banner on stdout shows the admin token to the operator on purpose.
+    lines = (line for path in debug_embedded.logs for line in path.read_text().splitlines())
+    text = "\n".join(line for line in lines if line.startswith("{"))
+    for secret in [*run["secrets"], *generated]:
+        assert secret not in text, f"a secret ({secret[:6]}...) is in the embedded platform's log"
+
+    records = [r for rs in _records(debug_embedded.logs).values() for r in rs]
+    traced = [r for r in records if r.get("trace_id") == trace_id]
+    # The gateway's and payments-svc's access lines for the one request.
+    answered = [r for r in traced if r["message"].startswith("POST /v1/payments answered 201")]
+    assert len(answered) == 2
+    assert {r.get("request_id") for r in answered} == {run["request_id"]}
+    # payment.created, relayed from the outbox to the in-process consumers, in the request's trace.
+    consumed = {r.get("queue") for r in traced if r.get("event_id") and r.get("payment_id") == run["payment_id"]}
+    assert {"webhooks.events", "reconciliation.events"} <= consumed
