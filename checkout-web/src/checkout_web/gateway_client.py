@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import aiohttp
+from billing_runtime import tracing
 from billing_runtime.middlewares import REQUEST_ID_HEADER
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from yarl import URL
@@ -124,6 +125,7 @@ class GatewayClient:
         headers = {"Accept": "application/json"}
         if request_id is not None:
             headers[REQUEST_ID_HEADER] = request_id
+        tracing.inject(headers)  # the payer's page view and the payment it pays are one trace
         try:
             async with self._session.request(method, url, json=json, headers=headers) as response:
                 if response.status == 200:

@@ -14,6 +14,7 @@ from billing_runtime.bus import MemoryBus
 from billing_runtime.dead_letters_cli import OutboxDeadLetters, dead_letters_main
 from billing_runtime.running import configure_logging, serve, stop_settings
 from billing_runtime.running import run as run_loop  # `run` here is the platform's own coroutine
+from billing_runtime.tracing import configure_tracing
 from payments_svc.db.models import outbox as payments_outbox
 from providers_svc.db.models import outbox as providers_outbox
 from webhook_dispatcher.db.models import outbox as webhooks_outbox
@@ -114,7 +115,8 @@ def dead_letters(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    configure_logging(os.environ.get("BILLING_LOG_LEVEL", "WARNING"))
+    # Text by default: the embedded mode is for a person at a terminal (BILLING_LOG_FORMAT=json for a pipeline).
+    configure_logging(os.environ.get("BILLING_LOG_LEVEL", "WARNING"), default_format="text")
     try:
         if args[:1] == ["dead-letters"]:
             raise SystemExit(dead_letters(args[1:]))
@@ -124,6 +126,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"billing-embedded: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     try:
+        configure_tracing("billing-embedded")
         run_loop(run(server))
     finally:
         server.unlock()

@@ -9,6 +9,7 @@ from billing_runtime.migrations import upgrade
 from billing_runtime.running import configure_logging, run, serve, stop_settings
 from billing_runtime.secret_policy import load_settings
 from billing_runtime.startup import log_startup
+from billing_runtime.tracing import configure_tracing
 
 from gateway.app import create_app
 from gateway.ops import create_ops_app
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "migrate":
         upgrade(SERVICE_ROOT, settings.database_url)
     else:
+        configure_tracing("gateway")
         app = create_app(settings)
         apps = [(app, settings.host, settings.port)]
         if settings.ops_port is not None:

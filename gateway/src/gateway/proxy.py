@@ -9,8 +9,10 @@ from dataclasses import dataclass
 
 from aiohttp import ClientError, ClientTimeout, web
 from billing_contracts.envelope import utcnow
+from billing_runtime import tracing
 from billing_runtime.internal_auth import INTERNAL_HEADER
 from billing_runtime.keys import request_id_key
+from billing_runtime.log_context import bind
 from billing_runtime.middlewares import REQUEST_ID_HEADER
 from billing_runtime.problems import ProblemError
 
@@ -133,6 +135,7 @@ async def forward(request: web.Request, route: ProxyRoute) -> web.Response:
         _throttle(request, token.tenant_id)
         row = await app[access_cache_key].row(token.tenant_id)
         tenant = check_access(token, row, utcnow())
+        bind(tenant_id=tenant.tenant_id)  # for the rest of the request, its access line included
     return await relay(
         request,
         route.upstream,
@@ -174,6 +177,8 @@ async def relay(
     if pass_authorization and "Authorization" in request.headers:
         headers["Authorization"] = request.headers["Authorization"]
     headers[REQUEST_ID_HEADER] = request[request_id_key]
+    # The upstream continues this request's trace (docs/INTERNAL.md "Trace context").
+    tracing.inject(headers)
     upstream = app[upstreams_key][upstream_name]
     if internal:
         # The tenant's mode travels in the token: what the service creates for it is live or test.

@@ -15,6 +15,7 @@ from billing_runtime.migrations import upgrade
 from billing_runtime.running import configure_logging, dead_letters_command, run, serve, stop_settings
 from billing_runtime.secret_policy import load_settings
 from billing_runtime.startup import log_startup
+from billing_runtime.tracing import configure_tracing
 
 from providers_svc.app import create_app
 from providers_svc.events.consumers import REFUND_REQUESTS_QUEUE
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         count = asyncio.run(rotate_keys(settings))
         print(f"providers-svc: {count} provider accounts re-encrypted with the first key; older keys may go")
         return
+    configure_tracing("providers-svc")
     if args.command == "worker":
         apps = [(create_app(settings, roles=("worker",)), settings.host, settings.worker_port)]
     elif args.command == "api":

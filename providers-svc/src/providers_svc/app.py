@@ -26,6 +26,7 @@ from providers_svc.adapters.sandbox import NAME as SANDBOX
 from providers_svc.adapters.sandbox import SandboxProvider
 from providers_svc.adapters.stripe import NAME as STRIPE
 from providers_svc.adapters.stripe import StripeProvider
+from providers_svc.api.callbacks.timing import callback_timing_middleware
 from providers_svc.api.reconciliation import RECONCILIATION, STATEMENTS, SYNC_PAYMENT, SYNC_REFUND
 from providers_svc.api.routes import setup_routes
 from providers_svc.db.models import outbox
@@ -191,6 +192,8 @@ def create_app(
         **issuers_of(settings),
         public_prefixes=("/billing/", "/sandbox/", "/simulators/", "/pay/"),
     )
+
+    app.middlewares.append(callback_timing_middleware(metrics))
 
     def new_uow() -> ProvidersUnitOfWork:
         assert plumbing.sessionmaker is not None, "the database opens with the application"

@@ -26,6 +26,15 @@ class ProvidersMetrics(Metrics):
         # Bad input (API issue 11): malformed, unauthenticated or forged callbacks, answered in the
         # provider's own error format and changing nothing. ``reason`` is a short stable slug
         # (bad_json, bad_form, missing_field, bad_signature, bad_auth, unknown_method, ...).
+        # The integration guide's name: provider callback handling time (verify, record, answer), per
+        # provider, whatever the answer (api/callbacks/timing.py).
+        self.callback_duration = Histogram(
+            "billing_webhook_processing_duration_seconds",
+            "Time to handle one provider callback (POST /billing/<provider>...), by provider",
+            ["provider"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
         self.callbacks_rejected = Counter(
             "provider_callbacks_rejected_total",
             "Provider callbacks refused before they could change anything, by reason",

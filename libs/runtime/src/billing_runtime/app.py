@@ -10,7 +10,7 @@ from aiohttp.typedefs import Middleware
 from billing_runtime.health import Check, add_health_routes
 from billing_runtime.internal_auth import internal_auth_middleware
 from billing_runtime.metrics import Metrics
-from billing_runtime.middlewares import metrics_middleware, request_id_middleware
+from billing_runtime.middlewares import metrics_middleware, request_id_middleware, trace_middleware
 from billing_runtime.problems import problem_middleware
 
 DEFAULT_BODY_LIMIT = 64 * 1024
@@ -44,14 +44,19 @@ def service_app(
     body_limit: int = DEFAULT_BODY_LIMIT,
     ops_guard: Callable[[web.Request], None] | None = None,
 ) -> web.Application:
-    """request id → metrics → problem+json → ops guard (when given) → internal auth (when a secret is
-    given: tokens signed with it by one of ``internal_issuers``, or with an issuer's own key from
-    ``issuer_secrets``; those in ``confined_issuers`` reach only the routes listed for them, naming no
-    tenant) → handler.
+    """request id → trace context → metrics → problem+json → ops guard (when given) → internal auth (when
+    a secret is given: tokens signed with it by one of ``internal_issuers``, or with an issuer's own key
+    from ``issuer_secrets``; those in ``confined_issuers`` reach only the routes listed for them, naming
+    no tenant) → handler.
 
     ``ops_guard`` raises (a 401 problem) unless a request may read ``/readyz`` and ``/metrics``: on a
     public listener those are not for everyone (the gateway's, API.md "Operations")."""
-    middlewares: list[Middleware] = [request_id_middleware, metrics_middleware(metrics), problem_middleware]
+    middlewares: list[Middleware] = [
+        request_id_middleware,
+        trace_middleware,
+        metrics_middleware(metrics),
+        problem_middleware,
+    ]
     if ops_guard is not None:
         middlewares.append(_guard_ops(ops_guard))
     if internal_secret is not None:

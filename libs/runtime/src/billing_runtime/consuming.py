@@ -1,13 +1,16 @@
-"""What every event consumer does first: parse the message into a contract event, or drop it."""
+"""What every event consumer does first: parse the message into a contract event, or drop it; and note
+what the event is about (log context) and how late it is taken (``bus_event_lag_seconds``)."""
 
 from __future__ import annotations
 
 import logging
 
+from billing_contracts.envelope import utcnow
 from billing_contracts.events import AnyEvent, parse_event
 from pydantic import ValidationError
 
 from billing_runtime.bus import Message
+from billing_runtime.log_context import bind, log_context
 from billing_runtime.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -18,8 +21,24 @@ def parse_or_drop(message: Message, metrics: Metrics) -> AnyEvent | None:
     it is counted (``events_consumed{outcome="rejected"}``) and acknowledged rather than redelivered
     forever: it would poison the queue."""
     try:
-        return parse_event(message.body)
+        event = parse_event(message.body)
     except ValidationError:
         log.error("unparseable event %s on %s", message.message_id, message.routing_key)
         metrics.events_consumed.labels("unknown", "rejected").inc()
         return None
+    # Within the delivery's scope (Plumbing binds event id and queue around every handler and resets
+    # after it): the rest of the handling logs under the event's tenant and payment.
+    bind(tenant_id=event.tenant_id, payment_id=payment_id_of(event))
+    queue = log_context().get("queue")
+    if queue is not None:
+        metrics.event_lag.labels(queue).observe(max((utcnow() - event.occurred_at).total_seconds(), 0.0))
+    return event
+
+
+def payment_id_of(event: AnyEvent) -> str | None:
+    """The payment an event is about, where it names one (``data.payment_id`` or ``data.payment.id``)."""
+    data = getattr(event, "data", None)
+    found = getattr(data, "payment_id", None)
+    if found is None:
+        found = getattr(getattr(data, "payment", None), "id", None)
+    return found if isinstance(found, str) else None

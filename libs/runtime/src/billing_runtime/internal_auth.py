@@ -16,6 +16,7 @@ import jwt
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from billing_runtime.log_context import bind
 from billing_runtime.problems import ProblemError
 
 INTERNAL_HEADER = "X-Internal-Auth"
@@ -203,6 +204,9 @@ def internal_auth_middleware(
         if routes is not None:
             _check_confined(request, caller, routes)
         request[caller_key] = caller
+        # For the rest of the request, its access line included (the request id middleware, outermost,
+        # restores the context when the request ends).
+        bind(tenant_id=caller.tenant_id)
         return await handler(request)
 
     return middleware

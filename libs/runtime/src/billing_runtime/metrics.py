@@ -32,6 +32,11 @@ class Metrics:
         )
         self.outbox_published = Counter("outbox_published_total", "Events relayed to the bus", registry=self.registry)
         self.outbox_backlog = Gauge("outbox_backlog", "Events waiting in the outbox", registry=self.registry)
+        self.outbox_oldest_age = Gauge(
+            "outbox_oldest_age_seconds",
+            "Age of the oldest event waiting in the outbox (0 when none waits)",
+            registry=self.registry,
+        )
         self.events_consumed = Counter(
             "events_consumed_total", "Events consumed", ["event_type", "outcome"], registry=self.registry
         )
@@ -43,6 +48,22 @@ class Metrics:
             "Age of the oldest dead letter per queue (0 when there is none)",
             ["queue"],
             registry=self.registry,
+        )
+        # Consumer lag, two ways: what waits in the queue (RabbitMQ: messages ready, a passive declare
+        # every few seconds; not exported in the embedded mode, whose backlog is the outbox), and how
+        # old each event is when its consumer takes it (now - occurred_at), whatever the bus.
+        self.queue_ready = Gauge(
+            "bus_queue_messages_ready",
+            "Messages ready in the queue, waiting for its consumer (RabbitMQ)",
+            ["queue"],
+            registry=self.registry,
+        )
+        self.event_lag = Histogram(
+            "bus_event_lag_seconds",
+            "Age of an event when its consumer takes it (now - occurred_at), per queue",
+            ["queue"],
+            registry=self.registry,
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600),
         )
         self.consumer_paused = Gauge(
             "bus_consumer_paused",

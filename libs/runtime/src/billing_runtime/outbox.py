@@ -37,6 +37,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement
 
+from billing_runtime import tracing
 from billing_runtime.bus.base import TARGET_QUEUES_HEADER, Bus, DeadLettered, Message
 from billing_runtime.db import UTCDateTime
 from billing_runtime.notifications import Notifier, listen_for_notifications
@@ -61,6 +62,9 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("dead_at", UTCDateTime(), nullable=True),
         Column("dead_queues", Text(), nullable=True),
         Column("dead_reason", Text(), nullable=True),
+        # The W3C traceparent of the transaction that wrote the event: the relay publishes it as the
+        # message's header, so the consumers continue the trace of the request (or message) that caused it.
+        Column("traceparent", String(64), nullable=True),
     )
 
 
@@ -71,6 +75,7 @@ def outbox_row(event: EventBase) -> dict[str, object]:
         "routing_key": routing_key(event.source, event.event_type, event.schema_version),
         "body": event.model_dump_json(),
         "created_at": utcnow(),
+        "traceparent": tracing.current_traceparent(),
     }
 
 
@@ -121,11 +126,19 @@ class OutboxRelay:
 
     async def backlog(self) -> int:
         """Events waiting to be published (not those kept as dead letters)."""
-        t = self.table
-        async with self.engine.connect() as conn:
-            return int((await conn.execute(select(func.count()).where(t.c.dead_at.is_(None)))).scalar_one())
+        return (await self.backlog_stats())[0]
 
-    async def _claim(self) -> tuple[str, list[tuple[int, str, str, str, str | None]]]:
+    async def backlog_stats(self) -> tuple[int, float]:
+        """Events waiting to be published (not those kept as dead letters) and the age in seconds of
+        the oldest of them (0 when none waits): a backlog that grows old means the relay is stuck."""
+        t = self.table
+        query = select(func.count(), func.min(t.c.created_at)).where(t.c.dead_at.is_(None))
+        async with self.engine.connect() as conn:
+            count, oldest = (await conn.execute(query)).one()
+        age = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
+        return int(count), max(age, 0.0)
+
+    async def _claim(self) -> tuple[str, list[tuple[int, str, str, str, str | None, str | None]]]:
         token = secrets.token_hex(8)
         now = utcnow()
         params = {"now": now, "limit": self.batch_size, "token": token, "until": now + self.lease}
@@ -234,9 +247,11 @@ class OutboxRelay:
             self._wake.clear()
 
 
-def _message(row: tuple[int, str, str, str, str | None]) -> Message:
-    _, event_id, key, body, dead_queues = row
+def _message(row: tuple[int, str, str, str, str | None, str | None]) -> Message:
+    _, event_id, key, body, dead_queues, traceparent = row
     headers = {TARGET_QUEUES_HEADER: dead_queues} if dead_queues else {}
+    if traceparent:
+        headers[tracing.TRACEPARENT] = traceparent
     return Message(routing_key=key, body=body.encode(), message_id=event_id, headers=headers)
 
 
@@ -263,7 +278,7 @@ class _Statements:
             update(t)
             .where(t.c.id.in_(due.scalar_subquery()))
             .values(claim_token=token, claimed_until=bindparam("until", type_=t.c.claimed_until.type))
-            .returning(t.c.id, t.c.event_id, t.c.routing_key, t.c.body, t.c.dead_queues)
+            .returning(t.c.id, t.c.event_id, t.c.routing_key, t.c.body, t.c.dead_queues, t.c.traceparent)
         )
         self.delete: ClauseElement = delete(t).where(t.c.id == any_(ids), t.c.claim_token == token)
         self.release: ClauseElement = (

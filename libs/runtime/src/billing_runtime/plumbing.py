@@ -18,11 +18,14 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 from billing_contracts.envelope import utcnow
+from opentelemetry.trace import SpanKind
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from billing_runtime.bus import Bus, Handler, MemoryBus, create_bus
+from billing_runtime import tracing
+from billing_runtime.bus import Bus, Handler, MemoryBus, Message, create_bus
 from billing_runtime.db import create_engine, make_sessionmaker, ping
+from billing_runtime.log_context import bind, unbind
 from billing_runtime.metrics import Metrics
 from billing_runtime.outbox import Notifier, OutboxRelay, listen_for_notifications
 from billing_runtime.outbox_dead_letters import outbox_dead_letter_stats
@@ -83,7 +86,7 @@ class Plumbing:
         return f"outbox_{self.service.replace('-', '_')}"
 
     def add_consumer(self, queue: str, binding_keys: list[str], handler: Handler) -> None:
-        self._consumers.append(_Consumer(queue, binding_keys, handler))
+        self._consumers.append(_Consumer(queue, binding_keys, observed(queue, handler)))
 
     def add_task(
         self, name: str, factory: Callable[[], Awaitable[None]], *, stop: Callable[[], None] | None = None
@@ -255,7 +258,9 @@ class Plumbing:
         assert self.relay is not None
         while True:
             with contextlib.suppress(Exception):
-                self.metrics.outbox_backlog.set(await self.relay.backlog())
+                count, oldest_age = await self.relay.backlog_stats()
+                self.metrics.outbox_backlog.set(count)
+                self.metrics.outbox_oldest_age.set(oldest_age)
             await asyncio.sleep(5)
 
     @property
@@ -281,6 +286,10 @@ class Plumbing:
                 paused = self.bus.paused()
                 for queue in self.queues:
                     self.metrics.consumer_paused.labels(queue).set(1 if queue in paused else 0)
+                    with contextlib.suppress(Exception):
+                        ready = await self.bus.queue_depth(queue)
+                        if ready is not None:
+                            self.metrics.queue_ready.labels(queue).set(ready)
             await asyncio.sleep(self.watch_interval)
 
     async def _dead_letter_stats(self) -> dict[str, tuple[int, float]]:
@@ -309,3 +318,21 @@ async def _stop_tasks(tasks: list[asyncio.Task[None]], *, within: float) -> None
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def observed(queue: str, handler: Handler) -> Handler:
+    """``handler`` run as a consumer span that continues the trace the message carries (its
+    ``traceparent`` header: the request or message that caused the event), with the event id and the
+    queue in the log context; ``parse_or_drop`` adds the tenant and payment once the event is read."""
+
+    async def handle(message: Message) -> None:
+        with tracing.span(f"consume {queue}", parent=tracing.extract(message.headers), kind=SpanKind.CONSUMER):
+            token = bind(event_id=message.message_id, queue=queue)
+            try:
+                await handler(message)
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("consumed %s (%s)", message.message_id, message.routing_key)
+            finally:
+                unbind(token)
+
+    return handle

@@ -17,11 +17,14 @@ from typing import Any, TypedDict
 
 from aiohttp import web
 
+# Re-exported: every service imports it from here.
+from billing_runtime.log_format import configure_logging as configure_logging
 from billing_runtime.migrations import upgrade
 from billing_runtime.secret_policy import load_settings
 from billing_runtime.settings import ServiceSettings
 from billing_runtime.shutdown import DEFAULT_GRACE_SECONDS, Shutdown, shutdown_key
 from billing_runtime.startup import log_startup
+from billing_runtime.tracing import configure_tracing
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +57,6 @@ def settle_heap() -> None:
     gc.freeze()
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
-
-
-def configure_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 async def serve(
@@ -171,6 +170,7 @@ def service_main(
         print(f"{prog}: {count} stored ciphertexts re-encrypted with the first key; older keys may now be dropped")
         return
     roles = {"api": ("api",), "worker": ("worker",), "all": ("api", "worker")}[args.command]
+    configure_tracing(prog)
     app = create_app(settings, roles=roles)
     bus = settings.bus_url if "worker" in roles else None
     log_startup(prog, args.command, [(settings.host, settings.port)], database_url=settings.database_url, bus_url=bus)

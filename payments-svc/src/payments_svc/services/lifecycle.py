@@ -90,10 +90,11 @@ async def apply_provider_outcome(deps: LifecycleDeps, event: ProviderOutcome, ra
                     _count(deps, found)
                 return
             unchanged = payment_unchanged(payment)
-            if found is None:
-                _apply(uow, payment, event, deps.checkout_base_url)
+            decided = _apply(uow, payment, event, deps.checkout_base_url) if found is None else None
             if await uow.commit_unless_exists(seen, unchanged):
                 _count(deps, found)
+                if decided is not None:
+                    deps.metrics.payment_final(payment, decided)
                 return
         if await was_consumed(deps.uow, PROVIDER_EVENTS_CONSUMER, event.event_id):
             return
@@ -111,10 +112,13 @@ def _count(deps: LifecycleDeps, found: Refusal | None) -> None:
         deps.metrics.anomalies.labels(found.kind).inc()
 
 
-def _apply(uow: PaymentsUnitOfWork, payment: Payment, event: ProviderOutcome, checkout_base_url: str) -> None:
-    """Queue what an acceptable outcome does to the payment as read (nothing unless it is pending)."""
+def _apply(
+    uow: PaymentsUnitOfWork, payment: Payment, event: ProviderOutcome, checkout_base_url: str
+) -> PaymentStatus | None:
+    """Queue what an acceptable outcome does to the payment as read (nothing unless it is pending);
+    the status it decides, if any."""
     if payment.status != PaymentStatus.PROVIDER_PENDING:
-        return
+        return None
     outcome = event.data
     payment.provider_reference = outcome.provider_reference or payment.provider_reference
     actor = Actor(f"provider:{outcome.provider}", outcome.failure_message)
@@ -125,6 +129,7 @@ def _apply(uow: PaymentsUnitOfWork, payment: Payment, event: ProviderOutcome, ch
         payment.failure_message = outcome.failure_message or "The provider declined the payment."
         record_status(uow, payment, PaymentStatus.FAILED, actor, checkout_base_url)
     uow.write(payment_update(payment, OUTCOME_COLUMNS))
+    return PaymentStatus(payment.status)
 
 
 # What an outcome changes on a payment (``record_status`` stamps the first three).

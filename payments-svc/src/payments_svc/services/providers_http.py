@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 from billing_contracts.problems import FieldError
+from billing_runtime import tracing
 from billing_runtime.errors import ProblemError
 from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
 
@@ -45,7 +46,9 @@ class HttpProviders:
         token = sign_internal(
             self.internal_secret, issuer="payments", audience="providers", tenant_id=tenant_id, livemode=livemode
         )
-        return {INTERNAL_HEADER: token}
+        headers = {INTERNAL_HEADER: token}
+        tracing.inject(headers)  # providers-svc continues the payment's trace
+        return headers
 
     async def _call(
         self,

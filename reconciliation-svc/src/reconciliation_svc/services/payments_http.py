@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from billing_runtime import tracing
 from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,9 @@ class PaymentsEventLog:
         token = sign_internal(self._secret, issuer="reconciliation", audience="payments", tenant_id=None)
         url = f"{self.base_url}/internal/events"
         try:
-            async with session.get(url, params=params, headers={INTERNAL_HEADER: token}) as response:
+            async with session.get(
+                url, params=params, headers=tracing.with_trace({INTERNAL_HEADER: token})
+            ) as response:
                 if response.status != 200:
                     raise EventLogUnavailable(f"payments-svc answered {response.status} for the events after {after}")
                 body = await response.json(content_type=None)

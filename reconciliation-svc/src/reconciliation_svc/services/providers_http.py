@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import aiohttp
+from billing_runtime import tracing
 from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,9 @@ class ProvidersSync:
         token = sign_internal(self._secret, issuer="reconciliation", audience="providers", tenant_id=None)
         assert self._session is not None, "open() first"
         try:
-            async with self._session.post(self.base_url + path, headers={INTERNAL_HEADER: token}) as response:
+            async with self._session.post(
+                self.base_url + path, headers=tracing.with_trace({INTERNAL_HEADER: token})
+            ) as response:
                 status = response.status
                 body = await response.json(content_type=None) if status == 200 else None
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import aiohttp
 from billing_contracts.statements import StatementRecord
+from billing_runtime import tracing
 from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
 from pydantic import ValidationError
 
@@ -45,7 +46,7 @@ class StatementsClient:
             async with self._session.get(
                 f"{self._base_url}/internal/statements",
                 params=params,
-                headers={INTERNAL_HEADER: token, "Accept": "application/x-ndjson"},
+                headers=tracing.with_trace({INTERNAL_HEADER: token, "Accept": "application/x-ndjson"}),
                 timeout=self._timeout,
             ) as response:
                 if response.status == 404:

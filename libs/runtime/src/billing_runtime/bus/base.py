@@ -73,6 +73,10 @@ class Bus(Protocol):
         """The queues whose consumer is waiting out an outage, with the reason."""
         ...
 
+    async def queue_depth(self, queue: str) -> int | None:
+        """Messages ready in the queue, waiting for a consumer (None: not known here, or disconnected)."""
+        ...
+
     async def dead_letter_stats(self, queue: str) -> DeadLetterStats | None:
         """The queue's dead letters held by the broker (None: not known here, or disconnected)."""
         ...

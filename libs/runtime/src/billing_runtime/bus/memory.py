@@ -120,6 +120,10 @@ class MemoryBus:
         # Re-subscribing a queue (a restarted consumer) replaces its handler, as a new AMQP consumer would.
         self._subscriptions[queue] = _Subscription(queue, list(dict.fromkeys(keys)), handler)
 
+    async def queue_depth(self, queue: str) -> int | None:
+        """None: nothing waits in-process; an event not yet handled is still in its publisher's outbox."""
+        return None
+
     async def dead_letter_stats(self, queue: str) -> DeadLetterStats | None:
         """None: in-process dead letters are kept in the publishers' outboxes, counted from there."""
         return None

@@ -303,6 +303,20 @@ class RabbitBus:
             timeout=self.publish_timeout,
         )
 
+    async def queue_depth(self, queue: str) -> int | None:
+        """Messages ready in ``queue`` (a passive declare: nothing is read or moved)."""
+        if self._connection is None or self._connection.is_closed:
+            return None
+        channel = await self._connection.channel()
+        try:
+            declared = await channel.declare_queue(queue, passive=True)
+            return int(declared.declaration_result.message_count or 0)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return None
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+
     async def dead_letter_stats(self, queue: str) -> DeadLetterStats | None:
         """How many messages ``<queue>.dlq`` holds (exact) and when the oldest of them was
         dead-lettered. The depth is a passive declare; the oldest is read from the messages' headers
