@@ -26,12 +26,14 @@ from providers_svc.adapters.base import (
     PaymentProvider,
     ProviderRejectedError,
     ProviderUnavailableError,
+    RefundOutcomeUnknownError,
     RefundResult,
 )
 from providers_svc.db.refunds import NewRefund, RefundVerdict
 from providers_svc.domain.refunds import Refund, RefundStatus, may_move
 from providers_svc.domain.transactions import Transaction, TransactionStatus
 from providers_svc.services.directory import ProviderDirectory
+from providers_svc.services.refund_anomalies import record_unknown_outcome
 from providers_svc.services.refund_events import refund_event
 from providers_svc.services.uow import UowFactory
 
@@ -148,6 +150,13 @@ class Refunds:
         except ProviderUnavailableError as exc:
             log.warning("refund %s: provider %s unavailable: %s", refund.id, txn.provider, exc)
             return None
+        except RefundOutcomeUnknownError as exc:
+            # Neither failed (the money may be back with the payer) nor succeeded: left unanswered,
+            # asked again by the retrier (whose status check heals it once the provider can tell), and
+            # recorded once as an anomaly so that reconciliation puts it before a person.
+            log.error("refund %s: %s refused a repeated attempt (%s): outcome unknown", refund.id, txn.provider, exc)
+            await record_unknown_outcome(self.uow, txn, refund, exc.code, str(exc), self.clock())
+            return None
         except ProviderRejectedError as exc:
             result = RefundResult("failed", failure_code=exc.code, failure_message=str(exc))
         except OperationNotSupportedError as exc:
@@ -157,7 +166,12 @@ class Refunds:
     @staticmethod
     async def _call(adapter: PaymentProvider, refund: Refund, txn: Transaction, *, first: bool) -> RefundResult:
         if first:
-            return await adapter.refund(txn, refund_id=refund.id, amount=refund.amount, reason=refund.reason)
+            # ``attempts`` counts this call too: more than one means an earlier call may have reached
+            # the provider and lost its answer, which the adapter must find out about before sending.
+            retry = refund.attempts > 1
+            return await adapter.refund(
+                txn, refund_id=refund.id, amount=refund.amount, reason=refund.reason, retry=retry
+            )
         return await adapter.refund_status(
             txn, refund_id=refund.id, provider_refund_id=refund.provider_refund_id, amount=refund.amount
         )
