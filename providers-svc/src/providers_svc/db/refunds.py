@@ -93,6 +93,7 @@ def to_refund(row: ProviderRefundRow) -> Refund:
         provider_updated_at=row.provider_updated_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        claim_token=row.claim_token,
     )
 
 
