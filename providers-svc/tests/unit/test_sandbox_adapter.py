@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from providers_svc.adapters.base import (
-    OperationNotSupportedError,
     PaymentProvider,
     ProviderRegistry,
+    ProviderRejectedError,
     StatusResult,
 )
 from providers_svc.adapters.sandbox import SandboxProvider
@@ -102,9 +102,11 @@ class TestSandboxProvider:
         status = await make_provider().fetch_status(make_txn())
         assert status.status is TransactionStatus.SUCCEEDED
 
-    async def test_refund_is_not_supported(self) -> None:
-        with pytest.raises(OperationNotSupportedError):
+    async def test_a_refund_of_an_unpaid_transaction_is_refused(self) -> None:
+        # The sandbox bank refunds since issue 13, but only money it took.
+        with pytest.raises(ProviderRejectedError) as refused:
             await make_provider().refund(make_txn(), refund_id="rfnd_1", amount=100, reason=None)
+        assert refused.value.code == "sandbox_not_paid"
 
 
 class TestProviderRegistry:
