@@ -47,8 +47,8 @@ async def seed_pending_payment(engine: AsyncEngine, payment_id: str = "pay_1", s
         await session.commit()
 
 
-async def seed_pending_refund(engine: AsyncEngine, created: datetime = T0) -> None:
-    snap = RefundSnapshot(**refund_snapshot(created_at=created, updated_at=created))
+async def seed_pending_refund(engine: AsyncEngine, created: datetime = T0, **fields: object) -> None:
+    snap = RefundSnapshot(**refund_snapshot(created_at=created, updated_at=created, **fields))
     async with make_sessionmaker(engine)() as session:
         await session.execute(upsert_refund(snap, "ten_a", SCHEDULE.first))
         await session.commit()
@@ -185,6 +185,30 @@ class TestAnswers:
         assert (await janitor.run_once()).results == {"not_found": 1}
         [row] = await rows("SELECT checks, next_check_at FROM recon_payments")
         assert (row.checks, row.next_check_at) == (1, T0 + timedelta(hours=1))
+
+    async def test_a_refund_the_provider_started_is_not_found_once_and_not_asked_again(
+        self, clean_db, janitor_at, fake_providers, rows
+    ) -> None:
+        # Payme's cancel-after-perform, as payments-svc announces it: PENDING, named by the provider.
+        await seed_pending_refund(clean_db, provider_refund_id="re_dashboard1")
+        fake_providers.answers["rfnd_1"] = (404, {"code": "refund_not_found"})
+        janitor, _ = await janitor_at(Clock(T0 + timedelta(minutes=5)))
+        assert (await janitor.run_once()).results == {"not_found": 1}
+        [row] = await rows("SELECT checks, last_result, next_check_at FROM recon_refunds")
+        assert (row.checks, row.last_result, row.next_check_at) == (1, "not_found", None)
+        later, _ = await janitor_at(Clock(T0 + timedelta(days=3)))
+        assert (await later.run_once()).checked == 0
+        assert fake_providers.calls == [("refunds", "rfnd_1")]
+
+    async def test_a_refund_of_ours_not_yet_at_providers_keeps_its_schedule(
+        self, clean_db, janitor_at, fake_providers, rows
+    ) -> None:
+        await seed_pending_refund(clean_db)  # no provider id yet: its request may still be queued
+        fake_providers.answers["rfnd_1"] = (404, {"code": "refund_not_found"})
+        janitor, _ = await janitor_at(Clock(T0 + timedelta(minutes=5)))
+        assert (await janitor.run_once()).results == {"not_found": 1}
+        [row] = await rows("SELECT next_check_at FROM recon_refunds")
+        assert row.next_check_at == T0 + timedelta(hours=1)
 
     async def test_an_outcome_that_arrives_during_the_check_is_not_rescheduled(
         self, clean_db, janitor_at, fake_providers, rows

@@ -1,7 +1,7 @@
 """outbox traceparent
 
 Revision ID: outbox_traceparent
-Revises: events_position_index
+Revises: parked_refund_verdicts
 Create Date: 2026-12-12 10:00:00
 
 The W3C traceparent of the transaction that wrote an event (billing_runtime.tracing): the relay
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "outbox_traceparent"
-down_revision = "events_position_index"
+down_revision = "parked_refund_verdicts"
 branch_labels = None
 depends_on = None
 

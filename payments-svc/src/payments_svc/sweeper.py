@@ -1,4 +1,5 @@
-"""Background loops of the worker: expire overdue payments, prune old idempotency keys."""
+"""Background loops of the worker: expire overdue payments (and apply the refund verdicts parked on
+payments that settled), prune old idempotency keys."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from billing_contracts.envelope import utcnow
 
 from payments_svc.db.repositories import delete_idempotency_keys_before
 from payments_svc.services.lifecycle import LifecycleDeps, sweep_overdue
+from payments_svc.services.parked_verdicts import replay_parked
 
 log = logging.getLogger(__name__)
 
@@ -17,6 +19,7 @@ log = logging.getLogger(__name__)
 async def expiry_loop(deps: LifecycleDeps, interval: float) -> None:
     while True:
         await sweep_overdue(deps)
+        await replay_parked(deps)
         await asyncio.sleep(interval)
 
 

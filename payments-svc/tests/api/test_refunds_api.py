@@ -5,14 +5,16 @@ nothing written."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from billing_contracts import parse_event
+from billing_contracts.envelope import utcnow
 from billing_runtime.bus import Message
 from billing_runtime.errors import ProblemError
-from payments_svc.db.models import Payment
-from sqlalchemy import select
+from payments_svc.db.models import IdempotencyKey, Payment
+from sqlalchemy import select, update
 
 
 async def _payment_row(engine, payment_id: str) -> Payment:  # type: ignore[no-untyped-def]
@@ -246,6 +248,39 @@ class TestRefundIdempotency:
             if r.status == 409:
                 assert (await r.json())["code"] == "idempotency_key_in_use"
         assert await count("refunds") == 1
+
+    async def test_a_request_that_outlived_its_claim_rolls_back_and_the_retry_is_the_one_refund(
+        self, paid_payment, refund, providers, count, clean_db, monkeypatch
+    ) -> None:
+        payment = await paid_payment()
+        ask = providers.check_refund
+        retried: list[Any] = []
+        calls: list[int] = []
+
+        async def slow_check(*args: Any, **kwargs: Any) -> None:
+            calls.append(1)
+            if len(calls) == 1:
+                # The first request is still waiting on providers-svc when its claim expires (60 s of
+                # up to three 10 s calls), and the tenant's retry takes the key over and completes.
+                async with clean_db.begin() as conn:
+                    await conn.execute(
+                        update(IdempotencyKey.__table__).values(locked_until=utcnow() - timedelta(seconds=1))
+                    )
+                retried.append(await refund(payment, {"amount": 700}, key="slow"))
+            await ask(*args, **kwargs)
+
+        monkeypatch.setattr(providers, "check_refund", slow_check)
+        first = await refund(payment, {"amount": 700}, key="slow")
+        [second] = retried
+        assert second.status == 201, await second.text()
+        assert first.status == 409, await first.text()
+        assert (await first.json())["code"] == "idempotency_key_in_use"
+        assert await count("refunds") == 1
+        replay = await refund(payment, {"amount": 700}, key="slow")
+        assert (replay.status, replay.headers["Idempotent-Replayed"]) == (201, "true")
+        assert (await replay.json())["id"] == (await second.json())["id"]
+        row = await _payment_row(clean_db, payment["id"])
+        assert row.refund_reserved == 700  # one refund's reservation, not two
 
 
 class TestTheDatabaseBound:

@@ -12,15 +12,21 @@ from typing import Any
 import aio_pika
 import pytest
 from billing_contracts import parse_event
-from billing_contracts.events import ProviderRefund, ProviderRefundUpdatedV1
+from billing_contracts.events import (
+    ProviderPaymentOutcome,
+    ProviderPaymentSucceededV1,
+    ProviderRefund,
+    ProviderRefundUpdatedV1,
+)
 from billing_runtime.bus import Message
 from billing_runtime.bus.rabbit import RabbitBus
 from billing_runtime.metrics import Metrics
 from billing_runtime.testing import require_rabbitmq
 from payments_svc.app import create_app
-from payments_svc.db.models import Payment, PaymentAnomaly, Refund
+from payments_svc.db.models import ParkedRefundVerdict, Payment, PaymentAnomaly, Refund
 from payments_svc.events.consumers import LOGGED_EVENTS_QUEUE, PROVIDER_EVENTS_QUEUE, provider_outcome_handler
 from payments_svc.keys import lifecycle_deps_key
+from payments_svc.services.parked_verdicts import replay_parked
 from sqlalchemy import select
 
 T0 = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
@@ -96,6 +102,11 @@ async def _log(client, auth) -> list[dict[str, Any]]:  # type: ignore[no-untyped
 async def _reserved(engine, payment_id: str) -> int:  # type: ignore[no-untyped-def]
     async with engine.connect() as conn:
         return int((await conn.execute(select(Payment.refund_reserved).where(Payment.id == payment_id))).scalar_one())
+
+
+async def _parked(engine) -> int:  # type: ignore[no-untyped-def]
+    async with engine.connect() as conn:
+        return len((await conn.execute(select(ParkedRefundVerdict.event_id))).all())
 
 
 async def _anomalies(engine) -> list[str]:  # type: ignore[no-untyped-def]
@@ -384,13 +395,51 @@ class TestRefusedVerdicts:
         assert await _anomalies(clean_db) == [kind]
         assert [e["type"] for e in await _log(client, auth)] == ["refund.created"]
 
-    async def test_a_refund_of_a_payment_never_captured_is_an_anomaly(
-        self, client, auth, new_payment, handle, clean_db
+    async def test_a_refund_of_a_payment_never_captured_is_an_anomaly_once_it_ends_without_money(
+        self, client, auth, new_payment, handle, clean_db, app
     ) -> None:
         payment = await new_payment()
         await handle(_message(_verdict(payment, "succeeded", provider_refund_id="re_x")))
+        assert await _anomalies(clean_db) == []  # parked: its success may still come
+        assert await _parked(clean_db) == 1
+        assert (await client.post(f"/v1/payments/{payment['id']}/cancel", headers=auth())).status == 200
+        assert await replay_parked(app[lifecycle_deps_key]) == 1  # the worker's sweeper pass
         assert await _anomalies(clean_db) == ["unexpected_outcome"]
-        assert (await _get(client, auth, f"/v1/payments/{payment['id']}"))["status"] == "CREATED"
+        assert await _parked(clean_db) == 0
+        assert (await _get(client, auth, f"/v1/payments/{payment['id']}"))["status"] == "CANCELLED"
+
+
+class TestVerdictBeforeCapture:
+    async def test_a_verdict_before_the_payments_success_is_applied_with_the_success(
+        self, client, auth, new_payment, handle, clean_db
+    ) -> None:
+        created = await new_payment()
+        paying = await client.post(
+            f"/v1/checkout/{created['checkout_token']}/pay", json={"provider": "sandbox"}, headers=auth(None, None)
+        )
+        assert paying.status == 200, await paying.text()
+        # Stripe's charge.refunded of a dashboard refund overtook payment_intent.succeeded.
+        verdict = _verdict(created, "succeeded", provider_refund_id="re_early")
+        await handle(_message(verdict))
+        assert await _anomalies(clean_db) == []
+        assert (await _get(client, auth, f"/v1/payments/{created['id']}"))["status"] == "PROVIDER_PENDING"
+
+        outcome = ProviderPaymentOutcome(
+            payment_id=created["id"],
+            provider="sandbox",
+            provider_transaction_id=f"ptx_{created['id']}_sandbox",
+            amount=created["amount"],
+            currency=created["currency"],
+            livemode=False,
+        )
+        success = ProviderPaymentSucceededV1(tenant_id="ten_a", data=outcome)
+        await handle(_message(success))
+        after = await _get(client, auth, f"/v1/payments/{created['id']}")
+        assert (after["status"], after["amount_refunded"]) == ("REFUNDED", created["amount"])
+        assert [e["type"] for e in await _log(client, auth)] == ["refund.created", "refund.succeeded"]
+        assert await _parked(clean_db) == 0 and await _anomalies(clean_db) == []
+        await handle(_message(verdict))  # a redelivery: the inbox row kept since it was parked
+        assert len(await _log(client, auth)) == 2
 
 
 class TestBus:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -224,7 +225,7 @@ def create_app(
     app[key_ring_key] = ring
     directory = ProviderDirectory(registry, new_uow, ring, simulators=settings.simulators)
     app[directory_key] = directory
-    refunds = Refunds(new_uow, directory)
+    refunds = Refunds(new_uow, directory, lease=timedelta(seconds=settings.refund_lease_seconds))
     app[refunds_key] = refunds
     app[payment_sync_key] = PaymentSync(new_uow, directory)
     app[statements_key] = Statements(new_uow, ring, directory)

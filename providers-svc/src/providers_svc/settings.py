@@ -7,8 +7,10 @@ from typing import Annotated
 from billing_runtime.key_ring import key_ring_problem
 from billing_runtime.secret_policy import env_name, optional_secret, required_secret
 from billing_runtime.settings import InternalServiceSettings
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
+
+from providers_svc.domain.refunds import worst_refund_attempt
 
 DEFAULT_SANDBOX_CURRENCIES = (
     "AED,AUD,CAD,CHF,CNY,CZK,DKK,EUR,GBP,HUF,INR,JPY,KGS,KRW,KZT,NOK,PLN,RUB,SEK,TJS,TRY,USD,UZS"
@@ -51,6 +53,10 @@ class Settings(InternalServiceSettings):
     # How often the worker looks for refunds left ``requested`` (their provider was unreachable) whose
     # next attempt is due (services/refunds.py: 30 s after the first try, doubling, at most hourly).
     refund_retry_poll_interval: float = Field(default=5.0, gt=0)
+    # How long a caller holds a refund while it asks the provider (its lease): at least twice the worst
+    # attempt (``domain.refunds.worst_refund_attempt``: 120 s with the default timeout), so no second
+    # caller sends the refund while the first one's call may still be running (Click has no key).
+    refund_lease_seconds: float = Field(default=300.0, gt=0)
 
     # The sandbox "bank": the HMAC key of its signed callbacks. Required, >= 32 bytes, never published.
     sandbox_secret: SecretStr = Field(default=None, validate_default=True)
@@ -105,6 +111,17 @@ class Settings(InternalServiceSettings):
         if not value or any(delay < 0 for delay in value):
             raise ValueError("needs at least one delay, none negative")
         return value
+
+    @model_validator(mode="after")
+    def _refund_lease_outlives_the_calls(self) -> Settings:
+        worst = worst_refund_attempt(self.provider_timeout)
+        if self.refund_lease_seconds < 2 * worst:
+            raise ValueError(
+                f"{env_name(type(self), 'refund_lease_seconds')} ({self.refund_lease_seconds:g} s) must be at least"
+                f" twice the longest refund attempt ({worst:g} s with {env_name(type(self), 'provider_timeout')}"
+                f" {self.provider_timeout:g} s)"
+            )
+        return self
 
     @property
     def payer_page_base(self) -> str:

@@ -52,7 +52,9 @@ class BoundAdapter:
     async def fetch_status(self, txn: Transaction) -> StatusResult:
         return StatusResult(TransactionStatus.PENDING)
 
-    async def refund(self, txn: Transaction, *, refund_id: str, amount: int, reason: str | None) -> RefundResult:
+    async def refund(
+        self, txn: Transaction, *, refund_id: str, amount: int, reason: str | None, retry: bool = False
+    ) -> RefundResult:
         return RefundResult("failed")
 
     async def refund_status(

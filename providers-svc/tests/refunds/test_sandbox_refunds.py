@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 from billing_runtime.bus import MemoryBus, Message
-from providers_svc.db.refunds import ProviderRefundRow
+from providers_svc.db.refunds import ProviderRefundRow, RefundVerdict
+from providers_svc.domain.refunds import RefundStatus
 from providers_svc.keys import refunds_key
 from providers_svc.services.refunds import RefundRequestError
 from sqlalchemy import update
@@ -207,3 +208,35 @@ class TestRetrier:
         [row] = await refunds_of()
         assert (row["status"], row["attempts"]) == ("succeeded", 2)
         assert [e["data"]["status"] for e in await refund_events()] == ["succeeded"]
+
+
+class TestVerdictWithoutTheProvidersId:
+    async def test_a_failure_without_an_id_keeps_the_id_a_pending_verdict_gave(
+        self, make_client: Any, start_payment: Any, engine: AsyncEngine, refunds_of: Rows, refund_events: Rows
+    ) -> None:
+        client = await make_client()
+        started = await paid_sandbox_payment(client, start_payment, engine)
+        event = refund_created(
+            started["payment_id"], provider="sandbox", amount=5000, currency="USD", reason="sandbox:pending"
+        )
+        refunds = client.app[refunds_key]
+        assert await refunds.accept(event) == "pending"
+        known = f"sbref_{event.data.refund.id}"
+        assert (await refunds_of())[0]["provider_refund_id"] == known
+
+        # A provider's refusal that names no refund of its own (as a rejected call does).
+        failed = RefundVerdict(
+            status=RefundStatus.FAILED,
+            provider_refund_id=None,
+            failure_code="sandbox_refund_declined",
+            failure_message="declined",
+            provider_updated_at=datetime.now(UTC),
+        )
+        after = await refunds.record(event.data.refund.id, failed, observed_via="status_check")
+        assert after is not None and after.status is RefundStatus.FAILED
+        [row] = await refunds_of()
+        assert (row["status"], row["provider_refund_id"]) == ("failed", known)
+        assert [(e["data"]["status"], e["data"]["provider_refund_id"]) for e in await refund_events()] == [
+            ("pending", known),
+            ("failed", known),
+        ]

@@ -133,3 +133,93 @@ class TestDashboardRefunds:
                   "currency": "eur", "status": "succeeded"}  # fmt: skip
         assert (await shop.send(stripe_event("refund.created", refund))).status == 200
         assert await refund_events(engine) == []
+
+
+async def requested_refund(make_client: Any, event: RefundCreatedV1) -> None:
+    """Our refund stored and left ``requested`` (attempt 1 made): a replica where Stripe is not enabled
+    could not reach it, as an attempt whose answer was lost leaves it."""
+    without = await make_client(enabled_providers=["sandbox"])
+    assert await without.app[refunds_key].accept(event) == "requested"
+
+
+async def outbox_of(engine: AsyncEngine, routing_key: str) -> list[dict[str, Any]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(outbox.c.body).where(outbox.c.routing_key == routing_key).order_by(outbox.c.id)
+        )
+        return [json.loads(body) for body in rows.scalars()]
+
+
+class TestRetriedRefunds:
+    async def test_a_retry_adopts_the_refund_an_earlier_attempt_made_instead_of_making_another(
+        self, shop: StripeShop, engine: AsyncEngine, make_client: Any
+    ) -> None:
+        started = await paid(shop, engine)
+        event = refund_created(started["payment_id"], amount=1500)
+        refund_id = event.data.refund.id
+        await requested_refund(make_client, event)
+        # What that first attempt made at Stripe, its answer lost (and its idempotency key forgotten by
+        # the time of the retry: Stripe keeps keys 24 hours; localstripe keeps none).
+        made = await shop.localstripe.call(
+            "POST", "/v1/refunds", shop.secret_key,
+            payment_intent=started["provider_reference"], amount="1500", **{"metadata[refund_id]": refund_id},
+        )  # fmt: skip
+        assert str(made["id"]).startswith("re_")
+
+        after = await shop.client.app[refunds_key].send(refund_id)
+        assert after is not None and (after.status.value, after.provider_refund_id) == ("succeeded", made["id"])
+        sent = [r for r in await shop.localstripe.requests("/v1/refunds") if r["method"] == "POST"]
+        assert len([r for r in sent if parse_qs(r["body"]).get("metadata[refund_id]") == [refund_id]]) == 1
+        [published] = await refund_events(engine)
+        assert (published["data"]["refund_id"], published["data"]["provider_refund_id"]) == (refund_id, made["id"])
+
+    async def test_a_retry_makes_the_refund_when_no_attempt_made_it(
+        self, shop: StripeShop, engine: AsyncEngine, make_client: Any
+    ) -> None:
+        started = await paid(shop, engine)
+        event = refund_created(started["payment_id"], amount=1500)
+        await requested_refund(make_client, event)
+        lists_before = [r for r in await shop.localstripe.requests("/v1/refunds") if r["method"] == "GET"]
+        after = await shop.client.app[refunds_key].send(event.data.refund.id)
+        assert after is not None and after.status.value == "succeeded"
+        listed = [r for r in await shop.localstripe.requests("/v1/refunds") if r["method"] == "GET"]
+        assert len(listed) == len(lists_before) + 1  # the retry looked first
+        sent = [r for r in await shop.localstripe.requests("/v1/refunds") if r["method"] == "POST"]
+        ours = [r for r in sent if parse_qs(r["body"]).get("metadata[refund_id]") == [event.data.refund.id]]
+        assert len(ours) == 1
+
+
+class TestContradictingWebhooks:
+    async def test_stripes_success_of_a_refund_we_hold_failed_is_an_anomaly_once(
+        self, shop: StripeShop, engine: AsyncEngine, make_client: Any
+    ) -> None:
+        started = await paid(shop, engine)
+        event = refund_created(started["payment_id"], amount=1500)
+        refund_id = event.data.refund.id
+        await requested_refund(make_client, event)
+        refund = {
+            "id": "re_contradicted1",
+            "object": "refund",
+            "payment_intent": started["provider_reference"],
+            "amount": 1500,
+            "currency": "usd",
+            "status": "failed",
+            "failure_reason": "expired_or_canceled_card",
+            "metadata": {"refund_id": refund_id},
+        }
+        assert (await shop.send(stripe_event("refund.failed", refund))).status == 200
+        assert [e["data"]["status"] for e in await refund_events(engine)] == ["failed"]
+
+        succeeded = stripe_event("refund.updated", {**refund, "status": "succeeded"})
+        assert (await shop.send(succeeded)).status == 200
+        assert (await shop.send(succeeded)).status == 200  # Stripe's duplicate delivery
+        assert [e["data"]["status"] for e in await refund_events(engine)] == ["failed"]  # a final verdict is final
+        [anomaly] = await outbox_of(engine, "providers.provider.anomaly.recorded.v1")
+        data = anomaly["data"]
+        assert (data["kind"], data["outcome"], data["refund_id"], data["provider_refund_id"]) == (
+            "unexpected_outcome",
+            "refund",
+            refund_id,
+            "re_contradicted1",
+        )
+        assert "succeeded" in data["detail"] and "failed" in data["detail"]

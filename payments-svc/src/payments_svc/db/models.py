@@ -249,3 +249,21 @@ class Refund(Base):
     provider_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ParkedRefundVerdict(Base):
+    """A refund verdict that came before its payment was captured (still CREATED/PROVIDER_PENDING: the
+    consumers run 64 messages at once and Stripe orders nothing, so a dashboard refund's
+    ``charge.refunded`` may come before ``payment_intent.succeeded``). Kept, under its consumed event's
+    id, until the payment's status settles, then applied as if it arrived then
+    (``services/parked_verdicts.py``); the queue is never held for it."""
+
+    __tablename__ = "parked_refund_verdicts"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    payment_id: Mapped[str] = mapped_column(String(64), index=True)
+    # The message as consumed (the event's JSON), replayed and kept with an anomaly as any verdict's.
+    body: Mapped[str] = mapped_column(Text)
+    provider_updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    parked_at: Mapped[datetime] = mapped_column(UTCDateTime())

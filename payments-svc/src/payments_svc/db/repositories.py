@@ -269,18 +269,32 @@ class IdempotencyRepository:
         )
         return bool((await self.session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
 
-    def complete(self, row_id: int, status: int, body: str, now: datetime) -> UpdateRows:
-        """The UPDATE that stores the response, for ``uow.write`` (it commits with the effect, IDEM-1)."""
-        return UpdateRows(
-            table_of(IdempotencyKey),
-            where={"id": row_id, "tenant_id": self.tenant_id},
-            values={"response_status": status, "response_body": body, "completed_at": now, "locked_until": None},
+    async def complete(self, row_id: int, lock: datetime, status: int, body: str, now: datetime) -> bool:
+        """Store the response in the effect's transaction (IDEM-1), only while the claim is still this
+        request's: in flight, with the lock it was claimed with (``lock``: a retry that took the key over
+        after the lock expired set another). False when it is not: the caller must roll the effect back.
+        The row stays locked until that transaction ends, so a take-over waits for it and then fails."""
+        stmt = (
+            update(IdempotencyKey)
+            .where(
+                IdempotencyKey.id == row_id,
+                IdempotencyKey.tenant_id == self.tenant_id,
+                IdempotencyKey.locked_until == lock,
+                IdempotencyKey.completed_at.is_(None),
+            )
+            .values(response_status=status, response_body=body, completed_at=now, locked_until=None)
         )
+        return bool((await self.session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
 
-    async def release(self, row_id: int) -> None:
-        """Forget an in-flight key whose request failed before any effect, so a retry runs afresh."""
+    async def release(self, row_id: int, lock: datetime) -> None:
+        """Forget an in-flight key whose request failed before any effect, so a retry runs afresh; never
+        a claim a retry took over meanwhile (its lock is another)."""
         await self.session.execute(
-            delete(IdempotencyKey).where(IdempotencyKey.id == row_id, IdempotencyKey.completed_at.is_(None))
+            delete(IdempotencyKey).where(
+                IdempotencyKey.id == row_id,
+                IdempotencyKey.locked_until == lock,
+                IdempotencyKey.completed_at.is_(None),
+            )
         )
 
 

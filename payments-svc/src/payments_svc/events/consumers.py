@@ -20,6 +20,7 @@ from billing_runtime.metrics import Metrics
 from payments_svc.services.disputes import apply_provider_dispute
 from payments_svc.services.event_log import log_foreign_event
 from payments_svc.services.lifecycle import LifecycleDeps, apply_provider_outcome
+from payments_svc.services.parked_verdicts import replay_parked
 from payments_svc.services.refund_verdicts import apply_provider_refund
 
 PROVIDER_EVENTS_QUEUE = "payments.provider-events"
@@ -51,6 +52,8 @@ def provider_outcome_handler(deps: LifecycleDeps, metrics: Metrics) -> Callable[
             return
         await apply_provider_outcome(deps, event, message.body)
         metrics.events_consumed.labels(event.event_type, "applied").inc()
+        # Refund verdicts that came first waited for this outcome (the sweeper replays any missed here).
+        await replay_parked(deps, payment_id=event.data.payment_id)
 
     return handle
 

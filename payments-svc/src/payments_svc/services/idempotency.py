@@ -4,6 +4,9 @@ IDEM-1  The key is claimed in its own short transaction; the effect and the stor
         commit together in one transaction, so a stored response always means the effect happened
         and a missing one means it did not.
 IDEM-2  A claim whose holder died (lock expired, nothing committed) may be taken over by one retry.
+        A holder that was only slow finds out when it completes: the response is stored only while the
+        claim is still its own (the lock it claimed with, not completed), else its effect rolls back and
+        it answers 409 ``idempotency_key_in_use``: one key, one effect.
 IDEM-3  Requests rejected by validation never reach the claim, so they are not stored.
 IDEM-4  The claim commits without waiting for durability; only the effect's commit must be durable.
 IDEM-5  An effect that touches nothing outside this service's database (``local_effect``) skips the
@@ -20,7 +23,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from billing_contracts.envelope import utcnow
@@ -56,17 +59,40 @@ class StoredResponse:
 Work = Callable[[PaymentsUnitOfWork], Awaitable[tuple[int, dict[str, Any]]]]
 
 
-async def _claim(uow_factory: Callable[[], PaymentsUnitOfWork], req: IdempotentRequest) -> int | StoredResponse:
+@dataclass(frozen=True)
+class Claim:
+    """A key claimed by this request: its row and the lock it holds it with (the claim's identity)."""
+
+    row_id: int
+    lock: datetime
+
+
+class ClaimLost(ProblemError):
+    """The claim expired while the request ran and a retry took the key over: this request's effect is
+    rolled back, the retry's is the key's only one."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            409,
+            "idempotency_key_in_use",
+            "This request outlived its hold on the Idempotency-Key and another request took it over; nothing"
+            " was done by this one. Retry to get that request's response.",
+            headers={"Retry-After": "1"},
+        )
+
+
+async def _claim(uow_factory: Callable[[], PaymentsUnitOfWork], req: IdempotentRequest) -> Claim | StoredResponse:
     now = utcnow()
     async with uow_factory() as uow:
         # IDEM-1: the claim is its own transaction, in one round trip: a single INSERT that commits
         # itself. Everything after it here is a read or a single conditional UPDATE, each safe alone.
         await uow.autocommit()
         repo = IdempotencyRepository(uow.session, req.tenant_id)
-        claimed = await repo.insert_in_flight(req.method, req.path, req.key, req.fingerprint, now, now + LOCK_TIMEOUT)
+        lock = now + LOCK_TIMEOUT
+        claimed = await repo.insert_in_flight(req.method, req.path, req.key, req.fingerprint, now, lock)
         if claimed is not None:
             await uow.commit()
-            return claimed
+            return Claim(claimed, lock)
         row = await repo.get(req.method, req.path, req.key)
         assert row is not None
         if row.fingerprint != req.fingerprint:
@@ -86,10 +112,11 @@ async def _claim(uow_factory: Callable[[], PaymentsUnitOfWork], req: IdempotentR
             )
         stale = row.locked_until
         assert stale is not None
-        if not await repo.take_over(row.id, stale, now + LOCK_TIMEOUT):
+        lock = now + LOCK_TIMEOUT
+        if not await repo.take_over(row.id, stale, lock):
             raise ProblemError(409, "idempotency_key_in_use", "Another retry took this Idempotency-Key over.")
         await uow.commit()
-        return row.id
+        return Claim(row.id, lock)
 
 
 async def _fused(
@@ -130,12 +157,16 @@ async def run_idempotent(
         async with uow_factory() as uow:
             status, body = await work(uow)
             text = _dumps(body)
-            uow.write(IdempotencyRepository(uow.session, req.tenant_id).complete(claim, status, text, utcnow()))
+            repo = IdempotencyRepository(uow.session, req.tenant_id)
+            if not await repo.complete(claim.row_id, claim.lock, status, text, utcnow()):
+                # Leaving the block without a commit rolls the effect back (the refund, its events).
+                raise ClaimLost()
             await uow.commit()
             return StoredResponse(status, text, replayed=False)
     except BaseException:
-        # The effect rolled back with its transaction, so the key is free for an honest retry.
+        # The effect rolled back with its transaction, so the key is free for an honest retry (unless
+        # a retry holds it now: its claim is left alone).
         async with uow_factory() as uow:
-            await IdempotencyRepository(uow.session, req.tenant_id).release(claim)
+            await IdempotencyRepository(uow.session, req.tenant_id).release(claim.row_id, claim.lock)
             await uow.commit()
         raise

@@ -41,6 +41,7 @@ from billing_runtime.ids import new_id
 from billing_runtime.inbox import record_once
 
 from payments_svc.db.models import Payment, Refund, inbox
+from payments_svc.db.parked_verdicts import NOT_CAPTURED_YET, park, unpark
 from payments_svc.db.refunds import refunds_of_payment
 from payments_svc.db.repositories import PaymentRepository, history_insert
 from payments_svc.domain.payment import PaymentStatus, check_transition
@@ -80,15 +81,32 @@ class Done:
     anomaly: AnomalyKind | None = None
 
 
-async def apply_provider_refund(deps: LifecycleDeps, event: ProviderRefundUpdatedV1, raw: bytes | None = None) -> str:
+async def apply_provider_refund(
+    deps: LifecycleDeps, event: ProviderRefundUpdatedV1, raw: bytes | None = None, *, parked: bool = False
+) -> str:
     """Apply one verdict on a refund, exactly once per event; what it did (``Done.outcome``):
-    ``new``, ``pending``, ``succeeded``, ``failed``, ``stale``, ``final``, ``anomaly`` or ``duplicate``.
-    ``raw`` is the message as received, kept with an anomaly."""
+    ``new``, ``pending``, ``succeeded``, ``failed``, ``stale``, ``final``, ``anomaly``, ``parked`` or
+    ``duplicate``. ``raw`` is the message as received, kept with an anomaly.
+
+    A verdict on a payment not captured yet (CREATED/PROVIDER_PENDING: its success may still be on its
+    way) is parked (``parked_refund_verdicts``), in the transaction of its inbox row, and applied by
+    ``services/parked_verdicts.py`` (``parked=True``) once the payment's status settled: the verdict is
+    never lost and the queue never waits for it. A parked replay's once-guard is its parked row."""
     state = event.data
     async with deps.uow() as uow:
-        if not await record_once(uow.session, inbox, PROVIDER_EVENTS_CONSUMER, event.event_id):
+        if parked:
+            if not await unpark(uow.session, event.event_id):
+                return "duplicate"
+        elif not await record_once(uow.session, inbox, PROVIDER_EVENTS_CONSUMER, event.event_id):
             return "duplicate"
         payment = await PaymentRepository(uow.session, event.tenant_id).get(state.payment_id, for_update=True)
+        if payment is not None and payment.status in NOT_CAPTURED_YET:
+            if parked:
+                return "parked"  # still waiting: the rollback leaves it parked
+            park(uow.session, event, raw)
+            await uow.commit()
+            log.info("refund verdict %s on payment %s (%s): parked", event.event_id, payment.id, payment.status)
+            return "parked"
         refunds = await refunds_of_payment(uow.session, payment.id) if payment is not None else []
         done = _decide(uow, payment, refunds, event, deps.checkout_base_url, raw)
         await uow.commit()

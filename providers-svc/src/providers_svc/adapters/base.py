@@ -67,6 +67,16 @@ class ProviderRejectedError(ProviderError):
         self.code = code
 
 
+class RefundOutcomeUnknownError(ProviderError):
+    """The provider refused a refund asked again after an attempt whose answer was lost, and cannot say
+    whether that attempt made it (Click: a second reversal is refused whether or not the first one went
+    through). Neither failed nor succeeded: the refund stays unanswered and is an anomaly for review."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class OperationNotSupportedError(ProviderError):
     """The provider (or this adapter, so far) cannot do the operation at all."""
 
@@ -116,9 +126,14 @@ class PaymentProvider(Protocol):
         """Ask the provider what happened to ``txn``."""
         ...
 
-    async def refund(self, txn: Transaction, *, refund_id: str, amount: int, reason: str | None) -> RefundResult:
+    async def refund(
+        self, txn: Transaction, *, refund_id: str, amount: int, reason: str | None, retry: bool = False
+    ) -> RefundResult:
         """Refund ``amount`` minor units of a succeeded ``txn``; ``refund_id`` dedupes retries (a repeat
-        after a lost answer is the same refund at the provider)."""
+        after a lost answer is the same refund at the provider). ``retry``: an earlier attempt may have
+        reached the provider (its answer lost), so an adapter whose provider forgets (Stripe's keys
+        expire after 24 h) or has no key (Click) must find out what that attempt did before asking
+        again, and raise ``RefundOutcomeUnknownError`` when a refusal cannot tell."""
         ...
 
     async def refund_status(

@@ -15,6 +15,8 @@ from billing_contracts.envelope import utcnow
 
 from providers_svc.adapters.base import (
     ProviderRejectedError,
+    ProviderUnavailableError,
+    RefundOutcomeUnknownError,
     RefundResult,
     StartResult,
     StatusResult,
@@ -141,37 +143,68 @@ class ClickPayments:
             )
         return StatusResult(TransactionStatus.PENDING, provider_reference=reference)
 
-    async def refund(self, txn: Transaction, *, refund_id: str, amount: int, reason: str | None) -> RefundResult:
+    async def refund(
+        self, txn: Transaction, *, refund_id: str, amount: int, reason: str | None, retry: bool = False
+    ) -> RefundResult:
         """A reversal: Click documents only full reversals, of a card payment, in its reporting month.
         Click never tells us how a payment was paid, so a payment it cannot reverse (not by card, or a
-        UZCARD that refuses) is learned from its refusal (``click_<code>``)."""
+        UZCARD that refuses) is learned from its refusal (``click_<code>``).
+
+        Click has no idempotency key and refuses to reverse a payment twice, so a ``retry`` (an earlier
+        reversal may have gone through, its answer lost) first asks the payment's status: reversed →
+        succeeded, without asking again; and a refusal of the repeated reversal proves nothing
+        (``RefundOutcomeUnknownError``, never a failure)."""
         if amount != txn.amount:
             raise ProviderRejectedError("click_partial_refund_unsupported", "Click reverses whole payments only")
         if txn.status is not TransactionStatus.SUCCEEDED:
             raise ProviderRejectedError("click_not_paid", "Only a succeeded Click payment can be reversed")
+        reference = txn.provider_reference
+        if reference is None or not reference.isdigit():
+            raise ProviderRejectedError("click_no_payment_id", "Click's payment number is unknown for this payment")
+        if retry and await self._reversed(int(reference)):
+            return RefundResult("succeeded", provider_refund_id=reference)
         if not in_reversal_period(txn.updated_at, self.provider.clock()):
             raise ProviderRejectedError(
                 "click_reversal_period_over",
                 "Click reverses payments of the current month only (last month's on the 1st)",
             )
-        reference = txn.provider_reference
-        if reference is None or not reference.isdigit():
-            raise ProviderRejectedError("click_no_payment_id", "Click's payment number is unknown for this payment")
         request = merchant_api.payment_reversal(self._credentials(), int(reference), timestamp=self._timestamp())
         extra = None
         if self.account.simulator and simulated_outcome(reason) == "fail":
             extra = {SIMULATOR_OUTCOME_HEADER: "fail"}
-        answer = await self.merchant.send(request, extra_headers=extra)
+        try:
+            answer = await self.merchant.send(request, extra_headers=extra)
+        except ProviderRejectedError as exc:
+            if retry:
+                raise RefundOutcomeUnknownError(exc.code, f"{exc} (on a repeated reversal)") from exc
+            raise
         if answer.status == 404:
+            if retry:
+                raise RefundOutcomeUnknownError("click_payment_not_found", "Click knows no such payment to reverse")
             raise ProviderRejectedError("click_payment_not_found", "Click knows no such payment to reverse")
         return RefundResult("succeeded", provider_refund_id=str(answer.body.get("payment_id", reference)))
+
+    async def _reversed(self, payment_id: int) -> bool:
+        """Whether Click reports its payment ``payment_id`` reversed (Merchant API payment status). A
+        payment we hold paid leaves Click's paid status (2) only by a reversal, so any negative status
+        is one; anything Click cannot answer clearly is no answer (``ProviderUnavailableError``: asked
+        again later), never a reason to reverse again."""
+        request = merchant_api.payment_status(self._credentials(), payment_id, timestamp=self._timestamp())
+        try:
+            answer = await self.merchant.send(request)
+        except ProviderRejectedError as exc:
+            raise ProviderUnavailableError(f"click payment status refused ({exc.code})") from None
+        status = answer.body.get("payment_status") if answer.status != 404 else None
+        if not isinstance(status, int) or isinstance(status, bool) or not (status == PAID or status < 0):
+            raise ProviderUnavailableError(f"click payment status of {payment_id} is not conclusive: {status!r}")
+        return status < 0
 
     async def refund_status(
         self, txn: Transaction, *, refund_id: str, provider_refund_id: str | None, amount: int
     ) -> RefundResult:
         # A reversal is answered at once (never pending), so this is asked only of one whose answer was
-        # lost; Click has no reversal status call, so it is the reversal again.
-        return await self.refund(txn, refund_id=refund_id, amount=amount, reason=None)
+        # lost: the payment's status says whether it was made, and only if not is it asked again.
+        return await self.refund(txn, refund_id=refund_id, amount=amount, reason=None, retry=True)
 
     def _timestamp(self) -> int:
         return int(self.provider.clock().timestamp())

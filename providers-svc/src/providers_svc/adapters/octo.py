@@ -136,7 +136,9 @@ class OctoAdapter:
             currency=txn.currency if amount is not None else None,
         )
 
-    async def refund(self, txn: Transaction, *, refund_id: str, amount: int, reason: str | None) -> RefundResult:
+    async def refund(
+        self, txn: Transaction, *, refund_id: str, amount: int, reason: str | None, retry: bool = False
+    ) -> RefundResult:
         if txn.provider_reference is None:
             raise ProviderRejectedError("octo_not_paid", "The payment was never made at Octo")
         headers: dict[str, str] | None = None

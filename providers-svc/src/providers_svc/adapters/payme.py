@@ -92,7 +92,9 @@ class PaymeAdapter:
             return StatusResult(TransactionStatus.SUCCEEDED, provider_reference=performed[0].payme_id)
         return StatusResult(TransactionStatus.PENDING)
 
-    async def refund(self, txn: Transaction, *, refund_id: str, amount: int, reason: str | None) -> RefundResult:
+    async def refund(
+        self, txn: Transaction, *, refund_id: str, amount: int, reason: str | None, retry: bool = False
+    ) -> RefundResult:
         # Payme's Merchant API has no merchant-initiated refund: Payme cancels a performed transaction
         # (CancelTransaction → state -2), recorded in payme_reversals.
         raise OperationNotSupportedError("Payme refunds are initiated by Payme (CancelTransaction)")

@@ -142,7 +142,9 @@ class SandboxProvider:
     async def fetch_status(self, txn: Transaction) -> StatusResult:
         return await self._bank.status(txn.id)
 
-    async def refund(self, txn: Transaction, *, refund_id: str, amount: int, reason: str | None) -> RefundResult:
+    async def refund(
+        self, txn: Transaction, *, refund_id: str, amount: int, reason: str | None, retry: bool = False
+    ) -> RefundResult:
         """The bank refunds what a paid transaction took, as the test-mode rule says (``reason``
         ``sandbox:fail`` → failed, ``sandbox:pending`` → pending until asked again, anything else →
         succeeded). Stateless: the same refund always gets the same answer."""

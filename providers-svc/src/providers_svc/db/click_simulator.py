@@ -30,17 +30,26 @@ class ClickSimulatorReversalRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-async def reverse_once(session: AsyncSession, click_paydoc_id: int, outcome: str) -> str:
-    """The outcome of the payment's reversal: the first one stored wins, every repeat gets it."""
-    await session.execute(
+async def reverse_once(session: AsyncSession, click_paydoc_id: int, outcome: str) -> tuple[str, bool]:
+    """The outcome of the payment's reversal, and whether this call made it: the first one stored
+    wins, every repeat finds it (and is refused, as Click refuses to reverse a payment twice)."""
+    inserted = await session.execute(
         pg_insert(ClickSimulatorReversalRow)
         .values(click_paydoc_id=click_paydoc_id, outcome=outcome, created_at=utcnow())
         .on_conflict_do_nothing()
     )
+    stored = await reversal_of(session, click_paydoc_id)
+    assert stored is not None
+    return stored, bool(inserted.rowcount)  # type: ignore[attr-defined]
+
+
+async def reversal_of(session: AsyncSession, click_paydoc_id: int) -> str | None:
+    """The stored outcome of the payment's reversal (None: never asked)."""
     stored = await session.execute(
         select(ClickSimulatorReversalRow.outcome).where(ClickSimulatorReversalRow.click_paydoc_id == click_paydoc_id)
     )
-    return str(stored.scalar_one())
+    found = stored.scalar_one_or_none()
+    return str(found) if found is not None else None
 
 
 class ClickSimulatorDebitRow(Base):

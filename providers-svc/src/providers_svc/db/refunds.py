@@ -8,7 +8,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from billing_runtime.db import UTCDateTime
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Index, Integer, String, Text, or_, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -80,6 +93,7 @@ def to_refund(row: ProviderRefundRow) -> Refund:
         provider_updated_at=row.provider_updated_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        claim_token=row.claim_token,
     )
 
 
@@ -194,7 +208,9 @@ class RefundRepository:
             .values(
                 status=verdict.status.value,
                 published_status=verdict.status.value,
-                provider_refund_id=verdict.provider_refund_id,
+                # A verdict without the provider's id (a refusal, a lost answer) never forgets the one
+                # an earlier verdict gave: it names the refund at the provider for every later check.
+                provider_refund_id=func.coalesce(verdict.provider_refund_id, ProviderRefundRow.provider_refund_id),
                 failure_code=verdict.failure_code,
                 failure_message=verdict.failure_message,
                 provider_updated_at=verdict.provider_updated_at,

@@ -52,11 +52,26 @@ class Refund:
     provider_updated_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    # Who holds the lease to call the provider about it (None: nobody).
+    claim_token: str | None = None
 
     @property
     def unpublished(self) -> bool:
         """A verdict the provider gave that no ``provider.refund.updated`` carried yet."""
         return self.status is not RefundStatus.REQUESTED and self.published_status != self.status.value
+
+
+# The most provider calls one refund attempt makes in sequence (a Stripe retry: the PaymentIntent,
+# maybe its Checkout Session, the intent's refunds, the refund), and the tries of each (Stripe's client
+# retries a failed connection once). Settings refuse a refund lease shorter than twice the worst such
+# attempt, so that no second caller can claim a refund while the first one's call may still be running.
+PROVIDER_CALLS_PER_REFUND_ATTEMPT = 4
+TRIES_PER_PROVIDER_CALL = 2
+
+
+def worst_refund_attempt(provider_timeout: float) -> float:
+    """Seconds one refund attempt may take at most, each provider call bounded by ``provider_timeout``."""
+    return PROVIDER_CALLS_PER_REFUND_ATTEMPT * TRIES_PER_PROVIDER_CALL * provider_timeout
 
 
 def may_move(current: RefundStatus, new: RefundStatus) -> bool:

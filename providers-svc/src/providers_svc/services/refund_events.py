@@ -40,7 +40,8 @@ def refund_event(refund: Refund, verdict: RefundVerdict, observed_via: ObservedV
             provider=refund.provider,
             provider_transaction_id=refund.provider_transaction_id,
             refund_id=refund.id,
-            provider_refund_id=verdict.provider_refund_id,
+            # The provider's id once known stays on every later verdict (one without it never erases it).
+            provider_refund_id=verdict.provider_refund_id or refund.provider_refund_id,
             amount=refund.amount,
             currency=refund.currency,
             status=published(verdict.status),

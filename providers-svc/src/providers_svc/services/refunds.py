@@ -26,20 +26,24 @@ from providers_svc.adapters.base import (
     PaymentProvider,
     ProviderRejectedError,
     ProviderUnavailableError,
+    RefundOutcomeUnknownError,
     RefundResult,
 )
 from providers_svc.db.refunds import NewRefund, RefundVerdict
 from providers_svc.domain.refunds import Refund, RefundStatus, may_move
 from providers_svc.domain.transactions import Transaction, TransactionStatus
 from providers_svc.services.directory import ProviderDirectory
+from providers_svc.services.refund_anomalies import record_unknown_outcome
 from providers_svc.services.refund_events import refund_event
 from providers_svc.services.uow import UowFactory
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-# Longer than one provider call may take (PROVIDERS_PROVIDER_TIMEOUT is 15 s by default).
-DEFAULT_LEASE = timedelta(seconds=60)
+# At least twice the longest refund attempt (settings check PROVIDERS_REFUND_LEASE_SECONDS against
+# PROVIDERS_PROVIDER_TIMEOUT); an attempt is also cut off at its lease (``_ask``), so a caller never
+# waits on the provider once another caller may hold the refund.
+DEFAULT_LEASE = timedelta(seconds=300)
 # A refund left requested is asked again after 30 s, doubling, at most hourly.
 FIRST_RETRY = timedelta(seconds=30)
 LAST_RETRY = timedelta(hours=1)
@@ -133,7 +137,7 @@ class Refunds:
         if verdict is None:
             await self._release(refund, token)
             return await self._get(refund_id)
-        return await self.record(refund_id, verdict, observed_via=observed_via)
+        return await self.record(refund_id, verdict, observed_via=observed_via, token=token)
 
     async def check(self, refund: Refund, *, observed_via: ObservedVia = "status_check") -> Refund:
         """Ask the provider where a ``pending`` refund stands; record (and publish) what changed."""
@@ -156,9 +160,22 @@ class Refunds:
             log.error("refund %s: provider %s (account %s) is not available", refund.id, txn.provider, txn.account_id)
             return None
         try:
-            result = await self._call(adapter, refund, txn, first=first)
+            # Never past the lease: from then on another caller may send the refund, so this one stops
+            # waiting (its answer is lost, which every retry finds out about before sending again).
+            async with asyncio.timeout(self.lease.total_seconds()):
+                result = await self._call(adapter, refund, txn, first=first)
+        except TimeoutError:
+            log.warning("refund %s: %s did not answer within the lease (%s)", refund.id, txn.provider, self.lease)
+            return None
         except ProviderUnavailableError as exc:
             log.warning("refund %s: provider %s unavailable: %s", refund.id, txn.provider, exc)
+            return None
+        except RefundOutcomeUnknownError as exc:
+            # Neither failed (the money may be back with the payer) nor succeeded: left unanswered,
+            # asked again by the retrier (whose status check heals it once the provider can tell), and
+            # recorded once as an anomaly so that reconciliation puts it before a person.
+            log.error("refund %s: %s refused a repeated attempt (%s): outcome unknown", refund.id, txn.provider, exc)
+            await record_unknown_outcome(self.uow, txn, refund, exc.code, str(exc), self.clock())
             return None
         except ProviderRejectedError as exc:
             result = RefundResult("failed", failure_code=exc.code, failure_message=str(exc))
@@ -169,7 +186,12 @@ class Refunds:
     @staticmethod
     async def _call(adapter: PaymentProvider, refund: Refund, txn: Transaction, *, first: bool) -> RefundResult:
         if first:
-            return await adapter.refund(txn, refund_id=refund.id, amount=refund.amount, reason=refund.reason)
+            # ``attempts`` counts this call too: more than one means an earlier call may have reached
+            # the provider and lost its answer, which the adapter must find out about before sending.
+            retry = refund.attempts > 1
+            return await adapter.refund(
+                txn, refund_id=refund.id, amount=refund.amount, reason=refund.reason, retry=retry
+            )
         return await adapter.refund_status(
             txn, refund_id=refund.id, provider_refund_id=refund.provider_refund_id, amount=refund.amount
         )
@@ -184,14 +206,27 @@ class Refunds:
             provider_updated_at=self.clock(),
         )
 
-    async def record(self, refund_id: str, verdict: RefundVerdict, *, observed_via: ObservedVia) -> Refund | None:
+    async def record(
+        self, refund_id: str, verdict: RefundVerdict, *, observed_via: ObservedVia, token: str | None = None
+    ) -> Refund | None:
         """Store the verdict and its ``provider.refund.updated`` in one transaction, under the row's lock,
-        if it moves the refund (a final verdict is final); otherwise change nothing."""
+        if it moves the refund (a final verdict is final); otherwise change nothing. ``token``: the lease
+        the verdict was asked under. A verdict whose lease is gone (expired, and maybe claimed by another
+        caller) is still the provider's word and is recorded by the same rule, with a warning: the lease
+        keeps two callers from sending at once, it does not make a provider's answer less true."""
         now = self.clock()
         async with self.uow() as uow:
             refund = await uow.refunds.get(refund_id, for_update=True)
             if refund is None:
                 return None
+            if token is not None and refund.claim_token != token:
+                log.warning(
+                    "refund %s: %s verdict %s came after its caller's lease (now %s)",
+                    refund_id,
+                    refund.provider,
+                    verdict.status.value,
+                    "held by another caller" if refund.claim_token else "free",
+                )
             if not may_move(refund.status, verdict.status):
                 if refund.status.is_final and verdict.status.is_final and verdict.status is not refund.status:
                     log.error(

@@ -136,8 +136,8 @@ async def apply_outcome(
             log.error("stripe test account %s speaks of live transaction %s: refused", adapter.account.id, txn.id)
             return Outcome(CallbackResult.LIVEMODE_REFUSED.value, txn.id)
         # Each refund's verdict, published as provider.refund.updated in this unit (services/stripe_refunds).
-        await apply_refunds(unit, event, txn, row_id)
-        return Outcome(REFUND_RECORDED, txn.id)
+        applied = await apply_refunds(unit, event, txn, row_id)
+        return Outcome(REFUND_RECORDED, txn.id, applied.anomaly)
     return None
 
 

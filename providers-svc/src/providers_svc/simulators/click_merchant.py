@@ -1,8 +1,10 @@
 """The Click simulator's Merchant API (PROTOCOLS.md §1.10) for the simulator account: payment status by
-our id and reversal, under ``/simulators/click/merchant``. Click's word here is what our own endpoints
-recorded for the simulator account's attempts (``click_reservations``): the simulator is Click, and
-Click knows what it confirmed; and what it debited while the shop never heard the Complete
-(``click_simulator_debits``). The ``Auth`` header is checked as Click checks it."""
+our id and by Click's payment number, and reversal, under ``/simulators/click/merchant``. Click's word
+here is what our own endpoints recorded for the simulator account's attempts (``click_reservations``):
+the simulator is Click, and Click knows what it confirmed; what it debited while the shop never heard
+the Complete (``click_simulator_debits``); and what it reversed (``click_simulator_reversals``: a
+reversed payment is reported so by the status call, and a second reversal of it is refused, as Click
+does). The ``Auth`` header is checked as Click checks it."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import hmac
 from aiohttp import web
 
 from providers_svc.db.click import lock_click_order, reservation_by_paydoc, reservations_of
-from providers_svc.db.click_simulator import debited, reverse_once
+from providers_svc.db.click_simulator import debited, reversal_of, reverse_once
 from providers_svc.domain.refunds import SIMULATOR_OUTCOME_HEADER
 from providers_svc.keys import key_ring_key, uow_factory_key
 from providers_svc.protocols.click.merchant_api import auth_header
@@ -27,6 +29,10 @@ _STATUS = {PrepareState.CONFIRMED: PAID, PrepareState.PREPARED: 1, PrepareState.
 # The simulator's refusal of a reversal (the test-mode rule's ``sandbox:fail``), as Click refuses a
 # card it cannot reverse; the code is the simulator's own (Click documents none for it).
 REVERSAL_REFUSED = -5019
+# A reversed payment, as the payment status call reports it: a negative status, like every payment
+# Click no longer counts as paid (the value is the simulator's own; our adapter reads any negative
+# status of a payment Click had confirmed as reversed).
+REVERSED = -99
 
 
 def _error(status: int, code: int, note: str) -> web.Response:
@@ -83,13 +89,35 @@ async def reversal(request: web.Request) -> web.Response:
     # Our adapter asks the simulator (never the real Click) for a refused reversal with this header.
     wanted = "refused" if request.headers.get(SIMULATOR_OUTCOME_HEADER) == "fail" else "reversed"
     async with request.app[uow_factory_key]() as uow:
-        outcome = await reverse_once(uow.session, int(raw), wanted)
+        outcome, made = await reverse_once(uow.session, int(raw), wanted)
         await uow.commit()
     if outcome == "refused":
         return _error(406, REVERSAL_REFUSED, "Reversal refused: the card's bank does not accept it")
+    if not made:
+        # Click reverses a payment once: a repeat (say, after an answer that was lost) is refused, and
+        # only the payment's status tells that the first one was made.
+        return _error(406, -17, "Payment is not successful, cannot be reversed")
     return web.json_response({"error_code": 0, "payment_id": int(raw)})
+
+
+async def payment_status(request: web.Request) -> web.Response:
+    """Click's word on its payment number: paid (2), or reversed (``REVERSED``) once a reversal was made."""
+    account_id = await _authorized(request)
+    if isinstance(account_id, web.Response):
+        return account_id
+    raw = request.match_info["payment_id"]
+    if not raw.isdigit() or len(raw) > 18:
+        return _error(400, -8, "Bad payment_id")
+    async with request.app[uow_factory_key]() as uow:
+        found = await reservation_by_paydoc(uow.session, int(raw))
+        reversed_ = await reversal_of(uow.session, int(raw)) == "reversed"
+    if found is None or found[1] != account_id:
+        return _error(404, -16, "Payment not found")
+    status = REVERSED if reversed_ else _STATUS[found[0].state]
+    return web.json_response({"error_code": 0, "payment_id": int(raw), "payment_status": status})
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get(BASE + "/payment/status_by_mti/{service_id}/{merchant_trans_id}/{day}", status_by_mti)
+    app.router.add_get(BASE + "/payment/status/{service_id}/{payment_id}", payment_status)
     app.router.add_delete(BASE + "/payment/reversal/{service_id}/{payment_id}", reversal)

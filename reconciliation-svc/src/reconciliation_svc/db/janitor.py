@@ -19,16 +19,17 @@ _CLAIM = text(
             SELECT id FROM recon_payments WHERE next_check_at <= :now
             ORDER BY next_check_at LIMIT :limit FOR UPDATE SKIP LOCKED
         )
-        RETURNING 'payment' AS kind, id, provider, pending_since AS since
+        RETURNING 'payment' AS kind, id, provider, pending_since AS since, NULL::text AS provider_refund_id
     ), r AS (
         UPDATE recon_refunds SET next_check_at = :lease_until
         WHERE id IN (
             SELECT id FROM recon_refunds WHERE next_check_at <= :now
             ORDER BY next_check_at LIMIT :limit FOR UPDATE SKIP LOCKED
         )
-        RETURNING 'refund' AS kind, id, provider, created_at AS since
+        RETURNING 'refund' AS kind, id, provider, created_at AS since, provider_refund_id
     )
-    SELECT kind, id, provider, since FROM p UNION ALL SELECT kind, id, provider, since FROM r
+    SELECT kind, id, provider, since, provider_refund_id FROM p
+    UNION ALL SELECT kind, id, provider, since, provider_refund_id FROM r
     """
 )
 
@@ -42,11 +43,14 @@ class DueCheck:
     provider: str | None
     # When the object became pending (a payment's pending_since, a refund's created_at).
     since: datetime
+    # A refund's provider id as our record has it (None: a payment, or a refund the provider has not
+    # named yet). A refund the provider started is born with it.
+    provider_refund_id: str | None = None
 
 
 async def claim_due(session: AsyncSession, now: datetime, lease_until: datetime, limit: int) -> list[DueCheck]:
     rows = await session.execute(_CLAIM, {"now": now, "lease_until": lease_until, "limit": limit})
-    return [DueCheck(r.kind, r.id, r.provider, r.since) for r in rows]
+    return [DueCheck(r.kind, r.id, r.provider, r.since, r.provider_refund_id) for r in rows]
 
 
 async def record_check(
@@ -56,11 +60,12 @@ async def record_check(
     lease_until: datetime,
     now: datetime,
     result: str,
-    next_check_at: datetime,
+    next_check_at: datetime | None,
     counted: bool,
 ) -> None:
     """Record the answer; reschedule only if the object is still ours and pending (next_check_at still
-    the lease's end): an event that ended the pending state meanwhile has cleared it, and stays."""
+    the lease's end): an event that ended the pending state meanwhile has cleared it, and stays.
+    ``next_check_at`` None: never asked again (nothing providers-svc can sync)."""
     table = _TABLES[check.kind]
     # The table name comes from the fixed map above, never from input.
     stmt = text(

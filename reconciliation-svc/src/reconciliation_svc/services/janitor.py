@@ -92,9 +92,15 @@ class Janitor:
     async def _record(self, check: DueCheck, answer: SyncAnswer, lease_until: datetime) -> None:
         now = self._clock()
         inconclusive = answer.result in _INCONCLUSIVE
-        next_at = (
+        next_at: datetime | None = (
             self._schedule.after_failed_check(now) if inconclusive else self._schedule.after_check(check.since, now)
         )
+        if unsyncable(check, answer):
+            # A refund the provider started (Payme's cancel-after-perform, a Stripe dashboard refund) has
+            # no refund id at providers-svc, so its sync is a 404 for ever: recorded once, then left to
+            # the provider's own events (callbacks, webhooks) and to the statement runs.
+            log.info("janitor: refund %s (%s) was started by the provider; not asked again", check.id, check.provider)
+            next_at = None
         async with self._uow() as unit:
             await record_check(
                 unit.session,
@@ -110,3 +116,11 @@ class Janitor:
         if answer.published:
             self._metrics.janitor_heals.labels(check.kind, check.provider or "unknown").inc()
             log.info("janitor: %s %s healed (provider outcome %s published)", check.kind, check.id, answer.result)
+
+
+def unsyncable(check: DueCheck, answer: SyncAnswer) -> bool:
+    """A refund providers-svc cannot sync: unknown there (404) although the provider named it (its
+    ``provider_refund_id`` is known), i.e. one the provider started. One of ours is named only by a
+    verdict providers-svc published, so it is known there; one not named yet may still be on its way to
+    providers-svc (its request queued), and is asked again as usual."""
+    return check.kind == "refund" and answer.result == "not_found" and check.provider_refund_id is not None

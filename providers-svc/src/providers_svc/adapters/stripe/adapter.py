@@ -218,10 +218,18 @@ class StripeAdapter:
             idempotency_key=idempotency_key(txn, f"capture:{wanted}"),
         )
 
-    async def refund(self, txn: Transaction, *, refund_id: str, amount: int, reason: str | None) -> RefundResult:
+    async def refund(
+        self, txn: Transaction, *, refund_id: str, amount: int, reason: str | None, retry: bool = False
+    ) -> RefundResult:
         intent = await self.intent_of(txn)
         if intent is None or intent.get("status") != "succeeded":
             raise ProviderRejectedError("stripe_not_paid", "The payment was not paid at Stripe")
+        if retry:
+            # An earlier attempt may have made the refund and lost its answer, and Stripe forgets an
+            # idempotency key after 24 hours: the refund our metadata names is adopted, never made twice.
+            made = await self._refund_made(str(intent["id"]), refund_id)
+            if made is not None:
+                return refund_result(made)
         metadata = {**metadata_of(txn), "refund_id": refund_id}
         if reason:
             # Stripe's ``reason`` takes three words of its own; ours is free text, kept in the metadata.
@@ -233,12 +241,20 @@ class StripeAdapter:
         )
         return refund_result(refund)
 
+    async def _refund_made(self, intent_id: str, refund_id: str) -> Json | None:
+        """The intent's refund whose ``metadata.refund_id`` is ours (None: none was made)."""
+        async for refund in self.api.refunds_of_intent(intent_id):
+            metadata = refund.get("metadata")
+            if isinstance(metadata, Mapping) and metadata.get("refund_id") == refund_id:
+                return refund
+        return None
+
     async def refund_status(
         self, txn: Transaction, *, refund_id: str, provider_refund_id: str | None, amount: int
     ) -> RefundResult:
         if provider_refund_id is None:
-            # Stripe never answered with its refund: the same call again (the same idempotency key).
-            return await self.refund(txn, refund_id=refund_id, amount=amount, reason=None)
+            # Stripe never answered with its refund: found among the intent's refunds, else made.
+            return await self.refund(txn, refund_id=refund_id, amount=amount, reason=None, retry=True)
         return refund_result(await self.api.refund(provider_refund_id))
 
 

@@ -128,6 +128,19 @@ class StripeApi:
     async def refund(self, refund_id: str) -> Json:
         return await self._call(lambda c: c.v1.refunds.retrieve_async(refund_id))
 
+    async def refunds_of_intent(self, intent_id: str) -> AsyncIterator[Json]:
+        """Every refund of a PaymentIntent, newest first, page by page (a payment has a handful)."""
+        params: dict[str, Any] = {"payment_intent": intent_id, "limit": _PAGE}
+        while True:
+            current = dict(params)
+            page = await self._call(lambda c: c.v1.refunds.list_async(current))  # type: ignore[arg-type]  # noqa: B023
+            items = [dict(item) for item in page.get("data") or []]
+            for item in items:
+                yield item
+            if not page.get("has_more") or not items:
+                return
+            params["starting_after"] = items[-1]["id"]
+
     # -- lists of a period (reconciliation's statements), a page at a time ------------------------------
 
     async def charges(self, start: int, end: int) -> AsyncIterator[Json]:

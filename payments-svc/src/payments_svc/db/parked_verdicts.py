@@ -1,0 +1,52 @@
+"""``parked_refund_verdicts``: refund verdicts that came before their payment was captured, and their
+queries (services/refund_verdicts.py parks them, services/parked_verdicts.py replays them)."""
+
+from __future__ import annotations
+
+from billing_contracts.envelope import utcnow
+from billing_contracts.events import ProviderRefundUpdatedV1
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from payments_svc.db.models import ParkedRefundVerdict, Payment
+from payments_svc.domain.payment import PaymentStatus
+
+# A payment whose success may still come: a verdict on it waits for it.
+NOT_CAPTURED_YET = (PaymentStatus.CREATED, PaymentStatus.PROVIDER_PENDING)
+
+
+def park(session: AsyncSession, event: ProviderRefundUpdatedV1, raw: bytes | None) -> None:
+    """Keep the verdict (added to the session: written by the unit's commit, with its inbox row)."""
+    body = raw.decode() if raw is not None else event.model_dump_json()
+    session.add(
+        ParkedRefundVerdict(
+            event_id=event.event_id,
+            tenant_id=event.tenant_id,
+            payment_id=event.data.payment_id,
+            body=body,
+            provider_updated_at=event.data.provider_updated_at,
+            parked_at=utcnow(),
+        )
+    )
+
+
+async def unpark(session: AsyncSession, event_id: str) -> bool:
+    """Take a parked verdict out (its row locked until the transaction ends, so two replays of it apply
+    it once); False when it is no longer parked (replayed already)."""
+    stmt = delete(ParkedRefundVerdict).where(ParkedRefundVerdict.event_id == event_id)
+    return bool((await session.execute(stmt.returning(ParkedRefundVerdict.event_id))).first())
+
+
+async def due(session: AsyncSession, *, payment_id: str | None = None, limit: int = 100) -> list[str]:
+    """Bodies of parked verdicts whose payment settled (captured, or final without money), in the
+    provider's order (each payment's verdicts replayed as they would have been applied)."""
+    stmt = (
+        select(ParkedRefundVerdict.body)
+        .join(Payment, Payment.id == ParkedRefundVerdict.payment_id, isouter=True)
+        .where((Payment.status.is_(None)) | (Payment.status.not_in([str(s) for s in NOT_CAPTURED_YET])))
+        .order_by(ParkedRefundVerdict.provider_updated_at, ParkedRefundVerdict.parked_at)
+        .limit(limit)
+    )
+    if payment_id is not None:
+        stmt = stmt.where(ParkedRefundVerdict.payment_id == payment_id)
+    return list((await session.execute(stmt)).scalars())
