@@ -19,26 +19,29 @@ role being restarted.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import random
-import secrets
-import shutil
-import subprocess
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
-from billing_runtime.testing import free_port, scratch_vhost
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-Platform = Any  # the conftest's Platform
+from .load import (
+    FINAL_TYPES,
+    Platform,
+    Receiver,
+    Traffic,
+    drained_queues,
+    own_databases,
+    own_vhost,
+    print_logs,
+    receiving,
+    undelivered,
+)
 
 pytestmark = [
     pytest.mark.e2e,
@@ -65,12 +68,9 @@ DELAY = 2.0  # every process's pre-drain delay here (default 0; Kubernetes: abou
 RATE = 2.0  # payments started per second, all through the restarts
 STEADY = 3.0  # seconds of load before each SIGTERM (the replacement is ready by then)
 THINK = (0.0, 2.0)  # the payer's seconds on the provider's page
-OUTCOMES = [("succeed", "SUCCEEDED")] * 3 + [("decline", "FAILED"), ("pending", "SUCCEEDED")]
-FINAL_TYPES = {"SUCCEEDED": "payment.succeeded", "FAILED": "payment.failed"}
 ENDPOINTS = 2
 RECEIVER_DELAY = 0.2  # the receiver answers after this long: deliveries are in flight at each SIGTERM
 RETRY_PAUSE = (0.3, 1.0)
-FLOW_DEADLINE = 120.0  # a flow that cannot finish within this fails the case instead of hanging
 SETTLE_DEADLINE = 120.0  # after the last restart, for every payment and webhook to arrive
 # 503s are expected while a role restarts, and a little after its replacement is ready (a caller's
 # pooled connection to the process that left is found closed on its next use).
@@ -98,153 +98,13 @@ OVERRIDES["payments"].update({"PAYMENTS_DATABASE_POOL_SIZE": "4"})
 OVERRIDES["webhooks"].update({"WEBHOOKS_DATABASE_POOL_SIZE": "5"})
 
 
-# -- the tenant's receiver ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Hit:
-    endpoint: int
-    webhook_id: str
-    verified: bool
-
-
-@dataclass
-class Receiver:
-    secrets: dict[int, str] = field(default_factory=dict)
-    hits: list[Hit] = field(default_factory=list)
-    port: int = 0
-
-    def url(self, endpoint: int) -> str:
-        return f"http://127.0.0.1:{self.port}/hook/{endpoint}"
-
-    async def handle(self, request: web.Request) -> web.Response:
-        endpoint = int(request.match_info["endpoint"])
-        body = await request.read()
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        try:
-            Webhook(self.secrets[endpoint]).verify(body, headers)
-            verified = True
-        except (WebhookVerificationError, KeyError, ValueError):
-            verified = False
-        await asyncio.sleep(RECEIVER_DELAY)
-        self.hits.append(Hit(endpoint, headers.get("webhook-id", ""), verified))
-        return web.Response(status=204)
+# -- the tenant and its payers (the load is tests/e2e/load.py) ----------------------------------------
 
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    state = Receiver()
-    app = web.Application()
-    app.router.add_post(r"/hook/{endpoint:\d+}", state.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    state.port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", state.port).start()
-    yield state
-    await runner.cleanup()
-
-
-# -- the tenant and its payers ------------------------------------------------------------------------
-
-
-class FlowFailed(Exception):
-    """An answer API.md does not allow here."""
-
-
-@dataclass
-class Traffic:
-    http: aiohttp.ClientSession
-    platform: Platform
-    auth: dict[str, str] = field(default_factory=dict)
-    statuses: Counter[int] = field(default_factory=Counter)
-    # (time.monotonic(), status, request) of every 5xx answer.
-    server_errors: list[tuple[float, int, str]] = field(default_factory=list)
-    refused: int = 0  # connections refused or dropped (a listener closed, a process restarting)
-    expected: dict[str, str] = field(default_factory=dict)  # payment id -> final status
-    failures: list[str] = field(default_factory=list)
-
-    async def call(self, method: str, url: str, want: int, **kwargs: Any) -> tuple[dict[str, str], bytes]:
-        deadline = time.monotonic() + FLOW_DEADLINE
-        while True:
-            try:
-                async with self.http.request(method, url, allow_redirects=False, **kwargs) as r:
-                    status, headers, body = r.status, dict(r.headers), await r.read()
-            except (aiohttp.ClientError, TimeoutError):
-                self.refused += 1
-                status, headers, body = 0, {}, b""
-            if status:
-                self.statuses[status] += 1
-            if status == want:
-                return headers, body
-            if status >= 500:
-                self.server_errors.append((time.monotonic(), status, f"{method} {url}: {body[:200]!r}"))
-            retry = status in (0, 502, 503, 504) or (status == 409 and b"idempotency_key_in_use" in body)
-            if not retry or time.monotonic() > deadline:
-                raise FlowFailed(f"{method} {url} -> {status}: {body[:300]!r}")
-            await asyncio.sleep(random.uniform(*RETRY_PAUSE))
-
-    async def flow(self, index: int, rng: random.Random) -> None:
-        button, final = OUTCOMES[index % len(OUTCOMES)]
-        think = rng.uniform(*THINK)
-        try:
-            g = self.platform.gateway_url
-            _, body = await self.call(
-                "POST",
-                f"{g}/v1/payments",
-                201,
-                json={"amount": 5000 + index, "currency": "USD", "order_id": f"order-{index}"},
-                headers={**self.auth, "Idempotency-Key": f"shutdown-{index}"},
-            )
-            payment = json.loads(body)
-            self.expected[payment["id"]] = final
-            headers, _ = await self.call(
-                "POST",
-                f"{self.platform.checkout_url}/c/{payment['checkout_token']}/pay",
-                303,
-                data={"provider": "sandbox"},
-            )
-            await asyncio.sleep(think)
-            await self.call("POST", headers["Location"], 303, data={"outcome": button})
-        except FlowFailed as exc:
-            self.failures.append(f"payment {index}: {exc}")
-
-    async def list_all(self, path: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        while True:
-            params = {"limit": "100"}
-            if path == "/v1/events" and items:
-                params["after"] = items[-1]["id"]
-            elif path != "/v1/events":
-                params["offset"] = str(len(items))
-            query = "&".join(f"{k}={v}" for k, v in params.items())
-            _, body = await self.call("GET", f"{self.platform.gateway_url}{path}?{query}", 200, headers=self.auth)
-            page = json.loads(body)["data"]
-            items.extend(page)
-            if len(page) < 100:
-                return items
-
-
-async def _tenant(http: aiohttp.ClientSession, platform: Platform, receiver: Receiver) -> Traffic:
-    traffic = Traffic(http, platform)
-    g = platform.gateway_url
-    app_name = f"shop-{secrets.token_hex(4)}"
-    admin = {"Authorization": f"Bearer {platform.admin_token}"}
-    _, body = await traffic.call(
-        "POST", f"{g}/admin/tenants", 201, json={"app_name": app_name, "display_name": "Shutdown shop"}, headers=admin
-    )
-    secret = json.loads(body)["secret"]
-    _, body = await traffic.call("POST", f"{g}/v1/auth/token", 200, json={"app_name": app_name, "secret": secret})
-    traffic.auth = {"Authorization": f"Bearer {json.loads(body)['access_token']}"}
-    for i in range(ENDPOINTS):
-        _, body = await traffic.call(
-            "POST",
-            f"{g}/v1/webhook-endpoints",
-            201,
-            json={"url": receiver.url(i), "events": ["*"], "description": f"shutdown {i}"},
-            headers=traffic.auth,
-        )
-        receiver.secrets[i] = json.loads(body)["secret"]
-    return traffic
+    async with receiving(RECEIVER_DELAY) as state:
+        yield state
 
 
 # -- stopping and replacing one process ---------------------------------------------------------------
@@ -285,37 +145,19 @@ async def _restart(http: aiohttp.ClientSession, platform: Platform, role: str) -
     return restart
 
 
-def _queues(vhost: str) -> dict[str, int]:
-    ctl = shutil.which("rabbitmqctl")
-    assert ctl, "rabbitmqctl is needed to read the vhost's queues"
-    argv = [ctl, "list_queues", "-p", vhost, "--no-table-headers", "--quiet", "name", "messages"]
-    for _ in range(30):
-        done = subprocess.run(argv, check=False, capture_output=True, text=True)
-        if done.returncode == 0:
-            return {name: int(n) for name, n in (line.split() for line in done.stdout.splitlines() if line.strip())}
-        time.sleep(1)
-    raise AssertionError(f"rabbitmqctl list_queues failed: {done.stderr}")
-
-
 # -- the case -----------------------------------------------------------------------------------------
 
 
 @pytest.fixture
 def vhost() -> Iterator[tuple[str, str]]:
-    name = f"shutdown-{os.getpid()}-{secrets.token_hex(3)}"
-    with scratch_vhost(name) as url:
-        yield name, url
+    with own_vhost("shutdown") as name_and_url:
+        yield name_and_url
 
 
 @pytest.fixture
 def distributed(tmp_path: Path, vhost: tuple[str, str], distributed_starter: Any) -> Iterator[Platform]:
-    with distributed_starter(tmp_path, vhost[1], f"shutdown_{os.getpid()}_{secrets.token_hex(3)}", OVERRIDES) as p:
+    with distributed_starter(tmp_path, vhost[1], own_databases("shutdown"), OVERRIDES) as p:
         yield p
-
-
-def _print_logs(platform: Platform) -> None:
-    for log in platform.logs:
-        print(f"--- {log.name} ---\n{log.read_text(errors='replace')[-4000:]}")
 
 
 def _payment_id(event: dict[str, Any]) -> str | None:
@@ -330,12 +172,13 @@ async def test_sigterm_to_every_role_under_load_loses_nothing_and_does_nothing_t
         try:
             await _case(distributed, vhost[0], receiver, http)
         except AssertionError:
-            _print_logs(distributed)
+            print_logs(distributed)
             raise
 
 
 async def _case(platform: Platform, vhost: str, receiver: Receiver, http: aiohttp.ClientSession) -> None:
-    traffic = await _tenant(http, platform, receiver)
+    traffic = Traffic(http, platform, label="shutdown", think=THINK, retry_pause=RETRY_PAUSE)
+    await traffic.sign_up("Shutdown shop", receiver, ENDPOINTS)
     rng = random.Random(14)
     flows: list[asyncio.Task[None]] = []
     restarting = asyncio.Event()
@@ -360,28 +203,12 @@ async def _case(platform: Platform, vhost: str, receiver: Receiver, http: aiohtt
         await producer
     await asyncio.gather(*flows)
 
-    # Settle: every payment final, every event of the tenant's log at every endpoint (or the deadline).
-    deadline = time.monotonic() + SETTLE_DEADLINE
-    while True:
-        status = {p["id"]: p["status"] for p in await traffic.list_all("/v1/payments")}
-        log = await traffic.list_all("/v1/events")
-        wanted = {(e, ev["id"]) for ev in log for e in range(ENDPOINTS)}
-        got = {(h.endpoint, h.webhook_id) for h in receiver.hits}
-        settled = all(status.get(pid) == final for pid, final in traffic.expected.items())
-        finals = sum(ev["type"] in FINAL_TYPES.values() for ev in log)
-        if (settled and finals >= len(traffic.expected) and wanted <= got) or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(1.0)
+    status, log, wanted = await traffic.settle(receiver, ENDPOINTS, SETTLE_DEADLINE)
     await asyncio.sleep(2.0)  # a duplicate would come now, if at all
 
     # Queues drained (a handed-back copy or an ack in flight may need a moment), and no dead letters.
-    queue_deadline = time.monotonic() + 30
-    while True:
-        queues = await asyncio.to_thread(_queues, vhost)
-        undelivered = {q: n for q, n in queues.items() if n and not q.endswith(".dlq")}
-        if not undelivered or time.monotonic() > queue_deadline:
-            break
-        await asyncio.sleep(0.5)
+    queues = await drained_queues(vhost, within=30)
+    left = undelivered(queues)
     dead = {q: n for q, n in queues.items() if q.endswith(".dlq") and n}
 
     counts = Counter((h.endpoint, h.webhook_id) for h in receiver.hits)
@@ -394,7 +221,7 @@ async def _case(platform: Platform, vhost: str, receiver: Receiver, http: aiohtt
     ]
     print(
         f"\npayments {len(traffic.expected)} (final {len(traffic.expected) - len(stuck)}), requests"
-        f" {sum(traffic.statuses.values())}, 503s {traffic.statuses[503]}, refused {traffic.refused};"
+        f" {sum(traffic.statuses.values())}, 503s {traffic.statuses[503]}, refused {traffic.connection_errors};"
         f" webhooks {len(receiver.hits)} for {len(wanted)} wanted;"
         + "".join(
             f"\n  {r.role}: exit {r.exit_code} in {r.seconds:.1f}s, draining seen {r.saw_draining},"
@@ -425,4 +252,4 @@ async def _case(platform: Platform, vhost: str, receiver: Receiver, http: aiohtt
         assert per_payment[(pid, "payment.created")] == 1
         assert per_payment[(pid, FINAL_TYPES[final])] == 1
     assert not dead, f"dead letters: {dead}"
-    assert not undelivered, f"messages left in queues: {undelivered}"
+    assert not left, f"messages left in queues: {left}"

@@ -45,6 +45,8 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from webhook_dispatcher.app import INTERNAL_AUDIENCE
 from webhook_dispatcher.services.dispatcher import HELD_PER_SLOT
 
+from .load import hook_url, serving_hooks
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.postgres, pytest.mark.rabbitmq]
 
 BIN = Path(sys.executable).parent
@@ -103,12 +105,9 @@ class Receiver:
     port: int = 0
 
     def url(self, endpoint: int) -> str:
-        return f"http://127.0.0.1:{self.port}/hook/{endpoint}"
+        return hook_url(self.port, endpoint)
 
-    async def handle(self, request: web.Request) -> web.Response:
-        endpoint = int(request.match_info["endpoint"])
-        body = await request.read()
-        headers = {k.lower(): v for k, v in request.headers.items()}
+    async def handle(self, endpoint: int, body: bytes, headers: dict[str, str]) -> web.Response:
         webhook_id = headers.get("webhook-id", "")
         verified = False
         body_id = None
@@ -134,14 +133,8 @@ class Receiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     state = Receiver()
-    app = web.Application()
-    app.router.add_post(r"/hook/{endpoint:\d+}", state.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    state.port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", state.port).start()
-    yield state
-    await runner.cleanup()
+    async with serving_hooks(state.handle) as state.port:
+        yield state
 
 
 # -- the dispatcher's processes -----------------------------------------------------------------------
