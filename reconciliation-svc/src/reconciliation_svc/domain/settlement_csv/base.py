@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -126,15 +127,17 @@ class Row:
             raise RowError(column, f"{raw!r} is not one of {', '.join(sorted(choices))}") from None
 
 
-class SettlementFormat:
-    """One provider's settlement file: its columns and how a line becomes records."""
+class SettlementFormat(ABC):
+    """One provider's settlement file: its columns and how a line becomes records (each provider's
+    format implements ``records``)."""
 
     provider: ClassVar[str]
     required: ClassVar[tuple[str, ...]]
     optional: ClassVar[tuple[str, ...]] = ()
 
+    @abstractmethod
     def records(self, row: Row, account_id: str) -> list[StatementRecord]:
-        raise NotImplementedError
+        """The statement records one line holds (a refunded payment's line may hold two)."""
 
     def record(self, row: Row, account_id: str, **fields: object) -> StatementRecord:
         try:
