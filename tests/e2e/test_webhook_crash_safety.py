@@ -44,6 +44,7 @@ from billing_runtime.testing import PG_DSN, free_port, require_port, scratch_vho
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from webhook_dispatcher.app import INTERNAL_AUDIENCE
 from webhook_dispatcher.services.dispatcher import HELD_PER_SLOT
+from webhook_dispatcher.services.ingest import EVENTS_CONSUMER
 
 from .load import hook_url, serving_hooks
 
@@ -369,7 +370,7 @@ async def _stored(database: str, tenant: str, event_ids: list[str]) -> Stored:
     return Stored(list(deliveries), list(attempts), {r["id"]: r["body"] for r in events}, int(inbox))
 
 
-# The dead worker's ingest statement (it starts with the inbox insert), waiting on the test's lock / still
+# The dead worker's ingest statement (it starts with the inbox insert), waiting on the test's rows / still
 # running; the probe's own query is left out.
 _BLOCKED_INGEST = (
     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
@@ -466,16 +467,23 @@ async def _run(
         return len(receiver.hits) >= 0.2 * len(expected)
 
     await _eventually("20 % of the deliveries received", some_delivered, timeout=30, interval=0.01)
-    # The worker also dies in the middle of ingesting: the inbox is locked (deliveries go on, they never
-    # touch it), so its ingest statement waits on the lock with a first part of the burst, and the rest
-    # of the burst waits in the worker for that statement. None of these messages may have been acked:
-    # a consumer that acked on receipt rather than after its commit would lose the second part.
+    # The worker also dies in the middle of ingesting: the first part of the burst has uncommitted inbox
+    # rows of the test's own (deliveries go on, they never touch the inbox), so the worker's ingest
+    # statement for it waits on those rows, and the rest of the burst waits in the worker for that
+    # statement. None of these messages may have been acked: a consumer that acked on receipt rather than
+    # after its commit would lose the second part. Row locks, not a table lock: a table lock would also
+    # block the statement's parse (it takes the inserts' table locks), and a statement the dead worker
+    # had only parsed would never run; rows are waited for only once the statement executes.
     locker = await asyncpg.connect(_dsn(database))
     probe = await asyncpg.connect(_dsn(database))
     try:
         lock = locker.transaction()
         await lock.start()
-        await locker.execute("LOCK TABLE inbox IN EXCLUSIVE MODE")
+        await locker.execute(
+            "INSERT INTO inbox (consumer, message_id, received_at) SELECT $1, i, now() FROM unnest($2::varchar[]) AS i",
+            EVENTS_CONSUMER,
+            [event_id for event_id, _ in burst[: BURST // 2]],
+        )
 
         async def ingest_blocked() -> bool:
             return bool(await probe.fetchval(_BLOCKED_INGEST))
@@ -508,7 +516,8 @@ async def _run(
         stored_before = set(await _stored_event_ids(probe, tenant))
         sessions_after_kill = await ingest_sessions()
         # The dead worker's statement still waits in PostgreSQL, which does not notice a vanished client
-        # while a statement waits on a lock: once the lock is gone it runs and commits, so the events of
+        # while a statement waits on a lock: once the test's rows are rolled back it runs and commits
+        # (its Sync is already in the server's buffer), so the events of
         # that batch are stored although their messages were never acked. RabbitMQ redelivers them to
         # the new workers, whose inbox must absorb them (WHK-2).
         await lock.rollback()
