@@ -109,7 +109,7 @@ _FAILED_ATTEMPTS = (AttemptStatus.FAILED, AttemptStatus.CANCELLED)
 
 
 def ensure_open(payment: Payment) -> None:
-    """409 ``invalid_state`` with the payment's outcome (``status``, ``failure_message``) unless the
+    """409 ``invalid_state`` with the payment's outcome (``payment_status``, ``failure_message``) unless the
     payer may still pay it."""
     status = outcome(payment)
     if status not in PAYABLE:
@@ -117,7 +117,7 @@ def ensure_open(payment: Payment) -> None:
             409,
             "invalid_state",
             f"The payment is {status} and can no longer be paid.",
-            extensions={"status": str(status), "failure_message": payment.failure_message},
+            extensions={"payment_status": str(status), "failure_message": payment.failure_message},
         )
 
 

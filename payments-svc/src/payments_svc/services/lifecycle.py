@@ -154,8 +154,10 @@ async def expire_due(deps: LifecycleDeps, batch: int = 100) -> ExpiryPass:
                 continue
             if payment.provider_transaction_id is not None:
                 await end_active_attempt(uow.session, payment, AttemptStatus.CANCELLED)
-            record_status(uow, payment, closed_status(payment), Actor("sweeper"), deps.checkout_base_url)
+            closed = closed_status(payment)
+            record_status(uow, payment, closed, Actor("sweeper"), deps.checkout_base_url)
             await uow.commit()
+            deps.metrics.payment_final(payment, closed)
             expired += 1
     return ExpiryPass(len(candidates), expired)
 
