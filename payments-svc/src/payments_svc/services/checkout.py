@@ -164,7 +164,8 @@ async def pay(deps: CheckoutDeps, token: str, provider: str) -> str:
     switching_from = None
     if payment.status == PaymentStatus.PROVIDER_PENDING and not resuming:
         switching_from = payment.provider_transaction_id
-        assert switching_from is not None
+        if switching_from is None:  # no attempt to void (never so once started): nothing to switch from
+            raise InvalidState(f"This payment is already being paid with {payment.provider}.")
         if not await deps.providers.void(payment.tenant_id, payment.id, switching_from, livemode=payment.livemode):
             raise InvalidState(
                 f"The payment with {payment.provider} is already under way and can no longer be switched."
