@@ -137,7 +137,9 @@ OPERATIONS = (
         (Reply(200, "A page of events.", EventList),),
         "listEvents",
         params=(
-            query_text("after", "Events after this one (an event id).", max_length=64, pattern="^evt_[A-Za-z0-9_\\-]{1,60}$"),
+            query_text(
+                "after", "Events after this one (an event id).", max_length=64, pattern="^evt_[A-Za-z0-9_\\-]{1,60}$"
+            ),
             LIMIT,
             query_text("type", "Only events of this type.", max_length=64),
         ),

@@ -130,7 +130,10 @@ def build_document(
                 "post": {
                     "summary": summary,
                     "tags": ["Webhooks"],
-                    "requestBody": {"required": True, "content": {JSON: {"schema": schemas.ref(model, "serialization")}}},
+                    "requestBody": {
+                        "required": True,
+                        "content": {JSON: {"schema": schemas.ref(model, "serialization")}},
+                    },
                     "responses": {"2XX": {"description": "Received; any other answer is retried."}},
                 }
             }
@@ -172,9 +175,12 @@ def _operation(op: Operation, schemas: SchemaSet) -> dict[str, Any]:
         responses[str(reply.status)] = _reply(reply, schemas)
     problem = schemas.ref(ProblemDetails, "validation")
     for status in implied_errors(op):
-        if str(status) in responses or not op.problems:
+        if str(status) in responses:
             continue
-        answer: dict[str, Any] = {"description": ERRORS.get(status, "Error."), "content": {PROBLEM_JSON: {"schema": problem}}}
+        answer: dict[str, Any] = {
+            "description": ERRORS.get(status, "Error."),
+            "content": {PROBLEM_JSON: {"schema": problem}},
+        }
         if status in RETRY_STATUSES:
             answer["headers"] = {"Retry-After": {**HEADERS["Retry-After"], "required": True}}
         responses[str(status)] = answer
