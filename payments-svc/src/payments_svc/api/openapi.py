@@ -143,6 +143,7 @@ OPERATIONS = (
             LIMIT,
             query_text("type", "Only events of this type.", max_length=64),
         ),
+        errors=(404,),  # `after` names no event of the tenant
     ),
     Operation(
         "GET",

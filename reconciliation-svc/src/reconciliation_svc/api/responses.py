@@ -71,7 +71,8 @@ class ReconciliationRun(_Response):
     id: str
     object: Literal["reconciliation_run"] = "reconciliation_run"
     account_id: str
-    provider: str
+    # None until the run has found the account's provider.
+    provider: str | None
     first_day: date = Field(alias="from")
     last_day: date = Field(alias="to")
     statement_id: str | None
