@@ -1,4 +1,5 @@
-"""Schemathesis against the embedded platform, every operation of the OpenAPI document, with a real tenant token and the admin token: no 5xx, and no answer the document
+"""Schemathesis against the embedded platform, every operation of the OpenAPI document, with a real
+tenant token and the admin token: no 5xx, and no answer the document
 does not describe (status, content type, body schema)."""
 
 from __future__ import annotations
