@@ -146,13 +146,15 @@ def _page(method: str, path: str, summary: str, operation_id: str, *params: Any)
         replies,
         operation_id,
         params=params,
-        body_schema={"type": "object", "properties": {"choice": {"type": "string"}}} if method == "POST" else None,
+        body_schema=PAYER_CHOICE if method == "POST" else None,
         body_content_type="application/x-www-form-urlencoded",
         body_required=False,
         problems=False,
     )
 
 
+# The button the payer pressed: ``outcome`` on the sandbox and simulator pages, ``card`` on Stripe's.
+PAYER_CHOICE = {"type": "object", "properties": {"outcome": {"type": "string"}, "card": {"type": "string"}}}
 TXN = path_param("transaction_id", "The provider transaction's id (`ptx_…`).")
 OPERATIONS = (
     Operation(
