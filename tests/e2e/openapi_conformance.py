@@ -4,6 +4,7 @@ schema of its body, with the document's components (response objects are closed 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from gateway.api_docs import DOCUMENT_PATH
@@ -11,8 +12,6 @@ from jsonschema import Draft202012Validator
 
 
 def load_document() -> dict[str, Any]:
-    import json
-
     return json.loads(DOCUMENT_PATH.read_text(encoding="utf-8"))
 
 
@@ -31,9 +30,19 @@ class Conformance:
         assert answer is not None, f"{where}: status not declared (declared: {sorted(op['responses'])})"
         media = answer.get("content", {}).get(content_type)
         assert media is not None, f"{where}: {content_type} not declared ({sorted(answer.get('content', {}))})"
-        schema = {**media["schema"], "components": self.document["components"]}
-        errors = sorted(Draft202012Validator(schema).iter_errors(body), key=lambda e: list(e.absolute_path))
+        self._valid(media["schema"], body, where)
+        self.checked.append(where)
+
+    def check_webhook(self, body: dict[str, Any]) -> None:
+        """Fail unless a webhook's body is valid against the document's ``webhooks`` entry of its type."""
+        hook = self.document.get("webhooks", {}).get(body.get("type"))
+        assert hook is not None, f"webhook {body.get('type')} is not in the document"
+        self._valid(hook["post"]["requestBody"]["content"]["application/json"]["schema"], body, body["type"])
+        self.checked.append(f"webhook {body['type']}")
+
+    def _valid(self, schema: dict[str, Any], body: Any, where: str) -> None:
+        full = {**schema, "components": self.document["components"]}
+        errors = sorted(Draft202012Validator(full).iter_errors(body), key=lambda e: list(e.absolute_path))
         assert not errors, f"{where}: " + "; ".join(
             f"{'/'.join(map(str, e.absolute_path)) or '<body>'}: {e.message}" for e in errors[:5]
         )
-        self.checked.append(where)

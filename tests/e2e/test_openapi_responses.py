@@ -29,8 +29,9 @@ class Caller:
             return body
 
 
-async def _receiver(aiohttp_server: Any) -> str:
-    async def hook(_request: web.Request) -> web.Response:
+async def _receiver(aiohttp_server: Any, received: list[dict[str, Any]]) -> str:
+    async def hook(request: web.Request) -> web.Response:
+        received.append(await request.json())
         return web.Response(status=204)
 
     app = web.Application()
@@ -43,6 +44,7 @@ class TestResponsesMatchTheDocument:
     async def test_a_platform_flow(self, embedded_platform: Any, aiohttp_server: Any) -> None:
         platform = embedded_platform
         conformance = Conformance(load_document())
+        received: list[dict[str, Any]] = []
         admin = {"Authorization": f"Bearer {platform.admin_token}"}
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
             c = Caller(http, platform.gateway_url, conformance)
@@ -60,7 +62,7 @@ class TestResponsesMatchTheDocument:
                 "POST",
                 "/v1/webhook-endpoints",
                 201,
-                json={"url": await _receiver(aiohttp_server), "events": ["*"]},
+                json={"url": await _receiver(aiohttp_server, received), "events": ["*"]},
                 headers=auth,
             )
             eid = endpoint["id"]
@@ -157,4 +159,13 @@ class TestResponsesMatchTheDocument:
                 json={"disabled": True},
                 headers=admin,
             )
-        assert len(conformance.checked) >= 25
+            # The webhooks sent meanwhile match the document's ``webhooks`` too.
+            wanted = {"payment.created", "payment.pending", "payment.succeeded", "refund.created", "webhook.test"}
+            for _ in range(300):
+                if wanted <= {body["type"] for body in received}:
+                    break
+                await asyncio.sleep(0.1)
+            assert wanted <= {body["type"] for body in received}, [body["type"] for body in received]
+            for body in received:
+                conformance.check_webhook(body)
+        assert len(conformance.checked) >= 30

@@ -45,6 +45,7 @@ TAGS = (
     ("Provider callbacks", "Called by the providers, in their own protocols."),
     ("Payer pages", "HTML pages a payer's browser is sent to (sandbox, simulators, Stripe)."),
     ("Operations", "Liveness, readiness, metrics and this document."),
+    ("Webhooks", "What the platform sends to a tenant's webhook endpoints."),
 )
 
 
@@ -60,7 +61,14 @@ def operations() -> tuple[Operation, ...]:
 
 
 def document() -> dict[str, Any]:
-    return build_document(operations(), title=TITLE, version=VERSION, description=DESCRIPTION, tags=TAGS)
+    return build_document(
+        operations(),
+        title=TITLE,
+        version=VERSION,
+        description=DESCRIPTION,
+        tags=TAGS,
+        webhooks=webhooks.WEBHOOKS,
+    )
 
 
 def render(doc: dict[str, Any]) -> str:

@@ -50,6 +50,16 @@ def render_page(doc: dict[str, Any]) -> str:
             f'<section aria-labelledby="tag-{_slug(tag)}"><h2 id="tag-{_slug(tag)}">{escape(tag)}</h2>'
             f"<p>{escape(tag_text.get(tag, ''))}</p>{articles}</section>"
         )
+    hooks = doc.get("webhooks", {})
+    if hooks:
+        by_tag.setdefault("Webhooks", [])
+        sections.append(
+            '<section aria-labelledby="tag-webhooks"><h2 id="tag-webhooks">Webhooks</h2>'
+            f"<p>{escape(tag_text.get('Webhooks', ''))}</p>"
+            + "".join(_webhook(name, item["post"], schemas) for name, item in hooks.items())
+            + "</section>"
+        )
+        nav += '<li><a href="#tag-webhooks">Webhooks</a></li>'
     schema_list = "".join(_schema_section(name, schema) for name, schema in schemas.items())
     title = escape(info.get("title", "API"))
     return (
@@ -123,6 +133,14 @@ def _operation(method: str, path: str, op: dict[str, Any], schemas: dict[str, An
                 parts.append("<h4>Example response</h4>" + _example(content.get("schema", {}), schemas))
     parts.append("</article>")
     return "".join(parts)
+
+
+def _webhook(name: str, op: dict[str, Any], schemas: dict[str, Any]) -> str:
+    schema = op["requestBody"]["content"]["application/json"]["schema"]
+    return (
+        f'<article aria-labelledby="hook-{_slug(name)}"><h3 id="hook-{_slug(name)}"><code>{escape(name)}</code></h3>'
+        f"<p>{escape(op.get('summary', ''))}. Body: {_type(schema)}</p>{_example(schema, schemas)}</article>"
+    )
 
 
 def _type(schema: dict[str, Any]) -> str:

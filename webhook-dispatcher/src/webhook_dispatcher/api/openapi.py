@@ -4,10 +4,15 @@ OpenAPI document."""
 from __future__ import annotations
 
 from billing_contracts.openapi import Auth, Operation, Reply, path_param, query_choice, query_int, query_text
+from pydantic import BaseModel
 
 from webhook_dispatcher.api.deliveries import STATUSES
 from webhook_dispatcher.api.responses import (
     DeletedWebhookEndpoint,
+    DisputeWebhook,
+    NoticeWebhook,
+    PaymentWebhook,
+    RefundWebhook,
     WebhookDelivery,
     WebhookDeliveryDetail,
     WebhookDeliveryList,
@@ -154,4 +159,18 @@ OPERATIONS = (
         params=(DELIVERY_ID,),
         errors=(409,),
     ),
+)
+
+# The calls the platform makes to tenants' endpoints: the document's ``webhooks``.
+_PAYMENT_EVENTS = ("created", "pending", "succeeded", "failed", "expired", "cancelled")
+WEBHOOKS: tuple[tuple[str, str, type[BaseModel]], ...] = (
+    *(
+        (f"payment.{e}", f"A payment was {e}" if e != "pending" else "A payment is pending", PaymentWebhook)
+        for e in _PAYMENT_EVENTS
+    ),
+    *((f"refund.{e}", f"A refund was {e}", RefundWebhook) for e in ("created", "succeeded", "failed")),
+    ("dispute.created", "A dispute was opened", DisputeWebhook),
+    ("dispute.closed", "A dispute was closed", DisputeWebhook),
+    ("endpoint.disabled", "This endpoint was disabled after failing too long", NoticeWebhook),
+    ("webhook.test", "Sent by POST /v1/webhook-endpoints/{id}/test", NoticeWebhook),
 )

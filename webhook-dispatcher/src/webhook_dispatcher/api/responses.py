@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
+from billing_contracts.events import DisputeData, PaymentData, RefundData
 from pydantic import BaseModel, ConfigDict
 
 
@@ -94,3 +95,30 @@ class WebhookDeliveryList(_Response):
     limit: int
     offset: int
     has_more: bool
+
+
+class _WebhookBody(_Response):
+    """What the platform POSTs to a tenant's endpoint (signed: Standard Webhooks headers)."""
+
+    id: str
+    type: str
+    created_at: datetime
+    livemode: bool
+
+
+class PaymentWebhook(_WebhookBody):
+    data: PaymentData
+
+
+class RefundWebhook(_WebhookBody):
+    data: RefundData
+
+
+class DisputeWebhook(_WebhookBody):
+    data: DisputeData
+
+
+class NoticeWebhook(_WebhookBody):
+    """``webhook.test`` and ``endpoint.disabled``: about the endpoint itself."""
+
+    data: dict[str, Any]
