@@ -40,6 +40,7 @@ class Param:
 
 
 def path_param(name: str, description: str = "", *, pattern: str | None = None) -> Param:
+    """A path parameter (always required); ``pattern``: what the handler accepts before a lookup."""
     schema: dict[str, Any] = {"type": "string"}
     if pattern is not None:
         schema["pattern"] = pattern
@@ -47,6 +48,7 @@ def path_param(name: str, description: str = "", *, pattern: str | None = None) 
 
 
 def query_int(name: str, description: str = "", *, default: int, lo: int, hi: int) -> Param:
+    """An integer query parameter from ``lo`` to ``hi`` (as ``billing_runtime.validation.query_int``)."""
     schema = {"type": "integer", "minimum": lo, "maximum": hi, "default": default}
     return Param(name, "query", schema, description)
 
@@ -54,6 +56,7 @@ def query_int(name: str, description: str = "", *, default: int, lo: int, hi: in
 def query_text(
     name: str, description: str = "", *, max_length: int, pattern: str | None = None, min_length: int = 1
 ) -> Param:
+    """A text query parameter of bounded length (as ``billing_runtime.validation.query_text``)."""
     schema: dict[str, Any] = {"type": "string", "minLength": min_length, "maxLength": max_length}
     if pattern is not None:
         schema["pattern"] = pattern
@@ -61,6 +64,7 @@ def query_text(
 
 
 def query_choice(name: str, choices: Iterable[str], description: str = "") -> Param:
+    """A query parameter that is one of ``choices``."""
     return Param(name, "query", {"type": "string", "enum": sorted(choices)}, description)
 
 
