@@ -71,5 +71,5 @@ def test_every_operation_conforms(case: Any, embedded_platform: Any, credentials
     headers: dict[str, str] = {}
     for requirement in case.operation.definition.raw.get("security", []):
         for name in requirement:
-            headers.update(credentials[name])
+            headers.update(credentials.get(name, {}))
     case.call_and_validate(base_url=embedded_platform.gateway_url, headers=headers, checks=CHECKS, timeout=30)

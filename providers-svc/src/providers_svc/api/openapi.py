@@ -105,6 +105,7 @@ def _callback(
     body: dict[str, Any],
     content_type: str = "application/json",
     answers: tuple[Reply, ...] = (),
+    security: tuple[str, ...] = (),
 ) -> Operation:
     return Operation(
         "POST",
@@ -117,6 +118,7 @@ def _callback(
         body_schema=body,
         body_content_type=content_type,
         problems=False,
+        security=security,
     )
 
 
@@ -299,6 +301,7 @@ OPERATIONS = (
         "Payme Merchant API (JSON-RPC, Basic auth with the kassa key)",
         PAYME_REQUEST,
         answers=(Reply(200, "Always 200: the JSON-RPC result or error.", schema=PAYME_ANSWER),),
+        security=("paymeBasic",),
     ),
     _callback(
         "/billing/click/prepare",
@@ -325,6 +328,7 @@ OPERATIONS = (
         "Stripe webhook events (`Stripe-Signature`)",
         _OBJECT,
         answers=_signed_answers("Stripe"),
+        security=("stripeSignature",),
     ),
     _callback(
         "/billing/sandbox",
@@ -332,6 +336,7 @@ OPERATIONS = (
         "The sandbox bank's signed outcome (`Sandbox-Signature`)",
         _OBJECT,
         answers=(*_signed_answers("sandbox"), Reply(404, "No such transaction.", schema=ERROR_ANSWER)),
+        security=("sandboxSignature",),
     ),
     _page("GET", "/sandbox/pay/{transaction_id}", "The sandbox bank's payer page", "sandboxPage", TXN),
     _page("POST", "/sandbox/pay/{transaction_id}", "The payer's choice at the sandbox bank", "sandboxPay", TXN),

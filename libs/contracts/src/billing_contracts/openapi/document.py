@@ -57,6 +57,23 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         "scheme": "bearer",
         "description": "The platform operator's token (`BILLING_ADMIN_TOKEN`).",
     },
+    "paymeBasic": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "Payme's Merchant API credentials: `Paycom:<the kassa key>`.",
+    },
+    "stripeSignature": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Stripe-Signature",
+        "description": "Stripe's signature of the event with the endpoint's signing secret.",
+    },
+    "sandboxSignature": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Sandbox-Signature",
+        "description": "The sandbox bank's signature of its callback (docs/INTERNAL.md).",
+    },
 }
 SECURITY: dict[Auth, list[dict[str, list[str]]]] = {
     Auth.TENANT: [{"tenantToken": []}],
@@ -163,7 +180,7 @@ def _operation(op: Operation, schemas: SchemaSet) -> dict[str, Any]:
         "summary": op.summary,
         "description": description,
         "tags": [op.tag],
-        "security": SECURITY.get(op.auth, []),
+        "security": [{name: []} for name in op.security] or SECURITY.get(op.auth, []),
     }
     if params:
         item["parameters"] = [_param(p) for p in params]

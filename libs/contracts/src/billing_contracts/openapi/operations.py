@@ -106,6 +106,8 @@ class Operation:
     errors: tuple[int, ...] = ()
     # Provider callbacks answer in the provider's own format: no problem+json is implied for them.
     problems: bool = True
+    # Security schemes of the document that stand for ``auth`` here (a provider's own signature).
+    security: tuple[str, ...] = ()
     extensions: dict[str, Any] = field(default_factory=dict)
 
     @property
