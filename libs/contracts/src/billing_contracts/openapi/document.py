@@ -12,6 +12,14 @@ from billing_contracts.openapi.schemas import Mode, SchemaSet
 from billing_contracts.problems import ProblemDetails
 
 OPENAPI_VERSION = "3.1.0"
+
+
+class Problem(ProblemDetails):
+    """RFC 9457 problem details (`application/problem+json`): clients branch on `code`, never on
+    `title` or `detail`. A 422 names each invalid field in `errors`; some carry more members (a
+    refund's `amount_refundable`)."""
+
+
 IDEMPOTENCY_KEY = Param(
     "Idempotency-Key",
     "header",
@@ -160,7 +168,7 @@ def build_document(
 
 
 def _models(ops: Sequence[Operation], webhooks: Sequence[tuple[str, str, type[BaseModel]]]) -> list[tuple[Any, Mode]]:
-    pairs: list[tuple[Any, Mode]] = [(ProblemDetails, "validation")]
+    pairs: list[tuple[Any, Mode]] = [(Problem, "validation")]
     for op in ops:
         if op.body is not None:
             pairs.append((op.body, "validation"))
@@ -190,7 +198,7 @@ def _operation(op: Operation, schemas: SchemaSet) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     for reply in op.replies:
         responses[str(reply.status)] = _reply(reply, schemas)
-    problem = schemas.ref(ProblemDetails, "validation")
+    problem = schemas.ref(Problem, "validation")
     for status in implied_errors(op):
         if str(status) in responses:
             continue
