@@ -8,6 +8,7 @@ from billing_contracts.openapi import Auth, Operation, Reply, path_param, query_
 
 from payments_svc.api.common import MAX_OFFSET
 from payments_svc.api.responses import (
+    AttemptList,
     CheckoutRedirect,
     CheckoutView,
     EventList,
@@ -92,6 +93,16 @@ OPERATIONS = (
         Auth.TENANT,
         (Reply(200, "Every status change, oldest first.", PaymentHistory),),
         "getPaymentHistory",
+        params=(PAYMENT_ID,),
+    ),
+    Operation(
+        "GET",
+        "/v1/payments/{payment_id}/attempts",
+        "List a payment's attempts (one per start at a provider), oldest first",
+        PAYMENTS,
+        Auth.TENANT,
+        (Reply(200, "Every attempt of the payment.", AttemptList),),
+        "listPaymentAttempts",
         params=(PAYMENT_ID,),
     ),
     Operation(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from billing_contracts.events import PaymentSnapshot, RefundSnapshot
+from billing_contracts.events import PaymentAttemptSnapshot, PaymentSnapshot, RefundSnapshot
 from pydantic import BaseModel, ConfigDict
 
 
@@ -27,6 +27,14 @@ class RefundList(_Response):
     data: list[RefundSnapshot]
     limit: int
     offset: int
+    has_more: bool
+
+
+class AttemptList(_Response):
+    """All of a payment's attempts, oldest first (a handful at most: one page)."""
+
+    object: Literal["list"] = "list"
+    data: list[PaymentAttemptSnapshot]
     has_more: bool
 
 
@@ -90,6 +98,9 @@ class CheckoutView(_Response):
     return_url: str | None
     expires_at: datetime
     failure_message: str | None
+    # The provider whose attempt failed last, while the payer may choose again (else null).
+    failed_provider: str | None
+    attempt_count: int
 
 
 class CheckoutRedirect(_Response):
