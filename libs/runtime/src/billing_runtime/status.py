@@ -47,9 +47,13 @@ class StatusSource:
     outbox: Table | None = None
     janitors: Sequence[str] = ()
     sections: Mapping[str, Section] = field(default_factory=dict)
-    # A process whose heartbeat is older than this is stale (several missed beats).
-    stale_after: timedelta = timedelta(minutes=2)
+    # The interval its processes beat at: one silent for 12 of them is stale (not merely one beat late).
+    heartbeat_interval: float = 10.0
     broker_timeout: float = 2.0
+
+    @property
+    def stale_after(self) -> timedelta:
+        return timedelta(seconds=12 * self.heartbeat_interval)
 
     @property
     def mode(self) -> str:
