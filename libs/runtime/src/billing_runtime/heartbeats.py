@@ -71,6 +71,8 @@ class Heartbeat:
         self.interval = interval
         self.details = details
         self.worker_id = worker_id()
+        self.hostname = socket.gethostname()
+        self.pid = os.getpid()
         self.started_at = utcnow()
 
     async def beat(self, now: datetime | None = None) -> None:
@@ -79,8 +81,8 @@ class Heartbeat:
         row = {
             "worker_id": self.worker_id,
             "role": self.role,
-            "hostname": socket.gethostname(),
-            "pid": os.getpid(),
+            "hostname": self.hostname,
+            "pid": self.pid,
             "started_at": self.started_at,
             "last_seen_at": now,
             "details": self.details(),

@@ -129,13 +129,28 @@ async def _heartbeat_rows(source: StatusSource, engine: AsyncEngine) -> list[_Be
     t = source.heartbeats
     async with engine.connect() as conn:
         rows = (await conn.execute(select(t).order_by(t.c.started_at))).all()
-    beats = [_Beat(**row._asdict()) for row in rows]
+    beats = [_Beat(**row._asdict()) for row in rows if row.worker_id != _own_id(source)]
     own = source.plumbing.heartbeat
-    for beat in beats:
-        # This process's own figures are fresher than its last beat.
-        if own is not None and beat.worker_id == own.worker_id:
-            beat.details = source.plumbing.details()
+    if own is not None:
+        # This process is alive (it is answering), its first beat written or not, and its own figures
+        # are fresher than its last beat.
+        beats.append(
+            _Beat(
+                worker_id=own.worker_id,
+                role=own.role,
+                hostname=own.hostname,
+                pid=own.pid,
+                started_at=own.started_at,
+                last_seen_at=utcnow(),
+                details=source.plumbing.details(),
+            )
+        )
     return beats
+
+
+def _own_id(source: StatusSource) -> str | None:
+    own = source.plumbing.heartbeat
+    return own.worker_id if own is not None else None
 
 
 def _alive(beats: Any, now: datetime, stale_after: timedelta) -> list[_Beat]:
