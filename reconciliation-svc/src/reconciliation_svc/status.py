@@ -9,6 +9,7 @@ from typing import Any
 from billing_runtime.plumbing import Plumbing
 from billing_runtime.status import StatusSource
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from reconciliation_svc.api.run_schemas import run_json
@@ -22,11 +23,13 @@ from reconciliation_svc.settings import Settings
 
 async def runs_status(engine: AsyncEngine) -> dict[str, Any]:
     latest = (
-        select(RunRow).distinct(RunRow.trigger).order_by(RunRow.trigger, RunRow.created_at.desc(), RunRow.id.desc())
+        select(RunRow)
+        .ext(distinct_on(RunRow.trigger))
+        .order_by(RunRow.trigger, RunRow.created_at.desc(), RunRow.id.desc())
     )
     async with AsyncSession(engine) as session:
         last = {row.trigger: row for row in (await session.scalars(latest)).all()}
-        counts = dict((await session.execute(select(RunRow.state, func.count()).group_by(RunRow.state))).tuples().all())
+        counts = dict((await session.execute(select(RunRow.state, func.count()).group_by(RunRow.state))).all())
     return {
         "runs": {state: int(counts.get(state, 0)) for state in sorted(RUN_STATES)},
         # schedule: the nightly run; admin and cli: on demand.
