@@ -56,7 +56,14 @@ async def test_every_service_reports_and_a_stalled_receiver_is_a_backlog(
         assert r.status == 401
         assert (await r.json())["code"] == "unauthorized"
 
-    status = await _status(http, platform)
+    # The workers' first heartbeats carry their sweepers' first passes (a fresh platform: wait for them).
+    status = await _until(
+        lambda: _status(http, platform),
+        lambda s: all(
+            s["services"][name]["reachable"] and s["services"][name]["janitor"].get(janitor) is not None
+            for name, janitor in (("payments", "expiry"), ("providers", "refund-retries"))
+        ),
+    )
     assert status["object"] == "platform_status"
     assert status["mode"] == platform.mode
     assert set(status["services"]) == SERVICES

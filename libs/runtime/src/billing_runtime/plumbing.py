@@ -154,11 +154,6 @@ class Plumbing:
         if isinstance(self.bus, MemoryBus) and self.outbox is not None and self.run_relay:
             self.bus.outboxes[self.service] = (engine, self.outbox)
         try:
-            if self.heartbeats is not None:
-                self.heartbeat = Heartbeat(
-                    engine, self.heartbeats, role=self.role, interval=self.heartbeat_interval, details=self.details
-                )
-                tasks.append(asyncio.create_task(self.heartbeat.run(), name=f"{self.service}:heartbeat"))
             if self.outbox is not None and not self.run_relay:
                 self.notifier = Notifier(self.database_url, self.notify_channel)
                 tasks.append(
@@ -187,6 +182,12 @@ class Plumbing:
             for task in self._tasks:
                 running = asyncio.create_task(self._guard(task.name, task.factory), name=f"{self.service}:{task.name}")
                 (stoppable if task.stop is not None else tasks).append(running)
+            if self.heartbeats is not None:
+                # Started last: its first beat then carries the first passes the loops just began.
+                self.heartbeat = Heartbeat(
+                    engine, self.heartbeats, role=self.role, interval=self.heartbeat_interval, details=self.details
+                )
+                tasks.append(asyncio.create_task(self.heartbeat.run(), name=f"{self.service}:heartbeat"))
             watcher = asyncio.create_task(self._stop_when_draining(shutdown), name=f"{self.service}:stop")
             yield
         finally:
