@@ -34,6 +34,7 @@ from gateway.keys import (
     upstreams_key,
 )
 from gateway.metrics import GatewayMetrics
+from gateway.platform_status import add_status_routes
 from gateway.proxy import add_proxy_routes
 from gateway.ratelimit import RateLimiter
 from gateway.settings import Settings
@@ -147,6 +148,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.
     add_admin_routes(app)
     add_account_routes(app)
     add_reconciliation_routes(app)
+    add_status_routes(app)
     add_token_routes(app)
     add_docs_routes(app)
     add_proxy_routes(app)
