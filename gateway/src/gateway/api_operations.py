@@ -7,7 +7,7 @@ from __future__ import annotations
 from billing_contracts.openapi import Auth, Operation, Reply, path_param, query_int
 from billing_contracts.openapi.operations import HTML
 
-from gateway.responses import AccessToken, Health, Readiness, Tenant, TenantList, TenantWithSecret
+from gateway.responses import AccessToken, Health, PlatformStatus, Readiness, Tenant, TenantList, TenantWithSecret
 from gateway.schemas import TenantCreate, TenantUpdate, TokenRequest
 
 AUTH = "Authentication"
@@ -145,5 +145,14 @@ OPERATIONS = (
         ),
         "docs",
         problems=False,
+    ),
+    Operation(
+        "GET",
+        "/admin/status",
+        "The platform's background machinery at a glance",
+        OPERATIONS_TAG,
+        Auth.ADMIN,
+        (Reply(200, "Every service's queues, dead letters, outbox, processes and janitors.", PlatformStatus),),
+        "platformStatus",
     ),
 )

@@ -20,6 +20,7 @@ from billing_runtime.status import STATUS_PATH
 
 from gateway.admin import admin_only
 from gateway.keys import internal_signer_key, settings_key, upstreams_key
+from gateway.responses import PlatformStatus
 from gateway.upstreams import PAYMENTS, PROVIDERS, RECONCILIATION, WEBHOOKS
 
 SERVICES = (PAYMENTS, PROVIDERS, WEBHOOKS, RECONCILIATION)
@@ -30,13 +31,8 @@ async def platform_status(request: web.Request) -> web.Response:
     services = dict(zip(SERVICES, answers, strict=True))
     # Every service runs in the same mode; the gateway itself has no bus to tell it.
     modes = [answer["mode"] for answer in answers if answer.get("reachable") and "mode" in answer]
-    body = {
-        "object": "platform_status",
-        "generated_at": utcnow().isoformat(),
-        "mode": modes[0] if modes else None,
-        "services": services,
-    }
-    return web.json_response(body, headers={"Cache-Control": "no-store"})
+    body = PlatformStatus(generated_at=utcnow(), mode=modes[0] if modes else None, services=services)
+    return web.json_response(body.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
 
 
 async def _service_status(request: web.Request, name: str) -> dict[str, Any]:

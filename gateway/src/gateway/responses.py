@@ -4,7 +4,7 @@ document is generated from them (api_operations.py), so the two cannot differ.""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -54,3 +54,13 @@ class Readiness(_Response):
     status: Literal["ok", "unavailable", "draining"]
     # Each dependency's state (absent while draining).
     checks: dict[str, Literal["ok", "unavailable"]] | None = None
+
+
+class PlatformStatus(_Response):
+    """``GET /admin/status``: each service's own status as it answered (its queues, dead letters,
+    outbox, processes, janitors; see the gateway README), or ``{"reachable": false, "error"}``."""
+
+    object: Literal["platform_status"] = "platform_status"
+    generated_at: datetime
+    mode: Literal["embedded", "distributed"] | None
+    services: dict[str, dict[str, Any]]
