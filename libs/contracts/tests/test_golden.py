@@ -55,3 +55,14 @@ def test_observed_via_and_account_added_within_v1_default_for_old_samples() -> N
     new = parse_event((GOLDEN / "provider.payment.succeeded.v1.observed-account.json").read_text())
     assert (old.data.observed_via, old.data.account_id) == ("callback", None)
     assert (new.data.observed_via, new.data.account_id) == ("status_check", "pac_01jd0000000000000000000000")
+
+
+def test_capture_fields_added_within_v1_default_for_old_samples() -> None:
+    old = parse_event((GOLDEN / "payment.succeeded.v1.livemode-sequence.json").read_text())
+    new = parse_event((GOLDEN / "payment.succeeded.v1.manual-capture.json").read_text())
+    held = parse_event((GOLDEN / "provider.payment.authorized.v1.json").read_text())
+    assert (old.data.payment.capture_method, old.data.payment.amount_captured) == ("automatic", 0)
+    assert old.data.payment.authorization_expires_at is None
+    assert (new.data.payment.capture_method, new.data.payment.amount_captured) == ("manual", 3000)
+    assert held.event_type == "provider.payment.authorized"
+    assert held.data.authorization_expires_at is not None

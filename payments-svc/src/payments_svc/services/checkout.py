@@ -12,7 +12,7 @@ from payments_svc.db.models import Payment
 from payments_svc.db.repositories import PaymentRepository, payment_by_checkout_token
 from payments_svc.domain.errors import InvalidState, NotFound
 from payments_svc.domain.money import currency_of
-from payments_svc.domain.payment import PaymentStatus
+from payments_svc.domain.payment import CaptureMethod, PaymentStatus
 from payments_svc.services.payments import Actor, ensure_payable, record_status
 from payments_svc.services.providers import ProviderInfo, ProvidersPort, StartRequest
 from payments_svc.services.uow import PaymentsUnitOfWork
@@ -46,10 +46,18 @@ async def _allowed_providers(deps: CheckoutDeps, payment: Payment) -> list[Provi
     available = await deps.providers.available(payment.tenant_id, payment.currency, livemode=payment.livemode)
     if payment.livemode:
         available = [p for p in available if not is_test_provider(p.name, p)]
+    if payment.capture_method == CaptureMethod.MANUAL:
+        # Only a provider that can hold the funds for a later capture (Payme and Click cannot).
+        available = [p for p in available if p.manual_capture]
     if payment.allowed_providers is None:
         return available
     wanted = set(payment.allowed_providers)
     return [p for p in available if p.name in wanted]
+
+
+async def offered(deps: CheckoutDeps, payment: Payment) -> list[ProviderInfo]:
+    """The providers a payer of ``payment`` would be offered now (its mode, capture method, list)."""
+    return await _allowed_providers(deps, payment)
 
 
 async def checkout_view(deps: CheckoutDeps, token: str) -> dict[str, Any]:
@@ -106,6 +114,7 @@ async def pay(deps: CheckoutDeps, token: str, provider: str) -> str:
             return_url=f"{deps.checkout_base_url}/c/{token}/return",
             expires_at=payment.expires_at,
             customer=payment.customer,
+            capture_method=payment.capture_method,
         ),
         livemode=payment.livemode,
     )

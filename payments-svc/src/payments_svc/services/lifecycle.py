@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from billing_contracts.envelope import utcnow
-from billing_contracts.events import ProviderPaymentSucceededV1
+from billing_contracts.events import ProviderPaymentAuthorizedV1, ProviderPaymentSucceededV1
 from billing_runtime.inbox import inbox_row
 
 from payments_svc.db.models import Payment, inbox
@@ -21,7 +22,7 @@ from payments_svc.db.repositories import (
     was_consumed,
 )
 from payments_svc.domain.errors import InvalidState, NotFound
-from payments_svc.domain.payment import PaymentStatus
+from payments_svc.domain.payment import CANCELLABLE, PaymentStatus
 from payments_svc.metrics import PaymentMetrics
 from payments_svc.services.anomalies import ProviderOutcome, Refusal, record_anomaly, refusal
 from payments_svc.services.payments import Actor, record_status
@@ -46,9 +47,10 @@ async def cancel_payment(deps: LifecycleDeps, tenant_id: str, payment_id: str) -
         payment = await PaymentRepository(uow.session, tenant_id).get(payment_id)
     if payment is None:
         raise NotFound()
-    if payment.status not in (PaymentStatus.CREATED, PaymentStatus.PROVIDER_PENDING):
+    if payment.status not in CANCELLABLE:
         raise InvalidState(f"A payment in status {payment.status} cannot be cancelled.")
-    # Ask the provider first: once it holds the money the payment must not be called cancelled.
+    # Ask the provider first: once it holds the money the payment must not be called cancelled (an
+    # AUTHORIZED payment's hold is released there: the provider then takes nothing).
     held = payment.provider_transaction_id is not None
     if held and not await deps.providers.cancel(tenant_id, payment_id, livemode=payment.livemode):
         raise InvalidState("The provider has already taken this payment; it can no longer be cancelled.")
@@ -57,6 +59,7 @@ async def cancel_payment(deps: LifecycleDeps, tenant_id: str, payment_id: str) -
         assert locked is not None
         if locked.provider_transaction_id != payment.provider_transaction_id:
             raise InvalidState("The payer started paying meanwhile; retry the cancellation.")
+        locked.amount_capturable = 0
         record_status(uow, locked, PaymentStatus.CANCELLED, Actor("tenant"), deps.checkout_base_url)
         await uow.commit()
     return locked
@@ -115,25 +118,66 @@ def _count(deps: LifecycleDeps, found: Refusal | None) -> None:
 def _apply(
     uow: PaymentsUnitOfWork, payment: Payment, event: ProviderOutcome, checkout_base_url: str
 ) -> PaymentStatus | None:
-    """Queue what an acceptable outcome does to the payment as read (nothing unless it is pending);
-    the status it decides, if any."""
-    if payment.status != PaymentStatus.PROVIDER_PENDING:
-        return None
+    """Queue what an acceptable outcome does to the payment as read (nothing unless it is pending, or
+    authorized and captured or released); the status it decides, if any."""
     outcome = event.data
+    target = _target(payment, event)
+    if target is None:
+        return None
     payment.provider_reference = outcome.provider_reference or payment.provider_reference
     actor = Actor(f"provider:{outcome.provider}", outcome.failure_message)
-    if isinstance(event, ProviderPaymentSucceededV1):
-        record_status(uow, payment, PaymentStatus.SUCCEEDED, actor, checkout_base_url)
+    if target is PaymentStatus.AUTHORIZED:
+        # The hold lasts until the provider's time, or our default when it names none.
+        expires = outcome.authorization_expires_at or utcnow() + DEFAULT_AUTHORIZATION
+        payment.amount_capturable = outcome.amount
+        payment.authorization_expires_at = expires
+        # The sweeper releases the hold when it lapses (PAY-10's queue, restarted for this deadline).
+        payment.sweep_at = expires
+        payment.sweep_attempts = 0
+        actor = Actor(f"provider:{outcome.provider}", f"authorized {outcome.amount} {outcome.currency}")
+    elif target is PaymentStatus.SUCCEEDED:
+        payment.amount_captured = outcome.amount
+        payment.amount_capturable = 0
     else:
+        payment.amount_capturable = 0
         payment.failure_code = outcome.failure_code or "provider_declined"
         payment.failure_message = outcome.failure_message or "The provider declined the payment."
-        record_status(uow, payment, PaymentStatus.FAILED, actor, checkout_base_url)
+    record_status(uow, payment, target, actor, checkout_base_url)
     uow.write(payment_update(payment, OUTCOME_COLUMNS))
-    return PaymentStatus(payment.status)
+    return target
+
+
+def _target(payment: Payment, event: ProviderOutcome) -> PaymentStatus | None:
+    """Where an acceptable outcome moves the payment as read (None: nowhere, it is past it)."""
+    status = payment.status
+    if isinstance(event, ProviderPaymentAuthorizedV1):
+        return PaymentStatus.AUTHORIZED if status == PaymentStatus.PROVIDER_PENDING else None
+    if status not in (PaymentStatus.PROVIDER_PENDING, PaymentStatus.AUTHORIZED):
+        return None
+    if isinstance(event, ProviderPaymentSucceededV1):
+        return PaymentStatus.SUCCEEDED
+    # A hold that the provider dropped (it lapsed, or was released there) took nothing: EXPIRED.
+    return PaymentStatus.EXPIRED if status == PaymentStatus.AUTHORIZED else PaymentStatus.FAILED
+
+
+# How long a hold lasts when the provider names no time (Stripe's 7 days).
+DEFAULT_AUTHORIZATION = timedelta(days=7)
 
 
 # What an outcome changes on a payment (``record_status`` stamps the first three).
-OUTCOME_COLUMNS = ("status", "updated_at", "sequence", "provider_reference", "failure_code", "failure_message")
+OUTCOME_COLUMNS = (
+    "status",
+    "updated_at",
+    "sequence",
+    "provider_reference",
+    "failure_code",
+    "failure_message",
+    "amount_capturable",
+    "amount_captured",
+    "authorization_expires_at",
+    "sweep_at",
+    "sweep_attempts",
+)
 
 
 @dataclass(frozen=True)
@@ -145,7 +189,8 @@ class ExpiryPass:
 
 
 async def expire_due(deps: LifecycleDeps, batch: int = 100) -> ExpiryPass:
-    """Expire overdue payments; one that a provider may still be capturing is left to its callback.
+    """Expire overdue payments, and AUTHORIZED ones whose hold lapsed (released at the provider first);
+    one that a provider may still be capturing (or captured) is left to its callback.
 
     The batch is claimed by pushing each payment's next attempt back (further every time), so a
     payment that could not be expired now waits its turn behind the rest, and no set of payments a
@@ -164,14 +209,22 @@ async def expire_due(deps: LifecycleDeps, batch: int = 100) -> ExpiryPass:
                 continue
         async with deps.uow() as uow:
             payment = await PaymentRepository(uow.session, tenant_id).get(payment_id, for_update=True)
-            if payment is None or payment.status not in (PaymentStatus.CREATED, PaymentStatus.PROVIDER_PENDING):
+            if payment is None or payment.status not in CANCELLABLE:
                 continue
-            if payment.provider_transaction_id != provider_txn:
+            if payment.provider_transaction_id != provider_txn or not _due(payment, utcnow()):
                 continue
+            payment.amount_capturable = 0
             record_status(uow, payment, PaymentStatus.EXPIRED, Actor("sweeper"), deps.checkout_base_url)
             await uow.commit()
             expired += 1
     return ExpiryPass(len(candidates), expired)
+
+
+def _due(payment: Payment, now: datetime) -> bool:
+    """Whether the payment is past its deadline: its hold's while AUTHORIZED, else its own."""
+    if payment.status == PaymentStatus.AUTHORIZED:
+        return payment.authorization_expires_at is not None and payment.authorization_expires_at <= now
+    return payment.expires_at <= now
 
 
 async def sweep_overdue(deps: LifecycleDeps, batch: int = 100) -> int:

@@ -26,6 +26,7 @@ from billing_contracts.events.payments import (
     PAYMENT_EVENTS,
     Customer,
     DisputeSnapshot,
+    PaymentAuthorizedV1,
     PaymentCancelledV1,
     PaymentCreatedV1,
     PaymentData,
@@ -37,6 +38,7 @@ from billing_contracts.events.payments import (
 )
 from billing_contracts.events.providers import (
     PROVIDER_EVENTS,
+    ProviderPaymentAuthorizedV1,
     ProviderPaymentFailedV1,
     ProviderPaymentOutcome,
     ProviderPaymentSucceededV1,
@@ -69,12 +71,14 @@ from billing_contracts.events.webhooks import (
 AnyEvent = Annotated[
     PaymentCreatedV1
     | PaymentPendingV1
+    | PaymentAuthorizedV1
     | PaymentSucceededV1
     | PaymentFailedV1
     | PaymentExpiredV1
     | PaymentCancelledV1
     | ProviderPaymentSucceededV1
     | ProviderPaymentFailedV1
+    | ProviderPaymentAuthorizedV1
     | EndpointDisabledV1
     | ProviderAnomalyRecordedV1
     | PaymentAnomalyRecordedV1
@@ -133,6 +137,7 @@ __all__ = [
     "EndpointDisabledData",
     "EndpointDisabledV1",
     "PaymentAnomalyRecordedV1",
+    "PaymentAuthorizedV1",
     "PaymentCancelledV1",
     "PaymentCreatedV1",
     "PaymentData",
@@ -144,6 +149,7 @@ __all__ = [
     "ProviderAnomalyRecordedV1",
     "ProviderDispute",
     "ProviderDisputeUpdatedV1",
+    "ProviderPaymentAuthorizedV1",
     "ProviderPaymentFailedV1",
     "ProviderPaymentOutcome",
     "ProviderPaymentSucceededV1",

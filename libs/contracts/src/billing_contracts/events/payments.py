@@ -78,6 +78,14 @@ class PaymentSnapshot(BaseModel):
     amount_disputed: int = 0
     # The payment's latest dispute (the one opened last), or None.
     dispute: DisputeSnapshot | None = None
+    # Manual capture (two-stage payments; optional within v1, the defaults those of a payment written
+    # before it): ``automatic`` or ``manual``; what an AUTHORIZED payment holds for capture (0 otherwise);
+    # what was captured (``amount`` once an automatic payment succeeded; refunds are bounded by it); and
+    # when the provider's hold lapses (None unless the payment was ever AUTHORIZED).
+    capture_method: str = "automatic"
+    amount_capturable: int = 0
+    amount_captured: int = 0
+    authorization_expires_at: datetime | None = None
 
 
 class PaymentData(BaseModel):
@@ -103,6 +111,13 @@ class PaymentPendingV1(_PaymentEvent):
     """The payer chose a provider; the payment waits for the provider's answer."""
 
     event_type: Literal["payment.pending"] = "payment.pending"
+
+
+class PaymentAuthorizedV1(_PaymentEvent):
+    """The provider holds the payer's funds for a manual-capture payment: the tenant captures (all or
+    part of ``amount_capturable``) or cancels it before ``authorization_expires_at``."""
+
+    event_type: Literal["payment.authorized"] = "payment.authorized"
 
 
 class PaymentSucceededV1(_PaymentEvent):
@@ -132,6 +147,7 @@ class PaymentCancelledV1(_PaymentEvent):
 PAYMENT_EVENTS: tuple[type[_PaymentEvent], ...] = (
     PaymentCreatedV1,
     PaymentPendingV1,
+    PaymentAuthorizedV1,
     PaymentSucceededV1,
     PaymentFailedV1,
     PaymentExpiredV1,
