@@ -89,6 +89,10 @@ def to_transaction(row: ProviderTransactionRow | SimpleNamespace) -> Transaction
         updated_at=row.updated_at,
         livemode=bool(row.livemode),
         account_id=row.account_id,
+        capture_method=row.capture_method,
+        authorized_at=row.authorized_at,
+        authorization_expires_at=row.authorization_expires_at,
+        captured_amount=row.captured_amount,
     )
 
 
@@ -106,6 +110,7 @@ class NewTransaction:
     livemode: bool = False
     # The provider account it is paid through (None for the sandbox).
     account_id: str | None = None
+    capture_method: str = "automatic"
 
 
 class TenantTransactionRepository:
@@ -133,6 +138,7 @@ class TenantTransactionRepository:
                 "currency": new.currency,
                 "livemode": new.livemode,
                 "account_id": new.account_id,
+                "capture_method": new.capture_method,
                 "status": TransactionStatus.PENDING.value,
                 "order_id": new.order_id,
                 "description": new.description,
@@ -211,6 +217,7 @@ def settle_update(
     failure_code: str | None,
     failure_message: str | None,
     now: datetime,
+    captured_amount: int | None = None,
 ) -> UpdateRows:
     """The write that moves a pending transaction to its final ``status`` (PRV-3: only while pending),
     for ``uow.write``."""
@@ -220,10 +227,27 @@ def settle_update(
         "failure_message": failure_message,
         "updated_at": now,
     }
+    if captured_amount is not None:
+        values["captured_amount"] = captured_amount
     if provider_reference is not None:
         values["provider_reference"] = provider_reference
     return UpdateRows(
         table_of(ProviderTransactionRow), {"id": txn_id, "status": TransactionStatus.PENDING.value}, values
+    )
+
+
+def authorize_update(
+    txn_id: str, *, expires_at: datetime | None, provider_reference: str | None, now: datetime
+) -> UpdateRows:
+    """The write that records a pending transaction's funds as held (under the caller's guard that the
+    transaction is as read: pending, not yet authorized)."""
+    values: dict[str, Any] = {"authorized_at": now, "authorization_expires_at": expires_at, "updated_at": now}
+    if provider_reference is not None:
+        values["provider_reference"] = provider_reference
+    return UpdateRows(
+        table_of(ProviderTransactionRow),
+        {"id": txn_id, "status": TransactionStatus.PENDING.value},
+        values,
     )
 
 
@@ -311,6 +335,20 @@ class SandboxChargeRepository:
                 "created_at": now,
             },
         )
+
+    async def move(self, txn_id: str, current: str, target: str, *, captured_amount: int | None = None) -> bool:
+        """``current`` → ``target`` (a hold captured or released), guarded: False when the charge is not
+        ``current`` (decided otherwise meanwhile)."""
+        values: dict[str, Any] = {"outcome": target}
+        if captured_amount is not None:
+            values["captured_amount"] = captured_amount
+        result = await self._session.execute(
+            update(SandboxChargeRow)
+            .where(SandboxChargeRow.transaction_id == txn_id, SandboxChargeRow.outcome == current)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def get(self, txn_id: str) -> SandboxChargeRow | None:
         stmt = select(SandboxChargeRow).where(SandboxChargeRow.transaction_id == txn_id)
