@@ -51,7 +51,7 @@ def upsert_payment(snapshot: PaymentSnapshot, tenant_id: str, first_check: timed
         tenant_id=tenant_id,
         livemode=snapshot.livemode,
         status=snapshot.status,
-        amount=snapshot.amount,
+        amount=paid_amount(snapshot),
         currency=snapshot.currency,
         amount_refunded=snapshot.amount_refunded,
         provider=snapshot.provider,
@@ -94,6 +94,15 @@ def upsert_payment(snapshot: PaymentSnapshot, tenant_id: str, first_check: timed
         ex.succeeded_at.is_not(None), or_(table.c.succeeded_at.is_(None), table.c.succeeded_at > ex.succeeded_at)
     )
     return stmt.on_conflict_do_update(index_elements=["id"], set_=values, where=or_(newer, earlier_paid))
+
+
+def paid_amount(snapshot: PaymentSnapshot) -> int:
+    """The money a payment is about at its provider: what a manual capture took once captured (a
+    partial capture released the rest, and the provider's statement shows what it took), else its
+    amount (an automatic payment takes all of it; an AUTHORIZED one holds all of it)."""
+    if snapshot.capture_method == "manual" and snapshot.status in _PAID:
+        return snapshot.amount_captured
+    return snapshot.amount
 
 
 def upsert_refund(snapshot: RefundSnapshot, tenant_id: str, first_check: timedelta) -> Insert:
