@@ -17,8 +17,8 @@ from billing_runtime.testing import create_test_database, drop_test_database, tr
 from payments_svc.app import create_app
 from payments_svc.db.models import metadata
 from payments_svc.services.providers import (
-    CaptureRequest,
     Captured,
+    CaptureRequest,
     ProviderInfo,
     RefundCheck,
     StartedPayment,

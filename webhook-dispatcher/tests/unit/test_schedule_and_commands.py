@@ -125,7 +125,6 @@ class TestFilters:
         assert matches(["payment.created"], "payment.created")
         assert not matches(["payment.created"], "payment.failed")
 
-
     def test_payment_authorized_is_a_public_type_forwarded_from_payments(self) -> None:
         assert "payment.authorized" in PUBLIC_EVENT_TYPES
         assert "payments.payment.authorized.*" in binding_keys()
