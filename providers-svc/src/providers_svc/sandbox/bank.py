@@ -25,7 +25,7 @@ from billing_runtime.outbox import wait_or_timeout
 from providers_svc.adapters.base import StatusResult
 from providers_svc.adapters.sandbox import FAILURE_MESSAGES, SIGNATURE_HEADER, sign
 from providers_svc.db.models import SandboxChargeRow
-from providers_svc.db.repositories import ChargeDecision, DueCallback, SandboxChargeRepository
+from providers_svc.db.sandbox_charges import ChargeDecision, DueCallback, SandboxChargeRepository
 from providers_svc.domain.transactions import Transaction, TransactionStatus
 from providers_svc.metrics import ProvidersMetrics
 from providers_svc.services.uow import UowFactory
