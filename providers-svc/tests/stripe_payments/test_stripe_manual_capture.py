@@ -122,3 +122,22 @@ class TestManualCaptureAtStripe:
         assert after["status"] == "succeeded"
         events = payment_side(await db_read("outbox"))
         assert events[-1]["event_type"] == "provider.payment.succeeded"
+
+    async def test_a_hold_of_a_payment_closed_meanwhile_is_released(
+        self, shop: StripeShop, db_read: Any, engine: Any
+    ) -> None:
+        from providers_svc.db.models import ProviderTransactionRow
+        from sqlalchemy import update
+
+        started = await shop.start(capture_method="manual")
+        assert (await shop.pay(started, "visa")).status == 303
+        intent = await intent_at_fake(shop, started["provider_reference"])
+        async with engine.begin() as conn:
+            await conn.execute(
+                update(ProviderTransactionRow)
+                .where(ProviderTransactionRow.id == started["provider_transaction_id"])
+                .values(status="cancelled")
+            )
+        assert (await shop.send(stripe_event("payment_intent.amount_capturable_updated", intent))).status == 200
+        assert (await intent_at_fake(shop, started["provider_reference"]))["status"] == "canceled"
+        assert payment_side(await db_read("outbox")) == []

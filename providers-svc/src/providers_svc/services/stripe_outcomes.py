@@ -177,8 +177,9 @@ class _IntentEvent:
             # Not newer than what we applied: the intent as it is now decides, not this old picture.
             intent = await self.adapter.api.payment_intent(intent_id)
             seen_at = state.status_at
-        if intent.get("status") == AUTHORISED and self.txn.manual:
-            # The payment's own manual capture: the funds are held for the tenant to capture.
+        if intent.get("status") == AUTHORISED and self.txn.manual and self.txn.status is TransactionStatus.PENDING:
+            # The payment's own manual capture: the funds are held for the tenant to capture (a hold of a
+            # transaction closed meanwhile is released below, as an account's manual capture is).
             await self.unit.stripe.save_intent_state(
                 self.txn.id, IntentState(intent_id, AUTHORISED, seen_at, None, None), self.now
             )
