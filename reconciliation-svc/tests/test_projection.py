@@ -48,14 +48,16 @@ class TestManualCapture:
         manual = {"provider": "sandbox", "capture_method": "manual"}
         held = payment_snapshot(status="AUTHORIZED", sequence=3, amount_capturable=5000, **manual)
         await publish(PaymentAuthorizedV1(tenant_id="ten_a", data={"payment": held}))
-        [row] = await rows("SELECT status, amount FROM recon_payments")
+        [row] = await rows("SELECT status, amount, next_check_at FROM recon_payments")
         assert (row.status, row.amount) == ("AUTHORIZED", 5000)
+        # A hold is on the janitor's clock: a capture lost before our commit is found by its sync.
+        assert row.next_check_at == NOW + timedelta(minutes=5)
         taken = payment_snapshot(
             status="SUCCEEDED", sequence=4, amount_captured=3000, updated_at=NOW + timedelta(minutes=1), **manual
         )
         await publish(PaymentSucceededV1(tenant_id="ten_a", data={"payment": taken}))
-        [row] = await rows("SELECT status, amount FROM recon_payments")
-        assert (row.status, row.amount) == ("SUCCEEDED", 3000)
+        [row] = await rows("SELECT status, amount, next_check_at FROM recon_payments")
+        assert (row.status, row.amount, row.next_check_at) == ("SUCCEEDED", 3000, None)
 
     async def test_the_providers_authorization_is_taken_without_breaking(self, publish, count) -> None:
         outcome = {
