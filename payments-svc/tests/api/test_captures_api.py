@@ -178,6 +178,13 @@ class TestCapture:
         events = await _events(client, auth, "payment.succeeded")
         assert events[0]["data"]["payment"]["amount_captured"] == 5000
 
+    async def test_no_body_captures_everything(self, client, auth, authorized) -> None:
+        payment = await authorized()
+        headers = auth(**{"Idempotency-Key": "cap-nobody"})
+        response = await client.post(f"/v1/payments/{payment['id']}/capture", headers=headers)
+        assert response.status == 200, await response.text()
+        assert (await response.json())["amount_captured"] == 5000
+
     async def test_partial_capture(self, authorized, capture) -> None:
         payment = await authorized()
         body = await (await capture(payment, {"amount": 3000})).json()

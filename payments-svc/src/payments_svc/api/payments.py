@@ -88,7 +88,8 @@ async def capture(request: web.Request) -> web.Response:
     tenant_id = require_tenant(request)
     payment_id = _payment_id(request)
     key = idempotency_key(request)
-    body = await read_json_object(request)
+    # No body captures everything, as Stripe's capture does; a body must be a JSON object.
+    body = await read_json_object(request) if request.can_read_body else {}
     cmd = parse(CaptureCreate, body)
     deps = request.app[lifecycle_deps_key]
     moved: list[Payment] = []
