@@ -141,3 +141,70 @@ class TestManualCaptureAtStripe:
         assert (await shop.send(stripe_event("payment_intent.amount_capturable_updated", intent))).status == 200
         assert (await intent_at_fake(shop, started["provider_reference"]))["status"] == "canceled"
         assert payment_side(await db_read("outbox")) == []
+
+
+class TestManualCaptureWithCheckoutSession:
+    """localstripe has no Checkout Sessions: the session and its intent's events are built by hand and
+    signed as Stripe signs them."""
+
+    async def test_a_completed_session_only_holds_and_the_intent_authorizes(
+        self, shop: StripeShop, db_read: Any, engine: Any
+    ) -> None:
+        import secrets
+        from datetime import UTC, datetime, timedelta
+
+        from providers_svc.db.models import ProviderTransactionRow
+        from sqlalchemy import insert
+
+        ptx, session = f"ptx_test{secrets.token_hex(8)}", f"cs_test_{secrets.token_hex(8)}"
+        now = datetime.now(UTC)
+        async with engine.begin() as conn:
+            await conn.execute(
+                insert(ProviderTransactionRow).values(
+                    id=ptx,
+                    tenant_id=TENANT,
+                    payment_id=f"pay_{secrets.token_hex(8)}",
+                    provider="stripe",
+                    amount=5000,
+                    currency="USD",
+                    livemode=False,
+                    status="pending",
+                    capture_method="manual",
+                    provider_reference=session,
+                    redirect_url=f"https://checkout.stripe.com/c/pay/{session}",
+                    account_id=shop.account_id,
+                    expires_at=now + timedelta(minutes=30),
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        intent_id = f"pi_test{secrets.token_hex(6)}"
+        completed = {
+            "id": session,
+            "object": "checkout.session",
+            "client_reference_id": ptx,
+            "metadata": {"transaction_id": ptx},
+            "amount_total": 5000,
+            "currency": "usd",
+            "status": "complete",
+            "payment_status": "unpaid",
+            "payment_intent": intent_id,
+        }
+        assert (await shop.send(stripe_event("checkout.session.completed", completed))).status == 200
+        assert payment_side(await db_read("outbox")) == []
+        held = {
+            "id": intent_id,
+            "object": "payment_intent",
+            "status": "requires_capture",
+            "amount": 5000,
+            "amount_capturable": 5000,
+            "currency": "usd",
+            "capture_method": "manual",
+            "metadata": {"transaction_id": ptx},
+        }
+        resp = await shop.send(stripe_event("payment_intent.amount_capturable_updated", held))
+        assert resp.status == 200, await resp.text()
+        [event] = payment_side(await db_read("outbox"))
+        assert (event["event_type"], event["data"]["provider_reference"]) == ("provider.payment.authorized", intent_id)
+        txn = await transaction(db_read, ptx)
+        assert (txn["status"], txn["provider_reference"]) == ("pending", intent_id)
