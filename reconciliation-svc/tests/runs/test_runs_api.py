@@ -69,7 +69,13 @@ class TestCreateRun:
         }
         assert done["error"] is None
         assert done["started_at"] is not None and done["finished_at"] is not None
-        metrics = await (await api.get("/metrics", headers=admin)).text()
+        # The run's metrics are counted by the worker just after it committed the run's end, which the
+        # API may show first: wait for them.
+        for _ in range(100):
+            metrics = await (await api.get("/metrics", headers=admin)).text()
+            if 'reconciliation_runs_total{provider="click",state="succeeded"} 1.0' in metrics:
+                break
+            await asyncio.sleep(0.05)
         assert 'reconciliation_discrepancies_found_total{kind="amount_mismatch",provider="click"} 1.0' in metrics
         assert 'reconciliation_runs_total{provider="click",state="succeeded"} 1.0' in metrics
         assert 'reconciliation_lines_matched_total{provider="click"} 4.0' in metrics
