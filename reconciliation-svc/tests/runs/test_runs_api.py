@@ -3,6 +3,7 @@ its progress and summary; bad input is a 422 naming the field and queues nothing
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -25,8 +26,6 @@ async def _until_done(api, admin, run_id: str) -> dict:  # type: ignore[no-untyp
         if body["state"] in ("succeeded", "failed"):
             return body  # type: ignore[no-any-return]
         assert datetime.now(UTC) < deadline, body
-        import asyncio
-
         await asyncio.sleep(0.05)
 
 
