@@ -82,11 +82,13 @@ class BillingClient:
                 if delay is None:
                     raise self._sending.network_error(call, exc, attempt + 1) from exc
             else:
-                if response.status_code == 401 and token is not None and not refreshed:
-                    # Once: a token refused right after a refresh means the credentials are refused.
-                    refreshed = True
+                if response.status_code == 401 and token is not None:
+                    # A refused token is never used again; but the call is retried once only: a fresh
+                    # token refused too means the credentials themselves are refused.
                     self._tokens.invalidate(token)
-                    continue
+                    if not refreshed:
+                        refreshed = True
+                        continue
                 delay = self._sending.delay_after_response(call, attempt, response)
                 if delay is None:
                     return response
