@@ -56,7 +56,11 @@ class Script:
         if request.path == "/v1/auth/token":
             self.token_requests += 1
             return web.json_response(
-                {"access_token": fake_jwt(self.token_lifetime), "token_type": "Bearer", "expires_in": self.token_lifetime}
+                {
+                    "access_token": fake_jwt(self.token_lifetime),
+                    "token_type": "Bearer",
+                    "expires_in": self.token_lifetime,
+                }
             )
         self.requests.append((time.monotonic(), request.method, request.path, dict(request.headers)))
         step = self.steps.pop(0) if self.steps else Step(body=PAYMENT)

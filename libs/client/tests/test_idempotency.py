@@ -48,12 +48,14 @@ class TestIdempotentCreate:
         from .support import pay_at_sandbox, wait_for_status
 
         await pay_at_sandbox(tenant, payment)
-        async with proxying(tenant.gateway_url) as proxy:
-            async with AsyncBillingClient(proxy.url, tenant.app_name, tenant.secret) as client:
-                await wait_for_status(client, payment.id, "SUCCEEDED")
-                proxy.drop_next.add(("POST", f"/v1/payments/{payment.id}/refunds"))
-                refund = await client.refunds.create(payment.id, amount=1000)
-                refunds = [r.id async for r in client.refunds.list(payment.id)]
+        async with (
+            proxying(tenant.gateway_url) as proxy,
+            AsyncBillingClient(proxy.url, tenant.app_name, tenant.secret) as client,
+        ):
+            await wait_for_status(client, payment.id, "SUCCEEDED")
+            proxy.drop_next.add(("POST", f"/v1/payments/{payment.id}/refunds"))
+            refund = await client.refunds.create(payment.id, amount=1000)
+            refunds = [r.id async for r in client.refunds.list(payment.id)]
         assert refunds == [refund.id]
 
     async def test_the_callers_own_key_replays_the_first_answer(self, client: AsyncBillingClient) -> None:

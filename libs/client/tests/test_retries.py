@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 from billing_client import (
@@ -80,10 +80,12 @@ class TestServerErrors:
         assert (raised.value.status, raised.value.code, raised.value.request_id) == (500, "internal_error", "req_fake")
 
     async def test_max_retries_zero_tries_once(self) -> None:
-        async with scripted(Step(503, problem(503, "unavailable"))) as s:
-            async with AsyncBillingClient(s.url, "shop", "secret", max_retries=0) as c:
-                with pytest.raises(ServiceUnavailableError):
-                    await c.payments.retrieve("pay_1")
+        async with (
+            scripted(Step(503, problem(503, "unavailable"))) as s,
+            AsyncBillingClient(s.url, "shop", "secret", max_retries=0) as c,
+        ):
+            with pytest.raises(ServiceUnavailableError):
+                await c.payments.retrieve("pay_1")
         assert len(s.requests) == 1
 
 
@@ -161,9 +163,8 @@ class TestSyncClient:
     async def test_the_sync_client_follows_the_same_policy(self) -> None:
         steps = [Step(429, problem(429, "rate_limited"), {"Retry-After": "1"}), Step(500, problem(500, "x"))]
         async with scripted(*steps, Step(404, problem(404, "not_found"))) as s:
-            with BillingClient(s.url, "shop", "secret", retry_policy=FAST) as c:
-                with pytest.raises(NotFoundError) as raised:
-                    await asyncio.to_thread(c.payments.retrieve, "pay_1")
+            with BillingClient(s.url, "shop", "secret", retry_policy=FAST) as c, pytest.raises(NotFoundError) as raised:
+                await asyncio.to_thread(c.payments.retrieve, "pay_1")
         assert raised.value.code == "not_found"
         times = [t for t, *_ in s.requests]
         assert len(times) == 3 and times[1] - times[0] >= 0.95

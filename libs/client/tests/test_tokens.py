@@ -32,11 +32,13 @@ class FakeClock:
 
 class TestConcurrentCallers:
     async def test_twenty_tasks_share_one_exchange(self, tenant: Tenant) -> None:
-        async with proxying(tenant.gateway_url) as proxy:
-            async with AsyncBillingClient(proxy.url, tenant.app_name, tenant.secret) as client:
-                pages = await asyncio.gather(*(client.events.list(limit=1).pages().__anext__() for _ in range(20)))
-                assert all(page.data == [] for page in pages)
-                await client.payments.create(amount=5000, currency="USD", order_id="o-1")
+        async with (
+            proxying(tenant.gateway_url) as proxy,
+            AsyncBillingClient(proxy.url, tenant.app_name, tenant.secret) as client,
+        ):
+            pages = await asyncio.gather(*(client.events.list(limit=1).pages().__anext__() for _ in range(20)))
+            assert all(page.data == [] for page in pages)
+            await client.payments.create(amount=5000, currency="USD", order_id="o-1")
         assert proxy.count(*TOKEN) == 1
         assert proxy.count("GET", "/v1/events") == 20
 
@@ -58,16 +60,18 @@ class TestConcurrentCallers:
 class TestExpiry:
     async def test_refreshed_five_minutes_before_expiry(self, tenant: Tenant) -> None:
         clock = FakeClock()
-        async with proxying(tenant.gateway_url) as proxy:
-            async with AsyncBillingClient(proxy.url, tenant.app_name, tenant.secret, clock=clock) as client:
-                await client.payments.list(limit=1).pages().__anext__()
-                # The platform's tokens live 24 h: reused up to 5 minutes before that...
-                clock.now += 86400 - REFRESH_MARGIN - 1
-                await client.payments.list(limit=1).pages().__anext__()
-                assert proxy.count(*TOKEN) == 1
-                # ... and exchanged again from then on.
-                clock.now += 2
-                await client.payments.list(limit=1).pages().__anext__()
+        async with (
+            proxying(tenant.gateway_url) as proxy,
+            AsyncBillingClient(proxy.url, tenant.app_name, tenant.secret, clock=clock) as client,
+        ):
+            await client.payments.list(limit=1).pages().__anext__()
+            # The platform's tokens live 24 h: reused up to 5 minutes before that...
+            clock.now += 86400 - REFRESH_MARGIN - 1
+            await client.payments.list(limit=1).pages().__anext__()
+            assert proxy.count(*TOKEN) == 1
+            # ... and exchanged again from then on.
+            clock.now += 2
+            await client.payments.list(limit=1).pages().__anext__()
         assert proxy.count(*TOKEN) == 2
 
     def test_the_sooner_of_expires_in_and_exp_counts(self) -> None:
@@ -81,27 +85,31 @@ class TestExpiry:
 
 class TestUnauthorized:
     async def test_a_401_refreshes_once_and_retries_once(self, tenant: Tenant) -> None:
-        async with proxying(tenant.gateway_url) as proxy:
-            async with AsyncBillingClient(proxy.url, tenant.app_name, tenant.secret) as client:
-                created = await client.payments.create(amount=5000, currency="USD", order_id="o-1")
-                proxy.forge_token_next.add(f"/v1/payments/{created.id}")
-                assert (await client.payments.retrieve(created.id)).id == created.id
+        async with (
+            proxying(tenant.gateway_url) as proxy,
+            AsyncBillingClient(proxy.url, tenant.app_name, tenant.secret) as client,
+        ):
+            created = await client.payments.create(amount=5000, currency="USD", order_id="o-1")
+            proxy.forge_token_next.add(f"/v1/payments/{created.id}")
+            assert (await client.payments.retrieve(created.id)).id == created.id
         assert [s.status for s in proxy.of("GET", f"/v1/payments/{created.id}")] == [401, 200]
         assert proxy.count(*TOKEN) == 2
 
     async def test_a_disabled_tenant_gets_authentication_error_after_one_refresh(self, tenant: Tenant) -> None:
-        async with proxying(tenant.gateway_url) as proxy:
-            async with AsyncBillingClient(proxy.url, tenant.app_name, tenant.secret) as client:
-                await client.payments.list(limit=1).pages().__anext__()
-                async with httpx.AsyncClient() as admin:
-                    r = await admin.patch(
-                        f"{tenant.gateway_url}/admin/tenants/{tenant.id}",
-                        json={"disabled": True},
-                        headers={"Authorization": f"Bearer {tenant.admin_token}"},
-                    )
-                    assert r.status_code == 200, r.text
-                with pytest.raises(AuthenticationError) as raised:
-                    await client.payments.retrieve("pay_0000000000000000")
+        async with (
+            proxying(tenant.gateway_url) as proxy,
+            AsyncBillingClient(proxy.url, tenant.app_name, tenant.secret) as client,
+        ):
+            await client.payments.list(limit=1).pages().__anext__()
+            async with httpx.AsyncClient() as admin:
+                r = await admin.patch(
+                    f"{tenant.gateway_url}/admin/tenants/{tenant.id}",
+                    json={"disabled": True},
+                    headers={"Authorization": f"Bearer {tenant.admin_token}"},
+                )
+                assert r.status_code == 200, r.text
+            with pytest.raises(AuthenticationError) as raised:
+                await client.payments.retrieve("pay_0000000000000000")
         assert raised.value.status == 401 and raised.value.code
         # The refused token, then one exchange (refused too): no loop.
         assert proxy.count("GET", "/v1/payments/pay_0000000000000000") == 1
@@ -117,11 +125,13 @@ class TestUnauthorized:
         from .scripted import Step, problem
 
         steps = [Step(401, problem(401, "invalid_token")), Step(401, problem(401, "invalid_token"))]
-        async with scripted(*steps, Step(404, problem(404, "not_found"))) as s:
-            async with AsyncBillingClient(s.url, "shop", "secret") as client:
-                with pytest.raises(AuthenticationError):
-                    await client.payments.retrieve("pay_1")
-                # The next call starts afresh (the one after it would be a 404).
-                with pytest.raises(NotFoundError):
-                    await client.payments.retrieve("pay_1")
+        async with (
+            scripted(*steps, Step(404, problem(404, "not_found"))) as s,
+            AsyncBillingClient(s.url, "shop", "secret") as client,
+        ):
+            with pytest.raises(AuthenticationError):
+                await client.payments.retrieve("pay_1")
+            # The next call starts afresh (the one after it would be a 404).
+            with pytest.raises(NotFoundError):
+                await client.payments.retrieve("pay_1")
         assert s.token_requests == 3
