@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
-from billing_client import AsyncBillingClient, Payment
+from billing_client import AsyncBillingClient, AsyncPager, Page, Payment
 
 
 @dataclass(frozen=True)
@@ -36,3 +37,12 @@ async def wait_for_status(client: AsyncBillingClient, payment_id: str, wanted: s
         if payment.status == wanted or time.monotonic() > deadline:
             return payment
         await asyncio.sleep(0.1)
+
+
+async def first_page(pager: AsyncPager[Any]) -> Page[Any]:
+    """One request of a list: its first page (the pager's generator closed at once)."""
+    pages = pager.pages()
+    try:
+        return await anext(pages)
+    finally:
+        await pages.aclose()  # type: ignore[attr-defined]
