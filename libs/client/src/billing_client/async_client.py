@@ -41,6 +41,8 @@ class AsyncBillingClient:
     ) -> None:
         policy = retry_policy or RetryPolicy(max_retries=max_retries)
         self._sending = Sending(base_url, policy, random.Random())
+        # A client of the caller's (its own transport, proxies, limits) is the caller's to close.
+        self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=timeout, headers={"User-Agent": USER_AGENT})
         self._token_call = token_call(app_name, secret)
         self._tokens = AsyncTokenCache(self._exchange, clock)
@@ -51,7 +53,8 @@ class AsyncBillingClient:
         self.events = AsyncEvents(self._send)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._owns_http:
+            await self._http.aclose()
 
     async def __aenter__(self) -> AsyncBillingClient:
         return self

@@ -28,6 +28,9 @@ class BillingClient:
 
     Exchanges ``app_name`` + ``secret`` for an access token when first needed and reuses it (see
     tokens.py); retries what is worth retrying up to ``max_retries`` times (see retries.py).
+    ``timeout`` (seconds) bounds each try; ``retry_policy`` overrides ``max_retries`` and sets the
+    backoff; ``http_client`` is an ``httpx.Client`` of yours (then ``timeout`` is its own, and closing
+    it is yours); ``clock`` is the monotonic clock token lifetimes are counted on.
     """
 
     def __init__(
@@ -44,6 +47,8 @@ class BillingClient:
     ) -> None:
         policy = retry_policy or RetryPolicy(max_retries=max_retries)
         self._sending = Sending(base_url, policy, random.Random())
+        # A client of the caller's (its own transport, proxies, limits) is the caller's to close.
+        self._owns_http = http_client is None
         self._http = http_client or httpx.Client(timeout=timeout, headers={"User-Agent": USER_AGENT})
         self._token_call = token_call(app_name, secret)
         self._tokens = TokenCache(self._exchange, clock)
@@ -54,7 +59,8 @@ class BillingClient:
         self.events = Events(self._send)
 
     def close(self) -> None:
-        self._http.close()
+        if self._owns_http:
+            self._http.close()
 
     def __enter__(self) -> BillingClient:
         return self
