@@ -32,6 +32,7 @@ RUN test -n "${SERVICE}" || { echo "--build-arg SERVICE=<service directory> is r
 COPY uv.lock pyproject.toml ./
 COPY libs/contracts/pyproject.toml libs/contracts/
 COPY libs/runtime/pyproject.toml libs/runtime/
+COPY libs/client/pyproject.toml libs/client/
 COPY gateway/pyproject.toml gateway/
 COPY payments-svc/pyproject.toml payments-svc/
 COPY providers-svc/pyproject.toml providers-svc/
