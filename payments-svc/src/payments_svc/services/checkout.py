@@ -52,13 +52,14 @@ async def _allowed_providers(deps: CheckoutDeps, payment: Payment) -> list[Provi
     return [p for p in available if p.name in wanted]
 
 
-async def checkout_view(deps: CheckoutDeps, token: str) -> dict[str, Any]:
-    """Nothing secret: no ids beyond the order reference, no tenant id, no provider transaction."""
+async def checkout_view(deps: CheckoutDeps, token: str) -> tuple[str, dict[str, Any]]:
+    """The payment's tenant id (for the gateway, never shown), and the view: nothing secret, no ids
+    beyond the order reference, no tenant id, no provider transaction."""
     payment = await _load(deps, token)
     payable = payment.status in (PaymentStatus.CREATED, PaymentStatus.PROVIDER_PENDING)
     providers = await _allowed_providers(deps, payment) if payable else []
     currency = currency_of(payment.currency)
-    return {
+    return payment.tenant_id, {
         "livemode": payment.livemode,
         "status": payment.status,
         "amount": payment.amount,
