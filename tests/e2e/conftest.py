@@ -157,6 +157,9 @@ def start_embedded(
     env = {f"{k}_PORT": str(v) for k, v in ports.items()}
     env.update(BILLING_DATA_DIR=str(data), PROVIDERS_SANDBOX_PENDING_DELAY="1", PAYMENTS_OUTBOX_POLL_INTERVAL="0.2")
     env.update(RELAXED_TOKEN_THROTTLES)
+    # No demo shop unless a test asks for it (BILLING_DEMO_PORT with it): its fixed default port would
+    # collide between platforms started side by side.
+    env["BILLING_DEMO"] = "false"
     env.update(extra_env or {})
     if admin is not None:
         env["BILLING_ADMIN_TOKEN"] = admin
