@@ -82,9 +82,9 @@
   }
 
   function focusGuard(onFocus) {
+    // Not aria-hidden: a focusable element hidden from assistive technology is an accessibility error.
     var guard = doc.createElement("div");
     guard.tabIndex = 0;
-    guard.setAttribute("aria-hidden", "true");
     guard.addEventListener("focus", onFocus);
     return guard;
   }
@@ -113,7 +113,8 @@
 
     var panel = doc.createElement("div");
     Object.assign(panel.style, {
-      position: "relative",
+      display: "flex",
+      flexDirection: "column",
       width: small ? "100%" : "min(480px, 100%)",
       height: small ? "100%" : "min(760px, 100%)",
       overflow: "hidden",
@@ -127,7 +128,17 @@
     frame.src = src;
     frame.title = label;
     frame.setAttribute("allow", "payment");
-    Object.assign(frame.style, {display: "block", width: "100%", height: "100%", border: "0"});
+    Object.assign(frame.style, {display: "block", flex: "1 1 auto", width: "100%", minHeight: "0", border: "0"});
+
+    // The close button sits in a bar of its own, so it never covers the page's content.
+    var bar = doc.createElement("div");
+    Object.assign(bar.style, {
+      display: "flex",
+      justifyContent: "flex-end",
+      flex: "0 0 auto",
+      padding: "4px",
+      borderBottom: "1px solid #e5e7eb"
+    });
 
     var button = doc.createElement("button");
     button.type = "button";
@@ -135,16 +146,15 @@
     button.setAttribute("aria-label", "Close checkout");
     button.textContent = "\u00d7";
     Object.assign(button.style, {
-      position: "absolute",
-      top: "8px",
-      right: "8px",
       width: "40px",
       height: "40px",
       border: "0",
       borderRadius: "50%",
-      background: "rgba(17, 24, 39, 0.75)",
+      background: "#374151",
       color: "#ffffff",
+      padding: "0",
       font: "24px/40px system-ui, sans-serif",
+      textAlign: "center",
       cursor: "pointer"
     });
     button.addEventListener("click", close);
@@ -152,7 +162,8 @@
     // Focus stays in the modal: tabbing past either end wraps to the other (the frame's own content
     // is tabbed through by the browser between the two).
     overlay.appendChild(focusGuard(function () { frame.focus(); }));
-    panel.appendChild(button);
+    bar.appendChild(button);
+    panel.appendChild(bar);
     panel.appendChild(frame);
     overlay.appendChild(panel);
     overlay.appendChild(focusGuard(function () { button.focus(); }));
