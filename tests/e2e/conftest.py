@@ -194,6 +194,29 @@ def embedded_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plat
     platform.stop()
 
 
+@pytest.fixture(scope="session")
+def embedded_demo_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """The embedded platform with its demo shop on a free port (``ports["demo"]``), once the shop's
+    tenant is set up (the banner is printed after that). Its data directory holds the log."""
+    demo = free_port()
+    platform = start_embedded(
+        tmp_path_factory.mktemp("embedded-demo"),
+        embedded_ports(),
+        secrets.token_urlsafe(24),
+        {"BILLING_DEMO": "true", "BILLING_DEMO_PORT": str(demo)},
+    )
+    platform.ports["demo"] = demo
+    try:
+        deadline = time.monotonic() + 60
+        while "Demo shop" not in platform.logs[-1].read_text(errors="replace"):
+            if time.monotonic() > deadline:
+                raise RuntimeError(platform.logs[-1].read_text(errors="replace")[-3000:])
+            time.sleep(0.2)
+        yield platform
+    finally:
+        platform.stop()
+
+
 @pytest.fixture
 def embedded_starter():  # type: ignore[no-untyped-def]
     """For tests that stop and restart the embedded platform themselves."""

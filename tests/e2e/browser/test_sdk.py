@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -22,8 +21,7 @@ from aiohttp import web
 from billing_runtime.testing import free_port
 from playwright.async_api import Browser, FrameLocator, Page, expect
 
-from ..conftest import Platform, TenantClient, embedded_ports, start_embedded
-from .conftest import CHROMIUM_ARGS, NewPage
+from .conftest import NewPage
 from .support import assert_accessible, axe_violations, screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -36,45 +34,42 @@ EVENTS = '[data-test-id="sdk-events"]'
 
 @dataclass
 class DemoShop:
-    platform: Platform
+    platform: Any  # tests/e2e/conftest.py Platform
     url: str
     origin: str
     data_dir: Path
 
-    def tenant_secret(self) -> tuple[str, str]:
-        stored = json.loads((self.data_dir / "secrets.json").read_text())
-        return stored["demo_app_name"], stored["demo_secret"]
+
+@pytest.fixture
+def demo_shop(embedded_demo_platform: Any) -> DemoShop:
+    origin = f"http://127.0.0.1:{embedded_demo_platform.ports['demo']}"
+    # The platform logs into its data directory, beside secrets.json.
+    return DemoShop(embedded_demo_platform, f"{origin}/demo", origin, embedded_demo_platform.logs[-1].parent)
 
 
-@pytest.fixture(scope="module")
-def demo_shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoShop]:
-    """A platform of this module's own, with the demo shop on a free port."""
-    data = tmp_path_factory.mktemp("embedded-demo")
-    port = free_port()
-    platform = start_embedded(
-        data, embedded_ports(), secrets.token_urlsafe(24), {"BILLING_DEMO": "true", "BILLING_DEMO_PORT": str(port)}
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while "Demo shop" not in platform.logs[-1].read_text(errors="replace"):  # set up once all listen
-            assert time.monotonic() < deadline, platform.logs[-1].read_text(errors="replace")[-3000:]
-            time.sleep(0.2)
-        origin = f"http://127.0.0.1:{port}"
-        yield DemoShop(platform, f"{origin}/demo", origin, data)
-    finally:
-        platform.stop()
+@dataclass
+class DemoBackend:
+    """The demo tenant as its backend sees it (to read its payments)."""
+
+    http: aiohttp.ClientSession
+    gateway_url: str
+    token: str
+
+    async def payment(self, payment_id: str) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        async with self.http.get(f"{self.gateway_url}/v1/payments/{payment_id}", headers=headers) as r:
+            assert r.status == 200, await r.text()
+            return dict(await r.json())
 
 
 @pytest.fixture
-async def demo_tenant(demo_shop: DemoShop, http: aiohttp.ClientSession) -> TenantClient:
-    """The demo tenant as its backend sees it (to read its payments)."""
-    app_name, secret = demo_shop.tenant_secret()
-    async with http.post(
-        f"{demo_shop.platform.gateway_url}/v1/auth/token", json={"app_name": app_name, "secret": secret}
-    ) as r:
+async def demo_tenant(demo_shop: DemoShop, http: aiohttp.ClientSession) -> DemoBackend:
+    stored = json.loads((demo_shop.data_dir / "secrets.json").read_text())
+    credentials = {"app_name": stored["demo_app_name"], "secret": stored["demo_secret"]}
+    gateway = demo_shop.platform.gateway_url
+    async with http.post(f"{gateway}/v1/auth/token", json=credentials) as r:
         assert r.status == 200, await r.text()
-        token = (await r.json())["access_token"]
-    return TenantClient(http, demo_shop.platform, app_name, token)
+        return DemoBackend(http, gateway, (await r.json())["access_token"])
 
 
 async def _events(page: Page) -> list[dict[str, Any]]:
@@ -98,13 +93,14 @@ def _payment_id(text: str) -> str:
 
 
 async def test_paid_in_the_modal_through_the_click_simulator_on_success_only_after_the_confirmation(
-    demo_shop: DemoShop, demo_tenant: TenantClient, new_page: NewPage
+    demo_shop: DemoShop, demo_tenant: DemoBackend, new_page: NewPage
 ) -> None:
     page = await new_page()
     frame = await _open_modal(page, demo_shop)
     payment_id = _payment_id(await page.locator('[data-test-id="payment-result"]').inner_text())
     src = await page.locator(IFRAME).get_attribute("src")
-    assert src is not None and "embedded=true" in src and f"origin={demo_shop.origin.replace(':', '%3A').replace('/', '%2F')}" in src
+    assert src is not None
+    assert src.endswith(f"?embedded=true&origin={quote(demo_shop.origin, safe='')}")
 
     # Choosing the provider opens its page in a new window; the modal stays, and waits.
     async with page.context.expect_page() as opened:
@@ -193,7 +189,7 @@ async def test_a_page_on_another_origin_cannot_frame_the_checkout(
         page = await context.new_page()
         page.on("console", lambda message: refusals.append(message.text))
         src = f"{checkout}/c/{token}?embedded=true&origin={other}"
-        await page.goto(f"{other}/frame?src={aiohttp.helpers.quote(src, safe='')}")
+        await page.goto(f"{other}/frame?src={quote(src, safe='')}")
         await page.wait_for_timeout(1_000)
         framed = page.frames[1]
         assert "Demo Shop" not in await framed.content()
