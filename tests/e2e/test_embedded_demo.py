@@ -1,7 +1,8 @@
 """The embedded mode's demo shop: its test tenant is created on the first start (through the gateway's
-admin API), kept in the secrets file and reused on every later start (its allowed origin following the
-demo's port), printed at every start unless BILLING_DEMO=false; the shop's backend creates a payment
-with the tenant's credentials and hands the browser the checkout token alone."""
+admin API; one registered by hand that the secrets file does not know is taken over), kept in the
+secrets file and reused on every later start (its allowed origin following the demo's port), printed
+at every start unless BILLING_DEMO=false; the shop's backend creates a payment with the tenant's
+credentials and hands the browser the checkout token alone."""
 
 from __future__ import annotations
 
@@ -57,19 +58,41 @@ async def test_demo_tenant_created_once_reused_and_paying(tmp_path: Path, embedd
     demo_port = free_port()
     demo = f"http://127.0.0.1:{demo_port}"
 
+    # BILLING_DEMO=false: no shop, no tenant, nothing said. Meanwhile someone registers "demo-shop"
+    # by hand, which the secrets file does not know (as after a lost file).
+    off = start_embedded(tmp_path, ports, ADMIN, {"BILLING_DEMO": "false", "BILLING_DEMO_PORT": str(demo_port)})
+    try:
+        banner = _banner(off.logs[-1])
+        assert "Demo shop" not in banner
+        async with aiohttp.ClientSession() as http:
+            with pytest.raises(aiohttp.ClientConnectionError):
+                await http.get(f"{demo}/demo")
+            body = {"app_name": "demo-shop", "display_name": "By hand"}
+            async with http.post(f"{gateway}/admin/tenants", json=body, headers=admin) as r:
+                assert r.status == 201
+                by_hand = await r.json()
+    finally:
+        assert off.stop() == {"embedded": 0}
+    assert "demo_secret" not in json.loads((tmp_path / "secrets.json").read_text())
+
+    # The first start with the shop takes that tenant over: a new secret, kept, and the demo's origin.
     first = start_embedded(tmp_path, ports, ADMIN, {"BILLING_DEMO": "true", "BILLING_DEMO_PORT": str(demo_port)})
     try:
         banner = _banner(first.logs[-1])
         app_name, secret = _demo_tenant(banner)
         assert app_name == "demo-shop"
+        assert secret != by_hand["secret"]
         assert f"{demo}/demo" in banner
         stored = json.loads((tmp_path / "secrets.json").read_text())
         assert (stored["demo_app_name"], stored["demo_secret"]) == (app_name, secret)
         tenant_id = stored["demo_tenant_id"]
+        assert tenant_id == by_hand["id"]
         async with aiohttp.ClientSession() as http:
             status, tenant = await _get(http, f"{gateway}/admin/tenants/{tenant_id}", headers=admin)
             assert status == 200
             assert (tenant["app_name"], tenant["livemode"], tenant["allowed_origins"]) == (app_name, False, [demo])
+            rotated = tenant["previous_secret_expires_at"]
+            assert rotated is not None  # the hand-made secret was rotated out
 
             # The page uses the SDK from the checkout's origin, and its CSP lets it frame that origin only.
             async with http.get(f"{demo}/demo") as r:
@@ -101,7 +124,7 @@ async def test_demo_tenant_created_once_reused_and_paying(tmp_path: Path, embedd
     finally:
         assert first.stop() == {"embedded": 0}
 
-    # A restart reuses the tenant and its secret; a new demo port becomes its allowed origin.
+    # A restart reuses the tenant and its secret (no new rotation); a new demo port becomes its origin.
     demo_port = free_port()
     demo = f"http://127.0.0.1:{demo_port}"
     second = start_embedded(tmp_path, ports, ADMIN, {"BILLING_DEMO": "true", "BILLING_DEMO_PORT": str(demo_port)})
@@ -110,19 +133,9 @@ async def test_demo_tenant_created_once_reused_and_paying(tmp_path: Path, embedd
         async with aiohttp.ClientSession() as http:
             status, tenants = await _get(http, f"{gateway}/admin/tenants", headers=admin)
             assert [(t["id"], t["allowed_origins"]) for t in tenants["data"]] == [(tenant_id, [demo])]
+            status, shown = await _get(http, f"{gateway}/admin/tenants/{tenant_id}", headers=admin)
+            assert shown["previous_secret_expires_at"] == rotated
             status, (_, created) = await _create(http, demo, demo)
             assert status == 201, created
     finally:
         assert second.stop() == {"embedded": 0}
-
-    # BILLING_DEMO=false: no shop, and its secret is not printed.
-    third = start_embedded(tmp_path, ports, ADMIN, {"BILLING_DEMO": "false", "BILLING_DEMO_PORT": str(demo_port)})
-    try:
-        banner = _banner(third.logs[-1])
-        assert "Demo shop" not in banner
-        assert secret not in banner
-        async with aiohttp.ClientSession() as http:
-            with pytest.raises(aiohttp.ClientConnectionError):
-                await http.get(f"{demo}/demo")
-    finally:
-        assert third.stop() == {"embedded": 0}

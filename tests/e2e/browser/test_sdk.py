@@ -112,6 +112,17 @@ async def test_paid_in_the_modal_through_the_click_simulator_on_success_only_aft
 
     # Before the simulator's confirmation: the payment is pending and the shop heard nothing.
     assert (await demo_tenant.payment(payment_id))["status"] == "PROVIDER_PENDING"
+    # Forged successes: from the shop's own window (not the checkout's origin), and from another frame
+    # of the checkout's origin (not the SDK's iframe). The SDK takes neither.
+    forged = "({type: 'billing-checkout:v1:status', status: 'SUCCEEDED'})"
+    await page.evaluate(f"window.postMessage({forged}, '*')")
+    await page.evaluate(
+        "src => new Promise(done => { const f = document.createElement('iframe');"
+        " f.title = 'other'; f.onload = done; f.src = src; document.body.appendChild(f); })",
+        src.replace("?", "/return?", 1),  # a page of the same payment, frameable by the shop
+    )
+    other = next(f for f in page.frames if "/return" in f.url)
+    await other.evaluate(f"parent.postMessage({forged}, '*')")
     await page.wait_for_timeout(2_000)  # more than one poll of the embedded page
     assert await _events(page) == []
 
