@@ -126,3 +126,12 @@ class TestAuthorized:
         token = fake_gateway.add(status="AUTHORIZED")
         html = await (await client.get(f"/c/{token}")).text()
         assert "Payment authorised" in html
+
+
+class TestReturnLink:
+    async def test_in_the_modal_the_way_back_leaves_the_modal(self, client: TestClient, fake_gateway: Any) -> None:
+        token = fake_gateway.add(status="SUCCEEDED", allowed_origins=[SHOP])
+        embedded = await (await client.get(f"/c/{token}", params={"embedded": "true", "origin": SHOP})).text()
+        assert 'href="https://shop.example/thanks" target="_top"' in embedded
+        plain = await (await client.get(f"/c/{token}")).text()
+        assert 'href="https://shop.example/thanks">' in plain

@@ -172,3 +172,12 @@ class TestCheckoutView:
         resp = await gateway.client.post("/v1/checkout/tok_0123456789abcdef/pay", json={"provider": "sandbox"})
         assert resp.status == 200
         assert payments.last.path_qs == "/v1/checkout/tok_0123456789abcdef/pay"
+
+    async def test_a_view_that_is_not_json_passes_through(self, gateway: Gateway, payments: FakeUpstream) -> None:
+        tenant = await gateway.create_tenant()
+        headers = {"Content-Type": "application/json", "X-Checkout-Tenant": tenant["id"]}
+        payments.reply("GET", "/v1/checkout/tok_0123456789abcdef", Reply(body=b"not json", headers=headers))
+        resp = await gateway.client.get("/v1/checkout/tok_0123456789abcdef")
+        assert resp.status == 200
+        assert await resp.read() == b"not json"
+        assert "X-Checkout-Tenant" not in resp.headers

@@ -62,6 +62,7 @@ class DemoShop:
         self.tenant: DemoTenant | None = None
         self.session: aiohttp.ClientSession | None = None
         self._token: tuple[str, float] | None = None
+        self._template = Template((files("billing_embedded") / "demo_shop.html").read_text())
         self.app = self._build_app()
 
     def _build_app(self) -> web.Application:
@@ -85,8 +86,7 @@ class DemoShop:
     async def _page(self, _request: web.Request) -> web.Response:
         nonce = secrets.token_urlsafe(18)
         checkout = str(URL(self.settings.checkout_url).origin())
-        template = Template((files("billing_embedded") / "demo_shop.html").read_text())
-        body = template.substitute(
+        body = self._template.substitute(
             nonce=nonce,
             sdk_url=html.escape(self.settings.checkout_url.rstrip("/") + "/checkout.js"),
             product=html.escape(PRODUCT_NAME),
