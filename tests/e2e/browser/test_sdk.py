@@ -1,7 +1,8 @@
 """The SDK in a browser, on the embedded mode's demo shop (its own origin, so the modal is really
 cross-origin): Pay opens the hosted checkout in a modal, the provider's page (Click's simulator) opens
 in a new window, and onSuccess fires on the shop's page only once the platform reports the payment
-SUCCEEDED, never before the simulator's confirmation; the close button and Escape call onClose and
+SUCCEEDED, never before the simulator's confirmation (nor on a forged message); a declined payment
+calls onFailure; the close button and Escape call onClose and
 give focus back; a page on an origin the tenant did not list cannot frame the checkout; the modal on a
 phone is accessible."""
 
@@ -138,6 +139,26 @@ async def test_paid_in_the_modal_through_the_click_simulator_on_success_only_aft
     assert [e["callback"] for e in await _events(page)] == ["onSuccess", "onClose"]
     # Focus is back where the payer left it.
     assert await page.evaluate("document.activeElement.id") == "pay"
+
+
+async def test_a_declined_payment_calls_on_failure_with_the_reason(
+    demo_shop: DemoShop, demo_tenant: DemoBackend, new_page: NewPage
+) -> None:
+    page = await new_page()
+    frame = await _open_modal(page, demo_shop)
+    payment_id = _payment_id(await page.locator('[data-test-id="payment-result"]').inner_text())
+    # The sandbox's decline fails the payment (Click's declines one attempt and leaves it payable).
+    async with page.context.expect_page() as opened:
+        await frame.get_by_role("button", name=re.compile("Sandbox")).click()
+    provider = await opened.value
+    await provider.get_by_role("button", name="Decline the card").click()
+    await expect(page.locator(EVENTS)).to_contain_text("onFailure", timeout=20_000)
+    payment = await demo_tenant.payment(payment_id)
+    assert payment["status"] == "FAILED"
+    assert await _events(page) == [
+        {"callback": "onFailure", "detail": {"status": "FAILED", "failure_message": payment["failure_message"]}}
+    ]
+    await expect(frame.get_by_role("heading", name="Payment failed")).to_be_visible()
 
 
 async def test_close_button_and_escape_call_on_close_and_focus_stays_in_the_modal(
