@@ -28,7 +28,7 @@ from billing_embedded.platform import DATABASES, EmbeddedConfig, build_apps, bui
 log = logging.getLogger("billing_embedded")
 
 
-def banner(config: EmbeddedConfig) -> str:
+def banner(config: EmbeddedConfig, demo_note: str = "") -> str:
     gw = config.gateway_url
     return f"""
   Billing platform (embedded mode) is running.
@@ -51,7 +51,7 @@ def banner(config: EmbeddedConfig) -> str:
     curl -s {gw}/admin/reconciliation/discrepancies -H 'Authorization: Bearer {config.admin_token}'
 
 {_webhooks_note(config)}
-  A test tenant's checkout offers the sandbox, and Payme, Click and Octo through their simulators (a UZS
+{demo_note}  A test tenant's checkout offers the sandbox, and Payme, Click and Octo through their simulators (a UZS
   payment): each simulator plays its provider against our real callback endpoint.
   The README walks through the rest of the money path. Ctrl-C stops it cleanly.
 """
@@ -79,12 +79,13 @@ async def set_up_demo(demo: DemoShop, config: EmbeddedConfig) -> str:
         )
     except (DemoTenantError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
         log.warning("the demo shop is off: its tenant could not be set up: %s", exc)
-        return "  Demo shop         off: its tenant could not be set up (see the log above).\n"
+        return "  Demo shop         off: its tenant could not be set up (see the log above).\n\n"
     demo.tenant = tenant
     return f"""  Demo shop         {demo.settings.url}  (BILLING_DEMO=false turns it off)
     its tenant      app name {tenant.app_name}, secret {tenant.secret}
                     (a test tenant; allowed origin {demo.settings.origin}; kept in {config.data_dir / "secrets.json"})
   Press Pay there: the SDK opens the checkout in a modal; pay with a simulator in the window it opens.
+
 """
 
 
@@ -114,7 +115,7 @@ async def run(server: DatabaseServer) -> None:
         async def ready() -> None:
             # Every service listens by now: the demo tenant is set up through the gateway's admin API.
             demo_note = await set_up_demo(demo, config) if demo is not None else ""
-            print(banner(config) + demo_note, flush=True)
+            print(banner(config, demo_note), flush=True)
             log.info("ready in %.1f s", time.monotonic() - began)
 
         try:
