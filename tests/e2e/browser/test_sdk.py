@@ -1,10 +1,10 @@
 """The SDK in a browser, on the embedded mode's demo shop (its own origin, so the modal is really
 cross-origin): Pay opens the hosted checkout in a modal, the provider's page (Click's simulator) opens
 in a new window, and onSuccess fires on the shop's page only once the platform reports the payment
-SUCCEEDED, never before the simulator's confirmation (nor on a forged message); a declined payment
-calls onFailure; the close button and Escape call onClose and
-give focus back; a page on an origin the tenant did not list cannot frame the checkout; the modal on a
-phone is accessible."""
+SUCCEEDED, never before the simulator's confirmation (nor on a forged message); a declined attempt
+brings the options back and tells the shop nothing, a cancelled payment calls onFailure; the close
+button and Escape call onClose and give focus back; a page on an origin the tenant did not list cannot
+frame the checkout; the modal on a phone is accessible."""
 
 from __future__ import annotations
 
@@ -55,6 +55,11 @@ class DemoBackend:
     http: aiohttp.ClientSession
     gateway_url: str
     token: str
+
+    async def cancel(self, payment_id: str) -> None:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        async with self.http.post(f"{self.gateway_url}/v1/payments/{payment_id}/cancel", headers=headers) as r:
+            assert r.status == 200, await r.text()
 
     async def payment(self, payment_id: str) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.token}"}
@@ -141,24 +146,35 @@ async def test_paid_in_the_modal_through_the_click_simulator_on_success_only_aft
     assert await page.evaluate("document.activeElement.id") == "pay"
 
 
-async def test_a_declined_payment_calls_on_failure_with_the_reason(
+async def test_a_declined_attempt_brings_the_options_back_and_a_cancel_calls_on_failure(
     demo_shop: DemoShop, demo_tenant: DemoBackend, new_page: NewPage
 ) -> None:
     page = await new_page()
     frame = await _open_modal(page, demo_shop)
     payment_id = _payment_id(await page.locator('[data-test-id="payment-result"]').inner_text())
-    # The sandbox's decline fails the payment (Click's declines one attempt and leaves it payable).
+    # A declined attempt leaves the payment payable (payments-svc's attempts): the modal says why and
+    # offers the other ways to pay; the shop hears nothing, since nothing is final.
     async with page.context.expect_page() as opened:
         await frame.get_by_role("button", name=re.compile("Sandbox")).click()
     provider = await opened.value
     await provider.get_by_role("button", name="Decline the card").click()
+    await expect(frame.get_by_text(re.compile("did not go through"))).to_be_visible(timeout=20_000)
+    await expect(frame.get_by_role("button", name=re.compile("Click"))).to_be_visible()
+    await expect(frame.get_by_role("button", name=re.compile("Sandbox"))).to_have_count(0)
+    assert (await demo_tenant.payment(payment_id))["status"] == "CREATED"
+    assert await _events(page) == []
+
+    # The shop's backend cancels the payment while the payer is at another provider: final, onFailure.
+    async with page.context.expect_page() as opened:
+        await frame.get_by_role("button", name=re.compile("Click")).click()
+    await (await opened.value).wait_for_url(re.compile(r"/simulators/click/pay/"))
+    await demo_tenant.cancel(payment_id)
     await expect(page.locator(EVENTS)).to_contain_text("onFailure", timeout=20_000)
     payment = await demo_tenant.payment(payment_id)
-    assert payment["status"] == "FAILED"
+    assert payment["status"] == "CANCELLED"
     assert await _events(page) == [
-        {"callback": "onFailure", "detail": {"status": "FAILED", "failure_message": payment["failure_message"]}}
+        {"callback": "onFailure", "detail": {"status": "CANCELLED", "failure_message": payment["failure_message"]}}
     ]
-    await expect(frame.get_by_role("heading", name="Payment failed")).to_be_visible()
 
 
 async def test_close_button_and_escape_call_on_close_and_focus_stays_in_the_modal(

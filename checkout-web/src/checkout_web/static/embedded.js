@@ -2,7 +2,8 @@
  * The hosted checkout inside BillingCheckout's modal (/c/{token}?embedded=true&origin=...).
  *
  * The provider's page opens in a new window (the pay form's target=_blank); this page then polls
- * status.json and tells the embedding page the final status. Messages go to the one origin the
+ * status.json and tells the embedding page the final status (an attempt that failed while the payment
+ * stays payable brings back the options, with why, and tells nothing). Messages go to the one origin the
  * server put in the config, and only when that origin is one of the tenant's allowed origins (else
  * parent_origin is null and nothing is posted). The status comes from the platform (status.json),
  * which only a verified provider callback moves to SUCCEEDED: never from the provider's redirect.
@@ -16,6 +17,7 @@
   var parentOrigin = config.parent_origin;
   var posted = null;
   var polling = false;
+  var sawPending = config.status === "PROVIDER_PENDING";
   var deadline = 0;
   var delay = 1500;
 
@@ -48,6 +50,14 @@
           report(data.status, data.failure_message);
           // The server renders the final page (what happened, the way back); it reports once more,
           // which the SDK ignores.
+          window.location.reload();
+          return;
+        }
+        if (data.status === "PROVIDER_PENDING") {
+          sawPending = true;
+        } else if (data.status === "CREATED" && (sawPending || data.failure_message !== config.failure_message)) {
+          // The attempt failed and the payment is payable again (payments-svc's attempts): the server
+          // renders why, and the ways to pay that are left. Nothing final, so nothing is posted.
           window.location.reload();
           return;
         }
