@@ -157,6 +157,9 @@ def start_embedded(
     env = {f"{k}_PORT": str(v) for k, v in ports.items()}
     env.update(BILLING_DATA_DIR=str(data), PROVIDERS_SANDBOX_PENDING_DELAY="1", PAYMENTS_OUTBOX_POLL_INTERVAL="0.2")
     env.update(RELAXED_TOKEN_THROTTLES)
+    # No demo shop unless a test asks for it (BILLING_DEMO_PORT with it): its fixed default port would
+    # collide between platforms started side by side.
+    env["BILLING_DEMO"] = "false"
     env.update(extra_env or {})
     if admin is not None:
         env["BILLING_ADMIN_TOKEN"] = admin
@@ -189,6 +192,29 @@ def embedded_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plat
     platform = start_embedded(tmp_path_factory.mktemp("embedded"), embedded_ports(), secrets.token_urlsafe(24))
     yield platform
     platform.stop()
+
+
+@pytest.fixture(scope="session")
+def embedded_demo_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """The embedded platform with its demo shop on a free port (``ports["demo"]``), once the shop's
+    tenant is set up (the banner is printed after that). Its data directory holds the log."""
+    demo = free_port()
+    platform = start_embedded(
+        tmp_path_factory.mktemp("embedded-demo"),
+        embedded_ports(),
+        secrets.token_urlsafe(24),
+        {"BILLING_DEMO": "true", "BILLING_DEMO_PORT": str(demo)},
+    )
+    platform.ports["demo"] = demo
+    try:
+        deadline = time.monotonic() + 60
+        while "Demo shop" not in platform.logs[-1].read_text(errors="replace"):
+            if time.monotonic() > deadline:
+                raise RuntimeError(platform.logs[-1].read_text(errors="replace")[-3000:])
+            time.sleep(0.2)
+        yield platform
+    finally:
+        platform.stop()
 
 
 @pytest.fixture

@@ -28,9 +28,10 @@ def create_app(settings: Settings) -> web.Application:
     app[settings_key] = settings
     # Innermost, so page failures become HTML before the runtime's problem+json middleware sees them.
     app.middlewares.append(html_errors_middleware)
-    app.on_response_prepare.append(security_headers(settings.frame_ancestors))
+    app.on_response_prepare.append(security_headers())
 
     sdk = load_asset("checkout.js", "application/javascript")
+    embedded_script = load_asset("embedded.js", "application/javascript")
     stylesheet = load_asset("checkout.css", "text/css")
     env = aiohttp_jinja2.setup(
         app,
@@ -42,7 +43,14 @@ def create_app(settings: Settings) -> web.Application:
         keep_trailing_newline=True,
     )
     env.globals["stylesheet_version"] = stylesheet.version
-    setup_routes(app, sdk=sdk, stylesheet=stylesheet, asset_max_age=settings.asset_max_age)
+    env.globals["embedded_script_version"] = embedded_script.version
+    setup_routes(
+        app,
+        sdk=sdk,
+        stylesheet=stylesheet,
+        embedded_script=embedded_script,
+        asset_max_age=settings.asset_max_age,
+    )
     app.cleanup_ctx.append(_gateway_ctx)
     return app
 

@@ -55,6 +55,9 @@ class Checkout(BaseModel):
     # API.md's test and live mode. None when the gateway does not say: the page then shows no test
     # banner, since telling a payer "no real money moves" about a live payment is the dangerous mistake.
     livemode: bool | None = None
+    # The sites that may frame this payment's pages (its tenant's, checkout_web.embedding). None sent
+    # (an older gateway): none, so the pages cannot be framed.
+    allowed_origins: list[str] = []
 
     @property
     def test_mode(self) -> bool:

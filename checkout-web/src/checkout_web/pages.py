@@ -11,6 +11,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from yarl import URL
 
+from checkout_web.keys import embedded_page_key
 from checkout_web.security import csp_nonce
 
 
@@ -23,7 +24,8 @@ class Link:
 def render(request: web.Request, template: str, context: Mapping[str, Any], *, status: int = 200) -> web.Response:
     # A callable, so only a page that really has an inline script gets a nonce in its CSP.
     nonce = functools.partial(csp_nonce, request)
-    response = aiohttp_jinja2.render_template(template, request, {**context, "csp_nonce": nonce}, status=status)
+    extra = {"csp_nonce": nonce, "embedded": request.get(embedded_page_key)}
+    response = aiohttp_jinja2.render_template(template, request, {**context, **extra}, status=status)
     # A checkout's state changes under the payer's feet and its URL is a credential: never cache it.
     response.headers["Cache-Control"] = "no-store"
     return response

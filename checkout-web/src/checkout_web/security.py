@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from checkout_web.keys import csp_nonce_key
+from checkout_web.keys import csp_nonce_key, frame_ancestors_key
 
 OnPrepare = Callable[[web.Request, web.StreamResponse], Awaitable[None]]
 
@@ -31,17 +31,19 @@ def content_security_policy(nonce: str | None, frame_ancestors: str) -> str:
         "base-uri 'none'",
         # No form-action: browsers apply it to the redirect after the pay form is posted, and that
         # redirect goes to the provider's own origin, which we cannot list in advance.
-        # Frameable on purpose: the SDK shows this page in a modal on the tenant's site.
+        # Only the tenant's own sites may frame a payment's pages (the SDK's modal); every other
+        # response, a 404 or an outage page among them, names no tenant and may be framed by nobody.
         f"frame-ancestors {frame_ancestors}",
     ]
     return "; ".join(directives)
 
 
-def security_headers(frame_ancestors: str) -> OnPrepare:
+def security_headers() -> OnPrepare:
     """An ``on_response_prepare`` hook, so error responses made by outer middlewares get the headers too."""
 
     async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
         headers = response.headers
+        frame_ancestors = request.get(frame_ancestors_key, "'none'")
         headers.setdefault(
             "Content-Security-Policy", content_security_policy(request.get(csp_nonce_key), frame_ancestors)
         )

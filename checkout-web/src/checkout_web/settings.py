@@ -19,8 +19,8 @@ class Settings(ServiceSettings):
     # Whole-request budget for one gateway call; a payer waits at most this long for an answer.
     request_timeout: float = Field(default=10.0, gt=0, le=120)
     connect_timeout: float = Field(default=3.0, gt=0, le=60)
-    # CSP ``frame-ancestors``: the page must be frameable by tenants' sites for the SDK's modal.
-    frame_ancestors: str = Field(default="*", pattern=r"^[^;,\r\n]+$")
+    # No frame-ancestors setting: who may frame a payment's pages is its tenant's allowed_origins,
+    # from the checkout view (CHECKOUT_FRAME_ANCESTORS, which applied one list to every tenant, is gone).
     # Cache lifetime of checkout.js and the stylesheet (they are revalidated by ETag after that).
     asset_max_age: int = Field(default=3600, ge=0)
 

@@ -9,6 +9,7 @@ from aiohttp import web
 from billing_runtime.keys import request_id_key
 from billing_runtime.problems import ProblemError
 
+from checkout_web.embedding import embedding, frame_ancestors
 from checkout_web.gateway_client import (
     Checkout,
     CheckoutNotFound,
@@ -17,7 +18,7 @@ from checkout_web.gateway_client import (
     ProviderNotAllowed,
     UnexpectedGatewayResponse,
 )
-from checkout_web.keys import gateway_key
+from checkout_web.keys import embedded_page_key, frame_ancestors_key, gateway_key
 from checkout_web.money import format_amount
 from checkout_web.pages import Link, message_page, render, safe_http_url
 from checkout_web.statuses import copy_table, describe
@@ -39,7 +40,17 @@ def _url(request: web.Request, route: str, token: str) -> str:
 
 
 async def _load(request: web.Request, token: str) -> Checkout:
-    return await request.app[gateway_key].get_checkout(token, request_id=request.get(request_id_key))
+    checkout = await request.app[gateway_key].get_checkout(token, request_id=request.get(request_id_key))
+    request[frame_ancestors_key] = frame_ancestors(checkout.allowed_origins)
+    embedded = embedding(request, checkout.allowed_origins)
+    if embedded is not None:
+        request[embedded_page_key] = {
+            "parent_origin": embedded.parent_origin,
+            "status": checkout.status,
+            "failure_message": checkout.failure_message,
+            "status_url": _url(request, "status", token),
+        }
+    return checkout
 
 
 def _summary(checkout: Checkout) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import aiohttp
 from billing_runtime.bus import MemoryBus
 from billing_runtime.dead_letters_cli import OutboxDeadLetters, dead_letters_main
 from billing_runtime.running import configure_logging, serve, stop_settings
@@ -20,12 +21,14 @@ from providers_svc.db.models import outbox as providers_outbox
 from webhook_dispatcher.db.models import outbox as webhooks_outbox
 
 from billing_embedded.database import DatabaseServer, DataDirectoryInUse, attached_server
+from billing_embedded.demo_shop import DemoShop
+from billing_embedded.demo_tenant import DemoTenantError, ensure_demo_tenant
 from billing_embedded.platform import DATABASES, EmbeddedConfig, build_apps, build_config, migrate
 
 log = logging.getLogger("billing_embedded")
 
 
-def banner(config: EmbeddedConfig) -> str:
+def banner(config: EmbeddedConfig, demo_note: str = "") -> str:
     gw = config.gateway_url
     return f"""
   Billing platform (embedded mode) is running.
@@ -48,7 +51,7 @@ def banner(config: EmbeddedConfig) -> str:
     curl -s {gw}/admin/reconciliation/discrepancies -H 'Authorization: Bearer {config.admin_token}'
 
 {_webhooks_note(config)}
-  A test tenant's checkout offers the sandbox, and Payme, Click and Octo through their simulators (a UZS
+{demo_note}  A test tenant's checkout offers the sandbox, and Payme, Click and Octo through their simulators (a UZS
   payment): each simulator plays its provider against our real callback endpoint.
   The README walks through the rest of the money path. Ctrl-C stops it cleanly.
 """
@@ -61,6 +64,29 @@ def _webhooks_note(config: EmbeddedConfig) -> str:
             "  platform's own ports; set WEBHOOKS_ALLOW_LOOPBACK=false to refuse loopback too.\n"
         )
     return "  Webhooks to loopback are refused (WEBHOOKS_ALLOW_LOOPBACK=false).\n"
+
+
+async def set_up_demo(demo: DemoShop, config: EmbeddedConfig) -> str:
+    """The demo shop's tenant made ready (created on the first start), and what the banner says of it."""
+    assert demo.session is not None
+    try:
+        tenant = await ensure_demo_tenant(
+            demo.session,
+            gateway_url=config.gateway_url,
+            admin_token=config.admin_token,
+            data_dir=config.data_dir,
+            origin=demo.settings.origin,
+        )
+    except (DemoTenantError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        log.warning("the demo shop is off: its tenant could not be set up: %s", exc)
+        return "  Demo shop         off: its tenant could not be set up (see the log above).\n\n"
+    demo.tenant = tenant
+    return f"""  Demo shop         {demo.settings.url}  (BILLING_DEMO=false turns it off)
+    its tenant      app name {tenant.app_name}, secret {tenant.secret}
+                    (a test tenant; allowed origin {demo.settings.origin}; kept in {config.data_dir / "secrets.json"})
+  Press Pay there: the SDK opens the checkout in a modal; pay with a simulator in the window it opens.
+
+"""
 
 
 def data_dir() -> Path:
@@ -83,10 +109,13 @@ async def run(server: DatabaseServer) -> None:
         await migrate(config)
         bus = MemoryBus()
         await bus.start()
-        apps = build_apps(config, bus)
+        demo = DemoShop(config.demo) if config.demo is not None else None
+        apps = build_apps(config, bus, demo)
 
         async def ready() -> None:
-            print(banner(config), flush=True)
+            # Every service listens by now: the demo tenant is set up through the gateway's admin API.
+            demo_note = await set_up_demo(demo, config) if demo is not None else ""
+            print(banner(config, demo_note), flush=True)
             log.info("ready in %.1f s", time.monotonic() - began)
 
         try:

@@ -34,6 +34,7 @@ from webhook_dispatcher.settings import Settings as WebhooksSettings
 
 import gateway
 from billing_embedded.database import DatabaseServer
+from billing_embedded.demo_shop import DemoSettings, DemoShop
 from billing_embedded.secrets_file import load_or_create
 
 # Each service's database on the platform's server.
@@ -58,6 +59,8 @@ class EmbeddedConfig:
     admin_token: str
     data_dir: Path
     database_socket: Path
+    # The demo shop (billing_embedded.demo_shop), unless BILLING_DEMO=false.
+    demo: DemoSettings | None = None
 
     @property
     def gateway_url(self) -> str:
@@ -153,7 +156,18 @@ def build_config(data_dir: Path, server: DatabaseServer) -> EmbeddedConfig:
             "reconciliation_url": f"http://{reconciliation.host}:{reconciliation.port}",
         }
     )
+    # A tenant's site on an origin of its own (loopback only), so the SDK's modal is cross-origin.
+    demo = None
+    if os.environ.get("BILLING_DEMO", "true").lower() != "false":
+        demo = DemoSettings(
+            host="127.0.0.1",
+            port=int(os.environ.get("BILLING_DEMO_PORT", "8070")),
+            gateway_url=gateway_url,
+            checkout_url=payments.checkout_base_url,
+        )
     listeners = [(s.host, s.port) for s in (gw, checkout, payments, providers, webhooks, reconciliation)]
+    if demo is not None:
+        listeners.append((demo.host, demo.port))
     extra = os.environ.get("WEBHOOKS_PLATFORM_ADDRESSES", "")
     webhooks = webhooks.model_copy(
         update={
@@ -161,7 +175,7 @@ def build_config(data_dir: Path, server: DatabaseServer) -> EmbeddedConfig:
         }
     )
     return EmbeddedConfig(
-        gw, payments, providers, webhooks, checkout, reconciliation, admin_token, data_dir, server.socket_dir
+        gw, payments, providers, webhooks, checkout, reconciliation, admin_token, data_dir, server.socket_dir, demo
     )
 
 
@@ -177,13 +191,18 @@ async def migrate(config: EmbeddedConfig) -> None:
         await asyncio.to_thread(upgrade, _root(package), url)
 
 
-def build_apps(config: EmbeddedConfig, bus: MemoryBus) -> list[tuple[web.Application, str, int]]:
-    """Public entry first: on shutdown it stops taking requests before the services behind it stop."""
+def build_apps(
+    config: EmbeddedConfig, bus: MemoryBus, demo: DemoShop | None = None
+) -> list[tuple[web.Application, str, int]]:
+    """Public entry first: on shutdown it stops taking requests before the services behind it stop
+    (the demo shop, a client of the gateway, before the gateway)."""
     gateway_app = create_gateway(config.gateway)
     ops = []
     if config.gateway.ops_port is not None:
         ops.append((create_gateway_ops(gateway_app), config.gateway.ops_host, config.gateway.ops_port))
+    shop = [(demo.app, demo.settings.host, demo.settings.port)] if demo is not None else []
     return [
+        *shop,
         (gateway_app, config.gateway.host, config.gateway.port),
         *ops,
         (create_checkout(config.checkout), config.checkout.host, config.checkout.port),

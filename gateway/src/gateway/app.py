@@ -19,6 +19,7 @@ from gateway.admin_accounts import add_account_routes
 from gateway.admin_reconciliation import add_reconciliation_routes
 from gateway.api_docs import add_docs_routes
 from gateway.auth import TokenCodec
+from gateway.checkout_view import add_checkout_view_route
 from gateway.keys import (
     access_cache_key,
     engine_key,
@@ -151,5 +152,6 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.
     add_status_routes(app)
     add_token_routes(app)
     add_docs_routes(app)
+    add_checkout_view_route(app)
     add_proxy_routes(app)
     return app

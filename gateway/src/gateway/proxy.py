@@ -157,8 +157,10 @@ async def relay(
     pages: bool = False,
     stream_limit: int | None = None,
     passed_headers: tuple[str, ...] = (),
+    kept_headers: tuple[str, ...] = (),
 ) -> web.Response:
     """The request, on the same path, to ``upstream_name``; its answer back (503 when unreachable).
+    ``kept_headers``: upstream response headers the caller reads (and must drop before answering).
     ``internal``: with an internal token naming ``tenant`` (or no tenant: a platform call).
     ``stream_limit``: the body is streamed to the upstream as it arrives, up to that many bytes (413
     beyond), instead of read whole under the app's ``client_max_size``."""
@@ -201,7 +203,7 @@ async def relay(
         ) as response:
             payload = await response.read()
             status = response.status
-            names = RETURNED_RESPONSE_HEADERS + (PAGE_RESPONSE_HEADERS if pages else ())
+            names = RETURNED_RESPONSE_HEADERS + (PAGE_RESPONSE_HEADERS if pages else ()) + kept_headers
             returned = {name: response.headers[name] for name in names if name in response.headers}
     except (ClientError, TimeoutError) as exc:
         if isinstance(body, BoundedBody) and body.exceeded:

@@ -20,6 +20,8 @@ class Tenant(_Response):
     display_name: str
     livemode: bool
     disabled: bool
+    # The origins whose pages may frame this tenant's hosted checkout (the SDK's modal); none: no framing.
+    allowed_origins: list[str]
     # While a rotated-out secret still works (its grace period), when it stops.
     previous_secret_expires_at: datetime | None
     created_at: datetime

@@ -7,9 +7,19 @@ from typing import Annotated, Any, TypeVar
 
 from billing_contracts.problems import FieldError
 from billing_runtime.problems import validation_error
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gateway.db.models import Tenant
+from gateway.origins import MAX_ALLOWED_ORIGINS, normalise_origin, normalise_origins
 from gateway.responses import Tenant as TenantOut
 
 APP_NAME_PATTERN = r"^[a-z0-9-]{3,64}$"
@@ -20,6 +30,7 @@ _FRIENDLY_MESSAGES = {
     "display_name": "must be a string of 1-200 characters",
     "livemode": "must be true or false",
     "disabled": "must be true or false",
+    "allowed_origins": f"must be a list of at most {MAX_ALLOWED_ORIGINS} origins",
 }
 # Fields a PATCH may not carry, with why.
 _FIXED_FIELDS = {"livemode": "is fixed when the tenant is created", "app_name": "cannot be changed"}
@@ -42,6 +53,14 @@ def _printable(value: str) -> str:
     return value
 
 
+# Exact origins that may frame the tenant's checkout and receive its messages (gateway.origins).
+AllowedOrigins = Annotated[
+    list[Annotated[str, AfterValidator(normalise_origin)]],
+    Field(max_length=MAX_ALLOWED_ORIGINS),
+    AfterValidator(normalise_origins),
+]
+
+
 class TenantCreate(BaseModel):
     model_config = ConfigDict(strict=True)
 
@@ -51,14 +70,31 @@ class TenantCreate(BaseModel):
     ]
     # Fixed for life: a test tenant never becomes live, nor the reverse (API.md).
     livemode: bool = False
+    allowed_origins: AllowedOrigins = []
 
 
 class TenantUpdate(BaseModel):
-    """``PATCH /admin/tenants/{id}``: only ``disabled`` may change (``livemode`` is fixed for life)."""
+    """``PATCH /admin/tenants/{id}``: ``disabled`` and ``allowed_origins`` may change, each only when
+    sent (``livemode`` is fixed for life)."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    disabled: bool
+    disabled: bool | None = None
+    allowed_origins: AllowedOrigins | None = None
+
+    @field_validator("disabled", "allowed_origins", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Absent means "leave it"; an explicit null is a mistake, not a way to clear a field.
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> TenantUpdate:
+        if not self.model_fields_set:
+            raise ValueError("send disabled or allowed_origins")
+        return self
 
 
 class TokenRequest(BaseModel):
@@ -104,6 +140,7 @@ def tenant_model(tenant: Tenant) -> TenantOut:
         display_name=tenant.display_name,
         livemode=tenant.livemode,
         disabled=tenant.disabled,
+        allowed_origins=list(tenant.allowed_origins),
         previous_secret_expires_at=tenant.previous_secret_expires_at,
         created_at=tenant.created_at,
         updated_at=tenant.updated_at,

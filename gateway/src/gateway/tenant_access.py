@@ -34,6 +34,9 @@ _ACCESS = select(
     Tenant.disabled,
     Tenant.secret_generation,
     Tenant.previous_secret_expires_at,
+    # Not an access column, but read with them: the checkout view tells the hosted page which sites
+    # may frame it (gateway.checkout_view), and an edit is announced like the rest.
+    Tenant.allowed_origins,
 ).where(Tenant.id == bindparam("tenant_id"))
 
 

@@ -56,6 +56,7 @@ async def create_tenant(uow: UnitOfWork, hasher: SecretHasher, cmd: TenantCreate
             display_name=cmd.display_name,
             livemode=cmd.livemode,
             disabled=False,
+            allowed_origins=cmd.allowed_origins,
             secret_generation=1,
             secret_hash=secret_hash,
             previous_secret_hash=None,
@@ -113,17 +114,23 @@ async def rotate_secret(
 
 
 async def update_tenant(uow: UnitOfWork, tenant_id: str, cmd: TenantUpdate, now: datetime) -> Tenant:
-    """Disable or enable a tenant. Takes effect on this replica's next request (its caller drops the
-    replica's copies after the commit) and on every other replica's once the announcement arrives,
-    milliseconds later (``gateway.tenant_access``)."""
+    """Disable or enable a tenant, or replace its allowed origins. Takes effect on this replica's next
+    request (its caller drops the replica's copies after the commit) and on every other replica's once
+    the announcement arrives, milliseconds later (``gateway.tenant_access``)."""
     if not is_tenant_id(tenant_id):
         raise _tenant_not_found()
     async with uow:
         tenant = await uow.tenants.get(tenant_id, for_update=True)
         if tenant is None:
             raise _tenant_not_found()
-        if tenant.disabled != cmd.disabled:
+        changed = False
+        if cmd.disabled is not None and tenant.disabled != cmd.disabled:
             tenant.disabled = cmd.disabled
+            changed = True
+        if cmd.allowed_origins is not None and list(tenant.allowed_origins) != cmd.allowed_origins:
+            tenant.allowed_origins = cmd.allowed_origins
+            changed = True
+        if changed:
             tenant.updated_at = now
             await announce_change(uow.session, tenant_id)
             await uow.commit()

@@ -24,6 +24,8 @@ class TestCheckoutView:
         assert [p["name"] for p in view["providers"]] == ["sandbox", "other"]
         text = await response.text()
         assert created["id"] not in text and "ten_a" not in text
+        # For the gateway alone, which adds the tenant's allowed origins and drops the header.
+        assert response.headers["X-Checkout-Tenant"] == "ten_a"
 
     async def test_allowed_providers_narrow_the_choice(self, client, auth, new_payment) -> None:
         created = await new_payment(providers=["other"])

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from billing_runtime.db import UTCDateTime, new_metadata
 from sqlalchemy import Boolean, Integer, MetaData, String, false, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -23,6 +24,9 @@ class Tenant(Base):
     livemode: Mapped[bool] = mapped_column(Boolean, server_default=false())
     # A disabled tenant's secrets and access tokens are all refused; its payments still settle.
     disabled: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # Exact origins (gateway.origins) that may frame its hosted checkout and receive its messages;
+    # none: the checkout cannot be framed at all.
+    allowed_origins: Mapped[list[str]] = mapped_column(ARRAY(String(255)), server_default=text("'{}'"))
     # Which secret is current: 1 at creation, +1 per rotation. Access tokens carry the generation of
     # the secret that minted them, so those of a rotated-out secret die with its grace period.
     secret_generation: Mapped[int] = mapped_column(Integer, server_default=text("1"))

@@ -23,8 +23,14 @@ def _token(request: web.Request) -> str:
     return token
 
 
+# The payment's tenant, for the gateway alone: it adds that tenant's allowed origins to the view and
+# drops the header (the public view names no tenant). docs/INTERNAL.md "Checkout view".
+CHECKOUT_TENANT_HEADER = "X-Checkout-Tenant"
+
+
 async def view(request: web.Request) -> web.Response:
-    return web.json_response(await checkout_view(request.app[checkout_deps_key], _token(request)))
+    tenant_id, body = await checkout_view(request.app[checkout_deps_key], _token(request))
+    return web.json_response(body, headers={CHECKOUT_TENANT_HEADER: tenant_id})
 
 
 async def pay_(request: web.Request) -> web.Response:

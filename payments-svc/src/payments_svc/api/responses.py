@@ -101,6 +101,8 @@ class CheckoutView(_Response):
     # The provider whose attempt failed last, while the payer may choose again (else null).
     failed_provider: str | None
     attempt_count: int
+    # Added by the gateway (it owns tenants): the origins whose pages may frame the hosted checkout.
+    allowed_origins: list[str]
 
 
 class CheckoutRedirect(_Response):

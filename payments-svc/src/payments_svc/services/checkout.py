@@ -77,9 +77,10 @@ async def offered(deps: CheckoutDeps, payment: Payment) -> list[ProviderInfo]:
     return await _allowed_providers(deps, payment)
 
 
-async def checkout_view(deps: CheckoutDeps, token: str) -> dict[str, Any]:
-    """Nothing secret: no ids beyond the order reference, no tenant id, no provider transaction. A final
-    or expired payment shows only its outcome: no providers to choose."""
+async def checkout_view(deps: CheckoutDeps, token: str) -> tuple[str, dict[str, Any]]:
+    """The payment's tenant id (for the gateway, never shown), and the view: nothing secret, no ids
+    beyond the order reference, no tenant id, no provider transaction. A final or expired payment shows
+    only its outcome: no providers to choose."""
     payment = await _load(deps, token)
     status = outcome(payment)
     providers: list[ProviderInfo] = []
@@ -87,7 +88,7 @@ async def checkout_view(deps: CheckoutDeps, token: str) -> dict[str, Any]:
         tried = ended_providers(await _attempts(deps, payment))
         providers = [p for p in await _allowed_providers(deps, payment) if p.name not in tried]
     currency = currency_of(payment.currency)
-    return {
+    return payment.tenant_id, {
         "livemode": payment.livemode,
         "status": status,
         "amount": payment.amount,
