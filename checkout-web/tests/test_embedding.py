@@ -122,10 +122,10 @@ class TestEmbeddedPage:
 
 
 class TestAuthorized:
-    async def test_an_authorised_payment_is_a_success_page(self, client: TestClient, fake_gateway: Any) -> None:
+    async def test_an_authorized_payment_is_a_success_page(self, client: TestClient, fake_gateway: Any) -> None:
         token = fake_gateway.add(status="AUTHORIZED")
         html = await (await client.get(f"/c/{token}")).text()
-        assert "Payment authorised" in html
+        assert "Payment authorized" in html
 
 
 class TestReturnLink:

@@ -13,7 +13,6 @@ KNOWN_STATUSES = (
     "PROVIDER_PENDING",
     "AUTHORIZED",
     "SUCCEEDED",
-    "AUTHORIZED",
     "FAILED",
     "EXPIRED",
     "CANCELLED",
@@ -60,14 +59,6 @@ def describe(status: str, merchant: str) -> StatusCopy:
         case "SUCCEEDED":
             return StatusCopy(
                 "Payment confirmed",
-                f"The payment provider confirmed your payment to {merchant}. You can close this page.",
-                "success",
-                True,
-            )
-        case "AUTHORIZED":
-            # Manual capture: the provider holds the money for the merchant, who takes it later.
-            return StatusCopy(
-                "Payment authorised",
                 f"The payment provider confirmed your payment to {merchant}. You can close this page.",
                 "success",
                 True,
