@@ -8,15 +8,14 @@ import secrets
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from checkout_web.app import create_app
 from billing_runtime.testing import create_test_database, drop_test_database
+from checkout_web.app import create_app
 from checkout_web.settings import Settings
 
 CHECKOUT_ROOT = Path(__file__).resolve().parents[1]

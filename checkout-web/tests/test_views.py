@@ -230,7 +230,9 @@ class TestGatewayDown:
     async def down_client(
         self, make_client: Callable[[Settings], Awaitable[TestClient]], closed_port: int, settings: Settings
     ) -> TestClient:
-        return await make_client(settings.model_copy(update={"gateway_url": f"http://127.0.0.1:{closed_port}", "request_timeout": 5}))
+        return await make_client(
+            settings.model_copy(update={"gateway_url": f"http://127.0.0.1:{closed_port}", "request_timeout": 5})
+        )
 
     @pytest.mark.parametrize("path", ["/c/" + "a" * 24, "/c/" + "a" * 24 + "/return"])
     async def test_page_is_a_friendly_503_quickly(self, down_client: TestClient, path: str) -> None:
@@ -250,7 +252,11 @@ class TestGatewayDown:
         assert f'href="/c/{token}"' in await response.text()
 
     async def test_slow_gateway_is_a_503_after_the_timeout(
-        self, make_client: Callable[[Settings], Awaitable[TestClient]], fake_gateway: Any, token: str, settings: Settings
+        self,
+        make_client: Callable[[Settings], Awaitable[TestClient]],
+        fake_gateway: Any,
+        token: str,
+        settings: Settings,
     ) -> None:
         fake_gateway.delay = 3
         client = await make_client(settings.model_copy(update={"request_timeout": 0.3}))

@@ -71,7 +71,9 @@ class Browser:
         async with self.http.post(self.base_url + path, data=data, allow_redirects=False, **kwargs) as r:
             return r.status, await r.text(), r
 
-    async def submit(self, page_path: str, action: str, data: dict[str, str]) -> tuple[int, str, aiohttp.ClientResponse]:
+    async def submit(
+        self, page_path: str, action: str, data: dict[str, str]
+    ) -> tuple[int, str, aiohttp.ClientResponse]:
         """Load ``page_path``, then post ``data`` to ``action`` with the page's CSRF token."""
         status, page, _ = await self.get(page_path)
         assert status == 200, page

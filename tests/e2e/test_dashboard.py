@@ -122,7 +122,13 @@ class TestPages:
         assert "<script>" not in bad
 
     async def test_payment_detail_shows_history_attempts_refunds_and_webhooks(
-        self, browser: Browser, api: TenantApi, http: aiohttp.ClientSession, platform: Any, tenant: Tenant, receiver: Any
+        self,
+        browser: Browser,
+        api: TenantApi,
+        http: aiohttp.ClientSession,
+        platform: Any,
+        tenant: Tenant,
+        receiver: Any,
     ) -> None:
         await api.post("/v1/webhook-endpoints", {"url": receiver.url, "events": ["*"]})
 
@@ -185,12 +191,18 @@ class TestActions:
     ) -> None:
         paid = await self._paid(http, platform, api)
         page_path = f"/dashboard/payments/{paid['id']}"
-        status, _, response = await browser.submit(page_path, f"{page_path}/refund", {"idempotency_key": "dash-refund-" + secrets.token_hex(8)})
+        status, _, response = await browser.submit(
+            page_path, f"{page_path}/refund", {"idempotency_key": "dash-refund-" + secrets.token_hex(8)}
+        )
         assert status == 303 and "notice=refund_created" in response.headers["Location"]
         refunds = (await api.get(f"/v1/payments/{paid['id']}/refunds"))["data"]
         assert [r["amount"] for r in refunds] == [5000]
         # Nothing left: the platform refuses and the page says why, changing nothing.
-        status, _, response = await browser.submit(page_path, f"{page_path}/refund", {"idempotency_key": "dash-refund-" + secrets.token_hex(8), "amount": "100"})
+        status, _, response = await browser.submit(
+            page_path,
+            f"{page_path}/refund",
+            {"idempotency_key": "dash-refund-" + secrets.token_hex(8), "amount": "100"},
+        )
         assert status == 303 and "error=" in response.headers["Location"]
         _, page, _ = await browser.get(response.headers["Location"])
         assert 'role="alert"' in page
@@ -227,7 +239,11 @@ class TestActions:
         )
         assert status == 303
         edited = await api.get(f"/v1/webhook-endpoints/{endpoint['id']}")
-        assert (edited["events"], edited["description"], edited["enabled"]) == (["payment.succeeded"], "paid only", True)
+        assert (edited["events"], edited["description"], edited["enabled"]) == (
+            ["payment.succeeded"],
+            "paid only",
+            True,
+        )
 
         status, rotated, _ = await browser.submit(ep_page, f"{ep_page}/rotate-secret", {})
         assert status == 200
@@ -245,7 +261,9 @@ class TestActions:
             await asyncio.sleep(0.1)
         [delivery] = deliveries
 
-        status, listed, _ = await browser.get(f"/dashboard/deliveries?endpoint_id={endpoint['id']}&event_type=webhook.test")
+        status, listed, _ = await browser.get(
+            f"/dashboard/deliveries?endpoint_id={endpoint['id']}&event_type=webhook.test"
+        )
         assert status == 200 and delivery["id"] in listed
         d_page = f"/dashboard/deliveries/{delivery['id']}"
         status, detail, _ = await browser.get(d_page)
@@ -253,11 +271,11 @@ class TestActions:
         status, _, response = await browser.submit(d_page, f"{d_page}/retry", {})
         assert status == 303 and response.headers["Location"].endswith("notice=retried")
         for _ in range(100):
-            if len(receiver.types()) >= 2:  # noqa: PLR2004
+            if len(receiver.types()) >= 2:
                 break
             await asyncio.sleep(0.1)
         after = await api.get(f"/v1/webhook-deliveries/{delivery['id']}")
-        assert len(after["attempts"]) >= 2  # noqa: PLR2004
+        assert len(after["attempts"]) >= 2
 
         status, _, response = await browser.submit(
             ep_page, f"{ep_page}/replay", {"since": "2020-01-01T00:00", "status": "all"}

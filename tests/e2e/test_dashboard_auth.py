@@ -179,7 +179,9 @@ class TestCsrf:
             status, page, response = await browser.post(f"/dashboard/payments/{payment['id']}/cancel", data)
             assert status == 403, page
             assert response.content_type == "text/html"
-            status, _, _ = await browser.post("/dashboard/webhooks", {**data, "url": "https://example.com/h", "all_events": "yes"})
+            status, _, _ = await browser.post(
+                "/dashboard/webhooks", {**data, "url": "https://example.com/h", "all_events": "yes"}
+            )
             assert status == 403
             status, _, _ = await browser.post("/dashboard/sign-out", data)
             assert status == 403
@@ -190,9 +192,7 @@ class TestCsrf:
         status, _, _ = await browser.get("/dashboard/payments")
         assert status == 200  # still signed in
 
-    async def test_another_sessions_token_is_refused(
-        self, start: Any, browsers: Any, tenant: Tenant
-    ) -> None:
+    async def test_another_sessions_token_is_refused(self, start: Any, browsers: Any, tenant: Tenant) -> None:
         base = await start()
         mine, theirs = browsers(base), browsers(base)
         await mine.sign_in(tenant.app_name, tenant.secret)
@@ -225,7 +225,7 @@ class TestThrottle:
                 {"csrf_token": csrf_of(page), "app_name": tenant.app_name, "secret": "sk_wrong"},
                 headers={"X-Forwarded-For": f"203.0.113.{n + 1}"},
             )
-            assert status == (401 if n < 2 else 429)  # noqa: PLR2004
+            assert status == (401 if n < 2 else 429)
 
     async def test_one_attacker_does_not_lock_out_another_client(
         self, start: Any, browsers: Any, tenant: Tenant
@@ -251,7 +251,7 @@ class TestThrottle:
 class TestExpiry:
     async def _signed_in(self, start: Any, browsers: Any, tenant: Tenant) -> Browser:
         browser = browsers(await start())
-        assert (await browser.sign_in(tenant.app_name, tenant.secret))[0] == 303  # noqa: PLR2004
+        assert (await browser.sign_in(tenant.app_name, tenant.secret))[0] == 303
         return browser
 
     @pytest.mark.parametrize(
@@ -283,21 +283,23 @@ class TestExpiry:
         assert response.headers["Location"] == "/dashboard/sign-in?reason=bye"
         assert await _rows(db) == []
         # The old cookie value, replayed by someone who copied it, opens nothing.
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other:
-            async with other.get(
+        async with (
+            aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other,
+            other.get(
                 browser.base_url + "/dashboard/payments",
                 headers={"Cookie": f"dashboard_session={stolen}"},
                 allow_redirects=False,
-            ) as r:
-                assert r.status == 303
-                assert r.headers["Location"] == "/dashboard/sign-in?reason=expired"
+            ) as r,
+        ):
+            assert r.status == 303
+            assert r.headers["Location"] == "/dashboard/sign-in?reason=expired"
 
 
 class TestGatewayTrouble:
     async def test_a_slow_gateway_gives_a_503_page_within_the_timeout(
         self, start: Any, browsers: Any, tenant: Tenant, aiohttp_server: Any
     ) -> None:
-        browser = await TestExpiry()._signed_in(start, browsers, tenant)  # noqa: SLF001
+        browser = await TestExpiry()._signed_in(start, browsers, tenant)
 
         async def slow(_: web.Request) -> web.Response:
             await asyncio.sleep(5)
@@ -311,7 +313,7 @@ class TestGatewayTrouble:
         replica.jar.update_cookies({"dashboard_session": browser.cookie("dashboard_session") or ""})
         started = asyncio.get_running_loop().time()
         status, page, response = await replica.get("/dashboard/payments")
-        assert asyncio.get_running_loop().time() - started < 3  # noqa: PLR2004
+        assert asyncio.get_running_loop().time() - started < 3
         assert status == 503
         assert "did not answer within 0.5 seconds" in page
         assert 'href="/dashboard/payments"' in page
@@ -320,7 +322,7 @@ class TestGatewayTrouble:
     async def test_an_unreachable_gateway_gives_a_503_page_with_a_retry_link(
         self, start: Any, browsers: Any, tenant: Tenant
     ) -> None:
-        browser = await TestExpiry()._signed_in(start, browsers, tenant)  # noqa: SLF001
+        browser = await TestExpiry()._signed_in(start, browsers, tenant)
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]

@@ -11,7 +11,9 @@ async def _events(client, auth, query: str, tenant: str = "ten_a") -> dict[str, 
 
 
 class TestEventsOfOnePayment:
-    async def test_lists_only_that_payments_events_in_order(self, client, auth, paid_payment, new_payment, refund) -> None:
+    async def test_lists_only_that_payments_events_in_order(
+        self, client, auth, paid_payment, new_payment, refund
+    ) -> None:
         paid = await paid_payment()
         other = await new_payment()
         assert (await refund(paid, {"amount": 100})).status == 201

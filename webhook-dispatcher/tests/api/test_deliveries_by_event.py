@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..conftest import eventually
-
 
 async def _list(client, auth, query: str = "", tenant: str = "ten_a") -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
     response = await client.get(f"/v1/webhook-deliveries?{query}", headers=auth(tenant))
@@ -15,7 +13,7 @@ async def _list(client, auth, query: str = "", tenant: str = "ten_a") -> list[di
 
 
 class TestDeliveriesOfOneEvent:
-    async def test_filters_by_event(self, client, auth, create_endpoint, receiver, publish) -> None:
+    async def test_filters_by_event(self, client, auth, create_endpoint, receiver, publish, eventually) -> None:
         await create_endpoint(await receiver())
         first = await publish()
         second = await publish()

@@ -45,7 +45,9 @@ class Answer:
 
 
 class TenantApi:
-    def __init__(self, session: aiohttp.ClientSession, base_url: URL, *, timeout: float, connect_timeout: float) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, base_url: URL, *, timeout: float, connect_timeout: float
+    ) -> None:
         self._session = session
         self._base_url = base_url
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(connect_timeout, timeout))
@@ -105,5 +107,7 @@ class TenantApi:
         if status in (429, 502, 503, 504) and token is not None:
             raise GatewayUnavailable(f"gateway answered {status} {code}", code=code)
         if 400 <= status < 500 or status == 503:
-            raise ApiProblem(status, str(code), str(detail), {**problem, "_retry_after": answer_headers.get("Retry-After")})
+            raise ApiProblem(
+                status, str(code), str(detail), {**problem, "_retry_after": answer_headers.get("Retry-After")}
+            )
         raise UnexpectedGatewayResponse(f"gateway answered {status} {code}", code=str(code))

@@ -51,7 +51,13 @@ async def api_call(
 
 
 def cursor_links(
-    base: str, filters: Mapping[str, str], data: list[dict[str, Any]], *, has_more: bool, came_back: bool, came_forward: bool
+    base: str,
+    filters: Mapping[str, str],
+    data: list[dict[str, Any]],
+    *,
+    has_more: bool,
+    came_back: bool,
+    came_forward: bool,
 ) -> dict[str, str | None]:
     """Stripe-style paging, newest first: "older" continues after the last row, "newer" before the
     first. ``has_more`` is about the direction the page was asked in."""

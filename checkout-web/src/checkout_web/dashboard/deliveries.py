@@ -21,7 +21,11 @@ DELIVERY_EVENT_TYPES = (*EVENT_TYPES, "webhook.test")
 async def list_deliveries(request: web.Request) -> web.Response:
     await require_session(request)
     q = request.query
-    filters = {"endpoint_id": q.get("endpoint_id", ""), "status": q.get("status", ""), "event_type": q.get("event_type", "")}
+    filters = {
+        "endpoint_id": q.get("endpoint_id", ""),
+        "status": q.get("status", ""),
+        "event_type": q.get("event_type", ""),
+    }
     cursor, error = cursor_query(request)
     if filters["endpoint_id"] and not OBJECT_ID.fullmatch(filters["endpoint_id"]):
         error = "That endpoint id is not valid."
@@ -69,7 +73,7 @@ async def retry(request: web.Request) -> web.Response:
     try:
         await api_call(request, "POST", f"v1/webhook-deliveries/{delivery_id}/retry")
     except ApiProblem as exc:
-        if exc.status == 404:  # noqa: PLR2004
+        if exc.status == 404:
             raise
         return redirect(f"{page}?error=refused")
     return redirect(f"{page}?notice=retried")

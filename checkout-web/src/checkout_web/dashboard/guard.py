@@ -34,7 +34,7 @@ async def require_session(request: web.Request) -> Session:
     return session
 
 
-async def posted_form(request: web.Request) -> tuple[Session, MultiDictProxy[str | bytes | web.FileField]]:
+async def posted_form(request: web.Request) -> tuple[Session, MultiDictProxy[str | bytes | bytearray | web.FileField]]:
     """The session and the form of a POST whose CSRF token is the session's; else ``CsrfRefused``
     before anything is done."""
     session = await require_session(request)
@@ -43,7 +43,7 @@ async def posted_form(request: web.Request) -> tuple[Session, MultiDictProxy[str
     return session, form
 
 
-def field(form: MultiDictProxy[str | bytes | web.FileField], name: str) -> str:
+def field(form: MultiDictProxy[str | bytes | bytearray | web.FileField], name: str) -> str:
     value = form.get(name)
     return value.strip() if isinstance(value, str) else ""
 
@@ -83,7 +83,7 @@ async def dashboard_middleware(request: web.Request, handler: Handler) -> web.St
     except GatewayUnavailable:
         return rendering.unavailable(request, slow_after=None)
     except ApiProblem as exc:
-        if exc.status == 404:  # noqa: PLR2004
+        if exc.status == 404:
             return rendering.not_found(request)
         return rendering.message(
             request, status=exc.status, title="The platform refused this", text=exc.detail or exc.code
@@ -93,9 +93,9 @@ async def dashboard_middleware(request: web.Request, handler: Handler) -> web.St
             request, status=502, title="Something went wrong", text="The platform gave an answer we did not expect."
         )
     except web.HTTPException as exc:
-        if exc.status < 400:  # noqa: PLR2004
+        if exc.status < 400:
             raise
-        if exc.status == 404:  # noqa: PLR2004
+        if exc.status == 404:
             return rendering.not_found(request)
         return rendering.message(request, status=exc.status, title=exc.reason, text="This page cannot be shown.")
     except Exception:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 from yarl import URL
 
@@ -21,7 +23,7 @@ async def events(request: web.Request) -> web.Response:
     await require_session(request)
     after = request.query.get("after", "")
     type_ = request.query.get("type", "")
-    context = {"title": "Events", "after": after, "type": type_, "event_types": DELIVERY_EVENT_TYPES}
+    context: dict[str, Any] = {"title": "Events", "after": after, "type": type_, "event_types": DELIVERY_EVENT_TYPES}
     if (after and not EVENT_ID.fullmatch(after)) or (type_ and type_ not in DELIVERY_EVENT_TYPES):
         context.update(error="That page link or filter is not valid.", events=None)
         return rendering.render(request, "dashboard/events.html", context, status=400, section="events")
@@ -29,7 +31,9 @@ async def events(request: web.Request) -> web.Response:
     data = [d for d in answer.body.get("data", []) if isinstance(d, dict)]
     following = None
     if data and answer.body.get("has_more"):
-        following = str(URL("/dashboard/events").with_query({k: v for k, v in (("type", type_), ("after", data[-1]["id"])) if v}))
+        following = str(
+            URL("/dashboard/events").with_query({k: v for k, v in (("type", type_), ("after", data[-1]["id"])) if v})
+        )
     context.update(events=data, following=following)
     return rendering.render(request, "dashboard/events.html", context, section="events")
 

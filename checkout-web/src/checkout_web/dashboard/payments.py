@@ -54,7 +54,11 @@ async def list_payments(request: web.Request) -> web.Response:
     context: dict[str, Any] = {"title": "Payments", "statuses": STATUSES, "filters": filters, **notices(request)}
     if error is not None:
         return rendering.render(
-            request, "dashboard/payments.html", {**context, "error": error, "payments": None}, status=400, section="payments"
+            request,
+            "dashboard/payments.html",
+            {**context, "error": error, "payments": None},
+            status=400,
+            section="payments",
         )
     answer = await api_call(request, "GET", "v1/payments", query={**filters, **cursor, "limit": "20"})
     data = [d for d in answer.body.get("data", []) if isinstance(d, dict)]
@@ -137,9 +141,11 @@ async def refund(request: web.Request) -> web.Response:
     if not key.startswith("dash-refund-") or not PRINTABLE.fullmatch(key):
         return redirect(f"{page}?error=bad_form")
     try:
-        await api_call(request, "POST", f"v1/payments/{payment_id}/refunds", json=body, headers={"Idempotency-Key": key})
+        await api_call(
+            request, "POST", f"v1/payments/{payment_id}/refunds", json=body, headers={"Idempotency-Key": key}
+        )
     except ApiProblem as exc:
-        if exc.status == 404:  # noqa: PLR2004
+        if exc.status == 404:
             raise
         return redirect(f"{page}?error={exc.code if CODE.fullmatch(exc.code) else 'refused'}")
     return redirect(f"{page}?notice=refund_created")
@@ -152,7 +158,7 @@ async def cancel(request: web.Request) -> web.Response:
     try:
         await api_call(request, "POST", f"v1/payments/{payment_id}/cancel")
     except ApiProblem as exc:
-        if exc.status == 404:  # noqa: PLR2004
+        if exc.status == 404:
             raise
         return redirect(f"{page}?error={exc.code if CODE.fullmatch(exc.code) else 'refused'}")
     return redirect(f"{page}?notice=cancelled")

@@ -56,9 +56,7 @@ def message(
     headers: Mapping[str, str] | None = None,
 ) -> web.Response:
     """An error or message page in the dashboard's layout: words, never a traceback or raw JSON."""
-    response = render(
-        request, "dashboard/message.html", {"title": title, "text": text, "link": link}, status=status
-    )
+    response = render(request, "dashboard/message.html", {"title": title, "text": text, "link": link}, status=status)
     response.headers.update(headers or {})
     return response
 
@@ -96,4 +94,4 @@ def unavailable(request: web.Request, *, slow_after: float | None) -> web.Respon
 def page_of(path: str) -> str:
     parts = path.rstrip("/").split("/")
     # /dashboard/<section>/<id>/<action> → /dashboard/<section>/<id>; /dashboard/<section> stays.
-    return "/".join(parts[:4]) if len(parts) > 4 else "/".join(parts[:3])  # noqa: PLR2004
+    return "/".join(parts[:4]) if len(parts) > 4 else "/".join(parts[:3])

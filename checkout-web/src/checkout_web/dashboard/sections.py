@@ -33,7 +33,7 @@ async def load(call: Awaitable[Any], *, missing_is_unavailable: bool = False) ->
     except GatewayUnavailable:
         return Section("down")
     except ApiProblem as exc:
-        if exc.status == 404 and missing_is_unavailable:  # noqa: PLR2004
+        if exc.status == 404 and missing_is_unavailable:
             return Section("unavailable")
         return Section("broken")
     except UnexpectedGatewayResponse:

@@ -58,7 +58,9 @@ class Sessions:
     max_age: timedelta
     trusted: tuple[Network, ...]
 
-    async def start(self, response: web.StreamResponse, request: web.Request, *, app_name: str, access_token: str, expires_in: int) -> None:
+    async def start(
+        self, response: web.StreamResponse, request: web.Request, *, app_name: str, access_token: str, expires_in: int
+    ) -> None:
         token = secrets.token_urlsafe(32)
         now = now_utc()
         # Never beyond the access token: a session cannot outlive what it stands for.

@@ -27,7 +27,9 @@ REASONS = {
 }
 
 
-def _sign_in_page(request: web.Request, *, status: int = 200, error: str | None = None, app_name: str = "") -> web.Response:
+def _sign_in_page(
+    request: web.Request, *, status: int = 200, error: str | None = None, app_name: str = ""
+) -> web.Response:
     sessions = request.app[sessions_key]
     nonce = request.cookies.get(SIGN_IN_COOKIE) or secrets.token_urlsafe(24)
     reason = request.query.get("reason", "")
@@ -107,10 +109,10 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
             request_id=request.get(request_id_key),
         )
     except ApiProblem as exc:
-        if exc.status == 401:  # noqa: PLR2004
+        if exc.status == 401:
             text = "Your account is disabled." if exc.code == "tenant_disabled" else "Wrong app name or secret."
             return _sign_in_page(request, status=401, error=text, app_name=app_name)
-        if exc.status in (429, 503):  # noqa: PLR2004
+        if exc.status in (429, 503):
             retry = exc.body.get("_retry_after")
             return _throttled(request, int(retry) if isinstance(retry, str) and retry.isdigit() else 5)
         return _sign_in_page(request, status=400, error="Enter your app name and secret.", app_name=app_name)
@@ -126,6 +128,8 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
 
 async def sign_out(request: web.Request) -> web.StreamResponse:
     session, _ = await posted_form(request)
-    response = web.Response(status=303, headers={"Location": "/dashboard/sign-in?reason=bye", "Cache-Control": "no-store"})
+    response = web.Response(
+        status=303, headers={"Location": "/dashboard/sign-in?reason=bye", "Cache-Control": "no-store"}
+    )
     await request.app[sessions_key].end(response, session)
     return response

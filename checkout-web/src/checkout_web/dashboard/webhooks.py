@@ -33,7 +33,7 @@ MAX_URL = 2048
 MAX_DESCRIPTION = 500
 
 
-def _events(form: MultiDictProxy[str | bytes | web.FileField]) -> list[str] | None:
+def _events(form: MultiDictProxy[str | bytes | bytearray | web.FileField]) -> list[str] | None:
     """The chosen event filter: every event ("*"), or the ticked types; None when nothing valid."""
     if field(form, "all_events") == "yes":
         return ["*"]
@@ -42,7 +42,7 @@ def _events(form: MultiDictProxy[str | bytes | web.FileField]) -> list[str] | No
 
 
 def _back(page: str, exc: ApiProblem) -> web.Response:
-    if exc.status == 404:  # noqa: PLR2004
+    if exc.status == 404:
         raise exc
     return redirect(f"{page}?error={exc.code if CODE.fullmatch(exc.code) else 'refused'}")
 

@@ -30,7 +30,14 @@ class SessionStore:
         self._engine = engine
 
     async def create(
-        self, token_hash: str, *, app_name: str, access_token: str, csrf_secret: str, now: datetime, expires_at: datetime
+        self,
+        token_hash: str,
+        *,
+        app_name: str,
+        access_token: str,
+        csrf_secret: str,
+        now: datetime,
+        expires_at: datetime,
     ) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(
@@ -87,15 +94,19 @@ class LoginCounter:
     async def hit(self, key: str, *, now: datetime, window: timedelta) -> tuple[int, datetime]:
         """Count one attempt; the attempts in the current window (this one included) and its start."""
         fresh = ATTEMPTS.c.window_started_at <= now - window
-        stmt = insert(ATTEMPTS).values(key=key, window_started_at=now, attempts=1)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[ATTEMPTS.c.key],
-            set_={
-                # One atomic upsert: concurrent attempts on several replicas are all counted.
-                "attempts": case((fresh, 1), else_=ATTEMPTS.c.attempts + 1),
-                "window_started_at": case((fresh, now), else_=ATTEMPTS.c.window_started_at),
-            },
-        ).returning(ATTEMPTS.c.attempts, ATTEMPTS.c.window_started_at)
+        stmt = (
+            insert(ATTEMPTS)
+            .values(key=key, window_started_at=now, attempts=1)
+            .on_conflict_do_update(
+                index_elements=[ATTEMPTS.c.key],
+                set_={
+                    # One atomic upsert: concurrent attempts on several replicas are all counted.
+                    "attempts": case((fresh, 1), else_=ATTEMPTS.c.attempts + 1),
+                    "window_started_at": case((fresh, now), else_=ATTEMPTS.c.window_started_at),
+                },
+            )
+            .returning(ATTEMPTS.c.attempts, ATTEMPTS.c.window_started_at)
+        )
         async with self._engine.begin() as conn:
             row = (await conn.execute(stmt)).one()
         return int(row.attempts), row.window_started_at
@@ -107,4 +118,3 @@ class LoginCounter:
     async def purge(self, *, now: datetime, window: timedelta) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(delete(ATTEMPTS).where(ATTEMPTS.c.window_started_at <= now - window))
-

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import functools
 
-from sqlalchemy import TextClause, func, literal_column, select, text
+from sqlalchemy import ColumnClause, String, TextClause, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payments_svc.db.models import TenantEvent
 
-
 # The payment an event is about: payment, refund and dispute events all carry ``data.payment``.
-PAYMENT_OF_EVENT = literal_column("(data -> 'payment' ->> 'id')")
+PAYMENT_OF_EVENT: ColumnClause[str] = literal_column("(data -> 'payment' ->> 'id')", String())
 
 
 class EventRepository:
@@ -35,7 +34,7 @@ class EventRepository:
             stmt = stmt.where(TenantEvent.type == type_)
         if payment_id is not None:
             # The expression of ix_events_tenant_payment, written the same way so the index is used.
-            stmt = stmt.where(PAYMENT_OF_EVENT == payment_id)
+            stmt = stmt.where(PAYMENT_OF_EVENT.op("=")(payment_id))
         stmt = stmt.order_by(order).limit(limit)
         return list((await self.session.execute(stmt)).scalars())
 
