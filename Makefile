@@ -8,7 +8,7 @@ VENV := .venv
 SYNCED := $(VENV)/.synced
 MEMBERS := $(wildcard */pyproject.toml libs/*/pyproject.toml)
 
-.PHONY: install run test test-fast bench services lint distributed-migrate clean env
+.PHONY: install run test test-fast bench services browser lint distributed-migrate clean env
 
 # uv itself comes from PyPI into a private venv, so nothing is needed beyond python3.
 $(UV):
@@ -29,12 +29,16 @@ run: install
 services:
 	@bash tests/ensure_services.sh
 
+## Debian's Chromium and axe-core (npm) for the browser tests in tests/e2e/browser.
+browser:
+	@bash tests/ensure_browser.sh
+
 ## The whole suite: lint, types, then unit, PostgreSQL, RabbitMQ, embedded and distributed end-to-end.
-test: lint services
+test: lint services browser
 	$(VENV)/bin/pytest
 
 ## Everything but the slow tests (broker restarts, process spawning).
-test-fast: lint services
+test-fast: lint services browser
 	$(VENV)/bin/pytest -m "not slow"
 
 ## Throughput and latency (distributed mode), the embedded mode's footprint and reconciliation matching; not part of `make test`. Results in bench-results/
