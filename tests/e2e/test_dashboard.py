@@ -101,6 +101,8 @@ class TestPages:
             assert status == 200, (path, page)
             assert empty in page, path
             assert_dashboard_page(response, page)
+            # Our one script file; code shown in the docs is text, never markup.
+            assert page.count("<script") == 1, path
 
     async def test_payments_list_filters_and_pages(self, browser: Browser, api: TenantApi) -> None:
         made = [await api.create_payment(order_id=f"ord-{i}") for i in range(23)]
