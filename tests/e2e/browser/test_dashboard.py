@@ -11,9 +11,10 @@ import aiohttp
 import pytest
 from playwright.async_api import Page, expect
 
-from ..conftest import TenantClient
-from ..dashboard_support import Tenant, new_tenant_with_secret
-from ..test_refunds import pay_at_sandbox
+# The e2e helpers one level up (tests/ is no package: pytest's importlib mode names these modules).
+from ..conftest import TenantClient  # noqa: TID252
+from ..dashboard_support import Tenant, new_tenant_with_secret  # noqa: TID252
+from ..test_refunds import pay_at_sandbox  # noqa: TID252
 from .conftest import NewPage
 from .support import assert_accessible
 
@@ -102,10 +103,10 @@ async def test_tenant_finds_refunds_and_manages_webhooks(
     await assert_accessible(page, f"dashboard-{view}-delivery")
     await _fits(page)
     for _ in range(100):
-        if receiver.types().count("webhook.test") >= 2:  # noqa: PLR2004
+        if receiver.types().count("webhook.test") >= 2:
             break
         await page.wait_for_timeout(100)
-    assert receiver.types().count("webhook.test") >= 2  # noqa: PLR2004
+    assert receiver.types().count("webhook.test") >= 2
 
     # The read-only pages, and sign-out.
     for name in ("Events", "Providers", "API docs"):
