@@ -289,3 +289,33 @@ def hidden_value(page: str, element_id: str) -> str:
     found = re.search(rf'id="{element_id}"[^>]*value="([^"]+)"', page)
     assert found, page
     return found.group(1)
+
+
+class TestDistributed:
+    """The same dashboard on the distributed platform: checkout-web as its own process, migrated, with
+    its database and session keys from its environment."""
+
+    async def test_sign_in_and_every_page(self, distributed_platform: Any, http: aiohttp.ClientSession) -> None:
+        tenant = await new_tenant_with_secret(http, distributed_platform.gateway_url, distributed_platform.admin_token)
+        api = TenantApi(http, distributed_platform, tenant)
+        payment = await api.create_payment()
+        browser = Browser(distributed_platform.checkout_url)
+        try:
+            status, _, _ = await browser.sign_in(tenant.app_name, tenant.secret)
+            assert status == 303
+            for path in (
+                "/dashboard/payments",
+                f"/dashboard/payments/{payment['id']}",
+                "/dashboard/webhooks",
+                "/dashboard/deliveries",
+                "/dashboard/events",
+                "/dashboard/providers",
+                "/dashboard/docs",
+            ):
+                status, page, response = await browser.get(path)
+                assert status == 200, (path, page)
+                assert_dashboard_page(response, page)
+            _, detail, _ = await browser.get(f"/dashboard/payments/{payment['id']}")
+            assert "payment.created" in detail
+        finally:
+            await browser.close()

@@ -66,6 +66,10 @@ class Sessions:
         # Never beyond the access token: a session cannot outlive what it stands for.
         expires_at = min(now + self.max_age, now + timedelta(seconds=max(expires_in, 0)))
         await self.store.purge(now=now, idle=self.idle)
+        previous = request.cookies.get(SESSION_COOKIE)
+        if previous:
+            # A sign-in replaces the browser's session: the old token must not stay usable.
+            await self.store.delete(hash_token(previous))
         await self.store.create(
             hash_token(token),
             app_name=app_name,
