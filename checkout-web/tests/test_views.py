@@ -70,6 +70,27 @@ class TestPayPage:
         assert "Continue paying" in html
         assert provider_buttons(html) == ["sandbox", "click"]
 
+    async def test_after_a_failed_attempt_says_so_and_offers_the_providers_again(
+        self, client: TestClient, fake_gateway: Any
+    ) -> None:
+        token = fake_gateway.add(
+            status="CREATED",
+            failure_message="<b>Insufficient funds</b>",
+            failed_provider="payme",
+            providers=[{"name": "click", "display_name": "Click"}],
+        )
+        response = await client.get(f"/c/{token}")
+        html = await response.text()
+        assert response.status == 200
+        assert "Your payment with Payme did not go through." in html
+        assert "&lt;b&gt;Insufficient funds&lt;/b&gt;" in html
+        assert "Choose a way to pay" in html
+        assert provider_buttons(html) == ["click"]
+
+    async def test_a_never_tried_payment_shows_no_failure(self, client: TestClient, fake_gateway: Any) -> None:
+        html = await (await client.get(f"/c/{fake_gateway.add()}")).text()
+        assert "did not go through" not in html
+
     async def test_no_providers_explains_instead_of_an_empty_form(self, client: TestClient, fake_gateway: Any) -> None:
         token = fake_gateway.add(providers=[])
         html = await (await client.get(f"/c/{token}")).text()
@@ -301,6 +322,14 @@ class TestReturnPage:
         html = await (await client.get(f"/c/{token}/return")).text()
         assert "Payment failed" in html
         assert "&lt;b&gt;Card declined&lt;/b&gt;" in html
+
+    async def test_back_to_payable_shows_the_failure_and_the_options(
+        self, client: TestClient, fake_gateway: Any
+    ) -> None:
+        token = fake_gateway.add(status="CREATED", failure_message="Card declined", failed_provider="octo")
+        html = await (await client.get(f"/c/{token}/return")).text()
+        assert "Reason given by the provider: Card declined" in html
+        assert re.search(r'<a id="options-link" class="button" href="/c/[^"]+">Choose a payment method</a>', html)
 
     async def test_without_return_url_no_link(self, client: TestClient, fake_gateway: Any) -> None:
         token = fake_gateway.add(status="SUCCEEDED", return_url=None)

@@ -35,6 +35,9 @@ class FakeProviders:
 
     names: list[str] = field(default_factory=lambda: ["sandbox", "other"])
     cancellable: bool = True
+    # What ``void`` answers (True: the attempt is closed at its provider), and the attempts it was asked.
+    voidable: bool = True
+    voided: list[str] = field(default_factory=list)
     unavailable: bool = False
     started: list[tuple[str, StartRequest]] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
@@ -68,6 +71,12 @@ class FakeProviders:
         self.modes.append(livemode)
         self.cancelled.append(payment_id)
         return self.cancellable
+
+    async def void(self, tenant_id: str, payment_id: str, provider_transaction_id: str, *, livemode: bool) -> bool:
+        self._check()
+        self.modes.append(livemode)
+        self.voided.append(provider_transaction_id)
+        return self.voidable
 
     async def check_refund(self, tenant_id: str, check: RefundCheck, *, livemode: bool) -> None:
         self._check()

@@ -10,6 +10,7 @@ import pytest
 from billing_contracts.events import (
     Anomaly,
     PaymentAnomalyRecordedV1,
+    PaymentAttemptFailedV1,
     PaymentCreatedV1,
     PaymentPendingV1,
     PaymentSucceededV1,
@@ -81,6 +82,29 @@ class TestPaymentProjection:
         [row] = await rows("SELECT pending_since, next_check_at, succeeded_at FROM recon_payments")
         assert (row.pending_since, row.next_check_at) == (None, None)
         assert row.succeeded_at == NOW + timedelta(minutes=4)
+
+    async def test_a_failed_attempt_is_projected_as_payable_again_and_stops_the_clock(self, publish, rows) -> None:
+        await publish(pending(2))
+        snap = payment_snapshot(
+            status="CREATED", sequence=3, updated_at=NOW + timedelta(minutes=1), failure_code="card_declined"
+        )
+        attempt = {
+            "id": "att_1",
+            "payment_id": "pay_1",
+            "provider": "click",
+            "status": "failed",
+            "failure_code": "card_declined",
+            "created_at": NOW,
+            "updated_at": NOW + timedelta(minutes=1),
+        }
+        await publish(PaymentAttemptFailedV1(tenant_id="ten_a", data={"payment": snap, "attempt": attempt}))
+        [row] = await rows("SELECT status, last_sequence, pending_since, next_check_at FROM recon_payments")
+        assert (row.status, row.last_sequence, row.pending_since, row.next_check_at) == ("CREATED", 3, None, None)
+        # The next attempt starts a new pending episode; its success settles the payment.
+        await publish(pending(4, NOW + timedelta(minutes=2), provider="payme"))
+        await publish(succeeded(5, NOW + timedelta(minutes=3)))
+        [row] = await rows("SELECT status, last_sequence FROM recon_payments")
+        assert (row.status, row.last_sequence) == ("SUCCEEDED", 5)
 
     async def test_succeeded_at_is_the_earliest_paid_version_whatever_the_order(self, publish, rows) -> None:
         refunded = payment_snapshot(

@@ -80,6 +80,7 @@ def test_reconciliation_receives_our_payments_refunds_the_providers_verdicts_and
         "payments.payment.failed.v1",
         "payments.payment.expired.v1",
         "payments.payment.cancelled.v1",
+        "payments.payment.attempt_failed.v1",
         "payments.refund.created.v1",
         "payments.refund.succeeded.v1",
         "payments.refund.failed.v1",

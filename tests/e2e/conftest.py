@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -493,11 +493,16 @@ class TenantClient:
             assert r.status == 200, await r.text()
             return await r.json()
 
-    async def wait_for_status(self, payment_id: str, wanted: str, timeout: float = 30) -> dict:
+    async def wait_for_status(
+        self, payment_id: str, wanted: str, timeout: float = 30, *, after: Callable[[dict], object] | None = None
+    ) -> dict:
+        """The payment once in ``wanted`` (and, with ``after``, once that holds of it too: CREATED is
+        also where a payment is before it was ever tried), or as it is at the deadline."""
         deadline = time.monotonic() + timeout
         while True:
             payment = await self.payment(payment_id)
-            if payment["status"] == wanted or time.monotonic() > deadline:
+            reached = payment["status"] == wanted and (after is None or after(payment))
+            if reached or time.monotonic() > deadline:
                 return payment
             await asyncio.sleep(0.1)
 

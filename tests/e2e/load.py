@@ -37,8 +37,10 @@ Platform = Any
 
 # (button on the sandbox provider's page, final status): most pay, some are declined, some stay pending
 # until the bank's later callback.
-OUTCOMES = [("succeed", "SUCCEEDED")] * 3 + [("decline", "FAILED"), ("pending", "SUCCEEDED")]
-FINAL_TYPES = {"SUCCEEDED": "payment.succeeded", "FAILED": "payment.failed"}
+# A declined attempt leaves the payment payable again (CREATED, ``payment.attempt_failed``): the flow's
+# last word on it, as its checkout stays open long after the run.
+OUTCOMES = [("succeed", "SUCCEEDED")] * 3 + [("decline", "CREATED"), ("pending", "SUCCEEDED")]
+FINAL_TYPES = {"SUCCEEDED": "payment.succeeded", "CREATED": "payment.attempt_failed"}
 # The payer and the tenant give up after this long (a stuck flow fails the case instead of hanging).
 FLOW_DEADLINE = 120.0
 

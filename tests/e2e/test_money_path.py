@@ -48,9 +48,12 @@ class TestMoneyPath:
         tenant = await new_tenant()
         payment = await tenant.create_payment("pay-1")
         await _pay_at_sandbox(http, platform, payment, "decline")
-        done = await tenant.wait_for_status(payment["id"], "FAILED")
-        assert done["status"] == "FAILED"
+        # The declined attempt leaves the payment payable again, with the attempt's failure.
+        done = await tenant.wait_for_status(payment["id"], "CREATED", after=lambda p: p["failure_code"])
+        assert (done["status"], done["provider"]) == ("CREATED", None)
         assert done["failure_code"]
+        types = [e["type"] for e in await tenant.events()]
+        assert types == ["payment.created", "payment.pending", "payment.attempt_failed"]
 
     async def test_pending_then_succeeds_only_by_callback(self, platform, new_tenant, http) -> None:
         tenant = await new_tenant()

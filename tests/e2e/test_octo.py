@@ -2,7 +2,7 @@
 Octo's simulator (the fake Octo server mounted in providers-svc). The checkout sends the payer to the
 simulator's pay page; the payer's choice makes the fake post Octo's signed notify to
 ``/billing/octo``, which re-checks the status at the fake before moving money; the tenant's webhook
-receiver gets ``payment.succeeded`` (a declined payment ends FAILED)."""
+receiver gets ``payment.succeeded`` (a declined attempt leaves the payment payable again)."""
 
 import asyncio
 import json
@@ -63,15 +63,18 @@ class TestOctoSimulator:
         assert succeeded[0]["data"]["payment"]["id"] == payment["id"]
         assert succeeded[0]["data"]["payment"]["status"] == "SUCCEEDED"
 
-    async def test_a_declined_payment_fails(self, platform, new_tenant, http) -> None:
+    async def test_a_declined_attempt_leaves_the_payment_payable(self, platform, new_tenant, http) -> None:
         tenant = await new_tenant()
         payment = await tenant.create_payment("octo-2", amount=150000, currency="UZS")
         await _pay_at_octo(http, platform, payment, "decline")
-        done = await tenant.wait_for_status(payment["id"], "FAILED")
-        assert done["status"] == "FAILED"
+        done = await tenant.wait_for_status(payment["id"], "CREATED", after=lambda p: p["failure_code"])
+        assert (done["status"], done["attempt_count"]) == ("CREATED", 1)
         assert done["failure_code"]
         types = [e["type"] for e in await tenant.events()]
-        assert "payment.failed" in types and "payment.succeeded" not in types
+        assert "payment.attempt_failed" in types and "payment.succeeded" not in types
+        async with http.get(f"{platform.gateway_url}/v1/payments/{payment['id']}/attempts", headers=tenant.auth) as r:
+            [attempt] = (await r.json())["data"]
+        assert (attempt["provider"], attempt["status"]) in (("octo", "failed"), ("octo", "cancelled"))
 
     async def test_a_forged_notify_through_the_gateway_changes_nothing(self, platform, new_tenant, http) -> None:
         tenant = await new_tenant()

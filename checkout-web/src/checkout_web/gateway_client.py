@@ -49,6 +49,9 @@ class Checkout(BaseModel):
     return_url: str | None = None
     expires_at: datetime | None = None
     failure_message: str | None = None
+    # The provider whose attempt failed last, while the payment is payable again (payments-svc's
+    # attempts): the page says the payment with it did not go through. None when none failed.
+    failed_provider: str | None = None
     # API.md's test and live mode. None when the gateway does not say: the page then shows no test
     # banner, since telling a payer "no real money moves" about a live payment is the dangerous mistake.
     livemode: bool | None = None

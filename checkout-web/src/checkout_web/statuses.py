@@ -32,7 +32,13 @@ class StatusCopy:
 def describe(status: str, merchant: str) -> StatusCopy:
     match status:
         case "CREATED":
-            return StatusCopy("Not paid yet", "No payment has been made for this order yet.", "neutral", False)
+            # Also what a payer sees after a failed attempt (the payment is payable again).
+            return StatusCopy(
+                "Not paid yet",
+                "No payment has been made for this order yet. You can choose a way to pay.",
+                "neutral",
+                False,
+            )
         case "PROVIDER_PENDING":
             return StatusCopy(
                 "Waiting for confirmation from the provider…",
@@ -50,7 +56,7 @@ def describe(status: str, merchant: str) -> StatusCopy:
         case "FAILED":
             return StatusCopy(
                 "Payment failed",
-                f"The payment provider did not accept this payment. Contact {merchant} to try again.",
+                f"This payment could not be completed before the payment link closed. Contact {merchant} to try again.",
                 "error",
                 True,
             )

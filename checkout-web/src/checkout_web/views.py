@@ -91,8 +91,17 @@ async def checkout_page(request: web.Request) -> web.Response:
         "return_url": _url(request, "return_page", token),
         "expires": _expires(checkout.expires_at),
         "test_mode": checkout.test_mode,
+        "failed": _failed_attempt(checkout),
     }
     return render(request, "pay.html", context)
+
+
+def _failed_attempt(checkout: Checkout) -> dict[str, str | None] | None:
+    """After a failed attempt the payment is payable again: which provider it was, and why."""
+    if checkout.status != "CREATED" or checkout.failure_message is None:
+        return None
+    name = checkout.failed_provider
+    return {"provider": name.capitalize() if name else None, "reason": checkout.failure_message}
 
 
 async def pay(request: web.Request) -> web.Response:
@@ -146,7 +155,8 @@ async def return_page(request: web.Request) -> web.Response:
         "summary": _summary(checkout),
         "status": checkout.status,
         "copy": copy,
-        "failure_message": checkout.failure_message if checkout.status == "FAILED" else None,
+        # FAILED, or CREATED again after a failed attempt (the payer may choose another way to pay).
+        "failure_message": checkout.failure_message if checkout.status in ("FAILED", "CREATED") else None,
         "return_link": _return_link(checkout),
         "checkout_url": _url(request, "checkout", token),
         "copy_table": copy_table(merchant),

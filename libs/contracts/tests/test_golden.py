@@ -55,3 +55,12 @@ def test_observed_via_and_account_added_within_v1_default_for_old_samples() -> N
     new = parse_event((GOLDEN / "provider.payment.succeeded.v1.observed-account.json").read_text())
     assert (old.data.observed_via, old.data.account_id) == ("callback", None)
     assert (new.data.observed_via, new.data.account_id) == ("status_check", "pac_01jd0000000000000000000000")
+
+
+def test_attempt_count_added_within_v1_defaults_for_old_samples() -> None:
+    old = parse_event((GOLDEN / "payment.failed.v1.json").read_text())
+    failed = parse_event((GOLDEN / "payment.attempt_failed.v1.json").read_text())
+    assert old.data.payment.attempt_count == 0
+    assert failed.event_type == "payment.attempt_failed"
+    assert (failed.data.payment.status, failed.data.payment.attempt_count) == ("CREATED", 1)
+    assert (failed.data.attempt.status, failed.data.attempt.failure_code) == ("failed", "payme_-31008")

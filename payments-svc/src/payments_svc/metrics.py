@@ -51,6 +51,14 @@ class PaymentMetrics:
             ["reason"],
             registry=metrics.registry,
         )
+        # Attempts a provider declined or cancelled while the payment stayed payable (PAY-6): the
+        # payment is CREATED again, and counts in ``failed`` only if it closes without being paid.
+        self.attempts_failed = Counter(
+            "billing_payment_attempts_failed_total",
+            "Payment attempts that failed while the payment stayed payable, by failure code",
+            ["reason"],
+            registry=metrics.registry,
+        )
         self.processing = Histogram(
             "billing_payment_processing_duration_seconds",
             "From a payment's creation to its final verdict (SUCCEEDED or FAILED), by outcome",
@@ -61,7 +69,8 @@ class PaymentMetrics:
         self._reasons: set[str] = set()
 
     def payment_final(self, payment: Payment, status: PaymentStatus) -> None:
-        """Count a payment the state machine moved to SUCCEEDED or FAILED (call after the commit)."""
+        """Count a payment the state machine moved to SUCCEEDED or FAILED, or back to CREATED after a
+        failed attempt (call after the commit)."""
         seconds = max((utcnow() - payment.created_at).total_seconds(), 0.0)
         if status == PaymentStatus.SUCCEEDED:
             self.succeeded.inc()
@@ -69,6 +78,8 @@ class PaymentMetrics:
         elif status == PaymentStatus.FAILED:
             self.failed.labels(self.failure_reason(payment.failure_code)).inc()
             self.processing.labels("failed").observe(seconds)
+        elif status == PaymentStatus.CREATED:
+            self.attempts_failed.labels(self.failure_reason(payment.failure_code)).inc()
 
     def failure_reason(self, code: str | None) -> str:
         """``code`` as a label value of bounded cardinality."""

@@ -2,12 +2,16 @@
 ``billing_payments_failure_total{reason}`` and the created → final histogram, counted once per payment
 (after the commit that moved it, never for a redelivery or a refused outcome)."""
 
+from billing_contracts.envelope import utcnow
 from billing_contracts.events import ProviderPaymentFailedV1, ProviderPaymentOutcome, ProviderPaymentSucceededV1
 from billing_runtime.bus import Message
 from billing_runtime.metrics import Metrics
+from payments_svc.db.models import Payment
 from payments_svc.events.consumers import provider_outcome_handler
 from payments_svc.keys import lifecycle_deps_key
 from payments_svc.metrics import MAX_FAILURE_REASONS, OTHER_REASON, PaymentMetrics
+from payments_svc.services.lifecycle import expire_due
+from sqlalchemy import update
 
 
 async def _pending_payment(client, auth, new_payment):
@@ -50,11 +54,23 @@ class TestPaymentMetrics:
         await handle(_message(payment, ProviderPaymentFailedV1, failure_code="card_declined"))
         assert _sample(app, "billing_payments_failure_total", {"reason": "card_declined"}) == 0
 
-    async def test_a_failure_is_counted_by_its_code(self, app, client, auth, new_payment) -> None:
+    async def test_a_failure_is_counted_by_its_code(self, app, client, auth, new_payment, clean_db) -> None:
         before = _sample(app, "billing_payments_failure_total", {"reason": "insufficient_funds"})
+        attempts = _sample(app, "billing_payment_attempts_failed_total", {"reason": "insufficient_funds"})
         payment = await _pending_payment(client, auth, new_payment)
         handle = provider_outcome_handler(app[lifecycle_deps_key], Metrics("t"))
         await handle(_message(payment, ProviderPaymentFailedV1, failure_code="insufficient_funds"))
+        # The failed attempt leaves the payment payable: an attempt failure, not yet a failed payment.
+        assert _sample(app, "billing_payment_attempts_failed_total", {"reason": "insufficient_funds"}) == attempts + 1
+        assert _sample(app, "billing_payments_failure_total", {"reason": "insufficient_funds"}) == before
+        # It fails when its checkout closes unpaid.
+        async with clean_db.begin() as conn:
+            await conn.execute(
+                update(Payment.__table__)
+                .where(Payment.id == payment["id"])
+                .values(expires_at=utcnow(), sweep_at=utcnow())
+            )
+        assert (await expire_due(app[lifecycle_deps_key])).expired == 1
         assert _sample(app, "billing_payments_failure_total", {"reason": "insufficient_funds"}) == before + 1
         assert _sample(app, "billing_payment_processing_duration_seconds_count", {"outcome": "failed"}) >= 1
 

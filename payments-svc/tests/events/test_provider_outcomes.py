@@ -114,7 +114,9 @@ class TestProviderOutcomes:
         monkeypatch.setattr(lifecycle, "payment_snapshot", snapshot_then_race)
         await handle(_message(_outcome(payment)))
 
-        assert (await _status(client, auth, payment))["status"] == "FAILED"
+        # The decline made the payment payable again; the success, decided again, is for no attempt of
+        # it (an anomaly: a success for a payment not being paid), never a SUCCEEDED.
+        assert (await _status(client, auth, payment))["status"] == "CREATED"
         async with clean_db.connect() as conn:
             rows = (await conn.execute(select(PaymentStatusChange.to_status, PaymentStatusChange.reason))).all()
         assert [to for to, reason in rows if not (reason or "").startswith("anomaly")].count("SUCCEEDED") == 0
@@ -128,8 +130,9 @@ class TestProviderOutcomes:
         event = _outcome(payment, ProviderPaymentFailedV1, failure_code="card_declined", failure_message="Declined")
         await handle(_message(event))
         after = await _status(client, auth, payment)
+        # A failed attempt leaves the payment payable (CREATED), with the attempt's failure.
         assert (after["status"], after["failure_code"], after["failure_message"]) == (
-            "FAILED",
+            "CREATED",
             "card_declined",
             "Declined",
         )

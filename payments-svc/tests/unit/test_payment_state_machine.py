@@ -6,6 +6,9 @@ from payments_svc.domain.payment import TRANSITIONS, PaymentStatus, can_transiti
 S = PaymentStatus
 
 ALLOWED = {
+    # PAY-6: a failed attempt makes the payment payable again; it fails when its checkout closes.
+    (S.PROVIDER_PENDING, S.CREATED),
+    (S.CREATED, S.FAILED),
     (S.CREATED, S.PROVIDER_PENDING),
     (S.CREATED, S.EXPIRED),
     (S.CREATED, S.CANCELLED),

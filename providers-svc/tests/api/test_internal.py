@@ -15,6 +15,7 @@ ROUTES = [
     ("GET", "/internal/providers"),
     ("POST", "/internal/payments/start"),
     ("POST", "/internal/payments/pay_x/cancel"),
+    ("POST", "/internal/payments/pay_x/transactions/ptx_x/void"),
 ]
 
 

@@ -11,7 +11,7 @@ from billing_contracts.envelope import utcnow
 from webhook_dispatcher.crypto import SecretBox, generate_key
 from webhook_dispatcher.domain.addresses import AddressPolicy
 from webhook_dispatcher.domain.commands import url_problem
-from webhook_dispatcher.domain.event_types import matches
+from webhook_dispatcher.domain.event_types import PUBLIC_EVENT_TYPES, binding_keys, is_forwarded, matches
 from webhook_dispatcher.domain.schedule import judge, next_delay, parse_retry_after
 from webhook_dispatcher.settings import DEFAULT_RETRY_SCHEDULE, Settings
 
@@ -124,6 +124,14 @@ class TestFilters:
         assert not matches(["*"], "webhook.test")
         assert matches(["payment.created"], "payment.created")
         assert not matches(["payment.created"], "payment.failed")
+
+    def test_a_failed_attempt_is_a_public_event_forwarded_from_payments(self) -> None:
+        assert "payment.attempt_failed" in PUBLIC_EVENT_TYPES
+        assert is_forwarded("payment.attempt_failed", "payments")
+        assert "payments.payment.attempt_failed.*" in binding_keys()
+        assert matches(["*"], "payment.attempt_failed")
+        assert matches(["payment.attempt_failed"], "payment.attempt_failed")
+        assert not matches(["payment.failed"], "payment.attempt_failed")
 
 
 class TestSecretBox:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from payments_svc.api import checkout, events, internal_events, payments, refunds
+from payments_svc.api import attempts, checkout, events, internal_events, payments, refunds
 
 # The one route reconciliation-svc may call (app.py confines its tokens to it).
 INTERNAL_EVENTS = "/internal/events"
@@ -17,6 +17,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/v1/payments/{payment_id}", payments.get)
     r.add_post("/v1/payments/{payment_id}/cancel", payments.cancel)
     r.add_get("/v1/payments/{payment_id}/history", payments.history)
+    r.add_get("/v1/payments/{payment_id}/attempts", attempts.list_)
     r.add_post("/v1/payments/{payment_id}/refunds", refunds.create)
     r.add_get("/v1/payments/{payment_id}/refunds", refunds.list_)
     r.add_get("/v1/refunds/{refund_id}", refunds.get)

@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from payments_svc.domain.attempts import AttemptStatus
 from payments_svc.domain.payment import PaymentStatus
 from payments_svc.domain.refunds import RefundOrigin, RefundStatus
 
@@ -95,6 +96,41 @@ class Payment(Base):
     # ``amount`` when a provider refunded beyond it, see ``domain/refunds.py``). A refund is accepted
     # only by the one UPDATE that raises it within ``amount`` (``db/refunds.py`` ``reserve``).
     refund_reserved: Mapped[int] = mapped_column(BigInteger, default=0)
+    # How many attempts it had (its ``payment_attempts`` rows), written with each new one.
+    attempt_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class PaymentAttempt(Base):
+    """One start of a payment at one provider (``domain/attempts.py``); the payment's ``provider*``
+    columns name its active (pending) one, of which there is at most one (ATT-1)."""
+
+    __tablename__ = "payment_attempts"
+    __table_args__ = (
+        Index("ix_payment_attempts_payment_created", "payment_id", "created_at", "id"),
+        Index(
+            "uq_payment_attempts_one_pending",
+            "payment_id",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+        ),
+        UniqueConstraint("payment_id", "provider_transaction_id", name="uq_payment_attempts_transaction"),
+        CheckConstraint(
+            f"status IN ({', '.join(repr(str(s)) for s in AttemptStatus)})",
+            name="status",
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"))
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_transaction_id: Mapped[str] = mapped_column(String(64))
+    provider_reference: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class PaymentStatusChange(Base):

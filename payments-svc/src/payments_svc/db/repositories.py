@@ -184,15 +184,22 @@ async def payment_by_checkout_token(session: AsyncSession, token: str, *, for_up
 
 async def claim_due_for_expiry(
     session: AsyncSession, now: datetime, limit: int
-) -> builtins.list[tuple[str, str, str | None, bool]]:
+) -> builtins.list[tuple[str, str, str | None, bool, int]]:
     """Cross-tenant on purpose (the sweeper): up to ``limit`` payable payments due for an expiry
-    attempt, as (id, tenant, provider transaction, livemode), each pushed back for its next attempt in the
-    caller's transaction (SKIP LOCKED lets several sweepers share the work). The delay doubles with
+    attempt, as (id, tenant, provider transaction, livemode, attempt count), each pushed back for its
+    next attempt in the caller's transaction (SKIP LOCKED lets several sweepers share the work). The delay doubles with
     every attempt, from ``SWEEP_RETRY_FIRST`` up to ``SWEEP_RETRY_MAX``: a payment its provider will
     not let go is retried, ever more rarely, behind every other overdue payment."""
     table = table_of(Payment)
     stmt = (
-        select(table.c.id, table.c.tenant_id, table.c.provider_transaction_id, table.c.livemode, table.c.sweep_attempts)
+        select(
+            table.c.id,
+            table.c.tenant_id,
+            table.c.provider_transaction_id,
+            table.c.livemode,
+            table.c.sweep_attempts,
+            table.c.attempt_count,
+        )
         .where(table.c.status.in_(_PAYABLE), table.c.sweep_at <= now)
         .order_by(table.c.sweep_at)
         .limit(limit)
@@ -207,7 +214,7 @@ async def claim_due_for_expiry(
                 for row in rows
             ],
         )
-    return [(row.id, row.tenant_id, row.provider_transaction_id, row.livemode) for row in rows]
+    return [(row.id, row.tenant_id, row.provider_transaction_id, row.livemode, row.attempt_count) for row in rows]
 
 
 _PAYABLE = (PaymentStatus.CREATED, PaymentStatus.PROVIDER_PENDING)

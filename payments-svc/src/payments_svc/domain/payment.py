@@ -3,6 +3,9 @@
 PAY-1  Terminal statuses (SUCCEEDED, FAILED, EXPIRED, CANCELLED, REFUNDED) never change, except that
        SUCCEEDED and PARTIALLY_REFUNDED move forward through refunds.
 PAY-2  Only a verified provider outcome moves a payment to SUCCEEDED or FAILED.
+PAY-6  A failed or cancelled attempt (``domain/attempts.py``) returns a PROVIDER_PENDING payment to
+       CREATED while it has not expired (Stripe's PaymentIntent back to requires_payment_method): the
+       payer may try again, and FAILED means "tried, and not paid before the checkout closed".
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ class PaymentStatus(StrEnum):
 S = PaymentStatus
 
 TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
-    S.CREATED: frozenset({S.PROVIDER_PENDING, S.EXPIRED, S.CANCELLED}),
-    S.PROVIDER_PENDING: frozenset({S.SUCCEEDED, S.FAILED, S.EXPIRED, S.CANCELLED}),
+    # CREATED → FAILED: a payment whose last attempt failed reaches its expires_at (PAY-6).
+    S.CREATED: frozenset({S.PROVIDER_PENDING, S.FAILED, S.EXPIRED, S.CANCELLED}),
+    S.PROVIDER_PENDING: frozenset({S.CREATED, S.SUCCEEDED, S.FAILED, S.EXPIRED, S.CANCELLED}),
     S.SUCCEEDED: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),
     S.PARTIALLY_REFUNDED: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),
     S.FAILED: frozenset(),
@@ -48,6 +52,17 @@ EVENT_FOR_STATUS: dict[PaymentStatus, str] = {
     S.EXPIRED: "payment.expired",
     S.CANCELLED: "payment.cancelled",
 }
+
+
+# PAY-6: back to CREATED is announced as the attempt's failure, not as a new payment.
+ATTEMPT_FAILED_EVENT = "payment.attempt_failed"
+
+
+def event_for(previous: PaymentStatus | None, target: PaymentStatus) -> str:
+    """The public event announcing ``previous → target``."""
+    if previous is S.PROVIDER_PENDING and target is S.CREATED:
+        return ATTEMPT_FAILED_EVENT
+    return EVENT_FOR_STATUS[target]
 
 
 def can_transition(current: PaymentStatus, target: PaymentStatus) -> bool:

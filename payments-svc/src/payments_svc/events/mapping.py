@@ -13,6 +13,9 @@ from billing_contracts.events import (
     DisputeCreatedV1,
     DisputeData,
     DisputeSnapshot,
+    PaymentAttemptData,
+    PaymentAttemptFailedV1,
+    PaymentAttemptSnapshot,
     PaymentData,
     PaymentSnapshot,
     RefundCreatedV1,
@@ -22,7 +25,7 @@ from billing_contracts.events import (
     RefundSucceededV1,
 )
 
-from payments_svc.db.models import Dispute, Payment, Refund
+from payments_svc.db.models import Dispute, Payment, PaymentAttempt, Refund
 
 
 def snapshot(payment: Payment, checkout_base_url: str) -> PaymentSnapshot:
@@ -50,6 +53,32 @@ def snapshot(payment: Payment, checkout_base_url: str) -> PaymentSnapshot:
         expires_at=payment.expires_at,
         amount_disputed=payment.amount_disputed,
         dispute=DisputeSnapshot.model_validate(payment.dispute) if payment.dispute else None,
+        attempt_count=payment.attempt_count or 0,
+    )
+
+
+def attempt_snapshot(attempt: PaymentAttempt) -> PaymentAttemptSnapshot:
+    """The public payment attempt object (``GET /v1/payments/{id}/attempts``)."""
+    return PaymentAttemptSnapshot(
+        id=attempt.id,
+        payment_id=attempt.payment_id,
+        provider=attempt.provider,
+        status=attempt.status,
+        provider_reference=attempt.provider_reference,
+        failure_code=attempt.failure_code,
+        failure_message=attempt.failure_message,
+        created_at=attempt.created_at,
+        updated_at=attempt.updated_at,
+    )
+
+
+def attempt_failed_event(payment: Payment, attempt: PaymentAttempt, checkout_base_url: str) -> EventBase:
+    """``payment.attempt_failed``: the payment (CREATED again) and the attempt that failed."""
+    return PaymentAttemptFailedV1(
+        tenant_id=payment.tenant_id,
+        livemode=payment.livemode,
+        correlation_id=payment.id,
+        data=PaymentAttemptData(payment=snapshot(payment, checkout_base_url), attempt=attempt_snapshot(attempt)),
     )
 
 

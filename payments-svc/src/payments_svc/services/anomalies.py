@@ -23,7 +23,7 @@ from billing_runtime.db import table_of
 from billing_runtime.ids import new_id
 from billing_runtime.writes import InsertRows
 
-from payments_svc.db.models import Payment, PaymentAnomaly
+from payments_svc.db.models import Payment, PaymentAnomaly, PaymentAttempt
 from payments_svc.db.repositories import history_insert
 from payments_svc.domain.payment import PaymentStatus
 from payments_svc.services.uow import PaymentsUnitOfWork
@@ -39,16 +39,19 @@ class Refusal:
     detail: str
 
 
-def refusal(payment: Payment | None, event: ProviderOutcome) -> Refusal | None:
+def refusal(payment: Payment | None, event: ProviderOutcome, attempt: PaymentAttempt | None = None) -> Refusal | None:
     """The anomaly ``event`` is for ``payment`` as read, or None when the state machine may apply it
-    (or it is a decline that changes nothing and moved no money)."""
+    (or it is a decline that changes nothing and moved no money). ``attempt`` is the payment's attempt
+    the verdict names (by its provider transaction), if it has one."""
     outcome = event.data
     succeeded = isinstance(event, ProviderPaymentSucceededV1)
     if payment is None:
         if succeeded:
             return Refusal("unexpected_outcome", "provider success for a payment that does not exist")
         return None
-    if payment.provider is not None and outcome.provider != payment.provider:
+    # A verdict on one of the payment's attempts that is no longer its active one (failed, abandoned).
+    ended = attempt is not None and attempt.provider_transaction_id != payment.provider_transaction_id
+    if not ended and payment.provider is not None and outcome.provider != payment.provider:
         detail = f"outcome from {outcome.provider}, but the payment is with {payment.provider}"
         return Refusal("provider_mismatch", detail)
     if outcome.livemode != payment.livemode:
@@ -63,6 +66,18 @@ def refusal(payment: Payment | None, event: ProviderOutcome) -> Refusal | None:
         return Refusal(
             "amount_mismatch",
             f"provider captured {outcome.amount} {outcome.currency}, payment is {payment.amount} {payment.currency}",
+        )
+    if ended:
+        assert attempt is not None
+        if payment.status in (PaymentStatus.CREATED, PaymentStatus.PROVIDER_PENDING):
+            return None  # the money is real: it pays the payment (services/attempt_outcomes.py)
+        # A second payment of the same checkout: evidence for a refund at that provider, made by a
+        # person (the refund machinery refunds a payment through its own provider only).
+        return Refusal(
+            "success_for_final_payment",
+            f"duplicate payment: {outcome.provider} took the money for attempt {attempt.id} "
+            f"({attempt.status}) after the payment became {payment.status}; not refunded automatically, "
+            f"refund it at {outcome.provider}",
         )
     if payment.status == PaymentStatus.CREATED:
         return Refusal("success_for_unstarted_payment", "provider success for a payment never started here")

@@ -8,12 +8,15 @@ from typing import Any
 
 from billing_runtime.errors import ProblemError
 
-from payments_svc.db.models import Payment
+from payments_svc.db.attempts import attempts_of
+from payments_svc.db.models import Payment, PaymentAttempt
 from payments_svc.db.repositories import PaymentRepository, payment_by_checkout_token
+from payments_svc.domain.attempts import AttemptStatus, closed_status
 from payments_svc.domain.errors import InvalidState, NotFound
 from payments_svc.domain.money import currency_of
-from payments_svc.domain.payment import PaymentStatus
-from payments_svc.services.payments import Actor, ensure_payable, record_status
+from payments_svc.domain.payment import PAYABLE, PaymentStatus
+from payments_svc.services.attempts import ended_providers, start_attempt, switch_attempt
+from payments_svc.services.payments import is_expired
 from payments_svc.services.providers import ProviderInfo, ProvidersPort, StartRequest
 from payments_svc.services.uow import PaymentsUnitOfWork
 
@@ -52,15 +55,33 @@ async def _allowed_providers(deps: CheckoutDeps, payment: Payment) -> list[Provi
     return [p for p in available if p.name in wanted]
 
 
+def outcome(payment: Payment) -> PaymentStatus:
+    """The status the payer is shown: an overdue payment the sweeper has not closed yet is already
+    closed for the payer (API.md: the token stops working once the payment is terminal or expired)."""
+    status = PaymentStatus(payment.status)
+    if status in PAYABLE and is_expired(payment):
+        return closed_status(payment)
+    return status
+
+
+async def _attempts(deps: CheckoutDeps, payment: Payment) -> list[PaymentAttempt]:
+    async with deps.uow() as uow:
+        return await attempts_of(uow.session, payment.tenant_id, payment.id)
+
+
 async def checkout_view(deps: CheckoutDeps, token: str) -> dict[str, Any]:
-    """Nothing secret: no ids beyond the order reference, no tenant id, no provider transaction."""
+    """Nothing secret: no ids beyond the order reference, no tenant id, no provider transaction. A final
+    or expired payment shows only its outcome: no providers to choose."""
     payment = await _load(deps, token)
-    payable = payment.status in (PaymentStatus.CREATED, PaymentStatus.PROVIDER_PENDING)
-    providers = await _allowed_providers(deps, payment) if payable else []
+    status = outcome(payment)
+    providers: list[ProviderInfo] = []
+    if status in PAYABLE:
+        tried = ended_providers(await _attempts(deps, payment))
+        providers = [p for p in await _allowed_providers(deps, payment) if p.name not in tried]
     currency = currency_of(payment.currency)
     return {
         "livemode": payment.livemode,
-        "status": payment.status,
+        "status": status,
         "amount": payment.amount,
         "currency": payment.currency,
         "currency_exponent": currency.exponent if currency else 2,
@@ -72,22 +93,53 @@ async def checkout_view(deps: CheckoutDeps, token: str) -> dict[str, Any]:
         "return_url": payment.return_url,
         "expires_at": payment.expires_at.isoformat().replace("+00:00", "Z"),
         "failure_message": payment.failure_message,
+        # After a failed attempt: which provider it was (the page says "your payment with X did not go
+        # through"), None otherwise.
+        "failed_provider": await _failed_provider(deps, payment) if payment.failure_code is not None else None,
+        "attempt_count": payment.attempt_count or 0,
     }
 
 
+async def _failed_provider(deps: CheckoutDeps, payment: Payment) -> str | None:
+    failed = [a for a in await _attempts(deps, payment) if a.status in _FAILED_ATTEMPTS]
+    return failed[-1].provider if failed else None
+
+
+_FAILED_ATTEMPTS = (AttemptStatus.FAILED, AttemptStatus.CANCELLED)
+
+
+def ensure_open(payment: Payment) -> None:
+    """409 ``invalid_state`` with the payment's outcome (``payment_status``, ``failure_message``) unless the
+    payer may still pay it."""
+    status = outcome(payment)
+    if status not in PAYABLE:
+        raise ProblemError(
+            409,
+            "invalid_state",
+            f"The payment is {status} and can no longer be paid.",
+            extensions={"payment_status": str(status), "failure_message": payment.failure_message},
+        )
+
+
 async def pay(deps: CheckoutDeps, token: str, provider: str) -> str:
-    """Start (or resume) the payment at ``provider``; return where to send the payer."""
+    """Start (or resume) the payment at ``provider``; return where to send the payer.
+
+    While another provider's attempt is pending, the payer may switch only if that attempt is voided
+    at its provider first (it can then take no money): a provider that took or is taking the money
+    keeps the payment (409). The new provider's transaction is opened before the void, so a failed
+    start leaves the pending attempt as it was; one opened for a switch that is then refused is closed
+    with the payment (``lifecycle.expire_due`` cancels every transaction of the payment)."""
     payment = await _load(deps, token)
-    ensure_payable(payment)
+    ensure_open(payment)
     if payment.livemode and is_test_provider(provider):
         raise ProblemError(
             422,
             "test_provider_in_livemode",
             f"{provider} is a test provider: it never moves a live payment.",
         )
-    if payment.status == PaymentStatus.PROVIDER_PENDING and payment.provider != provider:
-        # One provider per payment: a second one could take the payer's money a second time.
-        raise InvalidState(f"This payment is already being paid with {payment.provider}.")
+    resuming = payment.status == PaymentStatus.PROVIDER_PENDING and payment.provider == provider
+    if not resuming and provider in ended_providers(await _attempts(deps, payment)):
+        raise InvalidState(f"This payment was already tried with {provider}; choose another way to pay.")
     if provider not in {p.name for p in await _allowed_providers(deps, payment)}:
         raise ProblemError(
             422,
@@ -109,16 +161,26 @@ async def pay(deps: CheckoutDeps, token: str, provider: str) -> str:
         ),
         livemode=payment.livemode,
     )
+    switching_from = None
+    if payment.status == PaymentStatus.PROVIDER_PENDING and not resuming:
+        switching_from = payment.provider_transaction_id
+        if switching_from is None:  # no attempt to void (never so once started): nothing to switch from
+            raise InvalidState(f"This payment is already being paid with {payment.provider}.")
+        if not await deps.providers.void(payment.tenant_id, payment.id, switching_from, livemode=payment.livemode):
+            raise InvalidState(
+                f"The payment with {payment.provider} is already under way and can no longer be switched."
+            )
     async with deps.uow() as uow:
         locked = await PaymentRepository(uow.session, payment.tenant_id).get(payment.id, for_update=True)
         assert locked is not None
-        ensure_payable(locked)
+        ensure_open(locked)
         if locked.status == PaymentStatus.CREATED:
-            locked.provider = provider
-            locked.provider_transaction_id = started.provider_transaction_id
-            locked.provider_reference = started.provider_reference
-            record_status(uow, locked, PaymentStatus.PROVIDER_PENDING, Actor("payer"), deps.checkout_base_url)
-        elif locked.provider != provider:
+            await start_attempt(uow, locked, provider, started, deps.checkout_base_url)
+        elif locked.provider == provider:
+            pass  # resumed, or the same payer's concurrent click: the attempt is already there
+        elif switching_from is not None and locked.provider_transaction_id == switching_from:
+            await switch_attempt(uow, locked, provider, started)
+        else:
             raise InvalidState(f"This payment is already being paid with {locked.provider}.")
         await uow.commit()
     return started.redirect_url

@@ -8,22 +8,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from billing_contracts.envelope import utcnow
-from billing_contracts.events import ProviderPaymentSucceededV1
 from billing_runtime.inbox import inbox_row
 
+from payments_svc.db.attempts import attempt_snapshots, end_active_attempt
 from payments_svc.db.models import Payment, inbox
 from payments_svc.db.repositories import (
     PaymentRepository,
     claim_due_for_expiry,
     payment_snapshot,
     payment_unchanged,
-    payment_update,
     was_consumed,
 )
+from payments_svc.domain.attempts import AttemptStatus, closed_status
 from payments_svc.domain.errors import InvalidState, NotFound
 from payments_svc.domain.payment import PaymentStatus
 from payments_svc.metrics import PaymentMetrics
 from payments_svc.services.anomalies import ProviderOutcome, Refusal, record_anomaly, refusal
+from payments_svc.services.attempt_outcomes import apply_verdict, attempt_of
 from payments_svc.services.payments import Actor, record_status
 from payments_svc.services.providers import ProvidersPort
 from payments_svc.services.uow import PaymentsUnitOfWork
@@ -49,7 +50,8 @@ async def cancel_payment(deps: LifecycleDeps, tenant_id: str, payment_id: str) -
     if payment.status not in (PaymentStatus.CREATED, PaymentStatus.PROVIDER_PENDING):
         raise InvalidState(f"A payment in status {payment.status} cannot be cancelled.")
     # Ask the provider first: once it holds the money the payment must not be called cancelled.
-    held = payment.provider_transaction_id is not None
+    # Every attempt may have left a transaction at a provider, not only the active one.
+    held = payment.provider_transaction_id is not None or payment.attempt_count > 0
     if held and not await deps.providers.cancel(tenant_id, payment_id, livemode=payment.livemode):
         raise InvalidState("The provider has already taken this payment; it can no longer be cancelled.")
     async with deps.uow() as uow:
@@ -57,6 +59,8 @@ async def cancel_payment(deps: LifecycleDeps, tenant_id: str, payment_id: str) -
         assert locked is not None
         if locked.provider_transaction_id != payment.provider_transaction_id:
             raise InvalidState("The payer started paying meanwhile; retry the cancellation.")
+        if locked.provider_transaction_id is not None:
+            await end_active_attempt(uow.session, locked, AttemptStatus.CANCELLED)
         record_status(uow, locked, PaymentStatus.CANCELLED, Actor("tenant"), deps.checkout_base_url)
         await uow.commit()
     return locked
@@ -77,7 +81,8 @@ async def apply_provider_outcome(deps: LifecycleDeps, event: ProviderOutcome, ra
     for _ in range(OUTCOME_ATTEMPTS):
         async with deps.uow() as uow:
             payment = await payment_snapshot(uow, event.tenant_id, outcome.payment_id)
-            found = refusal(payment, event)
+            attempts = await attempt_snapshots(uow, payment.id) if payment is not None else []
+            found = refusal(payment, event, attempt_of(attempts, outcome.provider_transaction_id))
             if found is not None:
                 # Money moved in a way the payment does not allow: kept on record for reconciliation
                 # instead of bending the state machine (PAY-1, PAY-5).
@@ -90,7 +95,7 @@ async def apply_provider_outcome(deps: LifecycleDeps, event: ProviderOutcome, ra
                     _count(deps, found)
                 return
             unchanged = payment_unchanged(payment)
-            decided = _apply(uow, payment, event, deps.checkout_base_url) if found is None else None
+            decided = apply_verdict(uow, payment, attempts, event, deps.checkout_base_url) if found is None else None
             if await uow.commit_unless_exists(seen, unchanged):
                 _count(deps, found)
                 if decided is not None:
@@ -112,30 +117,6 @@ def _count(deps: LifecycleDeps, found: Refusal | None) -> None:
         deps.metrics.anomalies.labels(found.kind).inc()
 
 
-def _apply(
-    uow: PaymentsUnitOfWork, payment: Payment, event: ProviderOutcome, checkout_base_url: str
-) -> PaymentStatus | None:
-    """Queue what an acceptable outcome does to the payment as read (nothing unless it is pending);
-    the status it decides, if any."""
-    if payment.status != PaymentStatus.PROVIDER_PENDING:
-        return None
-    outcome = event.data
-    payment.provider_reference = outcome.provider_reference or payment.provider_reference
-    actor = Actor(f"provider:{outcome.provider}", outcome.failure_message)
-    if isinstance(event, ProviderPaymentSucceededV1):
-        record_status(uow, payment, PaymentStatus.SUCCEEDED, actor, checkout_base_url)
-    else:
-        payment.failure_code = outcome.failure_code or "provider_declined"
-        payment.failure_message = outcome.failure_message or "The provider declined the payment."
-        record_status(uow, payment, PaymentStatus.FAILED, actor, checkout_base_url)
-    uow.write(payment_update(payment, OUTCOME_COLUMNS))
-    return PaymentStatus(payment.status)
-
-
-# What an outcome changes on a payment (``record_status`` stamps the first three).
-OUTCOME_COLUMNS = ("status", "updated_at", "sequence", "provider_reference", "failure_code", "failure_message")
-
-
 @dataclass(frozen=True)
 class ExpiryPass:
     """One pass of the sweeper: how many overdue payments it took on, and how many it expired."""
@@ -145,7 +126,8 @@ class ExpiryPass:
 
 
 async def expire_due(deps: LifecycleDeps, batch: int = 100) -> ExpiryPass:
-    """Expire overdue payments; one that a provider may still be capturing is left to its callback.
+    """Close overdue payments (EXPIRED, or FAILED after a failed last attempt: ``closed_status``); one
+    that a provider may still be capturing is left to its callback.
 
     The batch is claimed by pushing each payment's next attempt back (further every time), so a
     payment that could not be expired now waits its turn behind the rest, and no set of payments a
@@ -154,8 +136,10 @@ async def expire_due(deps: LifecycleDeps, batch: int = 100) -> ExpiryPass:
         candidates = await claim_due_for_expiry(uow.session, utcnow(), batch)
         await uow.commit()
     expired = 0
-    for payment_id, tenant_id, provider_txn, livemode in candidates:
-        if provider_txn is not None:
+    for payment_id, tenant_id, provider_txn, livemode, attempt_count in candidates:
+        # Any attempt may have left a transaction open at a provider (one started for a switch the
+        # void then refused): providers-svc closes every pending one, or says one took the money.
+        if provider_txn is not None or attempt_count > 0:
             try:
                 if not await deps.providers.cancel(tenant_id, payment_id, livemode=livemode):
                     continue
@@ -168,8 +152,12 @@ async def expire_due(deps: LifecycleDeps, batch: int = 100) -> ExpiryPass:
                 continue
             if payment.provider_transaction_id != provider_txn:
                 continue
-            record_status(uow, payment, PaymentStatus.EXPIRED, Actor("sweeper"), deps.checkout_base_url)
+            if payment.provider_transaction_id is not None:
+                await end_active_attempt(uow.session, payment, AttemptStatus.CANCELLED)
+            closed = closed_status(payment)
+            record_status(uow, payment, closed, Actor("sweeper"), deps.checkout_base_url)
             await uow.commit()
+            deps.metrics.payment_final(payment, closed)
             expired += 1
     return ExpiryPass(len(candidates), expired)
 

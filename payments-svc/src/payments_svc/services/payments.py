@@ -3,10 +3,11 @@ ones named ``*_and_commit``/run by a consumer or sweeper, which own their transa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from billing_contracts.envelope import utcnow
+from billing_contracts.envelope import EventBase, utcnow
 from billing_contracts.problems import FieldError
 from billing_runtime.errors import ProblemError
 from billing_runtime.ids import new_id, new_token
@@ -16,7 +17,7 @@ from payments_svc.db.repositories import history_insert, payment_insert
 from payments_svc.domain.commands import PaymentCreate
 from payments_svc.domain.errors import InvalidState
 from payments_svc.domain.money import amount_problem, currency_of
-from payments_svc.domain.payment import EVENT_FOR_STATUS, PaymentStatus, check_transition
+from payments_svc.domain.payment import PaymentStatus, check_transition, event_for
 from payments_svc.events.mapping import payment_event
 from payments_svc.services.uow import PaymentsUnitOfWork
 
@@ -30,7 +31,13 @@ class Actor:
 
 
 def record_status(
-    uow: PaymentsUnitOfWork, payment: Payment, target: PaymentStatus, actor: Actor, checkout_base_url: str
+    uow: PaymentsUnitOfWork,
+    payment: Payment,
+    target: PaymentStatus,
+    actor: Actor,
+    checkout_base_url: str,
+    *,
+    event: Callable[[Payment], EventBase] | None = None,
 ) -> None:
     """The one place a status changes: checks the move, stamps it, writes history and the event.
 
@@ -49,8 +56,11 @@ def record_status(
         # A new payment: its row is inserted with its first status, beside the history row that
         # refers to it (one statement: foreign keys are checked at its end).
         uow.write(payment_insert(payment))
-    event = payment_event(EVENT_FOR_STATUS[target], payment, checkout_base_url)
-    uow.emit(event)
+    # ``event`` builds an event that carries more than the payment (``payment.attempt_failed``).
+    announced = (
+        event(payment) if event is not None else payment_event(event_for(previous, target), payment, checkout_base_url)
+    )
+    uow.emit(announced)
     uow.write(
         history_insert(
             payment_id=payment.id,
@@ -58,7 +68,7 @@ def record_status(
             to_status=target,
             actor=actor.name,
             reason=actor.reason,
-            event_id=event.event_id,
+            event_id=announced.event_id,
             created_at=now,
         )
     )
@@ -120,6 +130,7 @@ async def create_payment(
         amount_disputed=0,
         dispute=None,
         refund_reserved=0,
+        attempt_count=0,
     )
     record_status(uow, payment, PaymentStatus.CREATED, Actor("tenant"), checkout_base_url)
     return payment

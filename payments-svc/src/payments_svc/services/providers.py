@@ -63,6 +63,13 @@ class ProvidersPort(Protocol):
         """True when nothing can be paid any more at any provider; False when a provider has the money."""
         ...
 
+    async def void(self, tenant_id: str, payment_id: str, provider_transaction_id: str, *, livemode: bool) -> bool:
+        """Close one attempt at its provider so that it can no longer take money (Stripe: cancel the
+        PaymentIntent or expire the Checkout Session; Octo: cancel; Payme, Click, the sandbox and the
+        simulators: refuse its callbacks from now on). True when it is closed; False when its provider
+        took, or is taking, the money."""
+        ...
+
     async def check_refund(self, tenant_id: str, check: RefundCheck, *, livemode: bool) -> None:
         """Return when the provider can refund this; raise the provider's refusal (a 409/422
         ``ProblemError`` to pass on to the tenant unchanged) or 503 ``provider_unavailable``."""

@@ -108,6 +108,15 @@ class HttpProviders:
             return False
         raise _unavailable()
 
+    async def void(self, tenant_id: str, payment_id: str, provider_transaction_id: str, *, livemode: bool) -> bool:
+        path = f"/internal/payments/{payment_id}/transactions/{provider_transaction_id}/void"
+        status, _body = await self._call("POST", path, tenant_id, livemode)
+        if status == 200:
+            return True
+        if status == 409:
+            return False
+        raise _unavailable()
+
     async def check_refund(self, tenant_id: str, check: RefundCheck, *, livemode: bool) -> None:
         payload = {
             "payment_id": check.payment_id,

@@ -8,7 +8,7 @@ from billing_runtime.problems import read_json_object
 
 from providers_svc.api.schemas import ProvidersQuery, StartPaymentRequest, parse, transaction_json
 from providers_svc.keys import directory_key, metrics_key, settings_key, uow_factory_key
-from providers_svc.services import transactions
+from providers_svc.services import transactions, voids
 from providers_svc.services.transactions import StartPayment
 
 
@@ -57,3 +57,16 @@ async def cancel_payment(request: web.Request) -> web.Response:
         request.app[uow_factory_key], request.app[directory_key], tenant_id, request.match_info["payment_id"]
     )
     return web.json_response({"cancelled": True})
+
+
+async def void_transaction(request: web.Request) -> web.Response:
+    """One attempt closed at its provider, for a payer who switches provider (services/voids.py)."""
+    tenant_id = require_tenant(request)
+    status = await voids.void_transaction(
+        request.app[uow_factory_key],
+        request.app[directory_key],
+        tenant_id,
+        request.match_info["payment_id"],
+        request.match_info["transaction_id"],
+    )
+    return web.json_response({"voided": True, "status": status.value})

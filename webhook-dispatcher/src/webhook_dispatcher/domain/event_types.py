@@ -17,6 +17,7 @@ PUBLIC_EVENT_TYPES: frozenset[str] = frozenset(
         "payment.failed",
         "payment.expired",
         "payment.cancelled",
+        "payment.attempt_failed",
         "refund.created",
         "refund.succeeded",
         "refund.failed",

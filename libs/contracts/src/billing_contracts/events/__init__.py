@@ -26,6 +26,9 @@ from billing_contracts.events.payments import (
     PAYMENT_EVENTS,
     Customer,
     DisputeSnapshot,
+    PaymentAttemptData,
+    PaymentAttemptFailedV1,
+    PaymentAttemptSnapshot,
     PaymentCancelledV1,
     PaymentCreatedV1,
     PaymentData,
@@ -73,6 +76,7 @@ AnyEvent = Annotated[
     | PaymentFailedV1
     | PaymentExpiredV1
     | PaymentCancelledV1
+    | PaymentAttemptFailedV1
     | ProviderPaymentSucceededV1
     | ProviderPaymentFailedV1
     | EndpointDisabledV1
@@ -133,6 +137,9 @@ __all__ = [
     "EndpointDisabledData",
     "EndpointDisabledV1",
     "PaymentAnomalyRecordedV1",
+    "PaymentAttemptData",
+    "PaymentAttemptFailedV1",
+    "PaymentAttemptSnapshot",
     "PaymentCancelledV1",
     "PaymentCreatedV1",
     "PaymentData",

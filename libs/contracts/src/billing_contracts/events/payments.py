@@ -78,6 +78,28 @@ class PaymentSnapshot(BaseModel):
     amount_disputed: int = 0
     # The payment's latest dispute (the one opened last), or None.
     dispute: DisputeSnapshot | None = None
+    # How many times a payer started paying it at a provider (its ``payment_attempts``). Optional
+    # within v1 (0 in samples written before attempts).
+    attempt_count: int = 0
+
+
+class PaymentAttemptSnapshot(BaseModel):
+    """The public payment attempt object: one start of a payment at one provider (Stripe's model of a
+    PaymentIntent's charges). ``status``: pending, succeeded, failed, cancelled, abandoned (the payer
+    switched to another provider and the attempt was voided at its provider)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: str
+    object: Literal["payment_attempt"] = "payment_attempt"
+    payment_id: str
+    provider: str
+    status: str
+    provider_reference: str | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+    created_at: datetime
+    updated_at: datetime
 
 
 class PaymentData(BaseModel):
@@ -86,6 +108,12 @@ class PaymentData(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     payment: PaymentSnapshot
+
+
+class PaymentAttemptData(PaymentData):
+    """``data`` of ``payment.attempt_failed``: the payment (payable again) and the attempt that failed."""
+
+    attempt: PaymentAttemptSnapshot
 
 
 class _PaymentEvent(EventBase):
@@ -112,9 +140,18 @@ class PaymentSucceededV1(_PaymentEvent):
 
 
 class PaymentFailedV1(_PaymentEvent):
-    """The provider declined the payment."""
+    """The payment could not be paid: its last attempt failed and the checkout closed (``expires_at``),
+    or the provider declined it after it expired. Carries the last attempt's failure."""
 
     event_type: Literal["payment.failed"] = "payment.failed"
+
+
+class PaymentAttemptFailedV1(_PaymentEvent):
+    """The provider declined or cancelled the payment's active attempt before the payment expired: the
+    payment is CREATED again (payable with any offered provider) and keeps the attempt's failure."""
+
+    event_type: Literal["payment.attempt_failed"] = "payment.attempt_failed"
+    data: PaymentAttemptData
 
 
 class PaymentExpiredV1(_PaymentEvent):
@@ -136,4 +173,5 @@ PAYMENT_EVENTS: tuple[type[_PaymentEvent], ...] = (
     PaymentFailedV1,
     PaymentExpiredV1,
     PaymentCancelledV1,
+    PaymentAttemptFailedV1,
 )
