@@ -18,6 +18,7 @@ from checkout_web.dashboard.sections import load
 EVENT_TYPES = (
     "payment.created",
     "payment.pending",
+    "payment.attempt_failed",
     "payment.succeeded",
     "payment.failed",
     "payment.expired",

@@ -1,8 +1,8 @@
 """events: an index of each payment's events in log order (GET /v1/events?payment_id=)
 
 Revision ID: events_payment_index
-Revises: outbox_traceparent
-Create Date: 2026-12-13 09:00:00
+Revises: payment_attempts
+Create Date: 2026-12-13 11:00:00
 
 Every payment, refund and dispute event carries the payment as ``data.payment``, so the index is on
 that expression and no column is added (the insert path is unchanged; old rows are covered at once).
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "events_payment_index"
-down_revision = "outbox_traceparent"
+down_revision = "payment_attempts"
 branch_labels = None
 depends_on = None
 
