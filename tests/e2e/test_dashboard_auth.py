@@ -334,3 +334,46 @@ class TestGatewayTrouble:
         status, page, _ = await replica.get("/dashboard/payments")
         assert status == 503
         assert "reach the platform" in page and 'href="/dashboard/payments"' in page
+
+
+class TestOlderGateway:
+    async def test_a_gateway_without_the_attempts_route_says_attempts_not_available(
+        self,
+        start: Any,
+        browsers: Any,
+        tenant: Tenant,
+        embedded_platform: Any,
+        http: aiohttp.ClientSession,
+        aiohttp_server: Any,
+    ) -> None:
+        """A gateway of before ``GET /v1/payments/{id}/attempts``: the real one, behind a pass-through
+        that answers that route as an unknown route (404 problem+json)."""
+
+        async def passthrough(request: web.Request) -> web.StreamResponse:
+            if request.path.endswith("/attempts"):
+                body = {"type": "about:blank", "title": "Not Found", "status": 404, "code": "not_found"}
+                return web.json_response(body, status=404, content_type="application/problem+json")
+            headers = {k: v for k, v in request.headers.items() if k in ("Authorization", "Content-Type", "Accept")}
+            async with http.request(
+                request.method,
+                embedded_platform.gateway_url + request.path_qs,
+                data=await request.read(),
+                headers=headers,
+            ) as r:
+                return web.Response(status=r.status, body=await r.read(), content_type=r.content_type)
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", passthrough)
+        older = await aiohttp_server(app, host="127.0.0.1")
+        browser = browsers(await start(gateway_url=str(older.make_url(""))))
+        assert (await browser.sign_in(tenant.app_name, tenant.secret))[0] == 303
+        async with http.post(
+            f"{embedded_platform.gateway_url}/v1/payments",
+            json={"amount": 5000, "currency": "USD", "order_id": "older-1"},
+            headers={**tenant.auth, "Idempotency-Key": "older-1"},
+        ) as r:
+            payment = await r.json()
+        status, page, _ = await browser.get(f"/dashboard/payments/{payment['id']}")
+        assert status == 200
+        assert "Attempts not available" in page
+        assert "payment.created" in page  # the rest of the page is all there
