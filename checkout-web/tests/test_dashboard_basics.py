@@ -104,3 +104,18 @@ class TestClientAddress:
     def test_https_said_by_a_trusted_proxy(self) -> None:
         request = self._request("10.0.0.5", **{"X-Forwarded-Proto": "https"})
         assert came_over_https(request, TRUSTED) is True
+
+
+class TestDatabaseDown:
+    async def test_pages_needing_a_session_are_a_503_page(
+        self, make_client: Callable[[Settings], Awaitable[TestClient]], settings: Settings, closed_port: int
+    ) -> None:
+        down = settings.model_copy(
+            update={"database_url": f"postgresql+asyncpg://postgres@127.0.0.1:{closed_port}/checkout"}
+        )
+        client = await make_client(down)
+        response = await client.get("/dashboard/payments", headers={"Cookie": "dashboard_session=x"})
+        assert response.status == 503
+        assert response.content_type == "text/html"
+        assert "Nothing was changed" in await response.text()
+        assert response.headers["Retry-After"] == "5"

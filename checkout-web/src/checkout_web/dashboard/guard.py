@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from billing_runtime.outages import is_database_outage
 from multidict import MultiDictProxy
 
 from checkout_web.dashboard import rendering
@@ -98,7 +99,18 @@ async def dashboard_middleware(request: web.Request, handler: Handler) -> web.St
         if exc.status == 404:
             return rendering.not_found(request)
         return rendering.message(request, status=exc.status, title=exc.reason, text="This page cannot be shown.")
-    except Exception:
+    except Exception as exc:
+        if is_database_outage(exc):
+            # Its own database (sessions) is down: nobody can be let in now, and nothing was done.
+            log.warning("dashboard database unavailable on %s %s: %s", request.method, request.path, type(exc).__name__)
+            return rendering.message(
+                request,
+                status=503,
+                title="The dashboard is unavailable",
+                text="Sign-in and sessions are unavailable right now. Nothing was changed; try again in a moment.",
+                link=(rendering.page_of(request.path) if request.method == "POST" else request.path_qs, "Try again"),
+                headers={"Retry-After": "5"},
+            )
         log.exception("unhandled error on %s %s", request.method, request.path)
         return rendering.message(
             request, status=500, title="Something went wrong on our side", text="Nothing was changed. Try again later."
