@@ -28,6 +28,9 @@ class SignInRequired(Exception):
 
 
 async def require_session(request: web.Request) -> Session:
+    """The request's session, read (and its last-seen time moved) once per request."""
+    if session_key in request:
+        return request[session_key]
     session = await request.app[sessions_key].current(request)
     if session is None:
         raise SignInRequired
