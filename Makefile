@@ -8,7 +8,7 @@ VENV := .venv
 SYNCED := $(VENV)/.synced
 MEMBERS := $(wildcard */pyproject.toml libs/*/pyproject.toml)
 
-.PHONY: install run test test-fast bench services browser lint distributed-migrate clean env
+.PHONY: install run test test-fast bench services browser lint distributed-migrate clean env openapi
 
 # uv itself comes from PyPI into a private venv, so nothing is needed beyond python3.
 $(UV):
@@ -56,6 +56,10 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+## The public API's OpenAPI document (gateway/src/gateway/openapi.json), rebuilt from every service's declared operations.
+openapi: install
+	$(VENV)/bin/python -m billing_embedded.openapi
 
 ## The .env docker-compose.yml reads, every secret generated; an existing .env is kept (missing variables added). ARGS=--force regenerates it.
 env:

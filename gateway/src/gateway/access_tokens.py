@@ -8,6 +8,7 @@ from billing_runtime.problems import ProblemError, read_json_object
 
 from gateway.db.uow import UnitOfWork
 from gateway.keys import secret_hasher_key, sessionmaker_key, token_codec_key, token_throttle_key
+from gateway.responses import AccessToken
 from gateway.schemas import TokenRequest, parse
 from gateway.tenant_access import tenant_disabled
 from gateway.tenants import authenticate_app
@@ -31,7 +32,7 @@ async def issue_token(request: web.Request) -> web.Response:
     codec = request.app[token_codec_key]
     token = codec.issue(authenticated.tenant.id, authenticated.generation)
     return web.json_response(
-        {"access_token": token, "token_type": "Bearer", "expires_in": codec.ttl},
+        AccessToken(access_token=token, expires_in=codec.ttl).model_dump(mode="json"),
         headers={"Cache-Control": "no-store"},
     )
 

@@ -13,7 +13,8 @@ from billing_runtime.problems import ProblemError, read_json_object
 from gateway.auth import bearer_token
 from gateway.db.uow import UnitOfWork
 from gateway.keys import access_cache_key, secret_hasher_key, sessionmaker_key, settings_key, token_codec_key
-from gateway.schemas import Page, TenantCreate, TenantUpdate, parse, tenant_json
+from gateway.responses import TenantWithSecret as SecretShown
+from gateway.schemas import Page, TenantCreate, TenantUpdate, parse, tenant_json, tenant_model
 from gateway.tenants import (
     TenantWithSecret,
     create_tenant,
@@ -81,7 +82,8 @@ def unit_of_work(request: web.Request) -> UnitOfWork:
 
 
 def _with_secret(issued: TenantWithSecret) -> dict[str, object]:
-    return {**tenant_json(issued.tenant), "secret": issued.secret}
+    tenant = tenant_model(issued.tenant).model_dump()
+    return SecretShown(**tenant, secret=issued.secret).model_dump(mode="json")
 
 
 async def create(request: web.Request) -> web.Response:

@@ -17,6 +17,7 @@ from gateway.access_tokens import add_token_routes
 from gateway.admin import add_admin_routes, require_ops_access
 from gateway.admin_accounts import add_account_routes
 from gateway.admin_reconciliation import add_reconciliation_routes
+from gateway.api_docs import add_docs_routes
 from gateway.auth import TokenCodec
 from gateway.keys import (
     access_cache_key,
@@ -33,6 +34,7 @@ from gateway.keys import (
     upstreams_key,
 )
 from gateway.metrics import GatewayMetrics
+from gateway.platform_status import add_status_routes
 from gateway.proxy import add_proxy_routes
 from gateway.ratelimit import RateLimiter
 from gateway.settings import Settings
@@ -146,6 +148,8 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.
     add_admin_routes(app)
     add_account_routes(app)
     add_reconciliation_routes(app)
+    add_status_routes(app)
     add_token_routes(app)
+    add_docs_routes(app)
     add_proxy_routes(app)
     return app

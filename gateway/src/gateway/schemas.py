@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from billing_contracts.problems import FieldError
@@ -11,6 +10,7 @@ from billing_runtime.problems import validation_error
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from gateway.db.models import Tenant
+from gateway.responses import Tenant as TenantOut
 
 APP_NAME_PATTERN = r"^[a-z0-9-]{3,64}$"
 _CONTROL_OR_SURROGATE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -97,21 +97,18 @@ def _field_error(error: Any) -> FieldError:
     return FieldError(field=field, message=message)
 
 
-def rfc3339(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+def tenant_model(tenant: Tenant) -> TenantOut:
+    return TenantOut(
+        id=tenant.id,
+        app_name=tenant.app_name,
+        display_name=tenant.display_name,
+        livemode=tenant.livemode,
+        disabled=tenant.disabled,
+        previous_secret_expires_at=tenant.previous_secret_expires_at,
+        created_at=tenant.created_at,
+        updated_at=tenant.updated_at,
+    )
 
 
 def tenant_json(tenant: Tenant) -> dict[str, Any]:
-    return {
-        "id": tenant.id,
-        "object": "tenant",
-        "app_name": tenant.app_name,
-        "display_name": tenant.display_name,
-        "livemode": tenant.livemode,
-        "disabled": tenant.disabled,
-        "previous_secret_expires_at": rfc3339(tenant.previous_secret_expires_at),
-        "created_at": rfc3339(tenant.created_at),
-        "updated_at": rfc3339(tenant.updated_at),
-    }
+    return tenant_model(tenant).model_dump(mode="json")

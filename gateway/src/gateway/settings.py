@@ -85,6 +85,9 @@ class Settings(ServiceSettings):
     # Seconds for a whole upstream exchange, and for opening its connection.
     upstream_timeout: float = Field(default=20.0, gt=0)
     upstream_connect_timeout: float = Field(default=3.0, gt=0)
+    # GET /admin/status: seconds each service has to answer its /internal/status (asked concurrently);
+    # one that does not is shown unreachable, the rest still answer.
+    status_timeout: float = Field(default=5.0, gt=0, le=60)
 
     # Token bucket per tenant, per gateway replica: sustained requests/second and burst size. 0 disables.
     rate_limit_per_second: float = Field(default=50.0, ge=0)

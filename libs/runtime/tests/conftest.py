@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 from billing_runtime.db import create_engine, new_metadata
+from billing_runtime.heartbeats import heartbeat_table
 from billing_runtime.inbox import inbox_table
 from billing_runtime.outbox import outbox_table
 from billing_runtime.testing import PG_DSN, require_port, require_rabbitmq, truncate_all
@@ -22,6 +23,7 @@ class Schema:
         self.metadata: MetaData = new_metadata()
         self.outbox = outbox_table(self.metadata)
         self.inbox = inbox_table(self.metadata)
+        self.heartbeats = heartbeat_table(self.metadata)
         self.applied = Table("applied", self.metadata, Column("event_id", String(64), primary_key=True))
 
 

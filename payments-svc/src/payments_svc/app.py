@@ -13,10 +13,11 @@ from billing_runtime.app import service_app
 from billing_runtime.bus import Bus
 from billing_runtime.metrics import Metrics
 from billing_runtime.plumbing import Plumbing
+from billing_runtime.status import add_status_route
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from payments_svc.api.routes import INTERNAL_EVENTS, setup_routes
-from payments_svc.db.models import outbox
+from payments_svc.db.models import heartbeats, outbox
 from payments_svc.events.consumers import (
     LOGGED_EVENT_KEYS,
     LOGGED_EVENTS_QUEUE,
@@ -34,6 +35,7 @@ from payments_svc.services.providers import ProvidersPort
 from payments_svc.services.providers_http import HttpProviders
 from payments_svc.services.uow import PaymentsUnitOfWork
 from payments_svc.settings import Settings
+from payments_svc.status import status_source
 from payments_svc.sweeper import expiry_loop, idempotency_pruning_loop
 
 
@@ -71,6 +73,9 @@ def create_app(
         poll_interval=settings.outbox_poll_interval,
         engine=engine,
         bus=bus,
+        heartbeats=heartbeats,
+        role="+".join(sorted(roles)),
+        heartbeat_interval=settings.heartbeat_interval,
     )
 
     def uow() -> PaymentsUnitOfWork:
@@ -121,13 +126,16 @@ def create_app(
     if "worker" in roles:
         plumbing.add_consumer(PROVIDER_EVENTS_QUEUE, PROVIDER_EVENT_KEYS, provider_outcome_handler(lifecycle, metrics))
         plumbing.add_consumer(LOGGED_EVENTS_QUEUE, LOGGED_EVENT_KEYS, logged_event_handler(lifecycle, metrics))
-        plumbing.add_task("expiry", lambda: expiry_loop(lifecycle, settings.sweep_interval))
+        plumbing.add_task("expiry", lambda: expiry_loop(lifecycle, settings.sweep_interval, plumbing.runs))
         plumbing.add_task("event-log", lambda: sequencer_loop(uow, settings.event_log_interval))
         plumbing.add_task(
             "idempotency-pruning",
-            lambda: idempotency_pruning_loop(lifecycle, timedelta(hours=settings.idempotency_retention_hours)),
+            lambda: idempotency_pruning_loop(
+                lifecycle, timedelta(hours=settings.idempotency_retention_hours), plumbing.runs
+            ),
         )
     app.cleanup_ctx.append(plumbing.ctx)
     if "api" in roles:
         setup_routes(app)
+        add_status_route(app, status_source(settings, plumbing))
     return app

@@ -14,6 +14,7 @@ from billing_runtime.bus import Bus
 from billing_runtime.key_ring import KeyRing
 from billing_runtime.notifications import NotificationListener
 from billing_runtime.plumbing import Plumbing
+from billing_runtime.status import add_status_route
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from providers_svc.adapters.base import AccountProvider, PaymentProvider, ProviderRegistry
@@ -30,7 +31,7 @@ from providers_svc.adapters.stripe import StripeProvider
 from providers_svc.api.callbacks.timing import callback_timing_middleware
 from providers_svc.api.reconciliation import RECONCILIATION, STATEMENTS, SYNC_PAYMENT, SYNC_REFUND
 from providers_svc.api.routes import setup_routes
-from providers_svc.db.models import outbox
+from providers_svc.db.models import heartbeats, outbox
 from providers_svc.domain.stripe_events import StripeEventFollower
 from providers_svc.events.consumers import REFUND_REQUEST_KEYS, REFUND_REQUESTS_QUEUE, refund_request_handler
 from providers_svc.keys import (
@@ -69,6 +70,7 @@ from providers_svc.services.stripe_projections import project_event
 from providers_svc.services.stripe_webhooks import StripeWebhooks
 from providers_svc.services.uow import ProvidersUnitOfWork, UowFactory
 from providers_svc.settings import Settings
+from providers_svc.status import status_source
 
 ROLES = frozenset({"api", "worker"})
 
@@ -181,6 +183,9 @@ def create_app(
         poll_interval=settings.outbox_poll_interval,
         engine=engine,
         bus=bus,
+        heartbeats=heartbeats,
+        role="+".join(sorted(role_set)),
+        heartbeat_interval=settings.heartbeat_interval,
     )
     checks = {"database": plumbing.check_database}
     if worker:
@@ -255,11 +260,14 @@ def create_app(
         # payments-svc's refund requests (docs/INTERNAL.md "Refunds (issue 13)"), and the refunds whose
         # provider could not be reached, asked again.
         plumbing.add_consumer(REFUND_REQUESTS_QUEUE, REFUND_REQUEST_KEYS, refund_request_handler(refunds, metrics))
-        plumbing.add_task("refund-retries", lambda: refunds.run_retrier(settings.refund_retry_poll_interval))
+        plumbing.add_task(
+            "refund-retries", lambda: refunds.run_retrier(settings.refund_retry_poll_interval, plumbing.runs)
+        )
     if "api" in role_set:
         if settings.account_cache_seconds > 0:
             app.cleanup_ctx.append(_account_changes(settings.database_url, copies))
         setup_routes(app)
+        add_status_route(app, status_source(settings, plumbing))
     return app
 
 

@@ -141,3 +141,17 @@ class TestPayerChoice:
         )
         assert response.status == 200
         assert "recorded" in await response.text()
+
+
+class TestMalformedForms:
+    @pytest.mark.parametrize(
+        "path",
+        # The Octo simulator's page: tests/octo/test_octo_simulator.py (it needs Octo's settings).
+        ["/sandbox/pay/ptx_1", "/simulators/payme/pay/ptx_1", "/simulators/click/pay/ptx_1"],
+    )
+    async def test_multipart_without_a_boundary_is_no_choice_not_a_500(self, make_client: Any, path: str) -> None:
+        # Found by schemathesis (tests/e2e/test_openapi_fuzz.py): aiohttp's form reader raised out of the page.
+        client = await make_client()
+        response = await client.post(path, data=b"outcome=succeed", headers={"Content-Type": "multipart/form-data"})
+        assert response.status == 400
+        assert response.content_type == "text/html"

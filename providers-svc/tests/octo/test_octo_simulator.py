@@ -173,6 +173,9 @@ class TestRefusals:
         assert (await client.get("/simulators/octo/pay/not-a-payment")).status == 404
         started = await _start(client, internal_headers, payment_request)
         assert (await client.post(_page(started), data={"outcome": "steal"})).status == 400
+        # A multipart form without its boundary is no choice either, not a 500 (found by schemathesis).
+        broken = {"Content-Type": "multipart/form-data"}
+        assert (await client.post(_page(started), data=b"outcome=pay", headers=broken)).status == 400
         page = await client.get("/simulators/octo/pay/%3Cscript%3E")
         assert "<script>" not in await page.text()
 

@@ -13,10 +13,11 @@ from billing_runtime.app import service_app
 from billing_runtime.bus import Bus
 from billing_runtime.metrics import Metrics
 from billing_runtime.plumbing import Plumbing
+from billing_runtime.status import add_status_route
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reconciliation_svc.api.routes import setup_routes
-from reconciliation_svc.db.models import outbox
+from reconciliation_svc.db.models import heartbeats, outbox
 from reconciliation_svc.events.consumers import EVENT_BINDING_KEYS, EVENTS_QUEUE, events_handler
 from reconciliation_svc.keys import janitor_key, metrics_key, plumbing_key, settings_key, uow_key
 from reconciliation_svc.metrics import ReconciliationMetrics
@@ -27,6 +28,7 @@ from reconciliation_svc.services.projection import ProjectionDeps
 from reconciliation_svc.services.providers_http import ProvidersSync
 from reconciliation_svc.services.uow import ReconUnitOfWork
 from reconciliation_svc.settings import Settings
+from reconciliation_svc.status import status_source
 
 INTERNAL_AUDIENCE = "reconciliation"
 # The one issuer it accepts: the gateway, forwarding the platform admin's calls.
@@ -53,6 +55,9 @@ def create_app(
         outbox=None,
         engine=engine,
         bus=bus,
+        heartbeats=heartbeats,
+        role="+".join(sorted(roles)),
+        heartbeat_interval=settings.heartbeat_interval,
     )
 
     def uow() -> ReconUnitOfWork:
@@ -100,10 +105,11 @@ def create_app(
     if "worker" in roles:
         deps = ProjectionDeps(uow=uow, first_check=schedule.first)
         plumbing.add_consumer(EVENTS_QUEUE, EVENT_BINDING_KEYS, events_handler(deps, metrics))
-        plumbing.add_task("janitor", lambda: janitor.run(settings.janitor_interval))
+        plumbing.add_task("janitor", lambda: janitor.run(settings.janitor_interval, plumbing.runs))
         plumbing.add_task("gauges", lambda: watch_discrepancies(uow, recon_metrics, settings.metrics_interval))
     app.cleanup_ctx.append(plumbing.ctx)
     if "api" in roles:
         setup_routes(app)
+        add_status_route(app, status_source(settings, plumbing))
     setup_runs(app, settings, plumbing, metrics, roles)
     return app

@@ -15,11 +15,12 @@ from billing_runtime.bus import Bus
 from billing_runtime.metrics import Metrics
 from billing_runtime.outbox import Notifier, listen_for_notifications
 from billing_runtime.plumbing import Plumbing
+from billing_runtime.status import add_status_route
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from webhook_dispatcher.api.routes import setup_routes
 from webhook_dispatcher.crypto import SecretBox
-from webhook_dispatcher.db.models import outbox
+from webhook_dispatcher.db.models import heartbeats, outbox
 from webhook_dispatcher.events.consumers import EVENT_BINDING_KEYS, EVENTS_QUEUE, events_handler
 from webhook_dispatcher.keys import deps_key, dispatcher_key, plumbing_key, settings_key
 from webhook_dispatcher.metrics import WebhookMetrics
@@ -28,6 +29,7 @@ from webhook_dispatcher.services.dispatcher import DispatchConfig, Dispatcher
 from webhook_dispatcher.services.transport import create_client_session
 from webhook_dispatcher.services.uow import WebhooksUnitOfWork
 from webhook_dispatcher.settings import Settings
+from webhook_dispatcher.status import status_source
 
 INTERNAL_AUDIENCE = "webhooks"
 # PostgreSQL NOTIFY channel: "deliveries became due", so workers in other processes start at once
@@ -76,6 +78,9 @@ def create_app(
         poll_interval=settings.outbox_poll_interval,
         engine=engine,
         bus=bus,
+        heartbeats=heartbeats,
+        role="+".join(sorted(roles)),
+        heartbeat_interval=settings.heartbeat_interval,
     )
 
     def uow() -> WebhooksUnitOfWork:
@@ -159,4 +164,5 @@ def create_app(
         app.cleanup_ctx.append(listen)
     if "api" in roles:
         setup_routes(app)
+        add_status_route(app, status_source(settings, plumbing))
     return app

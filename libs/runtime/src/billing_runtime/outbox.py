@@ -79,6 +79,18 @@ def outbox_row(event: EventBase) -> dict[str, object]:
     }
 
 
+async def outbox_backlog_stats(engine: AsyncEngine, table: Table) -> tuple[int, float]:
+    """Events waiting in ``table`` to be published (not those kept as dead letters) and the age in
+    seconds of the oldest (0 when none waits): the ``outbox_backlog`` gauges and the status endpoint
+    (``billing_runtime.status``) read the same figures, also in a process that runs no relay."""
+    t = table
+    query = select(func.count(), func.min(t.c.created_at)).where(t.c.dead_at.is_(None))
+    async with engine.connect() as conn:
+        count, oldest = (await conn.execute(query)).one()
+    age = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
+    return int(count), max(age, 0.0)
+
+
 def outbox_insert(table: Table, events: list[EventBase]) -> InsertRows:
     """The statement that writes the events into the outbox, inside the caller's transaction.
 
@@ -131,12 +143,7 @@ class OutboxRelay:
     async def backlog_stats(self) -> tuple[int, float]:
         """Events waiting to be published (not those kept as dead letters) and the age in seconds of
         the oldest of them (0 when none waits): a backlog that grows old means the relay is stuck."""
-        t = self.table
-        query = select(func.count(), func.min(t.c.created_at)).where(t.c.dead_at.is_(None))
-        async with self.engine.connect() as conn:
-            count, oldest = (await conn.execute(query)).one()
-        age = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
-        return int(count), max(age, 0.0)
+        return await outbox_backlog_stats(self.engine, self.table)
 
     async def _claim(self) -> tuple[str, list[tuple[int, str, str, str, str | None, str | None]]]:
         token = secrets.token_hex(8)
@@ -298,6 +305,7 @@ __all__ = [
     "Notifier",
     "OutboxRelay",
     "listen_for_notifications",
+    "outbox_backlog_stats",
     "outbox_insert",
     "outbox_row",
     "outbox_table",

@@ -15,6 +15,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from aiohttp import web
 from billing_contracts.envelope import utcnow
@@ -25,11 +26,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from billing_runtime import tracing
 from billing_runtime.bus import Bus, Handler, MemoryBus, Message, create_bus
 from billing_runtime.db import create_engine, make_sessionmaker, ping
+from billing_runtime.heartbeats import Heartbeat
 from billing_runtime.log_context import bind, unbind
 from billing_runtime.metrics import Metrics
 from billing_runtime.outbox import Notifier, OutboxRelay, listen_for_notifications
 from billing_runtime.outbox_dead_letters import outbox_dead_letter_stats
 from billing_runtime.shutdown import Shutdown, shutdown_of
+from billing_runtime.task_runs import TaskRuns
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,16 @@ class Plumbing:
     watch_interval: float = 5.0
     engine: AsyncEngine | None = None
     bus: Bus | None = None
+    # The service's ``worker_heartbeats`` table (``billing_runtime.heartbeats``): None, no heartbeat.
+    heartbeats: Table | None = None
+    # What this process is (``api``, ``worker``, ``api+worker``), as its heartbeat tells it.
+    role: str = "api+worker"
+    heartbeat_interval: float = 10.0
+    # The last pass of each loop that tracks its passes (``runs.track(name)``), for the heartbeat.
+    runs: TaskRuns = field(default_factory=TaskRuns, init=False)
+    # When the oldest dead letter of each consumed queue died, as the gauges last read it.
+    dead_letters_oldest: dict[str, datetime] = field(default_factory=dict, init=False)
+    heartbeat: Heartbeat | None = field(default=None, init=False)
     _owns_engine: bool = field(default=False, init=False)
     _owns_bus: bool = field(default=False, init=False)
     _consumers: list[_Consumer] = field(default_factory=list, init=False)
@@ -138,6 +151,8 @@ class Plumbing:
         relay_task: asyncio.Task[None] | None = None
         closers: list[Callable[[], object]] = []
         watcher: asyncio.Task[None] | None = None
+        if isinstance(self.bus, MemoryBus) and self.outbox is not None and self.run_relay:
+            self.bus.outboxes[self.service] = (engine, self.outbox)
         try:
             if self.outbox is not None and not self.run_relay:
                 self.notifier = Notifier(self.database_url, self.notify_channel)
@@ -167,6 +182,12 @@ class Plumbing:
             for task in self._tasks:
                 running = asyncio.create_task(self._guard(task.name, task.factory), name=f"{self.service}:{task.name}")
                 (stoppable if task.stop is not None else tasks).append(running)
+            if self.heartbeats is not None:
+                # Started last: its first beat then carries the first passes the loops just began.
+                self.heartbeat = Heartbeat(
+                    engine, self.heartbeats, role=self.role, interval=self.heartbeat_interval, details=self.details
+                )
+                tasks.append(asyncio.create_task(self.heartbeat.run(), name=f"{self.service}:heartbeat"))
             watcher = asyncio.create_task(self._stop_when_draining(shutdown), name=f"{self.service}:stop")
             yield
         finally:
@@ -192,6 +213,8 @@ class Plumbing:
                     result = close()
                     if asyncio.iscoroutine(result):
                         await result
+            if self.heartbeat is not None:
+                await self.heartbeat.remove()
             if self._owns_bus and self.bus is not None:
                 await self.bus.close()
             if self._owns_engine:
@@ -263,6 +286,14 @@ class Plumbing:
                 self.metrics.outbox_oldest_age.set(oldest_age)
             await asyncio.sleep(5)
 
+    def details(self) -> dict[str, object]:
+        """What this process's heartbeat carries (``billing_runtime.heartbeats``)."""
+        return {
+            "queues": self.queues,
+            "tasks": self.runs.as_json(),
+            "dead_letters": {queue: oldest.isoformat() for queue, oldest in self.dead_letters_oldest.items()},
+        }
+
     @property
     def queues(self) -> list[str]:
         """The queues this process consumes."""
@@ -299,6 +330,10 @@ class Plumbing:
         for queue in self.queues:
             stats = await self.bus.dead_letter_stats(queue)
             if stats is not None:
+                if stats.depth > 0 and stats.oldest is not None:
+                    self.dead_letters_oldest[queue] = stats.oldest
+                else:
+                    self.dead_letters_oldest.pop(queue, None)
                 age = (now - stats.oldest).total_seconds() if stats.oldest is not None else 0.0
                 found[queue] = (stats.depth, max(age, 0.0))
         if isinstance(self.bus, MemoryBus) and self.outbox is not None and self.engine is not None:

@@ -27,6 +27,9 @@ class ServiceSettings(BaseSettings):
     # amqp://guest:guest@127.0.0.1:5672/ in the distributed mode; memory:// in the embedded mode.
     bus_url: str = "memory://"
     outbox_poll_interval: float = 1.0
+    # Every process refreshes its row of worker_heartbeats this often (billing_runtime.heartbeats); the
+    # status endpoint calls one silent for 12 intervals (2 minutes by default) stale.
+    heartbeat_interval: float = Field(default=10.0, gt=0, le=3600)
     log_level: str = "INFO"
     # Graceful stop (billing_runtime.shutdown): from SIGTERM to exit at most this long, all included;
     # an orchestrator must wait longer before it kills (Kubernetes' terminationGracePeriodSeconds: 40).

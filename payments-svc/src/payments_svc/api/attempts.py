@@ -6,6 +6,7 @@ from aiohttp import web
 from billing_runtime.internal_auth import require_tenant
 
 from payments_svc.api.common import path_id
+from payments_svc.api.responses import AttemptList
 from payments_svc.db.attempts import attempts_of
 from payments_svc.db.repositories import PaymentRepository
 from payments_svc.domain.errors import NotFound
@@ -22,10 +23,5 @@ async def list_(request: web.Request) -> web.Response:
             raise NotFound()
         attempts = await attempts_of(uow.session, tenant_id, payment_id)
     # A payment has a handful of attempts (one per provider at most): the whole list, one page.
-    return web.json_response(
-        {
-            "object": "list",
-            "data": [attempt_snapshot(a).model_dump(mode="json") for a in attempts],
-            "has_more": False,
-        }
-    )
+    body = AttemptList(data=[attempt_snapshot(a) for a in attempts], has_more=False)
+    return web.json_response(body.model_dump(mode="json"))

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from billing_runtime.db import UTCDateTime, new_metadata
+from billing_runtime.heartbeats import heartbeat_table
 from billing_runtime.inbox import inbox_table
 from billing_runtime.outbox import outbox_table
 from sqlalchemy import (
@@ -35,6 +36,8 @@ class Base(DeclarativeBase):
 metadata = Base.metadata
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
+# Every process of the service beats here (billing_runtime.heartbeats): the status endpoint's workers.
+heartbeats = heartbeat_table(metadata)
 
 
 class Payment(Base):

@@ -11,7 +11,8 @@ from billing_runtime.internal_auth import caller_key
 from billing_runtime.problems import ProblemError, read_json_object
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from providers_svc.api.schemas import parse, rfc3339
+from providers_svc.api.responses import ProviderAccount, ProviderAccountAssignment
+from providers_svc.api.schemas import parse
 from providers_svc.db.models import ProviderAccountRow, TenantProviderAccountRow
 from providers_svc.domain.accounts import PROVIDERS
 from providers_svc.keys import account_copies_key, key_ring_key, uow_factory_key
@@ -55,30 +56,32 @@ class Assignment(BaseModel):
     provider_account_id: StrictStr = Field(min_length=1, max_length=64)
 
 
+def _account(row: ProviderAccountRow) -> ProviderAccount:
+    return ProviderAccount(
+        id=row.id,
+        provider=row.provider,
+        name=row.name,
+        environment=row.environment,
+        currencies=row.currencies,
+        settings=row.settings,
+        credentials_set=row.credentials_set,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
 def account_json(row: ProviderAccountRow) -> dict[str, Any]:
     """The account as API.md shows it: which credentials are set, never their values."""
-    return {
-        "id": row.id,
-        "object": "provider_account",
-        "provider": row.provider,
-        "name": row.name,
-        "environment": row.environment,
-        "currencies": row.currencies,
-        "settings": row.settings,
-        "credentials_set": row.credentials_set,
-        "created_at": rfc3339(row.created_at),
-        "updated_at": rfc3339(row.updated_at),
-    }
+    return _account(row).model_dump(mode="json")
 
 
 def assignment_json(assignment: TenantProviderAccountRow, account: ProviderAccountRow) -> dict[str, Any]:
-    return {
-        "object": "provider_account_assignment",
-        "tenant_id": assignment.tenant_id,
-        "provider": assignment.provider,
-        "provider_account": account_json(account),
-        "assigned_at": rfc3339(assignment.assigned_at),
-    }
+    return ProviderAccountAssignment(
+        tenant_id=assignment.tenant_id,
+        provider=assignment.provider,
+        provider_account=_account(account),
+        assigned_at=assignment.assigned_at,
+    ).model_dump(mode="json")
 
 
 def _from_gateway(request: web.Request) -> None:

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from providers_svc.adapters.base import ProviderError, ProviderRejectedError
 from providers_svc.adapters.stripe import NAME, StripeAdapter
+from providers_svc.api.forms import payer_form
 from providers_svc.db.repositories import transaction_snapshot
 from providers_svc.domain.stripe_payments import page_token
 from providers_svc.domain.transactions import Transaction, TransactionStatus
@@ -147,7 +148,7 @@ async def pay_submit(request: web.Request) -> web.StreamResponse:
     txn, adapter = resolved
     if not is_fake_stripe(adapter):
         return _message(request, 403, "Not a test payment", "Test cards work only against a fake Stripe.", txn)
-    choice = str((await request.post()).get("card", ""))
+    choice = str((await payer_form(request)).get("card", ""))
     if choice not in TEST_CARDS:
         return _message(request, 400, "Invalid choice", "Choose one of the buttons.", txn)
     assert txn.provider_reference is not None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import jinja2
 from aiohttp import web
 
+from providers_svc.api.forms import payer_form
 from providers_svc.keys import bank_key, templates_key
 from providers_svc.sandbox.bank import PageState, PageView, PayerChoice
 
@@ -89,7 +90,7 @@ async def pay_page(request: web.Request) -> web.Response:
 
 
 async def pay_submit(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
+    form = await payer_form(request)
     try:
         choice = PayerChoice(str(form.get("outcome", "")))
     except ValueError:

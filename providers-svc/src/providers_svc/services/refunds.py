@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 from billing_contracts.envelope import utcnow
 from billing_contracts.events.refunds import ObservedVia, RefundCreatedV1
+from billing_runtime.task_runs import TaskRuns
 
 from providers_svc.adapters.base import (
     OperationNotSupportedError,
@@ -38,6 +39,9 @@ from providers_svc.services.refund_events import refund_event
 from providers_svc.services.uow import UowFactory
 
 log = logging.getLogger(__name__)
+
+# The name the retrier's passes are tracked under (``TaskRuns``).
+REFUND_RETRIES = "refund-retries"
 
 Clock = Callable[[], datetime]
 # At least twice the longest refund attempt (settings check PROVIDERS_REFUND_LEASE_SECONDS against
@@ -281,10 +285,12 @@ class Refunds:
             await self.send(refund_id)
         return len(due)
 
-    async def run_retrier(self, interval: float) -> None:
-        """The worker's loop: every ``interval`` seconds, send the refunds left requested that are due."""
+    async def run_retrier(self, interval: float, runs: TaskRuns) -> None:
+        """The worker's loop: every ``interval`` seconds, send the refunds left requested that are due
+        (each pass tracked as ``refund-retries``: the status endpoint's ``janitor``)."""
         while True:
-            await self.retry_due()
+            with runs.track(REFUND_RETRIES) as counts:
+                counts["sent"] = await self.retry_due()
             await asyncio.sleep(interval)
 
 

@@ -20,6 +20,7 @@ from billing_contracts.envelope import utcnow
 from billing_runtime.key_ring import KeyRing
 
 from providers_svc.adapters.octo import formula_of
+from providers_svc.api.forms import payer_form
 from providers_svc.db.repositories import transaction_snapshot
 from providers_svc.sandbox.pages import format_amount, new_templates
 from providers_svc.services.accounts import simulator_account
@@ -102,7 +103,7 @@ async def pay_page(request: web.Request) -> web.Response:
 
 
 async def pay_submit(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
+    form = await payer_form(request)
     choice = _CHOICES.get(str(form.get("outcome", "")))
     if choice is None:
         return _message(request, 400, "Invalid choice", "Choose one of the buttons.")

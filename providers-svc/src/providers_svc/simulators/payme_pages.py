@@ -14,6 +14,7 @@ import logging
 from aiohttp import web
 from billing_contracts.envelope import utcnow
 
+from providers_svc.api.forms import payer_form
 from providers_svc.domain.accounts import BoundAccount
 from providers_svc.domain.transactions import Transaction, TransactionStatus
 from providers_svc.keys import http_client_key, key_ring_key, settings_key, templates_key, uow_factory_key
@@ -94,7 +95,7 @@ async def pay_page(request: web.Request) -> web.Response:
 
 
 async def pay_submit(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
+    form = await payer_form(request)
     try:
         choice = PayerChoice(str(form.get("outcome", "")))
     except ValueError:

@@ -10,6 +10,7 @@ from billing_contracts.problems import FieldError
 from billing_runtime.problems import validation_error
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from reconciliation_svc.api.responses import ReconciliationRun, RunError, RunProgress, Statement
 from reconciliation_svc.db.run_models import RunRow, StatementRow
 from reconciliation_svc.domain.discrepancies import DISCREPANCY_KINDS
 from reconciliation_svc.domain.periods import MAX_PERIOD_DAYS, Period
@@ -71,52 +72,44 @@ def field_problem(field: str, message: str) -> Exception:
     return validation_error([FieldError(field=field, message=message)], f"{field}: {message}")
 
 
-def _time(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def run_json(run: RunRow) -> dict[str, Any]:
     summary = {kind: int((run.summary or {}).get(kind, 0)) for kind in MATCHED_KINDS}
-    return {
-        "id": run.id,
-        "object": "reconciliation_run",
-        "account_id": run.account_id,
-        "provider": run.provider,
-        "from": run.period_from.isoformat(),
-        "to": run.period_to.isoformat(),
-        "statement_id": run.statement_id,
-        "source": "statement" if run.statement_id else "provider",
-        "trigger": run.trigger,
-        "started_by": run.started_by,
-        "state": run.state,
-        "progress": {
-            "lines_read": run.lines_read,
-            "matched": run.matched,
-            "discrepancies_found": run.discrepancies_found,
-        },
-        "summary": summary,
-        "error": {"code": run.error_code, "message": run.error} if run.error_code else None,
-        "attempts": run.attempts,
-        "created_at": _time(run.created_at),
-        "started_at": _time(run.started_at),
-        "finished_at": _time(run.finished_at),
-        "updated_at": _time(run.updated_at),
-    }
+    return ReconciliationRun(
+        id=run.id,
+        account_id=run.account_id,
+        provider=run.provider,
+        first_day=run.period_from,
+        last_day=run.period_to,
+        statement_id=run.statement_id,
+        source="statement" if run.statement_id else "provider",
+        trigger=run.trigger,
+        started_by=run.started_by,
+        state=run.state,
+        progress=RunProgress(
+            lines_read=run.lines_read, matched=run.matched, discrepancies_found=run.discrepancies_found
+        ),
+        summary=summary,
+        error=RunError(code=run.error_code, message=run.error) if run.error_code else None,
+        attempts=run.attempts,
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        updated_at=run.updated_at,
+    ).model_dump(mode="json", by_alias=True)
 
 
 def statement_json(statement: StatementRow) -> dict[str, Any]:
-    return {
-        "id": statement.id,
-        "object": "statement",
-        "provider": statement.provider,
-        "account_id": statement.account_id,
-        "origin": statement.origin,
-        "filename": statement.filename,
-        "sha256": statement.sha256,
-        "records": statement.records,
-        "skipped": statement.skipped,
-        "first_at": _time(statement.first_at),
-        "last_at": _time(statement.last_at),
-        "created_by": statement.created_by,
-        "created_at": _time(statement.created_at),
-    }
+    return Statement(
+        id=statement.id,
+        provider=statement.provider,
+        account_id=statement.account_id,
+        origin=statement.origin,
+        filename=statement.filename,
+        sha256=statement.sha256,
+        records=statement.records,
+        skipped=statement.skipped,
+        first_at=statement.first_at,
+        last_at=statement.last_at,
+        created_by=statement.created_by,
+        created_at=statement.created_at,
+    ).model_dump(mode="json")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from billing_runtime.errors import ProblemError
 from billing_runtime.validation import query_choice, query_int, query_text
 from pydantic import BaseModel, ConfigDict, Field
 
+from reconciliation_svc.api.responses import Discrepancy as DiscrepancyOut
+from reconciliation_svc.api.responses import DiscrepancyChange, DiscrepancyDetail
 from reconciliation_svc.db.discrepancies import DiscrepancyFilter
 from reconciliation_svc.domain.discrepancies import DISCREPANCY_KINDS, DISCREPANCY_STATES, Change, Discrepancy
 
@@ -49,24 +50,19 @@ def list_query(query: Mapping[str, str]) -> tuple[DiscrepancyFilter, int, str | 
     return where, limit, cursor
 
 
-def _time(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
-def _change_json(change: Change) -> dict[str, Any]:
-    return {
-        "from_state": change.from_state,
-        "to_state": change.to_state,
-        "reason": change.reason,
-        "changed_by": change.changed_by,
-        "changed_at": _time(change.changed_at),
-    }
+def _change(change: Change) -> DiscrepancyChange:
+    return DiscrepancyChange(
+        from_state=change.from_state,
+        to_state=change.to_state,
+        reason=change.reason,
+        changed_by=change.changed_by,
+        changed_at=change.changed_at,
+    )
 
 
 def discrepancy_json(d: Discrepancy, *, with_changes: bool = False) -> dict[str, Any]:
-    body: dict[str, Any] = {
+    fields: dict[str, Any] = {
         "id": d.id,
-        "object": "discrepancy",
         "kind": d.kind,
         "provider": d.provider,
         "account_id": d.account_id,
@@ -80,11 +76,11 @@ def discrepancy_json(d: Discrepancy, *, with_changes: bool = False) -> dict[str,
         "state": d.state,
         "state_reason": d.state_reason,
         "changed_by": d.changed_by,
-        "changed_at": _time(d.changed_at),
+        "changed_at": d.changed_at,
         "run_id": d.run_id,
-        "detected_at": _time(d.detected_at),
-        "updated_at": _time(d.updated_at),
+        "detected_at": d.detected_at,
+        "updated_at": d.updated_at,
     }
     if with_changes:
-        body["changes"] = [_change_json(c) for c in d.changes]
-    return body
+        return DiscrepancyDetail(**fields, changes=[_change(c) for c in d.changes]).model_dump(mode="json")
+    return DiscrepancyOut(**fields).model_dump(mode="json")

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from billing_runtime.db import UTCDateTime, new_metadata
+from billing_runtime.heartbeats import heartbeat_table
 from billing_runtime.inbox import inbox_table
 from billing_runtime.outbox import outbox_table
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, text
@@ -27,6 +28,8 @@ class Base(DeclarativeBase):
 
 metadata = Base.metadata
 inbox = inbox_table(metadata)
+# Every process of the service beats here (billing_runtime.heartbeats): the status endpoint's workers.
+heartbeats = heartbeat_table(metadata)
 # The service publishes nothing yet (its unit of work refuses events); the table is there so that it
 # can start (e.g. a discrepancy event for alerting) without a new pattern, as in the dispatcher.
 outbox = outbox_table(metadata)

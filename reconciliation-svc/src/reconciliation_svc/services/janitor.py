@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from billing_contracts.envelope import utcnow
+from billing_runtime.task_runs import TaskRuns
 
 from reconciliation_svc.db.janitor import DueCheck, claim_due, record_check
 from reconciliation_svc.domain.schedule import CheckSchedule
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 
 # Answers that tell nothing about the object: the schedule's step is not spent on them.
 _INCONCLUSIVE = frozenset({"unavailable", "error"})
+# The name its passes are tracked under (``TaskRuns``).
+JANITOR = "janitor"
 # Calls to providers-svc in flight at once per pass.
 _CONCURRENCY = 8
 
@@ -58,11 +61,14 @@ class Janitor:
         self._lease = lease
         self._clock = clock
 
-    async def run(self, interval: float) -> None:
-        """The worker's loop: a pass every ``interval`` seconds (a failed pass is logged, not fatal)."""
+    async def run(self, interval: float, runs: TaskRuns) -> None:
+        """The worker's loop: a pass every ``interval`` seconds (a failed pass is logged, not fatal;
+        each is tracked as ``janitor``: the status endpoint's)."""
         while True:
             try:
-                await self.run_once()
+                with runs.track(JANITOR) as counts:
+                    done = await self.run_once()
+                    counts.update(checked=done.checked, healed=done.healed)
             except Exception:
                 log.exception("janitor pass failed; next pass in %ss", interval)
             await asyncio.sleep(interval)

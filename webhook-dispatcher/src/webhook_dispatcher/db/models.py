@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from billing_runtime.db import UTCDateTime, new_metadata
+from billing_runtime.heartbeats import heartbeat_table
 from billing_runtime.inbox import inbox_table
 from billing_runtime.outbox import outbox_table
 from sqlalchemy import (
@@ -33,6 +34,8 @@ metadata = Base.metadata
 # the table lets it start publishing (e.g. endpoint.disabled for other services) without a new pattern.
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
+# Every process of the service beats here (billing_runtime.heartbeats): the status endpoint's workers.
+heartbeats = heartbeat_table(metadata)
 
 
 class Endpoint(Base):

@@ -18,10 +18,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from billing_runtime.bus.base import TARGET_QUEUES_HEADER, DeadLettered, Handler, Message, topic_matches
 from billing_runtime.bus.dead_letters import DeadLetterStats
 from billing_runtime.unavailable import is_outage
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,10 @@ class MemoryBus:
     _dead: dict[str, dict[str, str]] = field(default_factory=dict)
     # Queues whose last failure was an outage and that have not handled a message since: why.
     _paused: dict[str, str] = field(default_factory=dict)
+    # The publishers' outboxes (service → its engine and table), registered by each relaying
+    # ``Plumbing``: an event not yet handled, or dead-lettered, waits there, not in this bus, so the
+    # status endpoint (``billing_runtime.status``) reads a queue's depth and dead letters from them.
+    outboxes: dict[str, tuple[AsyncEngine, Table]] = field(default_factory=dict)
 
     async def start(self) -> None:
         return None
@@ -119,6 +128,14 @@ class MemoryBus:
         keys = list(binding_keys) if existing is None else [*existing.binding_keys, *binding_keys]
         # Re-subscribing a queue (a restarted consumer) replaces its handler, as a new AMQP consumer would.
         self._subscriptions[queue] = _Subscription(queue, list(dict.fromkeys(keys)), handler)
+
+    def consumers(self, queue: str) -> int:
+        """1 while a handler is subscribed to the queue in this process, else 0."""
+        return 1 if queue in self._subscriptions else 0
+
+    def bindings(self, queue: str) -> list[str]:
+        sub = self._subscriptions.get(queue)
+        return list(sub.binding_keys) if sub is not None else []
 
     async def queue_depth(self, queue: str) -> int | None:
         """None: nothing waits in-process; an event not yet handled is still in its publisher's outbox."""
