@@ -99,8 +99,9 @@ def _set_cookie(response: aiohttp.ClientResponse, name: str) -> str:
 
 class TestSignIn:
     async def test_session_cookie_is_opaque_and_the_database_keeps_only_its_hash(
-        self, start: Any, browsers: Any, tenant: Tenant, db: AsyncEngine
+        self, start: Any, browsers: Any, tenant: Tenant, db: AsyncEngine, caplog: pytest.LogCaptureFixture
     ) -> None:
+        caplog.set_level("DEBUG")
         browser = browsers(await start())
         status, _, response = await browser.sign_in(tenant.app_name, tenant.secret)
         assert status == 303
@@ -118,6 +119,9 @@ class TestSignIn:
         assert (row.expires_at - row.created_at).total_seconds() <= 12 * 3600
         status, page, _ = await browser.get("/dashboard/payments")
         assert status == 200 and tenant.app_name in page
+        # Neither the secret nor any access token (a JWT starts "eyJ") reaches a log line or the page.
+        assert tenant.secret not in caplog.text and "eyJ" not in caplog.text
+        assert "eyJ" not in page and tenant.secret not in page
 
     async def test_secure_behind_a_trusted_proxy_that_says_https(
         self, start: Any, browsers: Any, tenant: Tenant
