@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from checkout_web.settings import Settings
 
-TERMINAL = ["SUCCEEDED", "FAILED", "EXPIRED", "CANCELLED"]
+TERMINAL = ["AUTHORIZED", "SUCCEEDED", "FAILED", "EXPIRED", "CANCELLED"]
 
 
 def provider_buttons(html: str) -> list[str]:
@@ -114,6 +114,7 @@ class TestPayPage:
         ("status", "words"),
         [
             ("SUCCEEDED", "Payment confirmed"),
+            ("AUTHORIZED", "Payment authorized"),
             ("FAILED", "Card declined"),
             ("EXPIRED", "expired"),
             ("CANCELLED", "cancelled"),

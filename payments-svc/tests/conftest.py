@@ -16,7 +16,14 @@ from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
 from billing_runtime.testing import create_test_database, drop_test_database, truncate_all
 from payments_svc.app import create_app
 from payments_svc.db.models import metadata
-from payments_svc.services.providers import ProviderInfo, RefundCheck, StartedPayment, StartRequest
+from payments_svc.services.providers import (
+    Captured,
+    CaptureRequest,
+    ProviderInfo,
+    RefundCheck,
+    StartedPayment,
+    StartRequest,
+)
 from payments_svc.settings import Settings
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -46,6 +53,9 @@ class FakeProviders:
     # Refund checks asked, and the refusal to answer them with (None: refundable).
     refund_checks: list[RefundCheck] = field(default_factory=list)
     refund_refusal: Exception | None = None
+    # Captures asked; what the provider captured so far per payment (a repeat answers with it).
+    captures: list[CaptureRequest] = field(default_factory=list)
+    captured: dict[str, int] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def _check(self) -> None:
@@ -77,6 +87,13 @@ class FakeProviders:
         self.modes.append(livemode)
         self.voided.append(provider_transaction_id)
         return self.voidable
+
+    async def capture(self, tenant_id: str, request: CaptureRequest, *, livemode: bool) -> Captured:
+        self._check()
+        self.modes.append(livemode)
+        self.captures.append(request)
+        amount = self.captured.setdefault(request.payment_id, request.amount)
+        return Captured(amount, f"ref_{request.payment_id}")
 
     async def check_refund(self, tenant_id: str, check: RefundCheck, *, livemode: bool) -> None:
         self._check()

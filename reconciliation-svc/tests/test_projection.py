@@ -11,10 +11,12 @@ from billing_contracts.events import (
     Anomaly,
     PaymentAnomalyRecordedV1,
     PaymentAttemptFailedV1,
+    PaymentAuthorizedV1,
     PaymentCreatedV1,
     PaymentPendingV1,
     PaymentSucceededV1,
     ProviderAnomalyRecordedV1,
+    ProviderPaymentAuthorizedV1,
     ProviderPaymentFailedV1,
     ProviderPaymentSucceededV1,
     ProviderRefundUpdatedV1,
@@ -38,6 +40,36 @@ def pending(seq: int, at: Any = NOW, **overrides: Any) -> PaymentPendingV1:
 def succeeded(seq: int, at: Any = NOW) -> PaymentSucceededV1:
     snap = payment_snapshot(status="SUCCEEDED", provider="click", provider_reference="c-1", sequence=seq, updated_at=at)
     return PaymentSucceededV1(tenant_id="ten_a", data={"payment": snap})
+
+
+class TestManualCapture:
+    async def test_an_authorized_then_partly_captured_payment_is_projected_with_what_was_taken(
+        self, publish, rows
+    ) -> None:
+        manual = {"provider": "sandbox", "capture_method": "manual"}
+        held = payment_snapshot(status="AUTHORIZED", sequence=3, amount_capturable=5000, **manual)
+        await publish(PaymentAuthorizedV1(tenant_id="ten_a", data={"payment": held}))
+        [row] = await rows("SELECT status, amount, next_check_at FROM recon_payments")
+        assert (row.status, row.amount) == ("AUTHORIZED", 5000)
+        # A hold is on the janitor's clock: a capture lost before our commit is found by its sync.
+        assert row.next_check_at == NOW + timedelta(minutes=5)
+        taken = payment_snapshot(
+            status="SUCCEEDED", sequence=4, amount_captured=3000, updated_at=NOW + timedelta(minutes=1), **manual
+        )
+        await publish(PaymentSucceededV1(tenant_id="ten_a", data={"payment": taken}))
+        [row] = await rows("SELECT status, amount, next_check_at FROM recon_payments")
+        assert (row.status, row.amount, row.next_check_at) == ("SUCCEEDED", 3000, None)
+
+    async def test_the_providers_authorization_is_taken_without_breaking(self, publish, count) -> None:
+        outcome = {
+            "payment_id": "pay_1",
+            "provider": "sandbox",
+            "provider_transaction_id": "ptx_1",
+            "amount": 5000,
+            "currency": "USD",
+        }
+        await publish(ProviderPaymentAuthorizedV1(tenant_id="ten_a", data=outcome))
+        assert await count("recon_payments") == 0
 
 
 class TestPaymentProjection:

@@ -31,6 +31,7 @@ def test_payments_receives_provider_outcomes_disputes_and_refund_verdicts() -> N
     wanted = {
         "providers.provider.payment.succeeded.v1",
         "providers.provider.payment.failed.v1",
+        "providers.provider.payment.authorized.v1",
         "providers.provider.dispute.updated.v1",
         "providers.provider.refund.updated.v1",
     }
@@ -48,6 +49,7 @@ def test_the_dispatcher_receives_every_public_event_of_another_service_and_none_
     received = {k for k in KNOWN_KEYS if any(topic_matches(b, k) for b in EVENT_BINDING_KEYS)}
     assert received == {k for k in public if not k.startswith("webhooks.")}
     assert "payments.payment.succeeded.v1" in received
+    assert "payments.payment.authorized.v1" in received
     assert {"payments.dispute.created.v1", "payments.dispute.closed.v1"} <= received
     assert {"payments.refund.created.v1", "payments.refund.succeeded.v1", "payments.refund.failed.v1"} <= received
 
@@ -76,6 +78,7 @@ def test_reconciliation_receives_our_payments_refunds_the_providers_verdicts_and
     assert received == {
         "payments.payment.created.v1",
         "payments.payment.pending.v1",
+        "payments.payment.authorized.v1",
         "payments.payment.succeeded.v1",
         "payments.payment.failed.v1",
         "payments.payment.expired.v1",
@@ -86,6 +89,7 @@ def test_reconciliation_receives_our_payments_refunds_the_providers_verdicts_and
         "payments.refund.failed.v1",
         "providers.provider.payment.succeeded.v1",
         "providers.provider.payment.failed.v1",
+        "providers.provider.payment.authorized.v1",
         "providers.provider.refund.updated.v1",
         "providers.provider.anomaly.recorded.v1",
         "payments.payment.anomaly.recorded.v1",

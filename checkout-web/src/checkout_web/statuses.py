@@ -11,6 +11,7 @@ Tone = Literal["neutral", "pending", "success", "error"]
 KNOWN_STATUSES = (
     "CREATED",
     "PROVIDER_PENDING",
+    "AUTHORIZED",
     "SUCCEEDED",
     "FAILED",
     "EXPIRED",
@@ -45,6 +46,15 @@ def describe(status: str, merchant: str) -> StatusCopy:
                 "This page updates by itself as soon as the payment provider confirms the payment.",
                 "pending",
                 False,
+            )
+        case "AUTHORIZED":
+            # Manual capture: the provider holds the funds and the merchant captures them later; for
+            # the payer this checkout is done, as it is once a payment succeeded.
+            return StatusCopy(
+                "Payment authorized",
+                f"Your payment provider authorized the payment; {merchant} will capture it. You can close this page.",
+                "success",
+                True,
             )
         case "SUCCEEDED":
             return StatusCopy(

@@ -64,3 +64,14 @@ def test_attempt_count_added_within_v1_defaults_for_old_samples() -> None:
     assert failed.event_type == "payment.attempt_failed"
     assert (failed.data.payment.status, failed.data.payment.attempt_count) == ("CREATED", 1)
     assert (failed.data.attempt.status, failed.data.attempt.failure_code) == ("failed", "payme_-31008")
+
+
+def test_capture_fields_added_within_v1_default_for_old_samples() -> None:
+    old = parse_event((GOLDEN / "payment.succeeded.v1.livemode-sequence.json").read_text())
+    new = parse_event((GOLDEN / "payment.succeeded.v1.manual-capture.json").read_text())
+    held = parse_event((GOLDEN / "provider.payment.authorized.v1.json").read_text())
+    assert (old.data.payment.capture_method, old.data.payment.amount_captured) == ("automatic", 0)
+    assert old.data.payment.authorization_expires_at is None
+    assert (new.data.payment.capture_method, new.data.payment.amount_captured) == ("manual", 3000)
+    assert held.event_type == "provider.payment.authorized"
+    assert held.data.authorization_expires_at is not None

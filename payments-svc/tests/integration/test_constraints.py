@@ -51,6 +51,11 @@ BAD = [
     {"refund_reserved": 5001},
     {"amount_refunded": 100, "refund_reserved": 50},
     {"refund_reserved": -1},
+    # Manual capture: refunds are bounded by what was captured, which is never more than the amount.
+    {"amount_captured": 3000, "refund_reserved": 3001},
+    {"amount_captured": 5001},
+    {"amount_capturable": 5001},
+    {"capture_method": "later"},
 ]
 
 
@@ -70,4 +75,14 @@ class TestPostgres:
             await _insert(clean_db, **bad)
 
     async def test_a_good_row_is_accepted(self, clean_db) -> None:
-        await _insert(clean_db, status="PARTIALLY_REFUNDED", amount_refunded=5000, refund_reserved=5000)
+        await _insert(
+            clean_db, status="PARTIALLY_REFUNDED", amount_refunded=5000, refund_reserved=5000, amount_captured=5000
+        )
+        await _insert(
+            clean_db,
+            id="pay_2",
+            checkout_token="tok_2",
+            status="AUTHORIZED",
+            capture_method="manual",
+            amount_capturable=5000,
+        )

@@ -1,7 +1,15 @@
 import pytest
 from payments_svc.domain.errors import InvalidState
 from payments_svc.domain.money import CURRENCIES, amount_problem
-from payments_svc.domain.payment import TRANSITIONS, PaymentStatus, can_transition, check_transition
+from payments_svc.domain.payment import (
+    EVENT_FOR_STATUS,
+    PAYABLE,
+    TERMINAL,
+    TRANSITIONS,
+    PaymentStatus,
+    can_transition,
+    check_transition,
+)
 
 S = PaymentStatus
 
@@ -16,6 +24,10 @@ ALLOWED = {
     (S.PROVIDER_PENDING, S.FAILED),
     (S.PROVIDER_PENDING, S.EXPIRED),
     (S.PROVIDER_PENDING, S.CANCELLED),
+    (S.PROVIDER_PENDING, S.AUTHORIZED),
+    (S.AUTHORIZED, S.SUCCEEDED),
+    (S.AUTHORIZED, S.CANCELLED),
+    (S.AUTHORIZED, S.EXPIRED),
     (S.SUCCEEDED, S.PARTIALLY_REFUNDED),
     (S.SUCCEEDED, S.REFUNDED),
     (S.PARTIALLY_REFUNDED, S.PARTIALLY_REFUNDED),
@@ -32,6 +44,16 @@ class TestTransitions:
     @pytest.mark.parametrize("terminal", [S.FAILED, S.EXPIRED, S.CANCELLED, S.REFUNDED])
     def test_terminal_states_have_no_exit(self, terminal: S) -> None:
         assert TRANSITIONS[terminal] == frozenset()
+
+    @pytest.mark.parametrize("target", [S.FAILED, S.CREATED, S.PROVIDER_PENDING, S.REFUNDED, S.PARTIALLY_REFUNDED])
+    def test_an_authorized_payment_is_only_captured_released_or_expired(self, target: S) -> None:
+        with pytest.raises(InvalidState):
+            check_transition(S.AUTHORIZED, target)
+
+    def test_authorized_is_announced_and_is_neither_payable_nor_terminal(self) -> None:
+        assert EVENT_FOR_STATUS[S.AUTHORIZED] == "payment.authorized"
+        assert S.AUTHORIZED not in PAYABLE
+        assert S.AUTHORIZED not in TERMINAL
 
     def test_forbidden_move_raises_409(self) -> None:
         with pytest.raises(InvalidState) as exc:

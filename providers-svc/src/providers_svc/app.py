@@ -216,7 +216,12 @@ def create_app(
         poll_interval=settings.sandbox_callback_poll_interval,
         metrics=metrics,
     )
-    bank = SandboxBank(new_uow, pending_delay=settings.sandbox_pending_delay, on_decision=sender.wake)
+    bank = SandboxBank(
+        new_uow,
+        pending_delay=settings.sandbox_pending_delay,
+        authorization_seconds=settings.sandbox_authorization_seconds,
+        on_decision=sender.wake,
+    )
 
     app[settings_key] = settings
     app[metrics_key] = metrics
@@ -240,7 +245,9 @@ def create_app(
     app[payme_merchant_key] = PaymeMerchant(new_uow, PaymeAccounts(new_uow, ring, copies))
     octo = registry.account_provider(OCTO)
     if isinstance(octo, OctoProvider):
-        app[octo_callbacks_key] = OctoCallbacks(new_uow, ring, octo)
+        app[octo_callbacks_key] = OctoCallbacks(
+            new_uow, ring, octo, simulator_hold=timedelta(seconds=settings.sandbox_authorization_seconds)
+        )
     stripe = registry.account_provider(STRIPE)
     if isinstance(stripe, StripeProvider):
         # stripe-python logs every request and Stripe's error messages at INFO (an authentication error

@@ -67,6 +67,9 @@ class Settings(InternalServiceSettings):
     reconciliation_internal_secret: SecretStr | None = None
     sandbox_signature_tolerance: int = Field(default=300, ge=1)
     sandbox_pending_delay: float = Field(default=3.0, ge=0)
+    # How long the sandbox bank and the Octo simulator hold a manual-capture payment's funds before the
+    # hold lapses (its ``authorization_expires_at``); Stripe holds card funds for 7 days.
+    sandbox_authorization_seconds: int = Field(default=7 * 24 * 3600, ge=1)
     sandbox_currencies: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: [c.strip() for c in DEFAULT_SANDBOX_CURRENCIES.split(",") if c.strip()]
     )

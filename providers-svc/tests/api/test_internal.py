@@ -72,7 +72,15 @@ class TestListProviders:
         response = await client.get("/internal/providers", headers=internal_headers())
         assert response.status == 200
         assert await response.json() == {
-            "data": [{"name": "sandbox", "display_name": "Sandbox (test)", "simulator": False, "livemode": False}]
+            "data": [
+                {
+                    "name": "sandbox",
+                    "display_name": "Sandbox (test)",
+                    "simulator": False,
+                    "livemode": False,
+                    "capture_methods": ["automatic", "manual"],
+                }
+            ]
         }
 
     async def test_filters_by_currency(self, make_client: Any, internal_headers: Callable[..., dict[str, str]]) -> None:

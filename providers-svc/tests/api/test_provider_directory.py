@@ -120,8 +120,20 @@ class TestOffers:
     ) -> None:
         offered = await _offered(client, internal_headers, "ten_test", "UZS", livemode=False)
         assert offered == [
-            {"name": "payme", "display_name": "Payme (simulator)", "simulator": True, "livemode": False},
-            {"name": "sandbox", "display_name": "Sandbox (test)", "simulator": False, "livemode": False},
+            {
+                "name": "payme",
+                "display_name": "Payme (simulator)",
+                "simulator": True,
+                "livemode": False,
+                "capture_methods": ["automatic"],
+            },
+            {
+                "name": "sandbox",
+                "display_name": "Sandbox (test)",
+                "simulator": False,
+                "livemode": False,
+                "capture_methods": ["automatic", "manual"],
+            },
         ]
         # Asked for by many at once, the simulator account is still created once.
         await asyncio.gather(*(_offered(client, internal_headers, f"ten_{i}", "UZS", livemode=False) for i in range(8)))
@@ -142,7 +154,15 @@ class TestOffers:
         account = await _account(client, admin, LIVE_PAYME)
         await _assign(client, internal_headers, "ten_live", account, livemode=True)
         offered = await _offered(client, internal_headers, "ten_live", "UZS", livemode=True)
-        assert offered == [{"name": "payme", "display_name": "Payme", "simulator": False, "livemode": True}]
+        assert offered == [
+            {
+                "name": "payme",
+                "display_name": "Payme",
+                "simulator": False,
+                "livemode": True,
+                "capture_methods": ["automatic"],
+            }
+        ]
         # Another live tenant gets nothing from it.
         assert await _offered(client, internal_headers, "ten_other", "UZS", livemode=True) == []
 
@@ -152,7 +172,13 @@ class TestOffers:
         account = await _account(client, admin, TEST_PAYME)
         await _assign(client, internal_headers, "ten_test", account, livemode=False)
         offered = await _offered(client, internal_headers, "ten_test", "UZS", livemode=False)
-        assert {"name": "payme", "display_name": "Payme", "simulator": False, "livemode": False} in offered
+        assert {
+            "name": "payme",
+            "display_name": "Payme",
+            "simulator": False,
+            "livemode": False,
+            "capture_methods": ["automatic"],
+        } in offered
 
     async def test_with_simulators_off_a_test_tenant_needs_an_account(
         self, make_client: Any, internal_headers: Any, payme: RecordingPayme

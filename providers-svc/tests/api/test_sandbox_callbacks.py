@@ -81,6 +81,7 @@ class TestSuccessCallback:
             "livemode": False,
             "observed_via": "callback",
             "account_id": None,
+            "authorization_expires_at": None,
         }
         assert event["livemode"] is False
 

@@ -71,9 +71,13 @@ class TestPayerPage:
     ) -> None:
         client = await gateway()
         offered = await client.get("/internal/providers?currency=UZS", headers=internal_headers(TENANT))
-        assert {"name": "octo", "display_name": "Octo (simulator)", "simulator": True, "livemode": False} in (
-            await offered.json()
-        )["data"]
+        assert {
+            "name": "octo",
+            "display_name": "Octo (simulator)",
+            "simulator": True,
+            "livemode": False,
+            "capture_methods": ["automatic", "manual"],
+        } in (await offered.json())["data"]
         started = await _start(client, internal_headers, payment_request)
         assert started["redirect_url"] == f"{client.make_url('')}".rstrip("/") + _page(started)
         page = await client.get(_page(started))

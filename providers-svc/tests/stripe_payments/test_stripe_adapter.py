@@ -148,7 +148,7 @@ class TestCaptureCancelRefund:
         assert intent["status"] == "requires_capture"
         adapter = await shop.adapter()
         txn = await _txn(shop, started["provider_transaction_id"])
-        captured = await adapter.capture(txn, 3000)
+        captured = await adapter.capture_intent(txn, 3000)
         assert captured["status"] == "succeeded"
         # Stripe releases the rest (localstripe refunds it).
         charge = await _charge(shop, captured)
@@ -165,7 +165,7 @@ class TestCaptureCancelRefund:
         started = await shop.start()
         await _paid_intent(shop, started)
         txn = await _txn(shop, started["provider_transaction_id"])
-        captured = await (await shop.adapter()).capture(txn)
+        captured = await (await shop.adapter()).capture_intent(txn)
         assert captured["status"] == "succeeded"
         charge = await _charge(shop, captured)
         assert (charge["amount"], charge["captured"], charge["amount_refunded"]) == (5000, True, 0)

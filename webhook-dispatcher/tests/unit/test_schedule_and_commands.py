@@ -133,6 +133,11 @@ class TestFilters:
         assert matches(["payment.attempt_failed"], "payment.attempt_failed")
         assert not matches(["payment.failed"], "payment.attempt_failed")
 
+    def test_payment_authorized_is_a_public_type_forwarded_from_payments(self) -> None:
+        assert "payment.authorized" in PUBLIC_EVENT_TYPES
+        assert "payments.payment.authorized.*" in binding_keys()
+        assert matches(["payment.authorized"], "payment.authorized")
+
 
 class TestSecretBox:
     def test_round_trip_and_wrong_key(self) -> None:

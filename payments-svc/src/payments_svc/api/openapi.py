@@ -16,7 +16,7 @@ from payments_svc.api.responses import (
     PaymentList,
     RefundList,
 )
-from payments_svc.domain.commands import CheckoutPay, PaymentCreate, RefundCreate
+from payments_svc.domain.commands import CaptureCreate, CheckoutPay, PaymentCreate, RefundCreate
 from payments_svc.domain.payment import PaymentStatus
 
 PAYMENTS = "Payments"
@@ -83,6 +83,27 @@ OPERATIONS = (
         (Reply(200, "The payment, `CANCELLED`.", PaymentSnapshot),),
         "cancelPayment",
         params=(PAYMENT_ID,),
+        errors=(409,),
+    ),
+    Operation(
+        "POST",
+        "/v1/payments/{payment_id}/capture",
+        "Capture an AUTHORIZED payment (all of what is held, or part; the rest is released)",
+        PAYMENTS,
+        Auth.TENANT,
+        (
+            Reply(
+                200,
+                "The payment, `SUCCEEDED`, with `amount_captured`.",
+                PaymentSnapshot,
+                headers=("Idempotent-Replayed",),
+            ),
+        ),
+        "capturePayment",
+        params=(PAYMENT_ID,),
+        body=CaptureCreate,
+        body_required=False,
+        idempotency_key=True,
         errors=(409,),
     ),
     Operation(

@@ -18,15 +18,24 @@ from payments_svc.api.common import (
     stored_json,
     unknown_cursor,
 )
+from payments_svc.db.models import Payment
 from payments_svc.db.repositories import PaymentRepository
-from payments_svc.domain.commands import PaymentCreate
+from payments_svc.domain.commands import CaptureCreate, PaymentCreate
 from payments_svc.domain.errors import NotFound
 from payments_svc.domain.payment import PaymentStatus
 from payments_svc.events.mapping import payment_json
-from payments_svc.keys import lifecycle_deps_key
+from payments_svc.keys import checkout_deps_key, lifecycle_deps_key
+from payments_svc.services.captures import capture_payment
+from payments_svc.services.checkout import CheckoutDeps, offered
 from payments_svc.services.idempotency import IdempotentRequest, run_idempotent
 from payments_svc.services.lifecycle import cancel_payment
-from payments_svc.services.payments import Creator, create_payment
+from payments_svc.services.payments import (
+    Creator,
+    capture_method_unsupported,
+    create_payment,
+    validate_amount,
+    validate_capture_method,
+)
 from payments_svc.services.uow import PaymentsUnitOfWork
 
 
@@ -43,6 +52,8 @@ async def create(request: web.Request) -> web.Response:
     caller = request[caller_key]
     # The tenant's mode travels in the gateway's token; the payment keeps it for life.
     creator = Creator(tenant_id, caller.tenant_name, caller.livemode)
+    if cmd.capture_method == "manual":
+        await _ensure_manual_capture_offered(request.app[checkout_deps_key], creator, cmd)
 
     async def work(uow: PaymentsUnitOfWork) -> tuple[int, dict[str, object]]:
         payment = await create_payment(uow, creator, cmd, deps.checkout_base_url)
@@ -51,6 +62,50 @@ async def create(request: web.Request) -> web.Response:
     req = IdempotentRequest(tenant_id, request.method, request.path, key, body)
     # Creating a payment only writes this service's rows, so the key is claimed in the same statement.
     stored = await run_idempotent(deps.uow, req, work, local_effect=True)
+    return stored_json(stored.status, stored.body, replayed=stored.replayed)
+
+
+async def _ensure_manual_capture_offered(deps: CheckoutDeps, creator: Creator, cmd: PaymentCreate) -> None:
+    """A manual payment must be payable by some provider that can hold funds (read-only, asked of
+    providers-svc before anything is written; the checkout asks again when the payer comes)."""
+    validate_amount(cmd)
+    validate_capture_method(cmd)
+    probe = Payment(
+        tenant_id=creator.tenant_id,
+        currency=cmd.currency,
+        livemode=creator.livemode,
+        capture_method=cmd.capture_method,
+        allowed_providers=list(cmd.providers) if cmd.providers else None,
+    )
+    if not await offered(deps, probe):
+        raise capture_method_unsupported(
+            f"capture_method manual: no provider of this tenant that can capture manually takes {cmd.currency}."
+        )
+
+
+async def capture(request: web.Request) -> web.Response:
+    """``POST /v1/payments/{id}/capture`` (``Idempotency-Key`` required): capture an AUTHORIZED payment."""
+    tenant_id = require_tenant(request)
+    payment_id = _payment_id(request)
+    key = idempotency_key(request)
+    # No body captures everything, as Stripe's capture does; a body must be a JSON object.
+    body = await read_json_object(request) if request.can_read_body else {}
+    cmd = parse(CaptureCreate, body)
+    deps = request.app[lifecycle_deps_key]
+    moved: list[Payment] = []
+
+    async def work(uow: PaymentsUnitOfWork) -> tuple[int, dict[str, object]]:
+        payment, by_us = await capture_payment(deps, uow, tenant_id, payment_id, cmd)
+        if by_us:
+            moved.append(payment)
+        return 200, payment_json(payment, deps.checkout_base_url)
+
+    req = IdempotentRequest(tenant_id, request.method, request.path, key, body)
+    # The capture calls providers-svc (a call out of this service): the key is claimed before it
+    # (IDEM-1), so a retry replays the answer without capturing again.
+    stored = await run_idempotent(deps.uow, req, work)
+    for payment in moved:  # counted once the capture committed, never for a replay
+        deps.metrics.payment_final(payment, PaymentStatus.SUCCEEDED)
     return stored_json(stored.status, stored.body, replayed=stored.replayed)
 
 

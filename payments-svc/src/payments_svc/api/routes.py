@@ -16,6 +16,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/v1/payments", payments.list_)
     r.add_get("/v1/payments/{payment_id}", payments.get)
     r.add_post("/v1/payments/{payment_id}/cancel", payments.cancel)
+    r.add_post("/v1/payments/{payment_id}/capture", payments.capture)
     r.add_get("/v1/payments/{payment_id}/history", payments.history)
     r.add_get("/v1/payments/{payment_id}/attempts", attempts.list_)
     r.add_post("/v1/payments/{payment_id}/refunds", refunds.create)

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from payments_svc.domain.attempts import AttemptStatus
-from payments_svc.domain.payment import PaymentStatus
+from payments_svc.domain.payment import CaptureMethod, PaymentStatus
 from payments_svc.domain.refunds import RefundOrigin, RefundStatus
 
 
@@ -52,9 +52,15 @@ class Payment(Base):
         CheckConstraint("amount_refunded >= 0 AND amount_refunded <= amount", name="amount_refunded_bounds"),
         CheckConstraint("amount_disputed >= 0 AND amount_disputed <= amount", name="amount_disputed_bounds"),
         # The refund bound, held by the database whatever the code does (REF-1): what is refunded and
-        # pending never exceeds the payment.
+        # pending never exceeds what the provider captured.
         CheckConstraint(
-            "amount_refunded <= refund_reserved AND refund_reserved <= amount", name="refund_reserved_bounds"
+            "amount_refunded <= refund_reserved AND refund_reserved <= amount_captured", name="refund_reserved_bounds"
+        ),
+        CheckConstraint(f"capture_method IN ({', '.join(repr(str(c)) for c in CaptureMethod)})", name="capture_method"),
+        CheckConstraint(
+            "amount_captured >= 0 AND amount_captured <= amount AND amount_capturable >= 0"
+            " AND amount_capturable <= amount",
+            name="amount_captured_bounds",
         ),
     )
 
@@ -101,6 +107,15 @@ class Payment(Base):
     refund_reserved: Mapped[int] = mapped_column(BigInteger, default=0)
     # How many attempts it had (its ``payment_attempts`` rows), written with each new one.
     attempt_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    # ``automatic`` or ``manual`` (two-stage: AUTHORIZED, then captured by the tenant).
+    capture_method: Mapped[str] = mapped_column(String(16), default=CaptureMethod.AUTOMATIC)
+    # What the provider holds for capture while AUTHORIZED (0 otherwise), and what it took: the bound of
+    # refunds (``refund_reserved_bounds``). An automatic payment captures its ``amount`` on success.
+    amount_capturable: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount_captured: Mapped[int] = mapped_column(BigInteger, default=0)
+    # When the provider's hold lapses: the sweeper releases it then (None unless ever AUTHORIZED).
+    authorization_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class PaymentAttempt(Base):

@@ -12,7 +12,7 @@ from payments_svc.db.models import ParkedRefundVerdict, Payment
 from payments_svc.domain.payment import PaymentStatus
 
 # A payment whose success may still come: a verdict on it waits for it.
-NOT_CAPTURED_YET = (PaymentStatus.CREATED, PaymentStatus.PROVIDER_PENDING)
+NOT_CAPTURED_YET = (PaymentStatus.CREATED, PaymentStatus.PROVIDER_PENDING, PaymentStatus.AUTHORIZED)
 
 
 def park(session: AsyncSession, event: ProviderRefundUpdatedV1, raw: bytes | None) -> None:

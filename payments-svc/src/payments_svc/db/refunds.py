@@ -23,7 +23,7 @@ from payments_svc.domain.refunds import REFUNDABLE
 @functools.cache
 def _reserve() -> Update:
     # The refund bound as one guarded UPDATE: it raises the reservation only while the payment is
-    # refundable and the sum stays within its amount. Concurrent reservations queue on the row lock
+    # refundable and the sum stays within what it captured. Concurrent reservations queue on the row lock
     # and PostgreSQL re-checks the WHERE on the row as the one before left it, so no interleaving can
     # accept more than the payment (and the CHECK ``refund_reserved_bounds`` refuses it anyway).
     table = table_of(Payment)
@@ -34,7 +34,7 @@ def _reserve() -> Update:
             table.c.id == bindparam("r_id"),
             table.c.tenant_id == bindparam("r_tenant"),
             table.c.status.in_([str(s) for s in REFUNDABLE]),
-            table.c.refund_reserved + amount <= table.c.amount,
+            table.c.refund_reserved + amount <= table.c.amount_captured,
         )
         .values(refund_reserved=table.c.refund_reserved + amount)
         .returning(*table.c)

@@ -185,8 +185,8 @@ async def payment_by_checkout_token(session: AsyncSession, token: str, *, for_up
 async def claim_due_for_expiry(
     session: AsyncSession, now: datetime, limit: int
 ) -> builtins.list[tuple[str, str, str | None, bool, int]]:
-    """Cross-tenant on purpose (the sweeper): up to ``limit`` payable payments due for an expiry
-    attempt, as (id, tenant, provider transaction, livemode, attempt count), each pushed back for its
+    """Cross-tenant on purpose (the sweeper): up to ``limit`` payable or authorized payments due for an
+    expiry attempt, as (id, tenant, provider transaction, livemode, attempt count), each pushed back for its
     next attempt in the caller's transaction (SKIP LOCKED lets several sweepers share the work). The delay doubles with
     every attempt, from ``SWEEP_RETRY_FIRST`` up to ``SWEEP_RETRY_MAX``: a payment its provider will
     not let go is retried, ever more rarely, behind every other overdue payment."""
@@ -200,7 +200,7 @@ async def claim_due_for_expiry(
             table.c.sweep_attempts,
             table.c.attempt_count,
         )
-        .where(table.c.status.in_(_PAYABLE), table.c.sweep_at <= now)
+        .where(table.c.status.in_(_SWEPT), table.c.sweep_at <= now)
         .order_by(table.c.sweep_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -217,7 +217,9 @@ async def claim_due_for_expiry(
     return [(row.id, row.tenant_id, row.provider_transaction_id, row.livemode, row.attempt_count) for row in rows]
 
 
-_PAYABLE = (PaymentStatus.CREATED, PaymentStatus.PROVIDER_PENDING)
+# Payable payments expire at ``expires_at``; an AUTHORIZED one's hold is released at
+# ``authorization_expires_at`` (its ``sweep_at`` is set to it when it becomes AUTHORIZED).
+_SWEPT = (PaymentStatus.CREATED, PaymentStatus.PROVIDER_PENDING, PaymentStatus.AUTHORIZED)
 SWEEP_RETRY_FIRST = timedelta(seconds=30)
 SWEEP_RETRY_MAX = timedelta(hours=1)
 

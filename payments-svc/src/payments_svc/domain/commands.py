@@ -5,7 +5,7 @@ rejected, strings free of control characters (PostgreSQL cannot store NUL; logs 
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
@@ -74,6 +74,8 @@ class PaymentCreate(BaseModel):
     providers: (
         Annotated[list[Annotated[StrictStr, AfterValidator(_provider)]], Field(min_length=1, max_length=10)] | None
     ) = None
+    # Stripe's ``capture_method``: ``manual`` only authorizes (AUTHORIZED) and the tenant captures later.
+    capture_method: Literal["automatic", "manual"] = "automatic"
 
 
 class CheckoutPay(BaseModel):
@@ -93,3 +95,11 @@ class RefundCreate(BaseModel):
 
     amount: Annotated[StrictInt, Field(gt=0, le=MAX_REFUND_AMOUNT)] | None = None
     reason: Annotated[Text, Field(min_length=1, max_length=500)] | None = None
+
+
+class CaptureCreate(BaseModel):
+    """``POST /v1/payments/{id}/capture``: ``amount`` None captures all of ``amount_capturable``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    amount: Annotated[StrictInt, Field(gt=0, le=MAX_REFUND_AMOUNT)] | None = None

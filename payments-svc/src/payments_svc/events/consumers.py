@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from billing_contracts.events import (
     EndpointDisabledV1,
     ProviderDisputeUpdatedV1,
+    ProviderPaymentAuthorizedV1,
     ProviderPaymentFailedV1,
     ProviderPaymentSucceededV1,
     ProviderRefundUpdatedV1,
@@ -47,7 +48,7 @@ def provider_outcome_handler(deps: LifecycleDeps, metrics: Metrics) -> Callable[
             done = await apply_provider_refund(deps, event, message.body)
             metrics.events_consumed.labels(event.event_type, done).inc()
             return
-        if not isinstance(event, ProviderPaymentSucceededV1 | ProviderPaymentFailedV1):
+        if not isinstance(event, ProviderPaymentSucceededV1 | ProviderPaymentFailedV1 | ProviderPaymentAuthorizedV1):
             metrics.events_consumed.labels(event.event_type, "ignored").inc()
             return
         await apply_provider_outcome(deps, event, message.body)

@@ -54,6 +54,10 @@ def snapshot(payment: Payment, checkout_base_url: str) -> PaymentSnapshot:
         amount_disputed=payment.amount_disputed,
         dispute=DisputeSnapshot.model_validate(payment.dispute) if payment.dispute else None,
         attempt_count=payment.attempt_count or 0,
+        capture_method=payment.capture_method,
+        amount_capturable=payment.amount_capturable,
+        amount_captured=payment.amount_captured,
+        authorization_expires_at=payment.authorization_expires_at,
     )
 
 

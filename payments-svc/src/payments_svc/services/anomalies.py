@@ -15,6 +15,7 @@ from billing_contracts.envelope import EventBase, utcnow
 from billing_contracts.events import (
     Anomaly,
     PaymentAnomalyRecordedV1,
+    ProviderPaymentAuthorizedV1,
     ProviderPaymentFailedV1,
     ProviderPaymentSucceededV1,
 )
@@ -25,10 +26,10 @@ from billing_runtime.writes import InsertRows
 
 from payments_svc.db.models import Payment, PaymentAnomaly, PaymentAttempt
 from payments_svc.db.repositories import history_insert
-from payments_svc.domain.payment import PaymentStatus
+from payments_svc.domain.payment import CAPTURED, CaptureMethod, PaymentStatus
 from payments_svc.services.uow import PaymentsUnitOfWork
 
-ProviderOutcome = ProviderPaymentSucceededV1 | ProviderPaymentFailedV1
+ProviderOutcome = ProviderPaymentSucceededV1 | ProviderPaymentFailedV1 | ProviderPaymentAuthorizedV1
 
 
 @dataclass(frozen=True)
@@ -41,13 +42,14 @@ class Refusal:
 
 def refusal(payment: Payment | None, event: ProviderOutcome, attempt: PaymentAttempt | None = None) -> Refusal | None:
     """The anomaly ``event`` is for ``payment`` as read, or None when the state machine may apply it
-    (or it is a decline that changes nothing and moved no money). ``attempt`` is the payment's attempt
-    the verdict names (by its provider transaction), if it has one."""
+    (or it is a decline that changes nothing and moved no money, or a capture already applied).
+    ``attempt`` is the payment's attempt the verdict names (by its provider transaction), if it has one."""
     outcome = event.data
     succeeded = isinstance(event, ProviderPaymentSucceededV1)
+    authorized = isinstance(event, ProviderPaymentAuthorizedV1)
     if payment is None:
-        if succeeded:
-            return Refusal("unexpected_outcome", "provider success for a payment that does not exist")
+        if succeeded or authorized:
+            return Refusal("unexpected_outcome", f"provider {_word(event)} for a payment that does not exist")
         return None
     # A verdict on one of the payment's attempts that is no longer its active one (failed, abandoned).
     ended = attempt is not None and attempt.provider_transaction_id != payment.provider_transaction_id
@@ -58,11 +60,20 @@ def refusal(payment: Payment | None, event: ProviderOutcome, attempt: PaymentAtt
         # The sandbox (a test provider) never moves a live payment, and a live account never a test one.
         detail = f"{_mode(outcome.livemode)}-mode outcome for a {_mode(payment.livemode)} payment"
         return Refusal("unexpected_outcome", detail)
+    if authorized:
+        return _authorization_refusal(payment, event)
     if not succeeded:
         return None
     if outcome.currency != payment.currency:
         return Refusal("currency_mismatch", f"provider captured {outcome.currency}, payment is in {payment.currency}")
-    if outcome.amount != payment.amount:
+    manual = payment.capture_method == CaptureMethod.MANUAL
+    if manual and payment.status in CAPTURED and outcome.amount == payment.amount_captured:
+        # The provider's own word on a capture we already applied (its answer to our capture call came
+        # first): the same money, absorbed.
+        return None
+    # A manual payment may be captured in part (never more than the hold); an automatic one takes all.
+    limit = payment.amount_capturable if payment.status == PaymentStatus.AUTHORIZED else payment.amount
+    if (outcome.amount != payment.amount and not manual) or not 0 < outcome.amount <= limit:
         return Refusal(
             "amount_mismatch",
             f"provider captured {outcome.amount} {outcome.currency}, payment is {payment.amount} {payment.currency}",
@@ -81,9 +92,37 @@ def refusal(payment: Payment | None, event: ProviderOutcome, attempt: PaymentAtt
         )
     if payment.status == PaymentStatus.CREATED:
         return Refusal("success_for_unstarted_payment", "provider success for a payment never started here")
-    if payment.status != PaymentStatus.PROVIDER_PENDING:
+    if payment.status not in (PaymentStatus.PROVIDER_PENDING, PaymentStatus.AUTHORIZED):
         return Refusal("success_for_final_payment", f"provider success after the payment became {payment.status}")
     return None
+
+
+def _authorization_refusal(payment: Payment, event: ProviderOutcome) -> Refusal | None:
+    """An authorization holds money (it moves none): one that cannot be about the payment is evidence."""
+    outcome = event.data
+    if payment.capture_method != CaptureMethod.MANUAL:
+        return Refusal("unexpected_outcome", "provider authorization for an automatic-capture payment")
+    if outcome.currency != payment.currency or outcome.amount != payment.amount:
+        kind: AnomalyKind = "currency_mismatch" if outcome.currency != payment.currency else "amount_mismatch"
+        detail = (
+            f"provider authorized {outcome.amount} {outcome.currency}, payment is {payment.amount} {payment.currency}"
+        )
+        return Refusal(kind, detail)
+    if payment.status == PaymentStatus.CREATED:
+        return Refusal("success_for_unstarted_payment", "provider authorization for a payment never started here")
+    # Pending: applied. Already authorized, captured, released or expired: a late word, nothing held now.
+    return None
+
+
+def _word(event: ProviderOutcome) -> str:
+    return "authorization" if isinstance(event, ProviderPaymentAuthorizedV1) else "success"
+
+
+_OUTCOME_WORDS: dict[type[ProviderOutcome], str] = {
+    ProviderPaymentSucceededV1: "succeeded",
+    ProviderPaymentFailedV1: "failed",
+    ProviderPaymentAuthorizedV1: "authorized",
+}
 
 
 def _mode(livemode: bool) -> str:
@@ -108,7 +147,7 @@ def record_anomaly(
         provider_reference=outcome.provider_reference,
         amount=outcome.amount,
         currency=outcome.currency,
-        outcome="succeeded" if isinstance(event, ProviderPaymentSucceededV1) else "failed",
+        outcome=_OUTCOME_WORDS[type(event)],
         expected_amount=payment.amount if payment is not None else None,
         expected_currency=payment.currency if payment is not None else None,
         payment_status=payment.status if payment is not None else None,

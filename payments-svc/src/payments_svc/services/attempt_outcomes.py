@@ -6,10 +6,10 @@ every change of an attempt changes its payment in the same statement)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from billing_contracts.envelope import utcnow
-from billing_contracts.events import ProviderPaymentSucceededV1
+from billing_contracts.events import ProviderPaymentAuthorizedV1, ProviderPaymentSucceededV1
 
 from payments_svc.db.attempts import attempt_end
 from payments_svc.db.models import Payment, PaymentAttempt
@@ -31,7 +31,15 @@ OUTCOME_COLUMNS = (
     "provider_reference",
     "failure_code",
     "failure_message",
+    "amount_capturable",
+    "amount_captured",
+    "authorization_expires_at",
+    "sweep_at",
+    "sweep_attempts",
 )
+
+# How long a hold lasts when the provider names no time (Stripe's 7 days).
+DEFAULT_AUTHORIZATION = timedelta(days=7)
 
 _PAYABLE = (PaymentStatus.CREATED, PaymentStatus.PROVIDER_PENDING)
 
@@ -67,6 +75,8 @@ def apply_verdict(
       failure), or FAILED once the payment has expired;
     - anything else (a failure of an ended attempt) changes nothing."""
     outcome = event.data
+    if payment.status == PaymentStatus.AUTHORIZED:
+        return _apply_to_hold(uow, payment, attempts, event, checkout_base_url)
     attempt = attempt_of(attempts, outcome.provider_transaction_id)
     active = is_active(payment, attempt, event)
     if active and attempt is None and payment.provider_transaction_id is not None:
@@ -74,7 +84,22 @@ def apply_verdict(
     now = utcnow()
     actor = Actor(f"provider:{outcome.provider}", outcome.failure_message)
     reference = outcome.provider_reference
-    if isinstance(event, ProviderPaymentSucceededV1):
+    if isinstance(event, ProviderPaymentAuthorizedV1):
+        # Manual capture: the active attempt's funds are held (the attempt stays pending until the
+        # capture or the release); an authorization of any other attempt holds nothing we can use.
+        if not active:
+            return None
+        # The hold lasts until the provider's time, or our default when it names none.
+        expires = event.data.authorization_expires_at or now + DEFAULT_AUTHORIZATION
+        payment.amount_capturable = outcome.amount
+        payment.authorization_expires_at = expires
+        # The sweeper releases the hold when it lapses (its queue, restarted for this deadline).
+        payment.sweep_at = expires
+        payment.sweep_attempts = 0
+        payment.provider_reference = reference or payment.provider_reference
+        held = Actor(f"provider:{outcome.provider}", f"authorized {outcome.amount} {outcome.currency}")
+        record_status(uow, payment, PaymentStatus.AUTHORIZED, held, checkout_base_url)
+    elif isinstance(event, ProviderPaymentSucceededV1):
         if active:
             if attempt is not None:
                 uow.write(
@@ -83,6 +108,8 @@ def apply_verdict(
                     )
                 )
             payment.provider_reference = reference or payment.provider_reference
+            payment.amount_captured = outcome.amount
+            payment.amount_capturable = 0
             record_status(uow, payment, PaymentStatus.SUCCEEDED, actor, checkout_base_url)
         elif attempt is not None and payment.status in _PAYABLE:
             if payment.status == PaymentStatus.PROVIDER_PENDING and payment.provider_transaction_id is not None:
@@ -95,6 +122,8 @@ def apply_verdict(
             payment.provider = attempt.provider
             payment.provider_transaction_id = attempt.provider_transaction_id
             payment.provider_reference = reference or attempt.provider_reference
+            payment.amount_captured = outcome.amount
+            payment.amount_capturable = 0
             reason = Actor(actor.name, f"success of attempt {attempt.id}, which had {attempt.status}")
             if payment.status == PaymentStatus.CREATED:
                 record_status(uow, payment, PaymentStatus.PROVIDER_PENDING, reason, checkout_base_url)
@@ -147,6 +176,42 @@ def apply_verdict(
                 checkout_base_url,
                 event=lambda p: attempt_failed_event(p, ended, checkout_base_url),
             )
+    uow.write(payment_update(payment, OUTCOME_COLUMNS))
+    return PaymentStatus(payment.status)
+
+
+def _apply_to_hold(
+    uow: PaymentsUnitOfWork,
+    payment: Payment,
+    attempts: list[PaymentAttempt],
+    event: ProviderOutcome,
+    checkout_base_url: str,
+) -> PaymentStatus | None:
+    """A verdict on an AUTHORIZED payment's hold: the provider captured it (SUCCEEDED, with what it
+    took) or dropped it (it lapsed or was released there: EXPIRED, nothing taken). Only a verdict on the
+    attempt that holds the funds counts; a repeated authorization changes nothing."""
+    outcome = event.data
+    if isinstance(event, ProviderPaymentAuthorizedV1):
+        return None
+    if payment.provider_transaction_id not in (None, outcome.provider_transaction_id):
+        return None
+    now = utcnow()
+    reference = outcome.provider_reference
+    payment.provider_reference = reference or payment.provider_reference
+    payment.amount_capturable = 0
+    ended = AttemptStatus.SUCCEEDED if isinstance(event, ProviderPaymentSucceededV1) else AttemptStatus.CANCELLED
+    attempt = attempt_of(attempts, outcome.provider_transaction_id)
+    if attempt is not None:
+        uow.write(attempt_end(payment.id, attempt.provider_transaction_id, ended, now, reference=reference))
+    if ended is AttemptStatus.SUCCEEDED:
+        payment.amount_captured = outcome.amount
+        actor = Actor(f"provider:{outcome.provider}", f"captured {outcome.amount} {outcome.currency}")
+        record_status(uow, payment, PaymentStatus.SUCCEEDED, actor, checkout_base_url)
+    else:
+        payment.failure_code = outcome.failure_code or "provider_declined"
+        payment.failure_message = outcome.failure_message or "The provider released the hold."
+        actor = Actor(f"provider:{outcome.provider}", payment.failure_message)
+        record_status(uow, payment, PaymentStatus.EXPIRED, actor, checkout_base_url)
     uow.write(payment_update(payment, OUTCOME_COLUMNS))
     return PaymentStatus(payment.status)
 

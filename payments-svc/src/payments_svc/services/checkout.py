@@ -14,7 +14,7 @@ from payments_svc.db.repositories import PaymentRepository, payment_by_checkout_
 from payments_svc.domain.attempts import AttemptStatus, closed_status
 from payments_svc.domain.errors import InvalidState, NotFound
 from payments_svc.domain.money import currency_of
-from payments_svc.domain.payment import PAYABLE, PaymentStatus
+from payments_svc.domain.payment import PAYABLE, CaptureMethod, PaymentStatus
 from payments_svc.services.attempts import ended_providers, start_attempt, switch_attempt
 from payments_svc.services.payments import is_expired
 from payments_svc.services.providers import ProviderInfo, ProvidersPort, StartRequest
@@ -49,6 +49,9 @@ async def _allowed_providers(deps: CheckoutDeps, payment: Payment) -> list[Provi
     available = await deps.providers.available(payment.tenant_id, payment.currency, livemode=payment.livemode)
     if payment.livemode:
         available = [p for p in available if not is_test_provider(p.name, p)]
+    if payment.capture_method == CaptureMethod.MANUAL:
+        # Only a provider that can hold the funds for a later capture (Payme and Click cannot).
+        available = [p for p in available if p.manual_capture]
     if payment.allowed_providers is None:
         return available
     wanted = set(payment.allowed_providers)
@@ -67,6 +70,11 @@ def outcome(payment: Payment) -> PaymentStatus:
 async def _attempts(deps: CheckoutDeps, payment: Payment) -> list[PaymentAttempt]:
     async with deps.uow() as uow:
         return await attempts_of(uow.session, payment.tenant_id, payment.id)
+
+
+async def offered(deps: CheckoutDeps, payment: Payment) -> list[ProviderInfo]:
+    """The providers a payer of ``payment`` would be offered now (its mode, capture method, list)."""
+    return await _allowed_providers(deps, payment)
 
 
 async def checkout_view(deps: CheckoutDeps, token: str) -> dict[str, Any]:
@@ -158,6 +166,7 @@ async def pay(deps: CheckoutDeps, token: str, provider: str) -> str:
             return_url=f"{deps.checkout_base_url}/c/{token}/return",
             expires_at=payment.expires_at,
             customer=payment.customer,
+            capture_method=payment.capture_method,
         ),
         livemode=payment.livemode,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from billing_contracts.envelope import utcnow
 from billing_runtime.inbox import inbox_row
@@ -21,7 +22,7 @@ from payments_svc.db.repositories import (
 )
 from payments_svc.domain.attempts import AttemptStatus, closed_status
 from payments_svc.domain.errors import InvalidState, NotFound
-from payments_svc.domain.payment import PaymentStatus
+from payments_svc.domain.payment import CANCELLABLE, PaymentStatus
 from payments_svc.metrics import PaymentMetrics
 from payments_svc.services.anomalies import ProviderOutcome, Refusal, record_anomaly, refusal
 from payments_svc.services.attempt_outcomes import apply_verdict, attempt_of
@@ -47,10 +48,11 @@ async def cancel_payment(deps: LifecycleDeps, tenant_id: str, payment_id: str) -
         payment = await PaymentRepository(uow.session, tenant_id).get(payment_id)
     if payment is None:
         raise NotFound()
-    if payment.status not in (PaymentStatus.CREATED, PaymentStatus.PROVIDER_PENDING):
+    if payment.status not in CANCELLABLE:
         raise InvalidState(f"A payment in status {payment.status} cannot be cancelled.")
-    # Ask the provider first: once it holds the money the payment must not be called cancelled.
-    # Every attempt may have left a transaction at a provider, not only the active one.
+    # Ask the provider first: once it holds the money the payment must not be called cancelled (an
+    # AUTHORIZED payment's hold is released there: the provider then takes nothing). Every attempt may
+    # have left a transaction at a provider, not only the active one.
     held = payment.provider_transaction_id is not None or payment.attempt_count > 0
     if held and not await deps.providers.cancel(tenant_id, payment_id, livemode=payment.livemode):
         raise InvalidState("The provider has already taken this payment; it can no longer be cancelled.")
@@ -61,6 +63,7 @@ async def cancel_payment(deps: LifecycleDeps, tenant_id: str, payment_id: str) -
             raise InvalidState("The payer started paying meanwhile; retry the cancellation.")
         if locked.provider_transaction_id is not None:
             await end_active_attempt(uow.session, locked, AttemptStatus.CANCELLED)
+        locked.amount_capturable = 0
         record_status(uow, locked, PaymentStatus.CANCELLED, Actor("tenant"), deps.checkout_base_url)
         await uow.commit()
     return locked
@@ -126,8 +129,9 @@ class ExpiryPass:
 
 
 async def expire_due(deps: LifecycleDeps, batch: int = 100) -> ExpiryPass:
-    """Close overdue payments (EXPIRED, or FAILED after a failed last attempt: ``closed_status``); one
-    that a provider may still be capturing is left to its callback.
+    """Close overdue payments (EXPIRED, or FAILED after a failed last attempt: ``closed_status``), and
+    AUTHORIZED ones whose hold lapsed (released at the provider first, then EXPIRED); one that a provider
+    may still be capturing (or captured) is left to its callback.
 
     The batch is claimed by pushing each payment's next attempt back (further every time), so a
     payment that could not be expired now waits its turn behind the rest, and no set of payments a
@@ -148,18 +152,26 @@ async def expire_due(deps: LifecycleDeps, batch: int = 100) -> ExpiryPass:
                 continue
         async with deps.uow() as uow:
             payment = await PaymentRepository(uow.session, tenant_id).get(payment_id, for_update=True)
-            if payment is None or payment.status not in (PaymentStatus.CREATED, PaymentStatus.PROVIDER_PENDING):
+            if payment is None or payment.status not in CANCELLABLE:
                 continue
-            if payment.provider_transaction_id != provider_txn:
+            if payment.provider_transaction_id != provider_txn or not _due(payment, utcnow()):
                 continue
             if payment.provider_transaction_id is not None:
                 await end_active_attempt(uow.session, payment, AttemptStatus.CANCELLED)
             closed = closed_status(payment)
+            payment.amount_capturable = 0
             record_status(uow, payment, closed, Actor("sweeper"), deps.checkout_base_url)
             await uow.commit()
             deps.metrics.payment_final(payment, closed)
             expired += 1
     return ExpiryPass(len(candidates), expired)
+
+
+def _due(payment: Payment, now: datetime) -> bool:
+    """Whether the payment is past its deadline: its hold's while AUTHORIZED, else its own."""
+    if payment.status == PaymentStatus.AUTHORIZED:
+        return payment.authorization_expires_at is not None and payment.authorization_expires_at <= now
+    return payment.expires_at <= now
 
 
 async def sweep_overdue(deps: LifecycleDeps, batch: int = 100) -> int:

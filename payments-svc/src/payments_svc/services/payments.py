@@ -17,7 +17,12 @@ from payments_svc.db.repositories import history_insert, payment_insert
 from payments_svc.domain.commands import PaymentCreate
 from payments_svc.domain.errors import InvalidState
 from payments_svc.domain.money import amount_problem, currency_of
-from payments_svc.domain.payment import PaymentStatus, check_transition, event_for
+from payments_svc.domain.payment import (
+    MANUAL_CAPTURE_PROVIDERS,
+    PaymentStatus,
+    check_transition,
+    event_for,
+)
 from payments_svc.events.mapping import payment_event
 from payments_svc.services.uow import PaymentsUnitOfWork
 
@@ -90,6 +95,27 @@ def validate_amount(cmd: PaymentCreate) -> None:
         )
 
 
+def capture_method_unsupported(detail: str) -> ProblemError:
+    return ProblemError(
+        422,
+        "capture_method_unsupported",
+        detail,
+        errors=[FieldError(field="capture_method", message="no provider of this payment can capture manually")],
+    )
+
+
+def validate_capture_method(cmd: PaymentCreate) -> None:
+    """A manual payment needs a provider that can hold funds: ``providers`` naming only others (Payme,
+    Click) is refused here; which of the tenant's providers are left is asked at creation (the API)."""
+    if cmd.capture_method != "manual" or cmd.providers is None:
+        return
+    if not MANUAL_CAPTURE_PROVIDERS.intersection(cmd.providers):
+        raise capture_method_unsupported(
+            f"capture_method manual: none of {', '.join(cmd.providers)} can capture manually"
+            f" (only {', '.join(sorted(MANUAL_CAPTURE_PROVIDERS))})."
+        )
+
+
 @dataclass(frozen=True)
 class Creator:
     """The tenant creating a payment, as its internal token names it."""
@@ -103,6 +129,7 @@ async def create_payment(
     uow: PaymentsUnitOfWork, creator: Creator, cmd: PaymentCreate, checkout_base_url: str
 ) -> Payment:
     validate_amount(cmd)
+    validate_capture_method(cmd)
     now = utcnow()
     expires_at = now + timedelta(seconds=cmd.expires_in)
     payment = Payment(
@@ -131,6 +158,10 @@ async def create_payment(
         dispute=None,
         refund_reserved=0,
         attempt_count=0,
+        capture_method=cmd.capture_method,
+        amount_capturable=0,
+        amount_captured=0,
+        authorization_expires_at=None,
     )
     record_status(uow, payment, PaymentStatus.CREATED, Actor("tenant"), checkout_base_url)
     return payment

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from payments_svc.domain.payment import MANUAL_CAPTURE_PROVIDERS
+
 
 @dataclass(frozen=True)
 class ProviderInfo:
@@ -15,6 +17,15 @@ class ProviderInfo:
     # False for a test provider (the sandbox, a simulator, a test account), which never moves a live
     # payment; None when providers-svc does not say.
     livemode: bool | None = None
+    # The capture methods providers-svc says it can start with this provider (None: it does not say,
+    # and the provider's name decides: ``domain.payment.MANUAL_CAPTURE_PROVIDERS``).
+    capture_methods: frozenset[str] | None = None
+
+    @property
+    def manual_capture(self) -> bool:
+        if self.capture_methods is not None:
+            return "manual" in self.capture_methods
+        return self.name in MANUAL_CAPTURE_PROVIDERS
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,25 @@ class StartRequest:
     return_url: str
     expires_at: datetime
     customer: dict[str, Any] | None
+    capture_method: str = "automatic"
+
+
+@dataclass(frozen=True)
+class CaptureRequest:
+    """Capture ``amount`` of an authorized payment at its provider (the rest of the hold is released)."""
+
+    payment_id: str
+    provider: str
+    amount: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class Captured:
+    """The provider confirmed the capture: what it took, and its reference of the payment."""
+
+    amount: int
+    provider_reference: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +98,12 @@ class ProvidersPort(Protocol):
         PaymentIntent or expire the Checkout Session; Octo: cancel; Payme, Click, the sandbox and the
         simulators: refuse its callbacks from now on). True when it is closed; False when its provider
         took, or is taking, the money."""
+        ...
+
+    async def capture(self, tenant_id: str, request: CaptureRequest, *, livemode: bool) -> Captured:
+        """Return once the provider captured (idempotent: a repeat after a capture is answered with it);
+        raise the provider's refusal (409/422 ``ProblemError``) or 503 ``provider_unavailable``, after
+        which nothing may be assumed captured (a retry finds out)."""
         ...
 
     async def check_refund(self, tenant_id: str, check: RefundCheck, *, livemode: bool) -> None:

@@ -12,7 +12,14 @@ from billing_runtime import tracing
 from billing_runtime.errors import ProblemError
 from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
 
-from payments_svc.services.providers import ProviderInfo, RefundCheck, StartedPayment, StartRequest
+from payments_svc.services.providers import (
+    Captured,
+    CaptureRequest,
+    ProviderInfo,
+    RefundCheck,
+    StartedPayment,
+    StartRequest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +85,8 @@ class HttpProviders:
         if status != 200:
             raise _unavailable()
         return [
-            ProviderInfo(p["name"], p.get("display_name", p["name"]), _provider_mode(p)) for p in body.get("data", [])
+            ProviderInfo(p["name"], p.get("display_name", p["name"]), _provider_mode(p), _capture_methods(p))
+            for p in body.get("data", [])
         ]
 
     async def start(self, tenant_id: str, request: StartRequest, *, livemode: bool) -> StartedPayment:
@@ -92,6 +100,7 @@ class HttpProviders:
             "return_url": request.return_url,
             "expires_at": request.expires_at.isoformat(),
             "customer": request.customer,
+            "capture_method": request.capture_method,
         }
         status, body = await self._call("POST", "/internal/payments/start", tenant_id, livemode, json=payload)
         if status == 200:
@@ -115,6 +124,19 @@ class HttpProviders:
             return True
         if status == 409:
             return False
+        raise _unavailable()
+
+    async def capture(self, tenant_id: str, request: CaptureRequest, *, livemode: bool) -> Captured:
+        payload = {"provider": request.provider, "amount": request.amount, "currency": request.currency}
+        path = f"/internal/payments/{request.payment_id}/capture"
+        status, body = await self._call("POST", path, tenant_id, livemode, json=payload)
+        captured = body.get("amount_captured")
+        if status == 200 and isinstance(captured, int) and not isinstance(captured, bool) and captured > 0:
+            reference = body.get("provider_reference")
+            return Captured(captured, reference if isinstance(reference, str) else None)
+        if status in (409, 422) and isinstance(body.get("code"), str):
+            raise passed_on(status, body)
+        log.warning("providers-svc capture answered %s with code %r", status, body.get("code"))
         raise _unavailable()
 
     async def check_refund(self, tenant_id: str, check: RefundCheck, *, livemode: bool) -> None:
@@ -169,4 +191,11 @@ def _provider_mode(entry: dict[str, Any]) -> bool | None:
     environment = entry.get("environment")
     if environment in ("test", "production"):
         return bool(environment == "production")
+    return None
+
+
+def _capture_methods(entry: dict[str, Any]) -> frozenset[str] | None:
+    methods = entry.get("capture_methods")
+    if isinstance(methods, list) and all(isinstance(m, str) for m in methods):
+        return frozenset(methods)
     return None

@@ -245,7 +245,7 @@ def _final(
 def _totals(payment: Payment, refunds: list[Refund]) -> RefundTotals:
     succeeded = sum(r.amount for r in refunds if r.status == RefundStatus.SUCCEEDED)
     pending = sum(r.amount for r in refunds if r.status == RefundStatus.PENDING)
-    return totals(payment.amount, succeeded, pending)
+    return totals(payment.amount_captured, succeeded, pending)
 
 
 def _settle(payment: Payment, refunds: list[Refund]) -> RefundTotals:
@@ -254,7 +254,7 @@ def _settle(payment: Payment, refunds: list[Refund]) -> RefundTotals:
     after = _totals(payment, refunds)
     payment.refund_reserved = after.refund_reserved
     if after.amount_refunded != payment.amount_refunded:
-        target = status_after_refunds(payment.amount, after.amount_refunded)
+        target = status_after_refunds(payment.amount_captured, after.amount_refunded)
         if target != payment.status:
             check_transition(PaymentStatus(payment.status), target)
         payment.amount_refunded = after.amount_refunded

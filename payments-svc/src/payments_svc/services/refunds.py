@@ -57,7 +57,7 @@ async def create_refund(
             payment_id=payment.id,
             provider=payment.provider,
             amount=amount,
-            payment_amount=payment.amount,
+            payment_amount=payment.amount_captured,
             currency=payment.currency,
             amount_refunded=payment.amount_refunded,
             paid_at=await paid_at(uow, payment.id) or payment.updated_at,
@@ -76,7 +76,8 @@ def _amount(payment: Payment, cmd: RefundCreate) -> int:
     """The amount to refund (all that is left when none is given), or the tenant's error."""
     if payment.status not in REFUNDABLE:
         raise InvalidState(f"A payment in status {payment.status} cannot be refunded.")
-    refundable = payment.amount - payment.refund_reserved
+    # What the provider captured is all that can go back (a partial capture released the rest).
+    refundable = payment.amount_captured - payment.refund_reserved
     if refundable <= 0:
         raise InvalidState(
             "Nothing of this payment is left to refund: its refunds (pending ones included) hold all of it."

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, Protocol
 
 from providers_svc.domain.accounts import BoundAccount
@@ -37,6 +38,17 @@ class StatusResult:
     # Payme's, the sandbox bank's): the transaction's own amount is then what the provider was asked.
     amount: int | None = None
     currency: str | None = None
+    # Manual capture: a pending transaction whose funds the provider holds, and until when.
+    authorized: bool = False
+    authorization_expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    """The provider captured ``amount`` (minor units) of an authorized payment (releasing the rest)."""
+
+    amount: int
+    provider_reference: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +136,12 @@ class PaymentProvider(Protocol):
 
     async def fetch_status(self, txn: Transaction) -> StatusResult:
         """Ask the provider what happened to ``txn``."""
+        ...
+
+    async def capture(self, txn: Transaction, amount: int) -> CaptureResult:
+        """Capture ``amount`` of an authorized manual-capture ``txn`` (the provider releases the rest).
+        Idempotent on ``txn``: a repeat after a capture answers with what that capture took.
+        ``OperationNotSupportedError`` from a provider that cannot hold funds."""
         ...
 
     async def refund(

@@ -14,6 +14,8 @@ import aiohttp
 from billing_contracts.envelope import utcnow
 
 from providers_svc.adapters.base import (
+    CaptureResult,
+    OperationNotSupportedError,
     ProviderRejectedError,
     ProviderUnavailableError,
     RefundOutcomeUnknownError,
@@ -110,6 +112,9 @@ class ClickPayments:
         return StartResult(
             pay_url(credentials, amount=txn.amount, transaction_param=txn.payment_id, return_url=txn.return_url)
         )
+
+    async def capture(self, txn: Transaction, amount: int) -> CaptureResult:
+        raise OperationNotSupportedError("Click takes the money when the payer pays: nothing to capture")
 
     async def cancel(self, txn: Transaction) -> bool:
         # Click has no call to cancel an unpaid attempt. A confirmed reservation and a succeeded

@@ -16,6 +16,7 @@ import aiohttp
 from billing_contracts.envelope import utcnow
 
 from providers_svc.adapters.base import (
+    CaptureResult,
     PaymentProvider,
     ProviderRejectedError,
     ProviderUnavailableError,
@@ -88,7 +89,8 @@ class OctoAdapter:
                 # Octo requires one; a payment without a return URL sends the payer to the notify host.
                 return_url=txn.return_url or self.notify_url,
                 notify_url=self.notify_url,
-                auto_capture=self.auto_capture,
+                # A manual-capture payment is two-stage whatever the account says: the tenant captures.
+                auto_capture=self.auto_capture and not txn.manual,
                 test=self.account.test,
                 init_time=utcnow(),
                 ttl_minutes=max(1, int((txn.expires_at - utcnow()).total_seconds() // 60)),
@@ -115,6 +117,29 @@ class OctoAdapter:
         # success for it is a `success_for_final_payment` anomaly (services.callbacks), never applied.
         return state.status not in ("succeeded", "waiting_for_capture")
 
+    async def capture(self, txn: Transaction, amount: int) -> CaptureResult:
+        """``/set_accept`` ``capture`` with ``final_amount`` (PROTOCOLS.md §3.1): Octo's payment UUID is the
+        key, so a repeat finds the payment succeeded and answers with what it took."""
+        if txn.provider_reference is None:
+            raise ProviderRejectedError("octo_not_authorised", "The payment was never made at Octo")
+        state = await self.client.status(txn.id)
+        if state.status == "waiting_for_capture":
+            try:
+                state = await self.client.set_accept(
+                    state.octo_payment_uuid, "capture", final_amount=amount, currency=txn.currency
+                )
+            except ProviderRejectedError:
+                state = await self.client.status(txn.id)  # decided meanwhile: its word stands
+        if state.status != "succeeded":
+            raise ProviderRejectedError(f"octo_{state.status}", f"Octo's payment is {state.status}, not captured")
+        taken = amount
+        if state.total_sum is not None:
+            try:
+                taken = from_major(state.total_sum, txn.currency)
+            except (AmountError, KeyError):
+                raise ProviderUnavailableError("octo named a captured sum outside the protocol") from None
+        return CaptureResult(taken, state.octo_payment_uuid)
+
     async def fetch_status(self, txn: Transaction) -> StatusResult:
         """The status call in our terms, with the sum Octo names (None when it names none)."""
         state = await self.client.status(txn.id)
@@ -129,6 +154,7 @@ class OctoAdapter:
                 raise ProviderUnavailableError("octo's status call named a sum outside the protocol") from None
         return StatusResult(
             status=status,
+            authorized=state.status == "waiting_for_capture" and txn.manual,
             provider_reference=state.octo_payment_uuid,
             failure_code=f"octo_{state.status}" if failed else None,
             failure_message="Octo cancelled the payment" if failed else None,

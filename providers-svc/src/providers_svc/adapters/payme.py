@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from providers_svc.adapters.base import (
+    CaptureResult,
     OperationNotSupportedError,
     PaymentProvider,
     ProviderRejectedError,
@@ -76,6 +77,9 @@ class PaymeAdapter:
             # A currency Payme cannot charge, or a value §2.6's format cannot carry (a ";" in it).
             raise ProviderRejectedError("payme_checkout_refused", str(exc)) from None
         return StartResult(url)
+
+    async def capture(self, txn: Transaction, amount: int) -> CaptureResult:
+        raise OperationNotSupportedError("Payme takes the money when the payer pays: nothing to capture")
 
     async def cancel(self, txn: Transaction) -> bool:
         """True unless Payme performed a transaction of this order. A created (state 1) one is left to

@@ -15,6 +15,7 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from providers_svc.adapters.base import (
+    CaptureResult,
     ProviderRejectedError,
     RefundResult,
     StartResult,
@@ -95,9 +96,11 @@ class SandboxCallback(BaseModel):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     created: StrictInt
     failure_code: str | None = Field(default=None, max_length=64)
+    # ``payment.authorized``: until when the bank holds the funds (unix seconds).
+    authorization_expires_at: StrictInt | None = Field(default=None, ge=0, le=10**11)
 
 
-CallbackType = Literal["payment.succeeded", "payment.failed"]
+CallbackType = Literal["payment.succeeded", "payment.failed", "payment.authorized"]
 
 
 class SandboxBankClient(Protocol):
@@ -106,6 +109,8 @@ class SandboxBankClient(Protocol):
     async def cancel(self, txn_id: str) -> bool: ...
 
     async def status(self, txn_id: str) -> StatusResult: ...
+
+    async def capture(self, txn_id: str, amount: int) -> int: ...
 
 
 class SandboxProvider:
@@ -141,6 +146,15 @@ class SandboxProvider:
 
     async def fetch_status(self, txn: Transaction) -> StatusResult:
         return await self._bank.status(txn.id)
+
+    async def capture(self, txn: Transaction, amount: int) -> CaptureResult:
+        """The bank takes ``amount`` of what it holds (local: no callback follows)."""
+        try:
+            return CaptureResult(await self._bank.capture(txn.id, amount))
+        except LookupError:
+            raise ProviderRejectedError(
+                "sandbox_nothing_held", "The sandbox bank holds nothing for this payment"
+            ) from None
 
     async def refund(
         self, txn: Transaction, *, refund_id: str, amount: int, reason: str | None, retry: bool = False

@@ -6,9 +6,10 @@ from aiohttp import web
 from billing_runtime.internal_auth import caller_key, require_tenant
 from billing_runtime.problems import read_json_object
 
-from providers_svc.api.schemas import ProvidersQuery, StartPaymentRequest, parse, transaction_json
+from providers_svc.api.schemas import CaptureRequest, ProvidersQuery, StartPaymentRequest, parse, transaction_json
+from providers_svc.domain.transactions import capture_methods
 from providers_svc.keys import directory_key, metrics_key, settings_key, uow_factory_key
-from providers_svc.services import transactions, voids
+from providers_svc.services import captures, transactions, voids
 from providers_svc.services.transactions import StartPayment
 
 
@@ -19,7 +20,13 @@ async def list_providers(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "data": [
-                {"name": o.name, "display_name": o.display_name, "simulator": o.simulator, "livemode": o.livemode}
+                {
+                    "name": o.name,
+                    "display_name": o.display_name,
+                    "simulator": o.simulator,
+                    "livemode": o.livemode,
+                    "capture_methods": capture_methods(o.name),
+                }
                 for o in offers
             ]
         }
@@ -43,6 +50,7 @@ async def start_payment(request: web.Request) -> web.Response:
             return_url=str(body.return_url) if body.return_url is not None else None,
             expires_at=body.expires_at,
             livemode=request[caller_key].livemode,
+            capture_method=body.capture_method,
         ),
         default_ttl=request.app[settings_key].default_transaction_ttl,
     )
@@ -70,3 +78,15 @@ async def void_transaction(request: web.Request) -> web.Response:
         request.match_info["transaction_id"],
     )
     return web.json_response({"voided": True, "status": status.value})
+
+
+async def capture_payment(request: web.Request) -> web.Response:
+    """Capture (all or part of) an authorized payment at its provider: 200 once the provider confirmed."""
+    tenant_id = require_tenant(request)
+    body = parse(CaptureRequest, await read_json_object(request))
+    captured = await captures.capture_payment(
+        request.app[uow_factory_key],
+        request.app[directory_key],
+        captures.Capture(tenant_id, request.match_info["payment_id"], body.provider, body.amount, body.currency),
+    )
+    return web.json_response({"amount_captured": captured.amount, "provider_reference": captured.provider_reference})

@@ -32,6 +32,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/internal/payments/start", internal.start_payment)
     app.router.add_post("/internal/payments/{payment_id}/cancel", internal.cancel_payment)
     app.router.add_post("/internal/payments/{payment_id}/transactions/{transaction_id}/void", internal.void_transaction)
+    app.router.add_post("/internal/payments/{payment_id}/capture", internal.capture_payment)
     app.router.add_post("/internal/refunds/check", refunds.check)
     app.router.add_post(reconciliation.SYNC_REFUND, refunds.sync)
     app.router.add_post(reconciliation.SYNC_PAYMENT, reconciliation.sync_payment)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from billing_contracts.problems import FieldError
 from billing_runtime.problems import validation_error
@@ -27,6 +27,17 @@ class StartPaymentRequest(BaseModel):
     description: str | None = Field(default=None, max_length=1000)
     return_url: AnyHttpUrl | None = Field(default=None)
     expires_at: AwareDatetime | None = None
+    capture_method: Literal["automatic", "manual"] = "automatic"
+
+
+class CaptureRequest(BaseModel):
+    """``POST /internal/payments/{payment_id}/capture``: capture ``amount`` of the authorized payment."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    provider: str = Field(min_length=1, max_length=32)
+    amount: StrictInt = Field(gt=0)
+    currency: str = Field(pattern=CURRENCY_PATTERN)
 
 
 class RefundCheckRequest(BaseModel):

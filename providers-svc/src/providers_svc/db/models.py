@@ -39,6 +39,7 @@ class ProviderTransactionRow(Base):
         UniqueConstraint("payment_id", "provider"),
         CheckConstraint("status IN ('pending', 'succeeded', 'failed', 'cancelled')", name="status"),
         CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("capture_method IN ('automatic', 'manual')", name="capture_method"),
         Index("ix_provider_transactions_tenant_payment", "tenant_id", "payment_id"),
     )
 
@@ -64,6 +65,13 @@ class ProviderTransactionRow(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Manual capture: the attempt only authorizes; a pending transaction with ``authorized_at`` holds
+    # the funds until ``authorization_expires_at`` (or our capture, or its release).
+    capture_method: Mapped[str] = mapped_column(String(16), server_default="automatic")
+    authorized_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    authorization_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # What the provider took once succeeded (``amount`` unless a manual capture took part of it).
+    captured_amount: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ProviderEventRow(Base):
@@ -117,7 +125,9 @@ class SandboxChargeRow(Base):
 
     __tablename__ = "sandbox_charges"
     __table_args__ = (
-        CheckConstraint("outcome IN ('succeed', 'decline', 'pending', 'cancelled')", name="outcome"),
+        CheckConstraint(
+            "outcome IN ('succeed', 'decline', 'pending', 'cancelled', 'authorized', 'captured')", name="outcome"
+        ),
         # Only callbacks still owed are indexed: the sender scans nothing that was delivered long ago.
         Index(
             "ix_sandbox_charges_owed",
@@ -128,6 +138,8 @@ class SandboxChargeRow(Base):
 
     transaction_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     outcome: Mapped[str] = mapped_column(String(16))
+    # What a capture of an ``authorized`` charge took (its outcome then ``captured``).
+    captured_amount: Mapped[int | None] = mapped_column(BigInteger)
     # The callback: its event id stays the same across retries so the receiver can dedupe on it.
     event_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     callback_body: Mapped[str | None] = mapped_column(Text)

@@ -4,12 +4,11 @@ flush, never commit."""
 from __future__ import annotations
 
 import functools
-import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 from billing_runtime.db import table_of
 from billing_runtime.ids import new_id
@@ -24,7 +23,7 @@ from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from providers_svc.db.models import AnomalyRow, ProviderEventRow, ProviderTransactionRow, SandboxChargeRow
+from providers_svc.db.models import AnomalyRow, ProviderEventRow, ProviderTransactionRow
 from providers_svc.domain.transactions import Transaction, TransactionStatus
 
 
@@ -89,6 +88,10 @@ def to_transaction(row: ProviderTransactionRow | SimpleNamespace) -> Transaction
         updated_at=row.updated_at,
         livemode=bool(row.livemode),
         account_id=row.account_id,
+        capture_method=row.capture_method,
+        authorized_at=row.authorized_at,
+        authorization_expires_at=row.authorization_expires_at,
+        captured_amount=row.captured_amount,
     )
 
 
@@ -106,6 +109,7 @@ class NewTransaction:
     livemode: bool = False
     # The provider account it is paid through (None for the sandbox).
     account_id: str | None = None
+    capture_method: str = "automatic"
 
 
 class TenantTransactionRepository:
@@ -133,6 +137,7 @@ class TenantTransactionRepository:
                 "currency": new.currency,
                 "livemode": new.livemode,
                 "account_id": new.account_id,
+                "capture_method": new.capture_method,
                 "status": TransactionStatus.PENDING.value,
                 "order_id": new.order_id,
                 "description": new.description,
@@ -211,6 +216,7 @@ def settle_update(
     failure_code: str | None,
     failure_message: str | None,
     now: datetime,
+    captured_amount: int | None = None,
 ) -> UpdateRows:
     """The write that moves a pending transaction to its final ``status`` (PRV-3: only while pending),
     for ``uow.write``."""
@@ -220,10 +226,27 @@ def settle_update(
         "failure_message": failure_message,
         "updated_at": now,
     }
+    if captured_amount is not None:
+        values["captured_amount"] = captured_amount
     if provider_reference is not None:
         values["provider_reference"] = provider_reference
     return UpdateRows(
         table_of(ProviderTransactionRow), {"id": txn_id, "status": TransactionStatus.PENDING.value}, values
+    )
+
+
+def authorize_update(
+    txn_id: str, *, expires_at: datetime | None, provider_reference: str | None, now: datetime
+) -> UpdateRows:
+    """The write that records a pending transaction's funds as held (under the caller's guard that the
+    transaction is as read: pending, not yet authorized)."""
+    values: dict[str, Any] = {"authorized_at": now, "authorization_expires_at": expires_at, "updated_at": now}
+    if provider_reference is not None:
+        values["provider_reference"] = provider_reference
+    return UpdateRows(
+        table_of(ProviderTransactionRow),
+        {"id": txn_id, "status": TransactionStatus.PENDING.value},
+        values,
     )
 
 
@@ -270,103 +293,6 @@ class ProviderEventRepository:
             .order_by(ProviderEventRow.received_at, ProviderEventRow.id)
         )
         return (await self._session.execute(stmt)).scalars().all()
-
-
-@dataclass(frozen=True)
-class ChargeDecision:
-    transaction_id: str
-    outcome: str
-    event_id: str | None
-    callback_body: str | None
-    due_at: datetime | None
-
-
-@dataclass(frozen=True)
-class DueCallback:
-    transaction_id: str
-    event_id: str
-    body: str
-    attempts: int
-
-
-class SandboxChargeRepository:
-    """The sandbox bank's ledger (``sandbox_charges``) and its callback queue."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    async def decide_once(self, decision: ChargeDecision, now: datetime) -> bool:
-        """Record the bank's decision unless one exists: the unique key is what makes a concurrent
-        "pay" and "cancel" exclusive (PRV-6)."""
-        return await _insert_ignore(
-            self._session,
-            SandboxChargeRow,
-            {
-                "transaction_id": decision.transaction_id,
-                "outcome": decision.outcome,
-                "event_id": decision.event_id,
-                "callback_body": decision.callback_body,
-                "due_at": decision.due_at,
-                "attempts": 0,
-                "created_at": now,
-            },
-        )
-
-    async def get(self, txn_id: str) -> SandboxChargeRow | None:
-        stmt = select(SandboxChargeRow).where(SandboxChargeRow.transaction_id == txn_id)
-        return (await self._session.execute(stmt.execution_options(populate_existing=True))).scalar_one_or_none()
-
-    async def claim_due(self, now: datetime, *, limit: int, lease: timedelta) -> tuple[str, list[DueCallback]]:
-        """Lease up to ``limit`` due callbacks (SKIP LOCKED on PostgreSQL, so senders never collide);
-        the attempt is counted at claim time, so a sender that dies mid-call still counts it."""
-        t = SandboxChargeRow
-        token = secrets.token_hex(8)
-        due = (
-            select(t.transaction_id)
-            .where(
-                t.due_at.is_not(None),
-                t.due_at <= now,
-                t.delivered_at.is_(None),
-                t.gave_up_at.is_(None),
-                (t.claimed_until.is_(None)) | (t.claimed_until < now),
-            )
-            .order_by(t.due_at)
-            .limit(limit)
-        )
-        due = due.with_for_update(skip_locked=True)
-        stmt = (
-            update(t)
-            .where(t.transaction_id.in_(due.scalar_subquery()))
-            .values(claim_token=token, claimed_until=now + lease, attempts=t.attempts + 1)
-            .returning(t.transaction_id, t.event_id, t.callback_body, t.attempts)
-            .execution_options(synchronize_session=False)
-        )
-        rows = (await self._session.execute(stmt)).all()
-        return token, [
-            # A row is due only once the bank's decision wrote its callback (event id and body).
-            DueCallback(transaction_id=r[0], event_id=cast(str, r[1]), body=cast(str, r[2]), attempts=r[3])
-            for r in sorted(rows, key=lambda r: r[0])
-        ]
-
-    async def mark_delivered(self, txn_id: str, token: str, status: int, now: datetime) -> None:
-        await self._release(txn_id, token, delivered_at=now, last_status=status, last_error=None)
-
-    async def schedule_retry(
-        self, txn_id: str, token: str, *, due_at: datetime, status: int | None, error: str
-    ) -> None:
-        await self._release(txn_id, token, due_at=due_at, last_status=status, last_error=error[:2000])
-
-    async def give_up(self, txn_id: str, token: str, *, status: int | None, error: str, now: datetime) -> None:
-        await self._release(txn_id, token, gave_up_at=now, last_status=status, last_error=error[:2000])
-
-    async def _release(self, txn_id: str, token: str, **values: Any) -> None:
-        # Only the holder of the lease may record the attempt; a sender whose lease ran out changes nothing.
-        await self._session.execute(
-            update(SandboxChargeRow)
-            .where(SandboxChargeRow.transaction_id == txn_id, SandboxChargeRow.claim_token == token)
-            .values(claim_token=None, claimed_until=None, **values)
-            .execution_options(synchronize_session=False)
-        )
 
 
 def provider_event_insert(row_id: str, event: IncomingEvent, now: datetime, result: str | None) -> InsertRows:

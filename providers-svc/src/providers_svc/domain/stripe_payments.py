@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, Literal
 
 from providers_svc.domain.transactions import TransactionStatus, Verdict
@@ -17,6 +18,8 @@ Flow = Literal["checkout_session", "payment_intent"]
 WAITING = frozenset({"requires_payment_method", "requires_confirmation", "requires_action", "processing"})
 # The payer's bank authorised the amount; a manual-capture account captures it (or cancels it).
 AUTHORISED = "requires_capture"
+# How long Stripe holds an authorised card payment before it lets it lapse (7 days; PROTOCOLS.md §4).
+STRIPE_AUTHORIZATION = timedelta(days=7)
 # The ids we put in every object's ``metadata`` (and find our transaction by).
 METADATA_TRANSACTION = "transaction_id"
 

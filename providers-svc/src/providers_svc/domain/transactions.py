@@ -27,10 +27,25 @@ class Verdict(StrEnum):
 
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    # Manual capture: the funds are held, nothing taken yet (the transaction stays pending).
+    AUTHORIZED = "authorized"
 
     @property
     def status(self) -> TransactionStatus:
+        if self is Verdict.AUTHORIZED:
+            return TransactionStatus.PENDING
         return TransactionStatus(self.value)
+
+
+# The providers that can hold funds for a later capture (Stripe, Octo's two-stage payments, the
+# sandbox); Payme and Click take the money when the payer pays.
+MANUAL_CAPTURE_PROVIDERS = frozenset({"sandbox", "stripe", "octo"})
+MANUAL = "manual"
+
+
+def capture_methods(provider: str) -> list[str]:
+    """What ``/internal/providers`` says a provider can start with."""
+    return ["automatic", MANUAL] if provider in MANUAL_CAPTURE_PROVIDERS else ["automatic"]
 
 
 class CallbackResult(StrEnum):
@@ -72,6 +87,20 @@ class Transaction:
     livemode: bool = False
     # The provider account the attempt was started with; None for the sandbox, which has none.
     account_id: str | None = None
+    # Manual capture (see ``ProviderTransactionRow``).
+    capture_method: str = "automatic"
+    authorized_at: datetime | None = None
+    authorization_expires_at: datetime | None = None
+    captured_amount: int | None = None
+
+    @property
+    def manual(self) -> bool:
+        return self.capture_method == MANUAL
+
+    @property
+    def authorized(self) -> bool:
+        """Pending, with the funds held at the provider for our capture."""
+        return self.status is TransactionStatus.PENDING and self.authorized_at is not None
 
     def is_expired(self, now: datetime) -> bool:
         return now >= self.expires_at
@@ -96,8 +125,18 @@ def anomaly_kind(txn: Transaction, verdict: Verdict, amount: int | None, currenc
     repeating the one the transaction has, or a failure for a cancelled one, moves no money: not one."""
     if currency != txn.currency:
         return "currency_mismatch"
-    if amount != txn.amount:
+    if not _amount_fits(txn, verdict, amount):
         return "amount_mismatch"
     if not txn.status.is_final or late_verdict_result(txn.status, verdict) is not CallbackResult.CONFLICT:
         return None
     return "success_for_final_payment" if verdict is Verdict.SUCCEEDED else "unexpected_outcome"
+
+
+def _amount_fits(txn: Transaction, verdict: Verdict, amount: int | None) -> bool:
+    """A manual transaction's success may take part of its amount (a partial capture), and once
+    captured, only what was captured; anything else names the transaction's amount."""
+    if verdict is Verdict.SUCCEEDED and txn.manual and amount is not None:
+        if txn.captured_amount is not None:
+            return amount == txn.captured_amount
+        return 0 < amount <= txn.amount
+    return amount == txn.amount

@@ -25,7 +25,7 @@ from billing_runtime.outbox import wait_or_timeout
 from providers_svc.adapters.base import StatusResult
 from providers_svc.adapters.sandbox import FAILURE_MESSAGES, SIGNATURE_HEADER, sign
 from providers_svc.db.models import SandboxChargeRow
-from providers_svc.db.repositories import ChargeDecision, DueCallback, SandboxChargeRepository
+from providers_svc.db.sandbox_charges import ChargeDecision, DueCallback, SandboxChargeRepository
 from providers_svc.domain.transactions import Transaction, TransactionStatus
 from providers_svc.metrics import ProvidersMetrics
 from providers_svc.services.uow import UowFactory
@@ -52,6 +52,14 @@ class PayerChoice(StrEnum):
 
 
 _CANCELLED = "cancelled"
+# Manual capture: the payer's "succeed" only holds the funds (``authorized``) until our capture takes
+# some of them (``captured``, with ``captured_amount``) or a cancellation releases them.
+AUTHORIZED = "authorized"
+CAPTURED = "captured"
+
+
+class CaptureRefused(LookupError):
+    """The bank holds nothing to capture for the transaction (never authorized, or released)."""
 
 
 class PageState(StrEnum):
@@ -81,6 +89,8 @@ def _page_state(txn: Transaction | None, charge: SandboxChargeRow | None, now: d
         return PageState.PAID
     if charge is not None:
         return {
+            AUTHORIZED: PageState.PAID,
+            CAPTURED: PageState.PAID,
             PayerChoice.SUCCEED.value: PageState.PAID,
             PayerChoice.PENDING.value: PageState.PROCESSING,
             PayerChoice.DECLINE.value: PageState.DECLINED,
@@ -97,12 +107,18 @@ def _page_state(txn: Transaction | None, charge: SandboxChargeRow | None, now: d
     return PageState.PAYABLE
 
 
-def callback_body(txn: Transaction, choice: PayerChoice, event_id: str, created: datetime) -> str:
-    """The JSON the bank will POST to ``/billing/sandbox`` (docs/INTERNAL.md, sandbox protocol)."""
+def callback_body(
+    txn: Transaction, choice: PayerChoice, event_id: str, created: datetime, hold_until: datetime | None = None
+) -> str:
+    """The JSON the bank will POST to ``/billing/sandbox`` (docs/INTERNAL.md, sandbox protocol). A
+    manual-capture transaction's success is ``payment.authorized`` (held until ``hold_until``)."""
     declined = choice is PayerChoice.DECLINE
+    kind = "payment.failed" if declined else "payment.succeeded"
+    if txn.manual and not declined:
+        kind = "payment.authorized"
     body: dict[str, object] = {
         "id": event_id,
-        "type": "payment.failed" if declined else "payment.succeeded",
+        "type": kind,
         "transaction": txn.id,
         "amount": txn.amount,
         "currency": txn.currency,
@@ -110,6 +126,8 @@ def callback_body(txn: Transaction, choice: PayerChoice, event_id: str, created:
     }
     if declined:
         body["failure_code"] = "card_declined"
+    if kind == "payment.authorized" and hold_until is not None:
+        body["authorization_expires_at"] = int(hold_until.timestamp())
     return json.dumps(body, separators=(",", ":"))
 
 
@@ -122,11 +140,13 @@ class SandboxBank:
         uow_factory: UowFactory,
         *,
         pending_delay: float,
+        authorization_seconds: int = 7 * 24 * 3600,
         on_decision: Callable[[], None] | None = None,
         clock: Clock = utcnow,
     ) -> None:
         self._uow_factory = uow_factory
         self._pending_delay = timedelta(seconds=pending_delay)
+        self._hold = timedelta(seconds=authorization_seconds)
         self._on_decision = on_decision
         self._clock = clock
 
@@ -149,12 +169,15 @@ class SandboxBank:
             due: datetime | None = now + self._pending_delay if choice is PayerChoice.PENDING else now
             if choice is PayerChoice.SUCCEED_LOST:
                 due = None  # never due: the sender never claims it
+            outcome = choice.outcome
+            if txn.manual and outcome == PayerChoice.SUCCEED.value:
+                outcome = AUTHORIZED
             recorded = await uow.sandbox_charges.decide_once(
                 ChargeDecision(
                     transaction_id=txn.id,
-                    outcome=choice.outcome,
+                    outcome=outcome,
                     event_id=event_id,
-                    callback_body=callback_body(txn, choice, event_id, now),
+                    callback_body=callback_body(txn, choice, event_id, now, now + self._hold),
                     due_at=due,
                 ),
                 now,
@@ -180,9 +203,25 @@ class SandboxBank:
             if recorded:
                 await uow.commit()
                 return True
+            # A hold is released (nothing was taken); a capture or a payment is not undone.
+            if await uow.sandbox_charges.move(txn_id, AUTHORIZED, _CANCELLED):
+                await uow.commit()
+                return True
             charge = await uow.sandbox_charges.get(txn_id)
         assert charge is not None
         return charge.outcome in (_CANCELLED, PayerChoice.DECLINE.value)
+
+    async def capture(self, txn_id: str, amount: int) -> int:
+        """Take ``amount`` of the funds held for the transaction (releasing the rest); what the capture
+        took. A repeat answers with the first capture; ``CaptureRefused`` when nothing is held."""
+        async with self._uow_factory() as uow:
+            if await uow.sandbox_charges.move(txn_id, AUTHORIZED, CAPTURED, captured_amount=amount):
+                await uow.commit()
+                return amount
+            charge = await uow.sandbox_charges.get(txn_id)
+        if charge is None or charge.outcome != CAPTURED or charge.captured_amount is None:
+            raise CaptureRefused(txn_id)
+        return charge.captured_amount
 
     async def status(self, txn_id: str) -> StatusResult:
         async with self._uow_factory() as uow:
@@ -199,6 +238,12 @@ class SandboxBank:
             )
         if charge.outcome == PayerChoice.PENDING.value and charge.due_at is not None and charge.due_at > self._clock():
             return StatusResult(TransactionStatus.PENDING)
+        if charge.outcome == AUTHORIZED:
+            return StatusResult(
+                TransactionStatus.PENDING, authorized=True, authorization_expires_at=charge.created_at + self._hold
+            )
+        if charge.outcome == CAPTURED:
+            return StatusResult(TransactionStatus.SUCCEEDED, amount=charge.captured_amount)
         return StatusResult(TransactionStatus.SUCCEEDED)
 
 

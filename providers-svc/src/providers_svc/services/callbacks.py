@@ -12,6 +12,7 @@ from typing import Literal, cast
 from billing_contracts.envelope import utcnow
 from billing_contracts.events.anomalies import Anomaly, AnomalyKind, ProviderAnomalyRecordedV1
 from billing_contracts.events.providers import (
+    ProviderPaymentAuthorizedV1,
     ProviderPaymentFailedV1,
     ProviderPaymentOutcome,
     ProviderPaymentSucceededV1,
@@ -25,6 +26,7 @@ from providers_svc.db.repositories import (
     IncomingEvent,
     NewAnomaly,
     anomaly_insert,
+    authorize_update,
     provider_event_insert,
     provider_event_seen,
     settle_update,
@@ -69,6 +71,8 @@ class ProviderNotice:
     # How we learned it: the provider called us, or we asked it (reconciliation's sync). Copied into
     # the outcome event; the rules that apply it are the same either way.
     observed_via: ObservedVia = "callback"
+    # ``Verdict.AUTHORIZED``: when the provider lets the hold lapse (None: it does not say).
+    authorization_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -177,6 +181,8 @@ def decide_notice(
     kind: str | None = None
     if notice.verdict is None:
         result = CallbackResult.IGNORED
+    elif notice.verdict is Verdict.AUTHORIZED:
+        return _decide_authorization(uow, txn, notice, row_id, now), None, None
     else:
         kind = anomaly_kind(txn, notice.verdict, notice.amount, notice.currency)
         if kind in ("amount_mismatch", "currency_mismatch"):
@@ -190,6 +196,53 @@ def decide_notice(
             result = late_verdict_result(txn.status, notice.verdict)
     anomaly = queue_anomaly(uow, txn, notice, kind, row_id, now) if kind is not None else None
     return result, kind, anomaly
+
+
+def _decide_authorization(
+    uow: ProvidersUnitOfWork, txn: Transaction, notice: ProviderNotice, row_id: str, now: datetime
+) -> CallbackResult:
+    """The provider holds the funds of a manual-capture transaction: recorded once, and published as
+    ``provider.payment.authorized``. An authorization moves no money, so one that cannot apply (an
+    automatic transaction's, one for a final or already authorized transaction) is only kept on record;
+    one for other money than ours is refused like any other (PRV-8)."""
+    if notice.currency != txn.currency or notice.amount != txn.amount:
+        return CallbackResult.AMOUNT_MISMATCH
+    if not txn.manual:
+        return CallbackResult.IGNORED
+    if txn.status is not TransactionStatus.PENDING or txn.authorized_at is not None:
+        return CallbackResult.SAME_OUTCOME
+    uow.write(
+        authorize_update(
+            txn.id, expires_at=notice.authorization_expires_at, provider_reference=notice.provider_reference, now=now
+        )
+    )
+    uow.emit(
+        ProviderPaymentAuthorizedV1(
+            tenant_id=txn.tenant_id,
+            livemode=txn.livemode,
+            correlation_id=txn.payment_id,
+            causation_id=row_id,
+            data=_outcome(txn, notice, txn.amount, failed=False),
+        )
+    )
+    return CallbackResult.APPLIED
+
+
+def _outcome(txn: Transaction, notice: ProviderNotice, amount: int, *, failed: bool) -> ProviderPaymentOutcome:
+    return ProviderPaymentOutcome(
+        livemode=txn.livemode,
+        payment_id=txn.payment_id,
+        provider=txn.provider,
+        provider_transaction_id=txn.id,
+        provider_reference=notice.provider_reference or txn.provider_reference,
+        amount=amount,
+        currency=txn.currency,
+        failure_code=notice.failure_code if failed else None,
+        failure_message=notice.failure_message if failed else None,
+        account_id=txn.account_id,
+        observed_via=notice.observed_via,
+        authorization_expires_at=notice.authorization_expires_at if notice.verdict is Verdict.AUTHORIZED else None,
+    )
 
 
 def log_outcome(notice: ProviderNotice, txn: Transaction, result: CallbackResult, anomaly: Anomaly | None) -> None:
@@ -281,6 +334,8 @@ def queue_outcome(
     """Queue pending → final and the outcome event on ``uow``, written only with what guards them (the
     caller's ``commit_unless_exists`` or its row lock). Payme and Click call it beside their own record."""
     failed = verdict is Verdict.FAILED
+    # A manual transaction's capture may take part of its amount: the provider's figure is the truth.
+    captured = None if failed else (notice.amount if txn.manual and notice.amount is not None else txn.amount)
     uow.write(
         settle_update(
             txn.id,
@@ -289,23 +344,11 @@ def queue_outcome(
             failure_code=notice.failure_code if failed else None,
             failure_message=notice.failure_message if failed else None,
             now=now,
+            captured_amount=captured,
         )
     )
     if not failed:
         uow.write(siblings_cancel(txn, now))
-    outcome = ProviderPaymentOutcome(
-        livemode=txn.livemode,
-        payment_id=txn.payment_id,
-        provider=txn.provider,
-        provider_transaction_id=txn.id,
-        provider_reference=notice.provider_reference or txn.provider_reference,
-        amount=txn.amount,
-        currency=txn.currency,
-        failure_code=notice.failure_code if failed else None,
-        failure_message=notice.failure_message if failed else None,
-        account_id=txn.account_id,
-        observed_via=notice.observed_via,
-    )
     event_cls = ProviderPaymentFailedV1 if failed else ProviderPaymentSucceededV1
     uow.emit(
         event_cls(
@@ -313,6 +356,6 @@ def queue_outcome(
             livemode=txn.livemode,
             correlation_id=txn.payment_id,
             causation_id=row_id,
-            data=outcome,
+            data=_outcome(txn, notice, txn.amount if captured is None else captured, failed=failed),
         )
     )

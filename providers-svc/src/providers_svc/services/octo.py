@@ -16,7 +16,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from billing_contracts.envelope import utcnow
@@ -37,6 +37,10 @@ from providers_svc.services.uow import UowFactory
 log = logging.getLogger(__name__)
 
 Accept = Literal["capture", "cancel"]
+# How long Octo holds a two-stage payment: its pages disagree (30 minutes; up to 7 days for Visa and
+# Mastercard, 30 for Humo and Uzcard, configurable: PROTOCOLS.md §3.3), so we take the shortest reading
+# and release no later than Octo might.
+OCTO_AUTHORIZATION = timedelta(minutes=30)
 # Far beyond any real payment (10^13 so'm); a bigger sum is bad input, not an amount to compare.
 _MAX_MINOR = 10**15
 
@@ -61,6 +65,8 @@ class OctoCallbacks:
     ring: KeyRing
     provider: OctoProvider
     clock: Callable[[], datetime] = utcnow
+    # How long the simulator holds a two-stage payment (PROVIDERS_SANDBOX_AUTHORIZATION_SECONDS).
+    simulator_hold: timedelta = timedelta(days=7)
 
     async def handle(self, raw: bytes) -> OctoHandled:
         """Raises ``CallbackRejected`` (bad input: counted, answered as an error, nothing changed) or
@@ -74,6 +80,10 @@ class OctoCallbacks:
             if state.shop_transaction_id != txn.id:
                 raise OctoRetryLater("Octo's status answer names another transaction")
             accept: Accept | None = None
+            if state.status == "waiting_for_capture" and self._held_for_tenant(txn, state):
+                # Manual capture: the tenant decides (``/set_accept`` when it captures or releases);
+                # answered without a decision, so Octo repeats this callback, absorbed once recorded.
+                return OctoHandled(await self._record(callback, state, txn, account), None)
             if state.status == "waiting_for_capture":
                 accept = self._decide(txn, state)
                 try:
@@ -110,6 +120,12 @@ class OctoCallbacks:
             raise CallbackRejected("unknown_payment")
         return txn, account
 
+    def _held_for_tenant(self, txn: Transaction, state: PaymentState) -> bool:
+        """A manual-capture hold of our amount, recorded already or still payable when it came."""
+        if not txn.manual or txn.status is not TransactionStatus.PENDING:
+            return False
+        return txn.authorized_at is not None or (not txn.is_expired(self.clock()) and _amount(state, txn) == txn.amount)
+
     def _decide(self, txn: Transaction, state: PaymentState) -> Accept:
         fresh = txn.status is TransactionStatus.PENDING and not txn.is_expired(self.clock())
         return "capture" if fresh and _amount(state, txn) == txn.amount else "cancel"
@@ -117,8 +133,12 @@ class OctoCallbacks:
     async def _record(
         self, callback: Callback, state: PaymentState, txn: Transaction, account: BoundAccount
     ) -> Handled | None:
+        expires = None
         if state.status == "succeeded":
             verdict = Verdict.SUCCEEDED
+        elif state.status == "waiting_for_capture" and txn.manual:
+            verdict = Verdict.AUTHORIZED
+            expires = self.clock() + (self.simulator_hold if account.simulator else OCTO_AUTHORIZATION)
         elif state.status in CLOSED:
             verdict = Verdict.FAILED
         else:
@@ -139,6 +159,7 @@ class OctoCallbacks:
             failure_code=f"octo_{state.status}" if failed else None,
             failure_message="Octo cancelled the payment" if failed else None,
             test_only=account.test,
+            authorization_expires_at=expires,
         )
         return await handle_notice(self.uow, notice, clock=self.clock)
 

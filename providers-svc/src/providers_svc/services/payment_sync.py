@@ -101,6 +101,9 @@ class PaymentSync:
             mine: SyncStatus = "pending" if word.status is TransactionStatus.PENDING else "failed"
             return self._synced(txn, mine, word.status.value)
         notice = _notice(txn, adapter, word, verdict)
+        if verdict is Verdict.AUTHORIZED:
+            handled = await handle_notice(self.uow, notice, clock=self.clock)
+            return self._synced(txn, "pending", handled.result.value)
         companion = await self._companion(txn, word) if verdict is Verdict.SUCCEEDED else None
         handled = await handle_notice(self.uow, notice, clock=self.clock, companion=companion)
         if handled.result is CallbackResult.APPLIED:
@@ -162,6 +165,9 @@ def _verdict(txn: Transaction, word: StatusResult) -> Verdict | None:
         return Verdict.SUCCEEDED
     if word.status is TransactionStatus.FAILED and txn.provider != "click":
         return Verdict.FAILED
+    if word.authorized and txn.manual and txn.authorized_at is None:
+        # A manual-capture hold whose callback we missed (nothing is taken yet: it only becomes AUTHORIZED).
+        return Verdict.AUTHORIZED
     return None
 
 
@@ -193,4 +199,5 @@ def _notice(txn: Transaction, adapter: PaymentProvider, word: StatusResult, verd
         failure_message=word.failure_message,
         test_only=adapter.test_only,
         observed_via="status_check",
+        authorization_expires_at=word.authorization_expires_at,
     )

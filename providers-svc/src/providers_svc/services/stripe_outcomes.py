@@ -7,8 +7,10 @@ type or its arrival: an event not newer (by ``created``) than the last one appli
 replaced by the intent as Stripe has it now (re-fetched). ``payment_intent.payment_failed`` is no
 failure: the intent returns to ``requires_payment_method`` and the payer may try again; its error is kept
 as the reason should the payment fail for good (``payment_intent.canceled``, ``checkout.session.expired``,
-``checkout.session.async_payment_failed``). An authorised intent (``requires_capture``) is captured by us
-while the transaction may still be paid, else cancelled, as Octo's two-stage payments are."""
+``checkout.session.async_payment_failed``). An authorised intent (``requires_capture``) of a payment the
+tenant captures itself (``capture_method: manual``) is published as authorized and left for the
+tenant's capture; one of an account that captures manually is captured by us while the transaction may
+still be paid, else cancelled, as Octo's two-stage payments are."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from providers_svc.domain.stripe_events import VerifiedStripeEvent
 from providers_svc.domain.stripe_payments import (
     AUTHORISED,
     METADATA_TRANSACTION,
+    STRIPE_AUTHORIZATION,
     failure_of,
     intent_verdict,
     last_error,
@@ -174,6 +177,22 @@ class _IntentEvent:
             # Not newer than what we applied: the intent as it is now decides, not this old picture.
             intent = await self.adapter.api.payment_intent(intent_id)
             seen_at = state.status_at
+        if intent.get("status") == AUTHORISED and self.txn.manual and self.txn.status is TransactionStatus.PENDING:
+            # The payment's own manual capture: the funds are held for the tenant to capture (a hold of a
+            # transaction closed meanwhile is released below, as an account's manual capture is).
+            await self.unit.stripe.save_intent_state(
+                self.txn.id, IntentState(intent_id, AUTHORISED, seen_at, None, None), self.now
+            )
+            capturable = intent.get("amount_capturable") or intent.get("amount")
+            return self._decide(
+                Verdict.AUTHORIZED,
+                intent_id,
+                capturable,
+                intent.get("currency"),
+                None,
+                None,
+                authorization_expires_at=self.event.created + STRIPE_AUTHORIZATION,
+            )
         if intent.get("status") == AUTHORISED:
             intent = await self._capture_or_cancel(intent_id, intent)
         code, message = last_error(intent)
@@ -191,9 +210,13 @@ class _IntentEvent:
             failure_code, failure_message = (
                 (code, message or "The payment failed at Stripe") if code else failure_of(intent)
             )
-        return self._decide(
-            verdict, intent_id, intent.get("amount"), intent.get("currency"), failure_code, failure_message
-        )
+        amount = intent.get("amount")
+        if verdict is Verdict.SUCCEEDED and self.txn.manual:
+            # A manual capture may take part of the amount: ``amount_received`` is what Stripe took (an
+            # intent without it, as a fake Stripe's, names no figure of its own: our capture's stands).
+            fallback = self.txn.captured_amount if self.txn.captured_amount is not None else amount
+            amount = intent.get("amount_received") or fallback
+        return self._decide(verdict, intent_id, amount, intent.get("currency"), failure_code, failure_message)
 
     async def _capture_or_cancel(self, intent_id: str, intent: Mapping[str, Any]) -> Mapping[str, Any]:
         txn = self.txn
@@ -246,7 +269,10 @@ class _IntentEvent:
             return Outcome(PENDING, self.txn.id)
         if charge.get("status") != "succeeded" or charge.get("captured") is not True:
             return Outcome(PENDING, self.txn.id)  # authorised only: amount_capturable_updated decides
-        return self._decide(Verdict.SUCCEEDED, intent_id, charge.get("amount"), charge.get("currency"), None, None)
+        amount = charge.get("amount_captured") if self.txn.manual else None
+        return self._decide(
+            Verdict.SUCCEEDED, intent_id, amount or charge.get("amount"), charge.get("currency"), None, None
+        )
 
     async def session(self, session: Mapping[str, Any]) -> Outcome:
         if (refused := self._refused()) is not None:
@@ -271,6 +297,9 @@ class _IntentEvent:
         kind = self.event.type.removeprefix("checkout.session.")
         reference = intent_id or session_id
         amount, currency = session.get("amount_total"), session.get("currency")
+        if self.txn.manual and kind in ("completed", "async_payment_succeeded"):
+            # A manual-capture session's payment is held, not taken: the intent's events decide.
+            return Outcome(PENDING, self.txn.id)
         if kind == "async_payment_succeeded" or (kind == "completed" and session_paid(session)):
             return self._decide(Verdict.SUCCEEDED, reference, amount, currency, None, None)
         if kind in ("expired", "async_payment_failed"):
@@ -292,6 +321,8 @@ class _IntentEvent:
         currency: Any,
         failure_code: str | None,
         failure_message: str | None,
+        *,
+        authorization_expires_at: datetime | None = None,
     ) -> Outcome:
         code = str(currency or "").upper()
         ours = from_stripe(amount, code) if isinstance(amount, int) and not isinstance(amount, bool) else None
@@ -309,6 +340,7 @@ class _IntentEvent:
             failure_code=failure_code,
             failure_message=failure_message,
             test_only=self.adapter.account.test,
+            authorization_expires_at=authorization_expires_at,
         )
         result, kind, anomaly = decide_notice(self.unit, self.txn, notice, self.row_id, self.now)
         txn = self.txn

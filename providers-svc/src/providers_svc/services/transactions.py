@@ -12,7 +12,7 @@ from billing_runtime.problems import ProblemError
 
 from providers_svc.adapters.base import ProviderRejectedError, ProviderUnavailableError
 from providers_svc.db.repositories import NewTransaction
-from providers_svc.domain.transactions import Transaction, TransactionStatus
+from providers_svc.domain.transactions import MANUAL, MANUAL_CAPTURE_PROVIDERS, Transaction, TransactionStatus
 from providers_svc.services.directory import ProviderDirectory
 from providers_svc.services.uow import UowFactory
 
@@ -35,6 +35,7 @@ class StartPayment:
     expires_at: datetime | None
     # The tenant's mode, from the caller's internal token (never from the request body).
     livemode: bool = False
+    capture_method: str = "automatic"
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,12 @@ class Started:
 
 
 def _same_request(txn: Transaction, cmd: StartPayment) -> bool:
-    return txn.amount == cmd.amount and txn.currency == cmd.currency and txn.livemode == cmd.livemode
+    return (
+        txn.amount == cmd.amount
+        and txn.currency == cmd.currency
+        and txn.livemode == cmd.livemode
+        and txn.capture_method == cmd.capture_method
+    )
 
 
 async def start_payment(
@@ -62,6 +68,10 @@ async def start_payment(
     adapter runs (idempotent on the transaction id), then the first redirect URL stored wins. A crash or
     a provider outage in between leaves a row without a redirect URL that the next retry completes.
     """
+    if cmd.capture_method == MANUAL and cmd.provider not in MANUAL_CAPTURE_PROVIDERS:
+        raise ProblemError(
+            422, "capture_method_unsupported", f"Provider {cmd.provider!r} cannot hold a payment for a later capture"
+        )
     offer = await directory.for_start(cmd.tenant_id, cmd.provider, cmd.currency, livemode=cmd.livemode)
     now = clock()
     async with uow_factory() as uow:
@@ -82,6 +92,7 @@ async def start_payment(
                     expires_at=cmd.expires_at or now + timedelta(seconds=default_ttl),
                     livemode=cmd.livemode,
                     account_id=offer.account.id if offer.account is not None else None,
+                    capture_method=cmd.capture_method,
                 ),
                 now,
             )

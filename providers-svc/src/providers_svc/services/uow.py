@@ -10,10 +10,10 @@ from providers_svc.db.accounts import AccountRepository, AssignmentRepository
 from providers_svc.db.refunds import RefundRepository
 from providers_svc.db.repositories import (
     ProviderEventRepository,
-    SandboxChargeRepository,
     TenantTransactionRepository,
     TransactionRepository,
 )
+from providers_svc.db.sandbox_charges import SandboxChargeRepository
 from providers_svc.db.stripe import StripeRepository
 
 

@@ -227,9 +227,15 @@ async def prepare_payment(request: web.Request) -> web.Response:
     return _state(await store.add(payment), store)
 
 
-def decide(accept: str) -> Callable[[OctoPayment], bool]:
+def decide(accept: str, final_amount: Decimal | None = None) -> Callable[[OctoPayment], bool]:
+    """The shop's decision on a hold; a capture's ``final_amount`` (at most the hold) is what it takes."""
+
     def apply(payment: OctoPayment) -> bool:
         if payment.status == "waiting_for_capture":
+            if accept == "capture" and final_amount is not None:
+                if final_amount > payment.total_sum:
+                    return False
+                payment.total_sum = final_amount
             payment.status = "succeeded" if accept == "capture" else "canceled"
         elif payment.status in ("created", "wait_user_action") and accept == "cancel":
             payment.status = "canceled"
@@ -250,7 +256,12 @@ async def set_accept(request: web.Request) -> web.Response:
     accept = body.get("accept_status")
     if payment is None or payment.shop_id != shop_id or accept not in ("capture", "cancel"):
         return _error(BAD_DATA)
-    if not await store.change(payment.uuid, decide(str(accept))):
+    final_amount = None
+    if "final_amount" in body:
+        final_amount = _sum(body["final_amount"])
+        if final_amount is None:
+            return _error(BAD_DATA)
+    if not await store.change(payment.uuid, decide(str(accept), final_amount)):
         return _error(BAD_DATA)
     decided = await store.by_uuid(payment.uuid)
     assert decided is not None

@@ -101,6 +101,7 @@ class DatabaseOctoStore:
             payment = _payment(row)
             result = apply(payment)
             row.status = payment.status
+            row.total_sum = payment.total_sum  # a partial capture's final_amount
             row.refunds = {
                 key: {"amount": str(value), "status": payment.refund_statuses.get(key, "succeeded")}
                 for key, value in payment.refunds.items()

@@ -16,7 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from reconciliation_svc.db.models import ReconPayment, ReconProviderRefund, ReconProviderTransaction, ReconRefund
 
-PENDING_PAYMENT = "PROVIDER_PENDING"
+# The statuses in which a payment waits for its provider's word, on the janitor's clock: an AUTHORIZED
+# (manual-capture) payment too, whose capture at the provider could have been lost between the
+# provider's answer and our commit (the sync then records it; a hold still held is asked again daily).
+PENDING_PAYMENTS = frozenset({"PROVIDER_PENDING", "AUTHORIZED"})
 PENDING_REFUND = "PENDING"
 # The statuses of a payment that took the money (succeeded_at is when we first saw one of them).
 _PAID = frozenset({"SUCCEEDED", "PARTIALLY_REFUNDED", "REFUNDED"})
@@ -34,9 +37,9 @@ def _pick(newer: ColumnElement[bool], table: Table, excluded: Any, columns: list
 
 def upsert_payment(snapshot: PaymentSnapshot, tenant_id: str, first_check: timedelta) -> Insert:
     """Our payment as the event carries it, unless a newer ``sequence`` is stored (REC-2). Entering
-    PROVIDER_PENDING starts the janitor's clock; leaving it stops it (REC-7)."""
+    PROVIDER_PENDING (or AUTHORIZED) starts the janitor's clock; leaving them stops it (REC-7)."""
     table = table_of(ReconPayment)
-    pending_since = snapshot.updated_at if snapshot.status == PENDING_PAYMENT else None
+    pending_since = snapshot.updated_at if snapshot.status in PENDING_PAYMENTS else None
     # The account comes with the provider's verdict (provider_account_filed), which may have come first.
     attempts = table_of(ReconProviderTransaction)
     account = (
@@ -51,7 +54,7 @@ def upsert_payment(snapshot: PaymentSnapshot, tenant_id: str, first_check: timed
         tenant_id=tenant_id,
         livemode=snapshot.livemode,
         status=snapshot.status,
-        amount=snapshot.amount,
+        amount=paid_amount(snapshot),
         currency=snapshot.currency,
         amount_refunded=snapshot.amount_refunded,
         provider=snapshot.provider,
@@ -94,6 +97,15 @@ def upsert_payment(snapshot: PaymentSnapshot, tenant_id: str, first_check: timed
         ex.succeeded_at.is_not(None), or_(table.c.succeeded_at.is_(None), table.c.succeeded_at > ex.succeeded_at)
     )
     return stmt.on_conflict_do_update(index_elements=["id"], set_=values, where=or_(newer, earlier_paid))
+
+
+def paid_amount(snapshot: PaymentSnapshot) -> int:
+    """The money a payment is about at its provider: what a manual capture took once captured (a
+    partial capture released the rest, and the provider's statement shows what it took), else its
+    amount (an automatic payment takes all of it; an AUTHORIZED one holds all of it)."""
+    if snapshot.capture_method == "manual" and snapshot.status in _PAID:
+        return snapshot.amount_captured
+    return snapshot.amount
 
 
 def upsert_refund(snapshot: RefundSnapshot, tenant_id: str, first_check: timedelta) -> Insert:

@@ -13,6 +13,7 @@ PUBLIC_EVENT_TYPES: frozenset[str] = frozenset(
     {
         "payment.created",
         "payment.pending",
+        "payment.authorized",
         "payment.succeeded",
         "payment.failed",
         "payment.expired",

@@ -29,6 +29,7 @@ from billing_contracts.events.payments import (
     PaymentAttemptData,
     PaymentAttemptFailedV1,
     PaymentAttemptSnapshot,
+    PaymentAuthorizedV1,
     PaymentCancelledV1,
     PaymentCreatedV1,
     PaymentData,
@@ -40,6 +41,7 @@ from billing_contracts.events.payments import (
 )
 from billing_contracts.events.providers import (
     PROVIDER_EVENTS,
+    ProviderPaymentAuthorizedV1,
     ProviderPaymentFailedV1,
     ProviderPaymentOutcome,
     ProviderPaymentSucceededV1,
@@ -72,6 +74,7 @@ from billing_contracts.events.webhooks import (
 AnyEvent = Annotated[
     PaymentCreatedV1
     | PaymentPendingV1
+    | PaymentAuthorizedV1
     | PaymentSucceededV1
     | PaymentFailedV1
     | PaymentExpiredV1
@@ -79,6 +82,7 @@ AnyEvent = Annotated[
     | PaymentAttemptFailedV1
     | ProviderPaymentSucceededV1
     | ProviderPaymentFailedV1
+    | ProviderPaymentAuthorizedV1
     | EndpointDisabledV1
     | ProviderAnomalyRecordedV1
     | PaymentAnomalyRecordedV1
@@ -140,6 +144,7 @@ __all__ = [
     "PaymentAttemptData",
     "PaymentAttemptFailedV1",
     "PaymentAttemptSnapshot",
+    "PaymentAuthorizedV1",
     "PaymentCancelledV1",
     "PaymentCreatedV1",
     "PaymentData",
@@ -151,6 +156,7 @@ __all__ = [
     "ProviderAnomalyRecordedV1",
     "ProviderDispute",
     "ProviderDisputeUpdatedV1",
+    "ProviderPaymentAuthorizedV1",
     "ProviderPaymentFailedV1",
     "ProviderPaymentOutcome",
     "ProviderPaymentSucceededV1",

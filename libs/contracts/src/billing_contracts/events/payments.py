@@ -82,6 +82,15 @@ class PaymentSnapshot(BaseModel):
     # within v1 (0 in samples written before attempts).
     attempt_count: int = 0
 
+    # Manual capture (two-stage payments; optional within v1, the defaults those of a payment written
+    # before it): ``automatic`` or ``manual``; what an AUTHORIZED payment holds for capture (0 otherwise);
+    # what was captured (``amount`` once an automatic payment succeeded; refunds are bounded by it); and
+    # when the provider's hold lapses (None unless the payment was ever AUTHORIZED).
+    capture_method: str = "automatic"
+    amount_capturable: int = 0
+    amount_captured: int = 0
+    authorization_expires_at: datetime | None = None
+
 
 class PaymentAttemptSnapshot(BaseModel):
     """The public payment attempt object: one start of a payment at one provider (Stripe's model of a
@@ -133,6 +142,13 @@ class PaymentPendingV1(_PaymentEvent):
     event_type: Literal["payment.pending"] = "payment.pending"
 
 
+class PaymentAuthorizedV1(_PaymentEvent):
+    """The provider holds the payer's funds for a manual-capture payment: the tenant captures (all or
+    part of ``amount_capturable``) or cancels it before ``authorization_expires_at``."""
+
+    event_type: Literal["payment.authorized"] = "payment.authorized"
+
+
 class PaymentSucceededV1(_PaymentEvent):
     """The provider confirmed the payment."""
 
@@ -169,6 +185,7 @@ class PaymentCancelledV1(_PaymentEvent):
 PAYMENT_EVENTS: tuple[type[_PaymentEvent], ...] = (
     PaymentCreatedV1,
     PaymentPendingV1,
+    PaymentAuthorizedV1,
     PaymentSucceededV1,
     PaymentFailedV1,
     PaymentExpiredV1,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -29,6 +30,9 @@ class ProviderPaymentOutcome(BaseModel):
     # The provider account the attempt went through (None for the sandbox): reconciliation compares a
     # provider account's statement with the payments of that account. Optional within v1.
     account_id: str | None = None
+    # Manual capture: when the provider's hold lapses (``provider.payment.authorized``); None when the
+    # provider does not say. Optional within v1.
+    authorization_expires_at: datetime | None = None
 
 
 class _ProviderEvent(EventBase):
@@ -36,8 +40,17 @@ class _ProviderEvent(EventBase):
     data: ProviderPaymentOutcome
 
 
+class ProviderPaymentAuthorizedV1(_ProviderEvent):
+    """The provider holds ``amount`` for a manual-capture payment (authorized, not captured): nothing is
+    taken until we capture it, and the hold lapses at ``authorization_expires_at``."""
+
+    event_type: Literal["provider.payment.authorized"] = "provider.payment.authorized"
+
+
 class ProviderPaymentSucceededV1(_ProviderEvent):
-    """The provider confirmed (captured) the payment through a verified callback."""
+    """The provider confirmed (captured) the payment through a verified callback, or confirmed our
+    capture of an authorized one: ``amount`` is what it took (for a partial capture, less than the
+    payment's amount)."""
 
     event_type: Literal["provider.payment.succeeded"] = "provider.payment.succeeded"
 
@@ -48,4 +61,8 @@ class ProviderPaymentFailedV1(_ProviderEvent):
     event_type: Literal["provider.payment.failed"] = "provider.payment.failed"
 
 
-PROVIDER_EVENTS: tuple[type[_ProviderEvent], ...] = (ProviderPaymentSucceededV1, ProviderPaymentFailedV1)
+PROVIDER_EVENTS: tuple[type[_ProviderEvent], ...] = (
+    ProviderPaymentSucceededV1,
+    ProviderPaymentFailedV1,
+    ProviderPaymentAuthorizedV1,
+)

@@ -22,18 +22,21 @@ import aiohttp
 from billing_contracts.envelope import utcnow
 
 from providers_svc.adapters.base import (
+    CaptureResult,
     PaymentProvider,
     ProviderRejectedError,
     RefundResult,
     StartResult,
     StatusResult,
 )
-from providers_svc.adapters.stripe.amounts import StripeAmountError, to_stripe
+from providers_svc.adapters.stripe.amounts import StripeAmountError, from_stripe, to_stripe
 from providers_svc.adapters.stripe.client import Json, StripeApi
 from providers_svc.adapters.stripe.currencies import STRIPE_CURRENCIES
 from providers_svc.domain.accounts import BoundAccount
 from providers_svc.domain.stripe_payments import (
+    AUTHORISED,
     METADATA_TRANSACTION,
+    STRIPE_AUTHORIZATION,
     failure_of,
     intent_status,
     page_token,
@@ -96,7 +99,8 @@ class StripeAdapter:
 
     async def start(self, txn: Transaction) -> StartResult:
         amount = stripe_amount(txn.amount, txn.currency)
-        capture = "manual" if self.manual_capture else "automatic"
+        # The payment's own manual capture (the tenant captures), or the account's (we capture at once).
+        capture = "manual" if self.manual_capture or txn.manual else "automatic"
         if self.flow == "payment_intent":
             intent = await self.api.create_payment_intent(
                 {
@@ -203,9 +207,20 @@ class StripeAdapter:
         status = intent_status(intent)
         failed = status is TransactionStatus.FAILED
         code, message = failure_of(intent) if failed else (None, None)
+        if status is TransactionStatus.SUCCEEDED:
+            # What Stripe took: a manual capture may have taken part of the amount.
+            amount = captured_amount(intent, txn.currency, txn.amount)
+            return StatusResult(status, str(intent["id"]), amount=amount, currency=txn.currency)
+        if intent.get("status") == AUTHORISED and txn.manual:
+            return StatusResult(
+                status,
+                str(intent["id"]),
+                authorized=True,
+                authorization_expires_at=utcnow() + STRIPE_AUTHORIZATION,
+            )
         return StatusResult(status, str(intent["id"]), code, message)
 
-    async def capture(self, txn: Transaction, amount: int | None = None) -> Json:
+    async def capture_intent(self, txn: Transaction, amount: int | None = None) -> Json:
         """Capture an authorised intent (manual capture), all of it or ``amount`` minor units of it
         (Stripe releases the rest). Keyed by the amount: a retry is the same capture."""
         intent = await self.intent_of(txn)
@@ -217,6 +232,20 @@ class StripeAdapter:
             stripe_amount(wanted, txn.currency),
             idempotency_key=idempotency_key(txn, f"capture:{wanted}"),
         )
+
+    async def capture(self, txn: Transaction, amount: int) -> CaptureResult:
+        """The tenant's capture of a manual-capture payment: ``PaymentIntent.capture(amount_to_capture)``
+        with a key derived from the payment; an intent Stripe already captured (our earlier call, whose
+        answer was lost) answers with what it took."""
+        try:
+            intent = await self.capture_intent(txn, amount)
+        except ProviderRejectedError:
+            intent = await self.intent_of(txn) or {}
+            if intent.get("status") != "succeeded":
+                raise
+        if intent.get("status") != "succeeded":
+            raise ProviderRejectedError("stripe_not_captured", f"Stripe left the intent {intent.get('status')}")
+        return CaptureResult(captured_amount(intent, txn.currency, amount), str(intent["id"]))
 
     async def refund(
         self, txn: Transaction, *, refund_id: str, amount: int, reason: str | None, retry: bool = False
@@ -256,6 +285,17 @@ class StripeAdapter:
             # Stripe never answered with its refund: found among the intent's refunds, else made.
             return await self.refund(txn, refund_id=refund_id, amount=amount, reason=None, retry=True)
         return refund_result(await self.api.refund(provider_refund_id))
+
+
+def captured_amount(intent: Mapping[str, Any], currency: str, asked: int) -> int:
+    """What a succeeded intent took, in our units: ``amount_received`` (a partial capture took less
+    than ``amount``), else what was asked."""
+    received = intent.get("amount_received")
+    if isinstance(received, int) and not isinstance(received, bool) and received > 0:
+        ours = from_stripe(received, currency.upper())
+        if ours is not None:
+            return ours
+    return asked
 
 
 def refund_idempotency_key(refund_id: str) -> str:

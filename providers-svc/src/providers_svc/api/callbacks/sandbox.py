@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from aiohttp import web
 from billing_runtime.outages import is_database_outage
@@ -23,7 +24,11 @@ from providers_svc.services.callbacks import ProviderNotice, TransactionBusy, ha
 
 log = logging.getLogger(__name__)
 
-_VERDICTS = {"payment.succeeded": Verdict.SUCCEEDED, "payment.failed": Verdict.FAILED}
+_VERDICTS = {
+    "payment.succeeded": Verdict.SUCCEEDED,
+    "payment.failed": Verdict.FAILED,
+    "payment.authorized": Verdict.AUTHORIZED,
+}
 
 
 def _answer(status: int, error: str | None = None, **headers: str) -> web.Response:
@@ -50,6 +55,11 @@ def _notice(event: SandboxCallback, payload: str) -> ProviderNotice:
         failure_code=failure_code,
         failure_message=failure_message,
         test_only=True,
+        authorization_expires_at=(
+            datetime.fromtimestamp(event.authorization_expires_at, UTC)
+            if event.authorization_expires_at is not None
+            else None
+        ),
     )
 
 

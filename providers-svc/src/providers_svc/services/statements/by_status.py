@@ -55,7 +55,8 @@ async def status_records(
                 account_id=account_id,
                 provider_reference=word.provider_reference,
                 payment_id=txn.payment_id,
-                amount=word.amount if word.amount is not None else txn.amount,
+                # A status answer naming no sum speaks of what was taken: a manual capture's part.
+                amount=word.amount if word.amount is not None else (txn.captured_amount or txn.amount),
                 currency=word.currency or txn.currency,
                 status=_STATUS[word.status],
                 occurred_at=txn.created_at,

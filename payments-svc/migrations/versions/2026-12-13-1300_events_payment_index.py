@@ -1,8 +1,8 @@
 """events: an index of each payment's events in log order (GET /v1/events?payment_id=)
 
 Revision ID: events_payment_index
-Revises: worker_heartbeats
-Create Date: 2026-12-13 12:00:00
+Revises: manual_capture
+Create Date: 2026-12-13 13:00:00
 
 Every payment, refund and dispute event carries the payment as ``data.payment``, so the index is on
 that expression and no column is added (the insert path is unchanged; old rows are covered at once).
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "events_payment_index"
-down_revision = "worker_heartbeats"
+down_revision = "manual_capture"
 branch_labels = None
 depends_on = None
 
