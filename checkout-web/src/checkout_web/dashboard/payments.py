@@ -28,6 +28,7 @@ from checkout_web.dashboard.sections import Section, load
 STATUSES = (
     "CREATED",
     "PROVIDER_PENDING",
+    "AUTHORIZED",
     "SUCCEEDED",
     "FAILED",
     "EXPIRED",
@@ -36,7 +37,8 @@ STATUSES = (
     "REFUNDED",
 )
 REFUNDABLE = ("SUCCEEDED", "PARTIALLY_REFUNDED")
-CANCELLABLE = ("CREATED", "PROVIDER_PENDING")
+# An AUTHORIZED payment's cancel releases its hold (manual capture).
+CANCELLABLE = ("CREATED", "PROVIDER_PENDING", "AUTHORIZED")
 # Webhooks shown for a payment: the deliveries of its most recent events (a gateway call each, within
 # the tenant's rate limit even on quick reloads).
 EVENTS_WITH_WEBHOOKS = 10

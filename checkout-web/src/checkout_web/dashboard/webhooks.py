@@ -19,6 +19,7 @@ EVENT_TYPES = (
     "payment.created",
     "payment.pending",
     "payment.attempt_failed",
+    "payment.authorized",
     "payment.succeeded",
     "payment.failed",
     "payment.expired",

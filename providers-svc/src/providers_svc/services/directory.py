@@ -68,7 +68,7 @@ class ProviderDirectory:
             if currency is not None and currency not in accepted:
                 continue
             shown = f"{provider.display_name} (simulator)" if account.simulator else provider.display_name
-            offers.append(Offer(provider.name, shown, account, accepted))
+            offers.append(Offer(provider.name, shown, account, currencies=accepted))
         return sorted(offers, key=lambda o: o.name)
 
     async def for_start(self, tenant_id: str, name: str, currency: str, *, livemode: bool) -> Offer:
