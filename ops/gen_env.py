@@ -66,6 +66,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("PROVIDERS_SANDBOX_SECRET", "HMAC key of the sandbox provider's signed callbacks", token),
     Variable("PROVIDERS_CREDENTIALS_KEYS", "Fernet keys of provider credentials at rest, 'new,old'", fernet_key),
     Variable("WEBHOOKS_ENCRYPTION_KEY", "Fernet keys of webhook signing secrets at rest, 'new,old'", fernet_key),
+    Variable(
+        "CHECKOUT_SESSION_KEYS", "Fernet keys of dashboard sessions' access tokens at rest, 'new,old'", fernet_key
+    ),
     # Infrastructure: set when its volume is first created (see the module's docstring).
     Variable("POSTGRES_PASSWORD", "PostgreSQL superuser (postgres); no service uses it", token),
     Variable("GATEWAY_DB_PASSWORD", "PostgreSQL role gateway (database gateway)", token),
@@ -73,6 +76,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("PROVIDERS_DB_PASSWORD", "PostgreSQL role providers (database providers)", token),
     Variable("WEBHOOKS_DB_PASSWORD", "PostgreSQL role webhooks (database webhooks)", token),
     Variable("RECONCILIATION_DB_PASSWORD", "PostgreSQL role reconciliation (database reconciliation)", token),
+    Variable("CHECKOUT_DB_PASSWORD", "PostgreSQL role checkout (database checkout: dashboard sessions)", token),
     Variable("RABBITMQ_PASSWORD", "RabbitMQ user billing (vhost billing; management UI too)", token),
     # Settings that are not secret.
     Variable(

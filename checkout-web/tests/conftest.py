@@ -6,15 +6,21 @@ from __future__ import annotations
 import asyncio
 import secrets
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from billing_runtime.testing import create_test_database, drop_test_database
 from checkout_web.app import create_app
 from checkout_web.settings import Settings
+
+CHECKOUT_ROOT = Path(__file__).resolve().parents[1]
+# A Fernet key for the tests only (never a default anywhere).
+SESSION_KEYS = "J2mzn9FpW6-Yk6wS1kV8aH3vQ3lC9pO5vC5l0wU6mXQ="
 
 PAYABLE = ("CREATED", "PROVIDER_PENDING")
 
@@ -124,9 +130,22 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    url = await create_test_database("checkout", CHECKOUT_ROOT)
+    yield url
+    await drop_test_database(url)
+
+
 @pytest.fixture
-def settings(fake_gateway: FakeGateway) -> Settings:
-    return Settings(gateway_url=fake_gateway.url, request_timeout=2.0, connect_timeout=1.0)
+def settings(fake_gateway: FakeGateway, database_url: str) -> Settings:
+    return Settings(
+        gateway_url=fake_gateway.url,
+        request_timeout=2.0,
+        connect_timeout=1.0,
+        database_url=database_url,
+        session_keys=SESSION_KEYS,
+    )
 
 
 @pytest.fixture

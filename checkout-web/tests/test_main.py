@@ -12,5 +12,5 @@ class TestMain:
 
     def test_unknown_subcommand_is_rejected(self) -> None:
         with pytest.raises(SystemExit) as info:
-            main(["migrate"])
+            main(["deploy"])
         assert info.value.code == 2

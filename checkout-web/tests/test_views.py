@@ -250,9 +250,11 @@ class TestPay:
 class TestGatewayDown:
     @pytest.fixture
     async def down_client(
-        self, make_client: Callable[[Settings], Awaitable[TestClient]], closed_port: int
+        self, make_client: Callable[[Settings], Awaitable[TestClient]], closed_port: int, settings: Settings
     ) -> TestClient:
-        return await make_client(Settings(gateway_url=f"http://127.0.0.1:{closed_port}", request_timeout=5))
+        return await make_client(
+            settings.model_copy(update={"gateway_url": f"http://127.0.0.1:{closed_port}", "request_timeout": 5})
+        )
 
     @pytest.mark.parametrize("path", ["/c/" + "a" * 24, "/c/" + "a" * 24 + "/return"])
     async def test_page_is_a_friendly_503_quickly(self, down_client: TestClient, path: str) -> None:
@@ -272,10 +274,14 @@ class TestGatewayDown:
         assert f'href="/c/{token}"' in await response.text()
 
     async def test_slow_gateway_is_a_503_after_the_timeout(
-        self, make_client: Callable[[Settings], Awaitable[TestClient]], fake_gateway: Any, token: str
+        self,
+        make_client: Callable[[Settings], Awaitable[TestClient]],
+        fake_gateway: Any,
+        token: str,
+        settings: Settings,
     ) -> None:
         fake_gateway.delay = 3
-        client = await make_client(Settings(gateway_url=fake_gateway.url, request_timeout=0.3))
+        client = await make_client(settings.model_copy(update={"request_timeout": 0.3}))
         started = time.monotonic()
         response = await client.get(f"/c/{token}")
         assert response.status == 503
@@ -369,9 +375,9 @@ class TestStatusJson:
         assert fake_gateway.calls == 0
 
     async def test_gateway_down_is_a_503_problem(
-        self, make_client: Callable[[Settings], Awaitable[TestClient]], closed_port: int
+        self, make_client: Callable[[Settings], Awaitable[TestClient]], closed_port: int, settings: Settings
     ) -> None:
-        client = await make_client(Settings(gateway_url=f"http://127.0.0.1:{closed_port}"))
+        client = await make_client(settings.model_copy(update={"gateway_url": f"http://127.0.0.1:{closed_port}"}))
         response = await client.get("/c/" + "a" * 24 + "/status.json")
         assert response.status == 503
         assert (await response.json())["code"] == "upstream_unavailable"

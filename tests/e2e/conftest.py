@@ -249,7 +249,9 @@ def run_distributed(
     """The distributed platform on databases named ``<service>_<suffix>`` (created, and dropped at the
     end) and the RabbitMQ vhost ``rabbit``; ``overrides`` adds settings per service (``"payments"``...)."""
     require_port("127.0.0.1", 5432, "PostgreSQL")
-    dbs = {svc: f"{svc}_{suffix}" for svc in ("gateway", "payments", "providers", "webhooks", "reconciliation")}
+    dbs = {
+        svc: f"{svc}_{suffix}" for svc in ("gateway", "payments", "providers", "webhooks", "reconciliation", "checkout")
+    }
     asyncio.run(_create_databases(list(dbs.values())))
     base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
     roles = ("gateway", "checkout", "payments", "payments_worker", "providers", "providers_worker")
@@ -297,7 +299,12 @@ def run_distributed(
             "PROVIDERS_CREDENTIALS_KEYS": base64.urlsafe_b64encode(b"e2e-credentials-key-0123456789ab").decode(),
             "PROVIDERS_SANDBOX_PENDING_DELAY": "1",
         },
-        "checkout": {"CHECKOUT_PORT": str(p["checkout"]), "CHECKOUT_GATEWAY_URL": gateway_url},
+        "checkout": {
+            "CHECKOUT_PORT": str(p["checkout"]),
+            "CHECKOUT_GATEWAY_URL": gateway_url,
+            "CHECKOUT_DATABASE_URL": f"{base}/{dbs['checkout']}",
+            "CHECKOUT_SESSION_KEYS": base64.urlsafe_b64encode(b"e2e-session-key-0123456789abcdef").decode(),
+        },
         "webhooks": {
             "WEBHOOKS_DATABASE_URL": f"{base}/{dbs['webhooks']}",
             "WEBHOOKS_BUS_URL": rabbit,
@@ -343,6 +350,7 @@ def run_distributed(
                 ("providers", "providers-svc"),
                 ("webhooks", "webhook-dispatcher"),
                 ("reconciliation", "reconciliation-svc"),
+                ("checkout", "checkout-web"),
             )
         ]
         for migration in migrations:

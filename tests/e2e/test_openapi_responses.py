@@ -114,6 +114,10 @@ class TestResponsesMatchTheDocument:
             )
             events = await c.call("GET", "/v1/events", 200, headers=auth)
             assert events["data"]
+            mine = await c.call("GET", "/v1/events", 200, path=f"/v1/events?payment_id={pid}", headers=auth)
+            assert {e["data"]["payment"]["id"] for e in mine["data"]} == {pid}
+            offered = await c.call("GET", "/v1/providers", 200, headers=auth)
+            assert "sandbox" in {p["name"] for p in offered["data"]}
 
             await c.call(
                 "POST",

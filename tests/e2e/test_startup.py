@@ -30,6 +30,7 @@ KEYS = {
     "admin": "startup-admin-token-0123456789abcdef",
     "fernet": Fernet.generate_key().decode(),
     "credentials": Fernet.generate_key().decode(),
+    "sessions": Fernet.generate_key().decode(),
 }
 DATABASE = f"postgresql+asyncpg://postgres:{DB_PASSWORD}@127.0.0.1:5432/postgres"
 BROKER = f"amqp://guest:{BROKER_PASSWORD}@127.0.0.1:5672/some-vhost"
@@ -82,7 +83,11 @@ def _env(service: str) -> dict[str, str]:
             "RECONCILIATION_PROVIDERS_INTERNAL_SECRET": KEYS["providers"],
             "RECONCILIATION_PAYMENTS_INTERNAL_SECRET": KEYS["payments"],
         },
-        "checkout-web": {"CHECKOUT_PORT": _port()},
+        "checkout-web": {
+            "CHECKOUT_PORT": _port(),
+            "CHECKOUT_DATABASE_URL": DATABASE,
+            "CHECKOUT_SESSION_KEYS": KEYS["sessions"],
+        },
     }[service]
 
 
@@ -114,6 +119,7 @@ REQUIRED = {
         "RECONCILIATION_PROVIDERS_INTERNAL_SECRET",
         "RECONCILIATION_PAYMENTS_INTERNAL_SECRET",
     ],
+    "checkout-web": ["CHECKOUT_SESSION_KEYS"],
 }
 
 
@@ -182,10 +188,7 @@ class TestStartupLine:
         port = next(v for k, v in env.items() if k.endswith("_PORT") and "OPS" not in k)
         assert f"{service} {COMMANDS[service]} starting" in line
         assert f"127.0.0.1:{port}" in line
-        if service == "checkout-web":
-            assert "database none" in line
-        else:
-            assert "database postgresql postgres@127.0.0.1:5432/postgres" in line
+        assert "database postgresql postgres@127.0.0.1:5432/postgres" in line
         if service == "gateway":
             assert f"127.0.0.1:{env['GATEWAY_OPS_PORT']}" in line
         for secret in (DB_PASSWORD, BROKER_PASSWORD, *KEYS.values()):

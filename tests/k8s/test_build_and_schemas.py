@@ -148,6 +148,6 @@ def test_the_crd_check_catches_a_misspelt_field() -> None:
 
 def test_prod_has_the_operators_resources(prod: list[dict[str, Any]]) -> None:
     kinds = [(r["apiVersion"], r["kind"]) for r in prod]
-    assert kinds.count(("postgresql.cnpg.io/v1", "Cluster")) == 5, "one CloudNativePG cluster per service database"
+    assert kinds.count(("postgresql.cnpg.io/v1", "Cluster")) == 6, "one CloudNativePG cluster per service database"
     assert kinds.count(("rabbitmq.com/v1beta1", "RabbitmqCluster")) == 1
     assert kinds.count(("monitoring.coreos.com/v1", "ServiceMonitor")) == 10, "one per Deployment"

@@ -38,11 +38,32 @@ def content_security_policy(nonce: str | None, frame_ancestors: str) -> str:
     return "; ".join(directives)
 
 
+# The dashboard: no inline script at all (its script is a file of ours), never framed, forms post only
+# to itself.
+DASHBOARD_CSP = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+
 def security_headers() -> OnPrepare:
     """An ``on_response_prepare`` hook, so error responses made by outer middlewares get the headers too."""
 
     async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
         headers = response.headers
+        if request.path.startswith("/dashboard"):
+            headers.setdefault("Content-Security-Policy", DASHBOARD_CSP)
+            headers.setdefault("X-Frame-Options", "DENY")
+            # Signed-in pages set no-store themselves; redirects and errors here must not be kept either.
+            headers.setdefault("Cache-Control", "no-store")
         frame_ancestors = request.get(frame_ancestors_key, "'none'")
         headers.setdefault(
             "Content-Security-Policy", content_security_policy(request.get(csp_nonce_key), frame_ancestors)

@@ -35,6 +35,7 @@ def banner(config: EmbeddedConfig, demo_note: str = "") -> str:
 
     Gateway API     {gw}
     Checkout pages  {config.checkout_url}
+    Dashboard       {config.checkout_url}/dashboard  (a tenant signs in with its app name and secret)
     Data            {config.data_dir.resolve()}  (PostgreSQL's data and generated secrets)
     Database        PostgreSQL on the Unix socket in {config.database_socket}
     Admin token     {config.admin_token}

@@ -38,9 +38,11 @@ from billing_embedded.demo_shop import DemoSettings, DemoShop
 from billing_embedded.secrets_file import load_or_create
 
 # Each service's database on the platform's server.
-DATABASES = ("gateway", "payments", "providers", "webhooks", "reconciliation")
+DATABASES = ("gateway", "payments", "providers", "webhooks", "reconciliation", "checkout")
 # Connections each service keeps at most: five services share one server (max_connections 100).
 POOL_SIZE = 10
+# checkout-web's database holds only dashboard sessions and sign-in counters: a few connections.
+CHECKOUT_POOL_SIZE = 3
 
 
 def _root(package: object) -> Path:
@@ -80,7 +82,12 @@ def build_config(data_dir: Path, server: DatabaseServer) -> EmbeddedConfig:
         name: keys[f"{name}_internal_secret"] for name in ("payments", "providers", "webhooks", "reconciliation")
     }
 
-    checkout = CheckoutSettings(bus_url="memory://")
+    checkout = CheckoutSettings(
+        bus_url="memory://",
+        database_url=server.url("checkout"),
+        database_pool_size=CHECKOUT_POOL_SIZE,
+        session_keys=os.environ.get("CHECKOUT_SESSION_KEYS") or keys["checkout_session_keys"],
+    )
     gw = GatewaySettings(
         database_url=server.url("gateway"),
         database_pool_size=POOL_SIZE,
@@ -187,6 +194,7 @@ async def migrate(config: EmbeddedConfig) -> None:
         (providers_svc, config.providers.database_url),
         (webhook_dispatcher, config.webhooks.database_url),
         (reconciliation_svc, config.reconciliation.database_url),
+        (checkout_web, config.checkout.database_url),
     ):
         await asyncio.to_thread(upgrade, _root(package), url)
 

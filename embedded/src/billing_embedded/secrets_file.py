@@ -20,9 +20,9 @@ INTERNAL_KEYS = (
     "providers_reconciliation_secret",
 )
 _NAMES = ("admin_token", "jwt_key", "sandbox_secret", *INTERNAL_KEYS)
-# Encrypt webhook signing secrets and provider credentials at rest; Fernet wants url-safe base64 of
-# exactly 32 bytes.
-_FERNET_KEYS = ("webhooks_encryption_key", "providers_credentials_keys")
+# Encrypt webhook signing secrets, provider credentials and dashboard sessions' access tokens at rest;
+# Fernet wants url-safe base64 of exactly 32 bytes.
+_FERNET_KEYS = ("webhooks_encryption_key", "providers_credentials_keys", "checkout_session_keys")
 
 
 def _read(data_dir: Path) -> dict[str, str]:

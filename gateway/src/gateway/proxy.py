@@ -80,6 +80,8 @@ ROUTES = (
     ProxyRoute("/v1/webhook-deliveries", WEBHOOKS, tenant=True, internal=True),
     # The tenant's own Stripe objects, projected by providers-svc from its accounts' webhooks.
     ProxyRoute("/v1/stripe", PROVIDERS, tenant=True, internal=True),
+    # The providers the tenant's payments are offered, in its mode (providers-svc's directory).
+    ProxyRoute("/v1/providers", PROVIDERS, tenant=True, internal=True),
     # The checkout token in the path is the payer's only credential.
     ProxyRoute("/v1/checkout", PAYMENTS, tenant=False, internal=True),
     # Provider callbacks and the sandbox bank's pages: providers authenticate by their own signatures.

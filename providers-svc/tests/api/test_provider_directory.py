@@ -256,3 +256,52 @@ class TestStartAndCancel:
         async with engine.connect() as conn:
             count = (await conn.execute(select(func.count()).select_from(ProviderTransactionRow))).scalar()
         assert count == 0
+
+
+class TestTenantProviders:
+    """``GET /v1/providers`` (an extension beyond API.md, through the gateway): what the tenant is
+    offered in its mode, each with where it comes from, never a credential."""
+
+    async def _listed(self, client: Any, internal_headers: Any, tenant: str, *, livemode: bool) -> list[Any]:
+        headers = internal_headers(tenant, issuer="gateway", livemode=livemode)
+        resp = await client.get("/v1/providers", headers=headers)
+        assert resp.status == 200, await resp.text()
+        body = await resp.json()
+        assert (body["object"], body["has_more"]) == ("list", False)
+        return list(body["data"])
+
+    async def test_a_test_tenant_sees_the_sandbox_and_the_simulators(self, client: Any, internal_headers: Any) -> None:
+        listed = await self._listed(client, internal_headers, "ten_test", livemode=False)
+        by_name = {p["name"]: p for p in listed}
+        assert by_name["payme"] == {
+            "object": "provider",
+            "name": "payme",
+            "display_name": "Payme (simulator)",
+            "environment": "test",
+            "livemode": False,
+            "source": "simulator",
+            "currencies": ["UZS"],
+        }
+        assert by_name["sandbox"]["source"] == "sandbox"
+        assert by_name["sandbox"]["environment"] == "test"
+        assert "USD" in by_name["sandbox"]["currencies"]
+
+    async def test_a_live_tenant_sees_its_production_account_only(
+        self, client: Any, internal_headers: Any, admin: dict[str, str]
+    ) -> None:
+        assert await self._listed(client, internal_headers, "ten_live", livemode=True) == []
+        await _assign(client, internal_headers, "ten_live", await _account(client, admin, LIVE_PAYME), livemode=True)
+        [listed] = await self._listed(client, internal_headers, "ten_live", livemode=True)
+        assert (listed["name"], listed["environment"], listed["livemode"], listed["source"]) == (
+            "payme",
+            "production",
+            True,
+            "account",
+        )
+        assert "credentials" not in listed
+        assert "kassa-test-key" not in str(listed)
+
+    async def test_needs_a_tenant(self, client: Any, internal_headers: Any) -> None:
+        resp = await client.get("/v1/providers", headers=internal_headers(None, issuer="gateway"))
+        assert resp.status in (401, 403)
+        assert resp.content_type == "application/problem+json"

@@ -17,6 +17,7 @@ from payments_svc.keys import lifecycle_deps_key
 from payments_svc.services.event_log import place_committed_events
 
 EVENT_ID = re.compile(r"^evt_[A-Za-z0-9_\-]{1,60}$")
+PAYMENT_ID = re.compile(r"^pay_[A-Za-z0-9_\-]{1,60}$")
 
 
 def event_json(event: TenantEvent) -> dict[str, Any]:
@@ -37,6 +38,9 @@ async def events(request: web.Request) -> web.Response:
     limit = query_int(q.get("limit"), "limit", default=20, lo=1, hi=100)
     type_ = query_text(q.get("type"), "type", max_length=64)
     after = q.get("after")
+    payment_id = q.get("payment_id")
+    if payment_id is not None and not PAYMENT_ID.fullmatch(payment_id):
+        raise ProblemError(422, "validation_error", "payment_id must be a payment id")
     if after is not None and not EVENT_ID.fullmatch(after):
         raise ProblemError(422, "validation_error", "after must be an event id")
     # Place what committed before this request, so the client finds its own writes (one short pass).
@@ -49,7 +53,7 @@ async def events(request: web.Request) -> web.Response:
             if found is None:
                 raise NotFound("event")
             position = found
-        rows = await repo.list_after(position, limit=limit + 1, type_=type_)
+        rows = await repo.list_after(position, limit=limit + 1, type_=type_, payment_id=payment_id)
     return web.json_response(
         {
             "object": "list",

@@ -174,6 +174,12 @@ OPERATIONS = (
             ),
             LIMIT,
             query_text("type", "Only events of this type.", max_length=64),
+            query_text(
+                "payment_id",
+                "Only this payment's events (its status history).",
+                max_length=64,
+                pattern="^pay_[A-Za-z0-9_\\-]{1,60}$",
+            ),
         ),
         errors=(404,),  # `after` names no event of the tenant
     ),

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import functools
 
-from sqlalchemy import TextClause, func, select, text
+from sqlalchemy import ColumnClause, String, TextClause, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payments_svc.db.models import TenantEvent
+
+# The payment an event is about: payment, refund and dispute events all carry ``data.payment``.
+PAYMENT_OF_EVENT: ColumnClause[str] = literal_column("(data -> 'payment' ->> 'id')", String())
 
 
 class EventRepository:
@@ -21,12 +24,17 @@ class EventRepository:
         stmt = select(TenantEvent.position).where(TenantEvent.tenant_id == self.tenant_id, TenantEvent.id == event_id)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def list_after(self, position: int, *, limit: int, type_: str | None) -> list[TenantEvent]:
-        """The placed events after ``position``, in log order."""
+    async def list_after(
+        self, position: int, *, limit: int, type_: str | None, payment_id: str | None = None
+    ) -> list[TenantEvent]:
+        """The placed events after ``position``, in log order (of one payment, when given)."""
         order = TenantEvent.position
         stmt = select(TenantEvent).where(TenantEvent.tenant_id == self.tenant_id, order > position)
         if type_ is not None:
             stmt = stmt.where(TenantEvent.type == type_)
+        if payment_id is not None:
+            # The expression of ix_events_tenant_payment, written the same way so the index is used.
+            stmt = stmt.where(PAYMENT_OF_EVENT.op("=")(payment_id))
         stmt = stmt.order_by(order).limit(limit)
         return list((await self.session.execute(stmt)).scalars())
 

@@ -197,6 +197,15 @@ class TenantEvent(Base):
         Index("ix_events_unsequenced", "seq", postgresql_where=text("position IS NULL")),
         # Every tenant's log in one order (GET /internal/events, reconciliation's rebuild).
         Index("ix_events_position", "position", postgresql_where=text("position IS NOT NULL")),
+        # One payment's events in log order (``GET /v1/events?payment_id=``, its status history):
+        # every payment, refund and dispute event carries the payment as ``data.payment``.
+        Index(
+            "ix_events_tenant_payment",
+            "tenant_id",
+            text("(data -> 'payment' ->> 'id')"),
+            "position",
+            postgresql_where=text("position IS NOT NULL"),
+        ),
     )
 
     # Taken at insert, visible at commit: not an order a poller can page by (see services/event_log.py).

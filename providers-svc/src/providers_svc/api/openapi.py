@@ -21,6 +21,7 @@ from providers_svc.api.responses import (
     ProviderAccountList,
     StripeObject,
     StripeObjectList,
+    TenantProviderList,
 )
 from providers_svc.domain.accounts import PROVIDERS
 from providers_svc.domain.stripe_objects import KIND_OF_PATH
@@ -248,6 +249,15 @@ OPERATIONS = (
         (Reply(200, "Unassigned.", DeletedProviderAccountAssignment),),
         "unassignProviderAccount",
         params=(TENANT_ID, PROVIDER),
+    ),
+    Operation(
+        "GET",
+        "/v1/providers",
+        "List the providers the tenant's payments are offered",
+        ACCOUNTS,
+        Auth.TENANT,
+        (Reply(200, "Every provider offered in the tenant's mode, and where it comes from.", TenantProviderList),),
+        "listTenantProviders",
     ),
     Operation(
         "GET",

@@ -53,6 +53,24 @@ class ProviderAccountAssignmentList(_Response):
     data: list[ProviderAccountAssignment]
 
 
+class TenantProvider(_Response):
+    """A provider the tenant's payments are offered (``GET /v1/providers``), with no credential."""
+
+    object: Literal["provider"] = "provider"
+    name: str
+    display_name: str
+    environment: Literal["test", "production"]
+    livemode: bool
+    source: Literal["account", "sandbox", "simulator"]
+    currencies: list[str]
+
+
+class TenantProviderList(_Response):
+    object: Literal["list"] = "list"
+    data: list[TenantProvider]
+    has_more: bool
+
+
 class DeletedProviderAccountAssignment(_Response):
     object: Literal["provider_account_assignment"] = "provider_account_assignment"
     provider: str

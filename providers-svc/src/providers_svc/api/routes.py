@@ -12,6 +12,7 @@ from providers_svc.api.callbacks import sandbox as sandbox_callbacks
 from providers_svc.api.callbacks import stripe as stripe_callbacks
 from providers_svc.api.callbacks.click import add_click_callback_routes
 from providers_svc.api.stripe_objects import add_stripe_object_routes
+from providers_svc.api.tenant_providers import add_tenant_provider_routes
 from providers_svc.keys import (
     http_client_key,
     key_ring_key,
@@ -41,6 +42,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_route("*", "/billing/payme", payme_callbacks.payme_callback)
     add_account_routes(app)
     add_stripe_object_routes(app)
+    add_tenant_provider_routes(app)
     add_click_callback_routes(app)
     app.router.add_get("/sandbox/pay/{transaction_id}", pages.pay_page)
     app.router.add_post("/sandbox/pay/{transaction_id}", pages.pay_submit)

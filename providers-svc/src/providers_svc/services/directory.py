@@ -23,6 +23,8 @@ class Offer:
     name: str
     display_name: str
     account: BoundAccount | None = None
+    # What the offer takes: the provider's currencies, narrowed by the account's.
+    currencies: frozenset[str] = frozenset()
 
     @property
     def simulator(self) -> bool:
@@ -45,7 +47,10 @@ class ProviderDirectory:
 
     async def offers(self, tenant_id: str, currency: str | None, *, livemode: bool) -> list[Offer]:
         """Every provider the tenant's payment in ``currency`` (any when None) may be paid through."""
-        offers = [Offer(p.name, p.display_name) for p in self.registry.for_currency(currency, livemode=livemode)]
+        offers = [
+            Offer(p.name, p.display_name, currencies=p.currencies)
+            for p in self.registry.for_currency(currency, livemode=livemode)
+        ]
         providers = self.registry.account_providers()
         accounts = await payment_accounts(
             self.uow,
@@ -63,7 +68,7 @@ class ProviderDirectory:
             if currency is not None and currency not in accepted:
                 continue
             shown = f"{provider.display_name} (simulator)" if account.simulator else provider.display_name
-            offers.append(Offer(provider.name, shown, account))
+            offers.append(Offer(provider.name, shown, account, currencies=accepted))
         return sorted(offers, key=lambda o: o.name)
 
     async def for_start(self, tenant_id: str, name: str, currency: str, *, livemode: bool) -> Offer:

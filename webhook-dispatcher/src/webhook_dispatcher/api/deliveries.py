@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 from billing_runtime.internal_auth import require_tenant
 from billing_runtime.validation import query_choice
@@ -14,6 +16,8 @@ from webhook_dispatcher.keys import deps_key
 from webhook_dispatcher.services import deliveries
 
 STATUSES = ("pending", "succeeded", "failed")
+# Event ids are ``evt_`` + url-safe base64 (billing_contracts.envelope.new_event_id).
+_EVENT_ID = re.compile(r"^evt_[A-Za-z0-9_\-]{1,60}$")
 
 
 def _delivery_id(request: web.Request) -> str:
@@ -30,7 +34,12 @@ async def list_(request: web.Request) -> web.Response:
     status = query_choice(q.get("status"), "status", STATUSES)
     event_type = query_choice(q.get("event_type"), "event_type", PUBLIC_EVENT_TYPES)
     endpoint_id = q.get("endpoint_id")
-    if endpoint_id is not None and not valid_id(endpoint_id):
+    # The deliveries of one event (the webhooks sent about a payment: its events' ids come from
+    # GET /v1/events?payment_id=); an extension beyond API.md.
+    event_id = q.get("event_id")
+    if (endpoint_id is not None and not valid_id(endpoint_id)) or (
+        event_id is not None and not _EVENT_ID.fullmatch(event_id)
+    ):
         # An id that cannot exist matches nothing, like an id of another tenant.
         return web.json_response(query.page([], delivery_json))
     try:
@@ -42,6 +51,7 @@ async def list_(request: web.Request) -> web.Response:
             endpoint_id=endpoint_id,
             status=status,
             event_type=event_type,
+            event_id=event_id,
             cursor=query.cursor,
         )
     except UnknownCursor as exc:

@@ -136,6 +136,7 @@ OPERATIONS = (
             query_text("endpoint_id", "Only this endpoint's deliveries.", max_length=64),
             query_choice("status", STATUSES, "Only deliveries in this status."),
             query_choice("event_type", PUBLIC_EVENT_TYPES, "Only deliveries of this event type."),
+            query_text("event_id", "Only this event's deliveries (an event id).", max_length=64),
         ),
     ),
     Operation(

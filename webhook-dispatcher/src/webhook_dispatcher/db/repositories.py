@@ -158,9 +158,13 @@ class DeliveryRepository:
         endpoint_id: str | None,
         status: str | None,
         event_type: str | None,
+        event_id: str | None = None,
         cursor: Cursor | None = None,
     ) -> builtins.list[Delivery]:
         stmt = self._base()
+        if event_id is not None:
+            # uq_webhook_deliveries_event_endpoint leads with event_id: an event's few rows, indexed.
+            stmt = stmt.where(Delivery.event_id == event_id)
         if endpoint_id is not None:
             stmt = stmt.where(Delivery.endpoint_id == endpoint_id)
         if status is not None:

@@ -28,12 +28,19 @@ async def list_deliveries(
     endpoint_id: str | None,
     status: str | None,
     event_type: str | None,
+    event_id: str | None = None,
     cursor: Cursor | None = None,
 ) -> list[Delivery]:
     """Newest first; raises ``UnknownCursor`` for a cursor naming no delivery of the tenant."""
     async with deps.uow() as uow:
         return await uow.deliveries(tenant_id).list(
-            limit=limit, offset=offset, endpoint_id=endpoint_id, status=status, event_type=event_type, cursor=cursor
+            limit=limit,
+            offset=offset,
+            endpoint_id=endpoint_id,
+            status=status,
+            event_type=event_type,
+            event_id=event_id,
+            cursor=cursor,
         )
 
 

@@ -1,0 +1,1 @@
+"""The tenant dashboard under ``/dashboard``: server-rendered pages over the gateway's public API."""
