@@ -52,9 +52,11 @@ class TestHeaders:
         assert response.content_type == "text/html"
         assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
 
-    async def test_payer_pages_stay_frameable(self, client: TestClient, token: str) -> None:
+    async def test_payer_pages_keep_their_own_policy(self, client: TestClient, token: str) -> None:
+        # Framed per tenant (allowed_origins: test_embedding.py), never with the dashboard's policy.
         response = await client.get(f"/c/{token}")
-        assert "frame-ancestors *" in response.headers["Content-Security-Policy"]
+        policy = response.headers["Content-Security-Policy"]
+        assert "frame-ancestors" in policy and "form-action" not in policy
         assert "X-Frame-Options" not in response.headers
 
 
