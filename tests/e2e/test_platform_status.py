@@ -106,11 +106,18 @@ async def test_every_service_reports_and_a_stalled_receiver_is_a_backlog(
         assert r.status == 201, await r.text()
     try:
         await tenant.create_payment("status-1")
+        # The delivery waits on the receiver: pending, and either due or leased by the worker sending it
+        # (a lease moves its next attempt past the send's timeout, so it is not "due" meanwhile).
         stalled = await _until(
             lambda: _status(http, platform),
-            lambda s: s["services"]["webhooks"]["deliveries"]["pending"] >= 1,
+            lambda s: (
+                s["services"]["webhooks"]["deliveries"]["pending"] >= 1
+                and s["services"]["webhooks"]["deliveries"]["due"] + s["services"]["webhooks"]["deliveries"]["leased"]
+                >= 1
+            ),
         )
-        assert stalled["services"]["webhooks"]["deliveries"]["due"] >= 1
+        deliveries = stalled["services"]["webhooks"]["deliveries"]
+        assert deliveries["pending"] >= 1 and deliveries["due"] + deliveries["leased"] >= 1
     finally:
         release.set()
 
