@@ -67,9 +67,11 @@ def refusal(payment: Payment | None, event: ProviderOutcome, attempt: PaymentAtt
     if outcome.currency != payment.currency:
         return Refusal("currency_mismatch", f"provider captured {outcome.currency}, payment is in {payment.currency}")
     manual = payment.capture_method == CaptureMethod.MANUAL
-    if manual and payment.status in CAPTURED and outcome.amount == payment.amount_captured:
+    same_transaction = outcome.provider_transaction_id == payment.provider_transaction_id
+    if manual and same_transaction and payment.status in CAPTURED and outcome.amount == payment.amount_captured:
         # The provider's own word on a capture we already applied (its answer to our capture call came
-        # first): the same money, absorbed.
+        # first): the same money of the same transaction, absorbed. Another attempt's success of the
+        # same amount is a second charge, never absorbed (below).
         return None
     # A manual payment may be captured in part (never more than the hold); an automatic one takes all.
     limit = payment.amount_capturable if payment.status == PaymentStatus.AUTHORIZED else payment.amount

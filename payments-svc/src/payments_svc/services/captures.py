@@ -18,8 +18,10 @@ from __future__ import annotations
 from billing_contracts.problems import FieldError
 from billing_runtime.errors import ProblemError
 
+from payments_svc.db.attempts import end_active_attempt
 from payments_svc.db.models import Payment
 from payments_svc.db.repositories import PaymentRepository, payment_snapshot
+from payments_svc.domain.attempts import AttemptStatus
 from payments_svc.domain.commands import CaptureCreate
 from payments_svc.domain.errors import InvalidState, NotFound
 from payments_svc.domain.payment import CAPTURED, PaymentStatus
@@ -62,6 +64,9 @@ async def capture_payment(
     locked.amount_captured = captured.amount
     locked.amount_capturable = 0
     locked.provider_reference = captured.provider_reference or locked.provider_reference
+    # The attempt that held the funds took them (ATT-1: a paid payment has no pending attempt); the
+    # provider's own event of this capture, absorbed later, ends nothing.
+    await end_active_attempt(uow.session, locked, AttemptStatus.SUCCEEDED)
     actor = Actor(f"provider:{locked.provider}", f"captured {captured.amount} {locked.currency}")
     record_status(uow, locked, PaymentStatus.SUCCEEDED, actor, deps.checkout_base_url)
     return locked, True

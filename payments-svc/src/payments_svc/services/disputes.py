@@ -155,16 +155,19 @@ def _refusal(payment: Payment | None, held: Dispute | None, event: ProviderDispu
         return DisputeRefusal("unexpected_outcome", "dispute of the other mode than the payment's")
     if state.currency != payment.currency:
         return DisputeRefusal("currency_mismatch", f"dispute in {state.currency}, payment is in {payment.currency}")
-    if not 0 < state.amount <= payment.amount:
-        detail = f"dispute of {state.amount} {state.currency}, payment is {payment.amount} {payment.currency}"
+    if payment.status not in _CAPTURED:
+        return DisputeRefusal("unexpected_outcome", f"dispute of a payment that is {payment.status}")
+    # What the provider took is the bound (a partial capture took less than ``amount``).
+    if not 0 < state.amount <= payment.amount_captured:
+        detail = (
+            f"dispute of {state.amount} {state.currency}, payment captured {payment.amount_captured} {payment.currency}"
+        )
         return DisputeRefusal("amount_mismatch", detail)
     if state.status not in DISPUTE_STATUSES:
         # Not one the tenant could be told of (a status this version does not know): kept, not shown.
         return DisputeRefusal("unexpected_outcome", f"dispute status {state.status!r} is not one we know")
-    if payment.status not in _CAPTURED:
-        return DisputeRefusal("unexpected_outcome", f"dispute of a payment that is {payment.status}")
-    if _withdrawn_after(payment, held, state) > payment.amount:
-        detail = f"disputes would withdraw more than the payment's {payment.amount} {payment.currency}"
+    if _withdrawn_after(payment, held, state) > payment.amount_captured:
+        detail = f"disputes would withdraw more than the {payment.amount_captured} {payment.currency} captured"
         return DisputeRefusal("amount_mismatch", detail)
     return None
 

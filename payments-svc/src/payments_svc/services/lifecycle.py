@@ -143,6 +143,7 @@ async def expire_due(deps: LifecycleDeps, batch: int = 100) -> ExpiryPass:
     for payment_id, tenant_id, provider_txn, livemode, attempt_count in candidates:
         # Any attempt may have left a transaction open at a provider (one started for a switch the
         # void then refused): providers-svc closes every pending one, or says one took the money.
+        released = False
         if provider_txn is not None or attempt_count > 0:
             try:
                 if not await deps.providers.cancel(tenant_id, payment_id, livemode=livemode):
@@ -150,11 +151,18 @@ async def expire_due(deps: LifecycleDeps, batch: int = 100) -> ExpiryPass:
             except Exception:
                 log.warning("could not cancel %s at its provider; will retry", payment_id, exc_info=True)
                 continue
+            released = True
         async with deps.uow() as uow:
             payment = await PaymentRepository(uow.session, tenant_id).get(payment_id, for_update=True)
             if payment is None or payment.status not in CANCELLABLE:
                 continue
-            if payment.provider_transaction_id != provider_txn or not _due(payment, utcnow()):
+            if payment.provider_transaction_id != provider_txn:
+                continue
+            # A payment claimed as overdue while pending whose authorization landed during our call to
+            # its provider is AUTHORIZED now, and not due (its hold's deadline is later), but the cancel
+            # just released that hold there: it holds nothing any more, so it is closed all the same.
+            released_hold = released and payment.status == PaymentStatus.AUTHORIZED
+            if not released_hold and not _due(payment, utcnow()):
                 continue
             if payment.provider_transaction_id is not None:
                 await end_active_attempt(uow.session, payment, AttemptStatus.CANCELLED)
