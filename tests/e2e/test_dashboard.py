@@ -1,6 +1,6 @@
 """The tenant dashboard on a real platform (the embedded one): every page renders with the tenant's
 data, and each action (refund, cancel, endpoint create / edit / rotate / test, delivery retry, replay)
-is checked through the public API afterwards."""
+is checked through the public API afterwards (capture too)."""
 
 from __future__ import annotations
 
@@ -209,6 +209,35 @@ class TestActions:
         _, page, _ = await browser.get(response.headers["Location"])
         assert 'role="alert"' in page
         assert len((await api.get(f"/v1/payments/{paid['id']}/refunds"))["data"]) == 1
+
+    async def test_capture_part_of_an_authorized_payment(
+        self, browser: Browser, api: TenantApi, http: aiohttp.ClientSession, platform: Any
+    ) -> None:
+        payment = await api.create_payment(capture_method="manual")
+        async with http.post(
+            f"{platform.checkout_url}/c/{payment['checkout_token']}/pay",
+            data={"provider": "sandbox"},
+            allow_redirects=False,
+        ) as r:
+            assert r.status == 303, await r.text()
+            bank_page = r.headers["Location"]
+        async with http.post(bank_page, data={"outcome": "succeed"}, allow_redirects=False) as r:
+            assert r.status == 303, await r.text()
+        await api.wait_for_status(payment["id"], "AUTHORIZED")
+        page_path = f"/dashboard/payments/{payment['id']}"
+        _, page, _ = await browser.get(page_path)
+        assert "Authorized, to capture" in page and 'action="' + page_path + '/capture"' in page
+        form = {"csrf_token": hidden(page, "csrf_token"), "idempotency_key": hidden(page, "idempotency_key")}
+        assert form["idempotency_key"].startswith("dash-capture-")  # the capture form's (no refund form yet)
+        form.update(amount="3000")
+        first = await browser.post(f"{page_path}/capture", form)
+        second = await browser.post(f"{page_path}/capture", form)  # the same form sent twice: replayed
+        assert first[0] == second[0] == 303
+        assert first[2].headers["Location"].endswith("notice=captured")
+        captured = await api.wait_for_status(payment["id"], "SUCCEEDED")
+        assert (captured["amount_captured"], captured["amount_capturable"]) == (3000, 0)
+        _, after, _ = await browser.get(page_path + "?notice=captured")
+        assert "Payment captured" in after and 'action="' + page_path + '/capture"' not in after
 
     async def test_cancel(self, browser: Browser, api: TenantApi) -> None:
         payment = await api.create_payment()

@@ -97,6 +97,7 @@ def cursor_query(request: web.Request) -> tuple[dict[str, str], str | None]:
 NOTICES = {
     "refund_created": "Refund requested. It stays pending until the provider confirms it.",
     "cancelled": "Payment cancelled.",
+    "captured": "Payment captured: the provider took the amount, and released the rest of what it held.",
     "endpoint_updated": "Endpoint saved.",
     "test_sent": "Test event sent. Its delivery appears below within a few seconds.",
     "retried": "Retry requested: one attempt is being made now.",
@@ -112,6 +113,8 @@ ERRORS = {
     "refund_not_supported": "This payment's provider does not refund through the platform.",
     "partial_refund_not_supported": "This payment's provider refunds whole payments only.",
     "refund_window_closed": "This payment can no longer be refunded at its provider.",
+    "amount_exceeds_capturable": "The amount is more than the provider holds for this payment.",
+    "capture_refused": "The provider refused the capture.",
     "bad_form": "Some values were not accepted. Check them and try again.",
 }
 

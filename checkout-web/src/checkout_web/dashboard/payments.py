@@ -1,5 +1,5 @@
 """Payments: the list (filters, cursor paging), one payment with its history, attempts, refunds and
-webhooks, and the refund and cancel actions."""
+webhooks, and the refund, capture and cancel actions."""
 
 from __future__ import annotations
 
@@ -39,6 +39,8 @@ STATUSES = (
 REFUNDABLE = ("SUCCEEDED", "PARTIALLY_REFUNDED")
 # An AUTHORIZED payment's cancel releases its hold (manual capture).
 CANCELLABLE = ("CREATED", "PROVIDER_PENDING", "AUTHORIZED")
+# Manual capture: what the provider holds waits for the tenant to take it (or release it by cancelling).
+CAPTURABLE = ("AUTHORIZED",)
 # Webhooks shown for a payment: the deliveries of its most recent events (a gateway call each, within
 # the tenant's rate limit even on quick reloads).
 EVENTS_WITH_WEBHOOKS = 10
@@ -119,8 +121,10 @@ async def show_payment(request: web.Request) -> web.Response:
         "webhooks": webhooks,
         "refundable": payment.get("status") in REFUNDABLE,
         "cancellable": payment.get("status") in CANCELLABLE,
-        # A fresh key per rendered form: a double submit of this form replays the first refund.
+        "capturable": payment.get("status") in CAPTURABLE,
+        # A fresh key per rendered form: a double submit of this form replays the first refund (or capture).
         "idempotency_key": "dash-refund-" + secrets.token_urlsafe(18),
+        "capture_key": "dash-capture-" + secrets.token_urlsafe(18),
         **notices(request),
     }
     return rendering.render(request, "dashboard/payment.html", context, section="payments")
@@ -153,6 +157,31 @@ async def refund(request: web.Request) -> web.Response:
             raise
         return redirect(f"{page}?error={exc.code if CODE.fullmatch(exc.code) else 'refused'}")
     return redirect(f"{page}?notice=refund_created")
+
+
+async def capture(request: web.Request) -> web.Response:
+    """Take all or part of what an AUTHORIZED payment holds (the rest is released)."""
+    payment_id = path_id(request, "payment_id", "pay")
+    _, form = await posted_form(request)
+    page = f"/dashboard/payments/{payment_id}"
+    key = field(form, "idempotency_key")
+    amount_text = field(form, "amount")
+    body: dict[str, Any] = {}
+    if amount_text:
+        if not amount_text.isdigit() or not 0 < int(amount_text) < 10**15:
+            return redirect(f"{page}?error=bad_form")
+        body["amount"] = int(amount_text)
+    if not key.startswith("dash-capture-") or not PRINTABLE.fullmatch(key):
+        return redirect(f"{page}?error=bad_form")
+    try:
+        await api_call(
+            request, "POST", f"v1/payments/{payment_id}/capture", json=body, headers={"Idempotency-Key": key}
+        )
+    except ApiProblem as exc:
+        if exc.status == 404:
+            raise
+        return redirect(f"{page}?error={exc.code if CODE.fullmatch(exc.code) else 'refused'}")
+    return redirect(f"{page}?notice=captured")
 
 
 async def cancel(request: web.Request) -> web.Response:

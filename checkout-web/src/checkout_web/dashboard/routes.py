@@ -18,6 +18,7 @@ def setup_dashboard_routes(app: web.Application, *, stylesheet: Asset, script: A
     r.add_get("/dashboard/payments", payments.list_payments)
     r.add_get("/dashboard/payments/{payment_id}", payments.show_payment)
     r.add_post("/dashboard/payments/{payment_id}/refund", payments.refund)
+    r.add_post("/dashboard/payments/{payment_id}/capture", payments.capture)
     r.add_post("/dashboard/payments/{payment_id}/cancel", payments.cancel)
     r.add_get("/dashboard/webhooks", webhooks.list_endpoints)
     r.add_post("/dashboard/webhooks", webhooks.create_endpoint)
