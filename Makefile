@@ -41,7 +41,7 @@ test: lint services browser
 test-fast: lint services browser
 	$(VENV)/bin/pytest -m "not slow"
 
-## Throughput and latency (distributed mode), the embedded mode's footprint and reconciliation matching; not part of `make test`. Results in bench-results/
+## Throughput and latency (distributed mode), the embedded mode's footprint, reconciliation matching and idle cost; not part of `make test`. Results in bench-results/
 bench: install services
 	$(VENV)/bin/python tests/bench/run.py
 	$(VENV)/bin/python tests/bench/webhooks.py
@@ -50,6 +50,7 @@ bench: install services
 	$(VENV)/bin/python tests/bench/token_flood.py
 	$(VENV)/bin/python tests/bench/embedded.py
 	$(VENV)/bin/python tests/bench/reconciliation.py
+	$(VENV)/bin/python tests/bench/idle.py
 
 ## ruff (lint and format) and mypy --strict over every service's and library's src/ (root pyproject.toml).
 lint: install
