@@ -34,6 +34,12 @@ RELAXED_TOKEN_THROTTLES = {
     "GATEWAY_TOKEN_RATE_PER_CLIENT": "100",
     "GATEWAY_TOKEN_BURST_PER_CLIENT": "100",
 }
+# Every dashboard test signs in from 127.0.0.1 on one shared platform: its sign-in throttle is the
+# business of tests/e2e/test_dashboard_auth.py (checkout-web apps with limits of their own).
+RELAXED_SIGN_IN_THROTTLES = {
+    "CHECKOUT_LOGIN_LIMIT_PER_CLIENT": "10000",
+    "CHECKOUT_LOGIN_LIMIT_PER_APP": "10000",
+}
 # A key per service that receives internal calls, each held only by its allowed callers.
 INTERNAL_KEYS = {
     "payments": "e2e-payments-internal-key-0123456789abcdef",
@@ -157,6 +163,7 @@ def start_embedded(
     env = {f"{k}_PORT": str(v) for k, v in ports.items()}
     env.update(BILLING_DATA_DIR=str(data), PROVIDERS_SANDBOX_PENDING_DELAY="1", PAYMENTS_OUTBOX_POLL_INTERVAL="0.2")
     env.update(RELAXED_TOKEN_THROTTLES)
+    env.update(RELAXED_SIGN_IN_THROTTLES)
     # No demo shop unless a test asks for it (BILLING_DEMO_PORT with it): its fixed default port would
     # collide between platforms started side by side.
     env["BILLING_DEMO"] = "false"
@@ -304,6 +311,7 @@ def run_distributed(
             "CHECKOUT_GATEWAY_URL": gateway_url,
             "CHECKOUT_DATABASE_URL": f"{base}/{dbs['checkout']}",
             "CHECKOUT_SESSION_KEYS": base64.urlsafe_b64encode(b"e2e-session-key-0123456789abcdef").decode(),
+            **RELAXED_SIGN_IN_THROTTLES,
         },
         "webhooks": {
             "WEBHOOKS_DATABASE_URL": f"{base}/{dbs['webhooks']}",

@@ -32,11 +32,13 @@ async def tenant(platform: Any, http: aiohttp.ClientSession) -> Tenant:
 @pytest.fixture
 async def browser(platform: Any, tenant: Tenant) -> AsyncIterator[Browser]:
     browser = Browser(platform.checkout_url)
-    status, _, response = await browser.sign_in(tenant.app_name, tenant.secret)
-    assert status == 303, response.headers
-    assert response.headers["Location"] == "/dashboard/payments"
-    yield browser
-    await browser.close()
+    try:
+        status, _, response = await browser.sign_in(tenant.app_name, tenant.secret)
+        assert status == 303, response.headers
+        assert response.headers["Location"] == "/dashboard/payments"
+        yield browser
+    finally:  # a failed sign-in must not leave its client session to the garbage collector
+        await browser.close()
 
 
 class TenantApi:
