@@ -34,6 +34,7 @@ def banner(config: EmbeddedConfig, demo_note: str = "") -> str:
   Billing platform (embedded mode) is running.
 
     Gateway API     {gw}
+    API reference   {gw}/docs  (the OpenAPI 3.1 document: {gw}/openapi.json)
     Checkout pages  {config.checkout_url}
     Dashboard       {config.checkout_url}/dashboard  (a tenant signs in with its app name and secret)
     Data            {config.data_dir.resolve()}  (PostgreSQL's data and generated secrets)
