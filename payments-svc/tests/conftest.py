@@ -72,6 +72,10 @@ class FakeProviders:
     async def start(self, tenant_id: str, request: StartRequest, *, livemode: bool) -> StartedPayment:
         self._check()
         self.modes.append(livemode)
+        if request.provider not in self.names:  # providers-svc refuses a provider the tenant lacks
+            from billing_runtime.errors import ProblemError
+
+            raise ProblemError(422, "provider_not_allowed", f"{request.provider} is not available for this payment.")
         self.started.append((tenant_id, request))
         txn = f"ptx_{request.payment_id}_{request.provider}"
         return StartedPayment(txn, f"http://127.0.0.1:9/{request.provider}/{txn}", None)

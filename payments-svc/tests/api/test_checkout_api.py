@@ -1,8 +1,9 @@
+import asyncio
 from datetime import timedelta
 
 from billing_contracts.envelope import utcnow
 from payments_svc.db.models import Payment
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 
 async def _expire(engine, payment_id: str) -> None:
@@ -70,6 +71,50 @@ class TestPay:
         assert (first.status, again.status) == (200, 200)
         events = await (await client.get("/v1/events", headers=auth())).json()
         assert [e["type"] for e in events["data"]].count("payment.pending") == 1
+
+    async def test_concurrent_clicks_start_one_attempt(self, client, auth, new_payment, clean_db) -> None:
+        # The click's write is one statement guarded by "the payment is as read": of ten clicks read
+        # while CREATED, one starts the attempt; the others find it started and resume it.
+        created = await new_payment()
+        token = created["checkout_token"]
+        answers = await asyncio.gather(
+            *(
+                client.post(f"/v1/checkout/{token}/pay", json={"provider": "sandbox"}, headers=auth(None, None))
+                for _ in range(10)
+            )
+        )
+        assert [a.status for a in answers] == [200] * 10
+        async with clean_db.connect() as conn:
+            attempts = (await conn.execute(text("select count(*) from payment_attempts"))).scalar_one()
+            history = (await conn.execute(text("select count(*) from payment_status_history"))).scalar_one()
+        assert (attempts, history) == (1, 2)
+        events = await (await client.get("/v1/events", headers=auth())).json()
+        assert [e["type"] for e in events["data"]].count("payment.pending") == 1
+        payment = await (await client.get(f"/v1/payments/{created['id']}", headers=auth())).json()
+        assert (payment["status"], payment["attempt_count"], payment["sequence"]) == ("PROVIDER_PENDING", 1, 2)
+
+    async def test_concurrent_clicks_for_two_providers_start_one(self, client, auth, new_payment, clean_db) -> None:
+        created = await new_payment()
+        token = created["checkout_token"]
+        answers = await asyncio.gather(
+            *(
+                client.post(f"/v1/checkout/{token}/pay", json={"provider": name}, headers=auth(None, None))
+                for name in ("sandbox", "other") * 4
+            )
+        )
+        # Each click either started or resumed an attempt, switched to its provider (the fake lets every
+        # attempt be voided), or was refused; whatever the order, one attempt is left pending, the
+        # payment's own, and the payment counts every attempt.
+        assert {a.status for a in answers} <= {200, 409}
+        payment = await (await client.get(f"/v1/payments/{created['id']}", headers=auth())).json()
+        async with clean_db.connect() as conn:
+            rows = (
+                await conn.execute(text("select provider, provider_transaction_id, status from payment_attempts"))
+            ).all()
+        pending = [r for r in rows if r.status == "pending"]
+        assert len(pending) == 1, rows
+        assert payment["status"] == "PROVIDER_PENDING" and payment["provider"] == pending[0].provider
+        assert payment["attempt_count"] == len(rows)
 
     async def test_switching_provider_the_void_refuses_is_409(self, client, auth, new_payment, providers) -> None:
         token = (await new_payment())["checkout_token"]

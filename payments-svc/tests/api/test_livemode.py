@@ -77,8 +77,8 @@ class TestLivemode:
         )
         assert response.status == 200
         assert (await client.post(f"/v1/payments/{payment['id']}/cancel", headers=auth())).status == 200
-        # available, start, cancel: every call to providers-svc carried the payment's mode.
-        assert providers.modes == [True, True, True]
+        # start, cancel: every call to providers-svc carried the payment's mode.
+        assert providers.modes == [True, True]
 
     async def test_a_test_mode_success_never_moves_a_live_payment(self, app, client, auth, new_payment) -> None:
         payment = await new_payment(livemode=True)

@@ -8,7 +8,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from billing_contracts.envelope import EventBase
-from sqlalchemy import Engine, Table
+from sqlalchemy import Engine, Insert, Table, Update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from billing_runtime.outbox import outbox_insert
@@ -23,6 +23,8 @@ from billing_runtime.writes import (
     execute_together,
     fetch_alone,
     fetch_prepared,
+    returning_alone,
+    returning_prepared,
 )
 
 
@@ -61,6 +63,15 @@ class UnitOfWork:
         if engine is not None:
             return await fetch_alone(engine, query, params)
         return await fetch_prepared(self.session, query, params)
+
+    async def write_alone(self, stmt: Insert | Update, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """One INSERT/UPDATE ... RETURNING that is safe alone (``returning_alone``), committed by
+        itself, outside the unit's transaction and its queued writes: one round trip. In the unit's
+        session when it is bound to a connection (tests), where ``commit`` then commits it."""
+        engine = self.engine
+        if engine is not None:
+            return await returning_alone(engine, stmt, params)
+        return await returning_prepared(self.session, stmt, params)
 
     @property
     def session(self) -> AsyncSession:

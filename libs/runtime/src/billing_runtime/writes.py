@@ -322,9 +322,12 @@ def _prepared(stmt: ClauseElement, dialect: Dialect) -> _Prepared:
     names = tuple(compiled.positiontup or ())
     processors = tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names)
     fixed = {n: compiled.binds[n].value for n in names if not compiled.binds[n].required}
-    if not isinstance(stmt, Select):
+    if isinstance(stmt, Select):
+        selected = list(stmt.selected_columns)
+    elif isinstance(stmt, Insert | Update) and stmt._returning:
+        selected = list(stmt.exported_columns)  # an INSERT/UPDATE ... RETURNING: typed rows as a SELECT's
+    else:
         return _Prepared(str(compiled), names, processors, fixed)
-    selected = list(stmt.selected_columns)
     return _Prepared(
         str(compiled),
         names,
@@ -378,6 +381,22 @@ async def fetch_alone(engine: AsyncEngine, query: AnySelect, params: Mapping[str
     """``fetch_prepared`` outside any transaction: a read that needs no lock and no
     consistency with writes after it costs one round trip."""
     return _typed_rows(*await _run_alone(engine, query, params))
+
+
+async def returning_alone(
+    engine: AsyncEngine, stmt: Insert | Update, params: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """One INSERT/UPDATE ... RETURNING (built once and reused, as for ``fetch_prepared``) as a
+    transaction of its own, its rows typed as a SELECT's: for a write that is safe alone (an insert
+    that ignores a conflict, an update guarded by its WHERE) and whose result the caller decides on."""
+    return _typed_rows(*await _run_alone(engine, stmt, params))
+
+
+async def returning_prepared(
+    session: AsyncSession, stmt: Insert | Update, params: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """``returning_alone`` in the session's transaction (a session bound to a connection: tests)."""
+    return _typed_rows(*await _run_in(session, stmt, params))
 
 
 async def execute_alone(

@@ -174,12 +174,17 @@ def history_insert(
     return InsertRows(table_of(PaymentStatusChange), [row])
 
 
-async def payment_by_checkout_token(session: AsyncSession, token: str, *, for_update: bool = False) -> Payment | None:
-    """Cross-tenant on purpose: the checkout token alone is the payer's credential."""
-    stmt = select(Payment).where(Payment.checkout_token == token)
-    if for_update:
-        stmt = stmt.with_for_update()
-    return (await session.execute(stmt)).scalar_one_or_none()
+@functools.cache
+def _payment_by_checkout_token() -> Select[Any]:
+    table = table_of(Payment)
+    return select(*table.c).where(table.c.checkout_token == bindparam("token"))
+
+
+async def payment_by_checkout_token(uow: UnitOfWork, token: str) -> Payment | None:
+    """Cross-tenant on purpose: the checkout token alone is the payer's credential. Unlocked, outside
+    the session, as ``payment_snapshot``: on the path of every checkout view and click."""
+    rows = await uow.read_unlocked(_payment_by_checkout_token(), {"token": token})
+    return payment_from_row(rows[0]) if rows else None
 
 
 async def claim_due_for_expiry(

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from billing_contracts.envelope import utcnow
 from billing_runtime.ids import new_id
+from billing_runtime.writes import InsertRows
 
 from payments_svc.db.attempts import attempt_insert, end_active_attempt, new_attempt_row
 from payments_svc.db.models import Payment, PaymentAttempt
-from payments_svc.db.repositories import history_insert
+from payments_svc.db.repositories import history_insert, payment_update
 from payments_svc.domain.attempts import AttemptStatus
 from payments_svc.domain.payment import PaymentStatus
 from payments_svc.services.payments import Actor, record_status
@@ -29,6 +30,35 @@ async def start_attempt(
     _take(payment, provider, started)
     await _insert(uow, payment, provider, started)
     record_status(uow, payment, PaymentStatus.PROVIDER_PENDING, Actor("payer"), checkout_base_url)
+
+
+# What starting an attempt changes in the payment's row (with the status change's columns).
+_STARTED_COLUMNS = (
+    "provider",
+    "provider_transaction_id",
+    "provider_reference",
+    "attempt_count",
+    "status",
+    "updated_at",
+    "sequence",
+)
+
+
+def queue_attempt(
+    uow: PaymentsUnitOfWork, payment: Payment, provider: str, started: StartedPayment, checkout_base_url: str
+) -> InsertRows:
+    """``start_attempt`` for a payment read unlocked (``payment_snapshot``): every write is queued,
+    and the attempt's INSERT is returned to be the guard of the unit's ``commit_unless_exists``, with
+    ``payment_unchanged`` taken before this call as its precondition. One statement then starts the
+    attempt, or writes nothing if the payment moved meanwhile (a concurrent click, a cancel) or
+    another attempt is pending (the one-pending index, ATT-1)."""
+    _take(payment, provider, started)
+    row = new_attempt_row(
+        new_id("att"), payment, provider, started.provider_transaction_id, started.provider_reference, utcnow()
+    )
+    record_status(uow, payment, PaymentStatus.PROVIDER_PENDING, Actor("payer"), checkout_base_url)
+    uow.write(payment_update(payment, _STARTED_COLUMNS))
+    return attempt_insert(row)
 
 
 async def switch_attempt(uow: PaymentsUnitOfWork, payment: Payment, provider: str, started: StartedPayment) -> None:

@@ -8,16 +8,21 @@ from typing import Any
 
 from billing_runtime.errors import ProblemError
 
-from payments_svc.db.attempts import attempts_of
+from payments_svc.db.attempts import attempt_snapshots
 from payments_svc.db.models import Payment, PaymentAttempt
-from payments_svc.db.repositories import PaymentRepository, payment_by_checkout_token
+from payments_svc.db.repositories import (
+    PaymentRepository,
+    payment_by_checkout_token,
+    payment_snapshot,
+    payment_unchanged,
+)
 from payments_svc.domain.attempts import AttemptStatus, closed_status
 from payments_svc.domain.errors import InvalidState, NotFound
 from payments_svc.domain.money import currency_of
-from payments_svc.domain.payment import PAYABLE, CaptureMethod, PaymentStatus
-from payments_svc.services.attempts import ended_providers, start_attempt, switch_attempt
+from payments_svc.domain.payment import MANUAL_CAPTURE_PROVIDERS, PAYABLE, CaptureMethod, PaymentStatus
+from payments_svc.services.attempts import ended_providers, queue_attempt, start_attempt, switch_attempt
 from payments_svc.services.payments import is_expired
-from payments_svc.services.providers import ProviderInfo, ProvidersPort, StartRequest
+from payments_svc.services.providers import ProviderInfo, ProvidersPort, StartedPayment, StartRequest
 from payments_svc.services.uow import PaymentsUnitOfWork
 
 
@@ -29,11 +34,20 @@ class CheckoutDeps:
 
 
 async def _load(deps: CheckoutDeps, token: str) -> Payment:
+    """The payment as it is now, unlocked, outside any session (one round trip): its changes go out
+    as explicit writes guarded by ``payment_unchanged``."""
     async with deps.uow() as uow:
-        payment = await payment_by_checkout_token(uow.session, token)
+        payment = await payment_by_checkout_token(uow, token)
     if payment is None:
         raise NotFound("checkout")
     return payment
+
+
+async def _reload(deps: CheckoutDeps, payment: Payment) -> Payment:
+    async with deps.uow() as uow:
+        current = await payment_snapshot(uow, payment.tenant_id, payment.id)
+    assert current is not None, "payments are never deleted"
+    return current
 
 
 # Providers that only ever play the provider's side (no money moves): never offered to a live payment,
@@ -68,8 +82,19 @@ def outcome(payment: Payment) -> PaymentStatus:
 
 
 async def _attempts(deps: CheckoutDeps, payment: Payment) -> list[PaymentAttempt]:
+    if not payment.attempt_count:
+        return []  # never started: no attempt to read
     async with deps.uow() as uow:
-        return await attempts_of(uow.session, payment.tenant_id, payment.id)
+        return await attempt_snapshots(uow, payment.id)
+
+
+def _may_pay_with(payment: Payment, provider: str) -> bool:
+    """What the payment itself allows (its ``providers`` list, its capture method). Whether the tenant
+    has the provider in the payment's mode and currency is providers-svc's to say when the attempt
+    starts (``provider_not_allowed`` then too): asking it first would cost a call per click."""
+    if payment.allowed_providers is not None and provider not in payment.allowed_providers:
+        return False
+    return payment.capture_method != CaptureMethod.MANUAL or provider in MANUAL_CAPTURE_PROVIDERS
 
 
 async def offered(deps: CheckoutDeps, payment: Payment) -> list[ProviderInfo]:
@@ -149,12 +174,8 @@ async def pay(deps: CheckoutDeps, token: str, provider: str) -> str:
     resuming = payment.status == PaymentStatus.PROVIDER_PENDING and payment.provider == provider
     if not resuming and provider in ended_providers(await _attempts(deps, payment)):
         raise InvalidState(f"This payment was already tried with {provider}; choose another way to pay.")
-    if provider not in {p.name for p in await _allowed_providers(deps, payment)}:
-        raise ProblemError(
-            422,
-            "provider_not_allowed",
-            f"{provider} is not available for this payment.",
-        )
+    if not _may_pay_with(payment, provider):
+        raise provider_not_allowed(provider)
     started = await deps.providers.start(
         payment.tenant_id,
         StartRequest(
@@ -180,17 +201,48 @@ async def pay(deps: CheckoutDeps, token: str, provider: str) -> str:
             raise InvalidState(
                 f"The payment with {payment.provider} is already under way and can no longer be switched."
             )
+    if switching_from is not None:
+        await _switch(deps, payment, provider, started, switching_from)
+        return started.redirect_url
+    current = payment
+    for _ in range(_PAY_ROUNDS):
+        ensure_open(current)
+        if current.status != PaymentStatus.CREATED:
+            if current.provider == provider:
+                return started.redirect_url  # resumed, or the same payer's concurrent click
+            raise InvalidState(f"This payment is already being paid with {current.provider}.")
+        async with deps.uow() as uow:
+            unchanged = payment_unchanged(current)
+            if await uow.commit_unless_exists(
+                queue_attempt(uow, current, provider, started, deps.checkout_base_url), unchanged
+            ):
+                return started.redirect_url
+        current = await _reload(deps, current)  # moved meanwhile: decided again on what it is now
+    raise InvalidState("The payment kept changing; try again.")
+
+
+# A payment moves a handful of times in its life, so a few rounds always settle a race of clicks.
+_PAY_ROUNDS = 5
+
+
+async def _switch(
+    deps: CheckoutDeps, payment: Payment, provider: str, started: StartedPayment, switching_from: str
+) -> None:
+    """The pending attempt was voided at its provider: the new one takes its place, under the row lock."""
     async with deps.uow() as uow:
         locked = await PaymentRepository(uow.session, payment.tenant_id).get(payment.id, for_update=True)
         assert locked is not None
         ensure_open(locked)
-        if locked.status == PaymentStatus.CREATED:
+        if locked.status == PaymentStatus.CREATED:  # the voided attempt failed meanwhile
             await start_attempt(uow, locked, provider, started, deps.checkout_base_url)
         elif locked.provider == provider:
-            pass  # resumed, or the same payer's concurrent click: the attempt is already there
-        elif switching_from is not None and locked.provider_transaction_id == switching_from:
+            return  # the same payer's concurrent click
+        elif locked.provider_transaction_id == switching_from:
             await switch_attempt(uow, locked, provider, started)
         else:
             raise InvalidState(f"This payment is already being paid with {locked.provider}.")
         await uow.commit()
-    return started.redirect_url
+
+
+def provider_not_allowed(provider: str) -> ProblemError:
+    return ProblemError(422, "provider_not_allowed", f"{provider} is not available for this payment.")

@@ -30,6 +30,10 @@ def _unavailable() -> ProblemError:
     )
 
 
+# providers-svc's refusals to start a provider the tenant's payment is not offered.
+_NOT_OFFERED = frozenset({"unknown_provider", "currency_not_supported", "capture_method_unsupported"})
+
+
 class HttpProviders:
     """Opened and closed by the app's cleanup context (its ClientSession must live inside a loop)."""
 
@@ -105,6 +109,10 @@ class HttpProviders:
         status, body = await self._call("POST", "/internal/payments/start", tenant_id, livemode, json=payload)
         if status == 200:
             return StartedPayment(body["provider_transaction_id"], body["redirect_url"], body.get("provider_reference"))
+        if status == 422 and body.get("code") in _NOT_OFFERED:
+            # The tenant has no such provider for this payment's mode and currency: the checkout's own
+            # refusal (it no longer asks for the list before every click).
+            raise ProblemError(422, "provider_not_allowed", f"{request.provider} is not available for this payment.")
         if status in (409, 422):
             raise ProblemError(status, body.get("code", "provider_rejected"), body.get("detail"))
         raise _unavailable()

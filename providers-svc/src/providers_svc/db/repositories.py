@@ -11,7 +11,6 @@ from types import SimpleNamespace
 from typing import Any
 
 from billing_runtime.db import table_of
-from billing_runtime.ids import new_id
 from billing_runtime.uow import UnitOfWork
 from billing_runtime.writes import (
     InsertRows,
@@ -20,17 +19,10 @@ from billing_runtime.writes import (
     row_unchanged,
 )
 from sqlalchemy import Select, bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from providers_svc.db.models import AnomalyRow, ProviderEventRow, ProviderTransactionRow
 from providers_svc.domain.transactions import Transaction, TransactionStatus
-
-
-async def _insert_ignore(session: AsyncSession, model: type[Any], values: dict[str, Any]) -> bool:
-    """``INSERT ... ON CONFLICT DO NOTHING``; True when the row was inserted (as inbox.record_once)."""
-    result = await session.execute(pg_insert(model).values(**values).on_conflict_do_nothing())
-    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 @functools.cache
@@ -123,31 +115,6 @@ class TenantTransactionRepository:
     def _base(self) -> Select[ProviderTransactionRow]:
         return select(ProviderTransactionRow).where(ProviderTransactionRow.tenant_id == self._tenant_id)
 
-    async def create_once(self, new: NewTransaction, now: datetime) -> bool:
-        """Insert unless ``(payment_id, provider)`` exists already (whoever owns it); True if inserted."""
-        return await _insert_ignore(
-            self._session,
-            ProviderTransactionRow,
-            {
-                "id": new_id("ptx"),
-                "tenant_id": new.tenant_id,
-                "payment_id": new.payment_id,
-                "provider": new.provider,
-                "amount": new.amount,
-                "currency": new.currency,
-                "livemode": new.livemode,
-                "account_id": new.account_id,
-                "capture_method": new.capture_method,
-                "status": TransactionStatus.PENDING.value,
-                "order_id": new.order_id,
-                "description": new.description,
-                "return_url": new.return_url,
-                "expires_at": new.expires_at,
-                "created_at": now,
-                "updated_at": now,
-            },
-        )
-
     async def get_for_payment(self, payment_id: str, provider: str) -> Transaction | None:
         stmt = self._base().where(
             ProviderTransactionRow.payment_id == payment_id, ProviderTransactionRow.provider == provider
@@ -159,19 +126,6 @@ class TenantTransactionRepository:
         stmt = self._base().where(ProviderTransactionRow.payment_id == payment_id).order_by(ProviderTransactionRow.id)
         rows = (await self._session.execute(stmt.execution_options(populate_existing=True))).scalars().all()
         return [to_transaction(r) for r in rows]
-
-    async def set_started(self, txn_id: str, redirect_url: str, provider_reference: str | None, now: datetime) -> None:
-        """Store where the payer goes; the first writer wins so every caller returns the same URL."""
-        await self._session.execute(
-            update(ProviderTransactionRow)
-            .where(
-                ProviderTransactionRow.tenant_id == self._tenant_id,
-                ProviderTransactionRow.id == txn_id,
-                ProviderTransactionRow.redirect_url.is_(None),
-            )
-            .values(redirect_url=redirect_url, provider_reference=provider_reference, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
 
     async def cancel_if_pending(self, txn_id: str, now: datetime) -> bool:
         """pending → cancelled, guarded in the database; False when the transaction had already moved."""

@@ -12,6 +12,7 @@ from billing_runtime.problems import ProblemError
 
 from providers_svc.adapters.base import ProviderRejectedError, ProviderUnavailableError
 from providers_svc.db.repositories import NewTransaction
+from providers_svc.db.transaction_starts import create_or_find, record_started
 from providers_svc.domain.transactions import MANUAL, MANUAL_CAPTURE_PROVIDERS, Transaction, TransactionStatus
 from providers_svc.services.directory import ProviderDirectory
 from providers_svc.services.uow import UowFactory
@@ -75,29 +76,25 @@ async def start_payment(
     offer = await directory.for_start(cmd.tenant_id, cmd.provider, cmd.currency, livemode=cmd.livemode)
     now = clock()
     async with uow_factory() as uow:
-        repo = uow.tenant_transactions(cmd.tenant_id)
-        txn = await repo.get_for_payment(cmd.payment_id, cmd.provider)
-        created = False
-        if txn is None:
-            created = await repo.create_once(
-                NewTransaction(
-                    tenant_id=cmd.tenant_id,
-                    payment_id=cmd.payment_id,
-                    provider=cmd.provider,
-                    amount=cmd.amount,
-                    currency=cmd.currency,
-                    order_id=cmd.order_id,
-                    description=cmd.description,
-                    return_url=cmd.return_url,
-                    expires_at=cmd.expires_at or now + timedelta(seconds=default_ttl),
-                    livemode=cmd.livemode,
-                    account_id=offer.account.id if offer.account is not None else None,
-                    capture_method=cmd.capture_method,
-                ),
-                now,
-            )
-            txn = await repo.get_for_payment(cmd.payment_id, cmd.provider)
-            await uow.commit()
+        txn, created = await create_or_find(
+            uow,
+            NewTransaction(
+                tenant_id=cmd.tenant_id,
+                payment_id=cmd.payment_id,
+                provider=cmd.provider,
+                amount=cmd.amount,
+                currency=cmd.currency,
+                order_id=cmd.order_id,
+                description=cmd.description,
+                return_url=cmd.return_url,
+                expires_at=cmd.expires_at or now + timedelta(seconds=default_ttl),
+                livemode=cmd.livemode,
+                account_id=offer.account.id if offer.account is not None else None,
+                capture_method=cmd.capture_method,
+            ),
+            now,
+        )
+        await uow.commit()  # nothing left to commit but in tests, where the unit holds one connection
     # None here: the pair exists but belongs to another tenant (payment ids are global).
     if txn is None or not _same_request(txn, cmd):
         raise ProblemError(
@@ -122,9 +119,7 @@ async def start_payment(
         raise ProblemError(422, "provider_rejected", str(exc)) from exc
 
     async with uow_factory() as uow:
-        repo = uow.tenant_transactions(cmd.tenant_id)
-        await repo.set_started(txn.id, result.redirect_url, result.provider_reference, clock())
-        stored = await repo.get_for_payment(cmd.payment_id, cmd.provider)
+        stored = await record_started(uow, txn, result.redirect_url, result.provider_reference, clock())
         await uow.commit()
     assert stored is not None
     return Started(stored, created)
