@@ -21,7 +21,7 @@ async def replay_parked(deps: LifecycleDeps, *, payment_id: str | None = None, l
     """Apply the parked verdicts whose payment settled (of ``payment_id`` only, when given), each in its
     own transaction and exactly once; how many were applied."""
     async with deps.uow() as uow:
-        bodies = await due(uow.session, payment_id=payment_id, limit=limit)
+        bodies = await due(uow, payment_id=payment_id, limit=limit)
     applied = 0
     for body in bodies:
         event = parse_event(body.encode())

@@ -3,22 +3,70 @@ manual-capture payments and their capture or release, and the queue of callbacks
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import select, update
+from billing_runtime.db import table_of
+from billing_runtime.uow import UnitOfWork
+from sqlalchemy import Insert, Select, Update, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from providers_svc.db.models import SandboxChargeRow
 
+_DECISION_COLUMNS = ("transaction_id", "outcome", "event_id", "callback_body", "due_at", "attempts", "created_at")
 
-async def _insert_ignore(session: AsyncSession, values: dict[str, Any]) -> bool:
-    """``INSERT ... ON CONFLICT DO NOTHING``; True when the row was inserted."""
-    result = await session.execute(pg_insert(SandboxChargeRow).values(**values).on_conflict_do_nothing())
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+@functools.cache
+def _decide_once() -> Insert:
+    table = table_of(SandboxChargeRow)
+    values = {c: bindparam(c, type_=table.c[c].type) for c in _DECISION_COLUMNS}
+    return pg_insert(table).values(values).on_conflict_do_nothing().returning(table.c.transaction_id)
+
+
+@functools.cache
+def _by_transaction() -> Select[Any]:
+    table = table_of(SandboxChargeRow)
+    return select(*table.c).where(table.c.transaction_id == bindparam("transaction_id"))
+
+
+@functools.cache
+def _claim_due() -> Update:
+    t = table_of(SandboxChargeRow)
+    due = (
+        select(t.c.transaction_id)
+        .where(
+            t.c.due_at.is_not(None),
+            t.c.due_at <= bindparam("now", type_=t.c.due_at.type),
+            t.c.delivered_at.is_(None),
+            t.c.gave_up_at.is_(None),
+            (t.c.claimed_until.is_(None)) | (t.c.claimed_until < bindparam("now", type_=t.c.due_at.type)),
+        )
+        .order_by(t.c.due_at)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)
+    )
+    return (
+        update(t)
+        .where(t.c.transaction_id.in_(due.scalar_subquery()))
+        .values(claim_token=bindparam("token"), claimed_until=bindparam("until"), attempts=t.c.attempts + 1)
+        .returning(t.c.transaction_id, t.c.event_id, t.c.callback_body, t.c.attempts)
+    )
+
+
+@functools.cache
+def _release(columns: tuple[str, ...]) -> Update:
+    # Only the holder of the lease may record the attempt; a sender whose lease ran out changes nothing.
+    t = table_of(SandboxChargeRow)
+    values = {c: bindparam(f"v_{c}", type_=t.c[c].type) for c in columns}
+    return (
+        update(t)
+        .where(t.c.transaction_id == bindparam("transaction_id"), t.c.claim_token == bindparam("token"))
+        .values(claim_token=None, claimed_until=None, **values)
+        .returning(t.c.transaction_id)
+    )
 
 
 @dataclass(frozen=True)
@@ -39,26 +87,26 @@ class DueCallback:
 
 
 class SandboxChargeRepository:
-    """The sandbox bank's ledger (``sandbox_charges``) and its callback queue."""
+    """The sandbox bank's ledger (``sandbox_charges``) and its callback queue. The decision and the
+    queue's statements are each one self-committing statement compiled once (the payer's click and
+    every callback go through them); the moves of a hold run in the unit's transaction."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
 
     async def decide_once(self, decision: ChargeDecision, now: datetime) -> bool:
         """Record the bank's decision unless one exists: the unique key is what makes a concurrent
         "pay" and "cancel" exclusive (PRV-6)."""
-        return await _insert_ignore(
-            self._session,
-            {
-                "transaction_id": decision.transaction_id,
-                "outcome": decision.outcome,
-                "event_id": decision.event_id,
-                "callback_body": decision.callback_body,
-                "due_at": decision.due_at,
-                "attempts": 0,
-                "created_at": now,
-            },
-        )
+        values = {
+            "transaction_id": decision.transaction_id,
+            "outcome": decision.outcome,
+            "event_id": decision.event_id,
+            "callback_body": decision.callback_body,
+            "due_at": decision.due_at,
+            "attempts": 0,
+            "created_at": now,
+        }
+        return bool(await self._uow.write_alone(_decide_once(), values))
 
     async def move(self, txn_id: str, current: str, target: str, *, captured_amount: int | None = None) -> bool:
         """``current`` → ``target`` (a hold captured or released), guarded: False when the charge is not
@@ -66,7 +114,7 @@ class SandboxChargeRepository:
         values: dict[str, Any] = {"outcome": target}
         if captured_amount is not None:
             values["captured_amount"] = captured_amount
-        result = await self._session.execute(
+        result = await self._uow.session.execute(
             update(SandboxChargeRow)
             .where(SandboxChargeRow.transaction_id == txn_id, SandboxChargeRow.outcome == current)
             .values(**values)
@@ -75,39 +123,25 @@ class SandboxChargeRepository:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def get(self, txn_id: str) -> SandboxChargeRow | None:
-        stmt = select(SandboxChargeRow).where(SandboxChargeRow.transaction_id == txn_id)
-        return (await self._session.execute(stmt.execution_options(populate_existing=True))).scalar_one_or_none()
+        """The charge as it is now, unlocked, outside the session (a detached row)."""
+        rows = await self._uow.read_unlocked(_by_transaction(), {"transaction_id": txn_id})
+        return SandboxChargeRow(**rows[0]) if rows else None
 
     async def claim_due(self, now: datetime, *, limit: int, lease: timedelta) -> tuple[str, list[DueCallback]]:
-        """Lease up to ``limit`` due callbacks (SKIP LOCKED on PostgreSQL, so senders never collide);
-        the attempt is counted at claim time, so a sender that dies mid-call still counts it."""
-        t = SandboxChargeRow
+        """Lease up to ``limit`` due callbacks (SKIP LOCKED, so senders never collide); the attempt is
+        counted at claim time, so a sender that dies mid-call still counts it."""
         token = secrets.token_hex(8)
-        due = (
-            select(t.transaction_id)
-            .where(
-                t.due_at.is_not(None),
-                t.due_at <= now,
-                t.delivered_at.is_(None),
-                t.gave_up_at.is_(None),
-                (t.claimed_until.is_(None)) | (t.claimed_until < now),
-            )
-            .order_by(t.due_at)
-            .limit(limit)
-        )
-        due = due.with_for_update(skip_locked=True)
-        stmt = (
-            update(t)
-            .where(t.transaction_id.in_(due.scalar_subquery()))
-            .values(claim_token=token, claimed_until=now + lease, attempts=t.attempts + 1)
-            .returning(t.transaction_id, t.event_id, t.callback_body, t.attempts)
-            .execution_options(synchronize_session=False)
-        )
-        rows = (await self._session.execute(stmt)).all()
+        params = {"now": now, "limit": limit, "token": token, "until": now + lease}
+        rows = await self._uow.write_alone(_claim_due(), params)
         return token, [
             # A row is due only once the bank's decision wrote its callback (event id and body).
-            DueCallback(transaction_id=r[0], event_id=cast(str, r[1]), body=cast(str, r[2]), attempts=r[3])
-            for r in sorted(rows, key=lambda r: r[0])
+            DueCallback(
+                transaction_id=r["transaction_id"],
+                event_id=cast(str, r["event_id"]),
+                body=cast(str, r["callback_body"]),
+                attempts=r["attempts"],
+            )
+            for r in sorted(rows, key=lambda r: str(r["transaction_id"]))
         ]
 
     async def mark_delivered(self, txn_id: str, token: str, status: int, now: datetime) -> None:
@@ -122,10 +156,5 @@ class SandboxChargeRepository:
         await self._release(txn_id, token, gave_up_at=now, last_status=status, last_error=error[:2000])
 
     async def _release(self, txn_id: str, token: str, **values: Any) -> None:
-        # Only the holder of the lease may record the attempt; a sender whose lease ran out changes nothing.
-        await self._session.execute(
-            update(SandboxChargeRow)
-            .where(SandboxChargeRow.transaction_id == txn_id, SandboxChargeRow.claim_token == token)
-            .values(claim_token=None, claimed_until=None, **values)
-            .execution_options(synchronize_session=False)
-        )
+        params = {"transaction_id": txn_id, "token": token, **{f"v_{k}": v for k, v in values.items()}}
+        await self._uow.write_alone(_release(tuple(values)), params)

@@ -25,6 +25,7 @@ from billing_runtime.outbox import wait_or_timeout
 from providers_svc.adapters.base import StatusResult
 from providers_svc.adapters.sandbox import FAILURE_MESSAGES, SIGNATURE_HEADER, sign
 from providers_svc.db.models import SandboxChargeRow
+from providers_svc.db.repositories import transaction_snapshot
 from providers_svc.db.sandbox_charges import ChargeDecision, DueCallback, SandboxChargeRepository
 from providers_svc.domain.transactions import Transaction, TransactionStatus
 from providers_svc.metrics import ProvidersMetrics
@@ -152,7 +153,7 @@ class SandboxBank:
 
     async def view(self, txn_id: str) -> PageView:
         async with self._uow_factory() as uow:
-            txn = await uow.transactions.get(txn_id)
+            txn = await transaction_snapshot(uow, txn_id)
             charge = await uow.sandbox_charges.get(txn_id) if txn is not None else None
         return PageView(_page_state(txn, charge, self._clock()), txn)
 
@@ -160,7 +161,7 @@ class SandboxBank:
         """Record the payer's choice; (False, the current view) when it is no longer payable."""
         now = self._clock()
         async with self._uow_factory() as uow:
-            txn = await uow.transactions.get(txn_id)
+            txn = await transaction_snapshot(uow, txn_id)
             charge = await uow.sandbox_charges.get(txn_id) if txn is not None else None
             state = _page_state(txn, charge, now)
             if txn is None or state is not PageState.PAYABLE:

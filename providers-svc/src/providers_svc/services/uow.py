@@ -31,7 +31,7 @@ class ProvidersUnitOfWork(UnitOfWork):
         self.accounts = AccountRepository(self.session)
         self.transactions = TransactionRepository(self.session)
         self.provider_events = ProviderEventRepository(self.session)
-        self.sandbox_charges = SandboxChargeRepository(self.session)
+        self.sandbox_charges = SandboxChargeRepository(self)
         self.stripe = StripeRepository(self.session)
         self.refunds = RefundRepository(self.session)
 
