@@ -178,8 +178,10 @@ def create_app(
         pool_size=settings.database_pool_size,
         metrics=metrics,
         bus_url=settings.bus_url,
-        # The api role writes the outbox (through the unit of work) but only the worker relays it.
-        outbox=outbox if worker else None,
+        # The api role writes the outbox (through the unit of work) but only the worker relays it: an
+        # api-only process NOTIFYs the workers after each commit that wrote events.
+        outbox=outbox,
+        run_relay=worker,
         poll_interval=settings.outbox_poll_interval,
         engine=engine,
         bus=bus,
@@ -216,11 +218,13 @@ def create_app(
         poll_interval=settings.sandbox_callback_poll_interval,
         metrics=metrics,
     )
+    # The payer's decision is recorded where the page is served (the api role); the callback is sent
+    # by the worker's sender: woken in-process, or through the outbox channel's NOTIFY.
     bank = SandboxBank(
         new_uow,
         pending_delay=settings.sandbox_pending_delay,
         authorization_seconds=settings.sandbox_authorization_seconds,
-        on_decision=sender.wake,
+        on_decision=sender.wake if worker else plumbing.notify_workers,
     )
 
     app[settings_key] = settings
@@ -263,6 +267,7 @@ def create_app(
     app.cleanup_ctx.append(plumbing.ctx)
     if worker and SANDBOX in settings.enabled_providers:
         plumbing.add_task("sandbox-callbacks", sender.run, stop=sender.stop)
+        plumbing.wake_on_notify(sender.wake)
     if worker:
         # payments-svc's refund requests (docs/INTERNAL.md "Refunds (issue 13)"), and the refunds whose
         # provider could not be reached, asked again.

@@ -80,7 +80,9 @@ class Settings(InternalServiceSettings):
     # After this many failed attempts the bank gives up (reconciliation is the safety net past that).
     sandbox_callback_max_attempts: int = Field(default=100, ge=1)
     sandbox_callback_timeout: float = Field(default=10.0, gt=0)
-    sandbox_callback_poll_interval: float = Field(default=0.5, gt=0)
+    # The sender's longest sleep: decisions wake it (in-process or by NOTIFY), and it sleeps until the
+    # next callback falls due; this only bounds a wake-up that was lost.
+    sandbox_callback_poll_interval: float = Field(default=30.0, gt=0)
 
     # Fernet keys that encrypt provider credentials at rest, comma-separated: the first encrypts, every
     # one decrypts (add a new key in front to rotate; drop the old one once nothing needs it). Required.

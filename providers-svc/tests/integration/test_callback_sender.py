@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from billing_contracts.envelope import utcnow
 from providers_svc.adapters.sandbox import SIGNATURE_HEADER, verify
-from providers_svc.keys import callback_sender_key
+from providers_svc.keys import callback_sender_key, uow_factory_key
 
 SANDBOX_SECRET = "test-sandbox-secret-0123456789abcdef"
 
@@ -176,3 +177,76 @@ class TestCallbackSender:
 
         await eventually(delivered)
         assert len(receiver.requests) == 1
+
+
+class TestSenderWakeUps:
+    """The sender has no short poll (issue 16: idle cost): a decision wakes it, also from another
+    process (NOTIFY on the outbox channel), and it sleeps exactly until a delayed callback falls due."""
+
+    async def test_a_decision_in_the_api_process_wakes_the_worker_at_once(
+        self, make_client: Any, receiver: Receiver, choose: Any, db_read: Any, eventually: Any
+    ) -> None:
+        worker = await make_client(
+            roles=("worker",), public_gateway_url=receiver.url, sandbox_callback_poll_interval=60
+        )
+        api = await make_client(roles=("api",), public_gateway_url=receiver.url, sandbox_callback_poll_interval=60)
+        await asyncio.sleep(0.3)  # the worker's first pass is over: it sleeps for a minute now
+        await choose(api)
+
+        async def delivered() -> bool:
+            return len(receiver.requests) == 1
+
+        await eventually(delivered, within=5)  # well before the 60 s fallback
+        [charge] = await db_read("charges")
+        assert charge["delivered_at"] is not None
+        assert worker.app[callback_sender_key] is not api.app[callback_sender_key]
+
+    async def test_a_delayed_callback_is_sent_when_due_without_a_wake_up(
+        self, make_client: Any, receiver: Receiver, choose: Any, eventually: Any
+    ) -> None:
+        client = await make_client(
+            roles=("api", "worker"),
+            public_gateway_url=receiver.url,
+            sandbox_pending_delay=0.5,
+            sandbox_callback_poll_interval=60,
+        )
+        await choose(client, "pending")
+        await asyncio.sleep(0.2)
+        assert receiver.requests == []  # not due yet
+
+        async def sent() -> bool:
+            return len(receiver.requests) == 1
+
+        await eventually(sent, within=5)  # the sender slept until it fell due, not for 60 s
+        assert json.loads(receiver.requests[0][0])["type"] == "payment.succeeded"
+
+    async def test_next_due_is_the_earliest_owed_callback_or_lease_end(
+        self, make_client: Any, receiver: Receiver, choose: Any
+    ) -> None:
+        client = await make_client(public_gateway_url=receiver.url, sandbox_pending_delay=30)
+        factory = client.app[uow_factory_key]
+        async with factory() as uow:
+            assert await uow.sandbox_charges.next_due() is None  # nothing owed
+        await choose(client, "pending")
+        async with factory() as uow:
+            upcoming = await uow.sandbox_charges.next_due()
+        assert upcoming is not None
+        assert 25 < (upcoming - utcnow()).total_seconds() <= 30
+
+    async def test_an_outcome_recorded_by_the_api_process_is_relayed_at_once(
+        self, make_client: Any, start_payment: Any, sandbox_callback: Any, db_read: Any, eventually: Any
+    ) -> None:
+        # The api role writes the outbox row of a provider outcome and NOTIFYs the workers: the
+        # worker's relay publishes it at once, not after its poll interval (a minute here).
+        await make_client(roles=("worker",), outbox_poll_interval=60)
+        api = await make_client(roles=("api",), outbox_poll_interval=60)
+        await asyncio.sleep(0.3)  # the worker's relay has made its first pass and sleeps
+        payment = await start_payment(api)
+        callback = sandbox_callback(payment["provider_transaction_id"])
+        response = await api.post("/billing/sandbox", data=callback.body, headers=callback.headers)
+        assert response.status == 200
+
+        async def relayed() -> bool:
+            return await db_read("outbox") == []
+
+        await eventually(relayed, within=5)

@@ -89,6 +89,9 @@ class Plumbing:
     _owns_bus: bool = field(default=False, init=False)
     _consumers: list[_Consumer] = field(default_factory=list, init=False)
     _tasks: list[_Task] = field(default_factory=list, init=False)
+    # More to wake when another process NOTIFYs on the outbox channel (a worker's loops that act on
+    # what an API process wrote, beside the relay).
+    _woken: list[Callable[[], None]] = field(default_factory=list, init=False)
     _stopping: asyncio.Task[None] | None = field(default=None, init=False)
     relay: OutboxRelay | None = field(default=None, init=False)
     notifier: Notifier | None = field(default=None, init=False)
@@ -111,6 +114,24 @@ class Plumbing:
         holds (in-flight webhook deliveries, leased callbacks) and return; it is cancelled only if it
         is still running at the deadline."""
         self._tasks.append(_Task(name, factory, stop))
+
+    def wake_on_notify(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` too whenever the relay is woken by another process's NOTIFY (``after_commit``
+        of an API process, or its explicit ``notify_workers``): a worker loop that serves what the API
+        writes then needs no short poll of its own."""
+        self._woken.append(callback)
+
+    def notify_workers(self) -> None:
+        """From a process without a relay (an API process): wake the workers' relays and every loop
+        they registered with ``wake_on_notify``. A no-op where no notifier runs."""
+        if self.notifier is not None:
+            self.notifier.request()
+
+    def _notified(self) -> None:
+        assert self.relay is not None
+        self.relay.wake()
+        for callback in self._woken:
+            callback()
 
     def after_commit(self) -> None:
         """Called by a UoW whose commit wrote events: wake this process's relay or, in a process that
@@ -170,7 +191,7 @@ class Plumbing:
                 )
                 if self.relay_listens:
                     closers.append(
-                        await listen_for_notifications(self.database_url, self.notify_channel, self.relay.wake)
+                        await listen_for_notifications(self.database_url, self.notify_channel, self._notified)
                     )
                 relay_task = asyncio.create_task(self.relay.run(), name=f"{self.service}:relay")
                 tasks.append(asyncio.create_task(self._watch_backlog(), name=f"{self.service}:backlog"))

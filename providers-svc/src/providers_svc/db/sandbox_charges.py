@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from billing_runtime.db import table_of
 from billing_runtime.uow import UnitOfWork
-from sqlalchemy import Insert, Select, Update, bindparam, select, update
+from sqlalchemy import Insert, Select, Update, bindparam, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from providers_svc.db.models import SandboxChargeRow
@@ -53,6 +53,18 @@ def _claim_due() -> Update:
         .where(t.c.transaction_id.in_(due.scalar_subquery()))
         .values(claim_token=bindparam("token"), claimed_until=bindparam("until"), attempts=t.c.attempts + 1)
         .returning(t.c.transaction_id, t.c.event_id, t.c.callback_body, t.c.attempts)
+    )
+
+
+@functools.cache
+def _next_due() -> Select[Any]:
+    # When the sender has something to do next: the earliest owed callback, or the end of a lease a
+    # sender holds on one (a claim that a crashed sender left runs out then). Over the owed rows only
+    # (``ix_sandbox_charges_owed``): a handful, delivered ones are not scanned.
+    t = table_of(SandboxChargeRow)
+    ready = case((t.c.claimed_until > t.c.due_at, t.c.claimed_until), else_=t.c.due_at)
+    return select(func.min(ready).label("next")).where(
+        t.c.due_at.is_not(None), t.c.delivered_at.is_(None), t.c.gave_up_at.is_(None)
     )
 
 
@@ -143,6 +155,11 @@ class SandboxChargeRepository:
             )
             for r in sorted(rows, key=lambda r: str(r["transaction_id"]))
         ]
+
+    async def next_due(self) -> datetime | None:
+        """When a callback falls due next (or a lease on one runs out); None when none is owed."""
+        rows = await self._uow.read_unlocked(_next_due(), {})
+        return rows[0]["next"] if rows else None
 
     async def mark_delivered(self, txn_id: str, token: str, status: int, now: datetime) -> None:
         await self._release(txn_id, token, delivered_at=now, last_status=status, last_error=None)

@@ -309,12 +309,22 @@ class CallbackSender:
         return self._retry_schedule[min(attempts, len(self._retry_schedule)) - 1]
 
     async def run(self) -> None:
+        """Send what is due, then sleep until the next callback falls due, a decision wakes it
+        (in-process, or another process's NOTIFY through the plumbing), or ``poll_interval`` passes:
+        a bank with nothing owed costs one statement per ``poll_interval``."""
         while not self._stopping:
             sent = await self.run_once()
             if sent >= self._batch_size:
                 continue
-            await wait_or_timeout(self._wake, self._poll_interval)
+            await wait_or_timeout(self._wake, await self._idle_seconds())
             self._wake.clear()
+
+    async def _idle_seconds(self) -> float:
+        async with self._uow_factory() as uow:
+            upcoming = await uow.sandbox_charges.next_due()
+        if upcoming is None:
+            return self._poll_interval
+        return min(self._poll_interval, max((upcoming - self._clock()).total_seconds(), 0.0) + 0.005)
 
     async def run_once(self) -> int:
         """Attempt every due callback once; return how many attempts were made."""
