@@ -47,6 +47,7 @@ def dispatch_config(settings: Settings) -> DispatchConfig:
         per_endpoint=settings.max_concurrency_per_endpoint,
         concurrency=settings.worker_concurrency,
         poll_interval=settings.dispatch_poll_interval,
+        idle_interval=settings.dispatch_idle_interval,
         disable_after=timedelta(hours=settings.disable_after_hours),
         excerpt_bytes=settings.response_excerpt_bytes,
         batch=settings.dispatch_batch_size,

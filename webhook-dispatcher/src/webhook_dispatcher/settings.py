@@ -56,6 +56,9 @@ class Settings(InternalServiceSettings):
     # 0 makes a worker that consumes events but never delivers (used by tests to stage a backlog).
     worker_concurrency: int = Field(default=64, ge=0)
     dispatch_poll_interval: float = 1.0
+    # The longest sleep of a worker with nothing due soon (it sleeps until the earliest scheduled retry;
+    # new deliveries wake it at once): only bounds a lost wake-up.
+    dispatch_idle_interval: float = Field(default=30.0, gt=0)
     # The outbox relay's fallback poll (it is woken at once by the commits of its own process).
     outbox_poll_interval: float = Field(default=1.0, gt=0)
     # Deliveries leased per claim transaction and attempts recorded per record transaction, at most.

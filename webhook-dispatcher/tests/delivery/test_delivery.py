@@ -202,6 +202,24 @@ class TestRetries:
         assert 0.3 <= gaps[0] < 0.6 + 0.5
         assert 0.6 <= gaps[1] < 0.6 + 1.0
 
+    async def test_a_worker_without_a_short_poll_sleeps_until_each_retry_falls_due(
+        self, endpoint_at, start_app, auth, receiver, publish
+    ) -> None:
+        # Issue 16 (idle cost): with nothing due the worker sleeps up to a minute here, yet each retry is
+        # sent when it falls due: the worker sleeps until the earliest scheduled delivery.
+        client = await start_app(retry_schedule="0,0.3,0.6", dispatch_poll_interval=60, dispatch_idle_interval=60)
+        hook = await receiver(responses=[500, 502], default=200)
+        await endpoint_at(client, hook)
+        await publish()
+        delivery = await _only_delivery(client, auth)
+        detail = await _wait(client, auth, delivery["id"], "succeeded")
+        assert [a["status_code"] for a in detail["attempts"]] == [500, 502, 200]
+        gaps = [b.at - a.at for a, b in zip(hook.hits, hook.hits[1:], strict=False)]
+        assert 0.3 <= gaps[0] < 0.3 + 1.0
+        assert 0.6 <= gaps[1] < 0.6 + 1.0
+        dispatcher = client.app[dispatcher_key]
+        assert await dispatcher._idle_seconds() == 60  # nothing pending: the longest sleep
+
     async def test_always_failing_ends_failed_then_manual_retry_and_replay_deliver(
         self, client, auth, receiver, create_endpoint, publish, deliveries_of, wait_status
     ) -> None:

@@ -6,6 +6,7 @@ worker's claim simply expires (WHK-4).
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from collections import Counter
@@ -135,6 +136,13 @@ _TAKEN_ENDPOINTS = _taken_endpoints()
 _CANDIDATES = _candidates()
 
 
+@functools.cache
+def _next_due() -> Select[Any]:
+    # The earliest pending delivery (index on status, next_attempt_at): one index probe.
+    d = table_of(Delivery)
+    return select(func.min(d.c.next_attempt_at)).where(d.c.status == "pending")
+
+
 class Claimer:
     """Leases due deliveries for one worker. Every claim token starts with ``worker_id``: that is how a
     claim tells this worker's leases from another worker's."""
@@ -159,6 +167,14 @@ class Claimer:
         # An endpoint is topped up once half its depth is left, so each claim brings at least half a
         # depth of its deliveries instead of a few at a time.
         self.refill_mark = max(1, self.depth // 2)
+
+    async def next_due(self) -> datetime | None:
+        """When the earliest pending delivery is due (perhaps already, if it is leased or its endpoint
+        held); None when nothing is pending."""
+        async with self.uow() as uow:
+            rows = await execute_statement_alone(uow.bound_engine, _next_due(), {})
+        due: datetime | None = rows[0][0] if rows else None
+        return due
 
     async def claim(self, limit: int, *, held: Mapping[str, int] | None = None) -> list[Claimed]:
         """Lease up to ``limit`` due deliveries in one transaction, at most ``depth`` per endpoint

@@ -26,6 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 import aiohttp
+from billing_contracts.envelope import utcnow
 from billing_runtime.outbox import wait_or_timeout
 
 from webhook_dispatcher.crypto import SecretBox
@@ -57,6 +58,9 @@ class DispatchConfig:
     excerpt_bytes: int
     # Deliveries leased per claim transaction, and attempts recorded per record transaction, at most.
     batch: int = 128
+    # The longest sleep with nothing due soon: new deliveries wake the worker (in-process, NOTIFY), and
+    # it sleeps until the earliest scheduled retry; this only bounds a lost wake-up.
+    idle_interval: float = 30.0
 
 
 class Dispatcher:
@@ -164,9 +168,22 @@ class Dispatcher:
                     backoff = self.config.poll_interval
                     self._accept(claimed)
                 if not claimed:
-                    await wait_or_timeout(self._wake, self.config.poll_interval)
+                    await wait_or_timeout(self._wake, await self._idle_seconds())
         finally:
             await self._drain()
+
+    async def _idle_seconds(self) -> float:
+        """How long to sleep after a claim that found nothing: until the earliest scheduled retry (at
+        most ``idle_interval``); ``poll_interval`` while something is due that could not be claimed
+        (leased, or its endpoint held by a worker), as before."""
+        try:
+            due = await self._claims.next_due()
+        except Exception:
+            return self.config.poll_interval
+        if due is None:
+            return self.config.idle_interval
+        wait = (due - utcnow()).total_seconds()
+        return self.config.poll_interval if wait <= 0 else min(wait + 0.005, self.config.idle_interval)
 
     def _accept(self, claimed: list[Claimed]) -> None:
         for item in claimed:
@@ -296,6 +313,9 @@ class Dispatcher:
             outcome = await self._recorder.submit(item, fallback)
         if outcome is not None:
             self.metrics.deliveries.labels(outcome).inc()
+        if outcome == "retrying":
+            # A retry is scheduled: the claim loop, which may be sleeping past it, sets its alarm again.
+            self._wake.set()
 
     # -- the stages, as the app, the loop above and the tests call them -----------------------------
 
