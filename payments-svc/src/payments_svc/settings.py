@@ -27,7 +27,7 @@ class Settings(InternalServiceSettings):
     sweep_interval: float = 5.0
     idempotency_retention_hours: int = 48
     # Seconds between the worker's event-log sequencer passes (PostgreSQL; see services/event_log.py).
-    event_log_interval: float = 1.0
+    event_log_interval: float = 5.0
 
     _providers_internal_secret = field_validator("providers_internal_secret", mode="before")(required_secret)
     _reconciliation_internal_secret = field_validator("reconciliation_internal_secret", mode="before")(optional_secret)

@@ -60,7 +60,7 @@ class Settings(InternalServiceSettings):
     # new deliveries wake it at once): only bounds a lost wake-up.
     dispatch_idle_interval: float = Field(default=30.0, gt=0)
     # The outbox relay's fallback poll (it is woken at once by the commits of its own process).
-    outbox_poll_interval: float = Field(default=1.0, gt=0)
+    outbox_poll_interval: float = Field(default=10.0, gt=0)
     # Deliveries leased per claim transaction and attempts recorded per record transaction, at most.
     dispatch_batch_size: int = Field(default=128, ge=1, le=1000)
     secret_rotation_grace_hours: float = 24.0

@@ -70,9 +70,10 @@ class Plumbing:
     # Whether the relay listens for other processes' NOTIFYs (PostgreSQL): only worth a connection when
     # processes without a relay of their own (API roles) write to this outbox.
     relay_listens: bool = True
-    poll_interval: float = 1.0
-    # How often the dead-letter and paused-consumer gauges are refreshed.
-    watch_interval: float = 5.0
+    poll_interval: float = 10.0
+    # How often the dead-letter, paused-consumer and outbox-backlog gauges are refreshed (a scrape
+    # interval: each refresh costs the broker and the database a few statements).
+    watch_interval: float = 15.0
     engine: AsyncEngine | None = None
     bus: Bus | None = None
     # The service's ``worker_heartbeats`` table (``billing_runtime.heartbeats``): None, no heartbeat.
@@ -305,7 +306,7 @@ class Plumbing:
                 count, oldest_age = await self.relay.backlog_stats()
                 self.metrics.outbox_backlog.set(count)
                 self.metrics.outbox_oldest_age.set(oldest_age)
-            await asyncio.sleep(5)
+            await asyncio.sleep(self.watch_interval)
 
     def details(self) -> dict[str, object]:
         """What this process's heartbeat carries (``billing_runtime.heartbeats``)."""

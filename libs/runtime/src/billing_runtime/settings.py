@@ -26,7 +26,9 @@ class ServiceSettings(BaseSettings):
     database_pool_size: int = Field(default=20, ge=1, le=500)
     # amqp://guest:guest@127.0.0.1:5672/ in the distributed mode; memory:// in the embedded mode.
     bus_url: str = "memory://"
-    outbox_poll_interval: float = 1.0
+    # The relay's fallback poll: its own process's commits wake it directly, other processes' by NOTIFY;
+    # this bounds only a lost wake-up or a dead relay's lease running out (issue 16: idle cost).
+    outbox_poll_interval: float = 10.0
     # Every process refreshes its row of worker_heartbeats this often (billing_runtime.heartbeats); the
     # status endpoint calls one silent for 12 intervals (2 minutes by default) stale.
     heartbeat_interval: float = Field(default=10.0, gt=0, le=3600)
