@@ -51,6 +51,7 @@ bench: install services
 	$(VENV)/bin/python tests/bench/embedded.py
 	$(VENV)/bin/python tests/bench/reconciliation.py
 	$(VENV)/bin/python tests/bench/idle.py
+	$(VENV)/bin/python tests/bench/lifecycle.py
 
 ## ruff (lint and format) and mypy --strict over every service's and library's src/ (root pyproject.toml).
 lint: install
