@@ -51,10 +51,12 @@ def provider_outcome_handler(deps: LifecycleDeps, metrics: Metrics) -> Callable[
         if not isinstance(event, ProviderPaymentSucceededV1 | ProviderPaymentFailedV1 | ProviderPaymentAuthorizedV1):
             metrics.events_consumed.labels(event.event_type, "ignored").inc()
             return
-        await apply_provider_outcome(deps, event, message.body)
+        parked = await apply_provider_outcome(deps, event, message.body)
         metrics.events_consumed.labels(event.event_type, "applied").inc()
-        # Refund verdicts that came first waited for this outcome (the sweeper replays any missed here).
-        await replay_parked(deps, payment_id=event.data.payment_id)
+        if parked:
+            # Refund verdicts that came first waited for this outcome (the sweeper replays any parked
+            # after the outcome's read, and any missed here).
+            await replay_parked(deps, payment_id=event.data.payment_id)
 
     return handle
 

@@ -13,10 +13,10 @@ from billing_runtime.inbox import inbox_row
 
 from payments_svc.db.attempts import attempt_snapshots, end_active_attempt
 from payments_svc.db.models import Payment, inbox
+from payments_svc.db.parked_verdicts import payment_and_parked
 from payments_svc.db.repositories import (
     PaymentRepository,
     claim_due_for_expiry,
-    payment_snapshot,
     payment_unchanged,
     was_consumed,
 )
@@ -69,7 +69,7 @@ async def cancel_payment(deps: LifecycleDeps, tenant_id: str, payment_id: str) -
     return locked
 
 
-async def apply_provider_outcome(deps: LifecycleDeps, event: ProviderOutcome, raw: bytes | None = None) -> None:
+async def apply_provider_outcome(deps: LifecycleDeps, event: ProviderOutcome, raw: bytes | None = None) -> bool:
     """Move the payment on a verified provider outcome, exactly once per event (inbox).
 
     The payment is read (no lock, no transaction), the outcome decided in memory, and every write
@@ -77,13 +77,14 @@ async def apply_provider_outcome(deps: LifecycleDeps, event: ProviderOutcome, ra
     rows) goes out in one statement with the inbox row, all of it conditional on the inbox row being
     new and on the payment being, under its row lock, exactly as it was read. A redelivered event
     writes nothing; a payment that moved meanwhile (a cancel, another outcome) is read again and
-    decided again. Two round trips on PostgreSQL; this consumer is on the path of every payment
-    outcome. ``raw`` is the message as received, kept with an anomaly."""
+    decided again. Three round trips on PostgreSQL (the payment, its attempts, the write); this
+    consumer is on the path of every payment outcome. ``raw`` is the message as received, kept with an
+    anomaly. Returns whether refund verdicts were parked on the payment as read (to be replayed now)."""
     outcome = event.data
     seen = inbox_row(inbox, PROVIDER_EVENTS_CONSUMER, event.event_id)
     for _ in range(OUTCOME_ATTEMPTS):
         async with deps.uow() as uow:
-            payment = await payment_snapshot(uow, event.tenant_id, outcome.payment_id)
+            payment, parked = await payment_and_parked(uow, event.tenant_id, outcome.payment_id)
             attempts = await attempt_snapshots(uow, payment.id) if payment is not None else []
             found = refusal(payment, event, attempt_of(attempts, outcome.provider_transaction_id))
             if found is not None:
@@ -96,16 +97,16 @@ async def apply_provider_outcome(deps: LifecycleDeps, event: ProviderOutcome, ra
                     log.error("provider event %s names unknown payment %s", event.event_id, outcome.payment_id)
                 if await uow.commit_unless_exists(seen):
                     _count(deps, found)
-                return
+                return parked
             unchanged = payment_unchanged(payment)
             decided = apply_verdict(uow, payment, attempts, event, deps.checkout_base_url) if found is None else None
             if await uow.commit_unless_exists(seen, unchanged):
                 _count(deps, found)
                 if decided is not None:
                     deps.metrics.payment_final(payment, decided)
-                return
+                return parked
         if await was_consumed(deps.uow, PROVIDER_EVENTS_CONSUMER, event.event_id):
-            return
+            return parked
     # Redelivered by the bus after a pause (nack), and decided again then.
     raise RuntimeError(f"payment {outcome.payment_id} kept changing while applying event {event.event_id}")
 
