@@ -38,7 +38,7 @@ import aiohttp
 import cpu
 import uvloop
 from aiohttp import web
-from regional import ClickFlow, Order, PaymeFlow, Stats, _account
+from regional import ClickFlow, Order, PaymeFlow, Stats, regional_accounts
 from run import HERE, Proc, stop
 from standardwebhooks import Webhook
 from webhooks import Receiver, add_endpoint, deliveries_per_second, start_platform, tenant_token
@@ -264,45 +264,8 @@ async def setup(http: aiohttp.ClientSession, gw: str, admin: str, url: str) -> t
     """One tenant with an endpoint for ``payment.succeeded`` and test Payme and Click accounts."""
     tenant_id, token = await tenant_token(http, gw, admin)
     await add_endpoint(http, gw, token, url, ["payment.succeeded"])
-    payme_key = secrets.token_urlsafe(27)
-    click_secret = secrets.token_urlsafe(18)
-    click_service = str(100_000 + secrets.randbelow(800_000))
-    await _account(
-        http,
-        gw,
-        admin,
-        tenant_id,
-        {
-            "provider": "payme",
-            "name": "bench kassa",
-            "environment": "test",
-            "currencies": ["UZS"],
-            "credentials": {"merchant_id": secrets.token_hex(12), "key": payme_key},
-        },
-    )
-    await _account(
-        http,
-        gw,
-        admin,
-        tenant_id,
-        {
-            "provider": "click",
-            "name": "bench click",
-            "environment": "test",
-            "currencies": ["UZS"],
-            "credentials": {
-                "service_id": click_service,
-                "merchant_id": "1",
-                "merchant_user_id": "1",
-                "secret_key": click_secret,
-            },
-        },
-    )
-    return (
-        token,
-        PaymeFlow(f"{gw}/billing/payme", payme_key),
-        ClickFlow(f"{gw}/billing/click", click_service, click_secret),
-    )
+    payme, click = await regional_accounts(http, gw, admin, tenant_id)
+    return token, payme, click
 
 
 async def main() -> None:

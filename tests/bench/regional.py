@@ -322,50 +322,59 @@ def _platform_orders(
     return make
 
 
+async def regional_accounts(
+    http: aiohttp.ClientSession, gw: str, admin: str, tenant_id: str
+) -> tuple[PaymeFlow, ClickFlow]:
+    """A ``test`` Payme and Click account of the bench's own, assigned to the tenant; the flows that
+    play those providers with their credentials."""
+    payme_key = secrets.token_urlsafe(27)
+    click_secret = secrets.token_urlsafe(18)
+    click_service = str(100_000 + secrets.randbelow(800_000))
+    await _account(
+        http,
+        gw,
+        admin,
+        tenant_id,
+        {
+            "provider": "payme",
+            "name": "bench kassa",
+            "environment": "test",
+            "currencies": ["UZS"],
+            "credentials": {"merchant_id": secrets.token_hex(12), "key": payme_key},
+        },
+    )
+    await _account(
+        http,
+        gw,
+        admin,
+        tenant_id,
+        {
+            "provider": "click",
+            "name": "bench click",
+            "environment": "test",
+            "currencies": ["UZS"],
+            "credentials": {
+                "service_id": click_service,
+                "merchant_id": "1",
+                "merchant_user_id": "1",
+                "secret_key": click_secret,
+            },
+        },
+    )
+    return PaymeFlow(f"{gw}/billing/payme", payme_key), ClickFlow(f"{gw}/billing/click", click_service, click_secret)
+
+
 async def bench_platform(args: argparse.Namespace, logs: Path) -> list[dict[str, object]]:
     procs, gw, admin = await start_platform(logs)
     try:
         async with aiohttp.ClientSession() as http:
             tenant_id, token = await tenant_token(http, gw, admin)
-            payme_key = secrets.token_urlsafe(27)
-            click_secret = secrets.token_urlsafe(18)
-            click_service = str(100_000 + secrets.randbelow(800_000))
-            await _account(
-                http,
-                gw,
-                admin,
-                tenant_id,
-                {
-                    "provider": "payme",
-                    "name": "bench kassa",
-                    "environment": "test",
-                    "currencies": ["UZS"],
-                    "credentials": {"merchant_id": secrets.token_hex(12), "key": payme_key},
-                },
-            )
-            await _account(
-                http,
-                gw,
-                admin,
-                tenant_id,
-                {
-                    "provider": "click",
-                    "name": "bench click",
-                    "environment": "test",
-                    "currencies": ["UZS"],
-                    "credentials": {
-                        "service_id": click_service,
-                        "merchant_id": "1",
-                        "merchant_user_id": "1",
-                        "secret_key": click_secret,
-                    },
-                },
-            )
+            payme, click = await regional_accounts(http, gw, admin, tenant_id)
             return [
                 await measure(
                     "platform",
                     "payme",
-                    PaymeFlow(f"{gw}/billing/payme", payme_key),
+                    payme,
                     _platform_orders(http, gw, token, "payme"),
                     procs,
                     args,
@@ -373,7 +382,7 @@ async def bench_platform(args: argparse.Namespace, logs: Path) -> list[dict[str,
                 await measure(
                     "platform",
                     "click",
-                    ClickFlow(f"{gw}/billing/click", click_service, click_secret),
+                    click,
                     _platform_orders(http, gw, token, "click"),
                     procs,
                     args,
