@@ -175,7 +175,11 @@ class Dispatcher:
     async def _idle_seconds(self) -> float:
         """How long to sleep after a claim that found nothing: until the earliest scheduled retry (at
         most ``idle_interval``); ``poll_interval`` while something is due that could not be claimed
-        (leased, or its endpoint held by a worker), as before."""
+        (leased, or its endpoint held by a worker), as before. While this worker holds deliveries it
+        polls as before, asking nothing: their completions wake it, and under load an empty claim is
+        frequent, so the query would cost a statement each time."""
+        if self._held:
+            return self.config.poll_interval
         try:
             due = await self._claims.next_due()
         except Exception:
