@@ -77,7 +77,7 @@ async def payment_and_parked(uow: UnitOfWork, tenant_id: str, payment_id: str) -
 async def due(uow: UnitOfWork, *, payment_id: str | None = None, limit: int = 100) -> list[str]:
     """Bodies of parked verdicts whose payment settled (captured, or final without money), in the
     provider's order (each payment's verdicts replayed as they would have been applied). Unlocked, one
-    round trip: asked after every payment outcome, and almost always empty."""
+    round trip: asked after an outcome whose payment had verdicts parked, and by every sweeper pass."""
     params: dict[str, Any] = {"limit": limit}
     if payment_id is not None:
         params["payment_id"] = payment_id
