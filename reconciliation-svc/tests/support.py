@@ -37,6 +37,9 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         # Tests run passes themselves (or shorten this); the worker's own loop stays out of their way.
         "janitor_interval": 3600,
         "metrics_interval": 3600,
+        # The daily runs would be queued by the worker's loop as soon as a test's payments exist, beside
+        # the runs a test queues itself: tests of the schedule turn it on (or call it) themselves.
+        "schedule_enabled": False,
     }
     values.update(overrides)
     return Settings(**values)

@@ -52,6 +52,9 @@ class Settings(InternalServiceSettings):
     run_lease_seconds: float = Field(default=300.0, ge=10)
     # Attempts at a run (a worker stopped mid-run) before it is failed.
     run_max_attempts: int = Field(default=3, ge=1, le=20)
+    # Whether the worker queues the daily runs at all (off: runs are only queued through the admin
+    # API or the command line, e.g. where a provider's statements are not reconciled every day).
+    schedule_enabled: bool = True
     # The UTC hour from which the worker queues yesterday's run of every account it knows of.
     schedule_hour: int = Field(default=2, ge=0, le=23)
     # Both sides are read this much beyond the period (providers' clocks across midnight).

@@ -83,6 +83,40 @@ class TestSchedule:
         assert await scheduled(clean_db) == []
         assert await worker.schedule(MORNING + timedelta(hours=1)) == 2
 
+    async def test_the_worker_loop_queues_the_day_unless_the_schedule_is_off(
+        self, clean_db: AsyncEngine, settings_factory, accounts: None
+    ) -> None:  # type: ignore[no-untyped-def]
+        off = replica(clean_db, settings_factory(schedule_hour=0, runs_poll_interval=0.05))
+        async with clean_db.begin() as conn:
+            on_demand, _new = await run_queries.queue_run(
+                conn, run_queries.NewRun("pac_click", Period(date(2026, 12, 1), date(2026, 12, 1)), "admin", "t")
+            )
+        loop = asyncio.create_task(off.run())
+        try:
+            # The loop went round (it did the run queued on demand) and queued nothing of its own.
+            for _ in range(200):
+                async with clean_db.connect() as conn:
+                    run = await run_queries.get_run(conn, on_demand.id)
+                if run is not None and run.state in ("succeeded", "failed"):
+                    break
+                await asyncio.sleep(0.05)
+            assert run is not None and run.state in ("succeeded", "failed")
+            assert [r[3] for r in await scheduled(clean_db)] == ["admin"]
+        finally:
+            loop.cancel()
+            await asyncio.gather(loop, return_exceptions=True)
+        on = replica(clean_db, settings_factory(schedule_enabled=True, schedule_hour=0, runs_poll_interval=0.05))
+        loop = asyncio.create_task(on.run())
+        try:
+            for _ in range(200):
+                if sorted(r[3] for r in await scheduled(clean_db)) == ["admin", "schedule", "schedule"]:
+                    break
+                await asyncio.sleep(0.05)
+            assert sorted(r[3] for r in await scheduled(clean_db)) == ["admin", "schedule", "schedule"]
+        finally:
+            loop.cancel()
+            await asyncio.gather(loop, return_exceptions=True)
+
 
 class TestClaims:
     async def test_two_workers_never_take_the_same_run(self, clean_db: AsyncEngine) -> None:

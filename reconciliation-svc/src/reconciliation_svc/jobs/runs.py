@@ -64,7 +64,8 @@ class RunWorker:
         async with aiohttp.ClientSession() as http:
             deps = self.deps(http)
             while True:
-                await self.schedule(utcnow())
+                if self.settings.schedule_enabled:
+                    await self.schedule(utcnow())
                 while await self.run_one(deps):
                     pass
                 with contextlib.suppress(TimeoutError):
