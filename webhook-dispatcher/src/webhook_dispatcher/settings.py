@@ -61,6 +61,11 @@ class Settings(InternalServiceSettings):
     dispatch_idle_interval: float = Field(default=30.0, gt=0)
     # The outbox relay's fallback poll (it is woken at once by the commits of its own process).
     outbox_poll_interval: float = Field(default=10.0, gt=0)
+    # How long a worker may trust its copy of a tenant's endpoints when it fans an event out
+    # (services/endpoint_copies.py): every change sends NOTIFY webhook_endpoints (a trigger) and drops
+    # the copies on every worker; copies are used only while that LISTEN connection is up; 0 reads
+    # the endpoints for every batch of events.
+    endpoint_cache_seconds: float = Field(default=5.0, ge=0, le=60)
     # Deliveries leased per claim transaction and attempts recorded per record transaction, at most.
     dispatch_batch_size: int = Field(default=128, ge=1, le=1000)
     secret_rotation_grace_hours: float = 24.0

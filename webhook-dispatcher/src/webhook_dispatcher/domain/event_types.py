@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Collection
 
 from billing_contracts.events import EVENT_CLASSES
 
@@ -56,7 +57,7 @@ def is_forwarded(event_type: str, source: str) -> bool:
     return forwarded_types().get(event_type) == source
 
 
-def matches(filter_: list[str], event_type: str) -> bool:
+def matches(filter_: Collection[str], event_type: str) -> bool:
     """``["*"]`` takes every type except ``webhook.test``, which goes only to the endpoint it tests."""
     if event_type == WEBHOOK_TEST:
         return False

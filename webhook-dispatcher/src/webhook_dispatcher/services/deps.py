@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from webhook_dispatcher.crypto import SecretBox
 from webhook_dispatcher.domain.addresses import AddressPolicy
 from webhook_dispatcher.metrics import WebhookMetrics
+from webhook_dispatcher.services.endpoint_copies import EndpointCopies
 from webhook_dispatcher.services.uow import WebhooksUnitOfWork
 
 
@@ -27,3 +28,5 @@ class WebhookDeps:
     # worker process (NOTIFY).
     wake: Callable[[], None]
     metrics: WebhookMetrics
+    # The worker's copies of the tenants' endpoints for the event consumer (read per batch without).
+    endpoints: EndpointCopies = field(default_factory=lambda: EndpointCopies(max_age=0))

@@ -10,14 +10,13 @@ from typing import Any
 
 from billing_contracts.envelope import EventBase, utcnow
 from billing_runtime.db import UTCDateTime
-from billing_runtime.writes import execute_statement_alone, fetch_alone
-from sqlalchemy import String, any_, bindparam, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from billing_runtime.writes import execute_statement_alone
+from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from webhook_dispatcher.db.models import Endpoint
 from webhook_dispatcher.domain.event_types import matches
 from webhook_dispatcher.services.deps import WebhookDeps
+from webhook_dispatcher.services.endpoint_copies import EndpointCopies
 from webhook_dispatcher.services.fanout import delivery_row, event_body
 
 EVENTS_CONSUMER = "webhooks.events"
@@ -30,30 +29,27 @@ async def ingest_event(deps: WebhookDeps, event: EventBase) -> int:
 
 
 async def ingest_events(deps: WebhookDeps, events: list[EventBase]) -> list[int]:
-    """Store every event of the batch that was never seen before, and its deliveries, in one
-    transaction (WHK-1, WHK-2); return the number of deliveries created per event, in order."""
+    """Store every event of the batch that was never seen before and that some endpoint takes, and its
+    deliveries, in one transaction (WHK-1, WHK-2); return the number of deliveries created per event,
+    in order. An event no endpoint takes leaves no trace (no statement at all when the endpoints'
+    copies are current: ``EndpointCopies``)."""
     async with deps.uow() as uow:
         engine = uow.bound_engine
-    created = await _ingest(engine, events)
+    created = await _ingest(engine, deps.endpoints, events)
     if any(created):
         deps.wake()
     return created
 
 
-# The endpoints are read first (outside the transaction: as if the batch had arrived a moment
-# earlier), then the whole batch is one statement that commits itself, whatever its size: the inbox
-# rows and, only for the ids that were new, the events and their deliveries. Two round trips a batch
-# instead of the six of a transaction of separate statements; at a steady trickle of events every
-# batch is small and this is its cost.
-_ENDPOINTS = (
-    select(Endpoint.id, Endpoint.tenant_id, Endpoint.events)
-    .where(
-        Endpoint.tenant_id == any_(bindparam("tenants", type_=ARRAY(String()))),
-        Endpoint.enabled.is_(True),
-        Endpoint.deleted_at.is_(None),
-    )
-    .order_by(Endpoint.created_at, Endpoint.id)
-)
+# The endpoints come first (the worker's copies, or a read outside the transaction: as if the batch
+# had arrived a moment earlier), then the whole batch is one statement that commits itself, whatever
+# its size: the inbox rows and, only for the ids that were new, the events and their deliveries. At a
+# steady trickle of events every batch is small and this is its cost.
+#
+# Only the events that fan out to an endpoint are written, inbox row included: the inbox is there so
+# that a redelivered event creates no second delivery, and one that created none has nothing to
+# duplicate (redelivered after an endpoint that takes it was created, it goes to that endpoint, as it
+# would have had it come a moment later the first time).
 _INGEST = text(
     """
     WITH fresh AS (
@@ -82,26 +78,29 @@ _INGEST = text(
 ).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
-async def _ingest(engine: AsyncEngine, events: list[EventBase]) -> list[int]:
+async def _ingest(engine: AsyncEngine, copies: EndpointCopies, events: list[EventBase]) -> list[int]:
     created = [0] * len(events)
     first: dict[str, int] = {}
     for n, event in enumerate(events):
         # A batch may hold the same event twice (a redelivery): only its first copy counts.
         first.setdefault(event.event_id, n)
-    batch = [events[n] for n in first.values()]
-    endpoints = await fetch_alone(engine, _ENDPOINTS, {"tenants": sorted({e.tenant_id for e in batch})})
+    unique = [events[n] for n in first.values()]
+    endpoints = await copies.of(engine, (e.tenant_id for e in unique))
     now = utcnow()
     deliveries: list[dict[str, Any]] = []
     fanned: dict[str, int] = {}
-    for event in batch:
-        for endpoint in endpoints:
-            if endpoint["tenant_id"] == event.tenant_id and matches(endpoint["events"], event.event_type):
+    for event in unique:
+        for endpoint in endpoints[event.tenant_id]:
+            if matches(endpoint.events, event.event_type):
                 deliveries.append(
                     delivery_row(
-                        event.tenant_id, endpoint["id"], event.event_id, event.event_type, now, livemode=event.livemode
+                        event.tenant_id, endpoint.id, event.event_id, event.event_type, now, livemode=event.livemode
                     )
                 )
                 fanned[event.event_id] = fanned.get(event.event_id, 0) + 1
+    batch = [event for event in unique if event.event_id in fanned]
+    if not batch:
+        return created
     params = {
         "consumer": EVENTS_CONSUMER,
         "now": now,
