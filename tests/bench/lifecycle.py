@@ -290,8 +290,11 @@ async def main() -> None:
             token, payme, click = await setup(http, gw, admin, url)
         tenant = Tenant(gw, token, waiter)
         flows = {p: Lifecycle(tenant, p, payme, click) for p in ("sandbox", "payme", "click")}
-        for provider in args.providers.split(","):  # warm-up: statements prepared on every pooled connection
-            await saturation(flows[provider], 8, 3, procs)
+        # Warm-up at the measured concurrency: every pooled connection the measured run will use is opened,
+        # has its types introspected and its statements prepared, and PostgreSQL has settled on their
+        # generic plans (after five custom ones per connection), none of which is the steady state's cost.
+        for provider in args.providers.split(","):
+            await saturation(flows[provider], args.clients, 3, procs)
         if "saturation" not in skip:
             results = {}
             for provider in args.providers.split(","):
