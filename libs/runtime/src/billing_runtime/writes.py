@@ -34,6 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from billing_runtime.driver import driver_fetch
+
 
 @dataclass(frozen=True)
 class InsertRows:
@@ -351,12 +353,11 @@ async def _run_in(session: AsyncSession, stmt: ClauseElement, params: Mapping[st
 async def _run_alone(
     engine: AsyncEngine, stmt: ClauseElement, params: Mapping[str, Any]
 ) -> tuple[_Prepared, list[Any]]:
-    """``_run_in`` as a transaction of its own (the statement commits itself: no BEGIN and COMMIT)."""
+    """``_run_in`` as a transaction of its own (the statement commits itself: no BEGIN and COMMIT),
+    sent by asyncpg itself on a pooled connection (``billing_runtime.driver``)."""
     prepared = _prepared(stmt, engine.dialect)
     async with engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        result = await conn.exec_driver_sql(prepared.sql, prepared.args(params))
-        return prepared, list(result.fetchall()) if result.returns_rows else []
+        return prepared, await driver_fetch(conn, prepared.sql, prepared.args(params))
 
 
 def _typed_rows(prepared: _Prepared, rows: Sequence[Any]) -> list[dict[str, Any]]:

@@ -1,0 +1,80 @@
+"""The self-committing statements sent by asyncpg itself (billing_runtime.driver): errors come out as
+SQLAlchemy's would, a connection the server dropped is invalidated with the pool, and a statement
+cancelled mid-flight never hands its connection to the next caller."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from billing_runtime.db import create_engine
+from billing_runtime.outages import is_database_outage, is_lock_conflict
+from billing_runtime.writes import InsertRows, execute_alone, fetch_alone
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .conftest import PG_DSN
+
+BACKEND = select(func.pg_backend_pid().label("pid"))
+SLEEP = select(func.pg_sleep(30).label("slept"))
+
+
+@pytest.fixture
+async def one_connection(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """The test database through a pool of a single connection: the next caller gets the same one."""
+    single = create_engine(engine.url.render_as_string(hide_password=False), pool_size=1)
+    yield single
+    await single.dispose()
+
+
+async def _pid(engine: AsyncEngine) -> int:
+    [row] = await fetch_alone(engine, BACKEND, {})
+    return int(row["pid"])
+
+
+async def _terminate(pid: int) -> None:
+    admin = await asyncpg.connect(PG_DSN)
+    try:
+        await admin.execute("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()
+
+
+class TestDriverErrors:
+    async def test_a_constraint_violation_is_sqlalchemys_integrity_error_with_the_sqlstate(
+        self, engine: AsyncEngine, schema
+    ) -> None:  # type: ignore[no-untyped-def]
+        assert await execute_alone(engine, [InsertRows(schema.applied, [{"event_id": "e1"}])]) is True
+        with pytest.raises(sa_exc.IntegrityError) as caught:
+            await execute_alone(engine, [InsertRows(schema.applied, [{"event_id": "e1"}])])
+        assert getattr(caught.value.orig, "sqlstate", None) == "23505"
+        assert isinstance(caught.value.orig.__cause__, asyncpg.UniqueViolationError)
+        assert not caught.value.connection_invalidated
+        assert not is_database_outage(caught.value) and not is_lock_conflict(caught.value)
+
+    async def test_a_connection_the_server_dropped_is_an_outage_and_is_replaced(
+        self, one_connection: AsyncEngine
+    ) -> None:
+        first = await _pid(one_connection)
+        assert await _pid(one_connection) == first  # one pooled connection, reused
+        await _terminate(first)
+        with pytest.raises(sa_exc.DBAPIError) as caught:
+            await _pid(one_connection)
+        assert caught.value.connection_invalidated
+        assert is_database_outage(caught.value)
+        assert await _pid(one_connection) != first
+
+    async def test_a_cancelled_statement_never_hands_its_connection_on(self, one_connection: AsyncEngine) -> None:
+        first = await _pid(one_connection)
+        sleeping = asyncio.create_task(fetch_alone(one_connection, SLEEP, {}))
+        await asyncio.sleep(0.3)
+        sleeping.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sleeping
+        # The next caller gets a new connection, not the one still busy with the cancelled statement.
+        second = await asyncio.wait_for(_pid(one_connection), timeout=5)
+        assert second != first
+        await _terminate(first)
