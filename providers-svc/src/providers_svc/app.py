@@ -12,7 +12,7 @@ from aiohttp import web
 from billing_runtime.app import service_app
 from billing_runtime.bus import Bus
 from billing_runtime.key_ring import KeyRing
-from billing_runtime.notifications import NotificationListener
+from billing_runtime.notifications import invalidated_on_notify
 from billing_runtime.plumbing import Plumbing
 from billing_runtime.status import add_status_route
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -277,23 +277,7 @@ def create_app(
         )
     if "api" in role_set:
         if settings.account_cache_seconds > 0:
-            app.cleanup_ctx.append(_account_changes(settings.database_url, copies))
+            app.cleanup_ctx.append(invalidated_on_notify(settings.database_url, ACCOUNTS_CHANNEL, copies))
         setup_routes(app)
         add_status_route(app, status_source(settings, plumbing))
     return app
-
-
-def _account_changes(database_url: str, copies: AccountCopies) -> Callable[[web.Application], AsyncIterator[None]]:
-    """LISTEN for changes of the provider accounts while the app runs; the copies are trusted only
-    while this connection is up (services/account_copies.py)."""
-
-    async def ctx(_app: web.Application) -> AsyncIterator[None]:
-        listener = NotificationListener(database_url, ACCOUNTS_CHANNEL, copies.invalidate)
-        copies.listening = lambda: listener.connected
-        try:
-            async with listener.running("providers:account-changes"):
-                yield
-        finally:
-            copies.listening = lambda: False
-
-    return ctx

@@ -5,7 +5,7 @@ delivers webhooks. One process may hold both; any number of workers may share on
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from datetime import timedelta
 
 import aiohttp
@@ -13,7 +13,7 @@ from aiohttp import web
 from billing_runtime.app import service_app
 from billing_runtime.bus import Bus
 from billing_runtime.metrics import Metrics
-from billing_runtime.notifications import NotificationListener
+from billing_runtime.notifications import invalidated_on_notify
 from billing_runtime.outbox import Notifier, listen_for_notifications
 from billing_runtime.plumbing import Plumbing
 from billing_runtime.status import add_status_route
@@ -168,24 +168,9 @@ def create_app(
                 await result
 
         app.cleanup_ctx.append(listen)
-        app.cleanup_ctx.append(_endpoint_changes(settings.database_url, copies))
+        if settings.endpoint_cache_seconds > 0:
+            app.cleanup_ctx.append(invalidated_on_notify(settings.database_url, ENDPOINTS_CHANNEL, copies))
     if "api" in roles:
         setup_routes(app)
         add_status_route(app, status_source(settings, plumbing))
     return app
-
-
-def _endpoint_changes(database_url: str, copies: EndpointCopies) -> Callable[[web.Application], AsyncIterator[None]]:
-    """LISTEN for changes of the endpoints while the worker runs; its copies are trusted only while
-    this connection is up (services/endpoint_copies.py)."""
-
-    async def ctx(_app: web.Application) -> AsyncIterator[None]:
-        listener = NotificationListener(database_url, ENDPOINTS_CHANNEL, copies.invalidate)
-        copies.listening = lambda: listener.connected
-        try:
-            async with listener.running("webhooks:endpoint-changes"):
-                yield
-        finally:
-            copies.listening = lambda: False
-
-    return ctx

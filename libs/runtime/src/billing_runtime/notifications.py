@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -214,3 +214,29 @@ async def listen_for_notifications(
         await listener.close()
 
     return close
+
+
+class Copies(Protocol):
+    """A process's copy of some rows (provider accounts, webhook endpoints), trusted only while changes
+    can reach it: ``invalidate`` drops it, ``listening`` says whether the LISTEN connection is up."""
+
+    listening: Callable[[], bool]
+
+    def invalidate(self) -> None: ...
+
+
+def invalidated_on_notify(url: str, channel: str, copies: Copies) -> Callable[[object], AsyncIterator[None]]:
+    """A cleanup context (``app.cleanup_ctx``) that LISTENs on ``channel`` while the app runs and drops
+    ``copies`` on every notification (and after every reconnection); the copies are trusted only while
+    that connection is up, and never after the app stopped."""
+
+    async def ctx(_app: object) -> AsyncIterator[None]:
+        listener = NotificationListener(url, channel, copies.invalidate)
+        copies.listening = lambda: listener.connected
+        try:
+            async with listener.running(f"{channel}:changes"):
+                yield
+        finally:
+            copies.listening = lambda: False
+
+    return ctx
