@@ -67,6 +67,27 @@ class TestDriverErrors:
         assert is_database_outage(caught.value)
         assert await _pid(one_connection) != first
 
+    async def test_a_dropped_connection_invalidates_the_pool_so_the_next_caller_does_not_get_another_dead_one(
+        self, engine: AsyncEngine
+    ) -> None:
+        two = create_engine(engine.url.render_as_string(hide_password=False), pool_size=2)
+        try:
+            # Two pooled connections (two statements at once), then the server drops both, as a restart does.
+            nap = select(func.pg_sleep(0.2).label("slept"), func.pg_backend_pid().label("pid"))
+            pids = {
+                int(r[0]["pid"]) for r in await asyncio.gather(fetch_alone(two, nap, {}), fetch_alone(two, nap, {}))
+            }
+            assert len(pids) == 2
+            for pid in pids:
+                await _terminate(pid)
+            with pytest.raises(sa_exc.DBAPIError) as caught:
+                await _pid(two)
+            assert caught.value.connection_invalidated
+            # The first failure invalidated the whole pool: the other dead connection is not handed out.
+            assert await _pid(two) not in pids
+        finally:
+            await two.dispose()
+
     async def test_a_cancelled_statement_never_hands_its_connection_on(self, one_connection: AsyncEngine) -> None:
         first = await _pid(one_connection)
         sleeping = asyncio.create_task(fetch_alone(one_connection, SLEEP, {}))
