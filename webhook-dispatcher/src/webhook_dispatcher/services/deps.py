@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 from webhook_dispatcher.crypto import SecretBox
@@ -28,5 +28,5 @@ class WebhookDeps:
     # worker process (NOTIFY).
     wake: Callable[[], None]
     metrics: WebhookMetrics
-    # The worker's copies of the tenants' endpoints for the event consumer (read per batch without).
-    endpoints: EndpointCopies = field(default_factory=lambda: EndpointCopies(max_age=0))
+    # The worker's copies of the tenants' endpoints for the event consumer (max_age 0: read per batch).
+    endpoints: EndpointCopies
