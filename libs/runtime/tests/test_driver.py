@@ -5,6 +5,9 @@ cancelled mid-flight never hands its connection to the next caller."""
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
+import socket
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -99,3 +102,76 @@ class TestDriverErrors:
         second = await asyncio.wait_for(_pid(one_connection), timeout=5)
         assert second != first
         await _terminate(first)
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def _url(database: str) -> str:
+    return f"{PG_DSN.rsplit('/', 1)[0]}/{database}".replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+async def _connect_error(engine: AsyncEngine) -> BaseException:
+    """What ``engine.connect()`` raises when it cannot open a connection: the driver path must raise the same."""
+    try:
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+    except Exception as exc:  # the error is what the test compares
+        return exc
+    raise AssertionError("the connection opened")
+
+
+@pytest.fixture
+async def refusing_database() -> AsyncIterator[str]:
+    """A database of this test's own that refuses connections, as an operator takes one away."""
+    name = f"driver_{os.getpid()}_{secrets.token_hex(3)}"
+    await _admin(f'CREATE DATABASE "{name}"')
+    await _admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+    yield name
+    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class TestConnectionsThatCannotBeOpened:
+    """The pool checkout fails as ``engine.connect()`` does, so an outage is still told apart (503, not 500)."""
+
+    async def _compare(self, engine: AsyncEngine) -> BaseException:
+        expected = await _connect_error(engine)
+        with pytest.raises(type(expected)) as caught:
+            await fetch_alone(engine, BACKEND, {})
+        assert type(caught.value) is type(expected)
+        assert is_database_outage(caught.value)
+        return caught.value
+
+    async def test_a_database_that_allows_no_connection(self, refusing_database: str) -> None:
+        engine = create_engine(_url(refusing_database), pool_size=1)
+        try:
+            error = await self._compare(engine)
+            # Wrapped as SQLAlchemy wraps it, the server's SQLSTATE on the dialect's error.
+            assert isinstance(error, sa_exc.DBAPIError)
+            assert getattr(error.orig, "sqlstate", None) == "55000"
+            await _admin(f'ALTER DATABASE "{refusing_database}" ALLOW_CONNECTIONS true')
+            assert await _pid(engine) > 0  # and it serves again once the database is back
+        finally:
+            await engine.dispose()
+
+    async def test_an_unknown_database(self) -> None:
+        engine = create_engine(_url(f"missing_{secrets.token_hex(4)}"), pool_size=1)
+        try:
+            assert isinstance(await self._compare(engine), sa_exc.DBAPIError)
+        finally:
+            await engine.dispose()
+
+    async def test_nothing_listening(self) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        engine = create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{port}/x", pool_size=1)
+        try:
+            await self._compare(engine)
+        finally:
+            await engine.dispose()

@@ -1,15 +1,18 @@
 """One statement on a pooled connection's asyncpg connection itself, for the statements that commit
-themselves (``writes.*_alone``): SQLAlchemy's execution layer around a statement (its cursor adapter,
-the execution context, the result object, the AUTOCOMMIT switch and its reset) cost about as much CPU
-as asyncpg's own work on it, and those statements need none of it: they are driver SQL compiled once,
-outside any transaction, their rows typed by the caller.
+themselves (``writes.*_alone``): SQLAlchemy's execution layer around a statement (the ``Connection``
+object, its cursor adapter, the execution context, the result object, the AUTOCOMMIT switch and its
+reset) cost about as much CPU as asyncpg's own work on it, and those statements need none of it: they
+are driver SQL compiled once, outside any transaction, their rows typed by the caller.
 
-What the caller sees stays SQLAlchemy's: the connection comes from the engine's pool, and an error is
-raised as SQLAlchemy raises it (``sqlalchemy.exc.DBAPIError`` and its subclasses, ``orig`` the
-dialect's error, raised from asyncpg's), with the connection, and the pool, invalidated when the
-server went away, exactly as SQLAlchemy's own execution would. A statement cancelled mid-flight (a
-request's task cancelled, a shutdown) leaves its connection in an unknown state: it is invalidated,
-never handed to the next caller.
+What the caller sees stays SQLAlchemy's. The connection is checked out of the engine's pool (its
+events, its size, its timeout, its recycling), and a connection that cannot be opened fails as
+``engine.connect()`` fails: wrapped in ``sqlalchemy.exc`` with the dialect's error as ``orig``, whose
+cause (asyncpg's error, with its SQLSTATE) is what tells an outage apart (``billing_runtime.outages``).
+An error of the statement is raised as SQLAlchemy's execution raises it (``sqlalchemy.exc.DBAPIError``
+and its subclasses), with the connection, and the pool, invalidated when the server went away: the
+error path hands the connection to a SQLAlchemy ``Connection`` and lets its own handling decide. A
+statement cancelled mid-flight (a request's task cancelled, a shutdown) leaves its connection in an
+unknown state: it is invalidated, never handed to the next caller.
 """
 
 from __future__ import annotations
@@ -17,37 +20,61 @@ from __future__ import annotations
 import asyncio
 from typing import Any, NoReturn
 
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
 
 
-async def driver_fetch(conn: AsyncConnection, sql: str, args: tuple[Any, ...]) -> list[Any]:
-    """Run ``sql`` (asyncpg's ``$n`` parameters) with ``args`` on ``conn``'s driver connection, outside
-    any transaction: the statement commits itself. Rows as asyncpg returns them (indexable, iterable)."""
-    proxied = await conn.get_raw_connection()
+async def driver_fetch(engine: AsyncEngine, sql: str, args: tuple[Any, ...]) -> list[Any]:
+    """Run ``sql`` (asyncpg's ``$n`` parameters) with ``args`` on a connection of ``engine``'s pool,
+    outside any transaction: the statement commits itself. Rows as asyncpg returns them (indexable,
+    iterable)."""
+    sync_engine = engine.sync_engine
+    proxied = await greenlet_spawn(_checkout, sync_engine)
     driver = proxied.driver_connection
-    assert driver is not None, "a checked-out connection has its driver connection"
     try:
-        return list(await driver.fetch(sql, *args))
+        assert driver is not None, "a checked-out connection has its driver connection"
+        rows = await driver.fetch(sql, *args)
     except Exception as error:
-        await conn.run_sync(_raise_as_sqlalchemy, error, sql, args)
+        await greenlet_spawn(_raise_as_sqlalchemy, sync_engine, proxied, error, sql, args)
         raise  # _raise_as_sqlalchemy always raises; this keeps type checkers informed
     except BaseException:
         # Cancelled (or the process is exiting) while the statement ran: whatever the server does with
         # it, this connection must not serve anyone else.
-        await asyncio.shield(conn.invalidate())
+        await asyncio.shield(greenlet_spawn(proxied.invalidate))
         raise
+    # Back to the pool, reset as on any check-in (a rollback, which is nothing outside a transaction).
+    await greenlet_spawn(proxied.close)
+    return list(rows)
 
 
-def _raise_as_sqlalchemy(sync_conn: Connection, error: Exception, sql: str, args: tuple[Any, ...]) -> NoReturn:
-    """Raise ``error`` as SQLAlchemy's execution would have: translated to the dialect's DBAPI error,
-    wrapped in ``sqlalchemy.exc``, and on a disconnect the connection and the pool invalidated."""
-    adapter: Any = sync_conn.connection.dbapi_connection
+def _checkout(engine: Engine) -> PoolProxiedConnection:
+    """A connection from the pool, or the error ``engine.connect()`` raises when none can be opened
+    (``Connection.__init__`` does exactly this around the same call)."""
     try:
-        # The asyncpg dialect's translation (asyncpg's exception → its DBAPI error, raised from it).
-        adapter._handle_exception(error)
-    except Exception as translated:
-        # SQLAlchemy's own handling of an error from the driver: the wrapping, the disconnect check,
-        # the invalidation of the connection and of the pool.
-        sync_conn._handle_dbapi_exception(translated, sql, args, None, None)
-    raise error  # not reached: both calls above raise
+        return engine.raw_connection()
+    except engine.dialect.loaded_dbapi.Error as err:
+        Connection._handle_dbapi_exception_noconnection(err, engine.dialect, engine)
+        raise  # not reached: the call above raises
+
+
+def _raise_as_sqlalchemy(
+    engine: Engine, proxied: PoolProxiedConnection, error: Exception, sql: str, args: tuple[Any, ...]
+) -> NoReturn:
+    """Raise ``error`` as SQLAlchemy's execution would have: translated to the dialect's DBAPI error,
+    wrapped in ``sqlalchemy.exc``, and on a disconnect the connection and the pool invalidated; the
+    connection then goes back to the pool, or away if it was invalidated."""
+    conn = Connection(engine, connection=proxied)
+    try:
+        adapter: Any = proxied.dbapi_connection
+        try:
+            # The asyncpg dialect's translation (asyncpg's exception → its DBAPI error, raised from it).
+            adapter._handle_exception(error)
+        except Exception as translated:
+            # SQLAlchemy's own handling of an error from the driver: the wrapping, the disconnect
+            # check, the invalidation of the connection and of the pool.
+            conn._handle_dbapi_exception(translated, sql, args, None, None)
+        raise error  # not reached: both calls above raise
+    finally:
+        conn.close()

@@ -356,8 +356,7 @@ async def _run_alone(
     """``_run_in`` as a transaction of its own (the statement commits itself: no BEGIN and COMMIT),
     sent by asyncpg itself on a pooled connection (``billing_runtime.driver``)."""
     prepared = _prepared(stmt, engine.dialect)
-    async with engine.connect() as conn:
-        return prepared, await driver_fetch(conn, prepared.sql, prepared.args(params))
+    return prepared, await driver_fetch(engine, prepared.sql, prepared.args(params))
 
 
 def _typed_rows(prepared: _Prepared, rows: Sequence[Any]) -> list[dict[str, Any]]:
