@@ -128,3 +128,29 @@ class TestCheckRefund:
         finally:
             await client.close()
         assert (raised.value.status, raised.value.code) == (503, "provider_unavailable")
+
+
+async def test_one_token_is_reused_per_tenant_and_mode(aiohttp_server) -> None:  # type: ignore[no-untyped-def]
+    # Signing a token per call cost payments-api a few percent of its CPU; a token names only the
+    # caller, the tenant and the mode, so each (tenant, mode) reuses one while it is fresh.
+    tokens: list[str] = []
+
+    async def check(request: web.Request) -> web.Response:
+        tokens.append(request.headers[INTERNAL_HEADER])
+        return web.json_response({"refundable": True})
+
+    app = web.Application()
+    app.router.add_post("/internal/refunds/check", check)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    client = HttpProviders(str(server.make_url("/")), SECRET, 2.0)
+    await client.open()
+    try:
+        for tenant, livemode in [("ten_a", False), ("ten_a", False), ("ten_b", False), ("ten_a", True)]:
+            await client.check_refund(tenant, CHECK, livemode=livemode)
+    finally:
+        await client.close()
+    a_test, a_test_again, b_test, a_live = tokens
+    assert a_test == a_test_again
+    assert len({a_test, b_test, a_live}) == 3
+    callers = [verify_internal(SECRET, t, audience="providers") for t in (b_test, a_live)]
+    assert [(c.tenant_id, c.livemode) for c in callers] == [("ten_b", False), ("ten_a", True)]

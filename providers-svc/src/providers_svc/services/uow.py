@@ -18,22 +18,35 @@ from providers_svc.db.stripe import StripeRepository
 
 
 class ProvidersUnitOfWork(UnitOfWork):
-    """``async with uow: ...; await uow.commit()``; events emitted inside land in the outbox atomically."""
+    """``async with uow: ...; await uow.commit()``; events emitted inside land in the outbox atomically.
 
-    transactions: TransactionRepository
-    provider_events: ProviderEventRepository
-    sandbox_charges: SandboxChargeRepository
-    accounts: AccountRepository
-    stripe: StripeRepository
-    refunds: RefundRepository
+    The repositories are built on use (they hold nothing but the session): a unit that only runs
+    driver statements (``read_unlocked``, ``write_alone``, ``commit_unless_exists``), as the hot
+    callbacks do, then never opens an ORM session at all."""
 
-    def _open(self) -> None:
-        self.accounts = AccountRepository(self.session)
-        self.transactions = TransactionRepository(self.session)
-        self.provider_events = ProviderEventRepository(self.session)
-        self.sandbox_charges = SandboxChargeRepository(self)
-        self.stripe = StripeRepository(self.session)
-        self.refunds = RefundRepository(self.session)
+    @property
+    def accounts(self) -> AccountRepository:
+        return AccountRepository(self.session)
+
+    @property
+    def transactions(self) -> TransactionRepository:
+        return TransactionRepository(self.session)
+
+    @property
+    def provider_events(self) -> ProviderEventRepository:
+        return ProviderEventRepository(self.session)
+
+    @property
+    def sandbox_charges(self) -> SandboxChargeRepository:
+        return SandboxChargeRepository(self)
+
+    @property
+    def stripe(self) -> StripeRepository:
+        return StripeRepository(self.session)
+
+    @property
+    def refunds(self) -> RefundRepository:
+        return RefundRepository(self.session)
 
     def tenant_transactions(self, tenant_id: str) -> TenantTransactionRepository:
         return TenantTransactionRepository(self.session, tenant_id)
