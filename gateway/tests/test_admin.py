@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from gateway.db.models import Tenant
+from gateway.settings import Settings
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -226,3 +227,32 @@ class TestRotateSecret:
         assert await self._token_status(gateway, "shop-1", tenant["secret"]) == 401
         assert await self._token_status(gateway, "shop-1", first["secret"]) == 200
         assert await self._token_status(gateway, "shop-1", second["secret"]) == 200
+
+
+class TestHashCost:
+    """The argon2 cost of new hashes is the settings' (OWASP's profile by default); a secret hashed
+    with an earlier cost keeps verifying, since each hash records its own parameters."""
+
+    async def test_a_secret_hashed_with_the_former_profile_still_verifies_and_a_rotation_uses_the_new_one(
+        self, make_gateway: Callable[..., Awaitable[Gateway]], engine: AsyncEngine
+    ) -> None:
+        # RFC 9106's 64 MiB, 4-lane profile: the default before 2026-12-06.
+        former = await make_gateway(argon2_time_cost=3, argon2_memory_kib=64 * 1024, argon2_parallelism=4)
+        tenant = await former.create_tenant()
+        assert (await _stored(engine, tenant["id"])).secret_hash.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+
+        defaults = Settings.model_fields
+        today = await make_gateway(
+            argon2_time_cost=defaults["argon2_time_cost"].default,
+            argon2_memory_kib=defaults["argon2_memory_kib"].default,
+            argon2_parallelism=defaults["argon2_parallelism"].default,
+        )
+        assert await today.token("shop-1", tenant["secret"])
+        resp = await today.client.post(f"/admin/tenants/{tenant['id']}/rotate-secret", headers=admin_headers())
+        assert resp.status == 200
+        rotated = await resp.json()
+        row = await _stored(engine, tenant["id"])
+        assert row.secret_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+        assert row.previous_secret_hash.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+        assert await today.token("shop-1", rotated["secret"])
+        assert await today.token("shop-1", tenant["secret"])  # the previous one, in its grace period

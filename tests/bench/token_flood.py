@@ -3,7 +3,7 @@
 Distributed mode (gateway → payments-svc API and worker on PostgreSQL, relay to RabbitMQ). Creates
 run at a steady offered rate (open loop) while a flood of wrong-secret token requests runs beside them:
 also open loop, at a fixed rate ("a modest flood", 200/s by default), from a process of its own, each
-request with the argon2 cost of production (64 MiB, t=3, p=4). The phases, on the same platform:
+request with the gateway's default argon2 cost (19 MiB, t=2, p=1). The phases, on the same platform:
 
 - no flood (the reference);
 - a flood from one address (the per-client bucket answers it with 429s);
