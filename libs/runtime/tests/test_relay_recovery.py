@@ -142,13 +142,14 @@ class TestRelayOutages:
             relay = OutboxRelay(engine, schema.outbox, publisher, poll_interval=0.1)
             async with running(relay.run()):
                 rows = _rows("evt", 20, key=f"{queue_name}.e.v1")
+                # Told by the connection itself, not by polling its channel's state: under load,
+                # rabbitmqctl can return after the robust connection has already reconnected (1 s),
+                # and a poll would then wait for a closed channel that never comes.
+                lost = asyncio.Event()
+                assert publisher._connection is not None
+                publisher._connection.close_callbacks.add(lambda *_: lost.set())
                 await asyncio.to_thread(close_vhost_connections, rabbit_url)
-
-                async def publisher_down() -> bool:
-                    channel = publisher._publish_channel
-                    return channel is None or channel.is_closed
-
-                await wait_for(publisher_down)  # the relay's next pass fails before anything is sent
+                await asyncio.wait_for(lost.wait(), timeout=20)
                 started = asyncio.get_running_loop().time()
                 async with engine.begin() as conn:
                     await conn.execute(schema.outbox.insert(), rows)
