@@ -3,12 +3,17 @@
 A paid payment is: create (tenant → gateway → payments-svc) → the payer's checkout ``pay`` (→ providers-svc)
 → the provider confirms (the sandbox bank's signed callback after the payer's choice on its page, or
 Payme's Check → Create → Perform, or Click's Prepare → Complete, each played by this bench as the
-provider's servers would) → providers-svc's outcome (outbox → RabbitMQ) → payments worker → webhook
-dispatcher → the tenant's ``payment.succeeded`` webhook at the receiver (in this process, 127.0.0.1).
+provider's servers would, or Octo's signed notify from its simulator after the payer's "pay" on the
+simulator's page, or Stripe's signed ``payment_intent.succeeded`` from localstripe after the payer's test
+card on our Stripe page: ``lifecycle_providers.py``) → providers-svc's outcome (outbox → RabbitMQ) →
+payments worker → webhook dispatcher → the tenant's ``payment.succeeded`` webhook at the receiver (in
+this process, 127.0.0.1). ``--providers`` picks among sandbox, payme, click, octo and stripe.
 
 1. **Paid payments/s at saturation** per provider: a closed loop of ``--clients`` tenants' backends,
    each starting its next payment when the webhook of the last one arrived; CPU milliseconds per paid
-   payment by process (every service, PostgreSQL, RabbitMQ, this load generator).
+   payment by process (every service, PostgreSQL, RabbitMQ, this load generator, and localstripe, the
+   fake Stripe started for ``stripe`` only, as Stripe's servers); per route p50/p99. localstripe waits
+   1 s before each webhook, so a Stripe lifecycle takes over 1 s: below ``--clients`` paid payments/s.
 2. **Dispatcher vs a bare signed-POST loop**, to the same receiver in the same run: ``--events`` payment
    events published on the bus spread over 4 endpoints (``webhooks.deliveries_per_second``), against a
    loop that signs each with ``standardwebhooks`` and POSTs it, with as many in flight as the dispatcher
@@ -38,12 +43,14 @@ import aiohttp
 import cpu
 import uvloop
 from aiohttp import web
-from regional import ClickFlow, Order, PaymeFlow, Stats, regional_accounts
+from lifecycle_providers import Confirmer, OctoPage, ProviderCalls, SandboxPage, start_localstripe, stripe_account
+from regional import Order, Stats, regional_accounts
 from run import HERE, Proc, stop
 from standardwebhooks import Webhook
 from webhooks import Receiver, add_endpoint, deliveries_per_second, start_platform, tenant_token
 
 AMOUNT = 500_000  # UZS in tiyin: every provider of the bench accepts it
+PROVIDERS = ("sandbox", "payme", "click", "octo", "stripe")
 
 
 class Waiter(Receiver):
@@ -89,7 +96,7 @@ class Tenant:
         return json.loads(body) if body and ok != 303 else {}
 
     async def start(self, http: aiohttp.ClientSession, provider: str, stats: Stats) -> tuple[str, str] | None:
-        """Create a payment and pick ``provider`` on its checkout: (payment id, provider transaction id)."""
+        """Create a payment and pick ``provider`` on its checkout: (payment id, where the payer is sent)."""
         key = f"life-{provider}-{next(self.counter)}-{secrets.token_hex(4)}"
         payment = await self._timed(
             stats,
@@ -111,7 +118,7 @@ class Tenant:
         )
         if started is None:
             return None
-        return payment["id"], str(started.get("redirect_url", "")).rsplit("/", 1)[-1]
+        return payment["id"], str(started.get("redirect_url", ""))
 
     async def read(self, http: aiohttp.ClientSession, payment_id: str, stats: Stats) -> None:
         await self._timed(
@@ -122,42 +129,21 @@ class Tenant:
 class Lifecycle:
     """One paid payment through one provider, from the create to the tenant's webhook."""
 
-    def __init__(self, tenant: Tenant, provider: str, payme: PaymeFlow, click: ClickFlow, reads: int = 0) -> None:
+    def __init__(self, tenant: Tenant, provider: str, confirmer: Confirmer, reads: int = 0) -> None:
         self.tenant = tenant
         self.provider = provider
-        self.payme = payme
-        self.click = click
+        self.confirmer = confirmer
         self.reads = reads
-
-    async def _sandbox(self, http: aiohttp.ClientSession, ptx: str, stats: Stats) -> bool:
-        """The payer's "succeed" on the sandbox bank's page; the bank then sends its signed callback."""
-        started = time.perf_counter()
-        async with http.post(
-            f"{self.tenant.gw}/sandbox/pay/{ptx}", data={"outcome": "succeed"}, allow_redirects=False
-        ) as r:
-            await r.read()
-            status = r.status
-        stats.add("POST /sandbox/pay/{ptx}", time.perf_counter() - started)
-        if status not in (200, 303):
-            stats.errors.append(f"sandbox page: {status}")
-            return False
-        return True
 
     async def run(self, http: aiohttp.ClientSession, stats: Stats, timeout: float = 30) -> bool:
         started = await self.tenant.start(http, self.provider, stats)
         if started is None:
             return False
-        payment_id, ptx = started
+        payment_id, redirect_url = started
         arrived = self.tenant.waiter.expect(payment_id)
         reads = [asyncio.create_task(self.tenant.read(http, payment_id, stats)) for _ in range(self.reads)]
         confirmed_at = time.perf_counter()
-        order = Order(payment_id, AMOUNT)
-        if self.provider == "sandbox":
-            ok = await self._sandbox(http, ptx, stats)
-        elif self.provider == "payme":
-            ok = await self.payme.run(http, order, stats)
-        else:
-            ok = await self.click.run(http, order, stats)
+        ok = await self.confirmer.confirm(http, Order(payment_id, AMOUNT), redirect_url, stats)
         await asyncio.gather(*reads)
         if not ok:
             self.tenant.waiter.waiting.pop(payment_id, None)
@@ -260,12 +246,24 @@ async def bare_signed_posts(url: str, n: int, in_flight: int, groups: dict[str, 
     return n / elapsed, cpu.per_unit_ms(before, cpu.snapshot(groups), n)
 
 
-async def setup(http: aiohttp.ClientSession, gw: str, admin: str, url: str) -> tuple[str, PaymeFlow, ClickFlow]:
-    """One tenant with an endpoint for ``payment.succeeded`` and test Payme and Click accounts."""
+async def setup(
+    http: aiohttp.ClientSession, gw: str, admin: str, url: str, localstripe: str | None
+) -> tuple[str, dict[str, Confirmer]]:
+    """One test tenant with an endpoint for ``payment.succeeded``, test Payme and Click accounts of the
+    bench's own, a test Stripe account at localstripe (if started) and no Octo account (its simulator
+    pays); how each provider confirms a payment."""
     tenant_id, token = await tenant_token(http, gw, admin)
     await add_endpoint(http, gw, token, url, ["payment.succeeded"])
     payme, click = await regional_accounts(http, gw, admin, tenant_id)
-    return token, payme, click
+    confirmers: dict[str, Confirmer] = {
+        "sandbox": SandboxPage(),
+        "payme": ProviderCalls(payme),
+        "click": ProviderCalls(click),
+        "octo": OctoPage(),
+    }
+    if localstripe is not None:
+        confirmers["stripe"] = await stripe_account(http, gw, admin, tenant_id, localstripe, "UZS")
+    return token, confirmers
 
 
 async def main() -> None:
@@ -274,10 +272,13 @@ async def main() -> None:
     parser.add_argument("--clients", type=int, default=32, help="payments in flight at saturation")
     parser.add_argument("--rate", type=float, default=100.0, help="paid payments/s of the mixed load")
     parser.add_argument("--events", type=int, default=3000, help="deliveries of the dispatcher comparison")
-    parser.add_argument("--providers", default="sandbox,payme,click")
+    parser.add_argument("--providers", default="sandbox,payme,click", help="of sandbox,payme,click,octo,stripe")
     parser.add_argument("--skip", default="", help="comma-separated parts to leave out: saturation,dispatcher,mixed")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
+    providers = args.providers.split(",")
+    if unknown := set(providers) - set(PROVIDERS):
+        parser.error(f"unknown providers: {', '.join(sorted(unknown))} (of {', '.join(PROVIDERS)})")
     out = HERE.parent.parent / "bench-results"
     logs = out / "logs-lifecycle"
     logs.mkdir(parents=True, exist_ok=True)
@@ -286,24 +287,29 @@ async def main() -> None:
     procs, gw, admin = await start_platform(logs)
     summary: dict[str, object] = {"clients": args.clients, "seconds": args.seconds}
     try:
+        localstripe = None
+        if "stripe" in providers:  # Stripe's servers: a process of their own, its own CPU group
+            stripe_proc, localstripe = await start_localstripe(logs)
+            procs.append(stripe_proc)
         async with aiohttp.ClientSession() as http:
-            token, payme, click = await setup(http, gw, admin, url)
+            token, confirmers = await setup(http, gw, admin, url, localstripe)
         tenant = Tenant(gw, token, waiter)
-        flows = {p: Lifecycle(tenant, p, payme, click) for p in ("sandbox", "payme", "click")}
+        flows = {p: Lifecycle(tenant, p, confirmer) for p, confirmer in confirmers.items()}
         # Warm-up at the measured concurrency: every pooled connection the measured run will use is opened,
         # has its types introspected and its statements prepared, and PostgreSQL has settled on their
         # generic plans (after five custom ones per connection), none of which is the steady state's cost.
-        for provider in args.providers.split(","):
+        for provider in providers:
             await saturation(flows[provider], args.clients, 3, procs)
         if "saturation" not in skip:
             results = {}
-            for provider in args.providers.split(","):
+            for provider in providers:
                 per_s, cpu_ms, stats = await saturation(flows[provider], args.clients, args.seconds, procs)
                 results[provider] = {
                     "paid_payments_per_s": round(per_s, 1),
                     "cpu_ms_per_paid_payment": cpu_ms,
                     "errors": len(stats.errors),
                     "first_errors": stats.errors[:3],
+                    "routes": percentiles(stats),
                 }
                 print(provider, json.dumps(results[provider]), flush=True)
             summary["saturation"] = results
@@ -324,8 +330,8 @@ async def main() -> None:
             print("dispatcher", json.dumps(summary["dispatcher"]), flush=True)
         if "mixed" not in skip:
             mix = [
-                Lifecycle(tenant, "sandbox", payme, click, reads=2),
-                Lifecycle(tenant, "payme", payme, click, reads=2),
+                Lifecycle(tenant, "sandbox", confirmers["sandbox"], reads=2),
+                Lifecycle(tenant, "payme", confirmers["payme"], reads=2),
             ]
             stats, achieved = await mixed(mix, args.rate, args.seconds)
             summary["mixed"] = {
