@@ -41,6 +41,8 @@ class BoundAdapter:
     def test_only(self) -> bool:
         return self.account.test
 
+    starts_locally = False
+
     async def start(self, txn: Transaction) -> StartResult:
         self.log.append(("start", txn.id, self.account.id))
         return StartResult(f"http://127.0.0.1:9/pay/{self.account.id}/{txn.id}")

@@ -125,6 +125,14 @@ class PaymentProvider(Protocol):
         offered to, started for, or believed about a live tenant's payment."""
         ...
 
+    @property
+    def starts_locally(self) -> bool:
+        """True when ``start`` only builds the pay URL from the transaction and the account, calling
+        no one: it may then run before the transaction is stored, and the transaction is stored with
+        where the payer goes in one statement (the sandbox, Payme, Click). False when it creates
+        something at the provider (Octo, Stripe), which must know the stored transaction first."""
+        ...
+
     async def start(self, txn: Transaction) -> StartResult:
         """Create the attempt at the provider (or just build its pay URL) and say where the payer goes."""
         ...

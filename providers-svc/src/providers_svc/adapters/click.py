@@ -94,6 +94,10 @@ class ClickPayments:
     def test_only(self) -> bool:
         return self.account.test
 
+    @property
+    def starts_locally(self) -> bool:
+        return True  # the pay URL (or the simulator page) of the payment
+
     def _credentials(self) -> ClickCredentials:
         credentials = click_credentials(self.account)
         if credentials is None:

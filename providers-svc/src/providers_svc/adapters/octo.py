@@ -76,6 +76,10 @@ class OctoAdapter:
         return self.account.test
 
     @property
+    def starts_locally(self) -> bool:
+        return False  # prepare_payment at Octo gives the pay URL
+
+    @property
     def auto_capture(self) -> bool:
         return self.account.settings.get("auto_capture", "true") == "true"
 

@@ -59,6 +59,10 @@ class PaymeAdapter:
     def test_only(self) -> bool:
         return self.account.test
 
+    @property
+    def starts_locally(self) -> bool:
+        return True  # the checkout URL (or the simulator page) of the payment
+
     async def start(self, txn: Transaction) -> StartResult:
         """Payme assigns its transaction id only when it calls us (CreateTransaction): no reference here."""
         if self.account.simulator:

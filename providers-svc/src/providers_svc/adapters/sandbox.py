@@ -138,6 +138,10 @@ class SandboxProvider:
     def test_only(self) -> bool:
         return True
 
+    @property
+    def starts_locally(self) -> bool:
+        return True  # the bank page of the transaction
+
     async def start(self, txn: Transaction) -> StartResult:
         return StartResult(redirect_url=self._page_base + txn.id, provider_reference=None)
 

@@ -15,6 +15,7 @@ from billing_runtime.uow import UnitOfWork
 from sqlalchemy import Insert, Select, Update, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from providers_svc.adapters.base import StartResult
 from providers_svc.db.models import ProviderTransactionRow
 from providers_svc.db.repositories import NewTransaction, to_transaction
 from providers_svc.domain.transactions import Transaction, TransactionStatus
@@ -40,9 +41,11 @@ _NEW_COLUMNS = (
 
 
 @functools.cache
-def _insert_new() -> Insert:
+def _insert_new(started: bool) -> Insert:
+    """The new transaction's row; ``started``: with where the payer goes (an adapter that starts locally)."""
     table = table_of(ProviderTransactionRow)
-    values = {c: bindparam(c, type_=table.c[c].type) for c in _NEW_COLUMNS}
+    columns = (*_NEW_COLUMNS, "redirect_url", "provider_reference") if started else _NEW_COLUMNS
+    values = {c: bindparam(c, type_=table.c[c].type) for c in columns}
     # Unique on (payment_id, provider): a repeat, or a concurrent click, inserts nothing.
     return pg_insert(table).values(values).on_conflict_do_nothing().returning(*table.c)
 
@@ -80,31 +83,48 @@ def _transaction(row: dict[str, Any]) -> Transaction:
     return to_transaction(SimpleNamespace(**row))
 
 
-async def create_or_find(uow: UnitOfWork, new: NewTransaction, now: datetime) -> tuple[Transaction | None, bool]:
-    """The tenant's transaction of ``(payment_id, provider)``, inserted unless it exists; and whether it
-    was inserted now. None: the pair exists for another tenant (payment ids are global, PRV-9)."""
-    values = {
-        "id": new_id("ptx"),
-        "tenant_id": new.tenant_id,
-        "payment_id": new.payment_id,
-        "provider": new.provider,
-        "amount": new.amount,
-        "currency": new.currency,
-        "livemode": new.livemode,
-        "account_id": new.account_id,
-        "capture_method": new.capture_method,
-        "status": TransactionStatus.PENDING.value,
-        "order_id": new.order_id,
-        "description": new.description,
-        "return_url": new.return_url,
-        "expires_at": new.expires_at,
-        "created_at": now,
-        "updated_at": now,
-    }
-    inserted = await uow.write_alone(_insert_new(), values)
+def new_transaction(new: NewTransaction, now: datetime) -> Transaction:
+    """The transaction ``new`` becomes, with its id, before it is stored (for an adapter that starts
+    locally: where the payer goes is then stored with it)."""
+    return Transaction(
+        id=new_id("ptx"),
+        tenant_id=new.tenant_id,
+        payment_id=new.payment_id,
+        provider=new.provider,
+        amount=new.amount,
+        currency=new.currency,
+        status=TransactionStatus.PENDING,
+        order_id=new.order_id,
+        description=new.description,
+        return_url=new.return_url,
+        redirect_url=None,
+        provider_reference=None,
+        failure_code=None,
+        failure_message=None,
+        expires_at=new.expires_at,
+        created_at=now,
+        updated_at=now,
+        livemode=new.livemode,
+        account_id=new.account_id,
+        capture_method=new.capture_method,
+    )
+
+
+async def create_or_find(
+    uow: UnitOfWork, txn: Transaction, started: StartResult | None = None
+) -> tuple[Transaction | None, bool]:
+    """The tenant's transaction of ``(payment_id, provider)``: ``txn`` inserted unless one exists (with
+    ``started``'s redirect when given); and whether it was inserted now. None: the pair exists for
+    another tenant (payment ids are global, PRV-9)."""
+    values: dict[str, Any] = {c: getattr(txn, c) for c in _NEW_COLUMNS}
+    values["status"] = txn.status.value
+    if started is not None:
+        values["redirect_url"] = started.redirect_url
+        values["provider_reference"] = started.provider_reference
+    inserted = await uow.write_alone(_insert_new(started is not None), values)
     if inserted:
         return _transaction(inserted[0]), True
-    return await find_for_payment(uow, new.tenant_id, new.payment_id, new.provider), False
+    return await find_for_payment(uow, txn.tenant_id, txn.payment_id, txn.provider), False
 
 
 async def find_for_payment(uow: UnitOfWork, tenant_id: str, payment_id: str, provider: str) -> Transaction | None:

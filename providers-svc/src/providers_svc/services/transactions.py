@@ -10,9 +10,14 @@ from datetime import datetime, timedelta
 from billing_contracts.envelope import utcnow
 from billing_runtime.problems import ProblemError
 
-from providers_svc.adapters.base import ProviderRejectedError, ProviderUnavailableError
+from providers_svc.adapters.base import (
+    PaymentProvider,
+    ProviderRejectedError,
+    ProviderUnavailableError,
+    StartResult,
+)
 from providers_svc.db.repositories import NewTransaction
-from providers_svc.db.transaction_starts import create_or_find, record_started
+from providers_svc.db.transaction_starts import create_or_find, new_transaction, record_started
 from providers_svc.domain.transactions import MANUAL, MANUAL_CAPTURE_PROVIDERS, Transaction, TransactionStatus
 from providers_svc.services.directory import ProviderDirectory
 from providers_svc.services.uow import UowFactory
@@ -67,7 +72,9 @@ async def start_payment(
 
     The provider is called outside any database transaction: the row is committed first, then the
     adapter runs (idempotent on the transaction id), then the first redirect URL stored wins. A crash or
-    a provider outage in between leaves a row without a redirect URL that the next retry completes.
+    a provider outage in between leaves a row without a redirect URL that the next retry completes. An
+    adapter that calls no one (``starts_locally``: the sandbox, Payme, Click) builds its pay URL first,
+    and the row is inserted with it.
     """
     if cmd.capture_method == MANUAL and cmd.provider not in MANUAL_CAPTURE_PROVIDERS:
         raise ProblemError(
@@ -75,25 +82,29 @@ async def start_payment(
         )
     offer = await directory.for_start(cmd.tenant_id, cmd.provider, cmd.currency, livemode=cmd.livemode)
     now = clock()
+    new = new_transaction(
+        NewTransaction(
+            tenant_id=cmd.tenant_id,
+            payment_id=cmd.payment_id,
+            provider=cmd.provider,
+            amount=cmd.amount,
+            currency=cmd.currency,
+            order_id=cmd.order_id,
+            description=cmd.description,
+            return_url=cmd.return_url,
+            expires_at=cmd.expires_at or now + timedelta(seconds=default_ttl),
+            livemode=cmd.livemode,
+            account_id=offer.account.id if offer.account is not None else None,
+            capture_method=cmd.capture_method,
+        ),
+        now,
+    )
+    adapter = directory.adapter(offer)
+    # A pay URL built from the transaction alone is stored with it: one statement, not an insert and
+    # then an update (a repeat finds the stored one and never uses the one built here).
+    early = await _start(adapter, new) if adapter.starts_locally else None
     async with uow_factory() as uow:
-        txn, created = await create_or_find(
-            uow,
-            NewTransaction(
-                tenant_id=cmd.tenant_id,
-                payment_id=cmd.payment_id,
-                provider=cmd.provider,
-                amount=cmd.amount,
-                currency=cmd.currency,
-                order_id=cmd.order_id,
-                description=cmd.description,
-                return_url=cmd.return_url,
-                expires_at=cmd.expires_at or now + timedelta(seconds=default_ttl),
-                livemode=cmd.livemode,
-                account_id=offer.account.id if offer.account is not None else None,
-                capture_method=cmd.capture_method,
-            ),
-            now,
-        )
+        txn, created = await create_or_find(uow, new, early)
         await uow.commit()  # nothing left to commit but in tests, where the unit holds one connection
     # None here: the pair exists but belongs to another tenant (payment ids are global).
     if txn is None or not _same_request(txn, cmd):
@@ -110,19 +121,22 @@ async def start_payment(
     provider = await directory.for_transaction(txn)
     if provider is None:
         raise ProblemError(503, "provider_unavailable", "The provider is unavailable", headers=_RETRY_AFTER)
-    try:
-        result = await provider.start(txn)
-    except ProviderUnavailableError as exc:
-        log.warning("provider %s unavailable starting %s: %s", provider.name, txn.id, exc)
-        raise ProblemError(503, "provider_unavailable", "The provider is unavailable", headers=_RETRY_AFTER) from exc
-    except ProviderRejectedError as exc:
-        raise ProblemError(422, "provider_rejected", str(exc)) from exc
-
+    result = await _start(provider, txn)
     async with uow_factory() as uow:
         stored = await record_started(uow, txn, result.redirect_url, result.provider_reference, clock())
         await uow.commit()
     assert stored is not None
     return Started(stored, created)
+
+
+async def _start(provider: PaymentProvider, txn: Transaction) -> StartResult:
+    try:
+        return await provider.start(txn)
+    except ProviderUnavailableError as exc:
+        log.warning("provider %s unavailable starting %s: %s", provider.name, txn.id, exc)
+        raise ProblemError(503, "provider_unavailable", "The provider is unavailable", headers=_RETRY_AFTER) from exc
+    except ProviderRejectedError as exc:
+        raise ProblemError(422, "provider_rejected", str(exc)) from exc
 
 
 async def cancel_payment(

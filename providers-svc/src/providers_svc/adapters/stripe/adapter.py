@@ -87,6 +87,10 @@ class StripeAdapter:
         return self.account.test
 
     @property
+    def starts_locally(self) -> bool:
+        return False  # a PaymentIntent or Checkout Session at Stripe
+
+    @property
     def flow(self) -> str:
         return self.account.settings.get("flow", "checkout_session")
 
