@@ -237,20 +237,20 @@ def create_app(
     ring = KeyRing(settings.credentials_keys.get_secret_value())
     app[registry_key] = registry
     app[key_ring_key] = ring
-    directory = ProviderDirectory(registry, new_uow, ring, simulators=settings.simulators)
+    copies = AccountCopies(new_uow, ring, max_age=settings.account_cache_seconds)
+    app[account_copies_key] = copies
+    directory = ProviderDirectory(registry, new_uow, ring, simulators=settings.simulators, copies=copies)
     app[directory_key] = directory
     refunds = Refunds(new_uow, directory, lease=timedelta(seconds=settings.refund_lease_seconds))
     app[refunds_key] = refunds
     app[payment_sync_key] = PaymentSync(new_uow, directory)
     app[statements_key] = Statements(new_uow, ring, directory)
     app[templates_key] = new_templates()
-    copies = AccountCopies(new_uow, ring, max_age=settings.account_cache_seconds)
-    app[account_copies_key] = copies
     app[payme_merchant_key] = PaymeMerchant(new_uow, PaymeAccounts(new_uow, ring, copies))
     octo = registry.account_provider(OCTO)
     if isinstance(octo, OctoProvider):
         app[octo_callbacks_key] = OctoCallbacks(
-            new_uow, ring, octo, simulator_hold=timedelta(seconds=settings.sandbox_authorization_seconds)
+            new_uow, ring, octo, copies, simulator_hold=timedelta(seconds=settings.sandbox_authorization_seconds)
         )
     stripe = registry.account_provider(STRIPE)
     if isinstance(stripe, StripeProvider):

@@ -108,3 +108,40 @@ async def test_change_password_is_seen_at_once_by_the_replica_that_made_it(make_
     answer = await (await client.post("/billing/payme", json=body, headers=auth)).json()
     assert answer.get("result") == {"success": True}, answer
     assert (await copies.of("payme"))[0].credentials["key"] == new_key
+
+
+async def test_by_id_finds_the_account_a_transaction_was_started_with_and_follows_its_changes(
+    make_client: Any,
+) -> None:
+    # Every Octo callback, Stripe payer page and status, refund or cancel of a started transaction looks
+    # up its account: from the copy, and a change (a rotated secret) reaches it as it reaches the list.
+    ours = await make_client(enabled_providers=["sandbox", "payme"], account_cache_seconds=60)
+    copies = ours.app[account_copies_key]
+
+    async def listening() -> bool:
+        return bool(copies.listening())
+
+    await _until(listening)
+    epoch = copies.epoch
+    account_id = await _payme_account(ours.app, secrets.token_urlsafe(27))
+
+    async def notified() -> bool:
+        return copies.epoch > epoch
+
+    await _until(notified)  # the insert's own notification, which drops the copies once more
+    found = await copies.by_id("payme", account_id)
+    assert found is not None and found.id == account_id
+    reads = copies.reads
+    assert await copies.by_id("payme", account_id) == found
+    assert copies.reads == reads  # served by the copy
+    assert await copies.by_id("payme", "pac_missing") is None
+    assert await copies.by_id("click", account_id) is None  # another provider's account is not it
+    new_key = secrets.token_urlsafe(27)
+    changes = AccountChanges(credentials={"key": new_key})
+    await update_account(ours.app[uow_factory_key], ours.app[key_ring_key], account_id, changes, utcnow())
+
+    async def sees_new_key() -> bool:
+        account = await copies.by_id("payme", account_id)
+        return account is not None and account.credentials["key"] == new_key
+
+    await _until(sees_new_key, within=2.0)

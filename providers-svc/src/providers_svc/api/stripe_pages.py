@@ -24,9 +24,8 @@ from providers_svc.api.forms import payer_form
 from providers_svc.db.repositories import transaction_snapshot
 from providers_svc.domain.stripe_payments import page_token
 from providers_svc.domain.transactions import Transaction, TransactionStatus
-from providers_svc.keys import key_ring_key, stripe_webhooks_key, templates_key, uow_factory_key
+from providers_svc.keys import account_copies_key, stripe_webhooks_key, templates_key, uow_factory_key
 from providers_svc.sandbox.pages import format_amount
-from providers_svc.services.accounts import account_by_id
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +88,7 @@ async def _resolve(request: web.Request) -> tuple[Transaction, StripeAdapter] | 
         txn = await transaction_snapshot(unit, txn_id)
     account = None
     if txn is not None and txn.provider == NAME and txn.account_id is not None:
-        account = await account_by_id(app[uow_factory_key], app[key_ring_key], txn.account_id)
+        account = await app[account_copies_key].by_id(NAME, txn.account_id)
     if (
         txn is None
         or account is None

@@ -106,3 +106,8 @@ class AccountCopies:
         if epoch == self.epoch:
             self._lists[provider] = (read_at, accounts)
         return accounts
+
+    async def by_id(self, provider: str, account_id: str) -> BoundAccount | None:
+        """The account ``account_id`` of ``provider`` (a simulator's included): the one a transaction was
+        started with, found in the provider's copy instead of read per callback or page."""
+        return next((account for account in await self.of(provider) if account.id == account_id), None)

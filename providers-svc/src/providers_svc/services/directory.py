@@ -12,7 +12,8 @@ from billing_runtime.problems import ProblemError
 from providers_svc.adapters.base import PaymentProvider, ProviderRegistry
 from providers_svc.domain.accounts import BoundAccount
 from providers_svc.domain.transactions import Transaction
-from providers_svc.services.accounts import account_by_id, payment_account, payment_accounts
+from providers_svc.services.account_copies import AccountCopies
+from providers_svc.services.accounts import payment_account, payment_accounts
 from providers_svc.services.uow import UowFactory
 
 
@@ -44,6 +45,8 @@ class ProviderDirectory:
     ring: KeyRing
     # Test tenants without an account of a simulated provider are served by its simulator.
     simulators: bool
+    # The accounts transactions were started with (every Octo callback and Stripe page looks one up).
+    copies: AccountCopies
 
     async def offers(self, tenant_id: str, currency: str | None, *, livemode: bool) -> list[Offer]:
         """Every provider the tenant's payment in ``currency`` (any when None) may be paid through."""
@@ -108,7 +111,7 @@ class ProviderDirectory:
         if txn.account_id is None:
             return self.registry.get(txn.provider)
         provider = self.registry.account_provider(txn.provider)
-        account = await account_by_id(self.uow, self.ring, txn.account_id)
+        account = await self.copies.by_id(txn.provider, txn.account_id)
         if provider is None or account is None:
             return None
         return provider.bind(account)

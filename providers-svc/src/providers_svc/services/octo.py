@@ -30,7 +30,7 @@ from providers_svc.domain.transactions import Transaction, TransactionStatus, Ve
 from providers_svc.protocols.octo.amounts import AmountError, from_major
 from providers_svc.protocols.octo.callbacks import Callback, CallbackRejected, parse_callback, verify
 from providers_svc.protocols.octo.responses import PaymentState
-from providers_svc.services.accounts import account_by_id
+from providers_svc.services.account_copies import AccountCopies
 from providers_svc.services.callbacks import Handled, ProviderNotice, handle_notice
 from providers_svc.services.uow import UowFactory
 
@@ -64,6 +64,8 @@ class OctoCallbacks:
     uow: UowFactory
     ring: KeyRing
     provider: OctoProvider
+    # The account a transaction was started with, from the replica's copy (one per callback otherwise).
+    copies: AccountCopies
     clock: Callable[[], datetime] = utcnow
     # How long the simulator holds a two-stage payment (PROVIDERS_SANDBOX_AUTHORIZATION_SECONDS).
     simulator_hold: timedelta = timedelta(days=7)
@@ -107,7 +109,7 @@ class OctoCallbacks:
             txn = await transaction_snapshot(unit, callback.shop_transaction_id)
         if txn is None or txn.provider != NAME or txn.account_id is None:
             raise CallbackRejected("unknown_transaction")
-        account = await account_by_id(self.uow, self.ring, txn.account_id)
+        account = await self.copies.by_id(NAME, txn.account_id)
         if account is None or account.provider != NAME:
             raise CallbackRejected("unknown_shop")
         named = callback.fields.get("octo_shop_id")
