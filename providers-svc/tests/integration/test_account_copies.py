@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 from billing_contracts.envelope import utcnow
 from providers_svc.keys import account_copies_key, key_ring_key, uow_factory_key
-from providers_svc.services.accounts import AccountChanges, NewAccount, create_account, update_account
+from providers_svc.services.accounts import (
+    AccountChanges,
+    NewAccount,
+    create_account,
+    simulator_account,
+    update_account,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -145,3 +151,24 @@ async def test_by_id_finds_the_account_a_transaction_was_started_with_and_follow
         return account is not None and account.credentials["key"] == new_key
 
     await _until(sees_new_key, within=2.0)
+
+
+async def test_the_simulators_find_their_account_in_the_copy(make_client: Any) -> None:
+    # Every call a simulator answers (Octo's API and pay page, Payme's and Click's pages) asks for its
+    # account: created on first use, then served by the copy.
+    ours = await make_client(enabled_providers=["sandbox", "octo"], account_cache_seconds=60)
+    copies = ours.app[account_copies_key]
+
+    async def listening() -> bool:
+        return bool(copies.listening())
+
+    await _until(listening)
+    first = await simulator_account(copies, "octo")
+    assert first.simulator and first.provider == "octo"
+
+    async def served_by_the_copy() -> bool:
+        # (Once the creation's own notification has dropped the copy that was read before it.)
+        reads = copies.reads
+        return await simulator_account(copies, "octo") == first and copies.reads == reads
+
+    await _until(served_by_the_copy)

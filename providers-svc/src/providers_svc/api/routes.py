@@ -14,8 +14,8 @@ from providers_svc.api.callbacks.click import add_click_callback_routes
 from providers_svc.api.stripe_objects import add_stripe_object_routes
 from providers_svc.api.tenant_providers import add_tenant_provider_routes
 from providers_svc.keys import (
+    account_copies_key,
     http_client_key,
-    key_ring_key,
     octo_callbacks_key,
     settings_key,
     stripe_webhooks_key,
@@ -64,7 +64,7 @@ def add_octo_routes(app: web.Application) -> None:
         # The fake Octo and its payer page (API.md: test tenants without an Octo account).
         simulator = octo_simulator_app(
             app[uow_factory_key],
-            app[key_ring_key],
+            app[account_copies_key],
             lambda: app[http_client_key],
             base_url=settings.octo_simulator_base,
             notify_url=settings.octo_notify_url,

@@ -34,7 +34,7 @@ from providers_svc.domain.accounts import (
     check_settings,
     settings_with_defaults,
 )
-from providers_svc.services.account_copies import open_account
+from providers_svc.services.account_copies import AccountCopies, open_account
 from providers_svc.services.uow import ProvidersUnitOfWork, UowFactory
 
 
@@ -290,7 +290,9 @@ async def payment_accounts(
         elif not livemode and simulators and provider in SIMULATED_PROVIDERS:
             simulator = simulator_rows.get(provider)
             found[provider] = (
-                open_account(ring, simulator) if simulator is not None else await simulator_account(uow, ring, provider)
+                open_account(ring, simulator)
+                if simulator is not None
+                else await ensure_simulator_account(uow, ring, provider)
             )
     return found
 
@@ -318,9 +320,16 @@ def _simulator_credentials(provider: str) -> dict[str, str]:
 SIMULATED_PROVIDERS = ("payme", "click", "octo")
 
 
-async def simulator_account(uow: UowFactory, ring: KeyRing, provider: str) -> BoundAccount:
-    """The account ``provider``'s simulator plays against for test tenants with no account of their own,
-    created on first use (by whichever replica is first; the others read it)."""
+async def simulator_account(copies: AccountCopies, provider: str) -> BoundAccount:
+    """The account ``provider``'s simulator plays against for test tenants with no account of their own:
+    from the replica's copy of the provider's accounts (every simulated call asks), created on first use."""
+    found = next((account for account in await copies.of(provider) if account.simulator), None)
+    return found if found is not None else await ensure_simulator_account(copies.uow, copies.ring, provider)
+
+
+async def ensure_simulator_account(uow: UowFactory, ring: KeyRing, provider: str) -> BoundAccount:
+    """The simulator account of ``provider``, created unless it exists (by whichever replica is first;
+    the others read it)."""
     async with uow() as unit:
         row = await unit.accounts.simulator(provider)
         if row is None:

@@ -17,7 +17,7 @@ from billing_contracts.envelope import utcnow
 from providers_svc.api.forms import payer_form
 from providers_svc.db.click_simulator import record_debit
 from providers_svc.domain.transactions import Transaction, TransactionStatus
-from providers_svc.keys import http_client_key, key_ring_key, settings_key, uow_factory_key
+from providers_svc.keys import account_copies_key, http_client_key, settings_key, uow_factory_key
 from providers_svc.protocols.click.amounts import format_som
 from providers_svc.sandbox.pages import new_templates
 from providers_svc.services.accounts import simulator_account
@@ -92,7 +92,7 @@ async def pay_submit(request: web.Request) -> web.StreamResponse:
     txn = await _payable(request)
     if isinstance(txn, web.Response):
         return txn
-    account = await simulator_account(request.app[uow_factory_key], request.app[key_ring_key], PROVIDER)
+    account = await simulator_account(request.app[account_copies_key], PROVIDER)
     credentials = click_credentials(account)
     assert credentials is not None, "the simulator's own credentials are numeric"
     caller = ClickCaller(

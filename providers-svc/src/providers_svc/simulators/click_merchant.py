@@ -15,7 +15,7 @@ from aiohttp import web
 from providers_svc.db.click import lock_click_order, reservation_by_paydoc, reservations_of
 from providers_svc.db.click_simulator import debited, reversal_of, reverse_once
 from providers_svc.domain.refunds import SIMULATOR_OUTCOME_HEADER
-from providers_svc.keys import key_ring_key, uow_factory_key
+from providers_svc.keys import account_copies_key, uow_factory_key
 from providers_svc.protocols.click.merchant_api import auth_header
 from providers_svc.protocols.click.records import PrepareState
 from providers_svc.services.accounts import simulator_account
@@ -41,7 +41,7 @@ def _error(status: int, code: int, note: str) -> web.Response:
 
 async def _authorized(request: web.Request) -> str | web.Response:
     """The simulator account's id when the Auth header and service_id are its own, else Click's refusal."""
-    account = await simulator_account(request.app[uow_factory_key], request.app[key_ring_key], PROVIDER)
+    account = await simulator_account(request.app[account_copies_key], PROVIDER)
     credentials = click_credentials(account)
     given = request.headers.get("Auth", "")
     parts = given.split(":")

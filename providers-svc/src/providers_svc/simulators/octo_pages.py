@@ -17,12 +17,12 @@ import aiohttp
 import jinja2
 from aiohttp import web
 from billing_contracts.envelope import utcnow
-from billing_runtime.key_ring import KeyRing
 
 from providers_svc.adapters.octo import formula_of
 from providers_svc.api.forms import payer_form
 from providers_svc.db.repositories import transaction_snapshot
 from providers_svc.sandbox.pages import format_amount, new_templates
+from providers_svc.services.account_copies import AccountCopies
 from providers_svc.services.accounts import simulator_account
 from providers_svc.services.uow import UowFactory
 from providers_svc.simulators.octo import (
@@ -52,7 +52,7 @@ _LOST = "pay_lost"
 @dataclass(frozen=True)
 class OctoSimulator:
     uow: UowFactory
-    ring: KeyRing
+    copies: AccountCopies
     notifier: Notifier
     templates: jinja2.Environment
 
@@ -80,7 +80,7 @@ async def _playable(request: web.Request) -> OctoPayment | web.Response:
         return _message(request, 404, "Payment not found", "This payment link is not valid.")
     async with sim.uow() as unit:
         txn = await transaction_snapshot(unit, payment.shop_transaction_id)
-    account = await simulator_account(sim.uow, sim.ring, "octo")
+    account = await simulator_account(sim.copies, "octo")
     if txn is None or txn.livemode or txn.account_id != account.id or not payment.test:
         return _message(request, 403, "Not a simulator payment", "The Octo simulator plays test payments only.")
     return payment
@@ -126,7 +126,7 @@ async def pay_submit(request: web.Request) -> web.StreamResponse:
 async def _notify(request: web.Request, payment: OctoPayment) -> None:
     """Octo's callback for the payer's choice; for a hold, the shop's decision, then its callback."""
     sim = request.app[simulator_key]
-    account = await simulator_account(sim.uow, sim.ring, "octo")
+    account = await simulator_account(sim.copies, "octo")
     secret, formula = account.credentials["secret"], formula_of(account)
     answer = await sim.notifier.send(notify_body(payment, secret=secret, formula=formula, now=utcnow()))
     if payment.status != "waiting_for_capture" or answer not in ("capture", "cancel"):
@@ -139,14 +139,19 @@ async def _notify(request: web.Request, payment: OctoPayment) -> None:
 
 
 def octo_simulator_app(
-    uow: UowFactory, ring: KeyRing, http: Callable[[], aiohttp.ClientSession], *, base_url: str, notify_url: str
+    uow: UowFactory,
+    copies: AccountCopies,
+    http: Callable[[], aiohttp.ClientSession],
+    *,
+    base_url: str,
+    notify_url: str,
 ) -> web.Application:
     """The sub-application mounted at ``/simulators/octo``; ``base_url`` is its public address."""
     app = web.Application()
-    app[store_key] = DatabaseOctoStore(uow, ring, base_url)
+    app[store_key] = DatabaseOctoStore(uow, copies, base_url)
     app[simulator_key] = OctoSimulator(
         uow,
-        ring,
+        copies,
         Notifier(http, notify_url),
         new_templates(),
     )

@@ -12,11 +12,11 @@ from decimal import Decimal
 from typing import TypeVar
 
 from billing_contracts.envelope import utcnow
-from billing_runtime.key_ring import KeyRing
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from providers_svc.db.octo import OctoSimulatorPaymentRow as Row
+from providers_svc.services.account_copies import AccountCopies
 from providers_svc.services.accounts import simulator_account
 from providers_svc.services.uow import UowFactory
 from providers_svc.simulators.octo import OctoPayment
@@ -49,11 +49,11 @@ def _refund_amount(value: object) -> str:
 @dataclass(frozen=True)
 class DatabaseOctoStore:
     uow: UowFactory
-    ring: KeyRing
+    copies: AccountCopies
     base_url: str
 
     async def secret_of(self, shop_id: int) -> str | None:
-        account = await simulator_account(self.uow, self.ring, "octo")
+        account = await simulator_account(self.copies, "octo")
         return account.credentials["secret"] if account.credentials["shop_id"] == str(shop_id) else None
 
     async def find(self, shop_id: int, shop_transaction_id: str) -> OctoPayment | None:

@@ -17,7 +17,7 @@ from billing_contracts.envelope import utcnow
 from providers_svc.api.forms import payer_form
 from providers_svc.domain.accounts import BoundAccount
 from providers_svc.domain.transactions import Transaction, TransactionStatus
-from providers_svc.keys import http_client_key, key_ring_key, settings_key, templates_key, uow_factory_key
+from providers_svc.keys import account_copies_key, http_client_key, settings_key, templates_key, uow_factory_key
 from providers_svc.protocols.payme.amounts import to_tiyin
 from providers_svc.sandbox.pages import format_amount
 from providers_svc.services.accounts import simulator_account
@@ -67,7 +67,7 @@ async def _payable(request: web.Request) -> tuple[Transaction, BoundAccount] | w
         txn = await unit.transactions.get(request.match_info["transaction_id"])
     if txn is None or txn.provider != PROVIDER:
         return _message(request, "Payment not found", "This payment link is not valid.", 404)
-    account = await simulator_account(app[uow_factory_key], app[key_ring_key], PROVIDER)
+    account = await simulator_account(app[account_copies_key], PROVIDER)
     if txn.livemode or txn.account_id != account.id:
         log.warning("payme simulator refused %s: not a test payment of the simulator account", txn.id)
         return _message(request, "Not a simulator payment", "The Payme simulator plays test payments only.", 403)
