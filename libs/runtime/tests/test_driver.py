@@ -5,7 +5,6 @@ cancelled mid-flight never hands its connection to the next caller."""
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import socket
 from collections.abc import AsyncIterator
@@ -14,6 +13,7 @@ import asyncpg
 import pytest
 from billing_runtime.db import create_engine
 from billing_runtime.outages import is_database_outage, is_lock_conflict
+from billing_runtime.testing_faults import own_database
 from billing_runtime.writes import InsertRows, execute_alone, fetch_alone
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select
@@ -104,18 +104,6 @@ class TestDriverErrors:
         await _terminate(first)
 
 
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_DSN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def _url(database: str) -> str:
-    return f"{PG_DSN.rsplit('/', 1)[0]}/{database}".replace("postgresql://", "postgresql+asyncpg://", 1)
-
-
 async def _connect_error(engine: AsyncEngine) -> BaseException:
     """What ``engine.connect()`` raises when it cannot open a connection: the driver path must raise the same."""
     try:
@@ -124,16 +112,6 @@ async def _connect_error(engine: AsyncEngine) -> BaseException:
     except Exception as exc:  # the error is what the test compares
         return exc
     raise AssertionError("the connection opened")
-
-
-@pytest.fixture
-async def refusing_database() -> AsyncIterator[str]:
-    """A database of this test's own that refuses connections, as an operator takes one away."""
-    name = f"driver_{os.getpid()}_{secrets.token_hex(3)}"
-    await _admin(f'CREATE DATABASE "{name}"')
-    await _admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-    yield name
-    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class TestConnectionsThatCannotBeOpened:
@@ -147,20 +125,23 @@ class TestConnectionsThatCannotBeOpened:
         assert is_database_outage(caught.value)
         return caught.value
 
-    async def test_a_database_that_allows_no_connection(self, refusing_database: str) -> None:
-        engine = create_engine(_url(refusing_database), pool_size=1)
-        try:
-            error = await self._compare(engine)
-            # Wrapped as SQLAlchemy wraps it, the server's SQLSTATE on the dialect's error.
-            assert isinstance(error, sa_exc.DBAPIError)
-            assert getattr(error.orig, "sqlstate", None) == "55000"
-            await _admin(f'ALTER DATABASE "{refusing_database}" ALLOW_CONNECTIONS true')
-            assert await _pid(engine) > 0  # and it serves again once the database is back
-        finally:
-            await engine.dispose()
+    async def test_a_database_that_allows_no_connection(self) -> None:
+        async with own_database() as db:
+            engine = create_engine(db.url, pool_size=1)
+            try:
+                await db.take_away()
+                error = await self._compare(engine)
+                # Wrapped as SQLAlchemy wraps it, the server's SQLSTATE on the dialect's error.
+                assert isinstance(error, sa_exc.DBAPIError)
+                assert getattr(error.orig, "sqlstate", None) == "55000"
+                await db.give_back()
+                assert await _pid(engine) > 0  # and it serves again once the database is back
+            finally:
+                await engine.dispose()
 
     async def test_an_unknown_database(self) -> None:
-        engine = create_engine(_url(f"missing_{secrets.token_hex(4)}"), pool_size=1)
+        missing = f"{PG_DSN.rsplit('/', 1)[0]}/missing_{secrets.token_hex(4)}"
+        engine = create_engine(missing.replace("postgresql://", "postgresql+asyncpg://", 1), pool_size=1)
         try:
             assert isinstance(await self._compare(engine), sa_exc.DBAPIError)
         finally:

@@ -43,6 +43,23 @@ class OwnDatabase:
         finally:
             await conn.close()
 
+    async def take_away(self) -> None:
+        """As an operator takes a database away: ``ALLOW_CONNECTIONS false`` (refuses everyone, a
+        superuser too, with SQLSTATE 55000) and the open connections cut."""
+        conn = await asyncpg.connect(PG_DSN)
+        try:
+            await conn.execute(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS false')
+            await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", self.name)
+        finally:
+            await conn.close()
+
+    async def give_back(self) -> None:
+        conn = await asyncpg.connect(PG_DSN)
+        try:
+            await conn.execute(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS true')
+        finally:
+            await conn.close()
+
 
 @contextlib.asynccontextmanager
 async def own_database(setup_sql: str = "") -> AsyncIterator[OwnDatabase]:
