@@ -272,7 +272,7 @@ async def main() -> None:
     parser.add_argument("--clients", type=int, default=32, help="payments in flight at saturation")
     parser.add_argument("--rate", type=float, default=100.0, help="paid payments/s of the mixed load")
     parser.add_argument("--events", type=int, default=3000, help="deliveries of the dispatcher comparison")
-    parser.add_argument("--providers", default="sandbox,payme,click", help="of sandbox,payme,click,octo,stripe")
+    parser.add_argument("--providers", default=",".join(PROVIDERS), help="of " + ",".join(PROVIDERS))
     parser.add_argument("--skip", default="", help="comma-separated parts to leave out: saturation,dispatcher,mixed")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
