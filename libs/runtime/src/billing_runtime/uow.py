@@ -31,8 +31,8 @@ from billing_runtime.writes import (
 class UnitOfWork:
     """``async with uow: ...; await uow.commit()``. Leaving the block without commit rolls back.
 
-    Services subclass it to hang their repositories on ``self`` in ``_open``. The session is opened
-    on first use: a unit that only queues writes never needs one (see ``_commit``).
+    Services subclass it to offer their repositories (built on use from ``self.session``). The
+    session is opened on first use: a unit that only queues writes never needs one (see ``_commit``).
     """
 
     def __init__(
@@ -83,11 +83,7 @@ class UnitOfWork:
         self._session = None
         self._events = []
         self._writes = []
-        self._open()
         return self
-
-    def _open(self) -> None:
-        """Hook for subclasses: build repositories from ``self.session``."""
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
