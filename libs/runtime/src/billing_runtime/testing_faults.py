@@ -29,36 +29,34 @@ class OwnDatabase:
 
     async def refuse(self) -> None:
         """Refuse new connections of the role and cut the open ones: the database is down for us."""
-        conn = await asyncpg.connect(PG_DSN)
-        try:
-            await conn.execute(f'ALTER ROLE "{self.role}" CONNECTION LIMIT 0')
-            await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", self.role)
-        finally:
-            await conn.close()
+        await _as_admin(
+            (f'ALTER ROLE "{self.role}" CONNECTION LIMIT 0',),
+            ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", self.role),
+        )
 
     async def accept(self) -> None:
-        conn = await asyncpg.connect(PG_DSN)
-        try:
-            await conn.execute(f'ALTER ROLE "{self.role}" CONNECTION LIMIT -1')
-        finally:
-            await conn.close()
+        await _as_admin((f'ALTER ROLE "{self.role}" CONNECTION LIMIT -1',))
 
     async def take_away(self) -> None:
         """As an operator takes a database away: ``ALLOW_CONNECTIONS false`` (refuses everyone, a
         superuser too, with SQLSTATE 55000) and the open connections cut."""
-        conn = await asyncpg.connect(PG_DSN)
-        try:
-            await conn.execute(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS false')
-            await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", self.name)
-        finally:
-            await conn.close()
+        await _as_admin(
+            (f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS false',),
+            ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", self.name),
+        )
 
     async def give_back(self) -> None:
-        conn = await asyncpg.connect(PG_DSN)
-        try:
-            await conn.execute(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS true')
-        finally:
-            await conn.close()
+        await _as_admin((f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS true',))
+
+
+async def _as_admin(*statements: tuple[str, ...]) -> None:
+    """Each ``(sql, *args)`` in turn on one superuser connection."""
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        for sql, *args in statements:
+            await conn.execute(sql, *args)
+    finally:
+        await conn.close()
 
 
 @contextlib.asynccontextmanager
