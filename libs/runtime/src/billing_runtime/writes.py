@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import (
     CTE,
     ColumnElement,
+    CompoundSelect,
     Delete,
     Insert,
     Select,
@@ -114,6 +115,8 @@ def all_hold(*preconditions: Precondition) -> Precondition:
 Write = InsertRows | UpdateRows | Insert | Update | Delete
 # A SELECT of any columns (SQLAlchemy 2.1 types a select by the tuple of its columns' types).
 AnySelect = Select[*tuple[Any, ...]]
+# A SELECT, or a UNION of them (``union_all(select(a), select(b))``), whose rows come back typed.
+AnyQuery = AnySelect | CompoundSelect[*tuple[Any, ...]]
 
 
 # A write's shape: what its statement depends on, and the key it is cached by. The two kinds never
@@ -324,7 +327,7 @@ def _prepared(stmt: ClauseElement, dialect: Dialect) -> _Prepared:
     names = tuple(compiled.positiontup or ())
     processors = tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names)
     fixed = {n: compiled.binds[n].value for n in names if not compiled.binds[n].required}
-    if isinstance(stmt, Select):
+    if isinstance(stmt, Select | CompoundSelect):
         selected = list(stmt.selected_columns)
     elif isinstance(stmt, Insert | Update) and stmt._returning:
         selected = list(stmt.exported_columns)  # an INSERT/UPDATE ... RETURNING: typed rows as a SELECT's
@@ -369,7 +372,7 @@ def _typed_rows(prepared: _Prepared, rows: Sequence[Any]) -> list[dict[str, Any]
     ]
 
 
-async def fetch_prepared(session: AsyncSession, query: AnySelect, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+async def fetch_prepared(session: AsyncSession, query: AnyQuery, params: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Run ``query`` (built once and reused, every value a named ``bindparam``) in the session's
     transaction and return its rows as dicts by column key, with the columns' types applied, but
     without the ORM: for the reads on the hot paths, where loading ORM objects through

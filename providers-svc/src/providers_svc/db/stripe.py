@@ -6,11 +6,12 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from billing_runtime.db import UTCDateTime, table_of
-from billing_runtime.writes import UpdateRows
-from sqlalchemy import Index, String, Text, bindparam, func, or_, select, text
+from billing_runtime.writes import UpdateRows, fetch_prepared, returning_prepared
+from sqlalchemy import Index, Select, String, Text, bindparam, func, or_, select, text
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,21 +51,62 @@ class IntentState:
 
 
 _EVENT_COLUMNS = ("id", "provider", "external_id", "event_type", "transaction_id", "payload", "received_at", "result")
+_INTENT_STATE = ("payment_intent_id", "status", "status_at", "failure_code", "failure_message", "updated_at")
 
 
-# Built once: the webhook runs them for every Stripe event (the ORM's construction of a statement is a
-# measurable part of a call); the values are bound per call.
+# Built once and run as driver SQL compiled once (``fetch_prepared``/``returning_prepared``) in the
+# unit's transaction: the webhook runs them for every Stripe event, and the ORM's construction, cache
+# key and bulk-insert machinery around a statement cost more CPU than the statement's round trip.
 @functools.cache
 def _claim() -> ReturningInsert[Any]:
-    tenant = TenantProviderAccountRow.tenant_id
+    assignments = table_of(TenantProviderAccountRow)
+    tenant = assignments.c.tenant_id
     tenants = (
         select(func.array_agg(aggregate_order_by(tenant, tenant)))
-        .where(TenantProviderAccountRow.account_id == bindparam("account_id", type_=String))
+        .where(assignments.c.account_id == bindparam("account_id", type_=String))
         .scalar_subquery()
     )
-    table = ProviderEventRow.__table__
+    table = table_of(ProviderEventRow)
     values = {c: bindparam(c, type_=table.c[c].type) for c in _EVENT_COLUMNS}
-    return pg_insert(ProviderEventRow).values(values).on_conflict_do_nothing().returning(tenants)
+    return pg_insert(table).values(values).on_conflict_do_nothing().returning(tenants.label("tenant_ids"))
+
+
+def _stripe_transactions() -> Select[Any]:
+    t = table_of(ProviderTransactionRow)
+    return select(*t.c).where(t.c.provider == "stripe")
+
+
+@functools.cache
+def _locked_by_id() -> Select[Any]:
+    t = table_of(ProviderTransactionRow)
+    return _stripe_transactions().where(t.c.id == bindparam("id", type_=String)).limit(1).with_for_update()
+
+
+@functools.cache
+def _locked_by_intent() -> Select[Any]:
+    t, intents = table_of(ProviderTransactionRow), table_of(StripeIntentRow)
+    intent = bindparam("intent", type_=String)
+    recorded = select(intents.c.transaction_id).where(intents.c.payment_intent_id == intent).scalar_subquery()
+    by_intent = or_(t.c.provider_reference == intent, t.c.id.in_(recorded))
+    return _stripe_transactions().where(by_intent).limit(1).with_for_update()
+
+
+@functools.cache
+def _intent_state() -> Select[Any]:
+    intents = table_of(StripeIntentRow)
+    return select(*(intents.c[c] for c in _INTENT_STATE)).where(
+        intents.c.transaction_id == bindparam("id", type_=String)
+    )
+
+
+@functools.cache
+def _save_intent_state() -> ReturningInsert[Any]:
+    intents = table_of(StripeIntentRow)
+    values = {c: bindparam(c, type_=intents.c[c].type) for c in ("transaction_id", *_INTENT_STATE)}
+    insert = pg_insert(intents).values(values)
+    return insert.on_conflict_do_update(
+        index_elements=[intents.c.transaction_id], set_={c: insert.excluded[c] for c in _INTENT_STATE}
+    ).returning(intents.c.transaction_id)
 
 
 def _storable(value: str | None, length: int) -> str | None:
@@ -85,10 +127,10 @@ class StripeRepository:
     async def claim_event(self, values: dict[str, Any], account_id: str | None) -> tuple[str, ...] | None:
         """``record_event``, and in the same statement the tenants ``account_id`` is assigned to (sorted):
         None when the event was recorded before."""
-        row = (await self._session.execute(_claim(), {**values, "account_id": account_id})).first()
-        if row is None:
+        rows = await returning_prepared(self._session, _claim(), {**values, "account_id": account_id})
+        if not rows:
             return None
-        return tuple(row[0] or ())
+        return tuple(rows[0]["tenant_ids"] or ())
 
     @staticmethod
     def event_result(row_id: str, result: str, transaction_id: str | None) -> UpdateRows:
@@ -102,31 +144,28 @@ class StripeRepository:
     ) -> Transaction | None:
         """A Stripe transaction, locked until the unit ends: by our id (the objects' metadata), else by
         its intent (``provider_reference``, or the intent the webhooks recorded for a session)."""
-        t = ProviderTransactionRow
-        stmt = select(t).where(t.provider == "stripe")
         if transaction_id is not None:
-            stmt = stmt.where(t.id == transaction_id)
+            rows = await fetch_prepared(self._session, _locked_by_id(), {"id": transaction_id})
         elif payment_intent_id is not None:
-            recorded = select(StripeIntentRow.transaction_id).where(
-                StripeIntentRow.payment_intent_id == payment_intent_id
-            )
-            stmt = stmt.where(or_(t.provider_reference == payment_intent_id, t.id.in_(recorded.scalar_subquery())))
+            rows = await fetch_prepared(self._session, _locked_by_intent(), {"intent": payment_intent_id})
         else:
             return None
-        stmt = stmt.limit(1).with_for_update().execution_options(populate_existing=True)
-        row = (await self._session.execute(stmt)).scalar_one_or_none()
-        return to_transaction(row) if row is not None else None
+        return to_transaction(SimpleNamespace(**rows[0])) if rows else None
 
     async def intent_state(self, transaction_id: str) -> IntentState | None:
-        row = await self._session.get(StripeIntentRow, transaction_id, populate_existing=True)
-        if row is None:
+        rows = await fetch_prepared(self._session, _intent_state(), {"id": transaction_id})
+        if not rows:
             return None
-        return IntentState(row.payment_intent_id, row.status, row.status_at, row.failure_code, row.failure_message)
+        row = rows[0]
+        return IntentState(
+            row["payment_intent_id"], row["status"], row["status_at"], row["failure_code"], row["failure_message"]
+        )
 
     async def save_intent_state(self, transaction_id: str, state: IntentState, now: datetime) -> None:
         # Stripe's strings as they came, made storable: a NUL (PostgreSQL refuses it in text) dropped and
         # each cut to its column, so no signed event can fail the webhook on a value we only keep.
         values = {
+            "transaction_id": transaction_id,
             "payment_intent_id": _storable(state.payment_intent_id, 255),
             "status": _storable(state.status, 32) or "unknown",
             "status_at": state.status_at,
@@ -134,8 +173,7 @@ class StripeRepository:
             "failure_message": _storable(state.failure_message, 2000),
             "updated_at": now,
         }
-        stmt = pg_insert(StripeIntentRow).values(transaction_id=transaction_id, **values)
-        await self._session.execute(stmt.on_conflict_do_update(index_elements=["transaction_id"], set_=values))
+        await returning_prepared(self._session, _save_intent_state(), values)
 
 
 # Lookups by intent id of transactions whose reference is it (the payment_intent flow, and every paid one).

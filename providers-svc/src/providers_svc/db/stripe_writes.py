@@ -1,5 +1,6 @@
 """The Stripe projections' writes: the guarded upsert of one object's state, and the mirroring of a
-subscription's metadata onto its invoices and their charges. Each is one statement, built once.
+subscription's metadata onto its invoices and their charges. Each is one statement, built once and run
+as driver SQL compiled once (``billing_runtime.writes``), in the webhook's transaction.
 
 Concurrent deliveries of one object cannot race: the upsert decides "is mine newer" inside its own
 INSERT ... ON CONFLICT DO UPDATE ... WHERE, with the row locked, against whatever was committed first.
@@ -13,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from billing_runtime.db import table_of
+from billing_runtime.writes import fetch_prepared, returning_prepared
 from sqlalchemy import (
     ARRAY,
     Boolean,
@@ -199,11 +201,10 @@ async def upsert(
     """Store ``state`` unless the stored one is newer (or deleted); the row as stored when it was
     written, None when it was not."""
     stub = state.deleted and state.stripe_object.get("deleted") is True
-    result = await session.execute(_upsert(), upsert_params(state, tenant_ids, now, stub=stub))
-    row = result.mappings().first()
-    if row is None:
+    rows = await returning_prepared(session, _upsert(), upsert_params(state, tenant_ids, now, stub=stub))
+    if not rows:
         return None
-    values = dict(row)
+    values = rows[0]
     inserted = bool(values.pop("inserted"))
     return StoredChange(values, inserted)
 
@@ -267,8 +268,7 @@ async def mirror_subscription(
         "sole_tenant": sole_tenant(tenant_ids),
         "p_now": now,
     }
-    result = await session.execute(_mirror_subscription(), params)
-    return [dict(r) for r in result.mappings()]
+    return await fetch_prepared(session, _mirror_subscription(), params)
 
 
 async def mirror_invoice(
@@ -286,5 +286,4 @@ async def mirror_invoice(
         "sole_tenant": sole_tenant(tenant_ids),
         "p_now": now,
     }
-    result = await session.execute(_mirror_invoice(), params)
-    return [dict(r) for r in result.mappings()]
+    return await returning_prepared(session, _mirror_invoice(), params)
