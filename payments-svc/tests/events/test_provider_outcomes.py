@@ -100,7 +100,7 @@ class TestProviderOutcomes:
     ) -> None:
         payment = await _pending_payment(client, auth, new_payment)
         handle = provider_outcome_handler(app[lifecycle_deps_key], Metrics("t"))
-        real = lifecycle.payment_and_parked
+        real = lifecycle.outcome_snapshot
         raced: list[bool] = []
 
         async def snapshot_then_race(uow, tenant_id, payment_id):  # type: ignore[no-untyped-def]
@@ -111,7 +111,7 @@ class TestProviderOutcomes:
                 await handle(_message(_outcome(payment, ProviderPaymentFailedV1)))
             return snap
 
-        monkeypatch.setattr(lifecycle, "payment_and_parked", snapshot_then_race)
+        monkeypatch.setattr(lifecycle, "outcome_snapshot", snapshot_then_race)
         await handle(_message(_outcome(payment)))
 
         # The decline made the payment payable again; the success, decided again, is for no attempt of

@@ -8,13 +8,11 @@ from typing import Any
 
 from billing_contracts.envelope import utcnow
 from billing_contracts.events import ProviderRefundUpdatedV1
-from billing_runtime.db import table_of
 from billing_runtime.uow import UnitOfWork
-from sqlalchemy import Select, and_, bindparam, delete, exists, select
+from sqlalchemy import Select, and_, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payments_svc.db.models import ParkedRefundVerdict, Payment
-from payments_svc.db.repositories import payment_from_row
 from payments_svc.domain.payment import PaymentStatus
 
 # A payment whose success may still come: a verdict on it waits for it.
@@ -54,24 +52,6 @@ def _due(for_payment: bool) -> Select[Any]:
         .limit(bindparam("limit"))
     )
     return stmt.where(ParkedRefundVerdict.payment_id == bindparam("payment_id")) if for_payment else stmt
-
-
-@functools.cache
-def _payment_and_parked() -> Select[Any]:
-    table = table_of(Payment)
-    parked = table_of(ParkedRefundVerdict)
-    waiting = exists().where(parked.c.payment_id == table.c.id).label("has_parked_verdicts")
-    return select(*table.c, waiting).where(table.c.id == bindparam("id"), table.c.tenant_id == bindparam("tenant_id"))
-
-
-async def payment_and_parked(uow: UnitOfWork, tenant_id: str, payment_id: str) -> tuple[Payment | None, bool]:
-    """``payment_snapshot``, and whether refund verdicts are parked on the payment, in one round trip:
-    the outcome consumer replays them after the outcome only when some wait (almost never), instead
-    of asking after every outcome. A verdict parked after this read is replayed by the sweeper."""
-    rows = await uow.read_unlocked(_payment_and_parked(), {"id": payment_id, "tenant_id": tenant_id})
-    if not rows:
-        return None, True  # an unknown payment: its verdicts (if any) are due, as ``due`` says
-    return payment_from_row(rows[0]), bool(rows[0]["has_parked_verdicts"])
 
 
 async def due(uow: UnitOfWork, *, payment_id: str | None = None, limit: int = 100) -> list[str]:

@@ -11,9 +11,9 @@ from datetime import datetime
 from billing_contracts.envelope import utcnow
 from billing_runtime.inbox import inbox_row
 
-from payments_svc.db.attempts import attempt_snapshots, end_active_attempt
+from payments_svc.db.attempts import end_active_attempt
 from payments_svc.db.models import Payment, inbox
-from payments_svc.db.parked_verdicts import payment_and_parked
+from payments_svc.db.outcome_reads import outcome_snapshot
 from payments_svc.db.repositories import (
     PaymentRepository,
     claim_due_for_expiry,
@@ -77,15 +77,15 @@ async def apply_provider_outcome(deps: LifecycleDeps, event: ProviderOutcome, ra
     rows) goes out in one statement with the inbox row, all of it conditional on the inbox row being
     new and on the payment being, under its row lock, exactly as it was read. A redelivered event
     writes nothing; a payment that moved meanwhile (a cancel, another outcome) is read again and
-    decided again. Three round trips on PostgreSQL (the payment, its attempts, the write); this
+    decided again. Two round trips on PostgreSQL (the payment with its attempts, the write); this
     consumer is on the path of every payment outcome. ``raw`` is the message as received, kept with an
     anomaly. Returns whether refund verdicts were parked on the payment as read (to be replayed now)."""
     outcome = event.data
     seen = inbox_row(inbox, PROVIDER_EVENTS_CONSUMER, event.event_id)
     for _ in range(OUTCOME_ATTEMPTS):
         async with deps.uow() as uow:
-            payment, parked = await payment_and_parked(uow, event.tenant_id, outcome.payment_id)
-            attempts = await attempt_snapshots(uow, payment.id) if payment is not None else []
+            read = await outcome_snapshot(uow, event.tenant_id, outcome.payment_id)
+            payment, parked, attempts = read.payment, read.has_parked_verdicts, read.attempts
             found = refusal(payment, event, attempt_of(attempts, outcome.provider_transaction_id))
             if found is not None:
                 # Money moved in a way the payment does not allow: kept on record for reconciliation
