@@ -8,6 +8,7 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 from billing_runtime.outbox import Notifier, listen_for_notifications
 from billing_runtime.testing import PG_DSN, require_port
@@ -79,3 +80,37 @@ async def test_a_connection_whose_close_fails_is_terminated_not_left_open() -> N
     conn = _UnansweredConnection()
     await _close(conn)
     assert conn.terminated
+
+
+async def test_a_listen_that_fails_after_connecting_leaves_no_connection_open() -> None:
+    # The reconnect loop of a listener being closed is cancelled at any await, the LISTEN included: the
+    # connection it had just opened must not outlive it. A LISTEN the server refuses (a NUL in the
+    # channel's name) fails at the same point, deterministically.
+    import gc
+    import warnings
+
+    from billing_runtime.notifications import NotificationListener
+
+    require_port("127.0.0.1", 5432, "PostgreSQL")
+    opened: list[object] = []
+    listener = NotificationListener(PG_DSN, "bad\x00channel", lambda: None)
+    real_connect = asyncpg.connect
+
+    async def recording_connect(*args: object, **kwargs: object) -> object:
+        conn = await real_connect(*args, **kwargs)
+        opened.append(conn)
+        return conn
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(asyncpg, "connect", recording_connect)
+        with pytest.raises(asyncpg.PostgresError):
+            await listener.connect()
+    [conn] = opened
+    assert conn.is_closed()  # type: ignore[attr-defined]
+    assert not listener.connected
+    opened.clear()
+    del conn
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    assert not [w for w in caught if "unclosed connection" in str(w.message)]

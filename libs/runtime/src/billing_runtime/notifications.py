@@ -117,11 +117,17 @@ class NotificationListener:
             self.callback()
 
     async def connect(self) -> None:
-
         conn = await asyncpg.connect(self.url)
-        self._lost.clear()
-        conn.add_termination_listener(lambda _c: self._lost.set())
-        await conn.add_listener(self.channel, self._on_notify)
+        try:
+            self._lost.clear()
+            conn.add_termination_listener(lambda _c: self._lost.set())
+            await conn.add_listener(self.channel, self._on_notify)
+        except BaseException:
+            # The LISTEN failed, or the listener is being closed (its task cancelled) while it ran: the
+            # connection is nobody's now, and left open the garbage collector would find it later and
+            # warn in whatever runs then. Dropped, not closed politely: the server may be going away.
+            conn.terminate()
+            raise
         self._conn = conn
         self.connections += 1
 
