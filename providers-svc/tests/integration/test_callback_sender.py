@@ -7,6 +7,7 @@ import json
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -153,6 +154,42 @@ class TestCallbackSender:
         await client.post(f"/internal/payments/{payment['payment_id']}/cancel", headers=internal_headers())
         assert await client.app[callback_sender_key].run_once() == 0
         assert receiver.requests == []
+
+    async def test_a_batch_records_every_delivery_and_every_failure_by_its_own_lease(
+        self, make_client: Any, receiver: Receiver, choose: Any, db_read: Any
+    ) -> None:
+        # One pass sends four callbacks: three are taken (with two different 2xx statuses), one is
+        # refused. The deliveries are recorded together per status, the failure on its own.
+        receiver.statuses = [200, 202, 500, 200]
+        client = await make_client(public_gateway_url=receiver.url, sandbox_callback_retry_schedule=[30])
+        for _ in range(4):
+            await choose(client)
+        assert await client.app[callback_sender_key].run_once() == 4
+        charges = await db_read("charges")
+        by_status = sorted((c["last_status"], c["delivered_at"] is not None, c["last_error"]) for c in charges)
+        assert by_status == [(200, True, None), (200, True, None), (202, True, None), (500, False, "HTTP 500")]
+        assert all(c["claim_token"] is None and c["claimed_until"] is None for c in charges)
+        metrics = await (await client.get("/metrics")).text()
+        assert 'sandbox_bank_callback_attempts_total{result="delivered"} 3.0' in metrics
+
+    async def test_a_sender_whose_lease_ran_out_records_nothing(
+        self, make_client: Any, receiver: Receiver, choose: Any, db_read: Any
+    ) -> None:
+        client = await make_client(public_gateway_url=receiver.url)
+        ptx = await choose(client)
+        factory = client.app[uow_factory_key]
+        async with factory() as uow:
+            token, [due] = await uow.sandbox_charges.claim_due(utcnow(), limit=10, lease=timedelta(seconds=30))
+        assert due.transaction_id == ptx
+        async with factory() as uow:
+            # Another sender took the callback over (its own token) meanwhile.
+            await uow.sandbox_charges.mark_delivered([ptx], "not-" + token, 200, utcnow())
+        [charge] = await db_read("charges")
+        assert (charge["delivered_at"], charge["claim_token"]) == (None, token)
+        async with factory() as uow:
+            await uow.sandbox_charges.mark_delivered([ptx], token, 200, utcnow())
+        [charge] = await db_read("charges")
+        assert charge["delivered_at"] is not None and charge["claim_token"] is None
 
     async def test_concurrent_senders_deliver_each_callback_once(
         self, make_client: Any, receiver: Receiver, choose: Any

@@ -7,14 +7,17 @@ import functools
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, cast
 
 from billing_runtime.db import table_of
 from billing_runtime.uow import UnitOfWork
-from sqlalchemy import Insert, Select, Update, bindparam, case, func, select, update
+from sqlalchemy import ARRAY, Insert, Select, String, Update, bindparam, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from providers_svc.db.models import SandboxChargeRow
+from providers_svc.db.models import ProviderTransactionRow, SandboxChargeRow
+from providers_svc.db.repositories import to_transaction
+from providers_svc.domain.transactions import Transaction
 
 _DECISION_COLUMNS = ("transaction_id", "outcome", "event_id", "callback_body", "due_at", "attempts", "created_at")
 
@@ -30,6 +33,20 @@ def _decide_once() -> Insert:
 def _by_transaction() -> Select[Any]:
     table = table_of(SandboxChargeRow)
     return select(*table.c).where(table.c.transaction_id == bindparam("transaction_id"))
+
+
+# The charge's columns in the row joined to its transaction's (whose own keep their names).
+_CHARGE = "c_"
+
+
+@functools.cache
+def _transaction_and_charge() -> Select[Any]:
+    txn, charge = table_of(ProviderTransactionRow), table_of(SandboxChargeRow)
+    return (
+        select(*txn.c, *(c.label(_CHARGE + c.key) for c in charge.c))
+        .select_from(txn.outerjoin(charge, charge.c.transaction_id == txn.c.id))
+        .where(txn.c.id == bindparam("id", type_=String))
+    )
 
 
 @functools.cache
@@ -77,6 +94,28 @@ def _release(columns: tuple[str, ...]) -> Update:
         update(t)
         .where(t.c.transaction_id == bindparam("transaction_id"), t.c.claim_token == bindparam("token"))
         .values(claim_token=None, claimed_until=None, **values)
+        .returning(t.c.transaction_id)
+    )
+
+
+@functools.cache
+def _delivered() -> Update:
+    # Every callback of a batch the receiver took with one status, recorded at once (the lease's holder
+    # only, as ``_release``).
+    t = table_of(SandboxChargeRow)
+    return (
+        update(t)
+        .where(
+            t.c.transaction_id == func.any(bindparam("ids", type_=ARRAY(String()))),
+            t.c.claim_token == bindparam("token"),
+        )
+        .values(
+            claim_token=None,
+            claimed_until=None,
+            delivered_at=bindparam("now", type_=t.c.delivered_at.type),
+            last_status=bindparam("status", type_=t.c.last_status.type),
+            last_error=None,
+        )
         .returning(t.c.transaction_id)
     )
 
@@ -139,6 +178,18 @@ class SandboxChargeRepository:
         rows = await self._uow.read_unlocked(_by_transaction(), {"transaction_id": txn_id})
         return SandboxChargeRow(**rows[0]) if rows else None
 
+    async def with_transaction(self, txn_id: str) -> tuple[Transaction | None, SandboxChargeRow | None]:
+        """The transaction (``transaction_snapshot``) and its charge (``get``) as they are now, unlocked,
+        in one round trip and one snapshot: what the payer page shows and decides on."""
+        rows = await self._uow.read_unlocked(_transaction_and_charge(), {"id": txn_id})
+        if not rows:
+            return None, None
+        row = rows[0]
+        txn = to_transaction(SimpleNamespace(**{c.key: row[c.key] for c in table_of(ProviderTransactionRow).c}))
+        if row[_CHARGE + "transaction_id"] is None:
+            return txn, None
+        return txn, SandboxChargeRow(**{c.key: row[_CHARGE + c.key] for c in table_of(SandboxChargeRow).c})
+
     async def claim_due(self, now: datetime, *, limit: int, lease: timedelta) -> tuple[str, list[DueCallback]]:
         """Lease up to ``limit`` due callbacks (SKIP LOCKED, so senders never collide); the attempt is
         counted at claim time, so a sender that dies mid-call still counts it."""
@@ -161,8 +212,9 @@ class SandboxChargeRepository:
         rows = await self._uow.read_unlocked(_next_due(), {})
         return rows[0]["next"] if rows else None
 
-    async def mark_delivered(self, txn_id: str, token: str, status: int, now: datetime) -> None:
-        await self._release(txn_id, token, delivered_at=now, last_status=status, last_error=None)
+    async def mark_delivered(self, txn_ids: list[str], token: str, status: int, now: datetime) -> None:
+        """The callbacks of ``txn_ids`` (leased with ``token``) were taken with ``status``: one statement."""
+        await self._uow.write_alone(_delivered(), {"ids": txn_ids, "token": token, "status": status, "now": now})
 
     async def schedule_retry(
         self, txn_id: str, token: str, *, due_at: datetime, status: int | None, error: str

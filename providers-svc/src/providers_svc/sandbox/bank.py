@@ -25,7 +25,6 @@ from billing_runtime.outbox import wait_or_timeout
 from providers_svc.adapters.base import StatusResult
 from providers_svc.adapters.sandbox import FAILURE_MESSAGES, SIGNATURE_HEADER, sign
 from providers_svc.db.models import SandboxChargeRow
-from providers_svc.db.repositories import transaction_snapshot
 from providers_svc.db.sandbox_charges import ChargeDecision, DueCallback, SandboxChargeRepository
 from providers_svc.domain.transactions import Transaction, TransactionStatus
 from providers_svc.metrics import ProvidersMetrics
@@ -153,16 +152,14 @@ class SandboxBank:
 
     async def view(self, txn_id: str) -> PageView:
         async with self._uow_factory() as uow:
-            txn = await transaction_snapshot(uow, txn_id)
-            charge = await uow.sandbox_charges.get(txn_id) if txn is not None else None
+            txn, charge = await uow.sandbox_charges.with_transaction(txn_id)
         return PageView(_page_state(txn, charge, self._clock()), txn)
 
     async def decide(self, txn_id: str, choice: PayerChoice) -> tuple[bool, PageView]:
         """Record the payer's choice; (False, the current view) when it is no longer payable."""
         now = self._clock()
         async with self._uow_factory() as uow:
-            txn = await transaction_snapshot(uow, txn_id)
-            charge = await uow.sandbox_charges.get(txn_id) if txn is not None else None
+            txn, charge = await uow.sandbox_charges.with_transaction(txn_id)
             state = _page_state(txn, charge, now)
             if txn is None or state is not PageState.PAYABLE:
                 return False, PageView(state, txn)
@@ -313,11 +310,13 @@ class CallbackSender:
         (in-process, or another process's NOTIFY through the plumbing), or ``poll_interval`` passes:
         a bank with nothing owed costs one statement per ``poll_interval``."""
         while not self._stopping:
+            # Cleared before the claim: a decision recorded from here on is either claimed below or
+            # wakes the next pass; one woken meanwhile needs no "when is the next one due" read.
+            self._wake.clear()
             sent = await self.run_once()
-            if sent >= self._batch_size:
+            if sent >= self._batch_size or self._wake.is_set():
                 continue
             await wait_or_timeout(self._wake, await self._idle_seconds())
-            self._wake.clear()
 
     async def _idle_seconds(self) -> float:
         async with self._uow_factory() as uow:
@@ -335,8 +334,17 @@ class CallbackSender:
             return 0
         attempts = await asyncio.gather(*(self._send(callback) for callback in due))
         async with self._uow_factory() as uow:
+            delivered: dict[int, list[str]] = {}
             for attempt in attempts:
-                await self._record(uow.sandbox_charges, token, attempt)
+                if attempt.error is None:
+                    assert attempt.status is not None
+                    delivered.setdefault(attempt.status, []).append(attempt.callback.transaction_id)
+                else:
+                    await self._record_failure(uow.sandbox_charges, token, attempt)
+            # The callbacks taken, one statement per status (almost always a single 200).
+            for status, txn_ids in delivered.items():
+                await uow.sandbox_charges.mark_delivered(txn_ids, token, status, self._clock())
+                self._metrics.sandbox_callbacks_sent.labels("delivered").inc(len(txn_ids))
             await uow.commit()
         return len(due)
 
@@ -362,14 +370,10 @@ class CallbackSender:
             return _Attempt(callback, status, None)
         return _Attempt(callback, status, f"HTTP {status}")
 
-    async def _record(self, charges: SandboxChargeRepository, token: str, attempt: _Attempt) -> None:
+    async def _record_failure(self, charges: SandboxChargeRepository, token: str, attempt: _Attempt) -> None:
         callback = attempt.callback
         now = self._clock()
-        if attempt.error is None:
-            assert attempt.status is not None
-            await charges.mark_delivered(callback.transaction_id, token, attempt.status, now)
-            self._metrics.sandbox_callbacks_sent.labels("delivered").inc()
-            return
+        assert attempt.error is not None
         if callback.attempts >= self._max_attempts:
             log.error(
                 "sandbox callback %s for %s undeliverable after %d attempts: %s",
