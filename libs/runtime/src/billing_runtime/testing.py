@@ -85,6 +85,32 @@ async def truncate_all(engine: AsyncEngine, metadata: MetaData) -> None:
         await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
 
+# A plain (non-unique, non-partial, no expression) index whose key columns lead another plain index's
+# on the same table: every write pays for it and every read it serves the other one serves.
+_REDUNDANT_INDEXES = text(
+    """
+    SELECT a.indrelid::regclass::text AS table_name, a.indexrelid::regclass::text AS redundant,
+           b.indexrelid::regclass::text AS covered_by
+    FROM pg_index a
+    JOIN pg_index b ON b.indrelid = a.indrelid AND b.indexrelid <> a.indexrelid
+    JOIN pg_class c ON c.oid = a.indrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
+    WHERE NOT a.indisunique
+      AND a.indpred IS NULL AND b.indpred IS NULL AND a.indexprs IS NULL AND b.indexprs IS NULL
+      AND (b.indkey::text = a.indkey::text OR b.indkey::text LIKE a.indkey::text || ' %')
+    ORDER BY 1, 2
+    """
+)
+
+
+async def redundant_indexes(engine: AsyncEngine) -> list[tuple[str, str, str]]:
+    """(table, redundant index, the index that covers it) for every index of the migrated schema that
+    another one makes useless (see ``_REDUNDANT_INDEXES``): a schema test asserts there are none."""
+    async with engine.connect() as conn:
+        rows = (await conn.execute(_REDUNDANT_INDEXES)).all()
+    return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+
 def require_rabbitmq() -> str:
     """The URL of this test run's vhost (set by the root conftest), failing when the broker is down."""
     require_port("127.0.0.1", 5672, "RabbitMQ")

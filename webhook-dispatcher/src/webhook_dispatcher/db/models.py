@@ -131,7 +131,9 @@ class Attempt(Base):
     __table_args__ = (UniqueConstraint("delivery_id", "number", name="uq_webhook_attempts_delivery_number"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    delivery_id: Mapped[str] = mapped_column(ForeignKey("webhook_deliveries.id"), index=True)
+    # No index of its own: the unique (delivery_id, number) serves every lookup by delivery (and the
+    # foreign key's checks), in attempt order.
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("webhook_deliveries.id"))
     number: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # succeeded | failed
