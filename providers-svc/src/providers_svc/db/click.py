@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from providers_svc.db.models import Base, ProviderTransactionRow
-from providers_svc.db.repositories import to_transaction
+from providers_svc.db.repositories import to_transaction, transaction_from_row
 from providers_svc.domain.transactions import Transaction
 from providers_svc.protocols.click.records import PrepareState, PrepareView
 
@@ -140,7 +140,7 @@ async def click_order_unlocked(
         return None
     row = dict(rows[0])
     next_id = int(row.pop("next_reservation_id", 0))
-    return to_transaction(SimpleNamespace(**row)), next_id
+    return transaction_from_row(row), next_id
 
 
 async def reservation_unlocked(

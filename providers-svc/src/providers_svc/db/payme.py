@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from providers_svc.db.models import Base, ProviderTransactionRow
-from providers_svc.db.repositories import to_transaction
+from providers_svc.db.repositories import to_transaction, transaction_from_row
 from providers_svc.domain.transactions import Transaction
 from providers_svc.protocols.payme.states import CancelReason, TransactionState
 from providers_svc.protocols.payme.transactions import PaymeTransaction
@@ -191,7 +191,7 @@ async def order_unlocked(unit: UnitOfWork, payment_id: str, provider: str) -> tu
         return None
     row = dict(rows[0])
     active = row.pop("active_payme_id")
-    return to_transaction(SimpleNamespace(**row)), active
+    return transaction_from_row(row), active
 
 
 @functools.cache
@@ -214,7 +214,7 @@ async def payme_unlocked(unit: UnitOfWork, payme_id: str) -> tuple[StoredPayme, 
         return None
     payme = {k: v for k, v in rows[0].items() if not k.startswith("t_")}
     txn = {k[2:]: v for k, v in rows[0].items() if k.startswith("t_")}
-    return to_record(cast("PaymeTransactionRow", SimpleNamespace(**payme))), to_transaction(SimpleNamespace(**txn))
+    return to_record(cast("PaymeTransactionRow", SimpleNamespace(**payme))), transaction_from_row(txn)
 
 
 def payme_unchanged(record: PaymeTransaction) -> Precondition:

@@ -4,7 +4,7 @@ flush, never commit."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
@@ -36,7 +36,7 @@ async def transaction_snapshot(uow: UnitOfWork, txn_id: str) -> Transaction | No
     ``transaction_unchanged``. On PostgreSQL outside any transaction and without the ORM's loading
     machinery: every provider callback starts here."""
     rows = await uow.read_unlocked(_transaction_by_id(), {"id": txn_id})
-    return to_transaction(SimpleNamespace(**rows[0])) if rows else None
+    return transaction_from_row(rows[0]) if rows else None
 
 
 def transaction_unchanged(txn: Transaction) -> Precondition:
@@ -57,6 +57,12 @@ async def provider_event_seen(
         )
         row = (await uow.session.execute(stmt)).first()
         return (False, None) if row is None else (True, row[0])
+
+
+def transaction_from_row(row: Mapping[str, Any]) -> Transaction:
+    """A transaction from a driver row holding its columns by name (other columns, as a join's, are
+    ignored)."""
+    return to_transaction(SimpleNamespace(**row))
 
 
 def to_transaction(row: ProviderTransactionRow | SimpleNamespace) -> Transaction:

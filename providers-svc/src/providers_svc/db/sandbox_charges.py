@@ -7,7 +7,6 @@ import functools
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from types import SimpleNamespace
 from typing import Any, cast
 
 from billing_runtime.db import table_of
@@ -16,7 +15,7 @@ from sqlalchemy import ARRAY, Insert, Select, String, Update, bindparam, case, f
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from providers_svc.db.models import ProviderTransactionRow, SandboxChargeRow
-from providers_svc.db.repositories import to_transaction
+from providers_svc.db.repositories import transaction_from_row
 from providers_svc.domain.transactions import Transaction
 
 _DECISION_COLUMNS = ("transaction_id", "outcome", "event_id", "callback_body", "due_at", "attempts", "created_at")
@@ -185,7 +184,7 @@ class SandboxChargeRepository:
         if not rows:
             return None, None
         row = rows[0]
-        txn = to_transaction(SimpleNamespace(**{c.key: row[c.key] for c in table_of(ProviderTransactionRow).c}))
+        txn = transaction_from_row(row)
         if row[_CHARGE + "transaction_id"] is None:
             return txn, None
         return txn, SandboxChargeRow(**{c.key: row[_CHARGE + c.key] for c in table_of(SandboxChargeRow).c})

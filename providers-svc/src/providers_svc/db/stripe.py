@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime
-from types import SimpleNamespace
 from typing import Any
 
 from billing_runtime.db import UTCDateTime, table_of
@@ -19,7 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.dml import ReturningInsert
 
 from providers_svc.db.models import Base, ProviderEventRow, ProviderTransactionRow, TenantProviderAccountRow
-from providers_svc.db.repositories import to_transaction
+from providers_svc.db.repositories import transaction_from_row
 from providers_svc.domain.transactions import Transaction
 
 
@@ -150,7 +149,7 @@ class StripeRepository:
             rows = await fetch_prepared(self._session, _locked_by_intent(), {"intent": payment_intent_id})
         else:
             return None
-        return to_transaction(SimpleNamespace(**rows[0])) if rows else None
+        return transaction_from_row(rows[0]) if rows else None
 
     async def intent_state(self, transaction_id: str) -> IntentState | None:
         rows = await fetch_prepared(self._session, _intent_state(), {"id": transaction_id})

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime
-from types import SimpleNamespace
 from typing import Any
 
 from billing_runtime.db import table_of
@@ -17,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from providers_svc.adapters.base import StartResult
 from providers_svc.db.models import ProviderTransactionRow
-from providers_svc.db.repositories import NewTransaction, to_transaction
+from providers_svc.db.repositories import NewTransaction, transaction_from_row
 from providers_svc.domain.transactions import Transaction, TransactionStatus
 
 _NEW_COLUMNS = (
@@ -79,10 +78,6 @@ def _set_started() -> Update:
     )
 
 
-def _transaction(row: dict[str, Any]) -> Transaction:
-    return to_transaction(SimpleNamespace(**row))
-
-
 def new_transaction(new: NewTransaction, now: datetime) -> Transaction:
     """The transaction ``new`` becomes, with its id, before it is stored (for an adapter that starts
     locally: where the payer goes is then stored with it)."""
@@ -123,7 +118,7 @@ async def create_or_find(
         values["provider_reference"] = started.provider_reference
     inserted = await uow.write_alone(_insert_new(started is not None), values)
     if inserted:
-        return _transaction(inserted[0]), True
+        return transaction_from_row(inserted[0]), True
     return await find_for_payment(uow, txn.tenant_id, txn.payment_id, txn.provider), False
 
 
@@ -131,7 +126,7 @@ async def find_for_payment(uow: UnitOfWork, tenant_id: str, payment_id: str, pro
     rows = await uow.read_unlocked(
         _for_payment(), {"tenant_id": tenant_id, "payment_id": payment_id, "provider": provider}
     )
-    return _transaction(rows[0]) if rows else None
+    return transaction_from_row(rows[0]) if rows else None
 
 
 async def record_started(
@@ -148,5 +143,5 @@ async def record_started(
     }
     updated = await uow.write_alone(_set_started(), params)
     if updated:
-        return _transaction(updated[0])
+        return transaction_from_row(updated[0])
     return await find_for_payment(uow, txn.tenant_id, txn.payment_id, txn.provider)
