@@ -33,3 +33,11 @@ def test_alembic_is_imported_only_by_the_migrate_command(module: str) -> None:
     # alembic, with mako behind it, is about 8 MiB of RSS and half a second of start-up. (Every test
     # that builds a database runs the migrations, so they are proven to work elsewhere.)
     assert _imported_after(module).isdisjoint({"alembic", "mako"})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", ENTRY_POINTS)
+def test_stripe_is_imported_by_the_first_stripe_call_only(module: str) -> None:
+    # stripe-python, with the HTTP libraries it probes for, is about 11 MiB of RSS: a platform without
+    # Stripe accounts never loads it (the Stripe tests prove the first call does).
+    assert _imported_after(module).isdisjoint({"stripe"})

@@ -5,18 +5,24 @@
 Every answer comes back as plain JSON (dicts), and every failure as our adapter errors:
 ``ProviderUnavailableError`` when Stripe could not be reached or failed (safe to retry: every POST
 carries a deterministic idempotency key), ``ProviderRejectedError("stripe_<code>")`` when it refused.
-Neither ever carries the secret key (Stripe's authentication message quotes part of it)."""
+Neither ever carries the secret key (Stripe's authentication message quotes part of it).
+
+stripe-python is imported on the first call, not with the service: it (and the HTTP libraries it looks
+for) is about 11 MiB of every providers-svc process's memory, which a platform without Stripe accounts
+never needs (issue 16, RSS; ``tests/contracts/test_start_up_imports.py``)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
-import stripe
 
 from providers_svc.adapters.base import ProviderRejectedError, ProviderUnavailableError
 from providers_svc.domain.accounts import BoundAccount
+
+if TYPE_CHECKING:
+    import stripe
 
 Json = dict[str, Any]
 # Stripe's own retries of a failed connection reuse the idempotency key, so they cannot double a call;
@@ -27,6 +33,8 @@ _PAGE = 100
 
 
 def _plain(obj: Any) -> Json:
+    import stripe
+
     if isinstance(obj, stripe.StripeResponse):  # a raw request's answer
         return dict(cast("Mapping[str, Any]", obj.data))
     if isinstance(obj, stripe.StripeObject):
@@ -50,6 +58,8 @@ class StripeApi:
         # Built on first use, not in ``bind`` (which must stay cheap), and with the app's session, which
         # exists only while the app runs.
         if self._client is None:
+            import stripe
+
             session = self._http()
             self._client = stripe.StripeClient(
                 self.account.credentials["secret_key"],
@@ -63,6 +73,8 @@ class StripeApi:
         return self._client
 
     async def _call(self, call: Callable[[stripe.StripeClient], Awaitable[Any]]) -> Json:
+        import stripe
+
         try:
             return _plain(await call(self._stripe()))
         except stripe.AuthenticationError:

@@ -1,10 +1,9 @@
 """``Stripe-Signature`` (PROTOCOLS.md §4.3), checked by the official library: HMAC-SHA256 of
 ``"{t}.{raw body}"`` under the endpoint's secret, any ``v1`` matching in constant time (several during a
-secret's rotation), ``t`` no older than the tolerance."""
+secret's rotation), ``t`` no older than the tolerance. stripe-python is imported on the first check
+(``client.py`` says why)."""
 
 from __future__ import annotations
-
-import stripe
 
 # Stripe's own default (stripe-python ``Webhook.DEFAULT_TOLERANCE``).
 TOLERANCE_SECONDS = 300
@@ -28,6 +27,8 @@ def signed_by(body: str, header: str, secret: str, *, tolerance: int = TOLERANCE
     if not header.isascii():
         # Stripe's headers are ASCII; the library's constant-time compare raises TypeError on anything else.
         return False
+    import stripe
+
     try:
         stripe.WebhookSignature.verify_header(body, header, secret, tolerance)
     except stripe.SignatureVerificationError:
@@ -37,4 +38,6 @@ def signed_by(body: str, header: str, secret: str, *, tolerance: int = TOLERANCE
 
 def signature_header(body: str, secret: str, timestamp: int | None = None) -> str:
     """A header as Stripe would send it (tests, and the fake Stripe's deliveries we build ourselves)."""
+    import stripe
+
     return str(stripe.WebhookSignature.generate_signature_header(body, secret, timestamp))
