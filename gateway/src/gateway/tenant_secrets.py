@@ -14,6 +14,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from billing_runtime.problems import ProblemError
 
+from gateway.allocator import return_large_allocations
 from gateway.db.models import Tenant
 from gateway.ratelimit import RateLimiter
 
@@ -60,6 +61,8 @@ class SecretHasher:
         self._limit = concurrency + queue
         self._admitted = 0
         self._executor: ThreadPoolExecutor | None = None
+        # Each hash's memory_cost goes back to the system when it is freed, not kept by a hasher thread.
+        return_large_allocations()
         # Checked when the app name is unknown, so that answer costs as much as a wrong secret.
         self._dummy_hash = self._hasher.hash(new_secret())
 
