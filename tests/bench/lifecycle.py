@@ -343,6 +343,7 @@ async def main() -> None:
             }
             print("mixed", json.dumps(summary["mixed"]), flush=True)
         summary["peak_rss_mib"] = {p.name: round(p.peak_rss_mib(), 1) for p in procs}
+        summary["rss_at_end_mib"] = {p.name: round(p.rss_mib(), 1) for p in procs}
     finally:
         stop(procs)
         await runner.cleanup()

@@ -56,9 +56,17 @@ class Proc:
     popen: subprocess.Popen[bytes]
 
     def peak_rss_mib(self) -> float:
+        """The most the process has held (VmHWM): a transient block counts, e.g. an argon2 hash's."""
+        return self._status_mib("VmHWM:")
+
+    def rss_mib(self) -> float:
+        """What the process holds now (VmRSS): after a run, what it kept."""
+        return self._status_mib("VmRSS:")
+
+    def _status_mib(self, field: str) -> float:
         try:
             for line in Path(f"/proc/{self.popen.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     return int(line.split()[1]) / 1024
         except OSError:
             pass
@@ -168,6 +176,7 @@ async def measure(label: str, load: Load, procs: list[Proc], args: argparse.Name
         "errors": load.errors,
         "cpu_ms_per_payment_at_saturation": cpu_ms,
         "peak_rss_mib": {p.name: round(p.peak_rss_mib(), 1) for p in procs},
+        "rss_at_end_mib": {p.name: round(p.rss_mib(), 1) for p in procs},
     }
     print(json.dumps(result), flush=True)
     return result
@@ -325,6 +334,7 @@ async def main() -> None:
     print(f"baseline runs before/after the platform: {base['runs']}")
     print(f"throughput ratio platform/baseline: {ratio:.1%} (target ≥ 35%)")
     print(f"peak RSS MiB: baseline {base['peak_rss_mib']}, platform {ours['peak_rss_mib']}")
+    print(f"RSS MiB at the end: baseline {base['rss_at_end_mib']}, platform {ours['rss_at_end_mib']}")
     print(f"CPU ms per payment at saturation: baseline {cpu.describe(base['cpu_ms_per_payment_at_saturation'])}")  # type: ignore[arg-type]
     print(f"                                  platform {cpu.describe(ours['cpu_ms_per_payment_at_saturation'])}")  # type: ignore[arg-type]
     print(f"errors: baseline {base['errors']}, platform {ours['errors']}")
