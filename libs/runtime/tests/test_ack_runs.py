@@ -121,3 +121,47 @@ class TestRuns:
         await _turns()
         assert a.frames == [(2, True)]
         assert b.frames == []  # b's 1 is still running
+
+
+@dataclass
+class QueueingChannel(FakeChannel):
+    """A channel whose frame for one tag waits for room in a full write queue (aiormq's is bounded), so
+    a frame sent after it could be written first."""
+
+    held_tag: int = 0
+    room: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
+        if delivery_tag == self.held_tag:
+            await self.room.wait()
+        self.frames.append((delivery_tag, multiple))
+
+
+class TestOrder:
+    async def test_a_later_run_never_overtakes_an_ack_still_waiting_to_be_written(self) -> None:
+        channel = QueueingChannel(held_tag=1)
+        acks = AckRuns(linger=60)
+        acks.done(FakeMessage(1, channel))
+        await _turns()  # the run of 1 is waiting for room
+        acks.done(FakeMessage(2, channel))
+        acks.done(FakeMessage(3, channel))
+        stop = asyncio.create_task(acks.flush())  # a stop's flush meanwhile
+        await _turns()
+        assert channel.frames == []  # nothing may pass the waiting frame: ack(3) first would settle 1
+        channel.room.set()
+        await stop
+        await _turns()
+        assert channel.frames == [(1, True), (3, True)]
+
+    async def test_a_straggler_ack_is_written_before_the_run_that_passes_over_it(self) -> None:
+        channel = QueueingChannel(held_tag=2)
+        acks = AckRuns(linger=0.01)
+        acks.done(FakeMessage(2, channel))  # 1 still running: 2 is a straggler
+        await asyncio.sleep(0.05)  # its own ack is waiting for room
+        acks.done(FakeMessage(1, channel))
+        acks.done(FakeMessage(3, channel))
+        await _turns()
+        assert channel.frames == []  # the run names 3: written first, it would settle 2 before 2's own ack
+        channel.room.set()
+        await asyncio.sleep(0.05)
+        assert channel.frames == [(2, False), (3, True)]

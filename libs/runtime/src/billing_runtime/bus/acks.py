@@ -62,6 +62,12 @@ class AckRuns:
         self._channels: dict[int, _ChannelAcks] = {}
         self._flushing: asyncio.Task[None] | None = None
         self._stragglers: asyncio.TimerHandle | None = None
+        self._straggler_tasks: set[asyncio.Task[None]] = set()
+        # One sender at a time, each frame written before the next is taken: aiormq's write queue is
+        # bounded, and a frame waiting for room there can be overtaken by a later one. A run's ack that
+        # overtook an earlier ack of a lower tag would settle that tag first, and the earlier frame would
+        # then name an unknown tag: the broker closes the channel and returns every unacked message.
+        self._sending = asyncio.Lock()
 
     def done(self, message: AbstractIncomingMessage) -> None:
         """``message``'s handler succeeded: ack it with the next run (started on the loop's next turn,
@@ -80,8 +86,9 @@ class AckRuns:
     async def flush(self) -> None:
         """Ack every finished delivery now: the runs, then the stragglers one by one (a stop calls this
         once the handlers are done, before the channels close)."""
-        await self._send_runs()
-        await self._send_stragglers()
+        async with self._sending:
+            await self._runs()
+            await self._stragglers_one_by_one()
 
     def _state(self, channel: AbstractChannel) -> _ChannelAcks:
         # A robust connection's reconnect opens new channels: the old one's unacked deliveries went back
@@ -95,8 +102,10 @@ class AckRuns:
     async def _flush_soon(self) -> None:
         try:
             # Each ack yields to the loop, where more handlers may finish: until a pass finds no run.
-            while await self._send_runs():
-                pass
+            while True:
+                async with self._sending:
+                    if not await self._runs():
+                        break
         finally:
             self._flushing = None
         if self._stragglers is None and any(state.done for state in self._channels.values()):
@@ -106,9 +115,11 @@ class AckRuns:
     def _straggler_timer(self) -> None:
         self._stragglers = None
         task = asyncio.get_running_loop().create_task(self.flush())
+        self._straggler_tasks.add(task)
+        task.add_done_callback(self._straggler_tasks.discard)
         task.add_done_callback(_log_failure)
 
-    async def _send_runs(self) -> bool:
+    async def _runs(self) -> bool:
         sent = False
         for state in list(self._channels.values()):
             tag = state.take_run()
@@ -117,7 +128,7 @@ class AckRuns:
                 sent = True
         return sent
 
-    async def _send_stragglers(self) -> None:
+    async def _stragglers_one_by_one(self) -> None:
         for state in list(self._channels.values()):
             # Finished, with a delivery before them still running: each on its own.
             for tag in sorted(state.done):
@@ -128,10 +139,17 @@ class AckRuns:
 
 
 async def _ack(channel: AbstractChannel, tag: int, *, multiple: bool) -> None:
-    # aiormq queues the frame before its first suspension, so frames leave in the order of these calls:
-    # a nack sent before a run always reaches the broker before the run's ack passes over it.
+    # Returns once the frame is written (aiormq's drain), so under the lock frames leave in call order.
+    # A nack reaches the broker before any run passes over it: the bus reports it ``settled`` only
+    # after its own frame was written.
     try:
         await channel.basic_ack(delivery_tag=tag, multiple=multiple)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        # The frame's drain was cancelled by the connection closing, not this task: as below.
+        log.warning("could not ack delivery %d (multiple=%s): its connection closed", tag, multiple)
     except Exception as exc:  # the channel closed meanwhile: the broker has returned these messages
         log.warning("could not ack delivery %d (multiple=%s): %s", tag, multiple, exc)
 
