@@ -45,45 +45,6 @@ async def _wait_for(predicate, timeout: float = 20.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def _ready(url: str, queue: str) -> int:
-    """Messages ready in ``queue`` once the broker has taken back what a closed consumer held."""
-    connection = await aio_pika.connect(url)
-    async with connection:
-        channel = await connection.channel()
-        count = -1
-        for _ in range(40):  # the return of a closed channel's unacked messages is asynchronous
-            declared = await channel.declare_queue(queue, passive=True)
-            count = int(declared.declaration_result.message_count or 0)
-            if count:
-                await asyncio.sleep(0.3)  # settled: nothing more comes back after the first returns
-                declared = await channel.declare_queue(queue, passive=True)
-                return int(declared.declaration_result.message_count or 0)
-            await asyncio.sleep(0.05)
-        return count
-
-
-async def _slow_one_first(publisher: RabbitBus, consumer: RabbitBus, queue: str, *, fast: int) -> asyncio.Event:
-    """``consumer`` takes one message whose handler waits for the returned event, then ``fast`` more whose
-    handlers finish at once; returns when those have."""
-    release = asyncio.Event()
-    done: list[str] = []
-
-    async def handler(message: Message) -> None:
-        if message.message_id == "evt_slow":
-            await release.wait()
-        done.append(message.message_id)
-
-    await consumer.subscribe(queue, [f"{queue}.#"], handler)
-    ids = ["evt_slow"] + [f"evt_{i}" for i in range(fast)]
-    await publisher.publish_many([Message(f"{queue}.thing.v1", b"{}", i) for i in ids])
-
-    async def fast_ones_done() -> bool:
-        return len(done) == fast
-
-    await _wait_for(fast_ones_done)
-    return release
-
-
 class TestRabbitBus:
     async def test_published_event_reaches_the_bound_queue_once(self, buses, queue_name) -> None:
         publisher, consumer = buses
@@ -154,36 +115,6 @@ class TestRabbitBus:
 
         await _wait_for(arrived)
         assert got == ids
-
-    async def test_messages_finished_behind_a_slow_one_are_acked_within_the_linger(
-        self, buses, queue_name, rabbit_url
-    ) -> None:
-        publisher, consumer = buses
-        release = await _slow_one_first(publisher, consumer, queue_name, fast=9)
-        await asyncio.sleep(consumer.ack_linger * 6)
-        # The consumer dies with the slow one unfinished: only that one goes back to the queue, the nine
-        # behind it were acked on their own (a run could not have named them without settling it too).
-        assert consumer._connection is not None
-        await consumer._connection.close()
-        consumer._connection = None
-        release.set()
-        assert await _ready(rabbit_url, queue_name) == 1
-
-    async def test_a_stop_acks_what_finished_before_the_channel_closes(self, rabbit_url, queue_name) -> None:
-        publisher, consumer = RabbitBus(rabbit_url), RabbitBus(rabbit_url, ack_linger=60)
-        await publisher.start()
-        await consumer.start()
-        try:
-            release = await _slow_one_first(publisher, consumer, queue_name, fast=19)
-            # Finished behind a running one and the linger far off: only the stop can ack them.
-            await consumer.stop_consuming(within=0.1)
-            await consumer.close()
-            release.set()
-            assert await _ready(rabbit_url, queue_name) == 1
-        finally:
-            await consumer.close()
-            await publisher.close()
-            await _delete_queues(rabbit_url, queue_name, f"{queue_name}.dlq")
 
     async def test_failing_handler_is_retried_then_dead_lettered(self, buses, queue_name, rabbit_url) -> None:
         publisher, consumer = buses

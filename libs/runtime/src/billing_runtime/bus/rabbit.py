@@ -26,7 +26,6 @@ from aio_pika.abc import (
 from billing_contracts.envelope import utcnow
 from billing_contracts.routing import DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE
 
-from billing_runtime.bus.acks import AckRuns
 from billing_runtime.bus.base import Handler, Message
 from billing_runtime.bus.dead_letters import (
     ROUTING_KEY_HEADER,
@@ -59,7 +58,6 @@ class RabbitBus:
         reconnect_interval: float = 1.0,
         outage_max_delay: float = 1.0,
         hold_limit: float = 20 * 60.0,
-        ack_linger: float = 0.05,
         outage: Callable[[BaseException], bool] = is_outage,
     ) -> None:
         self.url = url
@@ -74,10 +72,7 @@ class RabbitBus:
         # every unacked message is returned, one delivery spent each.
         self.hold_limit = hold_limit
         self.outage = outage
-        self.ack_linger = ack_linger
         self._holds: dict[str, OutageHold] = {}
-        # Per subscribed queue: its finished deliveries, acked in runs (``AckRuns``).
-        self._acks: dict[str, AckRuns] = {}
         # The last dead-letter figures per queue (``dead_letter_stats``).
         self._dead_letters_seen: dict[str, DeadLetterStats] = {}
         self._connection: AbstractRobustConnection | None = None
@@ -132,14 +127,8 @@ class RabbitBus:
             _, late = await asyncio.wait(pending, timeout=max(within, 0.0))
             if late:
                 log.warning("%d message handlers still running at the deadline; their messages go back", len(late))
-        await self._flush_acks()
-
-    async def _flush_acks(self) -> None:
-        for acks in self._acks.values():
-            await acks.flush()
 
     async def close(self) -> None:
-        await self._flush_acks()  # what finished is acked before its channel closes, not redelivered
         for _, channel, _ in self._consumers:
             if not channel.is_closed:
                 await channel.close()
@@ -211,7 +200,6 @@ class RabbitBus:
             queue,
             OutageHold(queue, self.outage, max_delay=self.outage_max_delay, hold_limit=self.hold_limit),
         )
-        acks = self._acks.setdefault(queue, AckRuns(self.ack_linger))
 
         async def on_message(incoming: AbstractIncomingMessage) -> None:
             task = asyncio.current_task()
@@ -228,12 +216,10 @@ class RabbitBus:
                 await hold.call(handler, message)
             except HoldExpired:
                 await self._hand_back(queue, incoming, message)
-                acks.settled(incoming)
             except Exception as exc:
                 await self._failed(queue, incoming, message, exc)
-                acks.settled(incoming)
             else:
-                acks.done(incoming)
+                await incoming.ack()
 
         tag = await main.consume(on_message)
         self._consumers.append((queue, channel, tag))
