@@ -14,9 +14,9 @@ import pytest
 from billing_runtime.db import create_engine
 from billing_runtime.outages import is_database_outage, is_lock_conflict
 from billing_runtime.testing_faults import own_database
-from billing_runtime.writes import InsertRows, execute_alone, fetch_alone
+from billing_runtime.writes import InsertRows, InTransaction, execute_alone, fetch_alone, transaction_alone
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .conftest import PG_DSN
@@ -99,6 +99,97 @@ class TestDriverErrors:
         with pytest.raises(asyncio.CancelledError):
             await sleeping
         # The next caller gets a new connection, not the one still busy with the cancelled statement.
+        second = await asyncio.wait_for(_pid(one_connection), timeout=5)
+        assert second != first
+        await _terminate(first)
+
+
+class TestTransactions:
+    """``transaction_alone``: several driver statements under one BEGIN/COMMIT, rolled back whole on any
+    error, and the pooled connection never handed on inside a transaction."""
+
+    @pytest.fixture
+    def add(self, schema):  # type: ignore[no-untyped-def]
+        return insert(schema.applied).values(event_id=bindparam("id")).returning(schema.applied.c.event_id)
+
+    @pytest.fixture(autouse=True)
+    def _ids_of(self, schema) -> None:  # type: ignore[no-untyped-def]
+        applied = schema.applied.c.event_id
+        self.like = select(applied).where(applied.like(bindparam("p")))
+        self.count = select(func.count().label("n")).where(applied.like(bindparam("p")))
+
+    async def _ids(self, engine: AsyncEngine, prefix: str) -> list[str]:
+        return sorted(r["event_id"] for r in await fetch_alone(engine, self.like, {"p": prefix}))
+
+    async def test_the_statements_commit_together_and_see_each_other(self, one_connection: AsyncEngine, add) -> None:  # type: ignore[no-untyped-def]
+        prefix = secrets.token_hex(4)
+        seen = self.count
+
+        async def work(tx: InTransaction) -> int:
+            assert await tx.fetch(add, {"id": f"{prefix}-1"}) == [{"event_id": f"{prefix}-1"}]
+            await tx.rows(add, {"id": f"{prefix}-2"})
+            [row] = await tx.fetch(seen, {"p": f"{prefix}%"})
+            return int(row["n"])
+
+        assert await transaction_alone(one_connection, work) == 2
+        assert await self._ids(one_connection, f"{prefix}%") == [f"{prefix}-1", f"{prefix}-2"]
+
+    async def test_a_failing_statement_rolls_back_the_others_and_the_connection_serves_on(
+        self, one_connection: AsyncEngine, add
+    ) -> None:  # type: ignore[no-untyped-def]
+        prefix = secrets.token_hex(4)
+        pid = await _pid(one_connection)
+
+        async def work(tx: InTransaction) -> None:
+            await tx.rows(add, {"id": f"{prefix}-1"})
+            await tx.rows(add, {"id": f"{prefix}-1"})  # the same key again: a unique violation
+
+        with pytest.raises(sa_exc.IntegrityError) as caught:
+            await transaction_alone(one_connection, work)
+        assert getattr(caught.value.orig, "sqlstate", None) == "23505"
+        assert await self._ids(one_connection, f"{prefix}%") == []
+        # The same pooled connection, out of the aborted transaction (else this would fail with 25P02).
+        assert await _pid(one_connection) == pid
+
+    async def test_an_error_of_the_caller_rolls_back_too(self, one_connection: AsyncEngine, add) -> None:  # type: ignore[no-untyped-def]
+        prefix = secrets.token_hex(4)
+
+        async def work(tx: InTransaction) -> None:
+            await tx.rows(add, {"id": f"{prefix}-1"})
+            raise LookupError("decided against it")
+
+        with pytest.raises(LookupError):
+            await transaction_alone(one_connection, work)
+        assert await self._ids(one_connection, f"{prefix}%") == []
+        assert await _pid(one_connection) > 0
+
+    async def test_a_connection_dropped_mid_transaction_is_an_outage_and_is_replaced(
+        self, one_connection: AsyncEngine, add
+    ) -> None:  # type: ignore[no-untyped-def]
+        prefix = secrets.token_hex(4)
+
+        async def work(tx: InTransaction) -> None:
+            [row] = await tx.fetch(BACKEND, {})
+            await tx.rows(add, {"id": f"{prefix}-1"})
+            await _terminate(int(row["pid"]))
+            await tx.rows(add, {"id": f"{prefix}-2"})
+
+        with pytest.raises(sa_exc.DBAPIError) as caught:
+            await transaction_alone(one_connection, work)
+        assert is_database_outage(caught.value)
+        assert await self._ids(one_connection, f"{prefix}%") == []
+
+    async def test_a_cancelled_transaction_never_hands_its_connection_on(self, one_connection: AsyncEngine) -> None:
+        first = await _pid(one_connection)
+
+        async def work(tx: InTransaction) -> None:
+            await tx.rows(SLEEP, {})
+
+        sleeping = asyncio.create_task(transaction_alone(one_connection, work))
+        await asyncio.sleep(0.3)
+        sleeping.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sleeping
         second = await asyncio.wait_for(_pid(one_connection), timeout=5)
         assert second != first
         await _terminate(first)

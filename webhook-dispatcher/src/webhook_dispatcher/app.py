@@ -118,6 +118,7 @@ def create_app(
         wake=wake,
         metrics=webhook_metrics,
         endpoints=copies,
+        intake=dispatcher,
     )
     plumbing.add_task("notify", notifier.run)
 

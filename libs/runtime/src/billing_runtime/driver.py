@@ -18,12 +18,16 @@ unknown state: it is invalidated, never handed to the next caller.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, NoReturn
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
 
+import asyncpg
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
+
+T = TypeVar("T")
 
 
 async def driver_fetch(engine: AsyncEngine, sql: str, args: tuple[Any, ...]) -> list[Any]:
@@ -47,6 +51,37 @@ async def driver_fetch(engine: AsyncEngine, sql: str, args: tuple[Any, ...]) -> 
     # Back to the pool, reset as on any check-in (a rollback, which is nothing outside a transaction).
     await greenlet_spawn(proxied.close)
     return list(rows)
+
+
+async def driver_transaction(engine: AsyncEngine, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``work(connection)`` (the asyncpg connection of a pooled connection) inside one transaction:
+    BEGIN, ``work``'s statements, COMMIT, and nothing of SQLAlchemy's execution layer per statement.
+    For a unit of a few statements on a hot path that must see one another under one set of locks.
+
+    ``work`` raising (or a statement failing) rolls the transaction back before the connection goes
+    back to the pool; the error comes out as ``driver_fetch``'s do (SQLAlchemy's, the connection and
+    the pool invalidated when the server went away). Cancelled, the connection is invalidated."""
+    sync_engine = engine.sync_engine
+    proxied = await greenlet_spawn(_checkout, sync_engine)
+    driver = proxied.driver_connection
+    try:
+        assert driver is not None, "a checked-out connection has its driver connection"
+        # asyncpg's own block: ROLLBACK when the body raises, so the pool never gets an aborted
+        # transaction back (SQLAlchemy's reset on check-in knows nothing of a BEGIN sent beneath it).
+        async with driver.transaction():
+            result = await work(driver)
+    except Exception as error:
+        if not isinstance(error, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
+            # The caller's own error, after a clean rollback: the connection serves on, the error is its.
+            await greenlet_spawn(proxied.close)
+            raise
+        await greenlet_spawn(_raise_as_sqlalchemy, sync_engine, proxied, error, "(transaction)", ())
+        raise  # _raise_as_sqlalchemy always raises; this keeps type checkers informed
+    except BaseException:
+        await asyncio.shield(greenlet_spawn(proxied.invalidate))
+        raise
+    await greenlet_spawn(proxied.close)
+    return result
 
 
 def _checkout(engine: Engine) -> PoolProxiedConnection:

@@ -9,9 +9,9 @@ the values change. Any Core INSERT/UPDATE/DELETE may be queued as well, at the u
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
     CTE,
@@ -35,7 +35,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from billing_runtime.driver import driver_fetch
+from billing_runtime.driver import driver_fetch, driver_transaction
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -425,6 +427,32 @@ async def execute_alone(
         return True
     rows = await execute_statement_alone(engine, stmt, params)
     return bool(rows[0][0]) if guard is not None else True
+
+
+class InTransaction:
+    """The statements of a ``transaction_alone`` unit: each built once and reused (as for
+    ``fetch_prepared``), sent as driver SQL on the unit's connection."""
+
+    def __init__(self, connection: Any, dialect: Dialect) -> None:
+        self._connection = connection
+        self._dialect = dialect
+
+    async def fetch(self, stmt: ClauseElement, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """A SELECT's (or a RETURNING's) rows, typed, as dicts by column key."""
+        prepared = _prepared(stmt, self._dialect)
+        return _typed_rows(prepared, await self._connection.fetch(prepared.sql, *prepared.args(params)))
+
+    async def rows(self, stmt: ClauseElement, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """The statement's rows as the driver returns them (no result processing)."""
+        prepared = _prepared(stmt, self._dialect)
+        return [tuple(row) for row in await self._connection.fetch(prepared.sql, *prepared.args(params))]
+
+
+async def transaction_alone(engine: AsyncEngine, work: Callable[[InTransaction], Awaitable[T]]) -> T:
+    """``work``'s statements in one transaction of their own, sent by asyncpg itself
+    (``billing_runtime.driver.driver_transaction``): BEGIN and COMMIT are the only round trips added to
+    the statements', and errors are SQLAlchemy's as for every ``*_alone`` helper."""
+    return await driver_transaction(engine, lambda connection: work(InTransaction(connection, engine.dialect)))
 
 
 async def execute_statement_alone(

@@ -5,8 +5,10 @@ send and the record, and what its one HTTP attempt got (``AttemptResult``), from
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,15 @@ class Claimed:
 
 
 @dataclass(frozen=True)
+class Lease:
+    """A claim token (it starts with its worker's id) and when its lease ends."""
+
+    token: str
+    # time.monotonic() when it ends (taken before the statement that leases began, so never late).
+    deadline: float
+
+
+@dataclass(frozen=True)
 class AttemptResult:
     started_at: datetime
     latency: float
@@ -38,3 +49,30 @@ class AttemptResult:
     response_body: str | None = None
     retry_after: str | None = None
     refused: bool = False
+
+
+class Intake(Protocol):
+    """This process's dispatcher as the event consumer sees it: deliveries leased as they are stored
+    (``ingest``) go straight to it, with no claim."""
+
+    @property
+    def worker_id(self) -> str:
+        """The prefix of every claim token this worker takes."""
+        ...
+
+    def new_lease(self) -> tuple[Lease, datetime, datetime]:
+        """A claim token of this worker's: (lease, now, until)."""
+        ...
+
+    def reserve(self, wanted: Mapping[str, int]) -> dict[str, int]:
+        """Room for up to ``wanted`` new deliveries per endpoint: what is granted counts as held by the
+        dispatcher at once, so nothing else fills it meanwhile. Nothing while it is stopping."""
+        ...
+
+    def unreserve(self, endpoint_id: str, count: int) -> None:
+        """Give back room granted and not used."""
+        ...
+
+    def take(self, claimed: list[Claimed]) -> None:
+        """Deliveries leased within room granted: queue and send them."""
+        ...

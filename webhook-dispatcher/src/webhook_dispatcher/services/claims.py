@@ -10,7 +10,7 @@ import functools
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from webhook_dispatcher.crypto import SecretBox
 from webhook_dispatcher.db.models import Delivery, Endpoint
 from webhook_dispatcher.metrics import WebhookMetrics
-from webhook_dispatcher.services.attempts import Claimed
+from webhook_dispatcher.services.attempts import Claimed, Lease
 from webhook_dispatcher.services.disabling import give_up_orphans
 from webhook_dispatcher.services.uow import WebhooksUnitOfWork
 
@@ -131,7 +131,7 @@ def _candidates() -> Select[tuple[str]]:
 
 # Built once, at import: the runtime's prepared-statement helpers compile a statement object once and
 # reuse its driver SQL, so each claim must pass the same objects.
-_LOCK_ENDPOINTS = _lock_endpoints()
+LOCK_ENDPOINTS = _lock_endpoints()
 _TAKEN_ENDPOINTS = _taken_endpoints()
 _CANDIDATES = _candidates()
 
@@ -185,9 +185,7 @@ class Claimer:
         candidate found disabled or deleted are given up in the same transaction (``give_up_orphans``).
         """
         held = held or {}
-        now = utcnow()
-        lease_deadline = time.monotonic() + self.lease.total_seconds()
-        token = self.worker_id + secrets.token_hex(10)
+        lease, now, until = self.new_lease()
         full = [endpoint_id for endpoint_id, n in held.items() if n >= self.refill_mark]
         async with self.uow() as uow:
             # The oldest due deliveries only (index on status, next_attempt_at), never the whole backlog;
@@ -202,7 +200,7 @@ class Claimer:
                 return []
             session = uow.session
             # Driver SQL compiled once, rows without the ORM (what is read is only looked at).
-            locked = await fetch_prepared(session, _LOCK_ENDPOINTS, {"ids": endpoint_ids})
+            locked = await fetch_prepared(session, LOCK_ENDPOINTS, {"ids": endpoint_ids})
             endpoints: dict[str, Any] = {row["id"]: SimpleNamespace(**row) for row in locked}
             # The lock skips an endpoint another claim holds, and one disabled or deleted whose deliveries
             # are still due: those the disabling missed (stored by an ingest that raced it) are given up
@@ -223,7 +221,7 @@ class Claimer:
                         quotas[endpoint_id] = quota
             rows: list[Row[Any]] = []
             if quotas:
-                rows = await _lease(session, quotas, token, now, now + self.lease)
+                rows = await _lease(session, quotas, lease.token, now, until)
             if not rows and not given_up:
                 return []
             await uow.commit()
@@ -233,43 +231,68 @@ class Claimer:
             # Only orphans were found, and they are gone from the due window now: claim again at once
             # rather than idle a poll interval (each round fails some rows, so this ends).
             return await self.claim(limit, held=held)
-        keys: dict[str, list[str]] = {}
         rows.sort(key=lambda r: (r.endpoint_id, r.next_attempt_at, r.id))
-        claimed = []
-        for row in rows:
-            endpoint = endpoints[row.endpoint_id]
-            if endpoint.id not in keys:
-                keys[endpoint.id] = self._keys(endpoint, now)
-            claimed.append(
-                Claimed(
-                    delivery_id=row.id,
-                    tenant_id=row.tenant_id,
-                    endpoint_id=endpoint.id,
-                    event_id=row.event_id,
-                    url=endpoint.url,
-                    body=row.body.encode(),
-                    secrets=keys[endpoint.id],
-                    manual=row.manual,
-                    token=token,
-                    endpoint_healthy=endpoint.failing_since is None
-                    and endpoint.last_success_at is not None
-                    and now - endpoint.last_success_at < HEALTHY_WINDOW,
-                    lease_deadline=lease_deadline,
-                )
-            )
-        return claimed
+        return as_claimed(
+            self.box,
+            endpoints,
+            ((row.id, row.tenant_id, row.endpoint_id, row.event_id, row.body, row.manual) for row in rows),
+            lease,
+            now,
+        )
 
-    def _keys(self, endpoint: Endpoint, now: datetime) -> list[str]:
-        """The secrets that sign the endpoint's requests: the current one and, during the rotation grace
-        period, the previous one (WHK-5)."""
-        keys = [self.box.decrypt(endpoint.secret_encrypted)]
-        if (
-            endpoint.previous_secret_encrypted is not None
-            and endpoint.previous_secret_expires_at is not None
-            and endpoint.previous_secret_expires_at > now
-        ):
-            keys.append(self.box.decrypt(endpoint.previous_secret_encrypted))
-        return keys
+    def new_lease(self) -> tuple[Lease, datetime, datetime]:
+        """A claim token of this worker's, with when the lease ends: (lease, now, until)."""
+        deadline = time.monotonic() + self.lease.total_seconds()
+        now = utcnow()
+        return Lease(self.worker_id + secrets.token_hex(10), deadline), now, now + self.lease
+
+
+def as_claimed(
+    box: SecretBox,
+    endpoints: Mapping[str, Any],
+    rows: Iterable[tuple[str, str, str, str, str, bool]],
+    lease: Lease,
+    now: datetime,
+) -> list[Claimed]:
+    """Leased deliveries as the worker sends them: ``rows`` are (delivery id, tenant, endpoint id, event
+    id, body, manual), ``endpoints`` the locked endpoint rows by id."""
+    keys: dict[str, list[str]] = {}
+    claimed = []
+    for delivery_id, tenant_id, endpoint_id, event_id, body, manual in rows:
+        endpoint = endpoints[endpoint_id]
+        if endpoint_id not in keys:
+            keys[endpoint_id] = _keys(box, endpoint, now)
+        claimed.append(
+            Claimed(
+                delivery_id=delivery_id,
+                tenant_id=tenant_id,
+                endpoint_id=endpoint_id,
+                event_id=event_id,
+                url=endpoint.url,
+                body=body.encode(),
+                secrets=keys[endpoint_id],
+                manual=manual,
+                token=lease.token,
+                endpoint_healthy=endpoint.failing_since is None
+                and endpoint.last_success_at is not None
+                and now - endpoint.last_success_at < HEALTHY_WINDOW,
+                lease_deadline=lease.deadline,
+            )
+        )
+    return claimed
+
+
+def _keys(box: SecretBox, endpoint: Any, now: datetime) -> list[str]:
+    """The secrets that sign the endpoint's requests: the current one and, during the rotation grace
+    period, the previous one (WHK-5)."""
+    keys = [box.decrypt(endpoint.secret_encrypted)]
+    if (
+        endpoint.previous_secret_encrypted is not None
+        and endpoint.previous_secret_expires_at is not None
+        and endpoint.previous_secret_expires_at > now
+    ):
+        keys.append(box.decrypt(endpoint.previous_secret_encrypted))
+    return keys
 
 
 async def _lease(

@@ -9,6 +9,7 @@ from datetime import timedelta
 from webhook_dispatcher.crypto import SecretBox
 from webhook_dispatcher.domain.addresses import AddressPolicy
 from webhook_dispatcher.metrics import WebhookMetrics
+from webhook_dispatcher.services.attempts import Intake
 from webhook_dispatcher.services.endpoint_copies import EndpointCopies
 from webhook_dispatcher.services.uow import WebhooksUnitOfWork
 
@@ -30,3 +31,6 @@ class WebhookDeps:
     metrics: WebhookMetrics
     # The worker's copies of the tenants' endpoints for the event consumer (max_age 0: read per batch).
     endpoints: EndpointCopies
+    # The worker's dispatcher, which takes the deliveries it can send at once as they are stored; None
+    # in a process that runs no dispatcher (the API role).
+    intake: Intake | None = None

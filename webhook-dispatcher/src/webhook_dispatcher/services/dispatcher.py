@@ -22,16 +22,15 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
 from billing_contracts.envelope import utcnow
-from billing_runtime.outbox import wait_or_timeout
 
 from webhook_dispatcher.crypto import SecretBox
 from webhook_dispatcher.metrics import WebhookMetrics
-from webhook_dispatcher.services.attempts import AttemptResult, Claimed
+from webhook_dispatcher.services.attempts import AttemptResult, Claimed, Lease
 from webhook_dispatcher.services.backlog import watch_backlog
 from webhook_dispatcher.services.claims import Claimer
 from webhook_dispatcher.services.recording import Recorder
@@ -116,6 +115,8 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         # Set by ``stop``: claim nothing more, start no attempt, finish the ones in flight.
         self._stopping = False
+        # The claim loop's idle sleep while it lasts (``_idle``).
+        self._sleep: asyncio.Timeout | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -168,9 +169,19 @@ class Dispatcher:
                     backoff = self.config.poll_interval
                     self._accept(claimed)
                 if not claimed:
-                    await wait_or_timeout(self._wake, await self._idle_seconds())
+                    await self._idle()
         finally:
             await self._drain()
+
+    async def _idle(self) -> None:
+        """Sleep until woken or ``_idle_seconds`` have passed; shortened to ``poll_interval`` when
+        deliveries leased at ingest arrive meanwhile (``take``), as if the loop had claimed them."""
+        seconds = await self._idle_seconds()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds) as sleep:
+                self._sleep = sleep
+                await self._wake.wait()
+        self._sleep = None
 
     async def _idle_seconds(self) -> float:
         """How long to sleep after a claim that found nothing: until the earliest scheduled retry (at
@@ -226,15 +237,58 @@ class Dispatcher:
         task.add_done_callback(self._tasks.discard)
 
     def _done_with(self, item: Claimed) -> None:
-        before = self._held[item.endpoint_id]
-        self._held[item.endpoint_id] -= 1
-        if self._held[item.endpoint_id] <= 0:
-            del self._held[item.endpoint_id]
+        self._unhold(item.endpoint_id, 1)
+
+    def _unhold(self, endpoint_id: str, count: int) -> None:
+        before = self._held[endpoint_id]
+        self._held[endpoint_id] -= count
+        if self._held[endpoint_id] <= 0:
+            del self._held[endpoint_id]
         # Wake the claim loop only when this made room it was waiting for: the endpoint fell below its
         # top-up mark, or this worker had reached its overall limit. Not on every completion, which
         # would cost a claim transaction per attempt.
-        if before == self._claims.refill_mark or sum(self._held.values()) + 1 == self._max_held:
+        after = before - count
+        if after < self._claims.refill_mark <= before or sum(self._held.values()) + count >= self._max_held:
             self._wake.set()
+
+    # -- deliveries leased as they are stored (``Intake``: the event consumer of this process) ----
+
+    def reserve(self, wanted: Mapping[str, int]) -> dict[str, int]:
+        """Room for new deliveries, within the same bounds a claim keeps (``depth`` per endpoint,
+        ``_max_held`` in all); counted as held at once, so a claim meanwhile cannot overfill it."""
+        if self._stopping or self.config.concurrency <= 0:
+            return {}
+        room = self._max_held - sum(self._held.values())
+        granted: dict[str, int] = {}
+        for endpoint_id, count in wanted.items():
+            grant = min(count, self.depth - self._held[endpoint_id], room)
+            if grant > 0:
+                granted[endpoint_id] = grant
+                self._held[endpoint_id] += grant
+                room -= grant
+        return granted
+
+    def unreserve(self, endpoint_id: str, count: int) -> None:
+        self._unhold(endpoint_id, count)
+
+    def take(self, claimed: list[Claimed]) -> None:
+        """Queue deliveries leased within reserved room (already counted as held). Stopping meanwhile,
+        they stay queued and ``_drain`` hands them back; after it, their leases expire (WHK-4)."""
+        for item in claimed:
+            self._queues.setdefault(item.endpoint_id, deque()).append(item)
+        self._pump()
+        # While it holds deliveries the loop polls every ``poll_interval`` (``_idle_seconds``): what
+        # becomes due meanwhile without a wake (a lease handed back, an ``endpoint.disabled`` notice)
+        # is claimed then. A sleep begun with nothing held is cut to that.
+        sleep = self._sleep
+        if sleep is not None:
+            soon = asyncio.get_running_loop().time() + self.config.poll_interval
+            when = sleep.when()
+            if when is None or when > soon:
+                sleep.reschedule(soon)
+
+    def new_lease(self) -> tuple[Lease, datetime, datetime]:
+        return self._claims.new_lease()
 
     async def _drain(self) -> None:
         """When ``run`` ends: let in-flight attempts finish (all of them after ``stop``; briefly when the
