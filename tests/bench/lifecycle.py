@@ -47,7 +47,7 @@ from lifecycle_providers import Confirmer, OctoPage, ProviderCalls, SandboxPage,
 from regional import Order, Stats, regional_accounts
 from run import HERE, Proc, stop
 from standardwebhooks import Webhook
-from webhooks import Receiver, add_endpoint, deliveries_per_second, start_platform, tenant_token
+from webhooks import Receiver, add_endpoint, analyze_platform, deliveries_per_second, start_platform, tenant_token
 
 AMOUNT = 500_000  # UZS in tiyin: every provider of the bench accepts it
 PROVIDERS = ("sandbox", "payme", "click", "octo", "stripe")
@@ -297,9 +297,11 @@ async def main() -> None:
         flows = {p: Lifecycle(tenant, p, confirmer) for p, confirmer in confirmers.items()}
         # Warm-up at the measured concurrency: every pooled connection the measured run will use is opened,
         # has its types introspected and its statements prepared, and PostgreSQL has settled on their
-        # generic plans (after five custom ones per connection), none of which is the steady state's cost.
+        # generic plans (after five custom ones per connection), none of which is the steady state's cost;
+        # then the tables' statistics, as autovacuum would have them by now (``analyze_platform``).
         for provider in providers:
             await saturation(flows[provider], args.clients, 3, procs)
+        await analyze_platform()
         if "saturation" not in skip:
             results = {}
             for provider in providers:

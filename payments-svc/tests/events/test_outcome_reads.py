@@ -1,15 +1,17 @@
 """The one read a provider outcome is decided on (``db/outcome_reads.py``): the payment, whether refund
 verdicts are parked on it, and its attempts oldest first, in one statement."""
 
+import re
 from datetime import UTC, datetime
 
 from billing_contracts.events import ProviderPaymentFailedV1, ProviderPaymentOutcome
 from billing_runtime.bus import Message
 from billing_runtime.metrics import Metrics
 from payments_svc.db.models import ParkedRefundVerdict
-from payments_svc.db.outcome_reads import outcome_snapshot
+from payments_svc.db.outcome_reads import _payment_parked_and_attempts, outcome_snapshot
 from payments_svc.events.consumers import provider_outcome_handler
 from payments_svc.keys import lifecycle_deps_key
+from sqlalchemy.dialects import postgresql
 
 
 def _failed(payment, provider_transaction_id: str) -> Message:  # type: ignore[no-untyped-def]
@@ -90,3 +92,27 @@ class TestOutcomeSnapshot:
             read = await _snapshot(app, tenant_id, payment_id)
             # Verdicts of an unknown payment are due (``parked_verdicts.due`` replays them).
             assert (read.payment, read.has_parked_verdicts, read.attempts) == (None, True, [])
+
+
+class TestOutcomeReadPlan:
+    async def test_the_generic_plan_reads_the_payment_by_its_key(self, engine, new_payment) -> None:  # type: ignore[no-untyped-def]
+        # The statement is prepared once per connection and PostgreSQL settles on a generic plan after five
+        # executions, made with whatever statistics the tables had then (a new table's: nearly none). With
+        # the tenant in the WHERE clause that plan walked ix_payments_tenant_order, reading every payment of
+        # the tenant per outcome. The plan must take the primary key whatever the statistics say.
+        await new_payment()
+        sql = str(_payment_parked_and_attempts().compile(dialect=postgresql.asyncpg.dialect()))
+        sql = re.sub(r"\$(\d+)::VARCHAR", r"$\1", sql)
+        count = len(set(re.findall(r"\$\d+", sql)))
+        types, values = ", ".join(["varchar"] * count), ", ".join(["'pay_x'", "'ten_a'"][:count])
+        async with engine.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            await raw.execute("SET plan_cache_mode = force_generic_plan")
+            try:
+                await raw.execute(f"PREPARE outcome_read({types}) AS {sql}")
+                plan = "\n".join(r[0] for r in await raw.fetch(f"EXPLAIN EXECUTE outcome_read({values})"))
+                await raw.execute("DEALLOCATE outcome_read")
+            finally:
+                await raw.execute("RESET plan_cache_mode")
+        assert "pk_payments" in plan, plan
+        assert "ix_payments_tenant" not in plan, plan
