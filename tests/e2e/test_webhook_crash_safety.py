@@ -149,11 +149,11 @@ class Services:
     ports: dict[str, int] = field(default_factory=dict)
     _files: list[IO[bytes]] = field(default_factory=list)
 
-    def spawn(self, name: str, role: str) -> None:
+    def spawn(self, name: str, role: str, **extra: str) -> None:
         self.ports[name] = free_port()
         out = (self.logs_dir / f"{name}.log").open("wb")
         self._files.append(out)
-        env = {**os.environ, **self.env, "WEBHOOKS_PORT": str(self.ports[name])}
+        env = {**os.environ, **self.env, **extra, "WEBHOOKS_PORT": str(self.ports[name])}
         self.procs[name] = subprocess.Popen(
             [str(BIN / "webhook-dispatcher"), role], env=env, stdout=out, stderr=subprocess.STDOUT
         )
@@ -433,7 +433,9 @@ async def _run(
     services: Services, receiver: Receiver, http: aiohttp.ClientSession, rabbit: str, database: str, tenant: str
 ) -> None:
     services.spawn("api", "api")
-    services.spawn("worker-1", "worker")
+    # Its ingest one self-committing statement, as the committed-but-unacked case below needs (leasing at
+    # ingest makes it a transaction, which a kill rolls back); the two workers started after it lease.
+    services.spawn("worker-1", "worker", WEBHOOKS_LEASE_AT_INGEST="false")
     await services.wait_ready(http, ["api", "worker-1"])
 
     # The tenant's endpoints, over the dispatcher's internal API (as the gateway calls it).
@@ -532,7 +534,7 @@ async def _run(
         await probe.close()
     assert ready_after_kill >= BURST, f"only {ready_after_kill} messages back in the queue after the kill"
     # The premise of the redelivery-after-commit case (it relies on the ingest being one self-committing
-    # statement; were it BEGIN ... COMMIT, the dead worker's transaction would simply roll back).
+    # statement, worker-1's; were it BEGIN ... COMMIT, the dead worker's transaction would simply roll back).
     assert committed_unacked, (
         "the dead worker's blocked ingest stored nothing: no committed, unacked event"
         f" (ingest sessions while blocked: {blocked_sessions}; after the kill: {sessions_after_kill};"

@@ -118,7 +118,7 @@ def create_app(
         wake=wake,
         metrics=webhook_metrics,
         endpoints=copies,
-        intake=dispatcher,
+        intake=dispatcher if settings.lease_at_ingest else None,
     )
     plumbing.add_task("notify", notifier.run)
 

@@ -68,6 +68,10 @@ class Settings(InternalServiceSettings):
     endpoint_cache_seconds: float = Field(default=5.0, ge=0, le=60)
     # Deliveries leased per claim transaction and attempts recorded per record transaction, at most.
     dispatch_batch_size: int = Field(default=128, ge=1, le=1000)
+    # A worker leases the deliveries it can send at once as it stores them (one transaction: the ingest
+    # statement after locking their endpoints) instead of claiming them afterwards; false makes every
+    # ingest one self-committing statement and every delivery wait for a claim.
+    lease_at_ingest: bool = True
     secret_rotation_grace_hours: float = 24.0
     # An endpoint without a single success for this long is disabled (Svix: 5 days).
     disable_after_hours: float = 5 * 24.0
