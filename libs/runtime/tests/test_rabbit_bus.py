@@ -6,8 +6,9 @@ import contextlib
 import subprocess
 
 import aio_pika
+import aiormq
 import pytest
-from billing_runtime.bus import Message
+from billing_runtime.bus import Message, rabbit
 from billing_runtime.bus.rabbit import RabbitBus
 from billing_runtime.db import make_sessionmaker
 from billing_runtime.inbox import record_once
@@ -43,6 +44,23 @@ async def _wait_for(predicate, timeout: float = 20.0) -> None:
     while not await predicate():
         assert asyncio.get_running_loop().time() < deadline, "timed out"
         await asyncio.sleep(0.05)
+
+
+async def _ready(url: str, queue: str) -> int:
+    """Messages ready in ``queue`` once the broker has taken back what a closed consumer held."""
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        count = -1
+        for _ in range(40):  # the return of a closed channel's unacked messages is asynchronous
+            declared = await channel.declare_queue(queue, passive=True)
+            count = int(declared.declaration_result.message_count or 0)
+            if count:
+                await asyncio.sleep(0.3)  # settled: nothing more comes back after the first returns
+                declared = await channel.declare_queue(queue, passive=True)
+                return int(declared.declaration_result.message_count or 0)
+            await asyncio.sleep(0.05)
+        return count
 
 
 class TestRabbitBus:
@@ -115,6 +133,103 @@ class TestRabbitBus:
 
         await _wait_for(arrived)
         assert got == ids
+
+    async def test_messages_finished_behind_a_slow_one_are_acked_within_the_linger(
+        self, buses, queue_name, rabbit_url
+    ) -> None:
+        publisher, consumer = buses
+        release = asyncio.Event()
+        done: list[str] = []
+
+        async def handler(message: Message) -> None:
+            if message.message_id == "evt_slow":
+                await release.wait()
+            done.append(message.message_id)
+
+        await consumer.subscribe(queue_name, [f"{queue_name}.#"], handler)
+        ids = ["evt_slow"] + [f"evt_{i}" for i in range(9)]
+        await publisher.publish_many([Message(f"{queue_name}.thing.v1", b"{}", i) for i in ids])
+
+        async def fast_ones_done() -> bool:
+            return len(done) == 9
+
+        await _wait_for(fast_ones_done)
+        await asyncio.sleep(consumer.ack_linger * 6)
+        # The consumer dies with the slow one unfinished: only that one goes back to the queue, the nine
+        # behind it were acked on their own (a run could not have named them without settling it too).
+        assert consumer._connection is not None
+        await consumer._connection.close()
+        consumer._connection = None
+        release.set()
+        assert await _ready(rabbit_url, queue_name) == 1
+
+    async def test_a_stop_acks_what_finished_before_the_channel_closes(self, rabbit_url, queue_name) -> None:
+        publisher, consumer = RabbitBus(rabbit_url), RabbitBus(rabbit_url, ack_linger=60)
+        await publisher.start()
+        await consumer.start()
+        release = asyncio.Event()
+        done: list[str] = []
+
+        async def handler(message: Message) -> None:
+            if message.message_id == "evt_slow":
+                await release.wait()
+            done.append(message.message_id)
+
+        try:
+            await consumer.subscribe(queue_name, [f"{queue_name}.#"], handler)
+            ids = ["evt_slow"] + [f"evt_{i}" for i in range(19)]
+            await publisher.publish_many([Message(f"{queue_name}.thing.v1", b"{}", i) for i in ids])
+
+            async def fast_ones_done() -> bool:
+                return len(done) == 19
+
+            await _wait_for(fast_ones_done)
+            # Finished behind a running one and the linger far off: only the stop can ack them.
+            await consumer.stop_consuming(within=0.1)
+            await consumer.close()
+            release.set()
+            assert await _ready(rabbit_url, queue_name) == 1
+        finally:
+            await consumer.close()
+            await publisher.close()
+            await _delete_queues(rabbit_url, queue_name, f"{queue_name}.dlq")
+
+    async def test_a_stop_whose_acks_cannot_go_out_ends_within_its_bound(
+        self, rabbit_url, queue_name, monkeypatch
+    ) -> None:
+        # The connection's writer takes no frame any more (what hung a full test run once, at a worker's
+        # stop, before each wait was bounded): the stop and the close still end, and what was not acked
+        # goes back to the queue, to be deduplicated by its consumer's inbox.
+        monkeypatch.setattr(rabbit, "ACK_FLUSH_BOUND", 0.3)
+        publisher, consumer = RabbitBus(rabbit_url), RabbitBus(rabbit_url, ack_linger=60)
+        await publisher.start()
+        await consumer.start()
+        done: list[str] = []
+
+        async def handler(message: Message) -> None:
+            done.append(message.message_id)
+
+        try:
+            await consumer.subscribe(queue_name, [f"{queue_name}.#"], handler)
+
+            async def stalled(*args: object, **kwargs: object) -> None:
+                await asyncio.Event().wait()
+
+            monkeypatch.setattr(aiormq.Channel, "basic_ack", stalled)
+            ids = [f"evt_{i}" for i in range(5)]
+            await publisher.publish_many([Message(f"{queue_name}.thing.v1", b"{}", i) for i in ids])
+
+            async def all_done() -> bool:
+                return len(done) == 5
+
+            await _wait_for(all_done)
+            await asyncio.wait_for(consumer.stop_consuming(within=0.1), timeout=5)
+            await asyncio.wait_for(consumer.close(), timeout=5)
+        finally:
+            await consumer.close()
+            await publisher.close()
+        assert await _ready(rabbit_url, queue_name) == 5
+        await _delete_queues(rabbit_url, queue_name, f"{queue_name}.dlq")
 
     async def test_failing_handler_is_retried_then_dead_lettered(self, buses, queue_name, rabbit_url) -> None:
         publisher, consumer = buses

@@ -26,6 +26,7 @@ from aio_pika.abc import (
 from billing_contracts.envelope import utcnow
 from billing_contracts.routing import DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE
 
+from billing_runtime.bus.acks import AckRuns
 from billing_runtime.bus.base import Handler, Message
 from billing_runtime.bus.dead_letters import (
     ROUTING_KEY_HEADER,
@@ -39,6 +40,9 @@ from billing_runtime.bus.holding import HoldExpired, OutageHold
 from billing_runtime.unavailable import is_outage
 
 log = logging.getLogger(__name__)
+
+# The longest a stop or close spends acknowledging the messages that finished (``_flush_acks``).
+ACK_FLUSH_BOUND = 2.0
 
 # Dead letters read, at most, to find the oldest of a queue's (the depth is always exact).
 METRICS_SCAN = 1000
@@ -58,6 +62,7 @@ class RabbitBus:
         reconnect_interval: float = 1.0,
         outage_max_delay: float = 1.0,
         hold_limit: float = 20 * 60.0,
+        ack_linger: float = 0.05,
         outage: Callable[[BaseException], bool] = is_outage,
     ) -> None:
         self.url = url
@@ -72,7 +77,10 @@ class RabbitBus:
         # every unacked message is returned, one delivery spent each.
         self.hold_limit = hold_limit
         self.outage = outage
+        self.ack_linger = ack_linger
         self._holds: dict[str, OutageHold] = {}
+        # Per subscribed queue: its finished deliveries, acknowledged in runs (``AckRuns``).
+        self._acks: dict[str, AckRuns] = {}
         # The last dead-letter figures per queue (``dead_letter_stats``).
         self._dead_letters_seen: dict[str, DeadLetterStats] = {}
         self._connection: AbstractRobustConnection | None = None
@@ -127,8 +135,23 @@ class RabbitBus:
             _, late = await asyncio.wait(pending, timeout=max(within, 0.0))
             if late:
                 log.warning("%d message handlers still running at the deadline; their messages go back", len(late))
+        await self._flush_acks()
+
+    async def _flush_acks(self) -> None:
+        """Ack what finished, before the channels close (else the broker would deliver it again), within
+        ``ACK_FLUSH_BOUND``: a stop never waits on a writer that takes nothing (messages not acked by
+        then are returned by the broker and deduplicated by their consumer's inbox)."""
+        try:
+            async with asyncio.timeout(ACK_FLUSH_BOUND):
+                for acks in self._acks.values():
+                    await acks.flush()
+        except TimeoutError:
+            log.warning("acknowledging finished messages took over %.0fs; the broker returns the rest", ACK_FLUSH_BOUND)
 
     async def close(self) -> None:
+        await self._flush_acks()
+        for acks in self._acks.values():
+            acks.close()
         for _, channel, _ in self._consumers:
             if not channel.is_closed:
                 await channel.close()
@@ -201,6 +224,8 @@ class RabbitBus:
             OutageHold(queue, self.outage, max_delay=self.outage_max_delay, hold_limit=self.hold_limit),
         )
 
+        acks = self._acks.setdefault(queue, AckRuns(self.ack_linger))
+
         async def on_message(incoming: AbstractIncomingMessage) -> None:
             task = asyncio.current_task()
             assert task is not None  # aiormq runs each delivery's callback as a task of its own
@@ -216,10 +241,12 @@ class RabbitBus:
                 await hold.call(handler, message)
             except HoldExpired:
                 await self._hand_back(queue, incoming, message)
+                acks.settled(incoming)
             except Exception as exc:
                 await self._failed(queue, incoming, message, exc)
+                acks.settled(incoming)
             else:
-                await incoming.ack()
+                acks.done(incoming)
 
         tag = await main.consume(on_message)
         self._consumers.append((queue, channel, tag))
