@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import pytest
@@ -44,6 +44,20 @@ async def _terminate(pid: int) -> None:
         await admin.execute("SELECT pg_terminate_backend($1)", pid)
     finally:
         await admin.close()
+
+
+async def _cancelled_mid_statement(engine: AsyncEngine, sleep: Callable[[], Awaitable[object]]) -> None:
+    """``sleep()`` (a statement that runs for 30 s on ``engine``'s single pooled connection) is cancelled
+    mid-flight: the next caller must get a new connection, not the one still busy with it."""
+    first = await _pid(engine)
+    sleeping = asyncio.create_task(sleep())
+    await asyncio.sleep(0.3)
+    sleeping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sleeping
+    second = await asyncio.wait_for(_pid(engine), timeout=5)
+    assert second != first
+    await _terminate(first)
 
 
 class TestDriverErrors:
@@ -92,16 +106,7 @@ class TestDriverErrors:
             await two.dispose()
 
     async def test_a_cancelled_statement_never_hands_its_connection_on(self, one_connection: AsyncEngine) -> None:
-        first = await _pid(one_connection)
-        sleeping = asyncio.create_task(fetch_alone(one_connection, SLEEP, {}))
-        await asyncio.sleep(0.3)
-        sleeping.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await sleeping
-        # The next caller gets a new connection, not the one still busy with the cancelled statement.
-        second = await asyncio.wait_for(_pid(one_connection), timeout=5)
-        assert second != first
-        await _terminate(first)
+        await _cancelled_mid_statement(one_connection, lambda: fetch_alone(one_connection, SLEEP, {}))
 
 
 class TestTransactions:
@@ -180,19 +185,10 @@ class TestTransactions:
         assert await self._ids(one_connection, f"{prefix}%") == []
 
     async def test_a_cancelled_transaction_never_hands_its_connection_on(self, one_connection: AsyncEngine) -> None:
-        first = await _pid(one_connection)
-
         async def work(tx: InTransaction) -> None:
             await tx.rows(SLEEP, {})
 
-        sleeping = asyncio.create_task(transaction_alone(one_connection, work))
-        await asyncio.sleep(0.3)
-        sleeping.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await sleeping
-        second = await asyncio.wait_for(_pid(one_connection), timeout=5)
-        assert second != first
-        await _terminate(first)
+        await _cancelled_mid_statement(one_connection, lambda: transaction_alone(one_connection, work))
 
 
 async def _connect_error(engine: AsyncEngine) -> BaseException:

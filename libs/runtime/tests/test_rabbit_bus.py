@@ -63,6 +63,28 @@ async def _ready(url: str, queue: str) -> int:
         return count
 
 
+async def _slow_one_first(publisher: RabbitBus, consumer: RabbitBus, queue_name: str, fast: int) -> asyncio.Event:
+    """A slow message and ``fast`` others behind it; returns once the fast ones' handlers are done, with
+    the event that lets the slow one finish."""
+    release = asyncio.Event()
+    done: list[str] = []
+
+    async def handler(message: Message) -> None:
+        if message.message_id == "evt_slow":
+            await release.wait()
+        done.append(message.message_id)
+
+    await consumer.subscribe(queue_name, [f"{queue_name}.#"], handler)
+    ids = ["evt_slow"] + [f"evt_{i}" for i in range(fast)]
+    await publisher.publish_many([Message(f"{queue_name}.thing.v1", b"{}", i) for i in ids])
+
+    async def fast_ones_done() -> bool:
+        return len(done) == fast
+
+    await _wait_for(fast_ones_done)
+    return release
+
+
 class TestRabbitBus:
     async def test_published_event_reaches_the_bound_queue_once(self, buses, queue_name) -> None:
         publisher, consumer = buses
@@ -138,22 +160,7 @@ class TestRabbitBus:
         self, buses, queue_name, rabbit_url
     ) -> None:
         publisher, consumer = buses
-        release = asyncio.Event()
-        done: list[str] = []
-
-        async def handler(message: Message) -> None:
-            if message.message_id == "evt_slow":
-                await release.wait()
-            done.append(message.message_id)
-
-        await consumer.subscribe(queue_name, [f"{queue_name}.#"], handler)
-        ids = ["evt_slow"] + [f"evt_{i}" for i in range(9)]
-        await publisher.publish_many([Message(f"{queue_name}.thing.v1", b"{}", i) for i in ids])
-
-        async def fast_ones_done() -> bool:
-            return len(done) == 9
-
-        await _wait_for(fast_ones_done)
+        release = await _slow_one_first(publisher, consumer, queue_name, 9)
         await asyncio.sleep(consumer.ack_linger * 6)
         # The consumer dies with the slow one unfinished: only that one goes back to the queue, the nine
         # behind it were acked on their own (a run could not have named them without settling it too).
@@ -167,23 +174,8 @@ class TestRabbitBus:
         publisher, consumer = RabbitBus(rabbit_url), RabbitBus(rabbit_url, ack_linger=60)
         await publisher.start()
         await consumer.start()
-        release = asyncio.Event()
-        done: list[str] = []
-
-        async def handler(message: Message) -> None:
-            if message.message_id == "evt_slow":
-                await release.wait()
-            done.append(message.message_id)
-
         try:
-            await consumer.subscribe(queue_name, [f"{queue_name}.#"], handler)
-            ids = ["evt_slow"] + [f"evt_{i}" for i in range(19)]
-            await publisher.publish_many([Message(f"{queue_name}.thing.v1", b"{}", i) for i in ids])
-
-            async def fast_ones_done() -> bool:
-                return len(done) == 19
-
-            await _wait_for(fast_ones_done)
+            release = await _slow_one_first(publisher, consumer, queue_name, 19)
             # Finished behind a running one and the linger far off: only the stop can ack them.
             await consumer.stop_consuming(within=0.1)
             await consumer.close()
