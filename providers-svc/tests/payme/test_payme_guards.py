@@ -15,7 +15,7 @@ from billing_contracts.envelope import utcnow
 from billing_runtime.bus import MemoryBus
 from billing_runtime.key_ring import KeyRing
 from providers_svc.app import create_app
-from providers_svc.keys import key_ring_key, metrics_key, uow_factory_key
+from providers_svc.keys import key_ring_key, metrics_key, payme_merchant_key, uow_factory_key
 from providers_svc.services.accounts import AccountChanges, update_account
 
 pytestmark = pytest.mark.postgres
@@ -298,3 +298,27 @@ async def test_a_database_outage_is_32400_in_http_200(aiohttp_client: Any, setti
         "provider_callbacks_total", {"provider": "payme", "result": "unavailable"}
     )
     assert value == 1
+
+
+class TestRoundTrips:
+    async def test_a_new_create_and_its_perform_open_no_transaction(self, new_shop: Any, new_payme_id: Any) -> None:
+        # Each is decided on rows read without locks and written in one guarded statement that commits
+        # itself: no ORM session, so no BEGIN and COMMIT around them (the Create's order read went
+        # through the unit's session once, which made it BEGIN, read, insert, COMMIT).
+        shop = await new_shop()
+        started = await shop.start()
+        merchant = shop.client.app[payme_merchant_key]
+        units: list[Any] = []
+        real = merchant.uow
+
+        def counted() -> Any:
+            units.append(real())
+            return units[-1]
+
+        merchant.uow = counted
+        id_ = new_payme_id()
+        created = await shop.payme.create(started["payment_id"], id_=id_)
+        assert created["result"]["state"] == 1
+        performed = await shop.payme.call("PerformTransaction", id=id_)
+        assert performed["result"]["state"] == 2
+        assert units and all(unit._session is None for unit in units)

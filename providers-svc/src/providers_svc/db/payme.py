@@ -26,7 +26,6 @@ from sqlalchemy import (
     Select,
     SmallInteger,
     String,
-    and_,
     bindparam,
     select,
     text,
@@ -161,23 +160,10 @@ def _active_payme_id() -> ScalarSelect[str]:
 
 
 @functools.cache
-def _order() -> Select[ProviderTransactionRow, str]:
-    return (
-        select(ProviderTransactionRow, _active_payme_id())
-        .where(
-            and_(
-                ProviderTransactionRow.payment_id == bindparam("payment_id"),
-                ProviderTransactionRow.provider == bindparam("provider"),
-            )
-        )
-        .execution_options(populate_existing=True)
-    )
-
-
-@functools.cache
 def _order_columns() -> Select[Any]:
-    # The same read as plain columns, for ``UnitOfWork.read_unlocked`` (CheckPerformTransaction decides
-    # on it without writing: one round trip instead of BEGIN, SELECT, ROLLBACK).
+    # Our provider transaction of a payment at Payme, and Payme's id of its active (created or performed)
+    # Payme transaction, as plain columns for ``UnitOfWork.read_unlocked``: CheckPerformTransaction and
+    # CreateTransaction decide on it without a transaction (their writes carry a precondition).
     table = table_of(ProviderTransactionRow)
     return select(*table.c, _active_payme_id().label("active_payme_id")).where(
         table.c.payment_id == bindparam("payment_id"), table.c.provider == bindparam("provider")
@@ -185,7 +171,8 @@ def _order_columns() -> Select[Any]:
 
 
 async def order_unlocked(unit: UnitOfWork, payment_id: str, provider: str) -> tuple[Transaction, str | None] | None:
-    """``PaymeRepository.order`` outside any transaction (for a decision that writes nothing)."""
+    """Our provider transaction of ``payment_id`` at ``provider`` and the active Payme id, read outside
+    any transaction: one round trip."""
     rows = await unit.read_unlocked(_order_columns(), {"payment_id": payment_id, "provider": provider})
     if not rows:
         return None
@@ -249,12 +236,6 @@ class PaymeRepository:
         if for_update:
             stmt = stmt.with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
-
-    async def order(self, payment_id: str, provider: str) -> tuple[Transaction, str | None] | None:
-        """Our provider transaction of ``payment_id`` at Payme, and Payme's id of its active (created or
-        performed) Payme transaction, if any: one statement."""
-        row = (await self.session.execute(_order(), {"payment_id": payment_id, "provider": provider})).first()
-        return None if row is None else (to_transaction(row[0]), row[1])
 
     async def of_payment(self, payment_id: str) -> Sequence[PaymeTransactionRow]:
         stmt = (

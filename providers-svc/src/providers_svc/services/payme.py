@@ -369,8 +369,11 @@ def _payable(account: BoundAccount, txn: Transaction, now: datetime) -> bool:
 async def _order(
     unit: ProvidersUnitOfWork, account: BoundAccount, payment_id: str, now: datetime
 ) -> tuple[PaymeOrder, Transaction] | None:
-    """The order Payme's ``account`` value names, as this account may see it (``_view``)."""
-    return _view(account, await PaymeRepository(unit.session).order(payment_id, PROVIDER), now)
+    """The order Payme's ``account`` value names, as this account may see it (``_view``), read without
+    locks or a transaction (a Create decided on it writes only under ``transaction_unchanged``). Read
+    through the unit's session, it opened a transaction: BEGIN, this read, the guarded insert, COMMIT
+    instead of the read and the insert alone."""
+    return _view(account, await order_unlocked(unit, payment_id, PROVIDER), now)
 
 
 def _view(
