@@ -34,23 +34,11 @@ async def driver_fetch(engine: AsyncEngine, sql: str, args: tuple[Any, ...]) -> 
     """Run ``sql`` (asyncpg's ``$n`` parameters) with ``args`` on a connection of ``engine``'s pool,
     outside any transaction: the statement commits itself. Rows as asyncpg returns them (indexable,
     iterable)."""
-    sync_engine = engine.sync_engine
-    proxied = await greenlet_spawn(_checkout, sync_engine)
-    driver = proxied.driver_connection
-    try:
-        assert driver is not None, "a checked-out connection has its driver connection"
-        rows = await driver.fetch(sql, *args)
-    except Exception as error:
-        await greenlet_spawn(_raise_as_sqlalchemy, sync_engine, proxied, error, sql, args)
-        raise  # _raise_as_sqlalchemy always raises; this keeps type checkers informed
-    except BaseException:
-        # Cancelled (or the process is exiting) while the statement ran: whatever the server does with
-        # it, this connection must not serve anyone else.
-        await asyncio.shield(greenlet_spawn(proxied.invalidate))
-        raise
-    # Back to the pool, reset as on any check-in (a rollback, which is nothing outside a transaction).
-    await greenlet_spawn(proxied.close)
-    return list(rows)
+
+    async def fetch(driver: Any) -> list[Any]:
+        return list(await driver.fetch(sql, *args))
+
+    return await _on_pooled_connection(engine, fetch, sql, args, callers_errors=False)
 
 
 async def driver_transaction(engine: AsyncEngine, work: Callable[[Any], Awaitable[T]]) -> T:
@@ -60,26 +48,47 @@ async def driver_transaction(engine: AsyncEngine, work: Callable[[Any], Awaitabl
 
     ``work`` raising (or a statement failing) rolls the transaction back before the connection goes
     back to the pool; the error comes out as ``driver_fetch``'s do (SQLAlchemy's, the connection and
-    the pool invalidated when the server went away). Cancelled, the connection is invalidated."""
+    the pool invalidated when the server went away), except ``work``'s own errors, raised as they are.
+    Cancelled, the connection is invalidated."""
+
+    async def in_transaction(driver: Any) -> T:
+        # asyncpg's own block: ROLLBACK when the body raises, so the pool never gets an aborted
+        # transaction back (SQLAlchemy's reset on check-in knows nothing of a BEGIN sent beneath it).
+        async with driver.transaction():
+            return await work(driver)
+
+    return await _on_pooled_connection(engine, in_transaction, "(transaction)", (), callers_errors=True)
+
+
+async def _on_pooled_connection(
+    engine: AsyncEngine,
+    use: Callable[[Any], Awaitable[T]],
+    sql: str,
+    args: tuple[Any, ...],
+    *,
+    callers_errors: bool,
+) -> T:
+    """``use(asyncpg connection)`` on a connection checked out of ``engine``'s pool, given back after.
+    A driver error is raised as SQLAlchemy's execution would raise it (``sql`` and ``args`` name the
+    statement in it); with ``callers_errors``, any other error is the caller's, raised as it is, the
+    connection still good. Cancelled (or the process exiting) meanwhile: whatever the server does with
+    what was sent, the connection must not serve anyone else."""
     sync_engine = engine.sync_engine
     proxied = await greenlet_spawn(_checkout, sync_engine)
     driver = proxied.driver_connection
     try:
         assert driver is not None, "a checked-out connection has its driver connection"
-        # asyncpg's own block: ROLLBACK when the body raises, so the pool never gets an aborted
-        # transaction back (SQLAlchemy's reset on check-in knows nothing of a BEGIN sent beneath it).
-        async with driver.transaction():
-            result = await work(driver)
+        result = await use(driver)
     except Exception as error:
-        if not isinstance(error, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
-            # The caller's own error, after a clean rollback: the connection serves on, the error is its.
+        if callers_errors and not isinstance(error, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
             await greenlet_spawn(proxied.close)
             raise
-        await greenlet_spawn(_raise_as_sqlalchemy, sync_engine, proxied, error, "(transaction)", ())
+        await greenlet_spawn(_raise_as_sqlalchemy, sync_engine, proxied, error, sql, args)
         raise  # _raise_as_sqlalchemy always raises; this keeps type checkers informed
     except BaseException:
         await asyncio.shield(greenlet_spawn(proxied.invalidate))
         raise
+    # Back to the pool, reset as on any check-in (a rollback, which is nothing outside a transaction).
     await greenlet_spawn(proxied.close)
     return result
 

@@ -159,10 +159,10 @@ async def _ingest(engine: AsyncEngine, deps: WebhookDeps, events: list[EventBase
         "token": None,
         "until": None,
     }
-    granted = deps.intake.reserve(Counter(d["endpoint_id"] for d in deliveries)) if deps.intake else {}
-    if granted:
-        assert deps.intake is not None
-        rows = await _store_leasing(engine, deps.box, deps.intake, granted, params, deliveries)
+    intake = deps.intake
+    granted = intake.reserve(Counter(d["endpoint_id"] for d in deliveries)) if intake is not None else {}
+    if intake is not None and granted:
+        rows = await _store_leasing(engine, deps.box, intake, granted, params, deliveries)
     else:
         rows = [(row[0], False) for row in await execute_statement_alone(engine, _INGEST, params)]
     leased = 0
