@@ -4,6 +4,7 @@ what the event is about (log context) and how late it is taken (``bus_event_lag_
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from billing_contracts.envelope import utcnow
 from billing_contracts.events import AnyEvent, parse_event
@@ -36,9 +37,16 @@ def parse_or_drop(message: Message, metrics: Metrics) -> AnyEvent | None:
 
 
 def payment_id_of(event: AnyEvent) -> str | None:
-    """The payment an event is about, where it names one (``data.payment_id`` or ``data.payment.id``)."""
-    data = getattr(event, "data", None)
-    found = getattr(data, "payment_id", None)
-    if found is None:
-        found = getattr(getattr(data, "payment", None), "id", None)
+    """The payment an event is about, where it names one (``data.payment_id`` or ``data.payment.id``).
+    Looked up in the models' declared fields: ``getattr`` with a default on a pydantic model that lacks
+    the field raises and catches an AttributeError, which cost more than the rest of the parse."""
+    data: Any = getattr(event, "data", None)
+    fields = getattr(type(data), "model_fields", {})
+    if "payment_id" in fields:
+        found = data.payment_id
+    elif "payment" in fields:
+        payment = data.payment
+        found = payment.id if "id" in getattr(type(payment), "model_fields", {}) else None
+    else:
+        found = None
     return found if isinstance(found, str) else None

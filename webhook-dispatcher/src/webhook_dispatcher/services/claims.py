@@ -17,10 +17,9 @@ from typing import Any
 
 from billing_contracts.envelope import utcnow
 from billing_runtime.db import UTCDateTime, table_of
-from billing_runtime.writes import execute_statement_alone, fetch_prepared
-from sqlalchemy import Integer, Row, Select, String, all_, any_, bindparam, func, select, text
+from billing_runtime.writes import InTransaction, execute_statement_alone, transaction_alone
+from sqlalchemy import Integer, Select, String, all_, any_, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from webhook_dispatcher.crypto import SecretBox
 from webhook_dispatcher.db.models import Delivery, Endpoint
@@ -61,21 +60,16 @@ LEASE_SQL = text(
 ).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("until", type_=UTCDateTime()))
 
 
-def _lock_endpoints() -> Select[Any]:
-    """The enabled endpoints among ``:ids``, locked, skipping those another claim holds. NO KEY UPDATE,
-    not UPDATE: inserting a delivery takes KEY SHARE on its endpoint (the foreign key), and a plain
-    FOR UPDATE here would skip every endpoint that is receiving new events, starving exactly the
-    busiest endpoints."""
+def _lock_endpoints(*, enabled_only: bool) -> Select[Any]:
+    """The endpoints among ``:ids`` (with ``enabled_only``, the enabled ones), locked, skipping those
+    another claim or ingest holds. NO KEY UPDATE, not UPDATE: inserting a delivery takes KEY SHARE on
+    its endpoint (the foreign key), and a plain FOR UPDATE here would skip every endpoint that is
+    receiving new events, starving exactly the busiest endpoints."""
     e = table_of(Endpoint).c
-    return (
-        select(*table_of(Endpoint).c)
-        .where(
-            e.id == any_(bindparam("ids", type_=ARRAY(String()))),
-            e.enabled.is_(True),
-            e.deleted_at.is_(None),
-        )
-        .with_for_update(skip_locked=True, key_share=True)
-    )
+    stmt = select(*table_of(Endpoint).c).where(e.id == any_(bindparam("ids", type_=ARRAY(String()))))
+    if enabled_only:
+        stmt = stmt.where(e.enabled.is_(True), e.deleted_at.is_(None))
+    return stmt.with_for_update(skip_locked=True, key_share=True)
 
 
 def _taken_endpoints() -> Select[Any]:
@@ -131,7 +125,10 @@ def _candidates() -> Select[tuple[str]]:
 
 # Built once, at import: the runtime's prepared-statement helpers compile a statement object once and
 # reuse its driver SQL, so each claim must pass the same objects.
-LOCK_ENDPOINTS = _lock_endpoints()
+LOCK_ENDPOINTS = _lock_endpoints(enabled_only=True)
+# The claim's lock: disabled and deleted candidates too, so that an endpoint missing from its rows is
+# one another worker holds, and one present but no longer enabled is known without a second statement.
+_LOCK_CANDIDATES = _lock_endpoints(enabled_only=False)
 _TAKEN_ENDPOINTS = _taken_endpoints()
 _CANDIDATES = _candidates()
 
@@ -183,61 +180,75 @@ class Claimer:
         The endpoint rows are locked (SKIP LOCKED) while the other workers' leases are checked and the
         deliveries leased, so two workers can never both take one endpoint. Pending deliveries of a
         candidate found disabled or deleted are given up in the same transaction (``give_up_orphans``).
+        Driver SQL on one pooled connection (``transaction_alone``): no ORM session on the claim loop.
         """
         held = held or {}
         lease, now, until = self.new_lease()
         full = [endpoint_id for endpoint_id, n in held.items() if n >= self.refill_mark]
         async with self.uow() as uow:
-            # The oldest due deliveries only (index on status, next_attempt_at), never the whole backlog;
-            # endpoints this worker cannot take now are left out first, so they cannot crowd out the
-            # others (a worker never idles while an endpoint it could serve has due deliveries).
-            # Advisory (re-checked under the locks below), so outside the transaction: a claim that
-            # finds nothing, the usual end of a claim loop, is then one statement, not three.
-            params = {"now": now, "worker": self.worker_id, "full": full, "window": limit * 4, "limit": limit}
-            found = await execute_statement_alone(uow.bound_engine, _CANDIDATES, params)
-            endpoint_ids = [row[0] for row in found]
-            if not endpoint_ids:
-                return []
-            session = uow.session
-            # Driver SQL compiled once, rows without the ORM (what is read is only looked at).
-            locked = await fetch_prepared(session, LOCK_ENDPOINTS, {"ids": endpoint_ids})
-            endpoints: dict[str, Any] = {row["id"]: SimpleNamespace(**row) for row in locked}
-            # The lock skips an endpoint another claim holds, and one disabled or deleted whose deliveries
-            # are still due: those the disabling missed (stored by an ingest that raced it) are given up
-            # here, so they cannot sit in the due window forever.
-            skipped = [endpoint_id for endpoint_id in endpoint_ids if endpoint_id not in endpoints]
-            given_up = await give_up_orphans(session, skipped, now) if skipped else Counter()
+            engine = uow.bound_engine
+        # The oldest due deliveries only (index on status, next_attempt_at), never the whole backlog;
+        # endpoints this worker cannot take now are left out first, so they cannot crowd out the others
+        # (a worker never idles while an endpoint it could serve has due deliveries). Advisory
+        # (re-checked under the locks below), so outside the transaction: a claim that finds nothing,
+        # the usual end of a claim loop, is then one statement, not three.
+        params = {"now": now, "worker": self.worker_id, "full": full, "window": limit * 4, "limit": limit}
+        found = await execute_statement_alone(engine, _CANDIDATES, params)
+        endpoint_ids = [row[0] for row in found]
+        if not endpoint_ids:
+            return []
+        endpoints: dict[str, Any] = {}
+
+        async def work(tx: InTransaction) -> tuple[list[tuple[Any, ...]], Counter[str]]:
+            # Rows without the ORM (what is read is only looked at). An endpoint missing from them is
+            # held by another claim or an ingest; one disabled or deleted whose deliveries are still due
+            # was missed by the disabling (they were stored by an ingest that raced it), and they are
+            # given up here, so they cannot sit in the due window forever.
+            orphans = []
+            for row in await tx.fetch(_LOCK_CANDIDATES, {"ids": endpoint_ids}):
+                if row["enabled"] and row["deleted_at"] is None:
+                    endpoints[row["id"]] = SimpleNamespace(**row)
+                else:
+                    orphans.append(row)
+            given_up = await give_up_orphans(tx, orphans, now) if orphans else Counter[str]()
+            if not endpoints:
+                return [], given_up
+            # Authoritative, under the endpoint locks: a claim that committed before we locked is seen.
+            mine = {"ids": list(endpoints), "now": now, "worker": self.worker_id}
+            taken = {row["endpoint_id"] for row in await tx.fetch(_TAKEN_ENDPOINTS, mine)}
+            eligible = [e for e in endpoint_ids if e in endpoints and e not in taken]
+            # An even share each (the batch is not spent on the first endpoint's backlog), oldest first.
+            share = max(1, limit // max(1, len(eligible)))
             quotas: dict[str, int] = {}
-            if endpoints:
-                # Authoritative, under the endpoint locks: a claim that committed before we locked is seen.
-                params = {"ids": list(endpoints), "now": now, "worker": self.worker_id}
-                taken = {row["endpoint_id"] for row in await fetch_prepared(session, _TAKEN_ENDPOINTS, params)}
-                eligible = [e for e in endpoint_ids if e in endpoints and e not in taken]
-                # An even share each (the batch is not spent on the first endpoint's backlog), oldest first.
-                share = max(1, limit // max(1, len(eligible)))
-                for endpoint_id in eligible[:limit]:
-                    quota = min(self.depth - held.get(endpoint_id, 0), share)
-                    if quota > 0:
-                        quotas[endpoint_id] = quota
-            rows: list[Row[Any]] = []
-            if quotas:
-                rows = await _lease(session, quotas, lease.token, now, until)
-            if not rows and not given_up:
-                return []
-            await uow.commit()
+            for endpoint_id in eligible[:limit]:
+                quota = min(self.depth - held.get(endpoint_id, 0), share)
+                if quota > 0:
+                    quotas[endpoint_id] = quota
+            if not quotas:
+                return [], given_up
+            leasing = {
+                "endpoints": list(quotas),
+                "quotas": list(quotas.values()),
+                "token": lease.token,
+                "now": now,
+                "until": until,
+            }
+            return await tx.rows(LEASE_SQL, leasing), given_up
+
+        # Nothing leased and nothing given up: the transaction wrote nothing, so its commit is a no-op.
+        rows, given_up = await transaction_alone(engine, work)
         for label, count in given_up.items():
             self.metrics.given_up.labels(label).inc(count)
         if not rows:
-            # Only orphans were found, and they are gone from the due window now: claim again at once
-            # rather than idle a poll interval (each round fails some rows, so this ends).
-            return await self.claim(limit, held=held)
-        rows.sort(key=lambda r: (r.endpoint_id, r.next_attempt_at, r.id))
+            if given_up:
+                # Only orphans were found, and they are gone from the due window now: claim again at
+                # once rather than idle a poll interval (each round fails some rows, so this ends).
+                return await self.claim(limit, held=held)
+            return []
+        # (id, tenant, endpoint, event, manual, next_attempt_at, body): each endpoint's in due order.
+        rows.sort(key=lambda r: (r[2], r[5], r[0]))
         return as_claimed(
-            self.box,
-            endpoints,
-            ((row.id, row.tenant_id, row.endpoint_id, row.event_id, row.body, row.manual) for row in rows),
-            lease,
-            now,
+            self.box, endpoints, ((row[0], row[1], row[2], row[3], row[6], row[4]) for row in rows), lease, now
         )
 
     def new_lease(self) -> tuple[Lease, datetime, datetime]:
@@ -293,21 +304,3 @@ def _keys(box: SecretBox, endpoint: Any, now: datetime) -> list[str]:
     ):
         keys.append(box.decrypt(endpoint.previous_secret_encrypted))
     return keys
-
-
-async def _lease(
-    session: AsyncSession, quotas: dict[str, int], token: str, now: datetime, until: datetime
-) -> list[Row[Any]]:
-    """Pick each endpoint's oldest due deliveries (SKIP LOCKED), lease them and load their bodies:
-    one statement for every endpoint of the batch."""
-    result = await session.execute(
-        LEASE_SQL,
-        {
-            "endpoints": list(quotas),
-            "quotas": list(quotas.values()),
-            "token": token,
-            "now": now,
-            "until": until,
-        },
-    )
-    return list(result.all())

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from billing_contracts.events import DisabledEndpoint, EndpointDisabledData, EndpointDisabledV1
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from billing_runtime.db import UTCDateTime, table_of
+from billing_runtime.writes import InTransaction
+from sqlalchemy import String, Update, any_, bindparam, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from webhook_dispatcher.db.models import Delivery, Endpoint
 from webhook_dispatcher.domain.giving_up import given_up_label, given_up_reason
@@ -62,35 +66,39 @@ async def disable_endpoint(uow: WebhooksUnitOfWork, endpoint: Endpoint, reason: 
     return given_up
 
 
-async def give_up_orphans(session: AsyncSession, endpoint_ids: list[str], now: datetime) -> Counter[str]:
-    """Fail the unleased pending deliveries of those of ``endpoint_ids`` that are disabled or deleted,
-    as disabling them did (``fail_pending``); returns how many, by ``given_up`` label. The endpoints
-    are locked first (SKIP LOCKED), so a disabling still in progress is left to finish its own work,
-    and the lock order (endpoint, then its deliveries) is the one every writer uses."""
-    gone = (
-        select(Endpoint.id, Endpoint.deleted_at, Endpoint.disabled_reason)
-        .where(Endpoint.id.in_(endpoint_ids), Endpoint.enabled.is_(False) | Endpoint.deleted_at.is_not(None))
-        .with_for_update(skip_locked=True, key_share=True)
+def _give_up() -> Update:
+    """Fail the unleased pending deliveries of the endpoints ``:ids`` with ``:reason``."""
+    d = table_of(Delivery).c
+    now = bindparam("now", type_=UTCDateTime())
+    return (
+        update(table_of(Delivery))
+        .where(
+            d.endpoint_id == any_(bindparam("ids", type_=ARRAY(String()))),
+            d.status == "pending",
+            d.claimed_until.is_(None) | (d.claimed_until < now),
+        )
+        .values(status="failed", next_attempt_at=None, last_error=bindparam("reason", type_=String()), updated_at=now)
+        .returning(d.id)
     )
+
+
+# Built once: the runtime's prepared-statement helpers compile a statement object once.
+_GIVE_UP = _give_up()
+
+
+async def give_up_orphans(tx: InTransaction, orphans: Sequence[Mapping[str, Any]], now: datetime) -> Counter[str]:
+    """Fail the unleased pending deliveries of ``orphans``, endpoint rows the caller found disabled or
+    deleted and holds locked (the lock order, endpoint then its deliveries, is the one every writer
+    uses), as disabling them did (``fail_pending``); returns how many, by ``given_up`` label."""
     by_reason: dict[tuple[str, str], list[str]] = {}
-    for endpoint_id, deleted_at, disabled_reason in (await session.execute(gone)).all():
-        deleted = deleted_at is not None
+    for endpoint in orphans:
+        deleted = endpoint["deleted_at"] is not None
         label = given_up_label(deleted=deleted)
-        reason = given_up_reason(deleted=deleted, disabled_reason=disabled_reason)
-        by_reason.setdefault((label, reason), []).append(endpoint_id)
+        reason = given_up_reason(deleted=deleted, disabled_reason=endpoint["disabled_reason"])
+        by_reason.setdefault((label, reason), []).append(endpoint["id"])
     counts: Counter[str] = Counter()
     for (label, reason), ids in by_reason.items():
-        result = await session.execute(
-            update(Delivery)
-            .where(
-                Delivery.endpoint_id.in_(ids),
-                Delivery.status == "pending",
-                Delivery.claimed_until.is_(None) | (Delivery.claimed_until < now),
-            )
-            .values(status="failed", next_attempt_at=None, last_error=reason, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        failed = int(result.rowcount)  # type: ignore[attr-defined]
+        failed = len(await tx.rows(_GIVE_UP, {"ids": ids, "reason": reason, "now": now}))
         if failed:
             counts[label] += failed
             log.warning("gave up %d pending deliveries of %s (%s)", failed, ids, reason)

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from billing_contracts.envelope import utcnow
+from billing_contracts.envelope import EventBase, utcnow
 from billing_runtime.ids import new_id
 
 from webhook_dispatcher.db.models import Delivery, Endpoint, WebhookEvent
@@ -27,6 +27,25 @@ def event_body(event_id: str, event_type: str, created_at: datetime, data: dict[
         separators=(",", ":"),
         ensure_ascii=False,
     )
+
+
+def event_body_of(event: EventBase) -> str:
+    """``event_body`` of a contract event, its ``data`` serialized by pydantic straight to JSON instead of
+    dumped to a dict and encoded again: a quarter of the cost, on the ingest's hot path. The same
+    bytes, but for a float's exponent form (``1e16`` where ``json`` writes ``1e+16``)."""
+    data = event.__pydantic_serializer__.to_json(event, include={"data"}).decode()
+    # Compact JSON of the one included field: '{"data":' + the data + '}'.
+    head = json.dumps(
+        {
+            "id": event.event_id,
+            "type": event.event_type,
+            "created_at": rfc3339(event.occurred_at),
+            "livemode": event.livemode,
+        },
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return head[:-1] + "," + data[1:]
 
 
 def delivery_row(

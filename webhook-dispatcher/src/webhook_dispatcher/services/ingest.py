@@ -22,7 +22,7 @@ from webhook_dispatcher.domain.event_types import matches
 from webhook_dispatcher.services.attempts import Intake
 from webhook_dispatcher.services.claims import LOCK_ENDPOINTS, as_claimed
 from webhook_dispatcher.services.deps import WebhookDeps
-from webhook_dispatcher.services.fanout import delivery_row, event_body
+from webhook_dispatcher.services.fanout import delivery_row, event_body_of
 
 EVENTS_CONSUMER = "webhooks.events"
 
@@ -142,10 +142,7 @@ async def _ingest(engine: AsyncEngine, deps: WebhookDeps, events: list[EventBase
         "ids": [e.event_id for e in batch],
         "tenants": [e.tenant_id for e in batch],
         "types": [e.event_type for e in batch],
-        "bodies": [
-            event_body(e.event_id, e.event_type, e.occurred_at, e.model_dump(mode="json")["data"], livemode=e.livemode)
-            for e in batch
-        ],
+        "bodies": [event_body_of(e) for e in batch],
         "modes": [e.livemode for e in batch],
         "d_ids": [d["id"] for d in deliveries],
         "d_tenants": [d["tenant_id"] for d in deliveries],
