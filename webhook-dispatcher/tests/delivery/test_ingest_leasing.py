@@ -21,7 +21,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from webhook_dispatcher.keys import deps_key, dispatcher_key
-from webhook_dispatcher.services.attempts import Claimed, Lease
+from webhook_dispatcher.services import ingest as ingest_module
+from webhook_dispatcher.services.attempts import Claimed, Lease, Reservation
 from webhook_dispatcher.services.deps import WebhookDeps
 from webhook_dispatcher.services.ingest import ingest_events
 
@@ -43,16 +44,19 @@ class FakeIntake:
         now = utcnow()
         return Lease(self.worker_id + secrets.token_hex(10), time.monotonic() + 60), now, now + LEASE
 
-    def reserve(self, wanted: Mapping[str, int]) -> dict[str, int]:
+    def reserve(self, wanted: Mapping[str, int]) -> Reservation:
         granted = {e: min(n, self.room.get(e, n)) for e, n in wanted.items() if min(n, self.room.get(e, n)) > 0}
         self.granted.update(granted)
-        return granted
+        return Reservation(granted)
 
-    def unreserve(self, endpoint_id: str, count: int) -> None:
-        self.given_back[endpoint_id] += count
-
-    def take(self, claimed: list[Claimed]) -> None:
+    def take(self, reservation: Reservation, claimed: list[Claimed]) -> None:
+        assert all(reservation.granted.get(c.endpoint_id, 0) > 0 for c in claimed)
         self.taken.extend(claimed)
+
+    def settle(self, reservation: Reservation, used: Mapping[str, int]) -> None:
+        for endpoint_id, count in reservation.granted.items():
+            if count > used.get(endpoint_id, 0):
+                self.given_back[endpoint_id] += count - used.get(endpoint_id, 0)
 
 
 async def _api(start_app, auth, receiver) -> tuple[Any, WebhookDeps, dict[str, Any], Any]:  # type: ignore[no-untyped-def]
@@ -200,6 +204,36 @@ class TestLeasedAtIngest:
             await ingest_events(_with(deps, intake, woken), [event])
         assert intake.taken == [] and intake.given_back == Counter({endpoint["id"]: 1})
         assert await _leases(clean_db) == {}
+
+
+class TestCancelled:
+    async def test_an_ingest_cancelled_as_it_commits_still_hands_over_what_it_leased(
+        self, start_app, auth, receiver, make_event, clean_db, monkeypatch
+    ) -> None:  # type: ignore[no-untyped-def]
+        _, deps, _endpoint, _hook = await _api(start_app, auth, receiver)
+        intake, woken = FakeIntake(), []
+        transaction = ingest_module.transaction_alone
+        committed, gate = asyncio.Event(), asyncio.Event()
+
+        async def slow_reply(engine, work):  # type: ignore[no-untyped-def]
+            rows = await transaction(engine, work)
+            committed.set()
+            await gate.wait()  # the COMMIT's reply still on its way when the caller is cancelled
+            return rows
+
+        monkeypatch.setattr(ingest_module, "transaction_alone", slow_reply)
+        event = make_event()
+        ingesting = asyncio.create_task(ingest_events(_with(deps, intake, woken), [event]))
+        await asyncio.wait_for(committed.wait(), 5)
+        ingesting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await ingesting
+        gate.set()
+        await asyncio.sleep(0.1)
+        # Before: the cancellation gave the room back and the committed lease was never handed over.
+        assert (await _leases(clean_db))[event.event_id].startswith(intake.worker_id)
+        assert [c.event_id for c in intake.taken] == [event.event_id]
+        assert intake.given_back == Counter()
 
 
 class TestWithTheDispatcher:

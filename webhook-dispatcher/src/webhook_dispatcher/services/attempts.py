@@ -51,9 +51,20 @@ class AttemptResult:
     refused: bool = False
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """Room a dispatcher granted an ingest (``Intake.reserve``), held until ``Intake.settle``."""
+
+    # Deliveries per endpoint the ingest may lease; already counted as held by the dispatcher.
+    granted: dict[str, int]
+    # The dispatcher's hand-back mark when granted (``HandBacks.overtakes``).
+    mark: int = 0
+
+
 class Intake(Protocol):
     """This process's dispatcher as the event consumer sees it: deliveries leased as they are stored
-    (``ingest``) go straight to it, with no claim."""
+    (``ingest``) go straight to it, with no claim. Every reservation with something granted ends in
+    exactly one ``settle``."""
 
     @property
     def worker_id(self) -> str:
@@ -64,15 +75,17 @@ class Intake(Protocol):
         """A claim token of this worker's: (lease, now, until)."""
         ...
 
-    def reserve(self, wanted: Mapping[str, int]) -> dict[str, int]:
+    def reserve(self, wanted: Mapping[str, int]) -> Reservation:
         """Room for up to ``wanted`` new deliveries per endpoint: what is granted counts as held by the
-        dispatcher at once, so nothing else fills it meanwhile. Nothing while it is stopping."""
+        dispatcher at once, so nothing else fills it meanwhile. Nothing while it is stopping, nor for
+        an endpoint whose deliveries are being handed back."""
         ...
 
-    def unreserve(self, endpoint_id: str, count: int) -> None:
-        """Give back room granted and not used."""
+    def take(self, reservation: Reservation, claimed: list[Claimed]) -> None:
+        """Deliveries leased within the reservation: queue and send them (or hand them back, when
+        they would overtake deliveries handed back meanwhile)."""
         ...
 
-    def take(self, claimed: list[Claimed]) -> None:
-        """Deliveries leased within room granted: queue and send them."""
+    def settle(self, reservation: Reservation, used: Mapping[str, int]) -> None:
+        """The reservation is over: room granted and not ``used`` is given back."""
         ...

@@ -10,7 +10,7 @@ import functools
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -173,18 +173,32 @@ class Claimer:
         due: datetime | None = rows[0][0] if rows else None
         return due
 
-    async def claim(self, limit: int, *, held: Mapping[str, int] | None = None) -> list[Claimed]:
+    async def claim(
+        self, limit: int, *, held: Mapping[str, int] | None = None, skip: Collection[str] = ()
+    ) -> list[Claimed]:
         """Lease up to ``limit`` due deliveries in one transaction, at most ``depth`` per endpoint
-        counting the ``held`` ones, and only of endpoints no other worker holds a lease on (WHK-8).
+        counting the ``held`` ones (read as the claim goes: the worker's live counts), none of the
+        endpoints in ``skip``, and only of endpoints no other worker holds a lease on (WHK-8).
 
         The endpoint rows are locked (SKIP LOCKED) while the other workers' leases are checked and the
         deliveries leased, so two workers can never both take one endpoint. Pending deliveries of a
         candidate found disabled or deleted are given up in the same transaction (``give_up_orphans``).
         Driver SQL on one pooled connection (``transaction_alone``): no ORM session on the claim loop.
         """
-        held = held or {}
+        while True:
+            claimed, given_up = await self._claim_once(limit, {} if held is None else held, skip)
+            # Only orphans were found, and they are gone from the due window now: claim again at once
+            # rather than idle a poll interval (each round fails some rows, so this ends).
+            if claimed or not given_up:
+                return claimed
+
+    async def _claim_once(
+        self, limit: int, held: Mapping[str, int], skip: Collection[str]
+    ) -> tuple[list[Claimed], bool]:
+        """One claim transaction: (what it leased, whether it gave up orphans)."""
         lease, now, until = self.new_lease()
         full = [endpoint_id for endpoint_id, n in held.items() if n >= self.refill_mark]
+        full.extend(skip)
         async with self.uow() as uow:
             engine = uow.bound_engine
         # The oldest due deliveries only (index on status, next_attempt_at), never the whole backlog;
@@ -196,7 +210,7 @@ class Claimer:
         found = await execute_statement_alone(engine, _CANDIDATES, params)
         endpoint_ids = [row[0] for row in found]
         if not endpoint_ids:
-            return []
+            return [], False
         endpoints: dict[str, Any] = {}
 
         async def work(tx: InTransaction) -> tuple[list[tuple[Any, ...]], Counter[str]]:
@@ -240,16 +254,13 @@ class Claimer:
         for label, count in given_up.items():
             self.metrics.given_up.labels(label).inc(count)
         if not rows:
-            if given_up:
-                # Only orphans were found, and they are gone from the due window now: claim again at
-                # once rather than idle a poll interval (each round fails some rows, so this ends).
-                return await self.claim(limit, held=held)
-            return []
+            return [], bool(given_up)
         # (id, tenant, endpoint, event, manual, next_attempt_at, body): each endpoint's in due order.
         rows.sort(key=lambda r: (r[2], r[5], r[0]))
-        return as_claimed(
+        claimed = as_claimed(
             self.box, endpoints, ((row[0], row[1], row[2], row[3], row[6], row[4]) for row in rows), lease, now
         )
+        return claimed, bool(given_up)
 
     def new_lease(self) -> tuple[Lease, datetime, datetime]:
         """A claim token of this worker's, with when the lease ends: (lease, now, until)."""

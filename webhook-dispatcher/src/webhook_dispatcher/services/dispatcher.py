@@ -20,7 +20,7 @@ import logging
 import secrets
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,9 +30,10 @@ from billing_contracts.envelope import utcnow
 
 from webhook_dispatcher.crypto import SecretBox
 from webhook_dispatcher.metrics import WebhookMetrics
-from webhook_dispatcher.services.attempts import AttemptResult, Claimed, Lease
+from webhook_dispatcher.services.attempts import AttemptResult, Claimed, Lease, Reservation
 from webhook_dispatcher.services.backlog import watch_backlog
 from webhook_dispatcher.services.claims import Claimer
+from webhook_dispatcher.services.handbacks import HandBacks
 from webhook_dispatcher.services.recording import Recorder
 from webhook_dispatcher.services.sending import Sender
 from webhook_dispatcher.services.uow import WebhooksUnitOfWork
@@ -117,6 +118,11 @@ class Dispatcher:
         self._stopping = False
         # The claim loop's idle sleep while it lasts (``_idle``).
         self._sleep: asyncio.Timeout | None = None
+        self._handbacks = HandBacks()
+        # Ingests' reservations not yet settled: the drain waits for them (what they lease goes back).
+        self._reservations = 0
+        self._settled = asyncio.Event()
+        self._settled.set()
 
     def wake(self) -> None:
         self._wake.set()
@@ -159,15 +165,24 @@ class Dispatcher:
                 room = min(self.config.batch, self._max_held - sum(self._held.values()))
                 claimed: list[Claimed] = []
                 if room > 0:
+                    # Endpoints being handed back are not claimed, and what a claim leased of one
+                    # handed back meanwhile goes back too (``HandBacks``): order is kept.
+                    mark = self._handbacks.open()
                     try:
-                        claimed = await self.claim(room, held=self._held)
+                        claimed = await self.claim(room, held=self._held, skip=self._handbacks.running())
                     except Exception:
                         log.warning("claiming deliveries failed; retrying in %.1fs", backoff, exc_info=True)
+                        failed = True
+                    else:
+                        failed = False
+                        self._accept(claimed, mark)
+                    finally:
+                        self._handbacks.close()
+                    if failed:
                         await asyncio.sleep(backoff)
                         backoff = min(backoff * 2, 30.0)
                         continue
                     backoff = self.config.poll_interval
-                    self._accept(claimed)
                 if not claimed:
                     await self._idle()
         finally:
@@ -200,11 +215,31 @@ class Dispatcher:
         wait = (due - utcnow()).total_seconds()
         return self.config.poll_interval if wait <= 0 else min(wait + 0.005, self.config.idle_interval)
 
-    def _accept(self, claimed: list[Claimed]) -> None:
+    def _accept(self, claimed: list[Claimed], mark: int | None = None) -> None:
+        """Queue what a claim leased under ``mark`` (None: now, as for a claim made outside the loop)."""
+        mark = self._handbacks.mark() if mark is None else mark
         for item in claimed:
-            self._queues.setdefault(item.endpoint_id, deque()).append(item)
             self._held[item.endpoint_id] += 1
+        self._queue(claimed, mark)
+
+    def _queue(self, items: list[Claimed], mark: int) -> None:
+        """Queue leased deliveries (counted as held), but hand back those that would overtake
+        deliveries of their endpoint handed back since ``mark`` (``HandBacks``): the next claim takes
+        them again after the older ones."""
+        back: dict[str, list[Claimed]] = {}
+        for item in items:
+            # Stopping, everything queued goes back with the drain (``_drain``), in one batch.
+            if not self._stopping and self._handbacks.overtakes(item.endpoint_id, mark):
+                back.setdefault(item.endpoint_id, []).append(item)
+            else:
+                self._queues.setdefault(item.endpoint_id, deque()).append(item)
+        for endpoint_id, overtaking in back.items():
+            self._hand_back(endpoint_id, overtaking)
         self._pump()
+
+    def _hand_back(self, endpoint_id: str, items: list[Claimed]) -> None:
+        self._handbacks.begin(endpoint_id)
+        self._spawn(self._release(endpoint_id, items), f"webhook-release:{endpoint_id}")
 
     def _pump(self) -> None:
         """Start every attempt the caps allow, endpoints taken round-robin."""
@@ -220,7 +255,7 @@ class Dispatcher:
                 if queue[0].lease_deadline - time.monotonic() < self._min_lease_left:
                     # Waited too long behind slow requests: hand the rest back, in order, rather than
                     # send it on a lease that could expire mid-request.
-                    self._spawn(self._release(list(queue)), f"webhook-release:{endpoint_id}")
+                    self._hand_back(endpoint_id, list(queue))
                     queue.clear()
                     break
                 item = queue.popleft()
@@ -253,30 +288,31 @@ class Dispatcher:
 
     # -- deliveries leased as they are stored (``Intake``: the event consumer of this process) ----
 
-    def reserve(self, wanted: Mapping[str, int]) -> dict[str, int]:
+    def reserve(self, wanted: Mapping[str, int]) -> Reservation:
         """Room for new deliveries, within the same bounds a claim keeps (``depth`` per endpoint,
         ``_max_held`` in all); counted as held at once, so a claim meanwhile cannot overfill it."""
         if self._stopping or self.config.concurrency <= 0:
-            return {}
+            return Reservation({})
         room = self._max_held - sum(self._held.values())
+        busy = set(self._handbacks.running())
         granted: dict[str, int] = {}
         for endpoint_id, count in wanted.items():
-            grant = min(count, self.depth - self._held[endpoint_id], room)
+            grant = 0 if endpoint_id in busy else min(count, self.depth - self._held[endpoint_id], room)
             if grant > 0:
                 granted[endpoint_id] = grant
                 self._held[endpoint_id] += grant
                 room -= grant
-        return granted
+        if not granted:
+            return Reservation({})
+        self._reservations += 1
+        self._settled.clear()
+        return Reservation(granted, self._handbacks.open())
 
-    def unreserve(self, endpoint_id: str, count: int) -> None:
-        self._unhold(endpoint_id, count)
-
-    def take(self, claimed: list[Claimed]) -> None:
-        """Queue deliveries leased within reserved room (already counted as held). Stopping meanwhile,
-        they stay queued and ``_drain`` hands them back; after it, their leases expire (WHK-4)."""
-        for item in claimed:
-            self._queues.setdefault(item.endpoint_id, deque()).append(item)
-        self._pump()
+    def take(self, reservation: Reservation, claimed: list[Claimed]) -> None:
+        """Queue deliveries leased within the reservation (already counted as held). Stopping
+        meanwhile, they stay queued and ``_drain`` hands them back (it waits for every reservation to
+        settle); after it, their leases expire (WHK-4)."""
+        self._queue(claimed, reservation.mark)
         # While it holds deliveries the loop polls every ``poll_interval`` (``_idle_seconds``): what
         # becomes due meanwhile without a wake (a lease handed back, an ``endpoint.disabled`` notice)
         # is claimed then. A sleep begun with nothing held is cut to that.
@@ -286,6 +322,17 @@ class Dispatcher:
             when = sleep.when()
             if when is None or when > soon:
                 sleep.reschedule(soon)
+
+    def settle(self, reservation: Reservation, used: Mapping[str, int]) -> None:
+        if not reservation.granted:
+            return
+        for endpoint_id, count in reservation.granted.items():
+            if count > used.get(endpoint_id, 0):
+                self._unhold(endpoint_id, count - used.get(endpoint_id, 0))
+        self._handbacks.close()
+        self._reservations -= 1
+        if self._reservations <= 0:
+            self._settled.set()
 
     def new_lease(self) -> tuple[Lease, datetime, datetime]:
         return self._claims.new_lease()
@@ -302,12 +349,20 @@ class Dispatcher:
                     log.info("stopping: waiting for %d webhook attempts in flight", len(self._tasks))
                 limit = None if self._stopping else min(5.0, self.config.request_timeout)
                 await asyncio.wait(set(self._tasks), timeout=limit)
+            # An ingest that reserved room before the stop hands its deliveries over when it commits
+            # (``take``): they are queued, never started, and go back with the rest. Bounded: one that
+            # has not settled by then leaves its leases to expire (WHK-4).
+            if not self._settled.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._settled.wait(), min(5.0, self.config.request_timeout))
         finally:
             for task in list(self._tasks):
                 task.cancel()
             for task in list(self._tasks):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+        queued += [item for queue in self._queues.values() for item in queue]
+        self._queues.clear()
         if queued:
             with contextlib.suppress(Exception):
                 await self.record_batch([(item, None) for item in queued])
@@ -343,12 +398,13 @@ class Dispatcher:
         finally:
             self._done_with(item)
 
-    async def _release(self, items: list[Claimed]) -> None:
+    async def _release(self, endpoint_id: str, items: list[Claimed]) -> None:
         try:
             await asyncio.gather(*(self._recorder.submit(item, None) for item in items))
         except Exception:
             log.warning("handing back %d leased deliveries failed; their leases expire", len(items), exc_info=True)
         finally:
+            self._handbacks.end(endpoint_id)
             for item in items:
                 self._done_with(item)
 
@@ -377,9 +433,11 @@ class Dispatcher:
 
     # -- the stages, as the app, the loop above and the tests call them -----------------------------
 
-    async def claim(self, limit: int, *, held: Mapping[str, int] | None = None) -> list[Claimed]:
+    async def claim(
+        self, limit: int, *, held: Mapping[str, int] | None = None, skip: Collection[str] = ()
+    ) -> list[Claimed]:
         """Lease up to ``limit`` due deliveries (see ``Claimer.claim``)."""
-        return await self._claims.claim(limit, held=held)
+        return await self._claims.claim(limit, held=held, skip=skip)
 
     async def send(self, item: Claimed) -> AttemptResult:
         """Make the delivery's one HTTP attempt (see ``Sender.send``)."""

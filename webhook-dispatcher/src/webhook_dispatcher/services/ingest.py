@@ -6,6 +6,7 @@ events, their inbox rows and their deliveries, instead of one transaction per ev
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from types import SimpleNamespace
 from typing import Any
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from webhook_dispatcher.crypto import SecretBox
 from webhook_dispatcher.domain.event_types import matches
-from webhook_dispatcher.services.attempts import Intake
+from webhook_dispatcher.services.attempts import Intake, Reservation
 from webhook_dispatcher.services.claims import LOCK_ENDPOINTS, as_claimed
 from webhook_dispatcher.services.deps import WebhookDeps
 from webhook_dispatcher.services.fanout import delivery_row, event_body_of
@@ -157,9 +158,14 @@ async def _ingest(engine: AsyncEngine, deps: WebhookDeps, events: list[EventBase
         "until": None,
     }
     intake = deps.intake
-    granted = intake.reserve(Counter(d["endpoint_id"] for d in deliveries)) if intake is not None else {}
-    if intake is not None and granted:
-        rows = await _store_leasing(engine, deps.box, intake, granted, params, deliveries)
+    reservation = intake.reserve(Counter(d["endpoint_id"] for d in deliveries)) if intake is not None else None
+    if intake is not None and reservation is not None and reservation.granted:
+        # Shielded: cancelled (a stop's deadline), the statement may still commit its leases, and then
+        # they must still be handed over (or, stopping, back) and the room settled; a cancellation
+        # between the COMMIT and the hand-over would strand them until their leases expire.
+        storing = asyncio.ensure_future(_store_leasing(engine, deps.box, intake, reservation, params, deliveries))
+        storing.add_done_callback(_retrieve)
+        rows = await asyncio.shield(storing)
     else:
         rows = [(row[0], False) for row in await execute_statement_alone(engine, _INGEST, params)]
     leased = 0
@@ -171,18 +177,27 @@ async def _ingest(engine: AsyncEngine, deps: WebhookDeps, events: list[EventBase
     return created, sum(created) > leased
 
 
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Its outcome read, so a failure after the caller was cancelled is not logged as never retrieved
+    (the batch's messages are redelivered; the inbox makes that safe)."""
+    if not task.cancelled():
+        task.exception()
+
+
 async def _store_leasing(
     engine: AsyncEngine,
     box: SecretBox,
     intake: Intake,
-    granted: dict[str, int],
+    reservation: Reservation,
     params: dict[str, Any],
     deliveries: list[dict[str, Any]],
 ) -> list[tuple[str, bool]]:
-    """The ingest statement in a transaction that first locks the endpoints room was ``granted`` for
-    (SKIP LOCKED: the claim's own lock, so no claim leases them meanwhile), then stores the deliveries
-    of those it got leased to this worker, and hands them to its dispatcher after the commit. Saves the
-    claim a delivery would otherwise need (its candidates, its locks, the lease UPDATE of the row)."""
+    """The ingest statement in a transaction that first locks the endpoints the ``reservation`` grants
+    room for (SKIP LOCKED: the claim's own lock, so no claim leases them meanwhile), then stores the
+    deliveries of those it got leased to this worker, and hands them to its dispatcher after the commit.
+    Saves the claim a delivery would otherwise need (its candidates, its locks, the lease UPDATE of the
+    row)."""
+    granted = reservation.granted
     lease, now, until = intake.new_lease()
     left = dict(granted)
     flags = []
@@ -217,11 +232,9 @@ async def _store_leasing(
                 now,
             )
             used.update(d["endpoint_id"] for d in mine)
-            intake.take(claimed)
+            intake.take(reservation, claimed)
         return rows
     finally:
         # Room granted and not used goes back (all of it if the statement failed; a delivery leased and
         # never handed over, which only a crash here could cause, waits for its lease to expire: WHK-4).
-        for endpoint_id, count in granted.items():
-            if count > used[endpoint_id]:
-                intake.unreserve(endpoint_id, count - used[endpoint_id])
+        intake.settle(reservation, used)

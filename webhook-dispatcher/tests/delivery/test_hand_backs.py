@@ -1,0 +1,129 @@
+"""Deliveries handed back unsent keep their place (``services/handbacks.py``), and an ingest still
+committing when the worker stops hands its leases back with the rest (``Dispatcher._drain``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from webhook_dispatcher.keys import dispatcher_key
+from webhook_dispatcher.services import ingest as ingest_module
+from webhook_dispatcher.services.handbacks import HandBacks
+
+
+async def _endpoint(app, auth, hook) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    response = await app.post("/v1/webhook-endpoints", json={"url": hook.url}, headers=auth())
+    assert response.status == 201
+    created = dict(await response.json())
+    hook.secrets.append(created["secret"])
+    return created
+
+
+class TestHandBacks:
+    def test_a_mark_opened_before_a_hand_back_began_is_overtaken_one_opened_after_is_not(self) -> None:
+        handbacks = HandBacks()
+        before = handbacks.open()
+        handbacks.begin("we_a")
+        after = handbacks.open()
+        assert handbacks.running() == ["we_a"]
+        handbacks.end("we_a")
+        assert handbacks.running() == []
+        assert handbacks.overtakes("we_a", before) and not handbacks.overtakes("we_a", after)
+        assert not handbacks.overtakes("we_b", before)
+        handbacks.close()
+        handbacks.close()
+        # Nothing open any more: no later mark can predate the hand-back, which is forgotten.
+        assert not handbacks.overtakes("we_a", handbacks.mark())
+
+    def test_a_running_hand_back_is_overtaken_whatever_the_mark(self) -> None:
+        handbacks = HandBacks()
+        handbacks.begin("we_a")
+        assert handbacks.overtakes("we_a", handbacks.mark())
+
+
+class TestOrderKept:
+    @pytest.mark.parametrize("lease_at_ingest", [True, False], ids=["leased-at-ingest", "claimed"])
+    async def test_a_delivery_leased_while_older_ones_are_handed_back_does_not_overtake_them(
+        self, start_app, auth, receiver, publish, eventually, lease_at_ingest: bool
+    ) -> None:  # type: ignore[no-untyped-def]
+        # One request at a time, each 0.8 s: the second delivery would start with 2.2 s of its 3 s lease
+        # left, less than the request timeout plus its margin (2.5 s), so it and the third are handed back.
+        hook = await receiver(delay=0.8)
+        app = await start_app(
+            max_concurrency_per_endpoint=1, lease_seconds=3, request_timeout=2, lease_at_ingest=lease_at_ingest
+        )
+        await _endpoint(app, auth, hook)
+        dispatcher = app.app[dispatcher_key]
+        record = dispatcher._recorder.submit
+        releasing, gate = asyncio.Event(), asyncio.Event()
+
+        async def slow_hand_back(item, result):  # type: ignore[no-untyped-def]
+            if result is None:  # a hand-back, held up as a slow record batch would hold it
+                releasing.set()
+                await gate.wait()
+            return await record(item, result)
+
+        dispatcher._recorder.submit = slow_hand_back
+        events = [await publish() for _ in range(3)]
+        await asyncio.wait_for(releasing.wait(), 10)
+        late = await publish()
+        # Before: the new event was leased (at ingest, or by the next claim) and sent in the free slot.
+        await asyncio.sleep(1.5)
+        assert late.event_id not in hook.ids()
+        gate.set()
+
+        async def all_sent() -> bool:
+            return set(hook.ids()) == {e.event_id for e in [*events, late]}
+
+        await eventually(all_sent, 20)
+        first_sends = list(dict.fromkeys(hook.ids()))
+        assert first_sends == [e.event_id for e in [*events, late]]
+
+
+class TestStopping:
+    async def test_an_ingest_committing_after_the_stop_hands_its_leases_back(
+        self, start_app, auth, receiver, publish, clean_db, eventually, monkeypatch
+    ) -> None:  # type: ignore[no-untyped-def]
+        hook = await receiver()
+        first = await start_app(lease_seconds=5, request_timeout=2)
+        await _endpoint(first, auth, hook)
+        stopping = first.app[dispatcher_key]
+        transaction = ingest_module.transaction_alone
+        entered, gate = asyncio.Event(), asyncio.Event()
+
+        async def held_up(engine, work):  # type: ignore[no-untyped-def]
+            entered.set()
+            await gate.wait()  # the ingest's transaction, in flight while the worker stops
+            return await transaction(engine, work)
+
+        monkeypatch.setattr(ingest_module, "transaction_alone", held_up)
+        await asyncio.sleep(0.2)
+        # The in-process bus's publish returns once the consumer has handled the event: not before the gate.
+        publishing = asyncio.create_task(publish())
+        await asyncio.wait_for(entered.wait(), 5)
+        assert stopping._held  # room reserved before the stop
+        stopping.stop()
+        await asyncio.sleep(0.3)  # the loop has left and is draining
+        gate.set()
+        event = await asyncio.wait_for(publishing, 5)
+
+        async def handed_back() -> bool:
+            async with clean_db.connect() as conn:
+                rows = (await conn.execute(text("SELECT claim_token FROM webhook_deliveries"))).all()
+            return rows == [(None,)]
+
+        # Before: the lease stayed with the stopped worker until it expired, and the delivery with it.
+        await eventually(handed_back, 3)
+        assert not stopping._queues
+        monkeypatch.setattr(ingest_module, "transaction_alone", transaction)
+        started = time.monotonic()
+        await start_app(lease_seconds=5, request_timeout=2)
+
+        async def delivered() -> bool:
+            return hook.ids() == [event.event_id]
+
+        await eventually(delivered, 5)
+        assert time.monotonic() - started < 5  # not after the lease's expiry
