@@ -14,6 +14,7 @@ import pytest
 from billing_contracts.envelope import utcnow
 from billing_runtime.bus import MemoryBus
 from billing_runtime.key_ring import KeyRing
+from billing_runtime.uow import UnitOfWork
 from providers_svc.app import create_app
 from providers_svc.keys import key_ring_key, metrics_key, payme_merchant_key, uow_factory_key
 from providers_svc.services.accounts import AccountChanges, update_account
@@ -322,3 +323,28 @@ class TestRoundTrips:
         performed = await shop.payme.call("PerformTransaction", id=id_)
         assert performed["result"]["state"] == 2
         assert units and all(unit._session is None for unit in units)
+
+    async def test_a_new_create_is_decided_on_one_read(
+        self, new_shop: Any, new_payme_id: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Whether Payme's id is stored and the order it names, in one statement and one snapshot (they
+        # were two reads), then the guarded insert: two round trips for a new Create.
+        shop = await new_shop()
+        started = await shop.start()
+        reads: list[dict[str, Any]] = []
+        real = UnitOfWork.read_unlocked
+
+        async def counted(self: UnitOfWork, query: Any, params: Any) -> Any:
+            if "payme_id" in params or "payment_id" in params:  # not the accounts' list, read once and kept
+                reads.append(dict(params))
+            return await real(self, query, params)
+
+        monkeypatch.setattr(UnitOfWork, "read_unlocked", counted)
+        id_ = new_payme_id()
+        created = await shop.payme.create(started["payment_id"], id_=id_)
+        assert created["result"]["state"] == 1
+        assert reads == [{"payme_id": id_, "payment_id": started["payment_id"], "provider": "payme"}]
+        # A repeat finds the id in that same read and answers from the stored row.
+        again = await shop.payme.create(started["payment_id"], id_=id_)
+        assert again["result"] == created["result"]
+        assert len(reads) == 2

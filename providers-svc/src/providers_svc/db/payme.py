@@ -27,8 +27,11 @@ from sqlalchemy import (
     SmallInteger,
     String,
     bindparam,
+    exists,
+    literal,
     select,
     text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -179,6 +182,30 @@ async def order_unlocked(unit: UnitOfWork, payment_id: str, provider: str) -> tu
     row = dict(rows[0])
     active = row.pop("active_payme_id")
     return transaction_from_row(row), active
+
+
+@functools.cache
+def _create_columns() -> Select[Any]:
+    # One row whatever is stored: whether Payme's id ``:payme_id`` is stored (``payme_seen``), and the
+    # order's columns as ``_order_columns`` reads them (NULL when there is no such order).
+    order = _order_columns().subquery("o")
+    seen = exists().where(PaymeTransactionRow.payme_id == bindparam("payme_id")).label("payme_seen")
+    one = select(literal(1).label("one")).subquery("one")
+    return select(seen, *order.c).select_from(one.outerjoin(order, true()))
+
+
+async def create_unlocked(
+    unit: UnitOfWork, payme_id: str, payment_id: str, provider: str
+) -> tuple[bool, tuple[Transaction, str | None] | None]:
+    """What a CreateTransaction decides on, in one round trip outside any transaction (one snapshot):
+    whether Payme's id is stored already, and ``order_unlocked``'s answer for the order."""
+    params = {"payme_id": payme_id, "payment_id": payment_id, "provider": provider}
+    row = dict((await unit.read_unlocked(_create_columns(), params))[0])
+    seen = bool(row.pop("payme_seen"))
+    active = row.pop("active_payme_id")
+    if row["id"] is None:
+        return seen, None
+    return seen, (transaction_from_row(row), active)
 
 
 @functools.cache

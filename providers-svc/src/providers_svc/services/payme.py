@@ -40,6 +40,7 @@ from providers_svc.db.payme import (
     PaymeRepository,
     PaymeReversalRow,
     PaymeTransactionRow,
+    create_unlocked,
     order_unlocked,
     payme_unchanged,
     payme_unlocked,
@@ -201,18 +202,17 @@ class PaymeMerchant:
                 return await self._set_fiscal_data(account, params)
 
     async def _create(self, account: BoundAccount, params: CreateTransactionParams) -> Decision:
-        """A new transaction (the hot path) is three round trips: the two reads without locks, then the
-        row inserted only if no row has its Payme id or is the order's active one (the unique indexes)
-        and our transaction is as read. A repeat of a stored Create takes the locked path."""
+        """A new transaction (the hot path) is two round trips: one read without locks (is Payme's id
+        stored, and the order), then the row inserted only if no row has its Payme id or is the order's
+        active one (the unique indexes) and our transaction is as read. A repeat of a stored Create
+        takes the locked path."""
         for _ in range(CREATE_ATTEMPTS):
             now_ms = self.clock_ms()
             async with self.uow() as unit:
-                if await payme_unlocked(unit, params.id) is not None:
+                seen, found = await create_unlocked(unit, params.id, params.payment_id, PROVIDER)
+                if seen:
                     return await self._create_again(account, params)
-                view = await _order(unit, account, params.payment_id, _at(now_ms))
-                if view is not None and view[0].active_transaction_id == params.id:
-                    # The same Create, delivered twice at once, was stored between our two reads.
-                    continue
+                view = _view(account, found, _at(now_ms))
                 decision = create_transaction(
                     params, None, view[0] if view else None, transaction_id=new_id("pmt"), now_ms=now_ms
                 )
@@ -364,16 +364,6 @@ def _payable(account: BoundAccount, txn: Transaction, now: datetime) -> bool:
     """Our side of "the order can still be paid": pending and not expired (cancelled, expired and paid
     transactions are not), and never a live one for a test account."""
     return txn.status is TransactionStatus.PENDING and not txn.is_expired(now) and not (account.test and txn.livemode)
-
-
-async def _order(
-    unit: ProvidersUnitOfWork, account: BoundAccount, payment_id: str, now: datetime
-) -> tuple[PaymeOrder, Transaction] | None:
-    """The order Payme's ``account`` value names, as this account may see it (``_view``), read without
-    locks or a transaction (a Create decided on it writes only under ``transaction_unchanged``). Read
-    through the unit's session, it opened a transaction: BEGIN, this read, the guarded insert, COMMIT
-    instead of the read and the insert alone."""
-    return _view(account, await order_unlocked(unit, payment_id, PROVIDER), now)
 
 
 def _view(
