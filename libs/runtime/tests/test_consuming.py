@@ -2,50 +2,43 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from pathlib import Path
 
-from billing_contracts.events import (
-    DisabledEndpoint,
-    EndpointDisabledData,
-    EndpointDisabledV1,
-    PaymentCreatedV1,
-    PaymentData,
-    PaymentSnapshot,
-    ProviderPaymentOutcome,
-    ProviderPaymentSucceededV1,
-)
+import pytest
+from billing_contracts.events import parse_event
 from billing_runtime.consuming import payment_id_of
 
-NOW = datetime(2026, 12, 6, tzinfo=UTC)
+GOLDEN = Path(__file__).parents[2] / "contracts" / "tests" / "golden"
+SAMPLES = sorted(GOLDEN.glob("*.json"))
 
 
-def _snapshot(payment_id: str) -> PaymentSnapshot:
-    return PaymentSnapshot(
-        id=payment_id,
-        status="CREATED",
-        amount=5000,
-        currency="USD",
-        order_id="o-1",
-        created_at=NOW,
-        updated_at=NOW,
-        expires_at=NOW,
-    )
+def _named_payment(raw: dict[str, object]) -> object:
+    """The payment id the sample's data names, read from its JSON: ``payment_id``, or ``payment.id``."""
+    data = raw["data"]
+    assert isinstance(data, dict)
+    payment = data.get("payment")
+    return data.get("payment_id") or (payment.get("id") if isinstance(payment, dict) else None)
 
 
-class TestPaymentIdOf:
-    def test_a_payment_event_names_its_payment_snapshot(self) -> None:
-        event = PaymentCreatedV1(tenant_id="ten_1", data=PaymentData(payment=_snapshot("pay_a")))
-        assert payment_id_of(event) == "pay_a"
+def test_the_golden_samples_are_found() -> None:
+    assert len(SAMPLES) > 30
 
-    def test_a_provider_event_names_the_payment_id(self) -> None:
-        outcome = ProviderPaymentOutcome(
-            payment_id="pay_b", provider="payme", provider_transaction_id="tx-1", amount=100, currency="UZS"
-        )
-        assert payment_id_of(ProviderPaymentSucceededV1(tenant_id="ten_1", data=outcome)) == "pay_b"
 
-    def test_an_event_about_no_payment_names_none(self) -> None:
-        endpoint = DisabledEndpoint(
-            id="we_1", url="https://example.invalid/hook", disabled_reason="gone", disabled_at=NOW
-        )
-        event = EndpointDisabledV1(tenant_id="ten_1", data=EndpointDisabledData(endpoint=endpoint))
-        assert payment_id_of(event) is None
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
+def test_every_event_names_the_payment_its_data_names(path: Path) -> None:
+    raw = json.loads(path.read_text())
+    assert payment_id_of(parse_event(path.read_text())) == _named_payment(raw)
+
+
+@pytest.mark.parametrize(
+    ("sample", "expected"),
+    [
+        ("payment.created.v1.json", "pay_01jd0000000000000000000000"),
+        ("provider.payment.succeeded.v1.json", "pay_01jd0000000000000000000000"),
+        ("refund.created.v1.json", "pay_01jd0000000000000000000000"),
+        ("endpoint.disabled.v1.json", None),
+    ],
+)
+def test_payment_id_payment_and_none(sample: str, expected: str | None) -> None:
+    assert payment_id_of(parse_event((GOLDEN / sample).read_text())) == expected
