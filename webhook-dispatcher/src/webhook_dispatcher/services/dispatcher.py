@@ -367,19 +367,6 @@ class Dispatcher:
             with contextlib.suppress(Exception):
                 await self.record_batch([(item, None) for item in queued])
 
-    async def run_once(self) -> int:
-        """Claim and complete one batch (tests and tools); return how many attempts were made."""
-        claimed = await self.claim(self.config.batch)
-        caps: dict[str, asyncio.Semaphore] = {}
-
-        async def one(item: Claimed) -> None:
-            async with caps.setdefault(item.endpoint_id, asyncio.Semaphore(self.config.per_endpoint)):
-                result = await self.send(item)
-            await self._record(item, result)
-
-        await asyncio.gather(*(one(item) for item in claimed))
-        return len(claimed)
-
     async def _attempt_safely(self, item: Claimed) -> None:
         try:
             try:
