@@ -33,10 +33,27 @@ class TestHandBacks:
         assert handbacks.running() == []
         assert handbacks.overtakes("we_a", before) and not handbacks.overtakes("we_a", after)
         assert not handbacks.overtakes("we_b", before)
-        handbacks.close()
-        handbacks.close()
+        handbacks.close(before)
+        handbacks.close(after)
         # Nothing open any more: no later mark can predate the hand-back, which is forgotten.
         assert not handbacks.overtakes("we_a", handbacks.mark())
+        assert handbacks._began == {}
+
+    def test_hand_backs_no_open_mark_predates_are_forgotten_while_others_stay_open(self) -> None:
+        # Under steady load some claim or reservation is always open: what is kept must still shrink.
+        handbacks = HandBacks()
+        oldest = handbacks.open()
+        for n in range(100):
+            handbacks.begin(f"we_{n}")
+            handbacks.end(f"we_{n}")
+        newer = handbacks.open()
+        handbacks.begin("we_last")
+        handbacks.end("we_last")
+        handbacks.close(oldest)
+        assert set(handbacks._began) == {"we_last"}
+        assert handbacks.overtakes("we_last", newer)
+        handbacks.close(newer)
+        assert handbacks._began == {}
 
     def test_a_running_hand_back_is_overtaken_whatever_the_mark(self) -> None:
         handbacks = HandBacks()
@@ -81,6 +98,39 @@ class TestOrderKept:
         await eventually(all_sent, 20)
         first_sends = list(dict.fromkeys(hook.ids()))
         assert first_sends == [e.event_id for e in [*events, late]]
+
+
+class TestFailedHandBack:
+    async def test_deliveries_that_could_not_be_handed_back_are_still_not_overtaken(
+        self, start_app, auth, receiver, publish, eventually
+    ) -> None:  # type: ignore[no-untyped-def]
+        hook = await receiver(delay=0.8)
+        app = await start_app(max_concurrency_per_endpoint=1, lease_seconds=3, request_timeout=2)
+        endpoint = await _endpoint(app, auth, hook)
+        dispatcher = app.app[dispatcher_key]
+        record = dispatcher._recorder.submit
+        failed = asyncio.Event()
+
+        async def failing_hand_back(item, result):  # type: ignore[no-untyped-def]
+            if result is None and not failed.is_set():
+                failed.set()
+                raise RuntimeError("the database went away")  # this hand-back only
+            return await record(item, result)
+
+        dispatcher._recorder.submit = failing_hand_back
+        events = [await publish() for _ in range(3)]
+        await asyncio.wait_for(failed.wait(), 10)
+        await asyncio.sleep(0.1)
+        # The ones not handed back are leased to this worker until they expire: the endpoint stays marked.
+        assert endpoint["id"] in dispatcher._handbacks.running()
+        late = await publish()
+
+        async def all_sent() -> bool:
+            return set(hook.ids()) == {e.event_id for e in [*events, late]}
+
+        await eventually(all_sent, 20)
+        assert list(dict.fromkeys(hook.ids())) == [e.event_id for e in [*events, late]]
+        assert dispatcher._handbacks.running() == []
 
 
 class TestStopping:

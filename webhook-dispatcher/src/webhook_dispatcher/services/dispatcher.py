@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 # Deliveries a worker holds leased (queued, in flight or being recorded) per unit of its concurrency.
 HELD_PER_SLOT = 4
+# How long after a lease's deadline a delivery that could not be handed back counts as expired.
+LEASE_EXPIRY_MARGIN = 0.5
 
 
 @dataclass(frozen=True)
@@ -177,7 +179,7 @@ class Dispatcher:
                         failed = False
                         self._accept(claimed, mark)
                     finally:
-                        self._handbacks.close()
+                        self._handbacks.close(mark)
                     if failed:
                         await asyncio.sleep(backoff)
                         backoff = min(backoff * 2, 30.0)
@@ -239,7 +241,9 @@ class Dispatcher:
 
     def _hand_back(self, endpoint_id: str, items: list[Claimed]) -> None:
         self._handbacks.begin(endpoint_id)
-        self._spawn(self._release(endpoint_id, items), f"webhook-release:{endpoint_id}")
+        task = self._spawn(self._release(items), f"webhook-release:{endpoint_id}")
+        # A callback, not the coroutine's ``finally``: it runs even for a task cancelled before its first step.
+        task.add_done_callback(lambda done: self._released(endpoint_id, items, done))
 
     def _pump(self) -> None:
         """Start every attempt the caps allow, endpoints taken round-robin."""
@@ -260,16 +264,17 @@ class Dispatcher:
                     break
                 item = queue.popleft()
                 self._sending[endpoint_id] += 1
-                self._spawn(self._attempt_safely(item), f"webhook:{item.delivery_id}")
+                _ = self._spawn(self._attempt_safely(item), f"webhook:{item.delivery_id}")
             if queue:
                 # Re-inserted at the end: the next pump serves the other endpoints first.
                 self._queues[endpoint_id] = queue
         self.metrics.in_flight.set(self._sending.total())
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _done_with(self, item: Claimed) -> None:
         self._unhold(item.endpoint_id, 1)
@@ -290,7 +295,9 @@ class Dispatcher:
 
     def reserve(self, wanted: Mapping[str, int]) -> Reservation:
         """Room for new deliveries, within the same bounds a claim keeps (``depth`` per endpoint,
-        ``_max_held`` in all); counted as held at once, so a claim meanwhile cannot overfill it."""
+        ``_max_held`` in all); counted as held at once, so a claim meanwhile cannot overfill an
+        endpoint (it reads the counts under the endpoint's lock). ``_max_held`` is softer: a claim in
+        flight sized its batch before this grant, so the two may pass it by up to a batch."""
         if self._stopping or self.config.concurrency <= 0:
             return Reservation({})
         room = self._max_held - sum(self._held.values())
@@ -329,7 +336,7 @@ class Dispatcher:
         for endpoint_id, count in reservation.granted.items():
             if count > used.get(endpoint_id, 0):
                 self._unhold(endpoint_id, count - used.get(endpoint_id, 0))
-        self._handbacks.close()
+        self._handbacks.close(reservation.mark)
         self._reservations -= 1
         if self._reservations <= 0:
             self._settled.set()
@@ -364,8 +371,12 @@ class Dispatcher:
         queued += [item for queue in self._queues.values() for item in queue]
         self._queues.clear()
         if queued:
-            with contextlib.suppress(Exception):
-                await self.record_batch([(item, None) for item in queued])
+            try:
+                with contextlib.suppress(Exception):
+                    await self.record_batch([(item, None) for item in queued])
+            finally:
+                for item in queued:
+                    self._done_with(item)
 
     async def _attempt_safely(self, item: Claimed) -> None:
         try:
@@ -385,15 +396,33 @@ class Dispatcher:
         finally:
             self._done_with(item)
 
-    async def _release(self, endpoint_id: str, items: list[Claimed]) -> None:
-        try:
-            await asyncio.gather(*(self._recorder.submit(item, None) for item in items))
-        except Exception:
-            log.warning("handing back %d leased deliveries failed; their leases expire", len(items), exc_info=True)
-        finally:
+    async def _release(self, items: list[Claimed]) -> list[Claimed]:
+        """Hand the leases back; returns those that could not be (still leased to this worker until
+        they expire)."""
+        outcomes = await asyncio.gather(*(self._recorder.submit(item, None) for item in items), return_exceptions=True)
+        failed = [item for item, outcome in zip(items, outcomes, strict=True) if isinstance(outcome, BaseException)]
+        if failed:
+            error = next(o for o in outcomes if isinstance(o, BaseException))
+            log.warning(
+                "handing back %d of %d leased deliveries failed; their leases expire",
+                len(failed),
+                len(items),
+                exc_info=error,
+            )
+        return failed
+
+    def _released(self, endpoint_id: str, items: list[Claimed], task: asyncio.Task[list[Claimed]]) -> None:
+        for item in items:
+            self._done_with(item)
+        # Cancelled (a drain) or crashed: none of them is known to be handed back.
+        failed = items if task.cancelled() or task.exception() is not None else task.result()
+        if failed and not self._stopping:
+            # Still leased to this worker: nothing newer of the endpoint may be leased ahead of them,
+            # so it stays marked until they expire and a claim can take them again, oldest first.
+            left = max(item.lease_deadline for item in failed) - time.monotonic() + LEASE_EXPIRY_MARGIN
+            asyncio.get_running_loop().call_later(max(0.0, left), self._handbacks.end, endpoint_id)
+        else:
             self._handbacks.end(endpoint_id)
-            for item in items:
-                self._done_with(item)
 
     async def _record(self, item: Claimed, result: AttemptResult) -> None:
         self.metrics.attempt_latency.observe(result.latency)

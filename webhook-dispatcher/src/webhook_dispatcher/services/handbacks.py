@@ -17,10 +17,11 @@ class HandBacks:
     def __init__(self) -> None:
         self._count = 0
         # Endpoint → the count when its last hand-back began, kept while a claim or reservation that
-        # could predate it is open (``_open``), then forgotten: no later one can predate it.
+        # predates it is open, then forgotten: no later one can predate it.
         self._began: dict[str, int] = {}
         self._running: Counter[str] = Counter()
-        self._open = 0
+        # The marks of the claims and reservations open now (mark → how many).
+        self._open: Counter[int] = Counter()
 
     def begin(self, endpoint_id: str) -> None:
         self._count += 1
@@ -41,15 +42,17 @@ class HandBacks:
         return self._count
 
     def open(self) -> int:
-        """A claim or a reservation begins; its mark, for ``overtakes``."""
-        self._open += 1
+        """A claim or a reservation begins; its mark, for ``overtakes`` and ``close``."""
+        self._open[self._count] += 1
         return self._count
 
-    def close(self) -> None:
-        self._open -= 1
-        if self._open <= 0:
-            self._open = 0
-            self._began.clear()
+    def close(self, mark: int) -> None:
+        self._open[mark] -= 1
+        if self._open[mark] <= 0:
+            del self._open[mark]
+        # What began at or before the oldest mark still open matters to none of them, nor to any later.
+        oldest = min(self._open, default=self._count)
+        self._began = {endpoint_id: n for endpoint_id, n in self._began.items() if n > oldest}
 
     def overtakes(self, endpoint_id: str, mark: int) -> bool:
         """Whether a delivery of ``endpoint_id`` leased under ``mark`` could go ahead of deliveries

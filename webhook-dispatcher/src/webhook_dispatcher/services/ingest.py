@@ -7,6 +7,7 @@ events, their inbox rows and their deliveries, instead of one transaction per ev
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from types import SimpleNamespace
 from typing import Any
@@ -24,6 +25,8 @@ from webhook_dispatcher.services.attempts import Intake, Reservation
 from webhook_dispatcher.services.claims import LOCK_ENDPOINTS, as_claimed
 from webhook_dispatcher.services.deps import WebhookDeps
 from webhook_dispatcher.services.fanout import delivery_row, event_body_of
+
+log = logging.getLogger(__name__)
 
 EVENTS_CONSUMER = "webhooks.events"
 
@@ -164,8 +167,11 @@ async def _ingest(engine: AsyncEngine, deps: WebhookDeps, events: list[EventBase
         # they must still be handed over (or, stopping, back) and the room settled; a cancellation
         # between the COMMIT and the hand-over would strand them until their leases expire.
         storing = asyncio.ensure_future(_store_leasing(engine, deps.box, intake, reservation, params, deliveries))
-        storing.add_done_callback(_retrieve)
-        rows = await asyncio.shield(storing)
+        try:
+            rows = await asyncio.shield(storing)
+        except asyncio.CancelledError:
+            storing.add_done_callback(_log_failure)
+            raise
     else:
         rows = [(row[0], False) for row in await execute_statement_alone(engine, _INGEST, params)]
     leased = 0
@@ -177,11 +183,11 @@ async def _ingest(engine: AsyncEngine, deps: WebhookDeps, events: list[EventBase
     return created, sum(created) > leased
 
 
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    """Its outcome read, so a failure after the caller was cancelled is not logged as never retrieved
-    (the batch's messages are redelivered; the inbox makes that safe)."""
-    if not task.cancelled():
-        task.exception()
+def _log_failure(task: asyncio.Future[Any]) -> None:
+    """The store's failure, once its caller is gone (cancelled): nobody else would tell of it. The
+    batch's messages are redelivered; the inbox makes that safe."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.warning("an ingest whose caller was cancelled failed", exc_info=error)
 
 
 async def _store_leasing(
@@ -197,6 +203,25 @@ async def _store_leasing(
     deliveries of those it got leased to this worker, and hands them to its dispatcher after the commit.
     Saves the claim a delivery would otherwise need (its candidates, its locks, the lease UPDATE of the
     row)."""
+    used: Counter[str] = Counter()
+    try:
+        return await _lease_and_hand_over(engine, box, intake, reservation, params, deliveries, used)
+    finally:
+        # Room granted and not used goes back (all of it if the statement failed; a delivery leased and
+        # never handed over, which only a crash here could cause, waits for its lease to expire: WHK-4).
+        intake.settle(reservation, used)
+
+
+async def _lease_and_hand_over(
+    engine: AsyncEngine,
+    box: SecretBox,
+    intake: Intake,
+    reservation: Reservation,
+    params: dict[str, Any],
+    deliveries: list[dict[str, Any]],
+    used: Counter[str],
+) -> list[tuple[str, bool]]:
+    """``_store_leasing``'s work; what it hands over is counted in ``used``."""
     granted = reservation.granted
     lease, now, until = intake.new_lease()
     left = dict(granted)
@@ -214,27 +239,18 @@ async def _store_leasing(
         leasing = {**params, "d_lease": flags, "mine": list(locked), "worker": intake.worker_id}
         return [(row[0], row[1]) for row in await tx.rows(_INGEST, {**leasing, "token": lease.token, "until": until})]
 
-    used: Counter[str] = Counter()
-    try:
-        rows = await transaction_alone(engine, work)
-        leased = {row_id for row_id, is_delivery in rows if is_delivery}
-        mine = [d for d in deliveries if d["id"] in leased]
-        if mine:
-            bodies = dict(zip(params["ids"], params["bodies"], strict=True))
-            claimed = as_claimed(
-                box,
-                locked,
-                (
-                    (d["id"], d["tenant_id"], d["endpoint_id"], d["event_id"], bodies[d["event_id"]], False)
-                    for d in mine
-                ),
-                lease,
-                now,
-            )
-            used.update(d["endpoint_id"] for d in mine)
-            intake.take(reservation, claimed)
-        return rows
-    finally:
-        # Room granted and not used goes back (all of it if the statement failed; a delivery leased and
-        # never handed over, which only a crash here could cause, waits for its lease to expire: WHK-4).
-        intake.settle(reservation, used)
+    rows = await transaction_alone(engine, work)
+    leased = {row_id for row_id, is_delivery in rows if is_delivery}
+    mine = [d for d in deliveries if d["id"] in leased]
+    if mine:
+        bodies = dict(zip(params["ids"], params["bodies"], strict=True))
+        claimed = as_claimed(
+            box,
+            locked,
+            ((d["id"], d["tenant_id"], d["endpoint_id"], d["event_id"], bodies[d["event_id"]], False) for d in mine),
+            lease,
+            now,
+        )
+        used.update(d["endpoint_id"] for d in mine)
+        intake.take(reservation, claimed)
+    return rows
