@@ -9,7 +9,7 @@ import contextlib
 
 import aio_pika
 import pytest
-from billing_runtime.bus import Message
+from billing_runtime.bus import Message, rabbit
 from billing_runtime.bus.rabbit import RabbitBus
 from billing_runtime.unavailable import DependencyUnavailable
 
@@ -136,3 +136,25 @@ async def test_a_message_held_through_an_outage_is_handed_back_when_stopping(
     assert await _take_all(rabbit_url, queue_name) == [("evt_held", 0)]
     assert await _take_all(rabbit_url, f"{queue_name}.dlq") == []
     assert calls >= 1
+
+
+async def test_close_is_bounded_when_a_channel_never_confirms_its_close(
+    rabbit_url: str, queue_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A channel whose close is never confirmed (the broker, or the client's state after a cancelled
+    # write, never answering) must not hang the process's stop: the close goes on without it.
+    monkeypatch.setattr(rabbit, "CLOSE_BOUND", 0.2)
+    bus = RabbitBus(rabbit_url, retry_delay=0.05)
+    await bus.start()
+
+    async def handler(message: Message) -> None:
+        return None
+
+    try:
+        await bus.subscribe(queue_name, [f"{queue_name}.#"], handler)
+        [(_, channel, _)] = bus._consumers
+        monkeypatch.setattr(channel, "close", lambda *args, **kwargs: asyncio.Event().wait())
+        await asyncio.wait_for(bus.close(), 5)
+        assert bus._connection is None and bus._consumers == []
+    finally:
+        await _delete_queues(rabbit_url, queue_name, f"{queue_name}.dlq")

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aio_pika
 import aiormq
@@ -43,6 +44,10 @@ log = logging.getLogger(__name__)
 
 # The longest a stop or close spends acknowledging the messages that finished (``_flush_acks``).
 ACK_FLUSH_BOUND = 2.0
+# The longest a close waits for each channel's and the connection's close to be confirmed: a stop never
+# hangs on a broker, or a client state, that does not answer (the broker returns what was not acked
+# when the connection goes, at the latest when the process ends).
+CLOSE_BOUND = 5.0
 
 # Dead letters read, at most, to find the oldest of a queue's (the depth is always exact).
 METRICS_SCAN = 1000
@@ -152,13 +157,13 @@ class RabbitBus:
         await self._flush_acks()
         for acks in self._acks.values():
             acks.close()
-        for _, channel, _ in self._consumers:
+        for queue, channel, _ in self._consumers:
             if not channel.is_closed:
-                await channel.close()
+                await _bounded(channel.close(), f"closing the channel of {queue}")
         self._consumers.clear()
         if self._connection is not None:
-            await self._connection.close()
-            self._connection = None
+            connection, self._connection = self._connection, None
+            await _bounded(connection.close(), "closing the connection")
 
     async def publish(self, message: Message) -> None:
         await self._publish(await self._publisher(), message)
@@ -393,3 +398,11 @@ class RabbitBus:
                 raise ConnectionError(f"not consuming from {queue} (consumer cancelled or channel closed)")
         for queue, reason in self.paused().items():
             raise ConnectionError(f"consumer of {queue} paused by an outage: {reason}")
+
+
+async def _bounded(closing: Awaitable[Any], what: str) -> None:
+    try:
+        async with asyncio.timeout(CLOSE_BOUND):
+            await closing
+    except TimeoutError:
+        log.warning("%s took over %.0fs; going on without it", what, CLOSE_BOUND)
