@@ -241,9 +241,12 @@ class Dispatcher:
 
     def _hand_back(self, endpoint_id: str, items: list[Claimed]) -> None:
         self._handbacks.begin(endpoint_id)
-        task = self._spawn(self._release(items), f"webhook-release:{endpoint_id}")
         # A callback, not the coroutine's ``finally``: it runs even for a task cancelled before its first step.
-        task.add_done_callback(lambda done: self._released(endpoint_id, items, done))
+        self._spawn(
+            self._release(items),
+            f"webhook-release:{endpoint_id}",
+            then=lambda done: self._released(endpoint_id, items, done),
+        )
 
     def _pump(self) -> None:
         """Start every attempt the caps allow, endpoints taken round-robin."""
@@ -264,17 +267,20 @@ class Dispatcher:
                     break
                 item = queue.popleft()
                 self._sending[endpoint_id] += 1
-                _ = self._spawn(self._attempt_safely(item), f"webhook:{item.delivery_id}")
+                self._spawn(self._attempt_safely(item), f"webhook:{item.delivery_id}")
             if queue:
                 # Re-inserted at the end: the next pump serves the other endpoints first.
                 self._queues[endpoint_id] = queue
         self.metrics.in_flight.set(self._sending.total())
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+    def _spawn(
+        self, coro: Coroutine[Any, Any, Any], name: str, then: Callable[[asyncio.Task[Any]], None] | None = None
+    ) -> None:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return task
+        if then is not None:
+            task.add_done_callback(then)
 
     def _done_with(self, item: Claimed) -> None:
         self._unhold(item.endpoint_id, 1)

@@ -205,52 +205,43 @@ async def _store_leasing(
     row)."""
     used: Counter[str] = Counter()
     try:
-        return await _lease_and_hand_over(engine, box, intake, reservation, params, deliveries, used)
+        granted = reservation.granted
+        lease, now, until = intake.new_lease()
+        left = dict(granted)
+        flags = []
+        for delivery in deliveries:
+            take = left.get(delivery["endpoint_id"], 0) > 0
+            if take:
+                left[delivery["endpoint_id"]] -= 1
+            flags.append(take)
+        locked: dict[str, Any] = {}
+
+        async def work(tx: InTransaction) -> list[tuple[str, bool]]:
+            for row in await tx.fetch(LOCK_ENDPOINTS, {"ids": list(granted)}):
+                locked[row["id"]] = SimpleNamespace(**row)
+            leasing = {**params, "d_lease": flags, "mine": list(locked), "worker": intake.worker_id}
+            stored = await tx.rows(_INGEST, {**leasing, "token": lease.token, "until": until})
+            return [(row[0], row[1]) for row in stored]
+
+        rows = await transaction_alone(engine, work)
+        leased = {row_id for row_id, is_delivery in rows if is_delivery}
+        mine = [d for d in deliveries if d["id"] in leased]
+        if mine:
+            bodies = dict(zip(params["ids"], params["bodies"], strict=True))
+            claimed = as_claimed(
+                box,
+                locked,
+                (
+                    (d["id"], d["tenant_id"], d["endpoint_id"], d["event_id"], bodies[d["event_id"]], False)
+                    for d in mine
+                ),
+                lease,
+                now,
+            )
+            used.update(d["endpoint_id"] for d in mine)
+            intake.take(reservation, claimed)
+        return rows
     finally:
         # Room granted and not used goes back (all of it if the statement failed; a delivery leased and
         # never handed over, which only a crash here could cause, waits for its lease to expire: WHK-4).
         intake.settle(reservation, used)
-
-
-async def _lease_and_hand_over(
-    engine: AsyncEngine,
-    box: SecretBox,
-    intake: Intake,
-    reservation: Reservation,
-    params: dict[str, Any],
-    deliveries: list[dict[str, Any]],
-    used: Counter[str],
-) -> list[tuple[str, bool]]:
-    """``_store_leasing``'s work; what it hands over is counted in ``used``."""
-    granted = reservation.granted
-    lease, now, until = intake.new_lease()
-    left = dict(granted)
-    flags = []
-    for delivery in deliveries:
-        take = left.get(delivery["endpoint_id"], 0) > 0
-        if take:
-            left[delivery["endpoint_id"]] -= 1
-        flags.append(take)
-    locked: dict[str, Any] = {}
-
-    async def work(tx: InTransaction) -> list[tuple[str, bool]]:
-        for row in await tx.fetch(LOCK_ENDPOINTS, {"ids": list(granted)}):
-            locked[row["id"]] = SimpleNamespace(**row)
-        leasing = {**params, "d_lease": flags, "mine": list(locked), "worker": intake.worker_id}
-        return [(row[0], row[1]) for row in await tx.rows(_INGEST, {**leasing, "token": lease.token, "until": until})]
-
-    rows = await transaction_alone(engine, work)
-    leased = {row_id for row_id, is_delivery in rows if is_delivery}
-    mine = [d for d in deliveries if d["id"] in leased]
-    if mine:
-        bodies = dict(zip(params["ids"], params["bodies"], strict=True))
-        claimed = as_claimed(
-            box,
-            locked,
-            ((d["id"], d["tenant_id"], d["endpoint_id"], d["event_id"], bodies[d["event_id"]], False) for d in mine),
-            lease,
-            now,
-        )
-        used.update(d["endpoint_id"] for d in mine)
-        intake.take(reservation, claimed)
-    return rows
