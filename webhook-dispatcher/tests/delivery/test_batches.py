@@ -167,6 +167,33 @@ class TestRecordBatch:
         assert {item.token for item in again}.isdisjoint({item.token for item in claimed})
 
 
+    async def test_attempts_cancelled_before_their_first_step_give_back_their_slots_and_holds(
+        self, start_app, auth, receiver, publish
+    ) -> None:
+        # As when ``run`` ends unexpectedly right after a pump: its drain cancels tasks never started.
+        api = await start_app(roles=("api",))
+        hook = await receiver()
+        await _endpoint(api, auth, hook)
+        idle = await _idle_dispatcher(start_app)
+        config = dataclasses.replace(idle.config, concurrency=4)
+        dispatcher = Dispatcher(idle.uow, idle.box, config, idle.metrics, idle.client)
+        for _ in range(2):
+            await publish()
+        claimed = await dispatcher.claim(10)
+        assert len(claimed) == 2
+
+        dispatcher._accept(claimed)  # starts both attempts: tasks created, not yet run
+        assert sum(dispatcher._sending.values()) == 2
+        tasks = list(dispatcher._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+        assert hook.hits == []
+        assert dispatcher._sending == Counter()
+        assert dispatcher._held == Counter()
+
+
 class TestClaimBatch:
     async def test_two_dispatchers_claiming_at_once_never_share_a_delivery_or_an_endpoint(
         self, start_app, auth, receiver, publish

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import time
@@ -63,6 +64,17 @@ class DispatchConfig:
     # The longest sleep with nothing due soon: new deliveries wake the worker (in-process, NOTIFY), and
     # it sleeps until the earliest scheduled retry; this only bounds a lost wake-up.
     idle_interval: float = 30.0
+
+
+class _Slot:
+    """One of an endpoint's sending slots, taken by an attempt and freed once: when its request is over,
+    or, for an attempt cancelled before its first step, when its task ends."""
+
+    __slots__ = ("endpoint_id", "taken")
+
+    def __init__(self, endpoint_id: str) -> None:
+        self.endpoint_id = endpoint_id
+        self.taken = True
 
 
 class Dispatcher:
@@ -267,7 +279,13 @@ class Dispatcher:
                     break
                 item = queue.popleft()
                 self._sending[endpoint_id] += 1
-                self._spawn(self._attempt_safely(item), f"webhook:{item.delivery_id}")
+                slot = _Slot(endpoint_id)
+                # The bookkeeping in a done callback: it runs even for a task cancelled before its first step.
+                self._spawn(
+                    self._attempt_safely(item, slot),
+                    f"webhook:{item.delivery_id}",
+                    then=functools.partial(self._attempt_ended, item, slot),
+                )
             if queue:
                 # Re-inserted at the end: the next pump serves the other endpoints first.
                 self._queues[endpoint_id] = queue
@@ -384,23 +402,32 @@ class Dispatcher:
                 for item in queued:
                     self._done_with(item)
 
-    async def _attempt_safely(self, item: Claimed) -> None:
+    async def _attempt_safely(self, item: Claimed, slot: _Slot) -> None:
         try:
             try:
                 result = await self.send(item)
             finally:
-                self._sending[item.endpoint_id] -= 1
-                if self._sending[item.endpoint_id] <= 0:
-                    del self._sending[item.endpoint_id]
-                self._pump()
+                # Free as soon as the request is over, not after its record: the next attempt may start.
+                self._free(slot)
             await self._record(item, result)
         except asyncio.CancelledError:
             raise
         except Exception:
             # The claim stays until its lease expires; then the attempt is made again.
             log.exception("attempt of delivery %s crashed", item.delivery_id)
-        finally:
-            self._done_with(item)
+
+    def _attempt_ended(self, item: Claimed, slot: _Slot, _task: asyncio.Task[None]) -> None:
+        self._free(slot)  # a no-op unless the task was cancelled before it sent anything
+        self._done_with(item)
+
+    def _free(self, slot: _Slot) -> None:
+        if not slot.taken:
+            return
+        slot.taken = False
+        self._sending[slot.endpoint_id] -= 1
+        if self._sending[slot.endpoint_id] <= 0:
+            del self._sending[slot.endpoint_id]
+        self._pump()
 
     async def _release(self, items: list[Claimed]) -> list[Claimed]:
         """Hand the leases back; returns those that could not be (still leased to this worker until
