@@ -12,8 +12,8 @@ import jwt
 import pytest
 from billing_runtime.internal_auth import sign_internal
 from billing_runtime.problems import ProblemError
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from gateway.auth import TenantToken, TokenCodec
 
 from .support import INTERNAL_SECRET, JWT_AUDIENCE, JWT_ISSUER, JWT_KEYS, FakeUpstream, Gateway, bearer, problem
@@ -54,11 +54,11 @@ def _raw(header: dict[str, Any], claims: dict[str, Any], key: bytes | None) -> s
 
 
 def _rs256(claims: dict[str, Any]) -> str:
+    # Signed with cryptography itself: the PyJWT of a service process has no RSA (billing_runtime.hs256).
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return jwt.encode(claims, pem, algorithm="RS256", headers={"kid": "k2"})
+    signing_input = f"{_b64(json.dumps({'alg': 'RS256', 'kid': 'k2'}).encode())}.{_b64(json.dumps(claims).encode())}"
+    signature = private.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{_b64(signature)}"
 
 
 def _rsa_public_pem() -> str:

@@ -41,3 +41,14 @@ def test_stripe_is_imported_by_the_first_stripe_call_only(module: str) -> None:
     # stripe-python, with the HTTP libraries it probes for, is about 11 MiB of RSS: a platform without
     # Stripe accounts never loads it (the Stripe tests prove the first call does).
     assert _imported_after(module).isdisjoint({"stripe"})
+
+
+# Services that sign and verify HS256 tokens and have no key ring: PyJWT would be their only reason to
+# load cryptography, about 10 MiB of RSS (``billing_runtime.hs256``).
+WITHOUT_CRYPTOGRAPHY = ["gateway.__main__", "payments_svc.__main__", "reconciliation_svc.__main__"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", WITHOUT_CRYPTOGRAPHY)
+def test_cryptography_is_not_imported_where_only_pyjwt_would_use_it(module: str) -> None:
+    assert "cryptography" not in _imported_after(module)

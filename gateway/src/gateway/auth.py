@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-import jwt
 from aiohttp import web
+from billing_runtime.hs256 import jwt
 from billing_runtime.problems import ProblemError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 

@@ -166,7 +166,6 @@ class TestRecordBatch:
         assert [item.delivery_id for item in again] == [item.delivery_id for item in claimed]
         assert {item.token for item in again}.isdisjoint({item.token for item in claimed})
 
-
     async def test_attempts_cancelled_before_their_first_step_give_back_their_slots_and_holds(
         self, start_app, auth, receiver, publish
     ) -> None:

@@ -12,10 +12,10 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 
-import jwt
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from billing_runtime.hs256 import jwt
 from billing_runtime.log_context import bind
 from billing_runtime.problems import ProblemError
 
