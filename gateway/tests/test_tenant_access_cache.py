@@ -62,9 +62,9 @@ class TestCopies:
             assert await _name_seen(replica, token, payments) == "Shop One"
         await _rename(engine, tenant["id"], "Renamed", announce=True)
         for replica in replicas:
-            deadline = time.monotonic() + 2
+            deadline = time.monotonic() + 10  # NOTIFY and LISTEN on a loaded machine; the copy is kept 60 s
             while await _name_seen(replica, token, payments) != "Renamed":
-                assert time.monotonic() < deadline, "an announced change did not reach a replica within 2 s"
+                assert time.monotonic() < deadline, "an announced change did not reach a replica within 10 s"
                 await asyncio.sleep(0.005)
 
     async def test_a_rotation_elsewhere_retires_the_old_token_here(
@@ -77,9 +77,9 @@ class TestCopies:
         resp = await first.client.post(f"/admin/tenants/{tenant['id']}/rotate-secret", headers=admin_headers())
         assert resp.status == 200
         assert (await first.client.get("/v1/payments", headers=bearer(token))).status == 401  # here at once
-        deadline = time.monotonic() + 2
+        deadline = time.monotonic() + 10  # NOTIFY and LISTEN on a loaded machine; the copy is kept 60 s
         while (await second.client.get("/v1/payments", headers=bearer(token))).status == 200:
-            assert time.monotonic() < deadline, "the other replica still takes a retired token after 2 s"
+            assert time.monotonic() < deadline, "the other replica still takes a retired token after 10 s"
             await asyncio.sleep(0.005)
 
 

@@ -162,7 +162,7 @@ class TestAnomalies:
         handle = provider_outcome_handler(app[lifecycle_deps_key], Metrics("t"))
         event = _success(payment, currency="EUR")
         await handle(_message(event))
-        for _ in range(100):
+        for _ in range(500):  # the relay's pass: up to 10 s on a loaded machine
             if received:
                 break
             await asyncio.sleep(0.02)

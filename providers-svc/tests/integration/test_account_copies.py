@@ -70,7 +70,7 @@ async def test_copies_are_kept_and_dropped_by_a_change_on_another_replica(make_c
     async def sees_new_key() -> bool:
         return (await copies.of("payme"))[0].credentials["key"] == new_key
 
-    await _until(sees_new_key, within=2.0)
+    await _until(sees_new_key, within=10.0)  # by NOTIFY on a loaded machine; the copy is kept 60 s
     assert account.id == account_id
 
 
@@ -150,7 +150,7 @@ async def test_by_id_finds_the_account_a_transaction_was_started_with_and_follow
         account = await copies.by_id("payme", account_id)
         return account is not None and account.credentials["key"] == new_key
 
-    await _until(sees_new_key, within=2.0)
+    await _until(sees_new_key, within=10.0)  # by NOTIFY on a loaded machine; the copy is kept 60 s
 
 
 async def test_the_simulators_find_their_account_in_the_copy(make_client: Any) -> None:

@@ -87,13 +87,17 @@ async def test_the_delivery_backlog(
         body: dict[str, Any] = await (await client.get("/internal/status", headers=_platform(client))).json()
         return body
 
+    deliveries: dict[str, Any] = {}
+
     async def both_in_flight() -> bool:
+        # One snapshot for every assertion: each attempt times out after 2 s (the tests' request_timeout)
+        # and is recorded with its retry a moment away, no longer due nor leased until it is claimed again.
+        nonlocal deliveries
         deliveries = (await read())["deliveries"]
         return bool(deliveries["pending"] == 2 and deliveries["leased"] == 2)
 
     try:
-        await eventually(both_in_flight, timeout=1.5)
-        deliveries = (await read())["deliveries"]
+        await eventually(both_in_flight)
         assert deliveries["due"] == 2
         assert deliveries["oldest_due_age_seconds"] >= 0
     finally:

@@ -166,7 +166,7 @@ class TestStopping:
             return rows == [(None,)]
 
         # Before: the lease stayed with the stopped worker until it expired, and the delivery with it.
-        await eventually(handed_back, 3)
+        await eventually(handed_back)
         assert not stopping._queues
         monkeypatch.setattr(ingest_module, "transaction_alone", transaction)
         started = time.monotonic()
