@@ -2,7 +2,7 @@
 key, Click by ``service_id``), kept by each replica instead of read per call.
 
 Reading the list on every call cost about a fifth of a Payme call's time in providers-svc (the Payme
-and Click bench, README). The copy never outlives a change: every write to ``provider_accounts``
+and Click bench, docs/BENCHMARKS.md). The copy never outlives a change: every write to ``provider_accounts``
 sends ``NOTIFY provider_accounts`` in its transaction (a trigger, so no writer can forget it), every
 replica drops its copies when it arrives, and the replica that made a change through the admin API or
 ChangePassword drops them after its commit. Copies are used only while that LISTEN connection is up (a
