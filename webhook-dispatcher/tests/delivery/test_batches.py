@@ -40,6 +40,22 @@ async def _idle_dispatcher(start_app, **overrides):  # type: ignore[no-untyped-d
     return app.app[dispatcher_key]
 
 
+async def _hand_driven_claims(start_app, auth, receiver, publish, count):  # type: ignore[no-untyped-def]
+    """``count`` deliveries to one endpoint, claimed by a dispatcher that may send (the idle one's zero
+    concurrency never starts anything) and has no loop of its own; with the endpoint's receiver."""
+    api = await start_app(roles=("api",))
+    hook = await receiver()
+    await _endpoint(api, auth, hook)
+    idle = await _idle_dispatcher(start_app)
+    config = dataclasses.replace(idle.config, concurrency=4)
+    dispatcher = Dispatcher(idle.uow, idle.box, config, idle.metrics, idle.client)
+    for _ in range(count):
+        await publish()
+    claimed = await dispatcher.claim(10)
+    assert len(claimed) == count
+    return api, hook, dispatcher, claimed
+
+
 class TestRecordBatch:
     async def test_a_batch_with_mixed_outcomes_records_each_attempt(self, start_app, auth, receiver, publish) -> None:
         api = await start_app(roles=("api",))
@@ -142,17 +158,7 @@ class TestRecordBatch:
     async def test_deliveries_queued_until_their_lease_is_nearly_over_are_handed_back_unsent_in_order(
         self, start_app, auth, receiver, publish
     ) -> None:
-        api = await start_app(roles=("api",))
-        hook = await receiver()
-        await _endpoint(api, auth, hook)
-        idle = await _idle_dispatcher(start_app)
-        # One that may send (the idle one's zero concurrency never starts anything), with no loop of its own.
-        config = dataclasses.replace(idle.config, concurrency=4)
-        dispatcher = Dispatcher(idle.uow, idle.box, config, idle.metrics, idle.client)
-        for _ in range(3):
-            await publish()
-        claimed = await dispatcher.claim(10)
-        assert len(claimed) == 3
+        api, hook, dispatcher, claimed = await _hand_driven_claims(start_app, auth, receiver, publish, 3)
         # As if they had waited behind slow requests: too little lease left to start one safely (WHK-3).
         late = [dataclasses.replace(item, lease_deadline=time.monotonic() + 0.01) for item in claimed]
 
@@ -170,16 +176,7 @@ class TestRecordBatch:
         self, start_app, auth, receiver, publish
     ) -> None:
         # As when ``run`` ends unexpectedly right after a pump: its drain cancels tasks never started.
-        api = await start_app(roles=("api",))
-        hook = await receiver()
-        await _endpoint(api, auth, hook)
-        idle = await _idle_dispatcher(start_app)
-        config = dataclasses.replace(idle.config, concurrency=4)
-        dispatcher = Dispatcher(idle.uow, idle.box, config, idle.metrics, idle.client)
-        for _ in range(2):
-            await publish()
-        claimed = await dispatcher.claim(10)
-        assert len(claimed) == 2
+        _, hook, dispatcher, claimed = await _hand_driven_claims(start_app, auth, receiver, publish, 2)
 
         dispatcher._accept(claimed)  # starts both attempts: tasks created, not yet run
         assert sum(dispatcher._sending.values()) == 2
