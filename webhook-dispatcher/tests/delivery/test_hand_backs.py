@@ -4,13 +4,18 @@ committing when the worker stops hands its leases back with the rest (``Dispatch
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import time
+from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 from webhook_dispatcher.keys import dispatcher_key
 from webhook_dispatcher.services import ingest as ingest_module
+from webhook_dispatcher.services.dispatcher import Dispatcher
 from webhook_dispatcher.services.handbacks import HandBacks
 
 
@@ -177,3 +182,38 @@ class TestStopping:
 
         await eventually(delivered, 5)
         assert time.monotonic() - started < 5  # not after the lease's expiry
+
+    async def test_a_loop_cancelled_without_a_stop_starts_nothing_while_it_drains(
+        self, start_app, auth, receiver, publish, eventually
+    ) -> None:  # type: ignore[no-untyped-def]
+        # One request at a time, the first not answered. The loop is cancelled (no ``stop``); while its
+        # drain waits, a claim queues a second delivery behind the first; the loop is cancelled again,
+        # so the drain cancels the first: freeing its slot must not start the second as a task nobody
+        # awaits (it would run on after ``run`` ended).
+        hook = await receiver(delay=30)
+        api = await start_app(roles=("api",))
+        await _endpoint(api, auth, hook)
+        idle = (await start_app(roles=("worker",), worker_concurrency=0)).app[dispatcher_key]
+        config = dataclasses.replace(
+            idle.config, concurrency=4, per_endpoint=1, request_timeout=10.0, lease=timedelta(seconds=60)
+        )
+        dispatcher = Dispatcher(idle.uow, idle.box, config, idle.metrics, idle.client)
+        await publish()
+        running = asyncio.create_task(dispatcher.run())
+
+        async def first_in_flight() -> bool:
+            return len(hook.hits) == 1
+
+        await eventually(first_in_flight)
+        running.cancel()
+        await publish()
+        [second] = await dispatcher.claim(10)  # the drain waits for the attempt in flight meanwhile
+        dispatcher._accept([second])
+        assert not running.done()
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+
+        assert dispatcher._tasks == set() and dispatcher._sending == Counter()
+        await asyncio.sleep(0.3)
+        assert len(hook.hits) == 1  # the second never started (its lease expires: WHK-4)

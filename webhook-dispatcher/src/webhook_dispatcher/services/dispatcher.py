@@ -130,6 +130,8 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         # Set by ``stop``: claim nothing more, start no attempt, finish the ones in flight.
         self._stopping = False
+        # Set while ``_drain`` runs (``run`` ended): no attempt starts, no room is reserved.
+        self._draining = False
         # The claim loop's idle sleep while it lasts (``_idle``).
         self._sleep: asyncio.Timeout | None = None
         self._handbacks = HandBacks()
@@ -262,7 +264,7 @@ class Dispatcher:
 
     def _pump(self) -> None:
         """Start every attempt the caps allow, endpoints taken round-robin."""
-        if self._stopping:
+        if self._stopping or self._draining:
             return
         for endpoint_id in list(self._queues):
             queue = self._queues.pop(endpoint_id)
@@ -322,7 +324,7 @@ class Dispatcher:
         ``_max_held`` in all); counted as held at once, so a claim meanwhile cannot overfill an
         endpoint (it reads the counts under the endpoint's lock). ``_max_held`` is softer: a claim in
         flight sized its batch before this grant, so the two may pass it by up to a batch."""
-        if self._stopping or self.config.concurrency <= 0:
+        if self._stopping or self._draining or self.config.concurrency <= 0:
             return Reservation({})
         room = self._max_held - sum(self._held.values())
         busy = set(self._handbacks.running())
@@ -372,35 +374,42 @@ class Dispatcher:
         """When ``run`` ends: let in-flight attempts finish (all of them after ``stop``; briefly when the
         loop was cancelled without one) and hand back what was never started; the rest are cancelled
         and their leases expire, so another worker makes them again with the same webhook-id (WHK-4)."""
-        queued = [item for queue in self._queues.values() for item in queue]
-        self._queues.clear()
+        # Nothing starts and nothing is reserved while it drains, stopped or not: attempts finishing
+        # meanwhile would otherwise start what an ingest queued, as tasks this drain never awaits. Reset
+        # after, as a loop that crashed is started again (the plumbing's guard).
+        self._draining = True
         try:
-            if self._tasks:
-                if self._stopping:
-                    log.info("stopping: waiting for %d webhook attempts in flight", len(self._tasks))
-                limit = None if self._stopping else min(5.0, self.config.request_timeout)
-                await asyncio.wait(set(self._tasks), timeout=limit)
-            # An ingest that reserved room before the stop hands its deliveries over when it commits
-            # (``take``): they are queued, never started, and go back with the rest. Bounded: one that
-            # has not settled by then leaves its leases to expire (WHK-4).
-            if not self._settled.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._settled.wait(), min(5.0, self.config.request_timeout))
-        finally:
-            for task in list(self._tasks):
-                task.cancel()
-            for task in list(self._tasks):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        queued += [item for queue in self._queues.values() for item in queue]
-        self._queues.clear()
-        if queued:
+            queued = [item for queue in self._queues.values() for item in queue]
+            self._queues.clear()
             try:
-                with contextlib.suppress(Exception):
-                    await self.record_batch([(item, None) for item in queued])
+                if self._tasks:
+                    if self._stopping:
+                        log.info("stopping: waiting for %d webhook attempts in flight", len(self._tasks))
+                    limit = None if self._stopping else min(5.0, self.config.request_timeout)
+                    await asyncio.wait(set(self._tasks), timeout=limit)
+                # An ingest that reserved room before the stop hands its deliveries over when it commits
+                # (``take``): they are queued, never started, and go back with the rest. Bounded: one that
+                # has not settled by then leaves its leases to expire (WHK-4).
+                if not self._settled.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._settled.wait(), min(5.0, self.config.request_timeout))
             finally:
-                for item in queued:
-                    self._done_with(item)
+                for task in list(self._tasks):
+                    task.cancel()
+                for task in list(self._tasks):
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+            queued += [item for queue in self._queues.values() for item in queue]
+            self._queues.clear()
+            if queued:
+                try:
+                    with contextlib.suppress(Exception):
+                        await self.record_batch([(item, None) for item in queued])
+                finally:
+                    for item in queued:
+                        self._done_with(item)
+        finally:
+            self._draining = False
 
     async def _attempt_safely(self, item: Claimed, slot: _Slot) -> None:
         try:
@@ -417,8 +426,10 @@ class Dispatcher:
             log.exception("attempt of delivery %s crashed", item.delivery_id)
 
     def _attempt_ended(self, item: Claimed, slot: _Slot, _task: asyncio.Task[None]) -> None:
-        self._free(slot)  # a no-op unless the task was cancelled before it sent anything
-        self._done_with(item)
+        try:
+            self._free(slot)  # a no-op unless the task was cancelled before it sent anything
+        finally:
+            self._done_with(item)
 
     def _free(self, slot: _Slot) -> None:
         if not slot.taken:
