@@ -1,20 +1,33 @@
-"""Run-wide test setup: every test run gets a RabbitMQ virtual host of its own.
+"""Run-wide test setup: every test run gets a RabbitMQ virtual host of its own, and a test that hangs
+shows where its asyncio tasks wait.
 
 Queue names are fixed per service, so two runs on one broker (a developer's and CI's, or two worktrees)
 would otherwise consume, purge and delete each other's queues. ``require_rabbitmq()`` returns this
 run's vhost; child processes inherit it through the environment.
+
+pytest-timeout (120 s) shows only the main thread, which an asyncio test leaves in the selector: a rare
+hang in a teardown could not be told apart. Before the timeout, every live task's stack is printed (to
+the test's captured stderr, shown with its failure).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import gc
 import os
 import secrets
+import sys
+import threading
+from collections.abc import Iterator
 
 import pytest
 from billing_runtime.testing import RABBIT_URL_ENV, scratch_vhost
 
 _VHOST_KEY = pytest.StashKey[contextlib.ExitStack]()
+# Seconds into a test (set-up, call and teardown) before its asyncio tasks are printed: before the
+# 120 s timeout (pyproject.toml), long after any test's normal length.
+HANG_DUMP_AFTER = 100.0
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -31,3 +44,27 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if stack is not None:
         os.environ.pop(RABBIT_URL_ENV, None)
         stack.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    timer = threading.Timer(HANG_DUMP_AFTER, _print_asyncio_tasks, args=(item.nodeid,))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def _print_asyncio_tasks(nodeid: str) -> None:
+    # From the timer's thread, while the loop is stuck in another: a best-effort read, for diagnosis only.
+    out = sys.stderr
+    print(f"\n+++ {nodeid} still running after {HANG_DUMP_AFTER:.0f} s; its asyncio tasks: +++", file=out)
+    loops = [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop) and not o.is_closed()]
+    for loop in loops:
+        with contextlib.suppress(Exception):
+            for task in asyncio.all_tasks(loop):
+                print(f"--- {task!r}", file=out)
+                task.print_stack(file=out)
+    out.flush()
