@@ -158,3 +158,35 @@ async def test_close_is_bounded_when_a_channel_never_confirms_its_close(
         assert bus._connection is None and bus._consumers == []
     finally:
         await _delete_queues(rabbit_url, queue_name, f"{queue_name}.dlq")
+
+
+async def test_the_status_reads_do_not_wait_on_a_channel_close_that_is_never_confirmed(
+    rabbit_url: str, queue_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The queue watcher reads depths on channels of their own and closes each after, also when it is
+    # cancelled by a stop: a close never answered must not hold it (nor, so, the stop).
+    monkeypatch.setattr(rabbit, "CLOSE_BOUND", 0.2)
+    bus = RabbitBus(rabbit_url, retry_delay=0.05)
+    await bus.start()
+
+    async def handler(message: Message) -> None:
+        return None
+
+    try:
+        await bus.subscribe(queue_name, [f"{queue_name}.#"], handler)
+        connection = bus._connection
+        assert connection is not None
+        opened = connection.channel
+
+        async def never_closing(*args, **kwargs):  # type: ignore[no-untyped-def]
+            channel = await opened(*args, **kwargs)
+            monkeypatch.setattr(channel, "close", lambda *a, **k: asyncio.Event().wait())
+            return channel
+
+        monkeypatch.setattr(connection, "channel", never_closing)
+        assert await asyncio.wait_for(bus.queue_depth(queue_name), 5) == 0
+        stats = await asyncio.wait_for(bus.dead_letter_stats(queue_name), 5)
+        assert stats is not None and stats.depth == 0
+    finally:
+        await asyncio.wait_for(bus.close(), 5)
+        await _delete_queues(rabbit_url, queue_name, f"{queue_name}.dlq")

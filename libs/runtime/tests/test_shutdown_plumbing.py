@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from billing_contracts.envelope import utcnow
 from billing_contracts.events import PaymentData, PaymentSnapshot
 from billing_contracts.events.payments import PaymentCreatedV1
+from billing_runtime import plumbing as plumbing_module
 from billing_runtime.app import service_app
 from billing_runtime.bus import MemoryBus, Message
 from billing_runtime.db import make_sessionmaker
@@ -115,6 +116,42 @@ async def test_stoppable_loop_finishes_then_the_outbox_is_drained(engine: AsyncE
     # More than one relay batch (200): the drain runs pass after pass until the outbox is empty.
     assert bus.published == [e.event_id for e in [first, *held]]
     assert await _backlog(engine, schema) == 0
+
+
+async def test_a_loop_that_does_not_end_on_its_cancellation_does_not_hold_the_stop(
+    engine: AsyncEngine,
+    schema,
+    monkeypatch,  # type: ignore[no-untyped-def]
+) -> None:
+    # Its cleanup waits for an answer that never comes (a channel's close, say): the stop goes on
+    # without it after STOP_BOUND, and still drains the outbox.
+    monkeypatch.setattr(plumbing_module, "STOP_BOUND", 0.2)
+    bus = Recording()
+    plumbing = _plumbing(engine, schema, bus)
+    never = asyncio.Event()
+    entered_cleanup = asyncio.Event()
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            entered_cleanup.set()
+            await never.wait()
+
+    plumbing.add_task("stubborn", stubborn)
+    app = web.Application()
+    stuck: list[asyncio.Task[object]] = []
+    event = _event(1)
+    async with asyncio.timeout(10):
+        async with _running(plumbing, app):
+            await _write(engine, schema, [event])
+            stuck = [t for t in asyncio.all_tasks() if t.get_name().endswith(":stubborn")]
+    assert entered_cleanup.is_set() and [not t.done() for t in stuck] == [True]
+    assert bus.published == [event.event_id]  # the steps after it ran: the outbox was drained
+    for task in stuck:  # the test's own clean-up: a second cancellation ends the wait
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def test_what_cannot_be_published_stays_in_the_outbox(engine: AsyncEngine, schema) -> None:  # type: ignore[no-untyped-def]

@@ -36,6 +36,9 @@ from billing_runtime.task_runs import TaskRuns
 
 log = logging.getLogger(__name__)
 
+# The longest a stop waits for a cancelled background task to end.
+STOP_BOUND = 5.0
+
 
 @dataclass
 class _Consumer:
@@ -365,16 +368,22 @@ class Plumbing:
 
 
 async def _stop_tasks(tasks: list[asyncio.Task[None]], *, within: float) -> None:
-    """Wait up to ``within`` seconds for the tasks to end, then cancel the rest and wait for them."""
+    """Wait up to ``within`` seconds for the tasks to end, then cancel the rest and wait for them, at
+    most ``STOP_BOUND`` seconds: a task that does not end on its cancellation (an await in its cleanup
+    that is never answered) is left behind with a warning rather than holding the whole stop."""
     if not tasks:
         return
     if within > 0:
         await asyncio.wait(tasks, timeout=within)
     for task in tasks:
         task.cancel()
+    _, stuck = await asyncio.wait(tasks, timeout=STOP_BOUND)
     for task in tasks:
+        if task in stuck:
+            log.warning("%s did not end %.0fs after its cancellation; going on without it", task.get_name(), STOP_BOUND)
+            continue
         with contextlib.suppress(asyncio.CancelledError):
-            await task
+            task.result()
 
 
 def observed(queue: str, handler: Handler) -> Handler:

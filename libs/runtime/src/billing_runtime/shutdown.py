@@ -14,8 +14,10 @@ The grace period runs from the signal to the exit, all of it:
 4. the broker channels and connection and the database pools close; the process exits 0.
 
 Every wait in steps 2 and 3 ends at ``deadline`` (``CLOSE_MARGIN`` before the grace period ends, which
-step 4 needs); a watchdog ends the process (exit 1) if the grace period passes anyway, before an
-orchestrator's SIGKILL would.
+step 4 needs), and a background task that does not end on its cancellation is left behind after
+``plumbing.STOP_BOUND`` (as a channel's close is after ``bus.rabbit.CLOSE_BOUND``), so one await never
+answered cannot hold the steps after it; a watchdog ends the process (exit 1) if the grace period
+passes anyway, before an orchestrator's SIGKILL would.
 """
 
 from __future__ import annotations

@@ -347,7 +347,8 @@ class RabbitBus:
             return None
         finally:
             if not channel.is_closed:
-                await channel.close()
+                # Bounded: this runs when the watcher is cancelled too, and a stop must not hang on it.
+                await _bounded(channel.close(), f"closing the status channel of {queue}")
 
     async def dead_letter_stats(self, queue: str) -> DeadLetterStats | None:
         """How many messages ``<queue>.dlq`` holds (exact) and when the oldest of them was
@@ -376,7 +377,7 @@ class RabbitBus:
             return stats
         finally:
             if not channel.is_closed:
-                await channel.close()
+                await _bounded(channel.close(), f"closing the dead-letter channel of {queue}")
 
     def paused(self) -> dict[str, str]:
         """The queues whose consumer is waiting out an outage, with the reason."""
