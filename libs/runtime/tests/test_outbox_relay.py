@@ -7,6 +7,7 @@ import contextlib
 from billing_contracts.envelope import utcnow
 from billing_contracts.events import PaymentData, PaymentSnapshot
 from billing_contracts.events.payments import PaymentCreatedV1
+from billing_runtime import outbox as outbox_module
 from billing_runtime.bus import MemoryBus, Message
 from billing_runtime.db import make_sessionmaker
 from billing_runtime.outbox import OutboxRelay
@@ -96,3 +97,30 @@ class TestOutboxRelay:
         bus.fail_after = None
         assert await relay.run_once() == 3
         assert len({m.message_id for m in bus.published}) == 5
+
+    async def test_a_relay_cancelled_mid_publish_does_not_wait_long_on_its_hand_back(
+        self, engine, schema, monkeypatch
+    ) -> None:
+        # Cancelled by a stop while publishing, the relay hands the batch back: a database that does not
+        # answer holds it RELEASE_BOUND at most, then the rows wait for their lease.
+        monkeypatch.setattr(outbox_module, "RELEASE_BOUND", 0.2)
+        await _write(engine, schema, [_event(1)])
+        publishing = asyncio.Event()
+
+        class SlowBus(MemoryBus):
+            async def publish(self, message: Message) -> None:
+                publishing.set()
+                await asyncio.Event().wait()
+
+        relay = OutboxRelay(engine, schema.outbox, SlowBus())
+
+        async def never_answered(*args, **kwargs) -> None:
+            await asyncio.Event().wait()
+
+        monkeypatch.setattr(relay, "_settle", never_answered)
+        running = asyncio.create_task(relay.run_once())
+        await asyncio.wait_for(publishing.wait(), 5)
+        running.cancel()
+        done, _ = await asyncio.wait({running}, timeout=5)
+        assert done == {running} and running.cancelled()
+        assert await _backlog(engine, schema) == 1  # still there, for the next relay once its lease ends

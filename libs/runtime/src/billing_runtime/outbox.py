@@ -45,6 +45,9 @@ from billing_runtime.writes import InsertRows, execute_statement_alone
 
 log = logging.getLogger(__name__)
 
+# The longest a relay waits to hand back a batch it could not publish (``_release_quietly``).
+RELEASE_BOUND = 5.0
+
 
 def outbox_table(metadata: MetaData) -> Table:
     """The ``outbox`` table of a service (migrated by that service's Alembic)."""
@@ -195,12 +198,15 @@ class OutboxRelay:
         return len(published)
 
     async def _release_quietly(self, token: str, ids: list[int]) -> None:
-        """Best effort (the database may be what failed): a row not handed back waits for its lease."""
+        """Best effort (the database may be what failed): a row not handed back waits for its lease.
+        Bounded (``RELEASE_BOUND``): it also runs while the relay is being cancelled, by a stop that
+        must not wait on a database that does not answer."""
         if not ids:
             return
         try:
-            await self._settle(token, [], ids)
-        except Exception:
+            async with asyncio.timeout(RELEASE_BOUND):
+                await self._settle(token, [], ids)
+        except Exception:  # TimeoutError included
             log.warning("could not hand back %d claimed events; they wait for their lease", len(ids))
 
     async def _mark_dead(self, token: str, dead: list[tuple[int, DeadLettered]]) -> None:
