@@ -52,3 +52,14 @@ WITHOUT_CRYPTOGRAPHY = ["gateway.__main__", "payments_svc.__main__", "reconcilia
 @pytest.mark.parametrize("module", WITHOUT_CRYPTOGRAPHY)
 def test_cryptography_is_not_imported_where_only_pyjwt_would_use_it(module: str) -> None:
     assert "cryptography" not in _imported_after(module)
+
+
+# Processes with no RabbitMQ connection: the gateway consumes and publishes nothing, and the embedded
+# mode's bus is in-process. aio-pika with aiormq and pamqp is about 2.4 MiB of RSS.
+WITHOUT_AIO_PIKA = ["gateway.__main__", "billing_embedded.__main__"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", WITHOUT_AIO_PIKA)
+def test_aio_pika_is_not_imported_where_there_is_no_rabbitmq(module: str) -> None:
+    assert _imported_after(module).isdisjoint({"aio_pika", "aiormq", "pamqp"})

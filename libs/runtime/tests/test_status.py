@@ -21,7 +21,7 @@ from billing_contracts.envelope import utcnow
 from billing_contracts.routing import DEAD_LETTER_EXCHANGE
 from billing_runtime.app import service_app
 from billing_runtime.bus import MemoryBus, Message
-from billing_runtime.bus.dead_letters import DEAD_AT_HEADER, QUEUE_HEADER, REASON_HEADER, ROUTING_KEY_HEADER
+from billing_runtime.bus.letters import DEAD_AT_HEADER, QUEUE_HEADER, REASON_HEADER, ROUTING_KEY_HEADER
 from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
 from billing_runtime.metrics import Metrics
 from billing_runtime.plumbing import Plumbing

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from sqlalchemy import Table
 
-from billing_runtime.bus.dead_letters import DeadLetter, list_dead_letters, replay_dead_letters
+from billing_runtime.bus.letters import DeadLetter
 from billing_runtime.db import create_engine
 from billing_runtime.outbox_dead_letters import list_outbox_dead_letters, replay_outbox_dead_letters
 
@@ -31,13 +31,19 @@ class DeadLetterSource(Protocol):
 
 @dataclass(frozen=True)
 class BrokerDeadLetters:
+    """The ``<queue>.dlq`` queues on RabbitMQ (aio-pika imported on use: the embedded mode never needs it)."""
+
     url: str
     queues: Sequence[str]
 
     async def read(self) -> list[DeadLetter]:
+        from billing_runtime.bus.dead_letters import list_dead_letters
+
         return await list_dead_letters(self.url, self.queues)
 
     async def replay(self, ids: set[str] | None) -> list[DeadLetter]:
+        from billing_runtime.bus.dead_letters import replay_dead_letters
+
         return await replay_dead_letters(self.url, self.queues, ids)
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from billing_runtime.bus.dead_letters import DeadLetter
+from billing_runtime.bus.letters import DeadLetter
 
 
 async def list_outbox_dead_letters(engine: AsyncEngine, table: Table) -> list[DeadLetter]:

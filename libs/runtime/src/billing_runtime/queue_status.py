@@ -11,15 +11,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-import aio_pika
-import aiormq
 from sqlalchemy import func, select
 
 from billing_runtime.bus.base import topic_matches
-from billing_runtime.bus.dead_letters import dlq_name
+from billing_runtime.bus.letters import dlq_name
 from billing_runtime.bus.memory import MemoryBus
 from billing_runtime.redaction import redact
+
+if TYPE_CHECKING:
+    import aio_pika
 
 
 @dataclass
@@ -63,6 +65,9 @@ def describe_error(exc: BaseException) -> str:
 
 async def rabbit_queues(url: str, queues: Sequence[str], *, connect_timeout: float) -> list[QueueStatus]:
     """Counts of each queue and its DLQ; on a broker that does not answer, each entry says why."""
+    # Imported here: a process without RabbitMQ (the embedded mode, the gateway) never loads aio-pika.
+    import aio_pika
+
     found = [QueueStatus(queue) for queue in queues]
     try:
         connection = await aio_pika.connect(url, timeout=connect_timeout)
@@ -87,6 +92,8 @@ async def rabbit_queues(url: str, queues: Sequence[str], *, connect_timeout: flo
 async def _declared(connection: aio_pika.abc.AbstractConnection, queue: str) -> tuple[int, int] | None:
     """(messages ready, consumers) of a queue, or None when it does not exist. A channel per declare:
     the broker closes the channel of a passive declare that names no queue."""
+    import aiormq
+
     channel = await connection.channel()
     try:
         declared = await channel.declare_queue(queue, passive=True)

@@ -14,7 +14,7 @@ from billing_contracts.routing import DEAD_LETTER_EXCHANGE
 from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from billing_runtime.bus.dead_letters import DEAD_AT_HEADER, QUEUE_HEADER, REASON_HEADER, ROUTING_KEY_HEADER, dlq_name
+from billing_runtime.bus.letters import DEAD_AT_HEADER, QUEUE_HEADER, REASON_HEADER, ROUTING_KEY_HEADER, dlq_name
 
 STALE_WORKER_ID = "gone-host:4242:abcdef"
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from billing_runtime.bus.dead_letters import DeadLetterStats
+    from billing_runtime.bus.letters import DeadLetterStats
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,20 +19,20 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from billing_contracts.envelope import utcnow
 
 from billing_runtime.bus.base import Message
+from billing_runtime.bus.letters import (
+    DEAD_AT_HEADER,
+    DELIVERIES_HEADER,
+    OUR_HEADERS,
+    QUEUE_HEADER,
+    REASON_HEADER,
+    REPLAYED_HEADER,
+    ROUTING_KEY_HEADER,
+    DeadLetter,
+    dlq_name,
+)
 
-QUEUE_HEADER = "x-billing-queue"
-ROUTING_KEY_HEADER = "x-billing-routing-key"
-DEAD_AT_HEADER = "x-billing-dead-at"
-REASON_HEADER = "x-billing-reason"
-DELIVERIES_HEADER = "x-billing-deliveries"
-REPLAYED_HEADER = "x-billing-replayed-at"
-_OURS = (QUEUE_HEADER, ROUTING_KEY_HEADER, DEAD_AT_HEADER, REASON_HEADER, DELIVERIES_HEADER, "x-death")
 # How many dead letters one listing (or metrics scrape) reads at most.
 SCAN_LIMIT = 10_000
-
-
-def dlq_name(queue: str) -> str:
-    return f"{queue}.dlq"
 
 
 def from_incoming(incoming: AbstractIncomingMessage) -> Message:
@@ -46,38 +45,6 @@ def from_incoming(incoming: AbstractIncomingMessage) -> Message:
         message_id=incoming.message_id or "",
         headers={k: str(v) for k, v in (incoming.headers or {}).items()},
     )
-
-
-def dead_letter_headers(message: Message, queue: str, exc: BaseException, deliveries: int) -> dict[str, str]:
-    """The message's headers plus why and when the bus gave up on it (the error's type and message, cut
-    short: enough to triage, not a dump of the handler's state)."""
-    headers = {k: v for k, v in message.headers.items() if k not in ("x-delivery-count", *_OURS)}
-    headers.update(
-        {
-            QUEUE_HEADER: queue,
-            ROUTING_KEY_HEADER: message.routing_key,
-            DEAD_AT_HEADER: utcnow().isoformat(),
-            REASON_HEADER: f"{type(exc).__name__}: {exc}"[:500],
-            DELIVERIES_HEADER: str(deliveries),
-        }
-    )
-    return headers
-
-
-@dataclass(frozen=True)
-class DeadLetterStats:
-    depth: int
-    oldest: datetime | None
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    event_id: str
-    routing_key: str
-    queue: str
-    dead_at: datetime | None
-    reason: str
-    deliveries: int | None
 
 
 def describe(incoming: AbstractIncomingMessage, queue: str) -> DeadLetter:
@@ -168,7 +135,7 @@ async def replay_dead_letters(url: str, queues: Iterable[str], ids: set[str] | N
             for incoming, letter in await read_dead_letters(channel, queue):
                 if ids is not None and letter.event_id not in ids:
                     continue
-                headers = {k: v for k, v in (incoming.headers or {}).items() if k not in _OURS}
+                headers = {k: v for k, v in (incoming.headers or {}).items() if k not in OUR_HEADERS}
                 headers[ROUTING_KEY_HEADER] = letter.routing_key
                 headers[REPLAYED_HEADER] = utcnow().isoformat()
                 await publisher.default_exchange.publish(

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from billing_runtime.bus.base import TARGET_QUEUES_HEADER, DeadLettered, Handler, Message, topic_matches
-from billing_runtime.bus.dead_letters import DeadLetterStats
+from billing_runtime.bus.letters import DeadLetterStats
 from billing_runtime.unavailable import is_outage
 
 if TYPE_CHECKING:

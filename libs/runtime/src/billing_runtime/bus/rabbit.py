@@ -29,15 +29,9 @@ from billing_contracts.routing import DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE
 
 from billing_runtime.bus.acks import AckRuns
 from billing_runtime.bus.base import Handler, Message
-from billing_runtime.bus.dead_letters import (
-    ROUTING_KEY_HEADER,
-    DeadLetterStats,
-    dead_letter_depth,
-    dead_letter_headers,
-    from_incoming,
-    read_dead_letters,
-)
+from billing_runtime.bus.dead_letters import dead_letter_depth, from_incoming, read_dead_letters
 from billing_runtime.bus.holding import HoldExpired, OutageHold
+from billing_runtime.bus.letters import ROUTING_KEY_HEADER, DeadLetterStats, dead_letter_headers
 from billing_runtime.unavailable import is_outage
 
 log = logging.getLogger(__name__)
