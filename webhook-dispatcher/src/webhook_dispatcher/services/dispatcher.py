@@ -259,7 +259,7 @@ class Dispatcher:
         self._spawn(
             self._release(items),
             f"webhook-release:{endpoint_id}",
-            then=lambda done: self._released(endpoint_id, items, done),
+            then=functools.partial(self._released, endpoint_id, items),
         )
 
     def _pump(self) -> None:
@@ -379,37 +379,40 @@ class Dispatcher:
         # after, as a loop that crashed is started again (the plumbing's guard).
         self._draining = True
         try:
-            queued = [item for queue in self._queues.values() for item in queue]
-            self._queues.clear()
-            try:
-                if self._tasks:
-                    if self._stopping:
-                        log.info("stopping: waiting for %d webhook attempts in flight", len(self._tasks))
-                    limit = None if self._stopping else min(5.0, self.config.request_timeout)
-                    await asyncio.wait(set(self._tasks), timeout=limit)
-                # An ingest that reserved room before the stop hands its deliveries over when it commits
-                # (``take``): they are queued, never started, and go back with the rest. Bounded: one that
-                # has not settled by then leaves its leases to expire (WHK-4).
-                if not self._settled.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._settled.wait(), min(5.0, self.config.request_timeout))
-            finally:
-                for task in list(self._tasks):
-                    task.cancel()
-                for task in list(self._tasks):
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
-            queued += [item for queue in self._queues.values() for item in queue]
-            self._queues.clear()
-            if queued:
-                try:
-                    with contextlib.suppress(Exception):
-                        await self.record_batch([(item, None) for item in queued])
-                finally:
-                    for item in queued:
-                        self._done_with(item)
+            await self._finish_and_hand_back()
         finally:
             self._draining = False
+
+    async def _finish_and_hand_back(self) -> None:
+        queued = [item for queue in self._queues.values() for item in queue]
+        self._queues.clear()
+        try:
+            if self._tasks:
+                if self._stopping:
+                    log.info("stopping: waiting for %d webhook attempts in flight", len(self._tasks))
+                limit = None if self._stopping else min(5.0, self.config.request_timeout)
+                await asyncio.wait(set(self._tasks), timeout=limit)
+            # An ingest that reserved room before the stop hands its deliveries over when it commits
+            # (``take``): they are queued, never started, and go back with the rest. Bounded: one that
+            # has not settled by then leaves its leases to expire (WHK-4).
+            if not self._settled.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._settled.wait(), min(5.0, self.config.request_timeout))
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            for task in list(self._tasks):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        queued += [item for queue in self._queues.values() for item in queue]
+        self._queues.clear()
+        if queued:
+            try:
+                with contextlib.suppress(Exception):
+                    await self.record_batch([(item, None) for item in queued])
+            finally:
+                for item in queued:
+                    self._done_with(item)
 
     async def _attempt_safely(self, item: Claimed, slot: _Slot) -> None:
         try:
