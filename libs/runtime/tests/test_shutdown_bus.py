@@ -138,11 +138,10 @@ async def test_a_message_held_through_an_outage_is_handed_back_when_stopping(
     assert calls >= 1
 
 
-async def test_close_is_bounded_when_a_channel_never_confirms_its_close(
-    rabbit_url: str, queue_name: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A channel whose close is never confirmed (the broker, or the client's state after a cancelled
-    # write, never answering) must not hang the process's stop: the close goes on without it.
+@pytest.fixture
+async def subscribed(rabbit_url: str, queue_name: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A started bus consuming ``queue_name``, with channel closes bounded at 0.2 s; its queues are
+    deleted after (the test closes the bus)."""
     monkeypatch.setattr(rabbit, "CLOSE_BOUND", 0.2)
     bus = RabbitBus(rabbit_url, retry_delay=0.05)
     await bus.start()
@@ -152,28 +151,30 @@ async def test_close_is_bounded_when_a_channel_never_confirms_its_close(
 
     try:
         await bus.subscribe(queue_name, [f"{queue_name}.#"], handler)
-        [(_, channel, _)] = bus._consumers
-        monkeypatch.setattr(channel, "close", lambda *args, **kwargs: asyncio.Event().wait())
-        await asyncio.wait_for(bus.close(), 5)
-        assert bus._connection is None and bus._consumers == []
+        yield bus
     finally:
         await _delete_queues(rabbit_url, queue_name, f"{queue_name}.dlq")
 
 
+async def test_close_is_bounded_when_a_channel_never_confirms_its_close(
+    subscribed: RabbitBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A channel whose close is never confirmed (the broker, or the client's state after a cancelled
+    # write, never answering) must not hang the process's stop: the close goes on without it.
+    bus = subscribed
+    [(_, channel, _)] = bus._consumers
+    monkeypatch.setattr(channel, "close", lambda *args, **kwargs: asyncio.Event().wait())
+    await asyncio.wait_for(bus.close(), 5)
+    assert bus._connection is None and bus._consumers == []
+
+
 async def test_the_status_reads_do_not_wait_on_a_channel_close_that_is_never_confirmed(
-    rabbit_url: str, queue_name: str, monkeypatch: pytest.MonkeyPatch
+    subscribed: RabbitBus, queue_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The queue watcher reads depths on channels of their own and closes each after, also when it is
     # cancelled by a stop: a close never answered must not hold it (nor, so, the stop).
-    monkeypatch.setattr(rabbit, "CLOSE_BOUND", 0.2)
-    bus = RabbitBus(rabbit_url, retry_delay=0.05)
-    await bus.start()
-
-    async def handler(message: Message) -> None:
-        return None
-
+    bus = subscribed
     try:
-        await bus.subscribe(queue_name, [f"{queue_name}.#"], handler)
         connection = bus._connection
         assert connection is not None
         opened = connection.channel
@@ -189,4 +190,3 @@ async def test_the_status_reads_do_not_wait_on_a_channel_close_that_is_never_con
         assert stats is not None and stats.depth == 0
     finally:
         await asyncio.wait_for(bus.close(), 5)
-        await _delete_queues(rabbit_url, queue_name, f"{queue_name}.dlq")
