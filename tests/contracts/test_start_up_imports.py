@@ -63,3 +63,38 @@ WITHOUT_AIO_PIKA = ["gateway.__main__", "billing_embedded.__main__"]
 @pytest.mark.parametrize("module", WITHOUT_AIO_PIKA)
 def test_aio_pika_is_not_imported_where_there_is_no_rabbitmq(module: str) -> None:
     assert _imported_after(module).isdisjoint({"aio_pika", "aiormq", "pamqp"})
+
+
+def _unbuilt_after(module: str) -> dict[str, list[str]]:
+    """The pydantic models a fresh interpreter has defined after importing ``module``, by whether
+    their validator is built yet."""
+    code = f"""
+import importlib, json, pydantic
+importlib.import_module({module!r})
+from billing_contracts.events import ANY_EVENT
+seen, todo = {{}}, [pydantic.BaseModel]
+while todo:
+    for sub in todo.pop().__subclasses__():
+        todo.append(sub)
+        seen[sub.__module__ + "." + sub.__qualname__] = bool(sub.__pydantic_complete__)
+print(json.dumps({{"built": sorted(k for k, v in seen.items() if v),
+                  "deferred": sorted(k for k, v in seen.items() if not v),
+                  "union": ["ANY_EVENT"] if ANY_EVENT.pydantic_complete else []}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60)
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", ENTRY_POINTS)
+def test_contract_and_api_models_are_built_by_their_first_use(module: str) -> None:
+    # Every service imports every contract (the union that parses any event names them all) and its
+    # own request and response models, but a process uses few of them (an api process parses no event,
+    # a worker no request): built at import they cost each process about 2.5 MiB (issue 16, RSS).
+    # Settings are built at import, as they are used at start.
+    found = _unbuilt_after(module)
+    assert any(name.startswith("billing_contracts.") for name in found["deferred"])
+    ours = ("billing_contracts.", "gateway.", "payments_svc.", "providers_svc.", "webhook_dispatcher.")
+    built = [name for name in found["built"] if name.startswith(ours) and not name.endswith(".Settings")]
+    assert built == []
+    assert found["union"] == []

@@ -19,13 +19,13 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class CheckoutMerchant(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="ignore")
 
     display_name: str
 
 
 class CheckoutProvider(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="ignore")
 
     name: str
     display_name: str
@@ -36,7 +36,7 @@ class Checkout(BaseModel):
 
     # Unknown fields are ignored and ``status`` is a plain string, so the gateway may grow the
     # contract (new fields, new statuses) without breaking the page.
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="ignore")
 
     status: str
     amount: Minor
@@ -65,7 +65,7 @@ class Checkout(BaseModel):
 
 
 class PayResult(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="ignore")
 
     redirect_url: str
 

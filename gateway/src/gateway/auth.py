@@ -22,7 +22,7 @@ _VERIFIED_MAX = 10_000
 
 
 class TenantAccessClaims(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="ignore")
 
     sub: str
     tenant_id: str

@@ -62,7 +62,7 @@ AllowedOrigins = Annotated[
 
 
 class TenantCreate(BaseModel):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(defer_build=True, strict=True)
 
     app_name: Annotated[str, StringConstraints(pattern=APP_NAME_PATTERN)]
     display_name: Annotated[
@@ -77,7 +77,7 @@ class TenantUpdate(BaseModel):
     """``PATCH /admin/tenants/{id}``: ``disabled`` and ``allowed_origins`` may change, each only when
     sent (``livemode`` is fixed for life)."""
 
-    model_config = ConfigDict(strict=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, strict=True, extra="forbid")
 
     disabled: bool | None = None
     allowed_origins: AllowedOrigins | None = None
@@ -98,7 +98,7 @@ class TenantUpdate(BaseModel):
 
 
 class TokenRequest(BaseModel):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(defer_build=True, strict=True)
 
     app_name: Annotated[str, AfterValidator(_utf8)]
     secret: Annotated[str, AfterValidator(_utf8)]
@@ -106,6 +106,8 @@ class TokenRequest(BaseModel):
 
 class Page(BaseModel):
     """``limit``/``offset`` query parameters, as in the payments list."""
+
+    model_config = ConfigDict(defer_build=True)
 
     limit: int = Field(default=20, ge=1, le=100)
     offset: int = Field(default=0, ge=0, le=2**31 - 1)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,3 +44,16 @@ def test_every_event_names_the_payment_its_data_names(path: Path) -> None:
 )
 def test_payment_id_payment_and_none(sample: str, expected: str | None) -> None:
     assert payment_id_of(parse_event((GOLDEN / sample).read_text())) == expected
+
+
+def test_prepare_parser_builds_the_union_a_fresh_process_has_not_built() -> None:
+    # The contracts are built on first use; a consuming process builds the union at start.
+    code = (
+        "from billing_contracts.events import ANY_EVENT\n"
+        "from billing_runtime.consuming import prepare_parser\n"
+        "before = ANY_EVENT.pydantic_complete\n"
+        "prepare_parser()\n"
+        "print(before, ANY_EVENT.pydantic_complete)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["False", "True"]

@@ -190,3 +190,30 @@ async def test_readyz_answers_503_once_draining() -> None:
         assert r.headers["Retry-After"]
         # Still alive, and still serving: only readiness says "send no more".
         assert (await client.get("/healthz")).status == 200
+
+
+async def test_a_process_with_consumers_builds_the_event_parser_before_it_subscribes(  # type: ignore[no-untyped-def]
+    engine: AsyncEngine, schema, monkeypatch
+) -> None:
+    # The contracts are built on first use (billing_contracts.config): a process that consumes builds
+    # the parser at start, so its first message is not the one that pays ~60 ms for it; one that does
+    # not consume (an api process) never builds it.
+    order: list[str] = []
+    monkeypatch.setattr(plumbing_module, "prepare_parser", lambda: order.append("prepared"))
+
+    class Subscribing(Recording):
+        async def subscribe(self, queue, binding_keys, handler) -> None:  # type: ignore[no-untyped-def]
+            order.append(f"subscribed {queue}")
+
+    async def handler(message: Message) -> None:
+        return None
+
+    without = _plumbing(engine, schema, Subscribing())
+    async with _running(without, web.Application()):
+        await asyncio.sleep(0.2)  # the relay's first pass found nothing
+        assert order == []
+    consuming = _plumbing(engine, schema, Subscribing())
+    consuming.add_consumer("q", ["payments.#"], handler)
+    async with _running(consuming, web.Application()):
+        await asyncio.sleep(0.2)
+        assert order == ["prepared", "subscribed q"]

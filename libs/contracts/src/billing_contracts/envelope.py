@@ -5,7 +5,9 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from billing_contracts.config import CONTRACT
 
 
 def new_event_id() -> str:
@@ -24,7 +26,7 @@ class EventBase(BaseModel):
     Within one schema version only optional fields may be added; consumers ignore unknown fields.
     """
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = CONTRACT
 
     event_id: str = Field(default_factory=new_event_id)
     event_type: str

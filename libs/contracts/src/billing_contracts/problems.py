@@ -8,6 +8,9 @@ from pydantic import BaseModel, ConfigDict
 class FieldError(BaseModel):
     """One invalid field of a 422."""
 
+    # Built on first use, as the contract models are (billing_contracts.config).
+    model_config = ConfigDict(defer_build=True)
+
     field: str
     message: str
 
@@ -15,7 +18,7 @@ class FieldError(BaseModel):
 class ProblemDetails(BaseModel):
     """``application/problem+json`` body. ``code`` is the stable, machine-readable part."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     type: str = "about:blank"
     title: str

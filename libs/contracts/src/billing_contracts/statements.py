@@ -11,7 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
+
+from billing_contracts.config import CONTRACT
 
 StatementKind = Literal["payment", "refund"]
 # The provider's status, normalised: a payment ``succeeded`` (money taken), ``failed``/``cancelled`` (no
@@ -22,7 +24,7 @@ StatementStatus = Literal["succeeded", "failed", "cancelled", "pending", "refund
 class StatementRecord(BaseModel):
     """A provider's record of one payment or refund."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = CONTRACT
 
     provider: str
     account_id: str

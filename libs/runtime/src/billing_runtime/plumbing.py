@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from billing_runtime import tracing
 from billing_runtime.bus import Bus, Handler, MemoryBus, Message, create_bus
+from billing_runtime.consuming import prepare_parser
 from billing_runtime.db import create_engine, make_sessionmaker, ping
 from billing_runtime.heartbeats import Heartbeat
 from billing_runtime.log_context import bind, unbind
@@ -199,6 +200,8 @@ class Plumbing:
                     )
                 relay_task = asyncio.create_task(self.relay.run(), name=f"{self.service}:relay")
                 tasks.append(asyncio.create_task(self._watch_backlog(), name=f"{self.service}:backlog"))
+            if self._consumers:
+                prepare_parser()
             for consumer in self._consumers:
                 assert self.bus is not None
                 await self.bus.subscribe(consumer.queue, consumer.binding_keys, consumer.handler)

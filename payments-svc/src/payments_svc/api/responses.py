@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 
 class _Response(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
 
 class PaymentList(_Response):

@@ -53,7 +53,7 @@ _MetadataValue = Annotated[StrictStr, Field(max_length=500), AfterValidator(_no_
 
 
 class CustomerIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
 
     email: Annotated[Text, Field(max_length=254), AfterValidator(_email)] | None = None
     name: Annotated[Text, Field(min_length=1, max_length=200)] | None = None
@@ -61,7 +61,7 @@ class CustomerIn(BaseModel):
 
 
 class PaymentCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
 
     amount: StrictInt
     currency: Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$")]
@@ -79,7 +79,7 @@ class PaymentCreate(BaseModel):
 
 
 class CheckoutPay(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
 
     provider: Annotated[StrictStr, AfterValidator(_provider)]
 
@@ -91,7 +91,7 @@ MAX_REFUND_AMOUNT = 10**15
 class RefundCreate(BaseModel):
     """``POST /v1/payments/{id}/refunds``: ``amount`` None means all that remains refundable."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
 
     amount: Annotated[StrictInt, Field(gt=0, le=MAX_REFUND_AMOUNT)] | None = None
     reason: Annotated[Text, Field(min_length=1, max_length=500)] | None = None
@@ -100,6 +100,6 @@ class RefundCreate(BaseModel):
 class CaptureCreate(BaseModel):
     """``POST /v1/payments/{id}/capture``: ``amount`` None captures all of ``amount_capturable``."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
 
     amount: Annotated[StrictInt, Field(gt=0, le=MAX_REFUND_AMOUNT)] | None = None

@@ -87,7 +87,7 @@ def verify(
 class SandboxCallback(BaseModel):
     """The body the sandbox bank POSTs to ``/billing/sandbox``."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="ignore")
 
     id: str = Field(min_length=1, max_length=255)
     type: str = Field(min_length=1, max_length=64)

@@ -23,7 +23,7 @@ Provider = Literal["payme", "click", "octo", "stripe"]
 
 
 class AccountCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     provider: Provider
     name: StrictStr = Field(min_length=1, max_length=128)
@@ -34,7 +34,7 @@ class AccountCreate(BaseModel):
 
 
 class AccountUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     name: StrictStr | None = Field(default=None, min_length=1, max_length=128)
     currencies: list[Any] | None = Field(default=None, min_length=1, max_length=20)
@@ -43,7 +43,7 @@ class AccountUpdate(BaseModel):
 
 
 class AccountsQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="ignore", frozen=True)
 
     limit: int = Field(default=20, ge=1, le=100)
     starting_after: str | None = Field(default=None, max_length=64)
@@ -51,7 +51,7 @@ class AccountsQuery(BaseModel):
 
 
 class Assignment(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     provider_account_id: StrictStr = Field(min_length=1, max_length=64)
 

@@ -17,7 +17,7 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class StartPaymentRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="ignore", frozen=True)
 
     payment_id: str = Field(min_length=1, max_length=64)
     provider: str = Field(min_length=1, max_length=32)
@@ -33,7 +33,7 @@ class StartPaymentRequest(BaseModel):
 class CaptureRequest(BaseModel):
     """``POST /internal/payments/{payment_id}/capture``: capture ``amount`` of the authorized payment."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="ignore", frozen=True)
 
     provider: str = Field(min_length=1, max_length=32)
     amount: StrictInt = Field(gt=0)
@@ -43,7 +43,7 @@ class CaptureRequest(BaseModel):
 class RefundCheckRequest(BaseModel):
     """``POST /internal/refunds/check`` (docs/INTERNAL.md "Refunds (issue 13)")."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="ignore", frozen=True)
 
     payment_id: str = Field(min_length=1, max_length=64)
     provider: str = Field(min_length=1, max_length=32)
@@ -55,7 +55,7 @@ class RefundCheckRequest(BaseModel):
 
 
 class ProvidersQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="ignore", frozen=True)
 
     currency: str | None = Field(default=None, pattern=CURRENCY_PATTERN)
 

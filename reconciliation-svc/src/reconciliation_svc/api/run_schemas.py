@@ -43,7 +43,7 @@ def _date(value: object) -> date:
 class RunCreate(BaseModel):
     """``POST /admin/reconciliation/runs``."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", populate_by_name=True)
 
     account_id: str = Field(pattern=ACCOUNT_ID.pattern)
     first_day: date = Field(alias="from")

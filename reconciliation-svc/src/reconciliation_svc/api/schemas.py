@@ -24,13 +24,13 @@ def valid_id(value: str) -> bool:
 
 
 class ResolveBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     reason: str | None = Field(default=None, min_length=1, max_length=_REASON_MAX)
 
 
 class IgnoreBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     # Required: ignoring money that disagrees must say why (REC-5).
     reason: str = Field(min_length=1, max_length=_REASON_MAX)

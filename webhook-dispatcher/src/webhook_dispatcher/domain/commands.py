@@ -38,7 +38,7 @@ def _printable(value: str | None) -> str | None:
 
 
 class EndpointCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
 
     url: str = Field(min_length=1, max_length=MAX_URL_LENGTH)
     events: list[str] = Field(default_factory=lambda: ["*"], max_length=50)
@@ -50,7 +50,7 @@ class EndpointCreate(BaseModel):
 
 
 class EndpointUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
 
     url: str | None = Field(default=None, min_length=1, max_length=MAX_URL_LENGTH)
     events: list[str] | None = Field(default=None, max_length=50)
@@ -74,7 +74,7 @@ class EndpointUpdate(BaseModel):
 
 
 class Replay(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     since: AwareDatetime
     status: Literal["failed", "all"] = "failed"

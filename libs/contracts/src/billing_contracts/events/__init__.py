@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Discriminator, TypeAdapter
+from pydantic import ConfigDict, Discriminator, TypeAdapter
 
 from billing_contracts.events.anomalies import (
     ANOMALY_EVENTS,
@@ -97,7 +97,9 @@ AnyEvent = Annotated[
     Discriminator("event_type"),
 ]
 
-ANY_EVENT: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+# Built by the first parse (billing_contracts.config): a process that never consumes an event (the
+# gateway, an api process) never builds the validator of the union of every event.
+ANY_EVENT: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent, config=ConfigDict(defer_build=True))
 
 EVENT_CLASSES = {
     cls.model_fields["event_type"].default: cls

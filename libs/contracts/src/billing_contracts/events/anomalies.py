@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
+from billing_contracts.config import CONTRACT
 from billing_contracts.envelope import EventBase
 
 # What went wrong, one stable word each.
@@ -36,7 +37,7 @@ AnomalyKind = Literal[
 class Anomaly(BaseModel):
     """What was received, what we hold, and where the raw evidence is kept."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = CONTRACT
 
     anomaly_id: str
     kind: AnomalyKind

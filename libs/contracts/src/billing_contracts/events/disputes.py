@@ -13,8 +13,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
+from billing_contracts.config import CONTRACT
 from billing_contracts.envelope import EventBase
 from billing_contracts.events.payments import DisputeSnapshot, PaymentSnapshot
 
@@ -26,7 +27,7 @@ CLOSED_DISPUTE_STATUSES = frozenset({"warning_closed", "won", "lost", "prevented
 class ProviderDispute(BaseModel):
     """One dispute as the provider last described it, in our units (minor units + ISO 4217)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = CONTRACT
 
     payment_id: str
     provider: str
@@ -66,7 +67,7 @@ DISPUTE_EVENTS: tuple[type[ProviderDisputeUpdatedV1], ...] = (ProviderDisputeUpd
 class DisputeData(BaseModel):
     """``data`` of every ``dispute.*`` event: the dispute, and its payment (with its ``sequence``)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = CONTRACT
 
     dispute: DisputeSnapshot
     payment: PaymentSnapshot

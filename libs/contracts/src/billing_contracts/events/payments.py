@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
+from billing_contracts.config import CONTRACT
 from billing_contracts.envelope import EventBase
 
 
 class Customer(BaseModel):
     """The payer as the tenant described them."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = CONTRACT
 
     email: str | None = None
     name: str | None = None
@@ -24,7 +25,7 @@ class DisputeSnapshot(BaseModel):
     """The public dispute object (a payer's chargeback of a payment), named after Stripe's dispute:
     the latest one of a payment is its ``dispute``, and ``dispute.*`` events carry it."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = CONTRACT
 
     id: str
     object: Literal["dispute"] = "dispute"
@@ -46,7 +47,7 @@ class DisputeSnapshot(BaseModel):
 class PaymentSnapshot(BaseModel):
     """The public payment object (API.md) at the moment the event happened."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = CONTRACT
 
     id: str
     object: Literal["payment"] = "payment"
@@ -97,7 +98,7 @@ class PaymentAttemptSnapshot(BaseModel):
     PaymentIntent's charges). ``status``: pending, succeeded, failed, cancelled, abandoned (the payer
     switched to another provider and the attempt was voided at its provider)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = CONTRACT
 
     id: str
     object: Literal["payment_attempt"] = "payment_attempt"
@@ -114,7 +115,7 @@ class PaymentAttemptSnapshot(BaseModel):
 class PaymentData(BaseModel):
     """``data`` of every ``payment.*`` event."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = CONTRACT
 
     payment: PaymentSnapshot
 

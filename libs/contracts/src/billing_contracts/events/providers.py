@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
+from billing_contracts.config import CONTRACT
 from billing_contracts.envelope import EventBase
 
 
 class ProviderPaymentOutcome(BaseModel):
     """The provider's verdict on one payment attempt, in our units (minor units + ISO 4217)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = CONTRACT
 
     payment_id: str
     provider: str

@@ -23,8 +23,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
+from billing_contracts.config import CONTRACT
 from billing_contracts.envelope import EventBase
 from billing_contracts.events.payments import PaymentSnapshot
 
@@ -38,7 +39,7 @@ ObservedVia = Literal["api", "callback", "status_check"]
 class RefundSnapshot(BaseModel):
     """The public refund object (API.md) at the moment the event happened."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = CONTRACT
 
     id: str
     object: Literal["refund"] = "refund"
@@ -61,7 +62,7 @@ class RefundSnapshot(BaseModel):
 class RefundData(BaseModel):
     """``data`` of every ``refund.*`` event: the refund and its payment (each with its ``sequence``)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = CONTRACT
 
     refund: RefundSnapshot
     payment: PaymentSnapshot
@@ -96,7 +97,7 @@ REFUND_EVENTS: tuple[type[_RefundEvent], ...] = (RefundCreatedV1, RefundSucceede
 class ProviderRefund(BaseModel):
     """The provider's verdict on one refund, in our units (minor units + ISO 4217)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = CONTRACT
 
     payment_id: str
     provider: str

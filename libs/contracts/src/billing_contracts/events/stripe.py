@@ -15,15 +15,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from billing_contracts.config import CONTRACT
 from billing_contracts.envelope import EventBase
 
 
 class StripeObjectChange(BaseModel):
     """One projected Stripe object as stored after the change."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = CONTRACT
 
     # Stripe's id and ``object`` (``ch_...`` and ``charge``).
     id: str

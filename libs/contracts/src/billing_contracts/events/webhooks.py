@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
+from billing_contracts.config import CONTRACT
 from billing_contracts.envelope import EventBase
 
 
 class DisabledEndpoint(BaseModel):
     """The endpoint as the tenant sees it when it was disabled (API.md "Webhooks to tenants")."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = CONTRACT
 
     id: str
     url: str
@@ -25,7 +26,7 @@ class DisabledEndpoint(BaseModel):
 
 
 class EndpointDisabledData(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = CONTRACT
 
     endpoint: DisabledEndpoint
 

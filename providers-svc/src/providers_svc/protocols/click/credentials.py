@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 class ClickCredentials(BaseModel):
     """What Click issued to one merchant: the ids are numeric at Click; the secret signs both directions."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
     service_id: PositiveInt
     merchant_id: PositiveInt
