@@ -203,12 +203,15 @@ class TestBounds:
         assert channel.frames == [(3, True)]
 
     async def test_close_stops_the_background_sends(self) -> None:
+        # The tests share one event loop (pyproject: session scope): tasks other tests left running on
+        # it are not this test's to judge, so only the tasks started here are.
+        before = asyncio.all_tasks()
         channel = StalledChannel()
         acks = AckRuns(linger=0.01, send_timeout=60)
         acks.done(FakeMessage(2, channel))  # a straggler: its own ack is sent by a timer's task
         acks.done(FakeMessage(3, FakeChannel()))
         await asyncio.sleep(0.05)
-        background = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        background = list(asyncio.all_tasks() - before)
         assert background  # a send stuck on the stalled writer
         acks.close()
         await asyncio.sleep(0)
