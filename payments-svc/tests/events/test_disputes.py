@@ -5,11 +5,9 @@ cannot be about the payment are anomalies, never applied."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aio_pika
 import pytest
 from billing_contracts import parse_event
 from billing_contracts.events import ProviderDispute, ProviderDisputeUpdatedV1, ProviderPaymentOutcome
@@ -18,6 +16,7 @@ from billing_runtime.bus import Message
 from billing_runtime.bus.rabbit import RabbitBus
 from billing_runtime.metrics import Metrics
 from billing_runtime.testing import require_rabbitmq
+from billing_runtime.testing_status import delete_queues
 from payments_svc.app import create_app
 from payments_svc.db.models import Dispute, PaymentAnomaly
 from payments_svc.events.consumers import LOGGED_EVENTS_QUEUE, PROVIDER_EVENTS_QUEUE, provider_outcome_handler
@@ -510,10 +509,4 @@ class TestRabbitMQ:
             await publisher.close()
             await worker.close()
             await bus.close()
-            connection = await aio_pika.connect(url)
-            async with connection:
-                channel = await connection.channel()
-                for queue in (PROVIDER_EVENTS_QUEUE, LOGGED_EVENTS_QUEUE):
-                    for name in (queue, f"{queue}.dlq"):
-                        with contextlib.suppress(Exception):
-                            await channel.queue_delete(name)
+            await delete_queues(url, PROVIDER_EVENTS_QUEUE, LOGGED_EVENTS_QUEUE)

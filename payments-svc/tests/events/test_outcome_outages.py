@@ -8,7 +8,6 @@ The database is one of the test's own, reached through a role of its own, so ref
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +27,7 @@ from billing_runtime.db import create_engine
 from billing_runtime.migrations import upgrade_async
 from billing_runtime.testing import require_rabbitmq
 from billing_runtime.testing_faults import OwnDatabase, own_database
+from billing_runtime.testing_status import delete_queues
 from payments_svc.app import create_app
 from payments_svc.events.consumers import LOGGED_EVENTS_QUEUE, PROVIDER_EVENTS_QUEUE
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -188,10 +188,4 @@ class TestRabbitMQ:
             await publisher.close()
             await client.close()
             await bus.close()
-            connection = await aio_pika.connect(url)
-            async with connection:
-                channel = await connection.channel()
-                for queue in (PROVIDER_EVENTS_QUEUE, LOGGED_EVENTS_QUEUE):
-                    for name in (queue, f"{queue}.dlq"):
-                        with contextlib.suppress(Exception):
-                            await channel.queue_delete(name)
+            await delete_queues(url, PROVIDER_EVENTS_QUEUE, LOGGED_EVENTS_QUEUE)

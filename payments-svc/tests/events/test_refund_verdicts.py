@@ -5,11 +5,9 @@ refunded beyond the payment or its reservations is applied honestly and recorded
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aio_pika
 import pytest
 from billing_contracts import parse_event
 from billing_contracts.events import (
@@ -22,6 +20,7 @@ from billing_runtime.bus import Message
 from billing_runtime.bus.rabbit import RabbitBus
 from billing_runtime.metrics import Metrics
 from billing_runtime.testing import require_rabbitmq
+from billing_runtime.testing_status import delete_queues
 from payments_svc.app import create_app
 from payments_svc.db.models import ParkedRefundVerdict, Payment, PaymentAnomaly, Refund
 from payments_svc.events.consumers import LOGGED_EVENTS_QUEUE, PROVIDER_EVENTS_QUEUE, provider_outcome_handler
@@ -500,10 +499,4 @@ class TestRabbitMQ:
             await publisher.close()
             await worker.close()
             await bus.close()
-            connection = await aio_pika.connect(url)
-            async with connection:
-                channel = await connection.channel()
-                for queue in (PROVIDER_EVENTS_QUEUE, LOGGED_EVENTS_QUEUE):
-                    for name in (queue, f"{queue}.dlq"):
-                        with contextlib.suppress(Exception):
-                            await channel.queue_delete(name)
+            await delete_queues(url, PROVIDER_EVENTS_QUEUE, LOGGED_EVENTS_QUEUE)
