@@ -43,14 +43,12 @@ def test_stripe_is_imported_by_the_first_stripe_call_only(module: str) -> None:
     assert _imported_after(module).isdisjoint({"stripe"})
 
 
-# Services that sign and verify HS256 tokens and have no key ring: PyJWT would be their only reason to
-# load cryptography, about 10 MiB of RSS (``billing_runtime.hs256``).
-WITHOUT_CRYPTOGRAPHY = ["gateway.__main__", "payments_svc.__main__", "reconciliation_svc.__main__"]
-
-
+# cryptography is about 10 MiB of RSS: PyJWT would load it for algorithms the platform never uses
+# (``billing_runtime.hs256``), and a key ring loads it with its first encryption or decryption
+# (``billing_runtime.key_ring``), never at start.
 @pytest.mark.slow
-@pytest.mark.parametrize("module", WITHOUT_CRYPTOGRAPHY)
-def test_cryptography_is_not_imported_where_only_pyjwt_would_use_it(module: str) -> None:
+@pytest.mark.parametrize("module", [*ENTRY_POINTS, "billing_embedded.__main__"])
+def test_cryptography_is_not_imported_at_start(module: str) -> None:
     assert "cryptography" not in _imported_after(module)
 
 

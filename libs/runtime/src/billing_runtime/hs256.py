@@ -5,9 +5,9 @@ tokens between services), which PyJWT computes with the standard library's ``hma
 cryptography at its own import whenever it is installed, to offer its RSA and EC algorithms, and
 cryptography's Rust extension is about 10 MiB of a process's RSS (issue 16's memory target: gateway,
 payments-svc and reconciliation-svc have no other use for it). So PyJWT is imported here with
-cryptography hidden; it then offers the HMAC algorithms only. A process that needs cryptography for
-itself (the key ring: providers-svc, the dispatcher, checkout-web) and has loaded it first gets a PyJWT
-that sees it, which changes nothing for HS256.
+cryptography hidden; it then offers the HMAC algorithms only. A process that has loaded cryptography
+before (none does at start: the key ring imports it on its first use) gets a PyJWT that sees it, which
+changes nothing for HS256.
 
 Import ``jwt`` from here, never directly: whichever imports PyJWT first decides for the process.
 """
