@@ -4,10 +4,9 @@ start-up time, so what only one command needs is imported by that command (issue
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
+from billing_runtime.testing import fresh_python
 
 # The modules behind each service's command line (``<service> api | worker | migrate``).
 ENTRY_POINTS = [
@@ -23,8 +22,7 @@ ENTRY_POINTS = [
 def _imported_after(module: str) -> set[str]:
     # A fresh interpreter: this test process has imported everything already.
     code = f"import importlib, json, sys; importlib.import_module({module!r}); print(json.dumps(sorted(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60)
-    return {name.split(".")[0] for name in json.loads(out.stdout)}
+    return {name.split(".")[0] for name in json.loads(fresh_python(code))}
 
 
 @pytest.mark.slow
@@ -91,8 +89,7 @@ print(json.dumps({{"built": sorted(k for k, v in seen.items() if v),
                   "deferred": sorted(k for k, v in seen.items() if not v),
                   "union": union, "unbuildable": unbuildable}}))
 """
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60)
-    return json.loads(out.stdout)  # type: ignore[no-any-return]
+    return json.loads(fresh_python(code))  # type: ignore[no-any-return]
 
 
 @pytest.mark.slow

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from billing_contracts.events import parse_event
 from billing_runtime.consuming import payment_id_of
+from billing_runtime.testing import fresh_python
 
 GOLDEN = Path(__file__).parents[2] / "contracts" / "tests" / "golden"
 SAMPLES = sorted(GOLDEN.glob("*.json"))
@@ -55,5 +54,4 @@ def test_prepare_parser_builds_the_union_a_fresh_process_has_not_built() -> None
         "prepare_parser()\n"
         "print(before, ANY_EVENT.pydantic_complete)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60)
-    assert out.stdout.split() == ["False", "True"]
+    assert fresh_python(code).split() == ["False", "True"]

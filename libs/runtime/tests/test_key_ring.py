@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from billing_runtime.key_ring import KeyRing, UndecryptableError, generate_key
+from billing_runtime.testing import fresh_python
 
 
 @pytest.mark.parametrize(
@@ -46,5 +44,4 @@ def test_cryptography_is_loaded_by_the_first_use_not_by_the_ring() -> None:
         "assert ring.decrypt(ring.encrypt('x')) == 'x'\n"
         "print(before, 'cryptography' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60)
-    assert out.stdout.split() == ["False", "True"]
+    assert fresh_python(code).split() == ["False", "True"]

@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -28,6 +29,13 @@ RABBIT_URL_ENV = "BILLING_TEST_RABBIT_URL"
 def _sqlalchemy_url(dsn: str, database: str) -> str:
     base = dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
     return f"{base}/{database}"
+
+
+def fresh_python(code: str) -> str:
+    """What ``code`` prints, run by a new interpreter of this environment: for what a process does
+    from its start (what it imports, what it builds), which the test process has done long ago."""
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60)  # noqa: S603 (the tests' own code)
+    return done.stdout
 
 
 def free_port() -> int:
