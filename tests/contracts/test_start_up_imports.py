@@ -97,7 +97,7 @@ print(json.dumps({{"built": sorted(k for k, v in seen.items() if v),
 def test_contract_and_api_models_are_built_by_their_first_use(module: str) -> None:
     # Every service imports every contract (the union that parses any event names them all) and its
     # own request and response models, but a process uses few of them (an api process parses no event,
-    # a worker no request): built at import they cost each process about 2.5 MiB (issue 16, RSS).
+    # a worker no request): built at import they cost each process about 1.5 MiB (issue 16, RSS).
     # Settings are built at import, as they are used at start.
     found = _unbuilt_after(module)
     assert any(name.startswith("billing_contracts.") for name in found["deferred"])
