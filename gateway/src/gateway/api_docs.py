@@ -5,6 +5,7 @@ request. Both public, cacheable, revalidated by ETag."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -42,15 +43,13 @@ def add_docs_routes(app: web.Application, path: Path = DOCUMENT_PATH) -> None:
     # The page is rendered by its first request, not at start: parsing the 280 KB document makes
     # tens of thousands of small objects whose freed memory the allocator keeps, 2.7 MiB of RSS in
     # every gateway replica (issue 16's memory target) for a page people open now and then.
-    page: list[_Asset] = []
+    page = functools.cache(functools.partial(_page, raw))
 
     async def openapi(request: web.Request) -> web.Response:
         return document.respond(request)
 
     async def docs(request: web.Request) -> web.Response:
-        if not page:
-            page.append(_page(raw))
-        return page[0].respond(request)
+        return page().respond(request)
 
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/docs", docs)

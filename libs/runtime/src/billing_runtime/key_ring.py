@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from billing_runtime.secret_policy import PUBLISHED_SECRETS
@@ -75,23 +76,20 @@ class KeyRing:
         return self._fernet().encrypt(plaintext.encode()).decode()
 
     def decrypt(self, token: str) -> str:
-        fernet = self._fernet()
-        from cryptography.fernet import InvalidToken
-
-        try:
-            return fernet.decrypt(token.encode()).decode()
-        except InvalidToken as exc:
-            raise UndecryptableError("a stored ciphertext does not open with any configured key") from exc
+        return _opened(self._fernet().decrypt, token)
 
     def rotate(self, token: str) -> str:
         """The same plaintext, encrypted with the first key (for re-encrypting what older keys wrote)."""
-        fernet = self._fernet()
-        from cryptography.fernet import InvalidToken
+        return _opened(self._fernet().rotate, token)
 
-        try:
-            return fernet.rotate(token.encode()).decode()
-        except InvalidToken as exc:
-            raise UndecryptableError("a stored ciphertext does not open with any configured key") from exc
+
+def _opened(operation: Callable[[bytes], bytes], token: str) -> str:
+    from cryptography.fernet import InvalidToken  # loaded by ``_fernet`` already
+
+    try:
+        return operation(token.encode()).decode()
+    except InvalidToken as exc:
+        raise UndecryptableError("a stored ciphertext does not open with any configured key") from exc
 
 
 def generate_key() -> str:

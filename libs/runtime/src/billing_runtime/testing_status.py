@@ -66,10 +66,11 @@ async def delete_queues(url: str, *queues: str, bound: float = CLEANUP_BOUND) ->
         async with asyncio.timeout(bound):
             connection = await aio_pika.connect(url)
             async with connection:
+                channel = await connection.channel()
                 for queue in queues:
                     for name in (queue, dlq_name(queue)):
-                        # A channel a refused delete closed is not reused.
-                        channel = await connection.channel()
+                        if channel.is_closed:  # a refused delete closes its channel
+                            channel = await connection.channel()
                         with contextlib.suppress(aio_pika.exceptions.AMQPError):
                             await channel.queue_delete(name)
     except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
