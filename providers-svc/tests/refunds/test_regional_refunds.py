@@ -5,60 +5,24 @@ that is down and comes back: the refund stays ``requested`` (never failed) until
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from billing_runtime.bus import MemoryBus
-from billing_runtime.testing import free_port
-from providers_svc.app import create_app
 from providers_svc.db.click_simulator import ClickSimulatorReversalRow
 from providers_svc.keys import directory_key, refunds_key, uow_factory_key
-from providers_svc.settings import Settings
 from providers_svc.simulators.octo import OctoBook, create_octo_app
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .conftest import TENANT, mark_paid, refund_created
+from .conftest import TENANT, mark_paid, paid_with_simulator, refund_created
 
 pytestmark = pytest.mark.postgres
 
 Client = TestClient[web.Request, web.Application]
 Rows = Callable[[], Awaitable[list[dict[str, Any]]]]
-
-
-@pytest.fixture
-async def own_gateway(aiohttp_client: Any, engine: AsyncEngine, bus: MemoryBus, settings: Settings) -> Client:
-    port = free_port()
-    app_settings = settings.model_copy(
-        update={"enabled_providers": ["sandbox", "click", "octo"], "public_gateway_url": f"http://127.0.0.1:{port}"}
-    )
-    client: Client = await aiohttp_client(
-        create_app(app_settings, engine=engine, bus=bus, roles=("api",)), server_kwargs={"port": port}
-    )
-    return client
-
-
-async def paid_with_simulator(client: Client, headers: dict[str, str], provider: str, amount: int) -> dict[str, Any]:
-    body = {
-        "payment_id": f"pay_{provider}{datetime.now(UTC).timestamp():.6f}".replace(".", ""),
-        "provider": provider,
-        "amount": amount,
-        "currency": "UZS",
-        "order_id": "order-1",
-        "return_url": "http://127.0.0.1:8080/c/tok_1/return",
-        "expires_at": (datetime.now(UTC) + timedelta(minutes=30)).isoformat(),
-    }
-    started = await client.post("/internal/payments/start", json=body, headers=headers)
-    assert started.status == 200, await started.text()
-    payment: dict[str, Any] = await started.json()
-    url = str(payment["redirect_url"])
-    paid = await client.post(url[url.index("/simulators/") :], data={"outcome": "pay"}, allow_redirects=False)
-    assert paid.status == 303, await paid.text()
-    payment["payment_id"] = body["payment_id"]
-    return payment
 
 
 class TestClickSimulatorRefunds:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from providers_svc.domain.accounts import BoundAccount
+from providers_svc.domain.refunds import Refund
 from providers_svc.domain.transactions import Transaction, TransactionStatus
 
 
@@ -41,6 +42,9 @@ class StatusResult:
     # Manual capture: a pending transaction whose funds the provider holds, and until when.
     authorized: bool = False
     authorization_expires_at: datetime | None = None
+    # The provider took the money and has given all of it back (Click's reversal): a statement says
+    # ``refunded`` where ``status`` alone would say the payment never paid.
+    refunded: bool = False
 
 
 @dataclass(frozen=True)
@@ -166,6 +170,17 @@ class PaymentProvider(Protocol):
         self, txn: Transaction, *, refund_id: str, provider_refund_id: str | None, amount: int
     ) -> RefundResult:
         """Ask the provider where a refund it accepted (``pending``) stands now."""
+        ...
+
+
+@runtime_checkable
+class RefundStatements(Protocol):
+    """An adapter whose provider lists no refunds but can be asked about one (Click, Octo): how a
+    statement gets a refund line from it."""
+
+    async def refund_on_statement(self, txn: Transaction, refund: Refund) -> RefundResult | None:
+        """The provider's word on ``refund`` of ``txn``, asked without ever making a refund; None when
+        the provider has no record of it (or cannot be asked without the risk of making one)."""
         ...
 
 

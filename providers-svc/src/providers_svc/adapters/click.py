@@ -25,7 +25,7 @@ from providers_svc.adapters.base import (
 )
 from providers_svc.adapters.click_merchant import MERCHANT_PATH, ClickMerchantClient
 from providers_svc.domain.accounts import BoundAccount
-from providers_svc.domain.refunds import SIMULATOR_OUTCOME_HEADER, simulated_outcome
+from providers_svc.domain.refunds import SIMULATOR_OUTCOME_HEADER, Refund, simulated_outcome
 from providers_svc.domain.transactions import Transaction, TransactionStatus
 from providers_svc.protocols.click import merchant_api
 from providers_svc.protocols.click.credentials import ClickCredentials
@@ -143,6 +143,9 @@ class ClickPayments:
         reference = str(payment_id) if isinstance(payment_id, int) and not isinstance(payment_id, bool) else None
         if status == PAID:
             return StatusResult(TransactionStatus.SUCCEEDED, provider_reference=reference)
+        if isinstance(status, int) and status < 0 and txn.status is TransactionStatus.SUCCEEDED:
+            # A payment Click confirmed leaves its paid status only by a reversal (``_reversed``).
+            return StatusResult(TransactionStatus.SUCCEEDED, provider_reference=reference, refunded=True)
         if isinstance(status, int) and status < 0:
             return StatusResult(
                 TransactionStatus.FAILED,
@@ -192,6 +195,14 @@ class ClickPayments:
                 raise RefundOutcomeUnknownError("click_payment_not_found", "Click knows no such payment to reverse")
             raise ProviderRejectedError("click_payment_not_found", "Click knows no such payment to reverse")
         return RefundResult("succeeded", provider_refund_id=str(answer.body.get("payment_id", reference)))
+
+    async def refund_on_statement(self, txn: Transaction, refund: Refund) -> RefundResult | None:
+        """A reversal is the whole payment given back, under Click's payment number: the payment's
+        status says whether it was made (read-only; a statement never reverses anything)."""
+        reference = txn.provider_reference
+        if reference is None or not reference.isdigit() or not await self._reversed(int(reference)):
+            return None
+        return RefundResult("succeeded", provider_refund_id=reference)
 
     async def _reversed(self, payment_id: int) -> bool:
         """Whether Click reports its payment ``payment_id`` reversed (Merchant API payment status). A

@@ -26,7 +26,7 @@ from providers_svc.adapters.base import (
 )
 from providers_svc.adapters.octo_client import OctoClient
 from providers_svc.domain.accounts import BoundAccount
-from providers_svc.domain.refunds import SIMULATOR_OUTCOME_HEADER, simulated_outcome
+from providers_svc.domain.refunds import SIMULATOR_OUTCOME_HEADER, Refund, RefundStatus, simulated_outcome
 from providers_svc.domain.transactions import Transaction, TransactionStatus
 from providers_svc.protocols.octo.amounts import AmountError, from_major
 from providers_svc.protocols.octo.callbacks import SignatureFormula
@@ -184,6 +184,17 @@ class OctoAdapter:
         if txn.provider_reference is None:
             raise ProviderRejectedError("octo_not_paid", "The payment was never made at Octo")
         return await self._refund(txn, refund_id, amount, None)
+
+    async def refund_on_statement(self, txn: Transaction, refund: Refund) -> RefundResult | None:
+        """Octo's word on a refund, asked as ``refund_status`` asks: the same ``shop_refund_id`` again,
+        which Octo answers with the refund it holds. Only a refund Octo accepted (pending or made) is
+        asked, so the repeat can never be a new refund; a refusal of the repeat is no record of it."""
+        if refund.status not in (RefundStatus.PENDING, RefundStatus.SUCCEEDED) or txn.provider_reference is None:
+            return None
+        try:
+            return await self._refund(txn, refund.id, refund.amount, None)
+        except ProviderRejectedError:
+            return None
 
     async def _refund(
         self, txn: Transaction, refund_id: str, amount: int, headers: dict[str, str] | None

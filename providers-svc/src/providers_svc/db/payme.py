@@ -83,7 +83,11 @@ class PaymeReversalRow(Base):
     (``refund_id``)."""
 
     __tablename__ = "payme_reversals"
-    __table_args__ = (Index("ix_payme_reversals_payment", "payment_id"),)
+    __table_args__ = (
+        Index("ix_payme_reversals_payment", "payment_id"),
+        # A statement's refund lines (``db.statements.payme_reversals``).
+        Index("ix_payme_reversals_statement", "account_id", "cancel_time", "payme_id"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     payme_transaction_id: Mapped[str] = mapped_column(String(32), unique=True)

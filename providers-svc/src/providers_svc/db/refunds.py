@@ -40,6 +40,8 @@ class ProviderRefundRow(Base):
         Index("ix_provider_refunds_transaction", "provider_transaction_id"),
         # Only refunds still to be sent are indexed: the retrier scans nothing that was answered.
         Index("ix_provider_refunds_due", "next_attempt_at", postgresql_where=text("status = 'requested'")),
+        # A statement's refund lines, an account's page at a time (``db.statements.answered_refunds``).
+        Index("ix_provider_refunds_statement", "account_id", "updated_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -63,12 +63,14 @@ async def status_by_mti(request: web.Request) -> web.Response:
         txn = await lock_click_order(uow.session, request.match_info["merchant_trans_id"][:64], lock=False)
         attempts = await reservations_of(uow.session, txn.id) if txn is not None else []
         lost = await debited(uow.session, [view.click_trans_id for view, _ in attempts])
+        # The paid attempt if any (confirmed with us, or debited with its Complete lost), else the latest.
+        paid = next((a for a in attempts if a[0].state is PrepareState.CONFIRMED or a[0].click_trans_id in lost), None)
+        reversed_ = paid is not None and await reversal_of(uow.session, paid[1]) == "reversed"
     if txn is None or txn.account_id != account_id or not attempts:
         return _error(404, -16, "Payment not found")
-    # The paid attempt if any (confirmed with us, or debited with its Complete lost), else the latest.
-    paid = next((a for a in attempts if a[0].state is PrepareState.CONFIRMED or a[0].click_trans_id in lost), None)
     if paid is not None:
-        return web.json_response({"error_code": 0, "payment_id": paid[1], "payment_status": PAID})
+        status = REVERSED if reversed_ else PAID
+        return web.json_response({"error_code": 0, "payment_id": paid[1], "payment_status": status})
     shown, paydoc = attempts[-1]
     return web.json_response({"error_code": 0, "payment_id": paydoc, "payment_status": _STATUS[shown.state]})
 

@@ -6,4 +6,5 @@ in memory). Which records depends on what the provider can tell (docs/INTERNAL.m
 - Payme: what we answered (or would answer) its ``GetStatement`` (``ledgers.payme_records``);
 - Click, Octo: the provider's status of each of the account's transactions, by our id
   (``by_status.status_records``);
-- Stripe: its charges and refund balance transactions of the period (``stripe_lists.stripe_records``)."""
+- Stripe: its charges and refund balance transactions of the period (``stripe_lists.stripe_records``);
+- then, for the others, a line per refund the provider can tell of (``refund_lines``)."""

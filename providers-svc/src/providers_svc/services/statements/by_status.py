@@ -58,7 +58,7 @@ async def status_records(
                 # A status answer naming no sum speaks of what was taken: a manual capture's part.
                 amount=word.amount if word.amount is not None else (txn.captured_amount or txn.amount),
                 currency=word.currency or txn.currency,
-                status=_STATUS[word.status],
+                status="refunded" if word.refunded else _STATUS[word.status],
                 occurred_at=txn.created_at,
             )
         if len(page) < STATUS_PAGE:
