@@ -25,8 +25,10 @@ $(SYNCED): $(UV) uv.lock pyproject.toml $(MEMBERS)
 install: $(SYNCED)
 
 ## Start the whole platform in the embedded mode (one process and the PostgreSQL server it starts, data under .data/).
+## Webhooks may reach receivers on this machine (a newcomer's on 127.0.0.1): the banner says so;
+## WEBHOOKS_ALLOW_LOOPBACK=false make run refuses them, as billing-embedded started any other way does.
 run: install
-	$(VENV)/bin/billing-embedded
+	WEBHOOKS_ALLOW_LOOPBACK=$${WEBHOOKS_ALLOW_LOOPBACK:-true} $(VENV)/bin/billing-embedded
 
 services:
 	@bash tests/ensure_services.sh

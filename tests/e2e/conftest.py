@@ -167,6 +167,8 @@ def start_embedded(
     # No demo shop unless a test asks for it (BILLING_DEMO_PORT with it): its fixed default port would
     # collide between platforms started side by side.
     env["BILLING_DEMO"] = "false"
+    # As `make run` starts it: the tests' webhook receivers are on loopback.
+    env["WEBHOOKS_ALLOW_LOOPBACK"] = "true"
     env.update(extra_env or {})
     if admin is not None:
         env["BILLING_ADMIN_TOKEN"] = admin

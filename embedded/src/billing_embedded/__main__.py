@@ -65,7 +65,10 @@ def _webhooks_note(config: EmbeddedConfig) -> str:
             "  Webhooks may reach receivers on this machine (WEBHOOKS_ALLOW_LOOPBACK=true), except the\n"
             "  platform's own ports; set WEBHOOKS_ALLOW_LOOPBACK=false to refuse loopback too.\n"
         )
-    return "  Webhooks to loopback are refused (WEBHOOKS_ALLOW_LOOPBACK=false).\n"
+    return (
+        "  Webhooks to this machine (loopback) are refused; set WEBHOOKS_ALLOW_LOOPBACK=true for a\n"
+        "  receiver here (make run does).\n"
+    )
 
 
 async def set_up_demo(demo: DemoShop, config: EmbeddedConfig) -> str:

@@ -127,16 +127,17 @@ def build_config(data_dir: Path, server: DatabaseServer) -> EmbeddedConfig:
     providers = providers.model_copy(
         update={"public_gateway_url": os.environ.get("PROVIDERS_PUBLIC_GATEWAY_URL") or gateway_url}
     )
-    # The SSRF guard is on here too. A newcomer's receiver on this machine (http://127.0.0.1:...)
-    # must work, so loopback is allowed unless WEBHOOKS_ALLOW_LOOPBACK says otherwise (the banner
-    # says which); every port of the platform itself stays refused whatever it says.
+    # The SSRF guard is on here as everywhere: loopback is refused unless WEBHOOKS_ALLOW_LOOPBACK=true
+    # says otherwise, as ``make run`` does so that a newcomer's receiver on this machine works (the
+    # banner says which). A single-node install started any other way keeps the other services on its
+    # host out of a tenant's reach; every port of the platform itself is refused whatever it says.
     webhooks = WebhooksSettings(
         database_url=server.url("webhooks"),
         database_pool_size=POOL_SIZE,
         internal_secret=internal["webhooks"],
         bus_url="memory://",
         encryption_key=os.environ.get("WEBHOOKS_ENCRYPTION_KEY") or keys["webhooks_encryption_key"],
-        allow_loopback=os.environ.get("WEBHOOKS_ALLOW_LOOPBACK", "true").lower() == "true",
+        allow_loopback=os.environ.get("WEBHOOKS_ALLOW_LOOPBACK", "false").lower() == "true",
         allow_http=True,
     )
     # Reconciliation calls providers-svc (the janitor's sync) and payments-svc (rebuild) with the keys
