@@ -62,6 +62,6 @@ class TestSettings:
             Settings()
 
     def test_not_a_postgres_url_is_refused(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setenv("RECONCILIATION_DATABASE_URL", "sqlite:///x.db")
+        monkeypatch.setenv("RECONCILIATION_DATABASE_URL", "mysql://x/y")
         with pytest.raises(pydantic.ValidationError, match="RECONCILIATION_DATABASE_URL"):
             Settings()

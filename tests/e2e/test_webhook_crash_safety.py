@@ -43,8 +43,8 @@ from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
 from billing_runtime.testing import PG_DSN, free_port, require_port, scratch_vhost
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from webhook_dispatcher.app import INTERNAL_AUDIENCE
-from webhook_dispatcher.services.dispatcher import HELD_PER_SLOT
 from webhook_dispatcher.services.ingest import EVENTS_CONSUMER
+from webhook_dispatcher.services.slots import HELD_PER_SLOT
 
 from .load import hook_url, serving_hooks
 

@@ -6,25 +6,23 @@ outbox relay's lease pattern instead of a job queue: the database is the queue, 
 loses nothing and a dead worker's claim simply expires. Claims and records are batched: one
 transaction leases many deliveries, one transaction records many attempts.
 
-This module runs the loop and holds the worker's state in memory (what is queued, in flight and held
-per endpoint); each stage is a module of its own, none of which knows this one: ``claims`` (leasing),
-``sending`` (the HTTP attempt), ``recording`` (outcomes, in batches), ``disabling`` (endpoints given
-up on) and ``backlog`` (the gauges).
+This module runs the claim loop (when to claim, how long to sleep) and wires the stages together; each
+stage is a module of its own, none of which knows this one: ``claims`` (leasing), ``slots`` (what the
+worker holds: queues, send slots, reservations for the ingest, hand-backs, the drain), ``sending`` (the
+HTTP attempt), ``recording`` (outcomes, in batches), ``disabling`` (endpoints given up on) and
+``backlog`` (the gauges).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import secrets
-import time
 from collections import Counter, deque
-from collections.abc import Callable, Collection, Coroutine, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import aiohttp
 from billing_contracts.envelope import utcnow
@@ -37,14 +35,10 @@ from webhook_dispatcher.services.claims import Claimer
 from webhook_dispatcher.services.handbacks import HandBacks
 from webhook_dispatcher.services.recording import Recorder
 from webhook_dispatcher.services.sending import Sender
+from webhook_dispatcher.services.slots import SendSlots
 from webhook_dispatcher.services.uow import WebhooksUnitOfWork
 
 log = logging.getLogger(__name__)
-
-# Deliveries a worker holds leased (queued, in flight or being recorded) per unit of its concurrency.
-HELD_PER_SLOT = 4
-# How long after a lease's deadline a delivery that could not be handed back counts as expired.
-LEASE_EXPIRY_MARGIN = 0.5
 
 
 @dataclass(frozen=True)
@@ -66,24 +60,13 @@ class DispatchConfig:
     idle_interval: float = 30.0
 
 
-class _Slot:
-    """One of an endpoint's sending slots, taken by an attempt and freed once: when its request is over,
-    or, for an attempt cancelled before its first step, when its task ends."""
-
-    __slots__ = ("endpoint_id", "taken")
-
-    def __init__(self, endpoint_id: str) -> None:
-        self.endpoint_id = endpoint_id
-        self.taken = True
-
-
 class Dispatcher:
     """One per worker process. Three things run side by side:
 
     - the claim loop leases due deliveries in batches (``Claimer``), one transaction per batch, and
-      queues them per endpoint;
+      queues them per endpoint (``SendSlots``, as the ingest's reservations do with what it leases);
     - sends (``Sender``) start from those queues, at most ``per_endpoint`` at a time per endpoint and
-      ``concurrency`` in all;
+      ``concurrency`` in all (``SendSlots``);
     - outcomes are recorded in batches (``Recorder``, through a ``GroupCommit``), one transaction per
       batch.
 
@@ -122,23 +105,20 @@ class Dispatcher:
             max_batch=config.batch,
         )
         self._wake = asyncio.Event()
-        # Leased and not yet started, per endpoint, in claim order (next_attempt_at, id).
-        self._queues: dict[str, deque[Claimed]] = {}
-        self._sending: Counter[str] = Counter()
-        # Leased by this instance and not yet recorded or released, per endpoint.
-        self._held: Counter[str] = Counter()
-        self._tasks: set[asyncio.Task[None]] = set()
-        # Set by ``stop``: claim nothing more, start no attempt, finish the ones in flight.
-        self._stopping = False
-        # Set while ``_drain`` runs (``run`` ended): no attempt starts, no room is reserved.
-        self._draining = False
+        self._slots = SendSlots(
+            self._sender,
+            self._recorder,
+            metrics,
+            wake=self._wake.set,
+            per_endpoint=config.per_endpoint,
+            concurrency=config.concurrency,
+            request_timeout=config.request_timeout,
+            lease=config.lease,
+            depth=self._claims.depth,
+            refill_mark=self._claims.refill_mark,
+        )
         # The claim loop's idle sleep while it lasts (``_idle``).
         self._sleep: asyncio.Timeout | None = None
-        self._handbacks = HandBacks()
-        # Ingests' reservations not yet settled: the drain waits for them (what they lease goes back).
-        self._reservations = 0
-        self._settled = asyncio.Event()
-        self._settled.set()
 
     def wake(self) -> None:
         self._wake.set()
@@ -150,7 +130,7 @@ class Dispatcher:
         leases of what it never started and returns. Cancelled meanwhile (the grace period is over), it
         cancels the attempts left: their leases expire and another worker makes them again, with the
         same webhook-id (WHK-4)."""
-        self._stopping = True
+        self._slots.stop()
         self._wake.set()
 
     @property
@@ -158,42 +138,31 @@ class Dispatcher:
         """How many deliveries of one endpoint this worker leases ahead of sending them."""
         return self._claims.depth
 
-    @property
-    def _max_held(self) -> int:
-        return self.config.concurrency * HELD_PER_SLOT
-
-    @property
-    def _min_lease_left(self) -> float:
-        # An attempt starts only if its lease outlives the request by a margin, so no other worker
-        # can take the delivery over while the request is in flight (WHK-3).
-        return self.config.request_timeout + min(
-            1.0, (self.config.lease.total_seconds() - self.config.request_timeout) / 2
-        )
-
     # -- the loop ---------------------------------------------------------------------------------
 
     async def run(self) -> None:
         backoff = self.config.poll_interval
         try:
-            while not self._stopping:
+            while not self._slots.stopping:
                 # Cleared before claiming, so a wake-up that arrives meanwhile is not lost.
                 self._wake.clear()
-                room = min(self.config.batch, self._max_held - sum(self._held.values()))
+                room = min(self.config.batch, self._slots.room())
                 claimed: list[Claimed] = []
                 if room > 0:
                     # Endpoints being handed back are not claimed, and what a claim leased of one
                     # handed back meanwhile goes back too (``HandBacks``): order is kept.
-                    mark = self._handbacks.open()
+                    handbacks = self._slots.handbacks
+                    mark = handbacks.open()
                     try:
-                        claimed = await self.claim(room, held=self._held, skip=self._handbacks.running())
+                        claimed = await self.claim(room, held=self._slots.held, skip=handbacks.running())
                     except Exception:
                         log.warning("claiming deliveries failed; retrying in %.1fs", backoff, exc_info=True)
                         failed = True
                     else:
                         failed = False
-                        self._accept(claimed, mark)
+                        self._slots.accept(claimed, mark)
                     finally:
-                        self._handbacks.close(mark)
+                        handbacks.close(mark)
                     if failed:
                         await asyncio.sleep(backoff)
                         backoff = min(backoff * 2, 30.0)
@@ -202,7 +171,7 @@ class Dispatcher:
                 if not claimed:
                     await self._idle()
         finally:
-            await self._drain()
+            await self._slots.drain()
 
     async def _idle(self) -> None:
         """Sleep until woken or ``_idle_seconds`` have passed; shortened to ``poll_interval`` when
@@ -220,7 +189,7 @@ class Dispatcher:
         (leased, or its endpoint held by a worker), as before. While this worker holds deliveries it
         polls as before, asking nothing: their completions wake it, and under load an empty claim is
         frequent, so the query would cost a statement each time."""
-        if self._held:
+        if self._slots.held:
             return self.config.poll_interval
         try:
             due = await self._claims.next_due()
@@ -231,121 +200,18 @@ class Dispatcher:
         wait = (due - utcnow()).total_seconds()
         return self.config.poll_interval if wait <= 0 else min(wait + 0.005, self.config.idle_interval)
 
-    def _accept(self, claimed: list[Claimed], mark: int | None = None) -> None:
-        """Queue what a claim leased under ``mark`` (None: now, as for a claim made outside the loop)."""
-        mark = self._handbacks.mark() if mark is None else mark
-        for item in claimed:
-            self._held[item.endpoint_id] += 1
-        self._queue(claimed, mark)
-
-    def _queue(self, items: list[Claimed], mark: int) -> None:
-        """Queue leased deliveries (counted as held), but hand back those that would overtake
-        deliveries of their endpoint handed back since ``mark`` (``HandBacks``): the next claim takes
-        them again after the older ones."""
-        back: dict[str, list[Claimed]] = {}
-        for item in items:
-            # Stopping, everything queued goes back with the drain (``_drain``), in one batch.
-            if not self._stopping and self._handbacks.overtakes(item.endpoint_id, mark):
-                back.setdefault(item.endpoint_id, []).append(item)
-            else:
-                self._queues.setdefault(item.endpoint_id, deque()).append(item)
-        for endpoint_id, overtaking in back.items():
-            self._hand_back(endpoint_id, overtaking)
-        self._pump()
-
-    def _hand_back(self, endpoint_id: str, items: list[Claimed]) -> None:
-        self._handbacks.begin(endpoint_id)
-        # A callback, not the coroutine's ``finally``: it runs even for a task cancelled before its first step.
-        self._spawn(
-            self._release(items),
-            f"webhook-release:{endpoint_id}",
-            then=functools.partial(self._released, endpoint_id, items),
-        )
-
-    def _pump(self) -> None:
-        """Start every attempt the caps allow, endpoints taken round-robin."""
-        if self._stopping or self._draining:
-            return
-        for endpoint_id in list(self._queues):
-            queue = self._queues.pop(endpoint_id)
-            while (
-                queue
-                and self._sending[endpoint_id] < self.config.per_endpoint
-                and self._sending.total() < self.config.concurrency
-            ):
-                if queue[0].lease_deadline - time.monotonic() < self._min_lease_left:
-                    # Waited too long behind slow requests: hand the rest back, in order, rather than
-                    # send it on a lease that could expire mid-request.
-                    self._hand_back(endpoint_id, list(queue))
-                    queue.clear()
-                    break
-                item = queue.popleft()
-                self._sending[endpoint_id] += 1
-                slot = _Slot(endpoint_id)
-                # The bookkeeping in a done callback: it runs even for a task cancelled before its first step.
-                self._spawn(
-                    self._attempt_safely(item, slot),
-                    f"webhook:{item.delivery_id}",
-                    then=functools.partial(self._attempt_ended, item, slot),
-                )
-            if queue:
-                # Re-inserted at the end: the next pump serves the other endpoints first.
-                self._queues[endpoint_id] = queue
-        self.metrics.in_flight.set(self._sending.total())
-
-    def _spawn(
-        self, coro: Coroutine[Any, Any, Any], name: str, then: Callable[[asyncio.Task[Any]], None] | None = None
-    ) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        if then is not None:
-            task.add_done_callback(then)
-
-    def _done_with(self, item: Claimed) -> None:
-        self._unhold(item.endpoint_id, 1)
-
-    def _unhold(self, endpoint_id: str, count: int) -> None:
-        before = self._held[endpoint_id]
-        self._held[endpoint_id] -= count
-        if self._held[endpoint_id] <= 0:
-            del self._held[endpoint_id]
-        # Wake the claim loop only when this made room it was waiting for: the endpoint fell below its
-        # top-up mark, or this worker had reached its overall limit. Not on every completion, which
-        # would cost a claim transaction per attempt.
-        after = before - count
-        if after < self._claims.refill_mark <= before or sum(self._held.values()) + count >= self._max_held:
-            self._wake.set()
-
     # -- deliveries leased as they are stored (``Intake``: the event consumer of this process) ----
 
+    def new_lease(self) -> tuple[Lease, datetime, datetime]:
+        return self._claims.new_lease()
+
     def reserve(self, wanted: Mapping[str, int]) -> Reservation:
-        """Room for new deliveries, within the same bounds a claim keeps (``depth`` per endpoint,
-        ``_max_held`` in all); counted as held at once, so a claim meanwhile cannot overfill an
-        endpoint (it reads the counts under the endpoint's lock). ``_max_held`` is softer: a claim in
-        flight sized its batch before this grant, so the two may pass it by up to a batch."""
-        if self._stopping or self._draining or self.config.concurrency <= 0:
-            return Reservation({})
-        room = self._max_held - sum(self._held.values())
-        busy = set(self._handbacks.running())
-        granted: dict[str, int] = {}
-        for endpoint_id, count in wanted.items():
-            grant = 0 if endpoint_id in busy else min(count, self.depth - self._held[endpoint_id], room)
-            if grant > 0:
-                granted[endpoint_id] = grant
-                self._held[endpoint_id] += grant
-                room -= grant
-        if not granted:
-            return Reservation({})
-        self._reservations += 1
-        self._settled.clear()
-        return Reservation(granted, self._handbacks.open())
+        """Room for new deliveries, counted as held at once (see ``SendSlots.reserve``)."""
+        return self._slots.reserve(wanted)
 
     def take(self, reservation: Reservation, claimed: list[Claimed]) -> None:
-        """Queue deliveries leased within the reservation (already counted as held). Stopping
-        meanwhile, they stay queued and ``_drain`` hands them back (it waits for every reservation to
-        settle); after it, their leases expire (WHK-4)."""
-        self._queue(claimed, reservation.mark)
+        """Queue deliveries leased within the reservation (see ``SendSlots.take``)."""
+        self._slots.take(reservation, claimed)
         # While it holds deliveries the loop polls every ``poll_interval`` (``_idle_seconds``): what
         # becomes due meanwhile without a wake (a lease handed back, an ``endpoint.disabled`` notice)
         # is claimed then. A sleep begun with nothing held is cut to that.
@@ -357,144 +223,10 @@ class Dispatcher:
                 sleep.reschedule(soon)
 
     def settle(self, reservation: Reservation, used: Mapping[str, int]) -> None:
-        if not reservation.granted:
-            return
-        for endpoint_id, count in reservation.granted.items():
-            if count > used.get(endpoint_id, 0):
-                self._unhold(endpoint_id, count - used.get(endpoint_id, 0))
-        self._handbacks.close(reservation.mark)
-        self._reservations -= 1
-        if self._reservations <= 0:
-            self._settled.set()
+        """The reservation is over: room granted and not ``used`` is given back (``SendSlots.settle``)."""
+        self._slots.settle(reservation, used)
 
-    def new_lease(self) -> tuple[Lease, datetime, datetime]:
-        return self._claims.new_lease()
-
-    async def _drain(self) -> None:
-        """When ``run`` ends: let in-flight attempts finish (all of them after ``stop``; briefly when the
-        loop was cancelled without one) and hand back what was never started; the rest are cancelled
-        and their leases expire, so another worker makes them again with the same webhook-id (WHK-4)."""
-        # Nothing starts and nothing is reserved while it drains, stopped or not: attempts finishing
-        # meanwhile would otherwise start what an ingest queued, as tasks this drain never awaits. Reset
-        # after, as a loop that crashed is started again (the plumbing's guard).
-        self._draining = True
-        try:
-            await self._finish_and_hand_back()
-        finally:
-            self._draining = False
-
-    async def _finish_and_hand_back(self) -> None:
-        queued = [item for queue in self._queues.values() for item in queue]
-        self._queues.clear()
-        try:
-            if self._tasks:
-                if self._stopping:
-                    log.info("stopping: waiting for %d webhook attempts in flight", len(self._tasks))
-                limit = None if self._stopping else min(5.0, self.config.request_timeout)
-                await asyncio.wait(set(self._tasks), timeout=limit)
-            # An ingest that reserved room before the stop hands its deliveries over when it commits
-            # (``take``): they are queued, never started, and go back with the rest. Bounded: one that
-            # has not settled by then leaves its leases to expire (WHK-4).
-            if not self._settled.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._settled.wait(), min(5.0, self.config.request_timeout))
-        finally:
-            for task in list(self._tasks):
-                task.cancel()
-            for task in list(self._tasks):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        queued += [item for queue in self._queues.values() for item in queue]
-        self._queues.clear()
-        if queued:
-            try:
-                with contextlib.suppress(Exception):
-                    await self.record_batch([(item, None) for item in queued])
-            finally:
-                for item in queued:
-                    self._done_with(item)
-
-    async def _attempt_safely(self, item: Claimed, slot: _Slot) -> None:
-        try:
-            try:
-                result = await self.send(item)
-            finally:
-                # Free as soon as the request is over, not after its record: the next attempt may start.
-                self._free(slot)
-            await self._record(item, result)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # The claim stays until its lease expires; then the attempt is made again.
-            log.exception("attempt of delivery %s crashed", item.delivery_id)
-
-    def _attempt_ended(self, item: Claimed, slot: _Slot, _task: asyncio.Task[None]) -> None:
-        try:
-            self._free(slot)  # a no-op unless the task was cancelled before it sent anything
-        finally:
-            self._done_with(item)
-
-    def _free(self, slot: _Slot) -> None:
-        if not slot.taken:
-            return
-        slot.taken = False
-        self._sending[slot.endpoint_id] -= 1
-        if self._sending[slot.endpoint_id] <= 0:
-            del self._sending[slot.endpoint_id]
-        self._pump()
-
-    async def _release(self, items: list[Claimed]) -> list[Claimed]:
-        """Hand the leases back; returns those that could not be (still leased to this worker until
-        they expire)."""
-        outcomes = await asyncio.gather(*(self._recorder.submit(item, None) for item in items), return_exceptions=True)
-        failed = [item for item, outcome in zip(items, outcomes, strict=True) if isinstance(outcome, BaseException)]
-        if failed:
-            error = next(o for o in outcomes if isinstance(o, BaseException))
-            log.warning(
-                "handing back %d of %d leased deliveries failed; their leases expire",
-                len(failed),
-                len(items),
-                exc_info=error,
-            )
-        return failed
-
-    def _released(self, endpoint_id: str, items: list[Claimed], task: asyncio.Task[list[Claimed]]) -> None:
-        for item in items:
-            self._done_with(item)
-        # Cancelled (a drain) or crashed: none of them is known to be handed back.
-        failed = items if task.cancelled() or task.exception() is not None else task.result()
-        if failed and not self._stopping:
-            # Still leased to this worker: nothing newer of the endpoint may be leased ahead of them,
-            # so it stays marked until they expire and a claim can take them again, oldest first.
-            left = max(item.lease_deadline for item in failed) - time.monotonic() + LEASE_EXPIRY_MARGIN
-            asyncio.get_running_loop().call_later(max(0.0, left), self._handbacks.end, endpoint_id)
-        else:
-            self._handbacks.end(endpoint_id)
-
-    async def _record(self, item: Claimed, result: AttemptResult) -> None:
-        self.metrics.attempt_latency.observe(result.latency)
-        if result.refused:
-            self.metrics.refused.inc()
-        try:
-            outcome = await self._recorder.submit(item, result)
-        except Exception:
-            # Whatever the receiver sent must never make an attempt unrecordable: that would leave the
-            # claim to expire and the delivery to be re-sent forever without a log (WHK-3, WHK-4).
-            log.exception("recording the attempt of %s failed; recording it as an error", item.delivery_id)
-            fallback = AttemptResult(
-                started_at=result.started_at,
-                latency=result.latency,
-                status=None,
-                error="the receiver's response could not be recorded",
-            )
-            outcome = await self._recorder.submit(item, fallback)
-        if outcome is not None:
-            self.metrics.deliveries.labels(outcome).inc()
-        if outcome == "retrying":
-            # A retry is scheduled: the claim loop, which may be sleeping past it, sets its alarm again.
-            self._wake.set()
-
-    # -- the stages, as the app, the loop above and the tests call them -----------------------------
+    # -- the stages, as the app, the claim loop (``claim``) and the tests call them -----------------
 
     async def claim(
         self, limit: int, *, held: Mapping[str, int] | None = None, skip: Collection[str] = ()
@@ -516,3 +248,29 @@ class Dispatcher:
 
     async def watch_backlog(self, interval: float = 5.0) -> None:
         await watch_backlog(self.uow, self.metrics, interval)
+
+    # -- the worker's bookkeeping (``SendSlots``), under the names the delivery tests look at it by ----
+
+    @property
+    def _queues(self) -> dict[str, deque[Claimed]]:
+        return self._slots.queues
+
+    @property
+    def _sending(self) -> Counter[str]:
+        return self._slots.sending
+
+    @property
+    def _held(self) -> Counter[str]:
+        return self._slots.held
+
+    @property
+    def _tasks(self) -> set[asyncio.Task[None]]:
+        return self._slots.tasks
+
+    @property
+    def _handbacks(self) -> HandBacks:
+        return self._slots.handbacks
+
+    def _accept(self, claimed: list[Claimed], mark: int | None = None) -> None:
+        """Queue what a claim made outside the loop leased (see ``SendSlots.accept``)."""
+        self._slots.accept(claimed, mark)

@@ -1,5 +1,5 @@
 """Hand-backs and order: a delivery queued too long behind slow requests is handed back unsent with
-everything queued behind it (``Dispatcher._pump``), so the next claim takes the endpoint's deliveries
+everything queued behind it (``SendSlots._pump``), so the next claim takes the endpoint's deliveries
 again, oldest first. Until that hand-back commits, its deliveries are still leased to this worker, so a
 claim or an ingest running meanwhile would lease the endpoint's newer deliveries and send them first.
 ``HandBacks`` tells which endpoints those are, so what was leased of them is handed back as well.
