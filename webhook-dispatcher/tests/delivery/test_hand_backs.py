@@ -1,5 +1,5 @@
 """Deliveries handed back unsent keep their place (``services/handbacks.py``), and an ingest still
-committing when the worker stops hands its leases back with the rest (``Dispatcher._drain``)."""
+committing when the worker stops hands its leases back with the rest (``SendSlots.drain``)."""
 
 from __future__ import annotations
 
