@@ -125,6 +125,33 @@ class TestDashboardRefunds:
         assert {e["data"]["observed_via"] for e in events} == {"callback"}
         assert events[0]["data"]["provider_transaction_id"] == started["provider_transaction_id"]
 
+    async def test_the_refunds_a_charge_refunded_embeds_are_published_once_each(
+        self, shop: StripeShop, engine: AsyncEngine
+    ) -> None:
+        # Older API versions embed the charge's refunds in charge.refunded (newer ones embed none and send
+        # refund.* events for each): every embedded refund is a verdict, a repeat of the event is not.
+        started = await paid(shop, engine)
+        intent = started["provider_reference"]
+
+        def embedded(id_: str, amount: int) -> dict[str, Any]:
+            return {"id": id_, "object": "refund", "payment_intent": intent, "amount": amount, "currency": "usd",
+                    "status": "succeeded", "metadata": {}}  # fmt: skip
+
+        refunds = {"object": "list", "data": [embedded("re_old1", 1000), embedded("re_old2", 500)]}
+        charge = {"id": "ch_old1", "object": "charge", "payment_intent": intent, "amount": 5000, "currency": "usd",
+                  "amount_refunded": 1500, "refunded": False, "refunds": refunds}  # fmt: skip
+        refunded = stripe_event("charge.refunded", charge)
+        assert (await shop.send(refunded)).status == 200
+        assert (await shop.send(refunded)).status == 200  # Stripe's duplicate delivery
+        events = await refund_events(engine)
+        assert sorted((e["data"]["provider_refund_id"], e["data"]["amount"], e["data"]["status"]) for e in events) == [
+            ("re_old1", 1000, "succeeded"),
+            ("re_old2", 500, "succeeded"),
+        ]
+        newer = stripe_event("charge.refunded", {**charge, "id": "ch_new1", "refunds": None})
+        assert (await shop.send(newer)).status == 200
+        assert len(await refund_events(engine)) == 2
+
     async def test_a_refund_of_another_currency_is_recorded_but_not_published(
         self, shop: StripeShop, engine: AsyncEngine
     ) -> None:
