@@ -157,10 +157,16 @@ class TestBadCursors:
 
 
 class TestDocumented:
-    async def test_the_served_document_describes_the_cursors_and_the_cap(self, gateway: Gateway) -> None:
+    @pytest.mark.parametrize(
+        ("path", "page"), [("/admin/tenants", "TenantList"), ("/admin/provider-accounts", "ProviderAccountList")]
+    )
+    async def test_the_served_document_describes_the_cursors_and_the_cap(
+        self, gateway: Gateway, path: str, page: str
+    ) -> None:
         doc = await (await gateway.client.get("/openapi.json")).json()
-        params = {p["name"]: p["schema"] for p in doc["paths"]["/admin/tenants"]["get"]["parameters"]}
+        params = {p["name"]: p["schema"] for p in doc["paths"][path]["get"]["parameters"]}
         assert params["offset"]["maximum"] == 10_000
-        assert {"starting_after", "ending_before"} <= params.keys()
         assert params["limit"] == {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}
-        assert set(doc["components"]["schemas"]["TenantList"]["required"]) >= {"limit", "offset", "has_more"}
+        for cursor in ("starting_after", "ending_before"):
+            assert params[cursor]["pattern"] == "^[a-z]{2,8}_[0-9a-z]{1,40}$"
+        assert set(doc["components"]["schemas"][page]["required"]) >= {"limit", "offset", "has_more"}
