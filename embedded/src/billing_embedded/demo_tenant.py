@@ -76,9 +76,10 @@ async def ensure_demo_tenant(
 async def _take_over(admin: _Admin, origin: str) -> Any:
     """A ``demo-shop`` tenant exists but the secrets file lost it: give it a new secret (the old one
     keeps working for the rotation's grace period) and the demo's origin."""
-    offset = 0
+    # By cursor: the offset stops at 10,000 tenants, a cursor goes on.
+    query = "limit=100"
     while True:
-        status, page = await admin.call("GET", f"/admin/tenants?limit=100&offset={offset}")
+        status, page = await admin.call("GET", f"/admin/tenants?{query}")
         if status != 200:
             raise DemoTenantError(f"listing tenants: {status} {_code(page)}")
         found = [t for t in page["data"] if t["app_name"] == DEMO_APP_NAME]
@@ -86,7 +87,7 @@ async def _take_over(admin: _Admin, origin: str) -> Any:
             break
         if not page["has_more"]:
             raise DemoTenantError("the demo tenant's app name is taken, yet no tenant has it")
-        offset += 100
+        query = f"limit=100&starting_after={page['data'][-1]['id']}"
     tenant_id = found[0]["id"]
     if found[0]["livemode"]:
         raise DemoTenantError(f"a live tenant is named {DEMO_APP_NAME}: the demo needs a test tenant")

@@ -8,13 +8,14 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from billing_contracts.envelope import utcnow
+from billing_runtime.paging import list_paging
 from billing_runtime.problems import ProblemError, read_json_object
 
 from gateway.auth import bearer_token
 from gateway.db.uow import UnitOfWork
 from gateway.keys import access_cache_key, secret_hasher_key, sessionmaker_key, settings_key, token_codec_key
 from gateway.responses import TenantWithSecret as SecretShown
-from gateway.schemas import Page, TenantCreate, TenantUpdate, parse, tenant_json, tenant_model
+from gateway.schemas import TenantCreate, TenantUpdate, parse, tenant_json, tenant_model
 from gateway.tenants import (
     TenantWithSecret,
     create_tenant,
@@ -93,14 +94,14 @@ async def create(request: web.Request) -> web.Response:
 
 
 async def list_(request: web.Request) -> web.Response:
-    page = parse(Page, dict(request.query))
-    tenants, has_more = await list_tenants(unit_of_work(request), limit=page.limit, offset=page.offset)
+    paging = list_paging(request.query, what="tenant")
+    tenants, has_more = await list_tenants(unit_of_work(request), paging)
     return web.json_response(
         {
             "object": "list",
             "data": [tenant_json(t) for t in tenants],
-            "limit": page.limit,
-            "offset": page.offset,
+            "limit": paging.limit,
+            "offset": paging.offset,
             "has_more": has_more,
         }
     )

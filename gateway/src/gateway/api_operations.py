@@ -4,8 +4,9 @@ serve them (``<service>.api.openapi``)."""
 
 from __future__ import annotations
 
-from billing_contracts.openapi import Auth, Operation, Reply, path_param, query_int
+from billing_contracts.openapi import Auth, Operation, Reply, path_param, query_int, query_text
 from billing_contracts.openapi.operations import HTML
+from billing_runtime.paging import ID_MAX_LENGTH, ID_PATTERN, MAX_OFFSET
 
 from gateway.responses import AccessToken, Health, PlatformStatus, Readiness, Tenant, TenantList, TenantWithSecret
 from gateway.schemas import TenantCreate, TenantUpdate, TokenRequest
@@ -44,14 +45,20 @@ OPERATIONS = (
     Operation(
         "GET",
         "/admin/tenants",
-        "List tenants",
+        "List tenants, newest first",
         TENANTS,
         Auth.ADMIN,
         (Reply(200, "A page of tenants.", TenantList),),
         "listTenants",
         params=(
             query_int("limit", "Page size.", default=20, lo=1, hi=100),
-            query_int("offset", "Rows to skip.", default=0, lo=0, hi=2**31 - 1),
+            query_int("offset", "Rows to skip (capped; not with a cursor).", default=0, lo=0, hi=MAX_OFFSET),
+            query_text(
+                "starting_after", "Older than this tenant (an id).", max_length=ID_MAX_LENGTH, pattern=ID_PATTERN
+            ),
+            query_text(
+                "ending_before", "Newer than this tenant (an id).", max_length=ID_MAX_LENGTH, pattern=ID_PATTERN
+            ),
         ),
     ),
     Operation(

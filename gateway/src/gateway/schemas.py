@@ -104,15 +104,6 @@ class TokenRequest(BaseModel):
     secret: Annotated[str, AfterValidator(_utf8)]
 
 
-class Page(BaseModel):
-    """``limit``/``offset`` query parameters, as in the payments list."""
-
-    model_config = ConfigDict(defer_build=True)
-
-    limit: int = Field(default=20, ge=1, le=100)
-    offset: int = Field(default=0, ge=0, le=2**31 - 1)
-
-
 def parse(model: type[ModelT], data: Any) -> ModelT:
     """Validate ``data`` or raise a 422 problem naming every invalid field."""
     try:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from billing_runtime.ids import new_id
+from billing_runtime.paging import ListPaging, unknown_cursor
 from billing_runtime.problems import ProblemError
 from sqlalchemy.exc import IntegrityError
 
@@ -82,11 +83,19 @@ async def get_tenant(uow: UnitOfWork, tenant_id: str) -> Tenant:
     return tenant
 
 
-async def list_tenants(uow: UnitOfWork, *, limit: int, offset: int) -> tuple[Sequence[Tenant], bool]:
-    """One page, newest first, and whether more follow."""
+async def list_tenants(uow: UnitOfWork, paging: ListPaging) -> tuple[Sequence[Tenant], bool]:
+    """One page, newest first, and whether more follow (beyond it, or before an ``ending_before``
+    cursor). A cursor must name a tenant (else 422)."""
     async with uow:
-        rows = await uow.tenants.newest_first(limit=limit + 1, offset=offset)
-    return rows[:limit], len(rows) > limit
+        if paging.cursor is not None and await uow.tenants.get(paging.cursor.object_id) is None:
+            raise unknown_cursor(paging.cursor)
+        rows = await uow.tenants.newest_first(
+            limit=paging.fetch,
+            offset=paging.offset,
+            starting_after=paging.starting_after,
+            ending_before=paging.ending_before,
+        )
+    return paging.page(rows)
 
 
 async def rotate_secret(

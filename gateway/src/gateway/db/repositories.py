@@ -32,7 +32,17 @@ class TenantRepository:
         stmt = select(Tenant).where(Tenant.app_name == app_name)
         return (await self._session.execute(stmt)).scalar_one_or_none()
 
-    async def newest_first(self, *, limit: int, offset: int) -> Sequence[Tenant]:
-        # Ids are time-ordered, so the primary key gives newest first without another index.
+    async def newest_first(
+        self, *, limit: int, offset: int = 0, starting_after: str | None = None, ending_before: str | None = None
+    ) -> Sequence[Tenant]:
+        """Newest first by id: ids are time-ordered and unique, so the primary key alone is the list's
+        total order (no other index), and a cursor is a keyset on it: a page after (``starting_after``)
+        or before (``ending_before``) a tenant's id, which tenants created meanwhile never shift."""
+        if ending_before is not None:
+            # The nearest newer tenants, read upwards on the index and turned newest first.
+            stmt = select(Tenant).where(Tenant.id > ending_before).order_by(Tenant.id).limit(limit)
+            return list(reversed((await self._session.execute(stmt)).scalars().all()))
         stmt = select(Tenant).order_by(Tenant.id.desc()).limit(limit).offset(offset)
+        if starting_after is not None:
+            stmt = stmt.where(Tenant.id < starting_after)
         return (await self._session.execute(stmt)).scalars().all()

@@ -13,8 +13,6 @@ from payments_svc.domain.errors import NotFound
 
 _IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
 _ID = re.compile(r"^[a-z]{2,8}_[0-9a-z]{1,40}$")
-# Capped: an offset is a scan of everything before it (cursors are not).
-MAX_OFFSET = 10_000
 
 
 def idempotency_key(request: web.Request) -> str:

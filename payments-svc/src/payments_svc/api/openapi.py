@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from billing_contracts.events import PaymentSnapshot, RefundSnapshot
 from billing_contracts.openapi import Auth, Operation, Reply, path_param, query_choice, query_int, query_text
+from billing_runtime.paging import MAX_OFFSET
 
-from payments_svc.api.common import MAX_OFFSET
 from payments_svc.api.responses import (
     AttemptList,
     CheckoutRedirect,

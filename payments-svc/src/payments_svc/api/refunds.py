@@ -7,10 +7,11 @@ from datetime import datetime
 from aiohttp import web
 from billing_runtime.errors import ProblemError
 from billing_runtime.internal_auth import require_tenant
+from billing_runtime.paging import MAX_OFFSET
 from billing_runtime.problems import read_json_object
 from billing_runtime.validation import parse, query_int
 
-from payments_svc.api.common import MAX_OFFSET, idempotency_key, list_cursor, path_id, stored_json, unknown_cursor
+from payments_svc.api.common import idempotency_key, list_cursor, path_id, stored_json, unknown_cursor
 from payments_svc.db.refunds import RefundRepository
 from payments_svc.db.repositories import PaymentRepository
 from payments_svc.domain.commands import RefundCreate

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from aiohttp import web
 from billing_contracts.envelope import utcnow
 from billing_runtime.internal_auth import caller_key
+from billing_runtime.paging import list_paging
 from billing_runtime.problems import ProblemError, read_json_object
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
@@ -43,10 +44,10 @@ class AccountUpdate(BaseModel):
 
 
 class AccountsQuery(BaseModel):
+    """The list's filter; its paging (``limit``, ``offset``, the cursors) is ``billing_runtime.paging``'s."""
+
     model_config = ConfigDict(defer_build=True, extra="ignore", frozen=True)
 
-    limit: int = Field(default=20, ge=1, le=100)
-    starting_after: str | None = Field(default=None, max_length=64)
     provider: Provider | None = None
 
 
@@ -122,12 +123,17 @@ async def create(request: web.Request) -> web.Response:
 
 async def list_all(request: web.Request) -> web.Response:
     _from_gateway(request)
+    paging = list_paging(request.query, what="provider account")
     query = parse(AccountsQuery, dict(request.query))
-    rows, has_more = await accounts.list_accounts(
-        request.app[uow_factory_key], limit=query.limit, starting_after=query.starting_after, provider=query.provider
-    )
+    rows, has_more = await accounts.list_accounts(request.app[uow_factory_key], paging, provider=query.provider)
     return web.json_response(
-        {"object": "list", "data": [account_json(r) for r in rows], "limit": query.limit, "has_more": has_more}
+        {
+            "object": "list",
+            "data": [account_json(r) for r in rows],
+            "limit": paging.limit,
+            "offset": paging.offset,
+            "has_more": has_more,
+        }
     )
 
 

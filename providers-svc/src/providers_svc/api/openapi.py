@@ -8,6 +8,7 @@ from typing import Any
 
 from billing_contracts.openapi import Auth, Operation, Param, Reply, path_param, query_choice, query_int, query_text
 from billing_contracts.openapi.operations import HTML
+from billing_runtime.paging import ID_MAX_LENGTH, ID_PATTERN, MAX_OFFSET
 
 from providers_svc.api.accounts import AccountCreate, AccountUpdate, Assignment
 from providers_svc.api.responses import (
@@ -174,14 +175,20 @@ OPERATIONS = (
     Operation(
         "GET",
         "/admin/provider-accounts",
-        "List provider accounts",
+        "List provider accounts, newest first",
         ACCOUNTS,
         Auth.ADMIN,
         (Reply(200, "A page of accounts.", ProviderAccountList),),
         "listProviderAccounts",
         params=(
             query_int("limit", "Page size.", default=20, lo=1, hi=100),
-            query_text("starting_after", "After this account (an id).", max_length=64),
+            query_int("offset", "Rows to skip (capped; not with a cursor).", default=0, lo=0, hi=MAX_OFFSET),
+            query_text(
+                "starting_after", "Older than this account (an id).", max_length=ID_MAX_LENGTH, pattern=ID_PATTERN
+            ),
+            query_text(
+                "ending_before", "Newer than this account (an id).", max_length=ID_MAX_LENGTH, pattern=ID_PATTERN
+            ),
             query_choice("provider", PROVIDERS, "Only this provider's accounts."),
         ),
     ),

@@ -31,6 +31,7 @@ class ProviderAccountList(_Response):
     object: Literal["list"] = "list"
     data: list[ProviderAccount]
     limit: int
+    offset: int
     has_more: bool
 
 

@@ -34,17 +34,30 @@ class AccountRepository:
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def newest_first(
-        self, *, limit: int, after: ProviderAccountRow | None = None, provider: str | None = None
+        self,
+        *,
+        limit: int,
+        offset: int = 0,
+        after: ProviderAccountRow | None = None,
+        before: ProviderAccountRow | None = None,
+        provider: str | None = None,
     ) -> Sequence[ProviderAccountRow]:
-        """Newest first; ``after``: the ones older than it (cursor paging, stable under inserts)."""
-        order = (ProviderAccountRow.created_at.desc(), ProviderAccountRow.id.desc())
-        stmt = select(ProviderAccountRow).where(ProviderAccountRow.simulator.is_(False)).order_by(*order).limit(limit)
+        """Newest first by (created_at, id), a total order even where accounts share a creation time.
+        ``after``: the ones older than it, ``before``: the ones newer (cursor paging on the index
+        ``ix_provider_accounts_created``, stable under inserts); otherwise ``offset`` rows skipped."""
+        position = tuple_(ProviderAccountRow.created_at, ProviderAccountRow.id)
+        stmt = select(ProviderAccountRow).where(ProviderAccountRow.simulator.is_(False))
         if provider is not None:
             stmt = stmt.where(ProviderAccountRow.provider == provider)
+        if before is not None:
+            # The nearest newer accounts, read upwards on the index and turned newest first.
+            stmt = stmt.where(position > tuple_(before.created_at, before.id))
+            stmt = stmt.order_by(ProviderAccountRow.created_at, ProviderAccountRow.id).limit(limit)
+            return list(reversed((await self.session.execute(stmt)).scalars().all()))
         if after is not None:
-            stmt = stmt.where(
-                tuple_(ProviderAccountRow.created_at, ProviderAccountRow.id) < tuple_(after.created_at, after.id)
-            )
+            stmt = stmt.where(position < tuple_(after.created_at, after.id))
+        order = (ProviderAccountRow.created_at.desc(), ProviderAccountRow.id.desc())
+        stmt = stmt.order_by(*order).limit(limit).offset(offset)
         return (await self.session.execute(stmt)).scalars().all()
 
     async def of_provider(self, provider: str) -> Sequence[ProviderAccountRow]:

@@ -19,6 +19,7 @@ from billing_contracts.problems import FieldError
 from billing_runtime.db import table_of
 from billing_runtime.ids import new_id
 from billing_runtime.key_ring import KeyRing
+from billing_runtime.paging import ListPaging, unknown_cursor
 from billing_runtime.problems import ProblemError, validation_error
 from sqlalchemy import Select, and_, bindparam, or_, select, text
 
@@ -136,16 +137,25 @@ async def get_account(uow: UowFactory, account_id: str) -> ProviderAccountRow:
 
 
 async def list_accounts(
-    uow: UowFactory, *, limit: int, starting_after: str | None, provider: str | None
-) -> tuple[Sequence[ProviderAccountRow], bool]:
+    uow: UowFactory, paging: ListPaging, *, provider: str | None
+) -> tuple[list[ProviderAccountRow], bool]:
+    """One page of the accounts (of ``provider``), newest first, and whether more follow (beyond it, or
+    before an ``ending_before`` cursor). A cursor must name an account (of any provider: a filter
+    narrows the page, not where it starts), else 422."""
     async with uow() as unit:
-        after = None
-        if starting_after is not None:
-            after = await unit.accounts.get(starting_after)
-            if after is None:
-                raise validation_error([FieldError(field="starting_after", message="is not a provider account")])
-        rows = await unit.accounts.newest_first(limit=limit + 1, after=after, provider=provider)
-    return rows[:limit], len(rows) > limit
+        anchor = None
+        if paging.cursor is not None:
+            anchor = await unit.accounts.get(paging.cursor.object_id)
+            if anchor is None:
+                raise unknown_cursor(paging.cursor)
+        rows = await unit.accounts.newest_first(
+            limit=paging.fetch,
+            offset=paging.offset,
+            after=anchor if paging.starting_after is not None else None,
+            before=anchor if paging.ending_before is not None else None,
+            provider=provider,
+        )
+    return paging.page(rows)
 
 
 async def update_account(

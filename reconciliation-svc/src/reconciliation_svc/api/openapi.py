@@ -4,6 +4,7 @@ served through the gateway's ``/admin/reconciliation/*`` and declared for the Op
 from __future__ import annotations
 
 from billing_contracts.openapi import Auth, Operation, Reply, path_param, query_choice, query_int, query_text
+from billing_runtime.paging import MAX_OFFSET
 
 from reconciliation_svc.api.responses import (
     DiscrepancyDetail,
@@ -15,7 +16,6 @@ from reconciliation_svc.api.responses import (
 )
 from reconciliation_svc.api.routes import PREFIX
 from reconciliation_svc.api.run_schemas import RunCreate
-from reconciliation_svc.api.runs import MAX_OFFSET
 from reconciliation_svc.api.schemas import IgnoreBody, ResolveBody
 from reconciliation_svc.domain.discrepancies import DISCREPANCY_KINDS, DISCREPANCY_STATES
 from reconciliation_svc.domain.runs import RUN_STATES

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 from billing_runtime.errors import ProblemError
+from billing_runtime.paging import MAX_OFFSET
 from billing_runtime.problems import read_json_object
 from billing_runtime.validation import parse, query_choice, query_int, query_text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -18,8 +19,6 @@ from reconciliation_svc.db import runs as run_queries
 from reconciliation_svc.db import statements as statement_queries
 from reconciliation_svc.domain.runs import RUN_STATES
 from reconciliation_svc.keys import plumbing_key, run_worker_key
-
-MAX_OFFSET = 10_000
 
 
 def engine_of(request: web.Request) -> AsyncEngine:

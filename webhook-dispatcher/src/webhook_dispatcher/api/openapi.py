@@ -4,6 +4,7 @@ OpenAPI document."""
 from __future__ import annotations
 
 from billing_contracts.openapi import Auth, Operation, Reply, path_param, query_choice, query_int, query_text
+from billing_runtime.paging import MAX_OFFSET
 from pydantic import BaseModel
 
 from webhook_dispatcher.api.deliveries import STATUSES
@@ -21,7 +22,6 @@ from webhook_dispatcher.api.responses import (
     WebhookEndpointWithSecret,
     WebhookReplay,
 )
-from webhook_dispatcher.api.schemas import MAX_OFFSET
 from webhook_dispatcher.domain.commands import EndpointCreate, EndpointUpdate, Replay
 from webhook_dispatcher.domain.event_types import PUBLIC_EVENT_TYPES
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from billing_contracts.problems import FieldError
+from billing_runtime.paging import MAX_OFFSET
 from billing_runtime.problems import ProblemError, validation_error
 from billing_runtime.validation import query_int
 from pydantic import BaseModel
@@ -94,10 +95,6 @@ def delivery_detail_json(delivery: Delivery, event: WebhookEvent, attempts: list
 
 def page(data: list[dict[str, Any]], *, limit: int, offset: int, has_more: bool) -> dict[str, Any]:
     return {"object": "list", "data": data, "limit": limit, "offset": offset, "has_more": has_more}
-
-
-# API.md: offsets are capped so that no request scans without bound; cursors page any depth.
-MAX_OFFSET = 10_000
 
 
 @dataclass(frozen=True)
