@@ -277,18 +277,40 @@ class TestBrokerRestart:
         async def some_applied() -> bool:
             return await applied() >= 30
 
+        late = [
+            {"event_id": f"evt_late_{i:02d}", "routing_key": f"{queue_name}.e.v1", "body": "{}", "created_at": _now()}
+            for i in range(20)
+        ]
+
+        async def a_late_one_applied() -> bool:
+            async with engine.connect() as conn:
+                query = (
+                    select(func.count()).select_from(schema.applied).where(schema.applied.c.event_id.like("evt_late_%"))
+                )
+                return bool((await conn.execute(query)).scalar_one())
+
         try:
             await _wait_for(some_applied)
             await asyncio.to_thread(subprocess.run, ["rabbitmqctl", "stop_app"], check=True, capture_output=True)
+            # Events written while the broker is away: how soon after it is back they flow is the
+            # relay's and the consumer's recovery (issue 9: within 2 s; asserted under 5 s, the outage
+            # tests' bound for a loaded 2-core machine, which still catches a backoff that oversleeps).
+            async with engine.begin() as conn:
+                await conn.execute(schema.outbox.insert(), late)
             await asyncio.sleep(1)
             await asyncio.to_thread(subprocess.run, ["rabbitmqctl", "start_app"], check=True, capture_output=True)
             await asyncio.to_thread(subprocess.run, ["rabbitmqctl", "await_startup"], check=True, capture_output=True)
+            back = asyncio.get_running_loop().time()
+            await _wait_for(a_late_one_applied, timeout=30)
+            recovery = asyncio.get_running_loop().time() - back
+            print(f"\nbroker back: the first event written while it was away applied {recovery:.2f} s later")
+            assert recovery < 5.0, recovery
 
             async def all_applied_and_relayed() -> bool:
                 # Every event applied, and the relay done with each row: a batch that was delivered but
                 # whose publisher confirm was lost in the restart stays in the outbox until the relay
                 # publishes it again (the inbox absorbs the copy), a moment after the last is applied.
-                if await applied() < total:
+                if await applied() < total + len(late):
                     return False
                 async with engine.connect() as conn:
                     return (await conn.execute(select(func.count()).select_from(schema.outbox))).scalar_one() == 0
@@ -301,7 +323,7 @@ class TestBrokerRestart:
         async with engine.connect() as conn:
             ids = (await conn.execute(select(schema.applied.c.event_id))).scalars().all()
             left = (await conn.execute(select(func.count()).select_from(schema.outbox))).scalar_one()
-        assert sorted(ids) == [r["event_id"] for r in rows]
+        assert sorted(ids) == sorted(r["event_id"] for r in rows + late)
         assert left == 0
 
 
