@@ -253,10 +253,20 @@ async def _drop_databases(names: list[str]) -> None:
 
 @contextlib.contextmanager
 def run_distributed(
-    logs: Path, rabbit: str, suffix: str, overrides: dict[str, dict[str, str]] | None = None
+    logs: Path,
+    rabbit: str,
+    suffix: str,
+    overrides: dict[str, dict[str, str]] | None = None,
+    *,
+    split_roles: bool = False,
 ) -> Iterator[Platform]:
     """The distributed platform on databases named ``<service>_<suffix>`` (created, and dropped at the
-    end) and the RabbitMQ vhost ``rabbit``; ``overrides`` adds settings per service (``"payments"``...)."""
+    end) and the RabbitMQ vhost ``rabbit``; ``overrides`` adds settings per service (``"payments"``...).
+
+    providers-svc and reconciliation-svc run each in one process of both roles (``all``, named
+    ``providers`` and ``reconciliation``) unless ``split_roles``: then each role is a process of its own
+    (``providers-api``, ``providers-worker``, ``reconciliation-api``, ``reconciliation-worker``), as
+    docker-compose.yml and k8s/ deploy them, so every process role of the platform runs separately."""
     require_port("127.0.0.1", 5432, "PostgreSQL")
     dbs = {
         svc: f"{svc}_{suffix}" for svc in ("gateway", "payments", "providers", "webhooks", "reconciliation", "checkout")
@@ -264,7 +274,10 @@ def run_distributed(
     asyncio.run(_create_databases(list(dbs.values())))
     base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
     roles = ("gateway", "checkout", "payments", "payments_worker", "providers", "providers_worker")
-    p = {k: free_port() for k in (*roles, "gateway_ops", "webhooks", "webhooks_worker", "reconciliation")}
+    p = {
+        k: free_port()
+        for k in (*roles, "gateway_ops", "webhooks", "webhooks_worker", "reconciliation", "reconciliation_worker")
+    }
     admin = secrets.token_urlsafe(24)
     gateway_url = f"http://127.0.0.1:{p['gateway']}"
     common = {"BILLING_LOG_LEVEL": "INFO"}
@@ -382,18 +395,18 @@ def run_distributed(
             {**common, **env["payments"], "PAYMENTS_PORT": str(p["payments_worker"])},
             logs,
         )
-        _spawn(
-            platform,
-            "providers",
-            [str(BIN / "providers-svc"), "all"],
-            {
-                **common,
-                **env["providers"],
-                "PROVIDERS_PORT": str(p["providers"]),
-                "PROVIDERS_WORKER_PORT": str(p["providers_worker"]),
-            },
-            logs,
-        )
+        # providers-svc's worker serves its health routes on PROVIDERS_WORKER_PORT (8102 in compose and k8s).
+        providers_env = {
+            **common,
+            **env["providers"],
+            "PROVIDERS_PORT": str(p["providers"]),
+            "PROVIDERS_WORKER_PORT": str(p["providers_worker"]),
+        }
+        if split_roles:
+            _spawn(platform, "providers-api", [str(BIN / "providers-svc"), "api"], providers_env, logs)
+            _spawn(platform, "providers-worker", [str(BIN / "providers-svc"), "worker"], providers_env, logs)
+        else:
+            _spawn(platform, "providers", [str(BIN / "providers-svc"), "all"], providers_env, logs)
         _spawn(platform, "checkout", [str(BIN / "checkout-web"), "serve"], {**common, **env["checkout"]}, logs)
         # The dispatcher too: its API (endpoints, deliveries) and its worker (consumer and sender).
         _spawn(
@@ -410,28 +423,55 @@ def run_distributed(
             {**common, **env["webhooks"], "WEBHOOKS_PORT": str(p["webhooks_worker"])},
             logs,
         )
-        # Reconciliation in one process (api + worker): the consumer of every money event and the janitor.
-        _spawn(
-            platform,
-            "reconciliation",
-            [str(BIN / "reconciliation-svc"), "all"],
-            {**common, **env["reconciliation"]},
-            logs,
+        # Reconciliation: its API (the admin routes) and its worker (the consumer of every money event, the
+        # janitor, the runs), in one process unless split.
+        if split_roles:
+            _spawn(
+                platform,
+                "reconciliation-api",
+                [str(BIN / "reconciliation-svc"), "api"],
+                {**common, **env["reconciliation"]},
+                logs,
+            )
+            _spawn(
+                platform,
+                "reconciliation-worker",
+                [str(BIN / "reconciliation-svc"), "worker"],
+                {**common, **env["reconciliation"], "RECONCILIATION_PORT": str(p["reconciliation_worker"])},
+                logs,
+            )
+        else:
+            _spawn(
+                platform,
+                "reconciliation",
+                [str(BIN / "reconciliation-svc"), "all"],
+                {**common, **env["reconciliation"]},
+                logs,
+            )
+        split = (
+            (
+                ("providers-api", "providers"),
+                ("providers-worker", "providers_worker"),
+                ("reconciliation-api", "reconciliation"),
+                ("reconciliation-worker", "reconciliation_worker"),
+            )
+            if split_roles
+            else (("providers", "providers"), ("reconciliation", "reconciliation"))
         )
         # The gateway's /readyz is on its ops listener (its public one wants the admin token).
         platform.ready_urls = {
             name: f"http://127.0.0.1:{p[key]}/readyz"
             for name, key in (
-                ("reconciliation", "reconciliation"),
+                *split,
                 ("payments-api", "payments"),
                 ("payments-worker", "payments_worker"),
-                ("providers", "providers"),
                 ("checkout", "checkout"),
                 ("webhooks-api", "webhooks"),
                 ("webhooks-worker", "webhooks_worker"),
                 ("gateway", "gateway_ops"),
             )
         }
+        assert set(platform.ready_urls) == {name for name, _ in platform.processes}
         _wait_ready(platform, list(platform.ready_urls.values()))
         yield platform
     finally:

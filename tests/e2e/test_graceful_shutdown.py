@@ -7,13 +7,18 @@ endpoints (a receiver on loopback that verifies every signature with the referen
 library) answer slowly, so deliveries are in flight. Both act as API.md tells clients to: a 503, 502,
 504 or a refused connection is retried (the same Idempotency-Key), anything else unexpected fails.
 
-Meanwhile each process in turn (gateway, checkout, payments api and worker, providers, the dispatcher's
-api and worker, reconciliation) gets SIGTERM mid-load: its ``/readyz`` must answer 503 ``draining``
-during the pre-drain delay, it must exit 0 within its grace period, and a replacement is started on the
-same port. At the end: every payment reached its final state, every event of the tenant's log reached
-each endpoint exactly once (by webhook-id) and verified, no payment has an event twice, no queue holds a
-message or a dead letter, no answer was a 500, and every 5xx was a 503 inside the restart window of the
-role being restarted.
+Every process role runs as a process of its own, as docker-compose.yml and k8s/ deploy them (the case
+checks that its processes are exactly the commands both deploy): the gateway, checkout, and the api and
+the worker of payments-svc, providers-svc, the dispatcher and reconciliation-svc. The platform admin
+meanwhile reads reconciliation's discrepancies through the gateway (the one caller of reconciliation's
+api), so that process too has requests in flight.
+
+Each process in turn gets SIGTERM mid-load: its ``/readyz`` must answer 503 ``draining`` during the
+pre-drain delay, it must exit 0 within its grace period, and a replacement is started on the same port.
+At the end: every payment reached its final state, also in reconciliation's projection (fed by its
+worker), every event of the tenant's log reached each endpoint exactly once (by webhook-id) and verified,
+no payment has an event twice, no queue holds a message or a dead letter, no answer was a 500, and every
+5xx was a 503 inside the restart window of the role being restarted.
 """
 
 from __future__ import annotations
@@ -28,10 +33,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
+import yaml
+from billing_runtime.testing import PG_DSN
 
 from .load import (
     FINAL_TYPES,
+    FlowFailed,
     Platform,
     Receiver,
     Traffic,
@@ -52,12 +61,14 @@ pytestmark = [
 ]
 
 # In the order they are stopped: the back first, the public entry last (while it restarts every
-# request is refused, which the clients retry).
+# request is refused, which the clients retry). Every process of the platform, each role on its own.
 ROLES = [
     "webhooks-worker",
     "payments-worker",
-    "providers",
-    "reconciliation",
+    "providers-worker",
+    "reconciliation-worker",
+    "providers-api",
+    "reconciliation-api",
     "payments-api",
     "webhooks-api",
     "checkout",
@@ -69,6 +80,7 @@ RATE = 2.0  # payments started per second, all through the restarts
 STEADY = 3.0  # seconds of load before each SIGTERM (the replacement is ready by then)
 THINK = (0.0, 2.0)  # the payer's seconds on the provider's page
 ENDPOINTS = 2
+BACK_OFFICE_PAUSE = 0.5  # seconds between the admin's reads of reconciliation's discrepancies
 RECEIVER_DELAY = 0.2  # the receiver answers after this long: deliveries are in flight at each SIGTERM
 RETRY_PAUSE = (0.3, 1.0)
 SETTLE_DEADLINE = 120.0  # after the last restart, for every payment and webhook to arrive
@@ -96,6 +108,28 @@ OVERRIDES["providers"].update(
 )
 OVERRIDES["payments"].update({"PAYMENTS_DATABASE_POOL_SIZE": "4"})
 OVERRIDES["webhooks"].update({"WEBHOOKS_DATABASE_POOL_SIZE": "5"})
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def deployed_commands() -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """The (program, role) of every long-running container docker-compose.yml runs, and of every
+    Deployment of k8s/base (migrations aside: they run once and exit)."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    in_compose = {
+        (container["build"]["args"]["SERVICE"], container["command"][0])
+        for container in compose["services"].values()
+        if "build" in container and container["command"] != ["migrate"]
+    }
+    in_k8s = set()
+    for manifest in sorted((ROOT / "k8s" / "base" / "apps").glob("*/deployment-*.yaml")):
+        for doc in yaml.safe_load_all(manifest.read_text()):
+            if doc and doc.get("kind") == "Deployment":
+                for container in doc["spec"]["template"]["spec"]["containers"]:
+                    program, role = container["command"]
+                    in_k8s.add((program, role))
+    return in_compose, in_k8s
 
 
 # -- the tenant and its payers (the load is tests/e2e/load.py) ----------------------------------------
@@ -156,8 +190,25 @@ def vhost() -> Iterator[tuple[str, str]]:
 
 @pytest.fixture
 def distributed(tmp_path: Path, vhost: tuple[str, str], distributed_starter: Any) -> Iterator[Platform]:
-    with distributed_starter(tmp_path, vhost[1], own_databases("shutdown"), OVERRIDES) as p:
+    with distributed_starter(tmp_path, vhost[1], own_databases("shutdown"), OVERRIDES, split_roles=True) as p:
         yield p
+
+
+async def _projected(platform: Platform, expected: dict[str, str], within: float) -> dict[str, str]:
+    """Each of ``expected``'s payments as reconciliation-svc's projection holds it (its status), once
+    every one is there in its final status or after ``within`` seconds: the reconciliation worker
+    consumed every money event, across its own restart and its publishers'."""
+    conn = await asyncpg.connect(PG_DSN.rsplit("/", 1)[0] + "/" + platform.databases["reconciliation"])
+    try:
+        deadline = time.monotonic() + within
+        while True:
+            rows = await conn.fetch("SELECT id, status FROM recon_payments WHERE id = ANY($1::text[])", list(expected))
+            projected = {row["id"]: row["status"] for row in rows}
+            if projected == expected or time.monotonic() > deadline:
+                return projected
+            await asyncio.sleep(0.5)
+    finally:
+        await conn.close()
 
 
 def _payment_id(event: dict[str, Any]) -> str | None:
@@ -177,6 +228,12 @@ async def test_sigterm_to_every_role_under_load_loses_nothing_and_does_nothing_t
 
 
 async def _case(platform: Platform, vhost: str, receiver: Receiver, http: aiohttp.ClientSession) -> None:
+    # Every role compose and k8s deploy runs here as a process of its own, and each is stopped.
+    in_compose, in_k8s = deployed_commands()
+    running = {(Path(argv[0]).name, argv[1]) for argv, _, _ in platform.specs.values()}
+    assert running == in_compose == in_k8s, (running, in_compose, in_k8s)
+    assert sorted(ROLES) == sorted(name for name, _ in platform.processes)
+
     traffic = Traffic(http, platform, label="shutdown", think=THINK, retry_pause=RETRY_PAUSE)
     await traffic.sign_up("Shutdown shop", receiver, ENDPOINTS)
     rng = random.Random(14)
@@ -191,7 +248,24 @@ async def _case(platform: Platform, vhost: str, receiver: Receiver, http: aiohtt
             flows.append(asyncio.create_task(traffic.flow(index, rng)))
             await asyncio.sleep(max(0.0, started + (index + 1) / RATE - time.monotonic()))
 
+    back_office_reads = 0
+
+    async def back_office() -> None:
+        # The platform admin reads reconciliation's discrepancies: requests in flight at its api.
+        nonlocal back_office_reads
+        admin = {"Authorization": f"Bearer {platform.admin_token}"}
+        url = f"{platform.gateway_url}/admin/reconciliation/discrepancies"
+        while not restarting.is_set():
+            try:
+                await traffic.call("GET", url, 200, headers=admin)
+            except FlowFailed as exc:
+                traffic.failures.append(f"back office: {exc}")
+                return
+            back_office_reads += 1
+            await asyncio.sleep(BACK_OFFICE_PAUSE)
+
     producer = asyncio.create_task(load())
+    reader = asyncio.create_task(back_office())
     restarts: list[Restart] = []
     try:
         for role in ROLES:
@@ -201,10 +275,12 @@ async def _case(platform: Platform, vhost: str, receiver: Receiver, http: aiohtt
     finally:
         restarting.set()
         await producer
+        await reader
     await asyncio.gather(*flows)
 
     status, log, wanted = await traffic.settle(receiver, ENDPOINTS, SETTLE_DEADLINE)
     await asyncio.sleep(2.0)  # a duplicate would come now, if at all
+    projected = await _projected(platform, traffic.expected, within=30)
 
     # Queues drained (a handed-back copy or an ack in flight may need a moment), and no dead letters.
     queues = await drained_queues(vhost, within=30)
@@ -222,7 +298,7 @@ async def _case(platform: Platform, vhost: str, receiver: Receiver, http: aiohtt
     print(
         f"\npayments {len(traffic.expected)} (final {len(traffic.expected) - len(stuck)}), requests"
         f" {sum(traffic.statuses.values())}, 503s {traffic.statuses[503]}, refused {traffic.connection_errors};"
-        f" webhooks {len(receiver.hits)} for {len(wanted)} wanted;"
+        f" webhooks {len(receiver.hits)} for {len(wanted)} wanted; back-office reads {back_office_reads};"
         + "".join(
             f"\n  {r.role}: exit {r.exit_code} in {r.seconds:.1f}s, draining seen {r.saw_draining},"
             f" replacement ready {r.ready_at - r.began:.1f}s after SIGTERM"
@@ -237,7 +313,12 @@ async def _case(platform: Platform, vhost: str, receiver: Receiver, http: aiohtt
         assert r.saw_draining, f"{r.role}'s /readyz never said draining before it exited"
     assert not traffic.failures, traffic.failures[:5]
     assert len(traffic.expected) >= RATE * STEADY * len(ROLES) / 2, "too little load to test anything"
+    assert back_office_reads >= STEADY * len(ROLES) / BACK_OFFICE_PAUSE / 4, "too few back-office reads"
     assert not stuck, list(stuck.items())[:5]
+    unprojected = {
+        pid: (projected.get(pid), final) for pid, final in traffic.expected.items() if projected.get(pid) != final
+    }
+    assert not unprojected, f"reconciliation's projection differs: {list(unprojected.items())[:5]}"
     assert traffic.statuses[500] == 0
     assert not outside, outside[:5]
     assert all(h.verified for h in receiver.hits), "a webhook whose signature did not verify"
