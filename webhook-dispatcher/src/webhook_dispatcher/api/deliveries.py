@@ -8,7 +8,14 @@ from aiohttp import web
 from billing_runtime.internal_auth import require_tenant
 from billing_runtime.validation import query_choice
 
-from webhook_dispatcher.api.schemas import delivery_detail_json, delivery_json, list_query, unknown_cursor, valid_id
+from webhook_dispatcher.api.schemas import (
+    delivery_detail_json,
+    delivery_json,
+    list_page,
+    list_query,
+    unknown_cursor,
+    valid_id,
+)
 from webhook_dispatcher.db.repositories import UnknownCursor
 from webhook_dispatcher.domain.errors import NotFound
 from webhook_dispatcher.domain.event_types import PUBLIC_EVENT_TYPES
@@ -41,7 +48,7 @@ async def list_(request: web.Request) -> web.Response:
         event_id is not None and not _EVENT_ID.fullmatch(event_id)
     ):
         # An id that cannot exist matches nothing, like an id of another tenant.
-        return web.json_response(query.page([], delivery_json))
+        return web.json_response(list_page(query, [], delivery_json))
     try:
         rows = await deliveries.list_deliveries(
             request.app[deps_key],
@@ -56,7 +63,7 @@ async def list_(request: web.Request) -> web.Response:
         )
     except UnknownCursor as exc:
         raise unknown_cursor(query) from exc
-    return web.json_response(query.page(rows, delivery_json))
+    return web.json_response(list_page(query, rows, delivery_json))
 
 
 async def get(request: web.Request) -> web.Response:

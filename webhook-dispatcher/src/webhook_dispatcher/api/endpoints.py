@@ -7,7 +7,7 @@ from billing_runtime.internal_auth import caller_key, require_tenant
 from billing_runtime.problems import read_json_object
 from billing_runtime.validation import parse
 
-from webhook_dispatcher.api.schemas import delivery_json, endpoint_json, list_query, unknown_cursor, valid_id
+from webhook_dispatcher.api.schemas import delivery_json, endpoint_json, list_page, list_query, unknown_cursor, valid_id
 from webhook_dispatcher.db.repositories import UnknownCursor
 from webhook_dispatcher.domain.commands import EndpointCreate, EndpointUpdate, Replay
 from webhook_dispatcher.domain.errors import NotFound
@@ -39,7 +39,7 @@ async def list_(request: web.Request) -> web.Response:
         )
     except UnknownCursor as exc:
         raise unknown_cursor(query) from exc
-    return web.json_response(query.page(rows, endpoint_json))
+    return web.json_response(list_page(query, rows, endpoint_json))
 
 
 async def get(request: web.Request) -> web.Response:

@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from billing_contracts.problems import FieldError
-from billing_runtime.paging import MAX_OFFSET
-from billing_runtime.problems import ProblemError, validation_error
-from billing_runtime.validation import query_int
+from billing_runtime import paging
+from billing_runtime.paging import ListPaging, list_paging
+from billing_runtime.problems import ProblemError
 from pydantic import BaseModel
 
 from webhook_dispatcher.api.responses import (
@@ -22,7 +20,6 @@ from webhook_dispatcher.api.responses import (
     WebhookEndpointWithSecret,
 )
 from webhook_dispatcher.db.models import Attempt, Delivery, Endpoint, WebhookEvent
-from webhook_dispatcher.db.repositories import Cursor
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 T = TypeVar("T")
@@ -97,48 +94,16 @@ def page(data: list[dict[str, Any]], *, limit: int, offset: int, has_more: bool)
     return {"object": "list", "data": data, "limit": limit, "offset": offset, "has_more": has_more}
 
 
-@dataclass(frozen=True)
-class ListQuery:
-    """``limit``, ``offset`` (capped) or one of Stripe's cursors ``starting_after`` / ``ending_before``."""
-
-    limit: int
-    offset: int
-    cursor: Cursor | None
-
-    @property
-    def fetch(self) -> int:
-        # One more than shown tells whether there is more.
-        return self.limit + 1
-
-    def page(self, rows: Sequence[T], serialize: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
-        has_more = len(rows) > self.limit
-        # Before a cursor the extra row is the newest one (farthest from the cursor): drop it from the front.
-        shown = rows[-self.limit :] if self.cursor is not None and self.cursor.direction == "ending_before" else rows
-        return page(
-            [serialize(r) for r in shown[: self.limit]], limit=self.limit, offset=self.offset, has_more=has_more
-        )
+def list_query(query: Mapping[str, str]) -> ListPaging:
+    """``limit``, ``offset`` (capped) or one of Stripe's cursors (``billing_runtime.paging``)."""
+    return list_paging(query)
 
 
-def list_query(query: Mapping[str, str]) -> ListQuery:
-    limit = query_int(query.get("limit"), "limit", default=20, lo=1, hi=100)
-    offset = query_int(query.get("offset"), "offset", default=0, lo=0, hi=MAX_OFFSET)
-    given = [(name, query[name]) for name in ("starting_after", "ending_before") if name in query]
-    if len(given) > 1:
-        raise validation_error(
-            [FieldError(field="ending_before", message="cannot be combined with starting_after")],
-            "starting_after and ending_before cannot be combined",
-        )
-    if not given:
-        return ListQuery(limit, offset, None)
-    name, value = given[0]
-    if "offset" in query:
-        raise validation_error([FieldError(field="offset", message=f"cannot be combined with {name}")])
-    if not valid_id(value):
-        raise validation_error([FieldError(field=name, message="is not an object id")], f"{name} is not an object id")
-    return ListQuery(limit, 0, Cursor(name, value))  # type: ignore[arg-type]
+def list_page(query: ListPaging, rows: Sequence[T], serialize: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
+    shown, has_more = query.page(rows)
+    return page([serialize(r) for r in shown], limit=query.limit, offset=query.offset, has_more=has_more)
 
 
-def unknown_cursor(query: ListQuery) -> ProblemError:
+def unknown_cursor(query: ListPaging) -> ProblemError:
     assert query.cursor is not None
-    name = query.cursor.direction
-    return validation_error([FieldError(field=name, message="no such object")], f"{name}: no such object")
+    return paging.unknown_cursor(query.cursor)

@@ -4,24 +4,15 @@ no query can forget tenancy; the dispatcher's cross-tenant queries (claiming, me
 from __future__ import annotations
 
 import builtins
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
+from billing_runtime.paging import Cursor
 from sqlalchemy import ColumnElement, Select, func, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from webhook_dispatcher.db.models import Attempt, Delivery, Endpoint, WebhookEvent
 from webhook_dispatcher.domain.giving_up import given_up_reason
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """Stripe's list cursors: the objects after (older than) or before (newer than) one object,
-    newest first either way. The object is found by id within the tenant; ``None``: no cursor."""
-
-    direction: Literal["starting_after", "ending_before"]
-    object_id: str
 
 
 class UnknownCursor(Exception):

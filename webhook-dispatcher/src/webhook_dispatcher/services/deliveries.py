@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from billing_contracts.envelope import utcnow
+from billing_runtime.paging import Cursor
 
 from webhook_dispatcher.db.models import Attempt, Delivery, WebhookEvent
-from webhook_dispatcher.db.repositories import Cursor
 from webhook_dispatcher.domain.errors import InvalidState, NotFound
 from webhook_dispatcher.services.deps import WebhookDeps
 

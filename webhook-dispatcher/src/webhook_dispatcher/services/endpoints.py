@@ -9,10 +9,10 @@ from billing_contracts.envelope import new_event_id, utcnow
 from billing_contracts.problems import FieldError
 from billing_contracts.signing import generate_secret
 from billing_runtime.ids import new_id
+from billing_runtime.paging import Cursor
 from billing_runtime.problems import validation_error
 
 from webhook_dispatcher.db.models import Delivery, Endpoint
-from webhook_dispatcher.db.repositories import Cursor
 from webhook_dispatcher.domain.commands import EndpointCreate, EndpointUpdate, Replay, url_problem
 from webhook_dispatcher.domain.errors import InvalidState, NotFound
 from webhook_dispatcher.domain.event_types import WEBHOOK_TEST
