@@ -28,16 +28,6 @@ CLICK = {
 }
 
 
-@pytest.fixture
-async def client(make_client: Any) -> Any:
-    return await make_client()
-
-
-@pytest.fixture
-def admin(internal_headers: Any) -> dict[str, str]:
-    return dict(internal_headers(None, issuer="gateway"))
-
-
 async def _create(client: Any, admin: dict[str, str], body: dict[str, Any]) -> Any:
     return await client.post("/admin/provider-accounts", json=body, headers=admin)
 

@@ -44,16 +44,6 @@ def _click(name: str, service_id: int) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-async def client(make_client: Any) -> Any:
-    return await make_client()
-
-
-@pytest.fixture
-def admin(internal_headers: Any) -> dict[str, str]:
-    return dict(internal_headers(None, issuer="gateway"))
-
-
 async def _create(client: Any, admin: dict[str, str], body: dict[str, Any]) -> str:
     resp = await client.post("/admin/provider-accounts", json=body, headers=admin)
     assert resp.status == 201, await resp.text()

@@ -89,11 +89,6 @@ async def client(make_client: Any, payme: RecordingPayme) -> Any:
     return await make_client(account_providers=[payme])
 
 
-@pytest.fixture
-def admin(internal_headers: Any) -> dict[str, str]:
-    return dict(internal_headers(None, issuer="gateway"))
-
-
 async def _account(client: Any, admin: dict[str, str], body: dict[str, Any]) -> str:
     resp = await client.post("/admin/provider-accounts", json=body, headers=admin)
     assert resp.status == 201, await resp.text()
