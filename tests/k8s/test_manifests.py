@@ -936,6 +936,7 @@ def test_readme_runbook_covers_the_issue() -> None:
         "Deploy order",
         "Migrations",
         "Scaling",
+        "Monitoring",
         "Rotating secrets",
         "Draining the webhook dispatcher",
         "Dead-letter queues",
