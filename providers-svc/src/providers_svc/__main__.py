@@ -38,8 +38,11 @@ async def rotate_keys(settings: Settings) -> int:
 def main(argv: list[str] | None = None) -> None:
     given = list(sys.argv[1:] if argv is None else argv)
     if given[:1] == ["dead-letters"]:
+
+        def bus_url() -> str:
+            return load_settings(Settings, "providers-svc").bus_url
+
         configure_logging("WARNING")
-        bus_url = load_settings(Settings, "providers-svc").bus_url
         raise SystemExit(dead_letters_command("providers-svc", given[1:], bus_url, [REFUND_REQUESTS_QUEUE]))
     parser = argparse.ArgumentParser(prog="providers-svc", description="Payment providers service")
     parser.add_argument(
