@@ -49,10 +49,12 @@ def main(argv: list[str] | None = None) -> None:
         "command",
         nargs="?",
         default="all",
-        choices=["migrate", "api", "worker", "all", "rotate-keys"],
+        # dead-letters is run above (it has its own parser), listed here so that --help shows it.
+        choices=["migrate", "api", "worker", "all", "rotate-keys", "dead-letters"],
         help="migrate: alembic upgrade head; api: HTTP only; worker: outbox relay + sandbox bank sender "
         "(health routes on worker_port); all: both in one process (default); rotate-keys: re-encrypt every "
-        "provider account's credentials with the first PROVIDERS_CREDENTIALS_KEYS key",
+        "provider account's credentials with the first PROVIDERS_CREDENTIALS_KEYS key; dead-letters list | "
+        "replay: its queue's dead letters (providers-svc dead-letters --help)",
     )
     args = parser.parse_args(argv)
     settings = load_settings(Settings, "providers-svc")

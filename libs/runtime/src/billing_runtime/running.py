@@ -149,7 +149,7 @@ def service_main(
     ``dead-letters list|replay`` reads the broker's dead letters of ``dead_letter_queues``;
     ``rotate-keys`` (when ``rotate_keys`` is given) re-encrypts what is stored with the first key."""
     given = list(sys.argv[1:] if argv is None else argv)
-    if given[:1] == ["dead-letters"]:
+    if given[:1] == ["dead-letters"] and dead_letter_queues:
 
         def bus_url() -> str:
             return load_settings(settings_factory, prog).bus_url
@@ -158,8 +158,16 @@ def service_main(
         raise SystemExit(dead_letters_command(prog, given[1:], bus_url, dead_letter_queues))
 
     parser = argparse.ArgumentParser(prog=prog)
-    commands = ["migrate", "api", "worker", "all", *(["rotate-keys"] if rotate_keys is not None else [])]
-    parser.add_argument("command", choices=commands)
+    commands = ["migrate", "api", "worker", "all"]
+    meanings = ["migrate: alembic upgrade head", "api, worker: that role alone", "all: both in one process"]
+    if rotate_keys is not None:
+        commands.append("rotate-keys")
+        meanings.append("rotate-keys: re-encrypt what is stored with the first key")
+    if dead_letter_queues:
+        # Run before this parser (it has its own), listed here so that --help shows it.
+        commands.append("dead-letters")
+        meanings.append(f"dead-letters list | replay: its queues' dead letters ({prog} dead-letters --help)")
+    parser.add_argument("command", choices=commands, help="; ".join(meanings))
     args = parser.parse_args(argv)
     # Settings are read from the environment here, once, and passed down (never a global). Missing,
     # short or published secrets stop the process here, naming their variables.
