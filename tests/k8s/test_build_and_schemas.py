@@ -150,4 +150,4 @@ def test_prod_has_the_operators_resources(prod: list[dict[str, Any]]) -> None:
     kinds = [(r["apiVersion"], r["kind"]) for r in prod]
     assert kinds.count(("postgresql.cnpg.io/v1", "Cluster")) == 6, "one CloudNativePG cluster per service database"
     assert kinds.count(("rabbitmq.com/v1beta1", "RabbitmqCluster")) == 1
-    assert kinds.count(("monitoring.coreos.com/v1", "ServiceMonitor")) == 10, "one per Deployment"
+    assert kinds.count(("monitoring.coreos.com/v1", "ServiceMonitor")) == 11, "one per Deployment, and the broker's"

@@ -1,10 +1,11 @@
 """Our own rules for k8s/, on what the overlays render: probes, resources, non-root, graceful
 termination matching the services' drain, a PDB and an HPA per Deployment, Secrets referenced and
-never committed, settings that the services really read, and network policies that allow exactly
-the calls docs/INTERNAL.md describes."""
+never committed, settings that the services really read, network policies that allow exactly
+the calls docs/INTERNAL.md describes, and every metric the autoscalers read scraped by a monitor."""
 
 from __future__ import annotations
 
+import copy
 import importlib
 import re
 import tomllib
@@ -461,19 +462,39 @@ def policies(resources: list[Resource]) -> list[Resource]:
     return of_kind(resources, "NetworkPolicy")
 
 
+def container_ports(container: str, *ports: tuple[str, int]) -> Resource:
+    """A pod spec of one container with these (name, number) ports."""
+    return {"containers": [{"name": container, "ports": [{"name": n, "containerPort": p} for n, p in ports]}]}
+
+
+def rabbitmq_labels(broker: Resource) -> dict[str, str]:
+    """What the RabbitMQ Cluster Operator labels a RabbitmqCluster's pods with (internal/metadata/label.go),
+    whatever labels the resource itself has (part-of is rabbitmq, not billing)."""
+    name = broker["metadata"]["name"]
+    return {
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/component": "rabbitmq",
+        "app.kubernetes.io/part-of": "rabbitmq",
+    }
+
+
 def pods(resources: list[Resource]) -> list[tuple[str, dict[str, str], Resource]]:
     """(name, labels, pod spec) of every pod the build runs, the operators' pods included (their
-    labels as the operators set them)."""
+    labels and container ports as the operators set them)."""
     found = [(w["metadata"]["name"], t["metadata"]["labels"], t["spec"]) for w, t in pod_templates(resources)]
     for cluster in of_kind(resources, "Cluster"):
-        labels = {"cnpg.io/cluster": cluster["metadata"]["name"], **cluster["spec"]["inheritedMetadata"]["labels"]}
-        spec = {"containers": [{"ports": [{"name": "postgresql", "containerPort": 5432}]}]}
-        found.append((cluster["metadata"]["name"], labels, spec))
-    for broker in of_kind(resources, "RabbitmqCluster"):
-        labels = {"app.kubernetes.io/name": broker["metadata"]["name"], "app.kubernetes.io/component": "rabbitmq"}
+        name = cluster["metadata"]["name"]
+        labels = {
+            "cnpg.io/cluster": name,
+            "cnpg.io/podRole": "instance",
+            **cluster["spec"]["inheritedMetadata"]["labels"],
+        }
         found.append(
-            (broker["metadata"]["name"], labels, {"containers": [{"ports": [{"name": "amqp", "containerPort": 5672}]}]})
+            (name, labels, container_ports("postgres", ("postgresql", 5432), ("metrics", 9187), ("status", 8000)))
         )
+    for broker in of_kind(resources, "RabbitmqCluster"):
+        spec = container_ports("rabbitmq", ("epmd", 4369), ("amqp", 5672), ("management", 15672), ("prometheus", 15692))
+        found.append((broker["metadata"]["name"], rabbitmq_labels(broker), spec))
     return found
 
 
@@ -670,6 +691,225 @@ def test_the_policy_model_refuses_what_no_rule_allows(prod: list[Resource]) -> N
 
 
 # ---------------------------------------------------------------------------------------------------
+# Monitoring: what the autoscalers read is scraped
+
+
+def operator_services(resources: list[Resource]) -> list[Resource]:
+    """The Services the RabbitMQ Cluster Operator makes for a RabbitmqCluster (internal/resource/
+    service.go, headless_service.go): `<name>` (amqp, management, prometheus) and the headless
+    `<name>-nodes`, labelled like the pods plus the resource's own labels but its app.kubernetes.io/*."""
+    made = []
+    for broker in of_kind(resources, "RabbitmqCluster"):
+        name = broker["metadata"]["name"]
+        own = {k: v for k, v in broker["metadata"].get("labels", {}).items() if not k.startswith("app.kubernetes.io/")}
+        for service, ports in [
+            (name, [("amqp", 5672), ("management", 15672), ("prometheus", 15692)]),
+            (f"{name}-nodes", [("epmd", 4369), ("cluster-rpc", 25672)]),
+        ]:
+            made.append(
+                {
+                    "kind": "Service",
+                    "metadata": {"name": service, "labels": {**rabbitmq_labels(broker), **own}},
+                    "spec": {
+                        "selector": {"app.kubernetes.io/name": name},
+                        "ports": [{"name": port, "port": number, "targetPort": number} for port, number in ports],
+                    },
+                }
+            )
+    return made
+
+
+def operator_pod_monitors(resources: list[Resource]) -> list[Resource]:
+    """The PodMonitor CloudNativePG makes for a Cluster with spec.monitoring.enablePodMonitor
+    (pkg/specs/podmonitor.go): its instances, port `metrics`."""
+    return [
+        {
+            "kind": "PodMonitor",
+            "metadata": {"name": cluster["metadata"]["name"]},
+            "spec": {
+                "selector": {
+                    "matchLabels": {"cnpg.io/cluster": cluster["metadata"]["name"], "cnpg.io/podRole": "instance"}
+                },
+                "podMetricsEndpoints": [{"port": "metrics"}],
+            },
+        }
+        for cluster in of_kind(resources, "Cluster")
+        if cluster["spec"].get("monitoring", {}).get("enablePodMonitor") is True
+    ]
+
+
+def scraped(resources: list[Resource]) -> set[tuple[str, int, str]]:
+    """(pod, container port, path) of every scrape the build's ServiceMonitors and PodMonitors, and
+    the ones the operators make from it, give Prometheus. Everything is in the overlay's namespace,
+    where a monitor without a namespaceSelector looks."""
+    everyone = pods(resources)
+    targets = set()
+    services = of_kind(resources, "Service") + operator_services(resources)
+    for monitor in of_kind(resources, "ServiceMonitor"):
+        assert "namespaceSelector" not in monitor["spec"], monitor["metadata"]["name"]
+        for endpoint in monitor["spec"]["endpoints"]:
+            assert "port" in endpoint, f"{monitor['metadata']['name']}: endpoints name a Service port"
+            for service in services:
+                selector = service["spec"].get("selector")
+                if not selector or not labels_match(monitor["spec"]["selector"], service["metadata"].get("labels", {})):
+                    continue
+                for port in service["spec"]["ports"]:
+                    if port.get("name") != endpoint["port"]:
+                        continue
+                    for name, labels, spec in everyone:
+                        if labels_match({"matchLabels": selector}, labels):
+                            number = port_number(spec["containers"][0], port.get("targetPort", port["port"]))
+                            targets.add((name, number, endpoint.get("path", "/metrics")))
+    for monitor in of_kind(resources, "PodMonitor") + operator_pod_monitors(resources):
+        assert "namespaceSelector" not in monitor["spec"], monitor["metadata"]["name"]
+        for endpoint in monitor["spec"]["podMetricsEndpoints"]:
+            for name, labels, spec in everyone:
+                if labels_match(monitor["spec"]["selector"], labels):
+                    number = port_number(spec["containers"][0], endpoint["port"])
+                    targets.add((name, number, endpoint.get("path", "/metrics")))
+    return targets
+
+
+def adapter_series() -> dict[tuple[str, str], str]:
+    """prometheus-adapter's rules: (external or custom, the metric it serves) -> the series it reads."""
+    values = yaml.safe_load((K8S / "monitoring" / "prometheus-adapter-rules.yaml").read_text())
+    served = {}
+    for kind in ("external", "custom"):
+        for rule in values["rules"].get(kind, []):
+            match = re.match(r"\s*([A-Za-z_:][A-Za-z0-9_:]*)", rule["seriesQuery"])
+            assert match, f"a seriesQuery names its series: {rule['seriesQuery']}"
+            served[(kind, rule.get("name", {}).get("as", match.group(1)))] = match.group(1)
+    return served
+
+
+def rabbitmq_per_queue_paths(broker: Resource) -> set[str]:
+    """The paths of RabbitMQ's Prometheus plugin (15692, RabbitMQ 3.13) that return one
+    rabbitmq_queue_messages_ready series per queue under that name: /metrics/per-object always,
+    /metrics only with prometheus.return_per_object_metrics = true (else one series for all queues),
+    never /metrics/detailed (its names start rabbitmq_detailed_)."""
+    config = broker["spec"].get("rabbitmq", {}).get("additionalConfig", "")
+    per_object = re.search(r"^\s*prometheus\.return_per_object_metrics\s*=\s*true\s*$", config, re.MULTILINE)
+    return {"/metrics/per-object", *(["/metrics"] if per_object else [])}
+
+
+def exporters(resources: list[Resource], series: str) -> list[tuple[str, int, set[str]]]:
+    """Who exports `series` under that name: (pod, container port, the paths that return it)."""
+    if series == "rabbitmq_queue_messages_ready":
+        brokers = of_kind(resources, "RabbitmqCluster")
+        return [(b["metadata"]["name"], 15692, rabbitmq_per_queue_paths(b)) for b in brokers]
+    if series == "webhook_due_backlog":
+        # The dispatcher's gauge (webhook_dispatcher.metrics), on every worker's /metrics.
+        from billing_runtime.metrics import Metrics
+        from prometheus_client import generate_latest
+        from webhook_dispatcher.metrics import WebhookMetrics
+
+        metrics = Metrics("webhook-dispatcher")
+        WebhookMetrics(metrics)
+        assert f"# TYPE {series} gauge" in generate_latest(metrics.registry).decode()
+        return [
+            (w["metadata"]["name"], port_number(t["spec"]["containers"][0], "http"), {"/metrics"})
+            for w, t in ours(resources)
+            if (service_of(w), role_of(w)) == ("webhook-dispatcher", "worker")
+        ]
+    pytest.fail(f"exporters() does not know where {series} comes from: say which pods, port and path")
+
+
+def test_prod_autoscaler_metrics_are_scraped(prod: list[Resource]) -> None:
+    """Every External, Object or Pods metric an HPA scales on, and every series a prometheus-adapter
+    rule reads, is scraped by a ServiceMonitor or PodMonitor of the build (or one an operator makes
+    from it) on every pod that exports it, on its port, at a path that returns it under that name.
+    Otherwise the adapter has nothing to serve and the HPA scales on CPU alone."""
+    served = adapter_series()
+    relied_on = set(served.values())
+    for hpa in of_kind(prod, "HorizontalPodAutoscaler"):
+        for metric in hpa["spec"]["metrics"]:
+            if metric["type"] in ("External", "Object", "Pods"):
+                name = metric[metric["type"].lower()]["metric"]["name"]
+                kind = "external" if metric["type"] == "External" else "custom"
+                assert (kind, name) in served, (
+                    f"{hpa['metadata']['name']}: no prometheus-adapter {kind} rule for {name}"
+                )
+                relied_on.add(served[(kind, name)])
+    assert {"rabbitmq_queue_messages_ready", "webhook_due_backlog"} <= relied_on
+    targets = scraped(prod)
+    for series in sorted(relied_on):
+        sources = exporters(prod, series)
+        assert sources, f"nothing in the build exports {series}"
+        for pod, port, paths in sources:
+            assert any((pod, port, path) in targets for path in paths), (
+                f"{series}: no ServiceMonitor or PodMonitor scrapes {pod} on {port} at {' or '.join(sorted(paths))}"
+            )
+
+
+def test_prod_databases_have_pod_monitors(prod: list[Resource]) -> None:
+    """CloudNativePG makes a Cluster's PodMonitor only when asked (spec.monitoring.enablePodMonitor):
+    every instance's exporter (9187) is then scraped."""
+    clusters = of_kind(prod, "Cluster")
+    assert len(clusters) == len(DATABASES)
+    for cluster in clusters:
+        assert cluster["spec"].get("monitoring", {}).get("enablePodMonitor") is True, cluster["metadata"]["name"]
+    assert {pod for pod, port, _ in scraped(prod) if port == 9187} == set(DATABASES.values())
+
+
+def from_monitoring(peer: Resource) -> bool:
+    """A peer that is every pod of namespace `monitoring` (where Prometheus runs)."""
+    selector = peer.get("namespaceSelector")
+    return (
+        selector is not None
+        and "podSelector" not in peer
+        and labels_match(selector, {"kubernetes.io/metadata.name": "monitoring"})
+    )
+
+
+def prometheus_may_connect(resources: list[Resource], labels: dict[str, str], spec: Resource, port: int) -> bool:
+    """Whether the policies let Prometheus in (namespace `monitoring`) to a pod with these labels on
+    `port` (ingress: Prometheus's egress is its own namespace's business)."""
+    selecting = [
+        p
+        for p in policies(resources)
+        if "Ingress" in p["spec"]["policyTypes"] and labels_match(p["spec"]["podSelector"], labels)
+    ]
+    return not selecting or any(
+        ("from" not in rule or any(from_monitoring(peer) for peer in rule["from"]))
+        and port_allowed(rule.get("ports"), port, spec)
+        for policy in selecting
+        for rule in policy["spec"].get("ingress", [])
+    )
+
+
+def test_prometheus_may_reach_every_scrape_target(prod: list[Resource]) -> None:
+    """Every pod a monitor points Prometheus at (the services, the broker, the databases) lets it in
+    on that port (dev has no monitors: no prometheus-operator assumed)."""
+    everyone = {name: (labels, spec) for name, labels, spec in pods(prod)}
+    targets = scraped(prod)
+    expected = {w["metadata"]["name"] for w in of_kind(prod, "Deployment")} | {"rabbitmq", *DATABASES.values()}
+    assert {pod for pod, _, _ in targets} == expected
+    for pod, port, _ in targets:
+        labels, spec = everyone[pod]
+        assert prometheus_may_connect(prod, labels, spec, port), f"Prometheus may not scrape {pod} on {port}"
+
+
+def test_the_scrape_model_refuses_a_wrong_path_or_port(prod: list[Resource]) -> None:
+    """scraped() and exporters() themselves: the broker scraped at /metrics/detailed, or on another
+    port, gives no rabbitmq_queue_messages_ready; /metrics gives it only with per-object metrics on;
+    and a policy without the port keeps Prometheus out."""
+    [(pod, port, paths)] = exporters(prod, "rabbitmq_queue_messages_ready")
+    assert any((pod, port, path) in scraped(prod) for path in paths)
+    for change in [{"path": "/metrics/detailed"}, {"port": "management"}]:
+        changed = copy.deepcopy(prod)
+        [monitor] = [m for m in of_kind(changed, "ServiceMonitor") if m["metadata"]["name"] == "rabbitmq"]
+        monitor["spec"]["endpoints"][0].update(change)
+        assert not any((pod, port, path) in scraped(changed) for path in paths), change
+    [broker] = copy.deepcopy(of_kind(prod, "RabbitmqCluster"))
+    assert "/metrics" in rabbitmq_per_queue_paths(broker)
+    broker["spec"]["rabbitmq"]["additionalConfig"] = "consumer_timeout = 1800000\n"
+    assert rabbitmq_per_queue_paths(broker) == {"/metrics/per-object"}
+    labels, spec = {name: (labels, spec) for name, labels, spec in pods(prod)}[pod]
+    assert prometheus_may_connect(prod, labels, spec, 15692)
+    assert not prometheus_may_connect(prod, labels, spec, 15672)
+
+
+# ---------------------------------------------------------------------------------------------------
 # Capacity
 
 
@@ -696,6 +936,7 @@ def test_readme_runbook_covers_the_issue() -> None:
         "Deploy order",
         "Migrations",
         "Scaling",
+        "Monitoring",
         "Rotating secrets",
         "Draining the webhook dispatcher",
         "Dead-letter queues",

@@ -38,18 +38,23 @@ async def rotate_keys(settings: Settings) -> int:
 def main(argv: list[str] | None = None) -> None:
     given = list(sys.argv[1:] if argv is None else argv)
     if given[:1] == ["dead-letters"]:
+
+        def bus_url() -> str:
+            return load_settings(Settings, "providers-svc").bus_url
+
         configure_logging("WARNING")
-        bus_url = load_settings(Settings, "providers-svc").bus_url
         raise SystemExit(dead_letters_command("providers-svc", given[1:], bus_url, [REFUND_REQUESTS_QUEUE]))
     parser = argparse.ArgumentParser(prog="providers-svc", description="Payment providers service")
     parser.add_argument(
         "command",
         nargs="?",
         default="all",
-        choices=["migrate", "api", "worker", "all", "rotate-keys"],
+        # dead-letters is run above (it has its own parser), listed here so that --help shows it.
+        choices=["migrate", "api", "worker", "all", "rotate-keys", "dead-letters"],
         help="migrate: alembic upgrade head; api: HTTP only; worker: outbox relay + sandbox bank sender "
         "(health routes on worker_port); all: both in one process (default); rotate-keys: re-encrypt every "
-        "provider account's credentials with the first PROVIDERS_CREDENTIALS_KEYS key",
+        "provider account's credentials with the first PROVIDERS_CREDENTIALS_KEYS key; dead-letters list | "
+        "replay: its queue's dead letters (providers-svc dead-letters --help)",
     )
     args = parser.parse_args(argv)
     settings = load_settings(Settings, "providers-svc")

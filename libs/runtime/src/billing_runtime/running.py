@@ -149,13 +149,25 @@ def service_main(
     ``dead-letters list|replay`` reads the broker's dead letters of ``dead_letter_queues``;
     ``rotate-keys`` (when ``rotate_keys`` is given) re-encrypts what is stored with the first key."""
     given = list(sys.argv[1:] if argv is None else argv)
-    if given[:1] == ["dead-letters"]:
+    if given[:1] == ["dead-letters"] and dead_letter_queues:
+
+        def bus_url() -> str:
+            return load_settings(settings_factory, prog).bus_url
+
         configure_logging("WARNING")
-        raise SystemExit(dead_letters_command(prog, given[1:], settings_factory().bus_url, dead_letter_queues))
+        raise SystemExit(dead_letters_command(prog, given[1:], bus_url, dead_letter_queues))
 
     parser = argparse.ArgumentParser(prog=prog)
-    commands = ["migrate", "api", "worker", "all", *(["rotate-keys"] if rotate_keys is not None else [])]
-    parser.add_argument("command", choices=commands)
+    commands = ["migrate", "api", "worker", "all"]
+    meanings = ["migrate: alembic upgrade head", "api, worker: that role alone", "all: both in one process"]
+    if rotate_keys is not None:
+        commands.append("rotate-keys")
+        meanings.append("rotate-keys: re-encrypt what is stored with the first key")
+    if dead_letter_queues:
+        # Run before this parser (it has its own), listed here so that --help shows it.
+        commands.append("dead-letters")
+        meanings.append(f"dead-letters list | replay: its queues' dead letters ({prog} dead-letters --help)")
+    parser.add_argument("command", choices=commands, help="; ".join(meanings))
     args = parser.parse_args(argv)
     # Settings are read from the environment here, once, and passed down (never a global). Missing,
     # short or published secrets stop the process here, naming their variables.
@@ -188,12 +200,15 @@ def stop_settings(settings: ServiceSettings) -> StopSettings:
     return {"grace": settings.shutdown_grace_seconds, "delay": settings.shutdown_delay_seconds}
 
 
-def dead_letters_command(prog: str, argv: list[str], bus_url: str, queues: Sequence[str]) -> int:
+def dead_letters_command(prog: str, argv: list[str], bus_url: str | Callable[[], str], queues: Sequence[str]) -> int:
     """``<service> dead-letters ...`` on the broker; the embedded mode keeps its dead letters in the
-    services' outboxes and has a command of its own."""
+    services' outboxes and has a command of its own. ``bus_url`` may be a function reading the
+    settings: it is called after the arguments are parsed, so --help needs no settings."""
     from billing_runtime.dead_letters_cli import BrokerDeadLetters, dead_letters_main, parser
 
     parser(prog).parse_args(argv)  # usage errors and --help before anything else
+    if callable(bus_url):
+        bus_url = bus_url()
     if bus_url.startswith("memory"):
         print(
             f"{prog}: the bus is in-process (embedded mode), whose dead letters are kept in the outboxes: "
