@@ -147,8 +147,25 @@ def dead_letters(argv: list[str]) -> int:
         return dead_letters_main("billing-embedded", argv, sources)
 
 
+USAGE = """usage: billing-embedded [dead-letters ...]
+
+  (no command)   start the whole platform in one process, with the PostgreSQL server it keeps
+                 under BILLING_DATA_DIR (default .data/); Ctrl-C stops both (make run)
+  dead-letters   list [--json] | replay (--id <event id> ... | --all): the dead letters the
+                 outboxes keep (the platform may be running)
+
+Settings come from the environment (README, "Two ways to run")."""
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] in (["-h"], ["--help"]):
+        print(USAGE)
+        raise SystemExit(0)
+    if args and args[0] != "dead-letters":
+        # Never start a platform on a command it does not know (a typo would start one).
+        print(f"billing-embedded: unknown command {args[0]!r}\n{USAGE}", file=sys.stderr)
+        raise SystemExit(2)
     # Text by default: the embedded mode is for a person at a terminal (BILLING_LOG_FORMAT=json for a pipeline).
     configure_logging(os.environ.get("BILLING_LOG_LEVEL", "WARNING"), default_format="text")
     try:
