@@ -1,22 +1,29 @@
-"""``reconciliation-svc rebuild``: the projection of payments and refunds emptied and refilled from
-payments-svc's ``GET /internal/events`` (a fake on loopback serving the documented shape, checking the
-token), in one transaction: a failure midway leaves the old projection; providers' verdicts and
-discrepancies are kept."""
+"""``reconciliation-svc rebuild``: the projection emptied and refilled, our payments and refunds from
+payments-svc's ``GET /internal/events`` and the providers' verdicts from providers-svc's ``GET
+/internal/verdicts`` (fakes on loopback serving the documented shapes, checking the tokens), in one
+transaction: a failure of either midway leaves the old projection; discrepancies are kept."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from aiohttp import web
-from billing_contracts.events import PaymentCreatedV1, ProviderPaymentSucceededV1
+from billing_contracts.envelope import EventBase
+from billing_contracts.events import (
+    PaymentCreatedV1,
+    ProviderPaymentFailedV1,
+    ProviderPaymentSucceededV1,
+    ProviderRefundUpdatedV1,
+)
 from billing_runtime.errors import ProblemError
 from billing_runtime.internal_auth import INTERNAL_HEADER, verify_internal
 from reconciliation_svc.__main__ import main
+from sqlalchemy import text
 
-from .support import NOW, PAYMENTS_SECRET, payment_snapshot, refund_snapshot
+from .support import NOW, PAYMENTS_SECRET, PROVIDERS_SECRET, payment_snapshot, refund_snapshot
 
 
 def entry(n: int, type_: str, data: dict[str, Any], tenant: str = "ten_a") -> dict[str, Any]:
@@ -80,21 +87,99 @@ async def fake_payments(aiohttp_server):  # type: ignore[no-untyped-def]
     return state
 
 
+def outcome(ptx: str, payment_id: str, account_id: str | None, **kw: Any) -> dict[str, Any]:
+    return {
+        "payment_id": payment_id,
+        "provider": "payme",
+        "provider_transaction_id": ptx,
+        "provider_reference": f"ref-{ptx}",
+        "amount": 5000,
+        "currency": "USD",
+        "account_id": account_id,
+        **kw,
+    }
+
+
+def provider_refund(status: str, at: datetime, **kw: Any) -> dict[str, Any]:
+    return {
+        "payment_id": "pay_1",
+        "provider": "payme",
+        "provider_transaction_id": "ptx_1",
+        "refund_id": "rfnd_1",
+        "provider_refund_id": "prf_1",
+        "amount": 2000,
+        "currency": "USD",
+        "status": status,
+        "provider_updated_at": at,
+        "account_id": "pac_1",
+        **kw,
+    }
+
+
+# What providers-svc holds: pay_1 succeeded through account pac_1, pay_2's attempt failed through pac_2,
+# our refund rfnd_1 pending, and a refund Payme made itself (a cancel after perform: no refund id of ours).
+VERDICTS: list[EventBase] = [
+    ProviderPaymentSucceededV1(tenant_id="ten_a", occurred_at=NOW, data=outcome("ptx_1", "pay_1", "pac_1")),
+    ProviderPaymentFailedV1(
+        tenant_id="ten_b", occurred_at=NOW, data=outcome("ptx_2", "pay_2", "pac_2", failure_code="declined")
+    ),
+    ProviderRefundUpdatedV1(tenant_id="ten_a", data=provider_refund("pending", NOW + timedelta(minutes=1))),
+    ProviderRefundUpdatedV1(
+        tenant_id="ten_a",
+        data=provider_refund(
+            "succeeded", NOW + timedelta(minutes=2), refund_id=None, provider_refund_id="payme-9", amount=3000
+        ),
+    ),
+]
+
+
 @pytest.fixture
-def run_rebuild(monkeypatch: pytest.MonkeyPatch, database_url: str):  # type: ignore[no-untyped-def]
-    def set_env(url: str) -> None:
+async def fake_verdicts(aiohttp_server):  # type: ignore[no-untyped-def]
+    """providers-svc's ``GET /internal/verdicts`` on loopback: ``next`` is an index of its own."""
+    state: dict[str, Any] = {
+        "verdicts": [v.model_dump(mode="json") for v in VERDICTS],
+        "fail_after": None,
+        "requests": [],
+    }
+
+    async def verdicts(request: web.Request) -> web.Response:
+        try:
+            caller = verify_internal(PROVIDERS_SECRET, request.headers.get(INTERNAL_HEADER, ""), audience="providers")
+        except ProblemError:
+            return web.json_response({"code": "unauthorized"}, status=401)
+        assert (caller.service, caller.tenant_id) == ("reconciliation", None)
+        after, limit = request.query.get("after"), int(request.query["limit"])
+        state["requests"].append(after)
+        if state["fail_after"] is not None and after == state["fail_after"]:
+            return web.json_response({"code": "database_unavailable"}, status=503)
+        start = 0 if after is None else int(after.removeprefix("i:"))
+        page = state["verdicts"][start : start + limit]
+        more = start + limit < len(state["verdicts"])
+        return web.json_response({"data": page, "next": f"i:{start + limit}" if more else None})
+
+    app = web.Application()
+    app.router.add_get("/internal/verdicts", verdicts)
+    server = await aiohttp_server(app)
+    state["url"] = f"http://127.0.0.1:{server.port}"
+    return state
+
+
+@pytest.fixture
+def run_rebuild(monkeypatch: pytest.MonkeyPatch, database_url: str, fake_verdicts):  # type: ignore[no-untyped-def]
+    def set_env(url: str, providers_url: str) -> None:
         for name, value in {
             "DATABASE_URL": database_url,
             "INTERNAL_SECRET": "i" * 32,
-            "PROVIDERS_INTERNAL_SECRET": "v" * 32,
+            "PROVIDERS_INTERNAL_SECRET": PROVIDERS_SECRET,
             "PAYMENTS_INTERNAL_SECRET": PAYMENTS_SECRET,
             "PAYMENTS_URL": url,
+            "PROVIDERS_URL": providers_url,
             "REBUILD_PAGE_SIZE": "2",
         }.items():
             monkeypatch.setenv(f"RECONCILIATION_{name}", value)
 
-    async def run(url: str) -> int:
-        set_env(url)
+    async def run(url: str, providers_url: str | None = None) -> int:
+        set_env(url, providers_url or fake_verdicts["url"])
         # The command runs its own event loop, as from a shell: off this test's loop.
         with pytest.raises(SystemExit) as exited:
             await asyncio.to_thread(main, ["rebuild"])
@@ -105,27 +190,24 @@ def run_rebuild(monkeypatch: pytest.MonkeyPatch, database_url: str):  # type: ig
 
 class TestRebuild:
     async def test_the_projection_is_refilled_from_the_log(
-        self, client, publish, rows, fake_payments, run_rebuild, capsys
+        self, client, publish, rows, fake_payments, fake_verdicts, run_rebuild, capsys
     ) -> None:
-        # What the projection held before: a payment the log no longer has (gone), a provider verdict.
+        # What the projection held before: a payment the log no longer has, a verdict providers-svc
+        # no longer holds (both gone after the rebuild).
         await publish(PaymentCreatedV1(tenant_id="ten_a", data={"payment": payment_snapshot(id="pay_stale")}))
-        verdict = {
-            "payment_id": "pay_1",
-            "provider": "click",
-            "provider_transaction_id": "ptx_1",
-            "amount": 5000,
-            "currency": "USD",
-        }
-        await publish(ProviderPaymentSucceededV1(tenant_id="ten_a", data=verdict))
+        await publish(ProviderPaymentSucceededV1(tenant_id="ten_a", data=outcome("ptx_stale", "pay_stale", None)))
         assert await run_rebuild(fake_payments["url"]) == 0
         payments = await rows("SELECT id, tenant_id, status, last_sequence FROM recon_payments ORDER BY id")
         assert [tuple(p) for p in payments] == [("pay_1", "ten_a", "SUCCEEDED", 4), ("pay_2", "ten_b", "CREATED", 1)]
         [refund] = await rows("SELECT id, status, next_check_at FROM recon_refunds")
         assert (refund.id, refund.status, refund.next_check_at) == ("rfnd_1", "PENDING", NOW + timedelta(minutes=5))
-        assert len(await rows("SELECT * FROM recon_provider_transactions")) == 1
-        # Paged with `after` = the last id of each page, 2 at a time.
+        ptxs = await rows("SELECT provider_transaction_id FROM recon_provider_transactions ORDER BY 1")
+        assert [p.provider_transaction_id for p in ptxs] == ["ptx_1", "ptx_2"]
+        # Paged with `after` = the last id of each page, 2 at a time; the verdicts by their `next`.
         assert fake_payments["requests"] == [None, "evt_0002", "evt_0004", "evt_0006"]
-        assert "7 events read, 5 applied, 2 skipped" in capsys.readouterr().out
+        assert fake_verdicts["requests"] == [None, "i:2"]
+        out = capsys.readouterr().out
+        assert "7 events read, 5 applied, 2 skipped; 4 provider verdicts applied" in out
 
     async def test_a_failure_midway_leaves_the_old_projection(
         self, client, publish, rows, fake_payments, run_rebuild, capsys
@@ -144,3 +226,90 @@ class TestRebuild:
     ) -> None:
         fake_payments["log"] = [entry(1, "payment.created", {"payment": {"id": "pay_1"}})]
         assert await run_rebuild(fake_payments["url"]) == 1
+
+
+PROJECTION = ("recon_payments", "recon_refunds", "recon_provider_transactions", "recon_provider_refunds")
+
+
+class TestRebuildProviderVerdicts:
+    async def test_a_total_loss_is_restored_with_payments_filed_under_their_accounts(
+        self, client, clean_db, rows, fake_payments, run_rebuild
+    ) -> None:
+        async with clean_db.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {', '.join(PROJECTION)}"))
+        assert await run_rebuild(fake_payments["url"]) == 0
+        filed = await rows("SELECT id, provider_account_id FROM recon_payments ORDER BY id")
+        assert [tuple(p) for p in filed] == [("pay_1", "pac_1"), ("pay_2", "pac_2")]
+        ptxs = await rows(
+            "SELECT provider_transaction_id, payment_id, status, account_id, occurred_at, observed_via,"
+            " provider_reference FROM recon_provider_transactions ORDER BY 1"
+        )
+        assert [tuple(p) for p in ptxs] == [
+            ("ptx_1", "pay_1", "succeeded", "pac_1", NOW, "callback", "ref-ptx_1"),
+            ("ptx_2", "pay_2", "failed", "pac_2", NOW, "callback", "ref-ptx_2"),
+        ]
+        refunds = await rows(
+            "SELECT key, refund_id, status, amount, provider_updated_at FROM recon_provider_refunds ORDER BY key"
+        )
+        assert [tuple(r) for r in refunds] == [
+            ("payme:payme-9", None, "succeeded", 3000, NOW + timedelta(minutes=2)),
+            ("rfnd_1", "rfnd_1", "pending", 2000, NOW + timedelta(minutes=1)),
+        ]
+
+    async def test_a_failing_providers_source_midway_leaves_the_old_projection(
+        self, client, publish, rows, fake_payments, fake_verdicts, run_rebuild, capsys
+    ) -> None:
+        await publish(PaymentCreatedV1(tenant_id="ten_a", data={"payment": payment_snapshot(id="pay_old")}))
+        await publish(ProviderPaymentSucceededV1(tenant_id="ten_a", data=outcome("ptx_old", "pay_old", "pac_old")))
+        fake_verdicts["fail_after"] = "i:2"
+        assert await run_rebuild(fake_payments["url"]) == 1
+        assert fake_verdicts["requests"] == [None, "i:2"]
+        assert [tuple(r) for r in await rows("SELECT id, provider_account_id FROM recon_payments")] == [
+            ("pay_old", "pac_old")
+        ]
+        ptxs = await rows("SELECT provider_transaction_id FROM recon_provider_transactions")
+        assert [p.provider_transaction_id for p in ptxs] == ["ptx_old"]
+        assert await rows("SELECT * FROM recon_provider_refunds") == []
+        assert "the projection is unchanged" in capsys.readouterr().err
+
+    async def test_a_verdict_that_does_not_parse_fails_the_rebuild(
+        self, client, publish, rows, fake_payments, fake_verdicts, run_rebuild
+    ) -> None:
+        await publish(PaymentCreatedV1(tenant_id="ten_a", data={"payment": payment_snapshot(id="pay_old")}))
+        fake_verdicts["verdicts"].append({"event_type": "provider.payment.succeeded", "data": {"payment_id": "x"}})
+        assert await run_rebuild(fake_payments["url"]) == 1
+        assert [r.id for r in await rows("SELECT id FROM recon_payments")] == ["pay_old"]
+
+    async def test_a_live_event_after_the_rebuild_still_wins_by_its_ordering(
+        self, client, publish, rows, fake_payments, run_rebuild
+    ) -> None:
+        assert await run_rebuild(fake_payments["url"]) == 0
+        # An older pending verdict (delivered late) changes nothing; the provider's later final one wins.
+        await publish(ProviderRefundUpdatedV1(tenant_id="ten_a", data=provider_refund("pending", NOW)))
+        [refund] = await rows("SELECT status, provider_updated_at FROM recon_provider_refunds WHERE key = 'rfnd_1'")
+        assert tuple(refund) == ("pending", NOW + timedelta(minutes=1))
+        later = NOW + timedelta(minutes=3)
+        await publish(ProviderRefundUpdatedV1(tenant_id="ten_a", data=provider_refund("succeeded", later)))
+        [refund] = await rows("SELECT status, provider_updated_at FROM recon_provider_refunds WHERE key = 'rfnd_1'")
+        assert tuple(refund) == ("succeeded", later)
+        # The transaction's later observation (a status check) replaces the rebuilt copy; an earlier does not.
+        await publish(
+            ProviderPaymentSucceededV1(
+                tenant_id="ten_a",
+                occurred_at=NOW - timedelta(seconds=1),
+                data=outcome("ptx_1", "pay_1", "pac_1", provider_reference="old-ref"),
+            )
+        )
+        [ptx] = await rows(
+            "SELECT provider_reference, observed_via FROM recon_provider_transactions WHERE payment_id = 'pay_1'"
+        )
+        assert tuple(ptx) == ("ref-ptx_1", "callback")
+        await publish(
+            ProviderPaymentSucceededV1(
+                tenant_id="ten_a",
+                occurred_at=NOW + timedelta(seconds=1),
+                data=outcome("ptx_1", "pay_1", "pac_1", observed_via="status_check"),
+            )
+        )
+        [ptx] = await rows("SELECT observed_via FROM recon_provider_transactions WHERE payment_id = 'pay_1'")
+        assert ptx.observed_via == "status_check"

@@ -29,7 +29,7 @@ from providers_svc.adapters.sandbox import SandboxProvider
 from providers_svc.adapters.stripe import NAME as STRIPE
 from providers_svc.adapters.stripe import StripeProvider
 from providers_svc.api.callbacks.timing import callback_timing_middleware
-from providers_svc.api.reconciliation import RECONCILIATION, STATEMENTS, SYNC_PAYMENT, SYNC_REFUND
+from providers_svc.api.reconciliation import RECONCILIATION, STATEMENTS, SYNC_PAYMENT, SYNC_REFUND, VERDICTS
 from providers_svc.api.routes import setup_routes
 from providers_svc.db.models import heartbeats, outbox
 from providers_svc.domain.stripe_events import StripeEventFollower
@@ -137,13 +137,13 @@ async def _http_client(app: web.Application) -> AsyncIterator[None]:
 def issuers_of(settings: Settings) -> dict[str, Any]:
     """Who may call: payments-svc (start, check, cancel payments, check refunds) and the gateway (the
     provider accounts' admin API), with providers-svc's own key; and, when its key is configured,
-    reconciliation-svc with a key of its own, to sync payments and refunds and read statements, and
-    nothing else (docs/INTERNAL.md "Trust")."""
+    reconciliation-svc with a key of its own, to sync payments and refunds, read statements and the
+    verdicts (its rebuild), and nothing else (docs/INTERNAL.md "Trust")."""
     if settings.reconciliation_internal_secret is None:
         return {"internal_issuers": {"payments", "gateway"}}
     return {
         "internal_issuers": {"payments", "gateway", RECONCILIATION},
-        "confined_issuers": {RECONCILIATION: {SYNC_PAYMENT, SYNC_REFUND, STATEMENTS}},
+        "confined_issuers": {RECONCILIATION: {SYNC_PAYMENT, SYNC_REFUND, STATEMENTS, VERDICTS}},
         "issuer_secrets": {RECONCILIATION: settings.reconciliation_internal_secret.get_secret_value()},
     }
 

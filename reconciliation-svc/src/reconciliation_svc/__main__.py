@@ -1,6 +1,7 @@
 """``reconciliation-svc migrate | api | worker | all`` (``all`` = api and worker in one process),
 ``reconciliation-svc dead-letters list | replay`` for the dead letters of its queue, and
-``reconciliation-svc rebuild`` to refill the projection from payments-svc's event log; ``reconciliation-svc
+``reconciliation-svc rebuild`` to refill the projection from payments-svc's event log and
+providers-svc's verdicts; ``reconciliation-svc
 reconcile ... | runs ...`` (cli.py)."""
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from reconciliation_svc.services.payments_http import EventLogUnavailable, Payme
 from reconciliation_svc.services.projection import ProjectionDeps
 from reconciliation_svc.services.rebuild import RebuildResult, rebuild
 from reconciliation_svc.services.uow import ReconUnitOfWork
+from reconciliation_svc.services.verdicts_http import ProvidersVerdicts, VerdictsUnavailable
 from reconciliation_svc.settings import Settings
 
 PROG = "reconciliation-svc"
@@ -36,7 +38,10 @@ async def rebuild_projection(settings: Settings) -> RebuildResult:
         event_log = PaymentsEventLog(
             settings.payments_url, settings.payments_internal_secret.get_secret_value(), settings.request_timeout
         )
-        return await rebuild(deps, event_log, page_size=settings.rebuild_page_size)
+        verdicts = ProvidersVerdicts(
+            settings.providers_url, settings.providers_internal_secret.get_secret_value(), settings.request_timeout
+        )
+        return await rebuild(deps, event_log, verdicts, page_size=settings.rebuild_page_size)
     finally:
         await engine.dispose()
 
@@ -51,11 +56,14 @@ def rebuild_command() -> int:
 
     try:
         run(main())
-    except EventLogUnavailable as exc:
+    except (EventLogUnavailable, VerdictsUnavailable) as exc:
         print(f"{PROG} rebuild: failed, the projection is unchanged: {exc}", file=sys.stderr)
         return 1
     done = results[0]
-    print(f"{PROG} rebuild: {done.events} events read, {done.applied} applied, {done.skipped} skipped")
+    print(
+        f"{PROG} rebuild: {done.events} events read, {done.applied} applied, {done.skipped} skipped;"
+        f" {done.verdicts} provider verdicts applied"
+    )
     return 0
 
 

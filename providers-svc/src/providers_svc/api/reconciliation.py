@@ -15,8 +15,9 @@ from billing_runtime.internal_auth import require_platform_caller
 from billing_runtime.problems import ProblemError
 
 from providers_svc.adapters.base import ProviderRejectedError, ProviderUnavailableError
-from providers_svc.keys import metrics_key, payment_sync_key, statements_key
+from providers_svc.keys import metrics_key, payment_sync_key, statements_key, uow_factory_key
 from providers_svc.services.statements.period import Period
+from providers_svc.services.verdicts import BadCursor, Cursor, verdict_page
 
 log = logging.getLogger(__name__)
 _RETRY_AFTER = {"Retry-After": "5"}
@@ -24,6 +25,7 @@ _RETRY_AFTER = {"Retry-After": "5"}
 RECONCILIATION = "reconciliation"
 SYNC_PAYMENT = "/internal/payments/{payment_id}/sync"
 STATEMENTS = "/internal/statements"
+VERDICTS = "/internal/verdicts"
 # Built by api/refunds.py; listed here with the other routes reconciliation-svc may reach.
 SYNC_REFUND = "/internal/refunds/{refund_id}/sync"
 # Payment ids are payments-svc's (``pay_…``, String(64) here): anything else names no transaction.
@@ -111,3 +113,39 @@ async def statements(request: web.Request) -> web.StreamResponse:
     metrics.statement_lines.labels(statement.provider).inc(lines)
     metrics.statement_seconds.labels(statement.provider, "complete").observe(time.monotonic() - started)
     return response
+
+
+# Verdicts per page: the default, and the most one page may ask for.
+VERDICTS_PAGE = 100
+MAX_VERDICTS_PAGE = 1000
+
+
+def _verdicts_query(query: Mapping[str, str]) -> tuple[Cursor | None, int]:
+    errors: list[FieldError] = []
+    limit = VERDICTS_PAGE
+    raw_limit = query.get("limit")
+    if raw_limit is not None:
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_VERDICTS_PAGE:
+            errors.append(FieldError(field="limit", message=f"must be an integer from 1 to {MAX_VERDICTS_PAGE}"))
+        else:
+            limit = int(raw_limit)
+    after = None
+    if "after" in query:
+        try:
+            after = Cursor.decode(query["after"])
+        except BadCursor:
+            errors.append(FieldError(field="after", message="must be a `next` this route handed out"))
+    if errors:
+        raise ProblemError(422, "validation_error", "Invalid verdicts request", errors=errors)
+    return after, limit
+
+
+async def verdicts(request: web.Request) -> web.Response:
+    """A page of the verdicts we hold, each as the contract event that published it, for
+    ``reconciliation-svc rebuild`` (services/verdicts.py): ``{"data": [...], "next": cursor | null}``."""
+    require_platform_caller(request, RECONCILIATION)
+    after, limit = _verdicts_query(request.query)
+    page = await verdict_page(request.app[uow_factory_key], after, limit)
+    body = b'{"data":[' + b",".join(e.model_dump_json().encode() for e in page.events) + b'],"next":'
+    body += (f'"{page.next.encode()}"' if page.next is not None else "null").encode() + b"}"
+    return web.Response(body=body, content_type="application/json", headers={"Cache-Control": "no-store"})

@@ -37,6 +37,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post(reconciliation.SYNC_REFUND, refunds.sync)
     app.router.add_post(reconciliation.SYNC_PAYMENT, reconciliation.sync_payment)
     app.router.add_get(reconciliation.STATEMENTS, reconciliation.statements)
+    app.router.add_get(reconciliation.VERDICTS, reconciliation.verdicts)
     app.router.add_post("/billing/sandbox", sandbox_callbacks.sandbox_callback)
     # Payme answers a non-POST too (-32300, HTTP 200), so every method is routed.
     app.router.add_route("*", "/billing/payme", payme_callbacks.payme_callback)

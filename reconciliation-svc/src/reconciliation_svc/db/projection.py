@@ -25,9 +25,9 @@ PENDING_REFUND = "PENDING"
 _PAID = frozenset({"SUCCEEDED", "PARTIALLY_REFUNDED", "REFUNDED"})
 _FINAL_PROVIDER_REFUND = ("succeeded", "failed")
 
-# Emptied by `rebuild` (what payments-svc's event log holds); the providers' verdicts and the
-# discrepancies are not in that log, so they are kept.
-REBUILT_TABLES = ("recon_payments", "recon_refunds")
+# Emptied by `rebuild`: what payments-svc's event log holds and what providers-svc's verdicts hold.
+# The discrepancies are ours alone (no other service could give them back), so they are kept.
+REBUILT_TABLES = ("recon_payments", "recon_refunds", "recon_provider_transactions", "recon_provider_refunds")
 
 
 def _pick(newer: ColumnElement[bool], table: Table, excluded: Any, columns: list[str]) -> dict[str, Any]:

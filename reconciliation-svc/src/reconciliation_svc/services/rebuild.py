@@ -1,8 +1,11 @@
-"""``reconciliation-svc rebuild`` (REC-6): empty the projection of our payments and refunds and refill it
-from payments-svc's event log, in one transaction, so the projection is never seen half-built and a
-rebuild that fails (payments-svc down midway) leaves the old one in place. The providers' verdicts and
-the discrepancies are not in that log and are kept. Events consumed meanwhile wait for the transaction
-and then apply through the same sequence guard, so nothing newer is lost."""
+"""``reconciliation-svc rebuild`` (REC-6): empty the projection and refill it, in one transaction, our
+payments and refunds from payments-svc's event log, then the providers' verdicts from providers-svc's
+``GET /internal/verdicts`` (each the event that published it), every one through the writes the live
+events make. So the projection is never seen half-built, and a rebuild that fails (either service down
+midway) leaves the old one in place. The verdicts come second: each files its payment under its
+provider account (``provider_account_filed``), as a live verdict does for a payment that came first.
+The discrepancies are kept. Events consumed meanwhile wait for the transaction and then apply through
+the same guards (sequence, occurred_at, provider_updated_at), so nothing newer is lost."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from pydantic import ValidationError
 from reconciliation_svc.db.projection import empty_rebuilt_tables
 from reconciliation_svc.services.payments_http import EventLogUnavailable, PaymentsEventLog
 from reconciliation_svc.services.projection import ProjectionDeps, projection_writes
+from reconciliation_svc.services.verdicts_http import ProvidersVerdicts
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +29,8 @@ class RebuildResult:
     events: int = 0
     applied: int = 0
     skipped: int = 0
+    # The providers' verdicts applied (every one providers-svc handed out).
+    verdicts: int = 0
 
 
 # The log's types the projection takes; the others (dispute.*, endpoint.disabled, types newer than this
@@ -49,7 +55,9 @@ def log_event(item: dict[str, Any]) -> Any:
     )
 
 
-async def rebuild(deps: ProjectionDeps, event_log: PaymentsEventLog, *, page_size: int) -> RebuildResult:
+async def rebuild(
+    deps: ProjectionDeps, event_log: PaymentsEventLog, verdicts: ProvidersVerdicts, *, page_size: int
+) -> RebuildResult:
     done = RebuildResult()
     async with deps.uow() as unit:
         await empty_rebuilt_tables(unit.session)
@@ -67,6 +75,17 @@ async def rebuild(deps: ProjectionDeps, event_log: PaymentsEventLog, *, page_siz
                 for stmt in writes:
                     await unit.session.execute(stmt)
                 done.applied += 1
+        async for verdict_page in verdicts.pages(page_size):
+            for verdict in verdict_page:
+                for stmt in projection_writes(verdict, deps.first_check) or []:
+                    await unit.session.execute(stmt)
+                done.verdicts += 1
         await unit.commit()
-    log.info("rebuild: %s events read, %s applied, %s skipped", done.events, done.applied, done.skipped)
+    log.info(
+        "rebuild: %s events read, %s applied, %s skipped; %s provider verdicts",
+        done.events,
+        done.applied,
+        done.skipped,
+        done.verdicts,
+    )
     return done

@@ -1,0 +1,255 @@
+"""The verdicts providers-svc holds, as the events that published them (``GET /internal/verdicts``):
+what ``reconciliation-svc rebuild`` refills its providers' side from when its database is lost.
+
+Four kinds, walked one after the other, each by its own keyset (``db/verdicts.py``): transactions with
+a final outcome (``provider.payment.succeeded|failed``), our refunds' published verdicts, Payme's
+cancels after perform and Stripe's refunds made outside our API (``provider.refund.updated`` with no
+refund id of ours). Each is rebuilt from the rows as ``queue_outcome``, ``refund_event`` and
+``provider_started_refund_event`` built it; the fields no row keeps are named where they are chosen.
+
+A row written or changed after the walk passed it is not walked again: its event is published after
+its commit, so it reaches reconciliation after the rebuild's transaction, and applies on top of it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from billing_contracts.envelope import EventBase
+from billing_contracts.events.providers import (
+    ProviderPaymentFailedV1,
+    ProviderPaymentOutcome,
+    ProviderPaymentSucceededV1,
+)
+from billing_contracts.events.refunds import ProviderRefund, ProviderRefundUpdatedV1
+
+from providers_svc.adapters.stripe.adapter import refund_result
+from providers_svc.adapters.stripe.amounts import from_stripe
+from providers_svc.db import verdicts as reads
+from providers_svc.db.models import ProviderTransactionRow
+from providers_svc.db.payme import PaymeReversalRow
+from providers_svc.db.refunds import ProviderRefundRow
+from providers_svc.db.stripe_objects import StripeObjectRow
+from providers_svc.domain.refunds import RefundStatus
+from providers_svc.domain.transactions import TransactionStatus
+from providers_svc.services.refund_events import published
+from providers_svc.services.uow import UowFactory
+
+# The kinds in the order they are walked; a cursor is ``<kind>:<key>``.
+KINDS = ("payments", "refunds", "payme_reversals", "stripe_refunds")
+_KEY = re.compile(r"[A-Za-z0-9_\-]{1,255}")
+
+
+class BadCursor(ValueError):
+    """An ``after`` that no page of this route handed out."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    kind: str
+    # The last key walked in that kind (Stripe's: account id and Stripe id).
+    key: tuple[str, ...]
+
+    def encode(self) -> str:
+        return ":".join((self.kind, *self.key))
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        kind, _, rest = text.partition(":")
+        key = tuple(rest.split(":"))
+        width = 2 if kind == "stripe_refunds" else 1
+        if kind not in KINDS or len(key) != width or not all(_KEY.fullmatch(part) for part in key):
+            raise BadCursor(text)
+        return cls(kind, key)
+
+
+@dataclass(frozen=True)
+class VerdictPage:
+    events: list[EventBase]
+    # Where the next page starts; None: every verdict was walked.
+    next: Cursor | None
+
+
+Item = tuple[EventBase | None, tuple[str, ...]]
+
+
+def transaction_outcome(settled: reads.SettledTransaction) -> EventBase:
+    """The ``provider.payment.succeeded|failed`` ``queue_outcome`` published for this transaction.
+
+    ``occurred_at`` is not kept: the row's ``updated_at`` is the settling write's clock, a moment before
+    the event was built (and no later write touches a final transaction), so the original event, if it
+    is delivered again, replaces this copy with the same verdict, and any later event is later still."""
+    t = settled.row
+    failed = t.status == TransactionStatus.FAILED.value
+    event_cls = ProviderPaymentFailedV1 if failed else ProviderPaymentSucceededV1
+    return event_cls(
+        tenant_id=t.tenant_id,
+        livemode=t.livemode,
+        occurred_at=t.updated_at,
+        correlation_id=t.payment_id,
+        data=ProviderPaymentOutcome(
+            livemode=t.livemode,
+            payment_id=t.payment_id,
+            provider=t.provider,
+            provider_transaction_id=t.id,
+            provider_reference=t.provider_reference,
+            # What a (manual) capture took once succeeded; the amount asked for otherwise.
+            amount=t.amount if failed or t.captured_amount is None else t.captured_amount,
+            currency=t.currency,
+            failure_code=t.failure_code if failed else None,
+            failure_message=t.failure_message if failed else None,
+            account_id=t.account_id,
+            observed_via="status_check" if settled.by_status_check else "callback",
+        ),
+    )
+
+
+def our_refund_verdict(r: ProviderRefundRow) -> EventBase:
+    """The ``provider.refund.updated`` of the refund's published verdict (``refund_event``).
+
+    ``observed_via`` is not kept (the provider's answer to our call, its callback, or a status check):
+    ``api``, the contract's default, is given; reconciliation keeps it as evidence and orders nothing by
+    it. The verdict's order is ``provider_updated_at``, which the row keeps exactly."""
+    status = RefundStatus(r.status)
+    return ProviderRefundUpdatedV1(
+        tenant_id=r.tenant_id,
+        livemode=r.livemode,
+        occurred_at=r.updated_at,
+        correlation_id=r.payment_id,
+        causation_id=r.id,
+        data=ProviderRefund(
+            payment_id=r.payment_id,
+            provider=r.provider,
+            provider_transaction_id=r.provider_transaction_id,
+            refund_id=r.id,
+            provider_refund_id=r.provider_refund_id,
+            amount=r.amount,
+            currency=r.currency,
+            status=published(status),
+            failure_code=r.failure_code,
+            failure_message=r.failure_message,
+            # Always set with a verdict (``RefundRepository.record``); the row's last change otherwise.
+            provider_updated_at=r.provider_updated_at or r.updated_at,
+            observed_via="api",
+            account_id=r.account_id,
+            livemode=r.livemode,
+        ),
+    )
+
+
+def payme_reversal_verdict(v: PaymeReversalRow, t: ProviderTransactionRow) -> EventBase:
+    """The ``provider.refund.updated`` Payme's Cancel of a performed transaction published: the whole
+    amount back to the payer, at Payme's cancel time, under Payme's id, with no refund id of ours (even
+    once payments-svc's refund exists: reconciliation keys a provider-started refund by Payme's id)."""
+    return ProviderRefundUpdatedV1(
+        tenant_id=v.tenant_id,
+        livemode=v.livemode,
+        occurred_at=v.created_at,
+        correlation_id=v.payment_id,
+        causation_id=v.id,
+        data=ProviderRefund(
+            payment_id=v.payment_id,
+            provider=t.provider,
+            provider_transaction_id=v.provider_transaction_id,
+            refund_id=None,
+            provider_refund_id=v.payme_id,
+            amount=v.amount,
+            currency=v.currency,
+            status="succeeded",
+            provider_updated_at=datetime.fromtimestamp(v.cancel_time / 1000, UTC),
+            observed_via="callback",
+            account_id=t.account_id,
+            livemode=v.livemode,
+        ),
+    )
+
+
+def stripe_refund_verdict(o: StripeObjectRow, t: ProviderTransactionRow) -> EventBase | None:
+    """The ``provider.refund.updated`` of the newest state projected of a refund Stripe made outside
+    our API (``stripe_refunds.py`` publishes every state a webhook carries; this is the last one, its
+    time the webhook event's). None for an amount that is none of the payment's, as the webhook skips.
+
+    Not recoverable: a refund only ever embedded in a ``charge.refunded`` (older Stripe API versions)
+    is not projected as a refund object, so it has no row here."""
+    amount = from_stripe(o.amount, t.currency) if o.amount is not None else None
+    if amount is None or amount <= 0 or (o.currency or "").upper() != t.currency:
+        return None
+    result = refund_result(o.data)
+    return ProviderRefundUpdatedV1(
+        tenant_id=t.tenant_id,
+        livemode=t.livemode,
+        occurred_at=o.updated_at,
+        correlation_id=t.payment_id,
+        data=ProviderRefund(
+            payment_id=t.payment_id,
+            provider=t.provider,
+            provider_transaction_id=t.id,
+            refund_id=None,
+            provider_refund_id=o.stripe_id,
+            amount=amount,
+            currency=t.currency,
+            status=published(RefundStatus(result.status)),
+            failure_code=result.failure_code,
+            failure_message=result.failure_message,
+            provider_updated_at=o.version_time,
+            observed_via="callback",
+            account_id=t.account_id,
+            livemode=t.livemode,
+        ),
+    )
+
+
+Reader = Callable[[UowFactory, tuple[str, ...] | None, int], Awaitable[list[Item]]]
+
+
+async def _payments(uow: UowFactory, after: tuple[str, ...] | None, limit: int) -> list[Item]:
+    async with uow() as unit:
+        rows = await reads.settled_transactions(unit.session, after[0] if after else None, limit)
+    return [(transaction_outcome(s), (s.row.id,)) for s in rows]
+
+
+async def _refunds(uow: UowFactory, after: tuple[str, ...] | None, limit: int) -> list[Item]:
+    async with uow() as unit:
+        rows = await reads.published_refunds(unit.session, after[0] if after else None, limit)
+    return [(our_refund_verdict(r), (r.id,)) for r in rows]
+
+
+async def _payme(uow: UowFactory, after: tuple[str, ...] | None, limit: int) -> list[Item]:
+    async with uow() as unit:
+        rows = await reads.payme_reversals(unit.session, after[0] if after else None, limit)
+    return [(payme_reversal_verdict(v, t), (v.id,)) for v, t in rows]
+
+
+async def _stripe(uow: UowFactory, after: tuple[str, ...] | None, limit: int) -> list[Item]:
+    async with uow() as unit:
+        cursor = (after[0], after[1]) if after else None
+        rows = await reads.stripe_started_refunds(unit.session, cursor, limit)
+    return [(stripe_refund_verdict(o, t), (o.account_id, o.stripe_id)) for o, t in rows]
+
+
+_READERS: dict[str, Reader] = {
+    "payments": _payments,
+    "refunds": _refunds,
+    "payme_reversals": _payme,
+    "stripe_refunds": _stripe,
+}
+
+
+async def verdict_page(uow: UowFactory, after: Cursor | None, limit: int) -> VerdictPage:
+    """Up to ``limit`` verdicts after ``after`` (None: from the first), moving on to the next kind
+    when one runs out within the page."""
+    start = KINDS.index(after.kind) if after is not None else 0
+    events: list[EventBase] = []
+    read = 0
+    for kind in KINDS[start:]:
+        key = after.key if after is not None and kind == after.kind else None
+        items = await _READERS[kind](uow, key, limit - read)
+        read += len(items)
+        # A row skipped (a Stripe refund of another amount) counts against the page and moves the
+        # cursor past it all the same.
+        events.extend(event for event, _key in items if event is not None)
+        if read == limit:
+            return VerdictPage(events, Cursor(kind, items[-1][1]))
+    return VerdictPage(events, None)
