@@ -5,12 +5,18 @@ and the sync heals a capture whose record was lost. Payme and Click cannot hold 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from billing_contracts.statements import StatementRecord
 from providers_svc.adapters.sandbox import SIGNATURE_HEADER, sign
+from providers_svc.db.models import SandboxChargeRow
 from providers_svc.keys import bank_key
+from providers_svc.services.statements import ledgers
+from sqlalchemy import CheckConstraint
 
 SANDBOX_SECRET = "test-sandbox-secret-0123456789abcdef"  # the conftest settings' key
 TENANT_A = "ten_aaaaaaaaaaaaaaaa"
@@ -172,3 +178,36 @@ class TestRelease:
         assert (await _capture(client, internal_headers, payment, 5000)).status == 200
         resp = await client.post(f"/internal/payments/{payment['payment_id']}/cancel", headers=internal_headers())
         assert (resp.status, (await resp.json())["code"]) == (409, "not_cancellable")
+
+
+class TestStatement:
+    async def test_a_hold_is_pending_and_a_capture_shows_what_it_took(
+        self, make_client: Any, start_payment: Start, internal_headers: Any, db_read: Any
+    ) -> None:
+        # The sandbox bank's statement (reconciliation's) names every outcome its ledger can hold: a
+        # statement with a hold or a capture in it was a 500 before (an outcome it had no word for).
+        client = await make_client()
+        held = await _authorized(client, start_payment, db_read)
+        now = datetime.now(UTC)
+        period = f"from={(now - timedelta(hours=1)).isoformat()}&to={(now + timedelta(hours=1)).isoformat()}"
+        path = f"/internal/statements?account_id=sandbox&{period.replace('+00:00', 'Z')}"
+        headers = internal_headers(None, issuer="reconciliation")
+
+        async def lines() -> dict[str, StatementRecord]:
+            resp = await client.get(path, headers=headers)
+            assert resp.status == 200, await resp.text()
+            raw = [json.loads(line) for line in (await resp.text()).splitlines()]
+            assert raw[-1] == {"complete": True}
+            return {str(r["payment_id"]): StatementRecord.model_validate(r) for r in raw[:-1]}
+
+        line = (await lines())[held["payment_id"]]
+        assert (line.status, line.amount) == ("pending", 5000)
+        assert (await _capture(client, internal_headers, held, 3000)).status == 200
+        line = (await lines())[held["payment_id"]]
+        assert (line.status, line.amount) == ("succeeded", 3000)
+
+
+def test_the_statement_has_a_word_for_every_outcome_the_ledger_allows() -> None:
+    [check] = [c for c in SandboxChargeRow.__table__.constraints if isinstance(c, CheckConstraint)]
+    allowed = set(re.findall(r"'([a-z_]+)'", str(check.sqltext)))
+    assert allowed and set(ledgers.SANDBOX_STATUS) == allowed

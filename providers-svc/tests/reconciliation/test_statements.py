@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from billing_contracts.statements import StatementRecord
-from providers_svc.services.statements import ledgers
+from providers_svc.services.statements import ledgers, service
 
 from .conftest import reconciliation_headers
 
@@ -82,6 +82,31 @@ class TestSandboxStatement:
         start, _ = _today()
         before, complete = await _lines(client, _query("sandbox", start - timedelta(days=2), start))
         assert (before, complete) == ([], True)
+
+
+class TestABugMidStream:
+    async def test_the_stream_ends_at_once_without_its_final_line(
+        self,
+        make_client: Any,
+        start_payment: Callable[..., Awaitable[dict[str, Any]]],
+        monkeypatch: Any,
+        caplog: Any,
+    ) -> None:
+        # A bug after the first line (an outcome the statement had no word for was one) cannot be a 500
+        # any more: the answer ends, unfinished, so reconciliation fails the run instead of waiting.
+        async def broken(*_: Any) -> Any:
+            raise KeyError("captured")
+            yield  # an async generator
+
+        monkeypatch.setattr(service, "sandbox_refund_records", broken)
+        client = await make_client()
+        payment = await start_payment(client)
+        await client.post(
+            f"/sandbox/pay/{payment['provider_transaction_id']}", data={"outcome": "succeed"}, allow_redirects=False
+        )
+        records, complete = await _lines(client, _query("sandbox", *_today()))
+        assert ([r.payment_id for r in records], complete) == ([payment["payment_id"]], False)
+        assert any("statement of sandbox failed after 1 lines" in r.getMessage() for r in caplog.records)
 
 
 class TestStatementInput:

@@ -108,6 +108,13 @@ async def statements(request: web.Request) -> web.StreamResponse:
         log.warning("statement of %s broke after %d lines: %s", account_id, lines, exc)
         # Ending without the final line is the signal: the stream is incomplete.
         return response
+    except Exception:
+        # A bug, after the answer began: no 500 can follow a 200 already sent, and a stream left open
+        # would keep the run waiting for its read timeout. Ended without its final line, it is
+        # incomplete at once for the reader.
+        metrics.statement_seconds.labels(statement.provider, "broken").observe(time.monotonic() - started)
+        log.exception("statement of %s failed after %d lines", account_id, lines)
+        return response
     await response.write(b'{"complete": true}\n')
     await response.write_eof()
     metrics.statement_lines.labels(statement.provider).inc(lines)

@@ -17,12 +17,15 @@ from providers_svc.services.statements.period import PAGE, Period
 from providers_svc.services.uow import UowFactory
 
 SANDBOX = "sandbox"
-# The bank's decisions as a statement says them. "pending" stays pending until its callback is due.
-_SANDBOX_STATUS: dict[str, StatementStatus] = {
+# The bank's decisions as a statement says them (every outcome its ledger's CHECK allows). "pending"
+# stays pending until its callback is due; a manual capture's hold ("authorized") took nothing yet.
+SANDBOX_STATUS: dict[str, StatementStatus] = {
     "succeed": "succeeded",
     "decline": "failed",
     "pending": "succeeded",
     "cancelled": "cancelled",
+    "authorized": "pending",
+    "captured": "succeeded",
 }
 _PAYME_STATUS: dict[int, StatementStatus] = {
     int(TransactionState.CREATED): "pending",
@@ -38,7 +41,9 @@ async def sandbox_records(uow: UowFactory, period: Period, now: datetime) -> Asy
         async with uow() as unit:
             page = await reads.sandbox_charges(unit.session, period.start, period.end, after, PAGE)
         for charge, txn in page:
-            status = _SANDBOX_STATUS[charge.outcome]
+            status = SANDBOX_STATUS[charge.outcome]
+            # A capture took what it took (the rest released), as our payment holds it.
+            taken = (charge.captured_amount or txn.amount) if charge.outcome == "captured" else txn.amount
             if charge.outcome == "pending" and charge.due_at is not None and charge.due_at > now:
                 status = "pending"
             yield StatementRecord(
@@ -47,7 +52,7 @@ async def sandbox_records(uow: UowFactory, period: Period, now: datetime) -> Asy
                 # The bank keys its records by our transaction id (it has no id of its own).
                 provider_reference=txn.id,
                 payment_id=txn.payment_id,
-                amount=txn.amount,
+                amount=taken,
                 currency=txn.currency,
                 status=status,
                 occurred_at=charge.created_at,
