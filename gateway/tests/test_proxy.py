@@ -346,7 +346,6 @@ class TestUpstreamFailures:
         for method, path, headers in [
             ("GET", "/v1/payments", bearer(token)),
             ("POST", "/v1/checkout/tok/pay", {}),
-            ("POST", "/billing/sandbox", {}),
         ]:
             started = time.monotonic()
             resp = await gateway.client.request(method, path, headers=headers, json={})
@@ -375,7 +374,6 @@ class TestBodyLimit:
         for path, headers in [
             ("/v1/payments", bearer(token)),
             ("/v1/checkout/t/pay", {}),
-            ("/billing/click/prepare", {}),
         ]:
             resp = await gateway.client.post(path, data=big, headers={**headers, "Content-Type": "application/json"})
             await problem(resp, 413, "payload_too_large")

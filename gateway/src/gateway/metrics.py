@@ -15,6 +15,13 @@ class GatewayMetrics(Metrics):
             ["upstream", "reason"],
             registry=self.registry,
         )
+        self.callbacks_refused = Counter(
+            "gateway_callbacks_refused_total",
+            "Provider callbacks (/billing) the gateway answered itself, in the provider's format: too_large, "
+            "bad_path, unavailable (providers-svc unreachable)",
+            ["provider", "reason"],
+            registry=self.registry,
+        )
         self.rate_limited = Counter(
             "gateway_rate_limited_total", "Requests refused by the per-tenant rate limit", registry=self.registry
         )

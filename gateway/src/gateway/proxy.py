@@ -18,6 +18,7 @@ from billing_runtime.middlewares import REQUEST_ID_HEADER
 from billing_runtime.problems import ProblemError
 
 from gateway.auth import authenticate_tenant
+from gateway.callback_refusals import echoes_ids, provider_of, refusal
 from gateway.keys import (
     access_cache_key,
     internal_signer_key,
@@ -53,6 +54,9 @@ PAGE_RESPONSE_HEADERS = (
     "X-Frame-Options",
 )
 UPSTREAM_RETRY_AFTER = "2"
+# Stripe's events (an invoice with many lines) may be larger than the gateway's body limit: they are
+# streamed through up to providers-svc's own limit for them (``api/callbacks/stripe.py``), 413 beyond.
+STRIPE_EVENT_LIMIT = 512 * 1024
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ class ProxyRoute:
     pages: bool = False
     # Request headers passed on beyond FORWARDED_REQUEST_HEADERS, for this route only.
     passed_headers: tuple[str, ...] = ()
+    # Provider callbacks: what the gateway itself refuses is answered in the provider's own format.
+    callbacks: bool = False
 
 
 ROUTES = (
@@ -86,7 +92,7 @@ ROUTES = (
     # The checkout token in the path is the payer's only credential.
     ProxyRoute("/v1/checkout", PAYMENTS, tenant=False, internal=True),
     # Provider callbacks and the sandbox bank's pages: providers authenticate by their own signatures.
-    ProxyRoute("/billing", PROVIDERS, tenant=False, internal=False, pass_authorization=True),
+    ProxyRoute("/billing", PROVIDERS, tenant=False, internal=False, pass_authorization=True, callbacks=True),
     ProxyRoute("/sandbox", PROVIDERS, tenant=False, internal=False, pages=True),
     # The provider simulators' payer pages and fake provider APIs (test tenants only, API.md). Our own
     # adapters call those APIs through here: the Click Merchant API authenticates by its ``Auth``
@@ -134,6 +140,25 @@ def _is_safe_path(request: web.Request) -> bool:
 
 
 async def forward(request: web.Request, route: ProxyRoute) -> web.Response:
+    if not route.callbacks:
+        return await _forward(request, route)
+    try:
+        return await _forward(request, route)
+    except (ProblemError, web.HTTPException) as exc:
+        # A provider reads only its own format (API.md): never problem+json to a provider.
+        headers = exc.headers if isinstance(exc, ProblemError) else {}
+        # A 503 came after the body was read whole (aiohttp keeps it): its ids are echoed where the
+        # provider's answer carries them (Payme's and Click's bodies are read whole, never streamed).
+        body = await request.read() if exc.status >= 500 and echoes_ids(request.path) else None
+        answer = refusal(request.path, exc.status, body, dict(headers))
+        if answer is None:
+            raise
+        reason = "unavailable" if exc.status >= 500 else "too_large" if exc.status == 413 else "bad_path"
+        request.app[metrics_key].callbacks_refused.labels(provider_of(request.path), reason).inc()
+        return answer
+
+
+async def _forward(request: web.Request, route: ProxyRoute) -> web.Response:
     if not _is_safe_path(request):
         raise ProblemError(404, "not_found", "No such route")  # before any credential is looked at
     app = request.app
@@ -144,6 +169,7 @@ async def forward(request: web.Request, route: ProxyRoute) -> web.Response:
         row = await app[access_cache_key].row(token.tenant_id)
         tenant = check_access(token, row, utcnow())
         bind(tenant_id=tenant.tenant_id)  # for the rest of the request, its access line included
+    stripe = route.callbacks and request.path.startswith("/billing/stripe")
     return await relay(
         request,
         route.upstream,
@@ -152,6 +178,7 @@ async def forward(request: web.Request, route: ProxyRoute) -> web.Response:
         pass_authorization=route.pass_authorization,
         pages=route.pages,
         passed_headers=route.passed_headers,
+        stream_limit=STRIPE_EVENT_LIMIT if stripe else None,
     )
 
 
