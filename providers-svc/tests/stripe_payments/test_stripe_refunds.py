@@ -216,6 +216,58 @@ class TestRetriedRefunds:
         assert len(ours) == 1
 
 
+class TestChargeRefundUpdated:
+    """``charge.refund.updated``, Stripe's legacy name of ``refund.updated`` (its object is the refund),
+    is a verdict as that one is."""
+
+    async def test_it_moves_a_refund_of_ours_once(
+        self, shop: StripeShop, engine: AsyncEngine, make_client: Any
+    ) -> None:
+        started = await paid(shop, engine)
+        event = refund_created(started["payment_id"], amount=1500)
+        refund_id = event.data.refund.id
+        await requested_refund(make_client, event)
+        refund = {
+            "id": "re_legacy1",
+            "object": "refund",
+            "payment_intent": started["provider_reference"],
+            "amount": 1500,
+            "currency": "usd",
+            "status": "succeeded",
+            "metadata": {"refund_id": refund_id},
+        }
+        updated = stripe_event("charge.refund.updated", refund)
+        assert (await shop.send(updated)).status == 200
+        assert (await shop.send(updated)).status == 200  # Stripe's duplicate delivery
+        # And the same verdict under its newer name: already final, nothing more.
+        assert (await shop.send(stripe_event("refund.updated", refund))).status == 200
+        [published] = await refund_events(engine)
+        data = published["data"]
+        assert (data["refund_id"], data["provider_refund_id"], data["status"], data["amount"]) == (
+            refund_id,
+            "re_legacy1",
+            "succeeded",
+            1500,
+        )
+        assert data["observed_via"] == "callback"
+
+    async def test_a_dashboard_refund_is_published_without_our_id(self, shop: StripeShop, engine: AsyncEngine) -> None:
+        started = await paid(shop, engine)
+        refund = {"id": "re_legacy_dash", "object": "refund", "payment_intent": started["provider_reference"],
+                  "amount": 700, "currency": "usd", "status": "pending", "metadata": {}}  # fmt: skip
+        assert (await shop.send(stripe_event("charge.refund.updated", refund))).status == 200
+        done = stripe_event("charge.refund.updated", {**refund, "status": "failed", "failure_reason": "unknown"})
+        assert (await shop.send(done)).status == 200
+        events = await refund_events(engine)
+        assert [(e["data"]["refund_id"], e["data"]["provider_refund_id"], e["data"]["status"]) for e in events] == [
+            (None, "re_legacy_dash", "pending"),
+            (None, "re_legacy_dash", "failed"),
+        ]
+        assert {e["data"]["amount"] for e in events} == {700}
+        assert events[1]["data"]["failure_code"] == "stripe_unknown"
+        assert events[0]["data"]["provider_transaction_id"] == started["provider_transaction_id"]
+
+
 class TestContradictingWebhooks:
     async def test_stripes_success_of_a_refund_we_hold_failed_is_an_anomaly_once(
         self, shop: StripeShop, engine: AsyncEngine, make_client: Any

@@ -88,7 +88,9 @@ class TestDisputes:
 
 
 class TestRefundEvents:
-    @pytest.mark.parametrize("type_", ["refund.created", "refund.updated", "refund.failed", "charge.refunded"])
+    @pytest.mark.parametrize(
+        "type_", ["refund.created", "refund.updated", "refund.failed", "charge.refunded", "charge.refund.updated"]
+    )
     async def test_refund_events_are_recorded_against_the_payment(
         self, shop: StripeShop, db_read: Any, type_: str
     ) -> None:

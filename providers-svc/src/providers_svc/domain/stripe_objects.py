@@ -49,6 +49,58 @@ KINDS: dict[str, str] = {
 }
 KIND_OF_PATH: dict[str, str] = {path: kind for kind, path in KINDS.items()}
 
+# The Stripe event types whose ``data.object`` is of a projected kind (Stripe's list of event types, as
+# in stripe-python 16.1): what a webhook endpoint must send for the projections to be complete. The
+# follower goes by the object's kind, not by the event's type; these are what carries each kind. Left
+# out: ``invoice.upcoming`` (its invoice has no id: nothing to store) and the ``customer.*`` events of
+# other objects (``customer.discount.*``, ``customer.source.*``, ``customer.tax_id.*``).
+EVENT_TYPES: dict[str, frozenset[str]] = {
+    "charge": frozenset(
+        f"charge.{name}" for name in ("captured", "expired", "failed", "pending", "refunded", "succeeded", "updated")
+    ),
+    "refund": frozenset({"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"}),
+    "dispute": frozenset(
+        f"charge.dispute.{name}" for name in ("created", "updated", "closed", "funds_withdrawn", "funds_reinstated")
+    ),
+    "customer": frozenset({"customer.created", "customer.updated", "customer.deleted"}),
+    "subscription": frozenset(
+        f"customer.subscription.{name}"
+        for name in (
+            "created",
+            "updated",
+            "deleted",
+            "paused",
+            "resumed",
+            "pending_update_applied",
+            "pending_update_expired",
+            "trial_will_end",
+        )
+    ),
+    "invoice": frozenset(
+        f"invoice.{name}"
+        for name in (
+            "created",
+            "updated",
+            "deleted",
+            "finalized",
+            "finalization_failed",
+            "sent",
+            "paid",
+            "payment_succeeded",
+            "payment_failed",
+            "payment_action_required",
+            "payment_attempt_required",
+            "marked_uncollectible",
+            "overdue",
+            "overpaid",
+            "will_be_due",
+            "voided",
+        )
+    ),
+    "product": frozenset({"product.created", "product.updated", "product.deleted"}),
+}
+PROJECTED_EVENTS: frozenset[str] = frozenset().union(*EVENT_TYPES.values())
+
 # Kinds Stripe deletes (or, for subscriptions, ends with a ``.deleted`` event): the others never are.
 DELETABLE = frozenset({"customer", "subscription", "invoice", "product"})
 

@@ -21,6 +21,10 @@ from providers_svc.services.stripe_outcomes import Outcome, id_of, locked_transa
 from providers_svc.services.uow import ProvidersUnitOfWork
 
 DISPUTE_PUBLISHED = "dispute"
+# Stripe's dispute events (PROTOCOLS.md §4.2): each is published as provider.dispute.updated.
+DISPUTE_EVENTS = frozenset(
+    f"charge.dispute.{name}" for name in ("created", "updated", "closed", "funds_withdrawn", "funds_reinstated")
+)
 
 
 def funds_withdrawn(event_type: str, dispute: Mapping[str, Any]) -> bool:
