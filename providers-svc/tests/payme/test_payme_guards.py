@@ -17,6 +17,7 @@ from billing_runtime.key_ring import KeyRing
 from billing_runtime.uow import UnitOfWork
 from providers_svc.app import create_app
 from providers_svc.keys import key_ring_key, metrics_key, payme_merchant_key, uow_factory_key
+from providers_svc.protocols.payme.states import TIMEOUT_MS
 from providers_svc.services.accounts import AccountChanges, update_account
 
 pytestmark = pytest.mark.postgres
@@ -60,6 +61,31 @@ class TestConcurrency:
         rows = await tables.payme()
         assert [r["state"] for r in rows] == [1]
         assert rows[0]["id"] == created[0]["result"]["transaction"]
+
+    async def test_racing_creates_after_the_active_one_timed_out_leave_exactly_one_active(
+        self, new_shop: Any, new_payme_id: Any, tables: Any
+    ) -> None:
+        shop = await new_shop()
+        started = await shop.start()
+        old = new_payme_id()
+        # Payme's clock: created 12 hours ago less 300 ms, so it expires while we wait.
+        await shop.payme.create(started["payment_id"], id_=old, time=now_ms() - TIMEOUT_MS + 300)
+        await asyncio.sleep(0.4)
+        ids = [new_payme_id() for _ in range(10)]
+        account = {"order_id": started["payment_id"]}
+        *answers, perform, check = await asyncio.gather(
+            *(shop.payme.create(started["payment_id"], id_=i) for i in ids),
+            shop.payme.call("PerformTransaction", id=old),
+            shop.payme.call("CheckPerformTransaction", amount=AMOUNT, account=account),
+        )
+        created = [a for a in answers if "result" in a]
+        assert len(created) == 1
+        assert {a["error"]["code"] for a in answers if "error" in a} == {-31008}
+        assert perform["error"]["code"] == -31008
+        assert check.get("result") == {"allow": True} or check["error"]["code"] == -31052
+        rows = {r["payme_id"]: r for r in await tables.payme()}
+        assert (rows.pop(old)["state"], len(rows)) == (-1, 1)
+        assert [(r["id"], r["state"]) for r in rows.values()] == [(created[0]["result"]["transaction"], 1)]
 
     async def test_the_same_create_delivered_concurrently_stores_one_and_answers_alike(
         self, new_shop: Any, new_payme_id: Any, tables: Any

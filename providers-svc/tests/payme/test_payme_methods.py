@@ -374,6 +374,116 @@ class TestTimeout:
         assert (row["state"], row["reason"]) == (-1, 4)
 
 
+class TestTimeoutOnTheOrder:
+    """A created transaction past its 12 hours that Payme never calls about again no longer holds the
+    order: CheckPerform and a Create with a new id for the order cancel it with reason 4 (stored, as
+    when Payme calls about it) and are decided as for a free order."""
+
+    async def expired(self, shop: Any, payment_id: str, id_: str) -> None:
+        # Payme's clock: created 12 hours ago less 300 ms, so it expires while we wait.
+        created = await shop.payme.create(payment_id, id_=id_, time=now_ms() - TIMEOUT_MS + 300)
+        assert created["result"]["state"] == 1
+        await asyncio.sleep(0.4)
+
+    async def test_a_create_with_a_new_id_cancels_it_and_is_created(
+        self, new_shop: Any, new_payme_id: Any, tables: Any, db_read: Any
+    ) -> None:
+        shop = await new_shop()
+        started = await shop.start()
+        old, new = new_payme_id(), new_payme_id()
+        await self.expired(shop, started["payment_id"], old)
+        params = {"id": new, "time": now_ms(), "amount": AMOUNT, "account": {"order_id": started["payment_id"]}}
+        body = json.dumps({"jsonrpc": "2.0", "id": 4, "method": "CreateTransaction", "params": params})
+        created = await shop.payme.raw(body)
+        assert json.loads(created)["result"]["state"] == 1
+        rows = {r["payme_id"]: r for r in await tables.payme()}
+        assert (rows[old]["state"], rows[old]["reason"], rows[old]["perform_time"]) == (-1, 4, 0)
+        cancel_time = rows[old]["cancel_time"]
+        assert cancel_time > rows[old]["create_time"]
+        assert (rows[new]["state"], rows[new]["reason"]) == (1, None)
+        check = json.dumps({"jsonrpc": "2.0", "id": 5, "method": "CheckTransaction", "params": {"id": old}})
+        checked = await shop.payme.raw(check)
+        assert json.loads(checked)["result"] == {
+            "create_time": rows[old]["create_time"],
+            "perform_time": 0,
+            "cancel_time": cancel_time,
+            "transaction": rows[old]["id"],
+            "state": -1,
+            "reason": 4,
+        }
+        # Every later answer about either comes from what was stored.
+        await asyncio.sleep(0.01)
+        assert await shop.payme.raw(check) == checked
+        assert await shop.payme.raw(body) == created
+        assert (await shop.payme.result("CancelTransaction", id=old, reason=3))["cancel_time"] == cancel_time
+        assert (await shop.payme.error("PerformTransaction", id=old))["code"] == -31008
+        assert (await shop.payme.create(started["payment_id"], id_=old))["error"]["code"] == -31008
+        assert (await tables.payme())[0]["cancel_time"] == cancel_time
+        # As the timeout does on Perform: our transaction waits, nothing is published; the new one pays.
+        assert await ptx_status(db_read, started["provider_transaction_id"]) == "pending"
+        assert await db_read("outbox") == []
+        assert (await shop.payme.result("PerformTransaction", id=new))["state"] == 2
+        assert await ptx_status(db_read, started["provider_transaction_id"]) == "succeeded"
+        assert [e["data"]["provider_reference"] for e in await succeeded_events(db_read)] == [new]
+
+    async def test_check_perform_cancels_it_and_allows(self, new_shop: Any, new_payme_id: Any, tables: Any) -> None:
+        shop = await new_shop()
+        started = await shop.start()
+        old = new_payme_id()
+        await self.expired(shop, started["payment_id"], old)
+        account = {"order_id": started["payment_id"]}
+        assert await shop.payme.result("CheckPerformTransaction", amount=AMOUNT, account=account) == {"allow": True}
+        row = (await tables.payme())[0]
+        assert (row["state"], row["reason"]) == (-1, 4)
+        checked = await shop.payme.result("CheckTransaction", id=old)
+        assert (checked["state"], checked["reason"], checked["cancel_time"]) == (-1, 4, row["cancel_time"])
+        assert await shop.payme.result("CheckPerformTransaction", amount=AMOUNT, account=account) == {"allow": True}
+        assert (await tables.payme())[0]["cancel_time"] == row["cancel_time"]
+
+    async def test_a_refused_call_cancels_it_all_the_same(self, new_shop: Any, new_payme_id: Any, tables: Any) -> None:
+        shop = await new_shop()
+        started = await shop.start()
+        await self.expired(shop, started["payment_id"], new_payme_id())
+        account = {"order_id": started["payment_id"]}
+        assert (await shop.payme.error("CheckPerformTransaction", amount=AMOUNT - 1, account=account))["code"] == (
+            -31001
+        )
+        assert [(r["state"], r["reason"]) for r in await tables.payme()] == [(-1, 4)]
+
+    async def test_inside_the_12_hours_it_still_holds_the_order(
+        self, new_shop: Any, new_payme_id: Any, tables: Any
+    ) -> None:
+        shop = await new_shop()
+        started = await shop.start()
+        old = new_payme_id()
+        # A minute before its timeout.
+        await shop.payme.create(started["payment_id"], id_=old, time=now_ms() - TIMEOUT_MS + 60_000)
+        account = {"order_id": started["payment_id"]}
+        assert (await shop.payme.error("CheckPerformTransaction", amount=AMOUNT, account=account))["code"] == -31052
+        assert (await shop.payme.create(started["payment_id"]))["error"]["code"] == -31008
+        assert [(r["payme_id"], r["state"], r["cancel_time"]) for r in await tables.payme()] == [(old, 1, 0)]
+        assert (await shop.payme.result("CheckTransaction", id=old))["state"] == 1
+
+    async def test_a_performed_transaction_is_never_cancelled_by_it(
+        self, new_shop: Any, new_payme_id: Any, tables: Any, db_read: Any
+    ) -> None:
+        shop = await new_shop()
+        started = await shop.start()
+        old = new_payme_id()
+        await shop.payme.create(started["payment_id"], id_=old, time=now_ms() - TIMEOUT_MS + 300)
+        performed = await shop.payme.result("PerformTransaction", id=old)
+        await asyncio.sleep(0.4)
+        account = {"order_id": started["payment_id"]}
+        assert (await shop.payme.error("CheckPerformTransaction", amount=AMOUNT, account=account))["code"] == -31051
+        assert (await shop.payme.create(started["payment_id"]))["error"]["code"] == -31051
+        rows = await tables.payme()
+        assert [(r["state"], r["perform_time"], r["cancel_time"], r["reason"]) for r in rows] == [
+            (2, performed["perform_time"], 0, None)
+        ]
+        assert (await shop.payme.result("CheckTransaction", id=old))["state"] == 2
+        assert await ptx_status(db_read, started["provider_transaction_id"]) == "succeeded"
+
+
 class TestCheckTransactionAndStatement:
     async def test_check_transaction_follows_every_state(self, new_shop: Any, new_payme_id: Any) -> None:
         shop = await new_shop()

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from billing_runtime.db import UTCDateTime, table_of
 from billing_runtime.uow import UnitOfWork
-from billing_runtime.writes import Precondition, row_unchanged
+from billing_runtime.writes import Precondition, fetch_prepared, row_unchanged
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -167,25 +167,59 @@ def _active_payme_id() -> ScalarSelect[str]:
 
 
 @functools.cache
-def _order_columns() -> Select[Any]:
-    # Our provider transaction of a payment at Payme, and Payme's id of its active (created or performed)
-    # Payme transaction, as plain columns for ``UnitOfWork.read_unlocked``: CheckPerformTransaction and
-    # CreateTransaction decide on it without a transaction (their writes carry a precondition).
-    table = table_of(ProviderTransactionRow)
-    return select(*table.c, _active_payme_id().label("active_payme_id")).where(
-        table.c.payment_id == bindparam("payment_id"), table.c.provider == bindparam("provider")
+def _active_created_time() -> ScalarSelect[int]:
+    """Payme's ``time`` of the order's active transaction when it is a created one (state 1): what its
+    12-hour timeout is measured on. NULL when the active one is performed, or there is none."""
+    return (
+        select(PaymeTransactionRow.time)
+        .where(
+            PaymeTransactionRow.payment_id == bindparam("payment_id"),
+            PaymeTransactionRow.state == int(TransactionState.CREATED),
+        )
+        .limit(1)
+        .scalar_subquery()
     )
 
 
-async def order_unlocked(unit: UnitOfWork, payment_id: str, provider: str) -> tuple[Transaction, str | None] | None:
-    """Our provider transaction of ``payment_id`` at ``provider`` and the active Payme id, read outside
-    any transaction: one round trip."""
-    rows = await unit.read_unlocked(_order_columns(), {"payment_id": payment_id, "provider": provider})
-    if not rows:
-        return None
-    row = dict(rows[0])
+@functools.cache
+def _order_columns() -> Select[Any]:
+    # Our provider transaction of a payment at Payme, and Payme's id of its active (created or performed)
+    # Payme transaction with its ``time`` when created, as plain columns for ``UnitOfWork.read_unlocked``:
+    # CheckPerformTransaction and CreateTransaction decide on it without a transaction (their writes
+    # carry a precondition), unless the active one is past its timeout (``order_in_transaction``).
+    table = table_of(ProviderTransactionRow)
+    return select(
+        *table.c, _active_payme_id().label("active_payme_id"), _active_created_time().label("active_time")
+    ).where(table.c.payment_id == bindparam("payment_id"), table.c.provider == bindparam("provider"))
+
+
+class OrderRead(NamedTuple):
+    """Our provider transaction of a payment, and what Payme holds on it: Payme's id of the active
+    (created or performed) transaction, and its ``time`` when it is a created one."""
+
+    transaction: Transaction
+    active_payme_id: str | None
+    active_time: int | None
+
+
+def _order_read(row: dict[str, Any]) -> OrderRead:
     active = row.pop("active_payme_id")
-    return transaction_from_row(row), active
+    active_time = row.pop("active_time")
+    return OrderRead(transaction_from_row(row), active, active_time)
+
+
+async def order_unlocked(unit: UnitOfWork, payment_id: str, provider: str) -> OrderRead | None:
+    """Our provider transaction of ``payment_id`` at ``provider`` and the active Payme transaction, read
+    outside any transaction: one round trip."""
+    rows = await unit.read_unlocked(_order_columns(), {"payment_id": payment_id, "provider": provider})
+    return _order_read(dict(rows[0])) if rows else None
+
+
+async def order_in_transaction(unit: UnitOfWork, payment_id: str, provider: str) -> OrderRead | None:
+    """``order_unlocked``'s read in the unit's transaction: after the rows it decides on are locked, it
+    sees what any concurrent writer committed before it got the locks."""
+    rows = await fetch_prepared(unit.session, _order_columns(), {"payment_id": payment_id, "provider": provider})
+    return _order_read(dict(rows[0])) if rows else None
 
 
 @functools.cache
@@ -200,16 +234,15 @@ def _create_columns() -> Select[Any]:
 
 async def create_unlocked(
     unit: UnitOfWork, payme_id: str, payment_id: str, provider: str
-) -> tuple[bool, tuple[Transaction, str | None] | None]:
+) -> tuple[bool, OrderRead | None]:
     """What a CreateTransaction decides on, in one round trip outside any transaction (one snapshot):
     whether Payme's id is stored already, and ``order_unlocked``'s answer for the order."""
     params = {"payme_id": payme_id, "payment_id": payment_id, "provider": provider}
     row = dict((await unit.read_unlocked(_create_columns(), params))[0])
     seen = bool(row.pop("payme_seen"))
-    active = row.pop("active_payme_id")
     if row["id"] is None:
         return seen, None
-    return seen, (transaction_from_row(row), active)
+    return seen, _order_read(row)
 
 
 @functools.cache

@@ -12,13 +12,20 @@ too: an expired transaction is cancelled with reason 4 *and* answered -31008) an
   ``provider.payment.succeeded`` event), with a ``provider_events`` row keeping Payme's request.
 - REFUND (state -2) is recorded in ``payme_reversals``: Payme gave the full amount back to the payer.
 
+The 12-hour timeout (§2.5) is applied to a transaction when Payme calls about it (Create again, Perform)
+and also when CheckPerformTransaction or CreateTransaction is decided for its order: a created
+transaction past its timeout no longer holds the order. It is cancelled with reason 4 (stored, RELEASE),
+in the database transaction that decides the new call, which is then decided on the order without it.
+
 Concurrency: Perform decides on the Payme row and our transaction read without locks and writes only if
 both are, under their row locks, still as read (and its provider event row is new); otherwise it decides
 again, so a repeat delivered concurrently is answered from what the first stored. A new Create
 is inserted only if no row has its Payme id or is the order's active transaction (the partial unique
 index of ``payme_transactions``: one active transaction per order) and our transaction is as read; a
 loser decides again and gets -31008 or the stored answer. Cancel, a repeated Create and the timeout
-lock both rows (``FOR UPDATE``) before deciding.
+lock both rows (``FOR UPDATE``) before deciding; so does a Create or CheckPerform that finds the order's
+active transaction timed out (it locks that one and ours, so racing Creates take turns, and each reads
+the order again under the locks).
 """
 
 from __future__ import annotations
@@ -37,10 +44,12 @@ from billing_runtime.writes import InsertRows, UpdateRows, all_hold
 from sqlalchemy.exc import DBAPIError
 
 from providers_svc.db.payme import (
+    OrderRead,
     PaymeRepository,
     PaymeReversalRow,
     PaymeTransactionRow,
     create_unlocked,
+    order_in_transaction,
     order_unlocked,
     payme_unchanged,
     payme_unlocked,
@@ -80,6 +89,7 @@ from providers_svc.protocols.payme.transactions import (
     create_transaction,
     get_statement,
     perform_transaction,
+    release_timed_out,
 )
 from providers_svc.services.callbacks import ProviderNotice, queue_outcome
 from providers_svc.services.payme_accounts import PROVIDER, KeyNotAccepted, PaymeAccounts
@@ -171,10 +181,7 @@ class PaymeMerchant:
     ) -> Decision:
         match params:
             case CheckPerformTransactionParams():
-                async with self.uow() as unit:
-                    found = await order_unlocked(unit, params.payment_id, PROVIDER)
-                view = _view(account, found, _at(self.clock_ms()))
-                return check_perform_transaction(params, view[0] if view else None)
+                return await self._check_perform(account, params)
             case CreateTransactionParams():
                 return await self._create(account, params)
             case PerformTransactionParams():
@@ -201,11 +208,33 @@ class PaymeMerchant:
             case SetFiscalDataParams():
                 return await self._set_fiscal_data(account, params)
 
+    async def _check_perform(self, account: BoundAccount, params: CheckPerformTransactionParams) -> Decision:
+        """One read without locks, unless the order's active transaction is a created one past its
+        timeout: then ``_after_timeout`` cancels it and answers as for an order without it."""
+        for _ in range(CREATE_ATTEMPTS):
+            now_ms = self.clock_ms()
+            async with self.uow() as unit:
+                found = await order_unlocked(unit, params.payment_id, PROVIDER)
+            view = _view(account, found, _at(now_ms))
+            if view is None or not view[0].active_timed_out(now_ms):
+                return check_perform_transaction(params, view[0] if view else None)
+            assert view[0].active_transaction_id is not None
+            decided = await self._after_timeout(
+                account,
+                params.payment_id,
+                view[0].active_transaction_id,
+                lambda order, _txn, _now_ms: (check_perform_transaction(params, order), None),
+            )
+            if decided is not None:
+                return decided
+        raise RuntimeError(f"payme CheckPerformTransaction for {params.payment_id} kept conflicting")
+
     async def _create(self, account: BoundAccount, params: CreateTransactionParams) -> Decision:
         """A new transaction (the hot path) is two round trips: one read without locks (is Payme's id
         stored, and the order), then the row inserted only if no row has its Payme id or is the order's
         active one (the unique indexes) and our transaction is as read. A repeat of a stored Create
-        takes the locked path."""
+        takes the locked path, and so does a new one for an order whose active transaction is a created
+        one past its timeout (``_after_timeout``)."""
         for _ in range(CREATE_ATTEMPTS):
             now_ms = self.clock_ms()
             async with self.uow() as unit:
@@ -213,18 +242,72 @@ class PaymeMerchant:
                 if seen:
                     return await self._create_again(account, params)
                 view = _view(account, found, _at(now_ms))
-                decision = create_transaction(
-                    params, None, view[0] if view else None, transaction_id=new_id("pmt"), now_ms=now_ms
-                )
-                if decision.record is None:
+                if view is not None and view[0].active_timed_out(now_ms):
+                    assert view[0].active_transaction_id is not None
+                    decided = await self._after_timeout(
+                        account,
+                        params.payment_id,
+                        view[0].active_transaction_id,
+                        lambda order, txn, now_ms: _decide_new(account, params, order, txn, now_ms),
+                    )
+                    if decided is not None:
+                        return decided
+                    continue
+                order, txn = view if view is not None else (None, None)
+                decision, row = _decide_new(account, params, order, txn, now_ms)
+                if row is None:
                     return decision
-                assert view is not None, "a transaction is created only for an order"
-                row = _new_row(decision.record, account, view[1])
-                if await unit.commit_unless_exists(row, transaction_unchanged(view[1])):
+                assert txn is not None
+                if await unit.commit_unless_exists(row, transaction_unchanged(txn)):
                     return decision
             # Another Create stored first (this Payme id, or another one for the order), or our
             # transaction moved: decide again on what is stored now.
         raise RuntimeError(f"payme CreateTransaction {params.id} kept conflicting")
+
+    async def _after_timeout(
+        self,
+        account: BoundAccount,
+        payment_id: str,
+        active_payme_id: str,
+        decide: Callable[[PaymeOrder | None, Transaction | None, int], tuple[Decision, InsertRows | None]],
+    ) -> Decision | None:
+        """CheckPerformTransaction or CreateTransaction for an order whose active transaction was read as
+        a created one past its 12-hour timeout. In one database transaction: that Payme transaction and
+        ours are locked (as a Cancel or a timeout on Perform locks them), the order is read again under
+        the locks, the timed-out transaction is cancelled with reason 4 (``release_timed_out``: stored
+        as a timeout is on Perform, RELEASE, nothing else changes) whatever the call is then answered,
+        and ``decide`` decides the call on the order without it; a new row it returns is inserted under
+        the unique indexes. None: what was read moved meanwhile (another Create took the order, or
+        another transaction of it timed out), and nothing was stored; the caller decides again."""
+        now_ms = self.clock_ms()
+        async with self.uow() as unit:
+            locked = await PaymeRepository(unit.session).locked(active_payme_id)
+            if locked is None:
+                return None
+            row, _txn = locked
+            view = _view(account, await order_in_transaction(unit, payment_id, PROVIDER), _at(now_ms))
+            order = view[0] if view else None
+            released = None
+            if order is not None and order.active_transaction_id == row.payme_id:
+                order, released = release_timed_out(order, to_record(row).record, now_ms)
+            if order is not None and order.active_timed_out(now_ms):
+                return None
+            try:
+                decision, new_row = decide(order, view[1] if view else None, now_ms)
+            except PaymeError as exc:
+                # Refused for another reason (the amount, our payment no longer payable, a stale
+                # ``time``): the timed-out transaction is cancelled all the same.
+                decision, new_row = Decision(error=exc), None
+            if released is not None:
+                # Applied now, before the new row is inserted: the unique index then finds no active one.
+                _apply(row, released)
+            if new_row is not None:
+                return decision if await unit.commit_unless_exists(new_row) else None
+            if released is not None:
+                await unit.commit()
+        if released is not None:
+            log.info("payme %s timed out: cancelled (reason 4) for a new call on %s", row.payme_id, payment_id)
+        return decision
 
     async def _create_again(self, account: BoundAccount, params: CreateTransactionParams) -> Decision:
         """A Create of a Payme id we store: answered from the row, locked (it may time out now)."""
@@ -366,21 +449,35 @@ def _payable(account: BoundAccount, txn: Transaction, now: datetime) -> bool:
     return txn.status is TransactionStatus.PENDING and not txn.is_expired(now) and not (account.test and txn.livemode)
 
 
-def _view(
-    account: BoundAccount, found: tuple[Transaction, str | None] | None, now: datetime
-) -> tuple[PaymeOrder, Transaction] | None:
+def _view(account: BoundAccount, found: OrderRead | None, now: datetime) -> tuple[PaymeOrder, Transaction] | None:
     """Our Payme transaction of the payment, if it was started with this very account (another
     account's order is unknown to this merchant), and a test account never sees a live one."""
     if found is None:
         return None
-    txn, active = found
+    txn = found.transaction
     if txn.account_id != account.id or (account.test and txn.livemode):
         return None
     try:
         amount = to_tiyin(txn.amount, txn.currency)
     except ValueError:
         return None
-    return PaymeOrder(txn.payment_id, amount, _payable(account, txn, now), active), txn
+    payable = _payable(account, txn, now)
+    return PaymeOrder(txn.payment_id, amount, payable, found.active_payme_id, found.active_time), txn
+
+
+def _decide_new(
+    account: BoundAccount,
+    params: CreateTransactionParams,
+    order: PaymeOrder | None,
+    txn: Transaction | None,
+    now_ms: int,
+) -> tuple[Decision, InsertRows | None]:
+    """A Create of a Payme id we do not store, decided on the order: the answer, and the row to insert."""
+    decision = create_transaction(params, None, order, transaction_id=new_id("pmt"), now_ms=now_ms)
+    if decision.record is None:
+        return decision, None
+    assert txn is not None, "a transaction is created only for an order"
+    return decision, _new_row(decision.record, account, txn)
 
 
 async def _locked(
@@ -395,6 +492,13 @@ async def _locked(
 def _store(unit: ProvidersUnitOfWork, row: PaymeTransactionRow, record: PaymeTransaction) -> None:
     """Queued, so it goes out in one statement with the rest of the unit's writes (one round trip)."""
     unit.write(_update(record))
+
+
+def _apply(row: PaymeTransactionRow, record: PaymeTransaction) -> None:
+    """The decided record on the loaded (locked) row: flushed as its own statement first when the unit
+    commits, before the unit's queued writes and guarded insert."""
+    for column, value in record_values(record).items():
+        setattr(row, column, value)
 
 
 def _update(record: PaymeTransaction) -> UpdateRows:

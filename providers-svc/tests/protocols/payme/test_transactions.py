@@ -23,6 +23,7 @@ from providers_svc.protocols.payme.transactions import (
     create_transaction,
     get_statement,
     perform_transaction,
+    release_timed_out,
 )
 
 PAYME_ID = "5305e3bab097f420a62ced0b"
@@ -172,6 +173,41 @@ class TestCheckPerformTransaction:
         with pytest.raises(PaymeError) as caught:
             check_perform_transaction(self.PARAMS, replace(ORDER, active_transaction_id=OTHER_PAYME_ID))
         assert caught.value.code.is_account_error
+
+
+class TestReleaseTimedOut:
+    """Before CheckPerform/Create is decided for an order, its active transaction past the 12 hours is
+    cancelled with reason 4 and the call is decided on the order without it."""
+
+    ACTIVE = replace(ORDER, active_transaction_id=PAYME_ID, active_time=PAYME_TIME)
+
+    @pytest.mark.parametrize(("age", "expired"), [(TIMEOUT_MS - 1, False), (TIMEOUT_MS, True), (TIMEOUT_MS + 1, True)])
+    def test_a_created_one_at_the_12_hour_boundary(self, age: int, expired: bool) -> None:
+        now = PAYME_TIME + age
+        assert self.ACTIVE.active_timed_out(now) is expired
+        order, released = release_timed_out(self.ACTIVE, CREATED, now)
+        if expired:
+            assert order == ORDER
+            assert released == replace(
+                CREATED, state=TransactionState.CANCELLED, cancel_time=now, reason=CancelReason.TIMEOUT
+            )
+            # The call is then decided as for a free order.
+            assert check_perform_transaction(TestCheckPerformTransaction.PARAMS, order).result == {"allow": True}
+        else:
+            assert (order, released) == (self.ACTIVE, None)
+            with raises(PaymeErrorCode.ORDER_AWAITING_PAYMENT):
+                check_perform_transaction(TestCheckPerformTransaction.PARAMS, order)
+
+    def test_a_performed_one_is_never_released(self) -> None:
+        # The order view carries no ``active_time`` for a performed transaction, and the record decides.
+        order = replace(ORDER, active_transaction_id=PAYME_ID, payable=False)
+        far = PAYME_TIME + 10 * TIMEOUT_MS
+        assert not order.active_timed_out(far)
+        assert release_timed_out(order, PERFORMED, far) == (order, None)
+
+    def test_only_the_orders_active_transaction_is_released(self) -> None:
+        with pytest.raises(ValueError, match="not the active transaction"):
+            release_timed_out(replace(self.ACTIVE, active_transaction_id=OTHER_PAYME_ID), CREATED, LATER)
 
 
 class TestCreateTransaction:

@@ -62,7 +62,7 @@ class PaymeTransaction:
     def is_expired(self, now_ms: int) -> bool:
         """Past the 12 hours since Payme's ``time``. Exactly 12 h counts as expired, the same boundary as the
         one for accepting a new transaction (``now - time >= 43 200 000``), so no age is both."""
-        return now_ms - self.time >= TIMEOUT_MS
+        return _past_timeout(self.time, now_ms)
 
     def performed(self, now_ms: int) -> PaymeTransaction:
         if self.state is not TransactionState.CREATED:
@@ -83,12 +83,19 @@ class PaymeTransaction:
 class PaymeOrder:
     """Our payment as Payme's methods need to see it. ``payable``: the payment itself can still be paid
     (pending, not expired, cancelled or paid through any provider), whatever Payme holds on it.
-    ``active_transaction_id``: Payme's id of a transaction in state 1 or 2 on this payment, if any."""
+    ``active_transaction_id``: Payme's id of a transaction in state 1 or 2 on this payment, if any;
+    ``active_time``: that transaction's Payme ``time`` when it is a created one (state 1), else None."""
 
     payment_id: str
     amount: int
     payable: bool
     active_transaction_id: str | None = None
+    active_time: int | None = None
+
+    def active_timed_out(self, now_ms: int) -> bool:
+        """The active transaction is a created one past its 12-hour timeout: it no longer holds the order.
+        The caller locks it and decides through ``release_timed_out`` instead of on this order."""
+        return self.active_time is not None and _past_timeout(self.active_time, now_ms)
 
 
 class OrderEffect(StrEnum):
@@ -112,6 +119,23 @@ class Decision:
             raise ValueError("a decision answers with exactly one of result and error")
         if (self.record is None) != (self.effect is None):
             raise ValueError("a stored change always says what it means for the order")
+
+
+def release_timed_out(
+    order: PaymeOrder, active: PaymeTransaction, now_ms: int
+) -> tuple[PaymeOrder, PaymeTransaction | None]:
+    """Before CheckPerformTransaction or CreateTransaction is decided for ``order``: if its active
+    transaction ``active`` is a created one past its 12-hour timeout, that transaction cancelled with
+    reason 4 at ``now_ms`` (to store, ``OrderEffect.RELEASE``, exactly as when Payme calls about it:
+    later answers about it come from the stored cancel), and the order without it, on which the call is
+    then decided. Otherwise the order as it is and None: a created transaction inside its 12 hours, and a
+    performed one, keep the order."""
+    if order.active_transaction_id != active.payme_id:
+        raise ValueError(f"{active.payme_id!r} is not the active transaction of {order.payment_id!r}")
+    if active.state is not TransactionState.CREATED or not active.is_expired(now_ms):
+        return order, None
+    released = active.cancelled(now_ms, CancelReason.TIMEOUT)
+    return replace(order, active_transaction_id=None, active_time=None), released
 
 
 def check_perform_transaction(params: CheckPerformTransactionParams, order: PaymeOrder | None) -> Decision:
@@ -257,6 +281,10 @@ def _found(existing: PaymeTransaction | None) -> PaymeTransaction:
     if existing is None:
         raise PaymeError(PaymeErrorCode.TRANSACTION_NOT_FOUND)
     return existing
+
+
+def _past_timeout(payme_time: int, now_ms: int) -> bool:
+    return now_ms - payme_time >= TIMEOUT_MS
 
 
 def _expire(txn: PaymeTransaction, now_ms: int) -> Decision:
