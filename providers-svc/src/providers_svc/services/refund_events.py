@@ -63,7 +63,7 @@ def provider_started_refund_event(
     status: RefundStatus,
     provider_updated_at: datetime,
     observed_via: ObservedVia,
-    causation_id: str,
+    causation_id: str | None,
     failure_code: str | None = None,
     failure_message: str | None = None,
 ) -> ProviderRefundUpdatedV1:

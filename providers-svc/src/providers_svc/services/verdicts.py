@@ -23,18 +23,18 @@ from billing_contracts.events.providers import (
     ProviderPaymentOutcome,
     ProviderPaymentSucceededV1,
 )
-from billing_contracts.events.refunds import ProviderRefund, ProviderRefundUpdatedV1
 
 from providers_svc.adapters.stripe.adapter import refund_result
 from providers_svc.adapters.stripe.amounts import from_stripe
 from providers_svc.db import verdicts as reads
 from providers_svc.db.models import ProviderTransactionRow
 from providers_svc.db.payme import PaymeReversalRow
-from providers_svc.db.refunds import ProviderRefundRow
+from providers_svc.db.refunds import ProviderRefundRow, RefundVerdict, to_refund
+from providers_svc.db.repositories import to_transaction
 from providers_svc.db.stripe_objects import StripeObjectRow
 from providers_svc.domain.refunds import RefundStatus
 from providers_svc.domain.transactions import TransactionStatus
-from providers_svc.services.refund_events import published
+from providers_svc.services.refund_events import provider_started_refund_event, refund_event
 from providers_svc.services.uow import UowFactory
 
 # The kinds in the order they are walked; a cursor is ``<kind>:<key>``.
@@ -107,63 +107,36 @@ def transaction_outcome(settled: reads.SettledTransaction) -> EventBase:
 
 
 def our_refund_verdict(r: ProviderRefundRow) -> EventBase:
-    """The ``provider.refund.updated`` of the refund's published verdict (``refund_event``).
+    """The ``provider.refund.updated`` of the refund's published verdict, as ``refund_event`` built it.
 
     ``observed_via`` is not kept (the provider's answer to our call, its callback, or a status check):
     ``api``, the contract's default, is given; reconciliation keeps it as evidence and orders nothing by
     it. The verdict's order is ``provider_updated_at``, which the row keeps exactly."""
-    status = RefundStatus(r.status)
-    return ProviderRefundUpdatedV1(
-        tenant_id=r.tenant_id,
-        livemode=r.livemode,
-        occurred_at=r.updated_at,
-        correlation_id=r.payment_id,
-        causation_id=r.id,
-        data=ProviderRefund(
-            payment_id=r.payment_id,
-            provider=r.provider,
-            provider_transaction_id=r.provider_transaction_id,
-            refund_id=r.id,
-            provider_refund_id=r.provider_refund_id,
-            amount=r.amount,
-            currency=r.currency,
-            status=published(status),
-            failure_code=r.failure_code,
-            failure_message=r.failure_message,
-            # Always set with a verdict (``RefundRepository.record``); the row's last change otherwise.
-            provider_updated_at=r.provider_updated_at or r.updated_at,
-            observed_via="api",
-            account_id=r.account_id,
-            livemode=r.livemode,
-        ),
+    verdict = RefundVerdict(
+        status=RefundStatus(r.status),
+        provider_refund_id=r.provider_refund_id,
+        failure_code=r.failure_code,
+        failure_message=r.failure_message,
+        # Always set with a verdict (``RefundRepository.record``); the row's last change otherwise.
+        provider_updated_at=r.provider_updated_at or r.updated_at,
     )
+    return refund_event(to_refund(r), verdict, "api").model_copy(update={"occurred_at": r.updated_at})
 
 
 def payme_reversal_verdict(v: PaymeReversalRow, t: ProviderTransactionRow) -> EventBase:
     """The ``provider.refund.updated`` Payme's Cancel of a performed transaction published: the whole
     amount back to the payer, at Payme's cancel time, under Payme's id, with no refund id of ours (even
     once payments-svc's refund exists: reconciliation keys a provider-started refund by Payme's id)."""
-    return ProviderRefundUpdatedV1(
-        tenant_id=v.tenant_id,
-        livemode=v.livemode,
-        occurred_at=v.created_at,
-        correlation_id=v.payment_id,
+    event = provider_started_refund_event(
+        to_transaction(t),
+        provider_refund_id=v.payme_id,
+        amount=v.amount,
+        status=RefundStatus.SUCCEEDED,
+        provider_updated_at=datetime.fromtimestamp(v.cancel_time / 1000, UTC),
+        observed_via="callback",
         causation_id=v.id,
-        data=ProviderRefund(
-            payment_id=v.payment_id,
-            provider=t.provider,
-            provider_transaction_id=v.provider_transaction_id,
-            refund_id=None,
-            provider_refund_id=v.payme_id,
-            amount=v.amount,
-            currency=v.currency,
-            status="succeeded",
-            provider_updated_at=datetime.fromtimestamp(v.cancel_time / 1000, UTC),
-            observed_via="callback",
-            account_id=t.account_id,
-            livemode=v.livemode,
-        ),
     )
+    return event.model_copy(update={"occurred_at": v.created_at})
 
 
 def stripe_refund_verdict(o: StripeObjectRow, t: ProviderTransactionRow) -> EventBase | None:
@@ -172,33 +145,24 @@ def stripe_refund_verdict(o: StripeObjectRow, t: ProviderTransactionRow) -> Even
     time the webhook event's). None for an amount that is none of the payment's, as the webhook skips.
 
     Not recoverable: a refund only ever embedded in a ``charge.refunded`` (older Stripe API versions)
-    is not projected as a refund object, so it has no row here."""
+    is not projected as a refund object, so it has no row here; nor the webhook's event row (the
+    live event's cause)."""
     amount = from_stripe(o.amount, t.currency) if o.amount is not None else None
     if amount is None or amount <= 0 or (o.currency or "").upper() != t.currency:
         return None
     result = refund_result(o.data)
-    return ProviderRefundUpdatedV1(
-        tenant_id=t.tenant_id,
-        livemode=t.livemode,
-        occurred_at=o.updated_at,
-        correlation_id=t.payment_id,
-        data=ProviderRefund(
-            payment_id=t.payment_id,
-            provider=t.provider,
-            provider_transaction_id=t.id,
-            refund_id=None,
-            provider_refund_id=o.stripe_id,
-            amount=amount,
-            currency=t.currency,
-            status=published(RefundStatus(result.status)),
-            failure_code=result.failure_code,
-            failure_message=result.failure_message,
-            provider_updated_at=o.version_time,
-            observed_via="callback",
-            account_id=t.account_id,
-            livemode=t.livemode,
-        ),
+    event = provider_started_refund_event(
+        to_transaction(t),
+        provider_refund_id=o.stripe_id,
+        amount=amount,
+        status=RefundStatus(result.status),
+        provider_updated_at=o.version_time,
+        observed_via="callback",
+        causation_id=None,
+        failure_code=result.failure_code,
+        failure_message=result.failure_message,
     )
+    return event.model_copy(update={"occurred_at": o.updated_at})
 
 
 Reader = Callable[[UowFactory, tuple[str, ...] | None, int], Awaitable[list[Item]]]
