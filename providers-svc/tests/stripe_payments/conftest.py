@@ -104,6 +104,8 @@ class StripeShop:
     payment_request: Any
     admin: dict[str, str]
     counter: list[int] = field(default_factory=lambda: [0])
+    # The last ``t`` each body was signed with: Stripe signs every delivery attempt afresh.
+    signed: dict[str, int] = field(default_factory=dict)
 
     async def start(self, **fields: Any) -> dict[str, Any]:
         body = self.payment_request(**{"provider": "stripe", "currency": "USD", "amount": 5000, **fields})
@@ -125,7 +127,13 @@ class StripeShop:
         return await self.client.post(f"/{path}", data={"card": card}, allow_redirects=False)
 
     async def send(self, event: dict[str, Any], *, secret: str | None = None, timestamp: int | None = None) -> Any:
+        """Deliver ``event`` as Stripe does: signed now, and a body sent before (Stripe's redelivery) a
+        second later than its last ``t`` (the same ``t`` and body again is a replay, refused). An
+        explicit ``timestamp`` is used as given (a replay, a stale signature)."""
         body = json.dumps(event)
+        if timestamp is None:
+            timestamp = max(int(time.time()), self.signed.get(body, 0) + 1)
+        self.signed[body] = max(timestamp, self.signed.get(body, 0))
         header = signature_header(body, secret or self.webhook_secret, timestamp)
         return await self.client.post(
             "/billing/stripe",

@@ -22,7 +22,7 @@ from sqlalchemy import (
     false,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -90,6 +90,11 @@ class ProviderEventRow(Base):
     # What the callback did (domain.transactions.CallbackResult); set in the same transaction.
     result: Mapped[str | None] = mapped_column(String(32))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Stripe's deliveries of the event accepted so far, each ``"<t>:<account id>"``: the signature's
+    # timestamp and (the first by id of) the accounts whose webhook secret verified it. Stripe signs
+    # every attempt afresh, so a request repeating one is a replay (services/stripe_webhooks.py).
+    # None for other providers and for rows older than the column.
+    deliveries: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
 
 
 class AnomalyRow(Base):

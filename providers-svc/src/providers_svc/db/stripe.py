@@ -10,12 +10,12 @@ from typing import Any
 
 from billing_runtime.db import UTCDateTime, table_of
 from billing_runtime.writes import UpdateRows, fetch_prepared, returning_prepared
-from sqlalchemy import Index, Select, String, Text, bindparam, func, or_, select, text
+from sqlalchemy import Index, Select, String, Text, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
-from sqlalchemy.sql.dml import ReturningInsert
+from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
 
 from providers_svc.db.models import Base, ProviderEventRow, ProviderTransactionRow, TenantProviderAccountRow
 from providers_svc.db.repositories import transaction_from_row
@@ -49,7 +49,17 @@ class IntentState:
     failure_message: str | None
 
 
-_EVENT_COLUMNS = ("id", "provider", "external_id", "event_type", "transaction_id", "payload", "received_at", "result")
+_EVENT_COLUMNS = (
+    "id",
+    "provider",
+    "external_id",
+    "event_type",
+    "transaction_id",
+    "payload",
+    "received_at",
+    "result",
+    "deliveries",
+)
 _INTENT_STATE = ("payment_intent_id", "status", "status_at", "failure_code", "failure_message", "updated_at")
 
 
@@ -68,6 +78,23 @@ def _claim() -> ReturningInsert[Any]:
     table = table_of(ProviderEventRow)
     values = {c: bindparam(c, type_=table.c[c].type) for c in _EVENT_COLUMNS}
     return pg_insert(table).values(values).on_conflict_do_nothing().returning(tenants.label("tenant_ids"))
+
+
+@functools.cache
+def _redelivered() -> ReturningUpdate[Any]:
+    table = table_of(ProviderEventRow)
+    delivery = bindparam("delivery", type_=Text)
+    return (
+        update(table)
+        .where(
+            table.c.provider == bindparam("provider", type_=String),
+            table.c.external_id == bindparam("external_id", type_=String),
+            # Not among the row's deliveries (array_position of NULL, a row older than the column: NULL).
+            func.array_position(table.c.deliveries, delivery).is_(None),
+        )
+        .values(deliveries=func.array_append(table.c.deliveries, delivery))
+        .returning(table.c.id)
+    )
 
 
 def _stripe_transactions() -> Select[Any]:
@@ -122,6 +149,16 @@ class StripeRepository:
         """The inbox row (``provider_events``), unless ``(provider, external_id)`` is there; True if new.
         A concurrent copy of the same event waits here for the first one's commit and then finds it."""
         return await self.claim_event(values, None) is not None
+
+    async def redelivered(self, external_id: str, delivery: str) -> bool:
+        """An event recorded before, delivered again: ``delivery`` (``"<t>:<account id>"``) added to its
+        inbox row's deliveries and True, or False with nothing written when the row holds it already
+        (the same signed request again: a replay). The row stays locked until the unit ends, so of two
+        copies of one request at once the second waits here and then finds the first's."""
+        rows = await returning_prepared(
+            self._session, _redelivered(), {"provider": "stripe", "external_id": external_id, "delivery": delivery}
+        )
+        return bool(rows)
 
     async def claim_event(self, values: dict[str, Any], account_id: str | None) -> tuple[str, ...] | None:
         """``record_event``, and in the same statement the tenants ``account_id`` is assigned to (sorted):

@@ -7,7 +7,13 @@ The account is the one whose webhook secret verifies the signature (each distinc
 accounts is tried once, constant time, by the library), then, among the accounts sharing that secret
 (a Connect endpoint's secret is shared by the accounts of its connected accounts), the one whose
 ``connected_account`` is the event's ``account`` (none for an account endpoint's own events). Its
-environment must match the event's ``livemode``."""
+environment must match the event's ``livemode``.
+
+Stripe signs every delivery attempt afresh (a retry carries a new ``t``), so the inbox row keeps each
+accepted delivery's ``t`` and verifying account (``deliveries``): a later request of the same event with
+one of them is the same signed request again, sent by someone else within the signature's tolerance, and
+is refused (``replayed``) with nothing changed; a new ``t`` is Stripe's redelivery, a duplicate. A first
+delivery costs nothing more (its ``t`` goes in with the inbox row); the check runs on duplicates only."""
 
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ from billing_contracts.envelope import utcnow
 from billing_runtime.ids import new_id
 
 from providers_svc.adapters.stripe import NAME, StripeAdapter, StripeProvider
-from providers_svc.adapters.stripe.webhooks import plausible, signed_by
+from providers_svc.adapters.stripe.webhooks import signed_at, signed_by
 from providers_svc.domain.accounts import BoundAccount
 from providers_svc.domain.stripe_events import StripeEventFollower, VerifiedStripeEvent
 from providers_svc.domain.stripe_objects import PROJECTED_EVENTS
@@ -69,6 +75,15 @@ class StripeHandled:
     result: str
     event_type: str
     anomaly: str | None = None
+
+
+@dataclass(frozen=True)
+class _Signed:
+    """Who signed a request: the accounts sharing the webhook secret that verified it, and the
+    delivery it names, ``"<t>:<account id>"`` (the first of those accounts by id)."""
+
+    accounts: list[BoundAccount]
+    delivery: str
 
 
 @dataclass(frozen=True)
@@ -146,22 +161,23 @@ class StripeWebhooks:
             body = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise StripeWebhookRejected("invalid_payload") from None
-        candidates = await self._signers(body, signature)
+        signed = await self._signers(body, signature)
         event = parse_event(body)
-        account = _account_for(candidates, event.account, event.livemode)
+        account = _account_for(signed.accounts, event.account, event.livemode)
         if account is None:
-            return await self._record_only(event, body, UNKNOWN_ACCOUNT)
+            return await self._record_only(event, body, signed.delivery, UNKNOWN_ACCOUNT)
         if event.livemode != (not account.test) and event.account is not None:
             # A Connect endpoint in live mode gets its connected accounts' test events too (Stripe's
             # Connect webhooks): expected traffic, recorded and acknowledged, never applied.
-            return await self._record_only(event, body, OTHER_MODE)
+            return await self._record_only(event, body, signed.delivery, OTHER_MODE)
         if event.livemode != (not account.test):
             # A live event under a test account's secret (or the reverse): never applied.
             raise StripeWebhookRejected("livemode_mismatch")
-        return await self._apply(event, body, account)
+        return await self._apply(event, body, signed.delivery, account)
 
-    async def _signers(self, body: str, signature: str) -> list[BoundAccount]:
-        if not plausible(signature, self.clock().timestamp()):
+    async def _signers(self, body: str, signature: str) -> _Signed:
+        stamp = signed_at(signature, self.clock().timestamp())
+        if stamp is None:
             raise StripeWebhookRejected("invalid_signature")
         accounts = [a for a in await self.copies.of(NAME) if not a.simulator]
         by_secret: dict[str, list[BoundAccount]] = {}
@@ -169,11 +185,19 @@ class StripeWebhooks:
             by_secret.setdefault(account.credentials["webhook_secret"], []).append(account)
         for secret, sharing in by_secret.items():
             if signed_by(body, signature, secret):
-                return sharing
+                # The account, not only the time: two endpoints of ours (two secrets) may each get the
+                # same event signed in the same second, and an event of no account of ours has one row.
+                return _Signed(sharing, f"{stamp}:{min(a.id for a in sharing)}")
         raise StripeWebhookRejected("invalid_signature")
 
     def _row(
-        self, event: _Envelope, body: str, row_id: str, result: str | None, account_id: str | None = None
+        self,
+        event: _Envelope,
+        body: str,
+        delivery: str,
+        row_id: str,
+        result: str | None,
+        account_id: str | None = None,
     ) -> dict[str, Any]:
         return {
             "id": row_id,
@@ -187,9 +211,10 @@ class StripeWebhooks:
             "payload": body,
             "received_at": self.clock(),
             "result": result,
+            "deliveries": [delivery],
         }
 
-    async def _record_only(self, event: _Envelope, body: str, result: str) -> StripeHandled:
+    async def _record_only(self, event: _Envelope, body: str, delivery: str, result: str) -> StripeHandled:
         log.warning(
             "stripe event %s (%s) of connected account %s (livemode %s): %s, recorded only",
             event.event_id,
@@ -199,18 +224,20 @@ class StripeWebhooks:
             result,
         )
         async with self.uow() as unit:
-            if not await unit.stripe.record_event(self._row(event, body, new_id("pev"), result)):
-                return StripeHandled(DUPLICATE, event.type)
+            row = self._row(event, body, delivery, new_id("pev"), result)
+            if not await unit.stripe.record_event(row):
+                return await _duplicate(unit, event, row["external_id"], delivery)
             await unit.commit()
         return StripeHandled(result, event.type)
 
-    async def _apply(self, event: _Envelope, body: str, account: BoundAccount) -> StripeHandled:
+    async def _apply(self, event: _Envelope, body: str, delivery: str, account: BoundAccount) -> StripeHandled:
         adapter = self.provider.bound(account)
         async with self.uow() as unit:
             row_id = new_id("pev")
-            tenant_ids = await unit.stripe.claim_event(self._row(event, body, row_id, None, account.id), account.id)
+            row = self._row(event, body, delivery, row_id, None, account.id)
+            tenant_ids = await unit.stripe.claim_event(row, account.id)
             if tenant_ids is None:
-                return StripeHandled(DUPLICATE, event.type)
+                return await _duplicate(unit, event, row["external_id"], delivery)
             verified = VerifiedStripeEvent(
                 event_id=event.event_id,
                 type=event.type,
@@ -238,6 +265,16 @@ class StripeWebhooks:
             return await apply_dispute(unit, event, adapter, row_id)
         outcome = await apply_outcome(unit, event, adapter, row_id, self.clock())
         return outcome if outcome is not None else Outcome(RECORDED)
+
+
+async def _duplicate(unit: ProvidersUnitOfWork, event: _Envelope, external_id: str, delivery: str) -> StripeHandled:
+    """An event recorded before: Stripe's redelivery (a new signature) is a duplicate, its delivery kept;
+    the same signed request again is a replay, refused with nothing written."""
+    if not await unit.stripe.redelivered(external_id, delivery):
+        log.warning("stripe event %s (%s): a copy of a delivery already received, refused", event.event_id, event.type)
+        raise StripeWebhookRejected("replayed")
+    await unit.commit()
+    return StripeHandled(DUPLICATE, event.type)
 
 
 def _account_for(candidates: list[BoundAccount], connected: str | None, livemode: bool) -> BoundAccount | None:

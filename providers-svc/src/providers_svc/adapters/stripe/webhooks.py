@@ -14,17 +14,25 @@ from __future__ import annotations
 TOLERANCE_SECONDS = 300
 
 
-def plausible(header: str, now: float, *, tolerance: int = TOLERANCE_SECONDS) -> bool:
-    """Whether ``header`` could be Stripe's at all: ASCII, one recent ``t`` and at least one ``v1``.
-    Checked once per request, before the HMAC of the body under each account's secret (``signed_by``),
-    so junk costs no hashing however many accounts there are."""
+def signed_at(header: str, now: float, *, tolerance: int = TOLERANCE_SECONDS) -> int | None:
+    """The signature's ``t`` if ``header`` could be Stripe's at all (ASCII, one recent ``t`` and at least
+    one ``v1``), else None. Checked once per request, before the HMAC of the body under each account's
+    secret (``signed_by``), so junk costs no hashing however many accounts there are. The ``t`` names
+    one delivery attempt: Stripe signs every attempt afresh."""
     if not header.isascii():
-        return False
+        return None
     pairs = [item.split("=", 1) for item in header.split(",") if "=" in item]
     stamps = [value for key, value in pairs if key.strip() == "t"]
     if len(stamps) != 1 or not stamps[0].strip().isdigit() or not any(key.strip() == "v1" for key, _ in pairs):
-        return False
-    return int(stamps[0]) >= now - tolerance
+        return None
+    # As the library reads it (``int``): "t=0017…" signs the same payload as "t=17…".
+    stamp = int(stamps[0])
+    return stamp if stamp >= now - tolerance else None
+
+
+def plausible(header: str, now: float, *, tolerance: int = TOLERANCE_SECONDS) -> bool:
+    """Whether ``header`` could be Stripe's at all (``signed_at``)."""
+    return signed_at(header, now, tolerance=tolerance) is not None
 
 
 def signed_by(body: str, header: str, secret: str, *, tolerance: int = TOLERANCE_SECONDS) -> bool:

@@ -1,8 +1,9 @@
 """``POST /billing/stripe``: Stripe's webhook events (PROTOCOLS.md §4.3-4.5). Stripe reads only the
 status: 2xx is delivered (duplicates, unknown types and events of unknown connected accounts too: they are
 recorded, and a retry would not change them), 4xx and 5xx are retried. Bad input (no or a forged or stale
-signature, a body that is no event) gets a 400 ``{"error": <reason>}`` and changes nothing; an oversized
-body a 413; a database or Stripe outage while applying a 503 with nothing committed."""
+signature, a replay of a delivery already received, a body that is no event) gets a 400
+``{"error": <reason>}`` and changes nothing; an oversized body a 413; a database or Stripe outage while
+applying a 503 with nothing committed."""
 
 from __future__ import annotations
 
