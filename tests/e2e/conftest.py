@@ -496,6 +496,38 @@ def platform(request: pytest.FixtureRequest) -> Platform:
     return request.getfixturevalue(f"{request.param}_platform")
 
 
+# localstripe (a fake Stripe on loopback, PROTOCOLS.md §5a) for the Stripe tests (tests/e2e/stripe_support.py).
+LOCALSTRIPE = Path(__file__).resolve().parents[2] / "providers-svc/tests/stripe_payments/localstripe_server.py"
+
+
+@pytest.fixture(scope="session")
+async def localstripe() -> AsyncIterator[str]:
+    """One localstripe for the session, shared by every Stripe test of either mode: its base URL."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(sys.executable, str(LOCALSTRIPE), str(port))
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                await writer.wait_closed()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.returncode is not None:
+                    raise RuntimeError("localstripe did not start") from None
+                await asyncio.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            async with asyncio.timeout(10):
+                await proc.wait()
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:

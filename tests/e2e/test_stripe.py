@@ -11,152 +11,26 @@ import hashlib
 import hmac
 import json
 import secrets
-import sys
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import aiohttp
 import pytest
-from billing_runtime.testing import free_port
 from standardwebhooks.webhooks import Webhook
 
+from .stripe_support import pay_with_card, stripe_shop
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-LOCALSTRIPE = Path(__file__).resolve().parents[2] / "providers-svc/tests/stripe_payments/localstripe_server.py"
-
-
-@pytest.fixture(scope="session")
-async def localstripe() -> AsyncIterator[str]:
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(sys.executable, str(LOCALSTRIPE), str(port))
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                await writer.wait_closed()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.returncode is not None:
-                    raise RuntimeError("localstripe did not start") from None
-                await asyncio.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            async with asyncio.timeout(10):
-                await proc.wait()
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-
-
-async def _admin(http: aiohttp.ClientSession, platform: Any, method: str, path: str, body: Any) -> Any:
-    headers = {"Authorization": f"Bearer {platform.admin_token}"}
-    async with http.request(method, platform.gateway_url + path, json=body, headers=headers) as r:
-        assert r.status in (200, 201), await r.text()
-        return await r.json()
-
-
-async def _stripe_shop(
-    http: aiohttp.ClientSession, platform: Any, receiver: Any, localstripe: str
-) -> tuple[dict[str, str], str, str]:
-    """A test tenant whose Stripe account is at localstripe, with a webhook endpoint for every event:
-    its auth header, the endpoint's signing secret and the account's Stripe webhook secret."""
-    secret_key, webhook_secret = f"sk_test_{secrets.token_hex(12)}", f"whsec_{secrets.token_hex(16)}"
-    account = await _admin(
-        http,
-        platform,
-        "POST",
-        "/admin/provider-accounts",
-        {
-            "provider": "stripe",
-            "name": "Shop Stripe (localstripe)",
-            "environment": "test",
-            "currencies": ["USD"],
-            "credentials": {"secret_key": secret_key, "webhook_secret": webhook_secret},
-            "settings": {"api_base": localstripe, "flow": "payment_intent"},
-        },
-    )
-    assert secret_key not in str(account) and webhook_secret not in str(account)
-    app_name = f"shop-{secrets.token_hex(4)}"
-    tenant = await _admin(
-        http, platform, "POST", "/admin/tenants", {"app_name": app_name, "display_name": "Stripe shop"}
-    )
-    await _admin(
-        http,
-        platform,
-        "PUT",
-        f"/admin/tenants/{tenant['id']}/provider-accounts/stripe",
-        {"provider_account_id": account["id"]},
-    )
-    async with http.post(
-        f"{platform.gateway_url}/v1/auth/token", json={"app_name": app_name, "secret": tenant["secret"]}
-    ) as r:
-        auth = {"Authorization": f"Bearer {(await r.json())['access_token']}"}
-    async with http.post(
-        f"{platform.gateway_url}/v1/webhook-endpoints", json={"url": receiver.url, "events": ["*"]}, headers=auth
-    ) as r:
-        assert r.status == 201, await r.text()
-        endpoint_secret = (await r.json())["secret"]
-    # localstripe signs its webhooks with the account's secret and posts them through the gateway.
-    async with http.post(
-        f"{localstripe}/_config/webhooks/e2e",
-        data={"url": f"{platform.gateway_url}/billing/stripe", "secret": webhook_secret},
-    ) as r:
-        assert r.status == 200
-    return auth, endpoint_secret, webhook_secret
-
-
-async def _pay_with_card(http: aiohttp.ClientSession, platform: Any, auth: dict[str, str]) -> dict:
-    """A 50.00 USD payment paid with the test card on our Stripe payer page, once it is SUCCEEDED."""
-    async with http.post(
-        f"{platform.gateway_url}/v1/payments",
-        json={"amount": 5000, "currency": "USD", "order_id": "stripe-1", "providers": ["stripe"]},
-        headers={**auth, "Idempotency-Key": secrets.token_hex(8)},
-    ) as r:
-        assert r.status == 201, await r.text()
-        payment = await r.json()
-    token = payment["checkout_token"]
-
-    async with http.get(f"{platform.checkout_url}/c/{token}") as r:
-        assert r.status == 200
-        assert "stripe" in (await r.text()).lower()
-    async with http.post(
-        f"{platform.checkout_url}/c/{token}/pay", data={"provider": "stripe"}, allow_redirects=False
-    ) as r:
-        assert r.status == 303, await r.text()
-        pay_page = r.headers["Location"]
-    assert pay_page.startswith(platform.gateway_url + "/pay/stripe/")
-    async with http.get(pay_page) as r:
-        assert r.status == 200
-        assert "50.00 USD" in await r.text()
-        assert r.headers["Cache-Control"] == "no-store"
-        assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
-    async with http.post(pay_page, data={"card": "visa"}, allow_redirects=False) as r:
-        assert r.status == 303, await r.text()
-
-    deadline = time.monotonic() + 30
-    while True:
-        async with http.get(f"{platform.gateway_url}/v1/payments/{payment['id']}", headers=auth) as r:
-            done = await r.json()
-        if done["status"] == "SUCCEEDED" or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.1)
-    assert (done["status"], done["provider"]) == ("SUCCEEDED", "stripe")
-    return dict(done)
 
 
 class TestStripe:
     async def test_a_card_payment_at_the_fake_stripe_succeeds_and_the_webhook_is_delivered(
         self, platform: Any, http: aiohttp.ClientSession, receiver: Any, localstripe: str
     ) -> None:
-        auth, endpoint_secret, _ = await _stripe_shop(http, platform, receiver, localstripe)
-        payment = await _pay_with_card(http, platform, auth)
+        shop = await stripe_shop(http, platform, receiver, localstripe)
+        auth, endpoint_secret = shop.auth, shop.endpoint_secret
+        payment = await pay_with_card(http, platform, auth)
         assert payment["provider_reference"].startswith("pi_")
         event = await receiver.wait("payment.succeeded")
         [(headers, body)] = [(h, b) for h, b in receiver.got if b"payment.succeeded" in b]
@@ -168,8 +42,9 @@ class TestStripeRefunds:
     async def test_refunds_at_the_fake_stripe_succeed_with_their_webhooks(
         self, platform: Any, http: aiohttp.ClientSession, receiver: Any, localstripe: str
     ) -> None:
-        auth, endpoint_secret, _ = await _stripe_shop(http, platform, receiver, localstripe)
-        payment = await _pay_with_card(http, platform, auth)
+        shop = await stripe_shop(http, platform, receiver, localstripe)
+        auth, endpoint_secret = shop.auth, shop.endpoint_secret
+        payment = await pay_with_card(http, platform, auth)
         refunds = f"{platform.gateway_url}/v1/payments/{payment['id']}/refunds"
         made = []
         for key, body in (("s-1", {"amount": 2000, "reason": "requested_by_customer"}), ("s-2", {})):
@@ -211,8 +86,9 @@ class TestStripeRefunds:
     async def test_a_refund_made_in_stripes_dashboard_becomes_a_refund_of_the_payment(
         self, platform: Any, http: aiohttp.ClientSession, receiver: Any, localstripe: str
     ) -> None:
-        auth, _, webhook_secret = await _stripe_shop(http, platform, receiver, localstripe)
-        payment = await _pay_with_card(http, platform, auth)
+        shop = await stripe_shop(http, platform, receiver, localstripe)
+        auth, webhook_secret = shop.auth, shop.webhook_secret
+        payment = await pay_with_card(http, platform, auth)
         # localstripe sends no refund events: Stripe's refund.created for a refund made in the
         # dashboard, signed with the account's webhook secret as Stripe signs it.
         stripe_refund = {
