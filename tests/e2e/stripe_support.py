@@ -152,8 +152,8 @@ def stripe_event(type_: str, obj: dict[str, Any], *, created: int | None = None)
 
 @dataclass(frozen=True)
 class SignedEvent:
-    """An event's exact bytes and the ``Stripe-Signature`` Stripe sent them with (a duplicate delivery
-    is these again)."""
+    """An event's exact bytes and the ``Stripe-Signature`` Stripe sent them with (these again are a
+    replay, refused; Stripe's own retry signs the event afresh)."""
 
     body: bytes
     signature: str

@@ -235,11 +235,14 @@ class TestStripeDisputes:
                 break
             await asyncio.sleep(0.1)
 
-        # Every one of Stripe's events again, as Stripe retries it: the same bytes and signature, and the
-        # same event signed afresh. Each is acknowledged and changes nothing.
+        # Every one of Stripe's events again. The same bytes and signature is a replay (Stripe signs each
+        # attempt afresh), refused; Stripe's own retry, the event signed again later, is acknowledged.
+        # Neither changes anything.
         for again in delivered:
-            assert await deliver(http, platform, again) == 200
-            assert await deliver(http, platform, sign(json.loads(again.body), shop.webhook_secret)) == 200
+            assert await deliver(http, platform, again) == 400
+            first = int(again.signature.split(",")[0].removeprefix("t="))
+            retry = sign(json.loads(again.body), shop.webhook_secret, first + 1)
+            assert await deliver(http, platform, retry) == 200
         await asyncio.sleep(2)
 
         # The tenant heard of the dispute twice, verified as any Standard Webhooks receiver verifies.
