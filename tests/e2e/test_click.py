@@ -1,7 +1,7 @@
 """Click through the gateway only, in both modes: a test tenant with no Click account is served by the
 Click simulator, whose payer page plays Click (Prepare, Complete) against our real endpoints through the
-gateway. A paid payment ends SUCCEEDED with the tenant's webhook delivered; a declined or cancelled
-attempt at Click leaves the payment waiting (the payer may try again, PROTOCOLS.md §1.7) and a new
+gateway. A paid payment ends SUCCEEDED with the tenant's webhook delivered; a declined, cancelled or
+timed-out attempt at Click leaves the payment waiting (the payer may try again, PROTOCOLS.md §1.7) and a new
 attempt pays it; a forged callback changes nothing."""
 
 import asyncio
@@ -62,7 +62,7 @@ class TestClick:
         await asyncio.sleep(1)
         assert [e["type"] for e in await tenant.events()].count("payment.succeeded") == 1
 
-    @pytest.mark.parametrize("outcome", ["decline", "cancel"])
+    @pytest.mark.parametrize("outcome", ["decline", "cancel", "timeout"])
     async def test_a_cancelled_attempt_leaves_the_payment_pending_and_a_new_one_pays(
         self, platform, new_tenant, http, outcome: str
     ) -> None:

@@ -2,7 +2,8 @@
 Octo's simulator (the fake Octo server mounted in providers-svc). The checkout sends the payer to the
 simulator's pay page; the payer's choice makes the fake post Octo's signed notify to
 ``/billing/octo``, which re-checks the status at the fake before moving money; the tenant's webhook
-receiver gets ``payment.succeeded`` (a declined attempt leaves the payment payable again)."""
+receiver gets ``payment.succeeded`` (a declined, cancelled or timed-out attempt leaves the payment
+payable again, and a new attempt pays it)."""
 
 import asyncio
 import json
@@ -75,6 +76,37 @@ class TestOctoSimulator:
         async with http.get(f"{platform.gateway_url}/v1/payments/{payment['id']}/attempts", headers=tenant.auth) as r:
             [attempt] = (await r.json())["data"]
         assert (attempt["provider"], attempt["status"]) in (("octo", "failed"), ("octo", "cancelled"))
+
+    @pytest.mark.parametrize("outcome", ["cancel", "timeout"])
+    async def test_a_cancelled_or_timed_out_attempt_leaves_the_payment_payable_and_a_new_one_pays(
+        self, platform, new_tenant, http, outcome: str
+    ) -> None:
+        # The payer abandons Octo's page, or its ttl lapses (compressed by the simulator): Octo cancels
+        # the payment and notifies canceled; the attempt fails, the payment is payable again.
+        tenant = await new_tenant()
+        payment = await tenant.create_payment(f"octo-{outcome}", amount=150000, currency="UZS")
+        await _pay_at_octo(http, platform, payment, outcome)
+        done = await tenant.wait_for_status(payment["id"], "CREATED", after=lambda p: p["failure_code"])
+        assert (done["status"], done["attempt_count"]) == ("CREATED", 1)
+        assert done["failure_code"] == "octo_canceled"
+        types = [e["type"] for e in await tenant.events()]
+        assert "payment.attempt_failed" in types and "payment.succeeded" not in types
+        async with http.get(f"{platform.gateway_url}/v1/payments/{payment['id']}/attempts", headers=tenant.auth) as r:
+            [attempt] = (await r.json())["data"]
+        # Octo's `canceled` names a cancellation (payments-svc's ended_status), not a decline of the card.
+        assert (attempt["provider"], attempt["status"]) == ("octo", "cancelled")
+        # A new attempt (Octo keeps one transaction per payment: the payer picks another way) pays it.
+        async with http.post(
+            f"{platform.checkout_url}/c/{payment['checkout_token']}/pay",
+            data={"provider": "sandbox"},
+            allow_redirects=False,
+        ) as r:
+            assert r.status == 303, await r.text()
+            provider_page = r.headers["Location"]
+        async with http.post(provider_page, data={"outcome": "succeed"}, allow_redirects=False) as r:
+            assert r.status == 303, await r.text()
+        paid = await tenant.wait_for_status(payment["id"], "SUCCEEDED")
+        assert (paid["status"], paid["provider"], paid["attempt_count"]) == ("SUCCEEDED", "sandbox", 2)
 
     async def test_a_forged_notify_through_the_gateway_changes_nothing(self, platform, new_tenant, http) -> None:
         tenant = await new_tenant()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 from aiohttp import web
@@ -82,7 +83,7 @@ class TestPayerPage:
         assert page.status == 200
         html = await page.text()
         assert "1234.56 UZS" in html
-        for value in ("pay", "decline", "cancel", "forged"):
+        for value in ("pay", "decline", "cancel", "timeout", "forged"):
             assert f'name="outcome" value="{value}"' in html
 
     async def test_pay_drives_prepare_and_complete_and_the_payment_succeeds_once(
@@ -121,6 +122,36 @@ class TestPayerPage:
         assert paid.status == 303
         assert (await db_read("transactions"))[0]["status"] == "succeeded"
         assert await _states(engine) == ["cancelled", "confirmed"]
+
+    async def test_a_timed_out_attempt_is_cancelled_by_click_and_the_payment_stays_payable(
+        self, shop: ClickShop, db_read: Any, engine: AsyncEngine
+    ) -> None:
+        # Click sent Prepare, the payer never completed, and once its time was up (compressed here)
+        # Click cancelled: Complete with error=-5017 (§1.7), answered -9, the repeat -9 as well.
+        payment = await shop.start()
+        resp = await shop.client.post(_path(payment), data={"outcome": "timeout"}, allow_redirects=False)
+        assert resp.status == 303, await resp.text()
+        assert resp.headers["Location"] == RETURN_URL
+        metrics = shop.client.app[metrics_key]
+        assert metrics.callbacks_received.labels("click", "reserved")._value.get() == 1
+        assert metrics.callbacks_received.labels("click", "cancelled")._value.get() == 1
+        assert metrics.callbacks_received.labels("click", "transaction_cancelled")._value.get() == 1
+        events = await db_read("events")
+        assert sorted(e["event_type"] for e in events) == ["cancel", "prepare"]
+        [cancel] = [e for e in events if e["event_type"] == "cancel"]
+        posted = dict(parse_qsl(cancel["payload"]))  # the Complete as Click posted it (url-encoded)
+        assert (cancel["result"], posted["action"], posted["error"]) == ("cancelled", "1", "-5017")
+        assert "expired" in posted["error_note"]
+        # One attempt ended, not the payment: no outcome published, the transaction still pending.
+        [txn] = await db_read("transactions")
+        assert (txn["status"], txn["failure_code"]) == ("pending", None)
+        assert await _states(engine) == ["cancelled"]
+        assert await db_read("outbox") == []
+        paid = await shop.client.post(_path(payment), data={"outcome": "pay"}, allow_redirects=False)
+        assert paid.status == 303
+        assert (await db_read("transactions"))[0]["status"] == "succeeded"
+        assert await _states(engine) == ["cancelled", "confirmed"]
+        assert [o["routing_key"] for o in await db_read("outbox")] == ["providers.provider.payment.succeeded.v1"]
 
     async def test_a_forged_prepare_is_refused_and_changes_nothing(
         self, shop: ClickShop, db_read: Any, engine: AsyncEngine

@@ -106,6 +106,64 @@ class TestPayerPage:
         [txn] = await db_read("transactions")
         assert (txn["status"], txn["failure_code"]) == ("failed", "octo_canceled")
 
+    @pytest.mark.parametrize("outcome", ["cancel", "timeout"])
+    async def test_a_cancelled_or_timed_out_payment_fails_the_attempt_only(
+        self,
+        gateway: Gateway,
+        internal_headers: Any,
+        payment_request: Any,
+        db_read: Any,
+        engine: AsyncEngine,
+        outcome: str,
+    ) -> None:
+        # The payer abandons Octo's page, or its ttl lapses (compressed): Octo cancels and notifies.
+        client = await gateway()
+        started = await _start(client, internal_headers, payment_request)
+        html = await (await client.get(_page(started))).text()
+        assert f'name="outcome" value="{outcome}"' in html
+        resp = await client.post(_page(started), data={"outcome": outcome}, allow_redirects=False)
+        assert resp.status == 303, await resp.text()
+        assert resp.headers["Location"] == payment_request()["return_url"]
+        assert await _fake_status(engine, started["provider_reference"]) == "canceled"
+        [txn] = await db_read("transactions")
+        assert (txn["status"], txn["failure_code"]) == ("failed", "octo_canceled")
+        # Octo's notify said canceled (its status call agreed): recorded once, the attempt failed and
+        # nothing was published as a success; payments-svc takes the failed attempt, the payment stays payable.
+        [event] = await db_read("events")
+        assert event["external_id"] == f"{started['provider_reference']}:canceled"
+        assert json.loads(event["payload"])["status"] == "canceled"
+        [row] = await db_read("outbox")
+        published = json.loads(row["body"])
+        assert published["event_type"] == "provider.payment.failed"
+        assert published["data"]["failure_code"] == "octo_canceled"
+        # The page now says the payment is closed, and no choice changes it any more.
+        assert "canceled" in await (await client.get(_page(started))).text()
+        again = await client.post(_page(started), data={"outcome": "pay"}, allow_redirects=False)
+        assert again.status == 409
+        assert len(await db_read("outbox")) == 1
+
+    async def test_a_hold_the_tenant_left_undecided_lapses(
+        self, gateway: Gateway, internal_headers: Any, payment_request: Any, db_read: Any, engine: AsyncEngine
+    ) -> None:
+        # Manual capture: the payer's money is held until the tenant decides; it never does, and Octo
+        # releases the hold (§3.3), cancelling the payment and notifying canceled.
+        client = await gateway()
+        started = await _start(client, internal_headers, payment_request, capture_method="manual")
+        resp = await client.post(_page(started), data={"outcome": "pay"}, allow_redirects=False)
+        assert resp.status == 303, await resp.text()
+        assert await _fake_status(engine, started["provider_reference"]) == "waiting_for_capture"
+        [txn] = await db_read("transactions")
+        assert txn["status"] == "pending" and txn["authorized_at"] is not None
+        held = await (await client.get(_page(started))).text()
+        assert 'value="timeout"' in held and 'value="pay"' not in held
+        resp = await client.post(_page(started), data={"outcome": "timeout"}, allow_redirects=False)
+        assert resp.status == 303, await resp.text()
+        assert await _fake_status(engine, started["provider_reference"]) == "canceled"
+        [txn] = await db_read("transactions")
+        assert (txn["status"], txn["failure_code"]) == ("failed", "octo_canceled")
+        published = [json.loads(row["body"])["event_type"] for row in await db_read("outbox")]
+        assert published == ["provider.payment.authorized", "provider.payment.failed"]
+
     async def test_two_stage_is_captured_by_our_answer(
         self, gateway: Gateway, internal_headers: Any, payment_request: Any, db_read: Any, engine: AsyncEngine
     ) -> None:

@@ -1,7 +1,9 @@
 """The Click simulator's payer page (``/simulators/click/pay/{ptx}``): a test payment paid through Click's
 simulator account is shown with its amount; the payer's choice is played as Click plays it, against our
 real endpoints through the gateway (``simulators/click_caller.py``), then the browser goes back to the
-shop. Public and unauthenticated like the sandbox page: the unguessable transaction id is the link.
+shop. The choices: pay, pay with Complete lost, decline, cancel, timeout (the payer never completes and
+Click cancels the attempt once its time is up; compressed: the cancelling Complete follows at once),
+and a forged Prepare. Public and unauthenticated like the sandbox page: the unguessable transaction id is the link.
 
 Only a test transaction bound to the simulator account is served: anything else gets a 403 page and no
 call at all (the simulator signs with the simulator account's key, which must never pay a live order)."""

@@ -26,6 +26,11 @@ class Scenario(StrEnum):
     PAY = "pay"  # Prepare, Complete error=0 (repeated once, as Click retries): the payment succeeds
     DECLINE = "decline"  # Prepare, Complete error=-5017 (the payer's card has no funds): Click cancels
     CANCEL = "cancel"  # Prepare, Complete error=-9 (the payer cancelled at Click)
+    # Prepare, then the payer never completes at Click; once the payment's time is up Click cancels it:
+    # Complete error=-5017 (§1.7's cancellation path). The simulator compresses time: the cancelling
+    # Complete follows the Prepare at once. §1 documents no code of its own for an expired payment; it
+    # names -5017 (§1.3) and says any error<0 cancels (§1.6), so -5017 it is, its note saying why.
+    TIMEOUT = "timeout"
     FORGED = "forged"  # a Prepare signed with a wrong key: refused with -1, nothing changes
     # Prepare, then Click debits the payer but its Complete never reaches the shop: the payment is
     # paid at Click (its Merchant API says so) and pending with us until reconciliation's sync asks.
@@ -37,6 +42,7 @@ _COMPLETE_ERRORS = {
     Scenario.PAY: ("0", "Success"),
     Scenario.DECLINE: ("-5017", "Insufficient funds"),
     Scenario.CANCEL: ("-9", "Payment cancelled by the payer"),
+    Scenario.TIMEOUT: ("-5017", "Payment time expired: the payer did not complete it"),
 }
 
 

@@ -7,7 +7,10 @@ in providers-svc answers alike from every api process. A change of a payment run
 ``change`` (under a row lock in the database), so concurrent decisions and refunds never interleave.
 
 The payer's side is ``pay`` (``OctoBook.pay``, the payer page ``simulators/octo_pages``): a payment
-the payer paid becomes ``succeeded`` (one-stage) or ``waiting_for_capture`` (two-stage)."""
+the payer paid becomes ``succeeded`` (one-stage) or ``waiting_for_capture`` (two-stage). A payment
+the payer never pays ends ``canceled`` (§3.3): ``decline`` (the card was declined), ``cancel`` (the
+payer abandoned Octo's page) and ``time_out`` (the pay page's ``ttl`` lapsed, or a two-stage hold was
+never captured nor cancelled and Octo released it, §3.3 "Uncaptured holds are cancelled automatically")."""
 
 from __future__ import annotations
 
@@ -64,6 +67,23 @@ def decline(payment: OctoPayment) -> OctoPayment:
     """The payer's card was declined (or the payer gave up): Octo cancels the payment."""
     if payment.status not in ("created", "wait_user_action"):
         raise NotPayable("no payment waiting for its payer")
+    payment.status = "canceled"
+    return payment
+
+
+def cancel(payment: OctoPayment) -> OctoPayment:
+    """The payer abandoned Octo's page (cancelled there): Octo cancels the payment, as for a decline."""
+    if payment.status not in ("created", "wait_user_action"):
+        raise NotPayable("no payment waiting for its payer")
+    payment.status = "canceled"
+    return payment
+
+
+def time_out(payment: OctoPayment) -> OctoPayment:
+    """Time ran out: a payment still waiting for its payer when its pay page's ``ttl`` lapsed, or a
+    two-stage hold (``waiting_for_capture``) left undecided until Octo released it: Octo cancels it."""
+    if payment.status not in ("created", "wait_user_action", "waiting_for_capture"):
+        raise NotPayable("no payment waiting for its payer or its shop")
     payment.status = "canceled"
     return payment
 

@@ -2,8 +2,12 @@
 public): the fake Octo server's API (``simulators/octo``, state in ``octo_simulator_payments``) and
 the payer page ``/pay/{uuid}`` its ``octo_pay_url`` points to.
 
-The payer pays, pays but the notify is lost (``pay_lost``: nothing is posted to the shop), or
-declines. The fake then posts Octo's notify callback to ``POST /billing/octo``
+The payer pays, pays but the notify is lost (``pay_lost``: nothing is posted to the shop), declines
+(the card is declined), cancels (abandons Octo's page) or lets it time out (``timeout``: the pay page's
+``ttl`` lapses; on a two-stage hold that the shop left undecided, the page offers only this, and the
+hold lapses). The simulator compresses time: a timeout happens at once, not after the ttl or the hold's
+days (PROTOCOLS.md §3.2, §3.3). Decline, cancel and timeout all end the payment ``canceled`` at Octo.
+The fake then posts Octo's notify callback to ``POST /billing/octo``
 through the gateway, signed with the simulator shop's secret. For a two-stage payment the answer's
 ``accept_status`` is applied, and the final status is notified as Octo would. Only test payments of
 the simulator account are played: any other gets a 403 page and nothing happens."""
@@ -29,10 +33,12 @@ from providers_svc.simulators.octo import (
     NotPayable,
     OctoPayment,
     add_octo_routes,
+    cancel,
     decide,
     decline,
     pay,
     store_key,
+    time_out,
 )
 from providers_svc.simulators.octo_notify import Notifier, notify_body
 from providers_svc.simulators.octo_store import DatabaseOctoStore
@@ -43,7 +49,13 @@ _HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
 }
-_CHOICES: dict[str, Callable[[OctoPayment], OctoPayment]] = {"pay": pay, "decline": decline, "pay_lost": pay}
+_CHOICES: dict[str, Callable[[OctoPayment], OctoPayment]] = {
+    "pay": pay,
+    "decline": decline,
+    "cancel": cancel,
+    "timeout": time_out,
+    "pay_lost": pay,
+}
 # Pay, but Octo's notify never reaches the shop: the payment is paid at Octo (its status call says so)
 # and pending with us until reconciliation's sync asks (docs/INTERNAL.md "Reconciliation").
 _LOST = "pay_lost"
@@ -90,7 +102,9 @@ async def pay_page(request: web.Request) -> web.Response:
     payment = await _playable(request)
     if isinstance(payment, web.Response):
         return payment
-    if payment.status not in ("created", "wait_user_action"):
+    # A hold the shop has not decided yet (a manual capture): all that can still happen here is its lapse.
+    held = payment.status == "waiting_for_capture"
+    if payment.status not in ("created", "wait_user_action") and not held:
         return _message(request, 200, "Payment closed", f"This payment is {payment.status}.", payment.return_url)
     return _render(
         request,
@@ -99,6 +113,7 @@ async def pay_page(request: web.Request) -> web.Response:
         currency=payment.currency,
         payment_uuid=payment.uuid,
         two_stage=not payment.auto_capture,
+        held=held,
     )
 
 
@@ -114,7 +129,7 @@ async def pay_submit(request: web.Request) -> web.StreamResponse:
     try:
         chosen = await store.change(payment.uuid, choice)
     except NotPayable:
-        return _message(request, 409, "Payment closed", "This payment was already paid or declined.")
+        return _message(request, 409, "Payment closed", "This payment was already paid, declined or cancelled.")
     assert chosen is not None
     if form.get("outcome") != _LOST:
         await _notify(request, chosen)
