@@ -601,6 +601,19 @@ class TenantClient:
             assert r.status == 200, await r.text()
             return await r.json()
 
+    async def pay_at_sandbox(self, payment: dict, outcome: str = "succeed") -> None:
+        """The payer picks the sandbox on the payment's hosted checkout and presses ``outcome`` on the
+        bank's page (the outcome arrives by the bank's callback: wait for it with ``wait_for_status``)."""
+        async with self.http.post(
+            f"{self.platform.checkout_url}/c/{payment['checkout_token']}/pay",
+            data={"provider": "sandbox"},
+            allow_redirects=False,
+        ) as r:
+            assert r.status == 303, await r.text()
+            page = r.headers["Location"]
+        async with self.http.post(page, data={"outcome": outcome}, allow_redirects=False) as r:
+            assert r.status == 303, await r.text()
+
     async def wait_for_status(
         self, payment_id: str, wanted: str, timeout: float = 30, *, after: Callable[[dict], object] | None = None
     ) -> dict:

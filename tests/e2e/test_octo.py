@@ -96,15 +96,7 @@ class TestOctoSimulator:
         # Octo's `canceled` names a cancellation (payments-svc's ended_status), not a decline of the card.
         assert (attempt["provider"], attempt["status"]) == ("octo", "cancelled")
         # A new attempt (Octo keeps one transaction per payment: the payer picks another way) pays it.
-        async with http.post(
-            f"{platform.checkout_url}/c/{payment['checkout_token']}/pay",
-            data={"provider": "sandbox"},
-            allow_redirects=False,
-        ) as r:
-            assert r.status == 303, await r.text()
-            provider_page = r.headers["Location"]
-        async with http.post(provider_page, data={"outcome": "succeed"}, allow_redirects=False) as r:
-            assert r.status == 303, await r.text()
+        await tenant.pay_at_sandbox(payment)
         paid = await tenant.wait_for_status(payment["id"], "SUCCEEDED")
         assert (paid["status"], paid["provider"], paid["attempt_count"]) == ("SUCCEEDED", "sandbox", 2)
 
