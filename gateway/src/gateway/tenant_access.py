@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from billing_runtime.prepared import fetch_alone
 from billing_runtime.problems import ProblemError
-from billing_runtime.writes import fetch_alone
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 

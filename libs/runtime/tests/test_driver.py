@@ -13,8 +13,9 @@ import asyncpg
 import pytest
 from billing_runtime.db import create_engine
 from billing_runtime.outages import is_database_outage, is_lock_conflict
+from billing_runtime.prepared import InTransaction, fetch_alone, transaction_alone
 from billing_runtime.testing_faults import own_database
-from billing_runtime.writes import InsertRows, InTransaction, execute_alone, fetch_alone, transaction_alone
+from billing_runtime.writes import InsertRows, execute_alone
 from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 from billing_runtime.db import make_sessionmaker
+from billing_runtime.prepared import execute_statement_alone, fetch_prepared
 from billing_runtime.writes import (
     InsertRows,
     Precondition,
@@ -11,9 +12,7 @@ from billing_runtime.writes import (
     all_hold,
     execute_alone,
     execute_guarded,
-    execute_statement_alone,
     execute_together,
-    fetch_prepared,
     row_unchanged,
 )
 from sqlalchemy import String, any_, bindparam, delete, exists, select

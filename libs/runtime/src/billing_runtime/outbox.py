@@ -41,7 +41,8 @@ from billing_runtime import tracing
 from billing_runtime.bus.base import TARGET_QUEUES_HEADER, Bus, DeadLettered, Message
 from billing_runtime.db import UTCDateTime
 from billing_runtime.notifications import Notifier, listen_for_notifications
-from billing_runtime.writes import InsertRows, execute_statement_alone
+from billing_runtime.prepared import execute_statement_alone
+from billing_runtime.writes import InsertRows
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from sqlalchemy import Engine, Insert, Table, Update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from billing_runtime.outbox import outbox_insert
+from billing_runtime.prepared import AnySelect, fetch_alone, fetch_prepared, returning_alone, returning_prepared
 from billing_runtime.writes import (
-    AnySelect,
     InsertRows,
     Precondition,
     UpdateRows,
@@ -21,10 +21,6 @@ from billing_runtime.writes import (
     execute_alone,
     execute_guarded,
     execute_together,
-    fetch_alone,
-    fetch_prepared,
-    returning_alone,
-    returning_prepared,
 )
 
 

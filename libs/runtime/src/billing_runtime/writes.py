@@ -9,14 +9,13 @@ the values change. Any Core INSERT/UPDATE/DELETE may be queued as well, at the u
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     CTE,
     ColumnElement,
-    CompoundSelect,
     Delete,
     Insert,
     Select,
@@ -30,14 +29,10 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.compiler import SQLCompiler
 
-from billing_runtime.driver import driver_fetch, driver_transaction
-
-T = TypeVar("T")
+from billing_runtime.prepared import execute_statement_alone, run_in
 
 
 @dataclass(frozen=True)
@@ -115,10 +110,6 @@ def all_hold(*preconditions: Precondition) -> Precondition:
 
 
 Write = InsertRows | UpdateRows | Insert | Update | Delete
-# A SELECT of any columns (SQLAlchemy 2.1 types a select by the tuple of its columns' types).
-AnySelect = Select[*tuple[Any, ...]]
-# A SELECT, or a UNION of them (``union_all(select(a), select(b))``), whose rows come back typed.
-AnyQuery = AnySelect | CompoundSelect[*tuple[Any, ...]]
 
 
 # A write's shape: what its statement depends on, and the key it is cached by. The two kinds never
@@ -210,7 +201,7 @@ async def execute_together(session: AsyncSession, writes: Sequence[Write]) -> No
             params.update(_params(write, f"w{i}_"))
     if all(isinstance(write, InsertRows | UpdateRows) for write in writes):
         stmt = _chained(tuple(_shape(write) for write in writes))  # type: ignore[arg-type]
-        await _run_in(session, stmt, params)
+        await run_in(session, stmt, params)
         return
     else:
         stmt = _chain(
@@ -295,113 +286,8 @@ async def execute_guarded(
     guard_shape = _insert_shape(guard)
     params = _chained_params(writes, guard, precondition)
     stmt = _guarded(guard_shape, tuple(_shape(write) for write in writes), _condition(precondition))
-    _, rows = await _run_in(session, stmt, params)
+    _, rows = await run_in(session, stmt, params)
     return bool(rows[0][0])
-
-
-# Alone: a unit whose only statement is the writes, outside any transaction.
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """A statement compiled once to driver SQL, with its parameters' order and bind processors, and
-    for a SELECT its columns' keys and result processors."""
-
-    sql: str
-    names: tuple[str, ...]
-    processors: tuple[Callable[[Any], Any] | None, ...]
-    # The values the statement itself carries (``column == "pending"``), for names not in ``params``.
-    fixed: Mapping[str, Any]
-    columns: tuple[str, ...] = ()
-    results: tuple[Callable[[Any], Any] | None, ...] = ()
-
-    def args(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
-        values = (params[name] if name in params else self.fixed[name] for name in self.names)
-        return tuple(
-            value if process is None else process(value) for value, process in zip(values, self.processors, strict=True)
-        )
-
-
-@functools.lru_cache(maxsize=256)
-def _prepared(stmt: ClauseElement, dialect: Dialect) -> _Prepared:
-    compiled = stmt.compile(dialect=dialect)
-    assert isinstance(compiled, SQLCompiler)  # a DML or SELECT statement compiles to SQL
-    names = tuple(compiled.positiontup or ())
-    processors = tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names)
-    fixed = {n: compiled.binds[n].value for n in names if not compiled.binds[n].required}
-    if isinstance(stmt, Select | CompoundSelect):
-        selected = list(stmt.selected_columns)
-    elif isinstance(stmt, Insert | Update) and stmt._returning:
-        selected = list(stmt.exported_columns)  # an INSERT/UPDATE ... RETURNING: typed rows as a SELECT's
-    else:
-        return _Prepared(str(compiled), names, processors, fixed)
-    return _Prepared(
-        str(compiled),
-        names,
-        processors,
-        fixed,
-        tuple(str(c.key) for c in selected),
-        tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in selected),
-    )
-
-
-async def _run_in(session: AsyncSession, stmt: ClauseElement, params: Mapping[str, Any]) -> tuple[_Prepared, list[Any]]:
-    """``stmt`` (built once and reused) in the session's transaction, as driver SQL compiled once: no
-    per-execution cache-key walk of the statement, which for a chained or guarded statement of many
-    parameters cost more than the round trip. Raw rows back."""
-    conn = await session.connection()
-    prepared = _prepared(stmt, conn.dialect)
-    result = await conn.exec_driver_sql(prepared.sql, prepared.args(params))
-    return prepared, list(result.fetchall()) if result.returns_rows else []
-
-
-async def _run_alone(
-    engine: AsyncEngine, stmt: ClauseElement, params: Mapping[str, Any]
-) -> tuple[_Prepared, list[Any]]:
-    """``_run_in`` as a transaction of its own (the statement commits itself: no BEGIN and COMMIT),
-    sent by asyncpg itself on a pooled connection (``billing_runtime.driver``)."""
-    prepared = _prepared(stmt, engine.dialect)
-    return prepared, await driver_fetch(engine, prepared.sql, prepared.args(params))
-
-
-def _typed_rows(prepared: _Prepared, rows: Sequence[Any]) -> list[dict[str, Any]]:
-    return [
-        {
-            key: value if process is None else process(value)
-            for key, process, value in zip(prepared.columns, prepared.results, row, strict=True)
-        }
-        for row in rows
-    ]
-
-
-async def fetch_prepared(session: AsyncSession, query: AnyQuery, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Run ``query`` (built once and reused, every value a named ``bindparam``) in the session's
-    transaction and return its rows as dicts by column key, with the columns' types applied, but
-    without the ORM: for the reads on the hot paths, where loading ORM objects through
-    ``session.execute`` cost more than the query."""
-    return _typed_rows(*await _run_in(session, query, params))
-
-
-async def fetch_alone(engine: AsyncEngine, query: AnySelect, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """``fetch_prepared`` outside any transaction: a read that needs no lock and no
-    consistency with writes after it costs one round trip."""
-    return _typed_rows(*await _run_alone(engine, query, params))
-
-
-async def returning_alone(
-    engine: AsyncEngine, stmt: Insert | Update, params: Mapping[str, Any]
-) -> list[dict[str, Any]]:
-    """One INSERT/UPDATE ... RETURNING (built once and reused, as for ``fetch_prepared``) as a
-    transaction of its own, its rows typed as a SELECT's: for a write that is safe alone (an insert
-    that ignores a conflict, an update guarded by its WHERE) and whose result the caller decides on."""
-    return _typed_rows(*await _run_alone(engine, stmt, params))
-
-
-async def returning_prepared(
-    session: AsyncSession, stmt: Insert | Update, params: Mapping[str, Any]
-) -> list[dict[str, Any]]:
-    """``returning_alone`` in the session's transaction (a session bound to a connection: tests)."""
-    return _typed_rows(*await _run_in(session, stmt, params))
 
 
 async def execute_alone(
@@ -427,42 +313,3 @@ async def execute_alone(
         return True
     rows = await execute_statement_alone(engine, stmt, params)
     return bool(rows[0][0]) if guard is not None else True
-
-
-class InTransaction:
-    """The statements of a ``transaction_alone`` unit: each built once and reused (as for
-    ``fetch_prepared``), sent as driver SQL on the unit's connection."""
-
-    def __init__(self, connection: Any, dialect: Dialect) -> None:
-        self._connection = connection
-        self._dialect = dialect
-
-    async def fetch(self, stmt: ClauseElement, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """A SELECT's (or a RETURNING's) rows, typed, as dicts by column key."""
-        prepared = _prepared(stmt, self._dialect)
-        return _typed_rows(prepared, await self._connection.fetch(prepared.sql, *prepared.args(params)))
-
-    async def rows(self, stmt: ClauseElement, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        """The statement's rows as the driver returns them (no result processing)."""
-        prepared = _prepared(stmt, self._dialect)
-        return [tuple(row) for row in await self._connection.fetch(prepared.sql, *prepared.args(params))]
-
-
-async def transaction_alone(engine: AsyncEngine, work: Callable[[InTransaction], Awaitable[T]]) -> T:
-    """``work``'s statements in one transaction of their own, sent by asyncpg itself
-    (``billing_runtime.driver.driver_transaction``): BEGIN and COMMIT are the only round trips added to
-    the statements', and errors are SQLAlchemy's as for every ``*_alone`` helper."""
-    return await driver_transaction(engine, lambda connection: work(InTransaction(connection, engine.dialect)))
-
-
-async def execute_statement_alone(
-    engine: AsyncEngine, stmt: ClauseElement, params: Mapping[str, Any]
-) -> list[tuple[Any, ...]]:
-    """Run one statement as a transaction of its own (it commits itself: no BEGIN and
-    COMMIT round trips) and return its rows, if any (raw driver values: no result processing).
-
-    ``stmt`` must be built once and reused (it is compiled once per object, then sent as driver SQL),
-    with every value a ``bindparam`` named in ``params``; a list goes in as one array parameter
-    (``= ANY(...)``), never as an IN list whose length would change the SQL."""
-    _, rows = await _run_alone(engine, stmt, params)
-    return [tuple(row) for row in rows]

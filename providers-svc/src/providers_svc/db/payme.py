@@ -15,8 +15,9 @@ from types import SimpleNamespace
 from typing import Any, NamedTuple, cast
 
 from billing_runtime.db import UTCDateTime, table_of
+from billing_runtime.prepared import fetch_prepared
 from billing_runtime.uow import UnitOfWork
-from billing_runtime.writes import Precondition, fetch_prepared, row_unchanged
+from billing_runtime.writes import Precondition, row_unchanged
 from sqlalchemy import (
     BigInteger,
     Boolean,

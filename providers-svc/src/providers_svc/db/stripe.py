@@ -9,7 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from billing_runtime.db import UTCDateTime, table_of
-from billing_runtime.writes import UpdateRows, fetch_prepared, returning_prepared
+from billing_runtime.prepared import fetch_prepared, returning_prepared
+from billing_runtime.writes import UpdateRows
 from sqlalchemy import Index, Select, String, Text, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert

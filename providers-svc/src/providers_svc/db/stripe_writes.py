@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from billing_runtime.db import table_of
-from billing_runtime.writes import fetch_prepared, returning_prepared
+from billing_runtime.prepared import fetch_prepared, returning_prepared
 from sqlalchemy import (
     ARRAY,
     Boolean,

@@ -17,7 +17,7 @@ from typing import Any
 
 from billing_contracts.envelope import utcnow
 from billing_runtime.db import UTCDateTime, table_of
-from billing_runtime.writes import InTransaction, execute_statement_alone, transaction_alone
+from billing_runtime.prepared import InTransaction, execute_statement_alone, transaction_alone
 from sqlalchemy import Integer, Select, String, all_, any_, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from billing_contracts.events import DisabledEndpoint, EndpointDisabledData, EndpointDisabledV1
 from billing_runtime.db import UTCDateTime, table_of
-from billing_runtime.writes import InTransaction
+from billing_runtime.prepared import InTransaction
 from sqlalchemy import String, Update, any_, bindparam, update
 from sqlalchemy.dialects.postgresql import ARRAY
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from billing_contracts.envelope import EventBase, utcnow
 from billing_runtime.db import UTCDateTime
-from billing_runtime.writes import InTransaction, execute_statement_alone, transaction_alone
+from billing_runtime.prepared import InTransaction, execute_statement_alone, transaction_alone
 from sqlalchemy import Boolean, String, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine

@@ -14,7 +14,7 @@ from typing import Any
 
 from billing_contracts.envelope import utcnow
 from billing_runtime.db import UTCDateTime, table_of
-from billing_runtime.writes import execute_statement_alone
+from billing_runtime.prepared import execute_statement_alone
 from sqlalchemy import bindparam, insert, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
