@@ -53,6 +53,15 @@ def formula_of(account: BoundAccount) -> SignatureFormula:
     return "unique_key" if account.settings.get("signature_formula") == "unique_key" else "documented"
 
 
+def signature_key_of(account: BoundAccount) -> str:
+    """The key Octo's callbacks to ``account`` are signed with: the shop secret under the documented
+    reading; under the unique_key one, the key Octo's team issued (``credentials.unique_key``). An account
+    stored before that was a credential of its own has none and keeps the secret it was checked with."""
+    if formula_of(account) == "unique_key":
+        return account.credentials.get("unique_key") or account.credentials["secret"]
+    return account.credentials["secret"]
+
+
 def our_status(state: PaymentState) -> TransactionStatus:
     """Octo's status in our terms; a status the documents do not name is still pending (never guessed)."""
     if state.status in CLOSED:
