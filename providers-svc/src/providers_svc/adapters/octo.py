@@ -76,6 +76,8 @@ class OctoAdapter:
     account: BoundAccount
     client: OctoClient
     notify_url: str
+    # Octo's return page of ours (api/octo_pages.py), for a payment that brings no return URL.
+    return_base: str
     name: str = NAME
     display_name: str = "Octo"
     currencies: frozenset[str] = CURRENCIES
@@ -99,8 +101,9 @@ class OctoAdapter:
                 amount=txn.amount,
                 currency=txn.currency,
                 description=(txn.description or f"Payment {txn.payment_id}")[:250],
-                # Octo requires one; a payment without a return URL sends the payer to the notify host.
-                return_url=txn.return_url or self.notify_url,
+                # Octo requires one (§3.2); without the payment's own, the payer comes back to our page
+                # saying where the payment stands (Payme and Click, given none, keep the payer on theirs).
+                return_url=txn.return_url or f"{self.return_base}/{txn.id}",
                 notify_url=self.notify_url,
                 # A manual-capture payment is two-stage whatever the account says: the tenant captures.
                 auto_capture=self.auto_capture and not txn.manual,
@@ -237,6 +240,7 @@ class OctoProvider:
     http: Callable[[], aiohttp.ClientSession]
     notify_url: str
     simulator_base: str
+    return_base: str
     name: str = NAME
     display_name: str = "Octo"
     currencies: frozenset[str] = CURRENCIES
@@ -246,4 +250,4 @@ class OctoProvider:
         return OctoClient(self.http, base, shop_of(account))
 
     def bind(self, account: BoundAccount) -> PaymentProvider:
-        return OctoAdapter(account, self.client_for(account), self.notify_url)
+        return OctoAdapter(account, self.client_for(account), self.notify_url, self.return_base)
