@@ -96,7 +96,10 @@ def build_registry(
     account_factories: dict[str, Callable[[], AccountProvider]] = {
         CLICK: lambda: ClickProvider(settings.public_gateway_url, _required(http)),
         OCTO: lambda: OctoProvider(
-            http=_required(http), notify_url=settings.octo_notify_url, simulator_base=settings.octo_simulator_base
+            http=_required(http),
+            notify_url=settings.octo_notify_url,
+            simulator_base=settings.octo_simulator_base,
+            return_base=settings.octo_return_base,
         ),
         STRIPE: lambda: StripeProvider(http=_required(http), page_base=settings.stripe_page_base),
     }

@@ -142,6 +142,11 @@ class Settings(InternalServiceSettings):
         return self.public_gateway_url.rstrip("/") + "/billing/octo"
 
     @property
+    def octo_return_base(self) -> str:
+        """Octo's return page for a payment without a return URL: ``/pay/octo/{ptx}`` through the gateway."""
+        return self.public_gateway_url.rstrip("/") + "/pay/octo"
+
+    @property
     def octo_simulator_base(self) -> str:
         """The fake Octo server's api_base (computed, never stored: the embedded mode's ports change)."""
         return self.public_gateway_url.rstrip("/") + "/simulators/octo"

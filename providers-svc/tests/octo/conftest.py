@@ -18,6 +18,7 @@ from providers_svc.simulators.octo import OctoBook, create_octo_app
 
 SHOP_ID = 4242
 SECRET = "octo-shop-secret-for-tests-0123"
+UNIQUE_KEY = "octo-unique-key-from-octos-team"  # the unique_key reading's own key (§3.4)
 TENANT = "ten_aaaaaaaaaaaaaaaa"  # the conftest's TENANT_A, a test tenant
 
 
@@ -108,7 +109,7 @@ def signed(
 def shop_factory(
     make_client: Any, octo: FakeOcto, admin: dict[str, str], internal_headers: Any, payment_request: Any
 ) -> Callable[..., Awaitable[OctoShop]]:
-    async def make(**settings: str) -> OctoShop:
+    async def make(credentials: dict[str, str] | None = None, **settings: str) -> OctoShop:
         client = await make_client(enabled_providers=["sandbox", "octo"])
         resp = await client.post(
             "/admin/provider-accounts",
@@ -117,7 +118,7 @@ def shop_factory(
                 "name": "Shop Octo (test)",
                 "environment": "test",
                 "currencies": ["UZS", "USD"],
-                "credentials": {"shop_id": str(SHOP_ID), "secret": SECRET},
+                "credentials": {"shop_id": str(SHOP_ID), "secret": SECRET, **(credentials or {})},
                 "settings": {"api_base": octo.url, **settings},
             },
             headers=admin,

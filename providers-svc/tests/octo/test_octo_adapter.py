@@ -30,7 +30,9 @@ def _account(octo: FakeOcto, *, simulator: bool = False, **settings: str) -> Bou
     )
 
 
-def _txn(txn_id: str = "ptx_adapter1", *, reference: str | None = None) -> Transaction:
+def _txn(
+    txn_id: str = "ptx_adapter1", *, reference: str | None = None, return_url: str | None = "http://127.0.0.1:9/return"
+) -> Transaction:
     now = datetime.now(UTC)
     return Transaction(
         id=txn_id,
@@ -42,7 +44,7 @@ def _txn(txn_id: str = "ptx_adapter1", *, reference: str | None = None) -> Trans
         status=TransactionStatus.PENDING,
         order_id="o-1",
         description="A lamp",
-        return_url="http://127.0.0.1:9/return",
+        return_url=return_url,
         redirect_url=None,
         provider_reference=reference,
         failure_code=None,
@@ -63,7 +65,9 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 def _provider(
     session: aiohttp.ClientSession, simulator_base: str = "http://127.0.0.1:9/simulators/octo"
 ) -> OctoProvider:
-    return OctoProvider(lambda: session, "http://127.0.0.1:9/billing/octo", simulator_base)
+    return OctoProvider(
+        lambda: session, "http://127.0.0.1:9/billing/octo", simulator_base, "http://127.0.0.1:9/pay/octo"
+    )
 
 
 async def _started(adapter: Any, txn_id: str = "ptx_adapter1") -> Transaction:
@@ -82,6 +86,16 @@ class TestStart:
         [payment] = octo.book.payments.values()
         assert (str(payment.total_sum), payment.currency, payment.auto_capture) == ("2500", "USD", False)
         assert payment.notify_url == "http://127.0.0.1:9/billing/octo"
+
+    async def test_the_payments_return_url_or_our_return_page(
+        self, octo: FakeOcto, session: aiohttp.ClientSession
+    ) -> None:
+        adapter = _provider(session).bind(_account(octo))
+        await adapter.start(_txn("ptx_given"))
+        # Octo requires a return_url (§3.2): without the payment's own, our page, never the notify URL.
+        await adapter.start(_txn("ptx_none", return_url=None))
+        returns = {p.shop_transaction_id: p.return_url for p in octo.book.payments.values()}
+        assert returns == {"ptx_given": "http://127.0.0.1:9/return", "ptx_none": "http://127.0.0.1:9/pay/octo/ptx_none"}
 
     async def test_the_simulator_account_calls_our_fake_not_its_api_base(
         self, octo: FakeOcto, session: aiohttp.ClientSession

@@ -96,6 +96,38 @@ class TestPayerPage:
         assert again.status == 409
         assert len(await db_read("outbox")) == 1
 
+    async def test_without_a_return_url_the_payer_comes_back_to_our_return_page(
+        self, gateway: Gateway, internal_headers: Any, payment_request: Any
+    ) -> None:
+        client = await gateway()
+        declined = await _start(client, internal_headers, payment_request, return_url=None)
+        started = await _start(client, internal_headers, payment_request, return_url=None)
+        ours = "/pay/octo/" + started["provider_transaction_id"]
+        # Before paying: the page says it is not confirmed yet; never the notify URL (/billing/octo).
+        waiting = await client.get(ours)
+        assert (waiting.status, waiting.headers["Cache-Control"]) == (200, "no-store")
+        assert "Payment being confirmed" in await waiting.text()
+        resp = await client.post(_page(started), data={"outcome": "pay"}, allow_redirects=False)
+        assert resp.status == 303
+        assert resp.headers["Location"] == f"{client.make_url('')}".rstrip("/") + ours
+        paid = await client.get(ours)
+        assert "Payment received" in await paid.text()
+        await client.post(_page(declined), data={"outcome": "decline"}, allow_redirects=False)
+        failed = await client.get("/pay/octo/" + declined["provider_transaction_id"])
+        assert "Payment not completed" in await failed.text()
+
+    async def test_the_return_page_knows_only_octo_transactions(
+        self, gateway: Gateway, internal_headers: Any, payment_request: Any
+    ) -> None:
+        client = await gateway()
+        body = payment_request(provider="sandbox", currency="UZS")
+        resp = await client.post("/internal/payments/start", json=body, headers=internal_headers(TENANT))
+        sandbox = (await resp.json())["provider_transaction_id"]
+        for path in (f"/pay/octo/{sandbox}", "/pay/octo/ptx_nothing", "/pay/octo/%00", "/pay/octo/" + "a" * 5000):
+            page = await client.get(path)
+            assert page.status == 404, path
+            assert "Payment not found" in await page.text()
+
     async def test_a_declined_payment_fails(
         self, gateway: Gateway, internal_headers: Any, payment_request: Any, db_read: Any
     ) -> None:

@@ -46,6 +46,14 @@ class TestStart:
         }
         assert started["provider_reference"] is None
 
+    async def test_a_semicolon_in_the_return_url_reaches_payme_as_3b(self, new_shop: Any) -> None:
+        # Payme's parameters are ";"-separated with no escape (§2.6): refusing the payment would be worse.
+        shop = await new_shop()
+        started = await shop.start(return_url="http://127.0.0.1:8080/c/tok_1/return;v=2?x=1;y=2")
+        params = decoded(started["redirect_url"], TEST_URL)
+        assert set(params) == {"m", "ac.order_id", "a", "l", "c"}
+        assert params["c"] == "http://127.0.0.1:8080/c/tok_1/return%3Bv=2?x=1%3By=2"
+
     async def test_a_production_account_goes_to_payme_checkout(self, new_shop: Any) -> None:
         shop = await new_shop(livemode=True)
         started = await shop.start()

@@ -53,6 +53,15 @@ def formula_of(account: BoundAccount) -> SignatureFormula:
     return "unique_key" if account.settings.get("signature_formula") == "unique_key" else "documented"
 
 
+def signature_key_of(account: BoundAccount) -> str:
+    """The key Octo's callbacks to ``account`` are signed with: the shop secret under the documented
+    reading; under the unique_key one, the key Octo's team issued (``credentials.unique_key``). An account
+    stored before that was a credential of its own has none and keeps the secret it was checked with."""
+    if formula_of(account) == "unique_key":
+        return account.credentials.get("unique_key") or account.credentials["secret"]
+    return account.credentials["secret"]
+
+
 def our_status(state: PaymentState) -> TransactionStatus:
     """Octo's status in our terms; a status the documents do not name is still pending (never guessed)."""
     if state.status in CLOSED:
@@ -67,6 +76,8 @@ class OctoAdapter:
     account: BoundAccount
     client: OctoClient
     notify_url: str
+    # Octo's return page of ours (api/octo_pages.py), for a payment that brings no return URL.
+    return_base: str
     name: str = NAME
     display_name: str = "Octo"
     currencies: frozenset[str] = CURRENCIES
@@ -90,8 +101,9 @@ class OctoAdapter:
                 amount=txn.amount,
                 currency=txn.currency,
                 description=(txn.description or f"Payment {txn.payment_id}")[:250],
-                # Octo requires one; a payment without a return URL sends the payer to the notify host.
-                return_url=txn.return_url or self.notify_url,
+                # Octo requires one (§3.2); without the payment's own, the payer comes back to our page
+                # saying where the payment stands (Payme and Click, given none, keep the payer on theirs).
+                return_url=txn.return_url or f"{self.return_base}/{txn.id}",
                 notify_url=self.notify_url,
                 # A manual-capture payment is two-stage whatever the account says: the tenant captures.
                 auto_capture=self.auto_capture and not txn.manual,
@@ -228,6 +240,7 @@ class OctoProvider:
     http: Callable[[], aiohttp.ClientSession]
     notify_url: str
     simulator_base: str
+    return_base: str
     name: str = NAME
     display_name: str = "Octo"
     currencies: frozenset[str] = CURRENCIES
@@ -237,4 +250,4 @@ class OctoProvider:
         return OctoClient(self.http, base, shop_of(account))
 
     def bind(self, account: BoundAccount) -> PaymentProvider:
-        return OctoAdapter(account, self.client_for(account), self.notify_url)
+        return OctoAdapter(account, self.client_for(account), self.notify_url, self.return_base)

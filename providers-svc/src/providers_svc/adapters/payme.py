@@ -78,7 +78,7 @@ class PaymeAdapter:
                 language=cast("Language", self.account.settings.get("language", "ru")),
             )
         except ValueError as exc:
-            # A currency Payme cannot charge, or a value §2.6's format cannot carry (a ";" in it).
+            # A currency Payme cannot charge, or an id §2.6's format cannot carry (a ";" in it).
             raise ProviderRejectedError("payme_checkout_refused", str(exc)) from None
         return StartResult(url)
 

@@ -387,6 +387,7 @@ OPERATIONS = (
         "octoSimulatorPay",
         path_param("payment_uuid", "The simulated Octo payment."),
     ),
+    _page("GET", "/pay/octo/{transaction_id}", "Octo's return page (no return URL given)", "octoReturn", TXN),
     _page(
         "GET",
         "/pay/stripe/{transaction_id}/{token}",

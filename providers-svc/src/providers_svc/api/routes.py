@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from providers_svc.api import internal, reconciliation, refunds, stripe_pages
+from providers_svc.api import internal, octo_pages, reconciliation, refunds, stripe_pages
 from providers_svc.api.accounts import add_account_routes
 from providers_svc.api.callbacks import octo as octo_callbacks
 from providers_svc.api.callbacks import payme as payme_callbacks
@@ -61,6 +61,7 @@ def setup_routes(app: web.Application) -> None:
 def add_octo_routes(app: web.Application) -> None:
     settings = app[settings_key]
     app.router.add_post("/billing/octo", octo_callbacks.octo_callback)
+    app.router.add_get("/pay/octo/{transaction_id}", octo_pages.return_page)
     if settings.simulators:
         # The fake Octo and its payer page (API.md: test tenants without an Octo account).
         simulator = octo_simulator_app(

@@ -9,7 +9,7 @@ only ``test`` accounts, a live tenant only ``production`` ones).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -28,6 +28,10 @@ CREDENTIAL_FIELDS: Mapping[str, tuple[str, ...]] = {
     "stripe": ("secret_key", "webhook_secret"),
 }
 PROVIDERS = tuple(CREDENTIAL_FIELDS)
+# Credential fields a provider may be given besides those. Octo's unique_key: the static key Octo's team
+# issues for callback signatures under the unique_key reading (PROTOCOLS.md §3.4: paytechuz configures it
+# apart from the shop secret, as OCTO_UNIQUE_KEY); required with that reading (``check_signature_key``).
+OPTIONAL_CREDENTIAL_FIELDS: Mapping[str, tuple[str, ...]] = {"octo": ("unique_key",)}
 
 # The currencies a provider can take at all; an account's ``currencies`` narrow them. None: any ISO
 # 4217 code (Stripe settles in many; the payment's own currency checks still apply).
@@ -135,7 +139,8 @@ def check_credentials(
     ``partial``: an update, which replaces only the fields it gives. ``environment``: the account's, which
     a Stripe key's own mode must match (a live key on a test account would take real money for a test
     tenant). Values are never quoted back."""
-    fields = CREDENTIAL_FIELDS[provider]
+    required = CREDENTIAL_FIELDS[provider]
+    fields = required + OPTIONAL_CREDENTIAL_FIELDS.get(provider, ())
     problems = [
         FieldProblem(f"credentials.{name}", f"is not a credential of {provider}")
         for name in credentials
@@ -144,7 +149,7 @@ def check_credentials(
     checked: dict[str, str] = {}
     for name in fields:
         if name not in credentials:
-            if not partial:
+            if not partial and name in required:
                 problems.append(FieldProblem(f"credentials.{name}", "is required"))
             continue
         value = credentials[name]
@@ -171,6 +176,22 @@ def check_credentials(
     if problems:
         raise AccountRuleError(problems)
     return checked
+
+
+def check_signature_key(provider: str, settings: Mapping[str, str], credential_names: Collection[str]) -> None:
+    """An Octo account on the unique_key reading must hold the key Octo issued for it: the shop secret is
+    another credential (it authenticates our calls to Octo), so it is never taken for the key silently."""
+    unique_key_reading = provider == "octo" and settings.get("signature_formula") == "unique_key"
+    if unique_key_reading and "unique_key" not in credential_names:
+        raise AccountRuleError(
+            [
+                FieldProblem(
+                    "credentials.unique_key",
+                    "is required when settings.signature_formula is unique_key (the key Octo's team issues "
+                    "for callback signatures, not the shop secret)",
+                )
+            ]
+        )
 
 
 def _key_of(key: str, environment: str) -> bool:

@@ -33,6 +33,7 @@ from providers_svc.domain.accounts import (
     check_credentials,
     check_currencies,
     check_settings,
+    check_signature_key,
     settings_with_defaults,
 )
 from providers_svc.services.account_copies import AccountCopies, open_account
@@ -82,6 +83,7 @@ async def create_account(uow: UowFactory, ring: KeyRing, new: NewAccount, now: d
         credentials = check_credentials(new.provider, new.credentials, environment=new.environment)
         currencies = check_currencies(new.provider, new.currencies)
         settings = check_settings(new.provider, new.settings)
+        check_signature_key(new.provider, settings, credentials)
     except AccountRuleError as exc:
         raise _invalid(exc) from None
     row = ProviderAccountRow(
@@ -173,6 +175,10 @@ async def update_account(
                 if changes.credentials
                 else None
             )
+            if changes.settings and "signature_formula" in changes.settings and settings is not None:
+                # Only a change that names the formula must bring its key: an account stored before the
+                # key was a credential of its own keeps working as it did (the secret; see adapters.octo).
+                check_signature_key(row.provider, settings, {*row.credentials_set, *(credentials or {})})
         except AccountRuleError as exc:
             raise _invalid(exc) from None
         if changes.name is not None:
@@ -323,7 +329,7 @@ def _simulator_credentials(provider: str) -> dict[str, str]:
             "secret_key": secrets.token_urlsafe(24),
         }
     if provider == "octo":
-        return {"shop_id": _digits(9), "secret": secrets.token_urlsafe(24)}
+        return {"shop_id": _digits(9), "secret": secrets.token_urlsafe(24), "unique_key": secrets.token_urlsafe(24)}
     raise ValueError(f"{provider} has no simulator")
 
 

@@ -23,7 +23,7 @@ from billing_contracts.envelope import utcnow
 from billing_runtime.key_ring import KeyRing
 
 from providers_svc.adapters.base import ProviderRejectedError, ProviderUnavailableError
-from providers_svc.adapters.octo import CLOSED, NAME, OctoProvider, formula_of, shop_of
+from providers_svc.adapters.octo import CLOSED, NAME, OctoProvider, formula_of, shop_of, signature_key_of
 from providers_svc.db.repositories import transaction_snapshot
 from providers_svc.domain.accounts import BoundAccount
 from providers_svc.domain.transactions import Transaction, TransactionStatus, Verdict
@@ -115,7 +115,7 @@ class OctoCallbacks:
         named = callback.fields.get("octo_shop_id")
         if named is not None and str(named) != str(shop_of(account).shop_id):
             raise CallbackRejected("unknown_shop")
-        verify(callback, secret=account.credentials["secret"], formula=formula_of(account))
+        verify(callback, secret=signature_key_of(account), formula=formula_of(account))
         if txn.provider_reference is not None and not hmac.compare_digest(
             txn.provider_reference.encode(), callback.octo_payment_uuid.encode()
         ):

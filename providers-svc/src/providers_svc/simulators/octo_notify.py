@@ -1,6 +1,6 @@
 """What the fake Octo sends to the shop's notify_url (PROTOCOLS.md §3.4) and how it reads the answer:
-signed with the shop's secret by the account's formula, as Octo would; for ``waiting_for_capture``
-the answer's ``accept_status`` is the shop's decision.
+signed by the account's formula with its key (``adapters.octo.signature_key_of``), as Octo would; for
+``waiting_for_capture`` the answer's ``accept_status`` is the shop's decision.
 
 Delivery is inline (the payer page waits for it), a few attempts a short while apart: enough for a
 simulator whose receiver is our own endpoint. A callback still refused after them is dropped; the

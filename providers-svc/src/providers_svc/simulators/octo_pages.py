@@ -22,7 +22,7 @@ import jinja2
 from aiohttp import web
 from billing_contracts.envelope import utcnow
 
-from providers_svc.adapters.octo import formula_of
+from providers_svc.adapters.octo import formula_of, signature_key_of
 from providers_svc.api.forms import payer_form
 from providers_svc.db.repositories import transaction_snapshot
 from providers_svc.sandbox.pages import format_amount, new_templates
@@ -142,7 +142,7 @@ async def _notify(request: web.Request, payment: OctoPayment) -> None:
     """Octo's callback for the payer's choice; for a hold, the shop's decision, then its callback."""
     sim = request.app[simulator_key]
     account = await simulator_account(sim.copies, "octo")
-    secret, formula = account.credentials["secret"], formula_of(account)
+    secret, formula = signature_key_of(account), formula_of(account)
     answer = await sim.notifier.send(notify_body(payment, secret=secret, formula=formula, now=utcnow()))
     if payment.status != "waiting_for_capture" or answer not in ("capture", "cancel"):
         return

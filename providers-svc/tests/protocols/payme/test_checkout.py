@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from urllib.parse import unquote
 
 import pytest
 from providers_svc.protocols.payme.amounts import from_tiyin, to_tiyin
@@ -45,6 +46,24 @@ class TestCheckoutUrl:
         assert decoded(url, TEST_URL) == "m=m1;ac.order_id=p;a=100"
 
     @pytest.mark.parametrize(
+        ("return_url", "c"),
+        [
+            ("https://shop.example/r;jsessionid=1?a=1;b=2", "https://shop.example/r%3Bjsessionid=1?a=1%3Bb=2"),
+            ("https://x/;a=1", "https://x/%3Ba=1"),
+            ("https://x/?q=%3B", "https://x/?q=%3B"),  # already encoded: left as given
+        ],
+    )
+    def test_a_semicolon_in_the_return_url_is_percent_encoded(self, return_url: str, c: str) -> None:
+        # Payme splits on ";" with no escape (§2.6): a raw one would end c and start a bogus parameter.
+        url = checkout_url(
+            merchant_id="m1", account_field="order_id", payment_id="p", amount=100, environment="test",
+            return_url=return_url,
+        )  # fmt: skip
+        parts = decoded(url, TEST_URL).split(";")
+        assert parts == ["m=m1", "ac.order_id=p", "a=100", f"c={c}"]
+        assert unquote(c) == unquote(return_url)
+
+    @pytest.mark.parametrize(
         "changes",
         [
             {"amount": 0},
@@ -56,7 +75,6 @@ class TestCheckoutUrl:
             {"account_field": ""},
             {"payment_id": "pay;a=1"},
             {"payment_id": ""},
-            {"return_url": "https://x/;a=1"},
             {"return_url": ""},
         ],
     )

@@ -69,8 +69,9 @@ def _sha1(text: str) -> str:
 
 
 def expected_signature(callback: Callback, *, secret: str, formula: SignatureFormula = "documented") -> str:
-    """``documented``: sha1(sha1(secret + hash_key) + uuid + status); ``unique_key``: sha1(secret + uuid
-    + status), ``secret`` being the key Octo's team issues (paytechuz's reading). Upper-case hex."""
+    """``documented``: sha1(sha1(secret + hash_key) + uuid + status), ``secret`` the shop secret;
+    ``unique_key``: sha1(secret + uuid + status), ``secret`` the key Octo's team issues (paytechuz's
+    reading; the account's ``unique_key`` credential, ``adapters.octo.signature_key_of``). Upper-case hex."""
     if formula == "documented":
         if callback.hash_key is None:
             raise CallbackRejected("bad_signature")
