@@ -14,6 +14,8 @@ from aiohttp import web
 from billing_contracts.envelope import EventBase
 from billing_contracts.events import (
     PaymentCreatedV1,
+    ProviderDispute,
+    ProviderDisputeUpdatedV1,
     ProviderPaymentFailedV1,
     ProviderPaymentSucceededV1,
     ProviderRefundUpdatedV1,
@@ -114,6 +116,21 @@ def provider_refund(status: str, at: datetime, **kw: Any) -> dict[str, Any]:
         "account_id": "pac_1",
         **kw,
     }
+
+
+def dispute_state(dispute_id: str) -> ProviderDispute:
+    return ProviderDispute(
+        payment_id="pay_1",
+        provider="stripe",
+        provider_transaction_id="ptx_1",
+        provider_dispute_id=dispute_id,
+        status="lost",
+        amount=5000,
+        currency="USD",
+        funds_withdrawn=True,
+        provider_created_at=NOW,
+        provider_updated_at=NOW,
+    )
 
 
 # What providers-svc holds: pay_1 succeeded through account pac_1, pay_2's attempt failed through pac_2,
@@ -217,6 +234,19 @@ class TestRebuild:
         assert await run_rebuild(fake_payments["url"]) == 1
         assert [r.id for r in await rows("SELECT id FROM recon_payments")] == ["pay_old"]
         assert "the projection is unchanged" in capsys.readouterr().err
+
+    async def test_the_disputes_are_kept_and_a_verdict_of_one_applies(
+        self, client, publish, rows, fake_payments, fake_verdicts, run_rebuild
+    ) -> None:
+        """Neither source can give ``recon_disputes`` back today (README "Not done"): a rebuild keeps
+        it; a dispute state providers-svc hands out (a later version of its verdicts) applies as live."""
+        await publish(ProviderDisputeUpdatedV1(tenant_id="ten_a", data=dispute_state("dp_kept")))
+        fake_verdicts["verdicts"].append(
+            ProviderDisputeUpdatedV1(tenant_id="ten_a", data=dispute_state("dp_handed")).model_dump(mode="json")
+        )
+        assert await run_rebuild(fake_payments["url"]) == 0
+        kept = await rows("SELECT provider_dispute_id, withdrawn_at FROM recon_disputes ORDER BY 1")
+        assert [tuple(d) for d in kept] == [("dp_handed", NOW), ("dp_kept", NOW)]
 
     async def test_payments_svc_unreachable_fails_cleanly(self, client, run_rebuild) -> None:
         assert await run_rebuild("http://127.0.0.1:9") == 1

@@ -56,9 +56,35 @@ class TestStripeBalanceReport:
         assert (converted.amount, converted.currency) == (5000, "JPY")
         assert (failure.kind, failure.status, failure.amount) == ("refund", "failed", 1250)
 
+    def test_a_disputes_withdrawal_and_reversal_are_dispute_records(self) -> None:
+        text = (
+            STRIPE_HEADER
+            + "txn_1,2026-12-04 10:00:00,usd,-50.00,15.00,-65.00,dispute,dp_1,ch_1,pi_1,,,pay_a,\n"
+            + "txn_2,2026-12-20 10:00:00,usd,50.00,-15.00,65.00,dispute_reversal,dp_1,ch_1,pi_1,,,pay_a,\n"
+            + "txn_3,2026-12-04 10:00:00,usd,-50.00,15.00,-65.00,dispute,,ch_2,,,,,\n"
+        )
+        withdrawn, reinstated, unnamed = records("stripe", text)
+        assert (withdrawn.kind, withdrawn.status, withdrawn.amount, withdrawn.currency) == (
+            "dispute",
+            "withdrawn",
+            5000,
+            "USD",
+        )
+        assert (withdrawn.provider_reference, withdrawn.payment_reference, withdrawn.payment_id) == (
+            "dp_1",
+            "pi_1",
+            "pay_a",
+        )
+        assert (reinstated.kind, reinstated.status, reinstated.amount) == ("dispute", "reinstated", 5000)
+        # No dispute id: the line is named by its payment (the charge, with no intent).
+        assert (unnamed.provider_reference, unnamed.payment_reference) == ("ch_2", "ch_2")
+
     @pytest.mark.parametrize(
         ("row", "column", "reason"),
         [
+            ("txn_1,2026-12-04 10:00:00,usd,50.00,0,0,dispute,dp_1,ch_1,pi_1,,,,", "gross", "negative"),
+            ("txn_1,2026-12-04 10:00:00,usd,-50.00,0,0,dispute_reversal,dp_1,ch_1,pi_1,,,,", "gross", "positive"),
+            ("txn_1,2026-12-04 10:00:00,usd,-50.00,0,0,dispute,,,,,,,", "source_id", "names no"),
             ("txn_1,2026-12-04 10:00:00,usd,50.001,0,0,charge,ch_1,ch_1,pi_1,,,,", "gross", "more decimals than USD"),
             ('txn_1,2026-12-04 10:00:00,usd,"1,000.00",0,0,charge,ch_1,ch_1,pi_1,,,,', "gross", "not a decimal"),
             ("txn_1,2026-12-04 10:00:00,xyz,50.00,0,0,charge,ch_1,ch_1,pi_1,,,,", "currency", "unknown currency"),

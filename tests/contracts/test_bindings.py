@@ -73,7 +73,7 @@ def test_the_stripe_projections_events_are_consumed_by_nobody_yet() -> None:
     assert not [k for k in stripe_keys if any(topic_matches(b, k) for b in bound)]
 
 
-def test_reconciliation_receives_our_payments_refunds_the_providers_verdicts_and_every_anomaly() -> None:
+def test_reconciliation_receives_our_payments_refunds_the_providers_verdicts_disputes_and_every_anomaly() -> None:
     received = {k for k in KNOWN_KEYS if any(topic_matches(b, k) for b in RECONCILIATION_KEYS)}
     assert received == {
         "payments.payment.created.v1",
@@ -91,6 +91,7 @@ def test_reconciliation_receives_our_payments_refunds_the_providers_verdicts_and
         "providers.provider.payment.failed.v1",
         "providers.provider.payment.authorized.v1",
         "providers.provider.refund.updated.v1",
+        "providers.provider.dispute.updated.v1",
         "providers.provider.anomaly.recorded.v1",
         "payments.payment.anomaly.recorded.v1",
     }

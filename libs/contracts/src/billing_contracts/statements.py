@@ -15,10 +15,14 @@ from pydantic import BaseModel
 
 from billing_contracts.config import CONTRACT
 
-StatementKind = Literal["payment", "refund"]
+# ``dispute``: money a payer's dispute (chargeback) moved, one line per movement (added within v1:
+# a reader of an older version never receives one, only settlement files of its own parsing hold them).
+StatementKind = Literal["payment", "refund", "dispute"]
 # The provider's status, normalised: a payment ``succeeded`` (money taken), ``failed``/``cancelled`` (no
-# money), ``pending``; ``refunded`` for a payment the provider reports as reversed in full.
-StatementStatus = Literal["succeeded", "failed", "cancelled", "pending", "refunded"]
+# money), ``pending``; ``refunded`` for a payment the provider reports as reversed in full. A dispute
+# line is ``withdrawn`` (the disputed amount taken back from the merchant: money out) or
+# ``reinstated`` (given back, a won dispute: money in).
+StatementStatus = Literal["succeeded", "failed", "cancelled", "pending", "refunded", "withdrawn", "reinstated"]
 
 
 class StatementRecord(BaseModel):
@@ -32,6 +36,10 @@ class StatementRecord(BaseModel):
     # The provider's id: Stripe ``pi_...``/``re_...``, Click ``click_trans_id``, Payme transaction id,
     # Octo payment UUID / refund id.
     provider_reference: str
+    # A dispute line's payment as the provider names it (Stripe ``pi_...``, else ``ch_...``), by which
+    # it is matched when the dispute itself (``provider_reference``, Stripe ``dp_...``) is not known.
+    # Optional within v1.
+    payment_reference: str | None = None
     # Our ids where the provider carries them (Click ``merchant_trans_id``, Payme ``account``, Stripe
     # metadata, Octo ``shop_transaction_id``/``shop_refund_id``); None when it does not.
     payment_id: str | None = None

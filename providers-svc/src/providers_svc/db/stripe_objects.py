@@ -28,6 +28,13 @@ class StripeObjectRow(Base):
         Index("ix_stripe_objects_list", "object", "created", "stripe_id"),
         # Mirroring: an invoice's charges, a subscription's invoices.
         Index("ix_stripe_objects_invoice", "account_id", "invoice", postgresql_where=text("object = 'charge'")),
+        # Linking: a PaymentIntent's charges, when an invoice_payment names the intent.
+        Index(
+            "ix_stripe_objects_payment_intent",
+            "account_id",
+            "payment_intent",
+            postgresql_where=text("object = 'charge'"),
+        ),
         Index(
             "ix_stripe_objects_subscription",
             "account_id",
@@ -51,7 +58,11 @@ class StripeObjectRow(Base):
     currency: Mapped[str | None] = mapped_column(String(3))
     object_metadata: Mapped[dict[str, str]] = mapped_column(JSONB)
     subscription: Mapped[str | None] = mapped_column(String(255))
+    # A charge's invoice: its own ``invoice`` field (API versions before 2025-03-31), else the invoice an
+    # ``invoice_payment`` links its PaymentIntent or itself to (``stripe_invoice_payments``).
     invoice: Mapped[str | None] = mapped_column(String(255))
+    # A charge's PaymentIntent (what an ``invoice_payment`` names).
+    payment_intent: Mapped[str | None] = mapped_column(String(255))
     subscription_metadata: Mapped[dict[str, str] | None] = mapped_column(JSONB)
     # An invoice's own copy of its subscription's metadata (newer Stripe API versions), kept to fall
     # back on when the subscription's projection does not exist.
@@ -66,6 +77,21 @@ class StripeObjectRow(Base):
     # Grows with every change of the row (a newer state, a mirrored metadata): the bus events' sequence.
     sequence: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class StripeInvoicePaymentRow(Base):
+    """One payment (a PaymentIntent ``pi_…``, or a charge ``ch_…`` made without one) of one invoice of
+    one provider account, as Stripe linked them (domain/stripe_invoice_payments.py). Never updated nor
+    deleted: a link, once made, stays."""
+
+    __tablename__ = "stripe_invoice_payments"
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    payment: Mapped[str] = mapped_column(String(255), primary_key=True)
+    invoice: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # Stripe's InvoicePayment (``inpay_…``); None when the link came from an older invoice's fields.
+    invoice_payment: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 # (created, stripe_id, account_id): the lists' total order, newest first.

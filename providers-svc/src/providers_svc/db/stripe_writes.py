@@ -39,6 +39,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from providers_svc.db.stripe_links import linked_invoice
 from providers_svc.db.stripe_objects import StripeObjectRow
 from providers_svc.domain.stripe_objects import ObjectState, sole_tenant
 
@@ -92,16 +93,23 @@ def _upsert() -> Insert:
         )
         .scalar_subquery()
     )
+    kind = bindparam("object", type_=String())
+    # A charge's invoice: its own field (API versions before 2025-03-31), else the one an
+    # invoice_payment linked its PaymentIntent (or itself) to; of several, the least id, so that every
+    # arrival order gives the same.
+    invoice = case(
+        (kind == "charge", func.coalesce(bindparam("invoice", type_=String()), linked_invoice())),
+        else_=bindparam("invoice", type_=String()),
+    )
     of_invoice = (
         select(other.c.subscription_metadata)
         .where(
             other.c.account_id == bindparam("account_id"),
             other.c.object == "invoice",
-            other.c.stripe_id == bindparam("invoice"),
+            other.c.stripe_id == invoice,
         )
         .scalar_subquery()
     )
-    kind = bindparam("object", type_=String())
     mirrored = case(
         (kind == "invoice", func.coalesce(of_subscription, _json("own_subscription_metadata"))),
         (kind == "charge", of_invoice),
@@ -121,7 +129,8 @@ def _upsert() -> Insert:
         "currency": bindparam("currency", type_=String()),
         "object_metadata": _json("object_metadata"),
         "subscription": bindparam("subscription", type_=String()),
-        "invoice": bindparam("invoice", type_=String()),
+        "invoice": invoice,
+        "payment_intent": bindparam("payment_intent", type_=String()),
         "own_subscription_metadata": _json("own_subscription_metadata"),
         "data": _json("data"),
         "version_time": bindparam("version_time", type_=t.c.version_time.type),
@@ -145,7 +154,7 @@ def _upsert() -> Insert:
 
     replaced = ("stripe_account", "livemode", "deleted", "version_time", "version_rank", "version_progress")
     updates: dict[str, Any] = {c: new[c] for c in (*replaced, "event_id", "event_type", "updated_at")}
-    for column in ("customer", "status", "amount", "currency", "subscription", "invoice"):
+    for column in ("customer", "status", "amount", "currency", "subscription", "invoice", "payment_intent"):
         updates[column] = kept(column)
     # An attributed object stays its tenant's: a later state (a stub with no metadata, or one read after
     # the account was reassigned to another tenant, whose sole-tenant fallback would name that one)
@@ -181,6 +190,7 @@ def upsert_params(state: ObjectState, tenant_ids: tuple[str, ...], now: datetime
         "object_metadata": state.metadata,
         "subscription": state.subscription,
         "invoice": state.invoice,
+        "payment_intent": state.payment_intent,
         "own_subscription_metadata": state.own_subscription_metadata,
         "data": state.stripe_object,
         "version_time": state.version.time,
@@ -209,11 +219,12 @@ async def upsert(
     return StoredChange(values, inserted)
 
 
-def _mirror_update(kind: str, which: ColumnElement[bool]) -> Any:
-    """UPDATE the rows of ``kind`` chosen by ``which`` to carry ``:p_metadata`` as their subscription
-    metadata (and the tenant it attributes), when they do not already."""
+def _mirror_update(kind: str, which: ColumnElement[bool], metadata: ColumnElement[Any] | None = None) -> Any:
+    """UPDATE the rows of ``kind`` chosen by ``which`` to carry ``metadata`` (default ``:p_metadata``)
+    as their subscription metadata (and the tenant it attributes), when they do not already."""
     t = _table()
-    metadata = _json("p_metadata")
+    if metadata is None:
+        metadata = _json("p_metadata")
     return (
         t.update()
         .where(
@@ -222,6 +233,8 @@ def _mirror_update(kind: str, which: ColumnElement[bool]) -> Any:
             which,
             # A deleted object is final: nothing changes it any more.
             not_(t.c.deleted),
+            # Nothing to mirror (an invoice not projected yet, or of no subscription) blanks nothing.
+            metadata.is_not(None),
             t.c.subscription_metadata.is_distinct_from(metadata),
         )
         .values(
@@ -287,3 +300,35 @@ async def mirror_invoice(
         "p_now": now,
     }
     return await returning_prepared(session, _mirror_invoice(), params)
+
+
+@functools.cache
+def _mirror_invoice_by_id() -> Any:
+    t = _table()
+    other = _table().alias("other")
+    metadata = (
+        select(other.c.subscription_metadata)
+        .where(
+            other.c.account_id == bindparam("p_account"),
+            other.c.object == "invoice",
+            other.c.stripe_id == bindparam("p_invoice"),
+        )
+        .scalar_subquery()
+    )
+    return _mirror_update("charge", t.c.invoice == bindparam("p_invoice"), metadata)
+
+
+async def mirror_invoice_by_id(
+    session: AsyncSession, account_id: str, invoice: str, tenant_ids: tuple[str, ...], now: datetime
+) -> list[dict[str, Any]]:
+    """Copy the projected invoice's mirrored subscription metadata onto its charges (the ones just
+    linked to it by an invoice_payment); the rows changed. Nothing when the invoice is not projected
+    yet: its arrival mirrors then."""
+    params = {
+        "p_account": account_id,
+        "p_invoice": invoice,
+        "tenant_ids": list(tenant_ids),
+        "sole_tenant": sole_tenant(tenant_ids),
+        "p_now": now,
+    }
+    return await returning_prepared(session, _mirror_invoice_by_id(), params)

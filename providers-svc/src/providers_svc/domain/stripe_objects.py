@@ -159,6 +159,9 @@ class ObjectState:
     # Invoices: the subscription they bill; charges: the invoice they pay (mirroring follows these).
     subscription: str | None
     invoice: str | None
+    # Charges: their PaymentIntent, by which an ``invoice_payment`` links them to their invoice in API
+    # versions from 2025-03-31 (which name no invoice on the charge).
+    payment_intent: str | None
     # The metadata of its subscription that an invoice carries itself (Stripe's newer API versions:
     # ``parent.subscription_details.metadata``), used until the subscription's own projection exists.
     own_subscription_metadata: dict[str, str] | None
@@ -203,6 +206,7 @@ def state_of(event: VerifiedStripeEvent) -> ObjectState | None:
         metadata=_metadata(obj.get("metadata")),
         subscription=subscription,
         invoice=_ref(obj.get("invoice")) if kind == "charge" else None,
+        payment_intent=_ref(obj.get("payment_intent")) if kind == "charge" else None,
         own_subscription_metadata=_invoice_subscription_metadata(obj) if kind == "invoice" else None,
         version=Version(
             time=_time(obj.get("updated")) or event.created,

@@ -1,7 +1,9 @@
 """The Stripe billing projections' follower: each verified Stripe event's object (charges, refunds,
 disputes, customers, subscriptions, invoices, products) upserted on (provider account, object, Stripe
 id) so that repeated and reordered deliveries converge to its newest state, subscription metadata
-mirrored onto invoices and charges, and every change published as ``stripe.<object>.<action>``.
+mirrored onto invoices and charges (through ``charge.invoice``, or, in API versions from 2025-03-31,
+the ``invoice_payment`` linking the charge's PaymentIntent to its invoice), and every change published
+as ``stripe.<object>.<action>``.
 
 It runs inside the webhook's unit of work (``StripeEventFollower``), the transaction that records
 the event in the inbox: its writes and its outbox rows commit with it or not at all.
@@ -11,13 +13,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from billing_contracts.envelope import utcnow
 from billing_contracts.events.stripe import StripeObjectChange, stripe_event_class
 
-from providers_svc.db.stripe_writes import mirror_invoice, mirror_subscription, upsert
+from providers_svc.db.stripe_links import record_links
+from providers_svc.db.stripe_writes import mirror_invoice, mirror_invoice_by_id, mirror_subscription, upsert
 from providers_svc.domain.stripe_events import VerifiedStripeEvent
+from providers_svc.domain.stripe_invoice_payments import links_of
 from providers_svc.domain.stripe_objects import KINDS, action_of, state_of
 from providers_svc.services.uow import ProvidersUnitOfWork
 
@@ -29,16 +34,27 @@ async def project_event(uow: ProvidersUnitOfWork, event: VerifiedStripeEvent) ->
     stored one (or any state of a deleted object) changes nothing and publishes nothing.
 
     One statement for the object, and at most one more to mirror a subscription's metadata onto its
-    invoices and their charges, or an invoice's onto its charges."""
+    invoices and their charges, or an invoice's onto its charges; an event that links payments to an
+    invoice (an ``invoice_payment``, an invoice naming its payments) two more before: the links, and
+    the charges they give that invoice."""
+    now = utcnow()
+    # An invoice_payment (API versions from 2025-03-31), or an invoice, links payments to the invoice:
+    # recorded whatever the state's age (a link is a fact, not a state), before the invoice's upsert so
+    # that its mirroring reaches the charges just linked.
+    links = links_of(event)
+    attached = await record_links(uow.session, event.account_id, links, now) if links else False
     state = state_of(event)
     if state is None:
         if event.object_type in KINDS:
             # Verified, so Stripe's: but not storable (no usable id, a NUL). Never fails the webhook.
             log.warning("stripe event %s (%s): object not projected", event.event_id, event.type)
+        if attached:
+            await _mirror_linked(uow, event, links[0].invoice, now)
         return
-    now = utcnow()
     change = await upsert(uow.session, state, event.tenant_ids, now)
     if change is None:
+        if attached:
+            await _mirror_linked(uow, event, state.stripe_id, now)
         return
     _publish(uow, change.row, action_of(inserted=change.inserted, deleted=state.deleted), event)
     if state.kind == "subscription":
@@ -48,6 +64,12 @@ async def project_event(uow: ProvidersUnitOfWork, event: VerifiedStripeEvent) ->
     else:
         return
     for row in mirrored:
+        _publish(uow, row, "updated", event)
+
+
+async def _mirror_linked(uow: ProvidersUnitOfWork, event: VerifiedStripeEvent, invoice: str, now: datetime) -> None:
+    """The projected invoice's subscription metadata onto the charges just linked to it."""
+    for row in await mirror_invoice_by_id(uow.session, event.account_id, invoice, event.tenant_ids, now):
         _publish(uow, row, "updated", event)
 
 

@@ -31,6 +31,7 @@ from providers_svc.adapters.stripe import NAME, StripeAdapter, StripeProvider
 from providers_svc.adapters.stripe.webhooks import signed_at, signed_by
 from providers_svc.domain.accounts import BoundAccount
 from providers_svc.domain.stripe_events import StripeEventFollower, VerifiedStripeEvent
+from providers_svc.domain.stripe_invoice_payments import LINK_EVENT_TYPES
 from providers_svc.domain.stripe_objects import PROJECTED_EVENTS
 from providers_svc.services.account_copies import AccountCopies
 from providers_svc.services.stripe_disputes import DISPUTE_EVENTS, apply_dispute
@@ -53,12 +54,19 @@ OTHER_MODE = "other_mode"  # a Connect event of the other mode than every accoun
 DUPLICATE = "duplicate"
 
 # Every event type the service acts on: a payment's outcome, a refund's or a dispute's verdict, and the
-# billing projections (``project_event``, the follower ``create_app`` always installs). The webhook
+# billing projections (``project_event``, the follower ``create_app`` always installs: the objects, and
+# the invoice_payment links of API versions from 2025-03-31). The webhook
 # endpoint an operator creates at Stripe sends exactly these (providers-svc README "Setting up a
 # Stripe account", checked against this set by tests/unit/test_stripe_event_types.py); any other type
 # is recorded and acknowledged, nothing more.
 HANDLED_EVENT_TYPES: frozenset[str] = (
-    INTENT_EVENTS | SESSION_EVENTS | CHARGE_EVENTS | REFUND_EVENTS | DISPUTE_EVENTS | PROJECTED_EVENTS
+    INTENT_EVENTS
+    | SESSION_EVENTS
+    | CHARGE_EVENTS
+    | REFUND_EVENTS
+    | DISPUTE_EVENTS
+    | PROJECTED_EVENTS
+    | LINK_EVENT_TYPES
 )
 
 

@@ -22,8 +22,8 @@ SANDBOX_ACCOUNT = "sandbox"
 FETCH_BATCH = 2000
 
 _THEIRS = """theirs AS (
-    SELECT match_key, seq, line, provider, provider_reference, payment_id, refund_id, amount, currency,
-           status, occurred_at, origin
+    SELECT match_key, seq, line, provider, provider_reference, payment_reference, payment_id, refund_id,
+           amount, currency, status, occurred_at, origin
     FROM statement_lines
     WHERE statement_id = :sid AND kind = :kind AND occurred_at >= :read_from AND occurred_at < :read_to
 )"""
@@ -38,6 +38,27 @@ _REFUND_COLUMNS = """r.id, r.tenant_id, r.status, r.amount, r.currency, r.provid
        r.payment_id"""
 
 
+# A dispute's two money movements, each a record of ours: ``<dispute id>:withdrawn`` at the time its
+# funds were withdrawn, and ``<dispute id>:reinstated`` at the time they came back (a won dispute).
+# A movement that has not happened is there too, as ``NOT_WITHDRAWN`` / ``NOT_REINSTATED`` with no
+# time: a line naming it then shows money we never saw move.
+_DISPUTE_MOVES = """moves AS (
+    SELECT d.provider_dispute_id || ':' || m.dir AS id, d.tenant_id,
+           CASE WHEN m.dir = 'withdrawn'
+                THEN CASE WHEN d.withdrawn_at IS NOT NULL THEN 'WITHDRAWN' ELSE 'NOT_WITHDRAWN' END
+                ELSE CASE WHEN d.released_at > d.withdrawn_at THEN 'REINSTATED' ELSE 'NOT_REINSTATED' END
+           END AS status,
+           d.amount, d.currency, d.provider, d.provider_dispute_id AS provider_reference,
+           p.provider_account_id AS account_id,
+           CASE WHEN m.dir = 'withdrawn' THEN d.withdrawn_at
+                WHEN d.released_at > d.withdrawn_at THEN d.released_at END AS at,
+           d.payment_id
+    FROM recon_disputes d LEFT JOIN recon_payments p ON p.id = d.payment_id
+    CROSS JOIN (VALUES ('withdrawn'), ('reinstated')) AS m(dir)
+)"""
+_DISPUTE_COLUMNS = "id, tenant_id, status, amount, currency, provider, provider_reference, account_id, at, payment_id"
+
+
 def _account_filter(account_id: str) -> str:
     if account_id == SANDBOX_ACCOUNT:
         return "p.provider = 'sandbox' AND p.provider_account_id IS NULL"
@@ -47,7 +68,15 @@ def _account_filter(account_id: str) -> str:
 def _query(kind: RecordKind, account_id: str) -> str:
     # Built only from this module's constant fragments; every value travels as a bound parameter.
     account = _account_filter(account_id)
-    if kind == "payment":
+    if kind == "dispute":
+        # The sandbox has no disputes (its account filter names payments by ``p``, absent here).
+        moves_account = "FALSE" if account_id == SANDBOX_ACCOUNT else "account_id = :account"
+        ours = f"""{_DISPUTE_MOVES}, ours AS (
+    SELECT {_DISPUTE_COLUMNS} FROM moves WHERE {moves_account} AND at >= :read_from AND at < :read_to
+    UNION
+    SELECT {_DISPUTE_COLUMNS} FROM moves WHERE id IN (SELECT match_key FROM theirs)
+)"""  # noqa: S608
+    elif kind == "payment":
         ours = f"""ours AS (
     SELECT {_PAYMENT_COLUMNS} FROM recon_payments p
     WHERE {account} AND {_PAYMENT_TIME} >= :read_from AND {_PAYMENT_TIME} < :read_to
@@ -67,7 +96,8 @@ SELECT o.id AS o_id, o.tenant_id AS o_tenant_id, o.status AS o_status, o.amount 
        o.currency AS o_currency, o.provider AS o_provider, o.provider_reference AS o_provider_reference,
        o.account_id AS o_account_id, o.at AS o_at, o.payment_id AS o_payment_id,
        t.match_key AS t_key, t.seq AS t_seq, t.line AS t_line, t.provider AS t_provider,
-       t.provider_reference AS t_provider_reference, t.payment_id AS t_payment_id, t.refund_id AS t_refund_id,
+       t.provider_reference AS t_provider_reference, t.payment_reference AS t_payment_reference,
+       t.payment_id AS t_payment_id, t.refund_id AS t_refund_id,
        t.amount AS t_amount, t.currency AS t_currency, t.status AS t_status, t.occurred_at AS t_occurred_at,
        t.origin AS t_origin
 FROM ours o FULL OUTER JOIN theirs t ON t.match_key = o.id
@@ -128,5 +158,6 @@ async def joined_rows(
                     line=m["t_line"],
                     payment_id=m["t_payment_id"],
                     refund_id=m["t_refund_id"],
+                    payment_reference=m["t_payment_reference"],
                 )
             yield JoinedRow(m["o_id"] if ours is not None else m["t_key"], ours, theirs)

@@ -143,6 +143,36 @@ class ReconProviderRefund(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class ReconDispute(Base):
+    """A payer's dispute of one of our payments as the provider reported it (``provider.dispute.updated``),
+    kept for the money it moved: the disputed amount withdrawn from the merchant (money out) and, for a
+    dispute won, reinstated (money back). The states of one dispute arrive in any order, so the
+    movements are kept as times every order agrees on (``db/projection.upsert_dispute``): the earliest
+    state with the funds withdrawn, and the latest without; the funds came back when that one is later.
+    The status, amount and currency are the latest state's (by the provider's clock)."""
+
+    __tablename__ = "recon_disputes"
+    __table_args__ = (Index("ix_recon_disputes_payment_id", "payment_id"),)
+
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # The provider's id of the dispute (Stripe ``dp_...``).
+    provider_dispute_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    payment_id: Mapped[str] = mapped_column(String(40))
+    provider_transaction_id: Mapped[str] = mapped_column(String(64))
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    livemode: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    # The provider's time of the earliest state with the funds withdrawn (None: never withdrawn).
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The provider's time of the latest state without them (None: every state had them withdrawn).
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The latest state's time: orders the states (status, amount, currency).
+    provider_updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class DiscrepancyRow(Base):
     """One discrepancy (domain/discrepancies.py); ``dedupe_key`` unique: a fact is recorded once (REC-1)."""
 

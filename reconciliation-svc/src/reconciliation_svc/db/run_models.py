@@ -136,6 +136,8 @@ class StatementLineRow(Base):
     kind: Mapped[str] = mapped_column(String(8))
     provider: Mapped[str] = mapped_column(String(32))
     provider_reference: Mapped[str] = mapped_column(Text)
+    # A dispute line's payment as the provider names it (Stripe ``pi_...``/``ch_...``).
+    payment_reference: Mapped[str | None] = mapped_column(Text)
     payment_id: Mapped[str | None] = mapped_column(Text)
     refund_id: Mapped[str | None] = mapped_column(Text)
     match_key: Mapped[str | None] = mapped_column(Text)

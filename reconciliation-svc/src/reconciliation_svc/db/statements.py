@@ -28,6 +28,7 @@ _LINE_COLUMNS = (
     "kind",
     "provider",
     "provider_reference",
+    "payment_reference",
     "payment_id",
     "refund_id",
     "match_key",
@@ -100,6 +101,7 @@ async def stage_lines(conn: AsyncConnection, staging: Staging, records: Iterable
                 record.kind,
                 record.provider,
                 record.provider_reference,
+                record.payment_reference,
                 record.payment_id,
                 record.refund_id,
                 key,
@@ -146,10 +148,30 @@ _RESOLVE = (
     """UPDATE statement_lines l SET match_key = r.id FROM recon_refunds r
        WHERE l.statement_id = :sid AND l.kind = 'refund' AND l.match_key IS NULL
          AND r.provider = l.provider AND r.provider_refund_id = l.provider_reference""",
+    # A dispute's line: keyed by its dispute and its direction (``<dispute id>:withdrawn|reinstated``),
+    # the dispute found by its own id; a line that names no dispute (its reference is its payment's) by
+    # its payment (our id in the line, else the provider's id of the payment), of several disputes of
+    # one payment the least id. A line naming a dispute we do not know is never another dispute's.
+    """UPDATE statement_lines l SET match_key = d.provider_dispute_id || ':' || l.status FROM recon_disputes d
+       WHERE l.statement_id = :sid AND l.kind = 'dispute' AND l.match_key IS NULL
+         AND d.provider = l.provider AND d.provider_dispute_id = l.provider_reference""",
+    """UPDATE statement_lines l SET match_key = d.dispute || ':' || l.status
+       FROM (SELECT provider, payment_id, min(provider_dispute_id) AS dispute FROM recon_disputes
+             GROUP BY provider, payment_id) d
+       WHERE l.statement_id = :sid AND l.kind = 'dispute' AND l.match_key IS NULL AND d.provider = l.provider
+         AND l.provider_reference = l.payment_reference
+         AND d.payment_id = COALESCE(
+             l.payment_id,
+             (SELECT p.id FROM recon_payments p
+              WHERE p.provider = l.provider AND p.provider_reference = l.payment_reference LIMIT 1),
+             (SELECT t.payment_id FROM recon_provider_transactions t
+              WHERE t.provider = l.provider AND t.provider_reference = l.payment_reference LIMIT 1))""",
     """UPDATE statement_lines l SET match_key = s.match_key FROM statement_lines s
        WHERE l.statement_id = :sid AND s.statement_id = :sid AND l.match_key IS NULL
-         AND s.match_key IS NOT NULL AND s.kind = l.kind AND s.provider_reference = l.provider_reference""",
-    """UPDATE statement_lines SET match_key = 'ref:' || provider_reference
+         AND s.match_key IS NOT NULL AND s.kind = l.kind AND s.provider_reference = l.provider_reference
+         AND (l.kind <> 'dispute' OR s.status = l.status)""",
+    """UPDATE statement_lines
+       SET match_key = 'ref:' || provider_reference || CASE WHEN kind = 'dispute' THEN ':' || status ELSE '' END
        WHERE statement_id = :sid AND match_key IS NULL""",
 )
 

@@ -14,6 +14,12 @@ Which fields decide each kind:
   record and of the provider's line (the money-moving one, else the latest).
 - ``status_mismatch``: one side says money moved and the other says it did not; or the provider
   reports a payment reversed in full that we hold as kept.
+
+Disputes are compared as their money movements (``dispute`` records): a withdrawal (money out) and a
+reinstatement (money back, a won dispute), each under ``<dispute id>:withdrawn|reinstated``, with the
+same rules: a settlement line of a movement we never saw is ``missing_ours``, a movement of ours the
+file lacks ``missing_at_provider``, a line of a movement ours says did not happen ``status_mismatch``.
+A won dispute's two movements both match, and net to zero on both sides.
 """
 
 from __future__ import annotations
@@ -26,13 +32,25 @@ from typing import Any, Literal
 from reconciliation_svc.domain.discrepancies import DiscrepancyKind, NewDiscrepancy, discrepancy_key
 from reconciliation_svc.domain.periods import Window
 
-RecordKind = Literal["payment", "refund"]
+RecordKind = Literal["payment", "refund", "dispute"]
 
 OUR_PAYMENT_MONEY = frozenset({"SUCCEEDED", "PARTIALLY_REFUNDED", "REFUNDED"})
 OUR_PAYMENT_KEPT = frozenset({"SUCCEEDED", "PARTIALLY_REFUNDED"})
 OUR_REFUND_MONEY = frozenset({"SUCCEEDED"})
 THEIR_PAYMENT_MONEY = frozenset({"succeeded", "refunded"})
 THEIR_REFUND_MONEY = frozenset({"succeeded"})
+OUR_DISPUTE_MONEY = frozenset({"WITHDRAWN", "REINSTATED"})
+THEIR_DISPUTE_MONEY = frozenset({"withdrawn", "reinstated"})
+_THEIR_MONEY: dict[str, frozenset[str]] = {
+    "payment": THEIR_PAYMENT_MONEY,
+    "refund": THEIR_REFUND_MONEY,
+    "dispute": THEIR_DISPUTE_MONEY,
+}
+_OUR_MONEY: dict[str, frozenset[str]] = {
+    "payment": OUR_PAYMENT_MONEY,
+    "refund": OUR_REFUND_MONEY,
+    "dispute": OUR_DISPUTE_MONEY,
+}
 # Lines of one key kept as evidence; more are counted, not kept (memory stays flat on any input).
 MAX_EVIDENCE_LINES = 20
 
@@ -51,7 +69,7 @@ class OurRecord:
     provider: str | None = None
     provider_reference: str | None = None
     account_id: str | None = None
-    # A refund's payment.
+    # A refund's (a dispute's) payment.
     payment_id: str | None = None
 
     def evidence(self) -> dict[str, Any]:
@@ -73,6 +91,8 @@ class TheirLine:
     line: int | None = None
     payment_id: str | None = None
     refund_id: str | None = None
+    # A dispute line's payment as the provider names it.
+    payment_reference: str | None = None
 
     def evidence(self) -> dict[str, Any]:
         return _jsonable(asdict(self))
@@ -124,7 +144,7 @@ class Matcher:
     provider: str | None = None
 
     def is_money(self, line: TheirLine) -> bool:
-        return line.status in (THEIR_PAYMENT_MONEY if self.kind == "payment" else THEIR_REFUND_MONEY)
+        return line.status in _THEIR_MONEY[self.kind]
 
     def compare(self, group: Group) -> list[NewDiscrepancy]:
         ours, primary = group.ours, group.primary
@@ -181,11 +201,13 @@ class Matcher:
         return found
 
     def _ours_moved_money(self, ours: OurRecord) -> bool:
-        return ours.status in (OUR_PAYMENT_MONEY if self.kind == "payment" else OUR_REFUND_MONEY)
+        return ours.status in _OUR_MONEY[self.kind]
 
     def _statuses_disagree(self, ours: OurRecord, theirs: TheirLine) -> bool:
         if self._ours_moved_money(ours) != self.is_money(theirs):
             return True
+        if self.kind == "dispute":
+            return False
         if self.kind == "payment":
             # Reversed in full at the provider, kept (wholly or partly) by us. The converse is fine: a
             # Stripe charge stays "succeeded" after its refunds, which are lines of their own.
@@ -206,6 +228,11 @@ class Matcher:
             payment_id = ours.id if ours is not None else (primary.payment_id if primary is not None else None)
             refund_id = None
             key = discrepancy_key(kind, provider, payment_id=payment_id, provider_reference=reference)
+        elif self.kind == "dispute":
+            payment_id = ours.payment_id if ours is not None else (primary.payment_id if primary is not None else None)
+            refund_id = None
+            # "dispute:<dispute id>:<withdrawn|reinstated>": never the key of its payment's own facts.
+            key = discrepancy_key(kind, provider, provider_reference=f"dispute:{group.key}")
         else:
             refund_id = ours.id if ours is not None else (primary.refund_id if primary is not None else None)
             payment_id = ours.payment_id if ours is not None else (primary.payment_id if primary is not None else None)

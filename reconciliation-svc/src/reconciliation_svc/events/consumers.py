@@ -1,5 +1,5 @@
 """The bus consumer of reconciliation-svc: every change of our payments and refunds, every provider
-verdict, every anomaly (queue ``reconciliation.events``), projected into its own tables."""
+verdict, every dispute state, every anomaly (queue ``reconciliation.events``), projected into its own tables."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ EVENT_BINDING_KEYS = [
     "payments.refund.*.v1",
     "providers.provider.payment.*.v1",
     "providers.provider.refund.updated.v1",
+    "providers.provider.dispute.updated.v1",
     "providers.provider.anomaly.recorded.v1",
     "payments.payment.anomaly.recorded.v1",
 ]

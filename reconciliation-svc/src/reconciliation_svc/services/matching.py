@@ -32,6 +32,9 @@ class MatchJob:
     window: Window
     run_id: str | None
     provider: str | None
+    # Whether the statement reports disputes' money (a Stripe settlement file): only then are the
+    # projected disputes compared with it, else every withdrawal would be missing at the provider.
+    disputes: bool = False
 
 
 async def groups(engine: AsyncEngine, matcher: Matcher, job: MatchJob, progress: Progress) -> AsyncIterator[Group]:
@@ -97,9 +100,10 @@ async def match_statement(
     on_progress: ProgressHook,
     metrics: RunMetrics | None = None,
 ) -> None:
-    """Compare the statement's payments, then its refunds, with ours; record what disagrees."""
+    """Compare the statement's payments, then its refunds (then its disputes' money movements, when it
+    reports them), with ours; record what disagrees."""
     recorder = _Recorder(sessions, progress, on_progress, metrics)
-    kinds: tuple[RecordKind, ...] = ("payment", "refund")
+    kinds: tuple[RecordKind, ...] = ("payment", "refund", "dispute") if job.disputes else ("payment", "refund")
     for kind in kinds:
         matcher = Matcher(kind, job.account_id, job.window, job.run_id, job.provider)
         async for group in groups(engine, matcher, job, progress):

@@ -13,6 +13,7 @@ from billing_contracts.events import (
     Anomaly,
     PaymentAnomalyRecordedV1,
     ProviderAnomalyRecordedV1,
+    ProviderDisputeUpdatedV1,
     ProviderPaymentFailedV1,
     ProviderPaymentSucceededV1,
     ProviderRefundUpdatedV1,
@@ -24,6 +25,7 @@ from sqlalchemy import Update
 from sqlalchemy.dialects.postgresql import Insert
 
 from reconciliation_svc.db.discrepancies import record_discrepancy
+from reconciliation_svc.db.disputes import upsert_dispute
 from reconciliation_svc.db.models import inbox
 from reconciliation_svc.db.projection import (
     provider_account_filed,
@@ -63,6 +65,9 @@ def projection_writes(event: EventBase, first_check: timedelta) -> list[Insert |
         return writes
     if isinstance(event, ProviderRefundUpdatedV1):
         return [upsert_provider_refund(event.data, utcnow())]
+    if isinstance(event, ProviderDisputeUpdatedV1):
+        # Each state of a dispute, for the money it moved (withdrawn, reinstated).
+        return [upsert_dispute(event.data, event.tenant_id, utcnow())]
     return None
 
 

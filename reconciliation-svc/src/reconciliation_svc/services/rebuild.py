@@ -33,8 +33,10 @@ class RebuildResult:
     verdicts: int = 0
 
 
-# The log's types the projection takes; the others (dispute.*, endpoint.disabled, types newer than this
-# version) are skipped unread.
+# The log's types the projection takes; the others (endpoint.disabled, types newer than this version)
+# are skipped unread, and so is ``dispute.*``: it names neither the provider's dispute id nor the
+# funds' movements between opening and closing, which ``recon_disputes`` keeps (from
+# ``provider.dispute.updated``). That table is not emptied by a rebuild (db/projection.REBUILT_TABLES).
 _PROJECTED = {cls.model_fields["event_type"].default: cls for cls in (*PAYMENT_EVENTS, *REFUND_EVENTS)}
 
 

@@ -24,6 +24,7 @@ from reconciliation_svc.db import statements as statement_queries
 from reconciliation_svc.db.run_models import RunRow
 from reconciliation_svc.domain.periods import Period, Window
 from reconciliation_svc.domain.runs import Progress, RunFailed
+from reconciliation_svc.domain.settlement_csv import FORMATS
 from reconciliation_svc.run_metrics import RunMetrics
 from reconciliation_svc.services.matching import MatchJob, match_statement
 from reconciliation_svc.services.statements_client import StatementsClient
@@ -106,6 +107,7 @@ class _Execution:
         started = time.monotonic()
         window = Period(run.period_from, run.period_to).window(self.deps.margin)
         statement_id = run.statement_id
+        disputes = False
         try:
             if statement_id is None:
                 statement_id = await self.fetch(window)
@@ -116,10 +118,14 @@ class _Execution:
                     raise RunFailed("statement_not_found", f"no statement {statement_id}")
                 self.provider = self.provider or statement.provider
                 self.progress.lines_read = statement.records
+                # Only a settlement file that reports disputes' money (Stripe's balance report) is
+                # compared with the disputes: providers-svc's statements hold none.
+                fmt = FORMATS.get(statement.provider)
+                disputes = fmt is not None and fmt.reports_disputes
             async with self.deps.engine.begin() as conn:
                 await statement_queries.resolve_match_keys(conn, statement_id)
             await self.report("matching")
-            job = MatchJob(statement_id, run.account_id, window, run.id, self.provider)
+            job = MatchJob(statement_id, run.account_id, window, run.id, self.provider, disputes)
             sessions = make_sessionmaker(self.deps.engine)
             await match_statement(
                 self.deps.engine, sessions, job, self.progress, lambda _p: self.report("matching"), self.deps.metrics

@@ -134,6 +134,9 @@ class SettlementFormat(ABC):
     provider: ClassVar[str]
     required: ClassVar[tuple[str, ...]]
     optional: ClassVar[tuple[str, ...]] = ()
+    # Whether the file reports the money disputes move (``dispute`` records): a run over it then
+    # compares our disputes too.
+    reports_disputes: ClassVar[bool] = False
 
     @abstractmethod
     def records(self, row: Row, account_id: str) -> list[StatementRecord]:

@@ -2,20 +2,25 @@
 and the Reporting API export it: one line per balance transaction, amounts in major units with
 decimals, currencies in lower case, ``*_utc`` times in UTC.
 
-Lines of the categories ``charge``, ``refund`` and ``refund_failure`` are matched; the categories that
-move no payment of ours (fees, payouts, transfers, ...) are skipped; any other category is refused, so
-a category Stripe adds later is looked at rather than silently dropped.
+Lines of the categories ``charge``, ``refund`` and ``refund_failure`` are matched, and so are
+``dispute`` (the disputed amount withdrawn: money out) and ``dispute_reversal`` (given back, a won
+dispute), each a ``dispute`` record named by the dispute (``source_id``, ``dp_...``) and its payment
+(``payment_intent_id``, else ``charge_id``); the categories that move no payment of ours (fees, payouts,
+transfers, ...) are skipped; any other category is refused, so a category Stripe adds later is looked at
+rather than silently dropped. A dispute's fee (the report's ``fee``) is Stripe's charge to the merchant
+and is not compared: our projection of disputes does not know it.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar
 
 from billing_contracts.statements import StatementRecord
 
 from reconciliation_svc.domain.settlement_csv.base import UTC_ZONE, Row, RowError, SettlementFormat
 
-MATCHED = frozenset({"charge", "refund", "refund_failure"})
+MATCHED = frozenset({"charge", "refund", "refund_failure", "dispute", "dispute_reversal"})
 SKIPPED = frozenset(
     {
         "fee",
@@ -31,8 +36,6 @@ SKIPPED = frozenset(
         "tax",
         "topup",
         "topup_reversal",
-        "dispute",
-        "dispute_reversal",
         "partial_capture_reversal",
         "charge_failure",
         "advance",
@@ -50,6 +53,7 @@ SKIPPED = frozenset(
 
 class StripeBalanceReport(SettlementFormat):
     provider: ClassVar[str] = "stripe"
+    reports_disputes: ClassVar[bool] = True
     required: ClassVar[tuple[str, ...]] = (
         "balance_transaction_id",
         "created_utc",
@@ -105,6 +109,8 @@ class StripeBalanceReport(SettlementFormat):
                     occurred_at=occurred_at,
                 )
             ]
+        if category in ("dispute", "dispute_reversal"):
+            return [self._dispute(row, account_id, category, amount, currency, payment_id, occurred_at)]
         # A refund debits the balance (negative); its failure gives the money back (positive).
         if category == "refund" and amount >= 0 and row.optional("customer_facing_amount") is None:
             raise RowError("gross", "a refund must debit the balance (a negative amount)")
@@ -124,3 +130,35 @@ class StripeBalanceReport(SettlementFormat):
                 occurred_at=occurred_at,
             )
         ]
+
+    def _dispute(
+        self,
+        row: Row,
+        account_id: str,
+        category: str,
+        amount: int,
+        currency: str,
+        payment_id: str | None,
+        occurred_at: datetime,
+    ) -> StatementRecord:
+        """A dispute's withdrawal debits the balance (negative); its reversal credits it (positive)."""
+        withdrawn = category == "dispute"
+        if row.optional("customer_facing_amount") is None and (amount >= 0 if withdrawn else amount <= 0):
+            sign = "debit (a negative amount)" if withdrawn else "credit (a positive amount)"
+            raise RowError("gross", f"a {category} must {sign} the balance")
+        payment = row.optional("payment_intent_id") or row.optional("charge_id")
+        reference = row.optional("source_id") or payment
+        if reference is None:
+            raise RowError("source_id", f"a {category} names no source_id, payment_intent_id or charge_id")
+        return self.record(
+            row,
+            account_id,
+            kind="dispute",
+            provider_reference=reference,
+            payment_reference=payment,
+            payment_id=payment_id,
+            amount=abs(amount),
+            currency=currency,
+            status="withdrawn" if withdrawn else "reinstated",
+            occurred_at=occurred_at,
+        )
