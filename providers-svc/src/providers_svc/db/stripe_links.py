@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from billing_runtime.db import table_of
-from billing_runtime.writes import fetch_prepared
+from billing_runtime.prepared import fetch_prepared
 from sqlalchemy import ARRAY, ColumnElement, String, and_, bindparam, func, literal_column, not_, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
