@@ -35,31 +35,27 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from billing_runtime.db import table_of
 from billing_runtime.ids import new_id
 from billing_runtime.outages import is_database_outage, is_lock_conflict
-from billing_runtime.writes import InsertRows, UpdateRows, all_hold
+from billing_runtime.writes import InsertRows, all_hold
 from sqlalchemy.exc import DBAPIError
 
 from providers_svc.db.payme import (
     OrderRead,
     PaymeRepository,
-    PaymeReversalRow,
     PaymeTransactionRow,
     create_unlocked,
     order_in_transaction,
     order_unlocked,
     payme_unchanged,
     payme_unlocked,
-    record_values,
     to_record,
 )
-from providers_svc.db.repositories import IncomingEvent, provider_event_insert, transaction_unchanged
+from providers_svc.db.repositories import transaction_unchanged
 from providers_svc.domain.accounts import BoundAccount
 from providers_svc.domain.refunds import RefundStatus
-from providers_svc.domain.transactions import CallbackResult, Transaction, TransactionStatus, Verdict
+from providers_svc.domain.transactions import Transaction, TransactionStatus
 from providers_svc.protocols.payme.amounts import to_tiyin
 from providers_svc.protocols.payme.auth import authenticate
 from providers_svc.protocols.payme.errors import PaymeError, PaymeErrorCode
@@ -82,7 +78,6 @@ from providers_svc.protocols.payme.transactions import (
     Decision,
     OrderEffect,
     PaymeOrder,
-    PaymeTransaction,
     cancel_transaction,
     check_perform_transaction,
     check_transaction,
@@ -91,8 +86,15 @@ from providers_svc.protocols.payme.transactions import (
     perform_transaction,
     release_timed_out,
 )
-from providers_svc.services.callbacks import ProviderNotice, queue_outcome
 from providers_svc.services.payme_accounts import PROVIDER, KeyNotAccepted, PaymeAccounts
+from providers_svc.services.payme_writes import (
+    apply_record,
+    new_transaction_row,
+    queue_paid,
+    record_update,
+    reversal_row,
+    store,
+)
 from providers_svc.services.refund_events import provider_started_refund_event
 from providers_svc.services.uow import ProvidersUnitOfWork, UowFactory
 
@@ -300,7 +302,7 @@ class PaymeMerchant:
                 decision, new_row = Decision(error=exc), None
             if released is not None:
                 # Applied now, before the new row is inserted: the unique index then finds no active one.
-                _apply(row, released)
+                apply_record(row, released)
             if new_row is not None:
                 return decision if await unit.commit_unless_exists(new_row) else None
             if released is not None:
@@ -321,7 +323,7 @@ class PaymeMerchant:
                 raise PaymeError(PaymeErrorCode.CANNOT_PERFORM)
             decision = create_transaction(params, to_record(row).record, None, transaction_id=row.id, now_ms=now_ms)
             if decision.record is not None:
-                _store(unit, row, decision.record)
+                store(unit, row, decision.record)
                 await unit.commit()
             return decision
 
@@ -343,8 +345,8 @@ class PaymeMerchant:
                     return decision
                 if decision.effect is not OrderEffect.PAY:
                     return await self._perform_locked(account, params, body)
-                unit.write(_update(decision.record))
-                recorded = _queue_paid(unit, account, txn, params.id, body, now)
+                unit.write(record_update(decision.record))
+                recorded = queue_paid(unit, account, txn, params.id, body, now)
                 unchanged = all_hold(payme_unchanged(stored.record), transaction_unchanged(txn))
                 try:
                     committed = await unit.commit_unless_exists(recorded, unchanged)
@@ -370,9 +372,9 @@ class PaymeMerchant:
             )
             if decision.record is None:
                 return decision
-            _store(unit, row, decision.record)
+            store(unit, row, decision.record)
             if decision.effect is OrderEffect.PAY:
-                unit.write(_queue_paid(unit, account, txn, params.id, body, now))
+                unit.write(queue_paid(unit, account, txn, params.id, body, now))
             await unit.commit()
         if decision.effect is OrderEffect.PAY:
             log.info("payme %s performed: %s succeeded", params.id, txn.id)
@@ -390,9 +392,9 @@ class PaymeMerchant:
             )
             if decision.record is None:
                 return decision
-            _store(unit, row, decision.record)
+            store(unit, row, decision.record)
             if decision.effect is OrderEffect.REFUND:
-                reversal = _reversal(decision.record, account, txn, _at(now_ms))
+                reversal = reversal_row(decision.record, account, txn, _at(now_ms))
                 unit.write(reversal)
                 # The refund Payme made, for payments-svc (a refund without an id of ours): once, as the
                 # move to -2 happens once; a repeated Cancel is answered from the stored record.
@@ -477,7 +479,7 @@ def _decide_new(
     if decision.record is None:
         return decision, None
     assert txn is not None, "a transaction is created only for an order"
-    return decision, _new_row(decision.record, account, txn)
+    return decision, new_transaction_row(decision.record, account, txn)
 
 
 async def _locked(
@@ -489,61 +491,6 @@ async def _locked(
     return found
 
 
-def _store(unit: ProvidersUnitOfWork, row: PaymeTransactionRow, record: PaymeTransaction) -> None:
-    """Queued, so it goes out in one statement with the rest of the unit's writes (one round trip)."""
-    unit.write(_update(record))
-
-
-def _apply(row: PaymeTransactionRow, record: PaymeTransaction) -> None:
-    """The decided record on the loaded (locked) row: flushed as its own statement first when the unit
-    commits, before the unit's queued writes and guarded insert."""
-    for column, value in record_values(record).items():
-        setattr(row, column, value)
-
-
-def _update(record: PaymeTransaction) -> UpdateRows:
-    return UpdateRows(table_of(PaymeTransactionRow), {"id": record.transaction_id}, record_values(record))
-
-
-def _new_row(record: PaymeTransaction, account: BoundAccount, txn: Transaction) -> InsertRows:
-    return _insert(
-        PaymeTransactionRow,
-        id=record.transaction_id,
-        payme_id=record.payme_id,
-        account_id=account.id,
-        provider_transaction_id=txn.id,
-        payment_id=record.payment_id,
-        amount=record.amount,
-        time=record.time,
-        create_time=record.create_time,
-        **record_values(record),
-    )
-
-
-def _queue_paid(
-    unit: ProvidersUnitOfWork, account: BoundAccount, txn: Transaction, payme_id: str, body: bytes, now: datetime
-) -> InsertRows:
-    """Our transaction → succeeded and its event, queued; returned: the provider event row behind them,
-    which keeps the request (unique per Payme transaction, so it can guard the write)."""
-    row_id = new_id("pev")
-    payload = body.decode("utf-8")
-    notice = ProviderNotice(
-        provider=PROVIDER,
-        external_id=f"{payme_id}:perform",
-        event_type="PerformTransaction",
-        transaction_id=txn.id,
-        verdict=Verdict.SUCCEEDED,
-        amount=txn.amount,
-        currency=txn.currency,
-        payload=payload,
-        provider_reference=payme_id,
-        test_only=account.test,
-    )
-    queue_outcome(unit, txn, notice, Verdict.SUCCEEDED, row_id, now)
-    event = IncomingEvent(PROVIDER, notice.external_id, notice.event_type, txn.id, payload)
-    return provider_event_insert(row_id, event, now, CallbackResult.APPLIED.value)
-
-
 async def _may_cancel_after_perform(unit: ProvidersUnitOfWork, account: BoundAccount, txn: Transaction) -> bool:
     """Whether a performed transaction may still be cancelled (a refund of the whole payment by Payme):
     not when the account refuses it (``settings.cancel_after_perform = refuse``: the goods cannot be
@@ -552,27 +499,3 @@ async def _may_cancel_after_perform(unit: ProvidersUnitOfWork, account: BoundAcc
     if account.settings.get("cancel_after_perform", "refund") != "refund":
         return False
     return not await unit.refunds.live_for_transaction(txn.id)
-
-
-def _reversal(record: PaymeTransaction, account: BoundAccount, txn: Transaction, now: datetime) -> InsertRows:
-    assert record.reason is not None
-    return _insert(
-        PaymeReversalRow,
-        id=new_id("pmr"),
-        payme_transaction_id=record.transaction_id,
-        payme_id=record.payme_id,
-        account_id=account.id,
-        provider_transaction_id=txn.id,
-        tenant_id=txn.tenant_id,
-        payment_id=txn.payment_id,
-        livemode=txn.livemode,
-        amount=txn.amount,
-        currency=txn.currency,
-        reason=int(record.reason),
-        cancel_time=record.cancel_time,
-        created_at=now,
-    )
-
-
-def _insert(model: type[PaymeTransactionRow | PaymeReversalRow], **values: Any) -> InsertRows:
-    return InsertRows(table_of(model), [values])
