@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -111,6 +112,32 @@ class TestTheOthers:
         assert (resp.status, resp.content_type) == (413, "application/json")
         assert await resp.json() == {"error": "payload_too_large"}
         assert len(providers.received) == 1
+        assert await refused(gateway, "stripe", "too_large") == 1
+
+    async def test_a_declared_stripe_event_goes_on_whole_and_an_undeclared_one_is_streamed_and_counted(
+        self, gateway: Gateway, providers: FakeUpstream
+    ) -> None:
+        # Declared (as Stripe always sends it): read whole, passed on with its length, not chunked.
+        event = b'{"id": "evt_1", "data": "' + b"x" * (100 * 1024) + b'"}'
+        resp = await gateway.client.post("/billing/stripe", data=event, headers={"Content-Type": "application/json"})
+        assert resp.status == 200
+        assert providers.last.body == event
+        assert providers.last.headers["Content-Length"] == str(len(event))
+        assert "Transfer-Encoding" not in providers.last.headers
+
+        # Undeclared (chunked): streamed, within the limit passed on, past it refused as it is counted.
+        def chunked(size: int) -> Any:
+            async def chunks() -> Any:
+                for _ in range(size // 65536):
+                    yield b"y" * 65536
+
+            return chunks()
+
+        resp = await gateway.client.post("/billing/stripe", data=chunked(256 * 1024))
+        assert resp.status == 200
+        assert providers.last.body == b"y" * (256 * 1024)
+        resp = await gateway.client.post("/billing/stripe", data=chunked(640 * 1024))
+        assert (resp.status, await resp.json()) == (413, {"error": "payload_too_large"})
         assert await refused(gateway, "stripe", "too_large") == 1
 
     async def test_an_unsafe_path_under_a_provider_is_refused_in_its_format(
