@@ -14,6 +14,7 @@ from aiohttp import web
 from billing_contracts.envelope import EventBase
 from billing_contracts.events import (
     PaymentCreatedV1,
+    PaymentSucceededV1,
     ProviderDispute,
     ProviderDisputeUpdatedV1,
     ProviderPaymentFailedV1,
@@ -22,9 +23,15 @@ from billing_contracts.events import (
 )
 from billing_runtime.errors import ProblemError
 from billing_runtime.internal_auth import INTERNAL_HEADER, verify_internal
+from billing_runtime.testing import truncate_all
 from reconciliation_svc.__main__ import main
+from reconciliation_svc.db.models import metadata
+from reconciliation_svc.services.runs import RunDeps
 from sqlalchemy import text
 
+from .runs.conftest import NOON as RUNS_NOON
+from .runs.conftest import Seeder
+from .runs.test_disputes import import_report, report_row, run_over
 from .support import NOW, PAYMENTS_SECRET, PROVIDERS_SECRET, payment_snapshot, refund_snapshot
 
 
@@ -235,18 +242,18 @@ class TestRebuild:
         assert [r.id for r in await rows("SELECT id FROM recon_payments")] == ["pay_old"]
         assert "the projection is unchanged" in capsys.readouterr().err
 
-    async def test_the_disputes_are_kept_and_a_verdict_of_one_applies(
+    async def test_the_disputes_are_refilled_from_the_verdicts(
         self, client, publish, rows, fake_payments, fake_verdicts, run_rebuild
     ) -> None:
-        """Neither source can give ``recon_disputes`` back today (README "Not done"): a rebuild keeps
-        it; a dispute state providers-svc hands out (a later version of its verdicts) applies as live."""
-        await publish(ProviderDisputeUpdatedV1(tenant_id="ten_a", data=dispute_state("dp_kept")))
+        """A dispute providers-svc no longer hands out is gone (as a payment the log no longer has); one
+        it hands out applies as live."""
+        await publish(ProviderDisputeUpdatedV1(tenant_id="ten_a", data=dispute_state("dp_stale")))
         fake_verdicts["verdicts"].append(
             ProviderDisputeUpdatedV1(tenant_id="ten_a", data=dispute_state("dp_handed")).model_dump(mode="json")
         )
         assert await run_rebuild(fake_payments["url"]) == 0
-        kept = await rows("SELECT provider_dispute_id, withdrawn_at FROM recon_disputes ORDER BY 1")
-        assert [tuple(d) for d in kept] == [("dp_handed", NOW), ("dp_kept", NOW)]
+        refilled = await rows("SELECT provider_dispute_id, withdrawn_at FROM recon_disputes ORDER BY 1")
+        assert [tuple(d) for d in refilled] == [("dp_handed", NOW)]
 
     async def test_payments_svc_unreachable_fails_cleanly(self, client, run_rebuild) -> None:
         assert await run_rebuild("http://127.0.0.1:9") == 1
@@ -258,7 +265,13 @@ class TestRebuild:
         assert await run_rebuild(fake_payments["url"]) == 1
 
 
-PROJECTION = ("recon_payments", "recon_refunds", "recon_provider_transactions", "recon_provider_refunds")
+PROJECTION = (
+    "recon_payments",
+    "recon_refunds",
+    "recon_provider_transactions",
+    "recon_provider_refunds",
+    "recon_disputes",
+)
 
 
 class TestRebuildProviderVerdicts:
@@ -343,3 +356,129 @@ class TestRebuildProviderVerdicts:
         )
         [ptx] = await rows("SELECT observed_via FROM recon_provider_transactions WHERE payment_id = 'pay_1'")
         assert ptx.observed_via == "status_check"
+
+
+# A lost and a won dispute of two Stripe payments of account pac_a, on the runs tests' day.
+OPENED = RUNS_NOON - timedelta(hours=3)
+WITHDRAWN = OPENED + timedelta(minutes=1)
+
+
+def stripe_payment(payment_id: str, intent: str) -> list[EventBase]:
+    snapshot = payment_snapshot(
+        id=payment_id, provider="stripe", provider_reference=intent, created_at=OPENED - timedelta(hours=1)
+    )
+    paid = {**snapshot, "status": "SUCCEEDED", "sequence": 2, "updated_at": OPENED - timedelta(minutes=30)}
+    return [
+        PaymentCreatedV1(tenant_id="ten_a", data={"payment": snapshot}),
+        PaymentSucceededV1(tenant_id="ten_a", data={"payment": paid}),
+        ProviderPaymentSucceededV1(
+            tenant_id="ten_a",
+            occurred_at=OPENED - timedelta(minutes=30),
+            data={**outcome(f"ptx_{payment_id}", payment_id, "pac_a", provider_reference=intent), "provider": "stripe"},
+        ),
+    ]
+
+
+def stripe_dispute(dispute_id: str, payment_id: str, status: str, withdrawn: bool, at: datetime) -> EventBase:
+    return ProviderDisputeUpdatedV1(
+        tenant_id="ten_a",
+        data=ProviderDispute(
+            payment_id=payment_id,
+            provider="stripe",
+            provider_transaction_id=f"ptx_{payment_id}",
+            provider_dispute_id=dispute_id,
+            status=status,
+            reason="fraudulent",
+            amount=5000,
+            currency="USD",
+            funds_withdrawn=withdrawn,
+            provider_created_at=OPENED,
+            provider_updated_at=at,
+        ),
+    )
+
+
+# Every state Stripe reported, in the order providers-svc received (and hands out) them. The first
+# has no funds withdrawn yet: the lost dispute's ``released_at`` is that state's time, which its newest
+# state alone would not give; nor would it give either dispute's ``withdrawn_at``.
+LOST = [
+    stripe_dispute("dp_lost", "pay_lost", "needs_response", False, OPENED),
+    stripe_dispute("dp_lost", "pay_lost", "needs_response", True, WITHDRAWN),
+    stripe_dispute("dp_lost", "pay_lost", "under_review", True, OPENED + timedelta(hours=1)),
+    stripe_dispute("dp_lost", "pay_lost", "lost", True, RUNS_NOON),
+]
+WON = [
+    stripe_dispute("dp_won", "pay_won", "needs_response", False, OPENED),
+    stripe_dispute("dp_won", "pay_won", "needs_response", True, WITHDRAWN),
+    stripe_dispute("dp_won", "pay_won", "won", False, RUNS_NOON),  # funds_reinstated and closed, one second
+    stripe_dispute("dp_won", "pay_won", "won", False, RUNS_NOON),
+]
+STRIPE_LIVE = [*stripe_payment("pay_lost", "pi_lost"), *stripe_payment("pay_won", "pi_won")]
+
+
+def log_entries(events: list[EventBase]) -> list[dict[str, Any]]:
+    """payments-svc's log of ``events`` (its ``/internal/events`` shape)."""
+    return [
+        {**entry(n, e.event_type, e.data.model_dump(mode="json")), "created_at": e.occurred_at.isoformat()}
+        for n, e in enumerate(events, 1)
+    ]
+
+
+def handed_out(events: list[EventBase]) -> list[dict[str, Any]]:
+    """``events`` as providers-svc's verdicts hand them out again: the same, under new envelope ids."""
+    return [{k: v for k, v in e.model_dump(mode="json").items() if k != "event_id"} for e in events]
+
+
+def stripe_report() -> list[str]:
+    """Stripe's balance report of the day: both charges, both withdrawals, and no reinstatement of the
+    won dispute (its ``dispute_reversal`` line is missing: one discrepancy to find again)."""
+
+    def charge(txn: str, payment_id: str, intent: str) -> str:
+        at = (OPENED - timedelta(minutes=30)).strftime("%Y-%m-%d %H:%M:%S")
+        return f"{txn},{at},usd,50.00,1.75,48.25,charge,ch_{txn},ch_{txn},{intent},,,{payment_id},\n"
+
+    return [
+        charge("txn_c1", "pay_lost", "pi_lost"),
+        charge("txn_c2", "pay_won", "pi_won"),
+        report_row("txn_d1", WITHDRAWN, "-50.00", "dispute", fee="15.00", dispute="dp_lost", intent="pi_lost"),
+        report_row("txn_d2", WITHDRAWN, "-50.00", "dispute", fee="15.00", dispute="dp_won", intent="pi_won"),
+    ]
+
+
+# Every column of recon_disputes but ``updated_at`` (our clock at the write).
+DISPUTES = (
+    "SELECT provider, provider_dispute_id, payment_id, provider_transaction_id, tenant_id, livemode, status, amount,"
+    " currency, withdrawn_at, released_at, provider_updated_at FROM recon_disputes ORDER BY provider_dispute_id"
+)
+
+
+class TestRebuildDisputes:
+    async def test_a_total_loss_restores_the_disputes_and_a_run_finds_the_same(
+        self, client, publish, rows, clean_db, fake_payments, fake_verdicts, run_rebuild
+    ) -> None:
+        seed = Seeder(clean_db)
+        run_deps = RunDeps(engine=clean_db, statements=None, lease=timedelta(seconds=60), margin=timedelta(hours=1))
+        for event in STRIPE_LIVE:
+            await publish(event)
+        # Live, the states arrive in any order: the lost dispute's backwards, the won one's in order.
+        for event in [*reversed(LOST), *WON]:
+            await publish(event)
+        before = [tuple(d) for d in await rows(DISPUTES)]
+        assert [(d[1], d[6], d[9], d[10]) for d in before] == [
+            ("dp_lost", "lost", WITHDRAWN, OPENED),
+            ("dp_won", "won", WITHDRAWN, RUNS_NOON),
+        ]
+        await run_over(seed, run_deps, await import_report(clean_db, *stripe_report()))
+        found = [(d.kind, d.dedupe_key, d.payment_id) for d in await seed.discrepancies()]
+        assert found == [("missing_at_provider", "missing_at_provider:stripe:dispute:dp_won:reinstated", "pay_won")]
+
+        # Everything lost (the statements and discrepancies too), then rebuilt from the two sources.
+        await truncate_all(clean_db, metadata)
+        fake_payments["log"] = log_entries([e for e in STRIPE_LIVE if e.source == "payments"])
+        providers = [e for e in STRIPE_LIVE if e.source == "providers"]
+        fake_verdicts["verdicts"] = handed_out([*providers, *LOST, *WON])
+        assert await run_rebuild(fake_payments["url"]) == 0
+        after = [tuple(d) for d in await rows(DISPUTES)]
+        assert after == before
+        await run_over(seed, run_deps, await import_report(clean_db, *stripe_report()))
+        assert [(d.kind, d.dedupe_key, d.payment_id) for d in await seed.discrepancies()] == found

@@ -11,9 +11,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from billing_contracts.events import ProviderPaymentSucceededV1, ProviderRefundUpdatedV1, parse_event
+from billing_contracts.events import (
+    ProviderDisputeUpdatedV1,
+    ProviderPaymentSucceededV1,
+    ProviderRefundUpdatedV1,
+    parse_event,
+)
 from billing_runtime.ids import new_id
-from providers_svc.db.models import ProviderTransactionRow
+from providers_svc.db.models import ProviderEventRow, ProviderTransactionRow
 from providers_svc.db.payme import PaymeReversalRow
 from providers_svc.db.refunds import ProviderRefundRow
 from providers_svc.db.stripe import StripeIntentRow
@@ -126,6 +131,55 @@ def _stripe_refund(account: str, stripe_id: str, intent: str, status: str, **met
         "event_type": "refund.updated",
         "sequence": 1,
         "updated_at": T0 + timedelta(minutes=8),
+    }
+
+
+def _stripe_event(
+    account: str, type_: str, dispute: dict[str, Any], at: datetime, result: str, txn: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The inbox row of a Stripe dispute event as the webhook leaves it (``result`` and, for one of our
+    payments, its transaction): ``external_id`` is ``<our account>/<Stripe event id>``."""
+    event_id = f"evt_{new_id('x')}"
+    body = {
+        "id": event_id,
+        "object": "event",
+        "type": type_,
+        "created": int(at.timestamp()),
+        "livemode": False,
+        "data": {"object": dispute},
+    }
+    return {
+        "id": new_id("pev"),
+        "provider": "stripe",
+        "external_id": f"{account}/{event_id}",
+        "event_type": type_,
+        "transaction_id": txn["id"] if txn is not None else None,
+        "payload": json.dumps(body),
+        "result": result,
+        "received_at": at + timedelta(seconds=2),
+        "deliveries": [f"{int(at.timestamp())}:{account}"],
+    }
+
+
+def _in_order(*rows: dict[str, Any]) -> list[dict[str, Any]]:
+    """``rows`` with their ids in the order given (ids made within one millisecond are in no order)."""
+    ids = sorted(row["id"] for row in rows)
+    return [{**row, "id": row_id} for row, row_id in zip(rows, ids, strict=True)]
+
+
+def _dispute(dispute_id: str, intent: str, status: str, **kw: Any) -> dict[str, Any]:
+    return {
+        "id": dispute_id,
+        "object": "dispute",
+        "amount": 5000,
+        "currency": "usd",
+        "status": status,
+        "reason": "fraudulent",
+        "payment_intent": intent,
+        "created": int(T0.timestamp()),
+        "evidence_details": {"due_by": int((T0 + timedelta(days=7)).timestamp())},
+        "balance_transactions": [],
+        **kw,
     }
 
 
@@ -311,3 +365,212 @@ class TestPaging:
         assert sorted(ids) == sorted(before + written)
         assert len(set(ids)) == len(ids)
         assert ids == sorted(ids)
+
+
+class TestDisputeVerdicts:
+    """Every state of a dispute that was published, as the ``provider.dispute.updated`` it was: the
+    earliest withdrawal and the latest release are among them (what reconciliation keeps of the
+    money a dispute moved), which the newest state alone does not give."""
+
+    async def test_every_published_state_once_in_the_order_received(
+        self, make_client: Any, engine: AsyncEngine
+    ) -> None:
+        client = await make_client()
+        lost = _txn("stripe", account_id="pac_stripe1", provider_reference="pi_lost")
+        won = _txn("stripe", account_id="pac_stripe2", provider_reference="pi_won", tenant_id="ten_bbbbbbbbbbbbbbbb")
+        await _insert(engine, ProviderTransactionRow, lost, won)
+        withdrawn = [{"amount": -5000}]
+        rows = _in_order(
+            _stripe_event(
+                "pac_stripe1",
+                "charge.dispute.created",
+                _dispute("dp_lost", "pi_lost", "needs_response"),
+                T0,
+                "dispute",
+                lost,
+            ),
+            _stripe_event(
+                "pac_stripe2",
+                "charge.dispute.created",
+                _dispute("dp_won", "pi_won", "needs_response"),
+                T0 + timedelta(minutes=1),
+                "dispute",
+                won,
+            ),
+            _stripe_event(
+                "pac_stripe1",
+                "charge.dispute.funds_withdrawn",
+                _dispute("dp_lost", "pi_lost", "needs_response", balance_transactions=withdrawn),
+                T0 + timedelta(minutes=2),
+                "dispute",
+                lost,
+            ),
+            _stripe_event(
+                "pac_stripe2",
+                "charge.dispute.funds_withdrawn",
+                _dispute("dp_won", "pi_won", "needs_response", balance_transactions=withdrawn),
+                T0 + timedelta(minutes=3),
+                "dispute",
+                won,
+            ),
+            _stripe_event(
+                "pac_stripe1",
+                "charge.dispute.closed",
+                _dispute("dp_lost", "pi_lost", "lost", balance_transactions=withdrawn),
+                T0 + timedelta(days=3),
+                "dispute",
+                lost,
+            ),
+            _stripe_event(
+                "pac_stripe2",
+                "charge.dispute.funds_reinstated",
+                _dispute("dp_won", "pi_won", "won", balance_transactions=[*withdrawn, {"amount": 5000}]),
+                T0 + timedelta(days=4),
+                "dispute",
+                won,
+            ),
+        )
+        await _insert(engine, ProviderEventRow, *rows)
+        by_one = [e for e in await _walk(client, limit=1) if isinstance(e, ProviderDisputeUpdatedV1)]
+        by_many = [e for e in await _walk(client, limit=100) if isinstance(e, ProviderDisputeUpdatedV1)]
+        assert [e.model_dump(exclude={"event_id"}) for e in by_one] == [
+            e.model_dump(exclude={"event_id"}) for e in by_many
+        ]
+        # In the inbox's order, each once, caused by its inbox row as the live event was.
+        assert [e.causation_id for e in by_one] == [r["id"] for r in rows]
+        states = [
+            (e.data.provider_dispute_id, e.data.status, e.data.funds_withdrawn, e.data.provider_updated_at)
+            for e in by_one
+        ]
+        assert states == [
+            ("dp_lost", "needs_response", False, T0),
+            ("dp_won", "needs_response", False, T0 + timedelta(minutes=1)),
+            ("dp_lost", "needs_response", True, T0 + timedelta(minutes=2)),
+            ("dp_won", "needs_response", True, T0 + timedelta(minutes=3)),
+            ("dp_lost", "lost", True, T0 + timedelta(days=3)),
+            ("dp_won", "won", False, T0 + timedelta(days=4)),
+        ]
+        first = by_one[0]
+        assert (first.tenant_id, first.correlation_id, first.occurred_at) == (
+            TENANT,
+            lost["payment_id"],
+            T0 + timedelta(seconds=2),
+        )
+        assert (first.data.payment_id, first.data.provider_transaction_id, first.data.amount, first.data.currency) == (
+            lost["payment_id"],
+            lost["id"],
+            5000,
+            "USD",
+        )
+        assert (first.data.provider_created_at, first.data.evidence_due_by) == (T0, T0 + timedelta(days=7))
+        # Each under the tenant of its own payment.
+        assert {e.data.payment_id: e.tenant_id for e in by_one} == {
+            lost["payment_id"]: TENANT,
+            won["payment_id"]: "ten_bbbbbbbbbbbbbbbb",
+        }
+
+    async def test_nothing_but_published_dispute_states_of_our_payments_is_served(
+        self, make_client: Any, engine: AsyncEngine
+    ) -> None:
+        client = await make_client()
+        txn = _txn("stripe", account_id="pac_stripe1", provider_reference="pi_1")
+        await _insert(engine, ProviderTransactionRow, txn)
+        published = _stripe_event(
+            "pac_stripe1", "charge.dispute.created", _dispute("dp_1", "pi_1", "needs_response"), T0, "dispute", txn
+        )
+        await _insert(
+            engine,
+            ProviderEventRow,
+            published,
+            # A dispute of a charge not ours: only recorded.
+            _stripe_event(
+                "pac_stripe1",
+                "charge.dispute.created",
+                _dispute("dp_x", "pi_x", "needs_response"),
+                T0,
+                "unknown_transaction",
+                None,
+            ),
+            # The same Stripe event received for another account of ours (one Stripe account behind two
+            # of ours): the payment is not that account's, so nothing was published for it.
+            _stripe_event(
+                "pac_other",
+                "charge.dispute.created",
+                _dispute("dp_1", "pi_1", "needs_response"),
+                T0,
+                "unknown_transaction",
+                None,
+            ),
+            # A row naming a dispute result under another account than the payment's: never served.
+            _stripe_event(
+                "pac_other", "charge.dispute.updated", _dispute("dp_1", "pi_1", "under_review"), T0, "dispute", txn
+            ),
+            # Other objects' events of the same payment.
+            _stripe_event(
+                "pac_stripe1",
+                "refund.updated",
+                {"id": "re_1", "object": "refund", "payment_intent": "pi_1"},
+                T0,
+                "refund_recorded",
+                txn,
+            ),
+            _stripe_event(
+                "pac_stripe1",
+                "charge.succeeded",
+                {"id": "ch_1", "object": "charge", "payment_intent": "pi_1"},
+                T0,
+                "succeeded",
+                txn,
+            ),
+        )
+        # A dispute projected (stripe_objects) but never published: the projection is no verdict.
+        dispute_object = {
+            **_stripe_refund("pac_stripe1", "dp_2", "pi_1", "needs_response"),
+            "object": "dispute",
+            "event_type": "charge.dispute.created",
+        }
+        await _insert(engine, StripeObjectRow, dispute_object)
+        walked = await _walk(client, limit=2)
+        disputes = [e for e in walked if isinstance(e, ProviderDisputeUpdatedV1)]
+        assert [(e.causation_id, e.data.provider_dispute_id) for e in disputes] == [(published["id"], "dp_1")]
+        # The rest: the payment's own outcome only.
+        assert [e.event_type for e in walked] == ["provider.payment.succeeded", "provider.dispute.updated"]
+
+    async def test_a_state_published_between_pages_is_walked_after_the_cursor(
+        self, make_client: Any, engine: AsyncEngine
+    ) -> None:
+        client = await make_client()
+        txn = _txn("stripe", account_id="pac_stripe1", provider_reference="pi_1")
+        await _insert(engine, ProviderTransactionRow, txn)
+        states = _in_order(
+            *(
+                _stripe_event(
+                    "pac_stripe1",
+                    "charge.dispute.updated",
+                    _dispute("dp_1", "pi_1", "needs_response"),
+                    T0 + timedelta(minutes=n),
+                    "dispute",
+                    txn,
+                )
+                for n in range(3)
+            )
+        )
+        await _insert(engine, ProviderEventRow, *states)
+        later: list[dict[str, Any]] = []
+
+        async def meanwhile(_page: int) -> None:
+            row = _stripe_event(
+                "pac_stripe1",
+                "charge.dispute.closed",
+                _dispute("dp_1", "pi_1", "lost"),
+                T0 + timedelta(days=1),
+                "dispute",
+                txn,
+            )
+            later.append(row)
+            await _insert(engine, ProviderEventRow, row)
+
+        walked = [e for e in await _walk(client, limit=2, between=meanwhile) if isinstance(e, ProviderDisputeUpdatedV1)]
+        causes = [e.causation_id for e in walked]
+        assert causes == sorted(causes)
+        assert causes == [r["id"] for r in states + later]

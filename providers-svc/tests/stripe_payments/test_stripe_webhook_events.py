@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
 from providers_svc.domain.stripe_events import VerifiedStripeEvent
 from providers_svc.services.uow import ProvidersUnitOfWork
 
@@ -22,6 +23,9 @@ from .helpers import (
 )
 
 pytestmark = pytest.mark.postgres
+
+# reconciliation-svc's own key in the tests' settings (PROVIDERS_RECONCILIATION_INTERNAL_SECRET).
+RECONCILIATION_SECRET = "test-reconciliation-secret-0123456789abcdef"
 
 
 class TestDisputes:
@@ -47,6 +51,32 @@ class TestDisputes:
         assert second["funds_withdrawn"] is True
         assert second["provider_updated_at"] > first["provider_updated_at"]
         assert {p["tenant_id"] for p in published} == {TENANT}
+
+    async def test_the_verdicts_hand_out_every_published_state_again(self, shop: StripeShop, db_read: Any) -> None:
+        """``GET /internal/verdicts`` (reconciliation's rebuild): each state the webhook published, equal
+        to it but for its envelope's id and time."""
+        started = await shop.start()
+        await shop.send(stripe_event("payment_intent.succeeded", intent_object(started, "succeeded")))
+        dispute = dispute_object(started["provider_reference"])
+        created = int(time.time())
+        withdrawn = {**dispute, "balance_transactions": [{"amount": -5000}]}
+        for type_, obj, at in [
+            ("charge.dispute.created", dispute, created),
+            ("charge.dispute.funds_withdrawn", withdrawn, created + 1),
+            ("charge.dispute.closed", {**withdrawn, "status": "lost"}, created + 2),
+        ]:
+            assert (await shop.send(stripe_event(type_, obj, created=at))).status == 200
+        # Not ours: recorded, never published, never handed out.
+        await shop.send(stripe_event("charge.dispute.created", dispute_object("pi_notours")))
+        published = [e for e in outbox_events(await db_read("outbox")) if e["event_type"] == "provider.dispute.updated"]
+        token = sign_internal(RECONCILIATION_SECRET, issuer="reconciliation", audience="providers", tenant_id=None)
+        response = await shop.client.get("/internal/verdicts", headers={INTERNAL_HEADER: token})
+        assert response.status == 200, await response.text()
+        handed = [e for e in (await response.json())["data"] if e["event_type"] == "provider.dispute.updated"]
+        assert len(handed) == len(published) == 3
+        same = ("event_type", "tenant_id", "livemode", "correlation_id", "causation_id", "data", "source")
+        assert [{k: e[k] for k in same} for e in handed] == [{k: e[k] for k in same} for e in published]
+        assert [e["data"]["funds_withdrawn"] for e in handed] == [False, True, True]
 
     async def test_a_dispute_before_its_payments_success_is_refused_until_after_it(
         self, shop: StripeShop, db_read: Any

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import String, and_, exists, literal, select, tuple_
+from sqlalchemy import String, and_, exists, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from providers_svc.db.models import ProviderEventRow, ProviderTransactionRow
@@ -91,4 +91,30 @@ async def stripe_started_refunds(
     if after is not None:
         stmt = stmt.where(tuple_(o.account_id, o.stripe_id) > tuple_(*after))
     rows = (await session.execute(stmt.order_by(o.account_id, o.stripe_id).limit(limit))).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+async def published_disputes(
+    session: AsyncSession, published: str, after: str | None, limit: int
+) -> list[tuple[ProviderEventRow, ProviderTransactionRow]]:
+    """Every Stripe dispute event that was published as ``provider.dispute.updated`` (its inbox row's
+    result is ``published``, written with the event in one unit of work), with its transaction, in
+    inbox id order: the order providers-svc took them in.
+
+    The row's account (``external_id`` is ``<account id>/<Stripe event id>``) must be the transaction's,
+    as the webhook required (``locked_transaction``): a state is served under the tenant and account
+    it was published for, never another's. A walk reads the inbox once, by its primary key."""
+    e, t = ProviderEventRow, ProviderTransactionRow
+    stmt = (
+        select(e, t)
+        .join(t, t.id == e.transaction_id)
+        .where(
+            e.provider == "stripe",
+            e.result == published,
+            func.split_part(e.external_id, "/", 1) == t.account_id,
+        )
+    )
+    if after is not None:
+        stmt = stmt.where(e.id > after)
+    rows = (await session.execute(stmt.order_by(e.id).limit(limit))).all()
     return [(row[0], row[1]) for row in rows]

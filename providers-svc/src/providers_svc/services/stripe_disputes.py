@@ -16,7 +16,7 @@ from providers_svc.adapters.base import ProviderUnavailableError
 from providers_svc.adapters.stripe import NAME, StripeAdapter
 from providers_svc.adapters.stripe.amounts import from_stripe
 from providers_svc.domain.stripe_events import VerifiedStripeEvent
-from providers_svc.domain.transactions import CallbackResult, TransactionStatus
+from providers_svc.domain.transactions import CallbackResult, Transaction, TransactionStatus
 from providers_svc.services.stripe_outcomes import Outcome, id_of, locked_transaction
 from providers_svc.services.uow import ProvidersUnitOfWork
 
@@ -47,6 +47,41 @@ def _time(value: Any) -> datetime | None:
     return None
 
 
+def dispute_event(
+    txn: Transaction, event_type: str, created: datetime, dispute: Mapping[str, Any], causation_id: str
+) -> ProviderDisputeUpdatedV1 | None:
+    """The ``provider.dispute.updated`` one of Stripe's dispute events is, for our transaction ``txn``;
+    None when it names no dispute or no amount of ours. Built here only, so the state published live and
+    the one ``GET /internal/verdicts`` hands out again from the inbox row (services/verdicts.py) are one."""
+    dispute_id = id_of(dispute.get("id"))
+    amount, currency = dispute.get("amount"), str(dispute.get("currency") or "").upper()
+    ours = from_stripe(amount, currency) if isinstance(amount, int) and not isinstance(amount, bool) else None
+    if dispute_id is None or ours is None:
+        return None
+    due = dispute.get("evidence_details")
+    return ProviderDisputeUpdatedV1(
+        tenant_id=txn.tenant_id,
+        livemode=txn.livemode,
+        correlation_id=txn.payment_id,
+        causation_id=causation_id,
+        data=ProviderDispute(
+            payment_id=txn.payment_id,
+            provider=NAME,
+            provider_transaction_id=txn.id,
+            provider_dispute_id=dispute_id,
+            status=str(dispute.get("status") or "needs_response"),
+            reason=id_of(dispute.get("reason")),
+            amount=ours,
+            currency=currency,
+            funds_withdrawn=funds_withdrawn(event_type, dispute),
+            evidence_due_by=_time(due.get("due_by")) if isinstance(due, Mapping) else None,
+            provider_created_at=_time(dispute.get("created")) or created,
+            provider_updated_at=created,
+            livemode=txn.livemode,
+        ),
+    )
+
+
 async def apply_dispute(
     unit: ProvidersUnitOfWork, event: VerifiedStripeEvent, adapter: StripeAdapter, row_id: str
 ) -> Outcome:
@@ -57,38 +92,14 @@ async def apply_dispute(
         # An older API version names only the charge: its intent says which payment it is.
         intent_id = id_of((await adapter.api.charge(charge_id)).get("payment_intent"))
     txn = await locked_transaction(unit, adapter, our_id=None, intent_id=intent_id)
-    dispute_id = id_of(dispute.get("id"))
-    amount, currency = dispute.get("amount"), str(dispute.get("currency") or "").upper()
-    ours = from_stripe(amount, currency) if isinstance(amount, int) and not isinstance(amount, bool) else None
-    if txn is None or dispute_id is None or ours is None:
+    state = dispute_event(txn, event.type, event.created, dispute, row_id) if txn is not None else None
+    if txn is None or state is None:
         return Outcome(CallbackResult.UNKNOWN_TRANSACTION.value)
     if txn.status is TransactionStatus.PENDING:
         # Stripe does not order its events: a dispute can come before the success of the charge it
         # disputes. Published now, payments-svc would find the payment not paid and file the dispute as
         # an anomaly for good; refused (503, nothing committed), Stripe sends it again after the success.
-        raise ProviderUnavailableError(f"dispute {dispute_id} came before the success of {txn.id}")
-    due = dispute.get("evidence_details")
-    unit.emit(
-        ProviderDisputeUpdatedV1(
-            tenant_id=txn.tenant_id,
-            livemode=txn.livemode,
-            correlation_id=txn.payment_id,
-            causation_id=row_id,
-            data=ProviderDispute(
-                payment_id=txn.payment_id,
-                provider=NAME,
-                provider_transaction_id=txn.id,
-                provider_dispute_id=dispute_id,
-                status=str(dispute.get("status") or "needs_response"),
-                reason=id_of(dispute.get("reason")),
-                amount=ours,
-                currency=currency,
-                funds_withdrawn=funds_withdrawn(event.type, dispute),
-                evidence_due_by=_time(due.get("due_by")) if isinstance(due, Mapping) else None,
-                provider_created_at=_time(dispute.get("created")) or event.created,
-                provider_updated_at=event.created,
-                livemode=txn.livemode,
-            ),
-        )
-    )
+        raise ProviderUnavailableError(f"dispute {state.data.provider_dispute_id} came before the success of {txn.id}")
+    unit.emit(state)
+    # The inbox row's result: what ``GET /internal/verdicts`` finds the published states by.
     return Outcome(DISPUTE_PUBLISHED, txn.id)

@@ -1,11 +1,12 @@
 """The verdicts providers-svc holds, as the events that published them (``GET /internal/verdicts``):
 what ``reconciliation-svc rebuild`` refills its providers' side from when its database is lost.
 
-Four kinds, walked one after the other, each by its own keyset (``db/verdicts.py``): transactions with
+Five kinds, walked one after the other, each by its own keyset (``db/verdicts.py``): transactions with
 a final outcome (``provider.payment.succeeded|failed``), our refunds' published verdicts, Payme's
-cancels after perform and Stripe's refunds made outside our API (``provider.refund.updated`` with no
-refund id of ours). Each is rebuilt from the rows as ``queue_outcome``, ``refund_event`` and
-``provider_started_refund_event`` built it; the fields no row keeps are named where they are chosen.
+cancels after perform, Stripe's refunds made outside our API (``provider.refund.updated`` with no
+refund id of ours) and the states of Stripe's disputes of our payments (``provider.dispute.updated``).
+Each is rebuilt from the rows as ``queue_outcome``, ``refund_event``, ``provider_started_refund_event``
+and ``dispute_event`` built it; the fields no row keeps are named where they are chosen.
 
 A row written or changed after the walk passed it is not walked again: its event is published after
 its commit, so it reaches reconciliation after the rebuild's transaction, and applies on top of it."""
@@ -27,7 +28,7 @@ from billing_contracts.events.providers import (
 from providers_svc.adapters.stripe.adapter import refund_result
 from providers_svc.adapters.stripe.amounts import from_stripe
 from providers_svc.db import verdicts as reads
-from providers_svc.db.models import ProviderTransactionRow
+from providers_svc.db.models import ProviderEventRow, ProviderTransactionRow
 from providers_svc.db.payme import PaymeReversalRow
 from providers_svc.db.refunds import ProviderRefundRow, RefundVerdict, to_refund
 from providers_svc.db.repositories import to_transaction
@@ -35,10 +36,12 @@ from providers_svc.db.stripe_objects import StripeObjectRow
 from providers_svc.domain.refunds import RefundStatus
 from providers_svc.domain.transactions import TransactionStatus
 from providers_svc.services.refund_events import provider_started_refund_event, refund_event
+from providers_svc.services.stripe_disputes import DISPUTE_PUBLISHED, dispute_event
+from providers_svc.services.stripe_webhooks import parse_event
 from providers_svc.services.uow import UowFactory
 
 # The kinds in the order they are walked; a cursor is ``<kind>:<key>``.
-KINDS = ("payments", "refunds", "payme_reversals", "stripe_refunds")
+KINDS = ("payments", "refunds", "payme_reversals", "stripe_refunds", "disputes")
 _KEY = re.compile(r"[A-Za-z0-9_\-]{1,255}")
 
 
@@ -49,7 +52,7 @@ class BadCursor(ValueError):
 @dataclass(frozen=True)
 class Cursor:
     kind: str
-    # The last key walked in that kind (Stripe's: account id and Stripe id).
+    # The last key walked in that kind (Stripe refunds': account id and Stripe id; disputes: the inbox row id).
     key: tuple[str, ...]
 
     def encode(self) -> str:
@@ -165,6 +168,25 @@ def stripe_refund_verdict(o: StripeObjectRow, t: ProviderTransactionRow) -> Even
     return event.model_copy(update={"occurred_at": o.updated_at})
 
 
+def dispute_verdict(e: ProviderEventRow, t: ProviderTransactionRow) -> EventBase | None:
+    """The ``provider.dispute.updated`` one Stripe dispute event published, rebuilt from its inbox row
+    (the body as received, verified then) and its transaction, as ``apply_dispute`` built it.
+
+    Every published state is served, not only each dispute's newest: reconciliation keeps the money a
+    dispute moved as two times merged over all its states (``withdrawn_at``, the earliest state with
+    the funds withdrawn; ``released_at``, the latest without), and the newest state gives neither (a
+    lost dispute's newest is its closing, long after the withdrawal; a won one's says nothing of when
+    the funds left). Nor does ``stripe_objects``, which keeps a dispute's newest version only. Applied
+    through the live write, the same states give the same row, whatever order they come in.
+
+    ``occurred_at`` is not kept: the inbox row's ``received_at``, a moment before the live event was
+    built (reconciliation orders disputes by ``provider_updated_at``, which is exact)."""
+    # Parsed once already, when it was verified and applied: a stored body is well formed.
+    stripe = parse_event(e.payload)
+    event = dispute_event(to_transaction(t), stripe.type, stripe.created, stripe.object, e.id)
+    return event.model_copy(update={"occurred_at": e.received_at}) if event is not None else None
+
+
 Reader = Callable[[UowFactory, tuple[str, ...] | None, int], Awaitable[list[Item]]]
 
 
@@ -193,11 +215,18 @@ async def _stripe(uow: UowFactory, after: tuple[str, ...] | None, limit: int) ->
     return [(stripe_refund_verdict(o, t), (o.account_id, o.stripe_id)) for o, t in rows]
 
 
+async def _disputes(uow: UowFactory, after: tuple[str, ...] | None, limit: int) -> list[Item]:
+    async with uow() as unit:
+        rows = await reads.published_disputes(unit.session, DISPUTE_PUBLISHED, after[0] if after else None, limit)
+    return [(dispute_verdict(e, t), (e.id,)) for e, t in rows]
+
+
 _READERS: dict[str, Reader] = {
     "payments": _payments,
     "refunds": _refunds,
     "payme_reversals": _payme,
     "stripe_refunds": _stripe,
+    "disputes": _disputes,
 }
 
 

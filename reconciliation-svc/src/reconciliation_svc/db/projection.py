@@ -25,10 +25,16 @@ PENDING_REFUND = "PENDING"
 _PAID = frozenset({"SUCCEEDED", "PARTIALLY_REFUNDED", "REFUNDED"})
 _FINAL_PROVIDER_REFUND = ("succeeded", "failed")
 
-# Emptied by `rebuild`: what payments-svc's event log holds and what providers-svc's verdicts hold.
-# The discrepancies are ours alone (no other service could give them back), so they are kept; so is
-# ``recon_disputes``, which neither source can give back yet (README "Not done").
-REBUILT_TABLES = ("recon_payments", "recon_refunds", "recon_provider_transactions", "recon_provider_refunds")
+# Emptied by `rebuild`: what payments-svc's event log holds and what providers-svc's verdicts hold
+# (``recon_disputes`` from every dispute state it published). The discrepancies are ours alone (no
+# other service could give them back), so they are kept.
+REBUILT_TABLES = (
+    "recon_payments",
+    "recon_refunds",
+    "recon_provider_transactions",
+    "recon_provider_refunds",
+    "recon_disputes",
+)
 
 
 def _pick(newer: ColumnElement[bool], table: Table, excluded: Any, columns: list[str]) -> dict[str, Any]:

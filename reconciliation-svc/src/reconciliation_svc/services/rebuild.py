@@ -1,11 +1,12 @@
 """``reconciliation-svc rebuild`` (REC-6): empty the projection and refill it, in one transaction, our
 payments and refunds from payments-svc's event log, then the providers' verdicts from providers-svc's
-``GET /internal/verdicts`` (each the event that published it), every one through the writes the live
-events make. So the projection is never seen half-built, and a rebuild that fails (either service down
-midway) leaves the old one in place. The verdicts come second: each files its payment under its
-provider account (``provider_account_filed``), as a live verdict does for a payment that came first.
-The discrepancies are kept. Events consumed meanwhile wait for the transaction and then apply through
-the same guards (sequence, occurred_at, provider_updated_at), so nothing newer is lost."""
+``GET /internal/verdicts`` (each the event that published it, every state of each dispute included),
+every one through the writes the live events make. So the projection is never seen half-built, and a
+rebuild that fails (either service down midway) leaves the old one in place. The verdicts come second:
+each files its payment under its provider account (``provider_account_filed``), as a live verdict does
+for a payment that came first. The discrepancies are kept. Events consumed meanwhile wait for the
+transaction and then apply through the same guards (sequence, occurred_at, provider_updated_at), so
+nothing newer is lost."""
 
 from __future__ import annotations
 
@@ -35,8 +36,8 @@ class RebuildResult:
 
 # The log's types the projection takes; the others (endpoint.disabled, types newer than this version)
 # are skipped unread, and so is ``dispute.*``: it names neither the provider's dispute id nor the
-# funds' movements between opening and closing, which ``recon_disputes`` keeps (from
-# ``provider.dispute.updated``). That table is not emptied by a rebuild (db/projection.REBUILT_TABLES).
+# funds' movements between opening and closing, which ``recon_disputes`` keeps. That table is refilled
+# from the verdicts instead: every ``provider.dispute.updated`` providers-svc published.
 _PROJECTED = {cls.model_fields["event_type"].default: cls for cls in (*PAYMENT_EVENTS, *REFUND_EVENTS)}
 
 

@@ -1,6 +1,7 @@
 """``rebuild``'s reader of the verdicts providers-svc holds (docs/INTERNAL.md "Reconciliation (issue
-13)": ``GET /internal/verdicts?after=&limit=``), each the ``provider.payment.*`` or
-``provider.refund.updated`` event that published it. Signed ``iss=reconciliation``, no tenant."""
+13)": ``GET /internal/verdicts?after=&limit=``), each the ``provider.payment.*``,
+``provider.refund.updated`` or ``provider.dispute.updated`` event that published it. Signed
+``iss=reconciliation``, no tenant."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from billing_runtime import tracing
 from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
 from pydantic import Discriminator, TypeAdapter, ValidationError
 
-# A dispute state is taken too (applied as the live event is), for when providers-svc hands them out:
-# today it does not (README "Not done"), and ``recon_disputes`` is kept by a rebuild.
+# Every dispute state providers-svc published comes too, each applied as the live event is: the
+# earliest withdrawal and the latest release (``recon_disputes``) are merged over all of them.
 Verdict = Annotated[
     ProviderPaymentSucceededV1 | ProviderPaymentFailedV1 | ProviderRefundUpdatedV1 | ProviderDisputeUpdatedV1,
     Discriminator("event_type"),
