@@ -118,7 +118,7 @@ async def record_links(session: AsyncSession, account_id: str, links: Sequence[I
     }
     await fetch_prepared(session, _record(), params)
     # Run even when every link was known already: it changes nothing then (an indexed look-up), and a
-    # charge committed concurrently with the link's first record (neither statement saw the other) is
-    # given its invoice at the next event that carries the link.
+    # charge that missed its link before the payment locks (``lock_payments``) existed is given its
+    # invoice at the next event that carries the link.
     attached = await fetch_prepared(session, _attach(), {k: params[k] for k in ("account_id", "invoice", "payments")})
     return bool(attached)
