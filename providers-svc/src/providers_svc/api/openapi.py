@@ -404,4 +404,12 @@ OPERATIONS = (
         TXN,
         path_param("token", "The link's token."),
     ),
+    _page(
+        "GET",
+        "/pay/stripe/{transaction_id}/{token}/return",
+        "Stripe Checkout's return page (no return URL given)",
+        "stripeReturn",
+        TXN,
+        path_param("token", "The link's token."),
+    ),
 )

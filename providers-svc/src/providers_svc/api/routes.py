@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from providers_svc.api import internal, octo_pages, reconciliation, refunds, stripe_pages
+from providers_svc.api import internal, octo_pages, reconciliation, refunds, stripe_pages, stripe_return
 from providers_svc.api.accounts import add_account_routes
 from providers_svc.api.callbacks import octo as octo_callbacks
 from providers_svc.api.callbacks import payme as payme_callbacks
@@ -56,6 +56,7 @@ def setup_routes(app: web.Application) -> None:
         app.router.add_post("/billing/stripe", stripe_callbacks.stripe_webhook)
         app.router.add_get("/pay/stripe/{transaction_id}/{token}", stripe_pages.pay_page)
         app.router.add_post("/pay/stripe/{transaction_id}/{token}", stripe_pages.pay_submit)
+        app.router.add_get("/pay/stripe/{transaction_id}/{token}/return", stripe_return.return_page)
 
 
 def add_octo_routes(app: web.Application) -> None:

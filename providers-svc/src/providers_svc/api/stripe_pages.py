@@ -58,7 +58,7 @@ def is_fake_stripe(adapter: StripeAdapter) -> bool:
     return adapter.account.test and adapter.account.settings.get("api_base", STRIPE_API).rstrip("/") != STRIPE_API
 
 
-def _render(
+def render(
     request: web.Request, template: str, context: Mapping[str, object], *, status: int = 200, csp: str = _PLAIN_CSP
 ) -> web.Response:
     html = request.app[templates_key].get_template(template).render(**context)
@@ -70,14 +70,16 @@ def _message(
     request: web.Request, status: int, heading: str, message: str, txn: Transaction | None = None
 ) -> web.Response:
     return_url = txn.return_url if txn is not None else None
-    context = {"heading": heading, "message": message, "return_url": return_url}
-    return _render(request, "stripe_message.html", context, status=status)
+    context = {"heading": heading, "message": message, "return_url": return_url, "checkout_url": None}
+    return render(request, "stripe_message.html", context, status=status)
 
 
 _PATH_PART = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
-async def _resolve(request: web.Request) -> tuple[Transaction, StripeAdapter] | web.Response:
+async def find_payment(request: web.Request) -> tuple[Transaction, StripeAdapter] | web.Response:
+    """The Stripe transaction the link names (``{transaction_id}/{token}``) and its account's adapter,
+    whatever its status; else the 404 page (unknown id, another provider's, or a wrong token)."""
     app = request.app
     txn_id, token = request.match_info["transaction_id"], request.match_info["token"]
     if not (_PATH_PART.fullmatch(txn_id) and _PATH_PART.fullmatch(token)):
@@ -96,7 +98,15 @@ async def _resolve(request: web.Request) -> tuple[Transaction, StripeAdapter] | 
         or not hmac.compare_digest(page_token(account.credentials["secret_key"], txn.id).encode(), token.encode())
     ):
         return _message(request, 404, "Payment not found", "This payment link is not valid.")
-    adapter = app[stripe_webhooks_key].provider.bound(account)
+    return txn, app[stripe_webhooks_key].provider.bound(account)
+
+
+async def _resolve(request: web.Request) -> tuple[Transaction, StripeAdapter] | web.Response:
+    """``find_payment``, and only a payment still payable here: else a page saying it no longer is."""
+    found = await find_payment(request)
+    if isinstance(found, web.Response):
+        return found
+    txn, adapter = found
     if txn.status is not TransactionStatus.PENDING or txn.provider_reference is None:
         heading = "Payment completed" if txn.status is TransactionStatus.SUCCEEDED else "Payment closed"
         return _message(request, 200, heading, "This payment can no longer be paid here.", txn)
@@ -124,7 +134,7 @@ async def pay_page(request: web.Request) -> web.Response:
         error = request.query.get("error", "")
         shown = error if _ERROR_CODE.fullmatch(error) else None
         context = {**common, "intent_id": intent.get("id"), "intent_status": intent.get("status"), "error": shown}
-        return _render(request, "stripe_test_cards.html", context)
+        return render(request, "stripe_test_cards.html", context)
     publishable = adapter.account.settings.get("publishable_key")
     if not publishable:
         return _message(request, 503, "Payment page unavailable", "This shop cannot take card payments here yet.", txn)
@@ -137,7 +147,7 @@ async def pay_page(request: web.Request) -> web.Response:
         "connected_account": adapter.account.settings.get("connected_account", ""),
         "return_url": txn.return_url or str(request.url),
     }
-    return _render(request, "stripe_elements.html", context, csp=_ELEMENTS_CSP.format(nonce=nonce))
+    return render(request, "stripe_elements.html", context, csp=_ELEMENTS_CSP.format(nonce=nonce))
 
 
 async def pay_submit(request: web.Request) -> web.StreamResponse:

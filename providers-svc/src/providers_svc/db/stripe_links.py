@@ -17,12 +17,24 @@ from typing import Any
 
 from billing_runtime.db import table_of
 from billing_runtime.prepared import fetch_prepared
-from sqlalchemy import ARRAY, ColumnElement, String, and_, bindparam, func, literal_column, not_, or_, select
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    ColumnElement,
+    String,
+    and_,
+    bindparam,
+    func,
+    literal_column,
+    not_,
+    or_,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from providers_svc.db.stripe_objects import StripeInvoicePaymentRow, StripeObjectRow
-from providers_svc.domain.stripe_invoice_payments import InvoiceLink
+from providers_svc.domain.stripe_invoice_payments import InvoiceLink, payment_lock_keys
 
 
 def linked_invoice() -> ColumnElement[Any]:
@@ -37,6 +49,21 @@ def linked_invoice() -> ColumnElement[Any]:
         )
         .scalar_subquery()
     )
+
+
+@functools.cache
+def _lock() -> Any:
+    keys = func.unnest(bindparam("keys", type_=ARRAY(BigInteger()))).table_valued("key", with_ordinality="n")
+    keys = keys.render_derived("keys")
+    # In the keys' order (ascending): PostgreSQL evaluates a volatile target list after the ORDER BY.
+    return select(func.pg_advisory_xact_lock(keys.c.key).label("locked")).order_by(keys.c.n)
+
+
+async def lock_payments(session: AsyncSession, account_id: str, payments: Sequence[str]) -> None:
+    """Wait for, and hold to the end of the transaction, the lock of each of ``payments`` (PaymentIntent
+    or charge ids) of ``account_id``: before a link of them is recorded, or a charge of them stored."""
+    if payments:
+        await fetch_prepared(session, _lock(), {"keys": payment_lock_keys(account_id, payments)})
 
 
 @functools.cache
@@ -91,7 +118,7 @@ async def record_links(session: AsyncSession, account_id: str, links: Sequence[I
     }
     await fetch_prepared(session, _record(), params)
     # Run even when every link was known already: it changes nothing then (an indexed look-up), and a
-    # charge committed concurrently with the link's first record (neither statement saw the other) is
-    # given its invoice at the next event that carries the link.
+    # charge that missed its link before the payment locks (``lock_payments``) existed is given its
+    # invoice at the next event that carries the link.
     attached = await fetch_prepared(session, _attach(), {k: params[k] for k in ("account_id", "invoice", "payments")})
     return bool(attached)

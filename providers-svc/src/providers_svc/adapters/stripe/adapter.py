@@ -101,6 +101,11 @@ class StripeAdapter:
     def payer_page(self, txn: Transaction) -> str:
         return f"{self.page_base}/{txn.id}/{page_token(self.account.credentials['secret_key'], txn.id)}"
 
+    def return_page(self, txn: Transaction) -> str:
+        """Where Stripe's Checkout sends back the payer of a payment that came with no return URL: our
+        page saying where the payment stands (``api/stripe_return.py``), under the payer page's link."""
+        return f"{self.payer_page(txn)}/return"
+
     async def start(self, txn: Transaction) -> StartResult:
         amount = stripe_amount(txn.amount, txn.currency)
         # The payment's own manual capture (the tenant captures), or the account's (we capture at once).
@@ -128,7 +133,9 @@ class StripeAdapter:
     def session_params(self, txn: Transaction, amount: int, capture: str) -> dict[str, Any]:
         now = utcnow()
         expires = min(max(txn.expires_at, now + _SESSION_MIN), now + _SESSION_MAX)
-        back = txn.return_url or self.page_base
+        # Paid or not (``cancel_url``: the payer left Stripe's page), the payer comes back to the shop, or
+        # without a return URL to our page; neither redirect decides anything, the webhook does.
+        back = txn.return_url or self.return_page(txn)
         return {
             "mode": "payment",
             "line_items": [
