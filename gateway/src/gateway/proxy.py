@@ -179,7 +179,7 @@ async def _forward(request: web.Request, route: ProxyRoute) -> web.Response:
         pass_authorization=route.pass_authorization,
         pages=route.pages,
         passed_headers=route.passed_headers,
-        stream_limit=STRIPE_EVENT_LIMIT if stripe else None,
+        body_limit=STRIPE_EVENT_LIMIT if stripe else None,
     )
 
 
@@ -192,27 +192,30 @@ async def relay(
     pass_authorization: bool = False,
     pages: bool = False,
     stream_limit: int | None = None,
+    body_limit: int | None = None,
     passed_headers: tuple[str, ...] = (),
     kept_headers: tuple[str, ...] = (),
 ) -> web.Response:
     """The request, on the same path, to ``upstream_name``; its answer back (503 when unreachable).
     ``kept_headers``: upstream response headers the caller reads (and must drop before answering).
     ``internal``: with an internal token naming ``tenant`` (or no tenant: a platform call).
-    ``stream_limit``: the body is streamed to the upstream as it arrives, up to that many bytes (413
-    beyond), instead of read whole under the app's ``client_max_size``."""
+    ``stream_limit``: an upload, streamed to the upstream as it arrives, up to that many bytes (413
+    beyond), instead of read whole under the app's ``client_max_size``, with a timeout of its own.
+    ``body_limit``: a body read whole up to that many bytes when its length is declared (a chunked one
+    is streamed and counted as an upload is), under the usual timeout."""
     if not _is_safe_path(request):
         raise ProblemError(404, "not_found", "No such route")
     app = request.app
     body: bytes | BoundedBody
-    if stream_limit is None:
+    if stream_limit is None and body_limit is None:
         # Bounded by client_max_size whether or not the client sent a Content-Length (413 beyond it).
         body = await request.read()
-    elif request.content_length is not None and request.content_length <= stream_limit:
+    elif body_limit is not None and request.content_length is not None and request.content_length <= body_limit:
         # Declared and within the limit (every event Stripe sends): read whole, as the parser stops at
         # the declared length; a chunked upload to the upstream cost both processes more than the copy.
         body = await request.content.read()
     else:
-        body = BoundedBody(request, stream_limit)
+        body = BoundedBody(request, stream_limit or body_limit or 0)
 
     forwarded = FORWARDED_REQUEST_HEADERS + passed_headers
     headers = {name: request.headers[name] for name in forwarded if name in request.headers}
@@ -239,7 +242,7 @@ async def relay(
             data=body or None,
             headers=headers,
             allow_redirects=False,
-            timeout=_timeout(request, body, upstream.session.timeout),
+            timeout=_timeout(request, stream_limit is not None, upstream.session.timeout),
         ) as response:
             payload = await response.read()
             status = response.status
@@ -260,10 +263,10 @@ async def relay(
     return web.Response(status=status, body=payload, headers=returned)
 
 
-def _timeout(request: web.Request, body: bytes | BoundedBody, default: ClientTimeout) -> ClientTimeout:
-    """A streamed upload (megabytes from a slow client, then parsed and staged upstream) has a timeout
-    of its own, ``statement_upload_timeout``; a JSON request keeps the session's (``default``)."""
-    if not isinstance(body, BoundedBody):
+def _timeout(request: web.Request, upload: bool, default: ClientTimeout) -> ClientTimeout:
+    """An upload (megabytes from a slow client, then parsed and staged upstream) has a timeout of its
+    own, ``statement_upload_timeout``; any other request keeps the session's (``default``)."""
+    if not upload:
         return default
     settings = request.app[settings_key]
     return ClientTimeout(total=settings.statement_upload_timeout, sock_connect=settings.upstream_connect_timeout)
