@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from providers_svc.domain.stripe_invoice_payments import InvoiceLink, links_of, payment_lock_keys
+from providers_svc.domain.stripe_invoice_payments import InvoiceLink, links_of
 
 from .test_stripe_objects import verified
 
@@ -54,17 +54,3 @@ def test_an_invoice_links_its_listed_payments_and_its_older_fields_once_each() -
 
 def test_other_objects_link_nothing() -> None:
     assert links_of(verified({"id": "ch_1", "object": "charge", "invoice": "in_1"}, "charge.succeeded")) == []
-
-
-def test_lock_keys_are_one_per_payment_in_ascending_order_whatever_the_order_named() -> None:
-    # Ascending whatever the order the event names its payments in: two events locking overlapping
-    # sets take the common keys in the same order (no deadlock).
-    keys = payment_lock_keys("pac_a", ["pi_2", "pi_1", "ch_1", "pi_2"])
-    assert keys == sorted(keys) == payment_lock_keys("pac_a", ["ch_1", "pi_1", "pi_2"])
-    assert len(keys) == 3 and all(-(2**63) <= key < 2**63 for key in keys)
-
-
-def test_lock_keys_are_stable_and_of_their_account() -> None:
-    # The same in every process (not Python's salted hash), and another account's payment is another key.
-    assert payment_lock_keys("pac_a", ["pi_1"]) == [2725697391991252887]
-    assert payment_lock_keys("pac_a", ["pi_1"]) != payment_lock_keys("pac_b", ["pi_1"])

@@ -34,7 +34,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from providers_svc.db.stripe_objects import StripeInvoicePaymentRow, StripeObjectRow
-from providers_svc.domain.stripe_invoice_payments import InvoiceLink, payment_lock_keys
+from providers_svc.domain.stripe_invoice_payments import InvoiceLink
 
 
 def linked_invoice() -> ColumnElement[Any]:
@@ -59,11 +59,30 @@ def _lock() -> Any:
     return select(func.pg_advisory_xact_lock(keys.c.key).label("locked")).order_by(keys.c.n)
 
 
-async def lock_payments(session: AsyncSession, account_id: str, payments: Sequence[str]) -> None:
-    """Wait for, and hold to the end of the transaction, the lock of each of ``payments`` (PaymentIntent
-    or charge ids) of ``account_id``: before a link of them is recorded, or a charge of them stored."""
-    if payments:
-        await fetch_prepared(session, _lock(), {"keys": payment_lock_keys(account_id, payments)})
+async def take_locks(session: AsyncSession, keys: Sequence[int]) -> None:
+    """Wait for, and hold to the end of the transaction, the advisory lock of each of ``keys``, in their
+    order (``domain/stripe_locks.py``: which an event takes, and why)."""
+    if keys:
+        await fetch_prepared(session, _lock(), {"keys": list(keys)})
+
+
+@functools.cache
+def _invoice_customers() -> Any:
+    objects = table_of(StripeObjectRow)
+    return select(objects.c.customer).where(
+        objects.c.account_id == bindparam("account_id"),
+        objects.c.object == "invoice",
+        objects.c.stripe_id == func.any(bindparam("invoices", type_=ARRAY(String()))),
+        objects.c.customer.is_not(None),
+    )
+
+
+async def invoice_customers(session: AsyncSession, account_id: str, invoices: Sequence[str]) -> list[str]:
+    """The customers of those of ``invoices`` that are stored."""
+    if not invoices:
+        return []
+    rows = await fetch_prepared(session, _invoice_customers(), {"account_id": account_id, "invoices": list(invoices)})
+    return [row["customer"] for row in rows]
 
 
 @functools.cache
@@ -118,7 +137,7 @@ async def record_links(session: AsyncSession, account_id: str, links: Sequence[I
     }
     await fetch_prepared(session, _record(), params)
     # Run even when every link was known already: it changes nothing then (an indexed look-up), and a
-    # charge that missed its link before the payment locks (``lock_payments``) existed is given its
+    # charge that missed its link before the payment locks (``take_locks``) existed is given its
     # invoice at the next event that carries the link.
     attached = await fetch_prepared(session, _attach(), {k: params[k] for k in ("account_id", "invoice", "payments")})
     return bool(attached)

@@ -14,9 +14,8 @@ recorded from every event that carries one, whatever its order or age (``db/stri
 
 from __future__ import annotations
 
-import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,19 +68,6 @@ def links_of(event: VerifiedStripeEvent) -> list[InvoiceLink]:
     for link in found:
         unique.setdefault(link.payment, link)
     return list(unique.values())
-
-
-def payment_lock_keys(account_id: str, payments: Iterable[str]) -> list[int]:
-    """The advisory lock keys (signed 64-bit) under which ``payments`` (PaymentIntent or charge ids) of
-    ``account_id`` are linked to invoices and charges look their link up: one per payment, distinct,
-    in ascending order, so that two transactions locking overlapping sets take their common keys in
-    the same order and cannot deadlock. A hash, stable across processes (not Python's ``hash``); a
-    collision only makes two unrelated payments wait for each other."""
-    keys = set()
-    for payment in payments:
-        digest = hashlib.blake2b(f"stripe-payment:{account_id}:{payment}".encode(), digest_size=8).digest()
-        keys.add(int.from_bytes(digest, "big", signed=True))
-    return sorted(keys)
 
 
 def _invoice_payment_link(obj: Mapping[str, Any]) -> InvoiceLink | None:

@@ -19,11 +19,12 @@ from typing import Any
 from billing_contracts.envelope import utcnow
 from billing_contracts.events.stripe import StripeObjectChange, stripe_event_class
 
-from providers_svc.db.stripe_links import lock_payments, record_links
+from providers_svc.db.stripe_links import invoice_customers, record_links, take_locks
 from providers_svc.db.stripe_writes import mirror_invoice, mirror_invoice_by_id, mirror_subscription, upsert
 from providers_svc.domain.stripe_events import VerifiedStripeEvent
 from providers_svc.domain.stripe_invoice_payments import links_of
-from providers_svc.domain.stripe_objects import KINDS, ObjectState, action_of, state_of
+from providers_svc.domain.stripe_locks import customer_keys, later_invoices, locks_of
+from providers_svc.domain.stripe_objects import KINDS, action_of, state_of
 from providers_svc.services.uow import ProvidersUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -36,16 +37,20 @@ async def project_event(uow: ProvidersUnitOfWork, event: VerifiedStripeEvent) ->
     One statement for the object, and at most one more to mirror a subscription's metadata onto its
     invoices and their charges, or an invoice's onto its charges; an event that links payments to an
     invoice (an ``invoice_payment``, an invoice naming its payments) two more before: the links, and
-    the charges they give that invoice. Before all of it, when the event links payments or is a charge
-    that may be linked, one more: the locks of those payments (``db/stripe_links.py``), so that a link
-    and its charge projected at once still meet."""
+    the charges they give that invoice. Before all of it, for a subscription, an invoice, a charge or a
+    link, one more: the locks it shares with every event it could race (``domain/stripe_locks.py``),
+    and for a link two more (its invoice's stored customer, and that customer's lock), so that two
+    events projected at once still see each other's rows."""
     now = utcnow()
     # An invoice_payment (API versions from 2025-03-31), or an invoice, links payments to the invoice:
     # recorded whatever the state's age (a link is a fact, not a state), before the invoice's upsert so
     # that its mirroring reaches the charges just linked.
     links = links_of(event)
     state = state_of(event)
-    await lock_payments(uow.session, event.account_id, [link.payment for link in links] + _linkable(state))
+    await take_locks(uow.session, locks_of(links, state).keys(event.account_id))
+    if invoices := later_invoices(links, state):
+        customers = await invoice_customers(uow.session, event.account_id, invoices)
+        await take_locks(uow.session, customer_keys(event.account_id, customers))
     attached = await record_links(uow.session, event.account_id, links, now) if links else False
     if state is None:
         if event.object_type in KINDS:
@@ -68,15 +73,6 @@ async def project_event(uow: ProvidersUnitOfWork, event: VerifiedStripeEvent) ->
         return
     for row in mirrored:
         _publish(uow, row, "updated", event)
-
-
-def _linkable(state: ObjectState | None) -> list[str]:
-    """The payments a link could name for this charge (its PaymentIntent, or the charge itself when it
-    has none: Stripe's ``payment.type = charge``); none for a charge that names its invoice itself
-    (it keeps it: no link changes it) or for another object."""
-    if state is None or state.kind != "charge" or state.invoice is not None:
-        return []
-    return [p for p in (state.payment_intent, state.stripe_id) if p is not None]
 
 
 async def _mirror_linked(uow: ProvidersUnitOfWork, event: VerifiedStripeEvent, invoice: str, now: datetime) -> None:
