@@ -126,6 +126,19 @@ class TestWithoutAReturnUrl:
         status, html, _ = await _page(shop, session["success_url"])
         assert (status, "expired before the payment was made" in html, session["url"] in html) == (200, True, False)
 
+    async def test_the_payer_page_of_a_session_sends_the_payer_to_its_return_page(self, checkout: Checkout) -> None:
+        # The payer page (flow=payment_intent's) of a Checkout Session's payment: nothing to pay there,
+        # and no read of the session's id as a PaymentIntent; its return page says where it stands.
+        shop, fake = checkout
+        await shop.start(return_url=None)
+        [session] = fake.sessions.values()
+        page = session["success_url"].removesuffix("/return")
+        for method in ("GET", "POST"):
+            resp = await shop.client.request(method, page.removeprefix(GATEWAY), allow_redirects=False)
+            assert (resp.status, resp.headers["Location"]) == (303, session["success_url"].removeprefix(GATEWAY))
+        status, html, _ = await _page(shop, session["success_url"])
+        assert (status, "Payment not completed" in html, session["url"] in html) == (200, True, True)
+
     async def test_only_a_link_of_ours_is_a_page(self, checkout: Checkout) -> None:
         shop, fake = checkout
         started = await shop.start(return_url=None)

@@ -110,6 +110,10 @@ async def _resolve(request: web.Request) -> tuple[Transaction, StripeAdapter] | 
     if txn.status is not TransactionStatus.PENDING or txn.provider_reference is None:
         heading = "Payment completed" if txn.status is TransactionStatus.SUCCEEDED else "Payment closed"
         return _message(request, 200, heading, "This payment can no longer be paid here.", txn)
+    if txn.provider_reference.startswith("cs_"):
+        # A Checkout Session's payment is paid on Stripe's own page, not this one: its return page says
+        # where it stands and links back to Stripe's page while the session is open.
+        raise web.HTTPSeeOther(location=f"{request.path.rstrip('/')}/return", headers={"Cache-Control": "no-store"})
     return txn, adapter
 
 
