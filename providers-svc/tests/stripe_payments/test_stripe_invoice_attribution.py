@@ -6,11 +6,16 @@ signs it (stripe-python's ``generate_signature_header``)."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from typing import Any
 
 import pytest
+from providers_svc.domain.stripe_events import VerifiedStripeEvent
+from providers_svc.services.uow import ProvidersUnitOfWork
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .conftest import TENANT, StripeShop, stripe_event
 from .helpers import outbox_events
@@ -248,3 +253,73 @@ async def test_a_charge_of_another_invoice_is_not_relinked(shop: StripeShop) -> 
         ],
     )
     assert (await stored_charge(shop))["subscription_metadata"] == PLAN
+
+
+class TestAtOnceThroughTheWebhook:
+    """Two webhooks at once, the first held open after its projection (a follower waits) until the
+    second has finished or waits on a lock: the locks the webhook takes with its inbox claim make the
+    second see the first's rows, whichever is held."""
+
+    @pytest.mark.parametrize(
+        ("held", "other"),
+        [("charge", "invoice_payment"), ("invoice_payment", "charge"), ("subscription", "charge")],
+        ids="-held-".join,
+    )
+    async def test_the_charge_ends_with_its_invoice_and_metadata(
+        self, stripe_shop_factory: Any, engine: AsyncEngine, held: str, other: str
+    ) -> None:
+        gate, projected, armed = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+        async def hold(_unit: ProvidersUnitOfWork, event: VerifiedStripeEvent) -> None:
+            if armed.is_set() and event.object_type == held and not projected.is_set():
+                projected.set()
+                await gate.wait()
+
+        shop = await stripe_shop_factory(stripe_followers=[hold])
+        now = int(time.time())
+        events = basil_events(now)
+        newer = {**PLAN, "plan": "team"}
+        if held == "subscription":
+            # Its new metadata against a charge stored at once (the link already recorded).
+            await deliver(shop, [events["subscription"], events["invoice"], events["invoice_payment"]])
+            events["subscription"] = _event(
+                "customer.subscription.updated", subscription(now - 60) | {"metadata": newer}, BASIL, now - 30
+            )
+        else:
+            await deliver(shop, [events["subscription"], events["invoice"]])
+        armed.set()
+        first = asyncio.create_task(shop.send(events[held]))
+        await asyncio.wait_for(projected.wait(), timeout=10)
+        second = asyncio.create_task(shop.send(events[other]))
+        try:
+            await _finished_or_waiting(engine, second)
+        finally:
+            gate.set()
+        for task in (first, second):
+            resp = await asyncio.wait_for(task, timeout=10)
+            assert resp.status == 200, await resp.text()
+        stored = await stored_charge(shop)
+        wanted = newer if held == "subscription" else PLAN
+        assert (stored["stripe_object"].get("id"), stored["subscription_metadata"]) == (CHARGE, wanted)
+        [row] = [r for r in await _charges(engine)]
+        assert row == INVOICE
+
+
+async def _finished_or_waiting(engine: AsyncEngine, task: asyncio.Task[Any]) -> None:
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    for _ in range(500):
+        if task.done():
+            return
+        async with engine.connect() as conn:
+            if (await conn.execute(waiting)).scalar_one():
+                return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the second webhook neither finished nor waited")
+
+
+async def _charges(engine: AsyncEngine) -> list[Any]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(text("SELECT invoice FROM stripe_objects WHERE object = 'charge'"))
+        return [r[0] for r in rows]

@@ -20,6 +20,7 @@ from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
 
 from providers_svc.db.models import Base, ProviderEventRow, ProviderTransactionRow, TenantProviderAccountRow
 from providers_svc.db.repositories import transaction_from_row
+from providers_svc.db.stripe_links import locks_select
 from providers_svc.domain.transactions import Transaction
 
 
@@ -78,7 +79,16 @@ def _claim() -> ReturningInsert[Any]:
     )
     table = table_of(ProviderEventRow)
     values = {c: bindparam(c, type_=table.c[c].type) for c in _EVENT_COLUMNS}
-    return pg_insert(table).values(values).on_conflict_do_nothing().returning(tenants.label("tenant_ids"))
+    # The event's first advisory locks (``domain/stripe_locks.py``), taken as its row is returned: the
+    # unit's next statement, after any wait, sees what the holder committed (one round trip fewer than
+    # a statement of their own). A duplicate returns no row and takes none.
+    locked = select(func.count()).select_from(locks_select().subquery()).scalar_subquery()
+    return (
+        pg_insert(table)
+        .values(values)
+        .on_conflict_do_nothing()
+        .returning(tenants.label("tenant_ids"), locked.label("locked"))
+    )
 
 
 @functools.cache
@@ -149,7 +159,7 @@ class StripeRepository:
     async def record_event(self, values: dict[str, Any]) -> bool:
         """The inbox row (``provider_events``), unless ``(provider, external_id)`` is there; True if new.
         A concurrent copy of the same event waits here for the first one's commit and then finds it."""
-        return await self.claim_event(values, None) is not None
+        return await self.claim_event(values, None, []) is not None
 
     async def redelivered(self, external_id: str, delivery: str) -> bool:
         """An event recorded before, delivered again: ``delivery`` (``"<t>:<account id>"``) added to its
@@ -161,10 +171,14 @@ class StripeRepository:
         )
         return bool(rows)
 
-    async def claim_event(self, values: dict[str, Any], account_id: str | None) -> tuple[str, ...] | None:
-        """``record_event``, and in the same statement the tenants ``account_id`` is assigned to (sorted):
-        None when the event was recorded before."""
-        rows = await returning_prepared(self._session, _claim(), {**values, "account_id": account_id})
+    async def claim_event(
+        self, values: dict[str, Any], account_id: str | None, lock_keys: list[int]
+    ) -> tuple[str, ...] | None:
+        """``record_event``, and in the same statement the tenants ``account_id`` is assigned to (sorted)
+        and the advisory locks of ``lock_keys`` (in their order): None when the event was recorded
+        before (then no lock is taken)."""
+        params = {**values, "account_id": account_id, "keys": lock_keys}
+        rows = await returning_prepared(self._session, _claim(), params)
         if not rows:
             return None
         return tuple(rows[0]["tenant_ids"] or ())

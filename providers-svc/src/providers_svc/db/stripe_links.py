@@ -52,7 +52,8 @@ def linked_invoice() -> ColumnElement[Any]:
 
 
 @functools.cache
-def _lock() -> Any:
+def locks_select() -> Any:
+    """``pg_advisory_xact_lock`` of each of ``:keys`` (bigint[]), in their order."""
     keys = func.unnest(bindparam("keys", type_=ARRAY(BigInteger()))).table_valued("key", with_ordinality="n")
     keys = keys.render_derived("keys")
     # In the keys' order (ascending): PostgreSQL evaluates a volatile target list after the ORDER BY.
@@ -63,7 +64,7 @@ async def take_locks(session: AsyncSession, keys: Sequence[int]) -> None:
     """Wait for, and hold to the end of the transaction, the advisory lock of each of ``keys``, in their
     order (``domain/stripe_locks.py``: which an event takes, and why)."""
     if keys:
-        await fetch_prepared(session, _lock(), {"keys": list(keys)})
+        await fetch_prepared(session, locks_select(), {"keys": list(keys)})
 
 
 @functools.cache

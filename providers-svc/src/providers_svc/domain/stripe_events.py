@@ -38,6 +38,9 @@ class VerifiedStripeEvent:
     previous_attributes: Mapping[str, Any] | None
     # The whole event as Stripe sent it (parsed JSON).
     raw: Mapping[str, Any]
+    # The advisory lock keys its unit already holds (taken with the inbox claim: ``domain/stripe_locks.py``),
+    # which the projection does not take again.
+    locked: tuple[int, ...] = ()
 
     @property
     def object_type(self) -> str:

@@ -47,7 +47,7 @@ async def project_event(uow: ProvidersUnitOfWork, event: VerifiedStripeEvent) ->
     # that its mirroring reaches the charges just linked.
     links = links_of(event)
     state = state_of(event)
-    await take_locks(uow.session, locks_of(links, state).keys(event.account_id))
+    await take_locks(uow.session, [k for k in locks_of(links, state).keys(event.account_id) if k not in event.locked])
     if invoices := later_invoices(links, state):
         customers = await invoice_customers(uow.session, event.account_id, invoices)
         await take_locks(uow.session, customer_keys(event.account_id, customers))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +32,7 @@ from providers_svc.adapters.stripe.webhooks import signed_at, signed_by
 from providers_svc.domain.accounts import BoundAccount
 from providers_svc.domain.stripe_events import StripeEventFollower, VerifiedStripeEvent
 from providers_svc.domain.stripe_invoice_payments import LINK_EVENT_TYPES
+from providers_svc.domain.stripe_locks import first_lock_keys
 from providers_svc.domain.stripe_objects import PROJECTED_EVENTS
 from providers_svc.services.account_copies import AccountCopies
 from providers_svc.services.stripe_disputes import DISPUTE_EVENTS, apply_dispute
@@ -243,9 +244,6 @@ class StripeWebhooks:
         async with self.uow() as unit:
             row_id = new_id("pev")
             row = self._row(event, body, delivery, row_id, None, account.id)
-            tenant_ids = await unit.stripe.claim_event(row, account.id)
-            if tenant_ids is None:
-                return await _duplicate(unit, event, row["external_id"], delivery)
             verified = VerifiedStripeEvent(
                 event_id=event.event_id,
                 type=event.type,
@@ -253,11 +251,18 @@ class StripeWebhooks:
                 livemode=event.livemode,
                 account_id=account.id,
                 stripe_account=event.account,
-                tenant_ids=tenant_ids,
+                tenant_ids=(),
                 object=event.object,
                 previous_attributes=event.previous_attributes,
                 raw=event.raw,
             )
+            # The projection's first locks go with the claim (before the outcome's row locks, in every
+            # event that takes both: one order); the tenants come back from it.
+            keys = first_lock_keys(verified)
+            tenant_ids = await unit.stripe.claim_event(row, account.id, keys)
+            if tenant_ids is None:
+                return await _duplicate(unit, event, row["external_id"], delivery)
+            verified = replace(verified, tenant_ids=tenant_ids, locked=tuple(keys))
             outcome = await self._act(unit, verified, adapter, row_id)
             for follower in self.followers:
                 await follower(unit, verified)
