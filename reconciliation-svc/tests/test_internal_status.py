@@ -5,14 +5,16 @@ state and counts, and how many are queued or running. Only the gateway may read 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+import secrets
+from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from billing_contracts.envelope import utcnow
-from billing_runtime.testing import require_rabbitmq
-from billing_runtime.testing_status import delete_queues, put_dead_letter, put_stale_worker, put_waiting
+from billing_runtime.testing import scratch_vhost
+from billing_runtime.testing_status import put_dead_letter, put_stale_worker, put_waiting
 from reconciliation_svc.db.models import heartbeats
 from reconciliation_svc.db.run_models import RunRow
 from reconciliation_svc.events.consumers import EVENTS_QUEUE
@@ -23,12 +25,11 @@ from .support import admin_headers
 
 
 @pytest.fixture
-async def rabbit_url() -> AsyncIterator[str]:
-    url = require_rabbitmq()
-    await delete_queues(url, EVENTS_QUEUE)
-    yield url
-    # Other tests' workers declare this queue with their own arguments: leave nothing behind.
-    await delete_queues(url, EVENTS_QUEUE)
+def rabbit_url() -> Iterator[str]:
+    # A vhost of its own: a platform another test left running on the run's vhost (tests/e2e's live
+    # for the session) consumes this queue there, and the depth and consumers counted would be theirs.
+    with scratch_vhost(f"status-reconciliation-{os.getpid()}-{secrets.token_hex(3)}") as url:
+        yield url
 
 
 async def _run(engine: AsyncEngine, run_id: str, trigger: str, state: str, minutes_ago: int, **values: Any) -> None:

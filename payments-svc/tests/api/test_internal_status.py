@@ -5,14 +5,15 @@ embedded mode (in-process bus) the same sections. Only the gateway's platform ca
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import os
+import secrets
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from billing_runtime.testing import require_rabbitmq
+from billing_runtime.testing import scratch_vhost
 from billing_runtime.testing_status import (
     STALE_WORKER_ID,
-    delete_queues,
     put_dead_letter,
     put_stale_worker,
     put_stuck_outbox_row,
@@ -31,12 +32,11 @@ def _queue(body: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def rabbit_url() -> AsyncIterator[str]:
-    url = require_rabbitmq()
-    await delete_queues(url, PROVIDER_EVENTS_QUEUE, LOGGED_EVENTS_QUEUE)
-    yield url
-    # Other tests' workers declare these queues with their own arguments: leave nothing behind.
-    await delete_queues(url, PROVIDER_EVENTS_QUEUE, LOGGED_EVENTS_QUEUE)
+def rabbit_url() -> Iterator[str]:
+    # A vhost of its own: a platform another test left running on the run's vhost (tests/e2e's live
+    # for the session) consumes this queue there, and the depth and consumers counted would be theirs.
+    with scratch_vhost(f"status-payments-{os.getpid()}-{secrets.token_hex(3)}") as url:
+        yield url
 
 
 async def test_distributed_api_process_shows_queues_outbox_workers_and_sweepers(

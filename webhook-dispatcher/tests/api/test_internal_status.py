@@ -6,15 +6,16 @@ one's age). Only the gateway's platform calls may read it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import os
+import secrets
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from aiohttp import web
 from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
-from billing_runtime.testing import require_rabbitmq
+from billing_runtime.testing import scratch_vhost
 from billing_runtime.testing_status import (
-    delete_queues,
     put_dead_letter,
     put_stale_worker,
     put_stuck_outbox_row,
@@ -34,12 +35,11 @@ def _platform(client: Any) -> dict[str, str]:
 
 
 @pytest.fixture
-async def rabbit_url() -> AsyncIterator[str]:
-    url = require_rabbitmq()
-    await delete_queues(url, EVENTS_QUEUE)
-    yield url
-    # Other tests' workers declare this queue with their own arguments: leave nothing behind.
-    await delete_queues(url, EVENTS_QUEUE)
+def rabbit_url() -> Iterator[str]:
+    # A vhost of its own: a platform another test left running on the run's vhost (tests/e2e's live
+    # for the session) consumes this queue there, and the depth and consumers counted would be theirs.
+    with scratch_vhost(f"status-webhooks-{os.getpid()}-{secrets.token_hex(3)}") as url:
+        yield url
 
 
 async def test_distributed_api_process_shows_queue_outbox_workers(
