@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import pytest
+from billing_runtime.testing import finished_or_waiting_on_a_lock
 from providers_svc.domain.stripe_events import VerifiedStripeEvent
 from providers_svc.services.uow import ProvidersUnitOfWork
 from sqlalchemy import text
@@ -292,7 +293,7 @@ class TestAtOnceThroughTheWebhook:
         await asyncio.wait_for(projected.wait(), timeout=10)
         second = asyncio.create_task(shop.send(events[other]))
         try:
-            await _finished_or_waiting(engine, second)
+            await finished_or_waiting_on_a_lock(engine, second)
         finally:
             gate.set()
         for task in (first, second):
@@ -303,20 +304,6 @@ class TestAtOnceThroughTheWebhook:
         assert (stored["stripe_object"].get("id"), stored["subscription_metadata"]) == (CHARGE, wanted)
         [row] = [r for r in await _charges(engine)]
         assert row == INVOICE
-
-
-async def _finished_or_waiting(engine: AsyncEngine, task: asyncio.Task[Any]) -> None:
-    waiting = text(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    for _ in range(500):
-        if task.done():
-            return
-        async with engine.connect() as conn:
-            if (await conn.execute(waiting)).scalar_one():
-                return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the second webhook neither finished nor waited")
 
 
 async def _charges(engine: AsyncEngine) -> list[Any]:

@@ -8,28 +8,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from billing_runtime.testing import finished_or_waiting_on_a_lock
 from providers_svc.domain.stripe_events import VerifiedStripeEvent
 from providers_svc.services.stripe_projections import project_event
 from providers_svc.services.uow import ProvidersUnitOfWork
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .conftest import Project
-
-
-async def waiting_or_done(engine: AsyncEngine, task: asyncio.Task[None]) -> None:
-    """Until ``task`` has finished or its transaction waits on a lock of another one."""
-    waiting = text(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    for _ in range(500):
-        if task.done():
-            return
-        async with engine.connect() as conn:
-            if (await conn.execute(waiting)).scalar_one():
-                return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the second event neither finished nor waited")
 
 
 async def race(
@@ -44,7 +29,7 @@ async def race(
         await project_event(held, first)
         other = asyncio.create_task(project(second))
         try:
-            await waiting_or_done(engine, other)
+            await finished_or_waiting_on_a_lock(engine, other)
             await held.commit()
         except BaseException:
             other.cancel()

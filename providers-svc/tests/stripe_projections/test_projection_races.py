@@ -75,99 +75,80 @@ class TestChargeAndLinkAtOnce:
 PLAN2 = {"tenant_id": "ten_aaaaaaaaaaaaaaaa", "plan": "team"}
 
 
-def _held(first_held: bool, a: Any, b: Any) -> tuple[Any, Any]:
-    return (a, b) if first_held else (b, a)
+def _sub(metadata: dict[str, str], type_: str = "customer.subscription.created", at: int = T0) -> Any:
+    return event(subscription(metadata=metadata), type_, created=at)
 
 
-HELD = pytest.mark.parametrize("first_held", [True, False], ids=["first-held", "second-held"])
+def _renewed() -> Any:
+    return _sub(PLAN2, "customer.subscription.updated", T0 + 10)
+
+
+def _paid_invoice() -> Any:
+    return event(invoice(status="paid", amount_paid=5000, created=T0 + 1), "invoice.paid", created=T0 + 1)
+
+
+def _basil_invoice() -> Any:
+    return event(basil_invoice(), "invoice.paid", created=T0 + 1)
+
+
+def _basil_charge() -> Any:
+    return event(basil_charge(), "charge.succeeded", created=T0 + 2)
+
+
+def _link() -> Any:
+    return event(invoice_payment(), "invoice_payment.paid", created=T0 + 3)
+
+
+# (stored before, the two events raced, what the charge ends with; None: the invoice's metadata).
+MIRRORING_RACES = {
+    "subscription-and-its-first-invoice": (
+        [],
+        (_sub(PLAN), event(invoice(created=T0 + 1), "invoice.created", created=T0 + 1)),
+        None,
+    ),
+    "invoice-and-a-charge-naming-it": (
+        [_sub(PLAN)],
+        (_paid_invoice(), event(charge(invoice=INVOICE, created=T0 + 2), "charge.succeeded", created=T0 + 2)),
+        PLAN,
+    ),
+    "invoice-and-its-link-of-a-stored-charge": ([_sub(PLAN), _basil_charge()], (_basil_invoice(), _link()), PLAN),
+    "new-subscription-metadata-and-a-link": (
+        [_sub(PLAN), _basil_invoice(), _basil_charge()],
+        (_renewed(), _link()),
+        PLAN2,
+    ),
+    "new-subscription-metadata-and-a-linked-charge": (
+        [_sub(PLAN), _basil_invoice(), _link()],
+        (_renewed(), _basil_charge()),
+        PLAN2,
+    ),
+}
 
 
 class TestMirroringAtOnce:
     """Without the shared lock each of these leaves the copy missing or stale (each fails so)."""
 
-    @HELD
-    async def test_a_subscription_and_its_first_invoice(
+    @pytest.mark.parametrize("first_held", [True, False], ids=["first-held", "second-held"])
+    @pytest.mark.parametrize("name", list(MIRRORING_RACES))
+    async def test_the_copy_ends_as_if_one_came_after_the_other(
         self,
         engine: AsyncEngine,
         new_uow: Callable[[], ProvidersUnitOfWork],
         project: Project,
         stored: Rows,
+        name: str,
         first_held: bool,
     ) -> None:
-        created = event(subscription(metadata=PLAN), "customer.subscription.created", created=T0)
-        opened = event(invoice(created=T0 + 1), "invoice.created", created=T0 + 1)
-        await race(engine, new_uow, project, *_held(first_held, created, opened))
-        [row] = await stored(object="invoice")
-        assert row["subscription_metadata"] == PLAN
-
-    @HELD
-    async def test_an_invoice_and_a_charge_naming_it(
-        self,
-        engine: AsyncEngine,
-        new_uow: Callable[[], ProvidersUnitOfWork],
-        project: Project,
-        stored: Rows,
-        first_held: bool,
-    ) -> None:
-        await project(event(subscription(metadata=PLAN), "customer.subscription.created", created=T0))
-        paid = event(invoice(status="paid", amount_paid=5000, created=T0 + 1), "invoice.paid", created=T0 + 1)
-        succeeded = event(charge(invoice=INVOICE, created=T0 + 2), "charge.succeeded", created=T0 + 2)
-        await race(engine, new_uow, project, *_held(first_held, paid, succeeded))
-        [row] = await stored(object="charge")
-        assert (row["invoice"], row["subscription_metadata"]) == (INVOICE, PLAN)
-
-    @HELD
-    async def test_an_invoice_and_its_link_of_a_stored_charge(
-        self,
-        engine: AsyncEngine,
-        new_uow: Callable[[], ProvidersUnitOfWork],
-        project: Project,
-        stored: Rows,
-        first_held: bool,
-    ) -> None:
-        await project(event(subscription(metadata=PLAN), "customer.subscription.created", created=T0))
-        await project(event(basil_charge(), "charge.succeeded", created=T0 + 2))
-        paid = event(basil_invoice(), "invoice.paid", created=T0 + 1)
-        link = event(invoice_payment(), "invoice_payment.paid", created=T0 + 3)
-        await race(engine, new_uow, project, *_held(first_held, paid, link))
-        [row] = await stored(object="charge")
-        assert (row["invoice"], row["subscription_metadata"]) == (INVOICE, PLAN)
-
-    @HELD
-    async def test_a_subscriptions_new_metadata_and_a_link_of_its_invoices_charge(
-        self,
-        engine: AsyncEngine,
-        new_uow: Callable[[], ProvidersUnitOfWork],
-        project: Project,
-        stored: Rows,
-        first_held: bool,
-    ) -> None:
-        await project(event(subscription(metadata=PLAN), "customer.subscription.created", created=T0))
-        await project(event(basil_invoice(), "invoice.paid", created=T0 + 1))
-        await project(event(basil_charge(), "charge.succeeded", created=T0 + 2))
-        updated = event(subscription(metadata=PLAN2), "customer.subscription.updated", created=T0 + 10)
-        link = event(invoice_payment(), "invoice_payment.paid", created=T0 + 3)
-        await race(engine, new_uow, project, *_held(first_held, updated, link))
-        [row] = await stored(object="charge")
-        assert (row["invoice"], row["subscription_metadata"]) == (INVOICE, PLAN2)
-
-    @HELD
-    async def test_a_subscriptions_new_metadata_and_its_invoices_charge(
-        self,
-        engine: AsyncEngine,
-        new_uow: Callable[[], ProvidersUnitOfWork],
-        project: Project,
-        stored: Rows,
-        first_held: bool,
-    ) -> None:
-        await project(event(subscription(metadata=PLAN), "customer.subscription.created", created=T0))
-        await project(event(basil_invoice(), "invoice.paid", created=T0 + 1))
-        await project(event(invoice_payment(), "invoice_payment.paid", created=T0 + 3))
-        updated = event(subscription(metadata=PLAN2), "customer.subscription.updated", created=T0 + 10)
-        succeeded = event(basil_charge(), "charge.succeeded", created=T0 + 2)
-        await race(engine, new_uow, project, *_held(first_held, updated, succeeded))
-        [row] = await stored(object="charge")
-        assert (row["invoice"], row["subscription_metadata"]) == (INVOICE, PLAN2)
+        before, (a, b), charge_metadata = MIRRORING_RACES[name]
+        for earlier in before:
+            await project(earlier)
+        await race(engine, new_uow, project, *((a, b) if first_held else (b, a)))
+        if charge_metadata is None:
+            [row] = await stored(object="invoice")
+            assert row["subscription_metadata"] == PLAN
+        else:
+            [row] = await stored(object="charge")
+            assert (row["invoice"], row["subscription_metadata"]) == (INVOICE, charge_metadata)
 
 
 class TestManyAtOnce:

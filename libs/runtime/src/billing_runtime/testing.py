@@ -3,6 +3,7 @@ and broker reachability that fails loudly (tests never skip because a server is 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -11,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import asyncpg
@@ -150,3 +152,21 @@ def scratch_vhost(name: str) -> Iterator[str]:
 def _rabbitmqctl(ctl: str, *args: str, check: bool = True) -> None:
     # The arguments are ours (vhost names the tests make), never outside input.
     subprocess.run([ctl, *args], check=check, capture_output=True)  # noqa: S603
+
+
+_LOCK_WAITS = text(
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
+
+
+async def finished_or_waiting_on_a_lock(engine: AsyncEngine, task: asyncio.Task[Any], *, seconds: float = 5) -> None:
+    """Until ``task`` has finished or a transaction in ``engine``'s database waits on a lock: how a race
+    test knows its second party has done what it can while the first holds its transaction open."""
+    for _ in range(int(seconds / 0.01)):
+        if task.done():
+            return
+        async with engine.connect() as conn:
+            if (await conn.execute(_LOCK_WAITS)).scalar_one():
+                return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the second party neither finished nor waited on a lock")
