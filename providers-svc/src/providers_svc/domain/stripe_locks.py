@@ -14,6 +14,8 @@ invoice. Two such events committed at the same moment would each miss the other'
   subscription has nothing of it to mirror, and the invoice, when it comes, meets both.
 
 The one that waited runs its next statement with a fresh snapshot and sees the other's committed rows.
+The webhook takes an event's first locks with its inbox claim (``first_lock_keys``), before anything
+else of its unit; the projection takes what its unit does not hold yet.
 Every event takes its keys in one order, payments, then invoices, then customers, each class in
 ascending key order (a link's invoice customer last, in its second statement), so no two events can
 wait on each other in a cycle. Keys are 64-bit hashes stable across processes (not Python's ``hash``):
