@@ -209,6 +209,13 @@ class TestStripeStatement:
         balance = [
             {"id": "txn_1", "created": t, "amount": 1000, "currency": "usd", "type": "charge", "source": "ch_000"},
             {"id": "txn_2", "created": t + 5, "amount": -1000, "currency": "usd", "type": "refund", "source": "re_1"},
+            # A dispute's money: withdrawn, its fee (not a payment's money), given back (won).
+            {"id": "txn_3", "created": t + 6, "amount": -1001, "currency": "usd", "type": "adjustment"}
+            | {"reporting_category": "dispute", "source": "dp_1"},
+            {"id": "txn_4", "created": t + 6, "amount": -1500, "currency": "usd", "type": "stripe_fee"}
+            | {"reporting_category": "fee", "source": "dp_1"},
+            {"id": "txn_5", "created": t + 7, "amount": 1001, "currency": "usd", "type": "adjustment"}
+            | {"reporting_category": "dispute_reversal", "source": "dp_1"},
         ]
         app, served = _fake_stripe(charges, balance)
         server: TestServer = await aiohttp_server(app)
@@ -230,6 +237,8 @@ class TestStripeStatement:
         assert (by_ref["ch_jpy"].amount, by_ref["ch_jpy"].currency) == (500, "JPY")
         (refund,) = [r for r in records if r.kind == "refund"]
         assert (refund.provider_reference, refund.amount, refund.status) == ("re_1", 1000, "succeeded")
+        disputes = [(r.provider_reference, r.amount, r.currency, r.status) for r in records if r.kind == "dispute"]
+        assert disputes == [("dp_1", 1001, "USD", "reinstated"), ("dp_1", 1001, "USD", "withdrawn")]  # newest first
         first = served["queries"][0]
         assert (first["created[gte]"], first["created[lt]"]) == (str(int(start.timestamp())), str(int(end.timestamp())))
 

@@ -30,6 +30,10 @@ from reconciliation_svc.services.matching import MatchJob, match_statement
 from reconciliation_svc.services.statements_client import StatementsClient
 
 log = logging.getLogger(__name__)
+# The providers whose statement from providers-svc carries disputes' money (Stripe's: its balance
+# transactions of the categories dispute and dispute_reversal): a run over one compares the disputes too,
+# so a withdrawal it lacks is missing at the provider. The others' statements hold no dispute.
+STATEMENTS_WITH_DISPUTES = frozenset({"stripe"})
 # Records staged per COPY while a statement streams in.
 STAGE_BATCH = 2000
 
@@ -111,6 +115,7 @@ class _Execution:
         try:
             if statement_id is None:
                 statement_id = await self.fetch(window)
+                disputes = self.provider in STATEMENTS_WITH_DISPUTES
             else:
                 async with self.deps.engine.connect() as conn:
                     statement = await statement_queries.get_statement(conn, statement_id)
@@ -119,7 +124,7 @@ class _Execution:
                 self.provider = self.provider or statement.provider
                 self.progress.lines_read = statement.records
                 # Only a settlement file that reports disputes' money (Stripe's balance report) is
-                # compared with the disputes: providers-svc's statements hold none.
+                # compared with the disputes.
                 fmt = FORMATS.get(statement.provider)
                 disputes = fmt is not None and fmt.reports_disputes
             async with self.deps.engine.begin() as conn:

@@ -1,7 +1,10 @@
 """Stripe's statement of a period: its charges (a line per payment, with our ids from the metadata our
-adapter writes) and its refund balance transactions (a line per refund), through the account's
-``StripeApi``, a page at a time. Charges' own balance transactions are not repeated: a charge line
-already says what the payment took."""
+adapter writes), its refund balance transactions (a line per refund) and its dispute balance
+transactions (a line per movement of a dispute's money: ``dispute``, the disputed amount withdrawn;
+``dispute_reversal``, given back to a won dispute; named by the dispute, ``source``), through the
+account's ``StripeApi``, a page at a time. Charges' own balance transactions are not repeated: a charge
+line already says what the payment took. A dispute's fee is Stripe's charge to the merchant, not a
+payment's money: not a line."""
 
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ from providers_svc.services.statements.period import Period
 NAME = "stripe"
 _CHARGE_STATUS: dict[str, StatementStatus] = {"succeeded": "succeeded", "pending": "pending", "failed": "failed"}
 _REFUNDS = frozenset({"refund", "payment_refund"})
+# A balance transaction's ``reporting_category`` of a dispute's money, and what it did.
+_DISPUTES: dict[str, StatementStatus] = {"dispute": "withdrawn", "dispute_reversal": "reinstated"}
 
 
 async def stripe_records(api: StripeApi, account_id: str, period: Period) -> AsyncIterator[StatementRecord]:
@@ -28,6 +33,8 @@ async def stripe_records(api: StripeApi, account_id: str, period: Period) -> Asy
     async for txn in api.balance_transactions(start, end):
         if txn.get("type") in _REFUNDS:
             yield _refund_line(txn, account_id)
+        elif (moved := _DISPUTES.get(str(txn.get("reporting_category")))) is not None:
+            yield _dispute_line(txn, account_id, moved)
 
 
 def _charge_line(charge: dict[str, Any], account_id: str) -> StatementRecord:
@@ -60,6 +67,21 @@ def _refund_line(txn: dict[str, Any], account_id: str) -> StatementRecord:
         amount=_ours(abs(int(txn["amount"])), currency),
         currency=currency,
         status="succeeded",
+        occurred_at=datetime.fromtimestamp(int(txn["created"]), UTC),
+    )
+
+
+def _dispute_line(txn: dict[str, Any], account_id: str, moved: StatementStatus) -> StatementRecord:
+    currency = str(txn["currency"]).upper()
+    return StatementRecord(
+        provider=NAME,
+        account_id=account_id,
+        kind="dispute",
+        # The dispute (``dp_…``) whose money moved: reconciliation matches its movement by it.
+        provider_reference=str(txn.get("source") or txn["id"]),
+        amount=_ours(abs(int(txn["amount"])), currency),
+        currency=currency,
+        status=moved,
         occurred_at=datetime.fromtimestamp(int(txn["created"]), UTC),
     )
 
