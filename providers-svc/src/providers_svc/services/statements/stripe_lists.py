@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from billing_contracts.statements import StatementRecord, StatementStatus
+from billing_contracts.statements import StatementKind, StatementRecord, StatementStatus
 
 from providers_svc.adapters.base import ProviderUnavailableError
 from providers_svc.adapters.stripe.amounts import from_stripe
@@ -32,9 +32,9 @@ async def stripe_records(api: StripeApi, account_id: str, period: Period) -> Asy
         yield _charge_line(charge, account_id)
     async for txn in api.balance_transactions(start, end):
         if txn.get("type") in _REFUNDS:
-            yield _refund_line(txn, account_id)
+            yield _balance_line(txn, account_id, "refund", "succeeded")
         elif (moved := _DISPUTES.get(str(txn.get("reporting_category")))) is not None:
-            yield _dispute_line(txn, account_id, moved)
+            yield _balance_line(txn, account_id, "dispute", moved)
 
 
 def _charge_line(charge: dict[str, Any], account_id: str) -> StatementRecord:
@@ -56,32 +56,20 @@ def _charge_line(charge: dict[str, Any], account_id: str) -> StatementRecord:
     )
 
 
-def _refund_line(txn: dict[str, Any], account_id: str) -> StatementRecord:
+def _balance_line(
+    txn: dict[str, Any], account_id: str, kind: StatementKind, status: StatementStatus
+) -> StatementRecord:
+    """A line of a balance transaction: named by what it moved money for (``source``: the refund
+    ``re_…``, the dispute ``dp_…``), unsigned."""
     currency = str(txn["currency"]).upper()
     return StatementRecord(
         provider=NAME,
         account_id=account_id,
-        kind="refund",
-        # The refund (``re_…``) the balance moved for.
+        kind=kind,
         provider_reference=str(txn.get("source") or txn["id"]),
         amount=_ours(abs(int(txn["amount"])), currency),
         currency=currency,
-        status="succeeded",
-        occurred_at=datetime.fromtimestamp(int(txn["created"]), UTC),
-    )
-
-
-def _dispute_line(txn: dict[str, Any], account_id: str, moved: StatementStatus) -> StatementRecord:
-    currency = str(txn["currency"]).upper()
-    return StatementRecord(
-        provider=NAME,
-        account_id=account_id,
-        kind="dispute",
-        # The dispute (``dp_…``) whose money moved: reconciliation matches its movement by it.
-        provider_reference=str(txn.get("source") or txn["id"]),
-        amount=_ours(abs(int(txn["amount"])), currency),
-        currency=currency,
-        status=moved,
+        status=status,
         occurred_at=datetime.fromtimestamp(int(txn["created"]), UTC),
     )
 
