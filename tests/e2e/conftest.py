@@ -25,7 +25,7 @@ import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
-from billing_runtime.testing import PG_DSN, free_port, require_port, require_rabbitmq
+from billing_runtime.testing import PG_DSN, free_port, require_port, require_rabbitmq, serving
 
 BIN = Path(sys.executable).parent
 RELAXED_TOKEN_THROTTLES = {
@@ -503,29 +503,8 @@ LOCALSTRIPE = Path(__file__).resolve().parents[2] / "providers-svc/tests/stripe_
 @pytest.fixture(scope="session")
 async def localstripe() -> AsyncIterator[str]:
     """One localstripe for the session, shared by every Stripe test of either mode: its base URL."""
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(sys.executable, str(LOCALSTRIPE), str(port))
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                await writer.wait_closed()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.returncode is not None:
-                    raise RuntimeError("localstripe did not start") from None
-                await asyncio.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            async with asyncio.timeout(10):
-                await proc.wait()
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+    async with serving([sys.executable, str(LOCALSTRIPE)], "localstripe") as url:
+        yield url
 
 
 @pytest.fixture

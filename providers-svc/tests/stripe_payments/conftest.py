@@ -4,7 +4,6 @@ pointing at it; events signed as Stripe signs them (stripe-python's ``generate_s
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 import sys
@@ -17,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
-from billing_runtime.testing import free_port
+from billing_runtime.testing import serving
 from providers_svc.adapters.stripe import StripeAdapter
 from providers_svc.adapters.stripe.webhooks import signature_header
 from providers_svc.keys import key_ring_key, stripe_webhooks_key, uow_factory_key
@@ -57,30 +56,8 @@ class LocalStripe:
 
 @pytest.fixture(scope="session")
 async def localstripe() -> AsyncIterator[LocalStripe]:
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(sys.executable, str(SERVER), str(port))
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                await writer.wait_closed()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.returncode is not None:
-                    raise RuntimeError("localstripe did not start") from None
-                await asyncio.sleep(0.05)
+    async with serving([sys.executable, str(SERVER)], "localstripe") as url:
         yield LocalStripe(url)
-    finally:
-        proc.terminate()
-        try:
-            async with asyncio.timeout(10):
-                await proc.wait()
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
 
 
 def new_secret_key() -> str:

@@ -10,7 +10,8 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -170,3 +171,32 @@ async def finished_or_waiting_on_a_lock(engine: AsyncEngine, task: asyncio.Task[
                 return
         await asyncio.sleep(0.01)
     raise AssertionError("the second party neither finished nor waited on a lock")
+
+
+@contextlib.asynccontextmanager
+async def serving(argv: Sequence[str], name: str, *, start_seconds: float = 20) -> AsyncIterator[str]:
+    """A helper server (``argv`` plus a free port as its last argument) run as a subprocess: its URL on
+    127.0.0.1 once it accepts connections; terminated afterwards (killed if it outlives 10 s)."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(*argv, str(port))
+    try:
+        deadline = time.monotonic() + start_seconds
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                await writer.wait_closed()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.returncode is not None:
+                    raise RuntimeError(f"{name} did not start") from None
+                await asyncio.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            async with asyncio.timeout(10):
+                await proc.wait()
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
