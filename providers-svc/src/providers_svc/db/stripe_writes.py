@@ -78,21 +78,23 @@ def _json(name: str) -> ColumnElement[Any]:
     return cast(bindparam(name, type_=JSONB(none_as_null=True)), JSONB(none_as_null=True))
 
 
+def _stored(column: str, kind: str, stripe_id: ColumnElement[Any], account: str) -> ColumnElement[Any]:
+    """``column`` of the projected ``kind`` object ``stripe_id`` of the account (the parameter named
+    ``account``), as a scalar subquery: what a row mirrors from another."""
+    other = _table().alias("other")
+    return (
+        select(other.c[column])
+        .where(other.c.account_id == bindparam(account), other.c.object == kind, other.c.stripe_id == stripe_id)
+        .scalar_subquery()
+    )
+
+
 @functools.cache
 def _upsert() -> Insert:
     t = _table()
-    other = _table().alias("other")
     # What an invoice mirrors: its subscription's projected metadata, else its own copy of it; what a
     # charge mirrors: its invoice's mirrored metadata.
-    of_subscription = (
-        select(other.c.object_metadata)
-        .where(
-            other.c.account_id == bindparam("account_id"),
-            other.c.object == "subscription",
-            other.c.stripe_id == bindparam("subscription"),
-        )
-        .scalar_subquery()
-    )
+    of_subscription = _stored("object_metadata", "subscription", bindparam("subscription"), "account_id")
     kind = bindparam("object", type_=String())
     # A charge's invoice: its own field (API versions before 2025-03-31), else the one an
     # invoice_payment linked its PaymentIntent (or itself) to; of several, the least id, so that every
@@ -101,15 +103,7 @@ def _upsert() -> Insert:
         (kind == "charge", func.coalesce(bindparam("invoice", type_=String()), linked_invoice())),
         else_=bindparam("invoice", type_=String()),
     )
-    of_invoice = (
-        select(other.c.subscription_metadata)
-        .where(
-            other.c.account_id == bindparam("account_id"),
-            other.c.object == "invoice",
-            other.c.stripe_id == invoice,
-        )
-        .scalar_subquery()
-    )
+    of_invoice = _stored("subscription_metadata", "invoice", invoice, "account_id")
     mirrored = case(
         (kind == "invoice", func.coalesce(of_subscription, _json("own_subscription_metadata"))),
         (kind == "charge", of_invoice),
@@ -305,16 +299,7 @@ async def mirror_invoice(
 @functools.cache
 def _mirror_invoice_by_id() -> Any:
     t = _table()
-    other = _table().alias("other")
-    metadata = (
-        select(other.c.subscription_metadata)
-        .where(
-            other.c.account_id == bindparam("p_account"),
-            other.c.object == "invoice",
-            other.c.stripe_id == bindparam("p_invoice"),
-        )
-        .scalar_subquery()
-    )
+    metadata = _stored("subscription_metadata", "invoice", bindparam("p_invoice"), "p_account")
     return _mirror_update("charge", t.c.invoice == bindparam("p_invoice"), metadata)
 
 
