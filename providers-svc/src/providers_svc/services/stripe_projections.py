@@ -38,9 +38,10 @@ async def project_event(uow: ProvidersUnitOfWork, event: VerifiedStripeEvent) ->
     invoices and their charges, or an invoice's onto its charges; an event that links payments to an
     invoice (an ``invoice_payment``, an invoice naming its payments) two more before: the links, and
     the charges they give that invoice. Before all of it, for a subscription, an invoice, a charge or a
-    link, one more: the locks it shares with every event it could race (``domain/stripe_locks.py``),
-    and for a link two more (its invoice's stored customer, and that customer's lock), so that two
-    events projected at once still see each other's rows."""
+    link, the locks it shares with every event it could race (``domain/stripe_locks.py``): taken by the
+    webhook with its inbox claim (``event.locked``), else here in one more statement; and for a link two
+    more (its invoice's stored customer, and that customer's lock), so that two events projected at
+    once still see each other's rows."""
     now = utcnow()
     # An invoice_payment (API versions from 2025-03-31), or an invoice, links payments to the invoice:
     # recorded whatever the state's age (a link is a fact, not a state), before the invoice's upsert so
