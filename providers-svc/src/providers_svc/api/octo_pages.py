@@ -18,13 +18,8 @@ from providers_svc.adapters.octo import NAME
 from providers_svc.db.repositories import transaction_snapshot
 from providers_svc.domain.transactions import TransactionStatus
 from providers_svc.keys import templates_key, uow_factory_key
+from providers_svc.page_headers import PAYER_PAGE_HEADERS
 
-_HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-}
 _TRANSACTION_ID = re.compile(r"ptx_[a-z0-9]{1,64}")
 _MESSAGES = {
     TransactionStatus.SUCCEEDED: ("Payment received", "Octo took the payment. You can close this page."),
@@ -51,4 +46,4 @@ async def return_page(request: web.Request) -> web.Response:
 
 def _render(request: web.Request, status: int, heading: str, message: str) -> web.Response:
     html = request.app[templates_key].get_template("octo_return.html").render(heading=heading, message=message)
-    return web.Response(text=html, status=status, content_type="text/html", headers=_HEADERS)
+    return web.Response(text=html, status=status, content_type="text/html", headers=PAYER_PAGE_HEADERS)

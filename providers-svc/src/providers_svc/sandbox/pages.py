@@ -8,6 +8,7 @@ from aiohttp import web
 
 from providers_svc.api.forms import payer_form
 from providers_svc.keys import bank_key, templates_key
+from providers_svc.page_headers import PAYER_PAGE_HEADERS
 from providers_svc.sandbox.bank import PageState, PageView, PayerChoice
 
 # Minor-unit exponents that differ from the usual 2 (ISO 4217); only used to display the amount.
@@ -29,13 +30,6 @@ _MESSAGES = {
 
 # Answers other than 200 for a page that cannot be paid.
 _STATUS = {PageState.UNKNOWN: 404, PageState.LIVE: 403}
-
-_HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-}
 
 
 def new_templates() -> jinja2.Environment:
@@ -63,7 +57,7 @@ def format_amount(amount: int, currency: str) -> str:
 
 def _render(request: web.Request, template: str, status: int = 200, **context: object) -> web.Response:
     html = request.app[templates_key].get_template(template).render(**context)
-    return web.Response(text=html, status=status, content_type="text/html", headers=_HEADERS)
+    return web.Response(text=html, status=status, content_type="text/html", headers=PAYER_PAGE_HEADERS)
 
 
 def _message(request: web.Request, view: PageView, status: int = 200) -> web.Response:

@@ -20,6 +20,7 @@ from providers_svc.api.forms import payer_form
 from providers_svc.db.click_simulator import record_debit
 from providers_svc.domain.transactions import Transaction, TransactionStatus
 from providers_svc.keys import account_copies_key, http_client_key, settings_key, uow_factory_key
+from providers_svc.page_headers import PAYER_PAGE_HEADERS
 from providers_svc.protocols.click.amounts import format_som
 from providers_svc.sandbox.pages import new_templates
 from providers_svc.services.accounts import simulator_account
@@ -33,17 +34,10 @@ PROVIDER = "click"
 SIMULATOR_ACCOUNT = f"pac_simulator_{PROVIDER}"
 templates_key = web.AppKey("click_simulator_templates", jinja2.Environment)
 
-_HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-}
-
 
 def _render(request: web.Request, template: str, status: int = 200, **context: object) -> web.Response:
     html = request.app[templates_key].get_template(template).render(**context)
-    return web.Response(text=html, status=status, content_type="text/html", headers=_HEADERS)
+    return web.Response(text=html, status=status, content_type="text/html", headers=PAYER_PAGE_HEADERS)
 
 
 def _message(request: web.Request, status: int, heading: str, message: str, txn: Transaction | None) -> web.Response:

@@ -25,6 +25,7 @@ from billing_contracts.envelope import utcnow
 from providers_svc.adapters.octo import formula_of, signature_key_of
 from providers_svc.api.forms import payer_form
 from providers_svc.db.repositories import transaction_snapshot
+from providers_svc.page_headers import PAYER_PAGE_HEADERS
 from providers_svc.sandbox.pages import format_amount, new_templates
 from providers_svc.services.account_copies import AccountCopies
 from providers_svc.services.accounts import simulator_account
@@ -43,12 +44,6 @@ from providers_svc.simulators.octo import (
 from providers_svc.simulators.octo_notify import Notifier, notify_body
 from providers_svc.simulators.octo_store import DatabaseOctoStore
 
-_HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-}
 _CHOICES: dict[str, Callable[[OctoPayment], OctoPayment]] = {
     "pay": pay,
     "decline": decline,
@@ -74,7 +69,7 @@ simulator_key = web.AppKey("octo_simulator", OctoSimulator)
 
 def _render(request: web.Request, template: str, status: int = 200, **context: object) -> web.Response:
     html = request.app[simulator_key].templates.get_template(template).render(**context)
-    return web.Response(text=html, status=status, content_type="text/html", headers=_HEADERS)
+    return web.Response(text=html, status=status, content_type="text/html", headers=PAYER_PAGE_HEADERS)
 
 
 def _message(

@@ -18,6 +18,7 @@ from providers_svc.api.forms import payer_form
 from providers_svc.domain.accounts import BoundAccount
 from providers_svc.domain.transactions import Transaction, TransactionStatus
 from providers_svc.keys import account_copies_key, http_client_key, settings_key, templates_key, uow_factory_key
+from providers_svc.page_headers import PAYER_PAGE_HEADERS
 from providers_svc.protocols.payme.amounts import to_tiyin
 from providers_svc.sandbox.pages import format_amount
 from providers_svc.services.accounts import simulator_account
@@ -27,12 +28,6 @@ log = logging.getLogger(__name__)
 
 PROVIDER = "payme"
 
-_HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-}
 
 _CLOSED = {
     TransactionStatus.SUCCEEDED: ("Payment completed", "This payment has already been completed."),
@@ -43,7 +38,7 @@ _CLOSED = {
 
 def _render(request: web.Request, template: str, status: int = 200, **context: object) -> web.Response:
     html = request.app[templates_key].get_template(f"payme/{template}").render(**context)
-    return web.Response(text=html, status=status, content_type="text/html", headers=_HEADERS)
+    return web.Response(text=html, status=status, content_type="text/html", headers=PAYER_PAGE_HEADERS)
 
 
 def _message(
