@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
+from billing_runtime.prepared import InTransaction
 from providers_svc.domain.stripe_events import VerifiedStripeEvent
 from providers_svc.services.uow import ProvidersUnitOfWork
 
@@ -219,6 +220,39 @@ class TestFollowers:
         assert (await shop.send(event)).status == 200
         assert calls == [event["id"], event["id"]]
         assert [e["event_type"] for e in outbox_events(await db_read("outbox"))] == ["provider.payment.succeeded"]
+
+
+class TestUnitsOfWork:
+    async def test_an_event_is_applied_without_an_orm_session_unless_it_may_move_a_refund(
+        self, stripe_shop_factory: ShopFactory, db_read: Any
+    ) -> None:
+        """The webhook's unit is driven (its transaction and statements sent by asyncpg itself: the
+        ORM's session and execution layer cost a third of providers-svc's CPU per event); a refund
+        event's is not, since our refunds' repository is the ORM's."""
+        driven: dict[str, bool] = {}
+
+        async def follower(unit: ProvidersUnitOfWork, event: VerifiedStripeEvent) -> None:
+            driven[event.type] = isinstance(unit.statements, InTransaction)
+
+        shop = await stripe_shop_factory(stripe_followers=[follower])
+        started = await shop.start()
+        reference = started["provider_reference"]
+        refund = {"id": "re_1", "object": "refund", "payment_intent": reference, "amount": 100, "currency": "usd"}
+        for event in (
+            stripe_event("payment_intent.succeeded", intent_object(started, "succeeded")),
+            stripe_event("customer.created", {"id": "cus_1", "object": "customer"}),
+            stripe_event("charge.dispute.created", dispute_object(reference)),
+            stripe_event("refund.created", refund),
+        ):
+            assert (await shop.send(event)).status == 200
+        assert driven == {
+            "payment_intent.succeeded": True,
+            "customer.created": True,
+            "charge.dispute.created": True,
+            "refund.created": False,
+        }
+        results = sorted(r["result"] for r in await db_read("events"))
+        assert results == ["applied", "dispute", "recorded", "refund_recorded"]
 
 
 class TestPayerPage:

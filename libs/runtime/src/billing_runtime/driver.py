@@ -18,7 +18,9 @@ unknown state: it is invalidated, never handed to the next caller.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, NoReturn, TypeVar
 
 import asyncpg
@@ -51,13 +53,12 @@ async def driver_transaction(engine: AsyncEngine, work: Callable[[Any], Awaitabl
     the pool invalidated when the server went away), except ``work``'s own errors, raised as they are.
     Cancelled, the connection is invalidated."""
 
-    async def in_transaction(driver: Any) -> T:
-        # asyncpg's own block: ROLLBACK when the body raises, so the pool never gets an aborted
-        # transaction back (SQLAlchemy's reset on check-in knows nothing of a BEGIN sent beneath it).
-        async with driver.transaction():
-            return await work(driver)
-
-    return await _on_pooled_connection(engine, in_transaction, "(transaction)", (), callers_errors=True)
+    # ROLLBACK when the body raises, so the pool never gets an aborted transaction back (SQLAlchemy's
+    # reset on check-in knows nothing of a BEGIN sent beneath it).
+    async with driver_block(engine) as block:
+        result = await work(block.connection)
+        await block.commit()
+        return result
 
 
 async def _on_pooled_connection(
@@ -68,8 +69,17 @@ async def _on_pooled_connection(
     *,
     callers_errors: bool,
 ) -> T:
-    """``use(asyncpg connection)`` on a connection checked out of ``engine``'s pool, given back after.
-    A driver error is raised as SQLAlchemy's execution would raise it (``sql`` and ``args`` name the
+    """``use(asyncpg connection)`` on a connection checked out of ``engine``'s pool (``pooled_driver``)."""
+    async with pooled_driver(engine, sql, args, callers_errors=callers_errors) as driver:
+        return await use(driver)
+
+
+@asynccontextmanager
+async def pooled_driver(
+    engine: AsyncEngine, sql: str = "(transaction)", args: tuple[Any, ...] = (), *, callers_errors: bool = True
+) -> AsyncIterator[Any]:
+    """The asyncpg connection of a connection checked out of ``engine``'s pool, given back after. A
+    driver error is raised as SQLAlchemy's execution would raise it (``sql`` and ``args`` name the
     statement in it); with ``callers_errors``, any other error is the caller's, raised as it is, the
     connection still good. Cancelled (or the process exiting) meanwhile: whatever the server does with
     what was sent, the connection must not serve anyone else."""
@@ -78,7 +88,7 @@ async def _on_pooled_connection(
     driver = proxied.driver_connection
     try:
         assert driver is not None, "a checked-out connection has its driver connection"
-        result = await use(driver)
+        yield driver
     except Exception as error:
         if callers_errors and not isinstance(error, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
             await greenlet_spawn(proxied.close)
@@ -90,7 +100,62 @@ async def _on_pooled_connection(
         raise
     # Back to the pool, reset as on any check-in (a rollback, which is nothing outside a transaction).
     await greenlet_spawn(proxied.close)
-    return result
+
+
+class DriverTransaction:
+    """An open transaction on a pooled connection's asyncpg connection (``driver_block``): its
+    statements go to ``connection``; ``commit`` ends it, and ``rollback`` ends it and opens the next."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self._transaction: Any = None
+
+    @property
+    def open(self) -> bool:
+        return self._transaction is not None
+
+    async def begin(self) -> None:
+        self._transaction = self.connection.transaction()
+        await self._transaction.start()
+
+    async def commit(self) -> None:
+        transaction, self._transaction = self._transaction, None
+        if transaction is None:
+            raise RuntimeError("the transaction has ended")
+        await transaction.commit()
+
+    async def rollback(self) -> None:
+        transaction, self._transaction = self._transaction, None
+        if transaction is not None:
+            await transaction.rollback()
+        await self.begin()
+
+    async def end(self) -> None:
+        """Roll back what was not committed (nothing after ``commit``)."""
+        transaction, self._transaction = self._transaction, None
+        if transaction is not None:
+            await transaction.rollback()
+
+
+@asynccontextmanager
+async def driver_block(engine: AsyncEngine) -> AsyncIterator[DriverTransaction]:
+    """``driver_transaction`` as a block: BEGIN on entry, the caller's statements on
+    ``block.connection``, ``block.commit()`` when they are done; leaving the block without it (or by an
+    error) rolls back. Errors come out as ``driver_transaction``'s do: a driver's as SQLAlchemy's, the
+    caller's own as they are, and a cancelled block's connection is invalidated."""
+    async with pooled_driver(engine) as driver:
+        block = DriverTransaction(driver)
+        await block.begin()
+        try:
+            yield block
+        except Exception:
+            # The connection may be gone with the error: the rollback then fails, and the error that
+            # says why (translated by ``pooled_driver``) is the one raised.
+            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                await block.end()
+            raise
+        # Cancelled: no rollback awaited; ``pooled_driver`` invalidates the connection.
+        await block.end()
 
 
 def _checkout(engine: Engine) -> PoolProxiedConnection:

@@ -69,10 +69,36 @@ def _prepared(stmt: ClauseElement, dialect: Dialect) -> _Prepared:
     )
 
 
-async def run_in(session: AsyncSession, stmt: ClauseElement, params: Mapping[str, Any]) -> tuple[_Prepared, list[Any]]:
+class InTransaction:
+    """The statements of a unit in a transaction sent by asyncpg itself (``transaction_alone``, a
+    driven ``UnitOfWork``): each built once and reused (as for ``fetch_prepared``), sent as driver SQL
+    on the unit's connection. Every ``*_prepared`` helper takes one where it takes a session."""
+
+    def __init__(self, connection: Any, dialect: Dialect) -> None:
+        self.connection = connection
+        self.dialect = dialect
+
+    async def fetch(self, stmt: ClauseElement, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """A SELECT's (or a RETURNING's) rows, typed, as dicts by column key."""
+        return _typed_rows(*await run_in(self, stmt, params))
+
+    async def rows(self, stmt: ClauseElement, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """The statement's rows as the driver returns them (no result processing)."""
+        _, rows = await run_in(self, stmt, params)
+        return [tuple(row) for row in rows]
+
+
+# Where a unit's statements go: an ORM session's transaction, or a driven one's connection.
+Executor = AsyncSession | InTransaction
+
+
+async def run_in(session: Executor, stmt: ClauseElement, params: Mapping[str, Any]) -> tuple[_Prepared, list[Any]]:
     """``stmt`` (built once and reused) in the session's transaction, as driver SQL compiled once: no
     per-execution cache-key walk of the statement, which for a chained or guarded statement of many
     parameters cost more than the round trip. Raw rows back."""
+    if isinstance(session, InTransaction):
+        prepared = _prepared(stmt, session.dialect)
+        return prepared, list(await session.connection.fetch(prepared.sql, *prepared.args(params)))
     conn = await session.connection()
     prepared = _prepared(stmt, conn.dialect)
     result = await conn.exec_driver_sql(prepared.sql, prepared.args(params))
@@ -96,7 +122,7 @@ def _typed_rows(prepared: _Prepared, rows: Sequence[Any]) -> list[dict[str, Any]
     ]
 
 
-async def fetch_prepared(session: AsyncSession, query: AnyQuery, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+async def fetch_prepared(session: Executor, query: AnyQuery, params: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Run ``query`` (built once and reused, every value a named ``bindparam``) in the session's
     transaction and return its rows as dicts by column key, with the columns' types applied, but
     without the ORM: for the reads on the hot paths, where loading ORM objects through
@@ -120,29 +146,10 @@ async def returning_alone(
 
 
 async def returning_prepared(
-    session: AsyncSession, stmt: Insert | Update, params: Mapping[str, Any]
+    session: Executor, stmt: Insert | Update, params: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
     """``returning_alone`` in the session's transaction (a session bound to a connection: tests)."""
     return _typed_rows(*await run_in(session, stmt, params))
-
-
-class InTransaction:
-    """The statements of a ``transaction_alone`` unit: each built once and reused (as for
-    ``fetch_prepared``), sent as driver SQL on the unit's connection."""
-
-    def __init__(self, connection: Any, dialect: Dialect) -> None:
-        self._connection = connection
-        self._dialect = dialect
-
-    async def fetch(self, stmt: ClauseElement, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """A SELECT's (or a RETURNING's) rows, typed, as dicts by column key."""
-        prepared = _prepared(stmt, self._dialect)
-        return _typed_rows(prepared, await self._connection.fetch(prepared.sql, *prepared.args(params)))
-
-    async def rows(self, stmt: ClauseElement, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        """The statement's rows as the driver returns them (no result processing)."""
-        prepared = _prepared(stmt, self._dialect)
-        return [tuple(row) for row in await self._connection.fetch(prepared.sql, *prepared.args(params))]
 
 
 async def transaction_alone(engine: AsyncEngine, work: Callable[[InTransaction], Awaitable[T]]) -> T:

@@ -3,7 +3,8 @@ outbox inside that same transaction, together with the writes queued on it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, Self
 
@@ -11,8 +12,17 @@ from billing_contracts.envelope import EventBase
 from sqlalchemy import Engine, Insert, Table, Update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from billing_runtime.driver import DriverTransaction, driver_block
 from billing_runtime.outbox import outbox_insert
-from billing_runtime.prepared import AnySelect, fetch_alone, fetch_prepared, returning_alone, returning_prepared
+from billing_runtime.prepared import (
+    AnySelect,
+    Executor,
+    InTransaction,
+    fetch_alone,
+    fetch_prepared,
+    returning_alone,
+    returning_prepared,
+)
 from billing_runtime.writes import (
     InsertRows,
     Precondition,
@@ -29,6 +39,11 @@ class UnitOfWork:
 
     Services subclass it to offer their repositories (built on use from ``self.session``). The
     session is opened on first use: a unit that only queues writes never needs one (see ``_commit``).
+
+    ``async with uow.driven(): ...`` is the same unit without an ORM session: its transaction is
+    sent by asyncpg itself (``billing_runtime.driver.driver_block``) and its statements go through
+    ``statements`` as driver SQL compiled once, for a hot path whose repositories need nothing of the
+    ORM. Its queued writes must be plain (``InsertRows``/``UpdateRows``), and ``session`` refuses.
     """
 
     def __init__(
@@ -44,6 +59,8 @@ class UnitOfWork:
         self._events: list[EventBase] = []
         self._writes: list[Write] = []
         self._session: AsyncSession | None = None
+        self._block: DriverTransaction | None = None
+        self._driven: InTransaction | None = None
 
     @property
     def engine(self) -> AsyncEngine | None:
@@ -71,9 +88,37 @@ class UnitOfWork:
 
     @property
     def session(self) -> AsyncSession:
+        if self._block is not None:
+            raise RuntimeError("a driven unit of work has no ORM session: use its statements")
         if self._session is None:
             self._session = self._sessionmaker()
         return self._session
+
+    @property
+    def statements(self) -> Executor:
+        """Where the unit's driver SQL goes (``fetch_prepared`` and its kin): the driven unit's
+        connection, or else the ORM session's transaction."""
+        if self._driven is not None:
+            if self._block is None or not self._block.open:
+                raise RuntimeError("a driven unit of work ends with its commit")
+            return self._driven
+        return self.session
+
+    @asynccontextmanager
+    async def driven(self) -> AsyncIterator[Self]:
+        """This unit (``async with``), its transaction sent by asyncpg itself (see the class). A
+        session bound to a connection (tests) keeps the session: its transaction is the test's."""
+        engine = self.engine
+        if engine is None:
+            async with self:
+                yield self
+            return
+        async with driver_block(engine) as block, self:
+            self._block, self._driven = block, InTransaction(block.connection, engine.dialect)
+            try:
+                yield self
+            finally:
+                self._block = self._driven = None
 
     async def __aenter__(self) -> Self:
         self._session = None
@@ -129,6 +174,12 @@ class UnitOfWork:
         writes = self._writes
         if self._events:
             writes = [*writes, outbox_insert(self._outbox, self._events)]
+        if self._block is not None:
+            if guard is not None:
+                raise TypeError("a driven unit of work commits without a guard")
+            await execute_together(self.statements, writes)
+            await self._block.commit()
+            return self._committed()
         touched = self._session is not None and (
             self._session.in_transaction() or self._session.new or self._session.dirty or self._session.deleted
         )
@@ -175,6 +226,8 @@ class UnitOfWork:
     async def rollback(self) -> None:
         self._events = []
         self._writes = []
+        if self._block is not None:
+            await self._block.rollback()
         if self._session is not None:
             await self._session.rollback()
 

@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql import ClauseElement
 
-from billing_runtime.prepared import execute_statement_alone, run_in
+from billing_runtime.prepared import Executor, InTransaction, execute_statement_alone, run_in
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,7 @@ def _chained(shapes: tuple[_Shape, ...]) -> Insert | Update | Delete:
     return _chain([_statement(shape, f"w{i}_") for i, shape in enumerate(shapes)])
 
 
-async def execute_together(session: AsyncSession, writes: Sequence[Write]) -> None:
+async def execute_together(session: Executor, writes: Sequence[Write]) -> None:
     """Run independent writes in the session's transaction, in one round trip.
 
     Every write but the last becomes a data-modifying CTE of the last one (``WITH w0 AS
@@ -203,13 +203,16 @@ async def execute_together(session: AsyncSession, writes: Sequence[Write]) -> No
         stmt = _chained(tuple(_shape(write) for write in writes))  # type: ignore[arg-type]
         await run_in(session, stmt, params)
         return
-    else:
-        stmt = _chain(
-            [
-                _statement(_shape(write), f"w{i}_") if isinstance(write, InsertRows | UpdateRows) else write
-                for i, write in enumerate(writes)
-            ]
-        )
+    if isinstance(session, InTransaction):
+        # A statement built per write carries its values in itself: compiled each time, which is the
+        # ORM session's job (a driven unit queues only plain writes).
+        raise TypeError("a driven unit of work takes only InsertRows/UpdateRows writes")
+    stmt = _chain(
+        [
+            _statement(_shape(write), f"w{i}_") if isinstance(write, InsertRows | UpdateRows) else write
+            for i, write in enumerate(writes)
+        ]
+    )
     await session.execute(stmt, params or None)
 
 

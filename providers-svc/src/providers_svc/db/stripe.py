@@ -9,12 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from billing_runtime.db import UTCDateTime, table_of
-from billing_runtime.prepared import fetch_prepared, returning_prepared
+from billing_runtime.prepared import Executor, fetch_prepared, returning_prepared
 from billing_runtime.writes import UpdateRows
 from sqlalchemy import Index, Select, String, Text, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
 
@@ -153,7 +152,7 @@ def _storable(value: str | None, length: int) -> str | None:
 class StripeRepository:
     """The webhook's reads and writes, in its unit of work's transaction."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Executor) -> None:
         self._session = session
 
     async def record_event(self, values: dict[str, Any]) -> bool:

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from billing_runtime.db import table_of
-from billing_runtime.prepared import fetch_prepared
+from billing_runtime.prepared import Executor, fetch_prepared
 from sqlalchemy import (
     ARRAY,
     BigInteger,
@@ -31,7 +31,6 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from providers_svc.db.stripe_objects import StripeInvoicePaymentRow, StripeObjectRow
 from providers_svc.domain.stripe_invoice_payments import InvoiceLink
@@ -60,7 +59,7 @@ def locks_select() -> Any:
     return select(func.pg_advisory_xact_lock(keys.c.key).label("locked")).order_by(keys.c.n)
 
 
-async def take_locks(session: AsyncSession, keys: Sequence[int]) -> None:
+async def take_locks(session: Executor, keys: Sequence[int]) -> None:
     """Wait for, and hold to the end of the transaction, the advisory lock of each of ``keys``, in their
     order (``domain/stripe_locks.py``: which an event takes, and why)."""
     if keys:
@@ -78,7 +77,7 @@ def _invoice_customers() -> Any:
     )
 
 
-async def invoice_customers(session: AsyncSession, account_id: str, invoices: Sequence[str]) -> list[str]:
+async def invoice_customers(session: Executor, account_id: str, invoices: Sequence[str]) -> list[str]:
     """The customers of those of ``invoices`` that are stored."""
     if not invoices:
         return []
@@ -122,7 +121,7 @@ def _attach() -> Any:
     )
 
 
-async def record_links(session: AsyncSession, account_id: str, links: Sequence[InvoiceLink], now: datetime) -> bool:
+async def record_links(session: Executor, account_id: str, links: Sequence[InvoiceLink], now: datetime) -> bool:
     """Record ``links`` (all of one invoice) and give the charges they name that invoice; whether any
     charge was given it (its subscription metadata then needs mirroring)."""
     if not links:

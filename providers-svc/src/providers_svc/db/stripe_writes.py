@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from billing_runtime.db import table_of
-from billing_runtime.prepared import fetch_prepared, returning_prepared
+from billing_runtime.prepared import Executor, fetch_prepared, returning_prepared
 from sqlalchemy import (
     ARRAY,
     Boolean,
@@ -37,7 +37,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from providers_svc.db.stripe_links import linked_invoice
 from providers_svc.db.stripe_objects import StripeObjectRow
@@ -200,7 +199,7 @@ def upsert_params(state: ObjectState, tenant_ids: tuple[str, ...], now: datetime
 
 
 async def upsert(
-    session: AsyncSession, state: ObjectState, tenant_ids: tuple[str, ...], now: datetime
+    session: Executor, state: ObjectState, tenant_ids: tuple[str, ...], now: datetime
 ) -> StoredChange | None:
     """Store ``state`` unless the stored one is newer (or deleted); the row as stored when it was
     written, None when it was not."""
@@ -262,7 +261,7 @@ def _mirror_invoice() -> Any:
 
 
 async def mirror_subscription(
-    session: AsyncSession, change: StoredChange, tenant_ids: tuple[str, ...], now: datetime
+    session: Executor, change: StoredChange, tenant_ids: tuple[str, ...], now: datetime
 ) -> list[dict[str, Any]]:
     """Copy a stored subscription's metadata onto its invoices and their charges (the ones that
     arrived before it, or that carry an older copy); the rows changed."""
@@ -279,7 +278,7 @@ async def mirror_subscription(
 
 
 async def mirror_invoice(
-    session: AsyncSession, change: StoredChange, tenant_ids: tuple[str, ...], now: datetime
+    session: Executor, change: StoredChange, tenant_ids: tuple[str, ...], now: datetime
 ) -> list[dict[str, Any]]:
     """Copy a stored invoice's mirrored subscription metadata onto its charges; the rows changed."""
     row = change.row
@@ -304,7 +303,7 @@ def _mirror_invoice_by_id() -> Any:
 
 
 async def mirror_invoice_by_id(
-    session: AsyncSession, account_id: str, invoice: str, tenant_ids: tuple[str, ...], now: datetime
+    session: Executor, account_id: str, invoice: str, tenant_ids: tuple[str, ...], now: datetime
 ) -> list[dict[str, Any]]:
     """Copy the projected invoice's mirrored subscription metadata onto its charges (the ones just
     linked to it by an invoice_payment); the rows changed. Nothing when the invoice is not projected

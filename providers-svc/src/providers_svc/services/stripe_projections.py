@@ -48,11 +48,12 @@ async def project_event(uow: ProvidersUnitOfWork, event: VerifiedStripeEvent) ->
     # that its mirroring reaches the charges just linked.
     links = links_of(event)
     state = state_of(event)
-    await take_locks(uow.session, [k for k in locks_of(links, state).keys(event.account_id) if k not in event.locked])
+    keys = locks_of(links, state).keys(event.account_id)
+    await take_locks(uow.statements, [k for k in keys if k not in event.locked])
     if invoices := later_invoices(links, state):
-        customers = await invoice_customers(uow.session, event.account_id, invoices)
-        await take_locks(uow.session, customer_keys(event.account_id, customers))
-    attached = await record_links(uow.session, event.account_id, links, now) if links else False
+        customers = await invoice_customers(uow.statements, event.account_id, invoices)
+        await take_locks(uow.statements, customer_keys(event.account_id, customers))
+    attached = await record_links(uow.statements, event.account_id, links, now) if links else False
     if state is None:
         if event.object_type in KINDS:
             # Verified, so Stripe's: but not storable (no usable id, a NUL). Never fails the webhook.
@@ -60,16 +61,16 @@ async def project_event(uow: ProvidersUnitOfWork, event: VerifiedStripeEvent) ->
         if attached:
             await _mirror_linked(uow, event, links[0].invoice, now)
         return
-    change = await upsert(uow.session, state, event.tenant_ids, now)
+    change = await upsert(uow.statements, state, event.tenant_ids, now)
     if change is None:
         if attached:
             await _mirror_linked(uow, event, state.stripe_id, now)
         return
     _publish(uow, change.row, action_of(inserted=change.inserted, deleted=state.deleted), event)
     if state.kind == "subscription":
-        mirrored = await mirror_subscription(uow.session, change, event.tenant_ids, now)
+        mirrored = await mirror_subscription(uow.statements, change, event.tenant_ids, now)
     elif state.kind == "invoice":
-        mirrored = await mirror_invoice(uow.session, change, event.tenant_ids, now)
+        mirrored = await mirror_invoice(uow.statements, change, event.tenant_ids, now)
     else:
         return
     for row in mirrored:
@@ -78,7 +79,7 @@ async def project_event(uow: ProvidersUnitOfWork, event: VerifiedStripeEvent) ->
 
 async def _mirror_linked(uow: ProvidersUnitOfWork, event: VerifiedStripeEvent, invoice: str, now: datetime) -> None:
     """The projected invoice's subscription metadata onto the charges just linked to it."""
-    for row in await mirror_invoice_by_id(uow.session, event.account_id, invoice, event.tenant_ids, now):
+    for row in await mirror_invoice_by_id(uow.statements, event.account_id, invoice, event.tenant_ids, now):
         _publish(uow, row, "updated", event)
 
 

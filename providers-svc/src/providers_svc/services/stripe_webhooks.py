@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -232,7 +233,7 @@ class StripeWebhooks:
             event.livemode,
             result,
         )
-        async with self.uow() as unit:
+        async with self.uow().driven() as unit:
             row = self._row(event, body, delivery, new_id("pev"), result)
             if not await unit.stripe.record_event(row):
                 return await _duplicate(unit, event, row["external_id"], delivery)
@@ -241,7 +242,7 @@ class StripeWebhooks:
 
     async def _apply(self, event: _Envelope, body: str, delivery: str, account: BoundAccount) -> StripeHandled:
         adapter = self.provider.bound(account)
-        async with self.uow() as unit:
+        async with self._unit(event.type) as unit:
             row_id = new_id("pev")
             row = self._row(event, body, delivery, row_id, None, account.id)
             verified = VerifiedStripeEvent(
@@ -270,6 +271,12 @@ class StripeWebhooks:
             await unit.commit()
         outcome.after_commit()
         return StripeHandled(outcome.result, event.type, outcome.anomaly)
+
+    def _unit(self, event_type: str) -> AbstractAsyncContextManager[ProvidersUnitOfWork]:
+        """The event's unit of work: driven (its transaction and statements sent by asyncpg itself,
+        no ORM session) unless it may move one of our refunds, whose repository is the ORM's."""
+        unit = self.uow()
+        return unit if event_type in REFUND_EVENTS else unit.driven()
 
     async def _act(
         self, unit: ProvidersUnitOfWork, event: VerifiedStripeEvent, adapter: StripeAdapter, row_id: str

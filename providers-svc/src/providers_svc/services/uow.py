@@ -42,7 +42,7 @@ class ProvidersUnitOfWork(UnitOfWork):
 
     @property
     def stripe(self) -> StripeRepository:
-        return StripeRepository(self.session)
+        return StripeRepository(self.statements)
 
     @property
     def refunds(self) -> RefundRepository:

@@ -1,0 +1,207 @@
+"""A driven unit of work (``UnitOfWork.driven``): the same unit as with an ORM session (its statements,
+its queued writes and its outbox rows commit together or not at all) with its transaction sent by
+asyncpg itself. Errors come out as SQLAlchemy's, a dropped connection is an outage, a cancelled unit
+never hands its connection on, and nothing of the ORM can be reached from it by mistake."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+from billing_contracts.envelope import utcnow
+from billing_contracts.events import PaymentData, PaymentSnapshot
+from billing_contracts.events.payments import PaymentCreatedV1
+from billing_runtime.db import create_engine, make_sessionmaker
+from billing_runtime.outages import is_database_outage
+from billing_runtime.prepared import InTransaction, fetch_alone, fetch_prepared
+from billing_runtime.uow import UnitOfWork
+from billing_runtime.writes import InsertRows
+from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from .test_driver import BACKEND, SLEEP, _cancelled_mid_statement, _terminate
+
+
+def _event(order: str) -> PaymentCreatedV1:
+    now = utcnow()
+    snap = PaymentSnapshot(
+        id=f"pay_{order}",
+        status="CREATED",
+        amount=100,
+        currency="USD",
+        order_id=order,
+        created_at=now,
+        updated_at=now,
+        expires_at=now,
+    )
+    return PaymentCreatedV1(tenant_id="ten_a", data=PaymentData(payment=snap))
+
+
+@pytest.fixture
+async def one_connection(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    single = create_engine(engine.url.render_as_string(hide_password=False), pool_size=1)
+    yield single
+    await single.dispose()
+
+
+class TestDrivenUnits:
+    @pytest.fixture(autouse=True)
+    def _statements(self, schema) -> None:  # type: ignore[no-untyped-def]
+        self.schema = schema
+        applied = schema.applied.c.event_id
+        self.add = insert(schema.applied).values(event_id=bindparam("id")).returning(applied)
+        self.like = select(applied).where(applied.like(bindparam("p")))
+        self.outboxed = select(func.count().label("n")).select_from(schema.outbox)
+
+    def unit(self, engine: AsyncEngine) -> UnitOfWork:
+        return UnitOfWork(make_sessionmaker(engine), self.schema.outbox)
+
+    async def ids(self, engine: AsyncEngine, prefix: str) -> list[str]:
+        return sorted(r["event_id"] for r in await fetch_alone(engine, self.like, {"p": f"{prefix}%"}))
+
+    async def outbox_rows(self, engine: AsyncEngine) -> int:
+        [row] = await fetch_alone(engine, self.outboxed, {})
+        return int(row["n"])
+
+    async def test_statements_writes_and_events_commit_together_without_a_session(self, engine: AsyncEngine) -> None:
+        prefix = secrets.token_hex(4)
+        async with self.unit(engine).driven() as unit:
+            assert isinstance(unit.statements, InTransaction)
+            assert await fetch_prepared(unit.statements, self.add, {"id": f"{prefix}-1"}) == [
+                {"event_id": f"{prefix}-1"}
+            ]
+            # Its own statements see one another before the commit; nobody else does.
+            assert [r["event_id"] for r in await fetch_prepared(unit.statements, self.like, {"p": f"{prefix}%"})] == [
+                f"{prefix}-1"
+            ]
+            assert await self.ids(engine, prefix) == []
+            unit.write(InsertRows(self.schema.applied, ({"event_id": f"{prefix}-2"},)))
+            unit.emit(_event(prefix))
+            with pytest.raises(RuntimeError, match="no ORM session"):
+                _ = unit.session
+            await unit.commit()
+            with pytest.raises(RuntimeError, match="ends with its commit"):
+                _ = unit.statements
+        assert await self.ids(engine, prefix) == [f"{prefix}-1", f"{prefix}-2"]
+        assert await self.outbox_rows(engine) == 1
+
+    async def test_leaving_without_commit_keeps_nothing(self, engine: AsyncEngine) -> None:
+        prefix = secrets.token_hex(4)
+        async with self.unit(engine).driven() as unit:
+            await fetch_prepared(unit.statements, self.add, {"id": f"{prefix}-1"})
+            unit.write(InsertRows(self.schema.applied, ({"event_id": f"{prefix}-2"},)))
+            unit.emit(_event(prefix))
+        assert await self.ids(engine, prefix) == []
+        assert await self.outbox_rows(engine) == 0
+
+    async def test_a_rollback_discards_and_the_unit_goes_on_in_a_new_transaction(self, engine: AsyncEngine) -> None:
+        prefix = secrets.token_hex(4)
+        async with self.unit(engine).driven() as unit:
+            await fetch_prepared(unit.statements, self.add, {"id": f"{prefix}-1"})
+            unit.emit(_event(prefix))
+            await unit.rollback()
+            await fetch_prepared(unit.statements, self.add, {"id": f"{prefix}-2"})
+            await unit.commit()
+        assert await self.ids(engine, prefix) == [f"{prefix}-2"]
+        assert await self.outbox_rows(engine) == 0
+
+    async def test_a_failing_statement_is_sqlalchemys_error_and_the_connection_serves_on(
+        self, one_connection: AsyncEngine
+    ) -> None:
+        prefix = secrets.token_hex(4)
+        [before] = await fetch_alone(one_connection, BACKEND, {})
+
+        async def attempt() -> None:
+            async with self.unit(one_connection).driven() as unit:
+                await fetch_prepared(unit.statements, self.add, {"id": f"{prefix}-1"})
+                await fetch_prepared(unit.statements, self.add, {"id": f"{prefix}-1"})
+
+        with pytest.raises(sa_exc.IntegrityError) as caught:
+            await attempt()
+        assert getattr(caught.value.orig, "sqlstate", None) == "23505"
+        assert await self.ids(one_connection, prefix) == []
+        # The same pooled connection, out of the aborted transaction (else this would fail with 25P02).
+        [after] = await fetch_alone(one_connection, BACKEND, {})
+        assert after["pid"] == before["pid"]
+
+    async def test_a_failing_commit_keeps_nothing(self, engine: AsyncEngine) -> None:
+        prefix = secrets.token_hex(4)
+
+        async def attempt() -> None:
+            async with self.unit(engine).driven() as unit:
+                await fetch_prepared(unit.statements, self.add, {"id": f"{prefix}-1"})
+                unit.write(InsertRows(self.schema.applied, ({"event_id": f"{prefix}-1"},)))
+                unit.emit(_event(prefix))
+                await unit.commit()
+
+        with pytest.raises(sa_exc.IntegrityError):
+            await attempt()
+        assert await self.ids(engine, prefix) == []
+        assert await self.outbox_rows(engine) == 0
+
+    async def test_an_error_of_the_caller_is_raised_as_it_is_and_rolls_back(self, engine: AsyncEngine) -> None:
+        prefix = secrets.token_hex(4)
+
+        async def attempt() -> None:
+            async with self.unit(engine).driven() as unit:
+                await fetch_prepared(unit.statements, self.add, {"id": f"{prefix}-1"})
+                raise LookupError("decided against it")
+
+        with pytest.raises(LookupError):
+            await attempt()
+        assert await self.ids(engine, prefix) == []
+
+    async def test_a_connection_dropped_mid_unit_is_an_outage_and_keeps_nothing(
+        self, one_connection: AsyncEngine
+    ) -> None:
+        prefix = secrets.token_hex(4)
+
+        async def attempt() -> None:
+            async with self.unit(one_connection).driven() as unit:
+                [row] = await fetch_prepared(unit.statements, BACKEND, {})
+                await fetch_prepared(unit.statements, self.add, {"id": f"{prefix}-1"})
+                await _terminate(int(row["pid"]))
+                unit.emit(_event(prefix))
+                await unit.commit()
+
+        with pytest.raises(sa_exc.DBAPIError) as caught:
+            await attempt()
+        assert is_database_outage(caught.value)
+        assert await self.ids(one_connection, prefix) == []
+        assert await self.outbox_rows(one_connection) == 0
+
+    async def test_a_cancelled_unit_never_hands_its_connection_on(self, one_connection: AsyncEngine) -> None:
+        async def sleep() -> None:
+            async with self.unit(one_connection).driven() as unit:
+                await fetch_prepared(unit.statements, SLEEP, {})
+
+        await _cancelled_mid_statement(one_connection, sleep)
+
+    async def test_only_plain_writes_are_queued(self, engine: AsyncEngine) -> None:
+        prefix = secrets.token_hex(4)
+
+        async def attempt() -> None:
+            async with self.unit(engine).driven() as unit:
+                await fetch_prepared(unit.statements, self.add, {"id": f"{prefix}-1"})
+                unit.write(insert(self.schema.applied).values(event_id=f"{prefix}-2"))
+                await unit.commit()
+
+        with pytest.raises(TypeError, match="InsertRows/UpdateRows"):
+            await attempt()
+        assert await self.ids(engine, prefix) == []
+
+    async def test_a_session_bound_to_a_connection_keeps_its_session(self, engine: AsyncEngine) -> None:
+        """Tests that roll back a connection's transaction bind their sessions to it: a driven unit
+        then runs in that session, inside the test's transaction."""
+        prefix = secrets.token_hex(4)
+        async with engine.connect() as connection:
+            outer = await connection.begin()
+            unit = UnitOfWork(async_sessionmaker(bind=connection), self.schema.outbox)
+            async with unit.driven() as driven:
+                assert not isinstance(driven.statements, InTransaction)
+                await fetch_prepared(driven.statements, self.add, {"id": f"{prefix}-1"})
+                await driven.commit()
+            await outer.rollback()
+        assert await self.ids(engine, prefix) == []
