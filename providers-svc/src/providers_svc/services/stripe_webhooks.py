@@ -72,6 +72,11 @@ HANDLED_EVENT_TYPES: frozenset[str] = (
 )
 
 
+# The types whose event may move a payment, a refund or a dispute of ours (``_act``); any other one's
+# result is ``RECORDED``, known before it is applied.
+MOVING_EVENT_TYPES: frozenset[str] = INTENT_EVENTS | SESSION_EVENTS | CHARGE_EVENTS | REFUND_EVENTS | DISPUTE_EVENTS
+
+
 class StripeWebhookRejected(Exception):
     """Bad input: nothing was recorded or changed; answered 400 with ``reason``."""
 
@@ -244,7 +249,11 @@ class StripeWebhooks:
         adapter = self.provider.bound(account)
         async with self._unit(event.type) as unit:
             row_id = new_id("pev")
-            row = self._row(event, body, delivery, row_id, None, account.id)
+            # An event that can move nothing of ours (a customer, an invoice, a product...) is recorded
+            # with its result in the claim: no second version of its inbox row (the whole payload) at
+            # the commit.
+            moves = event.type in MOVING_EVENT_TYPES
+            row = self._row(event, body, delivery, row_id, None if moves else RECORDED, account.id)
             verified = VerifiedStripeEvent(
                 event_id=event.event_id,
                 type=event.type,
@@ -264,10 +273,11 @@ class StripeWebhooks:
             if tenant_ids is None:
                 return await _duplicate(unit, event, row["external_id"], delivery)
             verified = replace(verified, tenant_ids=tenant_ids, locked=tuple(keys))
-            outcome = await self._act(unit, verified, adapter, row_id)
+            outcome = await self._act(unit, verified, adapter, row_id) if moves else Outcome(RECORDED)
             for follower in self.followers:
                 await follower(unit, verified)
-            unit.write(unit.stripe.event_result(row_id, outcome.result, outcome.transaction_id))
+            if moves:
+                unit.write(unit.stripe.event_result(row_id, outcome.result, outcome.transaction_id))
             await unit.commit()
         outcome.after_commit()
         return StripeHandled(outcome.result, event.type, outcome.anomaly)
