@@ -59,6 +59,14 @@ async def engine(pg_engine: AsyncEngine, schema: Schema) -> AsyncEngine:
 
 
 @pytest.fixture
+async def one_connection(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """The test database through a pool of a single connection: the next caller gets the same one."""
+    single = create_engine(engine.url.render_as_string(hide_password=False), pool_size=1)
+    yield single
+    await single.dispose()
+
+
+@pytest.fixture
 def rabbit_url() -> str:
     return require_rabbitmq()
 

@@ -6,13 +6,9 @@ never hands its connection on, and nothing of the ORM can be reached from it by 
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
 
 import pytest
-from billing_contracts.envelope import utcnow
-from billing_contracts.events import PaymentData, PaymentSnapshot
-from billing_contracts.events.payments import PaymentCreatedV1
-from billing_runtime.db import create_engine, make_sessionmaker
+from billing_runtime.db import make_sessionmaker
 from billing_runtime.outages import is_database_outage
 from billing_runtime.prepared import InTransaction, fetch_alone, fetch_prepared
 from billing_runtime.uow import UnitOfWork
@@ -22,28 +18,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from .test_driver import BACKEND, SLEEP, _cancelled_mid_statement, _terminate
-
-
-def _event(order: str) -> PaymentCreatedV1:
-    now = utcnow()
-    snap = PaymentSnapshot(
-        id=f"pay_{order}",
-        status="CREATED",
-        amount=100,
-        currency="USD",
-        order_id=order,
-        created_at=now,
-        updated_at=now,
-        expires_at=now,
-    )
-    return PaymentCreatedV1(tenant_id="ten_a", data=PaymentData(payment=snap))
-
-
-@pytest.fixture
-async def one_connection(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
-    single = create_engine(engine.url.render_as_string(hide_password=False), pool_size=1)
-    yield single
-    await single.dispose()
+from .test_outbox_relay import _event
 
 
 class TestDrivenUnits:
@@ -78,7 +53,7 @@ class TestDrivenUnits:
             ]
             assert await self.ids(engine, prefix) == []
             unit.write(InsertRows(self.schema.applied, ({"event_id": f"{prefix}-2"},)))
-            unit.emit(_event(prefix))
+            unit.emit(_event(1))
             with pytest.raises(RuntimeError, match="no ORM session"):
                 _ = unit.session
             await unit.commit()
@@ -92,7 +67,7 @@ class TestDrivenUnits:
         async with self.unit(engine).driven() as unit:
             await fetch_prepared(unit.statements, self.add, {"id": f"{prefix}-1"})
             unit.write(InsertRows(self.schema.applied, ({"event_id": f"{prefix}-2"},)))
-            unit.emit(_event(prefix))
+            unit.emit(_event(1))
         assert await self.ids(engine, prefix) == []
         assert await self.outbox_rows(engine) == 0
 
@@ -100,7 +75,7 @@ class TestDrivenUnits:
         prefix = secrets.token_hex(4)
         async with self.unit(engine).driven() as unit:
             await fetch_prepared(unit.statements, self.add, {"id": f"{prefix}-1"})
-            unit.emit(_event(prefix))
+            unit.emit(_event(1))
             await unit.rollback()
             await fetch_prepared(unit.statements, self.add, {"id": f"{prefix}-2"})
             await unit.commit()
@@ -133,7 +108,7 @@ class TestDrivenUnits:
             async with self.unit(engine).driven() as unit:
                 await fetch_prepared(unit.statements, self.add, {"id": f"{prefix}-1"})
                 unit.write(InsertRows(self.schema.applied, ({"event_id": f"{prefix}-1"},)))
-                unit.emit(_event(prefix))
+                unit.emit(_event(1))
                 await unit.commit()
 
         with pytest.raises(sa_exc.IntegrityError):
@@ -163,7 +138,7 @@ class TestDrivenUnits:
                 [row] = await fetch_prepared(unit.statements, BACKEND, {})
                 await fetch_prepared(unit.statements, self.add, {"id": f"{prefix}-1"})
                 await _terminate(int(row["pid"]))
-                unit.emit(_event(prefix))
+                unit.emit(_event(1))
                 await unit.commit()
 
         with pytest.raises(sa_exc.DBAPIError) as caught:

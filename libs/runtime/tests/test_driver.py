@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
@@ -24,14 +24,6 @@ from .conftest import PG_DSN
 
 BACKEND = select(func.pg_backend_pid().label("pid"))
 SLEEP = select(func.pg_sleep(30).label("slept"))
-
-
-@pytest.fixture
-async def one_connection(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
-    """The test database through a pool of a single connection: the next caller gets the same one."""
-    single = create_engine(engine.url.render_as_string(hide_password=False), pool_size=1)
-    yield single
-    await single.dispose()
 
 
 async def _pid(engine: AsyncEngine) -> int:
