@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 
+import asyncpg
 import pytest
 from billing_runtime.db import make_sessionmaker
 from billing_runtime.outages import is_database_outage
@@ -146,6 +147,23 @@ class TestDrivenUnits:
         assert is_database_outage(caught.value)
         assert await self.ids(one_connection, prefix) == []
         assert await self.outbox_rows(one_connection) == 0
+
+    async def test_asyncpg_losing_track_of_its_protocol_is_a_lost_connection(self, one_connection: AsyncEngine) -> None:
+        """asyncpg raises its InternalClientError when a statement begins as the server's message ending
+        the session comes in (a race a terminated backend shows now and then): the connection is
+        dropped, never handed on, and the error is an outage like any lost connection."""
+        [before] = await fetch_alone(one_connection, BACKEND, {})
+
+        async def attempt() -> None:
+            async with self.unit(one_connection).driven() as unit:
+                await fetch_prepared(unit.statements, BACKEND, {})
+                raise asyncpg.InternalClientError("cannot switch to state 11; another operation (2) is in progress")
+
+        with pytest.raises(sa_exc.DBAPIError) as caught:
+            await attempt()
+        assert is_database_outage(caught.value)
+        [after] = await fetch_alone(one_connection, BACKEND, {})
+        assert after["pid"] != before["pid"]
 
     async def test_a_cancelled_unit_never_hands_its_connection_on(self, one_connection: AsyncEngine) -> None:
         async def sleep() -> None:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import asyncpg
 import pytest
 from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
-from billing_runtime.prepared import InTransaction
+from billing_runtime.prepared import InTransaction, fetch_prepared
+from billing_runtime.testing import PG_DSN
 from providers_svc.domain.stripe_events import VerifiedStripeEvent
 from providers_svc.services.uow import ProvidersUnitOfWork
+from sqlalchemy import func, select
 
 from .conftest import TENANT, ShopFactory, StripeShop, stripe_event
 from .helpers import (
@@ -253,6 +256,37 @@ class TestUnitsOfWork:
         }
         results = sorted(r["result"] for r in await db_read("events"))
         assert results == ["applied", "dispute", "recorded", "refund_recorded"]
+
+    async def test_a_connection_lost_mid_unit_is_a_503_and_the_redelivery_applies_once(
+        self, stripe_shop_factory: ShopFactory, db_read: Any
+    ) -> None:
+        """The database connection of a driven unit is terminated after the event's statements and
+        before its commit: nothing is kept, Stripe is told to try again, and its redelivery applies the
+        event once."""
+        kills: list[int] = []
+
+        async def killer(unit: ProvidersUnitOfWork, _event: VerifiedStripeEvent) -> None:
+            if kills:
+                return
+            [row] = await fetch_prepared(unit.statements, select(func.pg_backend_pid().label("pid")), {})
+            kills.append(int(row["pid"]))
+            admin = await asyncpg.connect(PG_DSN)
+            try:
+                await admin.execute("SELECT pg_terminate_backend($1)", kills[0])
+            finally:
+                await admin.close()
+
+        shop = await stripe_shop_factory(stripe_followers=[killer])
+        started = await shop.start()
+        event = stripe_event("payment_intent.succeeded", intent_object(started, "succeeded"))
+        failed = await shop.send(event)
+        assert failed.status == 503, await failed.text()
+        await nothing_recorded(db_read)
+        assert (await transaction(db_read, started["provider_transaction_id"]))["status"] == "pending"
+        assert (await shop.send(event)).status == 200
+        assert (await shop.send(event)).status == 200
+        assert [e["event_type"] for e in outbox_events(await db_read("outbox"))] == ["provider.payment.succeeded"]
+        assert (await transaction(db_read, started["provider_transaction_id"]))["status"] == "succeeded"
 
 
 class TestPayerPage:

@@ -31,6 +31,10 @@ from sqlalchemy.util import greenlet_spawn
 
 T = TypeVar("T")
 
+# What the driver raises about the connection or the statement (anything else in a block is the
+# caller's own error).
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
+
 
 async def driver_fetch(engine: AsyncEngine, sql: str, args: tuple[Any, ...]) -> list[Any]:
     """Run ``sql`` (asyncpg's ``$n`` parameters) with ``args`` on a connection of ``engine``'s pool,
@@ -90,9 +94,14 @@ async def pooled_driver(
         assert driver is not None, "a checked-out connection has its driver connection"
         yield driver
     except Exception as error:
-        if callers_errors and not isinstance(error, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
+        if callers_errors and not isinstance(error, _DRIVER_ERRORS):
             await greenlet_spawn(proxied.close)
             raise
+        if isinstance(error, asyncpg.InternalClientError) and driver is not None:
+            # asyncpg lost track of its protocol's state (a statement begun as the server's message
+            # ending the session came in: "cannot switch to state ..."): the connection can serve
+            # no one, and closed it is seen as what it is, a lost connection.
+            driver.terminate()
         await greenlet_spawn(_raise_as_sqlalchemy, sync_engine, proxied, error, sql, args)
         raise  # _raise_as_sqlalchemy always raises; this keeps type checkers informed
     except BaseException:
@@ -151,7 +160,7 @@ async def driver_block(engine: AsyncEngine) -> AsyncIterator[DriverTransaction]:
         except Exception:
             # The connection may be gone with the error: the rollback then fails, and the error that
             # says why (translated by ``pooled_driver``) is the one raised.
-            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            with contextlib.suppress(*_DRIVER_ERRORS):
                 await block.end()
             raise
         # Cancelled: no rollback awaited; ``pooled_driver`` invalidates the connection.
