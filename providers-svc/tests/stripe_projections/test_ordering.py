@@ -165,8 +165,11 @@ class TestDeletion:
         assert row["deleted"] is True
         assert [key for key, _ in await published()] == ["providers.stripe.invoice.deleted.v1"]
 
-    async def test_a_deletion_stub_keeps_what_was_known(self, project: Project, stored: Rows) -> None:
-        await project(event(customer(metadata={"crm": "42"}), "customer.created", created=T0))
+    async def test_a_deletion_stub_keeps_what_was_known(
+        self, project: Project, stored: Rows, published: Published
+    ) -> None:
+        created = customer(metadata={"crm": "42"})
+        await project(event(created, "customer.created", created=T0))
         stub = {"id": "cus_QxCustomer01", "object": "customer", "deleted": True}
         # The account now serves another tenant: nothing in the stub says it is that tenant's.
         await project(event(stub, "customer.deleted", created=T0 + 1, tenant_ids=("ten_bbbbbbbbbbbbbbbb",)))
@@ -178,6 +181,10 @@ class TestDeletion:
             {"crm": "42"},
         )
         assert row["tenant_id"] == "ten_aaaaaaaaaaaaaaaa"
+        # Each event carries the object as stored: the one sent, then the stub merged into what was known.
+        first, deleted = (body["data"]["stripe_object"] for _, body in await published())
+        assert first == created
+        assert deleted == {**created, "deleted": True}
 
     async def test_an_ended_subscription_is_deleted(self, project: Project, stored: Rows) -> None:
         await project(event(subscription(), "customer.subscription.created", created=T0))
