@@ -5,6 +5,8 @@ never hands its connection on, and nothing of the ORM can be reached from it by 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 
 import asyncpg
@@ -164,6 +166,59 @@ class TestDrivenUnits:
         assert is_database_outage(caught.value)
         [after] = await fetch_alone(one_connection, BACKEND, {})
         assert after["pid"] != before["pid"]
+
+    async def test_a_callers_error_on_a_lost_connection_never_hands_the_connection_on(
+        self, one_connection: AsyncEngine
+    ) -> None:
+        """The connection dies while the unit waits on something else (a provider's API), which then
+        fails: the caller hears its own error, and the next caller a working connection, not the dead one."""
+        [before] = await fetch_alone(one_connection, BACKEND, {})
+
+        async def attempt() -> None:
+            async with self.unit(one_connection).driven() as unit:
+                [row] = await fetch_prepared(unit.statements, BACKEND, {})
+                await _terminate(int(row["pid"]))
+                await asyncio.sleep(0.1)  # the server's goodbye arrives
+                raise LookupError("the provider did not answer")
+
+        with pytest.raises(LookupError):
+            await attempt()
+        [after] = await fetch_alone(one_connection, BACKEND, {})
+        assert after["pid"] != before["pid"]
+
+    async def test_a_statement_error_caught_inside_is_never_taken_for_a_commit(
+        self, one_connection: AsyncEngine
+    ) -> None:
+        """A unit that catches a failed statement's error and commits anyway: PostgreSQL rolled the
+        transaction back, and the commit says so instead of passing for one."""
+        prefix = secrets.token_hex(4)
+        [before] = await fetch_alone(one_connection, BACKEND, {})
+
+        async def attempt() -> None:
+            async with self.unit(one_connection).driven() as unit:
+                await fetch_prepared(unit.statements, self.add, {"id": f"{prefix}-1"})
+                with contextlib.suppress(asyncpg.UniqueViolationError):
+                    await fetch_prepared(unit.statements, self.add, {"id": f"{prefix}-1"})
+                # Nothing queued: COMMIT is the next statement (a queued write would fail first).
+                await unit.commit()
+
+        with pytest.raises(RuntimeError, match="not committed"):
+            await attempt()
+        assert await self.ids(one_connection, prefix) == []
+        [after] = await fetch_alone(one_connection, BACKEND, {})
+        assert after["pid"] == before["pid"]  # out of the transaction, it serves on
+
+    async def test_a_second_commit_with_nothing_queued_changes_nothing(self, engine: AsyncEngine) -> None:
+        prefix = secrets.token_hex(4)
+        async with self.unit(engine).driven() as unit:
+            await fetch_prepared(unit.statements, self.add, {"id": f"{prefix}-1"})
+            await unit.commit()
+            await unit.commit()
+            unit.emit(_event(1))
+            with pytest.raises(RuntimeError, match="ends with its commit"):
+                await unit.commit()
+        assert await self.ids(engine, prefix) == [f"{prefix}-1"]
+        assert await self.outbox_rows(engine) == 0
 
     async def test_a_cancelled_unit_never_hands_its_connection_on(self, one_connection: AsyncEngine) -> None:
         async def sleep() -> None:

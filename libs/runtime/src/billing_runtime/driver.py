@@ -18,7 +18,6 @@ unknown state: it is invalidated, never handed to the next caller.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, NoReturn, TypeVar
@@ -95,7 +94,7 @@ async def pooled_driver(
         yield driver
     except Exception as error:
         if callers_errors and not isinstance(error, _DRIVER_ERRORS):
-            await greenlet_spawn(proxied.close)
+            await _give_back(proxied, driver)
             raise
         if isinstance(error, asyncpg.InternalClientError) and driver is not None:
             # asyncpg lost track of its protocol's state (a statement begun as the server's message
@@ -107,7 +106,15 @@ async def pooled_driver(
     except BaseException:
         await asyncio.shield(greenlet_spawn(proxied.invalidate))
         raise
-    # Back to the pool, reset as on any check-in (a rollback, which is nothing outside a transaction).
+    await _give_back(proxied, driver)
+
+
+async def _give_back(proxied: PoolProxiedConnection, driver: Any) -> None:
+    """Back to the pool, reset as on any check-in (SQLAlchemy's rollback, which knows nothing of a
+    transaction begun beneath it); or, closed under us or left inside a transaction, to no one."""
+    if driver is None or driver.is_closed() or driver.is_in_transaction():
+        await asyncio.shield(greenlet_spawn(proxied.invalidate))
+        return
     await greenlet_spawn(proxied.close)
 
 
@@ -117,33 +124,36 @@ class DriverTransaction:
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
-        self._transaction: Any = None
+        self._open = False
 
     @property
     def open(self) -> bool:
-        return self._transaction is not None
+        return self._open
 
     async def begin(self) -> None:
-        self._transaction = self.connection.transaction()
-        await self._transaction.start()
+        await self.connection.execute("BEGIN")
+        self._open = True
 
     async def commit(self) -> None:
-        transaction, self._transaction = self._transaction, None
-        if transaction is None:
+        if not self._open:
             raise RuntimeError("the transaction has ended")
-        await transaction.commit()
+        self._open = False
+        status = await self.connection.execute("COMMIT")
+        if status != "COMMIT":
+            # PostgreSQL ends a transaction that an error aborted with a ROLLBACK, whatever it is
+            # asked: a statement of it failed and its error was caught and not let out. Nothing was
+            # kept, and the unit must not be taken for committed.
+            raise RuntimeError(f"the transaction was not committed ({status}): a statement in it failed")
 
     async def rollback(self) -> None:
-        transaction, self._transaction = self._transaction, None
-        if transaction is not None:
-            await transaction.rollback()
+        await self.end()
         await self.begin()
 
     async def end(self) -> None:
         """Roll back what was not committed (nothing after ``commit``)."""
-        transaction, self._transaction = self._transaction, None
-        if transaction is not None:
-            await transaction.rollback()
+        if self._open:
+            self._open = False
+            await self.connection.execute("ROLLBACK")
 
 
 @asynccontextmanager
@@ -158,10 +168,13 @@ async def driver_block(engine: AsyncEngine) -> AsyncIterator[DriverTransaction]:
         try:
             yield block
         except Exception:
-            # The connection may be gone with the error: the rollback then fails, and the error that
-            # says why (translated by ``pooled_driver``) is the one raised.
-            with contextlib.suppress(*_DRIVER_ERRORS):
+            # The connection may be gone with the error: the rollback then fails, the connection is
+            # closed (so that no one gets it again, and a driver error is seen as a lost connection),
+            # and the error that says why (translated by ``pooled_driver``) is the one raised.
+            try:
                 await block.end()
+            except _DRIVER_ERRORS:
+                driver.terminate()
             raise
         # Cancelled: no rollback awaited; ``pooled_driver`` invalidates the connection.
         await block.end()

@@ -177,7 +177,10 @@ class UnitOfWork:
         if self._block is not None:
             if guard is not None:
                 raise TypeError("a driven unit of work commits without a guard")
-            await execute_together(self.statements, writes)
+            if not self._block.open and not writes:
+                return self._committed()  # committed already, and nothing queued since: as a session's
+            if writes:
+                await execute_together(self.statements, writes)
             await self._block.commit()
             return self._committed()
         touched = self._session is not None and (
