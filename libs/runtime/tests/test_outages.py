@@ -220,6 +220,32 @@ class TestRealPostgres:
                 await conn.execute(text("SELECT 1"))
         assert is_database_outage(raised.value)
 
+    async def test_asyncpg_losing_track_of_its_protocol_through_sqlalchemy(
+        self, database: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """asyncpg's InternalClientError (a statement begun just as the server's message ending the
+        session came in; a race a terminated backend shows now and then) on an engine of
+        ``billing_runtime.db``: SQLAlchemy drops the connection, the error is an outage, and the next
+        statement gets a new connection."""
+        pg = create_engine(_url(database), pool_size=1)
+        try:
+            async with pg.connect() as conn:
+                first = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+
+            async def lost(_self: object, *_args: object, **_kwargs: object) -> None:
+                raise asyncpg.InternalClientError("cannot switch to state 11; another operation (2) is in progress")
+
+            with monkeypatch.context() as patched:
+                patched.setattr(asyncpg.connection.Connection, "prepare", lost)
+                error = await _raised(pg, "SELECT 2")
+            assert isinstance(error, sa_exc.DBAPIError)
+            assert error.connection_invalidated
+            assert is_database_outage(error)
+            async with pg.connect() as conn:
+                assert (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one() != first
+        finally:
+            await pg.dispose()
+
     async def test_raw_asyncpg_connection_whose_backend_was_terminated(self, database: str) -> None:
         conn = await asyncpg.connect(_dsn(database))
         try:

@@ -6,8 +6,9 @@ import errno
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import DateTime, MetaData, Table, event, text
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
@@ -61,7 +62,23 @@ def create_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> Async
     # the pool, the request answers 503, and its transaction never committed, so nothing is half-done.
     engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=0, pool_recycle=1800)
     event.listen(engine.sync_engine, "do_connect", _connect)
+    event.listen(engine.sync_engine, "handle_error", _lost_protocol)
     return engine
+
+
+def _lost_protocol(context: ExceptionContext) -> None:
+    """asyncpg's ``InternalClientError`` ("cannot switch to state ...": a statement begun just as the
+    server's message ending the session came in) leaves a connection whose protocol state asyncpg no
+    longer knows, and that it may not have seen closed yet: SQLAlchemy is told it is a lost connection,
+    so it drops it (never handed on) and the error reads as the outage it is (``billing_runtime.outages``).
+    The rest of the pool is left alone: one connection's state says nothing of the others'."""
+    error: BaseException | None = context.original_exception
+    while error is not None:
+        if isinstance(error, asyncpg.InternalClientError):
+            context.is_disconnect = True
+            context.invalidate_pool_on_disconnect = False
+            return
+        error = error.__cause__
 
 
 def _connect(dialect: Dialect, _record: object, cargs: tuple[Any, ...], cparams: dict[str, Any]) -> Any:
