@@ -263,28 +263,32 @@ class TestProvidersStatement:
     """A run that fetches providers-svc's Stripe statement (its dispute balance transactions as lines)
     compares the disputes as a run over the imported report does."""
 
-    async def test_a_lost_disputes_withdrawal_on_the_statement_balances(
-        self, seed: Seeder, run_deps: Any, dispute_state: Any, fake_statements: Any, line: Any
+    @staticmethod
+    async def _run_over_a_lost_dispute(
+        seed: Seeder, run_deps: Any, dispute_state: Any, fake_statements: Any, line: Any, *others: Any
     ) -> None:
+        """A run over providers-svc's statement of a Stripe payment whose dispute was lost: the
+        payment's charge line and ``others``."""
         await stripe_payment(seed)
         await dispute_state("lost", True, OPENED)
         fake, _ = fake_statements
         charge = line("pi_1", payment_id="pay_1", amount=5000, currency="USD", at=OPENED, provider="stripe")
-        withdrawn = line("dp_1", kind="dispute", amount=5000, currency="USD", status="withdrawn", provider="stripe")
-        fake.records = [charge, withdrawn.model_copy(update={"occurred_at": OPENED})]
+        fake.records = [charge, *others]
         finished = await execute_run(run_deps, await seed.claimed_run())
         assert finished is not None and finished.state == "succeeded", finished and finished.error
+
+    async def test_a_lost_disputes_withdrawal_on_the_statement_balances(
+        self, seed: Seeder, run_deps: Any, dispute_state: Any, fake_statements: Any, line: Any
+    ) -> None:
+        withdrawn = line("dp_1", kind="dispute", amount=5000, currency="USD", status="withdrawn", provider="stripe")
+        withdrawn = withdrawn.model_copy(update={"occurred_at": OPENED})
+        await self._run_over_a_lost_dispute(seed, run_deps, dispute_state, fake_statements, line, withdrawn)
         assert await seed.discrepancies() == []
 
     async def test_a_withdrawal_the_statement_lacks_is_missing_at_the_provider(
         self, seed: Seeder, run_deps: Any, dispute_state: Any, fake_statements: Any, line: Any
     ) -> None:
-        await stripe_payment(seed)
-        await dispute_state("lost", True, OPENED)
-        fake, _ = fake_statements
-        fake.records = [line("pi_1", payment_id="pay_1", amount=5000, currency="USD", at=OPENED, provider="stripe")]
-        finished = await execute_run(run_deps, await seed.claimed_run())
-        assert finished is not None and finished.state == "succeeded", finished and finished.error
+        await self._run_over_a_lost_dispute(seed, run_deps, dispute_state, fake_statements, line)
         [found] = await seed.discrepancies()
         assert (found.kind, found.payment_id) == ("missing_at_provider", "pay_1")
         assert "dispute" in found.dedupe_key
