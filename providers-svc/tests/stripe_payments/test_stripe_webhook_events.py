@@ -11,6 +11,7 @@ import pytest
 from billing_runtime.internal_auth import INTERNAL_HEADER, sign_internal
 from billing_runtime.prepared import InTransaction, fetch_prepared
 from billing_runtime.testing import PG_DSN
+from providers_svc.db.stripe import StripeRepository
 from providers_svc.domain.stripe_events import VerifiedStripeEvent
 from providers_svc.services.uow import ProvidersUnitOfWork
 from sqlalchemy import func, select
@@ -256,6 +257,38 @@ class TestUnitsOfWork:
         }
         results = sorted(r["result"] for r in await db_read("events"))
         assert results == ["applied", "dispute", "recorded", "refund_recorded"]
+
+    async def test_the_inbox_row_is_written_again_only_when_its_result_is_not_the_presumed_one(
+        self, shop: StripeShop, db_read: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An event is claimed with the result it has unless it moves something of ours (``recorded``
+        for a customer, ``unknown_transaction`` for a payment made elsewhere): those rows are written
+        once; an event that moves our payment has its result and transaction written at the commit."""
+        rewritten: list[tuple[str, str | None]] = []
+        original = StripeRepository.event_result
+
+        def spy(row_id: str, result: str, transaction_id: str | None) -> Any:
+            rewritten.append((result, transaction_id))
+            return original(row_id, result, transaction_id)
+
+        monkeypatch.setattr(StripeRepository, "event_result", staticmethod(spy))
+        started = await shop.start()
+        elsewhere = {"id": "pi_elsewhere", "object": "payment_intent", "status": "succeeded", "amount": 100}
+        for event in (
+            stripe_event("customer.created", {"id": "cus_1", "object": "customer"}),
+            stripe_event("payment_intent.succeeded", {**elsewhere, "currency": "usd", "metadata": {}}),
+        ):
+            assert (await shop.send(event)).status == 200
+        assert rewritten == []
+        ours = stripe_event("payment_intent.succeeded", intent_object(started, "succeeded"))
+        assert (await shop.send(ours)).status == 200
+        assert rewritten == [("applied", started["provider_transaction_id"])]
+        stored = sorted((r["event_type"], r["result"], r["transaction_id"] or "") for r in await db_read("events"))
+        assert stored == [
+            ("customer.created", "recorded", ""),
+            ("payment_intent.succeeded", "applied", started["provider_transaction_id"]),
+            ("payment_intent.succeeded", "unknown_transaction", ""),
+        ]
 
     async def test_a_connection_lost_mid_unit_is_a_503_and_the_redelivery_applies_once(
         self, stripe_shop_factory: ShopFactory, db_read: Any

@@ -35,6 +35,7 @@ from providers_svc.domain.stripe_events import StripeEventFollower, VerifiedStri
 from providers_svc.domain.stripe_invoice_payments import LINK_EVENT_TYPES
 from providers_svc.domain.stripe_locks import first_lock_keys
 from providers_svc.domain.stripe_objects import PROJECTED_EVENTS
+from providers_svc.domain.transactions import CallbackResult
 from providers_svc.services.account_copies import AccountCopies
 from providers_svc.services.stripe_disputes import DISPUTE_EVENTS, apply_dispute
 from providers_svc.services.stripe_outcomes import (
@@ -75,6 +76,9 @@ HANDLED_EVENT_TYPES: frozenset[str] = (
 # The types whose event may move a payment, a refund or a dispute of ours (``_act``); any other one's
 # result is ``RECORDED``, known before it is applied.
 MOVING_EVENT_TYPES: frozenset[str] = INTENT_EVENTS | SESSION_EVENTS | CHARGE_EVENTS | REFUND_EVENTS | DISPUTE_EVENTS
+# A moving event's result when it names none of our transactions (a payment made elsewhere on the same
+# Stripe account: most of such an account's traffic): claimed with it, rewritten only when it differs.
+NOT_OURS = CallbackResult.UNKNOWN_TRANSACTION.value
 
 
 class StripeWebhookRejected(Exception):
@@ -249,11 +253,13 @@ class StripeWebhooks:
         adapter = self.provider.bound(account)
         async with self._unit(event.type) as unit:
             row_id = new_id("pev")
-            # An event that can move nothing of ours (a customer, an invoice, a product...) is recorded
-            # with its result in the claim: no second version of its inbox row (the whole payload) at
-            # the commit.
+            # The inbox row is claimed with the result the event has unless it moves something of ours:
+            # ``RECORDED`` for one that cannot (a customer, an invoice, a product...), ``NOT_OURS`` for
+            # one that can. Only a result that differs is written again at the commit (a second version
+            # of the row, the whole payload, and one statement more).
             moves = event.type in MOVING_EVENT_TYPES
-            row = self._row(event, body, delivery, row_id, None if moves else RECORDED, account.id)
+            presumed = NOT_OURS if moves else RECORDED
+            row = self._row(event, body, delivery, row_id, presumed, account.id)
             verified = VerifiedStripeEvent(
                 event_id=event.event_id,
                 type=event.type,
@@ -276,7 +282,7 @@ class StripeWebhooks:
             outcome = await self._act(unit, verified, adapter, row_id) if moves else Outcome(RECORDED)
             for follower in self.followers:
                 await follower(unit, verified)
-            if moves:
+            if outcome.result != presumed or outcome.transaction_id is not None:
                 unit.write(unit.stripe.event_result(row_id, outcome.result, outcome.transaction_id))
             await unit.commit()
         outcome.after_commit()
