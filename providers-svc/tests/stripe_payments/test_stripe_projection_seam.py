@@ -48,6 +48,32 @@ class TestProjectionSeam:
         [customer] = await _customers(shop)
         assert customer["stripe_object"]["name"] == "New"
 
+    async def test_an_object_upserted_with_the_claim_counts_its_versions_and_keeps_a_deletion_stubs_gaps(
+        self, shop: StripeShop, db_read: Any
+    ) -> None:
+        """A customer's events take no lock, so the webhook upserts the object in its inbox claim's
+        statement: each stored state is a new ``sequence``, published with its action, and a deletion
+        sent as a stub marks the row deleted and keeps what was known."""
+        now = int(time.time())
+        stub = {"id": "cus_seam1", "object": "customer", "deleted": True}
+        for event in (
+            stripe_event("customer.created", _customer("Ada"), created=now - 5),
+            stripe_event("customer.updated", _customer("Ada L."), created=now - 3),
+            stripe_event("customer.deleted", stub, created=now - 1),
+        ):
+            assert (await shop.send(event)).status == 200
+        envelopes = outbox_events(await db_read("outbox"))
+        assert {e["tenant_id"] for e in envelopes} == {TENANT}
+        published = [(e["event_type"], e["data"]) for e in envelopes]
+        assert [(t, d["sequence"], d["deleted"]) for t, d in published] == [
+            ("stripe.customer.created", 1, False),
+            ("stripe.customer.updated", 2, False),
+            ("stripe.customer.deleted", 3, True),
+        ]
+        assert published[-1][1]["stripe_object"]["name"] == "Ada L."
+        [listed] = await _customers(shop)
+        assert (listed["deleted"], listed["stripe_object"]["name"]) == (True, "Ada L.")
+
     async def test_a_forged_event_projects_nothing(self, shop: StripeShop, db_read: Any) -> None:
         forged = stripe_event("customer.created", _customer("Mallory"))
         assert (await shop.send(forged, secret="whsec_not_the_accounts")).status == 400

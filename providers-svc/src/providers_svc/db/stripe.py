@@ -11,7 +11,24 @@ from typing import Any
 from billing_runtime.db import UTCDateTime, table_of
 from billing_runtime.prepared import Executor, fetch_prepared, returning_prepared
 from billing_runtime.writes import UpdateRows
-from sqlalchemy import Index, Select, String, Text, bindparam, func, or_, select, text, update
+from sqlalchemy import (
+    ARRAY,
+    Index,
+    ScalarSelect,
+    Select,
+    String,
+    Text,
+    bindparam,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Mapped, mapped_column
@@ -20,6 +37,9 @@ from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
 from providers_svc.db.models import Base, ProviderEventRow, ProviderTransactionRow, TenantProviderAccountRow
 from providers_svc.db.repositories import transaction_from_row
 from providers_svc.db.stripe_links import locks_select
+from providers_svc.db.stripe_writes import upsert_params, upsert_statement
+from providers_svc.domain.stripe_events import StoredChange
+from providers_svc.domain.stripe_objects import ObjectState
 from providers_svc.domain.transactions import Transaction
 
 
@@ -67,27 +87,40 @@ _INTENT_STATE = ("payment_intent_id", "status", "status_at", "failure_code", "fa
 # Built once and run as driver SQL compiled once (``fetch_prepared``/``returning_prepared``) in the
 # unit's transaction: the webhook runs them for every Stripe event, and the ORM's construction, cache
 # key and bulk-insert machinery around a statement cost more CPU than the statement's round trip.
-@functools.cache
-def _claim() -> ReturningInsert[Any]:
+def _tenants() -> ScalarSelect[Any]:
+    """The tenants the account ``:account_id`` is assigned to, sorted (NULL for none)."""
     assignments = table_of(TenantProviderAccountRow)
     tenant = assignments.c.tenant_id
-    tenants = (
+    return (
         select(func.array_agg(aggregate_order_by(tenant, tenant)))
         .where(assignments.c.account_id == bindparam("account_id", type_=String))
         .scalar_subquery()
     )
+
+
+def _event_insert() -> PgInsert:
     table = table_of(ProviderEventRow)
-    values = {c: bindparam(c, type_=table.c[c].type) for c in _EVENT_COLUMNS}
+    return pg_insert(table).values({c: bindparam(c, type_=table.c[c].type) for c in _EVENT_COLUMNS})
+
+
+@functools.cache
+def _claim() -> ReturningInsert[Any]:
     # The event's first advisory locks (``domain/stripe_locks.py``), taken as its row is returned: the
     # unit's next statement, after any wait, sees what the holder committed (one round trip fewer than
     # a statement of their own). A duplicate returns no row and takes none.
     locked = select(func.count()).select_from(locks_select().subquery()).scalar_subquery()
-    return (
-        pg_insert(table)
-        .values(values)
-        .on_conflict_do_nothing()
-        .returning(tenants.label("tenant_ids"), locked.label("locked"))
-    )
+    return _event_insert().on_conflict_do_nothing().returning(_tenants().label("tenant_ids"), locked.label("locked"))
+
+
+@functools.cache
+def _claim_and_upsert() -> Select[Any]:
+    # The inbox row, and for each row it inserted (none for a duplicate) the object's upsert: one
+    # statement. The two write different tables, so neither needs to see the other's effects.
+    claim = _event_insert().on_conflict_do_nothing().returning(table_of(ProviderEventRow).c.id).cte("claim")
+    # As an array expression (``= ANY`` of a bare subquery would compare with its rows), empty for none.
+    tenants = func.coalesce(_tenants(), cast(literal("{}"), ARRAY(String())), type_=ARRAY(String()))
+    upserted = upsert_statement(tenants, claim).cte("upserted")
+    return select(_tenants().label("tenant_ids"), *upserted.c).select_from(claim).outerjoin(upserted, true())
 
 
 @functools.cache
@@ -159,6 +192,26 @@ class StripeRepository:
         """The inbox row (``provider_events``), unless ``(provider, external_id)`` is there; True if new.
         A concurrent copy of the same event waits here for the first one's commit and then finds it."""
         return await self.claim_event(values, None, []) is not None
+
+    async def claim_and_upsert(
+        self, values: dict[str, Any], account_id: str, state: ObjectState, now: datetime
+    ) -> tuple[tuple[str, ...], StoredChange | None] | None:
+        """``claim_event`` for an event that takes no lock, with its object's ``upsert`` in the same
+        statement: the tenants and what the upsert stored (None: the stored state was newer), or None
+        when the event was recorded before (then nothing is upserted)."""
+        assert state.account_id == account_id, "an event's object is of the event's account"
+        params = upsert_params(state, (), now, stub=state.deleted and state.stripe_object.get("deleted") is True)
+        shared = params.keys() & values.keys()
+        assert all(params[k] == values[k] for k in shared), f"the claim and the upsert disagree on {shared}"
+        rows = await fetch_prepared(self._session, _claim_and_upsert(), {**params, **values, "account_id": account_id})
+        if not rows:
+            return None
+        row = rows[0]
+        tenant_ids = tuple(row.pop("tenant_ids") or ())
+        if row["stripe_id"] is None:
+            return tenant_ids, None
+        inserted = bool(row.pop("inserted"))
+        return tenant_ids, StoredChange(row, inserted)
 
     async def redelivered(self, external_id: str, delivery: str) -> bool:
         """An event recorded before, delivered again: ``delivery`` (``"<t>:<account id>"``) added to its

@@ -9,7 +9,6 @@ INSERT ... ON CONFLICT DO UPDATE ... WHERE, with the row locked, against whateve
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +18,7 @@ from sqlalchemy import (
     ARRAY,
     Boolean,
     ColumnElement,
+    FromClause,
     Insert,
     String,
     Table,
@@ -40,15 +40,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from providers_svc.db.stripe_links import linked_invoice
 from providers_svc.db.stripe_objects import StripeObjectRow
+from providers_svc.domain.stripe_events import StoredChange
 from providers_svc.domain.stripe_objects import ObjectState, sole_tenant
-
-
-@dataclass(frozen=True)
-class StoredChange:
-    """A row as a write left it, with whether the write inserted it."""
-
-    row: dict[str, Any]
-    inserted: bool
 
 
 def _table() -> Table:
@@ -56,19 +49,25 @@ def _table() -> Table:
 
 
 def tenant_expression(
-    metadata: ColumnElement[Any], subscription_metadata: ColumnElement[Any]
+    metadata: ColumnElement[Any],
+    subscription_metadata: ColumnElement[Any],
+    tenant_ids: ColumnElement[Any] | None = None,
 ) -> ColumnElement[str | None]:
     """The attribution rule (domain/stripe_objects.py) in SQL, where the mirrored subscription metadata
     is known: the object's ``metadata.tenant_id`` if it is one of the account's tenants
-    (``:tenant_ids``), else the subscription metadata's under the same condition, else the account's
-    only tenant (``:sole_tenant``)."""
-    tenant_ids = bindparam("tenant_ids", type_=ARRAY(String()))
+    (``:tenant_ids``, or the array ``tenant_ids`` when given), else the subscription metadata's under
+    the same condition, else the account's only tenant (``:sole_tenant``, or the array's only one)."""
+    sole: ColumnElement[Any]
+    if tenant_ids is None:
+        tenant_ids, sole = bindparam("tenant_ids", type_=ARRAY(String())), bindparam("sole_tenant", type_=String())
+    else:
+        sole = case((func.cardinality(tenant_ids) == 1, tenant_ids[1]), else_=null())
     own = metadata.op("->>")("tenant_id")
     mirrored = subscription_metadata.op("->>")("tenant_id")
     return case(
         (own == func.any(tenant_ids), own),
         (mirrored == func.any(tenant_ids), mirrored),
-        else_=bindparam("sole_tenant", type_=String()),
+        else_=sole,
     )
 
 
@@ -90,6 +89,14 @@ def _stored(column: str, kind: str, stripe_id: ColumnElement[Any], account: str)
 
 @functools.cache
 def _upsert() -> Insert:
+    return upsert_statement()
+
+
+def upsert_statement(tenant_ids: ColumnElement[Any] | None = None, source: FromClause | None = None) -> Insert:
+    """The guarded upsert of one object's state (``upsert_params``), its row returned when written.
+    ``tenant_ids``: the account's tenants as an array expression instead of ``:tenant_ids`` and
+    ``:sole_tenant``; ``source``: a row source the state is inserted once per row of (the webhook's
+    inbox claim, so that a duplicate event upserts nothing)."""
     t = _table()
     # What an invoice mirrors: its subscription's projected metadata, else its own copy of it; what a
     # charge mirrors: its invoice's mirrored metadata.
@@ -134,9 +141,10 @@ def _upsert() -> Insert:
         "updated_at": bindparam("updated_at", type_=t.c.updated_at.type),
     }
     values["subscription_metadata"] = mirrored
-    values["tenant_id"] = tenant_expression(_json("object_metadata"), mirrored)
+    values["tenant_id"] = tenant_expression(_json("object_metadata"), mirrored, tenant_ids)
     values["sequence"] = literal_column("1")
-    insert = pg_insert(t).from_select(list(values), select(*(v.label(k) for k, v in values.items())))
+    state = select(*(v.label(k) for k, v in values.items()))
+    insert = pg_insert(t).from_select(list(values), state if source is None else state.select_from(source))
     new = insert.excluded
     # A deletion Stripe sends as a stub (``{"id", "object", "deleted": true}``) marks the stored
     # object deleted and keeps what was known of it.

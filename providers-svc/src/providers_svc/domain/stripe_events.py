@@ -17,6 +17,23 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class StoredChange:
+    """A projected row as a write left it, with whether the write inserted it."""
+
+    row: dict[str, Any]
+    inserted: bool
+
+
+@dataclass(frozen=True)
+class ClaimedUpsert:
+    """The event's object upserted by the webhook in its inbox claim's statement (an event that moves
+    nothing of ours and takes no lock: ``domain/stripe_locks.py``), so the projection does not upsert
+    it again: what was stored, None when the stored state was newer."""
+
+    change: StoredChange | None
+
+
+@dataclass(frozen=True)
 class VerifiedStripeEvent:
     # Stripe's event id (``evt_...``): the inbox dedupes on it.
     event_id: str
@@ -41,6 +58,8 @@ class VerifiedStripeEvent:
     # The advisory lock keys its unit already holds (taken with the inbox claim: ``domain/stripe_locks.py``),
     # which the projection does not take again.
     locked: tuple[int, ...] = ()
+    # Its object's upsert when the webhook ran it with the inbox claim (``ClaimedUpsert``).
+    upserted: ClaimedUpsert | None = None
 
     @property
     def object_type(self) -> str:

@@ -34,14 +34,15 @@ async def project_event(uow: ProvidersUnitOfWork, event: VerifiedStripeEvent) ->
     """Project ``event``'s object, if it is one of the projected kinds; a state older than the
     stored one (or any state of a deleted object) changes nothing and publishes nothing.
 
-    One statement for the object, and at most one more to mirror a subscription's metadata onto its
-    invoices and their charges, or an invoice's onto its charges; an event that links payments to an
-    invoice (an ``invoice_payment``, an invoice naming its payments) two more before: the links, and
-    the charges they give that invoice. Before all of it, for a subscription, an invoice, a charge or a
-    link, the locks it shares with every event it could race (``domain/stripe_locks.py``): taken by the
-    webhook with its inbox claim (``event.locked``), else here in one more statement; and for a link two
-    more (its invoice's stored customer, and that customer's lock), so that two events projected at
-    once still see each other's rows."""
+    One statement for the object (none when the webhook ran it with its inbox claim: ``upserted``), and
+    at most one more to mirror a subscription's metadata onto its invoices and their charges, or an
+    invoice's onto its charges; an event that links payments to an invoice (an ``invoice_payment``, an
+    invoice naming its payments) two more before: the links, and the charges they give that invoice.
+    Before all of it, for a subscription, an invoice, a charge or a link, the locks it shares with every
+    event it could race (``domain/stripe_locks.py``): taken by the webhook with its inbox claim
+    (``event.locked``), else here in one more statement; and for a link two more (its invoice's stored
+    customer, and that customer's lock), so that two events projected at once still see each other's
+    rows."""
     now = utcnow()
     # An invoice_payment (API versions from 2025-03-31), or an invoice, links payments to the invoice:
     # recorded whatever the state's age (a link is a fact, not a state), before the invoice's upsert so
@@ -61,7 +62,11 @@ async def project_event(uow: ProvidersUnitOfWork, event: VerifiedStripeEvent) ->
         if attached:
             await _mirror_linked(uow, event, links[0].invoice, now)
         return
-    change = await upsert(uow.statements, state, event.tenant_ids, now)
+    if event.upserted is None:
+        change = await upsert(uow.statements, state, event.tenant_ids, now)
+    else:
+        # Upserted by the webhook with its inbox claim (an event with no lock to take, so no link).
+        change = event.upserted.change
     if change is None:
         if attached:
             await _mirror_linked(uow, event, state.stripe_id, now)

@@ -31,10 +31,10 @@ from billing_runtime.ids import new_id
 from providers_svc.adapters.stripe import NAME, StripeAdapter, StripeProvider
 from providers_svc.adapters.stripe.webhooks import signed_at, signed_by
 from providers_svc.domain.accounts import BoundAccount
-from providers_svc.domain.stripe_events import StripeEventFollower, VerifiedStripeEvent
+from providers_svc.domain.stripe_events import ClaimedUpsert, StripeEventFollower, VerifiedStripeEvent
 from providers_svc.domain.stripe_invoice_payments import LINK_EVENT_TYPES
 from providers_svc.domain.stripe_locks import first_lock_keys
-from providers_svc.domain.stripe_objects import PROJECTED_EVENTS
+from providers_svc.domain.stripe_objects import PROJECTED_EVENTS, state_of
 from providers_svc.domain.transactions import CallbackResult
 from providers_svc.services.account_copies import AccountCopies
 from providers_svc.services.stripe_disputes import DISPUTE_EVENTS, apply_dispute
@@ -46,6 +46,7 @@ from providers_svc.services.stripe_outcomes import (
     Outcome,
     apply_outcome,
 )
+from providers_svc.services.stripe_projections import project_event
 from providers_svc.services.uow import ProvidersUnitOfWork, UowFactory
 
 log = logging.getLogger(__name__)
@@ -273,12 +274,21 @@ class StripeWebhooks:
                 raw=event.raw,
             )
             # The projection's first locks go with the claim (before the outcome's row locks, in every
-            # event that takes both: one order); the tenants come back from it.
+            # event that takes both: one order); the tenants come back from it. An event that moves
+            # nothing and takes no lock (a customer, a product...) has its object upserted in the
+            # claim's statement instead: one round trip fewer.
             keys = first_lock_keys(verified)
-            tenant_ids = await unit.stripe.claim_event(row, account.id, keys)
-            if tenant_ids is None:
-                return await _duplicate(unit, event, row["external_id"], delivery)
-            verified = replace(verified, tenant_ids=tenant_ids, locked=tuple(keys))
+            state = state_of(verified) if not moves and not keys and project_event in self.followers else None
+            if state is not None:
+                claimed = await unit.stripe.claim_and_upsert(row, account.id, state, self.clock())
+                if claimed is None:
+                    return await _duplicate(unit, event, row["external_id"], delivery)
+                verified = replace(verified, tenant_ids=claimed[0], upserted=ClaimedUpsert(claimed[1]))
+            else:
+                tenant_ids = await unit.stripe.claim_event(row, account.id, keys)
+                if tenant_ids is None:
+                    return await _duplicate(unit, event, row["external_id"], delivery)
+                verified = replace(verified, tenant_ids=tenant_ids, locked=tuple(keys))
             outcome = await self._act(unit, verified, adapter, row_id) if moves else Outcome(RECORDED)
             for follower in self.followers:
                 await follower(unit, verified)
