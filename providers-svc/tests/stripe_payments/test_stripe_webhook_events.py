@@ -290,6 +290,64 @@ class TestUnitsOfWork:
             ("payment_intent.succeeded", "unknown_transaction", ""),
         ]
 
+    async def test_an_intent_made_elsewhere_is_recorded_in_one_statement(
+        self, shop: StripeShop, db_read: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An intent's event without our ids, of no transaction of ours, is recorded by one guarded
+        statement that commits itself (no unit: its claim is never run); Stripe's redelivery of it is a
+        duplicate and a copy of a delivery a replay, as for any event."""
+        t = int(time.time())
+        elsewhere = {"id": "pi_elsewhere", "object": "payment_intent", "status": "succeeded", "metadata": {}}
+        event = stripe_event("payment_intent.succeeded", elsewhere)
+
+        async def no_claim(*_args: Any) -> None:
+            raise AssertionError("an intent made elsewhere takes no unit of work")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(StripeRepository, "claim_event", no_claim)
+            assert (await shop.send(event, timestamp=t)).status == 200
+        [row] = await db_read("events")
+        assert (row["result"], row["transaction_id"], row["deliveries"]) == (
+            "unknown_transaction",
+            None,
+            [f"{t}:{shop.account_id}"],
+        )
+        assert (await shop.send(event, timestamp=t + 1)).status == 200
+        [row] = await db_read("events")
+        assert row["deliveries"] == [f"{t}:{shop.account_id}", f"{t + 1}:{shop.account_id}"]
+        resp = await shop.send(event, timestamp=t)
+        assert (resp.status, await resp.json()) == (400, {"error": "replayed"})
+        assert await db_read("outbox") == []
+
+    async def test_our_intent_without_our_ids_is_still_found_by_its_id_and_applied(
+        self, shop: StripeShop, db_read: Any
+    ) -> None:
+        """Our intents carry our ids, but metadata can be edited at Stripe: an intent's event without them
+        is ours when a transaction's reference is the intent, and is applied, not only recorded."""
+        started = await shop.start()
+        stripped = intent_object(started, "succeeded", metadata={})
+        assert (await shop.send(stripe_event("payment_intent.succeeded", stripped))).status == 200
+        [row] = await db_read("events")
+        assert (row["result"], row["transaction_id"]) == ("applied", started["provider_transaction_id"])
+        assert (await transaction(db_read, started["provider_transaction_id"]))["status"] == "succeeded"
+
+    async def test_another_follower_is_handed_an_intent_made_elsewhere(
+        self, stripe_shop_factory: ShopFactory, db_read: Any
+    ) -> None:
+        """The one-statement record is only for events no follower acts on: a follower of the service's
+        own beyond the projection is handed every verified event, in its unit."""
+        seen: list[str] = []
+
+        async def follower(_unit: ProvidersUnitOfWork, event: VerifiedStripeEvent) -> None:
+            seen.append(str(event.object["id"]))
+
+        shop = await stripe_shop_factory(stripe_followers=[follower])
+        elsewhere = {"id": "pi_elsewhere", "object": "payment_intent", "status": "succeeded", "metadata": {}}
+        assert (await shop.send(stripe_event("payment_intent.succeeded", elsewhere))).status == 200
+        assert seen == ["pi_elsewhere"]
+        [row] = await db_read("events")
+        assert row["result"] == "unknown_transaction"
+
     async def test_a_connection_lost_mid_unit_is_a_503_and_the_redelivery_applies_once(
         self, stripe_shop_factory: ShopFactory, db_read: Any
     ) -> None:

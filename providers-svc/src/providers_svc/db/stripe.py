@@ -10,9 +10,10 @@ from typing import Any
 
 from billing_runtime.db import UTCDateTime, table_of
 from billing_runtime.prepared import Executor, fetch_prepared, returning_prepared
-from billing_runtime.writes import UpdateRows
+from billing_runtime.writes import InsertRows, Precondition, UpdateRows
 from sqlalchemy import (
     ARRAY,
+    ColumnElement,
     Index,
     ScalarSelect,
     Select,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Text,
     bindparam,
     cast,
+    exists,
     func,
     literal,
     or_,
@@ -151,13 +153,23 @@ def _locked_by_id() -> Select[Any]:
     return _stripe_transactions().where(t.c.id == bindparam("id", type_=String)).limit(1).with_for_update()
 
 
-@functools.cache
-def _locked_by_intent() -> Select[Any]:
+def _of_intent() -> Select[Any]:
+    """Stripe transactions of the intent ``:intent``: its ``provider_reference``, or the intent the
+    webhooks recorded for a session."""
     t, intents = table_of(ProviderTransactionRow), table_of(StripeIntentRow)
     intent = bindparam("intent", type_=String)
     recorded = select(intents.c.transaction_id).where(intents.c.payment_intent_id == intent).scalar_subquery()
-    by_intent = or_(t.c.provider_reference == intent, t.c.id.in_(recorded))
-    return _stripe_transactions().where(by_intent).limit(1).with_for_update()
+    return _stripe_transactions().where(or_(t.c.provider_reference == intent, t.c.id.in_(recorded)))
+
+
+@functools.cache
+def _locked_by_intent() -> Select[Any]:
+    return _of_intent().limit(1).with_for_update()
+
+
+@functools.cache
+def _no_transaction_of_intent() -> ColumnElement[bool]:
+    return ~exists(_of_intent())
 
 
 @functools.cache
@@ -192,6 +204,16 @@ class StripeRepository:
         """The inbox row (``provider_events``), unless ``(provider, external_id)`` is there; True if new.
         A concurrent copy of the same event waits here for the first one's commit and then finds it."""
         return await self.claim_event(values, None, []) is not None
+
+    @staticmethod
+    def event_insert(values: dict[str, Any]) -> InsertRows:
+        """The inbox row, as a unit's guard (``commit_unless_exists``)."""
+        return InsertRows(table_of(ProviderEventRow), [values])
+
+    @staticmethod
+    def no_transaction_of(intent_id: str) -> Precondition:
+        """ "No Stripe transaction of ours is the PaymentIntent's", checked in a guarded statement."""
+        return Precondition(_no_transaction_of_intent(), {"intent": intent_id})
 
     async def claim_and_upsert(
         self, values: dict[str, Any], account_id: str, state: ObjectState, now: datetime

@@ -30,9 +30,10 @@ from billing_runtime.ids import new_id
 
 from providers_svc.adapters.stripe import NAME, StripeAdapter, StripeProvider
 from providers_svc.adapters.stripe.webhooks import signed_at, signed_by
+from providers_svc.db.stripe import StripeRepository
 from providers_svc.domain.accounts import BoundAccount
 from providers_svc.domain.stripe_events import ClaimedUpsert, StripeEventFollower, VerifiedStripeEvent
-from providers_svc.domain.stripe_invoice_payments import LINK_EVENT_TYPES
+from providers_svc.domain.stripe_invoice_payments import LINK_EVENT_TYPES, links_of
 from providers_svc.domain.stripe_locks import first_lock_keys
 from providers_svc.domain.stripe_objects import PROJECTED_EVENTS, state_of
 from providers_svc.domain.transactions import CallbackResult
@@ -45,6 +46,8 @@ from providers_svc.services.stripe_outcomes import (
     SESSION_EVENTS,
     Outcome,
     apply_outcome,
+    id_of,
+    our_id_of,
 )
 from providers_svc.services.stripe_projections import project_event
 from providers_svc.services.uow import ProvidersUnitOfWork, UowFactory
@@ -252,27 +255,36 @@ class StripeWebhooks:
 
     async def _apply(self, event: _Envelope, body: str, delivery: str, account: BoundAccount) -> StripeHandled:
         adapter = self.provider.bound(account)
+        row_id = new_id("pev")
+        # The inbox row is claimed with the result the event has unless it moves something of ours:
+        # ``RECORDED`` for one that cannot (a customer, an invoice, a product...), ``NOT_OURS`` for one
+        # that can. Only a result that differs is written again at the commit (a second version of the
+        # row, the whole payload, and one statement more).
+        moves = event.type in MOVING_EVENT_TYPES
+        presumed = NOT_OURS if moves else RECORDED
+        row = self._row(event, body, delivery, row_id, presumed, account.id)
+        verified = VerifiedStripeEvent(
+            event_id=event.event_id,
+            type=event.type,
+            created=event.created,
+            livemode=event.livemode,
+            account_id=account.id,
+            stripe_account=event.account,
+            tenant_ids=(),
+            object=event.object,
+            previous_attributes=event.previous_attributes,
+            raw=event.raw,
+        )
+        if (intent_id := self._intent_made_elsewhere(verified)) is not None:
+            # One statement that commits itself: the inbox row, unless a transaction of ours is the
+            # intent's (or the event was recorded before): then the unit below decides, as for any event.
+            async with self.uow() as unit:
+                # (The repository's static builders: no session is opened for the statement.)
+                if await unit.commit_unless_exists(
+                    StripeRepository.event_insert(row), StripeRepository.no_transaction_of(intent_id)
+                ):
+                    return StripeHandled(NOT_OURS, event.type)
         async with self._unit(event.type) as unit:
-            row_id = new_id("pev")
-            # The inbox row is claimed with the result the event has unless it moves something of ours:
-            # ``RECORDED`` for one that cannot (a customer, an invoice, a product...), ``NOT_OURS`` for
-            # one that can. Only a result that differs is written again at the commit (a second version
-            # of the row, the whole payload, and one statement more).
-            moves = event.type in MOVING_EVENT_TYPES
-            presumed = NOT_OURS if moves else RECORDED
-            row = self._row(event, body, delivery, row_id, presumed, account.id)
-            verified = VerifiedStripeEvent(
-                event_id=event.event_id,
-                type=event.type,
-                created=event.created,
-                livemode=event.livemode,
-                account_id=account.id,
-                stripe_account=event.account,
-                tenant_ids=(),
-                object=event.object,
-                previous_attributes=event.previous_attributes,
-                raw=event.raw,
-            )
             # The projection's first locks go with the claim (before the outcome's row locks, in every
             # event that takes both: one order); the tenants come back from it. An event that moves
             # nothing and takes no lock (a customer, a product...) has its object upserted in the
@@ -297,6 +309,17 @@ class StripeWebhooks:
             await unit.commit()
         outcome.after_commit()
         return StripeHandled(outcome.result, event.type, outcome.anomaly)
+
+    def _intent_made_elsewhere(self, event: VerifiedStripeEvent) -> str | None:
+        """The PaymentIntent of an intent's event that carries none of our ids (every intent we create
+        does: ``metadata_of``), when no follower would act on it (the projection's only: intents are not
+        projected): most likely a payment made elsewhere on the account, recorded in one statement if
+        no transaction of ours is the intent's. None for any other event."""
+        if event.type not in INTENT_EVENTS or our_id_of(event.object) is not None:
+            return None
+        if any(f is not project_event for f in self.followers) or state_of(event) is not None or links_of(event):
+            return None
+        return id_of(event.object.get("id"))
 
     def _unit(self, event_type: str) -> AbstractAsyncContextManager[ProvidersUnitOfWork]:
         """The event's unit of work: driven (its transaction and statements sent by asyncpg itself,
