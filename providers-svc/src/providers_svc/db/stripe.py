@@ -39,7 +39,7 @@ from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
 from providers_svc.db.models import Base, ProviderEventRow, ProviderTransactionRow, TenantProviderAccountRow
 from providers_svc.db.repositories import transaction_from_row
 from providers_svc.db.stripe_links import locks_select
-from providers_svc.db.stripe_writes import upsert_params, upsert_statement
+from providers_svc.db.stripe_writes import UpsertShape, upsert_params, upsert_statement
 from providers_svc.domain.stripe_events import StoredChange
 from providers_svc.domain.stripe_objects import ObjectState
 from providers_svc.domain.transactions import Transaction
@@ -115,13 +115,13 @@ def _claim() -> ReturningInsert[Any]:
 
 
 @functools.cache
-def _claim_and_upsert() -> Select[Any]:
+def _claim_and_upsert(shape: UpsertShape) -> Select[Any]:
     # The inbox row, and for each row it inserted (none for a duplicate) the object's upsert: one
     # statement. The two write different tables, so neither needs to see the other's effects.
     claim = _event_insert().on_conflict_do_nothing().returning(table_of(ProviderEventRow).c.id).cte("claim")
     # As an array expression (``= ANY`` of a bare subquery would compare with its rows), empty for none.
     tenants = func.coalesce(_tenants(), cast(literal("{}"), ARRAY(String())), type_=ARRAY(String()))
-    upserted = upsert_statement(tenants, claim).cte("upserted")
+    upserted = upsert_statement(shape, tenants, claim).cte("upserted")
     return select(_tenants().label("tenant_ids"), *upserted.c).select_from(claim).outerjoin(upserted, true())
 
 
@@ -225,7 +225,9 @@ class StripeRepository:
         params = upsert_params(state, (), now, stub=state.deleted and state.stripe_object.get("deleted") is True)
         shared = params.keys() & values.keys()
         assert all(params[k] == values[k] for k in shared), f"the claim and the upsert disagree on {shared}"
-        rows = await fetch_prepared(self._session, _claim_and_upsert(), {**params, **values, "account_id": account_id})
+        rows = await fetch_prepared(
+            self._session, _claim_and_upsert(UpsertShape.of(state)), {**params, **values, "account_id": account_id}
+        )
         if not rows:
             return None
         row = rows[0]
