@@ -226,11 +226,18 @@ class TestRealPostgres:
         """asyncpg's InternalClientError (a statement begun just as the server's message ending the
         session came in; a race a terminated backend shows now and then) on an engine of
         ``billing_runtime.db``: SQLAlchemy drops the connection, the error is an outage, and the next
-        statement gets a new connection."""
-        pg = create_engine(_url(database), pool_size=1)
+        statements get new connections, the pool's other one renewed too, as for any lost connection
+        (a server that ends one session at a restart has ended them all)."""
+        pg = create_engine(_url(database), pool_size=2)
         try:
-            async with pg.connect() as conn:
-                first = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+
+            async def pid() -> int:
+                async with pg.connect() as conn:
+                    await conn.execute(text("SELECT pg_sleep(0.1)"))  # both connections held at once
+                    return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+            before = set(await asyncio.gather(pid(), pid()))
+            assert len(before) == 2
 
             async def lost(_self: object, *_args: object, **_kwargs: object) -> None:
                 raise asyncpg.InternalClientError("cannot switch to state 11; another operation (2) is in progress")
@@ -241,8 +248,7 @@ class TestRealPostgres:
             assert isinstance(error, sa_exc.DBAPIError)
             assert error.connection_invalidated
             assert is_database_outage(error)
-            async with pg.connect() as conn:
-                assert (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one() != first
+            assert before.isdisjoint(await asyncio.gather(pid(), pid()))
         finally:
             await pg.dispose()
 

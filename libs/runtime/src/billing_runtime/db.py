@@ -71,12 +71,13 @@ def _lost_protocol(context: ExceptionContext) -> None:
     server's message ending the session came in) leaves a connection whose protocol state asyncpg no
     longer knows, and that it may not have seen closed yet: SQLAlchemy is told it is a lost connection,
     so it drops it (never handed on) and the error reads as the outage it is (``billing_runtime.outages``).
-    The rest of the pool is left alone: one connection's state says nothing of the others'."""
+    Like any lost connection it also renews the rest of the pool: the race shows when the server ended
+    the session, as a restart ends every one of them (left in the pool, the others were handed out dead,
+    one failed request each)."""
     error: BaseException | None = context.original_exception
     while error is not None:
         if isinstance(error, asyncpg.InternalClientError):
             context.is_disconnect = True
-            context.invalidate_pool_on_disconnect = False
             return
         error = error.__cause__
 
