@@ -8,6 +8,8 @@ import time
 from typing import Any
 
 import pytest
+from providers_svc.db.stripe import StripeRepository
+from providers_svc.services import stripe_projections
 
 from .conftest import TENANT, StripeShop, stripe_event
 from .helpers import outbox_events
@@ -49,11 +51,18 @@ class TestProjectionSeam:
         assert customer["stripe_object"]["name"] == "New"
 
     async def test_an_object_upserted_with_the_claim_counts_its_versions_and_keeps_a_deletion_stubs_gaps(
-        self, shop: StripeShop, db_read: Any
+        self, shop: StripeShop, db_read: Any, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """A customer's events take no lock, so the webhook upserts the object in its inbox claim's
-        statement: each stored state is a new ``sequence``, published with its action, and a deletion
-        sent as a stub marks the row deleted and keeps what was known."""
+        statement (neither the plain claim nor the projection's own upsert runs): each stored state is a
+        new ``sequence``, published with its action, and a deletion sent as a stub marks the row deleted
+        and keeps what was known."""
+
+        async def not_run(*_args: Any, **_kwargs: Any) -> None:
+            raise AssertionError("a customer's event is claimed and upserted in one statement")
+
+        monkeypatch.setattr(StripeRepository, "claim_event", not_run)
+        monkeypatch.setattr(stripe_projections, "upsert", not_run)
         now = int(time.time())
         stub = {"id": "cus_seam1", "object": "customer", "deleted": True}
         for event in (

@@ -3,6 +3,7 @@ webhook's unit of work, and the payer page."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -15,6 +16,7 @@ from providers_svc.db.stripe import StripeRepository
 from providers_svc.domain.stripe_events import VerifiedStripeEvent
 from providers_svc.services.uow import ProvidersUnitOfWork
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .conftest import TENANT, ShopFactory, StripeShop, stripe_event
 from .helpers import (
@@ -274,9 +276,12 @@ class TestUnitsOfWork:
         monkeypatch.setattr(StripeRepository, "event_result", staticmethod(spy))
         started = await shop.start()
         elsewhere = {"id": "pi_elsewhere", "object": "payment_intent", "status": "succeeded", "amount": 100}
+        charge = {"id": "ch_elsewhere", "object": "charge", "status": "succeeded", "payment_intent": "pi_elsewhere"}
         for event in (
             stripe_event("customer.created", {"id": "cus_1", "object": "customer"}),
+            # (An intent made elsewhere is recorded in one statement of its own; a charge takes the unit.)
             stripe_event("payment_intent.succeeded", {**elsewhere, "currency": "usd", "metadata": {}}),
+            stripe_event("charge.succeeded", {**charge, "amount": 100, "currency": "usd", "metadata": {}}),
         ):
             assert (await shop.send(event)).status == 200
         assert rewritten == []
@@ -285,6 +290,7 @@ class TestUnitsOfWork:
         assert rewritten == [("applied", started["provider_transaction_id"])]
         stored = sorted((r["event_type"], r["result"], r["transaction_id"] or "") for r in await db_read("events"))
         assert stored == [
+            ("charge.succeeded", "unknown_transaction", ""),
             ("customer.created", "recorded", ""),
             ("payment_intent.succeeded", "applied", started["provider_transaction_id"]),
             ("payment_intent.succeeded", "unknown_transaction", ""),
@@ -317,6 +323,48 @@ class TestUnitsOfWork:
         assert row["deliveries"] == [f"{t}:{shop.account_id}", f"{t + 1}:{shop.account_id}"]
         resp = await shop.send(event, timestamp=t)
         assert (resp.status, await resp.json()) == (400, {"error": "replayed"})
+        assert await db_read("outbox") == []
+
+    async def test_a_connection_lost_in_the_one_statement_record_is_a_503_and_the_redelivery_records_once(
+        self, shop: StripeShop, engine: AsyncEngine, db_read: Any
+    ) -> None:
+        """The one statement of an intent made elsewhere waits on an inbox row the test holds (same
+        account and event id, not committed); its backend is terminated meanwhile: 503, nothing kept,
+        and Stripe's redelivery is recorded once."""
+        elsewhere = {"id": "pi_elsewhere", "object": "payment_intent", "status": "succeeded", "metadata": {}}
+        event = stripe_event("payment_intent.succeeded", elsewhere)
+        dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        holder = await asyncpg.connect(dsn)
+        try:
+            held = holder.transaction()
+            await held.start()
+            await holder.execute(
+                "INSERT INTO provider_events (id, provider, external_id, payload, received_at)"
+                " VALUES ('pev_held', 'stripe', $1, '{}', now())",
+                f"{shop.account_id}/{event['id']}",
+            )
+            sent = asyncio.create_task(shop.send(event))
+            waiting: list[int] = []
+            async with asyncio.timeout(10):
+                while not waiting:
+                    await asyncio.sleep(0.01)
+                    waiting = [
+                        r["pid"]
+                        for r in await holder.fetch(
+                            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                            " AND query LIKE '%INSERT INTO provider_events%' AND pid <> pg_backend_pid()"
+                        )
+                    ]
+            await holder.execute("SELECT pg_terminate_backend($1)", waiting[0])
+            resp = await sent
+            assert resp.status == 503, await resp.text()
+            await held.rollback()
+        finally:
+            await holder.close()
+        assert await db_read("events") == []
+        assert (await shop.send(event)).status == 200
+        [row] = await db_read("events")
+        assert (row["result"], row["transaction_id"]) == ("unknown_transaction", None)
         assert await db_read("outbox") == []
 
     async def test_our_intent_without_our_ids_is_still_found_by_its_id_and_applied(

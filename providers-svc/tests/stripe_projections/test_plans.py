@@ -1,4 +1,5 @@
-"""The projection's upserts are planned once per connection, not at every execution.
+"""The Stripe webhook's statements are planned once per connection, not at every execution, and their
+generic plans use the partial indexes meant for them.
 
 PostgreSQL plans a prepared statement afresh for its first five executions, then keeps one generic plan
 unless the plans made for the values given looked cheaper than it: which they did while the upsert
@@ -14,6 +15,8 @@ from typing import Any
 import asyncpg
 import pytest
 from billing_runtime.prepared import InTransaction
+from providers_svc.db import stripe as stripe_repository
+from providers_svc.db import stripe_writes
 from providers_svc.db.stripe_writes import UpsertShape, upsert
 from providers_svc.domain.stripe_objects import state_of
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -66,3 +69,30 @@ async def test_each_upsert_shape_keeps_one_generic_plan(engine: AsyncEngine, kin
     assert len(plans) == len(shapes)  # one statement per shape
     for row in plans:
         assert row["custom_plans"] <= 5 and row["generic_plans"] >= RUNS - 5, dict(row)
+
+
+# Statements whose generic plan must use a partial index: the index, and the statement's builder.
+PARTIAL_INDEX_CASES = {
+    "a transaction by its intent": ("ix_provider_transactions_stripe_reference", "_locked_by_intent"),
+    "the charges an invoice mirrors to": ("ix_stripe_objects_invoice", "_mirror_invoice"),
+}
+
+
+@pytest.mark.parametrize("case", list(PARTIAL_INDEX_CASES))
+async def test_a_generic_plan_uses_the_partial_index(engine: AsyncEngine, case: str) -> None:
+    """Our constants (``provider = 'stripe'``, ``object = 'charge'``) are written into the statements: a
+    generic plan, which every prepared statement ends up with, can prove a partial index's predicate from
+    a literal but never from a parameter (it used another index and filtered every Stripe transaction)."""
+    index, builder = PARTIAL_INDEX_CASES[case]
+    module = stripe_repository if builder == "_locked_by_intent" else stripe_writes
+    compiled = getattr(module, builder)().compile(dialect=engine.dialect)  # the driver SQL the service sends
+    conn = await asyncpg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
+    try:
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        await conn.execute("SET enable_seqscan = off")
+        await conn.execute(f"PREPARE probe AS {compiled}")
+        args = ", ".join("NULL" for _ in compiled.positiontup or ())  # a generic plan is the same for any
+        plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN EXECUTE probe({args})"))
+    finally:
+        await conn.close()
+    assert index in plan, plan

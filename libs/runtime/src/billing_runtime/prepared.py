@@ -7,11 +7,12 @@ more than the round trip; what the caller sees stays SQLAlchemy's (its types, it
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import CompoundSelect, Insert, Select, Update
+from sqlalchemy import ColumnElement, CompoundSelect, Insert, Select, String, Update, literal_column
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql import ClauseElement
@@ -20,10 +21,23 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from billing_runtime.driver import driver_fetch, driver_transaction
 
 T = TypeVar("T")
+# What ``fixed`` writes into a statement: a word of ours, never anything a client sent.
+_WORD = re.compile(r"[a-z][a-z0-9_.]*")
 # A SELECT of any columns (SQLAlchemy 2.1 types a select by the tuple of its columns' types).
 AnySelect = Select[*tuple[Any, ...]]
 # A SELECT, or a UNION of them (``union_all(select(a), select(b))``), whose rows come back typed.
 AnyQuery = AnySelect | CompoundSelect[*tuple[Any, ...]]
+
+
+def fixed(word: str) -> ColumnElement[str]:
+    """``word`` written into the statement as a string literal, where a comparison with a Python
+    constant is otherwise a bound parameter (``provider == "stripe"``): PostgreSQL's generic plan of a
+    prepared statement, the one every statement here ends up with, cannot prove a partial index's
+    predicate (``WHERE provider = 'stripe'``) from a parameter, whatever its value, and falls back to
+    another index or a scan. Only for the code's own words (checked)."""
+    if not _WORD.fullmatch(word):
+        raise ValueError(f"not a word to write into SQL: {word!r}")
+    return literal_column(f"'{word}'", type_=String())
 
 
 @dataclass(frozen=True)

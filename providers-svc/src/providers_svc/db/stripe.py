@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from billing_runtime.db import UTCDateTime, table_of
-from billing_runtime.prepared import Executor, fetch_prepared, returning_prepared
+from billing_runtime.prepared import Executor, fetch_prepared, fixed, returning_prepared
 from billing_runtime.writes import InsertRows, Precondition, UpdateRows
 from sqlalchemy import (
     ARRAY,
@@ -144,7 +144,7 @@ def _redelivered() -> ReturningUpdate[Any]:
 
 def _stripe_transactions() -> Select[Any]:
     t = table_of(ProviderTransactionRow)
-    return select(*t.c).where(t.c.provider == "stripe")
+    return select(*t.c).where(t.c.provider == fixed("stripe"))
 
 
 @functools.cache
@@ -221,10 +221,12 @@ class StripeRepository:
         """``claim_event`` for an event that takes no lock, with its object's ``upsert`` in the same
         statement: the tenants and what the upsert stored (None: the stored state was newer), or None
         when the event was recorded before (then nothing is upserted)."""
-        assert state.account_id == account_id, "an event's object is of the event's account"
+        if state.account_id != account_id:
+            raise ValueError("an event's object is of the event's account")
         params = upsert_params(state, (), now, stub=state.deleted and state.stripe_object.get("deleted") is True)
-        shared = params.keys() & values.keys()
-        assert all(params[k] == values[k] for k in shared), f"the claim and the upsert disagree on {shared}"
+        # The statement binds a name once: the claim's and the upsert's values of it must be the same.
+        if any(params[k] != values[k] for k in params.keys() & values.keys()):
+            raise ValueError("the inbox row and the object's state disagree on a shared parameter")
         rows = await fetch_prepared(
             self._session, _claim_and_upsert(UpsertShape.of(state)), {**params, **values, "account_id": account_id}
         )

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from billing_runtime.db import table_of
-from billing_runtime.prepared import Executor, fetch_prepared
+from billing_runtime.prepared import Executor, fetch_prepared, fixed
 from sqlalchemy import (
     ARRAY,
     BigInteger,
@@ -71,7 +71,7 @@ def _invoice_customers() -> Any:
     objects = table_of(StripeObjectRow)
     return select(objects.c.customer).where(
         objects.c.account_id == bindparam("account_id"),
-        objects.c.object == "invoice",
+        objects.c.object == fixed("invoice"),
         objects.c.stripe_id == func.any(bindparam("invoices", type_=ARRAY(String()))),
         objects.c.customer.is_not(None),
     )
@@ -111,7 +111,7 @@ def _attach() -> Any:
         t.update()
         .where(
             t.c.account_id == bindparam("account_id"),
-            t.c.object == "charge",
+            t.c.object == fixed("charge"),
             or_(t.c.payment_intent == func.any(payments), t.c.stripe_id == func.any(payments)),
             not_(t.c.deleted),
             or_(t.c.invoice.is_(None), and_(linked_only, t.c.invoice > invoice)),

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from billing_runtime.db import table_of
-from billing_runtime.prepared import Executor, fetch_prepared, returning_prepared
+from billing_runtime.prepared import Executor, fetch_prepared, fixed, returning_prepared
 from sqlalchemy import (
     ARRAY,
     Boolean,
@@ -83,7 +83,7 @@ def _stored(column: str, kind: str, stripe_id: ColumnElement[Any], account: str)
     other = _table().alias("other")
     return (
         select(other.c[column])
-        .where(other.c.account_id == bindparam(account), other.c.object == kind, other.c.stripe_id == stripe_id)
+        .where(other.c.account_id == bindparam(account), other.c.object == fixed(kind), other.c.stripe_id == stripe_id)
         .scalar_subquery()
     )
 
@@ -140,7 +140,7 @@ def upsert_statement(
     values: dict[str, ColumnElement[Any]] = {
         "account_id": bindparam("account_id", type_=String()),
         # A kind of ours (KINDS), written into the statement.
-        "object": literal_column(f"'{kind}'", type_=String()),
+        "object": fixed(kind),
         "stripe_id": bindparam("stripe_id", type_=String()),
         "stripe_account": bindparam("stripe_account", type_=String()),
         "livemode": bindparam("livemode", type_=Boolean()),
@@ -255,7 +255,7 @@ def _mirror_update(kind: str, which: ColumnElement[bool], metadata: ColumnElemen
         t.update()
         .where(
             t.c.account_id == bindparam("p_account"),
-            t.c.object == kind,
+            t.c.object == fixed(kind),
             which,
             # A deleted object is final: nothing changes it any more.
             not_(t.c.deleted),
@@ -279,7 +279,7 @@ def _mirror_subscription() -> Any:
     other = _table().alias("other")
     invoices_of = select(other.c.stripe_id).where(
         other.c.account_id == bindparam("p_account"),
-        other.c.object == "invoice",
+        other.c.object == fixed("invoice"),
         other.c.subscription == bindparam("p_subscription"),
     )
     invoices = _mirror_update("invoice", t.c.subscription == bindparam("p_subscription")).cte("invoices")
