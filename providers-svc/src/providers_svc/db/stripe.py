@@ -122,7 +122,7 @@ def _claim_and_upsert(shape: UpsertShape) -> Select[Any]:
     # As an array expression (``= ANY`` of a bare subquery would compare with its rows), empty for none.
     tenants = func.coalesce(_tenants(), cast(literal("{}"), ARRAY(String())), type_=ARRAY(String()))
     upserted = upsert_statement(shape, tenants, claim).cte("upserted")
-    return select(_tenants().label("tenant_ids"), *upserted.c).select_from(claim).outerjoin(upserted, true())
+    return select(tenants.label("tenant_ids"), *upserted.c).select_from(claim).outerjoin(upserted, true())
 
 
 @functools.cache
@@ -223,7 +223,7 @@ class StripeRepository:
         when the event was recorded before (then nothing is upserted)."""
         if state.account_id != account_id:
             raise ValueError("an event's object is of the event's account")
-        params = upsert_params(state, (), now, stub=state.deleted and state.stripe_object.get("deleted") is True)
+        params = upsert_params(state, (), now)
         # The statement binds a name once: the claim's and the upsert's values of it must be the same.
         if any(params[k] != values[k] for k in params.keys() & values.keys()):
             raise ValueError("the inbox row and the object's state disagree on a shared parameter")

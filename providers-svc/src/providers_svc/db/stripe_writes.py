@@ -198,7 +198,9 @@ def upsert_statement(
     ).returning(*t.c, (literal_column("xmax") == literal_column("0")).label("inserted"))
 
 
-def upsert_params(state: ObjectState, tenant_ids: tuple[str, ...], now: datetime, *, stub: bool) -> dict[str, Any]:
+def upsert_params(state: ObjectState, tenant_ids: tuple[str, ...], now: datetime) -> dict[str, Any]:
+    # A deletion sent as Stripe's stub (``{"id", "object", "deleted": true}``), merged into what is known.
+    stub = state.deleted and state.stripe_object.get("deleted") is True
     return {
         "account_id": state.account_id,
         "object": state.kind,
@@ -234,10 +236,7 @@ async def upsert(
 ) -> StoredChange | None:
     """Store ``state`` unless the stored one is newer (or deleted); the row as stored when it was
     written, None when it was not."""
-    stub = state.deleted and state.stripe_object.get("deleted") is True
-    rows = await returning_prepared(
-        session, _upsert(UpsertShape.of(state)), upsert_params(state, tenant_ids, now, stub=stub)
-    )
+    rows = await returning_prepared(session, _upsert(UpsertShape.of(state)), upsert_params(state, tenant_ids, now))
     if not rows:
         return None
     values = rows[0]
