@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from billing_runtime.db import table_of
-from billing_runtime.prepared import Executor, fetch_prepared, fixed
+from billing_runtime.prepared import Executor, bound, fetch_prepared, fixed
 from sqlalchemy import (
     ARRAY,
     BigInteger,
@@ -71,7 +71,8 @@ def _invoice_customers() -> Any:
     objects = table_of(StripeObjectRow)
     return select(objects.c.customer).where(
         objects.c.account_id == bindparam("account_id"),
-        objects.c.object == fixed("invoice"),
+        # By the primary key (``bound``: never through the invoices' partial index).
+        objects.c.object == bound("invoice"),
         objects.c.stripe_id == func.any(bindparam("invoices", type_=ARRAY(String()))),
         objects.c.customer.is_not(None),
     )

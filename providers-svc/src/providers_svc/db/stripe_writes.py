@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from billing_runtime.db import table_of
-from billing_runtime.prepared import Executor, fetch_prepared, fixed, returning_prepared
+from billing_runtime.prepared import Executor, bound, fetch_prepared, fixed, returning_prepared
 from sqlalchemy import (
     ARRAY,
     Boolean,
@@ -79,11 +79,12 @@ def _json(name: str) -> ColumnElement[Any]:
 
 def _stored(column: str, kind: str, stripe_id: ColumnElement[Any], account: str) -> ColumnElement[Any]:
     """``column`` of the projected ``kind`` object ``stripe_id`` of the account (the parameter named
-    ``account``), as a scalar subquery: what a row mirrors from another."""
+    ``account``), as a scalar subquery: what a row mirrors from another. Looked up by the whole primary
+    key, the kind bound (``bound``): never through a partial index of that kind."""
     other = _table().alias("other")
     return (
         select(other.c[column])
-        .where(other.c.account_id == bindparam(account), other.c.object == fixed(kind), other.c.stripe_id == stripe_id)
+        .where(other.c.account_id == bindparam(account), other.c.object == bound(kind), other.c.stripe_id == stripe_id)
         .scalar_subquery()
     )
 
