@@ -9,6 +9,7 @@ from aiohttp.typedefs import Middleware
 
 from billing_runtime.health import Check, add_health_routes
 from billing_runtime.internal_auth import internal_auth_middleware
+from billing_runtime.loop_watch import loop_watch
 from billing_runtime.metrics import Metrics
 from billing_runtime.middlewares import metrics_middleware, request_id_middleware, trace_middleware
 from billing_runtime.problems import problem_middleware
@@ -72,4 +73,5 @@ def service_app(
         )
     app = web.Application(middlewares=middlewares, client_max_size=body_limit)
     add_health_routes(app, metrics, checks)
+    app.cleanup_ctx.append(loop_watch(metrics))
     return app

@@ -72,6 +72,22 @@ class Metrics:
             registry=self.registry,
         )
 
+        # The process's event loop (``billing_runtime.loop_watch``): how late a sampled timer fired,
+        # and every pause of the cyclic garbage collector.
+        self.loop_lag = Histogram(
+            "event_loop_lag_seconds",
+            "How late a timer sampled every second fired on the event loop",
+            registry=self.registry,
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.gc_pause = Histogram(
+            "gc_pause_seconds",
+            "Pauses of the cyclic garbage collector, by generation",
+            ["generation"],
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+        )
+
     def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
         self.http_requests.labels(method, route, str(status)).inc()
         self.http_latency.labels(method, route).observe(seconds)

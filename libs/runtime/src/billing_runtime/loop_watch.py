@@ -1,0 +1,104 @@
+"""How long the process kept its event loop from running: the saturation signal of an async service.
+
+Every request, message and relay batch of a process runs on its one event loop, so a loop that runs
+late delays all of them at once: CPU starvation (the process at its core's limit, or the machine
+slower), a callback that computes too long, the garbage collector's pauses. Two measurements, exported
+on ``/metrics`` (``billing_runtime.metrics.Metrics``):
+
+- ``event_loop_lag_seconds``: how late a timer fired, sampled every ``LAG_INTERVAL`` seconds. A blocked
+  stretch is seen when it covers a sample (a stall of a tenth of the interval in one sample of ten), so
+  the histogram tells how often and how long the loop is late over time, not every stall; a lag past
+  ``LAG_WARNING`` is also logged, with what the collector did meanwhile.
+- ``gc_pause_seconds``: every collection of the cyclic garbage collector, by generation, timed exactly
+  (``gc.callbacks``): a full collection stops everything in the process.
+
+Both live as long as the application (a cleanup context), so several applications in one process (the
+embedded mode) each keep their own, and nothing outlives its application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiohttp import web
+
+from billing_runtime.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+# One wake-up a second: a sample often enough to see a loop that keeps running late (a scrape reads 15 or
+# more), and an idle process pays one timer a second.
+LAG_INTERVAL = 1.0
+LAG_WARNING = 0.1
+
+
+class GcPauses:
+    """Times each collection (a ``gc.callbacks`` entry while installed) into ``gc_pause_seconds``, and
+    keeps the longest since it was last asked (``take_longest``)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._started = 0.0
+        self._longest = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        seconds = time.perf_counter() - self._started
+        self._metrics.gc_pause.labels(str(info["generation"])).observe(seconds)
+        self._longest = max(self._longest, seconds)
+
+    def take_longest(self) -> float:
+        longest, self._longest = self._longest, 0.0
+        return longest
+
+
+async def watch_lag(
+    metrics: Metrics,
+    pauses: GcPauses,
+    *,
+    interval: float = LAG_INTERVAL,
+    warning: float = LAG_WARNING,
+    clock: Callable[[], float] | None = None,
+) -> None:
+    """Observe how late each ``interval`` timer fires, until cancelled."""
+    loop = asyncio.get_running_loop()
+    now = clock or loop.time
+    while True:
+        due = now() + interval
+        await asyncio.sleep(interval)
+        late = max(now() - due, 0.0)
+        metrics.loop_lag.observe(late)
+        gc_pause = pauses.take_longest()
+        if late > warning:
+            log.warning(
+                "the event loop ran %.0f ms late (the longest garbage collection meanwhile: %.0f ms)",
+                late * 1000,
+                gc_pause * 1000,
+            )
+
+
+def loop_watch(metrics: Metrics) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context (``app.cleanup_ctx``) measuring the loop's lag and the collector's pauses
+    while the application runs."""
+
+    async def ctx(_app: web.Application) -> AsyncIterator[None]:
+        pauses = GcPauses(metrics)
+        gc.callbacks.append(pauses)
+        task = asyncio.create_task(watch_lag(metrics, pauses), name="loop-watch")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            gc.callbacks.remove(pauses)
+
+    return ctx
