@@ -10,7 +10,7 @@ on ``/metrics`` (``billing_runtime.metrics.Metrics``):
   the histogram tells how often and how long the loop is late over time, not every stall; a lag past
   ``LAG_WARNING`` is also logged, with what the collector did meanwhile.
 - ``gc_pause_seconds``: every collection of the cyclic garbage collector, by generation, timed exactly
-  (``gc.callbacks``): a full collection stops everything in the process.
+  (``gc.callbacks``) and observed at the next sample: a full collection stops everything in the process.
 
 Both live as long as the application (a cleanup context), so several applications in one process (the
 embedded mode) each keep their own, and nothing outlives its application.
@@ -39,49 +39,47 @@ LAG_WARNING = 0.1
 
 
 class GcPauses:
-    """Times each collection (a ``gc.callbacks`` entry while installed) into ``gc_pause_seconds``, and
-    keeps the longest since it was last asked (``take_longest``)."""
+    """Times each collection while installed as a ``gc.callbacks`` entry. The callback only notes the
+    pause: it runs wherever a collection starts, possibly inside code holding a metric's lock, which
+    observing there would take again (a lock that is not reentrant: a deadlock). The lag's watcher
+    hands the pauses to ``gc_pause_seconds`` at its next sample (``drain``)."""
 
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
+    def __init__(self) -> None:
         self._started = 0.0
-        self._longest = 0.0
+        self._pauses: list[tuple[int, float]] = []
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
             self._started = time.perf_counter()
             return
-        seconds = time.perf_counter() - self._started
-        self._metrics.gc_pause.labels(str(info["generation"])).observe(seconds)
-        self._longest = max(self._longest, seconds)
+        self._pauses.append((info["generation"], time.perf_counter() - self._started))
 
-    def take_longest(self) -> float:
-        longest, self._longest = self._longest, 0.0
-        return longest
+    def drain(self) -> list[tuple[int, float]]:
+        """The pauses since the last drain, (generation, seconds) each."""
+        pauses, self._pauses = self._pauses, []
+        return pauses
 
 
 async def watch_lag(
-    metrics: Metrics,
-    pauses: GcPauses,
-    *,
-    interval: float = LAG_INTERVAL,
-    warning: float = LAG_WARNING,
-    clock: Callable[[], float] | None = None,
+    metrics: Metrics, pauses: GcPauses, *, interval: float = LAG_INTERVAL, warning: float = LAG_WARNING
 ) -> None:
-    """Observe how late each ``interval`` timer fires, until cancelled."""
+    """Observe how late each ``interval`` timer fires, and the collector's pauses meanwhile, until
+    cancelled."""
     loop = asyncio.get_running_loop()
-    now = clock or loop.time
     while True:
-        due = now() + interval
+        due = loop.time() + interval
         await asyncio.sleep(interval)
-        late = max(now() - due, 0.0)
+        late = max(loop.time() - due, 0.0)
         metrics.loop_lag.observe(late)
-        gc_pause = pauses.take_longest()
+        longest = 0.0
+        for generation, seconds in pauses.drain():
+            metrics.gc_pause.labels(str(generation)).observe(seconds)
+            longest = max(longest, seconds)
         if late > warning:
             log.warning(
                 "the event loop ran %.0f ms late (the longest garbage collection meanwhile: %.0f ms)",
                 late * 1000,
-                gc_pause * 1000,
+                longest * 1000,
             )
 
 
@@ -90,7 +88,7 @@ def loop_watch(metrics: Metrics) -> Callable[[web.Application], AsyncIterator[No
     while the application runs."""
 
     async def ctx(_app: web.Application) -> AsyncIterator[None]:
-        pauses = GcPauses(metrics)
+        pauses = GcPauses()
         gc.callbacks.append(pauses)
         task = asyncio.create_task(watch_lag(metrics, pauses), name="loop-watch")
         try:
