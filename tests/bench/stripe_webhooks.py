@@ -43,6 +43,9 @@ from run import HERE, PG, Proc, recreate, spawn, stop, wait_ready
 from webhooks import start_platform, tenant_token
 
 API_VERSION = "2026-11-17.acacia"
+# The longest the platform's relay may take to publish what a saturation left in its outbox (it takes
+# well under a second): past it the relay is stuck, and the bench says so instead of waiting forever.
+DRAIN_LIMIT = 60.0
 
 
 @dataclass
@@ -286,8 +289,13 @@ async def outbox_drained() -> None:
     part of what ingesting cost."""
     conn = await asyncpg.connect(PG.rsplit("/", 1)[0] + "/benchwh_providers")
     try:
-        while await conn.fetchval("SELECT count(*) FROM outbox WHERE dead_at IS NULL"):
-            await asyncio.sleep(0.01)
+        async with asyncio.timeout(DRAIN_LIMIT):
+            while await conn.fetchval("SELECT EXISTS (SELECT FROM outbox WHERE dead_at IS NULL)"):
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise SystemExit(
+            f"providers-svc's outbox still held events {DRAIN_LIMIT} s after the load: its relay is stuck"
+        ) from None
     finally:
         await conn.close()
 

@@ -19,7 +19,6 @@ embedded mode) each keep their own, and nothing outlives its application.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import time
@@ -45,14 +44,17 @@ class GcPauses:
     hands the pauses to ``gc_pause_seconds`` at its next sample (``drain``)."""
 
     def __init__(self) -> None:
-        self._started = 0.0
+        self._started: float | None = None
         self._pauses: list[tuple[int, float]] = []
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
             self._started = time.perf_counter()
             return
-        self._pauses.append((info["generation"], time.perf_counter() - self._started))
+        # A stop without its start: installed while a collection ran (another application starting).
+        if self._started is not None:
+            self._pauses.append((info["generation"], time.perf_counter() - self._started))
+            self._started = None
 
     def drain(self) -> list[tuple[int, float]]:
         """The pauses since the last drain, (generation, seconds) each."""
@@ -94,9 +96,11 @@ def loop_watch(metrics: Metrics) -> Callable[[web.Application], AsyncIterator[No
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
             gc.callbacks.remove(pauses)
+            task.cancel()
+            # Waited for, not awaited: a cancellation of this cleanup itself must not be swallowed.
+            await asyncio.wait([task])
+            if not task.cancelled() and task.exception() is not None:
+                log.error("the event loop's watch failed", exc_info=task.exception())
 
     return ctx
