@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -63,21 +64,29 @@ async def ingest_events(deps: WebhookDeps, events: list[EventBase]) -> list[int]
 # it has an older due delivery nobody holds, which must go first (the claim's order). ``blocked`` reads
 # the statement's snapshot, taken after ``:mine`` were locked (``_store_leasing``), so a claim that
 # committed before that lock is seen. With ``:mine`` empty no delivery is leased: the plain ingest.
+#
+# Every array is unnested through a scalar subquery, ``(SELECT CAST(:ids AS varchar[]))``, which hides its
+# length from the planner in every plan. PostgreSQL plans a prepared statement for its values at its first
+# five executions, then keeps its generic plan unless those looked cheaper: with the arrays in sight, a
+# plan for the values counted their 1 to 4 elements where the generic plan assumes 10, always looked
+# cheaper, and the statement was planned afresh at every execution (0.52 ms of planning against 0.36 of
+# executing it). Blind to the lengths, both are the same plan, and the generic one is kept.
 _INGEST = text(
     """
     WITH fresh AS (
         INSERT INTO inbox (consumer, message_id, received_at)
-        SELECT :consumer, i, :now FROM unnest(CAST(:ids AS varchar[])) AS i
+        SELECT :consumer, i, :now FROM unnest((SELECT CAST(:ids AS varchar[]))) AS i
         ON CONFLICT DO NOTHING
         RETURNING message_id
     ), stored AS (
         INSERT INTO webhook_events (id, tenant_id, type, body, created_at, livemode)
         SELECT e.id, e.tenant_id, e.type, e.body, :now, e.livemode
-        FROM unnest(CAST(:ids AS varchar[]), CAST(:tenants AS varchar[]), CAST(:types AS varchar[]),
-                    CAST(:bodies AS text[]), CAST(:modes AS boolean[])) AS e(id, tenant_id, type, body, livemode)
+        FROM unnest((SELECT CAST(:ids AS varchar[])), (SELECT CAST(:tenants AS varchar[])),
+                    (SELECT CAST(:types AS varchar[])), (SELECT CAST(:bodies AS text[])),
+                    (SELECT CAST(:modes AS boolean[]))) AS e(id, tenant_id, type, body, livemode)
         WHERE e.id IN (SELECT message_id FROM fresh)
     ), blocked AS (
-        SELECT m.endpoint_id FROM unnest(CAST(:mine AS varchar[])) AS m(endpoint_id)
+        SELECT m.endpoint_id FROM unnest((SELECT CAST(:mine AS varchar[]))) AS m(endpoint_id)
         WHERE EXISTS (
                 SELECT 1 FROM webhook_deliveries AS w
                 WHERE w.endpoint_id = m.endpoint_id AND w.claim_token IS NOT NULL AND w.status = 'pending'
@@ -92,9 +101,10 @@ _INGEST = text(
                                         claim_token, claimed_until)
         SELECT d.id, d.tenant_id, d.endpoint_id, d.event_id, d.event_type, 'pending', 0, false, :now, :now, :now,
                d.livemode, l.token, l.until
-        FROM unnest(CAST(:d_ids AS varchar[]), CAST(:d_tenants AS varchar[]), CAST(:d_endpoints AS varchar[]),
-                    CAST(:d_events AS varchar[]), CAST(:d_types AS varchar[]), CAST(:d_modes AS boolean[]),
-                    CAST(:d_lease AS boolean[]))
+        FROM unnest((SELECT CAST(:d_ids AS varchar[])), (SELECT CAST(:d_tenants AS varchar[])),
+                    (SELECT CAST(:d_endpoints AS varchar[])), (SELECT CAST(:d_events AS varchar[])),
+                    (SELECT CAST(:d_types AS varchar[])), (SELECT CAST(:d_modes AS boolean[])),
+                    (SELECT CAST(:d_lease AS boolean[])))
              AS d(id, tenant_id, endpoint_id, event_id, event_type, livemode, lease)
         LEFT JOIN LATERAL (
             SELECT CAST(:token AS varchar) AS token, CAST(:until AS timestamptz) AS until
@@ -140,26 +150,7 @@ async def _ingest(engine: AsyncEngine, deps: WebhookDeps, events: list[EventBase
     batch = [event for event in unique if event.event_id in fanned]
     if not batch:
         return created, False
-    params = {
-        "consumer": EVENTS_CONSUMER,
-        "now": now,
-        "ids": [e.event_id for e in batch],
-        "tenants": [e.tenant_id for e in batch],
-        "types": [e.event_type for e in batch],
-        "bodies": [event_body_of(e) for e in batch],
-        "modes": [e.livemode for e in batch],
-        "d_ids": [d["id"] for d in deliveries],
-        "d_tenants": [d["tenant_id"] for d in deliveries],
-        "d_endpoints": [d["endpoint_id"] for d in deliveries],
-        "d_events": [d["event_id"] for d in deliveries],
-        "d_types": [d["event_type"] for d in deliveries],
-        "d_modes": [d["livemode"] for d in deliveries],
-        "d_lease": [False] * len(deliveries),
-        "mine": [],
-        "worker": "",
-        "token": None,
-        "until": None,
-    }
+    params = ingest_params(batch, deliveries, now)
     intake = deps.intake
     reservation = intake.reserve(Counter(d["endpoint_id"] for d in deliveries)) if intake is not None else None
     if intake is not None and reservation is not None and reservation.granted:
@@ -181,6 +172,31 @@ async def _ingest(engine: AsyncEngine, deps: WebhookDeps, events: list[EventBase
         else:
             created[first[row_id]] = fanned.get(row_id, 0)
     return created, sum(created) > leased
+
+
+def ingest_params(batch: list[EventBase], deliveries: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
+    """``_INGEST``'s parameters for a plain ingest of ``batch`` and its ``deliveries`` (rows of
+    ``delivery_row``): nothing leased (``_store_leasing`` adds what a lease needs)."""
+    return {
+        "consumer": EVENTS_CONSUMER,
+        "now": now,
+        "ids": [e.event_id for e in batch],
+        "tenants": [e.tenant_id for e in batch],
+        "types": [e.event_type for e in batch],
+        "bodies": [event_body_of(e) for e in batch],
+        "modes": [e.livemode for e in batch],
+        "d_ids": [d["id"] for d in deliveries],
+        "d_tenants": [d["tenant_id"] for d in deliveries],
+        "d_endpoints": [d["endpoint_id"] for d in deliveries],
+        "d_events": [d["event_id"] for d in deliveries],
+        "d_types": [d["event_type"] for d in deliveries],
+        "d_modes": [d["livemode"] for d in deliveries],
+        "d_lease": [False] * len(deliveries),
+        "mine": [],
+        "worker": "",
+        "token": None,
+        "until": None,
+    }
 
 
 def _log_failure(task: asyncio.Future[Any]) -> None:
