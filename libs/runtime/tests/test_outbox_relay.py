@@ -124,3 +124,22 @@ class TestOutboxRelay:
         done, _ = await asyncio.wait({running}, timeout=5)
         assert done == {running} and running.cancelled()
         assert await _backlog(engine, schema) == 1  # still there, for the next relay once its lease ends
+
+    async def test_a_pass_takes_one_batch_whatever_the_tables_statistics_say(self, engine, schema) -> None:
+        """The claim's due rows are picked once (``ARRAY(SELECT ...)``). As ``id IN (SELECT ... LIMIT n
+        FOR UPDATE SKIP LOCKED)``, a plan made while the outbox was small (analysed then, grown since: a
+        broker outage) ran the subquery again for every row of the outbox, each run picking rows the
+        last had not: a pass claimed the whole backlog, not a batch, in time quadratic in it."""
+        # As an outbox lives: rows written and published (deleted) all the time, so that ANALYZE finds
+        # pages of dead rows and next to no live ones; then a backlog builds up (the broker away).
+        await _write(engine, schema, [_event(i) for i in range(400)])
+        bus = RecordingBus()
+        assert await OutboxRelay(engine, schema.outbox, bus, batch_size=400).run_once() == 400
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql(f"ANALYZE {schema.outbox.name}")
+        await _write(engine, schema, [_event(i) for i in range(400, 1200)])
+        bus = RecordingBus()
+        relay = OutboxRelay(engine, schema.outbox, bus, batch_size=50)
+        assert await relay.run_once() == 50
+        assert len(bus.published) == 50
+        assert await _backlog(engine, schema) == 750

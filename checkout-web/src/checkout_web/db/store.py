@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from billing_runtime.db import table_of
+from billing_runtime.prepared import picked_once
 from sqlalchemy import case, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -82,7 +83,7 @@ class SessionStore:
             .with_for_update(skip_locked=True)
         )
         async with self._engine.begin() as conn:
-            await conn.execute(delete(SESSIONS).where(SESSIONS.c.token_hash.in_(dead.scalar_subquery())))
+            await conn.execute(delete(SESSIONS).where(picked_once(SESSIONS.c.token_hash, dead)))
 
 
 class LoginCounter:

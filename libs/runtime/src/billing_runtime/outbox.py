@@ -41,7 +41,7 @@ from billing_runtime import tracing
 from billing_runtime.bus.base import TARGET_QUEUES_HEADER, Bus, DeadLettered, Message
 from billing_runtime.db import UTCDateTime
 from billing_runtime.notifications import Notifier, listen_for_notifications
-from billing_runtime.prepared import execute_statement_alone
+from billing_runtime.prepared import execute_statement_alone, picked_once
 from billing_runtime.writes import InsertRows
 
 log = logging.getLogger(__name__)
@@ -290,7 +290,7 @@ class _Statements:
         )
         self.claim: ClauseElement = (
             update(t)
-            .where(t.c.id.in_(due.scalar_subquery()))
+            .where(picked_once(t.c.id, due))
             .values(claim_token=token, claimed_until=bindparam("until", type_=t.c.claimed_until.type))
             .returning(t.c.id, t.c.event_id, t.c.routing_key, t.c.body, t.c.dead_queues, t.c.traceparent)
         )

@@ -12,7 +12,18 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, CompoundSelect, Insert, Select, String, Update, bindparam, literal_column
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Insert,
+    Select,
+    String,
+    Update,
+    any_,
+    bindparam,
+    func,
+    literal_column,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql import ClauseElement
@@ -48,6 +59,16 @@ def bound(word: str) -> ColumnElement[str]:
     of a table not analysed yet (a new database, a table that grew since), walk every row of the
     account in that index instead of one entry of the key's: linear in the account's history."""
     return bindparam(None, word, type_=String())
+
+
+def picked_once(column: ColumnElement[Any], rows: AnySelect) -> ColumnElement[bool]:
+    """``column = ANY(ARRAY(rows))``: the rows a claim takes (``rows``, a ``LIMIT``ed ``FOR UPDATE SKIP
+    LOCKED`` select of that column), picked by one run of the subquery. Not ``column IN (rows)``: there
+    the planner may make the subquery the inner side of a nested loop over the whole table, run it again
+    for every row, each run picking rows the last had locked or passed, so one claim takes every due row,
+    not a batch, in time quadratic in them; it does so with statistics taken while the table held next to
+    no live rows (a queue's, whose rows come and go), once it has filled (a backlog after an outage)."""
+    return column == any_(func.array(rows.scalar_subquery()))
 
 
 @dataclass(frozen=True)

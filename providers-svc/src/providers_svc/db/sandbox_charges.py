@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from billing_runtime.db import table_of
+from billing_runtime.prepared import picked_once
 from billing_runtime.uow import UnitOfWork
 from sqlalchemy import ARRAY, Insert, Select, String, Update, bindparam, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -66,7 +67,7 @@ def _claim_due() -> Update:
     )
     return (
         update(t)
-        .where(t.c.transaction_id.in_(due.scalar_subquery()))
+        .where(picked_once(t.c.transaction_id, due))
         .values(claim_token=bindparam("token"), claimed_until=bindparam("until"), attempts=t.c.attempts + 1)
         .returning(t.c.transaction_id, t.c.event_id, t.c.callback_body, t.c.attempts)
     )

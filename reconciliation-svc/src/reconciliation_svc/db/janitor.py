@@ -11,21 +11,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 # A claimed object's next_check_at is moved to the lease's end, so a second worker's pass does not take
 # it and a worker that dies mid-pass leaves it due again when the lease ends.
+# ``id = ANY(ARRAY(...))``, not ``id IN (...)``: the due rows picked by one run of the subquery
+# (``billing_runtime.prepared.picked_once`` says why).
 _CLAIM = text(
     """
     WITH p AS (
         UPDATE recon_payments SET next_check_at = :lease_until
-        WHERE id IN (
+        WHERE id = ANY(ARRAY(
             SELECT id FROM recon_payments WHERE next_check_at <= :now
             ORDER BY next_check_at LIMIT :limit FOR UPDATE SKIP LOCKED
-        )
+        ))
         RETURNING 'payment' AS kind, id, provider, pending_since AS since, NULL::text AS provider_refund_id
     ), r AS (
         UPDATE recon_refunds SET next_check_at = :lease_until
-        WHERE id IN (
+        WHERE id = ANY(ARRAY(
             SELECT id FROM recon_refunds WHERE next_check_at <= :now
             ORDER BY next_check_at LIMIT :limit FOR UPDATE SKIP LOCKED
-        )
+        ))
         RETURNING 'refund' AS kind, id, provider, created_at AS since, provider_refund_id
     )
     SELECT kind, id, provider, since, provider_refund_id FROM p
