@@ -3,9 +3,11 @@
 aiohttp + asyncpg endpoint doing the same signature check and upsert (``stripe_baseline.py``), in the
 same run.
 
-For each target: events/s at saturation (closed loop, ``--clients`` in flight), p50/p99 at a fixed
-offered rate of ``--rate`` events/s (open loop), CPU milliseconds per event by process; then the ratio
-of the platform's events/s to the baseline's. The platform's saturated window ends when its relay has
+Both targets run side by side. For each: events/s at saturation (closed loop, ``--clients`` in flight)
+in ``--rounds`` windows of ``--seconds``, the two targets taking turns (A B, B A, A B, B A: a drift of
+the machine's speed falls on both alike), p50/p99 at a fixed offered rate of ``--rate`` events/s (open
+loop), CPU milliseconds per event by process; then the ratio of the platform's events/s to the
+baseline's, round by round, and its median. The platform's saturated window ends when its relay has
 published what the events wrote to the outbox (it falls behind at saturation), so that work counts.
 
 The bench plays Stripe: it signs each event as Stripe does (``Stripe-Signature: t=…,v1=…``) with the
@@ -163,6 +165,20 @@ async def _post(http: aiohttp.ClientSession, url: str, body: bytes, secret: str,
     return True
 
 
+@dataclass
+class Window:
+    """One saturated window of one target: events answered, seconds, CPU ms per event by process."""
+
+    done: int
+    elapsed: float
+    cpu_ms: dict[str, float]
+    stats: Stats
+
+    @property
+    def per_second(self) -> float:
+        return self.done / self.elapsed
+
+
 async def closed_loop(
     url: str,
     secret: str,
@@ -170,7 +186,7 @@ async def closed_loop(
     seconds: float,
     procs: list[Proc],
     settled: Callable[[], Awaitable[None]] | None = None,
-) -> tuple[float, dict[str, float], Stats]:
+) -> Window:
     """Events/s with ``clients`` in flight for ``seconds``, and CPU ms per event by process. ``settled``
     waits for the work the target deferred (the platform's outbox, published by its relay after the
     answer): inside the measured window, so that work counts in its time and its CPU."""
@@ -196,7 +212,7 @@ async def closed_loop(
         if settled is not None:
             await settled()
         elapsed = time.perf_counter() - started
-        return done / elapsed, cpu.per_unit_ms(before, cpu.snapshot(groups), max(done, 1)), stats
+        return Window(done, elapsed, cpu.per_unit_ms(before, cpu.snapshot(groups), max(done, 1)), stats)
 
 
 async def open_loop(url: str, secret: str, rate: float, seconds: float) -> tuple[Stats, float]:
@@ -215,34 +231,58 @@ async def open_loop(url: str, secret: str, rate: float, seconds: float) -> tuple
     return stats, len(bodies) / elapsed
 
 
-async def measure(
-    label: str,
-    url: str,
-    secret: str,
-    procs: list[Proc],
-    args: argparse.Namespace,
-    settled: Callable[[], Awaitable[None]] | None = None,
-) -> dict[str, object]:
-    await closed_loop(url, secret, 8, 3, procs, settled)  # warm-up
-    throughput, cpu_ms, sat = await closed_loop(url, secret, args.clients, args.seconds, procs, settled)
-    at_rate, achieved = await open_loop(url, secret, args.rate, args.seconds)
-    ordered = sorted(at_rate.latencies) or [0.0]
+@dataclass
+class Target:
+    """A running target: where to post, with which webhook secret, its processes, and what its window
+    waits for after the load (``closed_loop``'s ``settled``)."""
+
+    label: str
+    url: str
+    secret: str
+    procs: list[Proc]
+    settled: Callable[[], Awaitable[None]] | None = None
+    windows: list[Window] = field(default_factory=list)
+
+
+async def saturate(targets: list[Target], every: list[Proc], args: argparse.Namespace) -> None:
+    """``--rounds`` saturated windows of each target, taking turns in the order A B, B A, A B... so that
+    a drift of the machine's speed through the run (it is a shared VM: the same code's CPU per event
+    moves by up to 1.8 times between runs minutes apart) falls on both alike. The CPU of ``every``
+    process is counted in each window, the idle target's too (a few hundredths of a ms per event)."""
+    for target in targets:
+        await closed_loop(target.url, target.secret, 8, 3, every, target.settled)  # warm-up
+    for n in range(args.rounds):
+        for target in targets if n % 2 == 0 else reversed(targets):
+            window = await closed_loop(target.url, target.secret, args.clients, args.seconds, every, target.settled)
+            target.windows.append(window)
+            print(f"round {n + 1} {target.label}: {window.per_second:.1f} events/s", flush=True)
+
+
+async def at_rate(target: Target, args: argparse.Namespace) -> dict[str, object]:
+    """The target's figures: its saturated windows' and its latency at ``--rate`` (open loop)."""
+    stats, achieved = await open_loop(target.url, target.secret, args.rate, args.seconds)
+    ordered = sorted(stats.latencies) or [0.0]
+    windows = target.windows
+    done = sum(w.done for w in windows)
+    cpu_ms = {key: round(sum(w.cpu_ms[key] * w.done for w in windows) / max(done, 1), 3) for key in windows[0].cpu_ms}
+    errors = [e for w in windows for e in w.stats.errors] + stats.errors
     result = {
-        "target": label,
-        "saturated_events_per_s": round(throughput, 1),
+        "target": target.label,
+        "saturated_events_per_s": round(done / sum(w.elapsed for w in windows), 1),
+        "saturated_events_per_s_by_round": [round(w.per_second, 1) for w in windows],
         "offered_events_per_s": args.rate,
         "achieved_events_per_s": round(achieved, 1),
         "p50_ms_at_rate": round(statistics.median(ordered) * 1000, 2),
         "p99_ms_at_rate": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2),
-        "errors": len(sat.errors) + len(at_rate.errors),
-        "first_errors": (sat.errors + at_rate.errors)[:3],
+        "errors": len(errors),
+        "first_errors": errors[:3],
         "cpu_ms_per_event_at_saturation": cpu_ms,
     }
     print(json.dumps(result), flush=True)
     return result
 
 
-async def bench_baseline(args: argparse.Namespace, logs: Path) -> dict[str, object]:
+async def start_baseline(logs: Path) -> Target:
     await recreate("bench_stripe_baseline")
     port = free_port()
     dsn = PG.rsplit("/", 1)[0] + "/bench_stripe_baseline"
@@ -251,12 +291,13 @@ async def bench_baseline(args: argparse.Namespace, logs: Path) -> dict[str, obje
     procs = [spawn("baseline", argv, {}, logs)]
     try:
         await asyncio.to_thread(wait_ready, f"http://127.0.0.1:{port}/healthz")
-        return await measure("baseline", f"http://127.0.0.1:{port}/billing/stripe", secret, procs, args)
-    finally:
+    except BaseException:
         stop(procs)
+        raise
+    return Target("baseline", f"http://127.0.0.1:{port}/billing/stripe", secret, procs)
 
 
-async def bench_platform(args: argparse.Namespace, logs: Path) -> dict[str, object]:
+async def start_platform_target(logs: Path) -> Target:
     procs, gw, admin = await start_platform(logs)
     try:
         async with aiohttp.ClientSession() as http:
@@ -278,9 +319,10 @@ async def bench_platform(args: argparse.Namespace, logs: Path) -> dict[str, obje
             url = f"{gw}/admin/tenants/{tenant_id}/provider-accounts/stripe"
             async with http.put(url, json={"provider_account_id": account["id"]}, headers=auth) as r:
                 assert r.status == 200, await r.text()
-            return await measure("platform", f"{gw}/billing/stripe", secret, procs, args, outbox_drained)
-    finally:
+    except BaseException:
         stop(procs)
+        raise
+    return Target("platform", f"{gw}/billing/stripe", secret, procs, outbox_drained)
 
 
 async def outbox_drained() -> None:
@@ -302,7 +344,8 @@ async def outbox_drained() -> None:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each saturated window and open loop")
+    parser.add_argument("--rounds", type=int, default=4, help="saturated windows of each target, taking turns")
     parser.add_argument("--rate", type=float, default=100.0, help="offered events/s for the latency figures")
     parser.add_argument("--clients", type=int, default=32, help="events in flight at saturation")
     parser.add_argument("--only", choices=("baseline", "platform"), help="one target (a quick check of the bench)")
@@ -311,13 +354,35 @@ async def main() -> None:
     out.mkdir(exist_ok=True)
     logs = out / "logs-stripe"
     logs.mkdir(exist_ok=True)
-    baseline = await bench_baseline(args, logs) if args.only != "platform" else None
-    platform = await bench_platform(args, logs) if args.only != "baseline" else None
-    if baseline is None or platform is None:
+    targets: list[Target] = []
+    try:
+        if args.only != "platform":
+            targets.append(await start_baseline(logs))
+        if args.only != "baseline":
+            targets.append(await start_platform_target(logs))
+        every = [proc for target in targets for proc in target.procs]
+        await saturate(targets, every, args)
+        results = {target.label: await at_rate(target, args) for target in targets}
+    finally:
+        for target in targets:
+            stop(target.procs)
+    if len(results) < 2:
         return
-    ratio = float(platform["saturated_events_per_s"]) / float(baseline["saturated_events_per_s"])  # type: ignore[arg-type]
-    summary = {"baseline": baseline, "platform": platform, "ratio": round(ratio, 3)}
-    print(json.dumps({"ratio": summary["ratio"], "platform_p99_ms": platform["p99_ms_at_rate"]}), flush=True)
+    baseline, platform = results["baseline"], results["platform"]
+    by_round = [p.per_second / b.per_second for b, p in zip(targets[0].windows, targets[1].windows, strict=True)]
+    summary = {
+        "baseline": baseline,
+        "platform": platform,
+        # Each round's platform window against the baseline's beside it; their median is the figure.
+        "ratio": round(statistics.median(by_round), 3),
+        "ratio_by_round": [round(r, 3) for r in by_round],
+    }
+    line = {
+        "ratio": summary["ratio"],
+        "ratio_by_round": summary["ratio_by_round"],
+        "platform_p99_ms": platform["p99_ms_at_rate"],
+    }
+    print(json.dumps(line), flush=True)
     (out / "stripe_webhooks.json").write_text(json.dumps(summary, indent=2))
 
 
