@@ -41,6 +41,7 @@ from providers_svc.protocols.click.signing import SignedFields, sign
 from regional_baseline import CLICK_SECRET, CLICK_SERVICE, PAYME_KEY
 from run import HERE, PG, Proc, recreate, spawn, stop, wait_ready
 from webhooks import start_platform, tenant_token
+from windows import Window, cpu_per_unit, per_second, ratios, turn
 
 # The longest the platform may take to apply what a window's flows deferred (well under a second): past
 # it something is stuck, and the bench says so instead of waiting forever.
@@ -165,20 +166,6 @@ class ClickFlow:
 Flow = PaymeFlow | ClickFlow
 
 
-@dataclass
-class Window:
-    """One saturated window of one target: flows completed, seconds, CPU ms per flow by process."""
-
-    done: int
-    elapsed: float
-    cpu_ms: dict[str, float]
-    stats: Stats
-
-    @property
-    def per_second(self) -> float:
-        return self.done / self.elapsed
-
-
 async def closed_loop(
     flow: Flow,
     orders: list[Order],
@@ -261,7 +248,7 @@ async def saturate(pair: list[Target], every: list[Proc], args: argparse.Namespa
     for target in pair:
         await closed_loop(target.flow, await target.make_orders(50), 8, 30, every, target.settled)  # warm-up
     for n in range(args.rounds):
-        for target in pair if n % 2 == 0 else reversed(pair):
+        for target in turn(n, pair):
             # Twice the best rate seen so far, so that no window runs out (the platform's orders are made
             # through its API, at a fraction of the time the window lasts).
             best = max((w.per_second for w in target.windows), default=args.max_rate / 2)
@@ -276,13 +263,12 @@ async def at_rate(target: Target, args: argparse.Namespace) -> dict[str, object]
     at_rate = await target.make_orders(int(args.rate * args.seconds))
     rate_stats, achieved = await open_loop(target.flow, at_rate, args.rate)
     windows = target.windows
-    done = sum(w.done for w in windows)
-    cpu_ms = {key: round(sum(w.cpu_ms[key] * w.done for w in windows) / max(done, 1), 3) for key in windows[0].cpu_ms}
+    cpu_ms = cpu_per_unit(windows)
     errors = [e for w in windows for e in w.stats.errors] + rate_stats.errors
     result = {
         "target": target.label,
         "provider": target.provider,
-        "saturated_flows_per_s": round(done / sum(w.elapsed for w in windows), 1),
+        "saturated_flows_per_s": round(per_second(windows), 1),
         "saturated_flows_per_s_by_round": [round(w.per_second, 1) for w in windows],
         "offered_flows_per_s": args.rate,
         "achieved_flows_per_s": round(achieved, 1),
@@ -484,10 +470,8 @@ async def main() -> None:
             if len(pair) < 2:
                 continue
             base, ours = pair
-            by_round = [p.per_second / b.per_second for b, p in zip(base.windows, ours.windows, strict=True)]
             # Each round's platform window against the baseline's beside it; their median is the figure.
-            summary[f"{provider}_ratio"] = round(statistics.median(by_round), 3)
-            summary[f"{provider}_ratio_by_round"] = [round(r, 3) for r in by_round]
+            summary[f"{provider}_ratio"], summary[f"{provider}_ratio_by_round"] = ratios(base.windows, ours.windows)
             worst = max(step["p99_ms"] for step in results[1]["latency_at_rate"].values())  # type: ignore[union-attr]
             summary[f"{provider}_worst_callback_p99_ms"] = worst
     if args.only:

@@ -43,6 +43,7 @@ import uvloop
 from billing_runtime.testing import free_port
 from run import HERE, PG, Proc, recreate, spawn, stop, wait_ready
 from webhooks import start_platform, tenant_token
+from windows import Window, cpu_per_unit, per_second, ratios, turn
 
 API_VERSION = "2026-11-17.acacia"
 # The longest the platform's relay may take to publish what a saturation left in its outbox (it takes
@@ -165,20 +166,6 @@ async def _post(http: aiohttp.ClientSession, url: str, body: bytes, secret: str,
     return True
 
 
-@dataclass
-class Window:
-    """One saturated window of one target: events answered, seconds, CPU ms per event by process."""
-
-    done: int
-    elapsed: float
-    cpu_ms: dict[str, float]
-    stats: Stats
-
-    @property
-    def per_second(self) -> float:
-        return self.done / self.elapsed
-
-
 async def closed_loop(
     url: str,
     secret: str,
@@ -252,7 +239,7 @@ async def saturate(targets: list[Target], every: list[Proc], args: argparse.Name
     for target in targets:
         await closed_loop(target.url, target.secret, 8, 3, every, target.settled)  # warm-up
     for n in range(args.rounds):
-        for target in targets if n % 2 == 0 else reversed(targets):
+        for target in turn(n, targets):
             window = await closed_loop(target.url, target.secret, args.clients, args.seconds, every, target.settled)
             target.windows.append(window)
             print(f"round {n + 1} {target.label}: {window.per_second:.1f} events/s", flush=True)
@@ -263,12 +250,11 @@ async def at_rate(target: Target, args: argparse.Namespace) -> dict[str, object]
     stats, achieved = await open_loop(target.url, target.secret, args.rate, args.seconds)
     ordered = sorted(stats.latencies) or [0.0]
     windows = target.windows
-    done = sum(w.done for w in windows)
-    cpu_ms = {key: round(sum(w.cpu_ms[key] * w.done for w in windows) / max(done, 1), 3) for key in windows[0].cpu_ms}
+    cpu_ms = cpu_per_unit(windows)
     errors = [e for w in windows for e in w.stats.errors] + stats.errors
     result = {
         "target": target.label,
-        "saturated_events_per_s": round(done / sum(w.elapsed for w in windows), 1),
+        "saturated_events_per_s": round(per_second(windows), 1),
         "saturated_events_per_s_by_round": [round(w.per_second, 1) for w in windows],
         "offered_events_per_s": args.rate,
         "achieved_events_per_s": round(achieved, 1),
@@ -369,13 +355,13 @@ async def main() -> None:
     if len(results) < 2:
         return
     baseline, platform = results["baseline"], results["platform"]
-    by_round = [p.per_second / b.per_second for b, p in zip(targets[0].windows, targets[1].windows, strict=True)]
+    ratio, by_round = ratios(targets[0].windows, targets[1].windows)
     summary = {
         "baseline": baseline,
         "platform": platform,
         # Each round's platform window against the baseline's beside it; their median is the figure.
-        "ratio": round(statistics.median(by_round), 3),
-        "ratio_by_round": [round(r, 3) for r in by_round],
+        "ratio": ratio,
+        "ratio_by_round": by_round,
     }
     line = {
         "ratio": summary["ratio"],
