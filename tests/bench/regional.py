@@ -41,7 +41,7 @@ from providers_svc.protocols.click.signing import SignedFields, sign
 from regional_baseline import CLICK_SECRET, CLICK_SERVICE, PAYME_KEY
 from run import HERE, PG, Proc, recreate, spawn, stop, wait_ready
 from webhooks import start_platform, tenant_token
-from windows import Window, cpu_per_unit, per_second, ratios, turn
+from windows import Window, cpu_per_unit, per_second, quiet, ratios, turn
 
 # The longest the platform may take to apply what a window's flows deferred (well under a second): past
 # it something is stuck, and the bench says so instead of waiting forever.
@@ -172,14 +172,15 @@ async def closed_loop(
     clients: int,
     seconds: float,
     procs: list[Proc],
-    settled: Callable[[int], Awaitable[None]] | None = None,
+    settled: Callable[[list[Order]], Awaitable[None]] | None = None,
 ) -> Window:
     """Flows/s with ``clients`` flows in flight, each starting the next on completion. ``settled`` waits
-    (given the flows completed) for the work the target deferred: the platform's paid orders flowing on
-    to payments-svc, inside the measured window, so that work counts in its time and its CPU."""
+    (given the orders whose flows completed) for the work the target deferred: the platform's paid orders
+    flowing on to payments-svc, inside the measured window, so that work counts in its time and its CPU."""
     stats = Stats()
     queue = iter(orders)
     done = 0
+    paid: list[Order] = []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients * 2)) as http:
         deadline = time.perf_counter() + seconds
 
@@ -191,13 +192,14 @@ async def closed_loop(
                     return
                 if await flow.run(http, order, stats):
                     done += 1
+                    paid.append(order)
 
         groups = {"load generator": os.getpid(), **{p.name: p.popen.pid for p in procs}}
         before = cpu.snapshot(groups)
         started = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(clients)))
         if settled is not None:
-            await settled(done)
+            await settled(paid)
         elapsed = time.perf_counter() - started
         return Window(done, elapsed, cpu.per_unit_ms(before, cpu.snapshot(groups), max(done, 1)), stats)
 
@@ -236,7 +238,7 @@ class Target:
     provider: str
     flow: Flow
     make_orders: Callable[[int], Awaitable[list[Order]]]
-    settled: Callable[[int], Awaitable[None]] | None = None
+    settled: Callable[[list[Order]], Awaitable[None]] | None = None
     windows: list[Window] = field(default_factory=list)
 
 
@@ -249,18 +251,20 @@ async def saturate(pair: list[Target], every: list[Proc], args: argparse.Namespa
         await closed_loop(target.flow, await target.make_orders(50), 8, 30, every, target.settled)  # warm-up
     for n in range(args.rounds):
         for target in turn(n, pair):
-            # Twice the best rate seen so far, so that no window runs out (the platform's orders are made
-            # through its API, at a fraction of the time the window lasts).
-            best = max((w.per_second for w in target.windows), default=args.max_rate / 2)
-            orders = await target.make_orders(int(min(args.max_rate, 2 * best) * args.seconds))
+            # ``--max-rate`` for the first window, then twice the best rate seen, so that no window runs
+            # out and the platform's (made through its API) are not made by the thousand for nothing.
+            rate = 2 * max(w.per_second for w in target.windows) if target.windows else args.max_rate
+            orders = await target.make_orders(int(rate * args.seconds))
+            await quiet({p.name: p.popen.pid for p in every})
             window = await closed_loop(target.flow, orders, args.clients, args.seconds, every, target.settled)
             target.windows.append(window)
             print(f"{target.provider} round {n + 1} {target.label}: {window.per_second:.1f} flows/s", flush=True)
 
 
-async def at_rate(target: Target, args: argparse.Namespace) -> dict[str, object]:
+async def at_rate(target: Target, pids: dict[str, int], args: argparse.Namespace) -> dict[str, object]:
     """The target's figures: its saturated windows' and its per-callback latency at ``--rate``."""
     at_rate = await target.make_orders(int(args.rate * args.seconds))
+    await quiet(pids)
     rate_stats, achieved = await open_loop(target.flow, at_rate, args.rate)
     windows = target.windows
     cpu_ms = cpu_per_unit(windows)
@@ -408,27 +412,34 @@ async def start_platform_targets(logs: Path, stack: contextlib.AsyncExitStack) -
     stack.push_async_callback(payments.close)
     providers = await asyncpg.connect(PG.rsplit("/", 1)[0] + "/benchwh_providers")
     stack.push_async_callback(providers.close)
-    paid = [await payments.fetchval("SELECT count(*) FROM payments WHERE status = 'SUCCEEDED'")]
 
-    async def settled(done: int) -> None:
-        """Until payments-svc has applied every flow's success and both relays have published what
-        they wrote: a paid order flows on (providers-svc's outbox, RabbitMQ, payments-svc's worker and
-        its outbox), and that is part of what the flow cost."""
-        paid[0] += done
-        async with asyncio.timeout(DRAIN_LIMIT):
-            while (
-                await payments.fetchval("SELECT count(*) FROM payments WHERE status = 'SUCCEEDED'") < paid[0]
-                or await payments.fetchval("SELECT EXISTS (SELECT FROM outbox WHERE dead_at IS NULL)")
-                or await providers.fetchval("SELECT EXISTS (SELECT FROM outbox WHERE dead_at IS NULL)")
-            ):
-                await asyncio.sleep(0.02)
+    async def settled(orders: list[Order]) -> None:
+        """Until payments-svc has every one of ``orders`` paid and both relays have published what they
+        wrote: a paid order flows on (providers-svc's outbox, RabbitMQ, payments-svc's worker and its
+        outbox), and that is part of what the flow cost."""
+        ids = [order.payment_id for order in orders]
+        unpaid = "SELECT count(*) FROM payments WHERE id = ANY($1::varchar[]) AND status <> 'SUCCEEDED'"
+        try:
+            async with asyncio.timeout(DRAIN_LIMIT):
+                while (
+                    await payments.fetchval(unpaid, ids)
+                    or await payments.fetchval("SELECT EXISTS (SELECT FROM outbox WHERE dead_at IS NULL)")
+                    or await providers.fetchval("SELECT EXISTS (SELECT FROM outbox WHERE dead_at IS NULL)")
+                ):
+                    await asyncio.sleep(0.02)
+        except TimeoutError:
+            left = await payments.fetchval(unpaid, ids)
+            raise SystemExit(
+                f"{DRAIN_LIMIT:.0f} s after the load, {left} of {len(ids)} paid orders were not SUCCEEDED at"
+                " payments-svc or an outbox still held events: something on the platform's path is stuck"
+            ) from None
 
     def orders_of(provider: str) -> Callable[[int], Awaitable[list[Order]]]:
         make = _platform_orders(http, gw, token, provider)
 
         async def made_and_settled(n: int) -> list[Order]:
             orders = await make(n)
-            await settled(0)  # the orders' own events published before any window starts
+            await settled([])  # the orders' own events published before any window starts
             return orders
 
         return made_and_settled
@@ -465,7 +476,7 @@ async def main() -> None:
         for provider in args.providers.split(","):
             pair = [t for targets, _ in started for t in targets if t.provider == provider]
             await saturate(pair, every, args)
-            results = [await at_rate(t, args) for t in pair]
+            results = [await at_rate(t, {p.name: p.popen.pid for p in every}, args) for t in pair]
             summary[provider] = results
             if len(pair) < 2:
                 continue

@@ -43,7 +43,7 @@ import uvloop
 from billing_runtime.testing import free_port
 from run import HERE, PG, Proc, recreate, spawn, stop, wait_ready
 from webhooks import start_platform, tenant_token
-from windows import Window, cpu_per_unit, per_second, ratios, turn
+from windows import Window, cpu_per_unit, per_second, quiet, ratios, turn
 
 API_VERSION = "2026-11-17.acacia"
 # The longest the platform's relay may take to publish what a saturation left in its outbox (it takes
@@ -240,13 +240,15 @@ async def saturate(targets: list[Target], every: list[Proc], args: argparse.Name
         await closed_loop(target.url, target.secret, 8, 3, every, target.settled)  # warm-up
     for n in range(args.rounds):
         for target in turn(n, targets):
+            await quiet({p.name: p.popen.pid for p in every})
             window = await closed_loop(target.url, target.secret, args.clients, args.seconds, every, target.settled)
             target.windows.append(window)
             print(f"round {n + 1} {target.label}: {window.per_second:.1f} events/s", flush=True)
 
 
-async def at_rate(target: Target, args: argparse.Namespace) -> dict[str, object]:
+async def at_rate(target: Target, pids: dict[str, int], args: argparse.Namespace) -> dict[str, object]:
     """The target's figures: its saturated windows' and its latency at ``--rate`` (open loop)."""
+    await quiet(pids)
     stats, achieved = await open_loop(target.url, target.secret, args.rate, args.seconds)
     ordered = sorted(stats.latencies) or [0.0]
     windows = target.windows
@@ -348,7 +350,8 @@ async def main() -> None:
             targets.append(await start_platform_target(logs))
         every = [proc for target in targets for proc in target.procs]
         await saturate(targets, every, args)
-        results = {target.label: await at_rate(target, args) for target in targets}
+        pids = {p.name: p.popen.pid for p in every}
+        results = {target.label: await at_rate(target, pids, args) for target in targets}
     finally:
         for target in targets:
             stop(target.procs)

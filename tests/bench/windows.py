@@ -5,9 +5,21 @@ minutes apart) falls on both alike; the ratio is the median of each round's."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import statistics
+import sys
+import time
 from dataclasses import dataclass
 from typing import Any
+
+import cpu
+
+# Idle: every process of the bench together under this share of one core over ``QUIET_SAMPLE`` seconds
+# (an idle platform's relays, watchers and heartbeats take well under 1 %).
+QUIET_SHARE = 0.05
+QUIET_SAMPLE = 0.1
+QUIET_LIMIT = 30.0
 
 
 @dataclass
@@ -45,3 +57,21 @@ def ratios(baseline: list[Window], platform: list[Window]) -> tuple[float, list[
     """The platform's rate against the baseline's, round by round (adjacent windows), and their median."""
     by_round = [p.per_second / b.per_second for b, p in zip(baseline, platform, strict=True)]
     return round(statistics.median(by_round), 3), [round(r, 3) for r in by_round]
+
+
+async def quiet(pids: dict[str, int]) -> None:
+    """Until the machine is idle: what the last window's target deferred past its own settling (a
+    consumer finishing its messages, say) is done before the next window starts, so that it lands in
+    nobody's window rather than in the next target's. ``pids``: the targets' processes by name (with
+    their children, as ``cpu.snapshot`` groups them); PostgreSQL, RabbitMQ and every other process count
+    too, this one (the load generator) does not."""
+    groups = {"load generator": os.getpid(), **pids}
+    deadline = time.perf_counter() + QUIET_LIMIT
+    while time.perf_counter() < deadline:
+        before = cpu.snapshot(groups)
+        await asyncio.sleep(QUIET_SAMPLE)
+        after = cpu.snapshot(groups)
+        busy = sum(after[k] - before[k] for k in after if k != "load generator")
+        if busy < QUIET_SHARE * QUIET_SAMPLE:
+            return
+    print(f"the machine was not idle within {QUIET_LIMIT:.0f} s; going on", file=sys.stderr, flush=True)
