@@ -9,6 +9,7 @@ row). Counted in PostgreSQL's own statistics of that index."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 import asyncpg
@@ -56,3 +57,33 @@ async def test_the_payment_is_checked_by_its_key_alone(engine: AsyncEngine, new_
     finally:
         await conn.close()
     assert walked == [0] * RUNS, f"index entries of ix_payments_status_sweep read per check: {walked}"
+
+
+async def test_the_check_waits_for_a_concurrent_writer_and_compares_its_version(
+    engine: AsyncEngine, new_payment
+) -> None:  # type: ignore[no-untyped-def]
+    """Found by its key alone, the row is still locked before it is compared: a check that meets a writer
+    holding the row waits for its commit and then compares the version that writer left."""
+    payment = await new_payment()
+    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    writer, checker = await asyncpg.connect(url), await asyncpg.connect(url)
+    try:
+        held = await checker.fetchrow("SELECT id, status, updated_at FROM payments WHERE id = $1", payment["id"])
+        check = payment_unchanged(Payment(id=held["id"], status=held["status"], updated_at=held["updated_at"]))
+        statements = InTransaction(checker, engine.dialect)
+        writing = writer.transaction()
+        await writing.start()
+        await writer.execute(
+            "UPDATE payments SET updated_at = updated_at + interval '1 second' WHERE id = $1", held["id"]
+        )
+        checking = asyncio.ensure_future(statements.rows(select(check.clause), check.params))
+        await asyncio.sleep(0.3)
+        assert not checking.done()  # waiting for the writer's row lock
+        await writing.commit()
+        [(found,)] = await asyncio.wait_for(checking, 10)
+        assert found is False  # the version compared is the one the writer committed
+        [(found,)] = await statements.rows(select(check.clause), check.params)
+        assert found is False
+    finally:
+        await writer.close()
+        await checker.close()
