@@ -255,17 +255,17 @@ async def saturate(pair: list[Target], every: list[Proc], args: argparse.Namespa
             # out and the platform's (made through its API) are not made by the thousand for nothing.
             rate = 2 * max(w.per_second for w in target.windows) if target.windows else args.max_rate
             orders = await target.make_orders(int(rate * args.seconds))
-            await quiet({p.name: p.popen.pid for p in every})
+            await quiet(every)
             window = await closed_loop(target.flow, orders, args.clients, args.seconds, every, target.settled)
             target.windows.append(window)
             print(f"{target.provider} round {n + 1} {target.label}: {window.per_second:.1f} flows/s", flush=True)
 
 
-async def at_rate(target: Target, pids: dict[str, int], args: argparse.Namespace) -> dict[str, object]:
+async def at_rate(target: Target, every: list[Proc], args: argparse.Namespace) -> dict[str, object]:
     """The target's figures: its saturated windows' and its per-callback latency at ``--rate``."""
-    at_rate = await target.make_orders(int(args.rate * args.seconds))
-    await quiet(pids)
-    rate_stats, achieved = await open_loop(target.flow, at_rate, args.rate)
+    orders = await target.make_orders(int(args.rate * args.seconds))
+    await quiet(every)
+    rate_stats, achieved = await open_loop(target.flow, orders, args.rate)
     windows = target.windows
     cpu_ms = cpu_per_unit(windows)
     errors = [e for w in windows for e in w.stats.errors] + rate_stats.errors
@@ -476,7 +476,7 @@ async def main() -> None:
         for provider in args.providers.split(","):
             pair = [t for targets, _ in started for t in targets if t.provider == provider]
             await saturate(pair, every, args)
-            results = [await at_rate(t, {p.name: p.popen.pid for p in every}, args) for t in pair]
+            results = [await at_rate(t, every, args) for t in pair]
             summary[provider] = results
             if len(pair) < 2:
                 continue

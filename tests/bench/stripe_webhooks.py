@@ -240,15 +240,15 @@ async def saturate(targets: list[Target], every: list[Proc], args: argparse.Name
         await closed_loop(target.url, target.secret, 8, 3, every, target.settled)  # warm-up
     for n in range(args.rounds):
         for target in turn(n, targets):
-            await quiet({p.name: p.popen.pid for p in every})
+            await quiet(every)
             window = await closed_loop(target.url, target.secret, args.clients, args.seconds, every, target.settled)
             target.windows.append(window)
             print(f"round {n + 1} {target.label}: {window.per_second:.1f} events/s", flush=True)
 
 
-async def at_rate(target: Target, pids: dict[str, int], args: argparse.Namespace) -> dict[str, object]:
+async def at_rate(target: Target, every: list[Proc], args: argparse.Namespace) -> dict[str, object]:
     """The target's figures: its saturated windows' and its latency at ``--rate`` (open loop)."""
-    await quiet(pids)
+    await quiet(every)
     stats, achieved = await open_loop(target.url, target.secret, args.rate, args.seconds)
     ordered = sorted(stats.latencies) or [0.0]
     windows = target.windows
@@ -350,8 +350,7 @@ async def main() -> None:
             targets.append(await start_platform_target(logs))
         every = [proc for target in targets for proc in target.procs]
         await saturate(targets, every, args)
-        pids = {p.name: p.popen.pid for p in every}
-        results = {target.label: await at_rate(target, pids, args) for target in targets}
+        results = {target.label: await at_rate(target, every, args) for target in targets}
     finally:
         for target in targets:
             stop(target.procs)

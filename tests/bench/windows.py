@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import cpu
+from run import Proc
 
 # Idle: every process of the bench together under this share of one core over ``QUIET_SAMPLE`` seconds
 # (an idle platform's relays, watchers and heartbeats take well under 1 %).
@@ -59,13 +60,13 @@ def ratios(baseline: list[Window], platform: list[Window]) -> tuple[float, list[
     return round(statistics.median(by_round), 3), [round(r, 3) for r in by_round]
 
 
-async def quiet(pids: dict[str, int]) -> None:
+async def quiet(procs: list[Proc]) -> None:
     """Until the machine is idle: what the last window's target deferred past its own settling (a
     consumer finishing its messages, say) is done before the next window starts, so that it lands in
-    nobody's window rather than in the next target's. ``pids``: the targets' processes by name (with
+    nobody's window rather than in the next target's. ``procs``: the targets' processes (with
     their children, as ``cpu.snapshot`` groups them); PostgreSQL, RabbitMQ and every other process count
     too, this one (the load generator) does not."""
-    groups = {"load generator": os.getpid(), **pids}
+    groups = {"load generator": os.getpid(), **{p.name: p.popen.pid for p in procs}}
     deadline = time.perf_counter() + QUIET_LIMIT
     while time.perf_counter() < deadline:
         before = cpu.snapshot(groups)
