@@ -41,7 +41,7 @@ from billing_runtime import tracing
 from billing_runtime.bus.base import TARGET_QUEUES_HEADER, Bus, DeadLettered, Message
 from billing_runtime.db import UTCDateTime
 from billing_runtime.notifications import Notifier, listen_for_notifications
-from billing_runtime.prepared import execute_statement_alone, picked_once
+from billing_runtime.prepared import execute_statement_alone, opaque_limit, picked_once
 from billing_runtime.writes import InsertRows
 
 log = logging.getLogger(__name__)
@@ -285,7 +285,7 @@ class _Statements:
                 t.c.claimed_until.is_(None) | (t.c.claimed_until < bindparam("now", type_=t.c.claimed_until.type)),
             )
             .order_by(t.c.id)
-            .limit(bindparam("limit", type_=Integer()))
+            .limit(opaque_limit(bindparam("limit", type_=Integer())))
             .with_for_update(skip_locked=True)
         )
         self.claim: ClauseElement = (

@@ -23,11 +23,13 @@ from sqlalchemy import (
     bindparam,
     func,
     literal_column,
+    select,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from billing_runtime.driver import driver_fetch, driver_transaction
 
@@ -69,6 +71,17 @@ def picked_once(column: ColumnElement[Any], rows: AnySelect) -> ColumnElement[bo
     not a batch, in time quadratic in them; it does so with statistics taken while the table held next to
     no live rows (a queue's, whose rows come and go), once it has filled (a backlog after an outage)."""
     return column == any_(func.array(rows.scalar_subquery()))
+
+
+def opaque_limit(limit: ColumnElement[int]) -> ScalarSelect[int]:
+    """``LIMIT (SELECT :limit)``: a claim's batch size, hidden from the planner, for a claim that must
+    walk its table in key order (an index scan) and stop at the batch. Seen, the size made PostgreSQL
+    plan a queue whose statistics said next to no rows were due (taken while it was empty, or never
+    taken) as a scan of the whole heap and a sort: a heap full of the rows already published (deleted,
+    not yet vacuumed: a minute of them at a few hundred a second) read on every pass, thousands of pages
+    for a batch. The index scan steps over the entries of deleted rows, and marks them dead as it
+    passes (a bitmap or a sequential scan never does), so the next pass skips them unread."""
+    return select(limit).scalar_subquery()
 
 
 @dataclass(frozen=True)
