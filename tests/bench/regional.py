@@ -41,7 +41,7 @@ from providers_svc.protocols.click.signing import SignedFields, sign
 from regional_baseline import CLICK_SECRET, CLICK_SERVICE, PAYME_KEY
 from run import HERE, PG, Proc, recreate, spawn, stop, wait_ready
 from webhooks import start_platform, tenant_token
-from windows import Window, cpu_per_unit, per_second, quiet, ratios, turn
+from windows import Window, cpu_per_unit, outbox_pending, per_second, quiet, ratios, turn
 
 # The longest the platform may take to apply what a window's flows deferred (well under a second): past
 # it something is stuck, and the bench says so instead of waiting forever.
@@ -423,8 +423,8 @@ async def start_platform_targets(logs: Path, stack: contextlib.AsyncExitStack) -
             async with asyncio.timeout(DRAIN_LIMIT):
                 while (
                     await payments.fetchval(unpaid, ids)
-                    or await payments.fetchval("SELECT EXISTS (SELECT FROM outbox WHERE dead_at IS NULL)")
-                    or await providers.fetchval("SELECT EXISTS (SELECT FROM outbox WHERE dead_at IS NULL)")
+                    or await outbox_pending(payments)
+                    or await outbox_pending(providers)
                 ):
                     await asyncio.sleep(0.02)
         except TimeoutError:

@@ -43,7 +43,7 @@ import uvloop
 from billing_runtime.testing import free_port
 from run import HERE, PG, Proc, recreate, spawn, stop, wait_ready
 from webhooks import start_platform, tenant_token
-from windows import Window, cpu_per_unit, per_second, quiet, ratios, turn
+from windows import Window, cpu_per_unit, outbox_pending, per_second, quiet, ratios, turn
 
 API_VERSION = "2026-11-17.acacia"
 # The longest the platform's relay may take to publish what a saturation left in its outbox (it takes
@@ -320,7 +320,7 @@ async def outbox_drained() -> None:
     conn = await asyncpg.connect(PG.rsplit("/", 1)[0] + "/benchwh_providers")
     try:
         async with asyncio.timeout(DRAIN_LIMIT):
-            while await conn.fetchval("SELECT EXISTS (SELECT FROM outbox WHERE dead_at IS NULL)"):
+            while await outbox_pending(conn):
                 await asyncio.sleep(0.02)
     except TimeoutError:
         raise SystemExit(
