@@ -41,6 +41,7 @@ from billing_runtime import tracing
 from billing_runtime.bus.base import TARGET_QUEUES_HEADER, Bus, DeadLettered, Message
 from billing_runtime.db import UTCDateTime
 from billing_runtime.notifications import Notifier, listen_for_notifications
+from billing_runtime.outbox_vacuum import VACUUM_EVERY, OutboxVacuum
 from billing_runtime.prepared import execute_statement_alone, opaque_limit, picked_once
 from billing_runtime.writes import InsertRows
 
@@ -123,6 +124,7 @@ class OutboxRelay:
         on_published: Callable[[int], None] | None = None,
         first_error_backoff: float = 0.05,
         max_error_backoff: float = 1.0,
+        vacuum_every: int = VACUUM_EVERY,
     ) -> None:
         self.engine = engine
         self.table = table
@@ -135,6 +137,8 @@ class OutboxRelay:
         self.max_error_backoff = max_error_backoff
         self._wake = asyncio.Event()
         self._statements = _Statements(table)
+        # The table vacuumed every so many rows this relay deleted (``billing_runtime.outbox_vacuum``).
+        self._vacuum = OutboxVacuum(engine, table, vacuum_every)
 
     def wake(self) -> None:
         """Ask the relay to look at the outbox now (called after a commit that wrote events)."""
@@ -194,6 +198,7 @@ class OutboxRelay:
             raise
         if self.on_published is not None and published:
             self.on_published(len(published))
+        await self._vacuum.deleted(len(published))
         if failed:
             raise ConnectionError(f"{len(failed)} events not published")
         return len(published)
