@@ -8,8 +8,10 @@ payments-svc's claim read 1,430 buffers for a batch of a few dozen rows, 1.9 ms,
 cost of a flow in PostgreSQL). Vacuumed every ``VACUUM_EVERY`` deleted rows, the heap keeps to about
 that many rows' pages (new rows reuse the space), and a vacuum of so small a table costs a few
 milliseconds. ``SKIP_LOCKED``: a vacuum already running (autovacuum's, another relay's) is not
-waited for. A failed vacuum costs nothing but its log line: the rows are published and deleted
-already, and autovacuum still comes."""
+waited for. ``TRUNCATE false``: giving the empty end of the file back to the system takes a lock that
+stops every insert into the outbox while it is held, and new rows reuse that space anyway. A failed
+vacuum costs nothing but its log line: the rows are published and deleted already, and autovacuum
+still comes (claim 1,430 → 72 buffers, 1.9 → 0.13 ms: docs/BENCHMARKS.md, "The fifteenth pass")."""
 
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ class OutboxVacuum:
     def __init__(self, engine: AsyncEngine, table: Table, every: int = VACUUM_EVERY) -> None:
         self.engine = engine
         self.every = every
-        self._sql = f"VACUUM (SKIP_LOCKED) {engine.dialect.identifier_preparer.format_table(table)}"
+        self._sql = f"VACUUM (SKIP_LOCKED, TRUNCATE false) {engine.dialect.identifier_preparer.format_table(table)}"
         self._deleted = 0
 
     async def deleted(self, count: int) -> None:
