@@ -3,6 +3,9 @@ concurrent relays never publish the same row, and a failing broker loses nothing
 
 import asyncio
 import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -12,10 +15,11 @@ from billing_contracts.events.payments import PaymentCreatedV1
 from billing_runtime import outbox as outbox_module
 from billing_runtime.bus import MemoryBus, Message
 from billing_runtime.db import make_sessionmaker
-from billing_runtime.outbox import OutboxRelay, _Statements
+from billing_runtime.outbox import OutboxRelay, _Statements, outbox_table
+from billing_runtime.outbox_vacuum import OutboxVacuum
 from billing_runtime.prepared import InTransaction
 from billing_runtime.uow import UnitOfWork
-from sqlalchemy import func, select
+from sqlalchemy import MetaData, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 
@@ -165,33 +169,49 @@ BATCH = 10
 PASSES = 8  # past PostgreSQL's five custom plans
 
 
+@pytest.fixture
+async def own_outbox(engine: AsyncEngine) -> AsyncIterator[Table]:
+    """An outbox of the test's own, in a schema of its own: never analysed (no statistics left by
+    another test), and autovacuum off (no visit of its own between the test's steps)."""
+    name = f"heap_{secrets.token_hex(4)}"
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql(f"CREATE SCHEMA {name}")
+        await conn.exec_driver_sql(
+            f"CREATE TABLE {name}.outbox (LIKE public.outbox INCLUDING ALL) WITH (autovacuum_enabled = off)"
+        )
+    yield outbox_table(MetaData(schema=name))
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql(f"DROP SCHEMA {name} CASCADE")
+
+
 @pytest.mark.parametrize("analysed", ["never", "while_empty", "vacuumed_while_empty", "with_a_backlog"])
 async def test_a_claim_reads_the_rows_due_not_those_published_before_them(
-    engine: AsyncEngine, schema, analysed: str
-) -> None:  # type: ignore[no-untyped-def]
+    engine: AsyncEngine, own_outbox: Table, analysed: str
+) -> None:
+    table = own_outbox.fullname
     conn = await asyncpg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
     try:
-        # (The fixture's TRUNCATE left the table never analysed.)
+
         async def publish(first: int) -> None:
-            await _insert_events(conn, first, PUBLISHED)
+            await _insert_events(conn, table, first, PUBLISHED)
             if analysed == "with_a_backlog":
-                await conn.execute("ANALYZE outbox")
+                await conn.execute(f"ANALYZE {table}")
             # (Its own vacuum off: the heap as autovacuum leaves it between two of its visits.)
-            relay = OutboxRelay(engine, schema.outbox, RecordingBus(), batch_size=PUBLISHED, vacuum_every=0)
+            relay = OutboxRelay(engine, own_outbox, RecordingBus(), batch_size=PUBLISHED, vacuum_every=0)
             assert await relay.run_once() == PUBLISHED
 
         await publish(0)
         if analysed == "while_empty":
-            await conn.execute("ANALYZE outbox")
+            await conn.execute(f"ANALYZE {table}")
         if analysed == "vacuumed_while_empty":
-            await conn.execute("VACUUM ANALYZE outbox")
+            await conn.execute(f"VACUUM ANALYZE {table}")
             await publish(PUBLISHED)
-        await _write(engine, schema, [_event(i) for i in range(DUE)])
-        heap_pages = await conn.fetchval("SELECT pg_relation_size('outbox') / current_setting('block_size')::int")
+        await _insert_events(conn, table, 2 * PUBLISHED, DUE)
+        heap_pages = await _heap_pages(conn, table)
 
-        claim = _Statements(schema.outbox).claim
+        claim = _Statements(own_outbox).claim
         statements = InTransaction(conn, engine.dialect)
-        fetched = "SELECT pg_stat_get_xact_blocks_fetched('outbox'::regclass)"
+        fetched = f"SELECT pg_stat_get_xact_blocks_fetched('{table}'::regclass)"
         reads = []
         for _ in range(PASSES):
             attempt = conn.transaction()  # (the counts are the transaction's own)
@@ -209,10 +229,10 @@ async def test_a_claim_reads_the_rows_due_not_those_published_before_them(
     assert max(reads[2:]) < heap_pages / 4, f"heap pages read per claim: {reads} (the heap: {heap_pages})"
 
 
-async def _insert_events(conn: asyncpg.Connection, first: int, count: int) -> None:
+async def _insert_events(conn: asyncpg.Connection, table: str, first: int, count: int) -> None:
     """``count`` outbox rows at once, each an event of a realistic size."""
-    await conn.execute(
-        "INSERT INTO outbox (event_id, routing_key, body, created_at) SELECT 'evt_' || g,"
+    await conn.execute(  # (``table``: the test's own, never input)
+        f"INSERT INTO {table} (event_id, routing_key, body, created_at) SELECT 'evt_' || g,"  # noqa: S608
         " 'payments.payment.created.v1', $1, now() FROM generate_series($2::int, $3::int) g",
         _event(0).model_dump_json(),
         first,
@@ -220,19 +240,26 @@ async def _insert_events(conn: asyncpg.Connection, first: int, count: int) -> No
     )
 
 
-async def test_the_relay_vacuums_its_outbox_every_so_many_rows_it_deleted(engine: AsyncEngine, schema) -> None:  # type: ignore[no-untyped-def]
+async def _heap_pages(conn: asyncpg.Connection, table: str) -> int:
+    return await conn.fetchval(f"SELECT pg_relation_size('{table}') / current_setting('block_size')::int")
+
+
+async def test_the_relay_vacuums_its_outbox_every_so_many_rows_it_deleted(
+    engine: AsyncEngine, own_outbox: Table
+) -> None:
     """Autovacuum comes once a minute at most; in between, a busy outbox's heap fills with the rows
     already published, and every claim steps over them (``billing_runtime.outbox_vacuum``). The same
     8,000 events written and published 500 at a time, with the relay's vacuum and without it."""
+    table = own_outbox.fullname
     conn = await asyncpg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
 
     async def churn(vacuum_every: int) -> int:
-        await conn.execute("TRUNCATE outbox")
-        relay = OutboxRelay(engine, schema.outbox, RecordingBus(), batch_size=500, vacuum_every=vacuum_every)
+        await conn.execute(f"TRUNCATE {table}")
+        relay = OutboxRelay(engine, own_outbox, RecordingBus(), batch_size=500, vacuum_every=vacuum_every)
         for first in range(0, 8_000, 500):
-            await _insert_events(conn, first, 500)
+            await _insert_events(conn, table, first, 500)
             assert await relay.run_once() == 500
-        return await conn.fetchval("SELECT pg_relation_size('outbox') / current_setting('block_size')::int")
+        return await _heap_pages(conn, table)
 
     try:
         unvacuumed = await churn(0)
@@ -240,3 +267,34 @@ async def test_the_relay_vacuums_its_outbox_every_so_many_rows_it_deleted(engine
     finally:
         await conn.close()
     assert vacuumed * 3 < unvacuumed, f"heap pages: {vacuumed} vacuumed by the relay, {unvacuumed} not"
+
+
+async def test_a_vacuum_past_its_bound_is_cancelled_and_the_relay_goes_on(
+    engine: AsyncEngine, own_outbox: Table, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A vacuum that outlasts its bound (a backlog's heap, a migration's lock queued behind it) is
+    cancelled on the server and logged; the connection goes back to the pool fit for the next caller."""
+    table = own_outbox.fullname
+    conn = await asyncpg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
+    try:
+        # Work for a vacuum of tens of milliseconds at least: 200,000 deleted rows.
+        await conn.execute(
+            f"INSERT INTO {table} (event_id, routing_key, body, created_at)"  # noqa: S608 (the test's own table)
+            " SELECT 'evt_' || g, 'k', 'b', now() FROM generate_series(1, 200000) g"
+        )
+        await conn.execute(f"DELETE FROM {table}")  # noqa: S608
+        vacuum = OutboxVacuum(engine, own_outbox, every=1, bound=0.002)
+        with caplog.at_level(logging.WARNING, logger="billing_runtime.outbox_vacuum"):
+            await vacuum.deleted(1)
+        assert any("VACUUM" in r.getMessage() and r.exc_info for r in caplog.records), caplog.text
+        # Cancelled on the server, not left running there.
+        running = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'VACUUM%' AND state = 'active'"
+        async with asyncio.timeout(5):
+            while await conn.fetchval(running):
+                await asyncio.sleep(0.01)
+        await _insert_events(conn, table, 0, 3)
+    finally:
+        await conn.close()
+    async with engine.connect() as pooled:
+        assert (await pooled.exec_driver_sql("SELECT 1")).scalar_one() == 1
+    assert await OutboxRelay(engine, own_outbox, RecordingBus(), vacuum_every=1).run_once() == 3

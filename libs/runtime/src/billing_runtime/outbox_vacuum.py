@@ -24,16 +24,24 @@ from billing_runtime.driver import pooled_driver
 
 log = logging.getLogger(__name__)
 
-# Deleted rows between two vacuums of an outbox by one relay (0: never; autovacuum alone).
+# Rows published (and deleted) between two vacuums of an outbox by one relay (0: never; autovacuum alone).
 VACUUM_EVERY = 1_000
+# The longest a relay's vacuum may run, in seconds (a few milliseconds as a rule). Past it the statement
+# is cancelled on the server (asyncpg's timeout), and the relay publishes again: a vacuum slowed by a
+# backlog's heap, or holding up a migration's lock (and the inserts queued behind that), gives way.
+VACUUM_BOUND = 5.0
 
 
 class OutboxVacuum:
-    """Counts the rows a relay deleted from ``table``; every ``every`` of them, vacuums it."""
+    """Counts the rows a relay published and deleted from ``table``; every ``every`` of them, vacuums it
+    (within ``bound`` seconds)."""
 
-    def __init__(self, engine: AsyncEngine, table: Table, every: int = VACUUM_EVERY) -> None:
+    def __init__(
+        self, engine: AsyncEngine, table: Table, every: int = VACUUM_EVERY, *, bound: float = VACUUM_BOUND
+    ) -> None:
         self.engine = engine
         self.every = every
+        self.bound = bound
         self._sql = f"VACUUM (SKIP_LOCKED, TRUNCATE false) {engine.dialect.identifier_preparer.format_table(table)}"
         self._deleted = 0
 
@@ -47,6 +55,6 @@ class OutboxVacuum:
         try:
             # Not in a transaction (VACUUM cannot be), by the simple protocol: one statement alone.
             async with pooled_driver(self.engine, self._sql) as driver:
-                await driver.execute(self._sql)
+                await driver.execute(self._sql, timeout=self.bound)
         except Exception:
             log.warning("%s failed; autovacuum still comes by", self._sql, exc_info=True)
