@@ -160,8 +160,8 @@ class TestOutboxRelay:
 # while the outbox was empty, a queue's usual state), PostgreSQL planned the claim's ``LIMIT n`` as a
 # scan of the whole heap and a sort: every pass read every page (the Stripe webhook bench: 1,444 buffers
 # and 1.3 ms per claim). Walked in key order (``opaque_limit``), a pass steps over the index entries of
-# deleted rows and marks them dead, so the next pass skips them unread; only the index page it writes
-# (the claimed rows' new entries) keeps its dead entries until vacuum. Counted in PostgreSQL's own
+# deleted rows and marks them dead, so the next pass skips them unread; only pages still being written
+# (new rows, the claimed rows' new entries) keep theirs, until the relay's vacuum (below). Counted in PostgreSQL's own
 # statistics of the table's heap, per transaction.
 PUBLISHED = 12_000  # deleted, not yet vacuumed
 DUE = 30
@@ -189,7 +189,7 @@ async def test_a_claim_reads_the_rows_due_not_those_published_before_them(
     engine: AsyncEngine, own_outbox: Table, analysed: str
 ) -> None:
     table = own_outbox.fullname
-    conn = await asyncpg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
+    conn = await _connect(engine)
     try:
 
         async def publish(first: int) -> None:
@@ -229,6 +229,11 @@ async def test_a_claim_reads_the_rows_due_not_those_published_before_them(
     assert max(reads[2:]) < heap_pages / 4, f"heap pages read per claim: {reads} (the heap: {heap_pages})"
 
 
+async def _connect(engine: AsyncEngine) -> asyncpg.Connection:
+    """A connection of the test's own to the test database, outside the engine's pool."""
+    return await asyncpg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
+
+
 async def _insert_events(conn: asyncpg.Connection, table: str, first: int, count: int) -> None:
     """``count`` outbox rows at once, each an event of a realistic size."""
     await conn.execute(  # (``table``: the test's own, never input)
@@ -251,7 +256,7 @@ async def test_the_relay_vacuums_its_outbox_every_so_many_rows_it_deleted(
     already published, and every claim steps over them (``billing_runtime.outbox_vacuum``). The same
     8,000 events written and published 500 at a time, with the relay's vacuum and without it."""
     table = own_outbox.fullname
-    conn = await asyncpg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
+    conn = await _connect(engine)
 
     async def churn(vacuum_every: int) -> int:
         await conn.execute(f"TRUNCATE {table}")
@@ -275,7 +280,7 @@ async def test_a_vacuum_past_its_bound_is_cancelled_and_the_relay_goes_on(
     """A vacuum that outlasts its bound (a backlog's heap, a migration's lock queued behind it) is
     cancelled on the server and logged; the connection goes back to the pool fit for the next caller."""
     table = own_outbox.fullname
-    conn = await asyncpg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
+    conn = await _connect(engine)
     try:
         # Work for a vacuum of tens of milliseconds at least: 200,000 deleted rows.
         await conn.execute(

@@ -80,7 +80,9 @@ def opaque_limit(limit: ColumnElement[int]) -> ScalarSelect[int]:
     taken) as a scan of the whole heap and a sort: a heap full of the rows already published (deleted,
     not yet vacuumed: a minute of them at a few hundred a second) read on every pass, thousands of pages
     for a batch. The index scan steps over the entries of deleted rows, and marks them dead as it
-    passes (a bitmap or a sequential scan never does), so the next pass skips them unread."""
+    passes (a bitmap or a sequential scan never does), so the next pass skips them unread, except on
+    the pages still being written (a B-tree marks only a page unchanged since read): those the relay's
+    own vacuum clears (``billing_runtime.outbox_vacuum``)."""
     return select(limit).scalar_subquery()
 
 
